@@ -1,0 +1,31 @@
+# bridged: read by GNU make and BSD make alike.
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+all: deps
+	cd lib && $(MAKE)
+	cd bridged && $(MAKE)
+	cd bridgectl && $(MAKE)
+
+deps:
+	@sh ./configure
+
+test: all
+	cd regress && $(MAKE) test
+
+bench: all
+	cd regress && $(MAKE) bench
+
+demo: all
+	sh regress/demo.sh
+
+install: all
+	sh ./install.sh "$(DESTDIR)" "$(PREFIX)"
+
+clean:
+	cd lib && $(MAKE) clean
+	cd bridged && $(MAKE) clean
+	cd bridgectl && $(MAKE) clean
+	cd regress && $(MAKE) clean
+
+.PHONY: all deps test bench demo install clean

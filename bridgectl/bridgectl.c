@@ -1,0 +1,172 @@
+/*
+ * bridgectl.c: the operator's tool. Each command is a short do_*
+ * function: send one request over the control socket and print the
+ * answer's lines until it ends.
+ */
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <err.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "bridgectl.h"
+
+#define BRIDGED_SOCKET	"/var/run/bridged.sock"
+
+static void	usage(void) __attribute__((__noreturn__));
+
+static struct imsgbuf	 ibuf;
+
+static void
+usage(void)
+{
+	extern char	*__progname;
+
+	fprintf(stderr, "usage: %s [-s socket] command [argument ...]\n",
+	    __progname);
+	exit(1);
+}
+
+static int
+ctl_connect(const char *path)
+{
+	struct sockaddr_un	 sun;
+	int			 fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlcpy(sun.sun_path, path, sizeof(sun.sun_path)) >=
+	    sizeof(sun.sun_path))
+		errx(1, "socket path too long: %s", path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1)
+		err(1, "socket");
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		if (errno == ENOENT || errno == ECONNREFUSED)
+			errx(1, "bridged is not running (no daemon at %s)",
+			    path);
+		err(1, "connect %s", path);
+	}
+	return (fd);
+}
+
+static void
+ctl_send(uint32_t type, const void *data, size_t len)
+{
+	if (imsg_compose(&ibuf, type, CTL_VERSION, 0, -1, data, len) == -1 ||
+	    imsg_flush(&ibuf) == -1)
+		err(1, "send");
+}
+
+/* Print each line of the answer; the exit status follows its end. */
+static int
+ctl_read_answer(void)
+{
+	struct imsg	 imsg;
+	struct ireader	 ir;
+	const char	*text;
+	ssize_t		 n;
+	int		 r;
+
+	for (;;) {
+		while ((r = imsg_get(&ibuf, &imsg)) == 1) {
+			ir_init(&ir, &imsg);
+			text = ir_str(&ir);
+			if (ir_end(&ir) == -1)
+				errx(1, "malformed answer from bridged");
+			switch (imsg.hdr.type) {
+			case CTL_DATA:
+				printf("%s\n", text);
+				break;
+			case CTL_END:
+				if (*text != '\0')
+					printf("%s\n", text);
+				imsg_free(&imsg);
+				return (0);
+			case CTL_FAIL:
+				fprintf(stderr, "bridgectl: %s\n", text);
+				imsg_free(&imsg);
+				return (1);
+			default:
+				errx(1, "unexpected answer from bridged");
+			}
+			fflush(stdout);
+			imsg_free(&imsg);
+		}
+		if (r == -1)
+			errx(1, "malformed answer from bridged");
+		if ((n = imsg_read(&ibuf)) == -1)
+			err(1, "read");
+		if (n == 0)
+			errx(1, "bridged closed the connection");
+	}
+}
+
+static int
+do_simple(uint32_t type)
+{
+	ctl_send(type, NULL, 0);
+	return (ctl_read_answer());
+}
+
+static int
+do_u32(uint32_t type, uint32_t v)
+{
+	ctl_send(type, &v, sizeof(v));
+	return (ctl_read_answer());
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct parse_result	*res;
+	const char		*sock = BRIDGED_SOCKET;
+	int			 ch;
+
+	log_init(1, LOG_USER);
+	while ((ch = getopt(argc, argv, "s:")) != -1) {
+		switch (ch) {
+		case 's':
+			sock = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc == 0)
+		usage();
+	if ((res = parse(argc, argv)) == NULL)
+		exit(1);
+
+	imsgbuf_init(&ibuf, ctl_connect(sock));
+	signal(SIGPIPE, SIG_IGN);
+	switch (res->action) {
+	case SHOW_STATUS:
+		return (do_simple(CTL_STATUS));
+	case SHOW_SESSIONS:
+		return (do_simple(CTL_SESSIONS));
+	case RELOAD:
+		return (do_simple(CTL_RELOAD));
+	case LOG_VERBOSE:
+		return (do_u32(CTL_LOG, 1));
+	case LOG_BRIEF:
+		return (do_u32(CTL_LOG, 0));
+	case KILL_SESSION:
+		return (do_u32(CTL_KILL, res->session));
+	case MONITOR:
+		return (do_simple(CTL_MONITOR));
+	default:
+		errx(1, "%s: not implemented yet", argv[0]);
+	}
+	return (1);
+}

@@ -1,0 +1,99 @@
+/*
+ * bridged.c: main. The same program is the parent and, executed again
+ * with -P, each of the control, storage and provider processes.
+ */
+
+#include <sys/types.h>
+
+#include <err.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "bridged.h"
+
+static void	usage(void) __attribute__((__noreturn__));
+
+static void
+usage(void)
+{
+	extern char	*__progname;
+
+	fprintf(stderr, "usage: %s [-dnv] [-D macro=value] [-f file]\n",
+	    __progname);
+	exit(1);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct bridged_conf	*conf;
+	const char		*conffile = CONF_FILE, *role = NULL;
+	int			 ch, debug = 0, noaction = 0, verbose = 0, id;
+
+#ifndef HAVE_SETPROCTITLE
+	setproctitle_init(argc, argv);
+#endif
+	log_init(1, LOG_DAEMON);
+	while ((ch = getopt(argc, argv, "dD:f:nP:v")) != -1) {
+		switch (ch) {
+		case 'd':
+			debug = 1;
+			break;
+		case 'D':
+			if (cmdline_symset(optarg) < 0)
+				errx(1, "could not parse macro definition %s",
+				    optarg);
+			break;
+		case 'f':
+			conffile = optarg;
+			break;
+		case 'n':
+			noaction = 1;
+			break;
+		case 'P':
+			role = optarg;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+
+	if (role != NULL) {
+		id = proc_from_name(role);
+		child_init(id, debug, verbose);
+		switch (id) {
+		case PROC_CONTROL:
+			control_main();
+			break;
+		case PROC_STORAGE:
+			storage_main();
+			break;
+		case PROC_PROVIDER:
+			provider_main();
+			break;
+		default:
+			fatalx("unknown process role %s", role);
+		}
+		exit(0);
+	}
+
+	if ((conf = parse_config(conffile)) == NULL)
+		exit(1);
+	if (noaction) {
+		if (verbose)
+			config_print(conf);
+		fprintf(stderr, "configuration OK\n");
+		exit(0);
+	}
+	conf->g.verbose = verbose;
+	parent_main(conf, conffile, argv[0], debug, verbose);
+	return (0);
+}

@@ -1,0 +1,378 @@
+/*
+ * bridged.h: the one header of types of bridged and bridged-worker.
+ */
+
+#ifndef BRIDGED_H
+#define BRIDGED_H
+
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <limits.h>
+#include <netdb.h>
+#include <stdint.h>
+
+#include "util.h"
+
+#define CONF_FILE		"/etc/bridged.conf"
+#define BRIDGED_USER		"_bridged"
+#define BRIDGED_CHROOT		"/var/empty"
+#define BRIDGED_DATABASE	"/var/bridged/bridged.db"
+#define BRIDGED_SOCKET		"/var/run/bridged.sock"
+#define BRIDGED_PORT		65432
+#define BRIDGED_PREFORK		4
+#define BRIDGED_MAXCLIENTS	256
+#define BRIDGED_TIMEOUT		300		/* s, idle client */
+#define BRIDGED_HANDSHAKE	10		/* s, TLS handshake */
+#define BRIDGED_MEMLIMIT	(100ULL * 1024 * 1024)
+#define BRIDGED_SUMMARIES	50
+#define BRIDGED_MODELSCACHE	300		/* s */
+#define BRIDGED_LINEMAX		(256 * 1024)
+#define PROVIDER_CONNECT_TIMEOUT 10		/* s */
+#define PROVIDER_TIMEOUT	300		/* s, whole request */
+#define PROVIDER_RETRIES	3
+
+#define NAME_MAX_LEN		64
+#define MODEL_MAX_LEN		128
+#define URL_MAX_LEN		1024
+#define IDENTITY_LEN		64		/* hex SHA-256 */
+#define TLS_TICKET_KEY_LEN	48
+#define STORAGE_WAIT		10		/* s, a prompt waits for storage */
+
+/* Fixed descriptors of a freshly executed child. */
+#define FD_PARENT		3
+#define FD_STORAGE		4		/* worker only */
+#define FD_PROVIDER		5		/* worker only */
+
+enum proc_id {
+	PROC_PARENT,
+	PROC_CONTROL,
+	PROC_STORAGE,
+	PROC_PROVIDER,
+	PROC_WORKER,
+	PROC_MAX
+};
+
+/*
+ * Configuration (parse.y fills it; config.c carries it over imsg).
+ */
+enum identity_mode {
+	IDENTITY_IP,
+	IDENTITY_CERTIFICATE,
+	IDENTITY_TOKEN
+};
+
+enum sync_mode {
+	SYNC_NORMAL,
+	SYNC_FULL
+};
+
+enum provider_type {
+	PROVIDER_GEMINI
+};
+
+struct listen_conf {
+	TAILQ_ENTRY(listen_conf) entry;
+	char			 name[NI_MAXHOST];	/* as written */
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	in_port_t		 port;			/* host order */
+	int			 tls;
+	int			 insecure;	/* plain off loopback allowed */
+	int			 fd;		/* bound socket, or -1 */
+};
+TAILQ_HEAD(listen_list, listen_conf);
+
+struct provider_conf {
+	TAILQ_ENTRY(provider_conf) entry;
+	char			 name[NAME_MAX_LEN];
+	enum provider_type	 type;
+	char			 url[URL_MAX_LEN];
+	char			 key_file[PATH_MAX];
+	char			 key_env[NAME_MAX_LEN];
+	char			 model[MODEL_MAX_LEN];
+	int			 connect_timeout;	/* s */
+	int			 timeout;		/* s */
+	int			 retries;
+};
+TAILQ_HEAD(provider_list, provider_conf);
+
+/* The fixed part, sent as one struct (IMSG_CFG_GLOBAL). */
+struct global_conf {
+	char			 tls_cert[PATH_MAX];
+	char			 tls_key[PATH_MAX];
+	char			 user[NAME_MAX_LEN];
+	char			 chroot[PATH_MAX];
+	char			 database[PATH_MAX];
+	char			 socket[PATH_MAX];
+	int			 prefork;
+	int			 max_clients;
+	int			 timeout;		/* s */
+	int			 handshake_timeout;	/* s */
+	enum identity_mode	 identity;
+	uint64_t		 memory_limit;		/* bytes */
+	int			 summaries_keep;
+	int			 models_cache;		/* s */
+	size_t			 line_max;		/* bytes */
+	enum sync_mode		 sync;
+	int			 verbose;
+};
+
+struct bridged_conf {
+	struct global_conf	 g;
+	struct listen_list	 listeners;
+	struct provider_list	 providers;
+};
+
+/*
+ * Messages. Types are prefixed by their sender; a reply names its
+ * sender too. The payload of each is given as the ibuf_add_* calls
+ * that build it (u32, u64, str, data) or as a fixed struct.
+ */
+enum imsg_type {
+	IMSG_NONE,
+
+	/* parent -> any child */
+	IMSG_CFG_GLOBAL,	/* struct global_conf */
+	IMSG_CFG_PROVIDER,	/* struct provider_conf, one per provider */
+	IMSG_CFG_TLS,		/* data cert, data key, data ticket key
+				   (TLS_TICKET_KEY_LEN bytes) */
+	IMSG_CFG_DONE,		/* empty: configuration complete */
+	IMSG_CTL_VERBOSE,	/* u32 level */
+
+	/* parent -> storage, provider: a worker's channel (fd) */
+	IMSG_PARENT_CHANNEL,	/* u32 worker id, str identity ("" idle) */
+	/* parent -> storage: a worker now serves a client */
+	IMSG_PARENT_SESSION,	/* u32 worker id, str identity */
+	/* parent -> worker: the client socket (fd) */
+	IMSG_PARENT_CLIENT,	/* u32 session id, str address, u32 port,
+				   str local address, u32 local port,
+				   str identity, u64 connected (epoch s),
+				   str refuse reason ("" to serve) */
+	/* parent -> worker: a replacement channel (fd) */
+	IMSG_PARENT_STORAGE,	/* empty */
+	IMSG_PARENT_PROVIDER,	/* empty */
+	IMSG_PARENT_KILL,	/* str reason: say BYE and leave */
+	/* parent -> control: the listening control socket (fd) */
+	IMSG_PARENT_CONTROL,	/* empty */
+
+	/* any child -> parent */
+	IMSG_CHILD_LOG,		/* u32 priority, str line */
+	IMSG_CHILD_READY,	/* empty: initialized and sandboxed */
+
+	/* worker -> parent */
+	IMSG_WORKER_STATE,	/* str model, u32 messages, u64 bytes in,
+				   u64 bytes out, u32 mode */
+	IMSG_WORKER_EVENT,	/* str event line for monitor */
+
+	/* worker -> provider */
+	IMSG_WORKER_MODELS,	/* u32 request id */
+	IMSG_WORKER_GEN_BEGIN,	/* u32 request id, str model,
+				   str system instruction ("" for none) */
+	IMSG_WORKER_GEN_PART,	/* u32 request id, u32 role, u32 more,
+				   data text: appended to the current turn
+				   while more is set */
+	IMSG_WORKER_GEN_END,	/* u32 request id: send it */
+	IMSG_WORKER_CANCEL,	/* u32 request id */
+
+	/* provider -> worker */
+	IMSG_PROVIDER_MODEL,	/* u32 request id, str name,
+				   u64 input limit, u64 output limit */
+	IMSG_PROVIDER_MODELS_END, /* u32 request id */
+	IMSG_PROVIDER_CHUNK,	/* u32 request id, data text */
+	IMSG_PROVIDER_DONE,	/* u32 request id, u64 prompt tokens,
+				   u64 answer tokens, str finish reason */
+	IMSG_PROVIDER_ERROR,	/* u32 request id, str code, str text */
+
+	/* worker -> storage */
+	IMSG_WORKER_STORE,	/* u32 request id, u64 key (random, the
+				   storage dedupes a resent request by it),
+				   u32 role, str model, u64 tokens,
+				   data text; partial answers are not stored */
+	IMSG_WORKER_SUMMARY,	/* u32 request id, data text */
+	IMSG_WORKER_HISTORY,	/* u32 request id, u32 kind, u32 count */
+	IMSG_WORKER_CONTEXT,	/* u32 request id */
+	IMSG_WORKER_COUNT,	/* u32 request id */
+
+	/* storage -> worker */
+	IMSG_STORAGE_STORED,	/* u32 request id, u64 row id */
+	IMSG_STORAGE_ITEM,	/* u32 request id, u64 row id, u64 time,
+				   u32 role, data text */
+	IMSG_STORAGE_END,	/* u32 request id, u64 count */
+	IMSG_STORAGE_ERROR,	/* u32 request id, str text */
+
+	/* control <-> parent (peerid: the control client) */
+	IMSG_CTL_STATUS,	/* empty; answered with IMSG_CTL_DATA... */
+	IMSG_CTL_SESSIONS,
+	IMSG_CTL_KILL,		/* u32 session id */
+	IMSG_CTL_RELOAD,
+	IMSG_CTL_LOG,		/* u32 verbose */
+	IMSG_CTL_MONITOR,	/* parent -> control: str event line */
+	IMSG_CTL_DATA,		/* str line */
+	IMSG_CTL_END,		/* str text ("" for none) */
+	IMSG_CTL_FAIL,		/* str text */
+
+	IMSG_MAX
+};
+
+/* Roles of stored and generated messages. */
+enum msg_role {
+	ROLE_USER,
+	ROLE_MODEL,
+	ROLE_SUMMARY,
+	ROLE_MAX
+};
+
+/* IMSG_WORKER_HISTORY kinds. */
+enum history_kind {
+	HISTORY_MESSAGES,
+	HISTORY_SUMMARIES
+};
+
+/* IMSG_WORKER_STATE modes. */
+enum session_mode {
+	MODE_COMMAND,
+	MODE_CHAT
+};
+
+/* child.c: what every executed child shares */
+extern struct channel	*parent_chan;	/* FD_PARENT */
+extern int		 foreground;	/* -d: log to stderr */
+
+struct tls_material {
+	uint8_t		*cert;
+	size_t		 certlen;
+	uint8_t		*key;
+	size_t		 keylen;
+	uint8_t		 ticket_key[TLS_TICKET_KEY_LEN];
+	int		 loaded;
+};
+
+void		 child_init(enum proc_id, int, int);
+struct bridged_conf *child_config(struct tls_material *);
+int		 child_config_imsg(struct bridged_conf **,
+		    struct tls_material *, struct imsg *);
+void		 child_dispatch(void (*)(struct channel *, struct imsg *));
+void		 child_ready(void);
+void		 tls_material_wipe(struct tls_material *);
+
+/* parent.c: a process the parent started, and its client if a worker */
+struct child {
+	TAILQ_ENTRY(child)	 entry;
+	enum proc_id		 id;
+	pid_t			 pid;
+	uint32_t		 wid;		/* worker id */
+	struct channel		 chan;
+	int			 ready;
+	int			 busy;		/* has a client */
+	uint64_t		 started;	/* ms */
+	/* the session, while busy */
+	uint32_t		 sid;
+	char			 addr[NI_MAXHOST];
+	in_port_t		 port;
+	char			 identity[IDENTITY_LEN + 1];
+	time_t			 since;
+	char			 model[MODEL_MAX_LEN];
+	uint32_t		 messages;
+	uint64_t		 bytes_in;
+	uint64_t		 bytes_out;
+	uint32_t		 mode;
+};
+TAILQ_HEAD(child_list, child);
+
+extern struct bridged_conf	*parent_conf;
+extern struct child_list	 children;
+
+void		 parent_main(struct bridged_conf *, const char *,
+		    const char *, int, int) __attribute__((__noreturn__));
+struct child	*parent_idle_worker(void);
+void		 parent_monitor(const char *, ...)
+		    __attribute__((__format__ (printf, 1, 2)));
+struct child	*parent_storage(void);
+void		 parent_pool_update(void);
+
+/* listen.c */
+struct parent_stats {
+	uint64_t		 accepted;
+	uint64_t		 refused;
+	uint64_t		 restarts;
+};
+extern struct parent_stats	 stats;
+
+int		 listen_open(struct bridged_conf *);
+void		 listen_keep(struct bridged_conf *, struct bridged_conf *);
+void		 listen_update(int);
+void		 listen_close(struct bridged_conf *);
+int		 control_socket_open(const char *, uid_t, gid_t);
+
+/* control.c */
+void		 control_main(void);
+
+/* db.c */
+#define DB_VERSION		2		/* PRAGMA user_version */
+/* A stored text fits in one IMSG_STORAGE_ITEM. */
+#define DB_TEXT_MAX		(IMSG_MAXSIZE - 64)
+#define DB_CUT_ITEMS		1		/* left out for the count */
+#define DB_CUT_BYTES		2		/* left out for the size */
+
+struct db;
+struct db_item {
+	int64_t		 id;
+	int64_t		 time;		/* epoch s */
+	enum msg_role	 role;
+	const char	*text;		/* valid during the callback */
+	size_t		 len;
+};
+
+struct db	*db_open(const char *, enum sync_mode);
+void		 db_close(struct db *);
+int		 db_sync(struct db *, enum sync_mode);
+int		 db_chown(struct db *, uid_t, gid_t);
+int		 db_begin(struct db *);
+int		 db_commit(struct db *);
+void		 db_rollback(struct db *);
+int		 db_intx(struct db *);
+int		 db_text_valid(const char *, size_t);
+int		 db_store(struct db *, const char *, uint64_t, enum msg_role,
+		    const char *, uint64_t, const char *, size_t, int64_t,
+		    int64_t *);
+int		 db_summary(struct db *, const char *, const char *, size_t,
+		    int64_t, int, int64_t *);
+int		 db_history(struct db *, const char *, enum history_kind,
+		    uint32_t, size_t, int (*)(const struct db_item *, void *),
+		    void *, uint64_t *, int *);
+int		 db_context(struct db *, const char *, uint32_t, size_t,
+		    int (*)(const struct db_item *, void *), void *,
+		    uint64_t *, int *);
+int		 db_count(struct db *, const char *, uint64_t *);
+
+/* storage.c */
+#define STORAGE_HISTORY_MAX	10000		/* items per HISTORY */
+#define STORAGE_CONTEXT_MAX	100000		/* items per CONTEXT */
+void		 storage_main(void);
+
+/* provider.c */
+void		 provider_main(void);
+
+/* proc.c */
+const char	*imsg_type_name(uint32_t);
+const char	*proc_name(enum proc_id);
+const char	*role_name(enum msg_role);
+int		 role_from_name(const char *);
+int		 proc_from_name(const char *);
+
+/* config.c */
+int		 config_send(struct channel *, const struct bridged_conf *,
+		    const struct tls_material *);
+struct bridged_conf *config_new(void);
+void		 config_free(struct bridged_conf *);
+int		 config_recv(struct bridged_conf **, struct bridged_conf **,
+		    struct tls_material *, struct imsg *);
+
+/* parse.y */
+struct bridged_conf *parse_config(const char *);
+int		 cmdline_symset(char *);
+void		 config_print(const struct bridged_conf *);
+
+#endif /* BRIDGED_H */

@@ -1,0 +1,141 @@
+/*
+ * child.c: what every process the parent executes has in common: the
+ * channel to the parent, logging through it, and receiving the
+ * configuration before the role's own setup.
+ */
+
+#include <sys/types.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "bridged.h"
+
+static struct channel	 parent_channel;
+struct channel		*parent_chan = &parent_channel;
+int			 foreground;
+static struct bridged_conf *pending;
+
+/* Log lines go to the parent, which owns syslog. */
+static void
+child_log_sink(int pri, const char *line)
+{
+	struct ibuf	*b;
+
+	if (parent_chan->dead)
+		return;
+	if ((b = channel_create(parent_chan, IMSG_CHILD_LOG, 0,
+	    strlen(line) + 16)) == NULL)
+		return;
+	if (ibuf_add_u32(b, (uint32_t)pri) == -1 ||
+	    ibuf_add_str(b, line) == -1) {
+		ibuf_free(b);
+		return;
+	}
+	channel_send(parent_chan, b);
+	/* Try now: the line may be the last thing this process does. */
+	imsg_write(&parent_chan->ibuf);
+}
+
+/* Without a parent there is nothing to serve. */
+static void
+child_parent_closed(struct channel *ch)
+{
+	(void)ch;
+	_exit(0);
+}
+
+static void
+child_no_dispatch(struct channel *ch, struct imsg *imsg)
+{
+	(void)ch;
+	fatalx("%s: unexpected %s", __func__,
+	    imsg_type_name(imsg->hdr.type));
+}
+
+void
+child_init(enum proc_id id, int debug, int verbose)
+{
+	foreground = debug;
+	log_init(debug, LOG_DAEMON);
+	log_setverbose(verbose);
+	log_procinit(proc_name(id));
+	setproctitle("%s", proc_name(id));
+	ev_init();
+	channel_init(parent_chan, FD_PARENT, child_no_dispatch,
+	    child_parent_closed, NULL);
+	if (!debug)
+		log_setsink(child_log_sink);
+}
+
+/* Apply one IMSG_CFG_*: 1 when a new configuration is complete. */
+int
+child_config_imsg(struct bridged_conf **confp, struct tls_material *tls,
+    struct imsg *imsg)
+{
+	int	 r;
+
+	if ((r = config_recv(confp, &pending, tls, imsg)) == -1)
+		fatalx("%s: bad %s from parent", __func__,
+		    imsg_type_name(imsg->hdr.type));
+	return (r);
+}
+
+/* Wait for the first configuration; nothing else may come before it. */
+struct bridged_conf *
+child_config(struct tls_material *tls)
+{
+	struct bridged_conf	*conf = NULL;
+	struct pollfd		 pfd;
+	struct imsg		 imsg;
+	ssize_t			 n;
+	int			 r, done = 0;
+
+	while (!done) {
+		pfd.fd = FD_PARENT;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			fatal("%s: poll", __func__);
+		}
+		if ((n = imsg_read(&parent_chan->ibuf)) == -1) {
+			if (errno == EAGAIN)
+				continue;
+			fatal("%s: read", __func__);
+		}
+		if (n == 0)
+			_exit(0);
+		while (!done &&
+		    (r = imsg_get(&parent_chan->ibuf, &imsg)) != 0) {
+			if (r == -1)
+				fatalx("%s: bad framing from parent", __func__);
+			if (imsg.hdr.type == IMSG_CTL_VERBOSE)
+				log_setverbose(imsg.datalen == 4 ?
+				    *(uint32_t *)imsg.data : 0);
+			else
+				done = child_config_imsg(&conf, tls, &imsg);
+			imsg_free(&imsg);
+		}
+	}
+	return (conf);
+}
+
+/* Tell the parent this process is set up and sandboxed. */
+void
+child_ready(void)
+{
+	channel_compose(parent_chan, IMSG_CHILD_READY, 0, -1, NULL, 0);
+}
+
+/* From now on the role handles the parent's messages, buffered too. */
+void
+child_dispatch(void (*dispatch)(struct channel *, struct imsg *))
+{
+	parent_chan->dispatch = dispatch;
+	channel_pause(parent_chan, 0);
+}

@@ -1,0 +1,288 @@
+/*
+ * control.c: the control process. Unprivileged, it serves bridgectl on
+ * the control socket the parent opened, checks every request and
+ * passes it on; the parent acts only on what arrives from here.
+ */
+
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bridged.h"
+#include "control.h"
+
+#define CONTROL_MAXCONNS	32
+
+struct ctl_conn {
+	TAILQ_ENTRY(ctl_conn)	 entry;
+	uint32_t		 id;
+	struct channel		 chan;
+	int			 monitor;
+};
+
+static TAILQ_HEAD(, ctl_conn) conns = TAILQ_HEAD_INITIALIZER(conns);
+static struct bridged_conf	*conf;
+static int			 listen_fd = -1;
+static int			 nconns;
+static struct ev_timer		 pause_timer;
+static struct ev_timer		 reap_timer;
+
+static void	control_accept(int, int, void *);
+
+static struct ctl_conn *
+conn_find(uint32_t id)
+{
+	struct ctl_conn	*c;
+
+	TAILQ_FOREACH(c, &conns, entry)
+		if (c->id == id)
+			return (c);
+	return (NULL);
+}
+
+static void
+conn_free(struct ctl_conn *c)
+{
+	TAILQ_REMOVE(&conns, c, entry);
+	nconns--;
+	free(c);
+	if (listen_fd != -1 && !ev_timer_pending(&pause_timer))
+		ev_set(listen_fd, EV_READ, control_accept, NULL);
+}
+
+static void
+conn_closed(struct channel *ch)
+{
+	conn_free(ch->arg);
+}
+
+/* Free what was shut down inside its own dispatch, once it returned. */
+static void
+conn_reap(void *arg)
+{
+	struct ctl_conn	*c, *next;
+
+	(void)arg;
+	for (c = TAILQ_FIRST(&conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		if (c->chan.dead)
+			conn_free(c);
+	}
+}
+
+/* Answer a client with one line of the given kind. */
+static void
+conn_reply(struct ctl_conn *c, uint32_t type, const char *text)
+{
+	struct ibuf	*b;
+
+	if ((b = channel_create(&c->chan, type, 0, strlen(text) + 8)) ==
+	    NULL || ibuf_add_str(b, text) == -1) {
+		ibuf_free(b);
+		return;
+	}
+	channel_send(&c->chan, b);
+}
+
+/* A client that breaks the protocol is dropped; nothing else is. */
+static void
+conn_drop(struct ctl_conn *c, const char *why)
+{
+	log_debug("control client %u: %s", c->id, why);
+	conn_reply(c, CTL_FAIL, why);
+	channel_flush(&c->chan);
+	channel_shutdown(&c->chan);
+	ev_timer_add(&reap_timer, 0);
+}
+
+static void
+control_dispatch_client(struct channel *ch, struct imsg *imsg)
+{
+	struct ctl_conn	*c = ch->arg;
+	uint32_t	 v, type;
+
+	if (imsg->hdr.peerid != CTL_VERSION) {
+		conn_drop(c, "bridgectl and bridged versions differ");
+		return;
+	}
+	switch (imsg->hdr.type) {
+	case CTL_STATUS:
+		type = IMSG_CTL_STATUS;
+		break;
+	case CTL_SESSIONS:
+		type = IMSG_CTL_SESSIONS;
+		break;
+	case CTL_RELOAD:
+		type = IMSG_CTL_RELOAD;
+		break;
+	case CTL_KILL:
+		type = IMSG_CTL_KILL;
+		break;
+	case CTL_LOG:
+		type = IMSG_CTL_LOG;
+		break;
+	case CTL_MONITOR:
+		if (imsg->datalen != 0) {
+			conn_drop(c, "malformed request");
+			return;
+		}
+		c->monitor = 1;
+		return;
+	default:
+		conn_drop(c, "unknown request");
+		return;
+	}
+	if (type == IMSG_CTL_KILL || type == IMSG_CTL_LOG) {
+		if (imsg->datalen != sizeof(v)) {
+			conn_drop(c, "malformed request");
+			return;
+		}
+		memcpy(&v, imsg->data, sizeof(v));
+		channel_compose(parent_chan, type, c->id, -1, &v, sizeof(v));
+	} else {
+		if (imsg->datalen != 0) {
+			conn_drop(c, "malformed request");
+			return;
+		}
+		channel_compose(parent_chan, type, c->id, -1, NULL, 0);
+	}
+}
+
+static void
+control_resume(void *arg)
+{
+	(void)arg;
+	if (listen_fd != -1)
+		ev_set(listen_fd, EV_READ, control_accept, NULL);
+}
+
+static void
+control_accept(int fd, int events, void *arg)
+{
+	static uint32_t	 next_id = 1;
+	struct ctl_conn	*c;
+	int		 s;
+
+	(void)events;
+	(void)arg;
+	if ((s = accept(fd, NULL, NULL)) == -1) {
+		if (errno == EMFILE || errno == ENFILE) {
+			/* Out of descriptors: wait instead of spinning. */
+			ev_del(fd);
+			ev_timer_add(&pause_timer, 1000);
+		} else if (errno != EAGAIN && errno != EINTR &&
+		    errno != ECONNABORTED)
+			log_warn("%s: accept", __func__);
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		close(s);
+		return;
+	}
+	c->id = next_id++;
+	if (c->id == 0)
+		c->id = next_id++;
+	channel_init(&c->chan, s, control_dispatch_client, conn_closed, c);
+	TAILQ_INSERT_TAIL(&conns, c, entry);
+	if (++nconns >= CONTROL_MAXCONNS)
+		ev_del(fd);
+}
+
+/* Pass an answer from the parent to the client that asked. */
+static void
+control_answer(struct imsg *imsg)
+{
+	struct ctl_conn	*c;
+	struct ireader	 ir;
+	const char	*text;
+	uint32_t	 type;
+
+	ir_init(&ir, imsg);
+	text = ir_str(&ir);
+	if (ir_end(&ir) == -1)
+		fatalx("%s: bad %s from parent", __func__,
+		    imsg_type_name(imsg->hdr.type));
+	if (imsg->hdr.type == IMSG_CTL_MONITOR) {
+		TAILQ_FOREACH(c, &conns, entry)
+			if (c->monitor)
+				conn_reply(c, CTL_DATA, text);
+		return;
+	}
+	if ((c = conn_find(imsg->hdr.peerid)) == NULL)
+		return;		/* the client left */
+	type = imsg->hdr.type == IMSG_CTL_DATA ? CTL_DATA :
+	    imsg->hdr.type == IMSG_CTL_END ? CTL_END : CTL_FAIL;
+	conn_reply(c, type, text);
+}
+
+static void
+control_dispatch_parent(struct channel *ch, struct imsg *imsg)
+{
+	uint32_t	 v;
+
+	(void)ch;
+	switch (imsg->hdr.type) {
+	case IMSG_CFG_GLOBAL:
+	case IMSG_CFG_PROVIDER:
+	case IMSG_CFG_DONE:
+		child_config_imsg(&conf, NULL, imsg);
+		break;
+	case IMSG_CTL_VERBOSE:
+		if (imsg->datalen != sizeof(v))
+			fatalx("%s: bad verbose message", __func__);
+		memcpy(&v, imsg->data, sizeof(v));
+		log_setverbose(v);
+		break;
+	case IMSG_PARENT_CONTROL:
+		if (imsg->fd == -1 || listen_fd != -1)
+			fatalx("%s: bad control socket", __func__);
+		listen_fd = imsg->fd;
+		imsg->fd = -1;
+		fd_nonblock(listen_fd);
+		ev_set(listen_fd, EV_READ, control_accept, NULL);
+		break;
+	case IMSG_CTL_DATA:
+	case IMSG_CTL_END:
+	case IMSG_CTL_FAIL:
+	case IMSG_CTL_MONITOR:
+		control_answer(imsg);
+		break;
+	default:
+		fatalx("%s: unexpected %s", __func__,
+		    imsg_type_name(imsg->hdr.type));
+	}
+}
+
+static void
+control_sigterm(int sig, void *arg)
+{
+	(void)sig;
+	(void)arg;
+	exit(0);
+}
+
+void
+control_main(void)
+{
+	struct sandbox_conf	 sc;
+
+	conf = child_config(NULL);
+	ev_timer_set(&pause_timer, control_resume, NULL);
+	ev_timer_set(&reap_timer, conn_reap, NULL);
+	ev_signal(SIGTERM, control_sigterm, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	memset(&sc, 0, sizeof(sc));
+	sc.user = conf->g.user;
+	sc.chroot = conf->g.chroot;
+	if (sandbox_enter(SANDBOX_CONTROL, &sc) == -1)
+		fatalx("control: cannot sandbox");
+	child_dispatch(control_dispatch_parent);
+	child_ready();
+	ev_loop();
+	exit(0);
+}

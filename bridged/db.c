@@ -1,0 +1,788 @@
+/*
+ * db.c: the SQLite side of storage: opening, the schema and its
+ * migrations, and one prepared statement per query. No process logic
+ * lives here; storage.c decides when to call what.
+ */
+
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "bridged.h"
+
+#define DB_APPLICATION_ID	0x62726764	/* "brgd" */
+#define DB_BUSY_TIMEOUT		2000		/* ms */
+
+enum db_stmt {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_STORE,
+	ST_STORE_DUP,
+	ST_SUMMARY,
+	ST_SUMMARY_TRIM,
+	ST_MSG_SIZES,
+	ST_MSG_ROWS,
+	ST_SUM_SIZES,
+	ST_SUM_ROWS,
+	ST_SUM_LAST,
+	ST_COUNT,
+	ST_MAX
+};
+
+/* Every query storage runs, prepared once at open. */
+static const char *const db_sql[ST_MAX] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_STORE] =
+	    "INSERT INTO messages (client_id, role, content, timestamp,"
+	    " model, tokens, msgkey) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+	    " ON CONFLICT (client_id, msgkey) DO NOTHING",
+	[ST_STORE_DUP] =
+	    "SELECT id FROM messages WHERE client_id = ?1 AND msgkey = ?2",
+	[ST_SUMMARY] =
+	    "INSERT INTO summaries (client_id, summary_text, created_at,"
+	    " last_msg) VALUES (?1, ?2, ?3, (SELECT coalesce(max(id), 0)"
+	    " FROM messages WHERE client_id = ?1))",
+	[ST_SUMMARY_TRIM] =
+	    "DELETE FROM summaries WHERE client_id = ?1 AND id <="
+	    " (SELECT id FROM summaries WHERE client_id = ?1"
+	    " ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+	[ST_MSG_SIZES] =
+	    "SELECT id, length(CAST(content AS BLOB)) FROM messages"
+	    " WHERE client_id = ?1 AND id > ?2 ORDER BY id DESC LIMIT ?3",
+	[ST_MSG_ROWS] =
+	    "SELECT id, timestamp, role, content FROM messages"
+	    " WHERE client_id = ?1 AND id >= ?2 ORDER BY id ASC LIMIT ?3",
+	[ST_SUM_SIZES] =
+	    "SELECT id, length(CAST(summary_text AS BLOB)) FROM summaries"
+	    " WHERE client_id = ?1 AND id > ?2 ORDER BY id DESC LIMIT ?3",
+	[ST_SUM_ROWS] =
+	    "SELECT id, created_at, 'summary', summary_text FROM summaries"
+	    " WHERE client_id = ?1 AND id >= ?2 ORDER BY id ASC LIMIT ?3",
+	[ST_SUM_LAST] =
+	    "SELECT id, created_at, summary_text, last_msg FROM summaries"
+	    " WHERE client_id = ?1 ORDER BY id DESC LIMIT 1",
+	[ST_COUNT] =
+	    "SELECT count(*) FROM messages WHERE client_id = ?1",
+};
+
+/* Version 1: the tables of the original bridge, with dedupe keys. */
+static const char db_schema_v1[] =
+	"CREATE TABLE IF NOT EXISTS messages ("
+	" id INTEGER PRIMARY KEY,"
+	" client_id TEXT NOT NULL,"
+	" role TEXT NOT NULL,"
+	" content TEXT NOT NULL,"
+	" timestamp INTEGER NOT NULL,"
+	" model TEXT,"
+	" tokens INTEGER,"
+	" msgkey INTEGER);"
+	"CREATE TABLE IF NOT EXISTS summaries ("
+	" id INTEGER PRIMARY KEY,"
+	" client_id TEXT NOT NULL,"
+	" summary_text TEXT NOT NULL,"
+	" created_at INTEGER NOT NULL);"
+	"CREATE UNIQUE INDEX IF NOT EXISTS messages_key"
+	" ON messages (client_id, msgkey);"
+	"CREATE INDEX IF NOT EXISTS messages_client"
+	" ON messages (client_id, id);";
+
+/*
+ * Version 2: a summary remembers the last message it covers, so the
+ * context after it is exact even within one second; old summaries get
+ * it from their time.
+ */
+static const char db_schema_v2[] =
+	"ALTER TABLE summaries ADD COLUMN last_msg INTEGER NOT NULL"
+	" DEFAULT 0;"
+	"UPDATE summaries SET last_msg = coalesce((SELECT max(m.id)"
+	" FROM messages m WHERE m.client_id = summaries.client_id"
+	" AND m.timestamp <= summaries.created_at), 0);"
+	"CREATE INDEX IF NOT EXISTS summaries_client"
+	" ON summaries (client_id, id);";
+
+struct db {
+	sqlite3		*sq;
+	char		 path[PATH_MAX];
+	sqlite3_stmt	*st[ST_MAX];
+	int		 intx;
+};
+
+static const char *const db_roles[ROLE_MAX] = {
+	[ROLE_USER] = "user",
+	[ROLE_MODEL] = "model",
+	[ROLE_SUMMARY] = "summary",
+};
+
+/* Log SQLite's own words about the last failure. */
+static void
+db_err(struct db *db, const char *what)
+{
+	log_warnx("database %s: %s: %s", db->path, what,
+	    sqlite3_errmsg(db->sq));
+}
+
+/* Run SQL that returns no rows we need. */
+static int
+db_exec(struct db *db, const char *sql)
+{
+	char	*msg = NULL;
+
+	if (sqlite3_exec(db->sq, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		log_warnx("database %s: %s", db->path,
+		    msg != NULL ? msg : sqlite3_errmsg(db->sq));
+		sqlite3_free(msg);
+		return (-1);
+	}
+	return (0);
+}
+
+/* One integer from a query of one row (a pragma). */
+static int
+db_int(struct db *db, const char *sql, long long *v)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if (sqlite3_prepare_v2(db->sq, sql, -1, &st, NULL) != SQLITE_OK) {
+		db_err(db, sql);
+		return (-1);
+	}
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		if (rc == SQLITE_DONE)
+			log_warnx("database %s: %s: no result", db->path, sql);
+		else
+			db_err(db, sql);
+		sqlite3_finalize(st);
+		return (-1);
+	}
+	*v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return (0);
+}
+
+/* Whether a table has a column (0 no, 1 yes, -1 error). */
+static int
+db_has_column(struct db *db, const char *table, const char *column)
+{
+	sqlite3_stmt	*st;
+	int		 rc, found = 0;
+
+	if (sqlite3_prepare_v2(db->sq, "SELECT name FROM pragma_table_info(?1)",
+	    -1, &st, NULL) != SQLITE_OK) {
+		db_err(db, "table_info");
+		return (-1);
+	}
+	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (strcmp((const char *)sqlite3_column_text(st, 0),
+		    column) == 0)
+			found = 1;
+	if (rc != SQLITE_DONE) {
+		db_err(db, "table_info");
+		found = -1;
+	}
+	sqlite3_finalize(st);
+	return (found);
+}
+
+/*
+ * A database of the original bridge has a messages table and no
+ * version: keep its rows and add the columns version 1 has.
+ */
+static int
+db_adopt_legacy(struct db *db)
+{
+	static const char *const need[] = {
+		"client_id", "role", "content", "timestamp"
+	};
+	static const char *const add[][2] = {
+		{ "model", "ALTER TABLE messages ADD COLUMN model TEXT" },
+		{ "tokens", "ALTER TABLE messages ADD COLUMN tokens INTEGER" },
+		{ "msgkey", "ALTER TABLE messages ADD COLUMN msgkey INTEGER" },
+	};
+	size_t	 i;
+	int	 r;
+
+	if ((r = db_has_column(db, "messages", "id")) != 1)
+		return (r);		/* no table: nothing to adopt */
+	for (i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+		if ((r = db_has_column(db, "messages", need[i])) == -1)
+			return (-1);
+		if (r == 0) {
+			log_warnx("database %s: table messages has no column"
+			    " %s: not a bridge database", db->path, need[i]);
+			return (-1);
+		}
+	}
+	for (i = 0; i < sizeof(add) / sizeof(add[0]); i++) {
+		if ((r = db_has_column(db, "messages", add[i][0])) == -1)
+			return (-1);
+		if (r == 0 && db_exec(db, add[i][1]) == -1)
+			return (-1);
+	}
+	log_info("database %s: adopting a database of the original bridge",
+	    db->path);
+	return (0);
+}
+
+/* Bring the schema from version `from' to DB_VERSION in one transaction. */
+static int
+db_migrate(struct db *db, long long from)
+{
+	char	 sql[64];
+
+	if (from == DB_VERSION)
+		return (0);
+	if (db_exec(db, "BEGIN IMMEDIATE") == -1)
+		return (-1);
+	if (from < 1) {
+		if (db_adopt_legacy(db) == -1 ||
+		    db_exec(db, db_schema_v1) == -1)
+			goto fail;
+	}
+	if (from < 2) {
+		if (db_exec(db, db_schema_v2) == -1)
+			goto fail;
+	}
+	(void)snprintf(sql, sizeof(sql), "PRAGMA application_id = %d;"
+	    " PRAGMA user_version = %d", DB_APPLICATION_ID, DB_VERSION);
+	if (db_exec(db, sql) == -1 || db_exec(db, "COMMIT") == -1)
+		goto fail;
+	log_info("database %s: schema version %lld -> %d", db->path, from,
+	    DB_VERSION);
+	return (0);
+ fail:
+	(void)sqlite3_exec(db->sq, "ROLLBACK", NULL, NULL, NULL);
+	log_warnx("database %s: migration from version %lld failed",
+	    db->path, from);
+	return (-1);
+}
+
+/* Refuse what is not ours or is newer than this code. */
+static int
+db_check_version(struct db *db, long long *version)
+{
+	long long	 appid;
+
+	if (db_int(db, "PRAGMA user_version", version) == -1 ||
+	    db_int(db, "PRAGMA application_id", &appid) == -1)
+		return (-1);
+	if (appid != 0 && appid != DB_APPLICATION_ID) {
+		log_warnx("database %s: application id %#llx is not bridged's",
+		    db->path, appid);
+		return (-1);
+	}
+	if (*version > DB_VERSION) {
+		log_warnx("database %s: schema version %lld is newer than"
+		    " this bridged knows (%d); refusing to use it",
+		    db->path, *version, DB_VERSION);
+		return (-1);
+	}
+	if (*version < 0) {
+		log_warnx("database %s: bad schema version %lld", db->path,
+		    *version);
+		return (-1);
+	}
+	return (0);
+}
+
+/* The directory must exist; the file is created if missing. */
+static int
+db_check_dir(const char *path)
+{
+	char		 buf[PATH_MAX], *dir;
+	struct stat	 sb;
+
+	if (strlcpy(buf, path, sizeof(buf)) >= sizeof(buf)) {
+		log_warnx("database %s: path too long", path);
+		return (-1);
+	}
+	dir = dirname(buf);
+	if (stat(dir, &sb) == -1) {
+		log_warn("database directory %s", dir);
+		return (-1);
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		log_warnx("database directory %s: not a directory", dir);
+		return (-1);
+	}
+	return (0);
+}
+
+/* Set the journal and sync pragmas; WAL must take. */
+static int
+db_pragmas(struct db *db, enum sync_mode sync)
+{
+	sqlite3_stmt	*st;
+	const char	*mode;
+	int		 ok;
+
+	if (sqlite3_prepare_v2(db->sq, "PRAGMA journal_mode = WAL", -1, &st,
+	    NULL) != SQLITE_OK) {
+		db_err(db, "journal_mode");
+		return (-1);
+	}
+	ok = sqlite3_step(st) == SQLITE_ROW &&
+	    (mode = (const char *)sqlite3_column_text(st, 0)) != NULL &&
+	    strcasecmp(mode, "wal") == 0;
+	sqlite3_finalize(st);
+	if (!ok) {
+		log_warnx("database %s: cannot switch to WAL mode", db->path);
+		return (-1);
+	}
+	if (db_exec(db, "PRAGMA temp_store = MEMORY") == -1)
+		return (-1);
+	return (db_sync(db, sync));
+}
+
+/* Open, migrate and prepare; NULL (logged) on any failure. */
+struct db *
+db_open(const char *path, enum sync_mode sync)
+{
+	struct db	*db;
+	long long	 version;
+	int		 i;
+
+	if (db_check_dir(path) == -1)
+		return (NULL);
+	if ((db = calloc(1, sizeof(*db))) == NULL) {
+		log_warn("%s", __func__);
+		return (NULL);
+	}
+	(void)strlcpy(db->path, path, sizeof(db->path));
+	if (sqlite3_open_v2(path, &db->sq, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		if (db->sq == NULL)
+			log_warnx("database %s: out of memory", path);
+		else
+			db_err(db, "open");
+		goto fail;
+	}
+	(void)sqlite3_extended_result_codes(db->sq, 1);
+	if (sqlite3_busy_timeout(db->sq, DB_BUSY_TIMEOUT) != SQLITE_OK ||
+	    db_check_version(db, &version) == -1 ||
+	    db_pragmas(db, sync) == -1 || db_migrate(db, version) == -1)
+		goto fail;
+	for (i = 0; i < ST_MAX; i++) {
+		if (sqlite3_prepare_v3(db->sq, db_sql[i], -1,
+		    SQLITE_PREPARE_PERSISTENT, &db->st[i], NULL) != SQLITE_OK) {
+			db_err(db, db_sql[i]);
+			goto fail;
+		}
+	}
+	return (db);
+ fail:
+	db_close(db);
+	return (NULL);
+}
+
+void
+db_close(struct db *db)
+{
+	int	 i;
+
+	if (db == NULL)
+		return;
+	for (i = 0; i < ST_MAX; i++)
+		sqlite3_finalize(db->st[i]);
+	if (db->sq != NULL)
+		sqlite3_close(db->sq);
+	free(db);
+}
+
+/* PRAGMA synchronous; outside a transaction. */
+int
+db_sync(struct db *db, enum sync_mode sync)
+{
+	long long	 v;
+	int		 want;
+
+	want = sync == SYNC_FULL ? 2 : 1;
+	if (db_exec(db, want == 2 ? "PRAGMA synchronous = FULL" :
+	    "PRAGMA synchronous = NORMAL") == -1 ||
+	    db_int(db, "PRAGMA synchronous", &v) == -1)
+		return (-1);
+	if (v != want) {
+		log_warnx("database %s: synchronous is %lld, not %d",
+		    db->path, v, want);
+		return (-1);
+	}
+	return (0);
+}
+
+/* Hand the files to the user storage runs as after the sandbox. */
+int
+db_chown(struct db *db, uid_t uid, gid_t gid)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm" };
+	char	 path[PATH_MAX];
+	size_t	 i;
+
+	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		if (snprintf(path, sizeof(path), "%s%s", db->path, sfx[i]) >=
+		    (int)sizeof(path)) {
+			log_warnx("database %s: path too long", db->path);
+			return (-1);
+		}
+		if (chown(path, uid, gid) == -1 && errno != ENOENT) {
+			log_warn("chown %s", path);
+			return (-1);
+		}
+	}
+	return (0);
+}
+
+/* Run a statement that returns no rows, then reset it. */
+static int
+db_step_done(struct db *db, enum db_stmt s)
+{
+	int	 rc;
+
+	rc = sqlite3_step(db->st[s]);
+	if (rc != SQLITE_DONE)
+		db_err(db, db_sql[s]);
+	sqlite3_reset(db->st[s]);
+	sqlite3_clear_bindings(db->st[s]);
+	return (rc == SQLITE_DONE ? 0 : -1);
+}
+
+int
+db_begin(struct db *db)
+{
+	if (db->intx) {
+		log_warnx("database %s: transaction already open", db->path);
+		return (-1);
+	}
+	if (db_step_done(db, ST_BEGIN) == -1)
+		return (-1);
+	db->intx = 1;
+	return (0);
+}
+
+/* COMMIT; on failure the transaction is rolled back. */
+int
+db_commit(struct db *db)
+{
+	if (!db->intx)
+		return (0);
+	if (db_step_done(db, ST_COMMIT) == -1) {
+		db_rollback(db);
+		return (-1);
+	}
+	db->intx = 0;
+	return (0);
+}
+
+void
+db_rollback(struct db *db)
+{
+	if (!db->intx)
+		return;
+	/* SQLite may have rolled back already after an I/O error. */
+	if (!sqlite3_get_autocommit(db->sq))
+		(void)db_step_done(db, ST_ROLLBACK);
+	db->intx = 0;
+}
+
+/* Whether a write failure left the transaction still open. */
+int
+db_intx(struct db *db)
+{
+	return (db->intx && !sqlite3_get_autocommit(db->sq));
+}
+
+/* Texts are UTF-8 without NUL and small enough to send back. */
+int
+db_text_valid(const char *text, size_t len)
+{
+	if (len > DB_TEXT_MAX)
+		return (0);
+	if (len > 0 && memchr(text, '\0', len) != NULL)
+		return (0);
+	return (utf8_valid(text, len));
+}
+
+/*
+ * Store a message unless (client, key) is stored already; either way
+ * *rowid is the row's id and the return is 0 (new), 1 (duplicate) or
+ * -1. Within a transaction the caller commits.
+ */
+int
+db_store(struct db *db, const char *client, uint64_t key,
+    enum msg_role role, const char *model, uint64_t tokens,
+    const char *text, size_t len, int64_t now, int64_t *rowid)
+{
+	sqlite3_stmt	*st = db->st[ST_STORE], *dup = db->st[ST_STORE_DUP];
+	int		 rc, ret;
+
+	if ((role != ROLE_USER && role != ROLE_MODEL) ||
+	    !db_text_valid(text, len) || tokens > INT64_MAX) {
+		log_warnx("%s: invalid message", __func__);
+		return (-1);
+	}
+	sqlite3_bind_text(st, 1, client, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, db_roles[role], -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, text, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, now);
+	if (model != NULL && *model != '\0')
+		sqlite3_bind_text(st, 5, model, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 5);
+	if (tokens > 0)
+		sqlite3_bind_int64(st, 6, (int64_t)tokens);
+	else
+		sqlite3_bind_null(st, 6);
+	sqlite3_bind_int64(st, 7, (int64_t)key);
+	if (db_step_done(db, ST_STORE) == -1)
+		return (-1);
+	if (sqlite3_changes(db->sq) == 1) {
+		*rowid = sqlite3_last_insert_rowid(db->sq);
+		return (0);
+	}
+	sqlite3_bind_text(dup, 1, client, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(dup, 2, (int64_t)key);
+	if ((rc = sqlite3_step(dup)) == SQLITE_ROW) {
+		*rowid = sqlite3_column_int64(dup, 0);
+		ret = 1;
+	} else {
+		if (rc == SQLITE_DONE)
+			log_warnx("%s: key neither new nor stored", __func__);
+		else
+			db_err(db, db_sql[ST_STORE_DUP]);
+		ret = -1;
+	}
+	sqlite3_reset(dup);
+	sqlite3_clear_bindings(dup);
+	return (ret);
+}
+
+/*
+ * Store a summary and keep only the newest `keep' of this client's;
+ * the caller runs it inside a transaction so both happen or neither.
+ */
+int
+db_summary(struct db *db, const char *client, const char *text,
+    size_t len, int64_t now, int keep, int64_t *rowid)
+{
+	sqlite3_stmt	*st = db->st[ST_SUMMARY];
+	sqlite3_stmt	*trim = db->st[ST_SUMMARY_TRIM];
+
+	if (len == 0 || !db_text_valid(text, len)) {
+		log_warnx("%s: invalid summary", __func__);
+		return (-1);
+	}
+	if (keep < 1)
+		keep = 1;
+	sqlite3_bind_text(st, 1, client, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, text, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now);
+	if (db_step_done(db, ST_SUMMARY) == -1)
+		return (-1);
+	*rowid = sqlite3_last_insert_rowid(db->sq);
+	sqlite3_bind_text(trim, 1, client, -1, SQLITE_STATIC);
+	sqlite3_bind_int(trim, 2, keep);
+	return (db_step_done(db, ST_SUMMARY_TRIM));
+}
+
+/* Map a stored role; unknown ones (hand-edited rows) are skipped. */
+static int
+db_role(const char *s, enum msg_role *role)
+{
+	int	 i;
+
+	if (s == NULL)
+		return (-1);
+	for (i = 0; i < ROLE_MAX; i++) {
+		if (strcmp(s, db_roles[i]) == 0) {
+			*role = i;
+			return (0);
+		}
+	}
+	if (strcmp(s, "assistant") == 0) {	/* the original bridge */
+		*role = ROLE_MODEL;
+		return (0);
+	}
+	return (-1);
+}
+
+/*
+ * The newest rows after `after' that fit in maxitems and maxbytes,
+ * given to cb oldest first. Two passes: sizes newest first to find
+ * where to start, then the rows themselves, so nothing is held here.
+ * *sent counts the rows given; *cut is DB_CUT_BYTES when older rows
+ * were left out for maxbytes, DB_CUT_ITEMS when for maxitems.
+ */
+static int
+db_newest(struct db *db, enum db_stmt sizes, enum db_stmt rows,
+    const char *client, int64_t after, uint32_t maxitems, size_t maxbytes,
+    int (*cb)(const struct db_item *, void *), void *arg, uint64_t *sent,
+    int *cut)
+{
+	sqlite3_stmt	*st;
+	struct db_item	 item;
+	size_t		 bytes = 0, sz;
+	int64_t		 first = -1;
+	uint32_t	 n = 0;
+	int		 rc, ret = 0;
+
+	*sent = 0;
+	*cut = 0;
+	st = db->st[sizes];
+	sqlite3_bind_text(st, 1, client, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, after);
+	/* One more row than wanted tells whether any were left out. */
+	sqlite3_bind_int64(st, 3, (int64_t)maxitems + 1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == maxitems) {
+			*cut = DB_CUT_ITEMS;
+			break;
+		}
+		sz = (size_t)sqlite3_column_int64(st, 1);
+		if (sz > maxbytes - bytes) {
+			*cut = DB_CUT_BYTES;
+			break;
+		}
+		bytes += sz;
+		first = sqlite3_column_int64(st, 0);
+		n++;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		db_err(db, db_sql[sizes]);
+		ret = -1;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (ret == -1 || n == 0)
+		return (ret);
+
+	st = db->st[rows];
+	sqlite3_bind_text(st, 1, client, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, first);
+	sqlite3_bind_int64(st, 3, n);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&item, 0, sizeof(item));
+		item.id = sqlite3_column_int64(st, 0);
+		item.time = sqlite3_column_int64(st, 1);
+		if (db_role((const char *)sqlite3_column_text(st, 2),
+		    &item.role) == -1) {
+			log_warnx("database %s: row %lld: unknown role",
+			    db->path, (long long)item.id);
+			continue;
+		}
+		item.text = (const char *)sqlite3_column_text(st, 3);
+		item.len = (size_t)sqlite3_column_bytes(st, 3);
+		if (item.text == NULL)
+			item.text = "";
+		if (cb(&item, arg) == -1) {
+			ret = -1;
+			break;
+		}
+		(*sent)++;
+	}
+	if (ret == 0 && rc != SQLITE_DONE) {
+		db_err(db, db_sql[rows]);
+		ret = -1;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return (ret);
+}
+
+/* The last `count' messages or summaries, oldest first. */
+int
+db_history(struct db *db, const char *client, enum history_kind kind,
+    uint32_t count, size_t maxbytes,
+    int (*cb)(const struct db_item *, void *), void *arg, uint64_t *sent,
+    int *cut)
+{
+	if (kind == HISTORY_SUMMARIES)
+		return (db_newest(db, ST_SUM_SIZES, ST_SUM_ROWS, client, 0,
+		    count, maxbytes, cb, arg, sent, cut));
+	return (db_newest(db, ST_MSG_SIZES, ST_MSG_ROWS, client, 0, count,
+	    maxbytes, cb, arg, sent, cut));
+}
+
+/*
+ * A session's context: the last summary (role summary), then the
+ * messages it does not cover, oldest first, within the bounds; the
+ * oldest are the ones left out (*cut, as for db_newest).
+ */
+int
+db_context(struct db *db, const char *client, uint32_t maxitems,
+    size_t maxbytes, int (*cb)(const struct db_item *, void *), void *arg,
+    uint64_t *sent, int *cut)
+{
+	sqlite3_stmt	*st = db->st[ST_SUM_LAST];
+	struct db_item	 item;
+	int64_t		 after = 0;
+	int		 rc, ret = 0, have = 0, scut = 0;
+
+	*sent = 0;
+	*cut = 0;
+	if (maxitems == 0)
+		return (0);
+	sqlite3_bind_text(st, 1, client, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&item, 0, sizeof(item));
+		item.id = sqlite3_column_int64(st, 0);
+		item.time = sqlite3_column_int64(st, 1);
+		item.role = ROLE_SUMMARY;
+		item.text = (const char *)sqlite3_column_text(st, 2);
+		item.len = (size_t)sqlite3_column_bytes(st, 2);
+		if (item.text == NULL)
+			item.text = "";
+		after = sqlite3_column_int64(st, 3);
+		if (item.len > maxbytes)
+			scut = DB_CUT_BYTES;	/* send what follows */
+		else if (cb(&item, arg) == -1)
+			ret = -1;
+		else {
+			have = 1;
+			maxbytes -= item.len;
+			maxitems--;
+		}
+	} else if (rc != SQLITE_DONE) {
+		db_err(db, db_sql[ST_SUM_LAST]);
+		ret = -1;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (ret == -1)
+		return (-1);
+	if (db_newest(db, ST_MSG_SIZES, ST_MSG_ROWS, client, after,
+	    maxitems, maxbytes, cb, arg, sent, cut) == -1)
+		return (-1);
+	*sent += have;
+	if (*cut == 0)
+		*cut = scut;
+	return (0);
+}
+
+/* How many messages a client has stored. */
+int
+db_count(struct db *db, const char *client, uint64_t *count)
+{
+	sqlite3_stmt	*st = db->st[ST_COUNT];
+	int		 rc;
+
+	sqlite3_bind_text(st, 1, client, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*count = (uint64_t)sqlite3_column_int64(st, 0);
+	else
+		db_err(db, db_sql[ST_COUNT]);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return (rc == SQLITE_ROW ? 0 : -1);
+}

@@ -1,0 +1,89 @@
+/*
+ * proc.c: names for processes, roles and message types, so that every
+ * log line and trace says what it is about.
+ */
+
+#include <sys/types.h>
+
+#include <string.h>
+#include <strings.h>
+
+#include "bridged.h"
+
+static const char *proc_names[PROC_MAX] = {
+	"parent", "control", "storage", "provider", "worker"
+};
+
+static const char *role_names[ROLE_MAX] = {
+	"user", "model", "summary"
+};
+
+#define N(x)	[x] = #x
+static const char *imsg_names[IMSG_MAX] = {
+	N(IMSG_NONE),
+	N(IMSG_CFG_GLOBAL), N(IMSG_CFG_PROVIDER), N(IMSG_CFG_TLS),
+	N(IMSG_CFG_DONE), N(IMSG_CTL_VERBOSE),
+	N(IMSG_PARENT_CHANNEL), N(IMSG_PARENT_SESSION), N(IMSG_PARENT_CLIENT),
+	N(IMSG_PARENT_STORAGE), N(IMSG_PARENT_PROVIDER), N(IMSG_PARENT_KILL),
+	N(IMSG_PARENT_CONTROL),
+	N(IMSG_CHILD_LOG), N(IMSG_CHILD_READY),
+	N(IMSG_WORKER_STATE), N(IMSG_WORKER_EVENT),
+	N(IMSG_WORKER_MODELS), N(IMSG_WORKER_GEN_BEGIN),
+	N(IMSG_WORKER_GEN_PART), N(IMSG_WORKER_GEN_END), N(IMSG_WORKER_CANCEL),
+	N(IMSG_PROVIDER_MODEL), N(IMSG_PROVIDER_MODELS_END),
+	N(IMSG_PROVIDER_CHUNK), N(IMSG_PROVIDER_DONE), N(IMSG_PROVIDER_ERROR),
+	N(IMSG_WORKER_STORE), N(IMSG_WORKER_SUMMARY), N(IMSG_WORKER_HISTORY),
+	N(IMSG_WORKER_CONTEXT), N(IMSG_WORKER_COUNT),
+	N(IMSG_STORAGE_STORED), N(IMSG_STORAGE_ITEM), N(IMSG_STORAGE_END),
+	N(IMSG_STORAGE_ERROR),
+	N(IMSG_CTL_STATUS), N(IMSG_CTL_SESSIONS), N(IMSG_CTL_KILL),
+	N(IMSG_CTL_RELOAD), N(IMSG_CTL_LOG), N(IMSG_CTL_MONITOR),
+	N(IMSG_CTL_DATA), N(IMSG_CTL_END), N(IMSG_CTL_FAIL),
+};
+#undef N
+
+const char *
+imsg_type_name(uint32_t type)
+{
+	if (type >= IMSG_MAX || imsg_names[type] == NULL)
+		return ("IMSG_UNKNOWN");
+	return (imsg_names[type]);
+}
+
+const char *
+proc_name(enum proc_id id)
+{
+	if ((unsigned)id >= PROC_MAX)
+		return ("unknown");
+	return (proc_names[id]);
+}
+
+const char *
+role_name(enum msg_role role)
+{
+	if ((unsigned)role >= ROLE_MAX)
+		return ("unknown");
+	return (role_names[role]);
+}
+
+int
+role_from_name(const char *name)
+{
+	int	 i;
+
+	for (i = 0; i < ROLE_MAX; i++)
+		if (strcasecmp(name, role_names[i]) == 0)
+			return (i);
+	return (-1);
+}
+
+int
+proc_from_name(const char *name)
+{
+	int	 i;
+
+	for (i = 0; i < PROC_MAX; i++)
+		if (strcmp(name, proc_names[i]) == 0)
+			return (i);
+	return (-1);
+}

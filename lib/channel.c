@@ -1,0 +1,189 @@
+/*
+ * channel.c: an imsgbuf driven by the event loop. Reading is paced by
+ * the owner (channel_pause), writing follows the queue: the channel
+ * asks for EV_WRITE exactly while something is queued.
+ */
+
+#include <sys/types.h>
+
+#include <errno.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static void	channel_event(int, int, void *);
+
+static void
+channel_update(struct channel *ch)
+{
+	int	 ev;
+
+	if (ch->dead)
+		return;
+	ev = ch->paused ? 0 : EV_READ;
+	if (ch->ibuf.queued > 0)
+		ev |= EV_WRITE;
+	if (ev != ch->events) {
+		ch->events = ev;
+		if (ev == 0)
+			ev_del(ch->ibuf.fd);
+		else
+			ev_set(ch->ibuf.fd, ev, channel_event, ch);
+	}
+}
+
+void
+channel_init(struct channel *ch, int fd,
+    void (*dispatch)(struct channel *, struct imsg *),
+    void (*closed)(struct channel *), void *arg)
+{
+	fd_nonblock(fd);
+	fd_cloexec(fd);
+	imsgbuf_init(&ch->ibuf, fd);
+	ch->dispatch = dispatch;
+	ch->closed = closed;
+	ch->arg = arg;
+	ch->events = 0;
+	ch->dead = 0;
+	ch->paused = 0;
+	channel_update(ch);
+}
+
+/* Close it and tell the owner, once. */
+static void
+channel_fail(struct channel *ch)
+{
+	if (ch->dead)
+		return;
+	channel_shutdown(ch);
+	if (ch->closed != NULL)
+		ch->closed(ch);
+}
+
+/* Hand over every whole message; stop when the owner shut it. */
+static void
+channel_drain(struct channel *ch)
+{
+	struct imsg	 imsg;
+	int		 r;
+
+	while (!ch->dead && !ch->paused) {
+		if ((r = imsg_get(&ch->ibuf, &imsg)) == -1) {
+			log_warnx("%s: bad message framing", __func__);
+			channel_fail(ch);
+			return;
+		}
+		if (r == 0)
+			break;
+		ch->dispatch(ch, &imsg);
+		imsg_free(&imsg);
+	}
+}
+
+static void
+channel_event(int fd, int events, void *arg)
+{
+	struct channel	*ch = arg;
+	ssize_t		 n;
+
+	(void)fd;
+	if (events & EV_WRITE) {
+		if (imsg_write(&ch->ibuf) == -1) {
+			channel_fail(ch);
+			return;
+		}
+	}
+	if ((events & EV_READ) && !ch->paused) {
+		n = imsg_read(&ch->ibuf);
+		if (n == -1 && errno != EAGAIN) {
+			channel_fail(ch);
+			return;
+		}
+		if (n > 0)
+			channel_drain(ch);
+		if (ch->dead)
+			return;
+		if (n == 0) {
+			channel_fail(ch);
+			return;
+		}
+	}
+	channel_update(ch);
+}
+
+int
+channel_compose(struct channel *ch, uint32_t type, uint32_t peerid, int fd,
+    const void *data, size_t len)
+{
+	if (ch->dead) {
+		if (fd != -1)
+			close(fd);
+		errno = EPIPE;
+		return (-1);
+	}
+	if (imsg_compose(&ch->ibuf, type, peerid, 0, fd, data, len) == -1)
+		return (-1);
+	channel_update(ch);
+	return (0);
+}
+
+struct ibuf *
+channel_create(struct channel *ch, uint32_t type, uint32_t peerid,
+    size_t hint)
+{
+	return (imsg_create(&ch->ibuf, type, peerid, 0, hint));
+}
+
+/* Queue a message built with channel_create; the buffer is taken. */
+int
+channel_send(struct channel *ch, struct ibuf *b)
+{
+	if (ch->dead) {
+		ibuf_free(b);
+		errno = EPIPE;
+		return (-1);
+	}
+	if (imsg_close(&ch->ibuf, b) == -1)
+		return (-1);
+	channel_update(ch);
+	return (0);
+}
+
+/* Stop (1) or resume (0) reading: what the peer sends waits. */
+void
+channel_pause(struct channel *ch, int pause)
+{
+	ch->paused = pause;
+	channel_update(ch);
+	if (!pause)
+		channel_drain(ch);
+}
+
+/* Close the socket and drop the queues; closed() is not called. */
+void
+channel_shutdown(struct channel *ch)
+{
+	if (ch->dead)
+		return;
+	ch->dead = 1;
+	ev_del(ch->ibuf.fd);
+	imsgbuf_clear(&ch->ibuf);
+	close(ch->ibuf.fd);
+	ch->ibuf.fd = -1;
+}
+
+/* Write what is queued, waiting if need be (before exit, start-up). */
+int
+channel_flush(struct channel *ch)
+{
+	if (ch->dead)
+		return (-1);
+	fd_nonblock(ch->ibuf.fd);
+	while (ch->ibuf.queued > 0) {
+		if (imsg_write(&ch->ibuf) == -1)
+			return (-1);
+		if (ch->ibuf.queued > 0)
+			usleep(1000);
+	}
+	return (0);
+}

@@ -1,0 +1,32 @@
+/*
+ * lib/control.h: the control protocol between bridgectl and bridged's
+ * control process, over the control socket in imsg framing. Every
+ * request carries CTL_VERSION in the header's peerid; a daemon of
+ * another version answers CTL_FAIL.
+ */
+
+#ifndef BRIDGE_CONTROL_H
+#define BRIDGE_CONTROL_H
+
+#define CTL_VERSION	1
+
+enum ctl_type {
+	CTL_NONE,
+	/* requests */
+	CTL_STATUS,		/* empty */
+	CTL_SESSIONS,		/* empty */
+	CTL_MODELS,		/* empty */
+	CTL_KILL,		/* u32 session id */
+	CTL_RELOAD,		/* empty */
+	CTL_LOG,		/* u32: 1 verbose, 0 brief */
+	CTL_MONITOR,		/* empty: events follow until closed */
+	CTL_EXPORT,		/* str identity, str format */
+	CTL_PURGE,		/* str identity */
+	/* answers */
+	CTL_DATA,		/* str line */
+	CTL_END,		/* str text: success, the answer is complete */
+	CTL_FAIL,		/* str text: failure */
+	CTL_MAX
+};
+
+#endif /* BRIDGE_CONTROL_H */

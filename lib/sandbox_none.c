@@ -1,0 +1,15 @@
+/*
+ * sandbox_none.c: systems without a sandbox this code knows. Refusing
+ * is better than pretending: every role fails to start.
+ */
+
+#include "util.h"
+
+int
+sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
+{
+	(void)sc;
+	log_warnx("%s: no sandbox for role %d on this system", __func__,
+	    role);
+	return (-1);
+}
