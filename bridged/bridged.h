@@ -352,6 +352,109 @@ int		 db_count(struct db *, const char *, uint64_t *);
 #define STORAGE_CONTEXT_MAX	100000		/* items per CONTEXT */
 void		 storage_main(void);
 
+/* sse.c */
+#define SSE_FIELDMAX		16	/* a data line's field over max */
+#define SSE_ETOOBIG		1	/* an event larger than max */
+#define SSE_ENOMEM		2
+#define SSE_ESTOPPED		3	/* the callback returned non-zero */
+
+/* cb(arg, event field, data, data length) per event; non-zero stops. */
+struct sse {
+	int		(*cb)(void *, const char *, const char *, size_t);
+	void		*arg;
+	size_t		 max;		/* largest event accepted */
+	char		*line;		/* the line being read */
+	size_t		 linelen;
+	size_t		 linecap;
+	char		*data;		/* data of the event being read */
+	size_t		 datalen;
+	size_t		 datacap;
+	char		 event[64];	/* its event field */
+	int		 has_data;
+	int		 skiplf;	/* a CR ended the last line */
+	int		 bomcheck;	/* bytes of a leading BOM seen */
+	int		 error;		/* SSE_E*, 0 if none */
+	uint64_t	 nevents;	/* dispatched so far */
+};
+
+void		 sse_init(struct sse *, size_t,
+		    int (*)(void *, const char *, const char *, size_t),
+		    void *);
+void		 sse_clear(struct sse *);
+int		 sse_feed(struct sse *, const void *, size_t);
+int		 sse_pending(const struct sse *);
+
+/* gemini.c */
+#define GEM_MSG_MAX		512	/* error text kept, one line */
+#define GEM_GENERATE		0x01	/* generateContent */
+#define GEM_COUNT		0x02	/* countTokens */
+#define GEM_EMBED		0x04	/* embedContent and the like */
+#define GEM_BIDI		0x08	/* bidiGenerateContent (live) */
+#define GEM_PREDICT		0x10	/* predict, predictLongRunning */
+#define GEM_OTHER		0x20
+
+struct gem_turn {
+	int		 role;		/* enum msg_role; only MODEL is
+					   sent as "model" */
+	const char	*text;
+	size_t		 len;
+};
+
+struct gem_usage {			/* running totals; -1: not sent */
+	int64_t		 prompt;
+	int64_t		 answer;
+	int64_t		 total;
+	int64_t		 thoughts;
+};
+
+struct gem_error {
+	int		 code;		/* error.code, else the HTTP status */
+	char		 status[64];	/* RESOURCE_EXHAUSTED, ... */
+	char		 message[GEM_MSG_MAX];	/* one printable line */
+	double		 retry_delay;	/* s, from RetryInfo; -1 if none */
+	int		 per_day;	/* a PerDay quota is exhausted */
+	int		 key_invalid;	/* reason API_KEY_INVALID */
+};
+
+struct gem_event {
+	char		*text;		/* non-thought text or NULL */
+	size_t		 textlen;
+	int		 has_candidate;
+	char		 finish[40];	/* finishReason or "" */
+	char		 block[40];	/* promptFeedback.blockReason or "" */
+	struct gem_usage usage;
+	int		 has_error;	/* an "error" object came instead */
+	struct gem_error err;
+};
+
+struct gem_model {
+	char		 name[MODEL_MAX_LEN];	/* without "models/" */
+	uint64_t	 input_limit;
+	uint64_t	 output_limit;
+	unsigned int	 methods;	/* GEM_* */
+};
+
+struct gem_page {
+	struct gem_model *models;
+	size_t		 nmodels;
+	size_t		 nskipped;	/* entries without a usable name */
+	char		*next;		/* page token, NULL on the last page */
+};
+
+char		*gem_request(const struct gem_turn *, size_t, const char *,
+		    size_t *);
+int		 gem_parse_event(const char *, size_t, struct gem_event *);
+void		 gem_event_free(struct gem_event *);
+void		 gem_parse_error(const char *, size_t, int, struct gem_error *);
+int		 gem_parse_models(const char *, size_t, struct gem_page *);
+void		 gem_page_free(struct gem_page *);
+int		 gem_model_is_chat(const struct gem_model *);
+int		 gem_model_cmp(const void *, const void *);
+int		 gem_valid_model_name(const char *);
+double		 gem_parse_duration(const char *);
+double		 gem_retry_after(const char *, time_t);
+const char	*gem_http_reason(int);
+
 /* provider.c */
 void		 provider_main(void);
 

@@ -63,7 +63,8 @@ TAILQ_HEAD(syms, sym);
 struct tokinfo {
 	int			 type;
 	int			 first;		/* first token of its line */
-	char			 word[64];	/* unquoted non-keyword */
+	int			 kw;		/* a keyword */
+	char			 word[64];	/* unquoted word */
 };
 
 struct listen_opts {
@@ -82,7 +83,7 @@ static struct listen_opts	 listenopts;
 static int			 errors;
 static int			 expansions;
 static int			 atbol;
-static int			 unquoted;
+static char			 lexword[64];	/* the token, if a word */
 static struct tokinfo		 tok_prev, tok_cur;
 
 static int	 yylex(void);
@@ -434,9 +435,13 @@ lerror(int lineno, const char *fmt, ...)
 static void
 syntax_error(void)
 {
-	if (tok_cur.word[0] != '\0' && tok_cur.first)
+	if (tok_cur.type == 0)
+		lerror(yylval.lineno, "unexpected end of file");
+	else if (tok_cur.first && tok_cur.kw)
+		lerror(yylval.lineno, "\"%s\" is not valid here", tok_cur.word);
+	else if (tok_cur.first && tok_cur.word[0] != '\0')
 		lerror(yylval.lineno, "unknown keyword \"%s\"", tok_cur.word);
-	else if (tok_prev.word[0] != '\0' && tok_prev.first &&
+	else if (tok_prev.first && tok_prev.word[0] != '\0' && !tok_prev.kw &&
 	    tok_cur.type != '=')
 		lerror(yylval.lineno, "unknown keyword \"%s\"", tok_prev.word);
 	else if (tok_cur.word[0] != '\0')
@@ -594,7 +599,7 @@ lex(void)
 	size_t		 n;
 	int		 c, next, quotec, digits;
 
-	unquoted = 0;
+	lexword[0] = '\0';
 top:
 	if (file->startnl) {
 		file->startnl = 0;
@@ -614,17 +619,17 @@ top:
 		file->lineno++;
 	}
 	yylval.lineno = file->lineno;
-
 	if (c == '#') {
 		while ((c = lgetc()) != '\n' && c != EOF)
 			;
 	}
 	if (c == EOF) {
+		/* Errors at the end are on the last line. */
+		if (file->lastc == '\n')
+			yylval.lineno--;
 		/* Each file ends its last line, even without a newline. */
 		if (!file->eofnl) {
 			file->eofnl = 1;
-			if (file->lastc == '\n')
-				yylval.lineno--;
 			return ('\n');
 		}
 		if (file == topfile)
@@ -640,7 +645,7 @@ top:
 	if (c == '$') {
 		n = 0;
 		while ((c = lgetc()) != EOF && (isalnum(c) || c == '_')) {
-			if (n >= NAME_MAX_LEN - 1) {
+			if (n >= sizeof(buf) - 1) {
 				yyerror("macro name too long");
 				return (findeol());
 			}
@@ -726,11 +731,10 @@ top:
 			}
 			return (NUMBER);
 		}
-		if ((c = kw_lookup(buf)) == STRING) {
-			if ((yylval.v.string = strdup(buf)) == NULL)
-				fatal("%s: strdup", __func__);
-			unquoted = 1;
-		}
+		(void)strlcpy(lexword, buf, sizeof(lexword));
+		if ((c = kw_lookup(buf)) == STRING &&
+		    (yylval.v.string = strdup(buf)) == NULL)
+			fatal("%s: strdup", __func__);
 		return (c);
 	}
 	if (iscntrl(c)) {
@@ -751,10 +755,8 @@ yylex(void)
 	tok_prev = tok_cur;
 	tok_cur.type = t;
 	tok_cur.first = atbol;
-	tok_cur.word[0] = '\0';
-	if (t == STRING && unquoted)
-		(void)strlcpy(tok_cur.word, yylval.v.string,
-		    sizeof(tok_cur.word));
+	tok_cur.kw = lexword[0] != '\0' && t != STRING;
+	(void)strlcpy(tok_cur.word, lexword, sizeof(tok_cur.word));
 	atbol = (t == '\n');
 	return (t);
 }
@@ -922,7 +924,7 @@ symget(const char *name)
 static int
 valid_name(const char *s)
 {
-	if (*s == '\0' || strlen(s) >= NAME_MAX_LEN)
+	if (*s == '\0')
 		return (0);
 	for (; *s != '\0'; s++)
 		if (!isalnum((unsigned char)*s) && *s != '_')
@@ -934,7 +936,7 @@ valid_name(const char *s)
 static int
 valid_provider(const char *s)
 {
-	if (*s == '\0' || strlen(s) >= NAME_MAX_LEN)
+	if (*s == '\0')
 		return (0);
 	for (; *s != '\0'; s++)
 		if (!isalnum((unsigned char)*s) && strchr("-_.", *s) == NULL)
@@ -1253,8 +1255,13 @@ provider_begin(char *name)
 	if (!valid_provider(name)) {
 		yyerror("invalid provider name \"%s\"", name);
 		prov_bad = 1;
-	} else
-		(void)strlcpy(prov->name, name, sizeof(prov->name));
+	} else if (strlcpy(prov->name, name, sizeof(prov->name)) >=
+	    sizeof(prov->name)) {
+		yyerror("provider name too long (at most %zu bytes)",
+		    sizeof(prov->name) - 1);
+		prov->name[0] = '\0';
+		prov_bad = 1;
+	}
 	free(name);
 }
 

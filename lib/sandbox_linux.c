@@ -1,11 +1,713 @@
-/* sandbox_linux.c: placeholder until the seccomp/Landlock sandbox lands. */
+/*
+ * sandbox_linux.c: confine one process of bridged on Linux.
+ *
+ * In this order: check the user and the chroot directory while they
+ * can still be looked up, chroot (worker, control), drop to the user
+ * (setgroups, setresgid, setresuid) and make sure root cannot come
+ * back, lower the rlimits, wipe the environment of the roles that have
+ * no use for it, set no_new_privs, restrict the file system with
+ * Landlock where the kernel has it, and last load a seccomp-bpf
+ * allowlist for the role that kills the process on any other call.
+ *
+ * The parent stays root: it forks and executes every child and reloads
+ * its configuration. Its filter is inherited by what it executes, so
+ * it also allows what a child does between exec and its own sandbox;
+ * it denies what no part of bridged does (ptrace, mounts, modules,
+ * bpf, io_uring, keyrings, namespaces, clock changes, reboot).
+ *
+ * Build switches for tests: SANDBOX_DEBUG reports a forbidden call on
+ * stderr and lets it fail with ENOSYS instead of killing the process;
+ * SANDBOX_TEST makes a child attempt a call its role forbids when it
+ * receives SIGUSR2, so that a test can watch it die.
+ */
+
+#include <sys/types.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include <linux/landlock.h>
+#include <linux/netlink.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include "util.h"
+
+/* Landlock rights and fields newer than some kernel headers. */
+#ifndef LANDLOCK_ACCESS_FS_REFER
+#define LANDLOCK_ACCESS_FS_REFER		(1ULL << 13)
+#endif
+#ifndef LANDLOCK_ACCESS_FS_TRUNCATE
+#define LANDLOCK_ACCESS_FS_TRUNCATE		(1ULL << 14)
+#endif
+#ifndef LANDLOCK_ACCESS_FS_IOCTL_DEV
+#define LANDLOCK_ACCESS_FS_IOCTL_DEV		(1ULL << 15)
+#endif
+#define LL_NET_BIND_TCP				(1ULL << 0)
+#define LL_NET_CONNECT_TCP			(1ULL << 1)
+#define LL_SCOPE_ABSTRACT_UNIX_SOCKET		(1ULL << 0)
+#define LL_SCOPE_SIGNAL				(1ULL << 1)
+
+/* The ruleset attribute as of ABI 6; older kernels read a prefix. */
+struct ll_ruleset_attr {
+	uint64_t	 fs;
+	uint64_t	 net;
+	uint64_t	 scoped;
+};
+
+#define LL_FS_FILE	(LANDLOCK_ACCESS_FS_EXECUTE | \
+	LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE | \
+	LANDLOCK_ACCESS_FS_TRUNCATE | LANDLOCK_ACCESS_FS_IOCTL_DEV)
+#define LL_FS_RO	(LANDLOCK_ACCESS_FS_READ_FILE | \
+	LANDLOCK_ACCESS_FS_READ_DIR)
+#define LL_FS_DB	(LANDLOCK_ACCESS_FS_READ_FILE | \
+	LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_DIR | \
+	LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_REG | \
+	LANDLOCK_ACCESS_FS_TRUNCATE)
+
+static const char *const role_names[] = {
+	"parent", "control", "storage", "provider", "worker"
+};
+
+/*
+ * What every role may call after its sandbox: the event loop, imsg
+ * with fd passing, malloc, time, randomness, signals and leaving.
+ * mmap, mprotect, ioctl and the kill family have rules of their own.
+ */
+static const char *const sys_base[] = {
+	"brk", "clock_getres", "clock_gettime", "clock_nanosleep", "close",
+	"exit", "exit_group", "fcntl", "fstat", "futex", "getegid",
+	"geteuid", "getgid", "getpeername", "getpid", "getppid",
+	"getrandom", "getsockname", "getsockopt", "gettid",
+	"gettimeofday", "getuid", "lseek", "madvise", "mremap", "munmap",
+	"nanosleep", "newfstatat", "poll", "ppoll", "read", "readv",
+	"recvfrom", "recvmsg", "restart_syscall", "rt_sigaction",
+	"rt_sigprocmask", "rt_sigreturn", "sched_yield", "sendmsg",
+	"sendto", "setsockopt", "shutdown", "sigaltstack", "time",
+	"write", "writev",
+	NULL
+};
+
+/* control: accepts bridgectl on the socket the parent bound. */
+static const char *const sys_control[] = {
+	"accept", "accept4",
+	NULL
+};
+
+/* storage: SQLite on files in the database directory (Landlock). */
+static const char *const sys_storage[] = {
+	"access", "faccessat", "faccessat2", "fchmod", "fchown",
+	"fdatasync", "fsync", "ftruncate", "getcwd", "lstat", "openat",
+	"pread64", "pwrite64", "readlink", "readlinkat", "stat", "statx",
+	"unlink", "unlinkat",
+	NULL
+};
+
+/*
+ * provider: libcurl and OpenSSL: TCP and DNS, the threads of curl's
+ * resolver, reading the resolver and certificate files (Landlock).
+ */
+static const char *const sys_provider[] = {
+	"access", "bind", "connect", "faccessat", "faccessat2",
+	"getdents64", "lstat", "pread64", "readlink", "readlinkat", "rseq",
+	"sched_getaffinity", "recvmmsg", "sendmmsg", "set_robust_list",
+	"socketpair", "stat", "statfs", "statx", "uname",
+	NULL
+};
+
+/*
+ * parent: accept and hand out connections, fork and exec children
+ * (whose start-up, up to their own sandbox, runs under this filter
+ * too), reload the configuration, reopen files, bind listeners.
+ */
+static const char *const sys_parent[] = {
+	"accept", "accept4", "access", "arch_prctl", "bind", "chdir",
+	"chmod", "chown", "chroot", "clone", "connect", "creat", "dup",
+	"dup2", "dup3", "execve", "execveat", "faccessat", "faccessat2",
+	"fadvise64", "fallocate", "fchdir", "fchmod", "fchmodat",
+	"fchown", "fchownat", "fdatasync", "flock", "fstatfs", "fsync",
+	"ftruncate", "getcwd", "getdents64", "getgroups", "getpgid",
+	"getpgrp", "getpriority", "getresgid", "getresuid", "getrlimit",
+	"getrusage", "getsid", "ioctl", "kill", "landlock_add_rule",
+	"landlock_create_ruleset", "landlock_restrict_self", "lchown",
+	"link", "linkat", "listen", "lstat", "membarrier", "mkdir",
+	"mkdirat", "mlock", "munlock", "open", "openat", "pipe", "pipe2",
+	"prctl", "pread64", "preadv", "prlimit64", "pwrite64", "pwritev",
+	"readlink", "readlinkat", "recvmmsg", "rename", "renameat",
+	"renameat2", "rmdir", "rseq", "sched_getaffinity", "seccomp",
+	"sendfile", "sendmmsg", "set_robust_list", "set_tid_address",
+	"setgid", "setgroups", "setitimer", "setpgid", "setpriority",
+	"setregid", "setresgid", "setresuid", "setreuid", "setrlimit",
+	"setsid", "setuid", "socket", "socketpair", "stat", "statfs",
+	"statx", "symlink", "symlinkat", "sysinfo", "tgkill", "tkill",
+	"umask", "uname", "unlink", "unlinkat", "utimensat", "vfork",
+	"wait4", "waitid",
+	NULL
+};
+
+/* Resolve and allow each named call; a name this arch lacks is skipped. */
+static int
+allow_list(scmp_filter_ctx ctx, const char *const *names)
+{
+	int	 nr, rc;
+
+	for (; *names != NULL; names++) {
+		nr = seccomp_syscall_resolve_name(*names);
+		if (nr == __NR_SCMP_ERROR)
+			continue;
+		if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0)) < 0) {
+			log_warnx("%s: %s: %s", __func__, *names,
+			    strerror(-rc));
+			return (-1);
+		}
+	}
+	return (0);
+}
+
+/* Add one rule; libseccomp reports errors as negative errno. */
+static int
+rule(scmp_filter_ctx ctx, uint32_t action, const char *name,
+    unsigned int argc, const struct scmp_arg_cmp *args)
+{
+	int	 nr, rc;
+
+	if ((nr = seccomp_syscall_resolve_name(name)) == __NR_SCMP_ERROR)
+		return (0);
+	if ((rc = seccomp_rule_add_array(ctx, action, nr, argc, args)) < 0) {
+		log_warnx("%s: %s: %s", __func__, name, strerror(-rc));
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * Rules with arguments that every role shares: memory may not become
+ * executable (except for roles that load code), signals only to
+ * ourselves (abort(3), raise(3)), and the few ioctls stdio and the
+ * socket code make.
+ */
+static int
+base_rules(scmp_filter_ctx ctx, enum sandbox_role role)
+{
+	struct scmp_arg_cmp	 a;
+	pid_t			 self = getpid();
+	int			 execmem;
+
+	execmem = role == SANDBOX_PARENT || role == SANDBOX_PROVIDER;
+	if (execmem) {
+		if (rule(ctx, SCMP_ACT_ALLOW, "mmap", 0, NULL) == -1 ||
+		    rule(ctx, SCMP_ACT_ALLOW, "mprotect", 0, NULL) == -1)
+			return (-1);
+	} else {
+		a = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
+		if (rule(ctx, SCMP_ACT_ALLOW, "mmap", 1, &a) == -1 ||
+		    rule(ctx, SCMP_ACT_ALLOW, "mprotect", 1, &a) == -1)
+			return (-1);
+	}
+	if (role != SANDBOX_PARENT) {
+		a = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)self);
+		if (rule(ctx, SCMP_ACT_ALLOW, "kill", 1, &a) == -1 ||
+		    rule(ctx, SCMP_ACT_ALLOW, "tgkill", 1, &a) == -1)
+			return (-1);
+		a = SCMP_A1(SCMP_CMP_EQ, FIONREAD);
+		if (rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &a) == -1)
+			return (-1);
+		a = SCMP_A1(SCMP_CMP_EQ, FIONBIO);
+		if (rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &a) == -1)
+			return (-1);
+		a = SCMP_A1(SCMP_CMP_EQ, TCGETS);
+		if (rule(ctx, SCMP_ACT_ERRNO(ENOTTY), "ioctl", 1, &a) == -1)
+			return (-1);
+	}
+	return (0);
+}
+
+/*
+ * provider: sockets for TCP over IPv4 and IPv6 and for the netlink
+ * query getaddrinfo(3) makes; an AF_UNIX socket (nscd) is refused
+ * politely. Files open read only. Threads yes, processes no: clone3
+ * cannot be inspected, so it fails and glibc falls back to clone.
+ */
+static int
+provider_rules(scmp_filter_ctx ctx)
+{
+	struct scmp_arg_cmp	 a[2];
+
+	a[0] = SCMP_A0(SCMP_CMP_EQ, AF_INET);
+	if (rule(ctx, SCMP_ACT_ALLOW, "socket", 1, a) == -1)
+		return (-1);
+	a[0] = SCMP_A0(SCMP_CMP_EQ, AF_INET6);
+	if (rule(ctx, SCMP_ACT_ALLOW, "socket", 1, a) == -1)
+		return (-1);
+	a[0] = SCMP_A0(SCMP_CMP_EQ, AF_NETLINK);
+	a[1] = SCMP_A2(SCMP_CMP_EQ, NETLINK_ROUTE);
+	if (rule(ctx, SCMP_ACT_ALLOW, "socket", 2, a) == -1)
+		return (-1);
+	a[0] = SCMP_A0(SCMP_CMP_EQ, AF_UNIX);
+	if (rule(ctx, SCMP_ACT_ERRNO(EACCES), "socket", 1, a) == -1)
+		return (-1);
+	a[0] = SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC,
+	    O_RDONLY);
+	if (rule(ctx, SCMP_ACT_ALLOW, "openat", 1, a) == -1)
+		return (-1);
+	a[0] = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD);
+	if (rule(ctx, SCMP_ACT_ALLOW, "clone", 1, a) == -1)
+		return (-1);
+	if (rule(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL) == -1)
+		return (-1);
+	return (0);
+}
+
+/* parent: clone3 is answered ENOSYS so that glibc uses clone. */
+static int
+parent_rules(scmp_filter_ctx ctx)
+{
+	return (rule(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL));
+}
+
+#ifdef SANDBOX_DEBUG
+/* Debug builds: name the forbidden call on stderr; it fails ENOSYS. */
+static void
+sandbox_sigsys(int sig, siginfo_t *si, void *uc)
+{
+	char	 msg[64] = "sandbox: forbidden system call ";
+	char	 num[16];
+	size_t	 len, i = sizeof(num);
+	int	 save = errno, nr = si->si_syscall;
+
+	(void)sig;
+	(void)uc;
+	num[--i] = '\n';
+	do {
+		num[--i] = '0' + nr % 10;
+		nr /= 10;
+	} while (nr > 0 && i > 0);
+	len = strlen(msg);
+	memcpy(msg + len, num + i, sizeof(num) - i);
+	(void)write(STDERR_FILENO, msg, len + sizeof(num) - i);
+	errno = save;
+}
+#endif
+
+/* Build the role's filter and load it on every thread. */
+static int
+seccomp_enter(enum sandbox_role role)
+{
+	scmp_filter_ctx	 ctx;
+	uint32_t	 deflt = SCMP_ACT_KILL_PROCESS;
+	int		 rc, ret = -1;
+
+#ifdef SANDBOX_DEBUG
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = sandbox_sigsys;
+	sa.sa_flags = SA_SIGINFO;
+	if (sigaction(SIGSYS, &sa, NULL) == -1) {
+		log_warn("%s: sigaction", __func__);
+		return (-1);
+	}
+	deflt = SCMP_ACT_TRAP;
+#endif
+	if ((ctx = seccomp_init(deflt)) == NULL) {
+		log_warnx("%s: seccomp_init failed", __func__);
+		return (-1);
+	}
+	/* Calls made through another ABI (i386, x32) end the process. */
+	if ((rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH,
+	    SCMP_ACT_KILL_PROCESS)) < 0 ||
+	    (rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1)) < 0 ||
+	    (rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) < 0) {
+		log_warnx("%s: seccomp_attr_set: %s", __func__,
+		    strerror(-rc));
+		goto done;
+	}
+	if (allow_list(ctx, sys_base) == -1 || base_rules(ctx, role) == -1)
+		goto done;
+	switch (role) {
+	case SANDBOX_PARENT:
+		if (allow_list(ctx, sys_parent) == -1 ||
+		    allow_list(ctx, sys_storage) == -1 ||
+		    allow_list(ctx, sys_provider) == -1 ||
+		    parent_rules(ctx) == -1)
+			goto done;
+		break;
+	case SANDBOX_CONTROL:
+		if (allow_list(ctx, sys_control) == -1)
+			goto done;
+		break;
+	case SANDBOX_STORAGE:
+		if (allow_list(ctx, sys_storage) == -1)
+			goto done;
+		break;
+	case SANDBOX_PROVIDER:
+		if (allow_list(ctx, sys_provider) == -1 ||
+		    provider_rules(ctx) == -1)
+			goto done;
+		break;
+	case SANDBOX_WORKER:
+		break;
+	}
+	if ((rc = seccomp_load(ctx)) < 0) {
+		log_warnx("%s: seccomp_load: %s", __func__, strerror(-rc));
+		goto done;
+	}
+	ret = 0;
+ done:
+	seccomp_release(ctx);
+	return (ret);
+}
+
+/* Allow rights beneath one path; a path that does not exist is skipped. */
+static int
+ll_path(int rfd, const char *path, uint64_t rights, uint64_t handled)
+{
+	struct landlock_path_beneath_attr	 pb;
+	struct stat				 st;
+	int					 fd, rc;
+
+	if ((fd = open(path, O_PATH | O_CLOEXEC)) == -1) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return (0);
+		log_warn("%s: %s", __func__, path);
+		return (-1);
+	}
+	if (fstat(fd, &st) == -1) {
+		log_warn("%s: fstat %s", __func__, path);
+		close(fd);
+		return (-1);
+	}
+	if (!S_ISDIR(st.st_mode))
+		rights &= LL_FS_FILE;
+	memset(&pb, 0, sizeof(pb));
+	pb.allowed_access = rights & handled;
+	pb.parent_fd = fd;
+	rc = syscall(SYS_landlock_add_rule, rfd, LANDLOCK_RULE_PATH_BENEATH,
+	    &pb, 0);
+	if (rc == -1)
+		log_warn("%s: landlock_add_rule %s", __func__, path);
+	close(fd);
+	return (rc == -1 ? -1 : 0);
+}
+
+/* Read only, for the provider: resolver, certificates, libraries. */
+static const char *const ll_provider_paths[] = {
+	"/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf",
+	"/etc/host.conf", "/etc/gai.conf", "/etc/services",
+	"/etc/protocols", "/etc/localtime", "/etc/ld.so.cache",
+	"/etc/ssl/openssl.cnf", "/etc/ssl/certs", "/etc/pki/tls/certs",
+	"/etc/pki/ca-trust/extracted", "/etc/ca-certificates",
+	"/usr/share/ca-certificates", "/usr/local/share/ca-certificates",
+	"/lib", "/lib64", "/usr/lib", "/usr/lib64",
+	NULL
+};
+
+/*
+ * Landlock: every role but the parent loses the file system except the
+ * storage's database directory and the provider's read-only files, may
+ * not bind or connect TCP (the provider may connect), and may neither
+ * signal nor reach an abstract socket outside its own domain. A kernel
+ * without Landlock is not an error: seccomp and chroot still hold.
+ */
+static int
+landlock_enter(enum sandbox_role role, const struct sandbox_conf *sc)
+{
+	struct ll_ruleset_attr	 attr;
+	const char *const	*p;
+	size_t			 attrlen;
+	long			 abi;
+	int			 rfd, rc = 0;
+
+	abi = syscall(SYS_landlock_create_ruleset, NULL, 0,
+	    LANDLOCK_CREATE_RULESET_VERSION);
+	if (abi == -1) {
+		if (errno == ENOSYS || errno == EOPNOTSUPP) {
+			log_debug("%s: %s: Landlock not available, using "
+			    "seccomp alone", __func__, role_names[role]);
+			return (0);
+		}
+		log_warn("%s: landlock_create_ruleset", __func__);
+		return (-1);
+	}
+
+	memset(&attr, 0, sizeof(attr));
+	attr.fs = (LANDLOCK_ACCESS_FS_REFER << 1) - 1;
+	attrlen = sizeof(attr.fs);
+	if (abi < 2)
+		attr.fs &= ~LANDLOCK_ACCESS_FS_REFER;
+	if (abi >= 3)
+		attr.fs |= LANDLOCK_ACCESS_FS_TRUNCATE;
+	if (abi >= 4) {
+		attr.net = LL_NET_BIND_TCP;
+		if (role != SANDBOX_PROVIDER)
+			attr.net |= LL_NET_CONNECT_TCP;
+		attrlen = offsetof(struct ll_ruleset_attr, scoped);
+	}
+	if (abi >= 5)
+		attr.fs |= LANDLOCK_ACCESS_FS_IOCTL_DEV;
+	if (abi >= 6) {
+		attr.scoped = LL_SCOPE_ABSTRACT_UNIX_SOCKET |
+		    LL_SCOPE_SIGNAL;
+		attrlen = sizeof(attr);
+	}
+
+	if ((rfd = syscall(SYS_landlock_create_ruleset, &attr, attrlen,
+	    0)) == -1) {
+		log_warn("%s: landlock_create_ruleset", __func__);
+		return (-1);
+	}
+	if (role == SANDBOX_STORAGE && sc != NULL && sc->dbdir != NULL)
+		rc = ll_path(rfd, sc->dbdir, LL_FS_DB, attr.fs);
+	if (role == SANDBOX_PROVIDER)
+		for (p = ll_provider_paths; *p != NULL && rc == 0; p++)
+			rc = ll_path(rfd, *p, LL_FS_RO, attr.fs);
+	if (rc == 0 && syscall(SYS_landlock_restrict_self, rfd, 0) == -1) {
+		log_warn("%s: landlock_restrict_self", __func__);
+		rc = -1;
+	}
+	close(rfd);
+	if (rc == 0)
+		log_debug("%s: %s: Landlock ABI %ld", __func__,
+		    role_names[role], abi);
+	return (rc);
+}
+
+/* Become the user for good: groups, gid, uid, and check it holds. */
+static int
+drop_user(const struct passwd *pw)
+{
+	gid_t	 gid = pw->pw_gid;
+	uid_t	 uid = pw->pw_uid;
+
+	if (setgroups(1, &gid) == -1) {
+		log_warn("%s: setgroups", __func__);
+		return (-1);
+	}
+	if (setresgid(gid, gid, gid) == -1) {
+		log_warn("%s: setresgid", __func__);
+		return (-1);
+	}
+	if (setresuid(uid, uid, uid) == -1) {
+		log_warn("%s: setresuid", __func__);
+		return (-1);
+	}
+	if (getuid() != uid || geteuid() != uid || getgid() != gid ||
+	    getegid() != gid) {
+		log_warnx("%s: ids did not change", __func__);
+		return (-1);
+	}
+	if (uid != 0 && (setuid(0) != -1 || seteuid(0) != -1)) {
+		log_warnx("%s: could regain root", __func__);
+		return (-1);
+	}
+	return (0);
+}
+
+/* Soft and hard limit at once. */
+static int
+limit(int resource, const char *name, rlim_t value)
+{
+	struct rlimit	 rl;
+
+	rl.rlim_cur = rl.rlim_max = value;
+	if (setrlimit(resource, &rl) == -1) {
+		log_warn("%s: %s", __func__, name);
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * No core files anywhere (they would hold keys and conversations), no
+ * new processes where the role has no use for them. The provider keeps
+ * RLIMIT_NPROC: its resolver starts threads. RLIMIT_FSIZE stays: with
+ * -d, stderr may be a file.
+ */
+static int
+limits(enum sandbox_role role)
+{
+	if (limit(RLIMIT_CORE, "RLIMIT_CORE", 0) == -1)
+		return (-1);
+	if (role != SANDBOX_PROVIDER &&
+	    limit(RLIMIT_NPROC, "RLIMIT_NPROC", 0) == -1)
+		return (-1);
+	return (0);
+}
+
+/*
+ * The environment may carry an API key (api key env); only the
+ * provider needs it. Wipe the strings, wherever they live, and empty
+ * the environment.
+ */
+static void
+wipe_environ(void)
+{
+	extern char	**environ;
+	char		**e;
+
+	if (environ == NULL)
+		return;
+	for (e = environ; *e != NULL; e++)
+		explicit_bzero(*e, strlen(*e));
+	(void)clearenv();
+}
+
+#ifdef SANDBOX_TEST
+static enum sandbox_role test_role;
+
+/* Test builds: on SIGUSR2, make a call this role forbids. */
+static void
+sandbox_sigusr2(int sig)
+{
+	(void)sig;
+	switch (test_role) {
+	case SANDBOX_STORAGE:
+		(void)socket(AF_INET, SOCK_STREAM, 0);
+		break;
+	case SANDBOX_PROVIDER:
+		(void)openat(AT_FDCWD, "/", O_WRONLY | O_CREAT, 0600);
+		break;
+	case SANDBOX_PARENT:
+		(void)syscall(SYS_ptrace, 0, 0, 0, 0);
+		break;
+	default:
+		(void)openat(AT_FDCWD, "/etc/passwd", O_RDONLY);
+		break;
+	}
+}
+
+static int
+test_hook(enum sandbox_role role)
+{
+	struct sigaction	 sa;
+
+	test_role = role;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = sandbox_sigusr2;
+	sa.sa_flags = SA_RESTART;
+	if (sigaction(SIGUSR2, &sa, NULL) == -1) {
+		log_warn("%s: sigaction", __func__);
+		return (-1);
+	}
+	return (0);
+}
+#endif
+
+/*
+ * Check what must be checked as root: the user exists, the chroot is
+ * a directory. The parent does this to refuse to start; a child to
+ * get the ids before the chroot hides /etc/passwd.
+ */
+static int
+check_conf(const struct sandbox_conf *sc, struct passwd *pw)
+{
+	struct passwd	*p;
+	struct stat	 st;
+
+	if (sc->user != NULL) {
+		errno = 0;
+		if ((p = getpwnam(sc->user)) == NULL) {
+			if (errno != 0)
+				log_warn("user \"%s\"", sc->user);
+			else
+				log_warnx("user \"%s\" does not exist; "
+				    "create it or set another user in the "
+				    "configuration", sc->user);
+			return (-1);
+		}
+		*pw = *p;
+	}
+	if (sc->chroot != NULL) {
+		if (stat(sc->chroot, &st) == -1) {
+			log_warn("chroot directory \"%s\"", sc->chroot);
+			return (-1);
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			log_warnx("chroot \"%s\" is not a directory",
+			    sc->chroot);
+			return (-1);
+		}
+	}
+	return (0);
+}
 
 int
 sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 {
-	(void)role;
-	(void)sc;
+	static const struct sandbox_conf	 none;
+	struct passwd				 pw;
+	const char				*name;
+	int					 root, chrooted;
+
+	if ((int)role < SANDBOX_PARENT || role > SANDBOX_WORKER) {
+		log_warnx("%s: unknown role %d", __func__, role);
+		return (-1);
+	}
+	name = role_names[role];
+	if (sc == NULL)
+		sc = &none;
+	root = geteuid() == 0;
+	chrooted = role == SANDBOX_WORKER || role == SANDBOX_CONTROL;
+
+	if (root) {
+		memset(&pw, 0, sizeof(pw));
+		if (check_conf(sc, &pw) == -1)
+			return (-1);
+		if (chrooted && sc->chroot != NULL &&
+		    (chroot(sc->chroot) == -1 || chdir("/") == -1)) {
+			log_warn("%s: chroot %s", name, sc->chroot);
+			return (-1);
+		}
+		if (role != SANDBOX_PARENT && sc->user != NULL &&
+		    drop_user(&pw) == -1)
+			return (-1);
+	} else if (sc->user != NULL || sc->chroot != NULL) {
+		if (role == SANDBOX_PARENT)
+			log_warnx("not running as root: user and chroot "
+			    "are not applied; the processes are confined "
+			    "by the system call filter alone");
+		else
+			log_debug("%s: not root: no user, no chroot", name);
+	}
+
+	if (role != SANDBOX_PARENT) {
+		if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1) {
+			log_warn("%s: PR_SET_DUMPABLE", name);
+			return (-1);
+		}
+		if (limits(role) == -1)
+			return (-1);
+		if (role != SANDBOX_PROVIDER)
+			wipe_environ();
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1) {
+		log_warn("%s: PR_SET_NO_NEW_PRIVS", name);
+		return (-1);
+	}
+	if (role != SANDBOX_PARENT && landlock_enter(role, sc) == -1)
+		return (-1);
+#ifdef SANDBOX_TEST
+	if (test_hook(role) == -1)
+		return (-1);
+#endif
+	if (seccomp_enter(role) == -1)
+		return (-1);
+	log_debug("%s: %s sandboxed", __func__, name);
 	return (0);
 }

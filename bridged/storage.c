@@ -1,0 +1,730 @@
+/*
+ * storage.c: the storage process, the only one that opens the
+ * database. It takes each worker's channel from the parent, learns
+ * from the parent which identity that worker serves, and answers the
+ * worker's requests for that identity only.
+ *
+ * Writes that arrive in one round of the event loop share a
+ * transaction: BEGIN at the first, COMMIT in a 0 ms timer that runs
+ * after every descriptor of the round, and only then the answers.
+ * Every request of the round, read or write, is answered from that
+ * timer in the order it came, so a worker sees its answers in order.
+ */
+
+#include <sys/types.h>
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bridged.h"
+
+/* A worker's channel stops being read while this much waits for it. */
+#define STORAGE_QUEUE_HIGH	(4 * 1024 * 1024)
+#define STORAGE_QUEUE_POLL	20		/* ms, to look again */
+
+struct wchan {
+	TAILQ_ENTRY(wchan)	 entry;
+	struct channel		 ch;
+	uint32_t		 wid;
+	char			 identity[IDENTITY_LEN + 1];
+	int			 full;	/* paused: answers pile up */
+	int			 refs;	/* requests naming it */
+	int			 gone;
+};
+TAILQ_HEAD(wchan_list, wchan);
+
+struct req {
+	TAILQ_ENTRY(req)	 entry;
+	struct wchan		*w;
+	uint32_t		 type;
+	uint32_t		 id;	/* the worker's request id */
+	char			 identity[IDENTITY_LEN + 1];
+	int			 write;
+	const char		*error;	/* answer ERROR with this */
+	int64_t			 rowid;
+	uint32_t		 kind;
+	uint32_t		 count;
+};
+TAILQ_HEAD(req_list, req);
+
+static struct {
+	struct db		*db;
+	struct bridged_conf	*conf;
+	char			 database[PATH_MAX];
+	enum sync_mode		 sync;
+	int			 sync_pending;
+	struct wchan_list	 chans;
+	struct wchan_list	 dead;
+	struct req_list		 round;
+	int			 writes;	/* in the open transaction */
+	int			 failed;	/* the transaction is lost */
+	struct ev_timer		 round_end;
+	struct ev_timer		 queue_poll;
+} st;
+
+struct item_arg {
+	struct wchan	*w;
+	uint32_t	 id;
+};
+
+static void	storage_dispatch_parent(struct channel *, struct imsg *);
+static void	storage_dispatch_worker(struct channel *, struct imsg *);
+static void	storage_worker_closed(struct channel *);
+static void	storage_round_end(void *);
+static void	storage_queue_poll(void *);
+
+/* The identity a parent names: empty, or hex SHA-256. */
+static int
+identity_valid(const char *s)
+{
+	size_t	 i, len = strlen(s);
+
+	if (len == 0)
+		return (1);
+	if (len != IDENTITY_LEN)
+		return (0);
+	for (i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'f')))
+			return (0);
+	return (1);
+}
+
+static struct wchan *
+wchan_find(uint32_t wid)
+{
+	struct wchan	*w;
+
+	TAILQ_FOREACH(w, &st.chans, entry)
+		if (w->wid == wid)
+			return (w);
+	return (NULL);
+}
+
+/* Read a worker only while its identity is known and it keeps up. */
+static void
+wchan_update(struct wchan *w)
+{
+	int	 pause;
+
+	if (w->gone)
+		return;
+	pause = w->identity[0] == '\0' || w->full;
+	if (pause != w->ch.paused)
+		channel_pause(&w->ch, pause);
+}
+
+/* Forget a channel; its memory goes once no request names it. */
+static void
+wchan_drop(struct wchan *w)
+{
+	if (w->gone)
+		return;
+	w->gone = 1;
+	channel_shutdown(&w->ch);
+	TAILQ_REMOVE(&st.chans, w, entry);
+	TAILQ_INSERT_TAIL(&st.dead, w, entry);
+	/* Never free here: the channel code may still look at it. */
+	if (!ev_timer_pending(&st.round_end))
+		ev_timer_add(&st.round_end, 0);
+}
+
+/* Free what was dropped and is no longer named. */
+static void
+wchan_reap(void)
+{
+	struct wchan	*w, *next;
+
+	for (w = TAILQ_FIRST(&st.dead); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, entry);
+		if (w->refs > 0)
+			continue;
+		TAILQ_REMOVE(&st.dead, w, entry);
+		free(w);
+	}
+}
+
+/* A worker broke the rules: log it and close its channel. */
+static void
+wchan_reject(struct wchan *w, struct imsg *imsg, const char *why)
+{
+	log_warnx("worker %u: bad %s (%s); closing its channel", w->wid,
+	    imsg_type_name(imsg->hdr.type), why);
+	wchan_drop(w);
+}
+
+/* Queue a request of this round; it is answered in storage_round_end. */
+static struct req *
+req_new(struct wchan *w, uint32_t type, uint32_t id)
+{
+	struct req	*r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		fatal("%s", __func__);
+	r->w = w;
+	r->type = type;
+	r->id = id;
+	(void)strlcpy(r->identity, w->identity, sizeof(r->identity));
+	w->refs++;
+	TAILQ_INSERT_TAIL(&st.round, r, entry);
+	if (!ev_timer_pending(&st.round_end))
+		ev_timer_add(&st.round_end, 0);
+	return (r);
+}
+
+static void
+req_free(struct req *r)
+{
+	TAILQ_REMOVE(&st.round, r, entry);
+	r->w->refs--;
+	free(r);
+}
+
+/* Put a write in the round's transaction, opening it if need be. */
+static int
+group_join(void)
+{
+	if (st.failed)
+		return (-1);
+	if (st.writes == 0 && db_begin(st.db) == -1) {
+		st.failed = 1;
+		return (-1);
+	}
+	st.writes++;
+	return (0);
+}
+
+/* A failed statement may have cost the transaction: then all of it. */
+static void
+group_fail_if_lost(void)
+{
+	if (!db_intx(st.db))
+		st.failed = 1;
+}
+
+static void
+answer_error(struct wchan *w, uint32_t id, const char *text)
+{
+	struct ibuf	*b;
+
+	if (w->gone)
+		return;
+	if ((b = channel_create(&w->ch, IMSG_STORAGE_ERROR, 0,
+	    strlen(text) + 16)) == NULL || ibuf_add_u32(b, id) == -1 ||
+	    ibuf_add_str(b, text) == -1)
+		fatal("%s", __func__);
+	channel_send(&w->ch, b);
+}
+
+static void
+answer_u64(struct wchan *w, uint32_t type, uint32_t id, uint64_t v)
+{
+	struct ibuf	*b;
+
+	if (w->gone)
+		return;
+	if ((b = channel_create(&w->ch, type, 0, 16)) == NULL ||
+	    ibuf_add_u32(b, id) == -1 || ibuf_add_u64(b, v) == -1)
+		fatal("%s", __func__);
+	channel_send(&w->ch, b);
+}
+
+/* One stored row to the worker that asked. */
+static int
+answer_item(const struct db_item *item, void *arg)
+{
+	struct item_arg	*ia = arg;
+	struct ibuf	*b;
+
+	if (ia->w->gone)
+		return (-1);
+	if ((b = channel_create(&ia->w->ch, IMSG_STORAGE_ITEM, 0,
+	    item->len + 32)) == NULL || ibuf_add_u32(b, ia->id) == -1 ||
+	    ibuf_add_u64(b, (uint64_t)item->id) == -1 ||
+	    ibuf_add_u64(b, (uint64_t)item->time) == -1 ||
+	    ibuf_add_u32(b, item->role) == -1 ||
+	    ibuf_add_data(b, item->text, item->len) == -1)
+		fatal("%s", __func__);
+	return (channel_send(&ia->w->ch, b));
+}
+
+/* The bound of what one HISTORY or CONTEXT answer may carry. */
+static size_t
+read_bound(void)
+{
+	uint64_t	 m = st.conf->g.memory_limit;
+
+	if (m == 0 || m > SIZE_MAX / 2)
+		return (SIZE_MAX / 2);
+	return ((size_t)m);
+}
+
+/* Run a read of the round, now that the writes before it are done. */
+static void
+req_read(struct req *r)
+{
+	struct item_arg	 ia;
+	uint64_t	 n = 0;
+	int		 rv, cut = 0;
+
+	ia.w = r->w;
+	ia.id = r->id;
+	switch (r->type) {
+	case IMSG_WORKER_HISTORY:
+		rv = db_history(st.db, r->identity, r->kind, r->count,
+		    read_bound(), answer_item, &ia, &n, &cut);
+		if (rv == 0 && cut == DB_CUT_BYTES)
+			log_info("worker %u: history cut to %llu items,"
+			    " %zu bytes", r->w->wid, (unsigned long long)n,
+			    read_bound());
+		break;
+	case IMSG_WORKER_CONTEXT:
+		rv = db_context(st.db, r->identity, STORAGE_CONTEXT_MAX,
+		    read_bound(), answer_item, &ia, &n, &cut);
+		if (rv == 0 && cut != 0)
+			log_info("worker %u: context cut to its newest %llu"
+			    " items (bounds %d items, %zu bytes)", r->w->wid,
+			    (unsigned long long)n, STORAGE_CONTEXT_MAX,
+			    read_bound());
+		break;
+	case IMSG_WORKER_COUNT:
+		rv = db_count(st.db, r->identity, &n);
+		break;
+	default:
+		fatalx("%s: %s", __func__, imsg_type_name(r->type));
+	}
+	if (r->w->gone)
+		return;
+	if (rv == -1)
+		answer_error(r->w, r->id, "database error");
+	else
+		answer_u64(r->w, IMSG_STORAGE_END, r->id, n);
+}
+
+/*
+ * The round is over: commit its writes, then answer every request in
+ * the order it came. Nobody hears STORED before the COMMIT succeeded.
+ */
+static void
+storage_round_end(void *arg)
+{
+	struct req	*r;
+	struct wchan	*w;
+
+	(void)arg;
+	if (st.writes > 0) {
+		if (!st.failed && db_commit(st.db) == -1)
+			st.failed = 1;
+		if (st.failed) {
+			db_rollback(st.db);
+			log_warnx("transaction of %d writes lost", st.writes);
+		}
+	}
+	while ((r = TAILQ_FIRST(&st.round)) != NULL) {
+		if (r->error != NULL)
+			answer_error(r->w, r->id, r->error);
+		else if (r->write && st.failed)
+			answer_error(r->w, r->id, "database error");
+		else if (r->write)
+			answer_u64(r->w, IMSG_STORAGE_STORED, r->id,
+			    (uint64_t)r->rowid);
+		else if (!r->w->gone)
+			req_read(r);
+		req_free(r);
+	}
+	st.writes = 0;
+	st.failed = 0;
+	if (st.sync_pending) {
+		st.sync_pending = 0;
+		if (db_sync(st.db, st.sync) == -1)
+			log_warnx("database sync level unchanged");
+	}
+	/* Stop reading a worker that does not read its answers. */
+	TAILQ_FOREACH(w, &st.chans, entry) {
+		if (!w->full && w->ch.ibuf.queued > STORAGE_QUEUE_HIGH) {
+			w->full = 1;
+			wchan_update(w);
+		}
+		if (w->full && !ev_timer_pending(&st.queue_poll))
+			ev_timer_add(&st.queue_poll, STORAGE_QUEUE_POLL);
+	}
+	wchan_reap();
+}
+
+/* Resume the workers whose answers have drained. */
+static void
+storage_queue_poll(void *arg)
+{
+	struct wchan	*w, *next;
+	int		 again = 0;
+
+	(void)arg;
+	for (w = TAILQ_FIRST(&st.chans); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, entry);
+		if (!w->full)
+			continue;
+		if (w->ch.ibuf.queued > STORAGE_QUEUE_HIGH / 2) {
+			again = 1;
+			continue;
+		}
+		w->full = 0;
+		wchan_update(w);
+	}
+	if (again)
+		ev_timer_add(&st.queue_poll, STORAGE_QUEUE_POLL);
+	wchan_reap();
+}
+
+/*
+ * IMSG_WORKER_STORE: u32 id, u64 key, u32 role, str model, u64 tokens,
+ * data text. Returns why it is malformed, or NULL.
+ */
+static const char *
+worker_store(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct req	*r;
+	const char	*model, *text;
+	uint64_t	 key, tokens;
+	uint32_t	 id, role;
+	size_t		 len;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	key = ir_u64(&ir);
+	role = ir_u32(&ir);
+	model = ir_str(&ir);
+	tokens = ir_u64(&ir);
+	text = ir_data(&ir, &len);
+	if (ir_end(&ir) == -1)
+		return ("length");
+	if (role != ROLE_USER && role != ROLE_MODEL)
+		return ("role");
+	if (strlen(model) >= MODEL_MAX_LEN ||
+	    !utf8_valid(model, strlen(model)))
+		return ("model");
+	if (tokens > INT64_MAX)
+		return ("tokens");
+	r = req_new(w, imsg->hdr.type, id);
+	if (!db_text_valid(text, len)) {
+		log_warnx("worker %u: message not stored: too long, not"
+		    " UTF-8 or with NUL", w->wid);
+		r->error = "invalid text";
+		return (NULL);
+	}
+	r->write = 1;
+	if (group_join() == -1)
+		return (NULL);
+	if (db_store(st.db, w->identity, key, role, model, tokens, text, len,
+	    (int64_t)time(NULL), &r->rowid) == -1) {
+		r->error = "database error";
+		group_fail_if_lost();
+	}
+	return (NULL);
+}
+
+/* IMSG_WORKER_SUMMARY: u32 id, data text. */
+static const char *
+worker_summary(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct req	*r;
+	const char	*text;
+	uint32_t	 id;
+	size_t		 len;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	text = ir_data(&ir, &len);
+	if (ir_end(&ir) == -1)
+		return ("length");
+	r = req_new(w, imsg->hdr.type, id);
+	if (len == 0 || !db_text_valid(text, len)) {
+		log_warnx("worker %u: summary not stored: empty, too long,"
+		    " not UTF-8 or with NUL", w->wid);
+		r->error = "invalid text";
+		return (NULL);
+	}
+	r->write = 1;
+	if (group_join() == -1)
+		return (NULL);
+	/* Both statements or neither: a failure loses the transaction. */
+	if (db_summary(st.db, w->identity, text, len, (int64_t)time(NULL),
+	    st.conf->g.summaries_keep, &r->rowid) == -1)
+		st.failed = 1;
+	return (NULL);
+}
+
+/* IMSG_WORKER_HISTORY, _CONTEXT, _COUNT: run after the round's writes. */
+static const char *
+worker_read(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct req	*r;
+	uint32_t	 id, kind = HISTORY_MESSAGES, count = 0;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	if (imsg->hdr.type == IMSG_WORKER_HISTORY) {
+		kind = ir_u32(&ir);
+		count = ir_u32(&ir);
+	}
+	if (ir_end(&ir) == -1)
+		return ("length");
+	if (kind != HISTORY_MESSAGES && kind != HISTORY_SUMMARIES)
+		return ("kind");
+	r = req_new(w, imsg->hdr.type, id);
+	r->kind = kind;
+	r->count = count > STORAGE_HISTORY_MAX ? STORAGE_HISTORY_MAX : count;
+	return (NULL);
+}
+
+/* A worker's request; who asks is known by the channel, nothing else. */
+static void
+storage_dispatch_worker(struct channel *ch, struct imsg *imsg)
+{
+	struct wchan	*w = ch->arg;
+	const char	*bad;
+
+	if (w->gone)
+		return;
+	if (w->identity[0] == '\0')
+		bad = "no identity yet";
+	else if (imsg->fd != -1)
+		bad = "descriptor";
+	else {
+		switch (imsg->hdr.type) {
+		case IMSG_WORKER_STORE:
+			bad = worker_store(w, imsg);
+			break;
+		case IMSG_WORKER_SUMMARY:
+			bad = worker_summary(w, imsg);
+			break;
+		case IMSG_WORKER_HISTORY:
+		case IMSG_WORKER_CONTEXT:
+		case IMSG_WORKER_COUNT:
+			bad = worker_read(w, imsg);
+			break;
+		default:
+			bad = "unexpected type";
+			break;
+		}
+	}
+	if (bad != NULL) {
+		wchan_reject(w, imsg, bad);
+		return;
+	}
+	/* Stop reading a worker whose answers pile up. */
+	if (!w->full && w->ch.ibuf.queued > STORAGE_QUEUE_HIGH) {
+		w->full = 1;
+		wchan_update(w);
+		if (!ev_timer_pending(&st.queue_poll))
+			ev_timer_add(&st.queue_poll, STORAGE_QUEUE_POLL);
+	}
+}
+
+static void
+storage_worker_closed(struct channel *ch)
+{
+	struct wchan	*w = ch->arg;
+
+	log_debug("worker %u: channel closed", w->wid);
+	wchan_drop(w);
+}
+
+/* IMSG_PARENT_CHANNEL: u32 worker id, str identity; with the fd. */
+static void
+parent_channel(struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct wchan	*w, *old;
+	const char	*identity;
+	uint32_t	 wid;
+
+	ir_init(&ir, imsg);
+	wid = ir_u32(&ir);
+	identity = ir_str(&ir);
+	if (ir_end(&ir) == -1 || imsg->fd == -1 || !identity_valid(identity))
+		fatalx("%s: bad IMSG_PARENT_CHANNEL", __func__);
+	if ((old = wchan_find(wid)) != NULL) {
+		log_debug("worker %u: channel replaced", wid);
+		wchan_drop(old);
+	}
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		fatal("%s", __func__);
+	w->wid = wid;
+	(void)strlcpy(w->identity, identity, sizeof(w->identity));
+	TAILQ_INSERT_TAIL(&st.chans, w, entry);
+	channel_init(&w->ch, imsg->fd, storage_dispatch_worker,
+	    storage_worker_closed, w);
+	imsg->fd = -1;
+	/* What an idle worker sends waits in the socket until SESSION. */
+	channel_pause(&w->ch, 1);
+	wchan_update(w);
+}
+
+/* IMSG_PARENT_SESSION: u32 worker id, str identity. */
+static void
+parent_session(struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct wchan	*w;
+	const char	*identity;
+	uint32_t	 wid;
+
+	ir_init(&ir, imsg);
+	wid = ir_u32(&ir);
+	identity = ir_str(&ir);
+	if (ir_end(&ir) == -1 || imsg->fd != -1 ||
+	    !identity_valid(identity))
+		fatalx("%s: bad IMSG_PARENT_SESSION", __func__);
+	if ((w = wchan_find(wid)) == NULL) {
+		/* The worker may have gone already. */
+		log_debug("%s: no channel for worker %u", __func__, wid);
+		return;
+	}
+	(void)strlcpy(w->identity, identity, sizeof(w->identity));
+	wchan_update(w);
+}
+
+/* A new configuration: apply what can change while running. */
+static void
+storage_reload(void)
+{
+	const struct global_conf	*g = &st.conf->g;
+
+	if (strcmp(g->database, st.database) != 0)
+		log_warnx("database is now %s; restart bridged to use it"
+		    " (still using %s)", g->database, st.database);
+	if (g->sync != st.sync) {
+		st.sync = g->sync;
+		if (st.writes > 0)
+			st.sync_pending = 1;
+		else if (db_sync(st.db, st.sync) == -1)
+			log_warnx("database sync level unchanged");
+	}
+	log_debug("configuration reloaded: summaries keep %d, sync %s",
+	    g->summaries_keep, st.sync == SYNC_FULL ? "full" : "normal");
+}
+
+/* The parent is trusted: anything wrong from it is fatal. */
+static void
+storage_dispatch_parent(struct channel *ch, struct imsg *imsg)
+{
+	(void)ch;
+	switch (imsg->hdr.type) {
+	case IMSG_CFG_GLOBAL:
+	case IMSG_CFG_PROVIDER:
+	case IMSG_CFG_TLS:
+	case IMSG_CFG_DONE:
+		if (child_config_imsg(&st.conf, NULL, imsg) == 1)
+			storage_reload();
+		break;
+	case IMSG_CTL_VERBOSE:
+		if (imsg->datalen != sizeof(uint32_t))
+			fatalx("%s: bad IMSG_CTL_VERBOSE", __func__);
+		log_setverbose(*(uint32_t *)imsg->data);
+		break;
+	case IMSG_PARENT_CHANNEL:
+		parent_channel(imsg);
+		break;
+	case IMSG_PARENT_SESSION:
+		parent_session(imsg);
+		break;
+	default:
+		fatalx("%s: unexpected %s", __func__,
+		    imsg_type_name(imsg->hdr.type));
+	}
+}
+
+/* Finish the round's transaction and leave. */
+static void
+storage_shutdown(void)
+{
+	if (ev_timer_pending(&st.round_end)) {
+		ev_timer_del(&st.round_end);
+		storage_round_end(NULL);
+	}
+	db_close(st.db);
+	st.db = NULL;
+}
+
+static void
+storage_sig(int sig, void *arg)
+{
+	(void)arg;
+	log_debug("%s: signal %d, stopping", __func__, sig);
+	storage_shutdown();
+	exit(0);
+}
+
+/* Without a parent there is nothing to serve. */
+static void
+storage_parent_closed(struct channel *ch)
+{
+	(void)ch;
+	storage_shutdown();
+	exit(0);
+}
+
+/* Open as root, give the files to the user, then sandbox. */
+static void
+storage_open(void)
+{
+	struct sandbox_conf	 sc;
+	struct passwd		*pw;
+	const char		*user;
+	char			 dir[PATH_MAX];
+
+	(void)strlcpy(st.database, st.conf->g.database, sizeof(st.database));
+	st.sync = st.conf->g.sync;
+	if ((st.db = db_open(st.database, st.sync)) == NULL)
+		fatalx("cannot use database %s", st.database);
+	user = st.conf->g.user[0] != '\0' ? st.conf->g.user : NULL;
+	if (user != NULL && geteuid() == 0) {
+		if ((pw = getpwnam(user)) == NULL)
+			fatalx("unknown user %s", user);
+		if (db_chown(st.db, pw->pw_uid, pw->pw_gid) == -1)
+			fatalx("cannot hand database %s to %s", st.database,
+			    user);
+	}
+	(void)strlcpy(dir, st.database, sizeof(dir));
+	memset(&sc, 0, sizeof(sc));
+	sc.user = user;
+	sc.chroot = NULL;
+	sc.dbdir = dirname(dir);
+	if (sandbox_enter(SANDBOX_STORAGE, &sc) == -1)
+		fatalx("storage sandbox failed");
+}
+
+void
+storage_main(void)
+{
+	TAILQ_INIT(&st.chans);
+	TAILQ_INIT(&st.dead);
+	TAILQ_INIT(&st.round);
+	ev_timer_set(&st.round_end, storage_round_end, NULL);
+	ev_timer_set(&st.queue_poll, storage_queue_poll, NULL);
+
+	st.conf = child_config(NULL);
+	storage_open();
+	log_info("database %s open, schema version %d, sync %s",
+	    st.database, DB_VERSION, st.sync == SYNC_FULL ? "full" : "normal");
+
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	ev_signal(SIGTERM, storage_sig, NULL);
+	ev_signal(SIGINT, storage_sig, NULL);
+	parent_chan->closed = storage_parent_closed;
+	child_ready();
+	child_dispatch(storage_dispatch_parent);
+	ev_loop();
+	fatalx("storage: event loop ended");
+}
