@@ -124,6 +124,46 @@ do_u32(uint32_t type, uint32_t v)
 	return (ctl_read_answer());
 }
 
+static int
+do_export(const char *identity, const char *format)
+{
+	struct ibuf	*b;
+
+	if ((b = ibuf_open(128)) == NULL || ibuf_add_str(b, identity) == -1 ||
+	    ibuf_add_str(b, format) == -1)
+		err(1, "export");
+	ctl_send(CTL_EXPORT, ibuf_data(b), ibuf_left(b));
+	ibuf_free(b);
+	return (ctl_read_answer());
+}
+
+/* Deleting history cannot be undone: ask, unless -f. */
+static int
+do_purge(const char *identity, int force)
+{
+	struct ibuf	*b;
+	char		 answer[16];
+
+	if (!force) {
+		if (!isatty(STDIN_FILENO))
+			errx(1, "purge deletes all history of %s; "
+			    "confirm with -f", identity);
+		printf("Delete all messages and summaries of %s? [y/N] ",
+		    identity);
+		fflush(stdout);
+		if (fgets(answer, sizeof(answer), stdin) == NULL ||
+		    (answer[0] != 'y' && answer[0] != 'Y')) {
+			printf("nothing deleted\n");
+			return (1);
+		}
+	}
+	if ((b = ibuf_open(128)) == NULL || ibuf_add_str(b, identity) == -1)
+		err(1, "purge");
+	ctl_send(CTL_PURGE, ibuf_data(b), ibuf_left(b));
+	ibuf_free(b);
+	return (ctl_read_answer());
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -165,8 +205,14 @@ main(int argc, char *argv[])
 		return (do_u32(CTL_KILL, res->session));
 	case MONITOR:
 		return (do_simple(CTL_MONITOR));
-	default:
-		errx(1, "%s: not implemented yet", argv[0]);
+	case SHOW_MODELS:
+		return (do_simple(CTL_MODELS));
+	case EXPORT:
+		return (do_export(res->identity, res->format));
+	case PURGE:
+		return (do_purge(res->identity, res->force));
+	case NONE:
+		break;
 	}
-	return (1);
+	usage();
 }

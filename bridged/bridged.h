@@ -149,12 +149,14 @@ enum imsg_type {
 	IMSG_PARENT_CLIENT,	/* u32 session id, str address, u32 port,
 				   str local address, u32 local port,
 				   str identity, u64 connected (epoch s),
-				   str refuse reason ("" to serve) */
-	/* parent -> worker: a replacement channel (fd) */
+				   str refuse reason ("" to serve),
+				   u32 tls (1: TLS listener, 0: plain) */
+	/* parent -> worker, control: a channel to storage or provider (fd) */
 	IMSG_PARENT_STORAGE,	/* empty */
 	IMSG_PARENT_PROVIDER,	/* empty */
 	IMSG_PARENT_KILL,	/* str reason: say BYE and leave */
-	/* parent -> control: the listening control socket (fd) */
+	/* parent -> control: the listening control socket (fd);
+	   parent -> storage: control's channel (fd) */
 	IMSG_PARENT_CONTROL,	/* empty */
 
 	/* any child -> parent */
@@ -212,6 +214,14 @@ enum imsg_type {
 	IMSG_CTL_DATA,		/* str line */
 	IMSG_CTL_END,		/* str text ("" for none) */
 	IMSG_CTL_FAIL,		/* str text */
+
+	/* control -> storage; answered with ITEM.../END or ERROR */
+	IMSG_CTL_EXPORT,	/* u32 request id, str identity or prefix;
+				   ITEM role user/model/summary, then END */
+	IMSG_CTL_PURGE,		/* u32 request id, str identity or prefix;
+				   END with the rows deleted */
+	/* storage -> control: first answer to EXPORT and PURGE */
+	IMSG_STORAGE_IDENTITY,	/* u32 request id, str the whole identity */
 
 	IMSG_MAX
 };
@@ -308,6 +318,18 @@ int		 control_socket_open(const char *, uid_t, gid_t);
 
 /* control.c */
 void		 control_main(void);
+
+/* export.c */
+struct export_state {
+	int		 markdown;
+	int		 section;	/* 0, 1 messages, 2 summaries */
+	uint64_t	 count;		/* items in this section */
+};
+
+char		*export_begin(struct export_state *, const char *);
+char		*export_item(struct export_state *, uint64_t, uint64_t,
+		    enum msg_role, const char *, size_t);
+char		*export_end(struct export_state *);
 
 /* db.c */
 #define DB_VERSION		2		/* PRAGMA user_version */
@@ -472,6 +494,84 @@ struct bridged_conf *config_new(void);
 void		 config_free(struct bridged_conf *);
 int		 config_recv(struct bridged_conf **, struct bridged_conf **,
 		    struct tls_material *, struct imsg *);
+
+/* proto.c: a client's BRIDGE/1 session, no I/O (the worker's) */
+struct proto;
+
+/*
+ * One turn of a request to the provider. Turns of one role in a row
+ * are one turn upstream: the worker joins them with a blank line.
+ */
+struct proto_turn {
+	int			 role;		/* ROLE_USER, ROLE_MODEL */
+	const char		*text;
+	size_t			 len;
+};
+
+struct proto_session {
+	char			 identity[IDENTITY_LEN + 1];
+	char			 ip[NI_MAXHOST];
+	uint32_t		 port;
+	char			 local[NI_MAXHOST];
+	uint32_t		 lport;
+	uint64_t		 connected;	/* epoch s */
+	char			 tls[128];	/* version cipher; "" plain */
+	enum identity_mode	 identity_mode;
+	size_t			 line_max;
+	uint64_t		 memory_limit;
+	char			 model[MODEL_MAX_LEN];	/* to start with */
+};
+
+/* What the session does; a request returns -1 if it cannot be sent. */
+struct proto_ops {
+	void		(*write)(void *, const void *, size_t);
+	void		(*close)(void *);	/* after BYE or EOF */
+	int		(*models)(void *, uint32_t);
+	int		(*gen)(void *, uint32_t, const char *, const char *,
+			    const struct proto_turn *, size_t);
+	void		(*cancel)(void *, uint32_t);
+	int		(*store)(void *, uint32_t, uint64_t, int,
+			    const char *, uint64_t, const char *, size_t);
+	int		(*summary)(void *, uint32_t, const char *, size_t);
+	int		(*history)(void *, uint32_t, int, uint32_t);
+	int		(*context)(void *, uint32_t);
+	int		(*count)(void *, uint32_t);
+	void		(*state)(void *, const char *, uint32_t, uint64_t,
+			    uint64_t, int);
+	void		(*event)(void *, const char *);
+	uint64_t	(*now)(void *);		/* ms */
+	uint64_t	(*random)(void *);
+};
+
+struct proto	*proto_new(const struct proto_ops *, void *,
+		    const struct proto_session *);
+void		 proto_free(struct proto *);
+void		 proto_start(struct proto *);
+void		 proto_input(struct proto *, const char *, size_t);
+void		 proto_eof(struct proto *);
+void		 proto_bye(struct proto *, const char *);
+int		 proto_busy(const struct proto *);
+int		 proto_closed(const struct proto *);
+size_t		 proto_queued(const struct proto *);
+void		 proto_counters(const struct proto *, uint64_t *,
+		    uint64_t *);
+void		 proto_provider_model(struct proto *, uint32_t,
+		    const char *, uint64_t, uint64_t);
+void		 proto_provider_models_end(struct proto *, uint32_t);
+void		 proto_provider_chunk(struct proto *, uint32_t, const char *,
+		    size_t);
+void		 proto_provider_done(struct proto *, uint32_t, uint64_t,
+		    uint64_t, const char *);
+void		 proto_provider_error(struct proto *, uint32_t, const char *,
+		    const char *);
+void		 proto_provider_lost(struct proto *);
+void		 proto_storage_stored(struct proto *, uint32_t, uint64_t);
+void		 proto_storage_item(struct proto *, uint32_t, uint64_t,
+		    uint64_t, uint32_t, const char *, size_t);
+void		 proto_storage_end(struct proto *, uint32_t, uint64_t);
+void		 proto_storage_error(struct proto *, uint32_t, const char *);
+
+/* worker.c: bridged-worker's main */
 
 /* parse.y */
 struct bridged_conf *parse_config(const char *);

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,7 +26,19 @@ struct ctl_conn {
 	int			 monitor;
 };
 
+/* A request passed on to storage or provider, until its end. */
+struct ctl_req {
+	TAILQ_ENTRY(ctl_req)	 entry;
+	uint32_t		 id;
+	uint32_t		 conn;
+	uint32_t		 kind;		/* CTL_MODELS, _EXPORT, _PURGE */
+	struct export_state	 ex;
+};
+
 static TAILQ_HEAD(, ctl_conn) conns = TAILQ_HEAD_INITIALIZER(conns);
+static TAILQ_HEAD(, ctl_req) reqs = TAILQ_HEAD_INITIALIZER(reqs);
+static struct channel		 storage_chan, provider_chan;
+static int			 have_storage, have_provider;
 static struct bridged_conf	*conf;
 static int			 listen_fd = -1;
 static int			 nconns;
@@ -100,6 +113,228 @@ conn_drop(struct ctl_conn *c, const char *why)
 	ev_timer_add(&reap_timer, 0);
 }
 
+static struct ctl_req *
+req_find(uint32_t id)
+{
+	struct ctl_req	*r;
+
+	TAILQ_FOREACH(r, &reqs, entry)
+		if (r->id == id)
+			return (r);
+	return (NULL);
+}
+
+/* The request is over: say how, and forget it. */
+static void
+req_done(struct ctl_req *r, uint32_t type, const char *text)
+{
+	struct ctl_conn	*c;
+
+	if ((c = conn_find(r->conn)) != NULL)
+		conn_reply(c, type, text);
+	TAILQ_REMOVE(&reqs, r, entry);
+	free(r);
+}
+
+/* Fail what waits on the provider (models) or storage that went away. */
+static void
+req_fail_all(int models)
+{
+	struct ctl_req	*r, *next;
+
+	for (r = TAILQ_FIRST(&reqs); r != NULL; r = next) {
+		next = TAILQ_NEXT(r, entry);
+		if ((r->kind == CTL_MODELS) == (models != 0))
+			req_done(r, CTL_FAIL, r->kind == CTL_MODELS ?
+			    "the provider is restarting" :
+			    "storage is restarting");
+	}
+}
+
+static int
+is_hex(const char *s)
+{
+	size_t	 n = strspn(s, "0123456789abcdef");
+
+	return (n > 0 && n <= IDENTITY_LEN && s[n] == '\0');
+}
+
+/* show models, export, purge: checked here, answered by a peer. */
+static void
+control_request(struct ctl_conn *c, struct imsg *imsg)
+{
+	static uint32_t	 next_req = 1;
+	struct ireader	 ir;
+	struct ctl_req	*r;
+	struct ibuf	*b;
+	struct channel	*peer;
+	const char	*identity = "", *format = "";
+
+	ir_init(&ir, imsg);
+	if (imsg->hdr.type == CTL_EXPORT) {
+		identity = ir_str(&ir);
+		format = ir_str(&ir);
+	} else if (imsg->hdr.type == CTL_PURGE)
+		identity = ir_str(&ir);
+	if (ir_end(&ir) == -1 || (imsg->hdr.type != CTL_MODELS &&
+	    !is_hex(identity)) || (imsg->hdr.type == CTL_EXPORT &&
+	    strcmp(format, "json") != 0 && strcmp(format, "markdown") != 0)) {
+		conn_drop(c, "malformed request");
+		return;
+	}
+	peer = imsg->hdr.type == CTL_MODELS ? &provider_chan : &storage_chan;
+	if (!(imsg->hdr.type == CTL_MODELS ? have_provider : have_storage)) {
+		conn_reply(c, CTL_FAIL, imsg->hdr.type == CTL_MODELS ?
+		    "the provider is not running" : "storage is not running");
+		return;
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		conn_reply(c, CTL_FAIL, "out of memory");
+		return;
+	}
+	r->id = next_req++;
+	r->conn = c->id;
+	r->kind = imsg->hdr.type;
+	r->ex.markdown = strcmp(format, "markdown") == 0;
+	TAILQ_INSERT_TAIL(&reqs, r, entry);
+	if ((b = channel_create(peer, imsg->hdr.type == CTL_MODELS ?
+	    IMSG_WORKER_MODELS : imsg->hdr.type == CTL_EXPORT ?
+	    IMSG_CTL_EXPORT : IMSG_CTL_PURGE, 0, 128)) == NULL ||
+	    ibuf_add_u32(b, r->id) == -1 ||
+	    (imsg->hdr.type != CTL_MODELS && ibuf_add_str(b, identity) == -1)) {
+		ibuf_free(b);
+		req_done(r, CTL_FAIL, "out of memory");
+		return;
+	}
+	channel_send(peer, b);
+}
+
+/* Send a line we built; -1 (and the request is over) if none was. */
+static int
+req_line(struct ctl_req *r, char *line)
+{
+	struct ctl_conn	*c;
+
+	if (line == NULL) {
+		req_done(r, CTL_FAIL, "cannot format the answer");
+		return (-1);
+	}
+	if ((c = conn_find(r->conn)) != NULL)
+		conn_reply(c, CTL_DATA, line);
+	free(line);
+	return (0);
+}
+
+static void
+control_dispatch_storage(struct channel *ch, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct ctl_req	*r;
+	const char	*s;
+	const void	*text;
+	size_t		 len;
+	uint64_t	 rowid, t, n;
+	uint32_t	 role;
+	char		 msg[64];
+
+	(void)ch;
+	ir_init(&ir, imsg);
+	r = req_find(ir_u32(&ir));
+	switch (imsg->hdr.type) {
+	case IMSG_STORAGE_IDENTITY:
+		s = ir_str(&ir);
+		if (ir_end(&ir) == -1 || r == NULL)
+			break;
+		if (r->kind == CTL_EXPORT)
+			req_line(r, export_begin(&r->ex, s));
+		return;
+	case IMSG_STORAGE_ITEM:
+		rowid = ir_u64(&ir);
+		t = ir_u64(&ir);
+		role = ir_u32(&ir);
+		text = ir_data(&ir, &len);
+		if (ir_end(&ir) == -1 || r == NULL || role >= ROLE_MAX ||
+		    r->kind != CTL_EXPORT)
+			break;
+		req_line(r, export_item(&r->ex, rowid, t, role, text, len));
+		return;
+	case IMSG_STORAGE_END:
+		n = ir_u64(&ir);
+		if (ir_end(&ir) == -1 || r == NULL)
+			break;
+		if (r->kind == CTL_EXPORT) {
+			if (req_line(r, export_end(&r->ex)) == 0)
+				req_done(r, CTL_END, "");
+		} else {
+			snprintf(msg, sizeof(msg), "%llu rows deleted",
+			    (unsigned long long)n);
+			req_done(r, CTL_END, msg);
+		}
+		return;
+	case IMSG_STORAGE_ERROR:
+		s = ir_str(&ir);
+		if (ir_end(&ir) == -1 || r == NULL)
+			break;
+		req_done(r, CTL_FAIL, s);
+		return;
+	}
+	fatalx("%s: bad %s from storage", __func__,
+	    imsg_type_name(imsg->hdr.type));
+}
+
+static void
+control_dispatch_provider(struct channel *ch, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct ctl_req	*r;
+	const char	*name, *code, *text;
+	uint64_t	 in, out;
+	char		 line[256];
+
+	(void)ch;
+	ir_init(&ir, imsg);
+	r = req_find(ir_u32(&ir));
+	switch (imsg->hdr.type) {
+	case IMSG_PROVIDER_MODEL:
+		name = ir_str(&ir);
+		in = ir_u64(&ir);
+		out = ir_u64(&ir);
+		if (ir_end(&ir) == -1 || r == NULL)
+			break;
+		snprintf(line, sizeof(line), "%s input %llu output %llu",
+		    name, (unsigned long long)in, (unsigned long long)out);
+		req_line(r, strdup(line));
+		return;
+	case IMSG_PROVIDER_MODELS_END:
+		if (ir_end(&ir) == -1 || r == NULL)
+			break;
+		req_done(r, CTL_END, "");
+		return;
+	case IMSG_PROVIDER_ERROR:
+		code = ir_str(&ir);
+		text = ir_str(&ir);
+		if (ir_end(&ir) == -1 || r == NULL)
+			break;
+		snprintf(line, sizeof(line), "%s: %s", code, text);
+		req_done(r, CTL_FAIL, line);
+		return;
+	}
+	log_warnx("%s: bad %s from provider", __func__,
+	    imsg_type_name(imsg->hdr.type));
+}
+
+static void
+control_peer_closed(struct channel *ch)
+{
+	if (ch == &storage_chan) {
+		have_storage = 0;
+		req_fail_all(0);
+	} else {
+		have_provider = 0;
+		req_fail_all(1);
+	}
+}
+
 static void
 control_dispatch_client(struct channel *ch, struct imsg *imsg)
 {
@@ -132,6 +367,11 @@ control_dispatch_client(struct channel *ch, struct imsg *imsg)
 			return;
 		}
 		c->monitor = 1;
+		return;
+	case CTL_MODELS:
+	case CTL_EXPORT:
+	case CTL_PURGE:
+		control_request(c, imsg);
 		return;
 	default:
 		conn_drop(c, "unknown request");
@@ -245,6 +485,29 @@ control_dispatch_parent(struct channel *ch, struct imsg *imsg)
 		imsg->fd = -1;
 		fd_nonblock(listen_fd);
 		ev_set(listen_fd, EV_READ, control_accept, NULL);
+		break;
+	case IMSG_PARENT_STORAGE:
+	case IMSG_PARENT_PROVIDER:
+		if (imsg->fd == -1)
+			fatalx("%s: channel without a descriptor", __func__);
+		if (imsg->hdr.type == IMSG_PARENT_STORAGE) {
+			if (have_storage)
+				channel_shutdown(&storage_chan);
+			req_fail_all(0);
+			channel_init(&storage_chan, imsg->fd,
+			    control_dispatch_storage, control_peer_closed,
+			    NULL);
+			have_storage = 1;
+		} else {
+			if (have_provider)
+				channel_shutdown(&provider_chan);
+			req_fail_all(1);
+			channel_init(&provider_chan, imsg->fd,
+			    control_dispatch_provider, control_peer_closed,
+			    NULL);
+			have_provider = 1;
+		}
+		imsg->fd = -1;
 		break;
 	case IMSG_CTL_DATA:
 	case IMSG_CTL_END:

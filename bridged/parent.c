@@ -169,7 +169,11 @@ tls_load(struct bridged_conf *conf, struct tls_material *tls)
 	return (0);
 }
 
-/* Send a worker's storage or provider end to that process. */
+/*
+ * Send a worker's (or control's) storage or provider end to that
+ * process. Storage is told which channel is control's: only that one
+ * may export and purge.
+ */
 static void
 channel_to_role(struct child *role, struct child *w, int fd)
 {
@@ -177,6 +181,11 @@ channel_to_role(struct child *role, struct child *w, int fd)
 
 	if (role == NULL) {
 		close(fd);
+		return;
+	}
+	if (w->id == PROC_CONTROL && role->id == PROC_STORAGE) {
+		channel_compose(&role->chan, IMSG_PARENT_CONTROL, 0, fd, NULL,
+		    0);
 		return;
 	}
 	if ((b = channel_create(&role->chan, IMSG_PARENT_CHANNEL, 0, 128)) ==
@@ -187,26 +196,34 @@ channel_to_role(struct child *role, struct child *w, int fd)
 	channel_send(&role->chan, b);
 }
 
-/* After storage or provider restarts, every worker gets a new line. */
+/* A new channel between a worker (or control) and storage or provider. */
 static void
-rewire_workers(struct child *role)
+wire(struct child *role, struct child *c)
 {
-	struct child	*w;
 	int		 sp[2];
 	uint32_t	 type;
 
+	if (role == NULL || c->chan.dead)
+		return;
 	type = role->id == PROC_STORAGE ? IMSG_PARENT_STORAGE :
 	    IMSG_PARENT_PROVIDER;
-	TAILQ_FOREACH(w, &children, entry) {
-		if (w->id != PROC_WORKER || w->chan.dead)
-			continue;
-		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1) {
-			log_warn("%s: socketpair", __func__);
-			continue;
-		}
-		channel_to_role(role, w, sp[0]);
-		channel_compose(&w->chan, type, 0, sp[1], NULL, 0);
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1) {
+		log_warn("%s: socketpair", __func__);
+		return;
 	}
+	channel_to_role(role, c, sp[0]);
+	channel_compose(&c->chan, type, 0, sp[1], NULL, 0);
+}
+
+/* After storage or provider (re)starts, everyone gets a new line. */
+static void
+rewire(struct child *role)
+{
+	struct child	*c;
+
+	TAILQ_FOREACH(c, &children, entry)
+		if (c->id == PROC_WORKER || c->id == PROC_CONTROL)
+			wire(role, c);
 }
 
 static void
@@ -305,11 +322,14 @@ child_spawn(enum proc_id id)
 	if (config_send(&c->chan, parent_conf,
 	    id == PROC_WORKER ? &tlsm : NULL) == -1)
 		fatal("%s: config", __func__);
-	if (id == PROC_CONTROL)
+	if (id == PROC_CONTROL) {
 		channel_compose(&c->chan, IMSG_PARENT_CONTROL, 0,
 		    dup(ctl_fd), NULL, 0);
+		wire(role_child(PROC_STORAGE), c);
+		wire(role_child(PROC_PROVIDER), c);
+	}
 	if (id == PROC_STORAGE || id == PROC_PROVIDER)
-		rewire_workers(c);
+		rewire(c);
 	log_debug("%s: %s started, pid %d", __func__, proc_name(id),
 	    (int)pid);
 	return (c);

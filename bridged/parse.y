@@ -29,7 +29,7 @@
 #define LEX_MAX		8192		/* longest word or quoted string */
 #define UNGET_MAX	16
 #define INCLUDE_DEPTH	16
-#define EXPAND_DEPTH	32		/* macro expansions per token */
+#define EXPAND_MAX	64		/* macro expansions per line */
 
 #define KILO		1024LL
 #define MEGA		(1024LL * KILO)
@@ -43,6 +43,8 @@ struct file {
 	int			 startnl;	/* owe the parser a newline */
 	int			 eofnl;		/* the final newline was given */
 	int			 lastc;		/* last character read */
+	dev_t			 dev;
+	ino_t			 ino;
 	int			 unget[UNGET_MAX];
 	int			 nunget;
 	char			*expand;	/* macro text being read */
@@ -437,6 +439,9 @@ syntax_error(void)
 {
 	if (tok_cur.type == 0)
 		lerror(yylval.lineno, "unexpected end of file");
+	else if (tok_cur.type == '=' && tok_prev.first && tok_prev.kw)
+		lerror(yylval.lineno, "\"%s\" is a keyword, not a macro name",
+		    tok_prev.word);
 	else if (tok_cur.first && tok_cur.kw)
 		lerror(yylval.lineno, "\"%s\" is not valid here", tok_cur.word);
 	else if (tok_cur.first && tok_cur.word[0] != '\0')
@@ -565,7 +570,7 @@ expand_push(const char *val)
 	char	*buf;
 	size_t	 len, rest, i;
 
-	if (++expansions > EXPAND_DEPTH)
+	if (++expansions > EXPAND_MAX)
 		return (-1);
 	rest = file->expand != NULL ? strlen(file->expand + file->expandpos) :
 	    0;
@@ -750,8 +755,9 @@ yylex(void)
 {
 	int	 t;
 
-	expansions = 0;
 	t = lex();
+	if (t == '\n')
+		expansions = 0;
 	tok_prev = tok_cur;
 	tok_cur.type = t;
 	tok_cur.first = atbol;
@@ -761,38 +767,41 @@ yylex(void)
 	return (t);
 }
 
-/* Open a file and make it the one read; NULL (reported) on failure. */
+/* Open a file to be read next; NULL (reported) on failure. */
 static struct file *
 pushfile(const char *name, int lineno)
 {
-	struct file	*nfile;
+	struct file	*nfile, *f;
 	struct stat	 st;
+	FILE		*fp;
+	const char	*why = NULL;
+
+	if ((fp = fopen(name, "r")) == NULL || fstat(fileno(fp), &st) == -1)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else {
+		TAILQ_FOREACH(f, &files, entry)
+			if (f->dev == st.st_dev && f->ino == st.st_ino)
+				why = "include loop";
+	}
+	if (why != NULL) {
+		if (file == NULL)
+			log_warnx("%s: %s", name, why);
+		else
+			lerror(lineno, "include \"%s\": %s", name, why);
+		if (fp != NULL)
+			fclose(fp);
+		return (NULL);
+	}
 
 	if ((nfile = calloc(1, sizeof(*nfile))) == NULL)
 		fatal("%s: calloc", __func__);
 	if ((nfile->name = strdup(name)) == NULL)
 		fatal("%s: strdup", __func__);
-	if ((nfile->stream = fopen(name, "r")) == NULL) {
-		if (file == NULL)
-			log_warn("%s", name);
-		else
-			lerror(lineno, "cannot open include file \"%s\": %s",
-			    name, strerror(errno));
-		free(nfile->name);
-		free(nfile);
-		return (NULL);
-	}
-	if (fstat(fileno(nfile->stream), &st) == -1 || !S_ISREG(st.st_mode)) {
-		if (file == NULL)
-			log_warnx("%s: not a regular file", name);
-		else
-			lerror(lineno, "include file \"%s\" is not a regular "
-			    "file", name);
-		fclose(nfile->stream);
-		free(nfile->name);
-		free(nfile);
-		return (NULL);
-	}
+	nfile->stream = fp;
+	nfile->dev = st.st_dev;
+	nfile->ino = st.st_ino;
 	nfile->lineno = 1;
 	TAILQ_INSERT_TAIL(&files, nfile, entry);
 	return (nfile);
@@ -1348,6 +1357,7 @@ parse_config(const char *filename)
 		fatal("%s: calloc", __func__);
 	conf_defaults(conf);
 	errors = 0;
+	expansions = 0;
 	atbol = 1;
 	memset(&tok_prev, 0, sizeof(tok_prev));
 	memset(&tok_cur, 0, sizeof(tok_cur));

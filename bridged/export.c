@@ -1,0 +1,101 @@
+/*
+ * export.c: an identity's stored conversation as JSON or Markdown,
+ * written item by item as storage sends them, so no export needs the
+ * whole history in memory. Each JSON value is built by jansson.
+ */
+
+#include <sys/types.h>
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bridged.h"
+
+static void
+iso_time(uint64_t t, char *buf, size_t len)
+{
+	struct tm	 tm;
+	time_t		 tt = (time_t)t;
+
+	gmtime_r(&tt, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The opening line(s); the caller sends each line returned. */
+char *
+export_begin(struct export_state *ex, const char *identity)
+{
+	json_t	*id;
+	char	*s, *out = NULL;
+
+	ex->section = 0;
+	ex->count = 0;
+	if (ex->markdown) {
+		if (asprintf(&out, "# bridged conversation %s", identity) ==
+		    -1)
+			return (NULL);
+		return (out);
+	}
+	if ((id = json_string(identity)) == NULL)
+		return (NULL);
+	s = json_dumps(id, JSON_ENCODE_ANY);
+	json_decref(id);
+	if (s == NULL)
+		return (NULL);
+	if (asprintf(&out, "{\"identity\":%s,\"messages\":[", s) == -1)
+		out = NULL;
+	free(s);
+	return (out);
+}
+
+/* One stored message or summary. */
+char *
+export_item(struct export_state *ex, uint64_t rowid, uint64_t t,
+    enum msg_role role, const char *text, size_t len)
+{
+	json_t		*o;
+	char		 when[32], *s, *out = NULL;
+	const char	*sep;
+	int		 section = role == ROLE_SUMMARY ? 2 : 1;
+
+	iso_time(t, when, sizeof(when));
+	/* Summaries follow the messages: close one list, open the next. */
+	if (section == 2 && ex->section != 2) {
+		sep = ex->markdown ? "\n# Summaries\n" : "],\"summaries\":[";
+		ex->count = 0;
+	} else
+		sep = ex->markdown || ex->count == 0 ? "" : ",";
+	ex->section = section;
+	ex->count++;
+	if (ex->markdown) {
+		if (asprintf(&out, "%s\n## %s %s\n\n%.*s", sep, when,
+		    role_name(role), (int)len, text) == -1)
+			return (NULL);
+		return (out);
+	}
+	o = json_pack("{s:I,s:s,s:s,s:s%}", "id", (json_int_t)rowid,
+	    "time", when, "role", role_name(role), "content", text, len);
+	if (o == NULL)
+		return (NULL);
+	s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (s == NULL)
+		return (NULL);
+	if (asprintf(&out, "%s%s", sep, s) == -1)
+		out = NULL;
+	free(s);
+	return (out);
+}
+
+/* The closing line. */
+char *
+export_end(struct export_state *ex)
+{
+	if (ex->markdown)
+		return (strdup(""));
+	if (ex->section == 2)
+		return (strdup("]}"));
+	return (strdup("],\"summaries\":[]}"));
+}

@@ -1,0 +1,1986 @@
+/*
+ * proto.c: one client's BRIDGE/1 session (PROTOCOL.md) as a state
+ * machine with no I/O. It takes the client's bytes and the answers of
+ * storage and provider, and acts through the worker's table of output
+ * functions, so every reply can be tested without a socket.
+ *
+ * Lines are answered one at a time, in order: while a command waits
+ * for storage or the provider, what the client sends next waits in a
+ * queue. The one exception is CANCEL while an answer streams.
+ */
+
+#include <sys/types.h>
+#include <sys/queue.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "bridged.h"
+
+#define PROTO_PROMPT_MAX	(8 * 1024 * 1024)	/* bytes of a prompt */
+#define PROTO_SUMMARY_MAX	(1024 * 1024)	/* bytes of a summary */
+#define PROTO_ANSWER_MAX	(IMSG_MAXSIZE - 64 * 1024) /* storable */
+#define PROTO_MODELS_MAX	1000
+#define PROTO_HISTORY_DEFAULT	20
+#define PROTO_HISTORY_MAX	1000
+#define PROTO_TEXT_MAX		256		/* a peer's error text */
+#define PROTO_ARG_MAX		256		/* an argument echoed */
+
+#define SUMMARY_INTRO \
+	"This is a summary of your earlier conversation with this user;" \
+	" use it as context.\n\n"
+#define MEMORY_PROMPT \
+	"You are the memory manager of a terminal chat service. Summarize" \
+	" the conversation you are given so that the summary can replace" \
+	" it as the assistant's memory in later sessions. Keep every fact," \
+	" name, number, date, decision, preference and open question;" \
+	" drop greetings, filler and repetition. Write compact plain text" \
+	" in the language of the conversation, with no preamble."
+#define MEMORY_EARLIER \
+	"\n\nSummary of the conversation before these messages:\n"
+#define MEMORY_ASK	"Write the summary of our conversation now."
+#define CONTINUED	"(continued)"
+
+enum proto_op {
+	OP_NONE,
+	OP_MODELS,
+	OP_INFO,
+	OP_HISTORY,
+	OP_PROMPT,
+	OP_BACK
+};
+
+enum models_for {
+	MF_LIST,
+	MF_MENU,
+	MF_CHANGE
+};
+
+/* The steps of a prompt, in order; only the first four can be cancelled. */
+enum prompt_step {
+	ST_CONTEXT,		/* the stored context is still loading */
+	ST_SUMMARY,		/* the memory manager summarizes first */
+	ST_SUMSTORE,		/* its summary is being stored */
+	ST_ANSWER,		/* the answer streams */
+	ST_STORE		/* the answer ended: waiting for storage */
+};
+
+enum store_state {
+	SS_NONE,
+	SS_PENDING,
+	SS_OK,
+	SS_FAILED
+};
+
+struct pline {
+	TAILQ_ENTRY(pline)	 entry;
+	int			 toolong;
+	size_t			 len;
+	char			 text[];	/* len bytes and a NUL */
+};
+
+struct pmodel {
+	char			 name[MODEL_MAX_LEN];
+	uint64_t		 inlimit;
+};
+
+struct mlist {
+	struct pmodel		*v;
+	size_t			 n;
+};
+
+struct cturn {
+	int			 role;
+	char			*text;
+	size_t			 len;
+};
+
+/* A prompt, or the summary BACK asks for. */
+struct prompt {
+	char			*text;
+	size_t			 len;
+	enum prompt_step	 step;
+	uint64_t		 t0;
+	uint32_t		 gen;		/* the answer */
+	uint32_t		 sum;		/* the summary */
+	uint32_t		 sumstore;
+	uint32_t		 ustore;
+	uint32_t		 mstore;
+	enum store_state	 ustate;
+	enum store_state	 mstate;
+	struct ibuf		*answer;	/* or the summary */
+	int			 toobig;
+	uint64_t		 tin;
+	uint64_t		 tout;
+	char			 finish[32];
+	char			 code[32];	/* set: the prompt failed */
+	char			 why[PROTO_TEXT_MAX];
+	char			 serr[PROTO_TEXT_MAX];	/* storage */
+};
+
+struct proto {
+	const struct proto_ops	*ops;
+	void			*arg;
+	struct proto_session	 s;
+	char			 shortid[13];
+	uint32_t		 nextid;
+	int			 closed;
+	int			 eof;
+	int			 running;
+	int			 statedirty;
+
+	/* input */
+	struct ibuf		*part;		/* the line being read */
+	int			 discard;	/* it is too long */
+	TAILQ_HEAD(, pline)	 queue;
+	size_t			 queued;
+	int			 qquotes;	/* queued lines of """ */
+
+	/* output */
+	struct ibuf		*out;
+	struct reply_writer	 rw;
+	uint64_t		 bytes_in;
+	uint64_t		 bytes_out;
+
+	/* the session */
+	int			 mode;
+	char			 model[MODEL_MAX_LEN];
+	uint64_t		 inlimit;
+	uint32_t		 messages;
+	int			 menu;		/* the next line answers MORE */
+	struct mlist		 menulist;
+	struct mlist		 models;	/* the last list received */
+	struct mlist		 bgfetch;
+	uint32_t		 bgreq;
+
+	/* a multi-line prompt */
+	int			 ml;
+	struct ibuf		*mlbuf;
+	const char		*mlcode;
+	size_t			 mllines;
+	char			 mlwhy[80];
+
+	/* the in-memory context */
+	char			*summary;
+	size_t			 summarylen;
+	struct cturn		*turns;
+	size_t			 nturns;
+	size_t			 maxturns;
+	uint64_t		 ctxbytes;
+	int			 dirty;		/* turns since a summary */
+	uint32_t		 ctxreq;
+	int			 ctxready;
+
+	/* the command being answered */
+	enum proto_op		 op;
+	uint32_t		 req;
+	enum models_for		 mfor;
+	char			 marg[PROTO_ARG_MAX];
+	struct mlist		 fetch;
+	int			 hkind;
+	uint32_t		 hcount;
+	struct prompt		 pr;
+};
+
+static const char *err_codes[] = {
+	"unknown-command", "bad-argument", "too-long", "bad-utf8",
+	"no-model", "upstream", "upstream-timeout", "rate-limited", "busy",
+	"auth", "cancelled", "storage", "internal"
+};
+
+static void	proto_run(struct proto *);
+static void	prompt_continue(struct proto *);
+static void	prompt_send(struct proto *);
+static void	prompt_fail(struct proto *, const char *, const char *);
+static void	prompt_check_end(struct proto *);
+
+/*
+ * Output: a reply is built in p->out and written once per call into
+ * this file, so a short reply leaves in one write.
+ */
+
+static void
+out_body(struct proto *p, const char *s, size_t len)
+{
+	if (reply_body(&p->rw, p->out, s, len) == -1)
+		fatal("%s", __func__);
+}
+
+static void
+out_line(struct proto *p, const char *fmt, ...)
+    __attribute__((__format__ (printf, 2, 3)));
+
+static void
+out_line(struct proto *p, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*s;
+	int	 n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n == -1)
+		fatal("%s", __func__);
+	out_body(p, s, n);
+	out_body(p, "\n", 1);
+	free(s);
+}
+
+static void
+out_status(struct proto *p, const char *word, const char *fmt, ...)
+    __attribute__((__format__ (printf, 3, 4)));
+
+static void
+out_status(struct proto *p, const char *word, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) == -1)
+		fatal("%s", __func__);
+	va_end(ap);
+	if (reply_status(&p->rw, p->out, word, "%s", s) == -1)
+		fatal("%s", __func__);
+	free(s);
+}
+
+static void
+out_flush(struct proto *p)
+{
+	size_t	 n;
+
+	if ((n = ibuf_left(p->out)) == 0)
+		return;
+	p->bytes_out += n;
+	p->ops->write(p->arg, ibuf_data(p->out), n);
+	ibuf_reset(p->out);
+}
+
+/* A monitor line for the parent. */
+static void
+proto_event(struct proto *p, const char *fmt, ...)
+    __attribute__((__format__ (printf, 2, 3)));
+
+static void
+proto_event(struct proto *p, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	 line[512];
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	p->ops->event(p->arg, line);
+}
+
+/* A code from the protocol's list, or NULL. */
+static const char *
+err_code(const char *code)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(err_codes) / sizeof(err_codes[0]); i++)
+		if (strcmp(code, err_codes[i]) == 0)
+			return (err_codes[i]);
+	return (NULL);
+}
+
+/* Copy a peer's text for a status line: bounded, on one line. */
+static void
+text_copy(char *dst, size_t size, const char *src)
+{
+	char	*s;
+
+	strlcpy(dst, src, size);
+	for (s = dst; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = ' ';
+}
+
+static void
+iso8601(uint64_t t, char *buf, size_t len)
+{
+	struct tm	 tm;
+	time_t		 tt = (time_t)t;
+
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		strlcpy(buf, "unknown", len);
+}
+
+static uint32_t
+proto_reqid(struct proto *p)
+{
+	if (++p->nextid == 0)
+		p->nextid = 1;
+	return (p->nextid);
+}
+
+static const char *
+proto_role(uint32_t role)
+{
+	switch (role) {
+	case ROLE_USER:
+		return ("user");
+	case ROLE_MODEL:
+		return ("model");
+	case ROLE_SUMMARY:
+		return ("summary");
+	}
+	return ("unknown");
+}
+
+static int
+is_space(char c)
+{
+	return (c == ' ' || c == '\t');
+}
+
+/* Does the line, trimmed, equal word (case-insensitive)? */
+static int
+line_is(const char *s, size_t len, const char *word)
+{
+	size_t	 wl = strlen(word);
+
+	while (len > 0 && is_space(*s)) {
+		s++;
+		len--;
+	}
+	while (len > 0 && is_space(s[len - 1]))
+		len--;
+	return (len == wl && strncasecmp(s, word, wl) == 0);
+}
+
+static int
+is_quotes(const char *s, size_t len)
+{
+	return (len == 3 && memcmp(s, "\"\"\"", 3) == 0);
+}
+
+static int
+is_blank(const char *s, size_t len)
+{
+	while (len > 0 && (is_space(*s) || *s == '\r')) {
+		s++;
+		len--;
+	}
+	return (len == 0);
+}
+
+/*
+ * Model lists.
+ */
+
+static void
+mlist_free(struct mlist *l)
+{
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+/* A name from the provider: printable, no spaces, bounded. */
+static int
+model_name_ok(const char *name)
+{
+	const unsigned char	*s;
+
+	if (*name == '\0' || strlen(name) >= MODEL_MAX_LEN)
+		return (0);
+	for (s = (const unsigned char *)name; *s != '\0'; s++)
+		if (*s <= 0x20 || *s == 0x7f)
+			return (0);
+	return (1);
+}
+
+static int
+mlist_add(struct mlist *l, const char *name, uint64_t inlimit)
+{
+	struct pmodel	*v;
+
+	if (!model_name_ok(name) || l->n >= PROTO_MODELS_MAX)
+		return (-1);
+	if ((v = recallocarray(l->v, l->n, l->n + 1, sizeof(*v))) == NULL)
+		fatal("%s", __func__);
+	l->v = v;
+	strlcpy(v[l->n].name, name, sizeof(v[l->n].name));
+	v[l->n].inlimit = inlimit;
+	l->n++;
+	return (0);
+}
+
+static int
+pmodel_cmp(const void *a, const void *b)
+{
+	const struct pmodel	*ma = a, *mb = b;
+
+	return (strcmp(ma->name, mb->name));
+}
+
+static void
+mlist_copy(struct mlist *dst, const struct mlist *src)
+{
+	mlist_free(dst);
+	if (src->n == 0)
+		return;
+	if ((dst->v = calloc(src->n, sizeof(*dst->v))) == NULL)
+		fatal("%s", __func__);
+	memcpy(dst->v, src->v, src->n * sizeof(*dst->v));
+	dst->n = src->n;
+}
+
+/* Names match alike with or without the API's "models/" prefix. */
+static const char *
+model_base(const char *name)
+{
+	if (strncmp(name, "models/", 7) == 0)
+		return (name + 7);
+	return (name);
+}
+
+static const struct pmodel *
+mlist_find(const struct mlist *l, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < l->n; i++)
+		if (strcmp(l->v[i].name, name) == 0)
+			return (&l->v[i]);
+	for (i = 0; i < l->n; i++)
+		if (strcasecmp(model_base(l->v[i].name),
+		    model_base(name)) == 0)
+			return (&l->v[i]);
+	return (NULL);
+}
+
+/* A fresh list replaces the last one; the model's limit comes with it. */
+static void
+models_received(struct proto *p, struct mlist *l)
+{
+	const struct pmodel	*m;
+
+	if (l->n > 0)
+		qsort(l->v, l->n, sizeof(*l->v), pmodel_cmp);
+	mlist_free(&p->models);
+	p->models = *l;
+	l->v = NULL;
+	l->n = 0;
+	if ((m = mlist_find(&p->models, p->model)) != NULL)
+		p->inlimit = m->inlimit;
+}
+
+/*
+ * The in-memory context: the last summary and the turns since.
+ */
+
+static void
+ctx_drop_first(struct proto *p)
+{
+	if (p->nturns == 0)
+		return;
+	p->ctxbytes -= p->turns[0].len;
+	freezero(p->turns[0].text, p->turns[0].len + 1);
+	memmove(p->turns, p->turns + 1, --p->nturns * sizeof(*p->turns));
+}
+
+static void
+ctx_set_summary(struct proto *p, const char *text, size_t len)
+{
+	freezero(p->summary, p->summarylen + 1);
+	p->summary = NULL;
+	p->summarylen = 0;
+	if (len == 0)
+		return;
+	if ((p->summary = malloc(len + 1)) == NULL)
+		fatal("%s", __func__);
+	memcpy(p->summary, text, len);
+	p->summary[len] = '\0';
+	p->summarylen = len;
+}
+
+static void
+ctx_clear(struct proto *p)
+{
+	while (p->nturns > 0)
+		ctx_drop_first(p);
+	ctx_set_summary(p, NULL, 0);
+	p->ctxbytes = 0;
+	p->dirty = 0;
+	/* What is still loading would bring the old context back. */
+	if (!p->ctxready) {
+		p->ctxreq = 0;
+		p->ctxready = 1;
+	}
+}
+
+static void
+ctx_append(struct proto *p, int role, const char *text, size_t len)
+{
+	struct cturn	*t;
+	size_t		 n;
+
+	if (p->nturns == p->maxturns) {
+		n = p->maxturns == 0 ? 16 : p->maxturns * 2;
+		if ((t = recallocarray(p->turns, p->maxturns, n,
+		    sizeof(*t))) == NULL)
+			fatal("%s", __func__);
+		p->turns = t;
+		p->maxturns = n;
+	}
+	t = &p->turns[p->nturns];
+	if ((t->text = malloc(len + 1)) == NULL)
+		fatal("%s", __func__);
+	memcpy(t->text, text, len);
+	t->text[len] = '\0';
+	t->len = len;
+	t->role = role;
+	p->nturns++;
+	p->ctxbytes += len;
+	p->dirty = 1;
+}
+
+/* Would the context with add more bytes pass a limit? */
+static int
+ctx_over(const struct proto *p, size_t add)
+{
+	uint64_t	 bytes;
+
+	bytes = p->ctxbytes + p->summarylen + add;
+	if (p->s.memory_limit > 0 && bytes > p->s.memory_limit)
+		return (1);
+	/* About four bytes a token. */
+	if (p->inlimit > 0 && (bytes + 3) / 4 > p->inlimit)
+		return (1);
+	return (0);
+}
+
+/* Without a summary: forget the oldest turns until the prompt fits. */
+static void
+ctx_trim(struct proto *p, size_t add)
+{
+	size_t	 n = 0;
+
+	while (p->nturns > 0 && ctx_over(p, add)) {
+		ctx_drop_first(p);
+		n++;
+	}
+	if (n > 0)
+		proto_event(p, "context dropped=%zu turns", n);
+}
+
+/*
+ * The turns of a request to the provider: the context, then last.
+ * Empty turns are left out and the first is always the user's; turns
+ * of one role in a row are one turn for the worker (see gen in
+ * bridged.h).
+ */
+static struct proto_turn *
+turns_build(struct proto *p, const char *last, size_t lastlen, size_t *np)
+{
+	struct proto_turn	*v;
+	size_t			 i, k = 0;
+
+	if ((v = calloc(p->nturns + 2, sizeof(*v))) == NULL)
+		fatal("%s", __func__);
+	for (i = 0; i < p->nturns; i++) {
+		if (p->turns[i].len == 0)
+			continue;
+		if (k == 0 && p->turns[i].role != ROLE_USER) {
+			v[k].role = ROLE_USER;
+			v[k].text = CONTINUED;
+			v[k++].len = strlen(CONTINUED);
+		}
+		v[k].role = p->turns[i].role;
+		v[k].text = p->turns[i].text;
+		v[k++].len = p->turns[i].len;
+	}
+	v[k].role = ROLE_USER;
+	v[k].text = last;
+	v[k++].len = lastlen;
+	*np = k;
+	return (v);
+}
+
+/* Ask the model for a summary of the context: 0, or -1 if not sent. */
+static int
+summary_request(struct proto *p)
+{
+	struct proto_turn	*v;
+	size_t			 n, len;
+	char			*sys;
+	int			 rv;
+
+	len = strlen(MEMORY_PROMPT) + 1;
+	if (p->summary != NULL)
+		len += strlen(MEMORY_EARLIER) + p->summarylen;
+	if ((sys = malloc(len)) == NULL)
+		fatal("%s", __func__);
+	strlcpy(sys, MEMORY_PROMPT, len);
+	if (p->summary != NULL) {
+		strlcat(sys, MEMORY_EARLIER, len);
+		strlcat(sys, p->summary, len);
+	}
+	if (p->pr.answer == NULL && (p->pr.answer = ibuf_open(4096)) == NULL)
+		fatal("%s", __func__);
+	ibuf_reset(p->pr.answer);
+	p->pr.sum = proto_reqid(p);
+	v = turns_build(p, MEMORY_ASK, strlen(MEMORY_ASK), &n);
+	rv = p->ops->gen(p->arg, p->pr.sum, p->model, sys, v, n);
+	free(v);
+	freezero(sys, len);
+	if (rv == -1)
+		p->pr.sum = 0;
+	return (rv);
+}
+
+/* The summary text, once DONE came: NULL if there is none. */
+static const char *
+summary_text(struct proto *p, size_t *lenp)
+{
+	size_t	 len = ibuf_left(p->pr.answer);
+
+	if (is_blank(ibuf_data(p->pr.answer), len))
+		return (NULL);
+	if (ibuf_add(p->pr.answer, "", 1) == -1)
+		fatal("%s", __func__);
+	*lenp = len;
+	return (ibuf_data(p->pr.answer));
+}
+
+static void
+prompt_free(struct proto *p)
+{
+	freezero(p->pr.text, p->pr.len + 1);
+	ibuf_free(p->pr.answer);
+	memset(&p->pr, 0, sizeof(p->pr));
+}
+
+/* The current command is answered: the next line may come. */
+static void
+op_done(struct proto *p)
+{
+	p->op = OP_NONE;
+	p->req = 0;
+	p->statedirty = 1;
+	mlist_free(&p->fetch);
+}
+
+/*
+ * Commands.
+ */
+
+static void
+cmd_help(struct proto *p, const char *arg)
+{
+	static const char *help[] = {
+		"HELP              this list",
+		"INFO              this session",
+		"LIST-MODELS       the chat models",
+		"CHANGE-MODEL [N]  choose a model by number or name",
+		"IA, CHAT          chat mode: every line is a prompt",
+		"ASK <prompt>      one prompt from command mode",
+		"HISTORY [N]       the last N stored messages (20)",
+		"SUMMARIES [N]     the last N stored summaries (20)",
+		"NEW, RESET        forget the conversation in memory",
+		"AUTH <token>      identify with a token",
+		"EXIT, QUIT        close the session",
+		"In chat mode: BACK returns here, EXIT or QUIT closes,",
+		"a line of \"\"\" starts and ends a multi-line prompt,",
+		"CANCEL stops an answer while it streams."
+	};
+	size_t	 i;
+
+	(void)arg;
+	for (i = 0; i < sizeof(help) / sizeof(help[0]); i++)
+		out_line(p, "%s", help[i]);
+	out_status(p, "OK", "%s", "");
+}
+
+static void
+info_reply(struct proto *p, int have, uint64_t count)
+{
+	char	 when[32];
+
+	iso8601(p->s.connected, when, sizeof(when));
+	out_line(p, "id: %s", p->shortid);
+	out_line(p, "ip: %s", p->s.ip);
+	out_line(p, "port: %u", p->s.port);
+	out_line(p, "connected: %s", when);
+	out_line(p, "model: %s", p->model[0] != '\0' ? p->model : "none");
+	out_line(p, "tls: %s", p->s.tls[0] != '\0' ? p->s.tls : "none");
+	if (have)
+		out_line(p, "messages: %llu", (unsigned long long)count);
+	else
+		out_line(p, "messages: unknown");
+	out_status(p, "OK", "%s", "");
+}
+
+static void
+cmd_info(struct proto *p, const char *arg)
+{
+	(void)arg;
+	p->req = proto_reqid(p);
+	if (p->ops->count(p->arg, p->req) == -1) {
+		info_reply(p, 0, 0);
+		return;
+	}
+	p->op = OP_INFO;
+}
+
+static void
+models_request(struct proto *p, enum models_for mfor, const char *arg)
+{
+	p->req = proto_reqid(p);
+	if (p->ops->models(p->arg, p->req) == -1) {
+		out_status(p, "ERR", "upstream provider restarting");
+		return;
+	}
+	p->op = OP_MODELS;
+	p->mfor = mfor;
+	strlcpy(p->marg, arg != NULL ? arg : "", sizeof(p->marg));
+}
+
+static void
+cmd_list(struct proto *p, const char *arg)
+{
+	(void)arg;
+	models_request(p, MF_LIST, NULL);
+}
+
+static void
+cmd_change(struct proto *p, const char *arg)
+{
+	if (arg == NULL)
+		models_request(p, MF_MENU, NULL);
+	else if (strlen(arg) >= PROTO_ARG_MAX)
+		out_status(p, "ERR", "bad-argument no such model");
+	else
+		models_request(p, MF_CHANGE, arg);
+}
+
+static void
+models_print(struct proto *p, const struct mlist *l)
+{
+	size_t	 i;
+	int	 cur;
+
+	for (i = 0; i < l->n; i++) {
+		cur = strcmp(l->v[i].name, p->model) == 0;
+		out_line(p, "%zu. %s%s", i + 1, l->v[i].name,
+		    cur ? " (current)" : "");
+	}
+}
+
+/* Switch to a model; a real switch forgets the context. */
+static void
+model_set(struct proto *p, const struct pmodel *m)
+{
+	if (strcmp(p->model, m->name) != 0) {
+		strlcpy(p->model, m->name, sizeof(p->model));
+		p->inlimit = m->inlimit;
+		ctx_clear(p);
+		proto_event(p, "model %s", p->model);
+	}
+	p->statedirty = 1;
+	out_status(p, "OK", "model %s", p->model);
+}
+
+/* Answer CHANGE-MODEL's choice: a number of the list, 0, or a name. */
+static void
+model_choose(struct proto *p, const struct mlist *l, const char *arg)
+{
+	const struct pmodel	*m;
+	const char		*errstr;
+	char			 word[PROTO_ARG_MAX];
+	size_t			 len;
+	long long		 k;
+
+	while (is_space(*arg))
+		arg++;
+	strlcpy(word, arg, sizeof(word));
+	len = strlen(word);
+	while (len > 0 && is_space(word[len - 1]))
+		word[--len] = '\0';
+	if (len == 0) {
+		out_status(p, "ERR", "bad-argument choose a number or a name");
+		return;
+	}
+	if (strspn(word, "0123456789") == len) {
+		k = strtonum(word, 0, (long long)l->n, &errstr);
+		if (errstr != NULL) {
+			out_status(p, "ERR", "bad-argument no model number %.16s,"
+			    " choose 0 to %zu", word, l->n);
+			return;
+		}
+		if (k == 0) {
+			out_status(p, "OK", "model %s",
+			    p->model[0] != '\0' ? p->model : "none");
+			return;
+		}
+		model_set(p, &l->v[k - 1]);
+		return;
+	}
+	if ((m = mlist_find(l, word)) == NULL) {
+		out_status(p, "ERR", "bad-argument no model named %.64s", word);
+		return;
+	}
+	model_set(p, m);
+}
+
+static void
+models_end(struct proto *p)
+{
+	switch (p->mfor) {
+	case MF_LIST:
+		models_print(p, &p->models);
+		out_status(p, "OK", "%zu models, current %s", p->models.n,
+		    p->model[0] != '\0' ? p->model : "none");
+		break;
+	case MF_MENU:
+		models_print(p, &p->models);
+		out_line(p, "0. cancel");
+		out_status(p, "MORE", "choose a number");
+		mlist_copy(&p->menulist, &p->models);
+		p->menu = 1;
+		break;
+	case MF_CHANGE:
+		model_choose(p, &p->models, p->marg);
+		break;
+	}
+	op_done(p);
+}
+
+static void
+cmd_ia(struct proto *p, const char *arg)
+{
+	(void)arg;
+	p->mode = MODE_CHAT;
+	p->statedirty = 1;
+	out_status(p, "OK", "chat mode, BACK to return");
+}
+
+static void
+prompt_start(struct proto *p, char *text, size_t len)
+{
+	if (p->model[0] == '\0') {
+		freezero(text, len + 1);
+		out_status(p, "ERR", "no-model no model chosen,"
+		    " see LIST-MODELS and CHANGE-MODEL");
+		return;
+	}
+	prompt_free(p);
+	p->op = OP_PROMPT;
+	p->pr.text = text;
+	p->pr.len = len;
+	p->pr.t0 = p->ops->now(p->arg);
+	p->pr.step = ST_CONTEXT;
+	proto_event(p, "prompt bytes=%zu", len);
+	prompt_continue(p);
+}
+
+/* A prompt from one line: copied, since the line goes away. */
+static void
+prompt_line(struct proto *p, const char *s, size_t len)
+{
+	char	*text;
+
+	if (is_blank(s, len)) {
+		out_status(p, "ERR", "bad-argument empty prompt");
+		return;
+	}
+	if ((text = malloc(len + 1)) == NULL)
+		fatal("%s", __func__);
+	memcpy(text, s, len);
+	text[len] = '\0';
+	prompt_start(p, text, len);
+}
+
+static void
+cmd_ask(struct proto *p, const char *arg)
+{
+	prompt_line(p, arg, strlen(arg));
+}
+
+static void
+cmd_history(struct proto *p, const char *arg, int kind)
+{
+	const char	*errstr;
+	long long	 n = PROTO_HISTORY_DEFAULT;
+
+	if (arg != NULL) {
+		n = strtonum(arg, 1, PROTO_HISTORY_MAX, &errstr);
+		if (errstr != NULL) {
+			out_status(p, "ERR", "bad-argument N must be 1 to %d",
+			    PROTO_HISTORY_MAX);
+			return;
+		}
+	}
+	p->req = proto_reqid(p);
+	p->hkind = kind;
+	p->hcount = 0;
+	if (p->ops->history(p->arg, p->req, kind, (uint32_t)n) == -1) {
+		out_status(p, "ERR", "storage not available");
+		return;
+	}
+	p->op = OP_HISTORY;
+}
+
+static void
+cmd_messages(struct proto *p, const char *arg)
+{
+	cmd_history(p, arg, HISTORY_MESSAGES);
+}
+
+static void
+cmd_summaries(struct proto *p, const char *arg)
+{
+	cmd_history(p, arg, HISTORY_SUMMARIES);
+}
+
+static void
+cmd_new(struct proto *p, const char *arg)
+{
+	(void)arg;
+	ctx_clear(p);
+	p->statedirty = 1;
+	out_status(p, "OK", "context cleared");
+}
+
+static void
+cmd_auth(struct proto *p, const char *arg)
+{
+	(void)arg;
+	switch (p->s.identity_mode) {
+	case IDENTITY_IP:
+		out_status(p, "ERR", "auth this server identifies clients"
+		    " by address");
+		break;
+	case IDENTITY_CERTIFICATE:
+		out_status(p, "ERR", "auth this server identifies clients"
+		    " by certificate");
+		break;
+	case IDENTITY_TOKEN:
+		out_status(p, "ERR", "auth tokens are not supported yet");
+		break;
+	}
+}
+
+static void
+cmd_exit(struct proto *p, const char *arg)
+{
+	(void)arg;
+	proto_bye(p, NULL);
+}
+
+#define ARG_NONE	0	/* none allowed */
+#define ARG_OPT		1
+#define ARG_NEED	2
+#define ARG_PREAUTH	4	/* allowed before AUTH */
+
+static const struct proto_cmd {
+	const char	*name;
+	int		 flags;
+	void		(*fn)(struct proto *, const char *);
+} proto_cmds[] = {
+	{ "ASK",		ARG_NEED,		cmd_ask },
+	{ "AUTH",		ARG_NEED | ARG_PREAUTH,	cmd_auth },
+	{ "CHANGE-MODEL",	ARG_OPT,		cmd_change },
+	{ "CHAT",		ARG_NONE,		cmd_ia },
+	{ "EXIT",		ARG_NONE | ARG_PREAUTH,	cmd_exit },
+	{ "HELP",		ARG_NONE | ARG_PREAUTH,	cmd_help },
+	{ "HISTORY",		ARG_OPT,		cmd_messages },
+	{ "IA",			ARG_NONE,		cmd_ia },
+	{ "INFO",		ARG_NONE,		cmd_info },
+	{ "LIST-MODELS",	ARG_NONE,		cmd_list },
+	{ "NEW",		ARG_NONE,		cmd_new },
+	{ "QUIT",		ARG_NONE | ARG_PREAUTH,	cmd_exit },
+	{ "RESET",		ARG_NONE,		cmd_new },
+	{ "SUMMARIES",		ARG_OPT,		cmd_summaries }
+};
+
+/* A line in command mode: a word, then its argument. */
+static void
+cmd_line(struct proto *p, const char *line)
+{
+	const struct proto_cmd	*c = NULL;
+	const char		*w, *arg;
+	size_t			 wl, i, al;
+
+	for (w = line; is_space(*w); w++)
+		;
+	for (wl = 0; w[wl] != '\0' && !is_space(w[wl]); wl++)
+		;
+	for (arg = w + wl; is_space(*arg); arg++)
+		;
+	for (al = strlen(arg); al > 0 && is_space(arg[al - 1]); al--)
+		;
+	if (wl == 0) {
+		out_status(p, "ERR", "unknown-command empty line, try HELP");
+		return;
+	}
+	for (i = 0; i < sizeof(proto_cmds) / sizeof(proto_cmds[0]); i++) {
+		if (strlen(proto_cmds[i].name) == wl &&
+		    strncasecmp(proto_cmds[i].name, w, wl) == 0) {
+			c = &proto_cmds[i];
+			break;
+		}
+	}
+	if (c == NULL) {
+		out_status(p, "ERR", "unknown-command %.*s, try HELP",
+		    (int)(wl > 64 ? 64 : wl), w);
+		return;
+	}
+	if (p->s.identity_mode == IDENTITY_TOKEN &&
+	    !(c->flags & ARG_PREAUTH)) {
+		out_status(p, "ERR", "auth send AUTH <token> first");
+		return;
+	}
+	if (al == 0 && (c->flags & ARG_NEED)) {
+		out_status(p, "ERR", "bad-argument %s needs an argument",
+		    c->name);
+		return;
+	}
+	if (al > 0 && !(c->flags & (ARG_NEED | ARG_OPT))) {
+		out_status(p, "ERR", "bad-argument %s takes no argument",
+		    c->name);
+		return;
+	}
+	/* ASK keeps its prompt as typed; others drop trailing blanks. */
+	if (al == 0)
+		c->fn(p, NULL);
+	else if (c->fn == cmd_ask)
+		c->fn(p, arg);
+	else {
+		char	buf[PROTO_ARG_MAX];
+
+		if (al >= sizeof(buf)) {
+			out_status(p, "ERR", "bad-argument argument too long");
+			return;
+		}
+		memcpy(buf, arg, al);
+		buf[al] = '\0';
+		c->fn(p, buf);
+	}
+}
+
+/*
+ * Chat mode.
+ */
+
+static void
+back_start(struct proto *p)
+{
+	p->mode = MODE_COMMAND;
+	p->statedirty = 1;
+	if (!p->dirty || p->nturns == 0 || p->model[0] == '\0') {
+		out_status(p, "OK", "back in command mode");
+		return;
+	}
+	prompt_free(p);
+	p->op = OP_BACK;
+	p->pr.t0 = p->ops->now(p->arg);
+	if (summary_request(p) == -1) {
+		out_status(p, "OK", "back in command mode, no summary:"
+		    " upstream provider restarting");
+		prompt_free(p);
+		op_done(p);
+	}
+}
+
+/* BACK is answered OK whatever became of the summary. */
+static void
+back_end(struct proto *p, const char *what, const char *why)
+{
+	if (what == NULL)
+		out_status(p, "OK", "back in command mode");
+	else
+		out_status(p, "OK", "back in command mode, %s: %s", what, why);
+	prompt_free(p);
+	op_done(p);
+}
+
+static void
+ml_start(struct proto *p)
+{
+	p->ml = 1;
+	p->mlcode = NULL;
+	p->mllines = 0;
+	if (p->mlbuf == NULL && (p->mlbuf = ibuf_open(1024)) == NULL)
+		fatal("%s", __func__);
+	ibuf_reset(p->mlbuf);
+}
+
+static void
+ml_end(struct proto *p)
+{
+	size_t	 len;
+	char	*text;
+
+	p->ml = 0;
+	if (p->mlcode != NULL) {
+		out_status(p, "ERR", "%s %s", p->mlcode, p->mlwhy);
+		ibuf_reset(p->mlbuf);
+		return;
+	}
+	len = ibuf_left(p->mlbuf);
+	if (is_blank(ibuf_data(p->mlbuf), len)) {
+		out_status(p, "ERR", "bad-argument empty prompt");
+		ibuf_reset(p->mlbuf);
+		return;
+	}
+	if ((text = malloc(len + 1)) == NULL)
+		fatal("%s", __func__);
+	memcpy(text, ibuf_data(p->mlbuf), len);
+	text[len] = '\0';
+	explicit_bzero(ibuf_data(p->mlbuf), len);
+	ibuf_reset(p->mlbuf);
+	prompt_start(p, text, len);
+}
+
+/* What is wrong with a line's bytes, or NULL. */
+static const char *
+line_bad(const char *s, size_t len)
+{
+	if (memchr(s, '\0', len) != NULL)
+		return ("line holds a NUL byte");
+	if (!utf8_valid(s, len))
+		return ("line is not valid UTF-8");
+	return (NULL);
+}
+
+static void
+ml_line(struct proto *p, struct pline *l)
+{
+	const char	*why;
+	size_t		 have;
+
+	if (!l->toolong && is_quotes(l->text, l->len)) {
+		ml_end(p);
+		return;
+	}
+	if (p->mlcode != NULL)
+		return;
+	if (l->toolong) {
+		p->mlcode = "too-long";
+		snprintf(p->mlwhy, sizeof(p->mlwhy),
+		    "a line is longer than %zu bytes", p->s.line_max);
+		return;
+	}
+	if ((why = line_bad(l->text, l->len)) != NULL) {
+		p->mlcode = "bad-utf8";
+		snprintf(p->mlwhy, sizeof(p->mlwhy), "%s", why);
+		return;
+	}
+	have = ibuf_left(p->mlbuf);
+	if (have + 1 + l->len > PROTO_PROMPT_MAX) {
+		p->mlcode = "too-long";
+		snprintf(p->mlwhy, sizeof(p->mlwhy),
+		    "the prompt is longer than %d bytes", PROTO_PROMPT_MAX);
+		return;
+	}
+	/* Lines are joined with LF; an empty line keeps its place. */
+	if (p->mllines > 0 && ibuf_add(p->mlbuf, "\n", 1) == -1)
+		fatal("%s", __func__);
+	if (ibuf_add(p->mlbuf, l->text, l->len) == -1)
+		fatal("%s", __func__);
+	p->mllines++;
+}
+
+static void
+chat_line(struct proto *p, const char *s, size_t len)
+{
+	if (line_is(s, len, "BACK"))
+		back_start(p);
+	else if (line_is(s, len, "EXIT") || line_is(s, len, "QUIT"))
+		proto_bye(p, NULL);
+	else if (is_quotes(s, len))
+		ml_start(p);
+	else
+		prompt_line(p, s, len);
+}
+
+/* One line from the queue, in whatever state the session is. */
+static void
+proto_line(struct proto *p, struct pline *l)
+{
+	const char	*why = NULL;
+
+	if (p->ml) {
+		ml_line(p, l);
+		return;
+	}
+	if (l->toolong) {
+		if (p->menu) {
+			p->menu = 0;
+			mlist_free(&p->menulist);
+		}
+		out_status(p, "ERR", "too-long line longer than %zu bytes",
+		    p->s.line_max);
+		return;
+	}
+	if ((why = line_bad(l->text, l->len)) != NULL) {
+		if (p->menu) {
+			p->menu = 0;
+			mlist_free(&p->menulist);
+		}
+		out_status(p, "ERR", "bad-utf8 %s", why);
+		return;
+	}
+	if (p->menu) {
+		p->menu = 0;
+		model_choose(p, &p->menulist, l->text);
+		mlist_free(&p->menulist);
+	} else if (p->mode == MODE_CHAT)
+		chat_line(p, l->text, l->len);
+	else
+		cmd_line(p, l->text);
+}
+
+/*
+ * Prompts: context, maybe a summary first, then the answer, then
+ * storage; the status line comes when storage has answered.
+ */
+
+static void
+prompt_continue(struct proto *p)
+{
+	if (!p->ctxready)
+		return;
+	if (p->dirty && p->nturns > 0 && ctx_over(p, p->pr.len)) {
+		proto_event(p, "memory summarize bytes=%llu",
+		    (unsigned long long)(p->ctxbytes + p->summarylen));
+		if (summary_request(p) == 0) {
+			p->pr.step = ST_SUMMARY;
+			return;
+		}
+		ctx_trim(p, p->pr.len);
+	}
+	prompt_send(p);
+}
+
+/* Store the user's prompt (once) and tell how that went. */
+static void
+prompt_store_user(struct proto *p)
+{
+	if (p->pr.ustate != SS_NONE)
+		return;
+	p->pr.ustore = proto_reqid(p);
+	p->pr.ustate = SS_PENDING;
+	if (p->ops->store(p->arg, p->pr.ustore, p->ops->random(p->arg),
+	    ROLE_USER, p->model, 0, p->pr.text, p->pr.len) == -1) {
+		p->pr.ustate = SS_FAILED;
+		p->pr.ustore = 0;
+		strlcpy(p->pr.serr, "not available", sizeof(p->pr.serr));
+	}
+}
+
+static void
+prompt_send(struct proto *p)
+{
+	struct proto_turn	*v;
+	size_t			 n;
+	const char		*sys = "";
+	char			*buf = NULL;
+	size_t			 len = 0;
+	int			 rv;
+
+	prompt_store_user(p);
+	p->pr.step = ST_ANSWER;
+	if (p->pr.answer == NULL && (p->pr.answer = ibuf_open(4096)) == NULL)
+		fatal("%s", __func__);
+	ibuf_reset(p->pr.answer);
+	if (p->summary != NULL) {
+		len = strlen(SUMMARY_INTRO) + p->summarylen + 1;
+		if ((buf = malloc(len)) == NULL)
+			fatal("%s", __func__);
+		strlcpy(buf, SUMMARY_INTRO, len);
+		strlcat(buf, p->summary, len);
+		sys = buf;
+	}
+	p->pr.gen = proto_reqid(p);
+	v = turns_build(p, p->pr.text, p->pr.len, &n);
+	rv = p->ops->gen(p->arg, p->pr.gen, p->model, sys, v, n);
+	free(v);
+	freezero(buf, len);
+	if (rv == -1) {
+		p->pr.gen = 0;
+		prompt_fail(p, "upstream", "provider restarting");
+	}
+}
+
+/* The prompt failed: store it all the same, then say why. */
+static void
+prompt_fail(struct proto *p, const char *code, const char *why)
+{
+	if (p->pr.code[0] != '\0')
+		return;
+	strlcpy(p->pr.code, code, sizeof(p->pr.code));
+	text_copy(p->pr.why, sizeof(p->pr.why), why);
+	if (p->pr.gen != 0)
+		p->ops->cancel(p->arg, p->pr.gen);
+	if (p->pr.sum != 0)
+		p->ops->cancel(p->arg, p->pr.sum);
+	p->pr.gen = p->pr.sum = p->pr.sumstore = 0;
+	p->pr.step = ST_STORE;
+	prompt_store_user(p);
+	prompt_check_end(p);
+}
+
+static void
+prompt_check_end(struct proto *p)
+{
+	struct prompt	*pr = &p->pr;
+	uint64_t	 ms;
+
+	if (pr->step != ST_STORE || pr->ustate == SS_PENDING ||
+	    pr->mstate == SS_PENDING)
+		return;
+	ms = p->ops->now(p->arg) - pr->t0;
+	if (pr->code[0] != '\0') {
+		out_status(p, "ERR", "%s %s", pr->code, pr->why);
+		proto_event(p, "error code=%s ms=%llu", pr->code,
+		    (unsigned long long)ms);
+	} else {
+		/* The answer was seen: the context keeps it either way. */
+		ctx_append(p, ROLE_USER, pr->text, pr->len);
+		ctx_append(p, ROLE_MODEL, ibuf_data(pr->answer),
+		    ibuf_left(pr->answer));
+		if (pr->ustate == SS_FAILED || pr->mstate == SS_FAILED) {
+			out_status(p, "ERR", "storage %s", pr->serr);
+			proto_event(p, "error code=storage ms=%llu",
+			    (unsigned long long)ms);
+		} else if (pr->finish[0] != '\0' &&
+		    strcmp(pr->finish, "STOP") != 0) {
+			out_status(p, "OK", "model=%s in=%llu out=%llu ms=%llu"
+			    " finish=%s", p->model,
+			    (unsigned long long)pr->tin,
+			    (unsigned long long)pr->tout,
+			    (unsigned long long)ms, pr->finish);
+		} else {
+			out_status(p, "OK", "model=%s in=%llu out=%llu ms=%llu",
+			    p->model, (unsigned long long)pr->tin,
+			    (unsigned long long)pr->tout,
+			    (unsigned long long)ms);
+		}
+		if (pr->ustate != SS_FAILED && pr->mstate != SS_FAILED)
+			proto_event(p, "answer model=%s in=%llu out=%llu"
+			    " ms=%llu", p->model, (unsigned long long)pr->tin,
+			    (unsigned long long)pr->tout,
+			    (unsigned long long)ms);
+	}
+	prompt_free(p);
+	op_done(p);
+}
+
+static void
+prompt_cancel(struct proto *p)
+{
+	prompt_fail(p, "cancelled", "stopped by CANCEL");
+}
+
+/*
+ * The queue of lines.
+ */
+
+static void
+queue_add(struct proto *p, const char *s, size_t len, int toolong)
+{
+	struct pline	*l;
+
+	/* CANCEL acts at once on an answer that streams. */
+	if (!toolong && p->op == OP_PROMPT && p->pr.step < ST_STORE &&
+	    p->qquotes % 2 == 0 && line_is(s, len, "CANCEL")) {
+		prompt_cancel(p);
+		return;
+	}
+	if ((l = malloc(sizeof(*l) + len + 1)) == NULL)
+		fatal("%s", __func__);
+	l->toolong = toolong;
+	l->len = len;
+	memcpy(l->text, s, len);
+	l->text[len] = '\0';
+	TAILQ_INSERT_TAIL(&p->queue, l, entry);
+	p->queued += len + 1;
+	if (!toolong && is_quotes(s, len))
+		p->qquotes++;
+}
+
+/* A whole line was read: CR before LF dropped, length checked. */
+static void
+line_end(struct proto *p)
+{
+	size_t	 len = ibuf_left(p->part);
+	char	*s = ibuf_data(p->part);
+
+	if (!p->discard && len > 0 && s[len - 1] == '\r')
+		len--;
+	if (p->discard || len > p->s.line_max)
+		queue_add(p, "", 0, 1);
+	else
+		queue_add(p, s, len, 0);
+	explicit_bzero(ibuf_data(p->part), ibuf_left(p->part));
+	ibuf_reset(p->part);
+	p->discard = 0;
+	proto_run(p);
+}
+
+static void
+proto_run(struct proto *p)
+{
+	struct pline	*l;
+
+	if (p->running)
+		return;
+	p->running = 1;
+	while (!p->closed && p->op == OP_NONE &&
+	    (l = TAILQ_FIRST(&p->queue)) != NULL) {
+		TAILQ_REMOVE(&p->queue, l, entry);
+		p->queued -= l->len + 1;
+		if (!l->toolong && is_quotes(l->text, l->len))
+			p->qquotes--;
+		proto_line(p, l);
+		freezero(l, sizeof(*l) + l->len + 1);
+	}
+	p->running = 0;
+	if (p->closed)
+		return;
+	if (p->statedirty) {
+		p->statedirty = 0;
+		p->ops->state(p->arg, p->model, p->messages, p->bytes_in,
+		    p->bytes_out, p->mode);
+	}
+	if (p->eof && p->op == OP_NONE && TAILQ_EMPTY(&p->queue)) {
+		p->closed = 1;
+		out_flush(p);
+		p->ops->close(p->arg);
+	}
+}
+
+/* The end of every entry point: run the queue, write what is due. */
+static void
+proto_done(struct proto *p)
+{
+	proto_run(p);
+	out_flush(p);
+}
+
+/*
+ * Entry points.
+ */
+
+struct proto *
+proto_new(const struct proto_ops *ops, void *arg,
+    const struct proto_session *s)
+{
+	struct proto	*p;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return (NULL);
+	p->ops = ops;
+	p->arg = arg;
+	p->s = *s;
+	if (p->s.line_max == 0 || p->s.line_max > PROTO_PROMPT_MAX)
+		p->s.line_max = PROTO_PROMPT_MAX;
+	strlcpy(p->shortid, p->s.identity, sizeof(p->shortid));
+	strlcpy(p->model, p->s.model, sizeof(p->model));
+	TAILQ_INIT(&p->queue);
+	if ((p->part = ibuf_open(1024)) == NULL ||
+	    (p->out = ibuf_open(4096)) == NULL) {
+		proto_free(p);
+		return (NULL);
+	}
+	reply_begin(&p->rw);
+	p->mode = MODE_COMMAND;
+	p->ctxready = 1;
+	return (p);
+}
+
+void
+proto_free(struct proto *p)
+{
+	struct pline	*l;
+
+	if (p == NULL)
+		return;
+	while ((l = TAILQ_FIRST(&p->queue)) != NULL) {
+		TAILQ_REMOVE(&p->queue, l, entry);
+		freezero(l, sizeof(*l) + l->len + 1);
+	}
+	ctx_clear(p);
+	free(p->turns);
+	prompt_free(p);
+	mlist_free(&p->menulist);
+	mlist_free(&p->models);
+	mlist_free(&p->bgfetch);
+	mlist_free(&p->fetch);
+	ibuf_free(p->part);
+	ibuf_free(p->out);
+	ibuf_free(p->mlbuf);
+	freezero(p, sizeof(*p));
+}
+
+/* Greet the client, then load its context and the model list. */
+void
+proto_start(struct proto *p)
+{
+	const char	*fmt;
+	char		 line[NI_MAXHOST + 32];
+
+	fmt = strchr(p->s.local, ':') != NULL ? "Connected to [%s]:%u" :
+	    "Connected to %s:%u";
+	out_line(p, "ID:%s", p->shortid);
+	snprintf(line, sizeof(line), fmt, p->s.local, p->s.lport);
+	out_line(p, "%s", line);
+	out_status(p, "OK", "bridged/%s ready", BRIDGE_VERSION);
+	p->ctxreq = proto_reqid(p);
+	p->ctxready = 0;
+	if (p->ops->context(p->arg, p->ctxreq) == -1) {
+		p->ctxreq = 0;
+		p->ctxready = 1;
+	}
+	p->bgreq = proto_reqid(p);
+	if (p->ops->models(p->arg, p->bgreq) == -1)
+		p->bgreq = 0;
+	p->statedirty = 1;
+	proto_done(p);
+}
+
+void
+proto_input(struct proto *p, const char *data, size_t len)
+{
+	const char	*nl;
+	size_t		 n, room;
+
+	if (p->closed)
+		return;
+	p->bytes_in += len;
+	while (len > 0 && !p->closed) {
+		nl = memchr(data, '\n', len);
+		n = nl != NULL ? (size_t)(nl - data) : len;
+		if (!p->discard) {
+			/* One more byte than the limit: a CR may follow. */
+			room = p->s.line_max + 1 - ibuf_left(p->part);
+			if (n > room) {
+				p->discard = 1;
+				explicit_bzero(ibuf_data(p->part),
+				    ibuf_left(p->part));
+				ibuf_reset(p->part);
+			} else if (ibuf_add(p->part, data, n) == -1)
+				fatal("%s", __func__);
+		}
+		if (nl != NULL) {
+			line_end(p);
+			n++;
+		}
+		data += n;
+		len -= n;
+	}
+	proto_done(p);
+}
+
+/* The client sent all it will: a last line without LF still counts. */
+void
+proto_eof(struct proto *p)
+{
+	if (p->closed)
+		return;
+	if (ibuf_left(p->part) > 0 || p->discard)
+		line_end(p);
+	p->eof = 1;
+	proto_done(p);
+}
+
+/* Say BYE (after what is written so far) and close. */
+void
+proto_bye(struct proto *p, const char *reason)
+{
+	if (p->closed)
+		return;
+	if (p->op == OP_PROMPT || p->op == OP_BACK) {
+		if (p->pr.gen != 0)
+			p->ops->cancel(p->arg, p->pr.gen);
+		if (p->pr.sum != 0)
+			p->ops->cancel(p->arg, p->pr.sum);
+		p->pr.gen = p->pr.sum = 0;
+	}
+	if (reason != NULL && *reason != '\0')
+		out_status(p, "BYE", "%s", reason);
+	else
+		out_status(p, "BYE", "%s", "");
+	p->closed = 1;
+	out_flush(p);
+	p->ops->close(p->arg);
+}
+
+/* Is a reply under way or a line waiting? (Not idle, then.) */
+int
+proto_busy(const struct proto *p)
+{
+	return (p->op != OP_NONE || !TAILQ_EMPTY(&p->queue));
+}
+
+int
+proto_closed(const struct proto *p)
+{
+	return (p->closed);
+}
+
+/* Bytes of lines waiting: the worker stops reading past a limit. */
+size_t
+proto_queued(const struct proto *p)
+{
+	return (p->queued + ibuf_left(p->part));
+}
+
+void
+proto_counters(const struct proto *p, uint64_t *in, uint64_t *out)
+{
+	*in = p->bytes_in;
+	*out = p->bytes_out;
+}
+
+/*
+ * Answers of the provider.
+ */
+
+void
+proto_provider_model(struct proto *p, uint32_t id, const char *name,
+    uint64_t inlimit, uint64_t outlimit)
+{
+	(void)outlimit;
+	if (p->closed)
+		return;
+	if (id != 0 && id == p->bgreq)
+		mlist_add(&p->bgfetch, name, inlimit);
+	else if (p->op == OP_MODELS && id == p->req)
+		mlist_add(&p->fetch, name, inlimit);
+}
+
+void
+proto_provider_models_end(struct proto *p, uint32_t id)
+{
+	if (p->closed)
+		return;
+	if (id != 0 && id == p->bgreq) {
+		p->bgreq = 0;
+		models_received(p, &p->bgfetch);
+	} else if (p->op == OP_MODELS && id == p->req) {
+		models_received(p, &p->fetch);
+		models_end(p);
+	}
+	proto_done(p);
+}
+
+void
+proto_provider_chunk(struct proto *p, uint32_t id, const char *data,
+    size_t len)
+{
+	struct prompt	*pr = &p->pr;
+
+	if (p->closed || id == 0)
+		return;
+	if (p->op == OP_PROMPT && id == pr->gen && pr->step == ST_ANSWER) {
+		out_body(p, data, len);
+		if (!pr->toobig &&
+		    ibuf_left(pr->answer) + len > PROTO_ANSWER_MAX)
+			pr->toobig = 1;
+		if (!pr->toobig && ibuf_add(pr->answer, data, len) == -1)
+			fatal("%s", __func__);
+	} else if ((p->op == OP_PROMPT || p->op == OP_BACK) &&
+	    id == pr->sum) {
+		if (ibuf_left(pr->answer) + len <= PROTO_SUMMARY_MAX &&
+		    ibuf_add(pr->answer, data, len) == -1)
+			fatal("%s", __func__);
+	} else
+		return;
+	proto_done(p);
+}
+
+/* The memory manager's summary is in: store it, then go on. */
+static void
+summary_done(struct proto *p)
+{
+	struct prompt	*pr = &p->pr;
+	const char	*text;
+	size_t		 len = 0;
+
+	pr->sum = 0;
+	if ((text = summary_text(p, &len)) == NULL) {
+		if (p->op == OP_BACK)
+			back_end(p, "no summary", "the model gave none");
+		else {
+			ctx_trim(p, pr->len);
+			prompt_send(p);
+		}
+		return;
+	}
+	pr->sumstore = proto_reqid(p);
+	if (p->ops->summary(p->arg, pr->sumstore, text, len) == -1) {
+		pr->sumstore = 0;
+		if (p->op == OP_BACK) {
+			back_end(p, "summary not stored",
+			    "storage not available");
+			return;
+		}
+	}
+	proto_event(p, "summary bytes=%zu", len);
+	if (p->op == OP_PROMPT) {
+		/* The context restarts from the summary. */
+		while (p->nturns > 0)
+			ctx_drop_first(p);
+		ctx_set_summary(p, text, len);
+		p->dirty = 0;
+		if (pr->sumstore == 0)
+			prompt_send(p);
+		else
+			pr->step = ST_SUMSTORE;
+	} else
+		p->dirty = 0;
+}
+
+void
+proto_provider_done(struct proto *p, uint32_t id, uint64_t tin,
+    uint64_t tout, const char *finish)
+{
+	struct prompt	*pr = &p->pr;
+	const char	*s;
+
+	if (p->closed || id == 0)
+		return;
+	if (p->op == OP_PROMPT && id == pr->gen && pr->step == ST_ANSWER) {
+		pr->gen = 0;
+		pr->tin = tin;
+		pr->tout = tout;
+		pr->finish[0] = '\0';
+		if (strlen(finish) < sizeof(pr->finish) &&
+		    strspn(finish, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") ==
+		    strlen(finish))
+			strlcpy(pr->finish, finish, sizeof(pr->finish));
+		pr->step = ST_STORE;
+		if (pr->toobig) {
+			pr->mstate = SS_FAILED;
+			strlcpy(pr->serr, "the answer is too large to store",
+			    sizeof(pr->serr));
+		} else {
+			pr->mstore = proto_reqid(p);
+			pr->mstate = SS_PENDING;
+			s = ibuf_left(pr->answer) > 0 ?
+			    ibuf_data(pr->answer) : "";
+			if (p->ops->store(p->arg, pr->mstore,
+			    p->ops->random(p->arg), ROLE_MODEL, p->model, tout,
+			    s, ibuf_left(pr->answer)) == -1) {
+				pr->mstate = SS_FAILED;
+				pr->mstore = 0;
+				strlcpy(pr->serr, "not available",
+				    sizeof(pr->serr));
+			}
+		}
+		prompt_check_end(p);
+	} else if ((p->op == OP_PROMPT || p->op == OP_BACK) &&
+	    id == pr->sum)
+		summary_done(p);
+	else
+		return;
+	proto_done(p);
+}
+
+void
+proto_provider_error(struct proto *p, uint32_t id, const char *code,
+    const char *text)
+{
+	struct prompt	*pr = &p->pr;
+	const char	*c;
+	char		 why[PROTO_TEXT_MAX];
+
+	if (p->closed || id == 0)
+		return;
+	if ((c = err_code(code)) == NULL)
+		c = "upstream";
+	text_copy(why, sizeof(why), text);
+	if (id == p->bgreq) {
+		p->bgreq = 0;
+		mlist_free(&p->bgfetch);
+		return;
+	}
+	if (p->op == OP_MODELS && id == p->req) {
+		out_status(p, "ERR", "%s %s", c, why);
+		op_done(p);
+	} else if (p->op == OP_PROMPT && id == pr->gen) {
+		pr->gen = 0;
+		prompt_fail(p, c, why);
+	} else if ((p->op == OP_PROMPT || p->op == OP_BACK) &&
+	    id == pr->sum) {
+		pr->sum = 0;
+		proto_event(p, "summary error code=%s", c);
+		if (p->op == OP_BACK)
+			back_end(p, "no summary", why);
+		else {
+			ctx_trim(p, pr->len);
+			prompt_send(p);
+		}
+	} else
+		return;
+	proto_done(p);
+}
+
+/* The provider went away: what waited on it fails now. */
+void
+proto_provider_lost(struct proto *p)
+{
+	uint32_t	 ids[3];
+	size_t		 i, n = 0;
+
+	if (p->closed)
+		return;
+	if (p->bgreq != 0)
+		ids[n++] = p->bgreq;
+	if (p->op == OP_MODELS)
+		ids[n++] = p->req;
+	if (p->op == OP_PROMPT || p->op == OP_BACK) {
+		if (p->pr.sum != 0)
+			ids[n++] = p->pr.sum;
+		else if (p->pr.gen != 0)
+			ids[n++] = p->pr.gen;
+	}
+	for (i = 0; i < n; i++)
+		proto_provider_error(p, ids[i], "upstream",
+		    "provider restarting");
+	proto_done(p);
+}
+
+/*
+ * Answers of storage.
+ */
+
+void
+proto_storage_stored(struct proto *p, uint32_t id, uint64_t rowid)
+{
+	struct prompt	*pr = &p->pr;
+
+	(void)rowid;
+	if (p->closed || id == 0)
+		return;
+	if (p->op == OP_PROMPT && (id == pr->ustore || id == pr->mstore)) {
+		if (id == pr->ustore) {
+			pr->ustore = 0;
+			pr->ustate = SS_OK;
+		} else {
+			pr->mstore = 0;
+			pr->mstate = SS_OK;
+		}
+		p->messages++;
+		p->statedirty = 1;
+		prompt_check_end(p);
+	} else if (p->op == OP_PROMPT && id == pr->sumstore) {
+		pr->sumstore = 0;
+		prompt_send(p);
+	} else if (p->op == OP_BACK && id == pr->sumstore)
+		back_end(p, NULL, NULL);
+	else
+		return;
+	proto_done(p);
+}
+
+void
+proto_storage_item(struct proto *p, uint32_t id, uint64_t rowid,
+    uint64_t when, uint32_t role, const char *text, size_t len)
+{
+	char	 t[32];
+
+	if (p->closed || id == 0)
+		return;
+	if (id == p->ctxreq) {
+		if (role == ROLE_SUMMARY) {
+			/* Turns before a summary are in it. */
+			while (p->nturns > 0)
+				ctx_drop_first(p);
+			ctx_set_summary(p, text, len);
+		} else if (role == ROLE_USER || role == ROLE_MODEL)
+			ctx_append(p, role, text, len);
+		return;
+	}
+	if (p->op != OP_HISTORY || id != p->req)
+		return;
+	iso8601(when, t, sizeof(t));
+	out_line(p, "--- %llu %s %s", (unsigned long long)rowid, t,
+	    proto_role(role));
+	out_body(p, text, len);
+	if (len > 0 && text[len - 1] != '\n')
+		out_body(p, "\n", 1);
+	p->hcount++;
+	proto_done(p);
+}
+
+void
+proto_storage_end(struct proto *p, uint32_t id, uint64_t count)
+{
+	if (p->closed || id == 0)
+		return;
+	if (id == p->ctxreq) {
+		p->ctxreq = 0;
+		p->ctxready = 1;
+		proto_event(p, "context turns=%zu summary=%s", p->nturns,
+		    p->summary != NULL ? "yes" : "no");
+		if (p->op == OP_PROMPT && p->pr.step == ST_CONTEXT)
+			prompt_continue(p);
+	} else if (p->op == OP_INFO && id == p->req) {
+		info_reply(p, 1, count);
+		op_done(p);
+	} else if (p->op == OP_HISTORY && id == p->req) {
+		out_status(p, "OK", "%u %s", p->hcount,
+		    p->hkind == HISTORY_SUMMARIES ? "summaries" : "messages");
+		op_done(p);
+	} else
+		return;
+	proto_done(p);
+}
+
+void
+proto_storage_error(struct proto *p, uint32_t id, const char *text)
+{
+	struct prompt	*pr = &p->pr;
+	char		 why[PROTO_TEXT_MAX];
+
+	if (p->closed || id == 0)
+		return;
+	text_copy(why, sizeof(why), text);
+	if (id == p->ctxreq) {
+		/* Go on without the stored context rather than not at all. */
+		p->ctxreq = 0;
+		p->ctxready = 1;
+		proto_event(p, "context error");
+		if (p->op == OP_PROMPT && p->pr.step == ST_CONTEXT)
+			prompt_continue(p);
+	} else if (p->op == OP_INFO && id == p->req) {
+		info_reply(p, 0, 0);
+		op_done(p);
+	} else if (p->op == OP_HISTORY && id == p->req) {
+		out_status(p, "ERR", "storage %s", why);
+		op_done(p);
+	} else if (p->op == OP_PROMPT &&
+	    (id == pr->ustore || id == pr->mstore)) {
+		if (id == pr->ustore) {
+			pr->ustore = 0;
+			pr->ustate = SS_FAILED;
+		} else {
+			pr->mstore = 0;
+			pr->mstate = SS_FAILED;
+		}
+		strlcpy(pr->serr, why, sizeof(pr->serr));
+		prompt_check_end(p);
+	} else if (p->op == OP_PROMPT && id == pr->sumstore) {
+		pr->sumstore = 0;
+		proto_event(p, "summary store error");
+		prompt_send(p);
+	} else if (p->op == OP_BACK && id == pr->sumstore)
+		back_end(p, "summary not stored", why);
+	else
+		return;
+	proto_done(p);
+}

@@ -1,0 +1,1069 @@
+/*
+ * t_db.c: bridged/db.c on real files in a temporary directory: the
+ * schema and its migrations, WAL, dedupe, summary trimming, history
+ * and context order and bounds, and an integrity check at the end.
+ * A second connection of our own looks at the files from outside.
+ */
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "bridged.h"
+
+#define A	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define B	"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define MAXITEMS	64
+
+static int	 failures;
+static char	 dir[PATH_MAX];
+
+struct got {
+	int		 n;
+	int64_t		 id[MAXITEMS];
+	int64_t		 time[MAXITEMS];
+	enum msg_role	 role[MAXITEMS];
+	char		*text[MAXITEMS];
+};
+
+static void
+check(const char *name, int ok, const char *why)
+{
+	if (ok)
+		printf("ok %s\n", name);
+	else {
+		printf("FAIL %s: %s\n", name, why);
+		failures++;
+	}
+}
+
+static void
+path_of(char *buf, size_t len, const char *name)
+{
+	if ((size_t)snprintf(buf, len, "%s/%s", dir, name) >= len) {
+		fprintf(stderr, "path too long\n");
+		exit(2);
+	}
+}
+
+/* A query on our own connection: one integer, or -1 on error. */
+static long long
+q_int(const char *file, const char *sql)
+{
+	sqlite3		*sq;
+	sqlite3_stmt	*st;
+	long long	 v = -1;
+
+	if (sqlite3_open_v2(file, &sq, SQLITE_OPEN_READWRITE, NULL) !=
+	    SQLITE_OK) {
+		sqlite3_close(sq);
+		return (-1);
+	}
+	if (sqlite3_prepare_v2(sq, sql, -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(sq);
+	return (v);
+}
+
+/* One text from our own connection, or "" on error. */
+static void
+q_text(const char *file, const char *sql, char *out, size_t len)
+{
+	sqlite3		*sq;
+	sqlite3_stmt	*st;
+	const char	*t;
+
+	out[0] = '\0';
+	if (sqlite3_open_v2(file, &sq, SQLITE_OPEN_READONLY, NULL) !=
+	    SQLITE_OK) {
+		sqlite3_close(sq);
+		return;
+	}
+	if (sqlite3_prepare_v2(sq, sql, -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW &&
+		    (t = (const char *)sqlite3_column_text(st, 0)) != NULL)
+			(void)strlcpy(out, t, len);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(sq);
+}
+
+static int
+q_exec(const char *file, const char *sql)
+{
+	sqlite3	*sq;
+	int	 rc;
+
+	if (sqlite3_open(file, &sq) != SQLITE_OK) {
+		sqlite3_close(sq);
+		return (-1);
+	}
+	rc = sqlite3_exec(sq, sql, NULL, NULL, NULL);
+	sqlite3_close(sq);
+	return (rc == SQLITE_OK ? 0 : -1);
+}
+
+static int
+collect(const struct db_item *item, void *arg)
+{
+	struct got	*g = arg;
+
+	if (g->n >= MAXITEMS)
+		return (-1);
+	g->id[g->n] = item->id;
+	g->time[g->n] = item->time;
+	g->role[g->n] = item->role;
+	if ((g->text[g->n] = strndup(item->text, item->len)) == NULL)
+		return (-1);
+	g->n++;
+	return (0);
+}
+
+static void
+got_free(struct got *g)
+{
+	int	 i;
+
+	for (i = 0; i < g->n; i++)
+		free(g->text[i]);
+	memset(g, 0, sizeof(*g));
+}
+
+/* Whether what came is exactly these texts in this order. */
+static int
+got_is(struct got *g, const char *const *want, int n)
+{
+	int	 i;
+
+	if (g->n != n)
+		return (0);
+	for (i = 0; i < n; i++) {
+		if (strcmp(g->text[i], want[i]) != 0)
+			return (0);
+		if (i > 0 && g->id[i] <= g->id[i - 1] &&
+		    g->role[i] != ROLE_SUMMARY)
+			return (0);
+	}
+	return (1);
+}
+
+static int
+store(struct db *db, const char *client, uint64_t key, enum msg_role role,
+    const char *text, int64_t now, int64_t *rowid)
+{
+	int64_t	 dummy;
+
+	return (db_store(db, client, key, role, "gemini-test", 7, text,
+	    strlen(text), now, rowid != NULL ? rowid : &dummy));
+}
+
+static void
+t_create(void)
+{
+	char		 file[PATH_MAX], mode[32];
+	struct db	*db;
+	struct stat	 sb;
+
+	path_of(file, sizeof(file), "new.db");
+	db = db_open(file, SYNC_NORMAL);
+	check("create", db != NULL, "db_open failed on a new file");
+	if (db == NULL)
+		return;
+	check("create-version", q_int(file, "PRAGMA user_version") ==
+	    DB_VERSION, "user_version is not DB_VERSION");
+	check("create-tables", q_int(file, "SELECT count(*) FROM"
+	    " sqlite_master WHERE type = 'table' AND name IN"
+	    " ('messages', 'summaries')") == 2, "tables missing");
+	check("create-indexes", q_int(file, "SELECT count(*) FROM"
+	    " sqlite_master WHERE type = 'index' AND name IN"
+	    " ('messages_key', 'messages_client', 'summaries_client')") == 3,
+	    "indexes missing");
+	check("create-unique", q_int(file, "SELECT \"unique\" FROM"
+	    " pragma_index_list('messages') WHERE name = 'messages_key'") == 1,
+	    "messages_key is not unique");
+	q_text(file, "PRAGMA journal_mode", mode, sizeof(mode));
+	check("wal", strcmp(mode, "wal") == 0, "journal_mode is not wal");
+	check("wal-files", store(db, A, 1, ROLE_USER, "x", 1, NULL) == 0 &&
+	    (path_of(file, sizeof(file), "new.db-wal"), stat(file, &sb)) == 0,
+	    "no -wal file after a write");
+	db_close(db);
+
+	/* An empty file that exists is a database of version 0. */
+	path_of(file, sizeof(file), "empty.db");
+	close(open(file, O_CREAT | O_WRONLY | O_TRUNC, 0600));
+	db = db_open(file, SYNC_FULL);
+	check("migrate-empty", db != NULL && q_int(file,
+	    "PRAGMA user_version") == DB_VERSION, "empty file not migrated");
+	db_close(db);
+
+	/* Opening again changes nothing. */
+	db = db_open(file, SYNC_NORMAL);
+	check("reopen", db != NULL && q_int(file, "PRAGMA user_version") ==
+	    DB_VERSION, "second open failed");
+	db_close(db);
+}
+
+static void
+t_refuse(void)
+{
+	char		 file[PATH_MAX];
+	struct db	*db;
+	int		 fd;
+
+	path_of(file, sizeof(file), "newer.db");
+	q_exec(file, "PRAGMA user_version = 99");
+	db = db_open(file, SYNC_NORMAL);
+	check("refuse-newer", db == NULL, "opened a newer schema");
+	check("refuse-newer-untouched", q_int(file, "PRAGMA user_version") ==
+	    99 && q_int(file, "SELECT count(*) FROM sqlite_master") == 0,
+	    "a newer database was changed");
+	db_close(db);
+
+	path_of(file, sizeof(file), "foreign.db");
+	q_exec(file, "PRAGMA application_id = 1234");
+	db = db_open(file, SYNC_NORMAL);
+	check("refuse-foreign", db == NULL, "opened another program's file");
+	db_close(db);
+
+	path_of(file, sizeof(file), "garbage.db");
+	if ((fd = open(file, O_CREAT | O_WRONLY | O_TRUNC, 0600)) != -1) {
+		(void)write(fd, "this is not a database, not at all....."
+		    "...........................................", 80);
+		close(fd);
+	}
+	db = db_open(file, SYNC_NORMAL);
+	check("refuse-garbage", db == NULL, "opened a file of garbage");
+	db_close(db);
+
+	path_of(file, sizeof(file), "nodir/x.db");
+	db = db_open(file, SYNC_NORMAL);
+	check("refuse-nodir", db == NULL, "opened in a missing directory");
+	db_close(db);
+}
+
+/* A file of version 1 as the brief defines it, with rows in it. */
+static void
+t_migrate_v1(void)
+{
+	char		 file[PATH_MAX];
+	struct db	*db;
+	struct got	 g;
+	uint64_t	 n = 0;
+	int		 cut;
+	static const char *const want[] = { "old summary 2", "m3", "m4" };
+
+	path_of(file, sizeof(file), "v1.db");
+	if (q_exec(file,
+	    "CREATE TABLE messages (id INTEGER PRIMARY KEY, client_id TEXT"
+	    " NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL, timestamp"
+	    " INTEGER NOT NULL, model TEXT, tokens INTEGER, msgkey INTEGER);"
+	    "CREATE UNIQUE INDEX messages_key ON messages (client_id, msgkey);"
+	    "CREATE INDEX messages_client ON messages (client_id, id);"
+	    "CREATE TABLE summaries (id INTEGER PRIMARY KEY, client_id TEXT"
+	    " NOT NULL, summary_text TEXT NOT NULL, created_at INTEGER"
+	    " NOT NULL);"
+	    "INSERT INTO messages VALUES (1, '" A "', 'user', 'm1', 100, NULL,"
+	    " NULL, 11), (2, '" A "', 'model', 'm2', 101, 'g', 5, 12),"
+	    " (3, '" A "', 'user', 'm3', 200, NULL, NULL, 13),"
+	    " (4, '" A "', 'model', 'm4', 201, 'g', 5, 14);"
+	    "INSERT INTO summaries VALUES (1, '" A "', 'old summary 1', 50),"
+	    " (2, '" A "', 'old summary 2', 150);"
+	    "PRAGMA user_version = 1;") == -1) {
+		check("migrate-v1", 0, "cannot build a version 1 file");
+		return;
+	}
+	db = db_open(file, SYNC_NORMAL);
+	check("migrate-v1", db != NULL && q_int(file, "PRAGMA user_version") ==
+	    DB_VERSION, "version 1 not migrated");
+	if (db == NULL)
+		return;
+	check("migrate-v1-rows", q_int(file, "SELECT count(*) FROM messages")
+	    == 4 && q_int(file, "SELECT count(*) FROM summaries") == 2,
+	    "rows lost");
+	check("migrate-v1-last", q_int(file, "SELECT last_msg FROM summaries"
+	    " WHERE id = 2") == 2 && q_int(file, "SELECT last_msg FROM"
+	    " summaries WHERE id = 1") == 0, "last_msg not derived from time");
+	memset(&g, 0, sizeof(g));
+	check("migrate-v1-context", db_context(db, A, 100, 1 << 20, collect,
+	    &g, &n, &cut) == 0 && got_is(&g, want, 3) && n == 3 &&
+	    g.role[0] == ROLE_SUMMARY && g.role[1] == ROLE_USER &&
+	    g.role[2] == ROLE_MODEL, "context after migration is wrong");
+	got_free(&g);
+	check("migrate-v1-dedupe", store(db, A, 13, ROLE_USER, "again", 300,
+	    NULL) == 1, "an old key is not deduped");
+	db_close(db);
+}
+
+/* A messages table of the original bridge, without version or keys. */
+static void
+t_legacy(void)
+{
+	char		 file[PATH_MAX];
+	struct db	*db;
+	struct got	 g;
+	uint64_t	 n;
+	int		 cut;
+	static const char *const want[] = { "hello", "hi there" };
+
+	path_of(file, sizeof(file), "legacy.db");
+	q_exec(file, "CREATE TABLE messages (id INTEGER PRIMARY KEY,"
+	    " client_id TEXT, role TEXT, content TEXT, timestamp INTEGER);"
+	    "INSERT INTO messages VALUES (1, '" B "', 'user', 'hello', 10),"
+	    " (2, '" B "', 'assistant', 'hi there', 11);");
+	db = db_open(file, SYNC_NORMAL);
+	check("legacy", db != NULL && q_int(file, "SELECT count(*) FROM"
+	    " pragma_table_info('messages') WHERE name = 'msgkey'") == 1,
+	    "original bridge database not adopted");
+	if (db == NULL)
+		return;
+	memset(&g, 0, sizeof(g));
+	check("legacy-history", db_history(db, B, HISTORY_MESSAGES, 10,
+	    1 << 20, collect, &g, &n, &cut) == 0 && got_is(&g, want, 2) &&
+	    g.role[1] == ROLE_MODEL, "old rows not readable");
+	got_free(&g);
+	db_close(db);
+}
+
+static void
+t_store(struct db *db, const char *file)
+{
+	int64_t		 r1 = 0, r2 = 0, r3 = 0;
+	uint64_t	 n = 0;
+	char		 big[64];
+
+	check("store", store(db, A, 42, ROLE_USER, "question", 1000, &r1) ==
+	    0 && r1 > 0, "store failed");
+	check("dedupe", store(db, A, 42, ROLE_USER, "question", 1001, &r2) ==
+	    1 && r2 == r1, "duplicate key stored twice");
+	check("dedupe-per-client", store(db, B, 42, ROLE_USER, "other", 1002,
+	    &r3) == 0 && r3 != r1, "same key of another client deduped");
+	check("count", db_count(db, A, &n) == 0 && n == 1,
+	    "count of A is not 1");
+	check("store-model-row", q_int(file, "SELECT tokens FROM messages"
+	    " WHERE msgkey = 42 AND client_id = '" A "'") == 7,
+	    "tokens not stored");
+	check("store-huge-key", store(db, A, UINT64_MAX, ROLE_MODEL, "k",
+	    1003, &r1) == 0 && store(db, A, UINT64_MAX, ROLE_MODEL, "k", 1004,
+	    &r2) == 1 && r1 == r2, "a 64-bit key is not deduped");
+
+	check("reject-nul", db_store(db, A, 50, ROLE_USER, NULL, 0, "a\0b", 3,
+	    1, &r1) == -1, "text with NUL stored");
+	check("reject-utf8", db_store(db, A, 51, ROLE_USER, NULL, 0,
+	    "\xc3\x28", 2, 1, &r1) == -1, "invalid UTF-8 stored");
+	check("reject-role", db_store(db, A, 52, ROLE_SUMMARY, NULL, 0, "s",
+	    1, 1, &r1) == -1, "a message with role summary stored");
+	check("reject-long", !db_text_valid(big, (size_t)DB_TEXT_MAX + 1),
+	    "a text over DB_TEXT_MAX is valid");
+	check("reject-nothing-stored", q_int(file, "SELECT count(*) FROM"
+	    " messages WHERE msgkey IN (50, 51, 52)") == 0,
+	    "a rejected message is in the table");
+}
+
+static void
+t_transaction(struct db *db, const char *file)
+{
+	int64_t	 r;
+	int	 i, ok = 1;
+
+	check("tx-begin", db_begin(db) == 0, "BEGIN failed");
+	for (i = 0; i < 10; i++)
+		if (store(db, B, 1000 + i, ROLE_USER, "grouped", 2000, &r) != 0)
+			ok = 0;
+	check("tx-unseen", ok && q_int(file, "SELECT count(*) FROM messages"
+	    " WHERE content = 'grouped'") == 0,
+	    "rows visible before COMMIT");
+	check("tx-commit", db_commit(db) == 0 && q_int(file, "SELECT count(*)"
+	    " FROM messages WHERE content = 'grouped'") == 10,
+	    "rows not there after COMMIT");
+
+	check("tx-begin2", db_begin(db) == 0, "BEGIN failed");
+	store(db, B, 2000, ROLE_USER, "rolled back", 2001, &r);
+	db_rollback(db);
+	check("tx-rollback", q_int(file, "SELECT count(*) FROM messages"
+	    " WHERE content = 'rolled back'") == 0, "rollback kept a row");
+	check("tx-rollback-key", store(db, B, 2000, ROLE_USER, "again", 2002,
+	    &r) == 0, "a rolled back key still dedupes");
+}
+
+static void
+t_summaries(struct db *db, const char *file)
+{
+	struct got	 g;
+	uint64_t	 n;
+	int64_t		 r, last = 0;
+	int		 i, cut, ok = 1;
+	char		 text[32];
+	static const char *const want[] = { "summary 4", "summary 5",
+	    "summary 6" };
+
+	for (i = 0; i < 7; i++) {
+		snprintf(text, sizeof(text), "summary %d", i);
+		if (db_summary(db, B, text, strlen(text), 3000 + i, 3, &r) !=
+		    0 || r <= last)
+			ok = 0;
+		last = r;
+	}
+	check("summary-store", ok, "db_summary failed");
+	check("summary-trim", q_int(file, "SELECT count(*) FROM summaries"
+	    " WHERE client_id = '" B "'") == 3, "not trimmed to 3");
+	memset(&g, 0, sizeof(g));
+	check("summary-trim-newest", db_history(db, B, HISTORY_SUMMARIES, 10,
+	    1 << 20, collect, &g, &n, &cut) == 0 && got_is(&g, want, 3) &&
+	    g.role[0] == ROLE_SUMMARY && g.time[2] == 3006,
+	    "the newest three are not what is left");
+	got_free(&g);
+	check("summary-other-client", db_summary(db, A, "a's", 3, 3100, 3,
+	    &r) == 0 && q_int(file, "SELECT count(*) FROM summaries WHERE"
+	    " client_id = '" B "'") == 3, "trimming touched another client");
+	check("summary-empty", db_summary(db, A, "", 0, 1, 3, &r) == -1,
+	    "an empty summary stored");
+	check("summary-keep-zero", db_summary(db, A, "only", 4, 3101, 0,
+	    &r) == 0 && q_int(file, "SELECT count(*) FROM summaries WHERE"
+	    " client_id = '" A "'") == 1, "keep 0 did not keep the new one");
+}
+
+static void
+t_history(struct db *db)
+{
+	const char	*c = "cccccccccccccccccccccccccccccccccccccccccccccccc"
+			    "cccccccccccccccc";
+	struct got	 g;
+	uint64_t	 n;
+	int		 i, cut;
+	char		 text[32];
+	static const char *const last3[] = { "h2", "h3", "h4" };
+	static const char *const fit[] = { "h3", "h4" };
+
+	for (i = 0; i < 5; i++) {
+		snprintf(text, sizeof(text), "h%d", i);
+		store(db, c, 5000 + i, i % 2 ? ROLE_MODEL : ROLE_USER, text,
+		    4000 + i, NULL);
+	}
+	memset(&g, 0, sizeof(g));
+	check("history-order", db_history(db, c, HISTORY_MESSAGES, 3, 1 << 20,
+	    collect, &g, &n, &cut) == 0 && got_is(&g, last3, 3) && n == 3 &&
+	    g.role[0] == ROLE_USER && g.role[1] == ROLE_MODEL &&
+	    g.time[0] == 4002 && cut == DB_CUT_ITEMS,
+	    "not the last three, oldest first");
+	got_free(&g);
+	check("history-all", db_history(db, c, HISTORY_MESSAGES, 100, 1 << 20,
+	    collect, &g, &n, &cut) == 0 && g.n == 5 && cut == 0,
+	    "not all five");
+	got_free(&g);
+	check("history-bytes", db_history(db, c, HISTORY_MESSAGES, 100, 5,
+	    collect, &g, &n, &cut) == 0 && got_is(&g, fit, 2) &&
+	    cut == DB_CUT_BYTES, "byte bound not applied newest first");
+	got_free(&g);
+	check("history-zero", db_history(db, c, HISTORY_MESSAGES, 0, 1 << 20,
+	    collect, &g, &n, &cut) == 0 && g.n == 0, "HISTORY 0 gave rows");
+	got_free(&g);
+	check("history-none", db_history(db, "nobody", HISTORY_MESSAGES, 10,
+	    1 << 20, collect, &g, &n, &cut) == 0 && g.n == 0 && n == 0,
+	    "rows for an unknown client");
+	got_free(&g);
+}
+
+static void
+t_context(struct db *db)
+{
+	const char	*d = "dddddddddddddddddddddddddddddddddddddddddddddddd"
+			    "dddddddddddddddd";
+	struct got	 g;
+	uint64_t	 n;
+	int64_t		 r;
+	int		 cut;
+	static const char *const before[] = { "p1", "a1" };
+	static const char *const after[] = { "sum", "p2", "a2" };
+	static const char *const newest[] = { "sum", "a2" };
+
+	memset(&g, 0, sizeof(g));
+	check("context-empty", db_context(db, d, 100, 1 << 20, collect, &g,
+	    &n, &cut) == 0 && g.n == 0 && n == 0, "context of nobody");
+	/* Everything in the same second: the summary still splits it. */
+	store(db, d, 1, ROLE_USER, "p1", 7000, NULL);
+	store(db, d, 2, ROLE_MODEL, "a1", 7000, NULL);
+	check("context-no-summary", db_context(db, d, 100, 1 << 20, collect,
+	    &g, &n, &cut) == 0 && got_is(&g, before, 2) && n == 2,
+	    "without a summary, not every message");
+	got_free(&g);
+	db_summary(db, d, "sum", 3, 7000, 50, &r);
+	store(db, d, 3, ROLE_USER, "p2", 7000, NULL);
+	store(db, d, 4, ROLE_MODEL, "a2", 7000, NULL);
+	check("context-since-summary", db_context(db, d, 100, 1 << 20,
+	    collect, &g, &n, &cut) == 0 && got_is(&g, after, 3) && n == 3 &&
+	    g.role[0] == ROLE_SUMMARY && cut == 0,
+	    "not the summary and what came after it");
+	got_free(&g);
+	check("context-items-bound", db_context(db, d, 2, 1 << 20, collect,
+	    &g, &n, &cut) == 0 && got_is(&g, newest, 2) &&
+	    cut == DB_CUT_ITEMS, "item bound did not keep the newest");
+	got_free(&g);
+	check("context-bytes-bound", db_context(db, d, 100, 5, collect, &g,
+	    &n, &cut) == 0 && got_is(&g, newest, 2) && cut == DB_CUT_BYTES,
+	    "byte bound did not keep the newest");
+	got_free(&g);
+	check("context-isolated", db_context(db, A, 100, 1 << 20, collect,
+	    &g, &n, &cut) == 0 && g.n > 0 && strcmp(g.text[0], "only") == 0,
+	    "context of one client shows another's");
+	got_free(&g);
+}
+
+static void
+t_integrity(const char *file)
+{
+	char	 res[64];
+
+	q_text(file, "PRAGMA integrity_check", res, sizeof(res));
+	check("integrity", strcmp(res, "ok") == 0, res);
+}
+
+/*
+ * The storage process itself: bridged -P storage, with this program
+ * as its parent on fd 3 and as its workers on channels passed to it.
+ */
+#define WAIT_MS		5000
+
+struct proc {
+	pid_t		 pid;
+	struct imsgbuf	 parent;
+	char		 file[PATH_MAX];
+};
+
+struct wk {
+	struct imsgbuf	 ib;
+	uint32_t	 wid;
+};
+
+/* The next message within ms: 1, 0 on timeout, -1 on EOF or error. */
+static int
+next_msg(struct imsgbuf *ib, struct imsg *m, int ms)
+{
+	struct pollfd	 pfd;
+	ssize_t		 n;
+	int		 r;
+
+	for (;;) {
+		if ((r = imsg_get(ib, m)) != 0)
+			return (r);
+		pfd.fd = ib->fd;
+		pfd.events = POLLIN;
+		if ((r = poll(&pfd, 1, ms)) == -1 && errno != EINTR)
+			return (-1);
+		if (r == 0)
+			return (0);
+		if ((n = imsg_read(ib)) == 0 || (n == -1 && errno != EAGAIN &&
+		    errno != EINTR))
+			return (-1);
+	}
+}
+
+static int
+send_conf(struct proc *p, int keep, enum sync_mode sync)
+{
+	struct global_conf	 g;
+
+	memset(&g, 0, sizeof(g));
+	(void)strlcpy(g.database, p->file, sizeof(g.database));
+	g.summaries_keep = keep;
+	g.memory_limit = 1 << 20;
+	g.sync = sync;
+	g.line_max = BRIDGED_LINEMAX;
+	if (imsg_compose(&p->parent, IMSG_CFG_GLOBAL, 0, 0, -1, &g,
+	    sizeof(g)) == -1 || imsg_compose(&p->parent, IMSG_CFG_DONE, 0, 0,
+	    -1, NULL, 0) == -1)
+		return (-1);
+	return (imsg_flush(&p->parent));
+}
+
+/* Start storage on a database file; 0 once it said it is ready. */
+static int
+proc_start(struct proc *p, const char *bridged, const char *name)
+{
+	struct imsg	 m;
+	char		 log[PATH_MAX];
+	int		 sp[2], fd, r;
+
+	memset(p, 0, sizeof(*p));
+	path_of(p->file, sizeof(p->file), name);
+	path_of(log, sizeof(log), "storage.log");
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1)
+		return (-1);
+	switch (p->pid = fork()) {
+	case -1:
+		return (-1);
+	case 0:
+		close(sp[0]);
+		if (sp[1] != FD_PARENT) {
+			dup2(sp[1], FD_PARENT);
+			close(sp[1]);
+		}
+		if ((fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600)) != -1)
+			dup2(fd, 2);
+		execl(bridged, "bridged", "-P", "storage", "-d", (char *)NULL);
+		_exit(127);
+	}
+	close(sp[1]);
+	imsgbuf_init(&p->parent, sp[0]);
+	if (send_conf(p, 3, SYNC_NORMAL) == -1)
+		return (-1);
+	while ((r = next_msg(&p->parent, &m, WAIT_MS)) == 1) {
+		r = m.hdr.type;
+		imsg_free(&m);
+		if (r == IMSG_CHILD_READY)
+			return (0);
+	}
+	return (-1);
+}
+
+/* Wait for it to end: its exit status, or -1. */
+static int
+proc_wait(struct proc *p)
+{
+	int	 status, i;
+
+	for (i = 0; i < WAIT_MS / 10; i++) {
+		if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+			p->pid = 0;
+			return (WIFEXITED(status) ? WEXITSTATUS(status) :
+			    128 + WTERMSIG(status));
+		}
+		usleep(10000);
+	}
+	kill(p->pid, SIGKILL);
+	waitpid(p->pid, &status, 0);
+	p->pid = 0;
+	return (-1);
+}
+
+static int
+proc_alive(struct proc *p)
+{
+	int	 status;
+
+	return (p->pid != 0 && waitpid(p->pid, &status, WNOHANG) == 0);
+}
+
+/* A worker's channel, handed to storage as the parent does. */
+static int
+wk_new(struct proc *p, struct wk *w, uint32_t wid, const char *identity)
+{
+	struct ibuf	*b;
+	int		 sp[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1)
+		return (-1);
+	imsgbuf_init(&w->ib, sp[1]);
+	w->wid = wid;
+	if ((b = imsg_create(&p->parent, IMSG_PARENT_CHANNEL, 0, 0, 128)) ==
+	    NULL || ibuf_add_u32(b, wid) == -1 ||
+	    ibuf_add_str(b, identity) == -1)
+		return (-1);
+	b->fd = sp[0];
+	if (imsg_close(&p->parent, b) == -1)
+		return (-1);
+	return (imsg_flush(&p->parent));
+}
+
+static int
+session(struct proc *p, uint32_t wid, const char *identity)
+{
+	struct ibuf	*b;
+
+	if ((b = imsg_create(&p->parent, IMSG_PARENT_SESSION, 0, 0, 128)) ==
+	    NULL || ibuf_add_u32(b, wid) == -1 ||
+	    ibuf_add_str(b, identity) == -1 || imsg_close(&p->parent, b) == -1)
+		return (-1);
+	return (imsg_flush(&p->parent));
+}
+
+/* Queue a STORE; nothing is sent before wk_flush. */
+static void
+q_store(struct wk *w, uint32_t id, uint64_t key, uint32_t role,
+    const char *text, size_t len)
+{
+	struct ibuf	*b;
+
+	if ((b = imsg_create(&w->ib, IMSG_WORKER_STORE, 0, 0, len + 64)) ==
+	    NULL || ibuf_add_u32(b, id) == -1 || ibuf_add_u64(b, key) == -1 ||
+	    ibuf_add_u32(b, role) == -1 || ibuf_add_str(b, "m") == -1 ||
+	    ibuf_add_u64(b, 3) == -1 || ibuf_add_data(b, text, len) == -1 ||
+	    imsg_close(&w->ib, b) == -1) {
+		fprintf(stderr, "q_store\n");
+		exit(2);
+	}
+}
+
+static void
+q_req(struct wk *w, uint32_t type, uint32_t id, int nargs, uint32_t a1,
+    uint32_t a2)
+{
+	struct ibuf	*b;
+
+	if ((b = imsg_create(&w->ib, type, 0, 0, 16)) == NULL ||
+	    ibuf_add_u32(b, id) == -1 ||
+	    (nargs > 0 && ibuf_add_u32(b, a1) == -1) ||
+	    (nargs > 1 && ibuf_add_u32(b, a2) == -1) ||
+	    imsg_close(&w->ib, b) == -1) {
+		fprintf(stderr, "q_req\n");
+		exit(2);
+	}
+}
+
+static void
+q_summary(struct wk *w, uint32_t id, const char *text)
+{
+	struct ibuf	*b;
+
+	if ((b = imsg_create(&w->ib, IMSG_WORKER_SUMMARY, 0, 0, 64)) ==
+	    NULL || ibuf_add_u32(b, id) == -1 ||
+	    ibuf_add_data(b, text, strlen(text)) == -1 ||
+	    imsg_close(&w->ib, b) == -1) {
+		fprintf(stderr, "q_summary\n");
+		exit(2);
+	}
+}
+
+static int
+wk_flush(struct wk *w)
+{
+	return (imsg_flush(&w->ib));
+}
+
+/* An answer as (type, request id, number, text). */
+struct ans {
+	uint32_t	 type;
+	uint32_t	 id;
+	uint64_t	 v;		/* row id or count */
+	uint32_t	 role;
+	char		 text[128];
+};
+
+/* The next answer: 1, 0 on timeout, -1 on EOF or a bad answer. */
+static int
+wk_answer(struct wk *w, struct ans *a, int ms)
+{
+	struct imsg	 m;
+	struct ireader	 ir;
+	const char	*s;
+	const void	*d;
+	size_t		 len;
+	int		 r;
+
+	memset(a, 0, sizeof(*a));
+	if ((r = next_msg(&w->ib, &m, ms)) != 1)
+		return (r);
+	a->type = m.hdr.type;
+	ir_init(&ir, &m);
+	a->id = ir_u32(&ir);
+	switch (m.hdr.type) {
+	case IMSG_STORAGE_STORED:
+	case IMSG_STORAGE_END:
+		a->v = ir_u64(&ir);
+		break;
+	case IMSG_STORAGE_ITEM:
+		a->v = ir_u64(&ir);
+		(void)ir_u64(&ir);
+		a->role = ir_u32(&ir);
+		d = ir_data(&ir, &len);
+		if (d != NULL)
+			memcpy(a->text, d, len < sizeof(a->text) - 1 ? len :
+			    sizeof(a->text) - 1);
+		break;
+	case IMSG_STORAGE_ERROR:
+		s = ir_str(&ir);
+		(void)strlcpy(a->text, s, sizeof(a->text));
+		break;
+	default:
+		ir.bad = 1;
+	}
+	r = ir_end(&ir) == 0 ? 1 : -1;
+	imsg_free(&m);
+	return (r);
+}
+
+/* Collect a HISTORY or CONTEXT answer: texts joined by spaces. */
+static int
+wk_items(struct wk *w, uint32_t id, char *out, size_t len, uint64_t *count)
+{
+	struct ans	 a;
+
+	out[0] = '\0';
+	while (wk_answer(w, &a, WAIT_MS) == 1 && a.id == id) {
+		if (a.type == IMSG_STORAGE_END) {
+			*count = a.v;
+			return (0);
+		}
+		if (a.type != IMSG_STORAGE_ITEM)
+			return (-1);
+		if (out[0] != '\0')
+			(void)strlcat(out, " ", len);
+		(void)strlcat(out, a.text, len);
+	}
+	return (-1);
+}
+
+static void
+t_proc_session(struct proc *p)
+{
+	struct wk	 w;
+	struct ans	 a;
+	int		 r;
+
+	if (wk_new(p, &w, 1, "") == -1) {
+		check("proc-channel", 0, "cannot hand a channel");
+		return;
+	}
+	q_req(&w, IMSG_WORKER_COUNT, 7, 0, 0, 0);
+	wk_flush(&w);
+	r = wk_answer(&w, &a, 300);
+	check("proc-idle-waits", r == 0, "an idle worker was answered");
+	session(p, 1, A);
+	r = wk_answer(&w, &a, WAIT_MS);
+	check("proc-session-resumes", r == 1 && a.type == IMSG_STORAGE_END &&
+	    a.id == 7 && a.v == 0, "no answer once the identity is known");
+	close(w.ib.fd);
+	imsgbuf_clear(&w.ib);
+}
+
+static void
+t_proc_store(struct proc *p)
+{
+	struct wk	 w, v;
+	struct ans	 a;
+	char		 text[32], items[512];
+	uint64_t	 last = 0, first = 0, count = 0;
+	long long	 frames0, frames1;
+	int		 i, ok = 1, seen = 1;
+	char		 wal[PATH_MAX + 8];
+	struct stat	 sb;
+
+	wk_new(p, &w, 2, A);
+	snprintf(wal, sizeof(wal), "%s-wal", p->file);
+	frames0 = stat(wal, &sb) == 0 ? (long long)sb.st_size : 0;
+	/* Many writes in one round: one transaction, answered in order. */
+	for (i = 0; i < 60; i++) {
+		snprintf(text, sizeof(text), "msg %d", i);
+		q_store(&w, 100 + i, 9000 + i, i % 2, text, strlen(text));
+	}
+	wk_flush(&w);
+	for (i = 0; i < 60; i++) {
+		if (wk_answer(&w, &a, WAIT_MS) != 1 ||
+		    a.type != IMSG_STORAGE_STORED || a.id != 100u + i ||
+		    a.v <= last) {
+			ok = 0;
+			break;
+		}
+		if (i == 0) {
+			/* Answered means committed: another reader sees it. */
+			first = a.v;
+			snprintf(items, sizeof(items), "SELECT count(*) FROM"
+			    " messages WHERE id = %llu AND content = 'msg 0'",
+			    (unsigned long long)first);
+			seen = q_int(p->file, items) == 1;
+		}
+		last = a.v;
+	}
+	check("proc-store-order", ok, "STORED missing, late or out of order");
+	check("proc-stored-is-committed", seen,
+	    "a STORED row is not visible to another connection");
+	frames1 = stat(wal, &sb) == 0 ? (long long)sb.st_size : 0;
+	/* One commit per message would write ~3 pages of WAL each. */
+	check("proc-group-commit", ok && frames1 - frames0 < 30 * 4120,
+	    "the WAL grew as if each message had its own transaction");
+
+	q_store(&w, 200, 9000, ROLE_USER, "msg 0", 5);
+	wk_flush(&w);
+	check("proc-dedupe", wk_answer(&w, &a, WAIT_MS) == 1 &&
+	    a.type == IMSG_STORAGE_STORED && a.id == 200 && a.v == first,
+	    "a resent key was not answered with its row");
+
+	/* A read between writes of one round sees the first write. */
+	q_store(&w, 300, 9100, ROLE_USER, "before", 6);
+	q_req(&w, IMSG_WORKER_HISTORY, 301, 2, HISTORY_MESSAGES, 2);
+	q_store(&w, 302, 9101, ROLE_MODEL, "after", 5);
+	wk_flush(&w);
+	ok = wk_answer(&w, &a, WAIT_MS) == 1 &&
+	    a.type == IMSG_STORAGE_STORED && a.id == 300 &&
+	    wk_items(&w, 301, items, sizeof(items), &count) == 0 &&
+	    strcmp(items, "msg 59 before") == 0 && count == 2 &&
+	    wk_answer(&w, &a, WAIT_MS) == 1 &&
+	    a.type == IMSG_STORAGE_STORED && a.id == 302;
+	check("proc-read-order", ok, "answers of a mixed round out of order");
+
+	q_store(&w, 400, 9200, ROLE_USER, "nul\0inside", 10);
+	q_req(&w, IMSG_WORKER_COUNT, 401, 0, 0, 0);
+	wk_flush(&w);
+	check("proc-invalid-text", wk_answer(&w, &a, WAIT_MS) == 1 &&
+	    a.type == IMSG_STORAGE_ERROR && a.id == 400 &&
+	    wk_answer(&w, &a, WAIT_MS) == 1 && a.type == IMSG_STORAGE_END &&
+	    a.id == 401 && a.v == 62,
+	    "a text with NUL was not refused alone");
+
+	/* Another identity sees nothing of A's. */
+	wk_new(p, &v, 3, B);
+	q_req(&v, IMSG_WORKER_HISTORY, 1, 2, HISTORY_MESSAGES, 100);
+	wk_flush(&v);
+	check("proc-isolation", wk_items(&v, 1, items, sizeof(items),
+	    &count) == 0 && count == 0 && items[0] == '\0',
+	    "one identity sees another's messages");
+
+	/* Summaries: trimmed to keep (3), context is the last and after. */
+	for (i = 0; i < 5; i++) {
+		snprintf(text, sizeof(text), "sum%d", i);
+		q_summary(&v, 10 + i, text);
+	}
+	q_store(&v, 20, 1, ROLE_USER, "later", 5);
+	q_req(&v, IMSG_WORKER_HISTORY, 21, 2, HISTORY_SUMMARIES, 50);
+	q_req(&v, IMSG_WORKER_CONTEXT, 22, 0, 0, 0);
+	wk_flush(&v);
+	for (i = 0; i < 6; i++)
+		if (wk_answer(&v, &a, WAIT_MS) != 1 ||
+		    a.type != IMSG_STORAGE_STORED)
+			break;
+	check("proc-summaries", i == 6 && wk_items(&v, 21, items,
+	    sizeof(items), &count) == 0 && strcmp(items, "sum2 sum3 sum4") ==
+	    0, "summaries not trimmed to the newest 3");
+	check("proc-context", wk_items(&v, 22, items, sizeof(items),
+	    &count) == 0 && strcmp(items, "sum4 later") == 0 && count == 2,
+	    "context is not the last summary and what follows");
+
+	/* Reload: summaries keep 4 applies at once. */
+	send_conf(p, 4, SYNC_FULL);
+	usleep(100000);
+	q_summary(&v, 30, "sum5");
+	q_summary(&v, 31, "sum6");
+	q_req(&v, IMSG_WORKER_HISTORY, 32, 2, HISTORY_SUMMARIES, 50);
+	wk_flush(&v);
+	wk_answer(&v, &a, WAIT_MS);
+	wk_answer(&v, &a, WAIT_MS);
+	check("proc-reload", wk_items(&v, 32, items, sizeof(items), &count) ==
+	    0 && strcmp(items, "sum3 sum4 sum5 sum6") == 0,
+	    "summaries keep not changed by a reload");
+
+	/* A malformed message closes that worker only. */
+	q_req(&w, IMSG_WORKER_STORE, 500, 1, 1, 0);
+	wk_flush(&w);
+	check("proc-malformed-closes", wk_answer(&w, &a, WAIT_MS) == -1,
+	    "a malformed message did not close the worker's channel");
+	q_req(&v, IMSG_WORKER_COUNT, 40, 0, 0, 0);
+	q_req(&v, IMSG_WORKER_HISTORY, 41, 2, 7, 1);
+	wk_flush(&v);
+	check("proc-malformed-survives", proc_alive(p) &&
+	    wk_answer(&v, &a, WAIT_MS) == 1 && a.type == IMSG_STORAGE_END &&
+	    a.id == 40 && a.v == 1, "storage or other workers hurt");
+	check("proc-bad-kind-closes", wk_answer(&v, &a, WAIT_MS) == -1,
+	    "a HISTORY of unknown kind did not close the channel");
+	close(w.ib.fd);
+	imsgbuf_clear(&w.ib);
+	close(v.ib.fd);
+	imsgbuf_clear(&v.ib);
+}
+
+static void
+t_proc(const char *bridged)
+{
+	struct proc	 p;
+	char		 res[64];
+	int		 r;
+
+	if (access(bridged, X_OK) == -1) {
+		printf("skip proc: no %s\n", bridged);
+		return;
+	}
+	r = proc_start(&p, bridged, "proc.db");
+	check("proc-start", r == 0, "storage did not say it is ready");
+	if (r == -1) {
+		if (p.pid > 0)
+			kill(p.pid, SIGKILL);
+		return;
+	}
+	t_proc_session(&p);
+	t_proc_store(&p);
+	/* The parent goes away: storage finishes and leaves. */
+	close(p.parent.fd);
+	imsgbuf_clear(&p.parent);
+	check("proc-parent-gone", proc_wait(&p) == 0,
+	    "storage did not exit 0 when its parent left");
+	q_text(p.file, "PRAGMA integrity_check", res, sizeof(res));
+	check("proc-integrity", strcmp(res, "ok") == 0, res);
+
+	/* Anything wrong from the parent is fatal. */
+	if (proc_start(&p, bridged, "proc.db") == 0) {
+		imsg_compose(&p.parent, IMSG_PARENT_SESSION, 0, 0, -1, "x", 1);
+		imsg_flush(&p.parent);
+		r = proc_wait(&p);
+		check("proc-parent-malformed", r != 0 && r != -1,
+		    "a malformed parent message was not fatal");
+		close(p.parent.fd);
+		imsgbuf_clear(&p.parent);
+	} else
+		check("proc-restart", 0, "storage did not start again");
+}
+
+int
+main(void)
+{
+	char		 file[PATH_MAX], cmd[PATH_MAX + 16];
+	char		 bridged[PATH_MAX];
+	struct db	*db;
+	const char	*tmp;
+
+	log_init(1, LOG_DAEMON);
+	log_setverbose(0);
+	/* The runner starts us in regress/unit. */
+	if ((tmp = getenv("T_DB_BRIDGED")) != NULL)
+		(void)strlcpy(bridged, tmp, sizeof(bridged));
+	else if (realpath("../../bridged/bridged", bridged) == NULL)
+		(void)strlcpy(bridged, "../../bridged/bridged",
+		    sizeof(bridged));
+	signal(SIGPIPE, SIG_IGN);
+	if ((tmp = getenv("TMPDIR")) == NULL)
+		tmp = "/tmp";
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/t_db.XXXXXX", tmp) >=
+	    sizeof(dir) || mkdtemp(dir) == NULL) {
+		perror("mkdtemp");
+		return (2);
+	}
+
+	t_create();
+	t_refuse();
+	t_migrate_v1();
+	t_legacy();
+
+	path_of(file, sizeof(file), "main.db");
+	if ((db = db_open(file, SYNC_FULL)) == NULL) {
+		check("open", 0, "db_open failed");
+		return (1);
+	}
+	t_store(db, file);
+	t_transaction(db, file);
+	t_summaries(db, file);
+	t_history(db);
+	t_context(db);
+	db_close(db);
+	t_integrity(file);
+	t_proc(bridged);
+
+	if (getenv("T_DB_KEEP") == NULL) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		(void)system(cmd);
+	}
+	return (failures > 0);
+}
