@@ -34,4 +34,7 @@ struct parse_result {
 /* parser.c */
 struct parse_result *parse(int, char *[]);
 
+/* client.c */
+int	 client_main(int, char *[]);
+
 #endif /* BRIDGECTL_H */

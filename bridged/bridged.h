@@ -368,6 +368,13 @@ int		 db_context(struct db *, const char *, uint32_t, size_t,
 		    int (*)(const struct db_item *, void *), void *,
 		    uint64_t *, int *);
 int		 db_count(struct db *, const char *, uint64_t *);
+#define DB_NONE			0
+#define DB_FOUND		1
+#define DB_AMBIGUOUS		2
+int		 db_resolve(struct db *, const char *, char *, size_t);
+int		 db_export(struct db *, const char *, int, int64_t *, uint32_t,
+		    size_t, int (*)(const struct db_item *, void *), void *);
+int		 db_purge(struct db *, const char *, uint64_t *);
 
 /* storage.c */
 #define STORAGE_HISTORY_MAX	10000		/* items per HISTORY */

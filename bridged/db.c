@@ -22,6 +22,10 @@
 #define DB_APPLICATION_ID	0x62726764	/* "brgd" */
 #define DB_BUSY_TIMEOUT		2000		/* ms */
 
+#ifndef SQLITE_OPEN_NOFOLLOW
+#define SQLITE_OPEN_NOFOLLOW	0
+#endif
+
 enum db_stmt {
 	ST_BEGIN,
 	ST_COMMIT,
@@ -36,6 +40,12 @@ enum db_stmt {
 	ST_SUM_ROWS,
 	ST_SUM_LAST,
 	ST_COUNT,
+	ST_FIRST,
+	ST_NEXT,
+	ST_EXP_MSG,
+	ST_EXP_SUM,
+	ST_PURGE_MSG,
+	ST_PURGE_SUM,
 	ST_MAX
 };
 
@@ -75,6 +85,26 @@ static const char *const db_sql[ST_MAX] = {
 	    " WHERE client_id = ?1 ORDER BY id DESC LIMIT 1",
 	[ST_COUNT] =
 	    "SELECT count(*) FROM messages WHERE client_id = ?1",
+	[ST_FIRST] =
+	    "SELECT min(c) FROM (SELECT min(client_id) AS c FROM messages"
+	    " WHERE client_id >= ?1 AND client_id < ?2 UNION ALL"
+	    " SELECT min(client_id) FROM summaries"
+	    " WHERE client_id >= ?1 AND client_id < ?2)",
+	[ST_NEXT] =
+	    "SELECT min(c) FROM (SELECT min(client_id) AS c FROM messages"
+	    " WHERE client_id > ?1 AND client_id < ?2 UNION ALL"
+	    " SELECT min(client_id) FROM summaries"
+	    " WHERE client_id > ?1 AND client_id < ?2)",
+	[ST_EXP_MSG] =
+	    "SELECT id, timestamp, role, content FROM messages"
+	    " WHERE client_id = ?1 AND id > ?2 ORDER BY id ASC LIMIT ?3",
+	[ST_EXP_SUM] =
+	    "SELECT id, created_at, 'summary', summary_text FROM summaries"
+	    " WHERE client_id = ?1 AND id > ?2 ORDER BY id ASC LIMIT ?3",
+	[ST_PURGE_MSG] =
+	    "DELETE FROM messages WHERE client_id = ?1",
+	[ST_PURGE_SUM] =
+	    "DELETE FROM summaries WHERE client_id = ?1",
 };
 
 /* Version 1: the tables of the original bridge, with dedupe keys. */
@@ -342,7 +372,9 @@ db_pragmas(struct db *db, enum sync_mode sync)
 		log_warnx("database %s: cannot switch to WAL mode", db->path);
 		return (-1);
 	}
-	if (db_exec(db, "PRAGMA temp_store = MEMORY") == -1)
+	/* No temporary files; a WAL grown by a burst shrinks to 64M. */
+	if (db_exec(db, "PRAGMA temp_store = MEMORY") == -1 ||
+	    db_exec(db, "PRAGMA journal_size_limit = 67108864") == -1)
 		return (-1);
 	return (db_sync(db, sync));
 }
@@ -362,8 +394,10 @@ db_open(const char *path, enum sync_mode sync)
 		return (NULL);
 	}
 	(void)strlcpy(db->path, path, sizeof(db->path));
+	/* Opened as root: a symbolic link is refused, not followed. */
 	if (sqlite3_open_v2(path, &db->sq, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+	    NULL) != SQLITE_OK) {
 		if (db->sq == NULL)
 			log_warnx("database %s: out of memory", path);
 		else
@@ -388,6 +422,7 @@ db_open(const char *path, enum sync_mode sync)
 	return (NULL);
 }
 
+/* Finalize every statement and close; NULL is fine. */
 void
 db_close(struct db *db)
 {
@@ -436,7 +471,8 @@ db_chown(struct db *db, uid_t uid, gid_t gid)
 			log_warnx("database %s: path too long", db->path);
 			return (-1);
 		}
-		if (chown(path, uid, gid) == -1 && errno != ENOENT) {
+		/* Never through a link someone put in the directory. */
+		if (lchown(path, uid, gid) == -1 && errno != ENOENT) {
 			log_warn("chown %s", path);
 			return (-1);
 		}
@@ -458,6 +494,7 @@ db_step_done(struct db *db, enum db_stmt s)
 	return (rc == SQLITE_DONE ? 0 : -1);
 }
 
+/* BEGIN IMMEDIATE: the write lock now, not at the first write. */
 int
 db_begin(struct db *db)
 {
@@ -485,6 +522,7 @@ db_commit(struct db *db)
 	return (0);
 }
 
+/* Give up the open transaction, if there is one. */
 void
 db_rollback(struct db *db)
 {
@@ -785,4 +823,136 @@ db_count(struct db *db, const char *client, uint64_t *count)
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	return (rc == SQLITE_ROW ? 0 : -1);
+}
+
+/* The smallest client id in [lo, hi) (or (lo, hi) for ST_NEXT). */
+static int
+db_client_min(struct db *db, enum db_stmt s, const char *lo,
+    const char *hi, char *out, size_t outlen)
+{
+	sqlite3_stmt	*st = db->st[s];
+	const char	*c;
+	int		 rc, ret = 0;
+
+	sqlite3_bind_text(st, 1, lo, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, hi, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((c = (const char *)sqlite3_column_text(st, 0)) != NULL) {
+			if (strlcpy(out, c, outlen) >= outlen) {
+				log_warnx("database %s: client id too long",
+				    db->path);
+				ret = -1;
+			} else
+				ret = 1;
+		}
+	} else {
+		db_err(db, db_sql[s]);
+		ret = -1;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return (ret);
+}
+
+/*
+ * The one stored identity that begins with a hex prefix: DB_FOUND,
+ * DB_NONE, DB_AMBIGUOUS, or -1. Index seeks only, however many rows.
+ */
+int
+db_resolve(struct db *db, const char *prefix, char *out, size_t outlen)
+{
+	char	 hi[IDENTITY_LEN + 2], next[IDENTITY_LEN + 1];
+	size_t	 len = strlen(prefix);
+	int	 r;
+
+	if (len == 0 || len > IDENTITY_LEN ||
+	    strspn(prefix, "0123456789abcdef") != len) {
+		log_warnx("%s: not a hex prefix", __func__);
+		return (-1);
+	}
+	/* Every hex string that starts with the prefix sorts below this. */
+	memcpy(hi, prefix, len);
+	hi[len] = 'g';
+	hi[len + 1] = '\0';
+	if ((r = db_client_min(db, ST_FIRST, prefix, hi, out, outlen)) != 1)
+		return (r == 0 ? DB_NONE : -1);
+	if ((r = db_client_min(db, ST_NEXT, out, hi, next,
+	    sizeof(next))) == -1)
+		return (-1);
+	return (r == 1 ? DB_AMBIGUOUS : DB_FOUND);
+}
+
+/*
+ * One page of an export, oldest first: messages (section 0) or
+ * summaries (1) with an id above *after, at most max rows, stopping
+ * early once maxbytes were given. 1 when more may follow, 0 when the
+ * section is done, -1 on error; *after is the last id given.
+ */
+int
+db_export(struct db *db, const char *client, int section, int64_t *after,
+    uint32_t max, size_t maxbytes,
+    int (*cb)(const struct db_item *, void *), void *arg)
+{
+	enum db_stmt	 s = section == 0 ? ST_EXP_MSG : ST_EXP_SUM;
+	sqlite3_stmt	*st = db->st[s];
+	struct db_item	 item;
+	size_t		 bytes = 0;
+	uint32_t	 n = 0;
+	int		 rc, ret = 0;
+
+	sqlite3_bind_text(st, 1, client, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, *after);
+	sqlite3_bind_int64(st, 3, max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&item, 0, sizeof(item));
+		item.id = sqlite3_column_int64(st, 0);
+		item.time = sqlite3_column_int64(st, 1);
+		*after = item.id;
+		n++;
+		if (db_role((const char *)sqlite3_column_text(st, 2),
+		    &item.role) == -1) {
+			log_warnx("database %s: row %lld: unknown role",
+			    db->path, (long long)item.id);
+			continue;
+		}
+		item.text = (const char *)sqlite3_column_text(st, 3);
+		item.len = (size_t)sqlite3_column_bytes(st, 3);
+		if (item.text == NULL)
+			item.text = "";
+		if (cb(&item, arg) == -1) {
+			ret = -1;
+			break;
+		}
+		bytes += item.len;
+		if (bytes >= maxbytes) {
+			ret = 1;
+			break;
+		}
+	}
+	if (ret == 0) {
+		if (rc != SQLITE_DONE) {
+			db_err(db, db_sql[s]);
+			ret = -1;
+		} else if (n == max)
+			ret = 1;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return (ret);
+}
+
+/* Delete every message and summary of a client; *rows says how many. */
+int
+db_purge(struct db *db, const char *client, uint64_t *rows)
+{
+	*rows = 0;
+	sqlite3_bind_text(db->st[ST_PURGE_MSG], 1, client, -1, SQLITE_STATIC);
+	if (db_step_done(db, ST_PURGE_MSG) == -1)
+		return (-1);
+	*rows += (uint64_t)sqlite3_changes(db->sq);
+	sqlite3_bind_text(db->st[ST_PURGE_SUM], 1, client, -1, SQLITE_STATIC);
+	if (db_step_done(db, ST_PURGE_SUM) == -1)
+		return (-1);
+	*rows += (uint64_t)sqlite3_changes(db->sq);
+	return (0);
 }

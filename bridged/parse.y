@@ -31,6 +31,8 @@
 #define INCLUDE_DEPTH	16
 #define EXPAND_MAX	64		/* macro expansions per line */
 
+#define SUN_PATH_LEN	sizeof(((struct sockaddr_un *)0)->sun_path)
+
 #define KILO		1024LL
 #define MEGA		(1024LL * KILO)
 #define GIGA		(1024LL * MEGA)
@@ -41,7 +43,7 @@ struct file {
 	char			*name;
 	int			 lineno;
 	int			 startnl;	/* owe the parser a newline */
-	int			 eofnl;		/* the final newline was given */
+	int			 eofnl;		/* gave the last newline */
 	int			 lastc;		/* last character read */
 	dev_t			 dev;
 	ino_t			 ino;
@@ -216,9 +218,7 @@ main		: LISTEN ON STRING lopts	{ listen_add($3, &listenopts); }
 			YYERROR;
 		}
 		| SOCKET STRING			{
-			struct sockaddr_un	 sun;
-
-			if (strlen($2) >= sizeof(sun.sun_path)) {
+			if (strlen($2) >= SUN_PATH_LEN) {
 				yyerror("socket path too long");
 				free($2);
 				YYERROR;
@@ -252,7 +252,9 @@ main		: LISTEN ON STRING lopts	{ listen_add($3, &listenopts); }
 				YYERROR;
 			conf->g.handshake_timeout = $3;
 		}
-		| IDENTITY IP			{ conf->g.identity = IDENTITY_IP; }
+		| IDENTITY IP			{
+			conf->g.identity = IDENTITY_IP;
+		}
 		| IDENTITY CERTIFICATE		{
 			conf->g.identity = IDENTITY_CERTIFICATE;
 		}
@@ -319,7 +321,9 @@ provopts	: /* empty */
 		| error nl			{ yyerrok; } provopts
 		;
 
-provopt		: TYPE GEMINI			{ prov->type = PROVIDER_GEMINI; }
+provopt		: TYPE GEMINI			{
+			prov->type = PROVIDER_GEMINI;
+		}
 		| TYPE STRING			{
 			yyerror("unknown provider type \"%s\"", $2);
 			free($2);
@@ -776,10 +780,10 @@ pushfile(const char *name, int lineno)
 	FILE		*fp;
 	const char	*why = NULL;
 
-	if ((fp = fopen(name, "r")) == NULL || fstat(fileno(fp), &st) == -1)
+	if ((fp = fopen(name, "re")) == NULL || fstat(fileno(fp), &st) == -1)
 		why = strerror(errno);
-	else if (!S_ISREG(st.st_mode))
-		why = "not a regular file";
+	else if (S_ISDIR(st.st_mode))
+		why = "is a directory";
 	else {
 		TAILQ_FOREACH(f, &files, entry)
 			if (f->dev == st.st_dev && f->ino == st.st_ino)
@@ -858,7 +862,7 @@ include_file(char *name)
 	free(path);
 }
 
-/* Define a macro; one from the command line cannot be redefined. */
+/* Define a macro; the file cannot redefine one from the command line. */
 static int
 symset(const char *name, const char *value, int persist)
 {
@@ -869,7 +873,7 @@ symset(const char *name, const char *value, int persist)
 			break;
 	}
 	if (sym != NULL) {
-		if (sym->persist)
+		if (sym->persist && !persist)
 			return (0);
 		TAILQ_REMOVE(&syms, sym, entry);
 		free(sym->name);
@@ -1148,7 +1152,8 @@ listen_one(const char *name, struct sockaddr *sa, socklen_t salen,
 		return (-1);
 	}
 	TAILQ_FOREACH(old, &conf->listeners, entry) {
-		if (old->port != l->port || old->ss.ss_family != l->ss.ss_family)
+		if (old->port != l->port ||
+		    old->ss.ss_family != l->ss.ss_family)
 			continue;
 		if (same_addr(&old->ss, &l->ss)) {
 			yyerror("duplicate listen on %s port %d", host,
@@ -1299,8 +1304,6 @@ conf_defaults(struct bridged_conf *c)
 {
 	struct global_conf	*g = &c->g;
 
-	TAILQ_INIT(&c->listeners);
-	TAILQ_INIT(&c->providers);
 	(void)strlcpy(g->tls_cert, "/etc/bridged/server.crt",
 	    sizeof(g->tls_cert));
 	(void)strlcpy(g->tls_key, "/etc/bridged/server.key",
@@ -1353,8 +1356,8 @@ parse_config(const char *filename)
 	struct sym	*sym, *next;
 	int		 bad;
 
-	if ((conf = calloc(1, sizeof(*conf))) == NULL)
-		fatal("%s: calloc", __func__);
+	if ((conf = config_new()) == NULL)
+		fatal("%s: config_new", __func__);
 	conf_defaults(conf);
 	errors = 0;
 	expansions = 0;
@@ -1372,6 +1375,8 @@ parse_config(const char *filename)
 
 	if (yyparse() != 0 && errors == 0)
 		errors++;
+	free(prov);		/* a block the file did not close */
+	prov = NULL;
 	bad = errors;
 	if (bad == 0)
 		bad = conf_check(conf);
@@ -1396,25 +1401,6 @@ parse_config(const char *filename)
 		return (NULL);
 	}
 	return (conf);
-}
-
-void
-config_free(struct bridged_conf *c)
-{
-	struct listen_conf	*l;
-	struct provider_conf	*p;
-
-	if (c == NULL)
-		return;
-	while ((l = TAILQ_FIRST(&c->listeners)) != NULL) {
-		TAILQ_REMOVE(&c->listeners, l, entry);
-		free(l);
-	}
-	while ((p = TAILQ_FIRST(&c->providers)) != NULL) {
-		TAILQ_REMOVE(&c->providers, p, entry);
-		free(p);
-	}
-	free(c);
 }
 
 /* A quoted string that the lexer reads back unchanged. */

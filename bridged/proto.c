@@ -44,6 +44,7 @@
 	"\n\nSummary of the conversation before these messages:\n"
 #define MEMORY_ASK	"Write the summary of our conversation now."
 #define CONTINUED	"(continued)"
+#define NO_ANSWER	"(no answer)"
 
 enum proto_op {
 	OP_NONE,
@@ -490,6 +491,27 @@ ctx_drop_first(struct proto *p)
 }
 
 static void
+ctx_drop_last(struct proto *p)
+{
+	struct cturn	*t;
+
+	if (p->nturns == 0)
+		return;
+	t = &p->turns[--p->nturns];
+	p->ctxbytes -= t->len;
+	freezero(t->text, t->len + 1);
+	t->text = NULL;
+}
+
+/* A stored prompt that got no answer is not part of the conversation. */
+static void
+ctx_drop_unanswered(struct proto *p)
+{
+	if (p->nturns > 0 && p->turns[p->nturns - 1].role == ROLE_USER)
+		ctx_drop_last(p);
+}
+
+static void
 ctx_set_summary(struct proto *p, const char *text, size_t len)
 {
 	freezero(p->summary, p->summarylen + 1);
@@ -569,6 +591,11 @@ ctx_trim(struct proto *p, size_t add)
 	while (p->nturns > 0 && ctx_over(p, add)) {
 		ctx_drop_first(p);
 		n++;
+		/* An answer goes with its question. */
+		while (p->nturns > 0 && p->turns[0].role != ROLE_USER) {
+			ctx_drop_first(p);
+			n++;
+		}
 	}
 	if (n > 0)
 		proto_event(p, "context dropped=%zu turns", n);
@@ -576,9 +603,9 @@ ctx_trim(struct proto *p, size_t add)
 
 /*
  * The turns of a request to the provider: the context, then last.
- * Empty turns are left out and the first is always the user's; turns
- * of one role in a row are one turn for the worker (see gen in
- * bridged.h).
+ * The first is always the user's and none is empty. Roles alternate,
+ * as unanswered prompts are not kept; were two of one role to follow
+ * each other, the worker would join them (see proto_turn).
  */
 static struct proto_turn *
 turns_build(struct proto *p, const char *last, size_t lastlen, size_t *np)
@@ -589,8 +616,6 @@ turns_build(struct proto *p, const char *last, size_t lastlen, size_t *np)
 	if ((v = calloc(p->nturns + 2, sizeof(*v))) == NULL)
 		fatal("%s", __func__);
 	for (i = 0; i < p->nturns; i++) {
-		if (p->turns[i].len == 0)
-			continue;
 		if (k == 0 && p->turns[i].role != ROLE_USER) {
 			v[k].role = ROLE_USER;
 			v[k].text = CONTINUED;
@@ -598,7 +623,13 @@ turns_build(struct proto *p, const char *last, size_t lastlen, size_t *np)
 		}
 		v[k].role = p->turns[i].role;
 		v[k].text = p->turns[i].text;
-		v[k++].len = p->turns[i].len;
+		v[k].len = p->turns[i].len;
+		/* An upstream takes no empty turn: the answer was empty. */
+		if (v[k].len == 0) {
+			v[k].text = NO_ANSWER;
+			v[k].len = strlen(NO_ANSWER);
+		}
+		k++;
 	}
 	v[k].role = ROLE_USER;
 	v[k].text = last;
@@ -1631,11 +1662,11 @@ proto_closed(const struct proto *p)
 	return (p->closed);
 }
 
-/* Bytes of lines waiting: the worker stops reading past a limit. */
+/* Bytes of whole lines waiting: the worker stops reading past a limit. */
 size_t
 proto_queued(const struct proto *p)
 {
-	return (p->queued + ibuf_left(p->part));
+	return (p->queued);
 }
 
 void
@@ -1901,8 +1932,11 @@ proto_storage_item(struct proto *p, uint32_t id, uint64_t rowid,
 			while (p->nturns > 0)
 				ctx_drop_first(p);
 			ctx_set_summary(p, text, len);
-		} else if (role == ROLE_USER || role == ROLE_MODEL)
+		} else if (role == ROLE_USER || role == ROLE_MODEL) {
+			if (role == ROLE_USER)
+				ctx_drop_unanswered(p);
 			ctx_append(p, role, text, len);
+		}
 		return;
 	}
 	if (p->op != OP_HISTORY || id != p->req)
@@ -1925,6 +1959,7 @@ proto_storage_end(struct proto *p, uint32_t id, uint64_t count)
 	if (id == p->ctxreq) {
 		p->ctxreq = 0;
 		p->ctxready = 1;
+		ctx_drop_unanswered(p);
 		proto_event(p, "context turns=%zu summary=%s", p->nturns,
 		    p->summary != NULL ? "yes" : "no");
 		if (p->op == OP_PROMPT && p->pr.step == ST_CONTEXT)

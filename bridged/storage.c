@@ -2,16 +2,20 @@
  * storage.c: the storage process, the only one that opens the
  * database. It takes each worker's channel from the parent, learns
  * from the parent which identity that worker serves, and answers the
- * worker's requests for that identity only.
+ * worker's requests for that identity only. Control's channel, also
+ * from the parent, may export or purge any identity for bridgectl.
  *
  * Writes that arrive in one round of the event loop share a
  * transaction: BEGIN at the first, COMMIT in a 0 ms timer that runs
- * after every descriptor of the round, and only then the answers.
- * Every request of the round, read or write, is answered from that
- * timer in the order it came, so a worker sees its answers in order.
+ * after every descriptor of the round, and only then the answers, in
+ * the order the writes came. A read commits and answers what is
+ * pending first, then runs outside the transaction and is answered at
+ * once: it sees exactly the writes before it, and a worker gets its
+ * answers in the order it asked.
  */
 
 #include <sys/types.h>
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <libgen.h>
@@ -28,15 +32,36 @@
 /* A worker's channel stops being read while this much waits for it. */
 #define STORAGE_QUEUE_HIGH	(4 * 1024 * 1024)
 #define STORAGE_QUEUE_POLL	20		/* ms, to look again */
+/* An export goes out a page at a time, while control keeps up. */
+#define EXPORT_PAGE_ITEMS	256
+#define EXPORT_PAGE_BYTES	(1024 * 1024)
+#define EXPORT_QUEUE_HIGH	(2 * 1024 * 1024)
 
+struct wchan;
+
+/* An export in progress: messages (section 0), then summaries. */
+struct export {
+	TAILQ_ENTRY(export)	 entry;
+	struct wchan		*w;
+	uint32_t		 id;
+	char			 identity[IDENTITY_LEN + 1];
+	int			 section;
+	int64_t			 after;
+	uint64_t		 count;
+};
+TAILQ_HEAD(export_list, export);
+
+/* A peer's channel: a worker's, or control's (wid 0, control set). */
 struct wchan {
 	TAILQ_ENTRY(wchan)	 entry;
 	struct channel		 ch;
 	uint32_t		 wid;
+	int			 control;
 	char			 identity[IDENTITY_LEN + 1];
 	int			 full;	/* paused: answers pile up */
 	int			 refs;	/* requests naming it */
 	int			 gone;
+	struct export_list	 exports;
 };
 TAILQ_HEAD(wchan_list, wchan);
 
@@ -44,13 +69,10 @@ struct req {
 	TAILQ_ENTRY(req)	 entry;
 	struct wchan		*w;
 	uint32_t		 type;
-	uint32_t		 id;	/* the worker's request id */
-	char			 identity[IDENTITY_LEN + 1];
-	int			 write;
+	uint32_t		 id;	/* the peer's request id */
 	const char		*error;	/* answer ERROR with this */
-	int64_t			 rowid;
-	uint32_t		 kind;
-	uint32_t		 count;
+	int64_t			 rowid;	/* PURGE: rows deleted */
+	char			 identity[IDENTITY_LEN + 1]; /* PURGE */
 };
 TAILQ_HEAD(req_list, req);
 
@@ -62,6 +84,7 @@ static struct {
 	int			 sync_pending;
 	struct wchan_list	 chans;
 	struct wchan_list	 dead;
+	struct wchan		*ctl;		/* control's channel */
 	struct req_list		 round;
 	int			 writes;	/* in the open transaction */
 	int			 failed;	/* the transaction is lost */
@@ -76,6 +99,7 @@ struct item_arg {
 
 static void	storage_dispatch_parent(struct channel *, struct imsg *);
 static void	storage_dispatch_worker(struct channel *, struct imsg *);
+static void	storage_dispatch_control(struct channel *, struct imsg *);
 static void	storage_worker_closed(struct channel *);
 static void	storage_round_end(void *);
 static void	storage_queue_poll(void *);
@@ -97,13 +121,14 @@ identity_valid(const char *s)
 	return (1);
 }
 
+/* A worker's channel by the id the parent gave it. */
 static struct wchan *
 wchan_find(uint32_t wid)
 {
 	struct wchan	*w;
 
 	TAILQ_FOREACH(w, &st.chans, entry)
-		if (w->wid == wid)
+		if (!w->control && w->wid == wid)
 			return (w);
 	return (NULL);
 }
@@ -116,7 +141,7 @@ wchan_update(struct wchan *w)
 
 	if (w->gone)
 		return;
-	pause = w->identity[0] == '\0' || w->full;
+	pause = (!w->control && w->identity[0] == '\0') || w->full;
 	if (pause != w->ch.paused)
 		channel_pause(&w->ch, pause);
 }
@@ -129,6 +154,8 @@ wchan_drop(struct wchan *w)
 		return;
 	w->gone = 1;
 	channel_shutdown(&w->ch);
+	if (st.ctl == w)
+		st.ctl = NULL;
 	TAILQ_REMOVE(&st.chans, w, entry);
 	TAILQ_INSERT_TAIL(&st.dead, w, entry);
 	/* Never free here: the channel code may still look at it. */
@@ -141,26 +168,56 @@ static void
 wchan_reap(void)
 {
 	struct wchan	*w, *next;
+	struct export	*ex;
 
 	for (w = TAILQ_FIRST(&st.dead); w != NULL; w = next) {
 		next = TAILQ_NEXT(w, entry);
 		if (w->refs > 0)
 			continue;
+		while ((ex = TAILQ_FIRST(&w->exports)) != NULL) {
+			TAILQ_REMOVE(&w->exports, ex, entry);
+			free(ex);
+		}
 		TAILQ_REMOVE(&st.dead, w, entry);
 		free(w);
 	}
+}
+
+/* A new channel of a worker (wid, identity) or of control. */
+static struct wchan *
+wchan_new(int fd, uint32_t wid, const char *identity, int control)
+{
+	struct wchan	*w;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		fatal("%s", __func__);
+	w->wid = wid;
+	w->control = control;
+	(void)strlcpy(w->identity, identity, sizeof(w->identity));
+	TAILQ_INIT(&w->exports);
+	TAILQ_INSERT_TAIL(&st.chans, w, entry);
+	channel_init(&w->ch, fd, control ? storage_dispatch_control :
+	    storage_dispatch_worker, storage_worker_closed, w);
+	/* What an idle worker sends waits in the socket until SESSION. */
+	channel_pause(&w->ch, 1);
+	wchan_update(w);
+	return (w);
 }
 
 /* A worker broke the rules: log it and close its channel. */
 static void
 wchan_reject(struct wchan *w, struct imsg *imsg, const char *why)
 {
-	log_warnx("worker %u: bad %s (%s); closing its channel", w->wid,
-	    imsg_type_name(imsg->hdr.type), why);
+	if (w->control)
+		log_warnx("control: bad %s (%s); closing its channel",
+		    imsg_type_name(imsg->hdr.type), why);
+	else
+		log_warnx("worker %u: bad %s (%s); closing its channel",
+		    w->wid, imsg_type_name(imsg->hdr.type), why);
 	wchan_drop(w);
 }
 
-/* Queue a request of this round; it is answered in storage_round_end. */
+/* Queue a write of this round; group_flush answers it. */
 static struct req *
 req_new(struct wchan *w, uint32_t type, uint32_t id)
 {
@@ -171,7 +228,6 @@ req_new(struct wchan *w, uint32_t type, uint32_t id)
 	r->w = w;
 	r->type = type;
 	r->id = id;
-	(void)strlcpy(r->identity, w->identity, sizeof(r->identity));
 	w->refs++;
 	TAILQ_INSERT_TAIL(&st.round, r, entry);
 	if (!ev_timer_pending(&st.round_end))
@@ -179,6 +235,7 @@ req_new(struct wchan *w, uint32_t type, uint32_t id)
 	return (r);
 }
 
+/* An answered write; its channel may go once nothing names it. */
 static void
 req_free(struct req *r)
 {
@@ -209,6 +266,7 @@ group_fail_if_lost(void)
 		st.failed = 1;
 }
 
+/* IMSG_STORAGE_ERROR: u32 id, str text. */
 static void
 answer_error(struct wchan *w, uint32_t id, const char *text)
 {
@@ -223,6 +281,22 @@ answer_error(struct wchan *w, uint32_t id, const char *text)
 	channel_send(&w->ch, b);
 }
 
+/* IMSG_STORAGE_IDENTITY: u32 id, str identity (control only). */
+static void
+answer_identity(struct wchan *w, uint32_t id, const char *identity)
+{
+	struct ibuf	*b;
+
+	if (w->gone)
+		return;
+	if ((b = channel_create(&w->ch, IMSG_STORAGE_IDENTITY, 0,
+	    strlen(identity) + 16)) == NULL || ibuf_add_u32(b, id) == -1 ||
+	    ibuf_add_str(b, identity) == -1)
+		fatal("%s", __func__);
+	channel_send(&w->ch, b);
+}
+
+/* IMSG_STORAGE_STORED or _END: u32 id, u64 row id or count. */
 static void
 answer_u64(struct wchan *w, uint32_t type, uint32_t id, uint64_t v)
 {
@@ -266,59 +340,16 @@ read_bound(void)
 	return ((size_t)m);
 }
 
-/* Run a read of the round, now that the writes before it are done. */
-static void
-req_read(struct req *r)
-{
-	struct item_arg	 ia;
-	uint64_t	 n = 0;
-	int		 rv, cut = 0;
-
-	ia.w = r->w;
-	ia.id = r->id;
-	switch (r->type) {
-	case IMSG_WORKER_HISTORY:
-		rv = db_history(st.db, r->identity, r->kind, r->count,
-		    read_bound(), answer_item, &ia, &n, &cut);
-		if (rv == 0 && cut == DB_CUT_BYTES)
-			log_info("worker %u: history cut to %llu items,"
-			    " %zu bytes", r->w->wid, (unsigned long long)n,
-			    read_bound());
-		break;
-	case IMSG_WORKER_CONTEXT:
-		rv = db_context(st.db, r->identity, STORAGE_CONTEXT_MAX,
-		    read_bound(), answer_item, &ia, &n, &cut);
-		if (rv == 0 && cut != 0)
-			log_info("worker %u: context cut to its newest %llu"
-			    " items (bounds %d items, %zu bytes)", r->w->wid,
-			    (unsigned long long)n, STORAGE_CONTEXT_MAX,
-			    read_bound());
-		break;
-	case IMSG_WORKER_COUNT:
-		rv = db_count(st.db, r->identity, &n);
-		break;
-	default:
-		fatalx("%s: %s", __func__, imsg_type_name(r->type));
-	}
-	if (r->w->gone)
-		return;
-	if (rv == -1)
-		answer_error(r->w, r->id, "database error");
-	else
-		answer_u64(r->w, IMSG_STORAGE_END, r->id, n);
-}
-
 /*
- * The round is over: commit its writes, then answer every request in
- * the order it came. Nobody hears STORED before the COMMIT succeeded.
+ * Commit the open transaction, then answer every write waiting for
+ * it, in the order they came. Nobody hears STORED before the COMMIT
+ * succeeded; if it failed, every writer of the group hears ERROR.
  */
 static void
-storage_round_end(void *arg)
+group_flush(void)
 {
 	struct req	*r;
-	struct wchan	*w;
 
-	(void)arg;
 	if (st.writes > 0) {
 		if (!st.failed && db_commit(st.db) == -1)
 			st.failed = 1;
@@ -330,13 +361,17 @@ storage_round_end(void *arg)
 	while ((r = TAILQ_FIRST(&st.round)) != NULL) {
 		if (r->error != NULL)
 			answer_error(r->w, r->id, r->error);
-		else if (r->write && st.failed)
+		else if (st.failed)
 			answer_error(r->w, r->id, "database error");
-		else if (r->write)
+		else if (r->type == IMSG_CTL_PURGE) {
+			answer_identity(r->w, r->id, r->identity);
+			answer_u64(r->w, IMSG_STORAGE_END, r->id,
+			    (uint64_t)r->rowid);
+			log_info("purged %lld rows of identity %s",
+			    (long long)r->rowid, r->identity);
+		} else
 			answer_u64(r->w, IMSG_STORAGE_STORED, r->id,
 			    (uint64_t)r->rowid);
-		else if (!r->w->gone)
-			req_read(r);
 		req_free(r);
 	}
 	st.writes = 0;
@@ -346,6 +381,63 @@ storage_round_end(void *arg)
 		if (db_sync(st.db, st.sync) == -1)
 			log_warnx("database sync level unchanged");
 	}
+}
+
+/*
+ * A read sees exactly the writes that came before it: what is pending
+ * is committed and answered first, then the read runs, outside any
+ * transaction, and is answered at once.
+ */
+static void
+run_read(struct wchan *w, uint32_t type, uint32_t id, uint32_t kind,
+    uint32_t count)
+{
+	struct item_arg	 ia;
+	uint64_t	 n = 0;
+	int		 rv, cut = 0;
+
+	if (!TAILQ_EMPTY(&st.round))
+		group_flush();
+	ia.w = w;
+	ia.id = id;
+	switch (type) {
+	case IMSG_WORKER_HISTORY:
+		rv = db_history(st.db, w->identity, kind, count,
+		    read_bound(), answer_item, &ia, &n, &cut);
+		if (rv == 0 && cut == DB_CUT_BYTES)
+			log_info("worker %u: history cut to %llu items,"
+			    " %zu bytes", w->wid, (unsigned long long)n,
+			    read_bound());
+		break;
+	case IMSG_WORKER_CONTEXT:
+		rv = db_context(st.db, w->identity, STORAGE_CONTEXT_MAX,
+		    read_bound(), answer_item, &ia, &n, &cut);
+		if (rv == 0 && cut != 0)
+			log_info("worker %u: context cut to its newest %llu"
+			    " items (bounds %d items, %zu bytes)", w->wid,
+			    (unsigned long long)n, STORAGE_CONTEXT_MAX,
+			    read_bound());
+		break;
+	case IMSG_WORKER_COUNT:
+		rv = db_count(st.db, w->identity, &n);
+		break;
+	default:
+		fatalx("%s: %s", __func__, imsg_type_name(type));
+	}
+	if (rv == -1)
+		answer_error(w, id, "database error");
+	else
+		answer_u64(w, IMSG_STORAGE_END, id, n);
+}
+
+/* The round is over: commit, answer, and tidy up. */
+static void
+storage_round_end(void *arg)
+{
+	struct wchan	*w;
+
+	(void)arg;
+	group_flush();
 	/* Stop reading a worker that does not read its answers. */
 	TAILQ_FOREACH(w, &st.chans, entry) {
 		if (!w->full && w->ch.ibuf.queued > STORAGE_QUEUE_HIGH) {
@@ -356,6 +448,62 @@ storage_round_end(void *arg)
 			ev_timer_add(&st.queue_poll, STORAGE_QUEUE_POLL);
 	}
 	wchan_reap();
+}
+
+/* One row of an export to control. */
+static int
+export_row(const struct db_item *item, void *arg)
+{
+	struct export	*ex = arg;
+	struct item_arg	 ia;
+
+	ia.w = ex->w;
+	ia.id = ex->id;
+	if (answer_item(item, &ia) == -1)
+		return (-1);
+	ex->count++;
+	return (0);
+}
+
+/*
+ * Send exports a page at a time while control reads them, so that no
+ * export needs the whole history in memory; the poll timer comes
+ * back for the rest.
+ */
+static void
+export_pump(struct wchan *w)
+{
+	struct export	*ex;
+	int		 r;
+
+	while (!w->gone && (ex = TAILQ_FIRST(&w->exports)) != NULL) {
+		if (w->ch.ibuf.queued > EXPORT_QUEUE_HIGH) {
+			if (!ev_timer_pending(&st.queue_poll))
+				ev_timer_add(&st.queue_poll,
+				    STORAGE_QUEUE_POLL);
+			return;
+		}
+		/* Reads run outside the write transaction. */
+		if (!TAILQ_EMPTY(&st.round))
+			group_flush();
+		r = db_export(st.db, ex->identity, ex->section, &ex->after,
+		    EXPORT_PAGE_ITEMS, EXPORT_PAGE_BYTES, export_row, ex);
+		if (r == 1)
+			continue;
+		if (r == -1)
+			answer_error(w, ex->id, "database error");
+		else if (ex->section == 0) {
+			ex->section = 1;
+			ex->after = 0;
+			continue;
+		} else {
+			answer_u64(w, IMSG_STORAGE_END, ex->id, ex->count);
+			log_info("exported %llu rows of identity %s",
+			    (unsigned long long)ex->count, ex->identity);
+		}
+		TAILQ_REMOVE(&w->exports, ex, entry);
+		free(ex);
+	}
 }
 
 /* Resume the workers whose answers have drained. */
@@ -377,7 +525,9 @@ storage_queue_poll(void *arg)
 		w->full = 0;
 		wchan_update(w);
 	}
-	if (again)
+	if (st.ctl != NULL)
+		export_pump(st.ctl);
+	if (again && !ev_timer_pending(&st.queue_poll))
 		ev_timer_add(&st.queue_poll, STORAGE_QUEUE_POLL);
 	wchan_reap();
 }
@@ -419,13 +569,18 @@ worker_store(struct wchan *w, struct imsg *imsg)
 		r->error = "invalid text";
 		return (NULL);
 	}
-	r->write = 1;
 	if (group_join() == -1)
 		return (NULL);
-	if (db_store(st.db, w->identity, key, role, model, tokens, text, len,
-	    (int64_t)time(NULL), &r->rowid) == -1) {
+	switch (db_store(st.db, w->identity, key, role, model, tokens, text,
+	    len, (int64_t)time(NULL), &r->rowid)) {
+	case -1:
 		r->error = "database error";
 		group_fail_if_lost();
+		break;
+	case 1:
+		log_debug("worker %u: request %u resent, already row %lld",
+		    w->wid, id, (long long)r->rowid);
+		break;
 	}
 	return (NULL);
 }
@@ -452,7 +607,6 @@ worker_summary(struct wchan *w, struct imsg *imsg)
 		r->error = "invalid text";
 		return (NULL);
 	}
-	r->write = 1;
 	if (group_join() == -1)
 		return (NULL);
 	/* Both statements or neither: a failure loses the transaction. */
@@ -462,12 +616,12 @@ worker_summary(struct wchan *w, struct imsg *imsg)
 	return (NULL);
 }
 
-/* IMSG_WORKER_HISTORY, _CONTEXT, _COUNT: run after the round's writes. */
+/* IMSG_WORKER_HISTORY: u32 id, u32 kind, u32 count; _CONTEXT, _COUNT:
+ * u32 id. */
 static const char *
 worker_read(struct wchan *w, struct imsg *imsg)
 {
 	struct ireader	 ir;
-	struct req	*r;
 	uint32_t	 id, kind = HISTORY_MESSAGES, count = 0;
 
 	ir_init(&ir, imsg);
@@ -480,9 +634,9 @@ worker_read(struct wchan *w, struct imsg *imsg)
 		return ("length");
 	if (kind != HISTORY_MESSAGES && kind != HISTORY_SUMMARIES)
 		return ("kind");
-	r = req_new(w, imsg->hdr.type, id);
-	r->kind = kind;
-	r->count = count > STORAGE_HISTORY_MAX ? STORAGE_HISTORY_MAX : count;
+	if (count > STORAGE_HISTORY_MAX)
+		count = STORAGE_HISTORY_MAX;
+	run_read(w, imsg->hdr.type, id, kind, count);
 	return (NULL);
 }
 
@@ -530,12 +684,104 @@ storage_dispatch_worker(struct channel *ch, struct imsg *imsg)
 	}
 }
 
+/*
+ * IMSG_CTL_EXPORT, IMSG_CTL_PURGE: u32 id, str identity or a prefix
+ * of one. The first answer names the whole identity.
+ */
+static const char *
+control_request(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct export	*ex;
+	struct req	*r;
+	const char	*prefix, *err = NULL;
+	char		 identity[IDENTITY_LEN + 1];
+	uint64_t	 rows = 0;
+	uint32_t	 id;
+	size_t		 len;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	prefix = ir_str(&ir);
+	if (ir_end(&ir) == -1)
+		return ("length");
+	len = strlen(prefix);
+	if (len == 0 || len > IDENTITY_LEN ||
+	    strspn(prefix, "0123456789abcdef") != len)
+		return ("identity");
+	if (!TAILQ_EMPTY(&st.round))
+		group_flush();
+	switch (db_resolve(st.db, prefix, identity, sizeof(identity))) {
+	case DB_FOUND:
+		break;
+	case DB_NONE:
+		err = "no stored history for that identity";
+		break;
+	case DB_AMBIGUOUS:
+		err = "more than one identity begins with that prefix";
+		break;
+	default:
+		err = "database error";
+		break;
+	}
+	if (imsg->hdr.type == IMSG_CTL_EXPORT) {
+		if (err != NULL) {
+			answer_error(w, id, err);
+			return (NULL);
+		}
+		answer_identity(w, id, identity);
+		if ((ex = calloc(1, sizeof(*ex))) == NULL)
+			fatal("%s", __func__);
+		ex->w = w;
+		ex->id = id;
+		(void)strlcpy(ex->identity, identity, sizeof(ex->identity));
+		TAILQ_INSERT_TAIL(&w->exports, ex, entry);
+		export_pump(w);
+		return (NULL);
+	}
+	/* A purge is a write: answered after its COMMIT. */
+	r = req_new(w, imsg->hdr.type, id);
+	if ((r->error = err) != NULL)
+		return (NULL);
+	(void)strlcpy(r->identity, identity, sizeof(r->identity));
+	if (group_join() == -1)
+		return (NULL);
+	if (db_purge(st.db, identity, &rows) == -1)
+		st.failed = 1;
+	r->rowid = (int64_t)rows;
+	return (NULL);
+}
+
+/* Control asks for exports and purges on behalf of bridgectl. */
+static void
+storage_dispatch_control(struct channel *ch, struct imsg *imsg)
+{
+	struct wchan	*w = ch->arg;
+	const char	*bad;
+
+	if (w->gone)
+		return;
+	if (imsg->fd != -1)
+		bad = "descriptor";
+	else if (imsg->hdr.type == IMSG_CTL_EXPORT ||
+	    imsg->hdr.type == IMSG_CTL_PURGE)
+		bad = control_request(w, imsg);
+	else
+		bad = "unexpected type";
+	if (bad != NULL)
+		wchan_reject(w, imsg, bad);
+}
+
+/* A peer closed its channel (or it broke): forget it. */
 static void
 storage_worker_closed(struct channel *ch)
 {
 	struct wchan	*w = ch->arg;
 
-	log_debug("worker %u: channel closed", w->wid);
+	if (w->control)
+		log_debug("control: channel closed");
+	else
+		log_debug("worker %u: channel closed", w->wid);
 	wchan_drop(w);
 }
 
@@ -544,7 +790,7 @@ static void
 parent_channel(struct imsg *imsg)
 {
 	struct ireader	 ir;
-	struct wchan	*w, *old;
+	struct wchan	*old;
 	const char	*identity;
 	uint32_t	 wid;
 
@@ -557,17 +803,22 @@ parent_channel(struct imsg *imsg)
 		log_debug("worker %u: channel replaced", wid);
 		wchan_drop(old);
 	}
-	if ((w = calloc(1, sizeof(*w))) == NULL)
-		fatal("%s", __func__);
-	w->wid = wid;
-	(void)strlcpy(w->identity, identity, sizeof(w->identity));
-	TAILQ_INSERT_TAIL(&st.chans, w, entry);
-	channel_init(&w->ch, imsg->fd, storage_dispatch_worker,
-	    storage_worker_closed, w);
+	(void)wchan_new(imsg->fd, wid, identity, 0);
 	imsg->fd = -1;
-	/* What an idle worker sends waits in the socket until SESSION. */
-	channel_pause(&w->ch, 1);
-	wchan_update(w);
+}
+
+/* IMSG_PARENT_CONTROL: control's channel (fd); a new one replaces it. */
+static void
+parent_control(struct imsg *imsg)
+{
+	if (imsg->datalen != 0 || imsg->fd == -1)
+		fatalx("%s: bad IMSG_PARENT_CONTROL", __func__);
+	if (st.ctl != NULL) {
+		log_debug("control: channel replaced");
+		wchan_drop(st.ctl);
+	}
+	st.ctl = wchan_new(imsg->fd, 0, "", 1);
+	imsg->fd = -1;
 }
 
 /* IMSG_PARENT_SESSION: u32 worker id, str identity. */
@@ -638,6 +889,9 @@ storage_dispatch_parent(struct channel *ch, struct imsg *imsg)
 	case IMSG_PARENT_SESSION:
 		parent_session(imsg);
 		break;
+	case IMSG_PARENT_CONTROL:
+		parent_control(imsg);
+		break;
 	default:
 		fatalx("%s: unexpected %s", __func__,
 		    imsg_type_name(imsg->hdr.type));
@@ -656,6 +910,7 @@ storage_shutdown(void)
 	st.db = NULL;
 }
 
+/* SIGTERM, SIGINT: commit what is pending and leave. */
 static void
 storage_sig(int sig, void *arg)
 {
@@ -685,6 +940,8 @@ storage_open(void)
 
 	(void)strlcpy(st.database, st.conf->g.database, sizeof(st.database));
 	st.sync = st.conf->g.sync;
+	/* Conversations are nobody else's business. */
+	umask(077);
 	if ((st.db = db_open(st.database, st.sync)) == NULL)
 		fatalx("cannot use database %s", st.database);
 	user = st.conf->g.user[0] != '\0' ? st.conf->g.user : NULL;
@@ -704,6 +961,7 @@ storage_open(void)
 		fatalx("storage sandbox failed");
 }
 
+/* bridged -P storage: never returns. */
 void
 storage_main(void)
 {

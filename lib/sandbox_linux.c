@@ -45,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -138,26 +139,26 @@ static const char *const sys_provider[] = {
  */
 static const char *const sys_parent[] = {
 	"accept", "accept4", "access", "arch_prctl", "bind", "chdir",
-	"chmod", "chown", "chroot", "clone", "connect", "creat", "dup",
-	"dup2", "dup3", "execve", "execveat", "faccessat", "faccessat2",
-	"fadvise64", "fallocate", "fchdir", "fchmod", "fchmodat",
-	"fchown", "fchownat", "fdatasync", "flock", "fstatfs", "fsync",
-	"ftruncate", "getcwd", "getdents64", "getgroups", "getpgid",
-	"getpgrp", "getpriority", "getresgid", "getresuid", "getrlimit",
-	"getrusage", "getsid", "ioctl", "kill", "landlock_add_rule",
-	"landlock_create_ruleset", "landlock_restrict_self", "lchown",
-	"link", "linkat", "listen", "lstat", "membarrier", "mkdir",
-	"mkdirat", "mlock", "munlock", "open", "openat", "pipe", "pipe2",
-	"prctl", "pread64", "preadv", "prlimit64", "pwrite64", "pwritev",
-	"readlink", "readlinkat", "recvmmsg", "rename", "renameat",
-	"renameat2", "rmdir", "rseq", "sched_getaffinity", "seccomp",
-	"sendfile", "sendmmsg", "set_robust_list", "set_tid_address",
-	"setgid", "setgroups", "setitimer", "setpgid", "setpriority",
-	"setregid", "setresgid", "setresuid", "setreuid", "setrlimit",
-	"setsid", "setuid", "socket", "socketpair", "stat", "statfs",
-	"statx", "symlink", "symlinkat", "sysinfo", "tgkill", "tkill",
-	"umask", "uname", "unlink", "unlinkat", "utimensat", "vfork",
-	"wait4", "waitid",
+	"chmod", "chown", "chroot", "clone", "close_range", "connect",
+	"creat", "dup", "dup2", "dup3", "execve", "execveat",
+	"faccessat", "faccessat2", "fadvise64", "fallocate", "fchdir",
+	"fchmod", "fchmodat", "fchown", "fchownat", "fdatasync",
+	"flock", "fstatfs", "fsync", "ftruncate", "getcwd",
+	"getdents64", "getgroups", "getpgid", "getpgrp", "getpriority",
+	"getresgid", "getresuid", "getrlimit", "getrusage", "getsid",
+	"ioctl", "kill", "landlock_add_rule", "landlock_create_ruleset",
+	"landlock_restrict_self", "lchown", "link", "linkat", "listen",
+	"lstat", "membarrier", "mkdir", "mkdirat", "mlock", "munlock",
+	"open", "openat", "pipe", "pipe2", "prctl", "pread64", "preadv",
+	"prlimit64", "pwrite64", "pwritev", "readlink", "readlinkat",
+	"recvmmsg", "rename", "renameat", "renameat2", "rmdir", "rseq",
+	"sched_getaffinity", "seccomp", "sendfile", "sendmmsg",
+	"set_robust_list", "set_tid_address", "setgid", "setgroups",
+	"setitimer", "setpgid", "setpriority", "setregid", "setresgid",
+	"setresuid", "setreuid", "setrlimit", "setsid", "setuid",
+	"socket", "socketpair", "stat", "statfs", "statx", "symlink",
+	"symlinkat", "sysinfo", "tgkill", "tkill", "umask", "uname",
+	"unlink", "unlinkat", "utimensat", "vfork", "wait4", "waitid",
 	NULL
 };
 
@@ -551,6 +552,26 @@ limits(enum sandbox_role role)
 }
 
 /*
+ * glibc reads the time zone file again on every tzset(3) (strftime(3)
+ * calls it) while TZ is unset, which a chroot or the filter forbids.
+ * Load the zone now and return a TZ value naming what was loaded, for
+ * the environment the process keeps.
+ */
+static char *
+zone_load(void)
+{
+	const char	*tz = getenv("TZ");
+	char		*s;
+
+	if ((s = strdup(tz != NULL ? tz : ":/etc/localtime")) == NULL) {
+		log_warn("%s", __func__);
+		return (NULL);
+	}
+	tzset();
+	return (s);
+}
+
+/*
  * The environment may carry an API key (api key env); only the
  * provider needs it. Wipe the strings, wherever they live, and empty
  * the environment.
@@ -653,6 +674,7 @@ sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 	static const struct sandbox_conf	 none;
 	struct passwd				 pw;
 	const char				*name;
+	char					*tz = NULL;
 	int					 root, chrooted;
 
 	if ((int)role < SANDBOX_PARENT || role > SANDBOX_WORKER) {
@@ -664,19 +686,21 @@ sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 		sc = &none;
 	root = geteuid() == 0;
 	chrooted = role == SANDBOX_WORKER || role == SANDBOX_CONTROL;
+	if (role != SANDBOX_PARENT && (tz = zone_load()) == NULL)
+		return (-1);
 
 	if (root) {
 		memset(&pw, 0, sizeof(pw));
 		if (check_conf(sc, &pw) == -1)
-			return (-1);
+			goto fail;
 		if (chrooted && sc->chroot != NULL &&
 		    (chroot(sc->chroot) == -1 || chdir("/") == -1)) {
 			log_warn("%s: chroot %s", name, sc->chroot);
-			return (-1);
+			goto fail;
 		}
 		if (role != SANDBOX_PARENT && sc->user != NULL &&
 		    drop_user(&pw) == -1)
-			return (-1);
+			goto fail;
 	} else if (sc->user != NULL || sc->chroot != NULL) {
 		if (role == SANDBOX_PARENT)
 			log_warnx("not running as root: user and chroot "
@@ -689,12 +713,18 @@ sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 	if (role != SANDBOX_PARENT) {
 		if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1) {
 			log_warn("%s: PR_SET_DUMPABLE", name);
-			return (-1);
+			goto fail;
 		}
 		if (limits(role) == -1)
-			return (-1);
+			goto fail;
 		if (role != SANDBOX_PROVIDER)
 			wipe_environ();
+		if (setenv("TZ", tz, 1) == -1) {
+			log_warn("%s: setenv TZ", name);
+			goto fail;
+		}
+		free(tz);
+		tz = NULL;
 	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1) {
 		log_warn("%s: PR_SET_NO_NEW_PRIVS", name);
@@ -710,4 +740,7 @@ sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 		return (-1);
 	log_debug("%s: %s sandboxed", __func__, name);
 	return (0);
+ fail:
+	free(tz);
+	return (-1);
 }

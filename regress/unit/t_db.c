@@ -6,6 +6,7 @@
  */
 
 #include <sys/types.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -14,6 +15,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,8 +27,10 @@
 
 #include "bridged.h"
 
-#define A	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-#define B	"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define A	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" \
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define B	"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" \
+		"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 #define MAXITEMS	64
 
 static int	 failures;
@@ -40,6 +44,7 @@ struct got {
 	char		*text[MAXITEMS];
 };
 
+/* One result line: ok, or FAIL with why. */
 static void
 check(const char *name, int ok, const char *why)
 {
@@ -51,6 +56,7 @@ check(const char *name, int ok, const char *why)
 	}
 }
 
+/* A file in the test directory. */
 static void
 path_of(char *buf, size_t len, const char *name)
 {
@@ -105,6 +111,7 @@ q_text(const char *file, const char *sql, char *out, size_t len)
 	sqlite3_close(sq);
 }
 
+/* Run SQL on our own connection; -1 on error. */
 static int
 q_exec(const char *file, const char *sql)
 {
@@ -120,6 +127,7 @@ q_exec(const char *file, const char *sql)
 	return (rc == SQLITE_OK ? 0 : -1);
 }
 
+/* A db_item callback that keeps what it is given. */
 static int
 collect(const struct db_item *item, void *arg)
 {
@@ -136,6 +144,7 @@ collect(const struct db_item *item, void *arg)
 	return (0);
 }
 
+/* Forget what collect() kept. */
 static void
 got_free(struct got *g)
 {
@@ -164,6 +173,7 @@ got_is(struct got *g, const char *const *want, int n)
 	return (1);
 }
 
+/* db_store with a model name and tokens filled in. */
 static int
 store(struct db *db, const char *client, uint64_t key, enum msg_role role,
     const char *text, int64_t now, int64_t *rowid)
@@ -174,6 +184,7 @@ store(struct db *db, const char *client, uint64_t key, enum msg_role role,
 	    strlen(text), now, rowid != NULL ? rowid : &dummy));
 }
 
+/* A new file and an empty one become version DB_VERSION, in WAL. */
 static void
 t_create(void)
 {
@@ -220,10 +231,11 @@ t_create(void)
 	db_close(db);
 }
 
+/* What db_open must not touch. */
 static void
 t_refuse(void)
 {
-	char		 file[PATH_MAX];
+	char		 file[PATH_MAX], target[PATH_MAX];
 	struct db	*db;
 	int		 fd;
 
@@ -255,6 +267,55 @@ t_refuse(void)
 	path_of(file, sizeof(file), "nodir/x.db");
 	db = db_open(file, SYNC_NORMAL);
 	check("refuse-nodir", db == NULL, "opened in a missing directory");
+	db_close(db);
+
+	/* Root opens the database: links are refused, never followed. */
+	path_of(file, sizeof(file), "link.db");
+	path_of(target, sizeof(target), "new.db");
+	db = NULL;
+	if (symlink(target, file) == 0)
+		db = db_open(file, SYNC_NORMAL);
+	check("refuse-symlink", db == NULL, "opened through a symbolic link");
+	db_close(db);
+}
+
+/* Handing the files to the user does not follow a planted link. */
+static void
+t_chown(void)
+{
+	char		 file[PATH_MAX], shm[PATH_MAX], victim[PATH_MAX];
+	struct db	*db;
+	struct stat	 sb;
+	int		 fd;
+
+	if (geteuid() != 0) {
+		printf("skip chown: needs root\n");
+		return;
+	}
+	path_of(file, sizeof(file), "own.db");
+	path_of(shm, sizeof(shm), "own.db-shm");
+	path_of(victim, sizeof(victim), "victim");
+	if ((fd = open(victim, O_CREAT | O_WRONLY, 0600)) != -1)
+		close(fd);
+	if ((db = db_open(file, SYNC_NORMAL)) == NULL) {
+		check("chown", 0, "db_open failed");
+		return;
+	}
+	check("chown", db_chown(db, 65534, 65534) == 0 &&
+	    stat(file, &sb) == 0 && sb.st_uid == 65534 &&
+	    stat(shm, &sb) == 0 && sb.st_uid == 65534,
+	    "database and -shm not handed over");
+	/* The mapping stays; the name now points elsewhere. */
+	unlink(shm);
+	if (symlink(victim, shm) == -1) {
+		check("chown-nofollow", 0, "cannot plant a link");
+		db_close(db);
+		return;
+	}
+	(void)db_chown(db, 65534, 65534);
+	check("chown-nofollow", stat(victim, &sb) == 0 && sb.st_uid == 0,
+	    "chown followed a link to another file");
+	unlink(shm);
 	db_close(db);
 }
 
@@ -341,6 +402,7 @@ t_legacy(void)
 	db_close(db);
 }
 
+/* Messages, dedupe by key, and refused texts. */
 static void
 t_store(struct db *db, const char *file)
 {
@@ -376,6 +438,7 @@ t_store(struct db *db, const char *file)
 	    "a rejected message is in the table");
 }
 
+/* Rows are seen by others only after COMMIT; ROLLBACK leaves none. */
 static void
 t_transaction(struct db *db, const char *file)
 {
@@ -402,6 +465,7 @@ t_transaction(struct db *db, const char *file)
 	    &r) == 0, "a rolled back key still dedupes");
 }
 
+/* Summaries kept to the newest `keep' per identity. */
 static void
 t_summaries(struct db *db, const char *file)
 {
@@ -439,11 +503,12 @@ t_summaries(struct db *db, const char *file)
 	    " client_id = '" A "'") == 1, "keep 0 did not keep the new one");
 }
 
+/* HISTORY: the newest N, oldest first, within the bounds. */
 static void
 t_history(struct db *db)
 {
-	const char	*c = "cccccccccccccccccccccccccccccccccccccccccccccccc"
-			    "cccccccccccccccc";
+	const char	*c = "cccccccccccccccccccccccccccccccc"
+			    "cccccccccccccccccccccccccccccccc";
 	struct got	 g;
 	uint64_t	 n;
 	int		 i, cut;
@@ -480,11 +545,12 @@ t_history(struct db *db)
 	got_free(&g);
 }
 
+/* CONTEXT: the last summary, then what came after it. */
 static void
 t_context(struct db *db)
 {
-	const char	*d = "dddddddddddddddddddddddddddddddddddddddddddddddd"
-			    "dddddddddddddddd";
+	const char	*d = "dddddddddddddddddddddddddddddddd"
+			    "dddddddddddddddddddddddddddddddd";
 	struct got	 g;
 	uint64_t	 n;
 	int64_t		 r;
@@ -525,6 +591,68 @@ t_context(struct db *db)
 	got_free(&g);
 }
 
+/* Resolving a prefix, export pages, purge. */
+static void
+t_control(struct db *db)
+{
+	char		 id[IDENTITY_LEN + 1];
+	const char	*e1 = "e1000000000000000000000000000000"
+			    "00000000000000000000000000000000";
+	const char	*e2 = "e2000000000000000000000000000000"
+			    "00000000000000000000000000000000";
+	struct got	 g;
+	int64_t		 after = 0, r;
+	uint64_t	 rows;
+	int		 i, ok = 1, pages = 0, rv;
+
+	store(db, e1, 1, ROLE_USER, "e1 one", 8000, NULL);
+	db_summary(db, e2, "e2 summary", 10, 8001, 50, &r);
+	check("resolve-unique", db_resolve(db, "e1", id, sizeof(id)) ==
+	    DB_FOUND && strcmp(id, e1) == 0, "prefix e1 not resolved");
+	check("resolve-summaries-only", db_resolve(db, "e2", id, sizeof(id))
+	    == DB_FOUND && strcmp(id, e2) == 0,
+	    "an identity with only summaries not found");
+	check("resolve-full", db_resolve(db, e1, id, sizeof(id)) == DB_FOUND &&
+	    strcmp(id, e1) == 0, "a whole identity not resolved");
+	check("resolve-ambiguous", db_resolve(db, "e", id, sizeof(id)) ==
+	    DB_AMBIGUOUS, "prefix e is not ambiguous");
+	check("resolve-none", db_resolve(db, "f", id, sizeof(id)) == DB_NONE,
+	    "prefix f found something");
+	check("resolve-bad", db_resolve(db, "E1", id, sizeof(id)) == -1 &&
+	    db_resolve(db, "", id, sizeof(id)) == -1, "a bad prefix taken");
+
+	/* Pages of 2: five messages take three pages, in order. */
+	for (i = 0; i < 4; i++)
+		store(db, e1, 10 + i, ROLE_MODEL, "more", 8002 + i, NULL);
+	memset(&g, 0, sizeof(g));
+	while ((rv = db_export(db, e1, 0, &after, 2, 1 << 20, collect,
+	    &g)) == 1)
+		if (++pages > 10)
+			break;
+	if (rv != 0 || g.n != 5 || pages != 2)
+		ok = 0;
+	for (i = 1; i < g.n; i++)
+		if (g.id[i] <= g.id[i - 1])
+			ok = 0;
+	check("export-pages", ok && strcmp(g.text[0], "e1 one") == 0,
+	    "pages of messages wrong");
+	got_free(&g);
+	after = 0;
+	check("export-bytes", db_export(db, e1, 0, &after, 100, 1, collect,
+	    &g) == 1 && g.n == 1, "a page does not stop at its byte bound");
+	got_free(&g);
+	after = 0;
+	check("export-summaries", db_export(db, e2, 1, &after, 100, 1 << 20,
+	    collect, &g) == 0 && g.n == 1 && g.role[0] == ROLE_SUMMARY,
+	    "summaries not exported");
+	got_free(&g);
+	check("purge", db_purge(db, e1, &rows) == 0 && rows == 5 &&
+	    db_resolve(db, "e1", id, sizeof(id)) == DB_NONE &&
+	    db_resolve(db, "e", id, sizeof(id)) == DB_FOUND,
+	    "purge did not delete exactly one identity's rows");
+}
+
+/* PRAGMA integrity_check on our own connection. */
 static void
 t_integrity(const char *file)
 {
@@ -544,6 +672,7 @@ struct proc {
 	pid_t		 pid;
 	struct imsgbuf	 parent;
 	char		 file[PATH_MAX];
+	const char	*user;
 };
 
 struct wk {
@@ -574,6 +703,7 @@ next_msg(struct imsgbuf *ib, struct imsg *m, int ms)
 	}
 }
 
+/* A whole configuration, as the parent sends it. */
 static int
 send_conf(struct proc *p, int keep, enum sync_mode sync)
 {
@@ -581,6 +711,8 @@ send_conf(struct proc *p, int keep, enum sync_mode sync)
 
 	memset(&g, 0, sizeof(g));
 	(void)strlcpy(g.database, p->file, sizeof(g.database));
+	if (p->user != NULL)
+		(void)strlcpy(g.user, p->user, sizeof(g.user));
 	g.summaries_keep = keep;
 	g.memory_limit = 1 << 20;
 	g.sync = sync;
@@ -594,13 +726,16 @@ send_conf(struct proc *p, int keep, enum sync_mode sync)
 
 /* Start storage on a database file; 0 once it said it is ready. */
 static int
-proc_start(struct proc *p, const char *bridged, const char *name)
+proc_start(struct proc *p, const char *bridged, const char *name,
+    rlim_t fsize, const char *user)
 {
+	struct rlimit	 rl;
 	struct imsg	 m;
 	char		 log[PATH_MAX];
 	int		 sp[2], fd, r;
 
 	memset(p, 0, sizeof(*p));
+	p->user = user;
 	path_of(p->file, sizeof(p->file), name);
 	path_of(log, sizeof(log), "storage.log");
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1)
@@ -616,6 +751,12 @@ proc_start(struct proc *p, const char *bridged, const char *name)
 		}
 		if ((fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600)) != -1)
 			dup2(fd, 2);
+		if (fsize > 0) {
+			/* Writes past it fail with EFBIG, not a signal. */
+			signal(SIGXFSZ, SIG_IGN);
+			rl.rlim_cur = rl.rlim_max = fsize;
+			setrlimit(RLIMIT_FSIZE, &rl);
+		}
 		execl(bridged, "bridged", "-P", "storage", "-d", (char *)NULL);
 		_exit(127);
 	}
@@ -652,6 +793,7 @@ proc_wait(struct proc *p)
 	return (-1);
 }
 
+/* Whether storage still runs. */
 static int
 proc_alive(struct proc *p)
 {
@@ -681,6 +823,7 @@ wk_new(struct proc *p, struct wk *w, uint32_t wid, const char *identity)
 	return (imsg_flush(&p->parent));
 }
 
+/* IMSG_PARENT_SESSION: the worker now serves identity. */
 static int
 session(struct proc *p, uint32_t wid, const char *identity)
 {
@@ -710,6 +853,7 @@ q_store(struct wk *w, uint32_t id, uint64_t key, uint32_t role,
 	}
 }
 
+/* Queue a request of u32 fields only. */
 static void
 q_req(struct wk *w, uint32_t type, uint32_t id, int nargs, uint32_t a1,
     uint32_t a2)
@@ -726,6 +870,7 @@ q_req(struct wk *w, uint32_t type, uint32_t id, int nargs, uint32_t a1,
 	}
 }
 
+/* Queue a SUMMARY. */
 static void
 q_summary(struct wk *w, uint32_t id, const char *text)
 {
@@ -740,6 +885,21 @@ q_summary(struct wk *w, uint32_t id, const char *text)
 	}
 }
 
+/* Queue a request of an id and a string (control's). */
+static void
+q_str(struct wk *w, uint32_t type, uint32_t id, const char *str)
+{
+	struct ibuf	*b;
+
+	if ((b = imsg_create(&w->ib, type, 0, 0, 128)) == NULL ||
+	    ibuf_add_u32(b, id) == -1 || ibuf_add_str(b, str) == -1 ||
+	    imsg_close(&w->ib, b) == -1) {
+		fprintf(stderr, "q_str\n");
+		exit(2);
+	}
+}
+
+/* Send what is queued, in as few writes as the socket takes. */
 static int
 wk_flush(struct wk *w)
 {
@@ -787,6 +947,7 @@ wk_answer(struct wk *w, struct ans *a, int ms)
 			    sizeof(a->text) - 1);
 		break;
 	case IMSG_STORAGE_ERROR:
+	case IMSG_STORAGE_IDENTITY:
 		s = ir_str(&ir);
 		(void)strlcpy(a->text, s, sizeof(a->text));
 		break;
@@ -819,6 +980,7 @@ wk_items(struct wk *w, uint32_t id, char *out, size_t len, uint64_t *count)
 	return (-1);
 }
 
+/* An idle worker is not read until its identity is known. */
 static void
 t_proc_session(struct proc *p)
 {
@@ -842,6 +1004,7 @@ t_proc_session(struct proc *p)
 	imsgbuf_clear(&w.ib);
 }
 
+/* Writes, reads, order, isolation, reload and bad messages. */
 static void
 t_proc_store(struct proc *p)
 {
@@ -963,11 +1126,12 @@ t_proc_store(struct proc *p)
 	check("proc-malformed-closes", wk_answer(&w, &a, WAIT_MS) == -1,
 	    "a malformed message did not close the worker's channel");
 	q_req(&v, IMSG_WORKER_COUNT, 40, 0, 0, 0);
-	q_req(&v, IMSG_WORKER_HISTORY, 41, 2, 7, 1);
 	wk_flush(&v);
 	check("proc-malformed-survives", proc_alive(p) &&
 	    wk_answer(&v, &a, WAIT_MS) == 1 && a.type == IMSG_STORAGE_END &&
 	    a.id == 40 && a.v == 1, "storage or other workers hurt");
+	q_req(&v, IMSG_WORKER_HISTORY, 41, 2, 7, 1);
+	wk_flush(&v);
 	check("proc-bad-kind-closes", wk_answer(&v, &a, WAIT_MS) == -1,
 	    "a HISTORY of unknown kind did not close the channel");
 	close(w.ib.fd);
@@ -976,6 +1140,253 @@ t_proc_store(struct proc *p)
 	imsgbuf_clear(&v.ib);
 }
 
+#define BIGLEN		(1024 * 1024)
+
+/* Control's channel: export (paged) and purge, by prefix. */
+static void
+t_proc_control(struct proc *p)
+{
+	const char	*c = "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0"
+			    "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0";
+	struct wk	 ctl, w;
+	struct ans	 a;
+	char		 text[32], *big;
+	uint64_t	 last = 0;
+	int		 i, n, ok, sawsum, sp[2];
+
+	/* More rows than one page of an export. */
+	wk_new(p, &w, 9, c);
+	for (i = 0; i < 600; i++) {
+		snprintf(text, sizeof(text), "c%d", i);
+		q_store(&w, i, 20000 + i, ROLE_USER, text, strlen(text));
+	}
+	/* And more bytes than control's queue takes at once. */
+	if ((big = malloc(BIGLEN)) == NULL)
+		exit(2);
+	memset(big, 'y', BIGLEN);
+	for (i = 600; i < 603; i++)
+		q_store(&w, i, 20000 + i, ROLE_MODEL, big, BIGLEN);
+	free(big);
+	wk_flush(&w);
+	for (i = 0; i < 603; i++)
+		if (wk_answer(&w, &a, WAIT_MS) != 1 ||
+		    a.type != IMSG_STORAGE_STORED)
+			break;
+	check("proc-ctl-setup", i == 603, "603 stores not answered");
+
+	/* A worker that asks much and reads late is paced, not lost. */
+	for (i = 0; i < 6; i++)
+		q_req(&w, IMSG_WORKER_CONTEXT, 1000 + i, 0, 0, 0);
+	wk_flush(&w);
+	usleep(200000);
+	for (i = 0, ok = 1; ok && i < 6; i++) {
+		for (n = 0; (ok = wk_answer(&w, &a, WAIT_MS) == 1 &&
+		    a.id == 1000u + i) && a.type == IMSG_STORAGE_ITEM; n++)
+			;
+		/* The context is cut at memory limit (1M): the newest. */
+		ok = ok && a.type == IMSG_STORAGE_END && a.v == (uint64_t)n &&
+		    n == 1;
+	}
+	check("proc-backpressure", ok, "answers lost while a worker lagged");
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1 ||
+	    imsg_compose(&p->parent, IMSG_PARENT_CONTROL, 0, 0, sp[0], NULL,
+	    0) == -1 || imsg_flush(&p->parent) == -1) {
+		check("proc-ctl", 0, "cannot hand control's channel");
+		return;
+	}
+	imsgbuf_init(&ctl.ib, sp[1]);
+
+	/* Export by prefix: IDENTITY, 603 items in order, END 603. */
+	q_str(&ctl, IMSG_CTL_EXPORT, 1, "c0c");
+	wk_flush(&ctl);
+	ok = wk_answer(&ctl, &a, WAIT_MS) == 1 &&
+	    a.type == IMSG_STORAGE_IDENTITY && a.id == 1 &&
+	    strcmp(a.text, c) == 0;
+	usleep(200000);		/* let the queue fill up */
+	for (n = 0; ok && n < 603; n++)
+		if (wk_answer(&ctl, &a, WAIT_MS) != 1 ||
+		    a.type != IMSG_STORAGE_ITEM || a.v <= last) {
+			ok = 0;
+			break;
+		} else
+			last = a.v;
+	ok = ok && wk_answer(&ctl, &a, WAIT_MS) == 1 &&
+	    a.type == IMSG_STORAGE_END && a.v == 603;
+	check("proc-ctl-export", ok, "export of 603 rows not in order");
+
+	/* B: its one message, then its summaries. */
+	q_str(&ctl, IMSG_CTL_EXPORT, 2, "b");
+	wk_flush(&ctl);
+	ok = wk_answer(&ctl, &a, WAIT_MS) == 1 &&
+	    a.type == IMSG_STORAGE_IDENTITY && strcmp(a.text, B) == 0;
+	for (n = 0, sawsum = 0; ok && wk_answer(&ctl, &a, WAIT_MS) == 1 &&
+	    a.type == IMSG_STORAGE_ITEM; n++) {
+		if (a.role == ROLE_SUMMARY)
+			sawsum = 1;
+		else if (sawsum)
+			ok = 0;
+	}
+	check("proc-ctl-export-order", ok && a.type == IMSG_STORAGE_END &&
+	    a.v == (uint64_t)n && n == 5 && sawsum,
+	    "not the message and then the four summaries");
+
+	q_str(&ctl, IMSG_CTL_EXPORT, 3, "f");
+	q_str(&ctl, IMSG_CTL_PURGE, 4, "b");
+	q_str(&ctl, IMSG_CTL_EXPORT, 5, "b");
+	wk_flush(&ctl);
+	check("proc-ctl-unknown", wk_answer(&ctl, &a, WAIT_MS) == 1 &&
+	    a.type == IMSG_STORAGE_ERROR && a.id == 3,
+	    "export of an unknown prefix not refused");
+	check("proc-ctl-purge", wk_answer(&ctl, &a, WAIT_MS) == 1 &&
+	    a.type == IMSG_STORAGE_IDENTITY && a.id == 4 &&
+	    wk_answer(&ctl, &a, WAIT_MS) == 1 && a.type == IMSG_STORAGE_END &&
+	    a.id == 4 && a.v == 5 && q_int(p->file, "SELECT count(*) FROM"
+	    " messages WHERE client_id = '" B "'") == 0,
+	    "purge did not delete B's five rows");
+	check("proc-ctl-purged", wk_answer(&ctl, &a, WAIT_MS) == 1 &&
+	    a.type == IMSG_STORAGE_ERROR && a.id == 5,
+	    "a purged identity can still be exported");
+
+	/* Only control's channel may export. */
+	q_str(&w, IMSG_CTL_EXPORT, 6, "c");
+	wk_flush(&w);
+	check("proc-ctl-worker-refused", wk_answer(&w, &a, WAIT_MS) == -1,
+	    "a worker's EXPORT did not close its channel");
+	q_str(&ctl, IMSG_CTL_EXPORT, 7, "XYZ");
+	wk_flush(&ctl);
+	check("proc-ctl-malformed", wk_answer(&ctl, &a, WAIT_MS) == -1 &&
+	    proc_alive(p), "a bad prefix did not close control's channel");
+	close(w.ib.fd);
+	imsgbuf_clear(&w.ib);
+	close(ctl.ib.fd);
+	imsgbuf_clear(&ctl.ib);
+}
+
+/*
+ * A COMMIT that fails (the file size limit stops the WAL growing):
+ * nobody of that group hears STORED, and storage goes on afterwards.
+ */
+static void
+t_proc_full(const char *bridged)
+{
+	struct proc	 p;
+	struct wk	 w;
+	struct ans	 a[3];
+	char		*big, sql[128], res[64];
+	size_t		 biglen = 1536 * 1024;
+	int		 i, ok = 1;
+
+	if (proc_start(&p, bridged, "full.db", 1024 * 1024, NULL) == -1) {
+		check("proc-full-start", 0, "storage did not start");
+		return;
+	}
+	if ((big = malloc(biglen)) == NULL)
+		exit(2);
+	memset(big, 'x', biglen);
+	wk_new(&p, &w, 1, A);
+	q_store(&w, 1, 1, ROLE_USER, big, biglen);
+	q_store(&w, 2, 2, ROLE_USER, "small", 5);
+	wk_flush(&w);
+	free(big);
+	for (i = 0; i < 2; i++)
+		if (wk_answer(&w, &a[i], WAIT_MS) != 1 || a[i].id != 1u + i)
+			ok = 0;
+	check("proc-full-error", ok && a[0].type == IMSG_STORAGE_ERROR,
+	    "a write whose COMMIT failed was answered STORED");
+	/* Whatever was answered, the table agrees with it. */
+	for (i = 0; ok && i < 2; i++) {
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM messages"
+		    " WHERE msgkey = %d", i + 1);
+		if (q_int(p.file, sql) != (a[i].type == IMSG_STORAGE_STORED))
+			ok = 0;
+	}
+	check("proc-full-answers-true", ok,
+	    "an answer does not match what is in the table");
+	q_store(&w, 3, 3, ROLE_USER, "after", 5);
+	wk_flush(&w);
+	check("proc-full-recovers", wk_answer(&w, &a[2], WAIT_MS) == 1 &&
+	    a[2].type == IMSG_STORAGE_STORED && a[2].id == 3 &&
+	    q_int(p.file, "SELECT count(*) FROM messages WHERE"
+	    " content = 'after'") == 1, "no write works after a failed one");
+	close(w.ib.fd);
+	imsgbuf_clear(&w.ib);
+	close(p.parent.fd);
+	imsgbuf_clear(&p.parent);
+	proc_wait(&p);
+	q_text(p.file, "PRAGMA integrity_check", res, sizeof(res));
+	check("proc-full-integrity", strcmp(res, "ok") == 0, res);
+}
+
+/* The uid a process runs as, from /proc; -1 if unknown. */
+static long
+proc_uid(pid_t pid)
+{
+	char	 path[64], line[256];
+	FILE	*f;
+	long	 uid = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return (-1);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "Uid:", 4) == 0)
+			uid = strtol(line + 4, NULL, 10);
+	fclose(f);
+	return (uid);
+}
+
+/*
+ * As root with a user: the database is opened as root, handed to the
+ * user, and storage goes on as that user inside its directory.
+ */
+static void
+t_proc_user(const char *bridged)
+{
+	struct passwd	*pw;
+	struct proc	 p;
+	struct wk	 w;
+	struct ans	 a;
+	struct stat	 sb;
+	char		 sub[PATH_MAX], res[64];
+	int		 ok;
+
+	if (geteuid() != 0 || (pw = getpwnam("nobody")) == NULL) {
+		printf("skip proc-user: needs root and user nobody\n");
+		return;
+	}
+	path_of(sub, sizeof(sub), "userdb");
+	if (chmod(dir, 0755) == -1 || mkdir(sub, 0755) == -1 ||
+	    chown(sub, pw->pw_uid, pw->pw_gid) == -1) {
+		check("proc-user", 0, "cannot prepare the directory");
+		return;
+	}
+	if (proc_start(&p, bridged, "userdb/u.db", 0, "nobody") == -1) {
+		check("proc-user", 0, "storage did not start as nobody");
+		return;
+	}
+	check("proc-user-uid", proc_uid(p.pid) == (long)pw->pw_uid,
+	    "storage does not run as nobody");
+	check("proc-user-owner", stat(p.file, &sb) == 0 &&
+	    sb.st_uid == pw->pw_uid, "the database is not nobody's");
+	wk_new(&p, &w, 1, A);
+	q_store(&w, 1, 1, ROLE_USER, "as nobody", 9);
+	q_req(&w, IMSG_WORKER_COUNT, 2, 0, 0, 0);
+	wk_flush(&w);
+	ok = wk_answer(&w, &a, WAIT_MS) == 1 &&
+	    a.type == IMSG_STORAGE_STORED && wk_answer(&w, &a, WAIT_MS) ==
+	    1 && a.type == IMSG_STORAGE_END && a.v == 1;
+	check("proc-user-writes", ok, "storage cannot write as nobody");
+	close(w.ib.fd);
+	imsgbuf_clear(&w.ib);
+	close(p.parent.fd);
+	imsgbuf_clear(&p.parent);
+	check("proc-user-exit", proc_wait(&p) == 0, "did not exit 0");
+	q_text(p.file, "PRAGMA integrity_check", res, sizeof(res));
+	check("proc-user-integrity", strcmp(res, "ok") == 0, res);
+}
+
+/* Everything that needs the storage process itself. */
 static void
 t_proc(const char *bridged)
 {
@@ -987,7 +1398,7 @@ t_proc(const char *bridged)
 		printf("skip proc: no %s\n", bridged);
 		return;
 	}
-	r = proc_start(&p, bridged, "proc.db");
+	r = proc_start(&p, bridged, "proc.db", 0, NULL);
 	check("proc-start", r == 0, "storage did not say it is ready");
 	if (r == -1) {
 		if (p.pid > 0)
@@ -996,6 +1407,7 @@ t_proc(const char *bridged)
 	}
 	t_proc_session(&p);
 	t_proc_store(&p);
+	t_proc_control(&p);
 	/* The parent goes away: storage finishes and leaves. */
 	close(p.parent.fd);
 	imsgbuf_clear(&p.parent);
@@ -1005,7 +1417,7 @@ t_proc(const char *bridged)
 	check("proc-integrity", strcmp(res, "ok") == 0, res);
 
 	/* Anything wrong from the parent is fatal. */
-	if (proc_start(&p, bridged, "proc.db") == 0) {
+	if (proc_start(&p, bridged, "proc.db", 0, NULL) == 0) {
 		imsg_compose(&p.parent, IMSG_PARENT_SESSION, 0, 0, -1, "x", 1);
 		imsg_flush(&p.parent);
 		r = proc_wait(&p);
@@ -1015,8 +1427,11 @@ t_proc(const char *bridged)
 		imsgbuf_clear(&p.parent);
 	} else
 		check("proc-restart", 0, "storage did not start again");
+	t_proc_full(bridged);
+	t_proc_user(bridged);
 }
 
+/* Unit cases on files, then the process cases. */
 int
 main(void)
 {
@@ -1044,6 +1459,7 @@ main(void)
 
 	t_create();
 	t_refuse();
+	t_chown();
 	t_migrate_v1();
 	t_legacy();
 
@@ -1057,6 +1473,7 @@ main(void)
 	t_summaries(db, file);
 	t_history(db);
 	t_context(db);
+	t_control(db);
 	db_close(db);
 	t_integrity(file);
 	t_proc(bridged);

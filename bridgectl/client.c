@@ -1,0 +1,1538 @@
+/*
+ * client.c: bridgectl connect, the terminal client of BRIDGE/1
+ * (PROTOCOL.md). On a terminal it edits lines with libedit, keeps a
+ * history, shows the mode and the model in its prompt, prints answers
+ * as they stream in and turns Ctrl-C into CANCEL. Fed by a pipe it
+ * sends each line, waits for its reply, prints reply bodies on stdout
+ * and errors on stderr, and says in its exit status whether any
+ * command failed.
+ *
+ * Without a CA file the server's certificate is pinned on first use in
+ * ~/.bridge/known_hosts, as ssh does with host keys.
+ */
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <err.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <histedit.h>
+#include <limits.h>
+#include <locale.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <termios.h>
+#include <tls.h>
+#include <unistd.h>
+#include <wchar.h>
+
+#include "bridgectl.h"
+
+#define DEFAULT_PORT		65432
+#define CONNECT_TIMEOUT		10000	/* ms, per address */
+#define HANDSHAKE_TIMEOUT	10000	/* ms */
+#define STATUS_MAX		(64 * 1024)	/* a status or INFO line */
+#define INPUT_MAX		(16 * 1024 * 1024)	/* a line of stdin */
+#define PASTE_MS		15	/* input this close is one paste */
+#define SPIN_DELAY		150	/* ms before the indicator shows */
+#define SPIN_STEP		100
+#define QUEUE_MAX		8
+#define MODEL_MAX		64
+#define MORE_MAX		64
+#define HISTORY_SIZE		1000
+#define CTRL_C			0x03
+#define BLOCK_MARK		"\"\"\""
+
+/* What the reply to a line we sent is, or that none comes. */
+enum expect {
+	EXP_NONE,		/* a line inside a """ prompt */
+	EXP_GREETING,		/* the server's first reply */
+	EXP_COMMAND,		/* a command, a MORE answer */
+	EXP_PROMPT,		/* a prompt: streamed, CANCEL stops it */
+	EXP_INFO,		/* INFO typed by the user */
+	EXP_INFO_QUIET,		/* INFO sent for the prompt, not shown */
+	EXP_AUTH,
+	EXP_QUIT		/* EXIT or QUIT: BYE is expected */
+};
+
+struct pending {
+	enum expect	 what;
+	int		 cancel;	/* CANCEL was sent while it ran */
+};
+
+struct client {
+	const char	*host;
+	char		 port[8];
+	int		 interactive;	/* stdin and stdout are terminals */
+	int		 tty[3];	/* fds 0-2 that are terminals */
+	int		 c2[3];		/* a 0xc2 byte held back, per fd */
+
+	int		 sock;
+	struct tls	*tls;
+	struct ibuf	*rbuf;		/* from the server, not yet shown */
+	struct ibuf	*wbuf;		/* to the server */
+	int		 read_wants_out;
+
+	struct pending	 q[QUEUE_MAX];	/* replies still to come */
+	int		 nq;
+	int		 midline;	/* inside a streamed body line */
+	int		 chat;		/* the server is in chat mode */
+	int		 block;		/* inside a """ prompt */
+	int		 info_sent;
+	int		 quitting;	/* QUIT sent: BYE ends us */
+	int		 errors;	/* ERR replies seen */
+	char		 model[MODEL_MAX];
+	char		 more[MORE_MAX];	/* the server waits: MORE */
+
+	struct ibuf	*ibuf;		/* stdin, when not a terminal */
+	int		 in_eof;
+	size_t		 in_lineno;
+
+	EditLine	*el;
+	History		*hist;
+	char		 histfile[PATH_MAX];
+	struct termios	 tio;		/* the terminal as we found it */
+	struct termios	 tio_wait;	/* while replies come */
+	struct termios	 tio_edit;	/* libedit's, while we print */
+	int		 tty_waiting;
+	int		 at_prompt;	/* inside el_gets */
+	int		 broken;	/* printed over the prompt */
+	int		 intr;		/* Ctrl-C abandoned the line */
+	int		 pasting;
+	char		**pend;		/* lines to send one by one */
+	size_t		 npend, ipend;
+
+	int		 spinning;
+	int		 spin_shown;
+	unsigned int	 spin_frame;
+	uint64_t	 spin_next;
+};
+
+static void	usage(void) __attribute__((__noreturn__));
+static void	client_exit(int) __attribute__((__noreturn__));
+static void	cfatalx(const char *, ...)
+		    __attribute__((__format__ (printf, 1, 2), __noreturn__));
+static void	on_signal(int);
+static void	signals_init(void);
+static void	signals_run(void);
+static void	suspend(void);
+static int	tcp_connect(void);
+static int	connect_wait(int, const struct sockaddr *, socklen_t);
+static int	fd_wait(int, int, uint64_t);
+static void	tls_start(const char *, int);
+static int	home_file(const char *, char *, size_t);
+static int	hash_valid(const char *);
+static int	split_fields(char *, char *[3]);
+static void	pin_check(void);
+static void	pin_mismatch(const char *, size_t, const char *,
+		    const char *) __attribute__((__noreturn__));
+static void	write_all(int, const char *, size_t);
+static void	out(int, const char *, size_t);
+static void	out_line(int, const char *);
+static void	spin_start(void);
+static void	spin_tick(void);
+static void	spin_stop(void);
+static int	spin_timeout(void);
+static void	prompt_break(void);
+static void	prompt_mend(void);
+static int	conn_write(void);
+static void	conn_read(void);
+static void	conn_eof(void) __attribute__((__noreturn__));
+static int	io_poll(int, int);
+static enum expect head(void);
+static void	push(enum expect);
+static void	set_model(const char *);
+static void	track(enum expect, const char *);
+static void	reply_feed(void);
+static void	body_piece(const char *, size_t);
+static void	body_line(const char *);
+static void	status_line(enum reply_kind, const char *, const char *);
+static void	bye(enum expect, const char *, const char *)
+		    __attribute__((__noreturn__));
+static int	is_word(const char *, const char *);
+static int	first_word(const char *, const char *);
+static void	send_line(const char *, enum expect);
+static void	submit(const char *);
+static void	cancel(void);
+static void	wait_replies(void);
+static char	*pipe_line(void);
+static void	run_pipe(void) __attribute__((__noreturn__));
+static void	tty_mode(int);
+static int	tty_getc(EditLine *, wchar_t *);
+static unsigned char tty_intr(EditLine *, int);
+static char	*tty_prompt(EditLine *);
+static void	tty_init(void);
+static int	tty_line(char **);
+static int	stdin_pending(int);
+static void	hist_add(const char *);
+static void	paste(char *);
+static void	leave(void) __attribute__((__noreturn__));
+static void	run_tty(void) __attribute__((__noreturn__));
+
+static struct client	 cl;
+static int		 sigpipe[2] = { -1, -1 };
+static volatile sig_atomic_t got_int, got_winch, got_tstp, got_term;
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: bridgectl connect [-k] [-C cafile] "
+	    "[-p port] host\n");
+	exit(1);
+}
+
+/* Put the terminal back, say goodbye to the server, and exit. */
+static void
+client_exit(int status)
+{
+	HistEvent	 ev;
+
+	spin_stop();
+	if (cl.interactive)
+		(void)tcsetattr(STDIN_FILENO, TCSADRAIN, &cl.tio);
+	if (cl.hist != NULL) {
+		if (cl.histfile[0] != '\0')
+			history(cl.hist, &ev, H_SAVE, cl.histfile);
+		history_end(cl.hist);
+	}
+	if (cl.el != NULL)
+		el_end(cl.el);
+	if (cl.tls != NULL) {
+		(void)tls_close(cl.tls);
+		tls_free(cl.tls);
+	}
+	exit(status);
+}
+
+/* An error that ends the session: one line on stderr. */
+static void
+cfatalx(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	prompt_break();
+	spin_stop();
+	if (cl.interactive)
+		(void)tcsetattr(STDIN_FILENO, TCSADRAIN, &cl.tio);
+	va_start(ap, fmt);
+	vwarnx(fmt, ap);
+	va_end(ap);
+	client_exit(1);
+}
+
+/* Note a signal; the loop acts on it through the self-pipe. */
+static void
+on_signal(int sig)
+{
+	int	 save_errno = errno;
+	ssize_t	 n;
+
+	switch (sig) {
+	case SIGINT:
+		got_int = 1;
+		break;
+	case SIGWINCH:
+		got_winch = 1;
+		break;
+	case SIGTSTP:
+		got_tstp = 1;
+		break;
+	default:
+		got_term = 1;
+		break;
+	}
+	n = write(sigpipe[1], "", 1);
+	(void)n;
+	errno = save_errno;
+}
+
+/* On a terminal we catch what would leave it in a raw state. */
+static void
+signals_init(void)
+{
+	struct sigaction	 sa;
+	const int		 sigs[] = { SIGINT, SIGWINCH, SIGTSTP,
+				    SIGTERM, SIGHUP };
+	size_t			 i;
+
+	if (pipe(sigpipe) == -1)
+		err(1, "pipe");
+	if (fd_nonblock(sigpipe[0]) == -1 || fd_nonblock(sigpipe[1]) == -1 ||
+	    fd_cloexec(sigpipe[0]) == -1 || fd_cloexec(sigpipe[1]) == -1)
+		err(1, "fcntl");
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_signal;
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		if (sigaction(sigs[i], &sa, NULL) == -1)
+			err(1, "sigaction");
+}
+
+/* Act on the signals noted since last time, except SIGINT. */
+static void
+signals_run(void)
+{
+	char	 buf[64];
+
+	while (sigpipe[0] != -1 && read(sigpipe[0], buf, sizeof(buf)) > 0)
+		;
+	if (got_term)
+		cfatalx("terminated by a signal");
+	if (got_winch) {
+		got_winch = 0;
+		if (cl.el != NULL)
+			el_resize(cl.el);
+	}
+	if (got_tstp) {
+		got_tstp = 0;
+		suspend();
+	}
+}
+
+/* Ctrl-Z: give the terminal back as we found it, stop, take it again. */
+static void
+suspend(void)
+{
+	struct sigaction	 sa;
+	struct termios		 cur;
+	int			 have;
+
+	spin_stop();
+	have = tcgetattr(STDIN_FILENO, &cur) == 0;
+	(void)tcsetattr(STDIN_FILENO, TCSADRAIN, &cl.tio);
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = SIG_DFL;
+	(void)sigaction(SIGTSTP, &sa, NULL);
+	(void)kill(getpid(), SIGTSTP);
+	sa.sa_handler = on_signal;
+	(void)sigaction(SIGTSTP, &sa, NULL);
+	if (have)
+		(void)tcsetattr(STDIN_FILENO, TCSADRAIN, &cur);
+	if (cl.at_prompt && cl.el != NULL)
+		el_set(cl.el, EL_REFRESH);
+}
+
+/* Wait until fd is ready for events or the deadline passes. */
+static int
+fd_wait(int fd, int events, uint64_t deadline)
+{
+	struct pollfd	 pfd;
+	uint64_t	 now;
+	int		 n;
+
+	for (;;) {
+		now = ev_now_ms();
+		if (now >= deadline) {
+			errno = ETIMEDOUT;
+			return (-1);
+		}
+		pfd.fd = fd;
+		pfd.events = events;
+		n = poll(&pfd, 1, (int)(deadline - now));
+		if (n == -1 && errno != EINTR)
+			return (-1);
+		if (n > 0)
+			return (0);
+	}
+}
+
+/* A non-blocking connect that gives up after CONNECT_TIMEOUT. */
+static int
+connect_wait(int s, const struct sockaddr *sa, socklen_t len)
+{
+	socklen_t	 elen = sizeof(int);
+	int		 e = 0;
+
+	if (connect(s, sa, len) == 0)
+		return (0);
+	if (errno != EINPROGRESS && errno != EINTR)
+		return (-1);
+	if (fd_wait(s, POLLOUT, ev_now_ms() + CONNECT_TIMEOUT) == -1)
+		return (-1);
+	if (getsockopt(s, SOL_SOCKET, SO_ERROR, &e, &elen) == -1)
+		return (-1);
+	if (e != 0) {
+		errno = e;
+		return (-1);
+	}
+	return (0);
+}
+
+/* Connect to host and port, trying each address; one line if none. */
+static int
+tcp_connect(void)
+{
+	struct addrinfo	 hints, *res, *ai;
+	int		 s, error, saved = 0;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	if ((error = getaddrinfo(cl.host, cl.port, &hints, &res)) != 0)
+		errx(1, "%s: %s", cl.host, gai_strerror(error));
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		s = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+		if (s == -1) {
+			saved = errno;
+			continue;
+		}
+		if (fd_nonblock(s) == -1 || fd_cloexec(s) == -1)
+			err(1, "fcntl");
+		if (connect_wait(s, ai->ai_addr, ai->ai_addrlen) == 0) {
+			freeaddrinfo(res);
+			return (s);
+		}
+		saved = errno;
+		close(s);
+	}
+	freeaddrinfo(res);
+	switch (saved) {
+	case ECONNREFUSED:
+		errx(1, "connection refused by %s port %s", cl.host, cl.port);
+	case ETIMEDOUT:
+		errx(1, "connection to %s port %s timed out", cl.host,
+		    cl.port);
+	default:
+		errx(1, "cannot connect to %s port %s: %s", cl.host, cl.port,
+		    strerror(saved));
+	}
+}
+
+/* TLS over the connected socket: a CA file, no checks, or a pin. */
+static void
+tls_start(const char *cafile, int insecure)
+{
+	struct tls_config	*cfg;
+	uint64_t		 deadline;
+	int			 r;
+
+	if (tls_init() == -1)
+		errx(1, "tls_init failed");
+	if ((cfg = tls_config_new()) == NULL)
+		errx(1, "tls_config_new failed");
+	if (tls_config_set_protocols(cfg, TLS_PROTOCOL_TLSv1_2 |
+	    TLS_PROTOCOL_TLSv1_3) == -1)
+		errx(1, "%s", tls_config_error(cfg));
+	if (cafile != NULL) {
+		if (tls_config_set_ca_file(cfg, cafile) == -1)
+			errx(1, "%s: %s", cafile, tls_config_error(cfg));
+	} else {
+		/* -k checks nothing; a pin is checked after the handshake. */
+		tls_config_insecure_noverifycert(cfg);
+		tls_config_insecure_noverifyname(cfg);
+		if (insecure)
+			tls_config_insecure_noverifytime(cfg);
+	}
+	if ((cl.tls = tls_client()) == NULL)
+		errx(1, "tls_client failed");
+	if (tls_configure(cl.tls, cfg) == -1)
+		errx(1, "%s", tls_error(cl.tls));
+	tls_config_free(cfg);
+	if (tls_connect_socket(cl.tls, cl.sock, cl.host) == -1)
+		errx(1, "%s port %s: %s", cl.host, cl.port, tls_error(cl.tls));
+	deadline = ev_now_ms() + HANDSHAKE_TIMEOUT;
+	while ((r = tls_handshake(cl.tls)) != 0) {
+		if (r != TLS_WANT_POLLIN && r != TLS_WANT_POLLOUT)
+			errx(1, "%s port %s: TLS handshake failed: %s",
+			    cl.host, cl.port, tls_error(cl.tls));
+		if (fd_wait(cl.sock, r == TLS_WANT_POLLIN ? POLLIN : POLLOUT,
+		    deadline) == -1) {
+			if (errno == ETIMEDOUT)
+				errx(1, "TLS handshake with %s port %s timed "
+				    "out", cl.host, cl.port);
+			err(1, "poll");
+		}
+	}
+}
+
+/* The path of ~/.bridge/name, making ~/.bridge if it is missing. */
+static int
+home_file(const char *name, char *buf, size_t len)
+{
+	const char	*home;
+	struct passwd	*pw;
+	int		 n;
+
+	home = getenv("HOME");
+	if (home == NULL || *home == '\0') {
+		if ((pw = getpwuid(getuid())) == NULL)
+			return (-1);
+		home = pw->pw_dir;
+	}
+	n = snprintf(buf, len, "%s/.bridge", home);
+	if (n < 0 || (size_t)n >= len)
+		return (-1);
+	if (mkdir(buf, 0700) == -1 && errno != EEXIST)
+		return (-1);
+	n = snprintf(buf, len, "%s/.bridge/%s", home, name);
+	if (n < 0 || (size_t)n >= len)
+		return (-1);
+	return (0);
+}
+
+/* Is s what tls_peer_cert_hash gives: "SHA256:" and 64 hex digits? */
+static int
+hash_valid(const char *s)
+{
+	if (strncmp(s, "SHA256:", 7) != 0)
+		return (0);
+	s += 7;
+	return (strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64);
+}
+
+/* Split a known_hosts line into host, port and hash; -1 if it is not one. */
+static int
+split_fields(char *line, char *f[3])
+{
+	char	*p;
+	int	 n = 0;
+
+	line[strcspn(line, "\r\n")] = '\0';
+	line += strspn(line, " \t");
+	if (*line == '#' || *line == '\0')
+		return (-1);
+	while ((p = strsep(&line, " \t")) != NULL) {
+		if (*p == '\0')
+			continue;
+		if (n == 3)
+			return (-1);
+		f[n++] = p;
+	}
+	return (n == 3 ? 0 : -1);
+}
+
+/* The pin and the certificate differ: refuse, and say how to fix it. */
+static void
+pin_mismatch(const char *path, size_t lineno, const char *pinned,
+    const char *offered)
+{
+	warnx("WARNING: the certificate of %s port %s has CHANGED",
+	    cl.host, cl.port);
+	warnx("pinned:  %s", pinned);
+	warnx("offered: %s", offered);
+	warnx("someone may be intercepting this connection, or the server "
+	    "has a new certificate");
+	warnx("if you know the change is legitimate, remove line %zu of %s "
+	    "and connect again", lineno, path);
+	exit(1);
+}
+
+/* Trust on first use: the certificate must match its pin, or is pinned. */
+static void
+pin_check(void)
+{
+	char		 path[PATH_MAX], *line = NULL, *f[3];
+	const char	*hash;
+	size_t		 sz = 0, lineno = 0;
+	ssize_t		 len;
+	FILE		*fp;
+	int		 fd, n, endsnl = 1;
+
+	if ((hash = tls_peer_cert_hash(cl.tls)) == NULL || !hash_valid(hash))
+		errx(1, "%s port %s: cannot hash the server's certificate",
+		    cl.host, cl.port);
+	if (home_file("known_hosts", path, sizeof(path)) == -1)
+		errx(1, "no ~/.bridge to pin the server's certificate in; "
+		    "use -C cafile or -k");
+	if ((fp = fopen(path, "r")) == NULL && errno != ENOENT)
+		err(1, "%s", path);
+	while (fp != NULL && (len = getline(&line, &sz, fp)) != -1) {
+		lineno++;
+		endsnl = line[len - 1] == '\n';
+		if (split_fields(line, f) == -1)
+			continue;
+		if (strcasecmp(f[0], cl.host) != 0 || strcmp(f[1], cl.port))
+			continue;
+		if (strcmp(f[2], hash) != 0)
+			pin_mismatch(path, lineno, f[2], hash);
+		free(line);
+		fclose(fp);
+		return;
+	}
+	if (fp != NULL) {
+		if (ferror(fp))
+			err(1, "%s", path);
+		fclose(fp);
+	}
+	free(line);
+	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0600)) == -1)
+		err(1, "%s", path);
+	n = dprintf(fd, "%s%s %s %s\n", endsnl ? "" : "\n", cl.host, cl.port,
+	    hash);
+	if (n < 0 || close(fd) == -1)
+		err(1, "%s", path);
+	warnx("first connection to %s port %s: certificate %s pinned in %s",
+	    cl.host, cl.port, hash, path);
+}
+
+static void
+write_all(int fd, const char *p, size_t n)
+{
+	ssize_t	 w;
+
+	while (n > 0) {
+		if ((w = write(fd, p, n)) == -1) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			/* stdout gone (a closed pipe): nobody to tell. */
+			client_exit(1);
+		}
+		p += w;
+		n -= w;
+	}
+}
+
+/*
+ * Write server text to fd. A terminal gets no control bytes from the
+ * server: C0 controls show as ^X, C1 controls (UTF-8 c2 80-9f) as '?',
+ * CR is dropped. Anything else is passed through as it is.
+ */
+static void
+out(int fd, const char *p, size_t n)
+{
+	char		 buf[1024];
+	size_t		 o = 0, i;
+	unsigned char	 c;
+
+	if (!cl.tty[fd]) {
+		write_all(fd, p, n);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (o > sizeof(buf) - 4) {
+			write_all(fd, buf, o);
+			o = 0;
+		}
+		c = p[i];
+		if (cl.c2[fd]) {
+			cl.c2[fd] = 0;
+			if (c >= 0x80 && c <= 0x9f) {
+				buf[o++] = '?';
+				continue;
+			}
+			buf[o++] = (char)0xc2;
+		}
+		if (c == 0xc2)
+			cl.c2[fd] = 1;
+		else if (c == '\n' || c == '\t')
+			buf[o++] = c;
+		else if (c == '\r')
+			continue;
+		else if (c < 0x20 || c == 0x7f) {
+			buf[o++] = '^';
+			buf[o++] = c == 0x7f ? '?' : c + '@';
+		} else
+			buf[o++] = c;
+	}
+	write_all(fd, buf, o);
+}
+
+static void
+out_line(int fd, const char *s)
+{
+	out(fd, s, strlen(s));
+	out(fd, "\n", 1);
+}
+
+/* The activity indicator, until the first byte of a reply. */
+static void
+spin_start(void)
+{
+	if (!cl.interactive)
+		return;
+	cl.spinning = 1;
+	cl.spin_shown = 0;
+	cl.spin_next = ev_now_ms() + SPIN_DELAY;
+}
+
+static void
+spin_tick(void)
+{
+	static const char	 frames[] = "|/-\\";
+	char			 s[2];
+
+	if (!cl.spinning || ev_now_ms() < cl.spin_next)
+		return;
+	s[0] = frames[cl.spin_frame++ % 4];
+	s[1] = '\b';
+	write_all(STDERR_FILENO, s, 2);
+	cl.spin_shown = 1;
+	cl.spin_next = ev_now_ms() + SPIN_STEP;
+}
+
+static void
+spin_stop(void)
+{
+	if (cl.spinning && cl.spin_shown)
+		write_all(STDERR_FILENO, " \b", 2);
+	cl.spinning = 0;
+}
+
+static int
+spin_timeout(void)
+{
+	uint64_t	 now;
+
+	if (!cl.spinning)
+		return (-1);
+	now = ev_now_ms();
+	return (now >= cl.spin_next ? 0 : (int)(cl.spin_next - now));
+}
+
+/* Server text while the prompt is up: leave the line, in cooked mode. */
+static void
+prompt_break(void)
+{
+	if (!cl.at_prompt || cl.broken)
+		return;
+	cl.broken = 1;
+	(void)tcgetattr(STDIN_FILENO, &cl.tio_edit);
+	(void)tcsetattr(STDIN_FILENO, TCSADRAIN, &cl.tio);
+	write_all(STDOUT_FILENO, "\n", 1);
+}
+
+/* Back to libedit's terminal mode and draw the prompt again. */
+static void
+prompt_mend(void)
+{
+	if (!cl.broken)
+		return;
+	cl.broken = 0;
+	(void)tcsetattr(STDIN_FILENO, TCSADRAIN, &cl.tio_edit);
+	el_set(cl.el, EL_REFRESH);
+}
+
+/* Write what is queued; -1 if the connection failed. */
+static int
+conn_write(void)
+{
+	ssize_t	 n;
+
+	while (ibuf_left(cl.wbuf) > 0) {
+		n = tls_write(cl.tls, ibuf_data(cl.wbuf), ibuf_left(cl.wbuf));
+		if (n == TLS_WANT_POLLIN || n == TLS_WANT_POLLOUT)
+			return (0);
+		if (n == -1)
+			return (-1);
+		ibuf_consume(cl.wbuf, n);
+	}
+	return (0);
+}
+
+/* Read what the server sent and show it as it comes. */
+static void
+conn_read(void)
+{
+	char	 buf[16384];
+	ssize_t	 n;
+
+	cl.read_wants_out = 0;
+	for (;;) {
+		n = tls_read(cl.tls, buf, sizeof(buf));
+		if (n == TLS_WANT_POLLIN)
+			break;
+		if (n == TLS_WANT_POLLOUT) {
+			cl.read_wants_out = 1;
+			break;
+		}
+		if (n == 0)
+			conn_eof();
+		if (n == -1)
+			cfatalx("%s port %s: %s", cl.host, cl.port,
+			    tls_error(cl.tls));
+		if (ibuf_add(cl.rbuf, buf, n) == -1)
+			cfatalx("out of memory");
+		reply_feed();
+	}
+}
+
+/* The server closed the connection. */
+static void
+conn_eof(void)
+{
+	if (cl.quitting)
+		client_exit(!cl.interactive && cl.errors > 0);
+	cfatalx("connection closed by %s port %s", cl.host, cl.port);
+}
+
+/*
+ * Wait for the server, a signal or (when asked) standard input, and do
+ * the connection's reading and writing. Returns 1 when standard input
+ * is readable.
+ */
+static int
+io_poll(int want_stdin, int timeout)
+{
+	struct pollfd	 pfd[3];
+	int		 n, t;
+
+	pfd[0].fd = sigpipe[0];
+	pfd[0].events = POLLIN;
+	pfd[1].fd = cl.sock;
+	pfd[1].events = POLLIN;
+	if (ibuf_left(cl.wbuf) > 0 || cl.read_wants_out)
+		pfd[1].events |= POLLOUT;
+	pfd[2].fd = want_stdin ? STDIN_FILENO : -1;
+	pfd[2].events = POLLIN;
+	pfd[0].revents = pfd[1].revents = pfd[2].revents = 0;
+	t = spin_timeout();
+	if (t != -1 && (timeout == -1 || t < timeout))
+		timeout = t;
+	if ((n = poll(pfd, 3, timeout)) == -1) {
+		if (errno != EINTR)
+			cfatalx("poll: %s", strerror(errno));
+		n = 0;
+	}
+	signals_run();
+	if (n > 0 && pfd[1].revents != 0) {
+		if (conn_write() == -1) {
+			/* Show a BYE the server may have sent first. */
+			conn_read();
+			cfatalx("%s port %s: %s", cl.host, cl.port,
+			    tls_error(cl.tls));
+		}
+		conn_read();
+	}
+	spin_tick();
+	return (n > 0 && pfd[2].revents != 0);
+}
+
+/* What the next reply answers; unasked replies count as commands. */
+static enum expect
+head(void)
+{
+	return (cl.nq > 0 ? cl.q[0].what : EXP_COMMAND);
+}
+
+static void
+push(enum expect what)
+{
+	if (cl.nq == QUEUE_MAX)
+		cfatalx("too many replies outstanding");
+	cl.q[cl.nq].what = what;
+	cl.q[cl.nq].cancel = 0;
+	cl.nq++;
+}
+
+/* Keep the model name for the prompt: a word of tame characters. */
+static void
+set_model(const char *s)
+{
+	size_t	 n;
+
+	n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789._-:/@+");
+	if (n == 0 || n >= sizeof(cl.model) || (s[n] != '\0' && s[n] != ' '))
+		return;
+	memcpy(cl.model, s, n);
+	cl.model[n] = '\0';
+}
+
+/* Follow the mode and the model from an OK status. */
+static void
+track(enum expect what, const char *text)
+{
+	if (strncmp(text, "chat mode", 9) == 0)
+		cl.chat = 1;
+	else if (strcmp(text, "back in command mode") == 0) {
+		cl.chat = 0;
+		cl.block = 0;
+	} else if (strncmp(text, "model ", 6) == 0 ||
+	    strncmp(text, "model=", 6) == 0)
+		set_model(text + 6);
+	if (what == EXP_AUTH && cl.model[0] == '\0')
+		cl.info_sent = 0;
+}
+
+/*
+ * Consume what the server sent. A body line is shown as its bytes
+ * come, so an answer streams; a status line, and the lines of INFO,
+ * are taken whole. reply_parse() decides what a line is and how much
+ * dot-stuffing to drop.
+ */
+static void
+reply_feed(void)
+{
+	char		 line[STATUS_MAX + 1], first[3];
+	const char	*p, *nl, *text;
+	size_t		 n, len;
+	enum reply_kind	 kind;
+	enum expect	 what;
+
+	while ((n = ibuf_left(cl.rbuf)) > 0) {
+		p = ibuf_data(cl.rbuf);
+		if (cl.midline) {
+			nl = memchr(p, '\n', n);
+			len = nl != NULL ? (size_t)(nl - p) + 1 : n;
+			body_piece(p, len);
+			if (nl != NULL)
+				cl.midline = 0;
+			ibuf_consume(cl.rbuf, len);
+			continue;
+		}
+		what = head();
+		if (p[0] == '.' && n < 2 && memchr(p, '\n', n) == NULL)
+			break;
+		if ((p[0] == '.' && (p[1] == ' ' || p[1] == '\n' ||
+		    p[1] == '\r')) || what == EXP_INFO ||
+		    what == EXP_INFO_QUIET) {
+			if ((nl = memchr(p, '\n', n)) == NULL) {
+				if (n > STATUS_MAX)
+					cfatalx("%s port %s: a line too long "
+					    "in a reply", cl.host, cl.port);
+				break;
+			}
+			len = nl - p;
+			if (len > STATUS_MAX)
+				cfatalx("%s port %s: a line too long in a "
+				    "reply", cl.host, cl.port);
+			memcpy(line, p, len);
+			if (len > 0 && line[len - 1] == '\r')
+				len--;
+			line[len] = '\0';
+			ibuf_consume(cl.rbuf, nl - p + 1);
+			if ((kind = reply_parse(line, &text)) == REPLY_BODY)
+				body_line(text);
+			else
+				status_line(kind, line, text);
+			continue;
+		}
+		/* A body line: drop its stuffed dot, if any, and stream. */
+		len = n < 2 ? n : 2;
+		memcpy(first, p, len);
+		first[len] = '\0';
+		(void)reply_parse(first, &text);
+		ibuf_consume(cl.rbuf, text - first);
+		cl.midline = 1;
+	}
+}
+
+/* A piece of a streamed body line. */
+static void
+body_piece(const char *p, size_t n)
+{
+	enum expect	 what = head();
+
+	spin_stop();
+	if (what == EXP_GREETING && !cl.interactive)
+		return;
+	prompt_break();
+	out(STDOUT_FILENO, p, n);
+}
+
+/* A whole body line (INFO's). */
+static void
+body_line(const char *text)
+{
+	enum expect	 what = head();
+
+	spin_stop();
+	if ((what == EXP_INFO || what == EXP_INFO_QUIET) &&
+	    strncmp(text, "model: ", 7) == 0)
+		set_model(text + 7);
+	if (what == EXP_INFO_QUIET)
+		return;
+	prompt_break();
+	out_line(STDOUT_FILENO, text);
+}
+
+/* A status line ends the reply at the head of the queue. */
+static void
+status_line(enum reply_kind kind, const char *line, const char *text)
+{
+	struct pending	 p = { EXP_COMMAND, 0 };
+	int		 cancelled = 0, i;
+
+	spin_stop();
+	if (cl.nq > 0) {
+		p = cl.q[0];
+		for (i = 1; i < cl.nq; i++)
+			cl.q[i - 1] = cl.q[i];
+		cl.nq--;
+	}
+	if (p.what != EXP_INFO_QUIET)
+		prompt_break();
+	switch (kind) {
+	case REPLY_OK:
+		track(p.what, text);
+		if (cl.interactive && p.what != EXP_INFO_QUIET)
+			out_line(STDOUT_FILENO, line);
+		break;
+	case REPLY_MORE:
+		for (i = 0; i < MORE_MAX - 1 && text[i] != '\0'; i++)
+			cl.more[i] = (text[i] >= 0x20 && text[i] < 0x7f) ?
+			    text[i] : '?';
+		cl.more[i] = '\0';
+		if (i == 0)
+			strlcpy(cl.more, "answer", sizeof(cl.more));
+		break;
+	case REPLY_ERR:
+		cancelled = strcmp(text, "cancelled") == 0 ||
+		    strncmp(text, "cancelled ", 10) == 0;
+		if (p.what != EXP_INFO_QUIET) {
+			cl.errors++;
+			out_line(STDERR_FILENO, line);
+		}
+		break;
+	case REPLY_BYE:
+		bye(p.what, line, text);
+	default:
+		cl.errors++;
+		prompt_break();
+		warnx("unexpected line from %s port %s:", cl.host, cl.port);
+		out_line(STDERR_FILENO, line);
+		break;
+	}
+	/* A CANCEL that came too late is a line of its own, answered. */
+	if (p.cancel && !cancelled)
+		push(cl.chat ? EXP_PROMPT : EXP_COMMAND);
+	if (cl.quitting && cl.nq == 0)
+		client_exit(!cl.interactive && cl.errors > 0);
+}
+
+/* The server ends the session. */
+static void
+bye(enum expect what, const char *line, const char *text)
+{
+	if (what == EXP_QUIT || cl.quitting) {
+		if (cl.interactive)
+			out_line(STDOUT_FILENO, line);
+		client_exit(!cl.interactive && cl.errors > 0);
+	}
+	if (what == EXP_GREETING)
+		cfatalx("%s port %s refused the session: %s", cl.host,
+		    cl.port, *text != '\0' ? text : "no reason given");
+	cfatalx("%s port %s closed the session: %s", cl.host, cl.port,
+	    *text != '\0' ? text : "no reason given");
+}
+
+/* Is the line this word alone, in any case? */
+static int
+is_word(const char *line, const char *word)
+{
+	return (strcasecmp(line, word) == 0);
+}
+
+/* Does the line start with this command word? */
+static int
+first_word(const char *line, const char *word)
+{
+	size_t	 n = strlen(word);
+
+	return (strncasecmp(line, word, n) == 0 &&
+	    (line[n] == '\0' || line[n] == ' '));
+}
+
+/* Queue a line for the server and note the reply it will get. */
+static void
+send_line(const char *line, enum expect what)
+{
+	if (ibuf_add(cl.wbuf, line, strlen(line)) == -1 ||
+	    ibuf_add(cl.wbuf, "\n", 1) == -1)
+		cfatalx("out of memory");
+	if (what == EXP_NONE)
+		return;
+	push(what);
+	if (what == EXP_QUIT)
+		cl.quitting = 1;
+	if (what != EXP_INFO_QUIET)
+		spin_start();
+}
+
+/* Send a line of the user's, knowing what the server will make of it. */
+static void
+submit(const char *line)
+{
+	enum expect	 what;
+
+	if (cl.block) {
+		if (strcmp(line, BLOCK_MARK) == 0) {
+			cl.block = 0;
+			what = EXP_PROMPT;
+		} else
+			what = EXP_NONE;
+	} else if (cl.more[0] != '\0') {
+		cl.more[0] = '\0';
+		what = EXP_COMMAND;
+	} else if (cl.chat) {
+		if (strcmp(line, BLOCK_MARK) == 0) {
+			cl.block = 1;
+			what = EXP_NONE;
+		} else if (is_word(line, "EXIT") || is_word(line, "QUIT"))
+			what = EXP_QUIT;
+		else if (is_word(line, "BACK"))
+			what = EXP_COMMAND;
+		else
+			what = EXP_PROMPT;
+	} else {
+		if (first_word(line, "INFO"))
+			what = EXP_INFO;
+		else if (first_word(line, "ASK"))
+			what = EXP_PROMPT;
+		else if (first_word(line, "AUTH"))
+			what = EXP_AUTH;
+		else if (is_word(line, "EXIT") || is_word(line, "QUIT"))
+			what = EXP_QUIT;
+		else
+			what = EXP_COMMAND;
+	}
+	send_line(line, what);
+}
+
+/* Ctrl-C while replies come: a streaming answer gets CANCEL. */
+static void
+cancel(void)
+{
+	if (cl.nq == 0 || cl.q[0].what != EXP_PROMPT || cl.q[0].cancel)
+		return;
+	cl.q[0].cancel = 1;
+	if (ibuf_add(cl.wbuf, "CANCEL\n", 7) == -1)
+		cfatalx("out of memory");
+}
+
+/* Show replies until none is outstanding and all is sent. */
+static void
+wait_replies(void)
+{
+	tty_mode(1);
+	while (cl.nq > 0 || ibuf_left(cl.wbuf) > 0) {
+		(void)io_poll(0, -1);
+		if (got_int) {
+			got_int = 0;
+			cancel();
+		}
+	}
+}
+
+/* The next line of standard input, not a terminal; NULL at its end. */
+static char *
+pipe_line(void)
+{
+	char		 buf[65536], *line, *p, *nl;
+	size_t		 n, len;
+	ssize_t		 nr;
+
+	for (;;) {
+		p = ibuf_data(cl.ibuf);
+		n = ibuf_left(cl.ibuf);
+		nl = memchr(p, '\n', n);
+		if (nl != NULL || (cl.in_eof && n > 0)) {
+			len = nl != NULL ? (size_t)(nl - p) : n;
+			ibuf_consume(cl.ibuf, nl != NULL ? len + 1 : len);
+			cl.in_lineno++;
+			if (len > 0 && p[len - 1] == '\r')
+				len--;
+			if (memchr(p, '\0', len) != NULL) {
+				warnx("line %zu of the input has a NUL byte; "
+				    "not sent", cl.in_lineno);
+				cl.errors++;
+				continue;
+			}
+			if ((line = malloc(len + 1)) == NULL)
+				cfatalx("out of memory");
+			memcpy(line, p, len);
+			line[len] = '\0';
+			return (line);
+		}
+		if (cl.in_eof)
+			return (NULL);
+		if (n > INPUT_MAX)
+			cfatalx("line %zu of the input is too long",
+			    cl.in_lineno + 1);
+		if (!io_poll(1, -1))
+			continue;
+		if ((nr = read(STDIN_FILENO, buf, sizeof(buf))) == -1) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			cfatalx("read: %s", strerror(errno));
+		}
+		if (nr == 0)
+			cl.in_eof = 1;
+		else if (ibuf_add(cl.ibuf, buf, nr) == -1)
+			cfatalx("out of memory");
+	}
+}
+
+/* Not on a terminal: each line in turn, then QUIT. */
+static void
+run_pipe(void)
+{
+	char	*line;
+
+	if ((cl.ibuf = ibuf_open(65536)) == NULL)
+		err(1, NULL);
+	for (;;) {
+		wait_replies();
+		if ((line = pipe_line()) == NULL) {
+			if (cl.block)
+				cfatalx("the input ended inside a \"\"\" "
+				    "prompt; it was not sent");
+			send_line("QUIT", EXP_QUIT);
+			continue;
+		}
+		if (*line != '\0' || cl.block)
+			submit(line);
+		free(line);
+	}
+}
+
+/* Between prompts the terminal neither echoes nor waits for lines. */
+static void
+tty_mode(int waiting)
+{
+	if (!cl.interactive || cl.tty_waiting == waiting)
+		return;
+	(void)tcsetattr(STDIN_FILENO, TCSADRAIN,
+	    waiting ? &cl.tio_wait : &cl.tio);
+	cl.tty_waiting = waiting;
+}
+
+/* libedit's reader: a key, while the connection is served. */
+static int
+tty_getc(EditLine *el, wchar_t *wc)
+{
+	char		 mb[MB_LEN_MAX];
+	size_t		 n = 0, r;
+	mbstate_t	 mbs;
+	ssize_t		 nr;
+	int		 ready;
+
+	for (;;) {
+		if (got_int) {
+			/* The terminal made SIGINT of it: give it back. */
+			got_int = 0;
+			*wc = CTRL_C;
+			return (1);
+		}
+		ready = io_poll(1, -1);
+		if (cl.broken && el != NULL)
+			prompt_mend();
+		if (!ready)
+			continue;
+		if ((nr = read(STDIN_FILENO, &mb[n], 1)) == -1) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return (-1);
+		}
+		if (nr == 0)
+			return (0);
+		n++;
+		memset(&mbs, 0, sizeof(mbs));
+		r = mbrtowc(wc, mb, n, &mbs);
+		if (r == (size_t)-2 && n < sizeof(mb))
+			continue;
+		if (r == (size_t)-1 || r == (size_t)-2) {
+			n = 0;
+			continue;
+		}
+		return (1);
+	}
+}
+
+/* Ctrl-C at the prompt: abandon the line, as a shell does. */
+static unsigned char
+tty_intr(EditLine *el, int ch)
+{
+	const LineInfo	*li;
+
+	(void)ch;
+	cl.intr = 1;
+	li = el_line(el);
+	el_cursor(el, (int)(li->lastchar - li->cursor));
+	el_insertstr(el, "^C");
+	el_push(el, "\n");
+	return (CC_REFRESH);
+}
+
+/* bridge [command gemini-2.0-flash]> and its variants. */
+static char *
+tty_prompt(EditLine *el)
+{
+	static char	 buf[160];
+
+	(void)el;
+	if (cl.more[0] != '\0')
+		snprintf(buf, sizeof(buf), "%s> ", cl.more);
+	else if (cl.block || cl.pasting)
+		snprintf(buf, sizeof(buf), "... ");
+	else
+		snprintf(buf, sizeof(buf), "bridge [%s %s]> ",
+		    cl.chat ? "chat" : "command",
+		    cl.model[0] != '\0' ? cl.model : "?");
+	return (buf);
+}
+
+/* The terminal modes, libedit and the history file. */
+static void
+tty_init(void)
+{
+	HistEvent	 ev;
+
+	if (tcgetattr(STDIN_FILENO, &cl.tio) == -1)
+		err(1, "tcgetattr");
+	cl.tio_wait = cl.tio;
+	cl.tio_wait.c_lflag &= ~(ICANON | ECHO | ECHONL);
+	cl.tio_wait.c_lflag |= ISIG;
+	cl.tio_wait.c_cc[VMIN] = 1;
+	cl.tio_wait.c_cc[VTIME] = 0;
+
+	if ((cl.hist = history_init()) == NULL)
+		errx(1, "history_init failed");
+	history(cl.hist, &ev, H_SETSIZE, HISTORY_SIZE);
+	history(cl.hist, &ev, H_SETUNIQUE, 1);
+	if (home_file("history", cl.histfile, sizeof(cl.histfile)) == -1)
+		cl.histfile[0] = '\0';
+	else
+		history(cl.hist, &ev, H_LOAD, cl.histfile);
+
+	if ((cl.el = el_init("bridgectl", stdin, stdout, stderr)) == NULL)
+		errx(1, "el_init failed");
+	el_set(cl.el, EL_EDITOR, "emacs");
+	el_set(cl.el, EL_SIGNAL, 0);
+	el_set(cl.el, EL_PROMPT, tty_prompt);
+	el_set(cl.el, EL_HIST, history, cl.hist);
+	el_source(cl.el, NULL);
+	el_set(cl.el, EL_GETCFN, tty_getc);
+	el_set(cl.el, EL_ADDFN, "bridge-interrupt",
+	    "Abandon the line being edited", tty_intr);
+	el_set(cl.el, EL_BIND, "^C", "bridge-interrupt", NULL);
+}
+
+/* A line from the terminal: 1, 0 at its end, -1 if abandoned. */
+static int
+tty_line(char **linep)
+{
+	const char	*s;
+	char		*line;
+	int		 n;
+
+	tty_mode(0);
+	cl.at_prompt = 1;
+	cl.intr = 0;
+	s = el_gets(cl.el, &n);
+	cl.at_prompt = 0;
+	cl.broken = 0;
+	if (cl.intr)
+		return (-1);
+	if (s == NULL || n <= 0)
+		return (0);
+	if ((line = strdup(s)) == NULL)
+		cfatalx("out of memory");
+	line[strcspn(line, "\r\n")] = '\0';
+	*linep = line;
+	return (1);
+}
+
+/* Is more input already there, or within ms? */
+static int
+stdin_pending(int ms)
+{
+	struct pollfd	 pfd;
+
+	pfd.fd = STDIN_FILENO;
+	pfd.events = POLLIN;
+	return (poll(&pfd, 1, ms) == 1 && (pfd.revents & POLLIN));
+}
+
+/* Remember a line; an AUTH token is not written to disk. */
+static void
+hist_add(const char *line)
+{
+	HistEvent	 ev;
+
+	if (*line == '\0' || first_word(line, "AUTH"))
+		return;
+	history(cl.hist, &ev, H_ENTER, line);
+	if (cl.histfile[0] != '\0')
+		history(cl.hist, &ev, H_SAVE, cl.histfile);
+}
+
+/*
+ * Lines that arrive together in chat mode were pasted: they go as one
+ * """ prompt. A paste that has a """ line of its own is sent as it is,
+ * line by line.
+ */
+static void
+paste(char *first)
+{
+	char	**lines, **nl, *line;
+	size_t	 n = 1, i;
+	int	 r, marked = 0;
+
+	if ((lines = calloc(1, sizeof(*lines))) == NULL)
+		cfatalx("out of memory");
+	lines[0] = first;
+	cl.pasting = 1;
+	while (stdin_pending(PASTE_MS)) {
+		if ((r = tty_line(&line)) == 0)
+			break;
+		if (r == -1) {
+			/* Ctrl-C drops the whole paste. */
+			for (i = 0; i < n; i++)
+				free(lines[i]);
+			free(lines);
+			cl.pasting = 0;
+			return;
+		}
+		hist_add(line);
+		if ((nl = reallocarray(lines, n + 1, sizeof(*lines))) == NULL)
+			cfatalx("out of memory");
+		lines = nl;
+		lines[n++] = line;
+	}
+	cl.pasting = 0;
+	for (i = 0; i < n; i++)
+		if (strcmp(lines[i], BLOCK_MARK) == 0)
+			marked = 1;
+	if (n == 1) {
+		submit(lines[0]);
+		free(lines[0]);
+		free(lines);
+	} else if (!marked) {
+		submit(BLOCK_MARK);
+		for (i = 0; i < n; i++) {
+			submit(lines[i]);
+			free(lines[i]);
+		}
+		submit(BLOCK_MARK);
+		free(lines);
+	} else {
+		cl.pend = lines;
+		cl.npend = n;
+		cl.ipend = 0;
+	}
+}
+
+/* Ctrl-D: QUIT, unless the server waits for the rest of something. */
+static void
+leave(void)
+{
+	write_all(STDOUT_FILENO, "\n", 1);
+	if (cl.block || cl.more[0] != '\0')
+		client_exit(0);
+	send_line("QUIT", EXP_QUIT);
+	wait_replies();
+	client_exit(0);
+}
+
+/* On a terminal: prompt, send, show the replies, again. */
+static void
+run_tty(void)
+{
+	char	*line;
+	int	 r;
+
+	for (;;) {
+		wait_replies();
+		if (cl.ipend < cl.npend) {
+			submit(cl.pend[cl.ipend]);
+			free(cl.pend[cl.ipend++]);
+			if (cl.ipend == cl.npend) {
+				free(cl.pend);
+				cl.pend = NULL;
+				cl.ipend = cl.npend = 0;
+			}
+			continue;
+		}
+		if (!cl.info_sent) {
+			cl.info_sent = 1;
+			send_line("INFO", EXP_INFO_QUIET);
+			continue;
+		}
+		if ((r = tty_line(&line)) == 0)
+			leave();
+		if (r == -1)
+			continue;
+		if (*line == '\0' && !cl.block) {
+			free(line);
+			continue;
+		}
+		hist_add(line);
+		if (cl.chat && !cl.block && cl.more[0] == '\0' &&
+		    stdin_pending(PASTE_MS))
+			paste(line);
+		else {
+			submit(line);
+			free(line);
+		}
+	}
+}
+
+int
+client_main(int argc, char *argv[])
+{
+	const char	*cafile = NULL, *errstr;
+	long long	 port = DEFAULT_PORT;
+	int		 ch, insecure = 0;
+
+	opterr = 0;
+	optind = 1;
+	while ((ch = getopt(argc, argv, "C:kp:")) != -1) {
+		switch (ch) {
+		case 'C':
+			cafile = optarg;
+			break;
+		case 'k':
+			insecure = 1;
+			break;
+		case 'p':
+			port = strtonum(optarg, 1, 65535, &errstr);
+			if (errstr != NULL)
+				errx(1, "port %s: %s", optarg, errstr);
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc != 1)
+		usage();
+	if (cafile != NULL && insecure)
+		errx(1, "-C and -k cannot be used together");
+	cl.host = argv[0];
+	if (*cl.host == '\0' || strlen(cl.host) > 255 ||
+	    cl.host[strcspn(cl.host, " \t\r\n#")] != '\0')
+		errx(1, "bad host name: %s", cl.host);
+	(void)snprintf(cl.port, sizeof(cl.port), "%lld", port);
+
+	/* The protocol is UTF-8, whatever the environment says. */
+	if (setlocale(LC_CTYPE, "") == NULL || MB_CUR_MAX == 1)
+		(void)setlocale(LC_CTYPE, "C.UTF-8");
+	umask(077);
+	signal(SIGPIPE, SIG_IGN);
+	cl.tty[STDOUT_FILENO] = isatty(STDOUT_FILENO);
+	cl.tty[STDERR_FILENO] = isatty(STDERR_FILENO);
+	cl.interactive = isatty(STDIN_FILENO) && cl.tty[STDOUT_FILENO];
+
+	if (insecure)
+		warnx("WARNING: -k: the certificate of %s is NOT verified; "
+		    "anyone on the way can read and change this session",
+		    cl.host);
+	cl.sock = tcp_connect();
+	tls_start(cafile, insecure);
+	if (cafile == NULL && !insecure)
+		pin_check();
+
+	if ((cl.rbuf = ibuf_open(16384)) == NULL ||
+	    (cl.wbuf = ibuf_open(1024)) == NULL)
+		err(1, NULL);
+	if (cl.interactive) {
+		signals_init();
+		tty_init();
+	}
+	push(EXP_GREETING);
+	if (cl.interactive)
+		run_tty();
+	run_pipe();
+}

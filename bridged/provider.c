@@ -1,0 +1,1761 @@
+/*
+ * provider.c: the provider process. It holds the API key and talks to
+ * the upstream LLM API with libcurl's multi interface, driven by the
+ * event loop of lib/: many concurrent streams, no thread per request.
+ *
+ * Workers (and control) reach it over their own channels, which the
+ * parent hands over with IMSG_PARENT_CHANNEL. A worker asks for the
+ * model list (IMSG_WORKER_MODELS, answered from a cache) or sends a
+ * context in parts (IMSG_WORKER_GEN_BEGIN, _PART..., _END); each event
+ * of the upstream's stream goes back as IMSG_PROVIDER_CHUNK as soon as
+ * it is parsed. Every request gets exactly one last answer:
+ * IMSG_PROVIDER_MODELS_END, IMSG_PROVIDER_DONE or IMSG_PROVIDER_ERROR
+ * (also after IMSG_WORKER_CANCEL, with code "cancelled"). A worker
+ * that breaks the protocol loses its channel; the provider goes on.
+ */
+
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "bridged.h"
+
+#define PV_SSE_MAX	(64 * 1024 * 1024)	/* one stream event */
+#define PV_ERRBODY_MAX	(1024 * 1024)		/* error body kept */
+#define PV_PAGE_MAX	(16 * 1024 * 1024)	/* one model list page */
+#define PV_PAGES_MAX	100			/* pages of one listing */
+#define PV_MODELS_MAX	10000
+#define PV_CHUNK_MAX	(1024 * 1024)		/* text per CHUNK */
+#define PV_QUEUE_HIGH	(4 * 1024 * 1024)	/* worker lags: pause */
+#define PV_QUEUE_LOW	(1024 * 1024)		/* caught up: resume */
+#define PV_FLOW_POLL	20			/* ms */
+#define PV_REQS_MAX	8			/* open requests a channel */
+#define PV_TURNS_MAX	100000
+#define PV_CONTEXT_MIN	(16 * 1024 * 1024)	/* bytes, over memory limit */
+#define PV_KEY_MAX	4096
+#define PV_BACKOFF	1000			/* ms, first retry */
+#define PV_BACKOFF_MAX	60000			/* ms */
+
+struct req;
+
+struct wchan {
+	TAILQ_ENTRY(wchan)	 entry;
+	struct channel		 ch;
+	uint32_t		 wid;
+	TAILQ_HEAD(, req)	 reqs;
+	int			 nreqs;
+	int			 gone;
+};
+TAILQ_HEAD(wchan_list, wchan);
+
+struct turn {
+	int			 role;
+	struct ibuf		*text;
+};
+
+enum req_kind {
+	REQ_MODELS,
+	REQ_GEN
+};
+
+enum req_state {
+	RS_BUILDING,		/* parts arrive */
+	RS_RUNNING,		/* sent upstream, or waiting for the list */
+	RS_DISCARD		/* answered already: swallow parts and END */
+};
+
+enum xfer_kind {
+	XFER_GEN,
+	XFER_MODELS
+};
+
+struct xfer {
+	TAILQ_ENTRY(xfer)	 entry;
+	enum xfer_kind		 kind;
+	CURL			*easy;
+	struct curl_slist	*hdrs;
+	char			*url;
+	char			*body;		/* request body, for retries */
+	size_t			 bodylen;
+	struct ibuf		*resp;		/* a page, or an error body */
+	struct sse		 sse;
+	char			 errbuf[CURL_ERROR_SIZE];
+	long			 status;	/* HTTP status, 0 before */
+	double			 retry_after;	/* s, Retry-After; -1 none */
+	int			 attempt;	/* retries made */
+	uint64_t		 started;	/* ms */
+	uint64_t		 deadline;	/* ms */
+	int			 active;	/* in the multi handle */
+	int			 paused;
+	struct ev_timer		 retry;
+	/* what went wrong, decided in a callback, reported when done */
+	const char		*fail_code;
+	char			 fail_text[256];
+	struct gem_error	 err;		/* an error event */
+	int			 err_set;
+	/* a generation */
+	struct req		*req;
+	uint64_t		 sent;		/* bytes of text forwarded */
+	char			 finish[40];
+	char			 block[40];
+	int64_t			 prompt;
+	int64_t			 answer;
+	/* a listing */
+	struct gem_model	*models;
+	size_t			 nmodels;
+	int			 pages;
+};
+TAILQ_HEAD(xfer_list, xfer);
+
+struct req {
+	TAILQ_ENTRY(req)	 entry;		/* w->reqs */
+	TAILQ_ENTRY(req)	 wentry;	/* pv.waiters */
+	struct wchan		*w;
+	uint32_t		 id;
+	enum req_kind		 kind;
+	enum req_state		 state;
+	int			 waiting;	/* for the model list */
+	char			 model[MODEL_MAX_LEN];
+	char			*system;
+	struct turn		*turns;
+	size_t			 nturns;
+	size_t			 maxturns;
+	int			 open;		/* the last turn takes more */
+	uint64_t		 bytes;
+	const char		*err_code;	/* refused: answered at END */
+	char			 err_text[128];
+	struct xfer		*x;
+	uint64_t		 started;	/* ms */
+};
+TAILQ_HEAD(req_list, req);
+
+static struct {
+	struct bridged_conf	*conf;
+	struct provider_conf	 pc;		/* the provider in use */
+	int			 have_pc;
+	char			*key;
+	size_t			 keylen;
+	char			 keyerr[160];	/* why there is no key */
+	CURLM			*multi;
+	struct ev_timer		 curl_timer;
+	struct ev_timer		 flow_timer;
+	struct ev_timer		 reap_timer;
+	struct wchan_list	 chans;
+	struct wchan_list	 dead;
+	struct req_list		 waiters;
+	struct xfer_list	 xfers;
+	struct xfer		*listing;
+	struct gem_model	*models;	/* the cached chat models */
+	size_t			 nmodels;
+	uint64_t		 models_at;	/* ms; 0: none */
+	int			 restart;	/* exit once idle */
+} pv;
+
+static void	provider_dispatch_parent(struct channel *, struct imsg *);
+static void	provider_dispatch_worker(struct channel *, struct imsg *);
+static void	xfer_free(struct xfer *);
+static int	xfer_start(struct xfer *);
+static void	xfer_check_done(void);
+static void	listing_start(void);
+static void	listing_page(struct xfer *);
+static void	listing_end(const char *, const char *);
+static void	req_free(struct req *);
+static void	send_error(struct wchan *, uint32_t, const char *,
+		    const char *, ...)
+		    __attribute__((__format__ (printf, 4, 5)));
+
+/* ---- the API key ---------------------------------------------------- */
+
+/* A key goes in a header: printable ASCII, no spaces, no line ends. */
+static int
+key_valid(const char *k, size_t len)
+{
+	size_t	 i;
+
+	if (len == 0 || len > PV_KEY_MAX)
+		return (0);
+	for (i = 0; i < len; i++)
+		if (k[i] < 0x21 || k[i] > 0x7e)
+			return (0);
+	return (1);
+}
+
+/* Read the key from a file: one line, surrounding blanks dropped. */
+static char *
+key_from_file(const char *path, size_t *lenp, char *err, size_t errsz)
+{
+	struct stat	 sb;
+	char		 buf[PV_KEY_MAX + 2], *k = NULL, *p;
+	ssize_t		 n;
+	size_t		 len = 0;
+	int		 fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		snprintf(err, errsz, "cannot open api key file %s: %s", path,
+		    strerror(errno));
+		return (NULL);
+	}
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		snprintf(err, errsz, "api key file %s is not a file", path);
+		close(fd);
+		return (NULL);
+	}
+	if (sb.st_mode & (S_IRWXG | S_IRWXO))
+		log_warnx("api key file %s is readable by others", path);
+	while (len < sizeof(buf) &&
+	    (n = read(fd, buf + len, sizeof(buf) - len)) > 0)
+		len += n;
+	close(fd);
+	p = buf;
+	while (len > 0 && (p[len - 1] == '\n' || p[len - 1] == '\r' ||
+	    p[len - 1] == ' ' || p[len - 1] == '\t'))
+		len--;
+	while (len > 0 && (*p == ' ' || *p == '\t')) {
+		p++;
+		len--;
+	}
+	if (!key_valid(p, len))
+		snprintf(err, errsz, "api key file %s: no usable key (one "
+		    "line of printable characters)", path);
+	else if ((k = malloc(len + 1)) == NULL)
+		snprintf(err, errsz, "out of memory");
+	else {
+		memcpy(k, p, len);
+		k[len] = '\0';
+		*lenp = len;
+	}
+	explicit_bzero(buf, sizeof(buf));
+	return (k);
+}
+
+/* Take the key from the environment, and wipe it there. */
+static char *
+key_from_env(const char *name, size_t *lenp, char *err, size_t errsz)
+{
+	char	*v, *k;
+	size_t	 len;
+
+	if ((v = getenv(name)) == NULL) {
+		snprintf(err, errsz, "api key env %s is not set", name);
+		return (NULL);
+	}
+	len = strlen(v);
+	if (!key_valid(v, len)) {
+		snprintf(err, errsz, "api key env %s: no usable key", name);
+		return (NULL);
+	}
+	if ((k = strdup(v)) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return (NULL);
+	}
+	explicit_bzero(v, len);
+	unsetenv(name);
+	*lenp = len;
+	return (k);
+}
+
+/* Load the key of pc; 0 with a new key in pv, -1 with pv.keyerr set. */
+static int
+key_load(const struct provider_conf *pc)
+{
+	char	*k = NULL;
+	size_t	 len = 0;
+
+	if (pc->key_file[0] != '\0')
+		k = key_from_file(pc->key_file, &len, pv.keyerr,
+		    sizeof(pv.keyerr));
+	else if (pc->key_env[0] != '\0')
+		k = key_from_env(pc->key_env, &len, pv.keyerr,
+		    sizeof(pv.keyerr));
+	else
+		snprintf(pv.keyerr, sizeof(pv.keyerr), "provider %s has no "
+		    "api key", pc->name);
+	if (k == NULL)
+		return (-1);
+	if (pv.key != NULL)
+		freezero(pv.key, pv.keylen);
+	pv.key = k;
+	pv.keylen = len;
+	pv.keyerr[0] = '\0';
+	return (0);
+}
+
+static void
+key_wipe(void)
+{
+	if (pv.key != NULL)
+		freezero(pv.key, pv.keylen);
+	pv.key = NULL;
+	pv.keylen = 0;
+}
+
+/* ---- answers to workers --------------------------------------------- */
+
+/* Whether a channel can take an answer. */
+static int
+wchan_ok(struct wchan *w)
+{
+	return (!w->gone && !w->ch.dead);
+}
+
+static void
+send_error(struct wchan *w, uint32_t id, const char *code,
+    const char *fmt, ...)
+{
+	struct ibuf	*b;
+	va_list		 ap;
+	char		 text[800];
+	size_t		 i;
+
+	if (!wchan_ok(w))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	/* A status line is one line. */
+	for (i = 0; text[i] != '\0'; i++)
+		if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f)
+			text[i] = ' ';
+	if ((b = channel_create(&w->ch, IMSG_PROVIDER_ERROR, 0,
+	    strlen(text) + 64)) == NULL ||
+	    ibuf_add_u32(b, id) == -1 || ibuf_add_str(b, code) == -1 ||
+	    ibuf_add_str(b, text) == -1) {
+		ibuf_free(b);
+		log_warn("%s", __func__);
+		return;
+	}
+	channel_send(&w->ch, b);
+}
+
+/* Forward text, in pieces that end on character boundaries. */
+static void
+send_chunk(struct wchan *w, uint32_t id, const char *text, size_t len)
+{
+	struct ibuf	*b;
+	size_t		 n;
+
+	while (len > 0 && wchan_ok(w)) {
+		n = len;
+		if (n > PV_CHUNK_MAX) {
+			n = PV_CHUNK_MAX;
+			while (n > 1 && ((unsigned char)text[n] & 0xc0) == 0x80)
+				n--;
+		}
+		if ((b = channel_create(&w->ch, IMSG_PROVIDER_CHUNK, 0,
+		    n + 16)) == NULL || ibuf_add_u32(b, id) == -1 ||
+		    ibuf_add_data(b, text, n) == -1) {
+			ibuf_free(b);
+			log_warn("%s", __func__);
+			return;
+		}
+		channel_send(&w->ch, b);
+		text += n;
+		len -= n;
+	}
+}
+
+static void
+send_done(struct wchan *w, uint32_t id, uint64_t prompt, uint64_t answer,
+    const char *finish)
+{
+	struct ibuf	*b;
+
+	if (!wchan_ok(w))
+		return;
+	if ((b = channel_create(&w->ch, IMSG_PROVIDER_DONE, 0, 64)) == NULL ||
+	    ibuf_add_u32(b, id) == -1 || ibuf_add_u64(b, prompt) == -1 ||
+	    ibuf_add_u64(b, answer) == -1 || ibuf_add_str(b, finish) == -1) {
+		ibuf_free(b);
+		log_warn("%s", __func__);
+		return;
+	}
+	channel_send(&w->ch, b);
+}
+
+/* The cached list, then its end. */
+static void
+send_models(struct wchan *w, uint32_t id)
+{
+	struct ibuf	*b;
+	size_t		 i;
+
+	for (i = 0; i < pv.nmodels && wchan_ok(w); i++) {
+		if ((b = channel_create(&w->ch, IMSG_PROVIDER_MODEL, 0,
+		    MODEL_MAX_LEN + 32)) == NULL ||
+		    ibuf_add_u32(b, id) == -1 ||
+		    ibuf_add_str(b, pv.models[i].name) == -1 ||
+		    ibuf_add_u64(b, pv.models[i].input_limit) == -1 ||
+		    ibuf_add_u64(b, pv.models[i].output_limit) == -1) {
+			ibuf_free(b);
+			log_warn("%s", __func__);
+			return;
+		}
+		channel_send(&w->ch, b);
+	}
+	if (wchan_ok(w))
+		channel_compose(&w->ch, IMSG_PROVIDER_MODELS_END, 0, -1, &id,
+		    sizeof(id));
+}
+
+/* ---- requests and channels ------------------------------------------ */
+
+static struct req *
+req_find(struct wchan *w, uint32_t id)
+{
+	struct req	*r;
+
+	TAILQ_FOREACH(r, &w->reqs, entry)
+		if (r->id == id)
+			return (r);
+	return (NULL);
+}
+
+static struct req *
+req_new(struct wchan *w, uint32_t id, enum req_kind kind)
+{
+	struct req	*r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		fatal("%s", __func__);
+	r->w = w;
+	r->id = id;
+	r->kind = kind;
+	r->started = ev_now_ms();
+	TAILQ_INSERT_TAIL(&w->reqs, r, entry);
+	w->nreqs++;
+	return (r);
+}
+
+/* Drop the context of a request; conversations are wiped. */
+static void
+req_drop_turns(struct req *r)
+{
+	size_t	 i;
+
+	for (i = 0; i < r->nturns; i++)
+		ibuf_free(r->turns[i].text);
+	free(r->turns);
+	r->turns = NULL;
+	r->nturns = r->maxturns = 0;
+	r->open = 0;
+	if (r->system != NULL)
+		freezero(r->system, strlen(r->system));
+	r->system = NULL;
+}
+
+/* Whether nothing is in flight: a pending restart may happen. */
+static void
+provider_idle_check(void)
+{
+	struct wchan	*w;
+
+	if (!pv.restart || pv.listing != NULL)
+		return;
+	TAILQ_FOREACH(w, &pv.chans, entry)
+		if (w->nreqs > 0)
+			return;
+	log_info("provider: restarting to load the new api key");
+	key_wipe();
+	exit(0);
+}
+
+/* Forget a request; its transfer, if any, is stopped. */
+static void
+req_free(struct req *r)
+{
+	if (r->x != NULL) {
+		r->x->req = NULL;
+		xfer_free(r->x);
+		r->x = NULL;
+	}
+	if (r->waiting) {
+		TAILQ_REMOVE(&pv.waiters, r, wentry);
+		r->waiting = 0;
+	}
+	req_drop_turns(r);
+	TAILQ_REMOVE(&r->w->reqs, r, entry);
+	r->w->nreqs--;
+	free(r);
+}
+
+/* Free what was dropped, outside of the channel's own callbacks. */
+static void
+wchan_reap(void *arg)
+{
+	struct wchan	*w;
+
+	(void)arg;
+	while ((w = TAILQ_FIRST(&pv.dead)) != NULL) {
+		TAILQ_REMOVE(&pv.dead, w, entry);
+		free(w);
+	}
+	provider_idle_check();
+}
+
+/* Close a channel and stop everything it asked for. */
+static void
+wchan_drop(struct wchan *w)
+{
+	struct req	*r;
+
+	if (w->gone)
+		return;
+	w->gone = 1;
+	channel_shutdown(&w->ch);
+	while ((r = TAILQ_FIRST(&w->reqs)) != NULL)
+		req_free(r);
+	TAILQ_REMOVE(&pv.chans, w, entry);
+	TAILQ_INSERT_TAIL(&pv.dead, w, entry);
+	if (!ev_timer_pending(&pv.reap_timer))
+		ev_timer_add(&pv.reap_timer, 0);
+}
+
+/* A worker broke the protocol: log it and close its channel. */
+static void
+wchan_reject(struct wchan *w, struct imsg *imsg, const char *why)
+{
+	log_warnx("worker %u: bad %s (%s); closing its channel", w->wid,
+	    imsg_type_name(imsg->hdr.type), why);
+	wchan_drop(w);
+}
+
+static void
+wchan_closed(struct channel *ch)
+{
+	struct wchan	*w = ch->arg;
+
+	log_debug("worker %u: channel closed", w->wid);
+	wchan_drop(w);
+}
+
+/* ---- libcurl in the event loop ---------------------------------------- */
+
+static void
+curl_sock_event(int fd, int events, void *arg)
+{
+	int	 flags = 0, running;
+
+	(void)arg;
+	if (events & EV_READ)
+		flags |= CURL_CSELECT_IN;
+	if (events & EV_WRITE)
+		flags |= CURL_CSELECT_OUT;
+	if (events & EV_HUP)
+		flags |= CURL_CSELECT_ERR;
+	curl_multi_socket_action(pv.multi, fd, flags, &running);
+	xfer_check_done();
+}
+
+/* CURLMOPT_SOCKETFUNCTION: watch what libcurl asks for. */
+static int
+curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *sockp)
+{
+	int	 ev = 0;
+
+	(void)e;
+	(void)userp;
+	(void)sockp;
+	switch (what) {
+	case CURL_POLL_IN:
+		ev = EV_READ;
+		break;
+	case CURL_POLL_OUT:
+		ev = EV_WRITE;
+		break;
+	case CURL_POLL_INOUT:
+		ev = EV_READ | EV_WRITE;
+		break;
+	case CURL_POLL_REMOVE:
+	default:
+		ev_del(s);
+		return (0);
+	}
+	ev_set(s, ev, curl_sock_event, NULL);
+	return (0);
+}
+
+static void
+curl_timer_fire(void *arg)
+{
+	int	 running;
+
+	(void)arg;
+	curl_multi_socket_action(pv.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	xfer_check_done();
+}
+
+/* CURLMOPT_TIMERFUNCTION: one timer for the whole multi handle. */
+static int
+curl_timer_cb(CURLM *m, long ms, void *userp)
+{
+	(void)m;
+	(void)userp;
+	if (ms < 0)
+		ev_timer_del(&pv.curl_timer);
+	else
+		ev_timer_add(&pv.curl_timer, (uint64_t)ms);
+	return (0);
+}
+
+/* Resume the streams that waited for a slow worker. */
+static void
+flow_fire(void *arg)
+{
+	struct xfer	*x;
+	int		 still = 0;
+
+	(void)arg;
+	TAILQ_FOREACH(x, &pv.xfers, entry) {
+		if (!x->paused)
+			continue;
+		if (x->req != NULL && wchan_ok(x->req->w) &&
+		    x->req->w->ch.ibuf.queued > PV_QUEUE_LOW) {
+			still = 1;
+			continue;
+		}
+		x->paused = 0;
+		curl_easy_pause(x->easy, CURLPAUSE_CONT);
+		if (x->paused)
+			still = 1;
+	}
+	if (still)
+		ev_timer_add(&pv.flow_timer, PV_FLOW_POLL);
+	xfer_check_done();
+}
+
+/* ---- transfers ---------------------------------------------------- */
+
+static void
+xfer_fail(struct xfer *x, const char *code, const char *fmt, ...)
+    __attribute__((__format__ (printf, 3, 4)));
+
+/* Remember why a transfer must stop; reported when libcurl is done. */
+static void
+xfer_fail(struct xfer *x, const char *code, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	if (x->fail_code != NULL)
+		return;
+	x->fail_code = code;
+	va_start(ap, fmt);
+	vsnprintf(x->fail_text, sizeof(x->fail_text), fmt, ap);
+	va_end(ap);
+}
+
+/* CURLOPT_HEADERFUNCTION: the status of each response, Retry-After. */
+static size_t
+xfer_header(char *buf, size_t size, size_t n, void *arg)
+{
+	struct xfer	*x = arg;
+	size_t		 len = size * n, vlen;
+	char		 v[64];
+
+	if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
+		x->status = 0;
+		x->retry_after = -1;
+	} else if (len > 12 && strncasecmp(buf, "Retry-After:", 12) == 0) {
+		vlen = len - 12;
+		if (vlen >= sizeof(v))
+			vlen = sizeof(v) - 1;
+		memcpy(v, buf + 12, vlen);
+		v[vlen] = '\0';
+		v[strcspn(v, "\r\n")] = '\0';
+		x->retry_after = gem_retry_after(v, time(NULL));
+	}
+	return (len);
+}
+
+/* CURLOPT_WRITEFUNCTION: feed the stream, or keep the body. */
+static size_t
+xfer_write(char *buf, size_t size, size_t n, void *arg)
+{
+	struct xfer	*x = arg;
+	size_t		 len = size * n, max;
+	long		 code = 0;
+
+	if (x->status == 0) {
+		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+		x->status = code;
+	}
+	if (x->kind == XFER_MODELS || x->status < 200 || x->status > 299) {
+		max = x->status >= 200 && x->status <= 299 ? PV_PAGE_MAX :
+		    PV_ERRBODY_MAX;
+		if (ibuf_left(x->resp) + len > max) {
+			if (x->status < 200 || x->status > 299)
+				return (len);	/* enough of an error */
+			xfer_fail(x, "upstream", "model list page larger than "
+			    "%d bytes", PV_PAGE_MAX);
+			return (0);
+		}
+		if (ibuf_add(x->resp, buf, len) == -1) {
+			xfer_fail(x, "internal", "out of memory");
+			return (0);
+		}
+		return (len);
+	}
+	/* Wait while the worker has not taken what it was sent. */
+	if (x->req != NULL && wchan_ok(x->req->w) &&
+	    x->req->w->ch.ibuf.queued > PV_QUEUE_HIGH) {
+		x->paused = 1;
+		if (!ev_timer_pending(&pv.flow_timer))
+			ev_timer_add(&pv.flow_timer, PV_FLOW_POLL);
+		return (CURL_WRITEFUNC_PAUSE);
+	}
+	if (sse_feed(&x->sse, buf, len) == -1) {
+		if (x->sse.error == SSE_ETOOBIG)
+			xfer_fail(x, "upstream", "an event of the answer "
+			    "stream is larger than %d bytes", PV_SSE_MAX);
+		else if (x->sse.error == SSE_ENOMEM)
+			xfer_fail(x, "internal", "out of memory");
+		return (0);
+	}
+	return (len);
+}
+
+/* One event of a generation's stream. */
+static int
+xfer_event(void *arg, const char *event, const char *data, size_t len)
+{
+	struct xfer	*x = arg;
+	struct gem_event ev;
+
+	(void)event;
+	if (gem_parse_event(data, len, &ev) == -1) {
+		xfer_fail(x, "upstream", "%s: the API sent an event that is "
+		    "not JSON", x->sent > 0 ? "answer incomplete" :
+		    "no answer");
+		return (-1);
+	}
+	if (ev.has_error) {
+		x->err = ev.err;
+		x->err_set = 1;
+		gem_event_free(&ev);
+		return (-1);
+	}
+	if (ev.block[0] != '\0') {
+		xfer_fail(x, "upstream", "the API blocked the prompt (%s); "
+		    "rephrase it", ev.block);
+		gem_event_free(&ev);
+		return (-1);
+	}
+	if (ev.textlen > 0 && x->req != NULL) {
+		send_chunk(x->req->w, x->req->id, ev.text, ev.textlen);
+		x->sent += ev.textlen;
+	}
+	if (ev.finish[0] != '\0')
+		strlcpy(x->finish, ev.finish, sizeof(x->finish));
+	/* Running totals: the last one counts. */
+	if (ev.usage.prompt >= 0)
+		x->prompt = ev.usage.prompt;
+	if (ev.usage.answer >= 0)
+		x->answer = ev.usage.answer;
+	gem_event_free(&ev);
+	return (0);
+}
+
+static struct xfer *
+xfer_new(enum xfer_kind kind, const char *url)
+{
+	struct xfer	*x;
+	char		*hdr;
+	int		 timeout;
+
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		fatal("%s", __func__);
+	x->kind = kind;
+	x->retry_after = -1;
+	x->prompt = x->answer = -1;
+	x->started = ev_now_ms();
+	timeout = pv.pc.timeout > 0 ? pv.pc.timeout : PROVIDER_TIMEOUT;
+	x->deadline = x->started + (uint64_t)timeout * 1000;
+	ev_timer_set(&x->retry, NULL, x);
+	if ((x->url = strdup(url)) == NULL ||
+	    (x->resp = ibuf_open(0)) == NULL)
+		fatal("%s", __func__);
+	if (asprintf(&hdr, "x-goog-api-key: %s", pv.key) == -1)
+		fatal("%s", __func__);
+	x->hdrs = curl_slist_append(NULL, hdr);
+	freezero(hdr, strlen(hdr));
+	if (x->hdrs == NULL ||
+	    (kind == XFER_GEN && (x->hdrs = curl_slist_append(x->hdrs,
+	    "Content-Type: application/json")) == NULL) ||
+	    (x->hdrs = curl_slist_append(x->hdrs, "Expect:")) == NULL)
+		fatalx("%s: curl_slist_append", __func__);
+	TAILQ_INSERT_TAIL(&pv.xfers, x, entry);
+	return (x);
+}
+
+/* Stop a transfer wherever it is and free it. */
+static void
+xfer_free(struct xfer *x)
+{
+	struct curl_slist	*s;
+
+	if (x == NULL)
+		return;
+	if (x->active)
+		curl_multi_remove_handle(pv.multi, x->easy);
+	if (x->easy != NULL)
+		curl_easy_cleanup(x->easy);
+	ev_timer_del(&x->retry);
+	/* The key was copied into the header list: wipe it. */
+	for (s = x->hdrs; s != NULL; s = s->next)
+		explicit_bzero(s->data, strlen(s->data));
+	curl_slist_free_all(x->hdrs);
+	sse_clear(&x->sse);
+	if (x->body != NULL)
+		freezero(x->body, x->bodylen);
+	ibuf_free(x->resp);
+	free(x->url);
+	free(x->models);
+	if (pv.listing == x)
+		pv.listing = NULL;
+	TAILQ_REMOVE(&pv.xfers, x, entry);
+	free(x);
+}
+
+static void
+xfer_retry_fire(void *arg)
+{
+	struct xfer	*x = arg;
+
+	if (xfer_start(x) == -1) {
+		xfer_fail(x, "upstream-timeout", "no answer within %d s",
+		    pv.pc.timeout);
+		/* Report it as libcurl would have. */
+		if (x->kind == XFER_MODELS)
+			listing_end(x->fail_code, x->fail_text);
+		else if (x->req != NULL) {
+			send_error(x->req->w, x->req->id, x->fail_code, "%s",
+			    x->fail_text);
+			req_free(x->req);
+		}
+	}
+}
+
+/* Set up the easy handle once; options common to every attempt. */
+static int
+xfer_setup(struct xfer *x)
+{
+	CURL	*e;
+	long	 ct;
+
+	if ((e = curl_easy_init()) == NULL)
+		return (-1);
+	x->easy = e;
+	ct = pv.pc.connect_timeout > 0 ? pv.pc.connect_timeout :
+	    PROVIDER_CONNECT_TIMEOUT;
+	if (curl_easy_setopt(e, CURLOPT_PRIVATE, x) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, xfer_write) !=
+	    CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_WRITEDATA, x) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, xfer_header) !=
+	    CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_HEADERDATA, x) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, ct) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_USERAGENT, "bridged/" BRIDGE_VERSION)
+	    != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK)
+		return (-1);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	if (curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") !=
+	    CURLE_OK)
+		return (-1);
+#else
+	if (curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP |
+	    CURLPROTO_HTTPS)) != CURLE_OK)
+		return (-1);
+#endif
+	if (x->kind == XFER_GEN) {
+		if (curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+		    (curl_off_t)x->bodylen) != CURLE_OK ||
+		    curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body) !=
+		    CURLE_OK)
+			return (-1);
+	} else if (curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) != CURLE_OK)
+		return (-1);
+	return (0);
+}
+
+/* Begin (or begin again) an attempt; -1 when no time is left. */
+static int
+xfer_start(struct xfer *x)
+{
+	uint64_t	 now = ev_now_ms();
+
+	if (now >= x->deadline)
+		return (-1);
+	if (x->easy == NULL && xfer_setup(x) == -1)
+		fatalx("%s: cannot set up a transfer", __func__);
+	x->status = 0;
+	x->retry_after = -1;
+	x->fail_code = NULL;
+	x->fail_text[0] = '\0';
+	x->err_set = 0;
+	x->errbuf[0] = '\0';
+	x->finish[0] = x->block[0] = '\0';
+	x->prompt = x->answer = -1;
+	x->paused = 0;
+	ibuf_reset(x->resp);
+	sse_clear(&x->sse);
+	sse_init(&x->sse, PV_SSE_MAX, xfer_event, x);
+	if (curl_easy_setopt(x->easy, CURLOPT_URL, x->url) != CURLE_OK ||
+	    curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS,
+	    (long)(x->deadline - now)) != CURLE_OK)
+		fatalx("%s: curl_easy_setopt", __func__);
+	if (curl_multi_add_handle(pv.multi, x->easy) != CURLM_OK)
+		fatalx("%s: curl_multi_add_handle", __func__);
+	x->active = 1;
+	return (0);
+}
+
+/* Exponential backoff with jitter: about 1, 2, 4 s ... at most 60. */
+static uint64_t
+backoff(int attempt)
+{
+	uint64_t	 ms = PV_BACKOFF;
+
+	while (attempt-- > 0 && ms < PV_BACKOFF_MAX)
+		ms *= 2;
+	if (ms > PV_BACKOFF_MAX)
+		ms = PV_BACKOFF_MAX;
+	return (ms / 2 + arc4random_uniform(ms / 2 + 1));
+}
+
+/* Try again after delay ms, if retries and time are left. */
+static int
+xfer_retry(struct xfer *x, uint64_t delay, const char *why)
+{
+	int	 retries = pv.pc.retries;
+
+	if (x->sent > 0 || x->attempt >= retries ||
+	    ev_now_ms() + delay >= x->deadline)
+		return (-1);
+	x->attempt++;
+	log_info("%s; retry %d of %d in %llu ms", why, x->attempt, retries,
+	    (unsigned long long)delay);
+	ev_timer_set(&x->retry, xfer_retry_fire, x);
+	ev_timer_add(&x->retry, delay);
+	return (0);
+}
+
+/* An error the API reported (HTTP status or error event); 1: retrying. */
+static int
+xfer_api_error(struct xfer *x, struct gem_error *e, int instream,
+    const char **codep, char *text, size_t textsz)
+{
+	char		 why[64];
+	uint64_t	 delay;
+	int		 c = e->code;
+
+	if ((c == 429 && !e->per_day) || c == 500 || c == 503 || c == 504) {
+		if (x->retry_after >= 0)
+			delay = x->retry_after * 1000;
+		else if (e->retry_delay >= 0)
+			delay = e->retry_delay * 1000;
+		else
+			delay = backoff(x->attempt);
+		snprintf(why, sizeof(why), "upstream said %d%s", c,
+		    instream ? " in the stream" : "");
+		if (xfer_retry(x, delay, why) == 0)
+			return (1);
+	}
+	if (c == 429)
+		*codep = "rate-limited";
+	else if (c == 504)
+		*codep = "upstream-timeout";
+	else if (c == 404 && x->kind == XFER_GEN)
+		*codep = "no-model";
+	else
+		*codep = "upstream";
+	snprintf(text, textsz, "%s%s%d%s%s: %s",
+	    instream ? (x->sent > 0 ? "answer incomplete: " :
+	    "error in the answer stream: ") : "",
+	    instream ? "" : "HTTP ", c, e->status[0] != '\0' ? " " : "",
+	    e->status, e->message);
+	if (e->per_day) {
+		strlcat(text, " (daily quota: retrying now will not help)",
+		    textsz);
+	} else if (c == 429 && e->retry_delay >= 0) {
+		snprintf(why, sizeof(why), " (retry in %.0f s)",
+		    e->retry_delay + 0.5);
+		strlcat(text, why, textsz);
+	}
+	return (0);
+}
+
+/* libcurl could not complete the exchange; 1: retrying. */
+static int
+xfer_transport_error(struct xfer *x, CURLcode rc, const char **codep,
+    char *text, size_t textsz)
+{
+	const char	*detail;
+	char		 why[64];
+
+	detail = x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(rc);
+	if (rc == CURLE_OPERATION_TIMEDOUT) {
+		*codep = "upstream-timeout";
+		snprintf(text, textsz, "%s: %s", x->sent > 0 ?
+		    "answer incomplete" : "the API did not answer in time",
+		    detail);
+		return (0);
+	}
+	switch (rc) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		snprintf(why, sizeof(why), "upstream transfer failed (%d)",
+		    (int)rc);
+		if (xfer_retry(x, backoff(x->attempt), why) == 0)
+			return (1);
+		break;
+	default:
+		break;
+	}
+	*codep = "upstream";
+	snprintf(text, textsz, "%s: %s", x->sent > 0 ? "answer incomplete" :
+	    "cannot reach the API", detail);
+	return (0);
+}
+
+/* A stream that ended well: how did the answer end? */
+static void
+gen_complete(struct xfer *x, const char **codep, char *text, size_t textsz)
+{
+	const char	*f = x->finish;
+
+	*codep = "upstream";
+	if (sse_pending(&x->sse))
+		snprintf(text, textsz, "answer incomplete: the stream ended "
+		    "inside an event");
+	else if (f[0] == '\0')
+		snprintf(text, textsz, "answer incomplete: the stream ended "
+		    "without a finish reason");
+	else if (strcmp(f, "STOP") == 0 || strcmp(f, "MAX_TOKENS") == 0)
+		*codep = NULL;
+	else if (strcmp(f, "SAFETY") == 0 || strcmp(f, "BLOCKLIST") == 0 ||
+	    strcmp(f, "PROHIBITED_CONTENT") == 0 || strcmp(f, "SPII") == 0 ||
+	    strcmp(f, "IMAGE_SAFETY") == 0)
+		snprintf(text, textsz, "the API's safety filter stopped the "
+		    "answer (%s)", f);
+	else if (strcmp(f, "RECITATION") == 0)
+		snprintf(text, textsz, "the API stopped the answer: it would "
+		    "recite a source (RECITATION)");
+	else
+		snprintf(text, textsz, "the API stopped the answer (%s)", f);
+}
+
+/* A transfer is over: retry, go on to the next page, or answer. */
+static void
+xfer_done(struct xfer *x, CURLcode rc)
+{
+	struct gem_error e;
+	const char	*code = NULL;
+	char		 text[800];
+	long		 status = 0;
+	struct req	*r;
+
+	curl_multi_remove_handle(pv.multi, x->easy);
+	x->active = 0;
+	x->paused = 0;
+	if (x->status == 0) {
+		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+		x->status = status;
+	}
+	text[0] = '\0';
+	if (x->fail_code != NULL) {
+		code = x->fail_code;
+		strlcpy(text, x->fail_text, sizeof(text));
+	} else if (x->err_set) {
+		if (xfer_api_error(x, &x->err, 1, &code, text, sizeof(text)))
+			return;
+	} else if (x->status >= 300 || (x->status > 0 && x->status < 200)) {
+		gem_parse_error(ibuf_data(x->resp), ibuf_left(x->resp),
+		    (int)x->status, &e);
+		if (xfer_api_error(x, &e, 0, &code, text, sizeof(text)))
+			return;
+	} else if (rc != CURLE_OK) {
+		if (xfer_transport_error(x, rc, &code, text, sizeof(text)))
+			return;
+	} else if (x->kind == XFER_MODELS) {
+		listing_page(x);
+		return;
+	} else {
+		gen_complete(x, &code, text, sizeof(text));
+		if (code == NULL && (r = x->req) != NULL) {
+			log_debug("worker %u: request %u done: %s, %llu "
+			    "bytes, %llu ms", r->w->wid, r->id, x->finish,
+			    (unsigned long long)x->sent,
+			    (unsigned long long)(ev_now_ms() - r->started));
+			send_done(r->w, r->id, x->prompt < 0 ? 0 : x->prompt,
+			    x->answer < 0 ? 0 : x->answer, x->finish);
+			req_free(r);
+			return;
+		}
+	}
+	if (x->kind == XFER_MODELS) {
+		listing_end(code, text);
+		return;
+	}
+	if ((r = x->req) == NULL) {
+		xfer_free(x);
+		return;
+	}
+	log_info("worker %u: request %u failed: %s %s", r->w->wid, r->id,
+	    code, text);
+	send_error(r->w, r->id, code, "%s", text);
+	req_free(r);
+}
+
+/* Hand every finished transfer to xfer_done. */
+static void
+xfer_check_done(void)
+{
+	CURLMsg		*m;
+	struct xfer	*x;
+	int		 left;
+
+	while ((m = curl_multi_info_read(pv.multi, &left)) != NULL) {
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		x = NULL;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE,
+		    (char **)&x);
+		if (x != NULL)
+			xfer_done(x, m->data.result);
+	}
+	provider_idle_check();
+}
+
+/* ---- the model list ------------------------------------------------- */
+
+static int
+models_fresh(void)
+{
+	uint64_t	 age;
+
+	if (pv.models_at == 0 || pv.conf == NULL)
+		return (0);
+	age = ev_now_ms() - pv.models_at;
+	return (age < (uint64_t)pv.conf->g.models_cache * 1000);
+}
+
+static void
+models_forget(void)
+{
+	free(pv.models);
+	pv.models = NULL;
+	pv.nmodels = 0;
+	pv.models_at = 0;
+}
+
+/* The URL of one page of the list. */
+static char *
+models_url(const char *token)
+{
+	char	*esc = NULL, *url;
+
+	if (token != NULL && (esc = curl_easy_escape(NULL, token, 0)) == NULL)
+		fatalx("%s: curl_easy_escape", __func__);
+	if (asprintf(&url, "%s/models?pageSize=1000%s%s", pv.pc.url,
+	    esc != NULL ? "&pageToken=" : "", esc != NULL ? esc : "") == -1)
+		fatal("%s", __func__);
+	curl_free(esc);
+	return (url);
+}
+
+/* Fetch the list for the requests waiting for it, unless under way. */
+static void
+listing_start(void)
+{
+	char	*url;
+
+	if (pv.listing != NULL)
+		return;
+	if (!pv.have_pc) {
+		listing_end("upstream", "no provider is configured");
+		return;
+	}
+	if (pv.key == NULL) {
+		listing_end("upstream", pv.keyerr);
+		return;
+	}
+	url = models_url(NULL);
+	pv.listing = xfer_new(XFER_MODELS, url);
+	free(url);
+	if (xfer_start(pv.listing) == -1)
+		listing_end("upstream-timeout", "no time left");
+}
+
+/* One page arrived: keep its chat models, then fetch the next. */
+static void
+listing_page(struct xfer *x)
+{
+	struct gem_page	 pg;
+	struct gem_model *m;
+	size_t		 i, j;
+	char		*url;
+
+	if (gem_parse_models(ibuf_data(x->resp), ibuf_left(x->resp),
+	    &pg) == -1) {
+		listing_end("upstream", "the API sent a model list that "
+		    "cannot be read");
+		return;
+	}
+	if (pg.nskipped > 0)
+		log_debug("model list: %zu entries without a usable name",
+		    pg.nskipped);
+	for (i = 0; i < pg.nmodels; i++) {
+		if (!gem_model_is_chat(&pg.models[i]))
+			continue;
+		if (x->nmodels >= PV_MODELS_MAX)
+			break;
+		if ((m = recallocarray(x->models, x->nmodels, x->nmodels + 1,
+		    sizeof(*m))) == NULL)
+			fatal("%s", __func__);
+		x->models = m;
+		x->models[x->nmodels++] = pg.models[i];
+	}
+	x->pages++;
+	if (pg.next != NULL) {
+		if (x->pages >= PV_PAGES_MAX) {
+			gem_page_free(&pg);
+			listing_end("upstream", "the model list has too many "
+			    "pages");
+			return;
+		}
+		url = models_url(pg.next);
+		gem_page_free(&pg);
+		free(x->url);
+		x->url = url;
+		x->attempt = 0;
+		x->deadline = ev_now_ms() + (uint64_t)(pv.pc.timeout > 0 ?
+		    pv.pc.timeout : PROVIDER_TIMEOUT) * 1000;
+		if (xfer_start(x) == -1)
+			listing_end("upstream-timeout", "no time left");
+		return;
+	}
+	gem_page_free(&pg);
+	/* Sorted by name, each name once. */
+	if (x->nmodels > 0)
+		qsort(x->models, x->nmodels, sizeof(*x->models),
+		    gem_model_cmp);
+	for (i = j = 0; i < x->nmodels; i++)
+		if (j == 0 || strcmp(x->models[j - 1].name,
+		    x->models[i].name) != 0)
+			x->models[j++] = x->models[i];
+	models_forget();
+	pv.models = x->models;
+	pv.nmodels = j;
+	pv.models_at = ev_now_ms();
+	x->models = NULL;
+	log_info("model list: %zu chat models in %d pages", pv.nmodels,
+	    x->pages);
+	listing_end(NULL, NULL);
+}
+
+/* The listing is over: answer everyone who waits for it. */
+static void
+listing_end(const char *code, const char *text)
+{
+	struct xfer	*x = pv.listing;
+	struct req	*r;
+	int		 stale = 0;
+
+	pv.listing = NULL;
+	if (code != NULL) {
+		stale = pv.models_at != 0;
+		log_warnx("model list: %s%s", text, stale ?
+		    "; answering with the last list" : "");
+	}
+	while ((r = TAILQ_FIRST(&pv.waiters)) != NULL) {
+		TAILQ_REMOVE(&pv.waiters, r, wentry);
+		r->waiting = 0;
+		if (code == NULL || stale)
+			send_models(r->w, r->id);
+		else
+			send_error(r->w, r->id, code, "%s", text);
+		req_free(r);
+	}
+	xfer_free(x);
+}
+
+/* ---- what workers ask --------------------------------------------- */
+
+/* The largest context a request may carry. */
+static uint64_t
+context_max(void)
+{
+	uint64_t	 m = pv.conf != NULL ? pv.conf->g.memory_limit : 0;
+
+	return (m + PV_CONTEXT_MIN);
+}
+
+static void
+worker_models(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct req	*r;
+	uint32_t	 id;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	if (ir_end(&ir) == -1) {
+		wchan_reject(w, imsg, "length");
+		return;
+	}
+	if (req_find(w, id) != NULL) {
+		wchan_reject(w, imsg, "request id in use");
+		return;
+	}
+	if (models_fresh()) {
+		send_models(w, id);
+		return;
+	}
+	if (w->nreqs >= PV_REQS_MAX) {
+		send_error(w, id, "busy", "too many requests at once");
+		return;
+	}
+	r = req_new(w, id, REQ_MODELS);
+	r->state = RS_RUNNING;
+	r->waiting = 1;
+	TAILQ_INSERT_TAIL(&pv.waiters, r, wentry);
+	listing_start();
+}
+
+static void
+worker_gen_begin(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct req	*r;
+	const char	*model, *system;
+	uint32_t	 id;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	model = ir_str(&ir);
+	system = ir_str(&ir);
+	if (ir_end(&ir) == -1) {
+		wchan_reject(w, imsg, "length or strings");
+		return;
+	}
+	if (req_find(w, id) != NULL) {
+		wchan_reject(w, imsg, "request id in use");
+		return;
+	}
+	if (w->nreqs >= 2 * PV_REQS_MAX) {
+		wchan_reject(w, imsg, "too many open requests");
+		return;
+	}
+	r = req_new(w, id, REQ_GEN);
+	if (w->nreqs > PV_REQS_MAX) {
+		send_error(w, id, "busy", "too many requests at once");
+		r->state = RS_DISCARD;
+		return;
+	}
+	if (!gem_valid_model_name(model)) {
+		r->err_code = "bad-argument";
+		strlcpy(r->err_text, "not a model name", sizeof(r->err_text));
+		return;
+	}
+	strlcpy(r->model, model, sizeof(r->model));
+	if (strlen(system) > context_max()) {
+		r->err_code = "too-long";
+		strlcpy(r->err_text, "the context is too large",
+		    sizeof(r->err_text));
+		return;
+	}
+	if (system[0] != '\0' && (r->system = strdup(system)) == NULL)
+		fatal("%s", __func__);
+	r->bytes = strlen(system);
+}
+
+static void
+worker_gen_part(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct req	*r;
+	struct turn	*t;
+	const void	*data;
+	size_t		 len;
+	uint32_t	 id, role, more;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	role = ir_u32(&ir);
+	more = ir_u32(&ir);
+	data = ir_data(&ir, &len);
+	if (ir_end(&ir) == -1 || role >= ROLE_MAX || more > 1) {
+		wchan_reject(w, imsg, "length or values");
+		return;
+	}
+	if ((r = req_find(w, id)) == NULL || r->kind != REQ_GEN ||
+	    r->state == RS_RUNNING) {
+		wchan_reject(w, imsg, "no such request being built");
+		return;
+	}
+	if (r->state == RS_DISCARD || r->err_code != NULL)
+		return;
+	if (r->open && (uint32_t)r->turns[r->nturns - 1].role != role) {
+		wchan_reject(w, imsg, "the role changes inside a turn");
+		return;
+	}
+	if (len > context_max() - r->bytes ||
+	    (!r->open && r->nturns >= PV_TURNS_MAX)) {
+		r->err_code = "too-long";
+		strlcpy(r->err_text, "the context is too large",
+		    sizeof(r->err_text));
+		req_drop_turns(r);
+		return;
+	}
+	if (!r->open) {
+		if (r->nturns == r->maxturns) {
+			if ((t = recallocarray(r->turns, r->maxturns,
+			    r->maxturns * 2 + 16, sizeof(*t))) == NULL)
+				fatal("%s", __func__);
+			r->turns = t;
+			r->maxturns = r->maxturns * 2 + 16;
+		}
+		t = &r->turns[r->nturns++];
+		t->role = role;
+		if ((t->text = ibuf_open(len)) == NULL)
+			fatal("%s", __func__);
+	}
+	t = &r->turns[r->nturns - 1];
+	if (len > 0 && ibuf_add(t->text, data, len) == -1)
+		fatal("%s", __func__);
+	r->bytes += len;
+	r->open = more;
+}
+
+/* The context is complete: send it upstream. */
+static void
+gen_start(struct req *r)
+{
+	struct gem_turn	*gt;
+	struct xfer	*x;
+	char		*body, *url;
+	size_t		 i, bodylen = 0;
+
+	if (!pv.have_pc || pv.key == NULL) {
+		send_error(r->w, r->id, "upstream", "%s", pv.have_pc ?
+		    pv.keyerr : "no provider is configured");
+		req_free(r);
+		return;
+	}
+	if (r->system != NULL && !utf8_valid(r->system, strlen(r->system))) {
+		send_error(r->w, r->id, "bad-utf8", "the system instruction "
+		    "is not valid UTF-8");
+		req_free(r);
+		return;
+	}
+	if ((gt = calloc(r->nturns + 1, sizeof(*gt))) == NULL)
+		fatal("%s", __func__);
+	for (i = 0; i < r->nturns; i++) {
+		gt[i].role = r->turns[i].role;
+		gt[i].text = ibuf_data(r->turns[i].text);
+		gt[i].len = ibuf_left(r->turns[i].text);
+		if (gt[i].len > 0 && !utf8_valid(gt[i].text, gt[i].len)) {
+			free(gt);
+			send_error(r->w, r->id, "bad-utf8", "the context is "
+			    "not valid UTF-8");
+			req_free(r);
+			return;
+		}
+	}
+	body = gem_request(gt, r->nturns, r->system, &bodylen);
+	free(gt);
+	req_drop_turns(r);
+	if (body == NULL) {
+		if (errno == EINVAL)
+			send_error(r->w, r->id, "bad-argument", "nothing to "
+			    "send: the prompt is empty");
+		else
+			send_error(r->w, r->id, "internal", "cannot build the "
+			    "request");
+		req_free(r);
+		return;
+	}
+	if (asprintf(&url, "%s/models/%s:streamGenerateContent?alt=sse",
+	    pv.pc.url, r->model) == -1)
+		fatal("%s", __func__);
+	x = xfer_new(XFER_GEN, url);
+	free(url);
+	x->body = body;
+	x->bodylen = bodylen;
+	x->req = r;
+	r->x = x;
+	r->state = RS_RUNNING;
+	log_debug("worker %u: request %u: model %s, %zu bytes", r->w->wid,
+	    r->id, r->model, bodylen);
+	if (xfer_start(x) == -1) {
+		send_error(r->w, r->id, "upstream-timeout", "no time left");
+		req_free(r);
+	}
+}
+
+static void
+worker_gen_end(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct req	*r;
+	uint32_t	 id;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	if (ir_end(&ir) == -1) {
+		wchan_reject(w, imsg, "length");
+		return;
+	}
+	if ((r = req_find(w, id)) == NULL || r->kind != REQ_GEN ||
+	    r->state == RS_RUNNING) {
+		wchan_reject(w, imsg, "no such request being built");
+		return;
+	}
+	if (r->state == RS_DISCARD) {
+		req_free(r);
+		return;
+	}
+	if (r->err_code != NULL) {
+		send_error(w, id, r->err_code, "%s", r->err_text);
+		req_free(r);
+		return;
+	}
+	gen_start(r);
+}
+
+static void
+worker_cancel(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct req	*r;
+	uint32_t	 id;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	if (ir_end(&ir) == -1) {
+		wchan_reject(w, imsg, "length");
+		return;
+	}
+	/* Already answered: the cancel crossed the answer. */
+	if ((r = req_find(w, id)) == NULL || r->state == RS_DISCARD)
+		return;
+	log_debug("worker %u: request %u cancelled", w->wid, id);
+	send_error(w, id, "cancelled", "cancelled");
+	if (r->state == RS_BUILDING) {
+		r->state = RS_DISCARD;
+		req_drop_turns(r);
+	} else
+		req_free(r);
+}
+
+static void
+provider_dispatch_worker(struct channel *ch, struct imsg *imsg)
+{
+	struct wchan	*w = ch->arg;
+
+	if (w->gone)
+		return;
+	switch (imsg->hdr.type) {
+	case IMSG_WORKER_MODELS:
+		worker_models(w, imsg);
+		break;
+	case IMSG_WORKER_GEN_BEGIN:
+		worker_gen_begin(w, imsg);
+		break;
+	case IMSG_WORKER_GEN_PART:
+		worker_gen_part(w, imsg);
+		break;
+	case IMSG_WORKER_GEN_END:
+		worker_gen_end(w, imsg);
+		break;
+	case IMSG_WORKER_CANCEL:
+		worker_cancel(w, imsg);
+		break;
+	default:
+		wchan_reject(w, imsg, "unexpected type");
+		break;
+	}
+}
+
+/* ---- the parent ------------------------------------------------------ */
+
+/* A worker's (or control's) channel; one with the same id is replaced. */
+static void
+parent_channel(struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct wchan	*w;
+	uint32_t	 wid;
+
+	ir_init(&ir, imsg);
+	wid = ir_u32(&ir);
+	(void)ir_str(&ir);	/* the identity: not the provider's business */
+	if (ir_end(&ir) == -1 || imsg->fd == -1)
+		fatalx("%s: bad IMSG_PARENT_CHANNEL", __func__);
+	TAILQ_FOREACH(w, &pv.chans, entry)
+		if (w->wid == wid)
+			break;
+	if (w != NULL) {
+		log_debug("worker %u: channel replaced", wid);
+		wchan_drop(w);
+	}
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		fatal("%s", __func__);
+	w->wid = wid;
+	TAILQ_INIT(&w->reqs);
+	TAILQ_INSERT_TAIL(&pv.chans, w, entry);
+	channel_init(&w->ch, imsg->fd, provider_dispatch_worker,
+	    wchan_closed, w);
+	imsg->fd = -1;
+}
+
+/* Take the (new) configuration: the first provider block is used. */
+static void
+provider_reload(void)
+{
+	struct provider_conf	*p, old = pv.pc;
+	int			 had = pv.have_pc, newsrc;
+	size_t			 n;
+
+	if ((p = TAILQ_FIRST(&pv.conf->providers)) == NULL) {
+		if (had)
+			log_warnx("no provider configured");
+		pv.have_pc = 0;
+		key_wipe();
+		models_forget();
+		return;
+	}
+	if (TAILQ_NEXT(p, entry) != NULL)
+		log_warnx("provider %s: only the first provider block is "
+		    "used", p->name);
+	pv.pc = *p;
+	memset(&pv.pc.entry, 0, sizeof(pv.pc.entry));
+	pv.have_pc = 1;
+	/* The base URL, without a trailing slash. */
+	n = strlen(pv.pc.url);
+	while (n > 0 && pv.pc.url[n - 1] == '/')
+		pv.pc.url[--n] = '\0';
+	newsrc = !had || strcmp(old.key_file, p->key_file) != 0 ||
+	    strcmp(old.key_env, p->key_env) != 0;
+	if (key_load(&pv.pc) == -1) {
+		if (pv.key == NULL)
+			log_warnx("provider %s: %s", p->name, pv.keyerr);
+		else if (newsrc) {
+			/* The sandbox may hide the new file: start afresh. */
+			log_warnx("provider %s: %s; the new key will be read "
+			    "when the provider restarts", p->name, pv.keyerr);
+			pv.restart = 1;
+		}
+	}
+	if (had)
+		models_forget();
+	log_debug("provider %s: %s, %d s to connect, %d s per request, %d "
+	    "retries", p->name, pv.pc.url, pv.pc.connect_timeout,
+	    pv.pc.timeout, pv.pc.retries);
+}
+
+static void
+provider_dispatch_parent(struct channel *ch, struct imsg *imsg)
+{
+	(void)ch;
+	switch (imsg->hdr.type) {
+	case IMSG_CFG_GLOBAL:
+	case IMSG_CFG_PROVIDER:
+	case IMSG_CFG_TLS:
+	case IMSG_CFG_DONE:
+		if (child_config_imsg(&pv.conf, NULL, imsg) == 1)
+			provider_reload();
+		break;
+	case IMSG_CTL_VERBOSE:
+		if (imsg->datalen != sizeof(uint32_t))
+			fatalx("%s: bad IMSG_CTL_VERBOSE", __func__);
+		log_setverbose(*(uint32_t *)imsg->data);
+		break;
+	case IMSG_PARENT_CHANNEL:
+		parent_channel(imsg);
+		break;
+	default:
+		fatalx("%s: unexpected %s", __func__,
+		    imsg_type_name(imsg->hdr.type));
+	}
+}
+
+static void
+provider_parent_closed(struct channel *ch)
+{
+	(void)ch;
+	key_wipe();
+	_exit(0);
+}
+
+static void
+provider_sig(int sig, void *arg)
+{
+	(void)arg;
+	log_debug("provider: signal %d, leaving", sig);
+	key_wipe();
+	exit(0);
+}
+
+void
+provider_main(void)
+{
+	struct sandbox_conf	 sc;
+
+	TAILQ_INIT(&pv.chans);
+	TAILQ_INIT(&pv.dead);
+	TAILQ_INIT(&pv.waiters);
+	TAILQ_INIT(&pv.xfers);
+	ev_timer_set(&pv.curl_timer, curl_timer_fire, NULL);
+	ev_timer_set(&pv.flow_timer, flow_fire, NULL);
+	ev_timer_set(&pv.reap_timer, wchan_reap, NULL);
+
+	/* Everything that needs files comes before the sandbox. */
+	pv.conf = child_config(NULL);
+	provider_reload();
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		fatalx("curl_global_init failed");
+	if ((pv.multi = curl_multi_init()) == NULL)
+		fatalx("curl_multi_init failed");
+	if (curl_multi_setopt(pv.multi, CURLMOPT_SOCKETFUNCTION,
+	    curl_sock_cb) != CURLM_OK ||
+	    curl_multi_setopt(pv.multi, CURLMOPT_TIMERFUNCTION,
+	    curl_timer_cb) != CURLM_OK)
+		fatalx("curl_multi_setopt failed");
+
+	memset(&sc, 0, sizeof(sc));
+	sc.user = pv.conf->g.user[0] != '\0' ? pv.conf->g.user : NULL;
+	if (sandbox_enter(SANDBOX_PROVIDER, &sc) == -1)
+		fatalx("provider sandbox failed");
+
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	ev_signal(SIGTERM, provider_sig, NULL);
+	ev_signal(SIGINT, provider_sig, NULL);
+	parent_chan->closed = provider_parent_closed;
+	child_ready();
+	child_dispatch(provider_dispatch_parent);
+	ev_loop();
+	fatalx("provider: event loop ended");
+}

@@ -1,0 +1,1119 @@
+/*
+ * worker.c: bridged-worker, the program that serves exactly one client
+ * for its whole life. The parent executes it with its channel on fd 3
+ * and its own channels to storage and provider on fds 4 and 5, sends
+ * the configuration and the TLS material, and later the client's
+ * socket. This file owns the I/O: TLS, the three channels and the
+ * timers; the session itself is proto.c's.
+ */
+
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <tls.h>
+#include <unistd.h>
+
+#include "bridged.h"
+
+#define WORKER_READ		16384		/* bytes a read */
+#define WORKER_OUT_HIGH		(1024 * 1024)	/* stop feeding output */
+#define WORKER_OUT_LOW		(256 * 1024)
+#define WORKER_IN_HIGH		(1024 * 1024)	/* stop reading lines */
+#define WORKER_PART_MAX		(1024 * 1024)	/* bytes of a GEN_PART */
+#define WORKER_CLOSE_WAIT	10		/* s, to write the last */
+#define WORKER_REASON_MAX	256
+#define TLS_SESSION_LIFETIME	7200		/* s */
+
+enum worker_state {
+	W_IDLE,			/* waiting for a client */
+	W_HANDSHAKE,
+	W_SESSION,
+	W_CLOSING		/* writing what is left, then exit */
+};
+
+/* A storage request kept until answered, to send again after a restart. */
+struct sreq {
+	TAILQ_ENTRY(sreq)	 entry;
+	uint32_t		 id;
+	uint32_t		 type;
+	struct ibuf		*payload;
+	uint64_t		 since;		/* ms */
+	int			 got;		/* items came already */
+};
+TAILQ_HEAD(sreq_list, sreq);
+
+static struct worker {
+	struct bridged_conf	*conf;
+	struct tls_material	 tlsm;
+	struct tls_config	*tlscfg;
+	struct tls		*tlsctx;
+	struct tls		*cctx;
+	int			 fd;
+	int			 tls;
+	enum worker_state	 state;
+	struct channel		 storage;
+	struct channel		 provider;
+	int			 provider_paused;
+	struct sreq_list	 sreqs;
+	struct proto		*proto;
+	struct proto_session	 ps;
+	uint32_t		 sid;
+	char			 refuse[WORKER_REASON_MAX];
+	struct ibuf		*out;
+	int			 read_wants_write;
+	int			 write_wants_read;
+	int			 eof;
+	int			 events;
+	struct ev_timer		 handshake_timer;
+	struct ev_timer		 idle_timer;
+	struct ev_timer		 storage_timer;
+	struct ev_timer		 close_timer;
+} w;
+
+static void	worker_exit(const char *) __attribute__((__noreturn__));
+static void	client_event(int, int, void *);
+static void	client_update(void);
+static void	client_write(void);
+static void	session_begin(void);
+static void	storage_dispatch(struct channel *, struct imsg *);
+static void	storage_closed(struct channel *);
+static void	provider_dispatch(struct channel *, struct imsg *);
+static void	provider_closed(struct channel *);
+static void	op_event(void *, const char *);
+
+static void
+usage(void)
+{
+	extern char	*__progname;
+
+	fprintf(stderr, "usage: %s [-dv]\n", __progname);
+	exit(1);
+}
+
+/*
+ * The end: say so to the parent, hand storage what is queued (a prompt
+ * must reach it even when the client has gone), and leave.
+ */
+static void
+worker_exit(const char *why)
+{
+	uint64_t	 in = 0, out = 0;
+	char		 line[WORKER_REASON_MAX + 64];
+
+	if (w.proto != NULL) {
+		proto_counters(w.proto, &in, &out);
+		snprintf(line, sizeof(line), "disconnect %s in=%llu out=%llu",
+		    why, (unsigned long long)in, (unsigned long long)out);
+		op_event(NULL, line);
+		log_debug("session %u: %s", w.sid, line);
+	}
+	if (w.cctx != NULL)
+		(void)tls_close(w.cctx);
+	if (!w.storage.dead)
+		channel_flush(&w.storage);
+	if (!w.provider.dead)
+		channel_flush(&w.provider);
+	if (!parent_chan->dead)
+		channel_flush(parent_chan);
+	exit(0);
+}
+
+/*
+ * TLS, set up from memory before the sandbox; the key is wiped once
+ * libtls holds it.
+ */
+static void
+tls_setup(int certident)
+{
+	static const unsigned char	 sid[] = "bridged";
+
+	if (!w.tlsm.loaded)
+		return;
+	if (tls_init() == -1)
+		fatalx("%s: tls_init", __func__);
+	if ((w.tlscfg = tls_config_new()) == NULL)
+		fatalx("%s: tls_config_new", __func__);
+	if (tls_config_set_protocols(w.tlscfg, TLS_PROTOCOL_TLSv1_2 |
+	    TLS_PROTOCOL_TLSv1_3) == -1 ||
+	    tls_config_set_keypair_mem(w.tlscfg, w.tlsm.cert, w.tlsm.certlen,
+	    w.tlsm.key, w.tlsm.keylen) == -1 ||
+	    tls_config_set_session_lifetime(w.tlscfg,
+	    TLS_SESSION_LIFETIME) == -1 ||
+	    tls_config_set_session_id(w.tlscfg, sid, sizeof(sid) - 1) == -1 ||
+	    tls_config_add_ticket_key(w.tlscfg, 1, w.tlsm.ticket_key,
+	    TLS_TICKET_KEY_LEN) == -1)
+		fatalx("%s: %s", __func__, tls_config_error(w.tlscfg));
+	if (certident) {
+		/* Any certificate will do: only its hash is the identity. */
+		tls_config_verify_client_optional(w.tlscfg);
+		tls_config_insecure_noverifycert(w.tlscfg);
+	}
+	if ((w.tlsctx = tls_server()) == NULL)
+		fatalx("%s: tls_server", __func__);
+	if (tls_configure(w.tlsctx, w.tlscfg) == -1)
+		fatalx("%s: %s", __func__, tls_error(w.tlsctx));
+	tls_material_wipe(&w.tlsm);
+	tls_config_clear_keys(w.tlscfg);
+}
+
+/*
+ * The client's socket: TLS or plain, non-blocking. Reads and writes
+ * return bytes, 0 at EOF, -1 on error, TLS_WANT_POLLIN/POLLOUT.
+ */
+static ssize_t
+conn_read(void *buf, size_t len)
+{
+	ssize_t	 n;
+
+	if (w.tls)
+		return (tls_read(w.cctx, buf, len));
+	if ((n = read(w.fd, buf, len)) == -1 &&
+	    (errno == EAGAIN || errno == EINTR))
+		return (TLS_WANT_POLLIN);
+	return (n);
+}
+
+static ssize_t
+conn_write(const void *buf, size_t len)
+{
+	ssize_t	 n;
+
+	if (w.tls)
+		return (tls_write(w.cctx, buf, len));
+	if ((n = send(w.fd, buf, len, MSG_NOSIGNAL)) == -1 &&
+	    (errno == EAGAIN || errno == EINTR))
+		return (TLS_WANT_POLLOUT);
+	return (n);
+}
+
+/* May the client's input be read now? */
+static int
+client_reading(void)
+{
+	if (w.state != W_SESSION || w.eof)
+		return (0);
+	if (ibuf_left(w.out) > WORKER_OUT_HIGH)
+		return (0);
+	return (proto_queued(w.proto) <= WORKER_IN_HIGH);
+}
+
+/* Poll for what reading and writing need; pace the provider. */
+static void
+client_update(void)
+{
+	int	 ev = 0;
+
+	if (w.fd == -1)
+		return;
+	if (client_reading())
+		ev |= w.read_wants_write ? EV_WRITE : EV_READ;
+	if (ibuf_left(w.out) > 0)
+		ev |= w.write_wants_read ? EV_READ : EV_WRITE;
+	if (ev != w.events) {
+		w.events = ev;
+		if (ev == 0)
+			ev_del(w.fd);
+		else
+			ev_set(w.fd, ev, client_event, NULL);
+	}
+	/* A client that does not read must not make us hoard the answer. */
+	if (!w.provider.dead) {
+		if (!w.provider_paused && ibuf_left(w.out) > WORKER_OUT_HIGH) {
+			w.provider_paused = 1;
+			channel_pause(&w.provider, 1);
+		} else if (w.provider_paused &&
+		    ibuf_left(w.out) < WORKER_OUT_LOW) {
+			w.provider_paused = 0;
+			channel_pause(&w.provider, 0);
+		}
+	}
+}
+
+static void
+worker_finish(void)
+{
+	if (ibuf_left(w.out) > 0)
+		return;
+	worker_exit(w.proto != NULL && proto_closed(w.proto) ? "closed" :
+	    "refused");
+}
+
+static void
+client_write(void)
+{
+	ssize_t	 n;
+
+	w.write_wants_read = 0;
+	while (ibuf_left(w.out) > 0) {
+		n = conn_write(ibuf_data(w.out), ibuf_left(w.out));
+		if (n == TLS_WANT_POLLIN) {
+			w.write_wants_read = 1;
+			break;
+		}
+		if (n == TLS_WANT_POLLOUT)
+			break;
+		if (n <= 0) {
+			log_debug("session %u: write: %s", w.sid, w.tls ?
+			    tls_error(w.cctx) : strerror(errno));
+			worker_exit("write error");
+		}
+		ibuf_consume(w.out, n);
+	}
+	if (w.state == W_CLOSING)
+		worker_finish();
+}
+
+static void
+client_read(void)
+{
+	char	 buf[WORKER_READ];
+	ssize_t	 n;
+	int	 rounds;
+
+	w.read_wants_write = 0;
+	for (rounds = 0; rounds < 4 && client_reading(); rounds++) {
+		n = conn_read(buf, sizeof(buf));
+		if (n == TLS_WANT_POLLIN)
+			break;
+		if (n == TLS_WANT_POLLOUT) {
+			w.read_wants_write = 1;
+			break;
+		}
+		if (n == -1) {
+			log_debug("session %u: read: %s", w.sid, w.tls ?
+			    tls_error(w.cctx) : strerror(errno));
+			worker_exit("read error");
+		}
+		if (n == 0) {
+			w.eof = 1;
+			proto_eof(w.proto);
+			break;
+		}
+		ev_timer_add(&w.idle_timer,
+		    (uint64_t)w.conf->g.timeout * 1000);
+		proto_input(w.proto, buf, n);
+		explicit_bzero(buf, n);
+	}
+}
+
+static void
+handshake(void)
+{
+	int	 r;
+
+	r = tls_handshake(w.cctx);
+	if (r == TLS_WANT_POLLIN || r == TLS_WANT_POLLOUT) {
+		w.events = r == TLS_WANT_POLLIN ? EV_READ : EV_WRITE;
+		ev_set(w.fd, w.events, client_event, NULL);
+		return;
+	}
+	if (r == -1) {
+		log_debug("session %u: handshake: %s", w.sid,
+		    tls_error(w.cctx));
+		worker_exit("handshake failed");
+	}
+	ev_timer_del(&w.handshake_timer);
+	w.events = 0;
+	ev_del(w.fd);
+	session_begin();
+}
+
+static void
+client_event(int fd, int events, void *arg)
+{
+	(void)fd;
+	(void)arg;
+	if (w.state == W_HANDSHAKE) {
+		handshake();
+		return;
+	}
+	if ((events & (EV_WRITE | EV_READ)) && ibuf_left(w.out) > 0)
+		client_write();
+	if (events & (EV_READ | EV_WRITE))
+		client_read();
+	client_update();
+}
+
+static void
+handshake_timeout(void *arg)
+{
+	(void)arg;
+	log_debug("session %u: handshake timed out", w.sid);
+	worker_exit("handshake timeout");
+}
+
+/* Idle only if nothing is under way: a long answer is not idleness. */
+static void
+idle_timeout(void *arg)
+{
+	(void)arg;
+	if (w.state != W_SESSION)
+		return;
+	if (proto_busy(w.proto)) {
+		ev_timer_add(&w.idle_timer,
+		    (uint64_t)w.conf->g.timeout * 1000);
+		return;
+	}
+	proto_bye(w.proto, "idle timeout");
+}
+
+static void
+close_timeout(void *arg)
+{
+	(void)arg;
+	worker_exit("client does not read");
+}
+
+/*
+ * The output functions of the session (struct proto_ops).
+ */
+
+static void
+op_write(void *arg, const void *data, size_t len)
+{
+	(void)arg;
+	if (ibuf_add(w.out, data, len) == -1)
+		fatal("%s", __func__);
+	client_write();
+	client_update();
+}
+
+static void
+op_close(void *arg)
+{
+	(void)arg;
+	w.state = W_CLOSING;
+	ev_timer_del(&w.idle_timer);
+	ev_timer_add(&w.close_timer, WORKER_CLOSE_WAIT * 1000);
+	client_update();
+	worker_finish();
+}
+
+static int
+op_models(void *arg, uint32_t id)
+{
+	(void)arg;
+	if (w.provider.dead)
+		return (-1);
+	return (channel_compose(&w.provider, IMSG_WORKER_MODELS, 0, -1, &id,
+	    sizeof(id)));
+}
+
+static int
+gen_part(uint32_t id, int role, int more, const char *text, size_t len)
+{
+	struct ibuf	*b;
+
+	if ((b = channel_create(&w.provider, IMSG_WORKER_GEN_PART, 0,
+	    len + 32)) == NULL ||
+	    ibuf_add_u32(b, id) == -1 ||
+	    ibuf_add_u32(b, (uint32_t)role) == -1 ||
+	    ibuf_add_u32(b, more ? 1 : 0) == -1 ||
+	    ibuf_add_data(b, text, len) == -1) {
+		ibuf_free(b);
+		return (-1);
+	}
+	return (channel_send(&w.provider, b));
+}
+
+/*
+ * A generation: BEGIN, each turn in parts well under the message size
+ * (more set on all but its last), END. Turns of one role in a row are
+ * joined into one with a blank line between (see proto_turn).
+ */
+static int
+op_gen(void *arg, uint32_t id, const char *model, const char *sys,
+    const struct proto_turn *t, size_t n)
+{
+	struct ibuf	*b;
+	size_t		 i, off, len;
+	int		 join;
+
+	(void)arg;
+	if (w.provider.dead)
+		return (-1);
+	if ((b = channel_create(&w.provider, IMSG_WORKER_GEN_BEGIN, 0,
+	    strlen(model) + strlen(sys) + 32)) == NULL ||
+	    ibuf_add_u32(b, id) == -1 || ibuf_add_str(b, model) == -1 ||
+	    ibuf_add_str(b, sys) == -1) {
+		ibuf_free(b);
+		return (-1);
+	}
+	if (channel_send(&w.provider, b) == -1)
+		return (-1);
+	for (i = 0; i < n; i++) {
+		join = i + 1 < n && t[i + 1].role == t[i].role;
+		off = 0;
+		do {
+			len = t[i].len - off;
+			if (len > WORKER_PART_MAX)
+				len = WORKER_PART_MAX;
+			if (gen_part(id, t[i].role, off + len < t[i].len || join,
+			    t[i].text + off, len) == -1)
+				return (-1);
+			off += len;
+		} while (off < t[i].len);
+		if (join && gen_part(id, t[i].role, 1, "\n\n", 2) == -1)
+			return (-1);
+	}
+	return (channel_compose(&w.provider, IMSG_WORKER_GEN_END, 0, -1, &id,
+	    sizeof(id)));
+}
+
+static void
+op_cancel(void *arg, uint32_t id)
+{
+	(void)arg;
+	if (!w.provider.dead)
+		channel_compose(&w.provider, IMSG_WORKER_CANCEL, 0, -1, &id,
+		    sizeof(id));
+}
+
+/*
+ * Storage requests are kept until answered: a restarted storage gets
+ * them again on its new channel (a STORE carries a key so it is not
+ * stored twice), and one that waited past STORAGE_WAIT fails.
+ */
+static void
+storage_check(void *arg)
+{
+	struct sreq	*r, *next;
+	uint64_t	 now = ev_now_ms();
+
+	(void)arg;
+	for (r = TAILQ_FIRST(&w.sreqs); r != NULL; r = next) {
+		next = TAILQ_NEXT(r, entry);
+		if (now - r->since < STORAGE_WAIT * 1000)
+			continue;
+		TAILQ_REMOVE(&w.sreqs, r, entry);
+		log_warnx("session %u: storage did not answer %s in %d s",
+		    w.sid, imsg_type_name(r->type), STORAGE_WAIT);
+		if (w.proto != NULL)
+			proto_storage_error(w.proto, r->id,
+			    "storage did not answer in time");
+		ibuf_free(r->payload);
+		free(r);
+	}
+	if (!TAILQ_EMPTY(&w.sreqs))
+		ev_timer_add(&w.storage_timer, 1000);
+}
+
+static int
+sreq_send(struct sreq *r)
+{
+	if (w.storage.dead)
+		return (0);
+	return (channel_compose(&w.storage, r->type, 0, -1,
+	    ibuf_data(r->payload), ibuf_left(r->payload)));
+}
+
+/* Queue a storage request built in b (taken). */
+static int
+sreq_add(uint32_t type, uint32_t id, struct ibuf *b)
+{
+	struct sreq	*r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		ibuf_free(b);
+		return (-1);
+	}
+	r->id = id;
+	r->type = type;
+	r->payload = b;
+	r->since = ev_now_ms();
+	if (sreq_send(r) == -1) {
+		ibuf_free(b);
+		free(r);
+		return (-1);
+	}
+	TAILQ_INSERT_TAIL(&w.sreqs, r, entry);
+	if (!ev_timer_pending(&w.storage_timer))
+		ev_timer_add(&w.storage_timer, 1000);
+	return (0);
+}
+
+static struct sreq *
+sreq_find(uint32_t id)
+{
+	struct sreq	*r;
+
+	TAILQ_FOREACH(r, &w.sreqs, entry)
+		if (r->id == id)
+			return (r);
+	return (NULL);
+}
+
+static void
+sreq_done(struct sreq *r)
+{
+	TAILQ_REMOVE(&w.sreqs, r, entry);
+	ibuf_free(r->payload);
+	free(r);
+}
+
+static struct ibuf *
+payload(uint32_t id, size_t hint)
+{
+	struct ibuf	*b;
+
+	if ((b = ibuf_open(hint + 16)) == NULL)
+		return (NULL);
+	if (ibuf_add_u32(b, id) == -1) {
+		ibuf_free(b);
+		return (NULL);
+	}
+	return (b);
+}
+
+static int
+op_store(void *arg, uint32_t id, uint64_t key, int role, const char *model,
+    uint64_t tokens, const char *text, size_t len)
+{
+	struct ibuf	*b;
+
+	(void)arg;
+	if (len > IMSG_MAXSIZE - 1024 ||
+	    (b = payload(id, len + strlen(model) + 64)) == NULL)
+		return (-1);
+	if (ibuf_add_u64(b, key) == -1 ||
+	    ibuf_add_u32(b, (uint32_t)role) == -1 ||
+	    ibuf_add_str(b, model) == -1 ||
+	    ibuf_add_u64(b, tokens) == -1 ||
+	    ibuf_add_data(b, text, len) == -1) {
+		ibuf_free(b);
+		return (-1);
+	}
+	return (sreq_add(IMSG_WORKER_STORE, id, b));
+}
+
+static int
+op_summary(void *arg, uint32_t id, const char *text, size_t len)
+{
+	struct ibuf	*b;
+
+	(void)arg;
+	if (len > IMSG_MAXSIZE - 1024 || (b = payload(id, len + 8)) == NULL)
+		return (-1);
+	if (ibuf_add_data(b, text, len) == -1) {
+		ibuf_free(b);
+		return (-1);
+	}
+	return (sreq_add(IMSG_WORKER_SUMMARY, id, b));
+}
+
+static int
+op_history(void *arg, uint32_t id, int kind, uint32_t count)
+{
+	struct ibuf	*b;
+
+	(void)arg;
+	if ((b = payload(id, 8)) == NULL)
+		return (-1);
+	if (ibuf_add_u32(b, (uint32_t)kind) == -1 ||
+	    ibuf_add_u32(b, count) == -1) {
+		ibuf_free(b);
+		return (-1);
+	}
+	return (sreq_add(IMSG_WORKER_HISTORY, id, b));
+}
+
+static int
+op_context(void *arg, uint32_t id)
+{
+	struct ibuf	*b;
+
+	(void)arg;
+	if ((b = payload(id, 0)) == NULL)
+		return (-1);
+	return (sreq_add(IMSG_WORKER_CONTEXT, id, b));
+}
+
+static int
+op_count(void *arg, uint32_t id)
+{
+	struct ibuf	*b;
+
+	(void)arg;
+	if ((b = payload(id, 0)) == NULL)
+		return (-1);
+	return (sreq_add(IMSG_WORKER_COUNT, id, b));
+}
+
+static void
+op_state(void *arg, const char *model, uint32_t messages, uint64_t in,
+    uint64_t out, int mode)
+{
+	struct ibuf	*b;
+
+	(void)arg;
+	if ((b = channel_create(parent_chan, IMSG_WORKER_STATE, 0,
+	    strlen(model) + 64)) == NULL ||
+	    ibuf_add_str(b, model) == -1 ||
+	    ibuf_add_u32(b, messages) == -1 ||
+	    ibuf_add_u64(b, in) == -1 ||
+	    ibuf_add_u64(b, out) == -1 ||
+	    ibuf_add_u32(b, (uint32_t)mode) == -1) {
+		ibuf_free(b);
+		return;
+	}
+	channel_send(parent_chan, b);
+}
+
+static void
+op_event(void *arg, const char *line)
+{
+	struct ibuf	*b;
+
+	(void)arg;
+	if ((b = channel_create(parent_chan, IMSG_WORKER_EVENT, 0,
+	    strlen(line) + 8)) == NULL || ibuf_add_str(b, line) == -1) {
+		ibuf_free(b);
+		return;
+	}
+	channel_send(parent_chan, b);
+}
+
+static uint64_t
+op_now(void *arg)
+{
+	(void)arg;
+	return (ev_now_ms());
+}
+
+static uint64_t
+op_random(void *arg)
+{
+	uint64_t	 v;
+
+	(void)arg;
+	arc4random_buf(&v, sizeof(v));
+	return (v);
+}
+
+static const struct proto_ops worker_ops = {
+	op_write, op_close, op_models, op_gen, op_cancel, op_store,
+	op_summary, op_history, op_context, op_count, op_state, op_event,
+	op_now, op_random
+};
+
+/*
+ * The session.
+ */
+
+/* In certificate mode the identity is the hash of the client's one. */
+static int
+cert_identity(void)
+{
+	const char	*h;
+
+	if ((h = tls_peer_cert_hash(w.cctx)) == NULL ||
+	    strncmp(h, "SHA256:", 7) != 0 ||
+	    strlen(h + 7) != IDENTITY_LEN)
+		return (-1);
+	strlcpy(w.ps.identity, h + 7, sizeof(w.ps.identity));
+	return (0);
+}
+
+static void
+session_begin(void)
+{
+	struct provider_conf	*pc;
+	struct reply_writer	 rw;
+	const char		*v, *c;
+
+	w.events = 0;
+	if (w.refuse[0] != '\0') {
+		reply_begin(&rw);
+		if (reply_status(&rw, w.out, "BYE", "%s", w.refuse) == -1)
+			fatal("%s", __func__);
+		w.state = W_CLOSING;
+		ev_timer_add(&w.close_timer, WORKER_CLOSE_WAIT * 1000);
+		client_write();
+		client_update();
+		return;
+	}
+	if (w.tls) {
+		v = tls_conn_version(w.cctx);
+		c = tls_conn_cipher(w.cctx);
+		snprintf(w.ps.tls, sizeof(w.ps.tls), "%s %s",
+		    v != NULL ? v : "unknown", c != NULL ? c : "unknown");
+	}
+	w.ps.identity_mode = w.conf->g.identity;
+	w.ps.line_max = w.conf->g.line_max;
+	w.ps.memory_limit = w.conf->g.memory_limit;
+	if ((pc = TAILQ_FIRST(&w.conf->providers)) != NULL)
+		strlcpy(w.ps.model, pc->model, sizeof(w.ps.model));
+	if (w.conf->g.identity == IDENTITY_CERTIFICATE && w.tls &&
+	    cert_identity() == -1) {
+		strlcpy(w.refuse, "auth a client certificate is required",
+		    sizeof(w.refuse));
+		session_begin();
+		return;
+	}
+	if ((w.proto = proto_new(&worker_ops, NULL, &w.ps)) == NULL)
+		fatal("%s", __func__);
+	w.state = W_SESSION;
+	log_debug("session %u: %s port %u%s%s", w.sid, w.ps.ip, w.ps.port,
+	    w.tls ? ", " : "", w.ps.tls);
+	op_event(NULL, w.tls ? "connect tls" : "connect plain");
+	ev_timer_add(&w.idle_timer, (uint64_t)w.conf->g.timeout * 1000);
+	proto_start(w.proto);
+	client_update();
+}
+
+/* IMSG_PARENT_CLIENT: the socket, who is on it, and whether to serve. */
+static void
+client_start(struct imsg *imsg)
+{
+	struct ireader	 ir;
+	const char	*addr, *laddr, *ident, *refuse;
+	uint32_t	 port, lport, tls;
+	uint64_t	 since;
+	int		 one = 1;
+
+	ir_init(&ir, imsg);
+	w.sid = ir_u32(&ir);
+	addr = ir_str(&ir);
+	port = ir_u32(&ir);
+	laddr = ir_str(&ir);
+	lport = ir_u32(&ir);
+	ident = ir_str(&ir);
+	since = ir_u64(&ir);
+	refuse = ir_str(&ir);
+	tls = ir_u32(&ir);
+	if (ir_end(&ir) == -1 || imsg->fd == -1 ||
+	    strlen(addr) >= sizeof(w.ps.ip) ||
+	    strlen(laddr) >= sizeof(w.ps.local) ||
+	    strlen(ident) > IDENTITY_LEN ||
+	    strlen(refuse) >= sizeof(w.refuse) ||
+	    port > 65535 || lport > 65535 || tls > 1)
+		fatalx("%s: bad IMSG_PARENT_CLIENT", __func__);
+	if (w.state != W_IDLE) {
+		log_warnx("%s: a second client", __func__);
+		return;
+	}
+	strlcpy(w.ps.ip, addr, sizeof(w.ps.ip));
+	w.ps.port = port;
+	strlcpy(w.ps.local, laddr, sizeof(w.ps.local));
+	w.ps.lport = lport;
+	strlcpy(w.ps.identity, ident, sizeof(w.ps.identity));
+	w.ps.connected = since;
+	strlcpy(w.refuse, refuse, sizeof(w.refuse));
+	w.tls = tls;
+	w.fd = imsg->fd;
+	imsg->fd = -1;
+	fd_nonblock(w.fd);
+	fd_cloexec(w.fd);
+	/* Replies leave in one write each: no Nagle wait behind them. */
+	if (setsockopt(w.fd, IPPROTO_TCP, TCP_NODELAY, &one,
+	    sizeof(one)) == -1)
+		log_debug("%s: TCP_NODELAY: %s", __func__, strerror(errno));
+	if ((w.out = ibuf_open(4096)) == NULL)
+		fatal("%s", __func__);
+	if (!w.tls) {
+		session_begin();
+		return;
+	}
+	if (w.tlsctx == NULL) {
+		log_warnx("%s: a TLS client, but no TLS certificate",
+		    __func__);
+		worker_exit("no TLS");
+	}
+	if (tls_accept_socket(w.tlsctx, &w.cctx, w.fd) == -1) {
+		log_warnx("%s: tls_accept_socket: %s", __func__,
+		    tls_error(w.tlsctx));
+		worker_exit("tls_accept_socket failed");
+	}
+	w.state = W_HANDSHAKE;
+	ev_timer_add(&w.handshake_timer,
+	    (uint64_t)w.conf->g.handshake_timeout * 1000);
+	handshake();
+}
+
+/*
+ * Channels.
+ */
+
+static void
+storage_open(int fd)
+{
+	struct sreq	*r;
+
+	if (!w.storage.dead)
+		channel_shutdown(&w.storage);
+	channel_init(&w.storage, fd, storage_dispatch, storage_closed, NULL);
+	TAILQ_FOREACH(r, &w.sreqs, entry)
+		if (sreq_send(r) == -1)
+			break;
+}
+
+/* Reads that had begun to answer cannot be resumed; the rest wait. */
+static void
+storage_closed(struct channel *ch)
+{
+	struct sreq	*r, *next;
+
+	(void)ch;
+	log_warnx("storage channel closed");
+	for (r = TAILQ_FIRST(&w.sreqs); r != NULL; r = next) {
+		next = TAILQ_NEXT(r, entry);
+		if (!r->got)
+			continue;
+		TAILQ_REMOVE(&w.sreqs, r, entry);
+		if (w.proto != NULL)
+			proto_storage_error(w.proto, r->id,
+			    "storage restarted");
+		ibuf_free(r->payload);
+		free(r);
+	}
+}
+
+static void
+storage_dispatch(struct channel *ch, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct sreq	*r;
+	const char	*s;
+	const void	*text;
+	size_t		 len;
+	uint64_t	 a, b;
+	uint32_t	 id, role;
+
+	(void)ch;
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	switch (imsg->hdr.type) {
+	case IMSG_STORAGE_STORED:
+	case IMSG_STORAGE_END:
+		a = ir_u64(&ir);
+		if (ir_end(&ir) == -1)
+			break;
+		if ((r = sreq_find(id)) == NULL)
+			return;
+		sreq_done(r);
+		if (w.proto == NULL)
+			return;
+		if (imsg->hdr.type == IMSG_STORAGE_STORED)
+			proto_storage_stored(w.proto, id, a);
+		else
+			proto_storage_end(w.proto, id, a);
+		return;
+	case IMSG_STORAGE_ITEM:
+		a = ir_u64(&ir);
+		b = ir_u64(&ir);
+		role = ir_u32(&ir);
+		text = ir_data(&ir, &len);
+		if (ir_end(&ir) == -1)
+			break;
+		if ((r = sreq_find(id)) == NULL)
+			return;
+		r->got = 1;
+		if (w.proto != NULL)
+			proto_storage_item(w.proto, id, a, b, role,
+			    len > 0 ? text : "", len);
+		return;
+	case IMSG_STORAGE_ERROR:
+		s = ir_str(&ir);
+		if (ir_end(&ir) == -1)
+			break;
+		if ((r = sreq_find(id)) == NULL)
+			return;
+		sreq_done(r);
+		if (w.proto != NULL)
+			proto_storage_error(w.proto, id, s);
+		return;
+	}
+	fatalx("%s: bad %s", __func__, imsg_type_name(imsg->hdr.type));
+}
+
+static void
+provider_open(int fd)
+{
+	if (!w.provider.dead)
+		channel_shutdown(&w.provider);
+	w.provider_paused = 0;
+	channel_init(&w.provider, fd, provider_dispatch, provider_closed,
+	    NULL);
+}
+
+static void
+provider_closed(struct channel *ch)
+{
+	(void)ch;
+	log_warnx("provider channel closed");
+	w.provider_paused = 0;
+	if (w.proto != NULL)
+		proto_provider_lost(w.proto);
+}
+
+static void
+provider_dispatch(struct channel *ch, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	const char	*s, *t;
+	const void	*text;
+	size_t		 len;
+	uint64_t	 a, b;
+	uint32_t	 id;
+
+	(void)ch;
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	switch (imsg->hdr.type) {
+	case IMSG_PROVIDER_MODEL:
+		s = ir_str(&ir);
+		a = ir_u64(&ir);
+		b = ir_u64(&ir);
+		if (ir_end(&ir) == -1)
+			break;
+		if (w.proto != NULL)
+			proto_provider_model(w.proto, id, s, a, b);
+		return;
+	case IMSG_PROVIDER_MODELS_END:
+		if (ir_end(&ir) == -1)
+			break;
+		if (w.proto != NULL)
+			proto_provider_models_end(w.proto, id);
+		return;
+	case IMSG_PROVIDER_CHUNK:
+		text = ir_data(&ir, &len);
+		if (ir_end(&ir) == -1)
+			break;
+		if (w.proto != NULL && len > 0)
+			proto_provider_chunk(w.proto, id, text, len);
+		return;
+	case IMSG_PROVIDER_DONE:
+		a = ir_u64(&ir);
+		b = ir_u64(&ir);
+		s = ir_str(&ir);
+		if (ir_end(&ir) == -1)
+			break;
+		if (w.proto != NULL)
+			proto_provider_done(w.proto, id, a, b, s);
+		return;
+	case IMSG_PROVIDER_ERROR:
+		s = ir_str(&ir);
+		t = ir_str(&ir);
+		if (ir_end(&ir) == -1)
+			break;
+		if (w.proto != NULL)
+			proto_provider_error(w.proto, id, s, t);
+		return;
+	}
+	fatalx("%s: bad %s", __func__, imsg_type_name(imsg->hdr.type));
+}
+
+static void
+parent_dispatch(struct channel *ch, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	const char	*s;
+	uint32_t	 v;
+	int		 fd;
+
+	(void)ch;
+	ir_init(&ir, imsg);
+	switch (imsg->hdr.type) {
+	case IMSG_PARENT_CLIENT:
+		client_start(imsg);
+		return;
+	case IMSG_PARENT_STORAGE:
+	case IMSG_PARENT_PROVIDER:
+		if (imsg->datalen != 0 || imsg->fd == -1)
+			break;
+		fd = imsg->fd;
+		imsg->fd = -1;
+		if (imsg->hdr.type == IMSG_PARENT_STORAGE)
+			storage_open(fd);
+		else
+			provider_open(fd);
+		return;
+	case IMSG_PARENT_KILL:
+		s = ir_str(&ir);
+		if (ir_end(&ir) == -1)
+			break;
+		if (w.state == W_SESSION)
+			proto_bye(w.proto, s);
+		else if (w.state != W_CLOSING)
+			worker_exit("killed");
+		return;
+	case IMSG_CTL_VERBOSE:
+		v = ir_u32(&ir);
+		if (ir_end(&ir) == -1)
+			break;
+		log_setverbose((int)v);
+		return;
+	case IMSG_CFG_GLOBAL:
+	case IMSG_CFG_PROVIDER:
+	case IMSG_CFG_TLS:
+	case IMSG_CFG_DONE:
+		/* A reload: new sessions would see it; this one keeps its. */
+		if (child_config_imsg(&w.conf, &w.tlsm, imsg) == 1)
+			tls_material_wipe(&w.tlsm);
+		return;
+	}
+	fatalx("%s: bad %s", __func__, imsg_type_name(imsg->hdr.type));
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct sandbox_conf	 sc;
+	int			 ch, debug = 0, verbose = 0;
+
+#ifndef HAVE_SETPROCTITLE
+	setproctitle_init(argc, argv);
+#endif
+	while ((ch = getopt(argc, argv, "dv")) != -1) {
+		switch (ch) {
+		case 'd':
+			debug = 1;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (argc != optind)
+		usage();
+	/* A client that vanishes must not kill us mid-write. */
+	signal(SIGPIPE, SIG_IGN);
+
+	child_init(PROC_WORKER, debug, verbose);
+	w.fd = -1;
+	w.state = W_IDLE;
+	TAILQ_INIT(&w.sreqs);
+	w.storage.dead = w.provider.dead = 1;
+	ev_timer_set(&w.handshake_timer, handshake_timeout, NULL);
+	ev_timer_set(&w.idle_timer, idle_timeout, NULL);
+	ev_timer_set(&w.storage_timer, storage_check, NULL);
+	ev_timer_set(&w.close_timer, close_timeout, NULL);
+
+	w.conf = child_config(&w.tlsm);
+	tls_setup(w.conf->g.identity == IDENTITY_CERTIFICATE);
+	tls_material_wipe(&w.tlsm);
+	storage_open(FD_STORAGE);
+	provider_open(FD_PROVIDER);
+
+	memset(&sc, 0, sizeof(sc));
+	sc.user = w.conf->g.user[0] != '\0' ? w.conf->g.user : NULL;
+	sc.chroot = w.conf->g.chroot[0] != '\0' ? w.conf->g.chroot : NULL;
+	if (sandbox_enter(SANDBOX_WORKER, &sc) == -1)
+		fatalx("sandbox");
+	child_ready();
+	child_dispatch(parent_dispatch);
+	ev_loop();
+	fatalx("event loop ended");
+}

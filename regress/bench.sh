@@ -1,0 +1,40 @@
+#!/bin/sh
+# bench.sh: `make bench` (regress/Makefile builds loadgen first). Prints
+# figures, each beside a floor measured in the same run; never fails
+# because of a figure. It exits non-zero only when something could not
+# be measured at all (a program missing, a daemon that did not start).
+#
+#	BENCH_SECS=5	seconds measured per figure (after 1 s of warm-up)
+#	BENCH_IDLE=500	idle sessions held for the memory figure
+#	sh bench.sh [connect] [chat] [stream] [memory] [storage]
+
+cd "$(dirname "$0")" || exit 1
+PYTHON=${PYTHON:-python3}
+status=0
+
+want_storage=1
+if [ $# -gt 0 ]; then
+	want_storage=0
+	for a in "$@"; do
+		[ "$a" = storage ] && want_storage=1
+	done
+	set -- $(for a in "$@"; do [ "$a" = storage ] || echo "$a"; done)
+	[ $# -eq 0 ] && set -- none
+fi
+
+if [ "$1" != none ]; then
+	$PYTHON bench_driver.py "$@" || status=1
+fi
+
+if [ $want_storage = 1 ]; then
+	echo
+	echo "storage: commit rate of the storage process against plain SQLite"
+	if [ -x ./bench_storage ]; then
+		./bench_storage || status=1
+	elif [ -x ./unit/bench_storage ]; then
+		./unit/bench_storage || status=1
+	else
+		echo "  bench_storage is not built (regress/bench_storage.c)"
+	fi
+fi
+exit $status

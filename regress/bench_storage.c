@@ -1,0 +1,346 @@
+/*
+ * bench_storage.c: what group commit buys. The storage process of the
+ * real bridged binary (bridged -P storage, this program as its parent)
+ * serves N concurrent sessions, each with one STORE in flight at a
+ * time as a worker has while it waits to say `. OK`; beside it, a
+ * plain loop of SQLite inserts, one transaction each, on a database
+ * opened with the same code and pragmas (db.c). Figures only: it never
+ * passes or fails on time.
+ *
+ * usage: bench_storage [-b bridged] [-n sessions] [-t seconds]
+ *        [-s normal|full|both] [-z bytes]
+ */
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <err.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "bridged.h"
+
+#define MAXSESSIONS	1000
+
+struct session {
+	struct imsgbuf	 ib;
+	char		 identity[IDENTITY_LEN + 1];
+	uint64_t	 next;		/* key of the next STORE */
+	uint32_t	 id;
+};
+
+static char	 dir[PATH_MAX];
+static char	*text;
+static size_t	 textlen = 200;
+
+/* The options, on a mistake. */
+static void __attribute__((__noreturn__))
+usage(void)
+{
+	fprintf(stderr, "usage: bench_storage [-b bridged] [-n sessions]"
+	    " [-t seconds] [-s normal|full|both] [-z bytes]\n");
+	exit(1);
+}
+
+/* A file in the bench directory. */
+static void
+dpath(char *buf, size_t len, const char *name)
+{
+	if ((size_t)snprintf(buf, len, "%s/%s", dir, name) >= len)
+		errx(1, "path too long");
+}
+
+/* Monotonic seconds. */
+static double
+now_s(void)
+{
+	return ((double)ev_now_ms() / 1000.0);
+}
+
+/* A distinct hex identity per session. */
+static void
+identity_of(int n, char *out)
+{
+	char	 seed[32];
+
+	snprintf(seed, sizeof(seed), "bench %d", n);
+	sha256_hex(seed, strlen(seed), out);
+}
+
+/* Send the next STORE of a session. */
+static void
+store(struct session *s)
+{
+	struct ibuf	*b;
+
+	if ((b = imsg_create(&s->ib, IMSG_WORKER_STORE, 0, 0,
+	    textlen + 64)) == NULL || ibuf_add_u32(b, ++s->id) == -1 ||
+	    ibuf_add_u64(b, s->next++) == -1 ||
+	    ibuf_add_u32(b, ROLE_USER) == -1 ||
+	    ibuf_add_str(b, "bench") == -1 || ibuf_add_u64(b, 0) == -1 ||
+	    ibuf_add_data(b, text, textlen) == -1 ||
+	    imsg_close(&s->ib, b) == -1 || imsg_flush(&s->ib) == -1)
+		err(1, "store");
+}
+
+/* Start storage on path; its parent channel, once it is ready. */
+static pid_t
+start_storage(const char *bridged, const char *path, enum sync_mode sync,
+    struct imsgbuf *parent)
+{
+	struct global_conf	 g;
+	struct imsg		 m;
+	char			 log[PATH_MAX];
+	pid_t			 pid;
+	int			 sp[2], fd, ready = 0;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1)
+		err(1, "socketpair");
+	dpath(log, sizeof(log), "storage.log");
+	switch (pid = fork()) {
+	case -1:
+		err(1, "fork");
+	case 0:
+		close(sp[0]);
+		if (sp[1] != FD_PARENT) {
+			dup2(sp[1], FD_PARENT);
+			close(sp[1]);
+		}
+		if ((fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600)) !=
+		    -1)
+			dup2(fd, 2);
+		execl(bridged, "bridged", "-P", "storage", "-d", (char *)NULL);
+		_exit(127);
+	}
+	close(sp[1]);
+	imsgbuf_init(parent, sp[0]);
+	memset(&g, 0, sizeof(g));
+	(void)strlcpy(g.database, path, sizeof(g.database));
+	g.summaries_keep = BRIDGED_SUMMARIES;
+	g.memory_limit = BRIDGED_MEMLIMIT;
+	g.sync = sync;
+	if (imsg_compose(parent, IMSG_CFG_GLOBAL, 0, 0, -1, &g,
+	    sizeof(g)) == -1 || imsg_compose(parent, IMSG_CFG_DONE, 0, 0, -1,
+	    NULL, 0) == -1 || imsg_flush(parent) == -1)
+		err(1, "config");
+	while (!ready) {
+		ssize_t	 n;
+		int	 r;
+
+		if ((n = imsg_read(parent)) == 0 || (n == -1 &&
+		    errno != EINTR && errno != EAGAIN))
+			errx(1, "storage did not start (see %s)", log);
+		while ((r = imsg_get(parent, &m)) == 1) {
+			if (m.hdr.type == IMSG_CHILD_READY)
+				ready = 1;
+			imsg_free(&m);
+		}
+		if (r == -1)
+			errx(1, "bad message from storage");
+	}
+	return (pid);
+}
+
+/* Messages per second committed by storage for n sessions. */
+static double
+bench_storage(const char *bridged, enum sync_mode sync, int n, int secs,
+    uint64_t *total)
+{
+	struct session	*ss;
+	struct pollfd	*pfd;
+	struct imsgbuf	 parent;
+	struct imsg	 m;
+	struct ibuf	*b;
+	char		 path[PATH_MAX];
+	double		 t0, t1 = 0;
+	uint64_t	 done = 0;
+	pid_t		 pid;
+	int		 i, sp[2], r, status, warm = 1;
+
+	dpath(path, sizeof(path), sync == SYNC_FULL ? "storage-full.db" :
+	    "storage-normal.db");
+	pid = start_storage(bridged, path, sync, &parent);
+	if ((ss = calloc(n, sizeof(*ss))) == NULL ||
+	    (pfd = calloc(n, sizeof(*pfd))) == NULL)
+		err(1, NULL);
+	for (i = 0; i < n; i++) {
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1)
+			err(1, "socketpair");
+		imsgbuf_init(&ss[i].ib, sp[1]);
+		identity_of(i, ss[i].identity);
+		if ((b = imsg_create(&parent, IMSG_PARENT_CHANNEL, 0, 0,
+		    128)) == NULL || ibuf_add_u32(b, i + 1) == -1 ||
+		    ibuf_add_str(b, ss[i].identity) == -1)
+			err(1, "channel");
+		b->fd = sp[0];
+		if (imsg_close(&parent, b) == -1 || imsg_flush(&parent) == -1)
+			err(1, "channel");
+		pfd[i].fd = sp[1];
+		pfd[i].events = POLLIN;
+	}
+	for (i = 0; i < n; i++)
+		store(&ss[i]);
+	/* The first second warms up; then count for secs seconds. */
+	t0 = now_s() + 1;
+	for (;;) {
+		if (poll(pfd, n, 1000) == -1 && errno != EINTR)
+			err(1, "poll");
+		for (i = 0; i < n; i++) {
+			if ((pfd[i].revents & (POLLIN | POLLHUP)) == 0)
+				continue;
+			if (imsg_read(&ss[i].ib) <= 0 && errno != EAGAIN)
+				errx(1, "storage closed session %d", i);
+			while ((r = imsg_get(&ss[i].ib, &m)) == 1) {
+				if (m.hdr.type != IMSG_STORAGE_STORED)
+					errx(1, "session %d: answer type %u",
+					    i, m.hdr.type);
+				imsg_free(&m);
+				if (!warm)
+					done++;
+				store(&ss[i]);
+			}
+			if (r == -1)
+				errx(1, "bad message from storage");
+		}
+		if (warm && now_s() >= t0) {
+			warm = 0;
+			t0 = now_s();
+		} else if (!warm && (t1 = now_s()) - t0 >= secs)
+			break;
+	}
+	for (i = 0; i < n; i++) {
+		close(ss[i].ib.fd);
+		imsgbuf_clear(&ss[i].ib);
+	}
+	close(parent.fd);
+	imsgbuf_clear(&parent);
+	waitpid(pid, &status, 0);
+	free(ss);
+	free(pfd);
+	*total = done;
+	return ((double)done / (t1 - t0));
+}
+
+/*
+ * Messages per second of a plain loop, one transaction per insert,
+ * over the same n identities in turn (so the same index pages).
+ */
+static double
+bench_loop(enum sync_mode sync, int n, int secs, uint64_t *total)
+{
+	struct db	*db;
+	char		 path[PATH_MAX], (*ids)[IDENTITY_LEN + 1];
+	double		 t0, t1;
+	int64_t		 rowid;
+	uint64_t	 key = 0, done = 0;
+	int		 i;
+
+	dpath(path, sizeof(path), sync == SYNC_FULL ? "loop-full.db" :
+	    "loop-normal.db");
+	if ((db = db_open(path, sync)) == NULL)
+		errx(1, "db_open %s", path);
+	if ((ids = calloc(n, sizeof(*ids))) == NULL)
+		err(1, NULL);
+	for (i = 0; i < n; i++)
+		identity_of(i, ids[i]);
+	t0 = now_s();
+	do {
+		if (db_store(db, ids[done % n], key++, ROLE_USER, "bench", 0,
+		    text, textlen, 0, &rowid) != 0)
+			errx(1, "db_store");
+		done++;
+	} while ((t1 = now_s()) - t0 < secs);
+	free(ids);
+	db_close(db);
+	*total = done;
+	return ((double)done / (t1 - t0));
+}
+
+/* Each sync level: storage, then the plain loop, then the ratio. */
+int
+main(int argc, char *argv[])
+{
+	char		 bridged[PATH_MAX], cmd[PATH_MAX + 16];
+	const char	*errstr, *tmp, *modes = "both";
+	double		 rs, rl;
+	uint64_t	 ns, nl;
+	int		 ch, n = 100, secs = 3, m;
+
+	if (realpath("../bridged/bridged", bridged) == NULL)
+		(void)strlcpy(bridged, "../bridged/bridged", sizeof(bridged));
+	while ((ch = getopt(argc, argv, "b:n:s:t:z:")) != -1) {
+		switch (ch) {
+		case 'b':
+			(void)strlcpy(bridged, optarg, sizeof(bridged));
+			break;
+		case 'n':
+			n = strtonum(optarg, 1, MAXSESSIONS, &errstr);
+			if (errstr != NULL)
+				errx(1, "sessions %s: %s", optarg, errstr);
+			break;
+		case 's':
+			modes = optarg;
+			break;
+		case 't':
+			secs = strtonum(optarg, 1, 600, &errstr);
+			if (errstr != NULL)
+				errx(1, "seconds %s: %s", optarg, errstr);
+			break;
+		case 'z':
+			textlen = strtonum(optarg, 1, 1024 * 1024, &errstr);
+			if (errstr != NULL)
+				errx(1, "bytes %s: %s", optarg, errstr);
+			break;
+		default:
+			usage();
+		}
+	}
+	if (strcmp(modes, "normal") != 0 && strcmp(modes, "full") != 0 &&
+	    strcmp(modes, "both") != 0)
+		usage();
+	log_init(1, LOG_DAEMON);
+	log_setverbose(0);
+	signal(SIGPIPE, SIG_IGN);
+	if ((text = malloc(textlen)) == NULL)
+		err(1, NULL);
+	memset(text, 'm', textlen);
+	if ((tmp = getenv("TMPDIR")) == NULL)
+		tmp = "/tmp";
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/bench_storage.XXXXXX",
+	    tmp) >= sizeof(dir) || mkdtemp(dir) == NULL)
+		err(1, "mkdtemp");
+
+	for (m = SYNC_NORMAL; m <= SYNC_FULL; m++) {
+		if ((m == SYNC_NORMAL && strcmp(modes, "full") == 0) ||
+		    (m == SYNC_FULL && strcmp(modes, "normal") == 0))
+			continue;
+		rs = bench_storage(bridged, m, n, secs, &ns);
+		rl = bench_loop(m, n, secs, &nl);
+		printf("storage sync=%s sessions=%d bytes=%zu: %.0f msgs/s"
+		    " (%llu in %d s)\n", m == SYNC_FULL ? "full" : "normal", n,
+		    textlen, rs, (unsigned long long)ns, secs);
+		printf("sqlite loop sync=%s, one transaction per insert:"
+		    " %.0f msgs/s (%llu in %d s)\n",
+		    m == SYNC_FULL ? "full" : "normal", rl,
+		    (unsigned long long)nl, secs);
+		printf("ratio storage/loop sync=%s: %.2f\n",
+		    m == SYNC_FULL ? "full" : "normal", rl > 0 ? rs / rl : 0);
+		fflush(stdout);
+	}
+	if (getenv("BENCH_KEEP") == NULL) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		(void)system(cmd);
+	} else
+		printf("kept %s\n", dir);
+	return (0);
+}

@@ -1,0 +1,131 @@
+"""
+The operator's commands over the control socket, against a daemon with
+real clients: show sessions, kill session, show models, monitor,
+export (validated as JSON, and as Markdown) and purge.
+"""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+
+from harness import Daemon, FakeUpstream, BRIDGECTL, wait_for
+
+d = up = None
+
+
+def setup():
+    global d, up
+    up = FakeUpstream()
+    d = Daemon(up, prefork=2)
+
+
+def teardown():
+    d.stop()
+    up.stop()
+
+
+IDENT = hashlib.sha256(b"127.0.0.1").hexdigest()
+
+
+def chat(c, prompt):
+    body, status = c.ask("ASK " + prompt)
+    assert status.startswith(". OK"), (body, status)
+    return body
+
+
+def test_show_sessions_and_kill():
+    c = d.client()
+    chat(c, "hello sessions")
+    out = d.ctl("show", "sessions").stdout.splitlines()
+    mine = [l for l in out if IDENT[:12] in l]
+    assert len(mine) == 1, out
+    f = mine[0].split()
+    sid = f[0]
+    assert f[1] == "127.0.0.1" and f[2] == IDENT[:12], f
+    assert f[3] == "gemini-2.0-flash", f
+    assert int(f[5]) >= 2, f        # prompt and answer stored
+    r = d.ctl("kill", "session", sid)
+    assert "ended" in r.stdout
+    body, status = c.reply()
+    assert status.startswith(". BYE"), status
+    assert c.closed()
+    wait_for(lambda: sid not in [l.split()[0] for l in
+             d.ctl("show", "sessions").stdout.splitlines()],
+             what="session gone from the list")
+    r = d.ctl("kill", "session", "999999", check=False)
+    assert r.returncode == 1 and "no session" in r.stderr, r
+
+
+def test_show_models():
+    out = d.ctl("show", "models").stdout.splitlines()
+    names = [l.split()[0] for l in out]
+    assert "gemini-2.0-flash" in names, out
+    assert names == sorted(names), names
+    assert not [n for n in names if "embed" in n or "tts" in n or
+                "imagen" in n or "veo" in n], names
+
+
+def test_monitor_streams_events():
+    p = subprocess.Popen([BRIDGECTL, "-s", d.sock, "monitor"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)
+        c = d.client()
+        chat(c, "watched prompt")
+        c.ask("QUIT")
+        c.close()
+        lines = []
+        end = time.monotonic() + 5
+        os.set_blocking(p.stdout.fileno(), False)
+        while time.monotonic() < end:
+            l = p.stdout.readline()
+            if l:
+                lines.append(l.strip())
+                if any("disconnect" in x for x in lines):
+                    break
+            else:
+                time.sleep(0.05)
+        text = "\n".join(lines)
+        assert "connect session" in text, text
+        assert "prompt" in text, text
+        assert "disconnect" in text, text
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=5)
+
+
+def test_export_json_and_markdown():
+    c = d.client()
+    chat(c, "export me \"quoted\" and \\ backslash")
+    c.ask("QUIT")
+    r = d.ctl("export", IDENT[:12])
+    doc = json.loads(r.stdout)
+    assert doc["identity"] == IDENT, doc.get("identity")
+    contents = [m["content"] for m in doc["messages"]]
+    assert "export me \"quoted\" and \\ backslash" in contents, contents
+    roles = {m["role"] for m in doc["messages"]}
+    assert roles == {"user", "model"}, roles
+    assert isinstance(doc["summaries"], list)
+    md = d.ctl("export", IDENT, "markdown").stdout
+    assert md.startswith("# bridged conversation " + IDENT), md[:100]
+    assert "export me" in md and "## " in md
+    r = d.ctl("export", "abcdef0123", check=False)
+    assert r.returncode == 1 and r.stderr.strip(), r
+
+
+def test_purge_needs_confirmation_then_deletes():
+    c = d.client()
+    chat(c, "purge me")
+    c.ask("QUIT")
+    r = subprocess.run([BRIDGECTL, "-s", d.sock, "purge", IDENT],
+                       stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True)
+    assert r.returncode == 1 and "-f" in r.stderr, r
+    assert json.loads(d.ctl("export", IDENT).stdout)["messages"]
+    r = d.ctl("purge", "-f", IDENT)
+    assert "deleted" in r.stdout, r.stdout
+    doc = json.loads(d.ctl("export", IDENT).stdout)
+    assert doc["messages"] == [] and doc["summaries"] == [], doc

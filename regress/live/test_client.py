@@ -1,0 +1,585 @@
+"""
+bridgectl connect, the terminal client, against a real bridged with the
+fake upstream: as a script uses it (stdin a pipe), as a person uses it
+(in a tmux pane: the prompt, streaming, the activity indicator, Ctrl-C,
+pasting, Ctrl-D, history), its one-line connection errors, and the
+certificate pinning in ~/.bridge/known_hosts, with small TLS servers of
+our own for a certificate that changes.
+"""
+
+import hashlib
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import uuid
+
+from harness import (BRIDGECTL, Daemon, FakeUpstream, Skip, free_port,
+                     make_certs, tmpdir, wait_for)
+
+d = up = None
+MODEL = "gemini-2.0-flash"
+PROMPT_CMD = "bridge [command %s]> " % MODEL
+PROMPT_CHAT = "bridge [chat %s]> " % MODEL
+STATUS_OK = re.compile(r"^\. OK model=\S+ in=\d+ out=\d+ ms=\d+")
+
+
+def setup():
+    global d, up
+    up = FakeUpstream()
+    d = Daemon(up, prefork=3)
+
+
+def teardown():
+    d.stop()
+    up.stop()
+
+
+def marker():
+    return "m" + uuid.uuid4().hex[:10]
+
+
+def home():
+    return tmpdir("home-")
+
+
+def connect(lines, *opts, port=None, host="127.0.0.1", ca=True, env_home=None,
+            timeout=30):
+    """Run the client with stdin a pipe; return the CompletedProcess."""
+    args = [BRIDGECTL, "connect"]
+    if ca:
+        args += ["-C", d.ca]
+    args += list(opts) + ["-p", str(port or d.port), host]
+    env = dict(os.environ, HOME=env_home or home())
+    data = "".join(l + "\n" for l in lines)
+    return subprocess.run(args, input=data, capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def cert_hash(crt):
+    with open(crt) as f:
+        der = ssl.PEM_cert_to_DER_cert(f.read())
+    return "SHA256:" + hashlib.sha256(der).hexdigest()
+
+
+# ---- not on a terminal ---------------------------------------------
+
+def test_pipe_ask():
+    m = marker()
+    r = connect(["ASK hello " + m])
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    assert r.stderr == "", r.stderr
+    # Only the answer: no greeting, no status lines.
+    assert re.fullmatch(r"Echo: hello %s \[turns=\d+ system=(yes|no)\]\n" % m,
+                        r.stdout), r.stdout
+
+
+def test_pipe_err_exit_status():
+    m = marker()
+    r = connect(["NO-SUCH-COMMAND", "ASK after " + m])
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert re.search(r"^\. ERR unknown-command", r.stderr, re.M), r.stderr
+    assert "Echo: after " + m in r.stdout, r.stdout
+    assert ". ERR" not in r.stdout, r.stdout
+
+
+def test_pipe_chat_block_and_dots():
+    m = marker()
+    r = connect(["IA", '"""', "first " + m, ".dotted line", "..two dots",
+                 '"""', "BACK"])
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    assert ("Echo: first %s\n.dotted line\n..two dots" % m) in r.stdout, \
+        r.stdout
+
+
+def test_pipe_more_menu():
+    r = connect(["CHANGE-MODEL", "gemini-2.5-pro", "INFO"])
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    assert re.search(r"^\d+\. gemini-2\.5-pro$", r.stdout, re.M), r.stdout
+    assert re.search(r"^0\. cancel$", r.stdout, re.M), r.stdout
+    assert re.search(r"^model: gemini-2\.5-pro$", r.stdout, re.M), r.stdout
+    r = connect(["CHANGE-MODEL", "no-such-model"])
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert ". ERR bad-argument" in r.stderr, r.stderr
+
+
+def test_pipe_quit_and_eof():
+    """At EOF the client sends QUIT; an explicit QUIT ends it early."""
+    m = marker()
+    t0 = time.monotonic()
+    r = connect(["INFO"])
+    assert r.returncode == 0 and time.monotonic() - t0 < 10, r
+    r = connect(["QUIT", "ASK never " + m])
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    assert m not in r.stdout, r.stdout
+
+
+def test_pipe_eof_inside_block():
+    r = connect(["IA", '"""', "unfinished"])
+    assert r.returncode == 1, r
+    assert '"""' in r.stderr and "not sent" in r.stderr, r.stderr
+
+
+def test_pipe_upstream_error():
+    m = marker()
+    r = connect(["ASK [[fake:429-perday]] " + m])
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert re.search(r"^\. ERR \S+ ", r.stderr, re.M), r.stderr
+
+
+# ---- connection errors ----------------------------------------------
+
+def test_refused():
+    port = free_port()
+    r = connect(["INFO"], port=port)
+    assert r.returncode == 1
+    assert r.stderr == "bridgectl: connection refused by 127.0.0.1 port " \
+        "%d\n" % port, r.stderr
+
+
+def test_connect_timeout():
+    """A listener whose queue is full drops our SYN: connect times out."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(0)
+    port = ls.getsockname()[1]
+    fill = []
+    for _ in range(4):
+        c = socket.socket()
+        c.setblocking(False)
+        try:
+            c.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fill.append(c)
+    time.sleep(0.2)
+    try:
+        t0 = time.monotonic()
+        r = connect(["INFO"], port=port)
+        took = time.monotonic() - t0
+    finally:
+        for c in fill:
+            c.close()
+        ls.close()
+    assert r.returncode == 1
+    if "TLS handshake" in r.stderr:
+        raise Skip("this system accepted past the backlog")
+    assert r.stderr == "bridgectl: connection to 127.0.0.1 port %d timed " \
+        "out\n" % port, r.stderr
+    assert 8 < took < 20, took
+
+
+def silent_server(reply=b""):
+    """A TCP server that accepts, optionally says something, then waits."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(4)
+    conns = []
+
+    def run():
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            conns.append(c)
+            if reply:
+                c.sendall(reply)
+    threading.Thread(target=run, daemon=True).start()
+    return ls, conns
+
+
+def test_handshake_timeout():
+    ls, conns = silent_server()
+    port = ls.getsockname()[1]
+    try:
+        r = connect(["INFO"], port=port)
+    finally:
+        ls.close()
+        for c in conns:
+            c.close()
+    assert r.returncode == 1
+    assert r.stderr == "bridgectl: TLS handshake with 127.0.0.1 port %d " \
+        "timed out\n" % port, r.stderr
+
+
+def test_tls_failure():
+    ls, conns = silent_server(b"220 this is not TLS\r\n")
+    port = ls.getsockname()[1]
+    try:
+        r = connect(["INFO"], port=port)
+    finally:
+        ls.close()
+        for c in conns:
+            c.close()
+    assert r.returncode == 1
+    assert re.fullmatch(r"bridgectl: 127\.0\.0\.1 port %d: TLS handshake "
+                        r"failed: .+\n" % port, r.stderr), r.stderr
+
+
+def test_wrong_ca():
+    other = tmpdir("otherca-")
+    ca, _, _ = make_certs(other)
+    r = subprocess.run([BRIDGECTL, "connect", "-C", ca, "-p", str(d.port),
+                        "127.0.0.1"], input="INFO\n", capture_output=True,
+                       text=True, env=dict(os.environ, HOME=home()),
+                       timeout=30)
+    assert r.returncode == 1
+    assert "TLS handshake failed" in r.stderr and \
+        r.stderr.count("\n") == 1, r.stderr
+
+
+def test_usage():
+    r = subprocess.run([BRIDGECTL, "connect"], capture_output=True,
+                       text=True)
+    assert r.returncode == 1
+    assert r.stderr == "usage: bridgectl connect [-k] [-C cafile] " \
+        "[-p port] host\n", r.stderr
+    r = subprocess.run([BRIDGECTL, "connect", "-p", "0", "h"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "port 0" in r.stderr, r.stderr
+    r = subprocess.run([BRIDGECTL, "connect", "-k", "-C", "x", "h"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1, r.stderr
+
+
+# ---- certificates: -C, -k and pinning ---------------------------------
+
+def test_ca_does_not_pin():
+    h = home()
+    r = connect(["INFO"], env_home=h)
+    assert r.returncode == 0, r.stderr
+    assert not os.path.exists(os.path.join(h, ".bridge", "known_hosts"))
+
+
+def test_insecure_is_loud():
+    h = home()
+    r = connect(["INFO"], "-k", ca=False, env_home=h)
+    assert r.returncode == 0, r.stderr
+    assert "WARNING" in r.stderr and "NOT verified" in r.stderr, r.stderr
+    assert not os.path.exists(os.path.join(h, ".bridge", "known_hosts"))
+
+
+def test_pin_first_use():
+    h = home()
+    kh = os.path.join(h, ".bridge", "known_hosts")
+    r = connect(["INFO"], ca=False, env_home=h)
+    assert r.returncode == 0, r.stderr
+    want = "127.0.0.1 %d %s\n" % (d.port, cert_hash(d.crt))
+    with open(kh) as f:
+        assert f.read() == want
+    assert "pinned" in r.stderr and kh in r.stderr, r.stderr
+    assert os.stat(kh).st_mode & 0o077 == 0
+    assert os.stat(os.path.dirname(kh)).st_mode & 0o077 == 0
+    # Known now: silent, unchanged.
+    r = connect(["ASK pinned " + marker()], ca=False, env_home=h)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert "Echo: pinned" in r.stdout
+    with open(kh) as f:
+        assert f.read() == want
+
+
+class TLSServer:
+    """A BRIDGE/1 greeter over TLS with a certificate of its own."""
+
+    def __init__(self, crt, key, port=0):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(crt, key)
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", port))
+        self.ls.listen(4)
+        self.port = self.ls.getsockname()[1]
+        self.received = []
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            try:
+                s = self.ctx.wrap_socket(c, server_side=True)
+                s.sendall(b"ID:000000000000\nConnected\n. OK test ready\n")
+                s.settimeout(5)
+                data = b""
+                while b"QUIT\n" not in data:
+                    x = s.recv(4096)
+                    if not x:
+                        break
+                    data += x
+                self.received.append(data)
+                if b"QUIT\n" in data:
+                    s.sendall(b". BYE bye\n")
+                s.close()
+            except (OSError, ssl.SSLError):
+                self.received.append(None)
+                c.close()
+
+    def close(self):
+        self.ls.close()
+
+
+def test_pin_changed_certificate():
+    h = home()
+    kh = os.path.join(h, ".bridge", "known_hosts")
+    dir_a, dir_b = tmpdir("certa-"), tmpdir("certb-")
+    _, crt_a, key_a = make_certs(dir_a)
+    _, crt_b, key_b = make_certs(dir_b)
+    a = TLSServer(crt_a, key_a)
+    port = a.port
+    try:
+        r = connect([], ca=False, port=port, env_home=h)
+    finally:
+        a.close()
+    assert r.returncode == 0, r.stderr
+    with open(kh) as f:
+        pinned = f.read()
+    assert pinned == "127.0.0.1 %d %s\n" % (port, cert_hash(crt_a)), pinned
+
+    # Another host:port entry first, so the line number is not 1.
+    with open(kh, "w") as f:
+        f.write("# a comment\nexample.org 65432 SHA256:%s\n" % ("0" * 64) +
+                pinned)
+    b = TLSServer(crt_b, key_b, port=port)
+    try:
+        r = connect([], ca=False, port=port, env_home=h)
+        wait_for(lambda: b.received, what="the server to see us go")
+        received = list(b.received)
+    finally:
+        b.close()
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "CHANGED" in r.stderr, r.stderr
+    assert cert_hash(crt_a) in r.stderr and cert_hash(crt_b) in r.stderr
+    assert "remove line 3 of %s" % kh in r.stderr, r.stderr
+    assert r.stdout == "", r.stdout
+    # Nothing was sent to the impostor.
+    assert all(not x for x in received), received
+    with open(kh) as f:
+        assert f.read().endswith(pinned)
+
+    # Fixed as the warning says: the new certificate is pinned.
+    with open(kh, "w") as f:
+        f.write("# a comment\nexample.org 65432 SHA256:%s\n" % ("0" * 64))
+    b = TLSServer(crt_b, key_b, port=port)
+    try:
+        r = connect([], ca=False, port=port, env_home=h)
+    finally:
+        b.close()
+    assert r.returncode == 0, r.stderr
+    with open(kh) as f:
+        assert f.read().endswith("127.0.0.1 %d %s\n" % (port,
+                                                         cert_hash(crt_b)))
+
+
+# ---- on a terminal: tmux ------------------------------------------------
+
+class Pane:
+    """The client in a detached tmux session of a fixed size."""
+
+    def __init__(self, h=None, width=110, height=40):
+        if shutil.which("tmux") is None:
+            raise Skip("no tmux")
+        self.home = h or home()
+        self.dir = tmpdir("tmux-")
+        self.sock = os.path.join(self.dir, "sock")
+        cmd = ("env HOME=%s LANG=C.UTF-8 TERM=screen %s connect -C %s "
+               "-p %d 127.0.0.1; echo EXIT=$?; sleep 60" %
+               (self.home, BRIDGECTL, d.ca, d.port))
+        self.tmux("new-session", "-d", "-s", "t", "-x", str(width), "-y",
+                  str(height), cmd)
+        try:
+            self.wait(lambda s: PROMPT_CMD in s, what="the first prompt")
+        except Exception:
+            self.close()
+            raise
+
+    def tmux(self, *args):
+        return subprocess.run(["tmux", "-S", self.sock, "-f", "/dev/null"] +
+                              list(args), capture_output=True, text=True,
+                              check=True, timeout=10).stdout
+
+    def keys(self, *keys):
+        self.tmux("send-keys", "-t", "t", *keys)
+
+    def type(self, text):
+        self.tmux("send-keys", "-t", "t", "-l", text)
+
+    def screen(self):
+        """The whole pane, scrollback included, trailing blanks dropped."""
+        out = self.tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "t")
+        return "\n".join(l.rstrip() for l in out.split("\n")).rstrip("\n")
+
+    def wait(self, pred, timeout=15, what="the screen"):
+        try:
+            return wait_for(lambda: pred(self.screen()), timeout=timeout,
+                            step=0.05, what=what)
+        except AssertionError:
+            raise AssertionError("timed out waiting for %s; screen:\n%s" %
+                                 (what, self.screen()[-1500:]))
+
+    def last(self):
+        return self.screen().split("\n")[-1]
+
+    def close(self):
+        try:
+            self.tmux("kill-server")
+        except subprocess.CalledProcessError:
+            pass
+
+
+def test_tty_prompt_and_modes():
+    p = Pane()
+    try:
+        s = p.screen()
+        assert s.startswith("ID:"), s
+        assert "\n. OK " in s, s
+        assert p.last() == PROMPT_CMD.rstrip(), s
+        # The quiet INFO that learned the model is not on the screen.
+        assert "model:" not in s, s
+        p.keys("IA", "Enter")
+        p.wait(lambda s: s.endswith(PROMPT_CHAT.rstrip()), what="chat prompt")
+        p.keys("BACK", "Enter")
+        p.wait(lambda s: s.endswith("back in command mode\n" +
+                                    PROMPT_CMD.rstrip()),
+               what="command prompt again")
+        p.keys("CHANGE-MODEL gemini-2.5-flash", "Enter")
+        p.wait(lambda s: s.endswith("bridge [command gemini-2.5-flash]>"),
+               what="the prompt to show the new model")
+        p.keys("CHANGE-MODEL", "Enter")
+        p.wait(lambda s: s.endswith("choose a number>"), what="MORE prompt")
+        p.keys("0", "Enter")
+        p.wait(lambda s: s.endswith("bridge [command gemini-2.5-flash]>"),
+               what="the prompt after the menu")
+        p.keys("CHANGE-MODEL " + MODEL, "Enter")
+        p.wait(lambda s: s.endswith(PROMPT_CMD.rstrip()), what="prompt")
+    finally:
+        p.close()
+
+
+def test_tty_streaming_and_spinner():
+    p = Pane()
+    try:
+        p.keys("IA", "Enter")
+        p.wait(lambda s: s.endswith(PROMPT_CHAT.rstrip()))
+        m = marker()
+        # Silence first: the indicator turns on the empty line below.
+        p.keys("stream %s [[fake:slow:2000]] [[fake:interval:600]] "
+               "[[fake:repeat:3]]" % m, "Enter")
+        p.wait(lambda s: s.split("\n")[-1] in ("|", "/", "-", "\\"),
+               timeout=1.8, what="the activity indicator")
+        # Then the answer streams: text before its status line.
+        s = p.wait(lambda s: "Echo: stream " + m in s, what="the first piece")
+        tail = s[s.rindex("Echo: stream " + m):]
+        assert ". OK" not in tail, tail
+        s = p.wait(lambda s: s.endswith(PROMPT_CHAT.rstrip()), timeout=20,
+                   what="the end of the answer")
+        lines = s.split("\n")
+        ans = [l for l in lines if m in l and l.startswith("Echo")]
+        assert ans and ans[0].startswith("Echo: stream "), lines[-6:]
+        assert STATUS_OK.match(lines[-2]), lines[-6:]
+    finally:
+        p.close()
+
+
+def test_tty_ctrl_c_cancels_and_keeps_session():
+    p = Pane()
+    try:
+        m = marker()
+        p.keys("ASK [[fake:interval:700]] [[fake:repeat:30]] cancel me " + m,
+               "Enter")
+        p.wait(lambda s: "Echo:" in s.split(PROMPT_CMD)[-1],
+               what="the answer to start")
+        t0 = time.monotonic()
+        p.keys("C-c")
+        s = p.wait(lambda s: s.endswith(PROMPT_CMD.rstrip()), timeout=5,
+                   what="the prompt after Ctrl-C")
+        assert time.monotonic() - t0 < 4
+        assert ". ERR cancelled" in s, s
+        # The same session goes on: no second greeting.
+        p.keys("ASK after " + m, "Enter")
+        s = p.wait(lambda s: ("Echo: after " + m) in s and
+                   s.endswith(PROMPT_CMD.rstrip()), what="the next answer")
+        assert s.count("ID:") == 1, s
+        assert "EXIT=" not in s, s
+    finally:
+        p.close()
+
+
+def test_tty_ctrl_c_clears_line():
+    p = Pane()
+    try:
+        p.type("NOT-SENT-LINE")
+        p.wait(lambda s: s.endswith("NOT-SENT-LINE"))
+        p.keys("C-c")
+        p.wait(lambda s: s.endswith("NOT-SENT-LINE^C\n" +
+                                    PROMPT_CMD.rstrip()),
+               what="a fresh prompt")
+        p.keys("INFO", "Enter")
+        s = p.wait(lambda s: "\nmodel: " in s and
+                   s.endswith(PROMPT_CMD.rstrip()), what="INFO")
+        assert "unknown-command" not in s, s
+        assert "EXIT=" not in s, s
+    finally:
+        p.close()
+
+
+def test_tty_paste_is_one_prompt():
+    p = Pane()
+    try:
+        p.keys("IA", "Enter")
+        p.wait(lambda s: s.endswith(PROMPT_CHAT.rstrip()))
+        m = marker()
+        buf = os.path.join(p.dir, "paste")
+        with open(buf, "w") as f:
+            f.write("pasted one %s\npasted two\npasted three\n" % m)
+        p.tmux("load-buffer", "-b", "x", buf)
+        p.tmux("paste-buffer", "-b", "x", "-t", "t")
+        s = p.wait(lambda s: ("pasted three [turns=" in s) and
+                   s.endswith(PROMPT_CHAT.rstrip()), what="one answer")
+        assert ("Echo: pasted one %s\npasted two\npasted three [turns=" % m
+                ) in s, s
+        after = s[s.index("Echo: pasted one"):]
+        assert len([l for l in after.split("\n") if STATUS_OK.match(l)]) \
+            == 1, after
+    finally:
+        p.close()
+
+
+def test_tty_ctrl_d_and_history():
+    h = home()
+    p = Pane(h)
+    m = marker()
+    try:
+        p.keys("ASK remember " + m, "Enter")
+        p.wait(lambda s: s.endswith(PROMPT_CMD.rstrip()) and
+               ("Echo: remember " + m) in s)
+        p.keys("AUTH secret-token-" + m, "Enter")
+        p.wait(lambda s: s.endswith(PROMPT_CMD.rstrip()) and
+               "secret-token" in s.split("\n")[-3])
+        p.keys("C-d")
+        s = p.wait(lambda s: "EXIT=" in s, what="the client to leave")
+        assert "EXIT=0" in s, s
+        assert re.search(r"^\. BYE", s, re.M), s
+    finally:
+        p.close()
+    with open(os.path.join(h, ".bridge", "history")) as f:
+        hist = f.read()
+    assert m in hist, hist
+    assert "secret-token" not in hist, hist
+    assert os.stat(os.path.join(h, ".bridge", "history")).st_mode & 0o077 \
+        == 0
+    # A new session recalls it with the up arrow.
+    p = Pane(h)
+    try:
+        p.keys("Up")
+        p.wait(lambda s: s.endswith(PROMPT_CMD + "ASK remember " + m),
+               what="the recalled line")
+    finally:
+        p.close()
