@@ -182,6 +182,7 @@ static struct client	 cl;
 static int		 sigpipe[2] = { -1, -1 };
 static volatile sig_atomic_t got_int, got_winch, got_tstp, got_term;
 
+/* The synopsis of connect, as in bridgectl(8). */
 static void
 usage(void)
 {
@@ -575,16 +576,23 @@ pin_check(void)
 	    cl.host, cl.port, hash, path);
 }
 
+/* All of it, or we are done: there is nobody left to tell. */
 static void
 write_all(int fd, const char *p, size_t n)
 {
-	ssize_t	 w;
+	struct pollfd	 pfd;
+	ssize_t		 w;
 
 	while (n > 0) {
 		if ((w = write(fd, p, n)) == -1) {
-			if (errno == EINTR || errno == EAGAIN)
+			if (errno == EAGAIN) {
+				pfd.fd = fd;
+				pfd.events = POLLOUT;
+				(void)poll(&pfd, 1, -1);
 				continue;
-			/* stdout gone (a closed pipe): nobody to tell. */
+			}
+			if (errno == EINTR)
+				continue;
 			client_exit(1);
 		}
 		p += w;
@@ -637,6 +645,7 @@ out(int fd, const char *p, size_t n)
 	write_all(fd, buf, o);
 }
 
+/* A whole line of server text. */
 static void
 out_line(int fd, const char *s)
 {
@@ -655,6 +664,7 @@ spin_start(void)
 	cl.spin_next = ev_now_ms() + SPIN_DELAY;
 }
 
+/* The next frame, when it is due; the cursor stays where it was. */
 static void
 spin_tick(void)
 {
@@ -670,14 +680,18 @@ spin_tick(void)
 	cl.spin_next = ev_now_ms() + SPIN_STEP;
 }
 
+/* Erase the indicator before anything else is written. */
 static void
 spin_stop(void)
 {
-	if (cl.spinning && cl.spin_shown)
-		write_all(STDERR_FILENO, " \b", 2);
+	if (!cl.spinning)
+		return;
 	cl.spinning = 0;
+	if (cl.spin_shown)
+		write_all(STDERR_FILENO, " \b", 2);
 }
 
+/* How long poll may sleep before the next frame; -1: forever. */
 static int
 spin_timeout(void)
 {
@@ -814,6 +828,7 @@ head(void)
 	return (cl.nq > 0 ? cl.q[0].what : EXP_COMMAND);
 }
 
+/* One more reply to come, in order. */
 static void
 push(enum expect what)
 {
@@ -1468,6 +1483,7 @@ run_tty(void)
 	}
 }
 
+/* bridgectl connect [-k] [-C cafile] [-p port] host */
 int
 client_main(int argc, char *argv[])
 {

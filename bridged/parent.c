@@ -41,6 +41,7 @@ static int		 stopping;
 static uint32_t		 next_wid = 1;
 static struct ev_timer	 restart_timer, stop_timer;
 static uint64_t		 last_spawn[PROC_MAX];
+static int		 died_early[PROC_MAX];	/* before it was ready */
 static int		 worker_failures;	/* died before ready */
 
 static void	parent_dispatch_child(struct channel *, struct imsg *);
@@ -397,8 +398,8 @@ parent_roles_update(void *arg)
 				break;
 		if (c != NULL)
 			continue;
-		/* One that died right after starting waits a little. */
-		if (last_spawn[roles[i]] != 0 &&
+		/* One that dies before it is ready waits a little. */
+		if (died_early[roles[i]] &&
 		    now - last_spawn[roles[i]] < RESTART_DELAY) {
 			late = 1;
 			continue;
@@ -435,6 +436,7 @@ child_gone(struct child *c, int status)
 		if (c->busy)
 			parent_monitor("disconnect session %u", c->sid);
 	} else if (!stopping) {
+		died_early[c->id] = !c->ready;
 		log_warnx("%s (pid %d) %s; restarting", proc_name(c->id),
 		    (int)c->pid, why);
 		parent_monitor("restart %s: %s", proc_name(c->id), why);

@@ -27,7 +27,7 @@
 #define PROTO_MODELS_MAX	1000
 #define PROTO_HISTORY_DEFAULT	20
 #define PROTO_HISTORY_MAX	1000
-#define PROTO_TEXT_MAX		256		/* a peer's error text */
+#define PROTO_TEXT_MAX		256		/* a peer's text shown */
 #define PROTO_ARG_MAX		256		/* an argument echoed */
 
 #define SUMMARY_INTRO \
@@ -118,7 +118,7 @@ struct prompt {
 	uint64_t		 tin;
 	uint64_t		 tout;
 	char			 finish[32];
-	char			 code[32];	/* set: the prompt failed */
+	char			 code[32];	/* set: it failed */
 	char			 why[PROTO_TEXT_MAX];
 	char			 serr[PROTO_TEXT_MAX];	/* storage */
 };
@@ -135,7 +135,7 @@ struct proto {
 	int			 statedirty;
 
 	/* input */
-	struct ibuf		*part;		/* the line being read */
+	struct ibuf		*part;		/* a line being read */
 	int			 discard;	/* it is too long */
 	TAILQ_HEAD(, pline)	 queue;
 	size_t			 queued;
@@ -152,7 +152,7 @@ struct proto {
 	char			 model[MODEL_MAX_LEN];
 	uint64_t		 inlimit;
 	uint32_t		 messages;
-	int			 menu;		/* the next line answers MORE */
+	int			 menu;		/* next line answers MORE */
 	struct mlist		 menulist;
 	struct mlist		 models;	/* the last list received */
 	struct mlist		 bgfetch;
@@ -172,7 +172,7 @@ struct proto {
 	size_t			 nturns;
 	size_t			 maxturns;
 	uint64_t		 ctxbytes;
-	int			 dirty;		/* turns since a summary */
+	int			 dirty;		/* new turns, no summary */
 	uint32_t		 ctxreq;
 	int			 ctxready;
 
@@ -845,8 +845,8 @@ model_choose(struct proto *p, const struct mlist *l, const char *arg)
 	if (strspn(word, "0123456789") == len) {
 		k = strtonum(word, 0, (long long)l->n, &errstr);
 		if (errstr != NULL) {
-			out_status(p, "ERR", "bad-argument no model number %.16s,"
-			    " choose 0 to %zu", word, l->n);
+			out_status(p, "ERR", "bad-argument no model number"
+			    " %.16s, choose 0 to %zu", word, l->n);
 			return;
 		}
 		if (k == 0) {

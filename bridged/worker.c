@@ -26,10 +26,11 @@
 #include "bridged.h"
 
 #define WORKER_READ		16384		/* bytes a read */
-#define WORKER_OUT_HIGH		(1024 * 1024)	/* stop feeding output */
+#define WORKER_READ_ROUND	(256 * 1024)	/* then let others run */
+#define WORKER_OUT_HIGH		(1024 * 1024)	/* pause the provider */
 #define WORKER_OUT_LOW		(256 * 1024)
-#define WORKER_IN_HIGH		(1024 * 1024)	/* stop reading lines */
-#define WORKER_PART_MAX		(1024 * 1024)	/* bytes of a GEN_PART */
+#define WORKER_IN_HIGH		(1024 * 1024)	/* stop reading */
+#define WORKER_PART_MAX		(1024 * 1024)	/* a GEN_PART */
 #define WORKER_CLOSE_WAIT	10		/* s, to write the last */
 #define WORKER_REASON_MAX	256
 #define TLS_SESSION_LIFETIME	7200		/* s */
@@ -74,16 +75,19 @@ static struct worker {
 	int			 write_wants_read;
 	int			 eof;
 	int			 events;
+	int			 reading;
 	struct ev_timer		 handshake_timer;
 	struct ev_timer		 idle_timer;
 	struct ev_timer		 storage_timer;
 	struct ev_timer		 close_timer;
+	struct ev_timer		 read_timer;
 } w;
 
 static void	worker_exit(const char *) __attribute__((__noreturn__));
 static void	client_event(int, int, void *);
 static void	client_update(void);
 static void	client_write(void);
+static void	client_read(void);
 static void	session_begin(void);
 static void	storage_dispatch(struct channel *, struct imsg *);
 static void	storage_closed(struct channel *);
@@ -213,10 +217,17 @@ client_update(void)
 {
 	int	 ev = 0;
 
-	if (w.fd == -1)
+	/* Before the session the handshake polls for itself. */
+	if (w.fd == -1 || w.state == W_HANDSHAKE)
 		return;
-	if (client_reading())
+	if (client_reading()) {
 		ev |= w.read_wants_write ? EV_WRITE : EV_READ;
+		/* Resumed: libtls may hold what poll cannot see. */
+		if (!w.reading)
+			ev_timer_add(&w.read_timer, 0);
+		w.reading = 1;
+	} else
+		w.reading = 0;
 	if (ibuf_left(w.out) > 0)
 		ev |= w.write_wants_read ? EV_READ : EV_WRITE;
 	if (ev != w.events) {
@@ -278,10 +289,15 @@ client_read(void)
 {
 	char	 buf[WORKER_READ];
 	ssize_t	 n;
-	int	 rounds;
+	size_t	 got = 0;
 
 	w.read_wants_write = 0;
-	for (rounds = 0; rounds < 4 && client_reading(); rounds++) {
+	while (client_reading()) {
+		if (got >= WORKER_READ_ROUND) {
+			/* More may wait: come back after the others. */
+			ev_timer_add(&w.read_timer, 0);
+			break;
+		}
 		n = conn_read(buf, sizeof(buf));
 		if (n == TLS_WANT_POLLIN)
 			break;
@@ -299,11 +315,22 @@ client_read(void)
 			proto_eof(w.proto);
 			break;
 		}
+		got += n;
 		ev_timer_add(&w.idle_timer,
 		    (uint64_t)w.conf->g.timeout * 1000);
 		proto_input(w.proto, buf, n);
 		explicit_bzero(buf, n);
 	}
+}
+
+static void
+read_again(void *arg)
+{
+	(void)arg;
+	if (w.state != W_SESSION)
+		return;
+	client_read();
+	client_update();
 }
 
 static void
@@ -437,7 +464,7 @@ op_gen(void *arg, uint32_t id, const char *model, const char *sys,
 {
 	struct ibuf	*b;
 	size_t		 i, off, len;
-	int		 join;
+	int		 join, more;
 
 	(void)arg;
 	if (w.provider.dead)
@@ -458,8 +485,9 @@ op_gen(void *arg, uint32_t id, const char *model, const char *sys,
 			len = t[i].len - off;
 			if (len > WORKER_PART_MAX)
 				len = WORKER_PART_MAX;
-			if (gen_part(id, t[i].role, off + len < t[i].len || join,
-			    t[i].text + off, len) == -1)
+			more = off + len < t[i].len || join;
+			if (gen_part(id, t[i].role, more, t[i].text + off,
+			    len) == -1)
 				return (-1);
 			off += len;
 		} while (off < t[i].len);
@@ -730,6 +758,7 @@ session_begin(void)
 	struct provider_conf	*pc;
 	struct reply_writer	 rw;
 	const char		*v, *c;
+	char			 line[160];
 
 	w.events = 0;
 	if (w.refuse[0] != '\0') {
@@ -765,7 +794,9 @@ session_begin(void)
 	w.state = W_SESSION;
 	log_debug("session %u: %s port %u%s%s", w.sid, w.ps.ip, w.ps.port,
 	    w.tls ? ", " : "", w.ps.tls);
-	op_event(NULL, w.tls ? "connect tls" : "connect plain");
+	snprintf(line, sizeof(line), "connect %s", w.tls ? w.ps.tls :
+	    "plain");
+	op_event(NULL, line);
 	ev_timer_add(&w.idle_timer, (uint64_t)w.conf->g.timeout * 1000);
 	proto_start(w.proto);
 	client_update();
@@ -878,8 +909,18 @@ storage_closed(struct channel *ch)
 	}
 }
 
+static void	storage_dispatch_one(struct imsg *);
+
 static void
 storage_dispatch(struct channel *ch, struct imsg *imsg)
+{
+	(void)ch;
+	storage_dispatch_one(imsg);
+	client_update();
+}
+
+static void
+storage_dispatch_one(struct imsg *imsg)
 {
 	struct ireader	 ir;
 	struct sreq	*r;
@@ -889,7 +930,6 @@ storage_dispatch(struct channel *ch, struct imsg *imsg)
 	uint64_t	 a, b;
 	uint32_t	 id, role;
 
-	(void)ch;
 	ir_init(&ir, imsg);
 	id = ir_u32(&ir);
 	switch (imsg->hdr.type) {
@@ -956,8 +996,18 @@ provider_closed(struct channel *ch)
 		proto_provider_lost(w.proto);
 }
 
+static void	provider_dispatch_one(struct imsg *);
+
 static void
 provider_dispatch(struct channel *ch, struct imsg *imsg)
+{
+	(void)ch;
+	provider_dispatch_one(imsg);
+	client_update();
+}
+
+static void
+provider_dispatch_one(struct imsg *imsg)
 {
 	struct ireader	 ir;
 	const char	*s, *t;
@@ -966,7 +1016,6 @@ provider_dispatch(struct channel *ch, struct imsg *imsg)
 	uint64_t	 a, b;
 	uint32_t	 id;
 
-	(void)ch;
 	ir_init(&ir, imsg);
 	id = ir_u32(&ir);
 	switch (imsg->hdr.type) {
@@ -1100,6 +1149,7 @@ main(int argc, char *argv[])
 	ev_timer_set(&w.idle_timer, idle_timeout, NULL);
 	ev_timer_set(&w.storage_timer, storage_check, NULL);
 	ev_timer_set(&w.close_timer, close_timeout, NULL);
+	ev_timer_set(&w.read_timer, read_again, NULL);
 
 	w.conf = child_config(&w.tlsm);
 	tls_setup(w.conf->g.identity == IDENTITY_CERTIFICATE);

@@ -60,8 +60,11 @@ channel_fail(struct channel *ch)
 		ch->closed(ch);
 }
 
-/* Hand over every whole message; stop when the owner shut it. */
-static void
+/*
+ * Hand over every whole message; stop when the owner shut it. -1 when
+ * the channel failed: closed() ran and ch may be gone.
+ */
+static int
 channel_drain(struct channel *ch)
 {
 	struct imsg	 imsg;
@@ -71,13 +74,14 @@ channel_drain(struct channel *ch)
 		if ((r = imsg_get(&ch->ibuf, &imsg)) == -1) {
 			log_warnx("%s: bad message framing", __func__);
 			channel_fail(ch);
-			return;
+			return (-1);
 		}
 		if (r == 0)
 			break;
 		ch->dispatch(ch, &imsg);
 		imsg_free(&imsg);
 	}
+	return (0);
 }
 
 static void
@@ -99,8 +103,8 @@ channel_event(int fd, int events, void *arg)
 			channel_fail(ch);
 			return;
 		}
-		if (n > 0)
-			channel_drain(ch);
+		if (n > 0 && channel_drain(ch) == -1)
+			return;
 		if (ch->dead)
 			return;
 		if (n == 0) {
@@ -156,7 +160,7 @@ channel_pause(struct channel *ch, int pause)
 	ch->paused = pause;
 	channel_update(ch);
 	if (!pause)
-		channel_drain(ch);
+		(void)channel_drain(ch);	/* ch may be gone after this */
 }
 
 /* Close the socket and drop the queues; closed() is not called. */

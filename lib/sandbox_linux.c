@@ -409,12 +409,13 @@ ll_path(int rfd, const char *path, uint64_t rights, uint64_t handled)
 
 /* Read only, for the provider: resolver, certificates, libraries. */
 static const char *const ll_provider_paths[] = {
-	"/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf",
-	"/etc/host.conf", "/etc/gai.conf", "/etc/services",
-	"/etc/protocols", "/etc/localtime", "/etc/ld.so.cache",
-	"/etc/ssl/openssl.cnf", "/etc/ssl/certs", "/etc/pki/tls/certs",
-	"/etc/pki/ca-trust/extracted", "/etc/ca-certificates",
-	"/usr/share/ca-certificates", "/usr/local/share/ca-certificates",
+	"/dev/urandom", "/etc/hosts", "/etc/resolv.conf",
+	"/etc/nsswitch.conf", "/etc/host.conf", "/etc/gai.conf",
+	"/etc/services", "/etc/protocols", "/etc/localtime",
+	"/etc/ld.so.cache", "/etc/ssl/openssl.cnf", "/etc/ssl/certs",
+	"/etc/pki/tls/certs", "/etc/pki/ca-trust/extracted",
+	"/etc/ca-certificates", "/usr/share/ca-certificates",
+	"/usr/local/share/ca-certificates",
 	"/lib", "/lib64", "/usr/lib", "/usr/lib64",
 	NULL
 };
@@ -473,8 +474,12 @@ landlock_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 		log_warn("%s: landlock_create_ruleset", __func__);
 		return (-1);
 	}
-	if (role == SANDBOX_STORAGE && sc != NULL && sc->dbdir != NULL)
-		rc = ll_path(rfd, sc->dbdir, LL_FS_DB, attr.fs);
+	if (role == SANDBOX_STORAGE) {
+		/* SQLite seeds its generator from /dev/urandom. */
+		rc = ll_path(rfd, "/dev/urandom", LL_FS_RO, attr.fs);
+		if (rc == 0 && sc->dbdir != NULL)
+			rc = ll_path(rfd, sc->dbdir, LL_FS_DB, attr.fs);
+	}
 	if (role == SANDBOX_PROVIDER)
 		for (p = ll_provider_paths; *p != NULL && rc == 0; p++)
 			rc = ll_path(rfd, *p, LL_FS_RO, attr.fs);

@@ -29,6 +29,18 @@ class Skip(Exception):
     """A test that cannot run here says why."""
 
 
+_running = []       # what was started and not yet stopped
+
+
+def cleanup():
+    """Stop whatever a test module left running (the runner calls it)."""
+    for thing in list(_running):
+        try:
+            thing.stop()
+        except Exception:
+            pass
+
+
 def tmpdir(prefix):
     os.makedirs(TMP, exist_ok=True)
     return tempfile.mkdtemp(prefix=prefix, dir=TMP)
@@ -142,6 +154,7 @@ class FakeUpstream:
         wait_for(lambda: os.path.exists(portfile) and
                  open(portfile).read().strip(), what="fake upstream")
         self.port = int(open(portfile).read().strip())
+        _running.append(self)
         self.url = "http://%s:%d/v1beta" % (
             host if ":" not in host else "[%s]" % host, self.port)
 
@@ -153,6 +166,8 @@ class FakeUpstream:
             return [json.loads(l) for l in f if l.strip()]
 
     def stop(self):
+        if self in _running:
+            _running.remove(self)
         stop_pid(self.proc.pid)
         self.proc.wait()
         self.errlog.close()
@@ -232,6 +247,7 @@ provider "gemini" {
                                      stdout=self.log, stderr=self.log, env=e,
                                      start_new_session=True)
         self.pid = self.proc.pid
+        _running.append(self)
         wait_for(self.ready, timeout=15, what="bridged to start (see %s)" %
                  self.logfile)
 
@@ -267,6 +283,8 @@ provider "gemini" {
         return Client(self.port, cafile=self.ca, **kw)
 
     def stop(self):
+        if self in _running:
+            _running.remove(self)
         if self.proc is None:
             return
         stop_pid(self.pid)

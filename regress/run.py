@@ -109,9 +109,9 @@ def run_module(rel, k):
         tests.sort(key=lambda n: getattr(mod, n).__code__.co_firstlineno)
         if not tests:
             return
-        if hasattr(mod, "setup"):
-            mod.setup()
         try:
+            if hasattr(mod, "setup"):
+                mod.setup()
             for n in tests:
                 name = "%s:%s" % (rel, n)
                 t0 = time.monotonic()
@@ -131,8 +131,11 @@ def run_module(rel, k):
                 if os.environ.get("REGRESS_TIMES"):
                     print("  %.2fs" % (time.monotonic() - t0))
         finally:
-            if hasattr(mod, "teardown"):
-                mod.teardown()
+            try:
+                if hasattr(mod, "teardown"):
+                    mod.teardown()
+            finally:
+                harness.cleanup()
     except harness.Skip as e:
         skip(rel, str(e))
     except Exception as e:

@@ -22,6 +22,7 @@ from harness import (BRIDGECTL, Daemon, FakeUpstream, Skip, free_port,
                      make_certs, tmpdir, wait_for)
 
 d = up = None
+made = []               # directories this module made, removed at the end
 MODEL = "gemini-2.0-flash"
 PROMPT_CMD = "bridge [command %s]> " % MODEL
 PROMPT_CHAT = "bridge [chat %s]> " % MODEL
@@ -37,6 +38,14 @@ def setup():
 def teardown():
     d.stop()
     up.stop()
+    for p in made:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def mkdir(prefix):
+    p = tmpdir(prefix)
+    made.append(p)
+    return p
 
 
 def marker():
@@ -44,7 +53,7 @@ def marker():
 
 
 def home():
-    return tmpdir("home-")
+    return mkdir("home-")
 
 
 def connect(lines, *opts, port=None, host="127.0.0.1", ca=True, env_home=None,
@@ -222,7 +231,7 @@ def test_tls_failure():
 
 
 def test_wrong_ca():
-    other = tmpdir("otherca-")
+    other = mkdir("otherca-")
     ca, _, _ = make_certs(other)
     r = subprocess.run([BRIDGECTL, "connect", "-C", ca, "-p", str(d.port),
                         "127.0.0.1"], input="INFO\n", capture_output=True,
@@ -323,13 +332,19 @@ class TLSServer:
                 c.close()
 
     def close(self):
+        # shutdown wakes the accept() that close() alone would not.
+        try:
+            self.ls.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.ls.close()
+        self.thread.join(5)
 
 
 def test_pin_changed_certificate():
     h = home()
     kh = os.path.join(h, ".bridge", "known_hosts")
-    dir_a, dir_b = tmpdir("certa-"), tmpdir("certb-")
+    dir_a, dir_b = mkdir("certa-"), mkdir("certb-")
     _, crt_a, key_a = make_certs(dir_a)
     _, crt_b, key_b = make_certs(dir_b)
     a = TLSServer(crt_a, key_a)
@@ -387,7 +402,7 @@ class Pane:
         if shutil.which("tmux") is None:
             raise Skip("no tmux")
         self.home = h or home()
-        self.dir = tmpdir("tmux-")
+        self.dir = mkdir("tmux-")
         self.sock = os.path.join(self.dir, "sock")
         cmd = ("env HOME=%s LANG=C.UTF-8 TERM=screen %s connect -C %s "
                "-p %d 127.0.0.1; echo EXIT=$?; sleep 60" %
@@ -395,7 +410,8 @@ class Pane:
         self.tmux("new-session", "-d", "-s", "t", "-x", str(width), "-y",
                   str(height), cmd)
         try:
-            self.wait(lambda s: PROMPT_CMD in s, what="the first prompt")
+            self.wait(lambda s: s.endswith(PROMPT_CMD.rstrip()),
+                      what="the first prompt")
         except Exception:
             self.close()
             raise
@@ -417,12 +433,16 @@ class Pane:
         return "\n".join(l.rstrip() for l in out.split("\n")).rstrip("\n")
 
     def wait(self, pred, timeout=15, what="the screen"):
-        try:
-            return wait_for(lambda: pred(self.screen()), timeout=timeout,
-                            step=0.05, what=what)
-        except AssertionError:
-            raise AssertionError("timed out waiting for %s; screen:\n%s" %
-                                 (what, self.screen()[-1500:]))
+        """The screen once pred(screen) holds."""
+        end = time.monotonic() + timeout
+        while True:
+            s = self.screen()
+            if pred(s):
+                return s
+            if time.monotonic() > end:
+                raise AssertionError("timed out waiting for %s; screen:\n%s"
+                                     % (what, s[-1500:]))
+            time.sleep(0.05)
 
     def last(self):
         return self.screen().split("\n")[-1]

@@ -498,6 +498,7 @@ def test_storage_timeout():
     """Storage that does not answer: ERR storage after STORAGE_WAIT."""
     pid = d.role_pids("storage")[0]
     c = d.client()
+    c.ask("HISTORY 1")      # the session's context has loaded by now
     os.kill(pid, signal.SIGSTOP)
     try:
         t0 = time.monotonic()
@@ -777,7 +778,7 @@ def test_memory_limit():
 
 
 def test_rate_limited():
-    """Last: a per-day quota makes the provider hold back for a while."""
+    """A per-day quota makes the provider hold back: a daemon of its own."""
     dd = Daemon(up, prefork=1)
     try:
         c = dd.client()
@@ -785,6 +786,54 @@ def test_rate_limited():
         assert err_code(status) == "rate-limited", status
         body, _ = c.ask("HISTORY 1")
         assert "429-perday" in body[1], body
+        c.close()
+    finally:
+        dd.stop()
+
+
+def test_large_prompt_and_answer():
+    """A prompt over 1 MiB goes upstream in parts and comes back whole."""
+    c = d.client(timeout=60)
+    c.ask("NEW")
+    c.ask("IA")
+    lines = ["%06d %s" % (i, "z" * 200000) for i in range(7)]
+    c.send('"""')
+    for l in lines:
+        c.send(l)
+    c.send('"""')
+    body, status = c.reply()
+    assert STATUS_OK.match(status), status
+    text = "\n".join(body)
+    assert text.startswith("Echo: " + "\n".join(lines)), len(text)
+    c.ask("BACK")
+    c.close()
+
+
+def test_certificate_identity():
+    dd = Daemon(up, prefork=1, extra="identity certificate")
+    try:
+        from harness import make_certs
+        _, ccrt, ckey = make_certs(dd.dir, name="client")
+        with open(ccrt) as f:
+            der = ssl.PEM_cert_to_DER_cert(f.read())
+        ctx = ssl.create_default_context(cafile=dd.ca)
+        ctx.check_hostname = False
+        ctx.load_cert_chain(ccrt, ckey)
+        raw = socket.create_connection(("127.0.0.1", dd.port), timeout=10)
+        c = Client.__new__(Client)
+        c.sock = ctx.wrap_socket(raw, server_hostname="localhost")
+        c.buf = b""
+        body, status = c.reply()
+        assert status == ". OK bridged/0.1 ready", (body, status)
+        assert body[0] == "ID:" + hashlib.sha256(der).hexdigest()[:12], body
+        _, status = c.ask("AUTH x")
+        assert err_code(status) == "auth" and "certificate" in status
+        c.close()
+        # Without a certificate there is no identity: refused.
+        c = dd.client(greet=False)
+        body, status = c.reply()
+        assert status.startswith(". BYE auth"), (body, status)
+        assert c.closed()
         c.close()
     finally:
         dd.stop()

@@ -16,8 +16,9 @@ import pwd
 import secrets
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
-import time
 
 import harness
 from harness import (Daemon, FakeUpstream, API_KEY, IS_ROOT, TOP, Skip,
@@ -150,14 +151,41 @@ def worker_of(daemon, client):
                          lport)
 
 
+def client_from(daemon, src):
+    """A session from another loopback address: another identity."""
+    raw = socket.create_connection(("127.0.0.1", daemon.port), timeout=20,
+                                   source_address=(src, 0))
+    ctx = ssl.create_default_context(cafile=daemon.ca)
+    ctx.check_hostname = False
+    c = harness.Client.__new__(harness.Client)
+    c.sock = ctx.wrap_socket(raw, server_hostname="localhost")
+    c.buf = b""
+    c.greeting = c.reply()
+    return c
+
+
 def chat(c, prompt):
     body, st = c.ask("ASK " + prompt)
     assert st.startswith(". OK"), (body, st)
     return body
 
 
+def all_sandboxed(daemon):
+    """Every child has entered its sandbox (storage may still be
+    migrating the database when the workers are ready)."""
+    def done():
+        pids = [p for r in ROLES for p in daemon.role_pids(r)]
+        try:
+            return len(pids) >= 4 and all(status(p)["Seccomp"] == "2"
+                                          for p in pids)
+        except OSError:
+            return False
+    wait_for(done, what="every child sandboxed")
+
+
 def test_every_role_sandboxed():
     uid, gid = user_ids(d.user)
+    all_sandboxed(d)
     for role in ROLES:
         pids = d.role_pids(role)
         assert pids, "no %s process" % role
@@ -267,23 +295,24 @@ def test_tls_key_not_in_storage_or_provider():
 
 
 def test_worker_holds_no_other_clients_words():
-    marker = "private-words-" + secrets.token_hex(12)
-    a = d.client()
+    marker = ("private-words-" + secrets.token_hex(12)).encode()
+    a = client_from(d, "127.0.0.2")
     b = None
     try:
-        chat(a, marker)
+        chat(a, marker.decode())
         wa = worker_of(d, a)
-        assert marker.encode() in memory_has(wa, [marker.encode()]), \
+        assert marker in memory_has(wa, [marker]), \
             "scanner cannot see the words in their own worker"
         a.close()
         wait_for(lambda: not pid_alive(wa), what="a's worker to leave")
-        b = d.client()
+        b = client_from(d, "127.0.0.3")
         chat(b, "something else")
         wb = worker_of(d, b)
         assert wb != wa
         for pid in d.role_pids("worker"):
-            assert not memory_has(pid, [marker.encode()]), \
-                "worker %d holds another client's words" % pid
+            assert not memory_has(pid, [marker]), \
+                "worker %d%s holds another client's words" % (
+                    pid, " (b's)" if pid == wb else "")
     finally:
         a.close()
         if b is not None:
@@ -291,7 +320,12 @@ def test_worker_holds_no_other_clients_words():
 
 
 def test_unknown_user_refuses_to_start():
-    e = Daemon(up, user="bridged-no-such-user", start=False)
+    e = Daemon(up, start=False)
+    with open(e.conf) as f:
+        conf = f.read().replace('user "%s"' % e.user,
+                                'user "bridged-no-such-user"')
+    with open(e.conf, "w") as f:
+        f.write(conf)
     r = subprocess.run([harness.BRIDGED, "-d", "-f", e.conf],
                        capture_output=True, text=True, timeout=15)
     assert r.returncode != 0, r
@@ -390,20 +424,21 @@ def test_not_root_runs_with_filters_alone():
     try:
         wait_for(e.ready, timeout=15, what="bridged as nobody (see %s)" %
                  e.logfile)
+        all_sandboxed(e)
         c = e.client()
         try:
             chat(c, "as nobody")
             pids = [worker_of(e, c)]
+            for role in ROLES:
+                pids += e.role_pids(role)
+            for pid in pids:
+                check_sandboxed(pid, "pid %d" % pid, pw.pw_uid, pw.pw_gid)
+                assert os.readlink("/proc/%d/root" % pid) == "/", pid
         finally:
             c.close()
         text = e.logtext()
         n = text.count("not running as root")
         assert n == 1, "said %d times: %s" % (n, text[-1500:])
-        for role in ROLES:
-            pids += e.role_pids(role)
-        for pid in pids:
-            check_sandboxed(pid, "pid %d" % pid, pw.pw_uid, pw.pw_gid)
-            assert os.readlink("/proc/%d/root" % pid) == "/", pid
         st = status(e.pid)
         assert st["Seccomp"] == "2" and st["NoNewPrivs"] == "1", st
     finally:

@@ -355,7 +355,7 @@ struct opts {
 	size_t			 line_max;
 	uint64_t		 memory_limit;
 	enum identity_mode	 identity;
-	int			 raw;		/* do not answer the start */
+	int			 raw;		/* leave the start be */
 	const char		*local;
 };
 
@@ -1206,8 +1206,9 @@ t_pipelining(void)
 	exchange("", "3");
 	{
 		char	*o = take(F.out);
-		char	*a = strstr(o, "1\n. OK"), *b = strstr(o, "2\n. OK"),
-			*c = strstr(o, "3\n. OK");
+		char	*a = strstr(o, "1\n. OK");
+		char	*b = strstr(o, "2\n. OK");
+		char	*c = strstr(o, "3\n. OK");
 
 		CHECK(a != NULL && b != NULL && c != NULL && a < b && b < c);
 	}

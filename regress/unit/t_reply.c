@@ -81,7 +81,8 @@ t_writer(void)
 	static const char	*fr2[] = { "a", ".b", NULL };
 	static const char	*fr3[] = { "a", "\n", ".", ".", "\n", NULL };
 	static const char	*lone[] = { ".", NULL };
-	static const char	*utf[] = { "\xe4\xb8", "\xad\xe6\x96\x87", NULL };
+	static const char	*utf[] = { "\xe4\xb8", "\xad\xe6\x96\x87",
+				    NULL };
 	static const char	*emo[] = { "\xf0", "\x9f", "\x98", "\x80\n",
 				    NULL };
 	static const char	*cr[] = { "a\r\n.b\r\n", NULL };
@@ -131,7 +132,8 @@ t_writer(void)
 	block(b, none, "BYE", "idle timeout");
 	expect("writer_bye", b, ". BYE idle timeout\n");
 	block(b, none, "ERR", "upstream bad\nthing\r\there\x7f");
-	expect("writer_status_flattened", b, ". ERR upstream bad thing  here \n");
+	expect("writer_status_flattened", b,
+	    ". ERR upstream bad thing  here \n");
 
 	reply_begin(&rw);
 	reply_status(&rw, b, "ERR", "%s %d", "bad-argument", 42);
@@ -209,7 +211,8 @@ t_roundtrip(void)
 	struct ibuf		*b;
 	struct reply_writer	 rw;
 	const char		*body, *text;
-	char			*out, *line, *next, *got, name[64], why[256];
+	char			*out, *line, *next, *got;
+	char			 name[64], why[256];
 	size_t			 i, cut1, cut2, len, gl;
 	enum reply_kind		 k;
 	int			 ok, bad = 0, n = 0;
@@ -251,8 +254,8 @@ t_roundtrip(void)
 			else
 				ok = ok && strcmp(got, body) == 0;
 			if (!ok && !bad) {
-				snprintf(why, sizeof(why), "body %zu cut %zu,%zu",
-				    i, cut1, cut2);
+				snprintf(why, sizeof(why),
+				    "body %zu cut %zu,%zu", i, cut1, cut2);
 				bad = 1;
 			}
 			n++;
