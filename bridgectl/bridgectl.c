@@ -175,7 +175,7 @@ main(int argc, char *argv[])
 	/* connect has options of its own: it gets argv before getopt. */
 	if (argc > 1 && strcmp(argv[1], "connect") == 0)
 		return (client_main(argc - 1, argv + 1));
-	while ((ch = getopt(argc, argv, "s:")) != -1) {
+	while ((ch = getopt(argc, argv, "+s:")) != -1) {
 		switch (ch) {
 		case 's':
 			sock = optarg;

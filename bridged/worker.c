@@ -32,6 +32,7 @@
 #define WORKER_IN_HIGH		(1024 * 1024)	/* stop reading */
 #define WORKER_PART_MAX		(1024 * 1024)	/* a GEN_PART */
 #define WORKER_CLOSE_WAIT	10		/* s, to write the last */
+#define WORKER_DRAIN_WAIT	3000		/* ms, channels at exit */
 #define WORKER_REASON_MAX	256
 #define TLS_SESSION_LIFETIME	7200		/* s */
 
@@ -104,6 +105,22 @@ usage(void)
 	exit(1);
 }
 
+/* Write what a channel holds, for at most ms (a peer may be stuck). */
+static void
+drain_for(struct channel *ch, uint64_t ms)
+{
+	uint64_t	 end = ev_now_ms() + ms;
+
+	if (ch->dead)
+		return;
+	while (ch->ibuf.queued > 0 && ev_now_ms() < end) {
+		if (imsg_write(&ch->ibuf) == -1)
+			return;
+		if (ch->ibuf.queued > 0)
+			usleep(1000);
+	}
+}
+
 /*
  * The end: say so to the parent, hand storage what is queued (a prompt
  * must reach it even when the client has gone), and leave.
@@ -123,12 +140,9 @@ worker_exit(const char *why)
 	}
 	if (w.cctx != NULL)
 		(void)tls_close(w.cctx);
-	if (!w.storage.dead)
-		channel_flush(&w.storage);
-	if (!w.provider.dead)
-		channel_flush(&w.provider);
-	if (!parent_chan->dead)
-		channel_flush(parent_chan);
+	drain_for(&w.storage, WORKER_DRAIN_WAIT);
+	drain_for(&w.provider, WORKER_DRAIN_WAIT);
+	drain_for(parent_chan, WORKER_DRAIN_WAIT);
 	exit(0);
 }
 
