@@ -72,6 +72,10 @@ struct ll_ruleset_attr {
 	uint64_t	 scoped;
 };
 
+/* clone(2) flags that would make namespaces. */
+#define CLONE_NEWANY	(CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | \
+	CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET)
+
 #define LL_FS_FILE	(LANDLOCK_ACCESS_FS_EXECUTE | \
 	LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE | \
 	LANDLOCK_ACCESS_FS_TRUNCATE | LANDLOCK_ACCESS_FS_IOCTL_DEV)
@@ -139,14 +143,14 @@ static const char *const sys_provider[] = {
  */
 static const char *const sys_parent[] = {
 	"accept", "accept4", "access", "arch_prctl", "bind", "chdir",
-	"chmod", "chown", "chroot", "clone", "close_range", "connect",
-	"creat", "dup", "dup2", "dup3", "execve", "execveat",
-	"faccessat", "faccessat2", "fadvise64", "fallocate", "fchdir",
-	"fchmod", "fchmodat", "fchown", "fchownat", "fdatasync",
-	"flock", "fstatfs", "fsync", "ftruncate", "getcwd",
-	"getdents64", "getgroups", "getpgid", "getpgrp", "getpriority",
-	"getresgid", "getresuid", "getrlimit", "getrusage", "getsid",
-	"ioctl", "kill", "landlock_add_rule", "landlock_create_ruleset",
+	"chmod", "chown", "chroot", "close_range", "connect", "creat",
+	"dup", "dup2", "dup3", "execve", "execveat", "faccessat",
+	"faccessat2", "fadvise64", "fallocate", "fchdir", "fchmod",
+	"fchmodat", "fchown", "fchownat", "fdatasync", "flock",
+	"fstatfs", "fsync", "ftruncate", "getcwd", "getdents64",
+	"getgroups", "getpgid", "getpgrp", "getpriority", "getresgid",
+	"getresuid", "getrlimit", "getrusage", "getsid", "ioctl",
+	"kill", "landlock_add_rule", "landlock_create_ruleset",
 	"landlock_restrict_self", "lchown", "link", "linkat", "listen",
 	"lstat", "membarrier", "mkdir", "mkdirat", "mlock", "munlock",
 	"open", "openat", "pipe", "pipe2", "prctl", "pread64", "preadv",
@@ -267,7 +271,8 @@ provider_rules(scmp_filter_ctx ctx)
 	    O_RDONLY);
 	if (rule(ctx, SCMP_ACT_ALLOW, "openat", 1, a) == -1)
 		return (-1);
-	a[0] = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD);
+	a[0] = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD | CLONE_NEWANY,
+	    CLONE_THREAD);
 	if (rule(ctx, SCMP_ACT_ALLOW, "clone", 1, a) == -1)
 		return (-1);
 	if (rule(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL) == -1)
@@ -275,10 +280,18 @@ provider_rules(scmp_filter_ctx ctx)
 	return (0);
 }
 
-/* parent: clone3 is answered ENOSYS so that glibc uses clone. */
+/*
+ * parent: processes and threads but no namespaces; clone3 is answered
+ * ENOSYS so that glibc uses clone, whose flags can be checked.
+ */
 static int
 parent_rules(scmp_filter_ctx ctx)
 {
+	struct scmp_arg_cmp	 a;
+
+	a = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NEWANY, 0);
+	if (rule(ctx, SCMP_ACT_ALLOW, "clone", 1, &a) == -1)
+		return (-1);
 	return (rule(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL));
 }
 

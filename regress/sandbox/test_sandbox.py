@@ -36,7 +36,14 @@ def setup():
         raise Skip("not root: user, chroot and the /proc of other users "
                    "need root")
     up = FakeUpstream()
-    d = Daemon(up, prefork=2)
+    d = Daemon(up, prefork=2, start=False)
+    try:
+        d.start()
+    except Exception:
+        d.stop()
+        up.stop()
+        d = up = None
+        raise
 
 
 def teardown():
@@ -386,9 +393,9 @@ def test_forbidden_call_kills_only_that_worker():
         raise Skip("no /proc")
     program = build_test_daemon()
     e = Daemon(up, prefork=2, start=False)
-    start_with(e, program)
     a = b = c = None
     try:
+        start_with(e, program)
         a = e.client()
         b = e.client()
         chat(a, "first session")

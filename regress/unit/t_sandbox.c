@@ -48,6 +48,7 @@ main(void)
 #include <pthread.h>
 #include <pwd.h>
 #include <resolv.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -255,6 +256,19 @@ fn_fork(void)
 	return (__LINE__);
 }
 
+/* A new user namespace, which an unprivileged process may make. */
+static int
+fn_userns(void)
+{
+	long	 pid;
+
+	pid = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, NULL, NULL, NULL,
+	    NULL);
+	if (pid == 0)
+		_exit(0);
+	return (__LINE__);
+}
+
 static int
 fn_execmem(void)
 {
@@ -296,6 +310,14 @@ fn_i386(void)
 	long	 ret = 20;
 
 	__asm__ volatile ("int $0x80" : "+a" (ret) : : "memory");
+	return (__LINE__);
+}
+
+/* The x32 getpid: another ABI again. */
+static int
+fn_x32(void)
+{
+	(void)syscall(0x40000000 | 39);
 	return (__LINE__);
 }
 #endif
@@ -807,6 +829,8 @@ static const struct tcase cases[] = {
 	    NULL, 0 },
 	{ "worker-exec", SANDBOX_WORKER, NULL, fn_exec, EXP_SIGSYS, NULL, 0 },
 	{ "worker-fork", SANDBOX_WORKER, NULL, fn_fork, EXP_SIGSYS, NULL, 0 },
+	{ "worker-userns", SANDBOX_WORKER, NULL, fn_userns, EXP_SIGSYS,
+	    NULL, 0 },
 	{ "worker-execmem", SANDBOX_WORKER, NULL, fn_execmem, EXP_SIGSYS,
 	    NULL, 0 },
 	{ "worker-kill", SANDBOX_WORKER, NULL, fn_kill_other, EXP_SIGSYS,
@@ -816,6 +840,7 @@ static const struct tcase cases[] = {
 #if defined(__x86_64__)
 	{ "worker-i386", SANDBOX_WORKER, NULL, fn_i386, EXP_SIGSYS, NULL,
 	    F_IA32 },
+	{ "worker-x32", SANDBOX_WORKER, NULL, fn_x32, EXP_SIGSYS, NULL, 0 },
 #endif
 	{ "worker-env", SANDBOX_WORKER, NULL, fn_env, EXP_OK, inspect_env,
 	    F_NESTED | F_ROOT },
@@ -868,6 +893,8 @@ static const struct tcase cases[] = {
 	    NULL, 0 },
 	{ "provider-fork", SANDBOX_PROVIDER, NULL, fn_fork, EXP_SIGSYS,
 	    NULL, 0 },
+	{ "provider-userns", SANDBOX_PROVIDER, NULL, fn_userns, EXP_SIGSYS,
+	    NULL, 0 },
 	{ "provider-listen", SANDBOX_PROVIDER, NULL, fn_listen, EXP_SIGSYS,
 	    NULL, 0 },
 
@@ -876,6 +903,8 @@ static const struct tcase cases[] = {
 	{ "parent-exec", SANDBOX_PARENT, NULL, fn_parent_ok, EXP_OK, NULL,
 	    F_DIRECT },
 	{ "parent-ptrace", SANDBOX_PARENT, NULL, fn_ptrace, EXP_SIGSYS,
+	    NULL, F_DIRECT },
+	{ "parent-userns", SANDBOX_PARENT, NULL, fn_userns, EXP_SIGSYS,
 	    NULL, F_DIRECT },
 	{ "parent-mount", SANDBOX_PARENT, NULL, fn_mount, EXP_SIGSYS, NULL,
 	    F_DIRECT },

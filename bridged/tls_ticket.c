@@ -1,0 +1,56 @@
+/*
+ * tls_ticket.c: libtls on OpenSSL 3 (Debian's libretls) answers 0 from
+ * its ticket callback when it has set up a ticket; OpenSSL 3 reads 0
+ * as "issue no ticket", so no session could resume in another worker.
+ * The worker interposes SSL_CTX_callback_ctrl, through which libtls
+ * installs that callback, and wraps the callback to answer 1 instead.
+ * LibreSSL reads 0 as success and needs none of this.
+ */
+
+#include <sys/types.h>
+
+#include <dlfcn.h>
+#include <stddef.h>
+
+#include <openssl/opensslv.h>
+#include <openssl/ssl.h>
+
+#include "bridged.h"
+
+#if defined(OPENSSL_VERSION_MAJOR) && !defined(LIBRESSL_VERSION_NUMBER)
+
+typedef int (*ticket_cb)(SSL *, unsigned char *, unsigned char *,
+    EVP_CIPHER_CTX *, void *, int);
+typedef long (*callback_ctrl)(SSL_CTX *, int, void (*)(void));
+
+static ticket_cb	 libtls_ticket_cb;
+
+static int
+ticket_cb_fixed(SSL *ssl, unsigned char *name, unsigned char *iv,
+    EVP_CIPHER_CTX *ectx, void *hctx, int enc)
+{
+	int	 r;
+
+	r = libtls_ticket_cb(ssl, name, iv, ectx, hctx, enc);
+	if (enc == 1 && r == 0)
+		return (1);
+	return (r);
+}
+
+long
+SSL_CTX_callback_ctrl(SSL_CTX *ctx, int cmd, void (*fp)(void))
+{
+	static callback_ctrl	 real;
+
+	if (real == NULL &&
+	    (real = (callback_ctrl)dlsym(RTLD_NEXT,
+	    "SSL_CTX_callback_ctrl")) == NULL)
+		return (0);
+	if (cmd == SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB && fp != NULL) {
+		libtls_ticket_cb = (ticket_cb)fp;
+		fp = (void (*)(void))ticket_cb_fixed;
+	}
+	return (real(ctx, cmd, fp));
+}
+
+#endif
