@@ -111,6 +111,7 @@ struct global_conf {
 	int			 timeout;		/* s */
 	int			 handshake_timeout;	/* s */
 	enum identity_mode	 identity;
+	char			 tokens[PATH_MAX];	/* identity token */
 	uint64_t		 memory_limit;		/* bytes */
 	int			 summaries_keep;
 	int			 models_cache;		/* s */
@@ -155,6 +156,7 @@ enum imsg_type {
 	IMSG_PARENT_STORAGE,	/* empty */
 	IMSG_PARENT_PROVIDER,	/* empty */
 	IMSG_PARENT_KILL,	/* str reason: say BYE and leave */
+	IMSG_PARENT_AUTH,	/* u32 accepted, str identity ("" if not) */
 	/* parent -> control: the listening control socket (fd);
 	   parent -> storage: control's channel (fd) */
 	IMSG_PARENT_CONTROL,	/* empty */
@@ -164,6 +166,8 @@ enum imsg_type {
 	IMSG_CHILD_READY,	/* empty: initialized and sandboxed */
 
 	/* worker -> parent */
+	IMSG_WORKER_AUTH,	/* str token: identity token */
+	IMSG_WORKER_IDENTITY,	/* str certificate hash: identity certificate */
 	IMSG_WORKER_STATE,	/* str model, u32 messages, u64 bytes in,
 				   u64 bytes out, u32 mode */
 	IMSG_WORKER_EVENT,	/* str event line for monitor */
@@ -301,6 +305,12 @@ void		 parent_monitor(const char *, ...)
 		    __attribute__((__format__ (printf, 1, 2)));
 struct child	*parent_storage(void);
 void		 parent_pool_update(void);
+void		 storage_session(struct child *);
+int		 read_file(const char *, uint8_t **, size_t *);
+
+/* auth.c */
+int		 auth_load(const char *);
+int		 auth_token(const char *, char [IDENTITY_LEN + 1]);
 
 /* listen.c */
 struct parent_stats {
@@ -326,6 +336,7 @@ struct export_state {
 	uint64_t	 count;		/* items in this section */
 };
 
+void		 export_init(void);
 char		*export_begin(struct export_state *, const char *);
 char		*export_item(struct export_state *, uint64_t, uint64_t,
 		    enum msg_role, const char *, size_t);
@@ -548,6 +559,7 @@ struct proto_ops {
 	void		(*event)(void *, const char *);
 	uint64_t	(*now)(void *);		/* ms */
 	uint64_t	(*random)(void *);
+	int		(*auth)(void *, const char *);
 };
 
 struct proto	*proto_new(const struct proto_ops *, void *,
@@ -557,6 +569,7 @@ void		 proto_start(struct proto *);
 void		 proto_input(struct proto *, const char *, size_t);
 void		 proto_eof(struct proto *);
 void		 proto_bye(struct proto *, const char *);
+void		 proto_auth(struct proto *, int, const char *);
 int		 proto_busy(const struct proto *);
 int		 proto_closed(const struct proto *);
 size_t		 proto_queued(const struct proto *);

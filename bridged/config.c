@@ -134,6 +134,7 @@ config_recv(struct bridged_conf **cur, struct bridged_conf **pending,
 		TERMINATE(g->chroot);
 		TERMINATE(g->database);
 		TERMINATE(g->socket);
+		TERMINATE(g->tokens);
 		return (0);
 	case IMSG_CFG_PROVIDER:
 		if (*pending == NULL ||

@@ -542,6 +542,7 @@ control_main(void)
 	memset(&sc, 0, sizeof(sc));
 	sc.user = conf->g.user;
 	sc.chroot = conf->g.chroot;
+	export_init();
 	if (sandbox_enter(SANDBOX_CONTROL, &sc) == -1)
 		fatalx("control: cannot sandbox");
 	child_dispatch(control_dispatch_parent);

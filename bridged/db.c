@@ -870,6 +870,12 @@ db_resolve(struct db *db, const char *prefix, char *out, size_t outlen)
 		log_warnx("%s: not a hex prefix", __func__);
 		return (-1);
 	}
+	/* A whole identity is itself, stored or not (an empty export). */
+	if (len == IDENTITY_LEN) {
+		if (strlcpy(out, prefix, outlen) >= outlen)
+			return (-1);
+		return (DB_FOUND);
+	}
 	/* Every hex string that starts with the prefix sorts below this. */
 	memcpy(hi, prefix, len);
 	hi[len] = 'g';

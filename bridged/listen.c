@@ -154,26 +154,26 @@ listen_handoff(struct child *w, struct listen_conf *l, int fd,
 	socklen_t		 lsslen = sizeof(lss);
 	char			 laddr[NI_MAXHOST];
 	in_port_t		 lport;
-	struct child		*storage;
 	struct ibuf		*b;
 
 	addr_text(ss, w->addr, sizeof(w->addr), &w->port);
 	if (getsockname(fd, (struct sockaddr *)&lss, &lsslen) == -1)
 		memcpy(&lss, &l->ss, sizeof(lss));
 	addr_text(&lss, laddr, sizeof(laddr), &lport);
-	sha256_hex(w->addr, strlen(w->addr), w->identity);
 	w->sid = next_sid++;
 	w->since = time(NULL);
 	w->busy = 1;
 
-	/* Storage learns the identity before the worker can ask. */
-	if (refuse == NULL && (storage = parent_storage()) != NULL) {
-		if ((b = channel_create(&storage->chan, IMSG_PARENT_SESSION,
-		    0, 128)) == NULL || ibuf_add_u32(b, w->wid) == -1 ||
-		    ibuf_add_str(b, w->identity) == -1)
-			fatal("%s", __func__);
-		channel_send(&storage->chan, b);
-	}
+	/*
+	 * The address is the identity, unless a certificate (on TLS) or a
+	 * token says later; storage learns it before the worker can ask.
+	 */
+	w->identity[0] = '\0';
+	if (parent_conf->g.identity == IDENTITY_IP ||
+	    (parent_conf->g.identity == IDENTITY_CERTIFICATE && !l->tls))
+		sha256_hex(w->addr, strlen(w->addr), w->identity);
+	if (refuse == NULL && w->identity[0] != '\0')
+		storage_session(w);
 	if ((b = channel_create(&w->chan, IMSG_PARENT_CLIENT, 0, 512)) ==
 	    NULL || ibuf_add_u32(b, w->sid) == -1 ||
 	    ibuf_add_str(b, w->addr) == -1 ||

@@ -81,6 +81,22 @@ parent_idle_worker(void)
 	return (NULL);
 }
 
+/* Storage learns which identity a worker's channel now speaks for. */
+void
+storage_session(struct child *w)
+{
+	struct child	*storage;
+	struct ibuf	*b;
+
+	if ((storage = parent_storage()) == NULL)
+		return;		/* the next storage gets it with the channel */
+	if ((b = channel_create(&storage->chan, IMSG_PARENT_SESSION, 0,
+	    128)) == NULL || ibuf_add_u32(b, w->wid) == -1 ||
+	    ibuf_add_str(b, w->identity) == -1)
+		fatal("%s", __func__);
+	channel_send(&storage->chan, b);
+}
+
 /* One line for `bridgectl monitor`, from the parent's own view. */
 void
 parent_monitor(const char *fmt, ...)
@@ -104,7 +120,7 @@ parent_monitor(const char *fmt, ...)
 }
 
 /* Read a whole file into memory, as root, before anything drops. */
-static int
+int
 read_file(const char *path, uint8_t **bufp, size_t *lenp)
 {
 	struct stat	 st;
@@ -529,9 +545,11 @@ parent_reload(void)
 	tls = tlsm;
 	tls.cert = NULL;
 	tls.key = NULL;
-	if (tls_load(new, &tls) == -1) {
-		log_warnx("reload failed: TLS files; keeping the running "
-		    "configuration");
+	if (tls_load(new, &tls) == -1 || (new->g.identity == IDENTITY_TOKEN &&
+	    auth_load(new->g.tokens) == -1)) {
+		log_warnx("reload failed: TLS or token files; keeping the "
+		    "running configuration");
+		tls_material_wipe(&tls);
 		config_free(new);
 		return (-1);
 	}
@@ -669,7 +687,8 @@ ctl_sessions(struct child *ctl, uint32_t peer)
 		strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		ctl_line(ctl, peer, IMSG_CTL_DATA,
 		    "%u %s %.12s %s %s %u %llu %llu", c->sid, c->addr,
-		    c->identity, c->model[0] != '\0' ? c->model : "-", since,
+		    c->identity[0] != '\0' ? c->identity : "-",
+		    c->model[0] != '\0' ? c->model : "-", since,
 		    c->messages, (unsigned long long)c->bytes_in,
 		    (unsigned long long)c->bytes_out);
 	}
@@ -741,6 +760,26 @@ parent_dispatch_control(struct child *c, struct imsg *imsg)
 	return (-1);
 }
 
+/* A token from a client: storage hears of it first if it is good. */
+static void
+worker_auth(struct child *c, const char *token)
+{
+	struct ibuf	*b;
+	int		 ok;
+
+	ok = auth_token(token, c->identity) == 0;
+	if (ok)
+		storage_session(c);
+	else
+		log_info("session %u: unknown token from %s", c->sid, c->addr);
+	parent_monitor("session %u: auth %s", c->sid, ok ? "accepted" :
+	    "refused");
+	if ((b = channel_create(&c->chan, IMSG_PARENT_AUTH, 0, 128)) == NULL ||
+	    ibuf_add_u32(b, ok) == -1 || ibuf_add_str(b, c->identity) == -1)
+		fatal("%s", __func__);
+	channel_send(&c->chan, b);
+}
+
 /* What a worker tells about its session, for show sessions/monitor. */
 static int
 parent_dispatch_worker(struct child *c, struct imsg *imsg)
@@ -751,6 +790,24 @@ parent_dispatch_worker(struct child *c, struct imsg *imsg)
 
 	ir_init(&ir, imsg);
 	switch (imsg->hdr.type) {
+	case IMSG_WORKER_AUTH:
+		s = ir_str(&ir);
+		if (ir_end(&ir) == -1 || c->identity[0] != '\0' ||
+		    parent_conf->g.identity != IDENTITY_TOKEN ||
+		    strlen(s) == 0 || strlen(s) > 1024)
+			return (-1);
+		worker_auth(c, s);
+		return (0);
+	case IMSG_WORKER_IDENTITY:
+		s = ir_str(&ir);
+		if (ir_end(&ir) == -1 || c->identity[0] != '\0' ||
+		    parent_conf->g.identity != IDENTITY_CERTIFICATE ||
+		    strlen(s) != IDENTITY_LEN ||
+		    strspn(s, "0123456789abcdef") != IDENTITY_LEN)
+			return (-1);
+		strlcpy(c->identity, s, sizeof(c->identity));
+		storage_session(c);
+		return (0);
 	case IMSG_WORKER_STATE:
 		s = ir_str(&ir);
 		c->messages = ir_u32(&ir);
@@ -867,6 +924,9 @@ parent_main(struct bridged_conf *conf, const char *file, const char *argv0,
 
 	if (tls_load(conf, &tlsm) == -1)
 		fatalx("cannot load the TLS certificate and key");
+	if (conf->g.identity == IDENTITY_TOKEN &&
+	    auth_load(conf->g.tokens) == -1)
+		fatalx("cannot load the tokens of `identity token'");
 	if (listen_open(conf) == -1)
 		fatalx("cannot listen");
 	if ((ctl_fd = control_socket_open(conf->g.socket, uid, gid)) == -1)

@@ -258,8 +258,16 @@ main		: LISTEN ON STRING lopts	{ listen_add($3, &listenopts); }
 		| IDENTITY CERTIFICATE		{
 			conf->g.identity = IDENTITY_CERTIFICATE;
 		}
-		| IDENTITY TOKEN		{
+		| IDENTITY TOKEN FILENAME STRING	{
 			conf->g.identity = IDENTITY_TOKEN;
+			if (setstr(conf->g.tokens, sizeof(conf->g.tokens),
+			    $4, "token file") == -1)
+				YYERROR;
+		}
+		| IDENTITY TOKEN		{
+			yyerror("identity token needs its tokens: "
+			    "identity token file \"path\"");
+			YYERROR;
 		}
 		| IDENTITY STRING		{
 			yyerror("unknown identity \"%s\"", $2);
@@ -1448,8 +1456,11 @@ config_print(const struct bridged_conf *c)
 	printf("max clients %d\n", g->max_clients);
 	printf("timeout %d\n", g->timeout);
 	printf("handshake timeout %d\n", g->handshake_timeout);
-	printf("identity %s\n", g->identity == IDENTITY_CERTIFICATE ?
-	    "certificate" : g->identity == IDENTITY_TOKEN ? "token" : "ip");
+	if (g->identity == IDENTITY_TOKEN)
+		printf("identity token file \"%s\"\n", g->tokens);
+	else
+		printf("identity %s\n", g->identity == IDENTITY_CERTIFICATE ?
+		    "certificate" : "ip");
 	fmt_size(size, sizeof(size), g->memory_limit);
 	printf("memory limit %s\n", size);
 	fmt_size(size, sizeof(size), g->line_max);

@@ -44,6 +44,7 @@
 	"\n\nSummary of the conversation before these messages:\n"
 #define MEMORY_ASK	"Write the summary of our conversation now."
 #define CONTINUED	"(continued)"
+#define PROTO_AUTH_TRIES 3	/* wrong tokens, then BYE */
 #define NO_ANSWER	"(no answer)"
 
 enum proto_op {
@@ -52,7 +53,8 @@ enum proto_op {
 	OP_INFO,
 	OP_HISTORY,
 	OP_PROMPT,
-	OP_BACK
+	OP_BACK,
+	OP_AUTH
 };
 
 enum models_for {
@@ -128,6 +130,7 @@ struct proto {
 	void			*arg;
 	struct proto_session	 s;
 	char			 shortid[13];
+	int			 authfails;	/* wrong tokens */
 	uint32_t		 nextid;
 	int			 closed;
 	int			 eof;
@@ -986,7 +989,6 @@ cmd_new(struct proto *p, const char *arg)
 static void
 cmd_auth(struct proto *p, const char *arg)
 {
-	(void)arg;
 	switch (p->s.identity_mode) {
 	case IDENTITY_IP:
 		out_status(p, "ERR", "auth this server identifies clients"
@@ -997,7 +999,15 @@ cmd_auth(struct proto *p, const char *arg)
 		    " by certificate");
 		break;
 	case IDENTITY_TOKEN:
-		out_status(p, "ERR", "auth tokens are not supported yet");
+		if (p->s.identity[0] != '\0') {
+			out_status(p, "ERR", "auth already authenticated");
+			break;
+		}
+		if (p->ops->auth(p->arg, arg) == -1) {
+			out_status(p, "ERR", "internal cannot check the token");
+			break;
+		}
+		p->op = OP_AUTH;
 		break;
 	}
 }
@@ -1068,7 +1078,7 @@ cmd_line(struct proto *p, const char *line)
 		return;
 	}
 	if (p->s.identity_mode == IDENTITY_TOKEN &&
-	    !(c->flags & ARG_PREAUTH)) {
+	    p->s.identity[0] == '\0' && !(c->flags & ARG_PREAUTH)) {
 		out_status(p, "ERR", "auth send AUTH <token> first");
 		return;
 	}
@@ -1518,7 +1528,9 @@ proto_new(const struct proto_ops *ops, void *arg,
 	p->s = *s;
 	if (p->s.line_max == 0 || p->s.line_max > PROTO_PROMPT_MAX)
 		p->s.line_max = PROTO_PROMPT_MAX;
-	strlcpy(p->shortid, p->s.identity, sizeof(p->shortid));
+	/* Until a token names it (identity token), there is no identity. */
+	strlcpy(p->shortid, p->s.identity[0] != '\0' ? p->s.identity : "-",
+	    sizeof(p->shortid));
 	strlcpy(p->model, p->s.model, sizeof(p->model));
 	TAILQ_INIT(&p->queue);
 	if ((p->part = ibuf_open(1024)) == NULL ||
@@ -1557,6 +1569,17 @@ proto_free(struct proto *p)
 }
 
 /* Greet the client, then load its context and the model list. */
+/* Ask storage for the identity's last summary and what came after. */
+static void
+context_load(struct proto *p)
+{
+	p->ctxreq = proto_reqid(p);
+	if (p->ops->context(p->arg, p->ctxreq) == -1) {
+		p->ctxreq = 0;
+		p->ctxready = 1;
+	}
+}
+
 void
 proto_start(struct proto *p)
 {
@@ -1569,12 +1592,9 @@ proto_start(struct proto *p)
 	snprintf(line, sizeof(line), fmt, p->s.local, p->s.lport);
 	out_line(p, "%s", line);
 	out_status(p, "OK", "bridged/%s ready", BRIDGE_VERSION);
-	p->ctxreq = proto_reqid(p);
 	p->ctxready = 0;
-	if (p->ops->context(p->arg, p->ctxreq) == -1) {
-		p->ctxreq = 0;
-		p->ctxready = 1;
-	}
+	if (p->s.identity[0] != '\0')
+		context_load(p);
 	p->bgreq = proto_reqid(p);
 	if (p->ops->models(p->arg, p->bgreq) == -1)
 		p->bgreq = 0;
@@ -1647,6 +1667,27 @@ proto_bye(struct proto *p, const char *reason)
 	p->closed = 1;
 	out_flush(p);
 	p->ops->close(p->arg);
+}
+
+/* The parent's verdict on an AUTH token. */
+void
+proto_auth(struct proto *p, int ok, const char *identity)
+{
+	if (p->closed || p->op != OP_AUTH)
+		return;
+	op_done(p);
+	if (ok) {
+		strlcpy(p->s.identity, identity, sizeof(p->s.identity));
+		strlcpy(p->shortid, identity, sizeof(p->shortid));
+		out_status(p, "OK", "authenticated ID:%s", p->shortid);
+		proto_event(p, "auth accepted");
+		context_load(p);
+	} else if (++p->authfails >= PROTO_AUTH_TRIES) {
+		proto_bye(p, "auth too many wrong tokens");
+		return;
+	} else
+		out_status(p, "ERR", "auth unknown token");
+	proto_done(p);
 }
 
 /* Is a reply under way or a line waiting? (Not idle, then.) */

@@ -742,10 +742,25 @@ op_random(void *arg)
 	return (v);
 }
 
+/* A token for the parent to check: it alone knows the tokens. */
+static int
+op_auth(void *arg, const char *token)
+{
+	struct ibuf	*b;
+
+	(void)arg;
+	if ((b = channel_create(parent_chan, IMSG_WORKER_AUTH, 0,
+	    strlen(token) + 8)) == NULL || ibuf_add_str(b, token) == -1) {
+		ibuf_free(b);
+		return (-1);
+	}
+	return (channel_send(parent_chan, b));
+}
+
 static const struct proto_ops worker_ops = {
 	op_write, op_close, op_models, op_gen, op_cancel, op_store,
 	op_summary, op_history, op_context, op_count, op_state, op_event,
-	op_now, op_random
+	op_now, op_random, op_auth
 };
 
 /*
@@ -756,6 +771,7 @@ static const struct proto_ops worker_ops = {
 static int
 cert_identity(void)
 {
+	struct ibuf	*b;
 	const char	*h;
 
 	if ((h = tls_peer_cert_hash(w.cctx)) == NULL ||
@@ -763,7 +779,13 @@ cert_identity(void)
 	    strlen(h + 7) != IDENTITY_LEN)
 		return (-1);
 	strlcpy(w.ps.identity, h + 7, sizeof(w.ps.identity));
-	return (0);
+	/* Storage hears of it from the parent, as of every identity. */
+	if ((b = channel_create(parent_chan, IMSG_WORKER_IDENTITY, 0, 80)) ==
+	    NULL || ibuf_add_str(b, w.ps.identity) == -1) {
+		ibuf_free(b);
+		return (-1);
+	}
+	return (channel_send(parent_chan, b));
 }
 
 static void
@@ -1100,6 +1122,14 @@ parent_dispatch(struct channel *ch, struct imsg *imsg)
 			storage_open(fd);
 		else
 			provider_open(fd);
+		return;
+	case IMSG_PARENT_AUTH:
+		v = ir_u32(&ir);
+		s = ir_str(&ir);
+		if (ir_end(&ir) == -1 || v > 1 || (v == 1 &&
+		    strlen(s) != IDENTITY_LEN) || w.state != W_SESSION)
+			break;
+		proto_auth(w.proto, v, s);
 		return;
 	case IMSG_PARENT_KILL:
 		s = ir_str(&ir);

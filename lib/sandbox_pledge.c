@@ -14,8 +14,9 @@
  *		(sendfd), starting children (proc exec). No unveil: a
  *		reload may include any file.
  * control	stdio unix: bridgectl on the socket it was given.
- * storage	files in the database directory only (unveil), with
- *		fcntl locks (flock) and fchmod (fattr); channels (recvfd).
+ * storage	files in the database directory and /dev/urandom only
+ *		(unveil), with fcntl locks (flock) and fchmod (fattr);
+ *		channels (recvfd).
  * provider	TCP and DNS, the CA bundle and resolver files read only.
  * worker	stdio recvfd: nothing but its client and its peers. The
  *		parent sets TCP_NODELAY before it passes the socket:
@@ -88,10 +89,10 @@ unveil_role(enum sandbox_role role, const struct sandbox_conf *sc)
 	case SANDBOX_PARENT:
 		return (0);
 	case SANDBOX_STORAGE:
-		if (sc->dbdir != NULL) {
-			if (unveil_path(sc->dbdir, "rwc") == -1)
-				return (-1);
-		} else if (unveil_path("/", "") == -1)
+		/* SQLite seeds its generator from /dev/urandom. */
+		if (unveil_path("/dev/urandom", "r") == -1)
+			return (-1);
+		if (sc->dbdir != NULL && unveil_path(sc->dbdir, "rwc") == -1)
 			return (-1);
 		break;
 	case SANDBOX_PROVIDER:

@@ -21,7 +21,9 @@ pageSize, lastToken "absent"|"empty", inputLimit, models, addModels).
 
 The answer is deterministic:
     Echo: <last user text, directives removed> [turns=T system=yes|no]
-where T is the number of entries in "contents".  usageMetadata carries
+where T is the number of entries in "contents" and the text is that of
+the last part of the last user content (directives are looked for in
+all its parts).  usageMetadata carries
 running totals: promptTokenCount = sum over every text sent (contents
 and systemInstruction) of ceil(bytes/4); candidatesTokenCount =
 ceil(bytes of answer text so far / 4).  The normal stream has at least
@@ -40,7 +42,7 @@ combined.  [[fake:NAME]] or [[fake:NAME:ARG:ARG]]:
                       the event boundaries)  length  close
   content:            cjk  emoji  big (about 5 MB, one event > 64 KiB)
                       repeat:N (answer N times)  context (answer lists
-                      every turn "role: text")  system (answer shows
+                      every part of every turn, "role: text")  system (answer shows
                       the system instruction)  thought (thought parts
                       first, to be dropped)  emptyfinal (last event
                       has text "" and STOP)
@@ -332,10 +334,12 @@ class Plan:
 
     def __init__(self, state, model, body):
         contents = body["contents"]
-        last = ""
+        last, lastpart = "", ""
         for c in contents:
             if c.get("role", "user") == "user":
-                last = "".join(texts_of(c))
+                t = texts_of(c)
+                last = "".join(t)
+                lastpart = t[-1] if t else ""
         self.last = last
         self.d = directives(last)
         si = body.get("systemInstruction")
@@ -346,7 +350,7 @@ class Plan:
             self.prompt_tokens += tokens(self.system)
         self.model = model
         self.contents = contents
-        text = DIRECTIVE.sub("", last).strip()
+        text = DIRECTIVE.sub("", lastpart).strip()
         ans = "Echo: %s [turns=%d system=%s]" % (
             text, len(contents), "yes" if self.system else "no")
         d = self.d
@@ -354,8 +358,8 @@ class Plan:
             ans += "\nsystem: " + self.system
         if "context" in d:
             for c in contents:
-                ans += "\n%s: %s" % (c.get("role", "user"),
-                                     "".join(texts_of(c)))
+                for t in texts_of(c):
+                    ans += "\n%s: %s" % (c.get("role", "user"), t)
         if "cjk" in d:
             ans += CJK_TEXT
         if "emoji" in d:

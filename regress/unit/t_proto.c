@@ -341,9 +341,18 @@ f_random(void *arg)
 	return (++F.rnd * 0x9e3779b97f4a7c15ULL);
 }
 
+static int
+f_auth(void *arg, const char *token)
+{
+	(void)arg;
+	append(F.calls, "auth %s\n", token);
+	return (0);
+}
+
 static const struct proto_ops fake_ops = {
 	f_write, f_close, f_models, f_gen, f_cancel, f_store, f_summary,
-	f_history, f_context, f_count, f_state, f_event, f_now, f_random
+	f_history, f_context, f_count, f_state, f_event, f_now, f_random,
+	f_auth
 };
 
 /*
@@ -399,8 +408,10 @@ setup(const struct opts *o)
 		abort();
 	F.now = 1000;
 	memset(&s, 0, sizeof(s));
-	strlcpy(s.identity, "3f1a9c0b22de0123456789abcdef0123456789abcdef"
-	    "0123456789abcdef", sizeof(s.identity));
+	/* With identity token there is none until AUTH. */
+	if (o->identity != IDENTITY_TOKEN)
+		strlcpy(s.identity, "3f1a9c0b22de0123456789abcdef0123456789"
+		    "abcdef0123456789abcdef", sizeof(s.identity));
 	strlcpy(s.ip, "192.0.2.7", sizeof(s.ip));
 	s.port = 50123;
 	strlcpy(s.local, o->local != NULL ? o->local : "192.0.2.10",
@@ -1833,6 +1844,52 @@ t_auth(void)
 	HAS("\n. OK\n");
 	input("QUIT\n");
 	OUT(". BYE\n");
+	teardown();
+	end();
+
+	begin("auth_token_accepted");
+	setup(&tok);
+	NOTCALLED("context ");
+	input("AUTH s3cret\nINFO\n");
+	CALLED("auth s3cret\n");
+	OUT("");
+	proto_auth(F.p, 1, "abcdef0123456789abcdef0123456789abcdef0123456789"
+	    "abcdef0123456789");
+	CALLED("context ");
+	HAS(". OK authenticated ID:abcdef012345\n");
+	CALLED("count ");
+	proto_storage_end(F.p, F.context_id, 0);
+	proto_storage_end(F.p, F.count_id, 3);
+	HAS("id: abcdef012345\n");
+	input("AUTH again\n");
+	HAS(". ERR auth already authenticated\n");
+	teardown();
+	end();
+
+	begin("auth_token_refused_three_times");
+	setup(&tok);
+	input("AUTH a\n");
+	proto_auth(F.p, 0, "");
+	OUT(". ERR auth unknown token\n");
+	input("INFO\n");
+	OUT(". ERR auth send AUTH <token> first\n");
+	input("AUTH b\n");
+	proto_auth(F.p, 0, "");
+	OUT(". ERR auth unknown token\n");
+	input("AUTH c\n");
+	proto_auth(F.p, 0, "");
+	OUT(". BYE auth too many wrong tokens\n");
+	CHECK(F.closed == 1);
+	teardown();
+	end();
+
+	begin("auth_verdict_without_request_ignored");
+	setup(&tok);
+	proto_auth(F.p, 1, "abcdef0123456789abcdef0123456789abcdef0123456789"
+	    "abcdef0123456789");
+	OUT("");
+	input("INFO\n");
+	OUT(". ERR auth send AUTH <token> first\n");
 	teardown();
 	end();
 }
