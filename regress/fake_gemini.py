@@ -20,43 +20,46 @@ key: GET /_fake/stats, POST /_fake/reset, POST /_fake/config (JSON:
 pageSize, lastToken "absent"|"empty", inputLimit, models, addModels).
 
 The answer is deterministic:
-    Echo: <last user text, directives removed> [turns=T system=yes|no]
-where T is the number of entries in "contents" and the text is that of
-the last part of the last user content (directives are looked for in
-all its parts).  usageMetadata carries
-running totals: promptTokenCount = sum over every text sent (contents
-and systemInstruction) of ceil(bytes/4); candidatesTokenCount =
-ceil(bytes of answer text so far / 4).  The normal stream has at least
-3 events, the last one with finishReason STOP.
+    Echo: <prompt, directives removed> [turns=T system=yes|no]
+where T is the number of entries in "contents" and the prompt is the
+last part of the last user content (a client may merge turns of one
+role into parts of one content: the last part is the prompt).
+usageMetadata carries running totals: promptTokenCount = sum over
+every text sent (contents and systemInstruction) of ceil(bytes/4);
+candidatesTokenCount = ceil(bytes of answer text so far / 4).  The
+normal stream has at least 3 events, the last one with finishReason
+STOP.
 
-Directives in the last user message choose a behaviour; several can be
-combined.  [[fake:NAME]] or [[fake:NAME:ARG:ARG]]:
-  framing of events:  crlf (default) lf cr mixed
-  write pattern:      split (1-7 byte writes)  drip[:MS] (1 byte per
-                      MS, default 100)  utf8split (writes split inside
-                      every multi-byte character and CRLF)  burst (all
-                      events in one write)  interval:MS (between events)
-                      slow:MS (after headers, before the first event)
-                      slowheaders:MS (before the headers)
-  body framing:       chunked (default; explicit: chunk boundaries off
-                      the event boundaries)  length  close
-  content:            cjk  emoji  big (about 5 MB, one event > 64 KiB)
-                      repeat:N (answer N times)  context (answer lists
-                      every part of every turn, "role: text")  system (answer shows
-                      the system instruction)  thought (thought parts
-                      first, to be dropped)  emptyfinal (last event
-                      has text "" and STOP)
-  stream endings:     finish-every  nofinish  reset  cut  badjson
-                      error-midstream[:multiline]  blocked[:REASON]
-                      safety  maxtokens  nousage  hang[:noheaders]
-  HTTP errors:        429-retryinfo[:N[:DELAY]] (default 1 time, 0.2s)
-                      429-retryafter[:N[:SECONDS]] (default 1 time, 1)
-                      429-perday (always)  503[:N] 500[:N] 504[:N]
-                      (N times then success; without N always)
-                      overflow  html502  404 (as for an unknown model)
-"Fail N times" counters are keyed by directive and the whole last user
-text, so a retry sees the next state; use a distinct prompt per test
-(or POST /_fake/reset).  Every request appends one JSON line to --log.
+Directives in the prompt choose a behaviour; several combine.  Beware:
+a summary request that quotes old prompts quotes their directives.
+[[fake:NAME]] or [[fake:NAME:ARG:ARG]]:
+  event framing:   crlf (default)  lf  cr  mixed (all in one stream)
+  write pattern:   split (1-7 byte writes)  drip[:MS] (1 byte per MS,
+                   default 100)  utf8split (writes split inside every
+                   multi-byte character and CRLF)  burst (one write)
+                   interval:MS (between events)  slow:MS (after the
+                   headers, before the first event)  slowheaders:MS
+  body framing:    chunked (default; named: chunk boundaries off the
+                   event boundaries)  length  close
+  content:         cjk  emoji  big (about 5 MB, one event over 64 KiB)
+                   repeat:N (the answer N times)  context (every part
+                   of every turn, "role: text")  system (shows the
+                   system instruction)  thought (thought parts first,
+                   to be dropped)  emptyfinal (a last event with text
+                   "" and STOP)
+  stream endings:  finish-every  nofinish  reset  cut  badjson
+                   error-midstream[:multiline]  blocked[:REASON]
+                   safety  maxtokens  nousage  hang[:noheaders]
+  HTTP errors:     429-retryinfo[:N[:DELAY]] (N times, default 1, then
+                   success; DELAY default 0.2s)  429-retryafter[:N[:S]]
+                   (default 1 time, Retry-After 1)  429-perday (always)
+                   503[:N] 500[:N] 504[:N] (N times then success;
+                   without N always)  overflow  html502  404
+"Fail N times" counters are keyed by directive, model and prompt, so a
+retry sees the next state: use a distinct prompt per test (or POST
+/_fake/reset).  Every request appends one JSON line to --log (method,
+path, query, headers that matter, parsed body, status, directives,
+answer_len and answer_sha256 of the answer meant to be sent).
 """
 
 import argparse
@@ -340,8 +343,8 @@ class Plan:
                 t = texts_of(c)
                 last = "".join(t)
                 lastpart = t[-1] if t else ""
-        self.last = last
-        self.d = directives(last)
+        self.last = lastpart
+        self.d = directives(lastpart)
         si = body.get("systemInstruction")
         self.system = "".join(texts_of(si)) if si is not None else ""
         self.prompt_tokens = sum(tokens(t) for c in contents
