@@ -82,10 +82,9 @@ until "$top/bridgectl/bridgectl" -s "$dir/bridged.sock" show status \
 done
 "$top/bridgectl/bridgectl" -s "$dir/bridged.sock" show status
 echo "demo: logs in $dir/bridged.log; type HELP, IA to chat, QUIT to leave"
-if "$top/bridgectl/bridgectl" connect -h >/dev/null 2>&1; then
-	"$top/bridgectl/bridgectl" connect -p "$port" -C "$dir/server.crt" \
-	    127.0.0.1
-else
-	openssl s_client -quiet -CAfile "$dir/server.crt" \
-	    -connect "127.0.0.1:$port" 2>/dev/null
-fi
+status=0
+"$top/bridgectl/bridgectl" connect -p "$port" -C "$dir/server.crt" \
+    127.0.0.1 || status=$?
+trap - EXIT INT TERM
+cleanup
+exit $status
