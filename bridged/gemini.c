@@ -453,8 +453,8 @@ gem_parse_event(const char *data, size_t len, struct gem_event *ev)
 		gem_error_object(t, &ev->err);
 		if (ev->err.message[0] == '\0')
 			strlcpy(ev->err.message, ev->err.code > 0 ?
-			    gem_http_reason(ev->err.code) :
-			    "error without a message", sizeof(ev->err.message));
+			    gem_http_reason(ev->err.code) : "error without a "
+			    "message", sizeof(ev->err.message));
 	}
 	cand = json_array_get(json_object_get(root, "candidates"), 0);
 	if (json_is_object(cand)) {

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -217,7 +218,7 @@ listen_accept(int lfd, int events, void *arg)
 	struct sockaddr_storage	 ss;
 	socklen_t		 sslen;
 	struct child		*w;
-	int			 fd;
+	int			 fd, on = 1;
 
 	(void)events;
 	while ((w = parent_idle_worker()) != NULL) {
@@ -235,6 +236,11 @@ listen_accept(int lfd, int events, void *arg)
 			break;
 		}
 		fd_cloexec(fd);
+		/* Replies leave in one write each: no Nagle wait behind them. */
+		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on,
+		    sizeof(on)) == -1)
+			log_debug("%s: TCP_NODELAY: %s", __func__,
+			    strerror(errno));
 		if (busy_clients() >= parent_conf->g.max_clients)
 			listen_handoff(w, l, fd, &ss, "too many clients");
 		else

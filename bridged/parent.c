@@ -39,7 +39,7 @@ static int		 ctl_fd = -1;
 static time_t		 started;
 static int		 stopping;
 static uint32_t		 next_wid = 1;
-static struct ev_timer	 restart_timer, stop_timer;
+static struct ev_timer	 restart_timer, stop_timer, pool_timer;
 static uint64_t		 last_spawn[PROC_MAX];
 static int		 died_early[PROC_MAX];	/* before it was ready */
 static int		 worker_failures;	/* died before ready */
@@ -243,6 +243,8 @@ rewire(struct child *role)
 			wire(role, c);
 }
 
+static char *child_env[] = { "PATH=/usr/bin:/bin", NULL };
+
 static void
 exec_child(enum proc_id id, int pfd, int sfd, int vfd)
 {
@@ -273,7 +275,12 @@ exec_child(enum proc_id id, int pfd, int sfd, int vfd)
 	for (i = 0; i < verbose && i < 2; i++)
 		argv[argc++] = "-v";
 	argv[argc] = NULL;
-	execv(id == PROC_WORKER ? worker_path : self_path, argv);
+	/* Only the provider may need the environment (api key env). */
+	if (id == PROC_PROVIDER)
+		execv(self_path, argv);
+	else
+		execve(id == PROC_WORKER ? worker_path : self_path, argv,
+		    child_env);
 	fprintf(stderr, "bridged: exec %s: %s\n", id == PROC_WORKER ?
 	    worker_path : self_path, strerror(errno));
 	_exit(127);
@@ -379,8 +386,8 @@ parent_pool_update(void)
 	cap = parent_conf->g.max_clients + 2 * parent_conf->g.prefork;
 	/* Workers that die before they are ready: slow down. */
 	if (worker_failures > parent_conf->g.prefork) {
-		if (!ev_timer_pending(&restart_timer))
-			ev_timer_add(&restart_timer, RESTART_DELAY);
+		if (!ev_timer_pending(&pool_timer))
+			ev_timer_add(&pool_timer, RESTART_DELAY);
 	} else {
 		while (idle < parent_conf->g.prefork && total < cap) {
 			if (child_spawn(PROC_WORKER) == NULL)
@@ -390,6 +397,15 @@ parent_pool_update(void)
 		}
 	}
 	listen_update(parent_idle_worker() != NULL);
+}
+
+/* After a pause for workers that died young, try again. */
+static void
+parent_pool_retry(void *arg)
+{
+	(void)arg;
+	worker_failures = 0;
+	parent_pool_update();
 }
 
 /* Start what is missing of storage, provider and control. */
@@ -407,7 +423,6 @@ parent_roles_update(void *arg)
 	(void)arg;
 	if (stopping)
 		return;
-	worker_failures = 0;
 	for (i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
 		TAILQ_FOREACH(c, &children, entry)
 			if (c->id == roles[i])
@@ -947,6 +962,7 @@ parent_main(struct bridged_conf *conf, const char *file, const char *argv0,
 	ev_signal(SIGTERM, parent_sigterm, NULL);
 	ev_signal(SIGINT, parent_sigterm, NULL);
 	ev_timer_set(&restart_timer, parent_roles_update, NULL);
+	ev_timer_set(&pool_timer, parent_pool_retry, NULL);
 	if (sandbox_enter(SANDBOX_PARENT, NULL) == -1)
 		fatalx("cannot sandbox the parent");
 

@@ -291,6 +291,7 @@ key_load(const struct provider_conf *pc)
 	return (0);
 }
 
+/* Forget the key, leaving nothing of it in memory. */
 static void
 key_wipe(void)
 {
@@ -309,6 +310,7 @@ wchan_ok(struct wchan *w)
 	return (!w->gone && !w->ch.dead);
 }
 
+/* Answer a request with IMSG_PROVIDER_ERROR: a code and one line. */
 static void
 send_error(struct wchan *w, uint32_t id, const char *code,
     const char *fmt, ...)
@@ -365,6 +367,7 @@ send_chunk(struct wchan *w, uint32_t id, const char *text, size_t len)
 	}
 }
 
+/* The answer is complete: its token counts and finish reason. */
 static void
 send_done(struct wchan *w, uint32_t id, uint64_t prompt, uint64_t answer,
     const char *finish)
@@ -410,6 +413,7 @@ send_models(struct wchan *w, uint32_t id)
 
 /* ---- requests and channels ------------------------------------------ */
 
+/* The open request of a channel with this id, or NULL. */
 static struct req *
 req_find(struct wchan *w, uint32_t id)
 {
@@ -421,6 +425,7 @@ req_find(struct wchan *w, uint32_t id)
 	return (NULL);
 }
 
+/* Open a request on a channel. */
 static struct req *
 req_new(struct wchan *w, uint32_t id, enum req_kind kind)
 {
@@ -530,6 +535,7 @@ wchan_reject(struct wchan *w, struct imsg *imsg, const char *why)
 	wchan_drop(w);
 }
 
+/* The worker went away: so do its requests. */
 static void
 wchan_closed(struct channel *ch)
 {
@@ -541,6 +547,7 @@ wchan_closed(struct channel *ch)
 
 /* ---- libcurl in the event loop ---------------------------------------- */
 
+/* A socket libcurl watches is ready: let it work. */
 static void
 curl_sock_event(int fd, int events, void *arg)
 {
@@ -585,6 +592,7 @@ curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *sockp)
 	return (0);
 }
 
+/* libcurl's timer is due. */
 static void
 curl_timer_fire(void *arg)
 {
@@ -765,6 +773,7 @@ xfer_event(void *arg, const char *event, const char *data, size_t len)
 	return (0);
 }
 
+/* A transfer to url with the key header, not yet started. */
 static struct xfer *
 xfer_new(enum xfer_kind kind, const char *url)
 {
@@ -826,6 +835,7 @@ xfer_free(struct xfer *x)
 	free(x);
 }
 
+/* The backoff is over: try again, if time is left. */
 static void
 xfer_retry_fire(void *arg)
 {
@@ -1149,6 +1159,7 @@ xfer_check_done(void)
 
 /* ---- the model list ------------------------------------------------- */
 
+/* Whether the cached model list is young enough to serve. */
 static int
 models_fresh(void)
 {
@@ -1160,6 +1171,7 @@ models_fresh(void)
 	return (age < (uint64_t)pv.conf->g.models_cache * 1000);
 }
 
+/* Drop the cached model list. */
 static void
 models_forget(void)
 {
@@ -1311,6 +1323,7 @@ context_max(void)
 	return (m + PV_CONTEXT_MIN);
 }
 
+/* IMSG_WORKER_MODELS: the list, from the cache or the API. */
 static void
 worker_models(struct wchan *w, struct imsg *imsg)
 {
@@ -1343,6 +1356,7 @@ worker_models(struct wchan *w, struct imsg *imsg)
 	listing_start();
 }
 
+/* IMSG_WORKER_GEN_BEGIN: open a request for a model. */
 static void
 worker_gen_begin(struct wchan *w, struct imsg *imsg)
 {
@@ -1390,6 +1404,7 @@ worker_gen_begin(struct wchan *w, struct imsg *imsg)
 	r->bytes = strlen(system);
 }
 
+/* IMSG_WORKER_GEN_PART: text for the current turn. */
 static void
 worker_gen_part(struct wchan *w, struct imsg *imsg)
 {
@@ -1514,6 +1529,7 @@ gen_start(struct req *r)
 	}
 }
 
+/* IMSG_WORKER_GEN_END: the context is complete. */
 static void
 worker_gen_end(struct wchan *w, struct imsg *imsg)
 {
@@ -1544,6 +1560,7 @@ worker_gen_end(struct wchan *w, struct imsg *imsg)
 	gen_start(r);
 }
 
+/* IMSG_WORKER_CANCEL: stop a request, if it is still open. */
 static void
 worker_cancel(struct wchan *w, struct imsg *imsg)
 {
@@ -1569,6 +1586,7 @@ worker_cancel(struct wchan *w, struct imsg *imsg)
 		req_free(r);
 }
 
+/* One message from a worker (or control): validate, copy, call. */
 static void
 provider_dispatch_worker(struct channel *ch, struct imsg *imsg)
 {
@@ -1675,6 +1693,7 @@ provider_reload(void)
 	    pv.pc.timeout, pv.pc.retries);
 }
 
+/* One message from the parent. */
 static void
 provider_dispatch_parent(struct channel *ch, struct imsg *imsg)
 {
@@ -1701,6 +1720,7 @@ provider_dispatch_parent(struct channel *ch, struct imsg *imsg)
 	}
 }
 
+/* Without a parent there is nothing to serve. */
 static void
 provider_parent_closed(struct channel *ch)
 {
@@ -1709,6 +1729,7 @@ provider_parent_closed(struct channel *ch)
 	_exit(0);
 }
 
+/* SIGTERM, SIGINT: leave, wiping the key. */
 static void
 provider_sig(int sig, void *arg)
 {
@@ -1718,6 +1739,7 @@ provider_sig(int sig, void *arg)
 	exit(0);
 }
 
+/* The provider process: set up, sandbox, serve. */
 void
 provider_main(void)
 {

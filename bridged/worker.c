@@ -846,7 +846,6 @@ client_start(struct imsg *imsg)
 	const char	*addr, *laddr, *ident, *refuse;
 	uint32_t	 port, lport, tls;
 	uint64_t	 since;
-	int		 one = 1;
 
 	ir_init(&ir, imsg);
 	w.sid = ir_u32(&ir);
@@ -881,10 +880,6 @@ client_start(struct imsg *imsg)
 	imsg->fd = -1;
 	fd_nonblock(w.fd);
 	fd_cloexec(w.fd);
-	/* Replies leave in one write each: no Nagle wait behind them. */
-	if (setsockopt(w.fd, IPPROTO_TCP, TCP_NODELAY, &one,
-	    sizeof(one)) == -1)
-		log_debug("%s: TCP_NODELAY: %s", __func__, strerror(errno));
 	if ((w.out = ibuf_open(4096)) == NULL)
 		fatal("%s", __func__);
 	if (!w.tls) {

@@ -42,7 +42,7 @@ a summary request that quotes old prompts quotes their directives.
   body framing:    chunked (default; named: chunk boundaries off the
                    event boundaries)  length  close
   content:         cjk  emoji  big (about 5 MB, one event over 64 KiB)
-                   repeat:N (the answer N times)  context (every part
+                   repeat:N (the answer N times, one a line)  context (every part
                    of every turn, "role: text")  system (shows the
                    system instruction)  thought (thought parts first,
                    to be dropped)  emptyfinal (a last event with text
@@ -369,7 +369,7 @@ class Plan:
             ans += EMOJI_TEXT
         n = arg(d, "repeat", 0, 1, int)
         if 1 < n <= 100000:
-            ans = " ".join([ans] * n)
+            ans = "\n".join([ans] * n)
         self.big_index = -1
         if "big" in d:
             self.pieces = self.big_pieces(ans)

@@ -42,12 +42,14 @@ result(const char *name, int ok, const char *fmt, ...)
 	printf("\n");
 }
 
+/* Parse one event given as a C string. */
 static int
 ev(const char *json, struct gem_event *e)
 {
 	return (gem_parse_event(json, strlen(json), e));
 }
 
+/* Doubles equal within rounding. */
 static int
 near(double a, double b)
 {
@@ -56,6 +58,7 @@ near(double a, double b)
 
 /* ---- request bodies ------------------------------------------------ */
 
+/* Request bodies: roles, merging, system instruction, refusals. */
 static void
 t_request(void)
 {
@@ -138,6 +141,7 @@ t_request(void)
 
 /* ---- stream events ------------------------------------------------- */
 
+/* Stream events of every shape UPSTREAMS.md lists. */
 static void
 t_events(void)
 {
@@ -244,6 +248,7 @@ t_events(void)
 	gem_event_free(&e);
 }
 
+/* Events with wrong types and absurd values. */
 static void
 t_events_hostile(void)
 {
@@ -329,6 +334,7 @@ static const char *page1 =
     " [\"generateContent\", 7]}\n"
     "  ],\n  \"nextPageToken\": \"Cg5nZW1pbmktMi4wLWZsYXNo\"\n}\n";
 
+/* Model list pages: fields, tokens, skipped entries, bad pages. */
 static void
 t_models(void)
 {
@@ -418,7 +424,8 @@ t_filter(void)
 		{ "gemini-2.5-pro-preview-tts", GEM_GENERATE | GEM_COUNT, 0 },
 		{ "gemini-2.5-flash-image", GEM_GENERATE, 0 },
 		{ "gemini-2.5-flash-image-preview", GEM_GENERATE, 0 },
-		{ "gemini-2.0-flash-preview-image-generation", GEM_GENERATE, 0 },
+		{ "gemini-2.0-flash-preview-image-generation", GEM_GENERATE,
+		    0 },
 		{ "gemini-2.0-flash-exp-image-generation", GEM_GENERATE, 0 },
 		{ "gemini-2.5-flash-native-audio-preview-09-2025",
 		    GEM_BIDI | GEM_COUNT, 0 },
@@ -448,6 +455,7 @@ t_filter(void)
 		result("filter-chat-models", 1, "%s", "");
 }
 
+/* Models sort by name. */
 static void
 t_sort(void)
 {
@@ -466,6 +474,7 @@ t_sort(void)
 	    m[0].name, m[1].name, m[2].name, m[3].name);
 }
 
+/* Which model names are safe to use. */
 static void
 t_names(void)
 {
@@ -485,6 +494,7 @@ t_names(void)
 
 /* ---- errors -------------------------------------------------------- */
 
+/* Error bodies: JSON, HTML, empty, hostile. */
 static void
 t_errors(void)
 {
@@ -542,16 +552,17 @@ t_errors(void)
 	    "delay %f perday %d", e.retry_delay, e.per_day);
 
 	s = "{\"error\": {\"code\": 429, \"status\": \"RESOURCE_EXHAUSTED\", "
-	    "\"message\": \"quota\", \"details\": [{\"@type\": \"type.googleapis"
-	    ".com/google.rpc.RetryInfo\", \"retryDelay\": \"0.25s\"}]}}";
+	    "\"message\": \"quota\", \"details\": [{\"@type\": \"type."
+	    "googleapis.com/google.rpc.RetryInfo\", \"retryDelay\": "
+	    "\"0.25s\"}]}}";
 	gem_parse_error(s, strlen(s), 429, &e);
 	result("error-429-fractional", near(e.retry_delay, 0.25),
 	    "delay %f", e.retry_delay);
 
 	s = "{\"error\": {\"code\": 429, \"status\": \"RESOURCE_EXHAUSTED\", "
-	    "\"message\": \"quota\", \"details\": [{\"@type\": \"type.googleapis"
-	    ".com/google.rpc.QuotaFailure\", \"violations\": [{\"quotaId\": "
-	    "\"GenerateRequestsPerMinute\"}, {\"quotaId\": "
+	    "\"message\": \"quota\", \"details\": [{\"@type\": \"type."
+	    "googleapis.com/google.rpc.QuotaFailure\", \"violations\": "
+	    "[{\"quotaId\": \"GenerateRequestsPerMinute\"}, {\"quotaId\": "
 	    "\"GenerateRequestsPerDayPerProjectPerModel-FreeTier\"}]}, "
 	    "{\"@type\": \"type.googleapis.com/google.rpc.RetryInfo\", "
 	    "\"retryDelay\": \"30s\"}]}}";
@@ -592,9 +603,10 @@ t_errors(void)
 	result("error-array-wrapped", strcmp(e.message, "overloaded") == 0 &&
 	    strcmp(e.status, "UNAVAILABLE") == 0, "msg %s", e.message);
 
-	s = "{\"error\": {\"code\": 400, \"message\": \"* GenerateContentRequest"
-	    ".contents[0].parts: contents.parts must not be empty.\\n\\n\\t\\u001b"
-	    "[2Jx\\r\\n\", \"status\": \"INVALID_ARGUMENT\"}}";
+	s = "{\"error\": {\"code\": 400, \"message\": \"* "
+	    "GenerateContentRequest.contents[0].parts: contents.parts must "
+	    "not be empty.\\n\\n\\t\\u001b[2Jx\\r\\n\", \"status\": "
+	    "\"INVALID_ARGUMENT\"}}";
 	gem_parse_error(s, strlen(s), 400, &e);
 	result("error-one-line", strchr(e.message, '\n') == NULL &&
 	    strchr(e.message, '\033') == NULL && strcmp(e.message,
@@ -626,6 +638,7 @@ t_errors(void)
 	    strlen(e.message));
 }
 
+/* RetryInfo durations and Retry-After values. */
 static void
 t_durations(void)
 {
@@ -674,6 +687,7 @@ struct acc {
 	int		 events, bad;
 };
 
+/* Collect a stream as the provider does: text, finish, totals. */
 static int
 acc_cb(void *arg, const char *event, const char *data, size_t len)
 {
@@ -702,6 +716,7 @@ acc_cb(void *arg, const char *event, const char *data, size_t len)
 	return (0);
 }
 
+/* A whole stream through the SSE parser, cut two ways anywhere. */
 static void
 t_stream(void)
 {

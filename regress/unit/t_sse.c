@@ -72,6 +72,7 @@ collect(void *arg, const char *event, const char *data, size_t len)
 	return (0);
 }
 
+/* An empty collection of events. */
 static void
 got_init(struct got *g)
 {
@@ -79,6 +80,7 @@ got_init(struct got *g)
 	g->stop_at = -1;
 }
 
+/* Free the collected events. */
 static void
 got_free(struct got *g)
 {
@@ -206,6 +208,7 @@ splits(const char *name, const char *s, const char *const *want, int nwant,
 		result(name, 1, "%s", "");
 }
 
+/* Line ends, fields, comments, empty events. */
 static void
 t_basic(void)
 {
@@ -235,6 +238,7 @@ t_basic(void)
 	simple("event-only", "event: ping\n\ndata: x\n\n", one, 1);
 }
 
+/* The event field is passed and reset per event. */
 static void
 t_event_field(void)
 {
@@ -252,6 +256,7 @@ t_event_field(void)
 	got_free(&g);
 }
 
+/* A leading byte order mark, and bytes that only look like one. */
 static void
 t_bom_not(void)
 {
@@ -275,6 +280,7 @@ t_bom_not(void)
 	got_free(&g);
 }
 
+/* Streams cut at every position give the same events. */
 static void
 t_splits(void)
 {
@@ -336,6 +342,7 @@ t_utf8(void)
 		result("utf8-4byte-split", 1, "%s", "");
 }
 
+/* The maximum event size, and a data line over 64 KiB. */
 static void
 t_limits(void)
 {
@@ -400,6 +407,7 @@ t_limits(void)
 	free(big);
 }
 
+/* What is not yet a whole event is kept, and seen at the end. */
 static void
 t_partial(void)
 {
@@ -437,6 +445,7 @@ t_partial(void)
 	got_free(&g);
 }
 
+/* The callback can stop the parser. */
 static void
 t_stop(void)
 {
@@ -465,6 +474,7 @@ t_stop(void)
 	got_free(&g);
 }
 
+/* A NUL inside data is data. */
 static void
 t_nul(void)
 {
