@@ -1676,6 +1676,15 @@ provider_reload(void)
 		pv.pc.url[--n] = '\0';
 	newsrc = !had || strcmp(old.key_file, p->key_file) != 0 ||
 	    strcmp(old.key_env, p->key_env) != 0;
+	/*
+	 * The key file is root's and the sandbox hides it: a reload
+	 * restarts this process, once idle, so the file is read again.
+	 */
+	if (had && p->key_file[0] != '\0') {
+		pv.restart = 1;
+		provider_idle_check();
+		return;
+	}
 	if (key_load(&pv.pc) == -1) {
 		if (pv.key == NULL)
 			log_warnx("provider %s: %s", p->name, pv.keyerr);
