@@ -15,9 +15,10 @@
 #	/etc/bridged.conf, only if there is none	mode 0640
 #	/etc/bridged/ (certificates and keys)		mode 0755
 #	/etc/rc.d/bridged (OpenBSD)			mode 0555
-#	PREFIX/lib/systemd/system/bridged.service (Linux; SYSTEMDUNITDIR
-#	    overrides; systemd reads /usr/lib/... and /usr/local/lib/...)
-#	    mode 0644
+#	PREFIX/lib/systemd/system/bridged.service (Linux)	mode 0644
+#	    systemd reads that directory for PREFIX /usr and /usr/local;
+#	    for another PREFIX set SYSTEMDUNITDIR=/etc/systemd/system, or
+#	    `systemctl link` the unit (install.sh says so)
 # The service scripts name PREFIX/sbin/bridged. Everything lands under
 # DESTDIR when it is set (for packages and tests).
 #
@@ -153,6 +154,12 @@ OpenBSD)
 	;;
 Linux)
 	instsub 0644 rc.d/bridged.service "$unitdir/bridged.service"
+	case "$unitdir" in
+	/etc/systemd/system|/usr/lib/systemd/system|/lib/systemd/system|\
+	/usr/local/lib/systemd/system) ;;
+	*) say "systemd does not look in $unitdir: run" \
+	       "systemctl link $unitdir/bridged.service" ;;
+	esac
 	;;
 *)
 	say "no service script for $os; see $exampledir"

@@ -267,6 +267,8 @@ void		 child_init(enum proc_id, int, int);
 struct bridged_conf *child_config(struct tls_material *);
 int		 child_config_imsg(struct bridged_conf **,
 		    struct tls_material *, struct imsg *);
+int		 child_imsg(struct bridged_conf **, struct tls_material *,
+		    struct imsg *);
 void		 child_dispatch(void (*)(struct channel *, struct imsg *));
 void		 child_ready(void);
 void		 tls_material_wipe(struct tls_material *);

@@ -85,6 +85,33 @@ child_config_imsg(struct bridged_conf **confp, struct tls_material *tls,
 	return (r);
 }
 
+/*
+ * What every child takes alike from the parent: the configuration and
+ * the log level. 1 when a new configuration is complete, 0 when the
+ * message was one of these, -1 when it is the role's own.
+ */
+int
+child_imsg(struct bridged_conf **confp, struct tls_material *tls,
+    struct imsg *imsg)
+{
+	uint32_t	 v;
+
+	switch (imsg->hdr.type) {
+	case IMSG_CFG_GLOBAL:
+	case IMSG_CFG_PROVIDER:
+	case IMSG_CFG_TLS:
+	case IMSG_CFG_DONE:
+		return (child_config_imsg(confp, tls, imsg) == 1 ? 1 : 0);
+	case IMSG_CTL_VERBOSE:
+		if (imsg->datalen != sizeof(v))
+			fatalx("%s: bad IMSG_CTL_VERBOSE", __func__);
+		memcpy(&v, imsg->data, sizeof(v));
+		log_setverbose(v);
+		return (0);
+	}
+	return (-1);
+}
+
 /* Wait for the first configuration; nothing else may come before it. */
 struct bridged_conf *
 child_config(struct tls_material *tls)
@@ -114,11 +141,9 @@ child_config(struct tls_material *tls)
 		    (r = imsg_get(&parent_chan->ibuf, &imsg)) != 0) {
 			if (r == -1)
 				fatalx("%s: bad framing from parent", __func__);
-			if (imsg.hdr.type == IMSG_CTL_VERBOSE)
-				log_setverbose(imsg.datalen == 4 ?
-				    *(uint32_t *)imsg.data : 0);
-			else
-				done = child_config_imsg(&conf, tls, &imsg);
+			if ((done = child_imsg(&conf, tls, &imsg)) == -1)
+				fatalx("%s: unexpected %s", __func__,
+				    imsg_type_name(imsg.hdr.type));
 			imsg_free(&imsg);
 		}
 	}

@@ -463,21 +463,10 @@ control_answer(struct imsg *imsg)
 static void
 control_dispatch_parent(struct channel *ch, struct imsg *imsg)
 {
-	uint32_t	 v;
-
 	(void)ch;
+	if (child_imsg(&conf, NULL, imsg) != -1)
+		return;
 	switch (imsg->hdr.type) {
-	case IMSG_CFG_GLOBAL:
-	case IMSG_CFG_PROVIDER:
-	case IMSG_CFG_DONE:
-		child_config_imsg(&conf, NULL, imsg);
-		break;
-	case IMSG_CTL_VERBOSE:
-		if (imsg->datalen != sizeof(v))
-			fatalx("%s: bad verbose message", __func__);
-		memcpy(&v, imsg->data, sizeof(v));
-		log_setverbose(v);
-		break;
 	case IMSG_PARENT_CONTROL:
 		if (imsg->fd == -1 || listen_fd != -1)
 			fatalx("%s: bad control socket", __func__);

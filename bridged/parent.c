@@ -41,7 +41,7 @@ static int		 stopping;
 static uint32_t		 next_wid = 1;
 static struct ev_timer	 restart_timer, stop_timer, pool_timer;
 static uint64_t		 last_spawn[PROC_MAX];
-static int		 died_early[PROC_MAX];	/* before it was ready */
+static int		 died_early[PROC_MAX];	/* in a row, before ready */
 static int		 worker_failures;	/* died before ready */
 
 static void	parent_dispatch_child(struct channel *, struct imsg *);
@@ -429,8 +429,8 @@ parent_roles_update(void *arg)
 				break;
 		if (c != NULL)
 			continue;
-		/* One that dies before it is ready waits a little. */
-		if (died_early[roles[i]] &&
+		/* One that keeps dying before it is ready waits a little. */
+		if (died_early[roles[i]] > 1 &&
 		    now - last_spawn[roles[i]] < RESTART_DELAY) {
 			late = 1;
 			continue;
@@ -467,7 +467,7 @@ child_gone(struct child *c, int status)
 		if (c->busy)
 			parent_monitor("disconnect session %u", c->sid);
 	} else if (!stopping) {
-		died_early[c->id] = !c->ready;
+		died_early[c->id] = c->ready ? 0 : died_early[c->id] + 1;
 		log_warnx("%s (pid %d) %s; restarting", proc_name(c->id),
 		    (int)c->pid, why);
 		parent_monitor("restart %s: %s", proc_name(c->id), why);
@@ -672,8 +672,9 @@ ctl_status(struct child *ctl, uint32_t peer)
 			    !c->ready ? "starting" : c->busy ? "busy" :
 			    "idle");
 		else
-			ctl_line(ctl, peer, IMSG_CTL_DATA, "process: %s %d",
-			    proc_name(c->id), (int)c->pid);
+			ctl_line(ctl, peer, IMSG_CTL_DATA, "process: %s %d%s",
+			    proc_name(c->id), (int)c->pid, c->ready ? "" :
+			    " starting");
 	}
 	ctl_line(ctl, peer, IMSG_CTL_DATA, "workers: %d idle, %d busy",
 	    count_workers(0), count_workers(1));

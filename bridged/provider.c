@@ -1707,19 +1707,14 @@ static void
 provider_dispatch_parent(struct channel *ch, struct imsg *imsg)
 {
 	(void)ch;
+	switch (child_imsg(&pv.conf, NULL, imsg)) {
+	case 1:
+		provider_reload();
+		return;
+	case 0:
+		return;
+	}
 	switch (imsg->hdr.type) {
-	case IMSG_CFG_GLOBAL:
-	case IMSG_CFG_PROVIDER:
-	case IMSG_CFG_TLS:
-	case IMSG_CFG_DONE:
-		if (child_config_imsg(&pv.conf, NULL, imsg) == 1)
-			provider_reload();
-		break;
-	case IMSG_CTL_VERBOSE:
-		if (imsg->datalen != sizeof(uint32_t))
-			fatalx("%s: bad IMSG_CTL_VERBOSE", __func__);
-		log_setverbose(*(uint32_t *)imsg->data);
-		break;
 	case IMSG_PARENT_CHANNEL:
 		parent_channel(imsg);
 		break;

@@ -1102,6 +1102,11 @@ parent_dispatch(struct channel *ch, struct imsg *imsg)
 	int		 fd;
 
 	(void)ch;
+	/* A reload reaches only idle workers, and the parent ends those. */
+	if (child_imsg(&w.conf, &w.tlsm, imsg) != -1) {
+		tls_material_wipe(&w.tlsm);
+		return;
+	}
 	ir_init(&ir, imsg);
 	switch (imsg->hdr.type) {
 	case IMSG_PARENT_CLIENT:
@@ -1134,20 +1139,6 @@ parent_dispatch(struct channel *ch, struct imsg *imsg)
 			proto_bye(w.proto, s);
 		else if (w.state != W_CLOSING)
 			worker_exit("killed");
-		return;
-	case IMSG_CTL_VERBOSE:
-		v = ir_u32(&ir);
-		if (ir_end(&ir) == -1)
-			break;
-		log_setverbose((int)v);
-		return;
-	case IMSG_CFG_GLOBAL:
-	case IMSG_CFG_PROVIDER:
-	case IMSG_CFG_TLS:
-	case IMSG_CFG_DONE:
-		/* A reload: new sessions would see it; this one keeps its. */
-		if (child_config_imsg(&w.conf, &w.tlsm, imsg) == 1)
-			tls_material_wipe(&w.tlsm);
 		return;
 	}
 	fatalx("%s: bad %s", __func__, imsg_type_name(imsg->hdr.type));

@@ -256,7 +256,7 @@ provider "gemini" {
             raise AssertionError("bridged exited %s: %s" % (
                 self.proc.returncode, self.logtext()[-2000:]))
         r = self.ctl("show", "status", check=False)
-        return r.returncode == 0 and \
+        return r.returncode == 0 and "starting" not in r.stdout and \
             ("workers: %d idle" % self.prefork) in r.stdout
 
     def ctl(self, *args, check=True, timeout=10):
