@@ -3,18 +3,18 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 
 all: deps
-	cd lib && $(MAKE)
-	cd bridged && $(MAKE)
-	cd bridgectl && $(MAKE)
+	(cd lib && $(MAKE))
+	(cd bridged && $(MAKE))
+	(cd bridgectl && $(MAKE))
 
 deps:
 	@sh ./configure
 
 test: all
-	cd regress && $(MAKE) test
+	(cd regress && $(MAKE) test)
 
 bench: all
-	cd regress && $(MAKE) bench
+	(cd regress && $(MAKE) bench)
 
 demo: all
 	sh regress/demo.sh
@@ -23,9 +23,9 @@ install: all
 	sh ./install.sh "$(DESTDIR)" "$(PREFIX)"
 
 clean:
-	cd lib && $(MAKE) clean
-	cd bridged && $(MAKE) clean
-	cd bridgectl && $(MAKE) clean
-	cd regress && $(MAKE) clean
+	(cd lib && $(MAKE) clean)
+	(cd bridged && $(MAKE) clean)
+	(cd bridgectl && $(MAKE) clean)
+	(cd regress && $(MAKE) clean)
 
 .PHONY: all deps test bench demo install clean

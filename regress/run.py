@@ -5,7 +5,7 @@ configuration cases and the live test modules, prints `ok name` or
 `FAIL name: why` for each case, and ends with `N passed, N failed`.
 
 usage: run.py [-k substring] [suite ...]
-  suites: unit config live sandbox (default: all)
+  suites: unit config live sandbox install (default: all)
 """
 
 import importlib.util
@@ -159,7 +159,7 @@ def main():
     if len(args) >= 2 and args[0] == "-k":
         k = args[1]
         args = args[2:]
-    suites = args or ["unit", "config", "live", "sandbox"]
+    suites = args or ["unit", "config", "live", "sandbox", "install"]
     for s in suites:
         if s == "unit":
             suite_unit(k)

@@ -1,0 +1,450 @@
+#!/usr/bin/env python3
+"""
+bench_driver.py: the figures of `make bench`, each beside a floor
+measured in the same run on the same machine. It prints; it never
+judges. Run by bench.sh after loadgen is built.
+
+    BENCH_SECS=5 python3 bench_driver.py [section ...]
+    sections: connect chat stream memory (default: all)
+
+Floors:
+  connect  the same loadgen against `loadgen serve`: one process per
+           core, the same libtls, certificate, key and greeting bytes,
+           no process per client. It is what TLS itself costs here.
+  chat     one direct HTTP request (keep-alive) from loadgen to the
+           same fake upstream with the same kind of body, at the same
+           concurrency: what the upstream itself costs.
+  stream   the same first-event-to-first-byte time for a direct HTTP
+           client of the fake upstream.
+  memory   `loadgen serve` holding the same number of idle TLS
+           sessions in one process.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+REGRESS = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, REGRESS)
+import harness  # noqa: E402
+
+LOADGEN = os.path.join(REGRESS, "loadgen")
+UPSTREAM = os.path.join(REGRESS, "bench_upstream.py")
+SECS = float(os.environ.get("BENCH_SECS", "5"))
+WARM = 1.0
+IDLE_SESSIONS = int(os.environ.get("BENCH_IDLE", "500"))
+PREFORK = 16
+MODEL = "gemini-2.0-flash"
+STREAM_PATH = "/v1beta/models/%s:streamGenerateContent?alt=sse" % MODEL
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+class BenchUpstream:
+    """bench_upstream.py (fake_gemini.py plus first-event times)."""
+
+    def __init__(self):
+        self.dir = harness.tmpdir("bench-up-")
+        self.first_log = os.path.join(self.dir, "first.log")
+        portfile = os.path.join(self.dir, "port")
+        self.err = open(os.path.join(self.dir, "stderr"), "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, UPSTREAM, "--first-log", self.first_log,
+             "--port", "0", "--port-file", portfile, "--key",
+             harness.API_KEY, "--host", "127.0.0.1"],
+            stdout=self.err, stderr=self.err)
+        harness.wait_for(lambda: os.path.exists(portfile) and
+                         open(portfile).read().strip(),
+                         what="bench upstream")
+        self.port = int(open(portfile).read().strip())
+        self.url = "http://127.0.0.1:%d/v1beta" % self.port
+
+    def firsts(self):
+        out = {}
+        if os.path.exists(self.first_log):
+            with open(self.first_log) as f:
+                for line in f:
+                    p = line.split()
+                    if len(p) == 2:
+                        out[int(p[0])] = int(p[1])
+        return out
+
+    def clear(self):
+        if os.path.exists(self.first_log):
+            os.unlink(self.first_log)
+
+    def stop(self):
+        harness.stop_pid(self.proc.pid)
+        self.proc.wait()
+        self.err.close()
+
+
+class BenchDaemon(harness.Daemon):
+    """harness.Daemon, started without -v: logging is not measured."""
+
+    def start(self, env=None):
+        self.log = open(self.logfile, "a")
+        e = dict(os.environ)
+        e["BRIDGED_TEST_KEY"] = harness.API_KEY
+        self.proc = subprocess.Popen(
+            [harness.BRIDGED, "-d", "-f", self.conf], stdout=self.log,
+            stderr=self.log, env=e, start_new_session=True)
+        self.pid = self.proc.pid
+        harness.wait_for(self.ready, timeout=30,
+                         what="bridged to start (see %s)" % self.logfile)
+
+
+class Serve:
+    """`loadgen serve`, the floor server."""
+
+    def __init__(self, d, procs):
+        self.proc = subprocess.Popen(
+            [LOADGEN, "-c", d.crt, "-k", d.key, "-p", "0", "-f",
+             str(procs), "serve"], stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline().split()
+        if len(line) != 2 or line[0] != "port":
+            raise RuntimeError("loadgen serve did not start")
+        self.port = int(line[1])
+        self.pid = self.proc.pid
+
+    def stop(self):
+        harness.stop_pid(self.pid)
+        self.proc.wait()
+
+
+def tree(pid):
+    """pid and all its descendants."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(harness.children_of(p))
+    return out
+
+
+def cpu_ticks(pid):
+    """CPU of a process tree, reaped children included, in ticks."""
+    total = 0
+    for p in tree(pid):
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                st = f.read().split(")")[-1].split()
+        except OSError:
+            continue
+        # utime stime cutime cstime: fields 14-17, here 11-14
+        total += sum(int(x) for x in st[11:15])
+    return total
+
+
+def pss_kib(pid):
+    """Proportional set size of a process tree, in KiB."""
+    total = 0
+    for p in tree(pid):
+        try:
+            with open("/proc/%d/smaps_rollup" % p) as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            continue
+    return total
+
+
+def run_loadgen(args, timeout=None):
+    """Run loadgen; return (fields of its result line, other lines)."""
+    timeout = timeout or SECS + WARM + 60
+    p = subprocess.run([LOADGEN] + args, capture_output=True, text=True,
+                       timeout=timeout)
+    res, rest = None, []
+    for line in p.stdout.splitlines():
+        w = line.split()
+        if w and "=" in line and w[0] in ("connect", "chat", "stream",
+                                         "http"):
+            res = dict(x.split("=", 1) for x in w[1:])
+            res["mode"] = w[0]
+        else:
+            rest.append(line)
+    if res is None:
+        raise RuntimeError("loadgen %s: no result (%s)" % (
+            " ".join(args), (p.stderr or p.stdout).strip()[-300:]))
+    if p.stderr.strip():
+        res["stderr"] = p.stderr.strip()
+    return res, rest
+
+
+def measured(pid, args):
+    """loadgen's result with the server's CPU per operation (ms)."""
+    t0 = cpu_ticks(pid)
+    res, rest = run_loadgen(args)
+    t1 = cpu_ticks(pid)
+    ops = int(res.get("ops_all", "0"))
+    res["server_cpu_ms"] = (t1 - t0) * 1e3 / HZ / ops if ops else None
+    return res, rest
+
+
+def f(v, unit=""):
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    if abs(v) >= 100:
+        return "%.0f%s" % (v, unit)
+    if abs(v) >= 10:
+        return "%.1f%s" % (v, unit)
+    return "%.2f%s" % (v, unit)
+
+
+def ratio(a, b):
+    if not a or not b:
+        return "-"
+    return "%.2f" % (a / b)
+
+
+def row(name, got, floor, unit="", how="ratio"):
+    """One figure: bridged, the floor, and their ratio or difference."""
+    if how == "ratio":
+        extra = ratio(got, floor)
+    elif how == "diff":
+        extra = "-" if got is None or floor is None else \
+            ("%+.3f%s" % (got - floor, unit))
+    else:
+        extra = ""
+    print("  %-46s %11s %11s %10s" % (name, f(got, unit), f(floor, unit),
+                                      extra), flush=True)
+
+
+def head(title, floor, how="ratio"):
+    print()
+    print(title)
+    print("  floor: " + floor)
+    print("  %-46s %11s %11s %10s" % ("", "bridged", "floor",
+                                      "ratio" if how == "ratio"
+                                      else "diff"))
+
+
+def ms(res, k):
+    return float(res[k]) / 1000.0
+
+
+def new_daemon(up, **kw):
+    kw.setdefault("prefork", PREFORK)
+    kw.setdefault("max_clients", max(600, IDLE_SESSIONS + 50))
+    return BenchDaemon(up, **kw)
+
+
+def sec_connect(up):
+    d = new_daemon(up)
+    s = Serve(d, 2)
+    out = {}
+    try:
+        for n in (1, 16):
+            fork = ["-f", "2"] if n > 1 else []
+            common = ["-n", str(n), "-t", str(SECS), "-w", str(WARM)] + fork
+            out[("floor", n)] = measured(s.pid, ["-p", str(s.port)] +
+                                         common + ["connect"])[0]
+            out[("bridged", n)] = measured(d.pid, ["-p", str(d.port)] +
+                                           common + ["connect"])[0]
+    finally:
+        s.stop()
+        d.stop()
+    head("connection setup: TCP connect, TLS handshake, greeting",
+         "loadgen serve (same libtls, key and greeting; no process per "
+         "client)")
+    for n in (1, 16):
+        b, fl = out[("bridged", n)], out[("floor", n)]
+        row("%2d client%s: sessions/s" % (n, "s" if n > 1 else " "),
+            float(b["rate"]), float(fl["rate"]))
+        row("%2d client%s: connect-to-greeting p50 (ms)" %
+            (n, "s" if n > 1 else " "), ms(b, "p50_us"), ms(fl, "p50_us"))
+        row("%2d client%s: connect-to-greeting p99 (ms)" %
+            (n, "s" if n > 1 else " "), ms(b, "p99_us"), ms(fl, "p99_us"))
+        row("%2d client%s: server CPU per session (ms)" %
+            (n, "s" if n > 1 else " "), b["server_cpu_ms"],
+            fl["server_cpu_ms"])
+        row("%2d client%s: loadgen CPU per session (ms)" %
+            (n, "s" if n > 1 else " "),
+            float(b["cpu_us_per_op"]) / 1000,
+            float(fl["cpu_us_per_op"]) / 1000)
+        for r in (b, fl):
+            if int(r["errors"]):
+                print("    errors: %s (%s)" % (r["errors"],
+                                               r.get("stderr", "")))
+
+
+def sec_chat(up, d):
+    out = {}
+    for n in (1, 16):
+        common = ["-n", str(n), "-t", str(SECS), "-w", str(WARM)]
+        out[("floor", n)] = run_loadgen(
+            common + ["-p", str(up.port), "-g", harness.API_KEY, "-u",
+                      STREAM_PATH, "-m", "bench", "http"])[0]
+        out[("bridged", n)] = run_loadgen(
+            common + ["-p", str(d.port), "-m", "bench", "chat"])[0]
+    head("chat round trip: ASK to `. OK` (fake upstream answering at once)",
+         "one direct HTTP request to the same upstream, same concurrency",
+         how="diff")
+    for n in (1, 16):
+        b, fl = out[("bridged", n)], out[("floor", n)]
+        for p in ("p50", "p99"):
+            row("%2d session%s: round trip %s (ms)" % (
+                n, "s" if n > 1 else " ", p), ms(b, p + "_us"),
+                ms(fl, p + "_us"), " ms", how="diff")
+        row("%2d session%s: round trips/s (ratio)" % (
+            n, "s" if n > 1 else " "), float(b["rate"]), float(fl["rate"]))
+        for r in (b, fl):
+            if int(r["errors"]):
+                print("    errors: %s (%s)" % (r["errors"],
+                                               r.get("stderr", "")))
+
+
+def deltas(lines, firsts):
+    out = []
+    for line in lines:
+        w = line.split()
+        if len(w) == 3 and w[0] == "first":
+            seq, t = int(w[1]), int(w[2])
+            if seq in firsts and t >= firsts[seq]:
+                out.append((t - firsts[seq]) / 1e6)
+    out.sort()
+    return out
+
+
+def pctl(v, p):
+    if not v:
+        return None
+    return v[min(len(v) - 1, int(p / 100.0 * (len(v) - 1) + 0.5))]
+
+
+def sec_stream(up, d):
+    text = "firstbyte [[fake:slow:5]]"
+    up.clear()
+    _, rest = run_loadgen(["-n", "1", "-t", str(SECS), "-w", "0",
+                           "-p", str(d.port), "-m", text, "stream"])
+    b = deltas(rest, up.firsts())
+    up.clear()
+    _, rest = run_loadgen(["-n", "1", "-t", str(SECS), "-w", "0", "-F",
+                           "-p", str(up.port), "-g", harness.API_KEY, "-u",
+                           STREAM_PATH, "-m", text, "http"])
+    fl = deltas(rest, up.firsts())
+    head("streaming: upstream writes its first SSE event -> client reads "
+         "its first body byte", "a direct HTTP client of the same upstream",
+         how="diff")
+    row("p50 (ms)", pctl(b, 50), pctl(fl, 50), " ms", how="diff")
+    row("p99 (ms)", pctl(b, 99), pctl(fl, 99), " ms", how="diff")
+    row("answers timed", "%d" % len(b), "%d" % len(fl), how="none")
+
+
+def idle_hold(port, n):
+    """Open n idle sessions; return the loadgen process once ready."""
+    p = subprocess.Popen([LOADGEN, "-p", str(port), "-n", str(n), "-j",
+                          "16", "-t", "300", "idle"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    line = p.stdout.readline().split()
+    if len(line) < 2 or line[0] != "ready":
+        p.kill()
+        raise RuntimeError("loadgen idle: %s" % p.stderr.read()[-300:])
+    return p, int(line[1])
+
+
+def idle_release(p):
+    p.stdin.close()
+    try:
+        p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def settle(pred, timeout=30):
+    try:
+        harness.wait_for(pred, timeout=timeout, step=0.1, what="settle")
+    except AssertionError:
+        pass
+    time.sleep(0.5)
+
+
+def sec_memory(up):
+    n = IDLE_SESSIONS
+    d = new_daemon(up)
+    try:
+        settle(lambda: ("workers: %d idle" % PREFORK) in d.status())
+        before = pss_kib(d.pid)
+        nproc0 = len(tree(d.pid))
+        p, ready = idle_hold(d.port, n)
+        settle(lambda: ("workers: %d idle" % PREFORK) in d.status())
+        after = pss_kib(d.pid)
+        nproc1 = len(tree(d.pid))
+        busy = [w for w in d.role_pids("worker")]
+        idle_release(p)
+    finally:
+        d.stop()
+    s = Serve(d, 1)
+    try:
+        time.sleep(0.2)
+        fbefore = pss_kib(s.pid)
+        p, fready = idle_hold(s.port, n)
+        time.sleep(0.5)
+        fafter = pss_kib(s.pid)
+        idle_release(p)
+    finally:
+        s.stop()
+    head("memory: proportional set size per idle session, %d open" % n,
+         "loadgen serve holding as many TLS sessions in one process")
+    per = (after - before) / ready / 1024.0 if ready else None
+    fper = (fafter - fbefore) / fready / 1024.0 if fready else None
+    row("PSS per idle session (MiB)", per, fper)
+    row("sessions open", "%d" % ready, "%d" % fready, how="none")
+    row("whole daemon PSS with sessions open (MiB)", after / 1024.0,
+        fafter / 1024.0)
+    print("  (bridged: %d processes idle, %d with the sessions open; "
+          "%d workers)" % (nproc0, nproc1, len(busy)))
+
+
+def main():
+    if not os.access(LOADGEN, os.X_OK):
+        print("bench: %s is not built" % LOADGEN)
+        return 1
+    if not os.access(harness.BRIDGED, os.X_OK):
+        print("bench: %s is not built" % harness.BRIDGED)
+        return 1
+    want = sys.argv[1:] or ["connect", "chat", "stream", "memory"]
+    print("bridged benchmarks: %d cores, %.0f s per figure (BENCH_SECS), "
+          "loadgen beside the daemon; figures only, never pass or fail" %
+          (os.cpu_count(), SECS))
+    print("load average at start: %s" % " ".join(
+        open("/proc/loadavg").read().split()[:3]))
+    up = BenchUpstream()
+    status = 0
+    try:
+        for name in want:
+            try:
+                if name == "connect":
+                    sec_connect(up)
+                elif name in ("chat", "stream"):
+                    d = new_daemon(up)
+                    try:
+                        (sec_chat if name == "chat" else sec_stream)(up, d)
+                    finally:
+                        d.stop()
+                elif name == "memory":
+                    sec_memory(up)
+                else:
+                    print("bench: unknown section %s" % name)
+                    status = 1
+            except Exception as e:
+                print("\n%s: could not measure: %s: %s" % (
+                    name, type(e).__name__, e), flush=True)
+                status = 1
+    finally:
+        up.stop()
+    print("\nload average at end: %s" % " ".join(
+        open("/proc/loadavg").read().split()[:3]))
+    return status
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    sys.exit(main())
