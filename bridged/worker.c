@@ -1144,6 +1144,18 @@ parent_dispatch(struct channel *ch, struct imsg *imsg)
 	fatalx("%s: bad %s", __func__, imsg_type_name(imsg->hdr.type));
 }
 
+/* The daemon stops: a client in session hears why before we go. */
+static void
+worker_sigterm(int sig, void *arg)
+{
+	(void)sig;
+	(void)arg;
+	if (w.state == W_SESSION && w.proto != NULL)
+		proto_bye(w.proto, "server shutting down");
+	else if (w.state != W_CLOSING)
+		worker_exit("stopped");
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -1177,6 +1189,7 @@ main(int argc, char *argv[])
 	w.storage.dead = w.provider.dead = 1;
 	ev_timer_set(&w.handshake_timer, handshake_timeout, NULL);
 	ev_timer_set(&w.idle_timer, idle_timeout, NULL);
+	ev_signal(SIGTERM, worker_sigterm, NULL);
 	ev_timer_set(&w.storage_timer, storage_check, NULL);
 	ev_timer_set(&w.close_timer, close_timeout, NULL);
 	ev_timer_set(&w.read_timer, read_again, NULL);

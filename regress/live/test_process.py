@@ -196,8 +196,12 @@ def test_parent_death_leaves_no_child():
 
 def test_sigterm_stops_everything():
     e = Daemon(up, prefork=2)
+    c = e.client()
     kids = children_of(e.pid)
     os.kill(e.pid, signal.SIGTERM)
+    body, status = c.reply()
+    assert status == ". BYE server shutting down", (body, status)
+    assert c.closed()
     assert e.proc.wait(timeout=5) == 0
     wait_for(lambda: not any(pid_alive(k) for k in kids), timeout=2,
              what="children gone")
