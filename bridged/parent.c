@@ -830,7 +830,10 @@ parent_dispatch_worker(struct child *c, struct imsg *imsg)
 		c->bytes_in = ir_u64(&ir);
 		c->bytes_out = ir_u64(&ir);
 		c->mode = ir_u32(&ir);
-		if (ir_end(&ir) == -1)
+		/* It reaches operators' terminals: names only, no controls. */
+		if (ir_end(&ir) == -1 || strlen(s) >= sizeof(c->model) ||
+		    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV"
+		    "WXYZ0123456789._-/:@") != strlen(s))
 			return (-1);
 		strlcpy(c->model, s, sizeof(c->model));
 		return (0);
