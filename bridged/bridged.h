@@ -196,7 +196,8 @@ enum imsg_type {
 				   storage dedupes a resent request by it),
 				   u32 role, str model, u64 tokens,
 				   data text; partial answers are not stored */
-	IMSG_WORKER_SUMMARY,	/* u32 request id, data text */
+	IMSG_WORKER_SUMMARY,	/* u32 request id, u64 key (as STORE's),
+				   data text */
 	IMSG_WORKER_HISTORY,	/* u32 request id, u32 kind, u32 count */
 	IMSG_WORKER_CONTEXT,	/* u32 request id */
 	IMSG_WORKER_COUNT,	/* u32 request id */
@@ -345,7 +346,7 @@ char		*export_item(struct export_state *, uint64_t, uint64_t,
 char		*export_end(struct export_state *);
 
 /* db.c */
-#define DB_VERSION		2		/* PRAGMA user_version */
+#define DB_VERSION		3		/* PRAGMA user_version */
 /* A stored text fits in one IMSG_STORAGE_ITEM. */
 #define DB_TEXT_MAX		(IMSG_MAXSIZE - 64)
 #define DB_CUT_ITEMS		1		/* left out for the count */
@@ -372,8 +373,8 @@ int		 db_text_valid(const char *, size_t);
 int		 db_store(struct db *, const char *, uint64_t, enum msg_role,
 		    const char *, uint64_t, const char *, size_t, int64_t,
 		    int64_t *);
-int		 db_summary(struct db *, const char *, const char *, size_t,
-		    int64_t, int, int64_t *);
+int		 db_summary(struct db *, const char *, uint64_t, const char *,
+		    size_t, int64_t, int, int64_t *);
 int		 db_history(struct db *, const char *, enum history_kind,
 		    uint32_t, size_t, int (*)(const struct db_item *, void *),
 		    void *, uint64_t *, int *);

@@ -62,8 +62,9 @@ static const char *const db_sql[ST_MAX] = {
 	    "SELECT id FROM messages WHERE client_id = ?1 AND msgkey = ?2",
 	[ST_SUMMARY] =
 	    "INSERT INTO summaries (client_id, summary_text, created_at,"
-	    " last_msg) VALUES (?1, ?2, ?3, (SELECT coalesce(max(id), 0)"
-	    " FROM messages WHERE client_id = ?1))",
+	    " last_msg, msgkey) VALUES (?1, ?2, ?3, (SELECT coalesce(max(id),"
+	    " 0) FROM messages WHERE client_id = ?1), ?4)"
+	    " ON CONFLICT (client_id, msgkey) DO NOTHING",
 	[ST_SUMMARY_TRIM] =
 	    "DELETE FROM summaries WHERE client_id = ?1 AND id <="
 	    " (SELECT id FROM summaries WHERE client_id = ?1"
@@ -141,6 +142,12 @@ static const char db_schema_v2[] =
 	" AND m.timestamp <= summaries.created_at), 0);"
 	"CREATE INDEX IF NOT EXISTS summaries_client"
 	" ON summaries (client_id, id);";
+
+/* Version 3: a summary resent after a storage restart is kept once. */
+static const char db_schema_v3[] =
+	"ALTER TABLE summaries ADD COLUMN msgkey INTEGER;"
+	"CREATE UNIQUE INDEX IF NOT EXISTS summaries_key"
+	" ON summaries (client_id, msgkey);";
 
 struct db {
 	sqlite3		*sq;
@@ -284,6 +291,10 @@ db_migrate(struct db *db, long long from)
 	}
 	if (from < 2) {
 		if (db_exec(db, db_schema_v2) == -1)
+			goto fail;
+	}
+	if (from < 3) {
+		if (db_exec(db, db_schema_v3) == -1)
 			goto fail;
 	}
 	(void)snprintf(sql, sizeof(sql), "PRAGMA application_id = %d;"
@@ -611,8 +622,8 @@ db_store(struct db *db, const char *client, uint64_t key,
  * the caller runs it inside a transaction so both happen or neither.
  */
 int
-db_summary(struct db *db, const char *client, const char *text,
-    size_t len, int64_t now, int keep, int64_t *rowid)
+db_summary(struct db *db, const char *client, uint64_t key,
+    const char *text, size_t len, int64_t now, int keep, int64_t *rowid)
 {
 	sqlite3_stmt	*st = db->st[ST_SUMMARY];
 	sqlite3_stmt	*trim = db->st[ST_SUMMARY_TRIM];
@@ -626,8 +637,14 @@ db_summary(struct db *db, const char *client, const char *text,
 	sqlite3_bind_text(st, 1, client, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, text, (int)len, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, now);
+	sqlite3_bind_int64(st, 4, (int64_t)key);
 	if (db_step_done(db, ST_SUMMARY) == -1)
 		return (-1);
+	if (sqlite3_changes(db->sq) == 0) {
+		/* The same summary again: it is stored already. */
+		*rowid = 0;
+		return (0);
+	}
 	*rowid = sqlite3_last_insert_rowid(db->sq);
 	sqlite3_bind_text(trim, 1, client, -1, SQLITE_STATIC);
 	sqlite3_bind_int(trim, 2, keep);

@@ -585,18 +585,20 @@ worker_store(struct wchan *w, struct imsg *imsg)
 	return (NULL);
 }
 
-/* IMSG_WORKER_SUMMARY: u32 id, data text. */
+/* IMSG_WORKER_SUMMARY: u32 id, u64 key, data text. */
 static const char *
 worker_summary(struct wchan *w, struct imsg *imsg)
 {
 	struct ireader	 ir;
 	struct req	*r;
 	const char	*text;
+	uint64_t	 key;
 	uint32_t	 id;
 	size_t		 len;
 
 	ir_init(&ir, imsg);
 	id = ir_u32(&ir);
+	key = ir_u64(&ir);
 	text = ir_data(&ir, &len);
 	if (ir_end(&ir) == -1)
 		return ("length");
@@ -610,8 +612,8 @@ worker_summary(struct wchan *w, struct imsg *imsg)
 	if (group_join() == -1)
 		return (NULL);
 	/* Both statements or neither: a failure loses the transaction. */
-	if (db_summary(st.db, w->identity, text, len, (int64_t)time(NULL),
-	    st.conf->g.summaries_keep, &r->rowid) == -1)
+	if (db_summary(st.db, w->identity, key, text, len,
+	    (int64_t)time(NULL), st.conf->g.summaries_keep, &r->rowid) == -1)
 		st.failed = 1;
 	return (NULL);
 }

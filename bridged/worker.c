@@ -642,11 +642,14 @@ static int
 op_summary(void *arg, uint32_t id, const char *text, size_t len)
 {
 	struct ibuf	*b;
+	uint64_t	 key;
 
 	(void)arg;
-	if (len > IMSG_MAXSIZE - 1024 || (b = payload(id, len + 8)) == NULL)
+	/* Resent as it is after a storage restart: the key dedupes it. */
+	arc4random_buf(&key, sizeof(key));
+	if (len > IMSG_MAXSIZE - 1024 || (b = payload(id, len + 16)) == NULL)
 		return (-1);
-	if (ibuf_add_data(b, text, len) == -1) {
+	if (ibuf_add_u64(b, key) == -1 || ibuf_add_data(b, text, len) == -1) {
 		ibuf_free(b);
 		return (-1);
 	}

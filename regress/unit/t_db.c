@@ -479,8 +479,8 @@ t_summaries(struct db *db, const char *file)
 
 	for (i = 0; i < 7; i++) {
 		snprintf(text, sizeof(text), "summary %d", i);
-		if (db_summary(db, B, text, strlen(text), 3000 + i, 3, &r) !=
-		    0 || r <= last)
+		if (db_summary(db, B, 100 + i, text, strlen(text), 3000 + i,
+		    3, &r) != 0 || r <= last)
 			ok = 0;
 		last = r;
 	}
@@ -493,14 +493,17 @@ t_summaries(struct db *db, const char *file)
 	    g.role[0] == ROLE_SUMMARY && g.time[2] == 3006,
 	    "the newest three are not what is left");
 	got_free(&g);
-	check("summary-other-client", db_summary(db, A, "a's", 3, 3100, 3,
-	    &r) == 0 && q_int(file, "SELECT count(*) FROM summaries WHERE"
+	check("summary-other-client", db_summary(db, A, 100, "a's", 3, 3100,
+	    3, &r) == 0 && q_int(file, "SELECT count(*) FROM summaries WHERE"
 	    " client_id = '" B "'") == 3, "trimming touched another client");
-	check("summary-empty", db_summary(db, A, "", 0, 1, 3, &r) == -1,
+	check("summary-empty", db_summary(db, A, 7, "", 0, 1, 3, &r) == -1,
 	    "an empty summary stored");
-	check("summary-keep-zero", db_summary(db, A, "only", 4, 3101, 0,
+	check("summary-keep-zero", db_summary(db, A, 101, "only", 4, 3101, 0,
 	    &r) == 0 && q_int(file, "SELECT count(*) FROM summaries WHERE"
 	    " client_id = '" A "'") == 1, "keep 0 did not keep the new one");
+	check("summary-dedupe", db_summary(db, A, 101, "only", 4, 3102, 50,
+	    &r) == 0 && r == 0 && q_int(file, "SELECT count(*) FROM summaries"
+	    " WHERE client_id = '" A "'") == 1, "a resent summary stored twice");
 }
 
 /* HISTORY: the newest N, oldest first, within the bounds. */
@@ -569,7 +572,7 @@ t_context(struct db *db)
 	    &g, &n, &cut) == 0 && got_is(&g, before, 2) && n == 2,
 	    "without a summary, not every message");
 	got_free(&g);
-	db_summary(db, d, "sum", 3, 7000, 50, &r);
+	db_summary(db, d, 1, "sum", 3, 7000, 50, &r);
 	store(db, d, 3, ROLE_USER, "p2", 7000, NULL);
 	store(db, d, 4, ROLE_MODEL, "a2", 7000, NULL);
 	check("context-since-summary", db_context(db, d, 100, 1 << 20,
@@ -606,7 +609,7 @@ t_control(struct db *db)
 	int		 i, ok = 1, pages = 0, rv;
 
 	store(db, e1, 1, ROLE_USER, "e1 one", 8000, NULL);
-	db_summary(db, e2, "e2 summary", 10, 8001, 50, &r);
+	db_summary(db, e2, 2, "e2 summary", 10, 8001, 50, &r);
 	check("resolve-unique", db_resolve(db, "e1", id, sizeof(id)) ==
 	    DB_FOUND && strcmp(id, e1) == 0, "prefix e1 not resolved");
 	check("resolve-summaries-only", db_resolve(db, "e2", id, sizeof(id))
@@ -878,6 +881,7 @@ q_summary(struct wk *w, uint32_t id, const char *text)
 
 	if ((b = imsg_create(&w->ib, IMSG_WORKER_SUMMARY, 0, 0, 64)) ==
 	    NULL || ibuf_add_u32(b, id) == -1 ||
+	    ibuf_add_u64(b, 0x5eed0000ULL + id) == -1 ||
 	    ibuf_add_data(b, text, strlen(text)) == -1 ||
 	    imsg_close(&w->ib, b) == -1) {
 		fprintf(stderr, "q_summary\n");
