@@ -135,7 +135,8 @@ match_token(const char *word, const struct token *table)
 				break;
 			res.session = strtonum(word, 1, UINT32_MAX, &errstr);
 			if (errstr != NULL) {
-				fprintf(stderr, "bad session id: %s\n", word);
+				fprintf(stderr, "bridgectl: bad session id: "
+				    "%s\n", word);
 				exit(1);
 			}
 			return (&table[i]);
@@ -151,13 +152,13 @@ match_token(const char *word, const struct token *table)
 	return (NULL);
 }
 
-/* Print what could have come where the command went wrong. */
+/* End the error line with what could have come where it went wrong. */
 static void
 show_valid(const struct token *table)
 {
 	int	 i;
 
-	fprintf(stderr, "valid here:");
+	fprintf(stderr, " (valid here:");
 	for (i = 0; table[i].type != ENDTOKEN; i++) {
 		switch (table[i].type) {
 		case NOKEY:
@@ -174,7 +175,7 @@ show_valid(const struct token *table)
 			break;
 		}
 	}
-	fprintf(stderr, "\n");
+	fprintf(stderr, ")\n");
 }
 
 /* Match argv against the tables; NULL after saying what is wrong. */
@@ -190,10 +191,10 @@ parse(int argc, char *argv[])
 		match = match_token(i < argc ? argv[i] : NULL, table);
 		if (match == NULL) {
 			if (i < argc)
-				fprintf(stderr, "unknown command or argument: "
-				    "%s\n", argv[i]);
+				fprintf(stderr, "bridgectl: unknown command or "
+				    "argument: %s", argv[i]);
 			else
-				fprintf(stderr, "missing argument\n");
+				fprintf(stderr, "bridgectl: missing argument");
 			show_valid(table);
 			return (NULL);
 		}
@@ -202,7 +203,8 @@ parse(int argc, char *argv[])
 			break;
 	}
 	if (i < argc) {
-		fprintf(stderr, "unexpected argument: %s\n", argv[i]);
+		fprintf(stderr, "bridgectl: unexpected argument: %s\n",
+		    argv[i]);
 		return (NULL);
 	}
 	return (&res);
