@@ -38,6 +38,7 @@
 #define URL_MAX_LEN		1024
 #define IDENTITY_LEN		64		/* hex SHA-256 */
 #define TLS_TICKET_KEY_LEN	48
+#define WORKER_PREP_NICE	10		/* until a worker is ready */
 #define STORAGE_WAIT		10		/* s, a prompt waits for storage */
 
 /* Fixed descriptors of a freshly executed child. */
@@ -283,6 +284,7 @@ struct child {
 	struct channel		 chan;
 	int			 ready;
 	int			 busy;		/* has a client */
+	int			 retiring;	/* told to stop: no new client */
 	uint64_t		 started;	/* ms */
 	/* the session, while busy */
 	uint32_t		 sid;

@@ -188,6 +188,9 @@ listen_handoff(struct child *w, struct listen_conf *l, int fd,
 		fatal("%s", __func__);
 	ibuf_fd_set(b, fd);
 	channel_send(&w->chan, b);
+	/* The client waits on this: send it now, not after the next poll. */
+	if (imsg_write(&w->chan.ibuf) == -1)
+		log_warn("%s: worker %u", __func__, w->wid);
 	if (refuse != NULL) {
 		stats.refused++;
 		parent_monitor("refuse %s port %u: %s", w->addr, w->port,

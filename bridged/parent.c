@@ -8,6 +8,7 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <errno.h>
@@ -76,7 +77,7 @@ parent_idle_worker(void)
 		return (NULL);
 	TAILQ_FOREACH(c, &children, entry)
 		if (c->id == PROC_WORKER && c->ready && !c->busy &&
-		    !c->chan.dead)
+		    !c->retiring && !c->chan.dead)
 			return (c);
 	return (NULL);
 }
@@ -263,6 +264,9 @@ exec_child(enum proc_id id, int pfd, int sfd, int vfd)
 		if (fds[i] != -1 && dup2(high[i], FD_PARENT + i) == -1)
 			_exit(127);
 	closefrom(id == PROC_WORKER ? FD_PROVIDER + 1 : FD_PARENT + 1);
+	/* A worker getting ready yields to those serving clients. */
+	if (id == PROC_WORKER)
+		(void)setpriority(PRIO_PROCESS, 0, WORKER_PREP_NICE);
 
 	argv[argc++] = "bridged";
 	if (id != PROC_WORKER) {
@@ -366,7 +370,7 @@ count_workers(int busy)
 	int		 n = 0;
 
 	TAILQ_FOREACH(c, &children, entry)
-		if (c->id == PROC_WORKER && c->busy == busy)
+		if (c->id == PROC_WORKER && c->busy == busy && !c->retiring)
 			n++;
 	return (n);
 }
@@ -536,8 +540,10 @@ send_config_all(void)
 			continue;
 		if (c->id == PROC_WORKER) {
 			/* Idle workers hold the old TLS setup: renew them. */
-			if (!c->busy)
+			if (!c->busy) {
+				c->retiring = 1;
 				kill(c->pid, SIGTERM);
+			}
 			continue;
 		}
 		config_send(&c->chan, parent_conf, NULL);
@@ -581,6 +587,7 @@ parent_reload(void)
 	config_free(parent_conf);
 	parent_conf = new;
 	send_config_all();
+	parent_pool_update();
 	parent_monitor("reload %s", conffile);
 	log_info("configuration reloaded");
 	return (0);
@@ -669,8 +676,8 @@ ctl_status(struct child *ctl, uint32_t peer)
 		if (c->id == PROC_WORKER)
 			ctl_line(ctl, peer, IMSG_CTL_DATA,
 			    "process: worker %d %s", (int)c->pid,
-			    !c->ready ? "starting" : c->busy ? "busy" :
-			    "idle");
+			    !c->ready ? "starting" : c->retiring ? "stopping" :
+			    c->busy ? "busy" : "idle");
 		else
 			ctl_line(ctl, peer, IMSG_CTL_DATA, "process: %s %d%s",
 			    proc_name(c->id), (int)c->pid, c->ready ? "" :

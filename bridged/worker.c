@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <netinet/in.h>
@@ -1206,6 +1207,8 @@ main(int argc, char *argv[])
 	memset(&sc, 0, sizeof(sc));
 	sc.user = w.conf->g.user[0] != '\0' ? w.conf->g.user : NULL;
 	sc.chroot = w.conf->g.chroot[0] != '\0' ? w.conf->g.chroot : NULL;
+	/* Ready: back to the normal priority (root may; else it stays). */
+	(void)setpriority(PRIO_PROCESS, 0, 0);
 	if (sandbox_enter(SANDBOX_WORKER, &sc) == -1)
 		fatalx("sandbox");
 	child_ready();
