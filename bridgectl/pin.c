@@ -1,0 +1,1 @@
+/* pin.c: being split out; see the report. */

@@ -1,0 +1,1 @@
+/* tty.c: being split out; see the report. */

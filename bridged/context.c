@@ -1,0 +1,1 @@
+/* context.c: being split out; see the report. */

@@ -1,0 +1,1 @@
+/* xfer.c: being split out; see the report. */
