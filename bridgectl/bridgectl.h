@@ -6,6 +6,12 @@
 #ifndef BRIDGECTL_H
 #define BRIDGECTL_H
 
+#include <histedit.h>
+#include <limits.h>
+#include <signal.h>
+#include <termios.h>
+#include <tls.h>
+
 #include "util.h"
 #include "control.h"
 
@@ -31,10 +37,105 @@ struct parse_result {
 	int		 force;
 };
 
+#define QUEUE_MAX		8
+#define MODEL_MAX		64
+#define MORE_MAX		64
+#define BLOCK_MARK		"\"\"\""
+
+/* What the reply to a line we sent is, or that none comes. */
+enum expect {
+	EXP_NONE,		/* a line inside a """ prompt */
+	EXP_GREETING,		/* the server's first reply */
+	EXP_COMMAND,		/* a command, a MORE answer */
+	EXP_PROMPT,		/* a prompt: streamed, CANCEL stops it */
+	EXP_INFO,		/* INFO typed by the user */
+	EXP_INFO_QUIET,		/* INFO sent for the prompt, not shown */
+	EXP_AUTH,
+	EXP_QUIT		/* EXIT or QUIT: BYE is expected */
+};
+
+struct pending {
+	enum expect	 what;
+	int		 cancel;	/* CANCEL was sent while it ran */
+};
+
+struct client {
+	const char	*host;
+	char		 port[8];
+	int		 interactive;	/* stdin and stdout are terminals */
+	int		 tty[3];	/* fds 0-2 that are terminals */
+	int		 c2[3];		/* a 0xc2 byte held back, per fd */
+
+	int		 sock;
+	struct tls	*tls;
+	struct ibuf	*rbuf;		/* from the server, not yet shown */
+	struct ibuf	*wbuf;		/* to the server */
+	int		 read_wants_out;
+
+	struct pending	 q[QUEUE_MAX];	/* replies still to come */
+	int		 nq;
+	int		 midline;	/* inside a streamed body line */
+	int		 chat;		/* the server is in chat mode */
+	int		 block;		/* inside a """ prompt */
+	int		 info_sent;
+	int		 quitting;	/* QUIT sent: BYE ends us */
+	int		 errors;	/* ERR replies seen */
+	char		 model[MODEL_MAX];
+	char		 more[MORE_MAX];	/* the server waits: MORE */
+
+	struct ibuf	*ibuf;		/* stdin, when not a terminal */
+	int		 in_eof;
+	size_t		 in_lineno;
+
+	EditLine	*el;
+	History		*hist;
+	char		 histfile[PATH_MAX];
+	struct termios	 tio;		/* the terminal as we found it */
+	struct termios	 tio_wait;	/* while replies come */
+	struct termios	 tio_edit;	/* libedit's, while we print */
+	int		 tty_waiting;
+	int		 at_prompt;	/* inside el_gets */
+	int		 broken;	/* printed over the prompt */
+	int		 intr;		/* Ctrl-C abandoned the line */
+	int		 pasting;
+	char		**pend;		/* lines to send one by one */
+	size_t		 npend, ipend;
+
+	int		 spinning;
+	int		 spin_shown;
+	unsigned int	 spin_frame;
+	uint64_t	 spin_next;
+};
+
 /* parser.c */
 struct parse_result *parse(int, char *[]);
 
 /* client.c */
+extern struct client	 cl;
+void	 client_exit(int) __attribute__((__noreturn__));
+void	 cfatalx(const char *, ...)
+	    __attribute__((__format__ (printf, 1, 2), __noreturn__));
+void	 write_all(int, const char *, size_t);
+void	 spin_stop(void);
+int	 io_poll(int, int);
+int	 first_word(const char *, const char *);
+void	 send_line(const char *, enum expect);
+void	 submit(const char *);
+void	 wait_replies(void);
 int	 client_main(int, char *[]);
+
+/* pin.c */
+int	 home_file(const char *, char *, size_t);
+void	 pin_check(void);
+
+/* tty.c */
+extern int			 sigpipe[2];
+extern volatile sig_atomic_t	 got_int;
+void	 signals_init(void);
+void	 signals_run(void);
+void	 prompt_break(void);
+void	 tty_mode(int);
+void	 tty_init(void);
+void	 run_tty(void) __attribute__((__noreturn__));
 
 #endif /* BRIDGECTL_H */

@@ -1,14 +1,12 @@
 /*
  * client.c: bridgectl connect, the terminal client of BRIDGE/1
- * (PROTOCOL.md). On a terminal it edits lines with libedit, keeps a
- * history, shows the mode and the model in its prompt, prints answers
- * as they stream in and turns Ctrl-C into CANCEL. Fed by a pipe it
- * sends each line, waits for its reply, prints reply bodies on stdout
- * and errors on stderr, and says in its exit status whether any
- * command failed.
+ * (PROTOCOL.md). It connects, speaks TLS, parses the replies and
+ * prints answers as they stream in. Fed by a pipe it sends each line,
+ * waits for its reply, prints reply bodies on stdout and errors on
+ * stderr, and says in its exit status whether any command failed.
  *
- * Without a CA file the server's certificate is pinned on first use in
- * ~/.bridge/known_hosts, as ssh does with host keys.
+ * On a terminal the line editing, history and signals are tty.c's;
+ * the pinning of the server's certificate is pin.c's.
  */
 
 #include <sys/types.h>
@@ -17,13 +15,10 @@
 
 #include <err.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <histedit.h>
-#include <limits.h>
 #include <locale.h>
 #include <netdb.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,7 +28,6 @@
 #include <termios.h>
 #include <tls.h>
 #include <unistd.h>
-#include <wchar.h>
 
 #include "bridgectl.h"
 
@@ -42,112 +36,22 @@
 #define HANDSHAKE_TIMEOUT	10000	/* ms */
 #define STATUS_MAX		(64 * 1024)	/* a status or INFO line */
 #define INPUT_MAX		(16 * 1024 * 1024)	/* a line of stdin */
-#define PASTE_MS		15	/* input this close is one paste */
 #define SPIN_DELAY		150	/* ms before the indicator shows */
 #define SPIN_STEP		100
-#define QUEUE_MAX		8
-#define MODEL_MAX		64
-#define MORE_MAX		64
-#define HISTORY_SIZE		1000
-#define CTRL_C			0x03
-#define BLOCK_MARK		"\"\"\""
-
-/* What the reply to a line we sent is, or that none comes. */
-enum expect {
-	EXP_NONE,		/* a line inside a """ prompt */
-	EXP_GREETING,		/* the server's first reply */
-	EXP_COMMAND,		/* a command, a MORE answer */
-	EXP_PROMPT,		/* a prompt: streamed, CANCEL stops it */
-	EXP_INFO,		/* INFO typed by the user */
-	EXP_INFO_QUIET,		/* INFO sent for the prompt, not shown */
-	EXP_AUTH,
-	EXP_QUIT		/* EXIT or QUIT: BYE is expected */
-};
-
-struct pending {
-	enum expect	 what;
-	int		 cancel;	/* CANCEL was sent while it ran */
-};
-
-struct client {
-	const char	*host;
-	char		 port[8];
-	int		 interactive;	/* stdin and stdout are terminals */
-	int		 tty[3];	/* fds 0-2 that are terminals */
-	int		 c2[3];		/* a 0xc2 byte held back, per fd */
-
-	int		 sock;
-	struct tls	*tls;
-	struct ibuf	*rbuf;		/* from the server, not yet shown */
-	struct ibuf	*wbuf;		/* to the server */
-	int		 read_wants_out;
-
-	struct pending	 q[QUEUE_MAX];	/* replies still to come */
-	int		 nq;
-	int		 midline;	/* inside a streamed body line */
-	int		 chat;		/* the server is in chat mode */
-	int		 block;		/* inside a """ prompt */
-	int		 info_sent;
-	int		 quitting;	/* QUIT sent: BYE ends us */
-	int		 errors;	/* ERR replies seen */
-	char		 model[MODEL_MAX];
-	char		 more[MORE_MAX];	/* the server waits: MORE */
-
-	struct ibuf	*ibuf;		/* stdin, when not a terminal */
-	int		 in_eof;
-	size_t		 in_lineno;
-
-	EditLine	*el;
-	History		*hist;
-	char		 histfile[PATH_MAX];
-	struct termios	 tio;		/* the terminal as we found it */
-	struct termios	 tio_wait;	/* while replies come */
-	struct termios	 tio_edit;	/* libedit's, while we print */
-	int		 tty_waiting;
-	int		 at_prompt;	/* inside el_gets */
-	int		 broken;	/* printed over the prompt */
-	int		 intr;		/* Ctrl-C abandoned the line */
-	int		 pasting;
-	char		**pend;		/* lines to send one by one */
-	size_t		 npend, ipend;
-
-	int		 spinning;
-	int		 spin_shown;
-	unsigned int	 spin_frame;
-	uint64_t	 spin_next;
-};
 
 static void	usage(void) __attribute__((__noreturn__));
-static void	client_exit(int) __attribute__((__noreturn__));
-static void	cfatalx(const char *, ...)
-		    __attribute__((__format__ (printf, 1, 2), __noreturn__));
-static void	on_signal(int);
-static void	signals_init(void);
-static void	signals_run(void);
-static void	suspend(void);
 static int	tcp_connect(void);
 static int	connect_wait(int, const struct sockaddr *, socklen_t);
 static int	fd_wait(int, int, uint64_t);
 static void	tls_start(const char *, int);
-static int	home_file(const char *, char *, size_t);
-static int	hash_valid(const char *);
-static int	split_fields(char *, char *[3]);
-static void	pin_check(void);
-static void	pin_mismatch(const char *, size_t, const char *,
-		    const char *) __attribute__((__noreturn__));
-static void	write_all(int, const char *, size_t);
 static void	out(int, const char *, size_t);
 static void	out_line(int, const char *);
 static void	spin_start(void);
 static void	spin_tick(void);
-static void	spin_stop(void);
 static int	spin_timeout(void);
-static void	prompt_break(void);
-static void	prompt_mend(void);
 static int	conn_write(void);
 static void	conn_read(void);
 static void	conn_eof(void) __attribute__((__noreturn__));
-static int	io_poll(int, int);
 static enum expect head(void);
 static void	push(enum expect);
 static void	set_model(const char *);
@@ -159,28 +63,11 @@ static void	status_line(enum reply_kind, const char *, const char *);
 static void	bye(enum expect, const char *, const char *)
 		    __attribute__((__noreturn__));
 static int	is_word(const char *, const char *);
-static int	first_word(const char *, const char *);
-static void	send_line(const char *, enum expect);
-static void	submit(const char *);
 static void	cancel(void);
-static void	wait_replies(void);
 static char	*pipe_line(void);
 static void	run_pipe(void) __attribute__((__noreturn__));
-static void	tty_mode(int);
-static int	tty_getc(EditLine *, wchar_t *);
-static unsigned char tty_intr(EditLine *, int);
-static char	*tty_prompt(EditLine *);
-static void	tty_init(void);
-static int	tty_line(char **);
-static int	stdin_pending(int);
-static void	hist_add(const char *);
-static void	paste(char *);
-static void	leave(void) __attribute__((__noreturn__));
-static void	run_tty(void) __attribute__((__noreturn__));
 
-static struct client	 cl;
-static int		 sigpipe[2] = { -1, -1 };
-static volatile sig_atomic_t got_int, got_winch, got_tstp, got_term;
+struct client	 cl;
 
 /* The synopsis of connect, as in bridgectl(8). */
 static void
@@ -192,7 +79,7 @@ usage(void)
 }
 
 /* Put the terminal back, say goodbye to the server, and exit. */
-static void
+void
 client_exit(int status)
 {
 	HistEvent	 ev;
@@ -215,7 +102,7 @@ client_exit(int status)
 }
 
 /* An error that ends the session: one line on stderr. */
-static void
+void
 cfatalx(const char *fmt, ...)
 {
 	va_list	 ap;
@@ -228,99 +115,6 @@ cfatalx(const char *fmt, ...)
 	vwarnx(fmt, ap);
 	va_end(ap);
 	client_exit(1);
-}
-
-/* Note a signal; the loop acts on it through the self-pipe. */
-static void
-on_signal(int sig)
-{
-	int	 save_errno = errno;
-	ssize_t	 n;
-
-	switch (sig) {
-	case SIGINT:
-		got_int = 1;
-		break;
-	case SIGWINCH:
-		got_winch = 1;
-		break;
-	case SIGTSTP:
-		got_tstp = 1;
-		break;
-	default:
-		got_term = 1;
-		break;
-	}
-	n = write(sigpipe[1], "", 1);
-	(void)n;
-	errno = save_errno;
-}
-
-/* On a terminal we catch what would leave it in a raw state. */
-static void
-signals_init(void)
-{
-	struct sigaction	 sa;
-	const int		 sigs[] = { SIGINT, SIGWINCH, SIGTSTP,
-				    SIGTERM, SIGHUP };
-	size_t			 i;
-
-	if (pipe(sigpipe) == -1)
-		err(1, "pipe");
-	if (fd_nonblock(sigpipe[0]) == -1 || fd_nonblock(sigpipe[1]) == -1 ||
-	    fd_cloexec(sigpipe[0]) == -1 || fd_cloexec(sigpipe[1]) == -1)
-		err(1, "fcntl");
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_signal;
-	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		if (sigaction(sigs[i], &sa, NULL) == -1)
-			err(1, "sigaction");
-}
-
-/* Act on the signals noted since last time, except SIGINT. */
-static void
-signals_run(void)
-{
-	char	 buf[64];
-
-	while (sigpipe[0] != -1 && read(sigpipe[0], buf, sizeof(buf)) > 0)
-		;
-	if (got_term)
-		cfatalx("terminated by a signal");
-	if (got_winch) {
-		got_winch = 0;
-		if (cl.el != NULL)
-			el_resize(cl.el);
-	}
-	if (got_tstp) {
-		got_tstp = 0;
-		suspend();
-	}
-}
-
-/* Ctrl-Z: give the terminal back as we found it, stop, take it again. */
-static void
-suspend(void)
-{
-	struct sigaction	 sa;
-	struct termios		 cur;
-	int			 have;
-
-	spin_stop();
-	have = tcgetattr(STDIN_FILENO, &cur) == 0;
-	(void)tcsetattr(STDIN_FILENO, TCSADRAIN, &cl.tio);
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = SIG_DFL;
-	(void)sigaction(SIGTSTP, &sa, NULL);
-	(void)kill(getpid(), SIGTSTP);
-	sa.sa_handler = on_signal;
-	(void)sigaction(SIGTSTP, &sa, NULL);
-	if (have)
-		(void)tcsetattr(STDIN_FILENO, TCSADRAIN, &cur);
-	if (cl.at_prompt && cl.el != NULL)
-		el_set(cl.el, EL_REFRESH);
 }
 
 /* Wait until fd is ready for events or the deadline passes. */
@@ -456,128 +250,8 @@ tls_start(const char *cafile, int insecure)
 	}
 }
 
-/* The path of ~/.bridge/name, making ~/.bridge if it is missing. */
-static int
-home_file(const char *name, char *buf, size_t len)
-{
-	const char	*home;
-	struct passwd	*pw;
-	int		 n;
-
-	home = getenv("HOME");
-	if (home == NULL || *home == '\0') {
-		if ((pw = getpwuid(getuid())) == NULL)
-			return (-1);
-		home = pw->pw_dir;
-	}
-	n = snprintf(buf, len, "%s/.bridge", home);
-	if (n < 0 || (size_t)n >= len)
-		return (-1);
-	if (mkdir(buf, 0700) == -1 && errno != EEXIST)
-		return (-1);
-	n = snprintf(buf, len, "%s/.bridge/%s", home, name);
-	if (n < 0 || (size_t)n >= len)
-		return (-1);
-	return (0);
-}
-
-/* Is s what tls_peer_cert_hash gives: "SHA256:" and 64 hex digits? */
-static int
-hash_valid(const char *s)
-{
-	if (strncmp(s, "SHA256:", 7) != 0)
-		return (0);
-	s += 7;
-	return (strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64);
-}
-
-/* Split a known_hosts line into host, port and hash; -1 if it is not one. */
-static int
-split_fields(char *line, char *f[3])
-{
-	char	*p;
-	int	 n = 0;
-
-	line[strcspn(line, "\r\n")] = '\0';
-	line += strspn(line, " \t");
-	if (*line == '#' || *line == '\0')
-		return (-1);
-	while ((p = strsep(&line, " \t")) != NULL) {
-		if (*p == '\0')
-			continue;
-		if (n == 3)
-			return (-1);
-		f[n++] = p;
-	}
-	return (n == 3 ? 0 : -1);
-}
-
-/* The pin and the certificate differ: refuse, and say how to fix it. */
-static void
-pin_mismatch(const char *path, size_t lineno, const char *pinned,
-    const char *offered)
-{
-	warnx("WARNING: the certificate of %s port %s has CHANGED",
-	    cl.host, cl.port);
-	warnx("pinned:  %s", pinned);
-	warnx("offered: %s", offered);
-	warnx("someone may be intercepting this connection, or the server "
-	    "has a new certificate");
-	warnx("if you know the change is legitimate, remove line %zu of %s "
-	    "and connect again", lineno, path);
-	exit(1);
-}
-
-/* Trust on first use: the certificate must match its pin, or is pinned. */
-static void
-pin_check(void)
-{
-	char		 path[PATH_MAX], *line = NULL, *f[3];
-	const char	*hash;
-	size_t		 sz = 0, lineno = 0;
-	ssize_t		 len;
-	FILE		*fp;
-	int		 fd, n, endsnl = 1;
-
-	if ((hash = tls_peer_cert_hash(cl.tls)) == NULL || !hash_valid(hash))
-		errx(1, "%s port %s: cannot hash the server's certificate",
-		    cl.host, cl.port);
-	if (home_file("known_hosts", path, sizeof(path)) == -1)
-		errx(1, "no ~/.bridge to pin the server's certificate in; "
-		    "use -C cafile or -k");
-	if ((fp = fopen(path, "r")) == NULL && errno != ENOENT)
-		err(1, "%s", path);
-	while (fp != NULL && (len = getline(&line, &sz, fp)) != -1) {
-		lineno++;
-		endsnl = line[len - 1] == '\n';
-		if (split_fields(line, f) == -1)
-			continue;
-		if (strcasecmp(f[0], cl.host) != 0 || strcmp(f[1], cl.port))
-			continue;
-		if (strcmp(f[2], hash) != 0)
-			pin_mismatch(path, lineno, f[2], hash);
-		free(line);
-		fclose(fp);
-		return;
-	}
-	if (fp != NULL) {
-		if (ferror(fp))
-			err(1, "%s", path);
-		fclose(fp);
-	}
-	free(line);
-	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0600)) == -1)
-		err(1, "%s", path);
-	n = dprintf(fd, "%s%s %s %s\n", endsnl ? "" : "\n", cl.host, cl.port,
-	    hash);
-	if (n < 0 || close(fd) == -1)
-		err(1, "%s", path);
-	warnx("first connection to %s port %s: certificate %s pinned in %s",
-	    cl.host, cl.port, hash, path);
-}
-
 /* All of it, or we are done: there is nobody left to tell. */
-static void
+void
 write_all(int fd, const char *p, size_t n)
 {
 	struct pollfd	 pfd;
@@ -681,7 +355,7 @@ spin_tick(void)
 }
 
 /* Erase the indicator before anything else is written. */
-static void
+void
 spin_stop(void)
 {
 	if (!cl.spinning)
@@ -701,29 +375,6 @@ spin_timeout(void)
 		return (-1);
 	now = ev_now_ms();
 	return (now >= cl.spin_next ? 0 : (int)(cl.spin_next - now));
-}
-
-/* Server text while the prompt is up: leave the line, in cooked mode. */
-static void
-prompt_break(void)
-{
-	if (!cl.at_prompt || cl.broken)
-		return;
-	cl.broken = 1;
-	(void)tcgetattr(STDIN_FILENO, &cl.tio_edit);
-	(void)tcsetattr(STDIN_FILENO, TCSADRAIN, &cl.tio);
-	write_all(STDOUT_FILENO, "\n", 1);
-}
-
-/* Back to libedit's terminal mode and draw the prompt again. */
-static void
-prompt_mend(void)
-{
-	if (!cl.broken)
-		return;
-	cl.broken = 0;
-	(void)tcsetattr(STDIN_FILENO, TCSADRAIN, &cl.tio_edit);
-	el_set(cl.el, EL_REFRESH);
 }
 
 /* Write what is queued; -1 if the connection failed. */
@@ -784,7 +435,7 @@ conn_eof(void)
  * the connection's reading and writing. Returns 1 when standard input
  * is readable.
  */
-static int
+int
 io_poll(int want_stdin, int timeout)
 {
 	struct pollfd	 pfd[3];
@@ -1039,7 +690,7 @@ is_word(const char *line, const char *word)
 }
 
 /* Does the line start with this command word? */
-static int
+int
 first_word(const char *line, const char *word)
 {
 	size_t	 n = strlen(word);
@@ -1049,7 +700,7 @@ first_word(const char *line, const char *word)
 }
 
 /* Queue a line for the server and note the reply it will get. */
-static void
+void
 send_line(const char *line, enum expect what)
 {
 	if (ibuf_add(cl.wbuf, line, strlen(line)) == -1 ||
@@ -1065,7 +716,7 @@ send_line(const char *line, enum expect what)
 }
 
 /* Send a line of the user's, knowing what the server will make of it. */
-static void
+void
 submit(const char *line)
 {
 	enum expect	 what;
@@ -1116,7 +767,7 @@ cancel(void)
 }
 
 /* Show replies until none is outstanding and all is sent. */
-static void
+void
 wait_replies(void)
 {
 	tty_mode(1);
@@ -1198,288 +849,6 @@ run_pipe(void)
 		if (*line != '\0' || cl.block)
 			submit(line);
 		free(line);
-	}
-}
-
-/* Between prompts the terminal neither echoes nor waits for lines. */
-static void
-tty_mode(int waiting)
-{
-	if (!cl.interactive || cl.tty_waiting == waiting)
-		return;
-	(void)tcsetattr(STDIN_FILENO, TCSADRAIN,
-	    waiting ? &cl.tio_wait : &cl.tio);
-	cl.tty_waiting = waiting;
-}
-
-/* libedit's reader: a key, while the connection is served. */
-static int
-tty_getc(EditLine *el, wchar_t *wc)
-{
-	char		 mb[MB_LEN_MAX];
-	size_t		 n = 0, r;
-	mbstate_t	 mbs;
-	ssize_t		 nr;
-	int		 ready;
-
-	for (;;) {
-		if (got_int) {
-			/* The terminal made SIGINT of it: give it back. */
-			got_int = 0;
-			*wc = CTRL_C;
-			return (1);
-		}
-		ready = io_poll(1, -1);
-		if (cl.broken && el != NULL)
-			prompt_mend();
-		if (!ready)
-			continue;
-		if ((nr = read(STDIN_FILENO, &mb[n], 1)) == -1) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			return (-1);
-		}
-		if (nr == 0)
-			return (0);
-		n++;
-		memset(&mbs, 0, sizeof(mbs));
-		r = mbrtowc(wc, mb, n, &mbs);
-		if (r == (size_t)-2 && n < sizeof(mb))
-			continue;
-		if (r == (size_t)-1 || r == (size_t)-2) {
-			n = 0;
-			continue;
-		}
-		return (1);
-	}
-}
-
-/* Ctrl-C at the prompt: abandon the line, as a shell does. */
-static unsigned char
-tty_intr(EditLine *el, int ch)
-{
-	const LineInfo	*li;
-
-	(void)ch;
-	cl.intr = 1;
-	li = el_line(el);
-	el_cursor(el, (int)(li->lastchar - li->cursor));
-	el_insertstr(el, "^C");
-	el_push(el, "\n");
-	return (CC_REFRESH);
-}
-
-/* bridge [command gemini-2.0-flash]> and its variants. */
-static char *
-tty_prompt(EditLine *el)
-{
-	static char	 buf[160];
-
-	(void)el;
-	if (cl.more[0] != '\0')
-		snprintf(buf, sizeof(buf), "%s> ", cl.more);
-	else if (cl.block || cl.pasting)
-		snprintf(buf, sizeof(buf), "... ");
-	else
-		snprintf(buf, sizeof(buf), "bridge [%s %s]> ",
-		    cl.chat ? "chat" : "command",
-		    cl.model[0] != '\0' ? cl.model : "?");
-	return (buf);
-}
-
-/* The terminal modes, libedit and the history file. */
-static void
-tty_init(void)
-{
-	HistEvent	 ev;
-
-	if (tcgetattr(STDIN_FILENO, &cl.tio) == -1)
-		err(1, "tcgetattr");
-	cl.tio_wait = cl.tio;
-	cl.tio_wait.c_lflag &= ~(ICANON | ECHO | ECHONL);
-	cl.tio_wait.c_lflag |= ISIG;
-	cl.tio_wait.c_cc[VMIN] = 1;
-	cl.tio_wait.c_cc[VTIME] = 0;
-
-	if ((cl.hist = history_init()) == NULL)
-		errx(1, "history_init failed");
-	history(cl.hist, &ev, H_SETSIZE, HISTORY_SIZE);
-	history(cl.hist, &ev, H_SETUNIQUE, 1);
-	if (home_file("history", cl.histfile, sizeof(cl.histfile)) == -1)
-		cl.histfile[0] = '\0';
-	else
-		history(cl.hist, &ev, H_LOAD, cl.histfile);
-
-	if ((cl.el = el_init("bridgectl", stdin, stdout, stderr)) == NULL)
-		errx(1, "el_init failed");
-	el_set(cl.el, EL_EDITOR, "emacs");
-	el_set(cl.el, EL_SIGNAL, 0);
-	el_set(cl.el, EL_PROMPT, tty_prompt);
-	el_set(cl.el, EL_HIST, history, cl.hist);
-	el_source(cl.el, NULL);
-	el_set(cl.el, EL_GETCFN, tty_getc);
-	el_set(cl.el, EL_ADDFN, "bridge-interrupt",
-	    "Abandon the line being edited", tty_intr);
-	el_set(cl.el, EL_BIND, "^C", "bridge-interrupt", NULL);
-}
-
-/* A line from the terminal: 1, 0 at its end, -1 if abandoned. */
-static int
-tty_line(char **linep)
-{
-	const char	*s;
-	char		*line;
-	int		 n;
-
-	tty_mode(0);
-	cl.at_prompt = 1;
-	cl.intr = 0;
-	s = el_gets(cl.el, &n);
-	cl.at_prompt = 0;
-	cl.broken = 0;
-	if (cl.intr)
-		return (-1);
-	if (s == NULL || n <= 0)
-		return (0);
-	if ((line = strdup(s)) == NULL)
-		cfatalx("out of memory");
-	line[strcspn(line, "\r\n")] = '\0';
-	*linep = line;
-	return (1);
-}
-
-/* Is more input already there, or within ms? */
-static int
-stdin_pending(int ms)
-{
-	struct pollfd	 pfd;
-
-	pfd.fd = STDIN_FILENO;
-	pfd.events = POLLIN;
-	return (poll(&pfd, 1, ms) == 1 && (pfd.revents & POLLIN));
-}
-
-/* Remember a line; an AUTH token is not written to disk. */
-static void
-hist_add(const char *line)
-{
-	HistEvent	 ev;
-
-	if (*line == '\0' || first_word(line, "AUTH"))
-		return;
-	history(cl.hist, &ev, H_ENTER, line);
-	if (cl.histfile[0] != '\0')
-		history(cl.hist, &ev, H_SAVE, cl.histfile);
-}
-
-/*
- * Lines that arrive together in chat mode were pasted: they go as one
- * """ prompt. A paste that has a """ line of its own is sent as it is,
- * line by line.
- */
-static void
-paste(char *first)
-{
-	char	**lines, **nl, *line;
-	size_t	 n = 1, i;
-	int	 r, marked = 0;
-
-	if ((lines = calloc(1, sizeof(*lines))) == NULL)
-		cfatalx("out of memory");
-	lines[0] = first;
-	cl.pasting = 1;
-	while (stdin_pending(PASTE_MS)) {
-		if ((r = tty_line(&line)) == 0)
-			break;
-		if (r == -1) {
-			/* Ctrl-C drops the whole paste. */
-			for (i = 0; i < n; i++)
-				free(lines[i]);
-			free(lines);
-			cl.pasting = 0;
-			return;
-		}
-		hist_add(line);
-		if ((nl = reallocarray(lines, n + 1, sizeof(*lines))) == NULL)
-			cfatalx("out of memory");
-		lines = nl;
-		lines[n++] = line;
-	}
-	cl.pasting = 0;
-	for (i = 0; i < n; i++)
-		if (strcmp(lines[i], BLOCK_MARK) == 0)
-			marked = 1;
-	if (n == 1) {
-		submit(lines[0]);
-		free(lines[0]);
-		free(lines);
-	} else if (!marked) {
-		submit(BLOCK_MARK);
-		for (i = 0; i < n; i++) {
-			submit(lines[i]);
-			free(lines[i]);
-		}
-		submit(BLOCK_MARK);
-		free(lines);
-	} else {
-		cl.pend = lines;
-		cl.npend = n;
-		cl.ipend = 0;
-	}
-}
-
-/* Ctrl-D: QUIT, unless the server waits for the rest of something. */
-static void
-leave(void)
-{
-	write_all(STDOUT_FILENO, "\n", 1);
-	if (cl.block || cl.more[0] != '\0')
-		client_exit(0);
-	send_line("QUIT", EXP_QUIT);
-	wait_replies();
-	client_exit(0);
-}
-
-/* On a terminal: prompt, send, show the replies, again. */
-static void
-run_tty(void)
-{
-	char	*line;
-	int	 r;
-
-	for (;;) {
-		wait_replies();
-		if (cl.ipend < cl.npend) {
-			submit(cl.pend[cl.ipend]);
-			free(cl.pend[cl.ipend++]);
-			if (cl.ipend == cl.npend) {
-				free(cl.pend);
-				cl.pend = NULL;
-				cl.ipend = cl.npend = 0;
-			}
-			continue;
-		}
-		if (!cl.info_sent) {
-			cl.info_sent = 1;
-			send_line("INFO", EXP_INFO_QUIET);
-			continue;
-		}
-		if ((r = tty_line(&line)) == 0)
-			leave();
-		if (r == -1)
-			continue;
-		if (*line == '\0' && !cl.block) {
-			free(line);
-			continue;
-		}
-		hist_add(line);
-		if (cl.chat && !cl.block && cl.more[0] == '\0' &&
-		    stdin_pending(PASTE_MS))
-			paste(line);
-		else {
-			submit(line);
-			free(line);
-		}
 	}
 }
 

@@ -1,1 +1,441 @@
-/* tty.c: being split out; see the report. */
+/*
+ * tty.c: bridgectl connect on a terminal. It edits lines with libedit,
+ * keeps a history, shows the mode and the model in its prompt, sends
+ * lines pasted together in chat mode as one prompt, and turns Ctrl-C
+ * into CANCEL while an answer streams in.
+ */
+
+#include <sys/types.h>
+
+#include <err.h>
+#include <errno.h>
+#include <histedit.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+#include <wchar.h>
+
+#include "bridgectl.h"
+
+#define PASTE_MS		15	/* input this close is one paste */
+#define HISTORY_SIZE		1000
+#define CTRL_C			0x03
+
+static void	on_signal(int);
+static void	suspend(void);
+static void	prompt_mend(void);
+static int	tty_getc(EditLine *, wchar_t *);
+static unsigned char tty_intr(EditLine *, int);
+static char	*tty_prompt(EditLine *);
+static int	tty_line(char **);
+static int	stdin_pending(int);
+static void	hist_add(const char *);
+static void	paste(char *);
+static void	leave(void) __attribute__((__noreturn__));
+
+int			 sigpipe[2] = { -1, -1 };
+volatile sig_atomic_t	 got_int;
+static volatile sig_atomic_t got_winch, got_tstp, got_term;
+
+/* Note a signal; the loop acts on it through the self-pipe. */
+static void
+on_signal(int sig)
+{
+	int	 save_errno = errno;
+	ssize_t	 n;
+
+	switch (sig) {
+	case SIGINT:
+		got_int = 1;
+		break;
+	case SIGWINCH:
+		got_winch = 1;
+		break;
+	case SIGTSTP:
+		got_tstp = 1;
+		break;
+	default:
+		got_term = 1;
+		break;
+	}
+	n = write(sigpipe[1], "", 1);
+	(void)n;
+	errno = save_errno;
+}
+
+/* On a terminal we catch what would leave it in a raw state. */
+void
+signals_init(void)
+{
+	struct sigaction	 sa;
+	const int		 sigs[] = { SIGINT, SIGWINCH, SIGTSTP,
+				    SIGTERM, SIGHUP };
+	size_t			 i;
+
+	if (pipe(sigpipe) == -1)
+		err(1, "pipe");
+	if (fd_nonblock(sigpipe[0]) == -1 || fd_nonblock(sigpipe[1]) == -1 ||
+	    fd_cloexec(sigpipe[0]) == -1 || fd_cloexec(sigpipe[1]) == -1)
+		err(1, "fcntl");
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_signal;
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		if (sigaction(sigs[i], &sa, NULL) == -1)
+			err(1, "sigaction");
+}
+
+/* Act on the signals noted since last time, except SIGINT. */
+void
+signals_run(void)
+{
+	char	 buf[64];
+
+	while (sigpipe[0] != -1 && read(sigpipe[0], buf, sizeof(buf)) > 0)
+		;
+	if (got_term)
+		cfatalx("terminated by a signal");
+	if (got_winch) {
+		got_winch = 0;
+		if (cl.el != NULL)
+			el_resize(cl.el);
+	}
+	if (got_tstp) {
+		got_tstp = 0;
+		suspend();
+	}
+}
+
+/* Ctrl-Z: give the terminal back as we found it, stop, take it again. */
+static void
+suspend(void)
+{
+	struct sigaction	 sa;
+	struct termios		 cur;
+	int			 have;
+
+	spin_stop();
+	have = tcgetattr(STDIN_FILENO, &cur) == 0;
+	(void)tcsetattr(STDIN_FILENO, TCSADRAIN, &cl.tio);
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = SIG_DFL;
+	(void)sigaction(SIGTSTP, &sa, NULL);
+	(void)kill(getpid(), SIGTSTP);
+	sa.sa_handler = on_signal;
+	(void)sigaction(SIGTSTP, &sa, NULL);
+	if (have)
+		(void)tcsetattr(STDIN_FILENO, TCSADRAIN, &cur);
+	if (cl.at_prompt && cl.el != NULL)
+		el_set(cl.el, EL_REFRESH);
+}
+
+/* Server text while the prompt is up: leave the line, in cooked mode. */
+void
+prompt_break(void)
+{
+	if (!cl.at_prompt || cl.broken)
+		return;
+	cl.broken = 1;
+	(void)tcgetattr(STDIN_FILENO, &cl.tio_edit);
+	(void)tcsetattr(STDIN_FILENO, TCSADRAIN, &cl.tio);
+	write_all(STDOUT_FILENO, "\n", 1);
+}
+
+/* Back to libedit's terminal mode and draw the prompt again. */
+static void
+prompt_mend(void)
+{
+	if (!cl.broken)
+		return;
+	cl.broken = 0;
+	(void)tcsetattr(STDIN_FILENO, TCSADRAIN, &cl.tio_edit);
+	el_set(cl.el, EL_REFRESH);
+}
+
+/* Between prompts the terminal neither echoes nor waits for lines. */
+void
+tty_mode(int waiting)
+{
+	if (!cl.interactive || cl.tty_waiting == waiting)
+		return;
+	(void)tcsetattr(STDIN_FILENO, TCSADRAIN,
+	    waiting ? &cl.tio_wait : &cl.tio);
+	cl.tty_waiting = waiting;
+}
+
+/* libedit's reader: a key, while the connection is served. */
+static int
+tty_getc(EditLine *el, wchar_t *wc)
+{
+	char		 mb[MB_LEN_MAX];
+	size_t		 n = 0, r;
+	mbstate_t	 mbs;
+	ssize_t		 nr;
+	int		 ready;
+
+	for (;;) {
+		if (got_int) {
+			/* The terminal made SIGINT of it: give it back. */
+			got_int = 0;
+			*wc = CTRL_C;
+			return (1);
+		}
+		ready = io_poll(1, -1);
+		if (cl.broken && el != NULL)
+			prompt_mend();
+		if (!ready)
+			continue;
+		if ((nr = read(STDIN_FILENO, &mb[n], 1)) == -1) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return (-1);
+		}
+		if (nr == 0)
+			return (0);
+		n++;
+		memset(&mbs, 0, sizeof(mbs));
+		r = mbrtowc(wc, mb, n, &mbs);
+		if (r == (size_t)-2 && n < sizeof(mb))
+			continue;
+		if (r == (size_t)-1 || r == (size_t)-2) {
+			n = 0;
+			continue;
+		}
+		return (1);
+	}
+}
+
+/* Ctrl-C at the prompt: abandon the line, as a shell does. */
+static unsigned char
+tty_intr(EditLine *el, int ch)
+{
+	const LineInfo	*li;
+
+	(void)ch;
+	cl.intr = 1;
+	li = el_line(el);
+	el_cursor(el, (int)(li->lastchar - li->cursor));
+	el_insertstr(el, "^C");
+	el_push(el, "\n");
+	return (CC_REFRESH);
+}
+
+/* bridge [command gemini-2.0-flash]> and its variants. */
+static char *
+tty_prompt(EditLine *el)
+{
+	static char	 buf[160];
+
+	(void)el;
+	if (cl.more[0] != '\0')
+		snprintf(buf, sizeof(buf), "%s> ", cl.more);
+	else if (cl.block || cl.pasting)
+		snprintf(buf, sizeof(buf), "... ");
+	else
+		snprintf(buf, sizeof(buf), "bridge [%s %s]> ",
+		    cl.chat ? "chat" : "command",
+		    cl.model[0] != '\0' ? cl.model : "?");
+	return (buf);
+}
+
+/* The terminal modes, libedit and the history file. */
+void
+tty_init(void)
+{
+	HistEvent	 ev;
+
+	if (tcgetattr(STDIN_FILENO, &cl.tio) == -1)
+		err(1, "tcgetattr");
+	cl.tio_wait = cl.tio;
+	cl.tio_wait.c_lflag &= ~(ICANON | ECHO | ECHONL);
+	cl.tio_wait.c_lflag |= ISIG;
+	cl.tio_wait.c_cc[VMIN] = 1;
+	cl.tio_wait.c_cc[VTIME] = 0;
+
+	if ((cl.hist = history_init()) == NULL)
+		errx(1, "history_init failed");
+	history(cl.hist, &ev, H_SETSIZE, HISTORY_SIZE);
+	history(cl.hist, &ev, H_SETUNIQUE, 1);
+	if (home_file("history", cl.histfile, sizeof(cl.histfile)) == -1)
+		cl.histfile[0] = '\0';
+	else
+		history(cl.hist, &ev, H_LOAD, cl.histfile);
+
+	if ((cl.el = el_init("bridgectl", stdin, stdout, stderr)) == NULL)
+		errx(1, "el_init failed");
+	el_set(cl.el, EL_EDITOR, "emacs");
+	el_set(cl.el, EL_SIGNAL, 0);
+	el_set(cl.el, EL_PROMPT, tty_prompt);
+	el_set(cl.el, EL_HIST, history, cl.hist);
+	el_source(cl.el, NULL);
+	el_set(cl.el, EL_GETCFN, tty_getc);
+	el_set(cl.el, EL_ADDFN, "bridge-interrupt",
+	    "Abandon the line being edited", tty_intr);
+	el_set(cl.el, EL_BIND, "^C", "bridge-interrupt", NULL);
+}
+
+/* A line from the terminal: 1, 0 at its end, -1 if abandoned. */
+static int
+tty_line(char **linep)
+{
+	const char	*s;
+	char		*line;
+	int		 n;
+
+	tty_mode(0);
+	cl.at_prompt = 1;
+	cl.intr = 0;
+	s = el_gets(cl.el, &n);
+	cl.at_prompt = 0;
+	cl.broken = 0;
+	if (cl.intr)
+		return (-1);
+	if (s == NULL || n <= 0)
+		return (0);
+	if ((line = strdup(s)) == NULL)
+		cfatalx("out of memory");
+	line[strcspn(line, "\r\n")] = '\0';
+	*linep = line;
+	return (1);
+}
+
+/* Is more input already there, or within ms? */
+static int
+stdin_pending(int ms)
+{
+	struct pollfd	 pfd;
+
+	pfd.fd = STDIN_FILENO;
+	pfd.events = POLLIN;
+	return (poll(&pfd, 1, ms) == 1 && (pfd.revents & POLLIN));
+}
+
+/* Remember a line; an AUTH token is not written to disk. */
+static void
+hist_add(const char *line)
+{
+	HistEvent	 ev;
+
+	if (*line == '\0' || first_word(line, "AUTH"))
+		return;
+	history(cl.hist, &ev, H_ENTER, line);
+	if (cl.histfile[0] != '\0')
+		history(cl.hist, &ev, H_SAVE, cl.histfile);
+}
+
+/*
+ * Lines that arrive together in chat mode were pasted: they go as one
+ * """ prompt. A paste that has a """ line of its own is sent as it is,
+ * line by line.
+ */
+static void
+paste(char *first)
+{
+	char	**lines, **nl, *line;
+	size_t	 n = 1, i;
+	int	 r, marked = 0;
+
+	if ((lines = calloc(1, sizeof(*lines))) == NULL)
+		cfatalx("out of memory");
+	lines[0] = first;
+	cl.pasting = 1;
+	while (stdin_pending(PASTE_MS)) {
+		if ((r = tty_line(&line)) == 0)
+			break;
+		if (r == -1) {
+			/* Ctrl-C drops the whole paste. */
+			for (i = 0; i < n; i++)
+				free(lines[i]);
+			free(lines);
+			cl.pasting = 0;
+			return;
+		}
+		hist_add(line);
+		if ((nl = reallocarray(lines, n + 1, sizeof(*lines))) == NULL)
+			cfatalx("out of memory");
+		lines = nl;
+		lines[n++] = line;
+	}
+	cl.pasting = 0;
+	for (i = 0; i < n; i++)
+		if (strcmp(lines[i], BLOCK_MARK) == 0)
+			marked = 1;
+	if (n == 1) {
+		submit(lines[0]);
+		free(lines[0]);
+		free(lines);
+	} else if (!marked) {
+		submit(BLOCK_MARK);
+		for (i = 0; i < n; i++) {
+			submit(lines[i]);
+			free(lines[i]);
+		}
+		submit(BLOCK_MARK);
+		free(lines);
+	} else {
+		cl.pend = lines;
+		cl.npend = n;
+		cl.ipend = 0;
+	}
+}
+
+/* Ctrl-D: QUIT, unless the server waits for the rest of something. */
+static void
+leave(void)
+{
+	write_all(STDOUT_FILENO, "\n", 1);
+	if (cl.block || cl.more[0] != '\0')
+		client_exit(0);
+	send_line("QUIT", EXP_QUIT);
+	wait_replies();
+	client_exit(0);
+}
+
+/* On a terminal: prompt, send, show the replies, again. */
+void
+run_tty(void)
+{
+	char	*line;
+	int	 r;
+
+	for (;;) {
+		wait_replies();
+		if (cl.ipend < cl.npend) {
+			submit(cl.pend[cl.ipend]);
+			free(cl.pend[cl.ipend++]);
+			if (cl.ipend == cl.npend) {
+				free(cl.pend);
+				cl.pend = NULL;
+				cl.ipend = cl.npend = 0;
+			}
+			continue;
+		}
+		if (!cl.info_sent) {
+			cl.info_sent = 1;
+			send_line("INFO", EXP_INFO_QUIET);
+			continue;
+		}
+		if ((r = tty_line(&line)) == 0)
+			leave();
+		if (r == -1)
+			continue;
+		if (*line == '\0' && !cl.block) {
+			free(line);
+			continue;
+		}
+		hist_add(line);
+		if (cl.chat && !cl.block && cl.more[0] == '\0' &&
+		    stdin_pending(PASTE_MS))
+			paste(line);
+		else {
+			submit(line);
+			free(line);
+		}
+	}
+}

@@ -500,8 +500,71 @@ double		 gem_parse_duration(const char *);
 double		 gem_retry_after(const char *, time_t);
 const char	*gem_http_reason(int);
 
+/* xfer.c */
+#define XFER_ERRBUF		256	/* CURL_ERROR_SIZE, or more */
+
+enum xfer_kind {
+	XFER_GEN,
+	XFER_MODELS
+};
+
+struct req;				/* provider.c's own */
+struct curl_slist;
+
+/* One HTTP exchange with the upstream API, retried as a whole. */
+struct xfer {
+	TAILQ_ENTRY(xfer)	 entry;
+	enum xfer_kind		 kind;
+	void			*easy;		/* CURL */
+	struct curl_slist	*hdrs;
+	char			*url;
+	char			*body;		/* request body, for retries */
+	size_t			 bodylen;
+	struct ibuf		*resp;		/* a page, or an error body */
+	struct sse		 sse;
+	char			 errbuf[XFER_ERRBUF];
+	long			 status;	/* HTTP status, 0 before */
+	double			 retry_after;	/* s, Retry-After; -1 none */
+	int			 attempt;	/* retries made */
+	uint64_t		 started;	/* ms */
+	uint64_t		 deadline;	/* ms */
+	int			 active;	/* in the multi handle */
+	int			 paused;
+	struct ev_timer		 retry;
+	/* what went wrong, decided in a callback, reported when done */
+	const char		*fail_code;
+	char			 fail_text[256];
+	struct gem_error	 err;		/* an error event */
+	int			 err_set;
+	/* a generation */
+	struct req		*req;
+	uint64_t		 sent;		/* bytes of text forwarded */
+	char			 finish[40];
+	char			 block[40];
+	int64_t			 prompt;
+	int64_t			 answer;
+	/* a listing */
+	struct gem_model	*models;
+	size_t			 nmodels;
+	int			 pages;
+};
+TAILQ_HEAD(xfer_list, xfer);
+
+void		 xfer_init(const struct provider_conf *);
+struct xfer	*xfer_new(enum xfer_kind, const char *, const char *);
+void		 xfer_free(struct xfer *);
+int		 xfer_start(struct xfer *);
+
 /* provider.c */
 void		 provider_main(void);
+/* what xfer.c reports */
+void		 provider_idle_check(void);
+void		 listing_page(struct xfer *);
+void		 listing_end(const char *, const char *);
+size_t		 gen_queued(struct xfer *);
+void		 gen_chunk(struct xfer *, const char *, size_t);
+void		 gen_fail(struct xfer *, const char *, const char *);
+void		 gen_end(struct xfer *, const char *, const char *);
 
 /* proc.c */
 const char	*imsg_type_name(uint32_t);
@@ -567,6 +630,143 @@ struct proto_ops {
 	int		(*auth)(void *, const char *);
 };
 
+#define PROTO_TEXT_MAX		256		/* a peer's text shown */
+#define PROTO_ARG_MAX		256		/* an argument echoed */
+
+enum proto_op {
+	OP_NONE,
+	OP_MODELS,
+	OP_INFO,
+	OP_HISTORY,
+	OP_PROMPT,
+	OP_BACK,
+	OP_AUTH
+};
+
+enum models_for {
+	MF_LIST,
+	MF_MENU,
+	MF_CHANGE
+};
+
+enum store_state {
+	SS_NONE,
+	SS_PENDING,
+	SS_OK,
+	SS_FAILED
+};
+
+struct pline {
+	TAILQ_ENTRY(pline)	 entry;
+	int			 toolong;
+	size_t			 len;
+	char			 text[];	/* len bytes and a NUL */
+};
+
+struct pmodel {
+	char			 name[MODEL_MAX_LEN];
+	uint64_t		 inlimit;
+};
+
+struct mlist {
+	struct pmodel		*v;
+	size_t			 n;
+};
+
+struct cturn {
+	int			 role;
+	char			*text;
+	size_t			 len;
+};
+
+/* A prompt, or the summary BACK asks for. */
+struct prompt {
+	char			*text;
+	size_t			 len;
+	int			 step;		/* enum prompt_step, proto.c */
+	uint64_t		 t0;
+	uint32_t		 gen;		/* the answer */
+	uint32_t		 sum;		/* the summary */
+	uint32_t		 sumstore;
+	uint32_t		 ustore;
+	uint32_t		 mstore;
+	enum store_state	 ustate;
+	enum store_state	 mstate;
+	struct ibuf		*answer;	/* or the summary */
+	int			 toobig;
+	uint64_t		 tin;
+	uint64_t		 tout;
+	char			 finish[32];
+	char			 code[32];	/* set: it failed */
+	char			 why[PROTO_TEXT_MAX];
+	char			 serr[PROTO_TEXT_MAX];	/* storage */
+};
+
+struct proto {
+	const struct proto_ops	*ops;
+	void			*arg;
+	struct proto_session	 s;
+	char			 shortid[13];
+	int			 authfails;	/* wrong tokens */
+	uint32_t		 nextid;
+	int			 closed;
+	int			 eof;
+	int			 running;
+	int			 statedirty;
+
+	/* input */
+	struct ibuf		*part;		/* a line being read */
+	int			 discard;	/* it is too long */
+	TAILQ_HEAD(, pline)	 queue;
+	size_t			 queued;
+	int			 qquotes;	/* queued lines of """ */
+
+	/* output */
+	struct ibuf		*out;
+	struct reply_writer	 rw;
+	uint64_t		 bytes_in;
+	uint64_t		 bytes_out;
+
+	/* the session */
+	int			 mode;
+	char			 model[MODEL_MAX_LEN];
+	uint64_t		 inlimit;
+	uint32_t		 messages;
+	int			 menu;		/* next line answers MORE */
+	struct mlist		 menulist;
+	struct mlist		 models;	/* the last list received */
+	struct mlist		 bgfetch;
+	uint32_t		 bgreq;
+
+	/* a multi-line prompt */
+	int			 ml;
+	struct ibuf		*mlbuf;
+	const char		*mlcode;
+	size_t			 mllines;
+	char			 mlwhy[80];
+
+	/* the in-memory context */
+	char			*summary;
+	size_t			 summarylen;
+	struct cturn		*turns;
+	size_t			 nturns;
+	size_t			 maxturns;
+	uint64_t		 ctxbytes;
+	int			 dirty;		/* new turns, no summary */
+	uint32_t		 ctxreq;
+	int			 ctxready;
+
+	/* the command being answered */
+	enum proto_op		 op;
+	uint32_t		 req;
+	enum models_for		 mfor;
+	char			 marg[PROTO_ARG_MAX];
+	struct mlist		 fetch;
+	int			 hkind;
+	uint32_t		 hcount;
+	struct prompt		 pr;
+};
+
 struct proto	*proto_new(const struct proto_ops *, void *,
 		    const struct proto_session *);
 void		 proto_free(struct proto *);
@@ -595,6 +795,24 @@ void		 proto_storage_item(struct proto *, uint32_t, uint64_t,
 		    uint64_t, uint32_t, const char *, size_t);
 void		 proto_storage_end(struct proto *, uint32_t, uint64_t);
 void		 proto_storage_error(struct proto *, uint32_t, const char *);
+void		 proto_event(struct proto *, const char *, ...)
+		    __attribute__((__format__ (printf, 2, 3)));
+uint32_t	 proto_reqid(struct proto *);
+int		 is_blank(const char *, size_t);
+
+/* context.c: the in-memory context and the memory manager */
+void		 context_load(struct proto *);
+void		 ctx_drop_first(struct proto *);
+void		 ctx_drop_unanswered(struct proto *);
+void		 ctx_set_summary(struct proto *, const char *, size_t);
+void		 ctx_clear(struct proto *);
+void		 ctx_append(struct proto *, int, const char *, size_t);
+int		 ctx_over(const struct proto *, size_t);
+void		 ctx_trim(struct proto *, size_t);
+struct proto_turn *turns_build(struct proto *, const char *, size_t,
+		    size_t *);
+int		 summary_request(struct proto *);
+const char	*summary_text(struct proto *, size_t *);
 
 /* worker.c: bridged-worker's main */
 

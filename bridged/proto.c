@@ -27,41 +27,11 @@
 #define PROTO_MODELS_MAX	1000
 #define PROTO_HISTORY_DEFAULT	20
 #define PROTO_HISTORY_MAX	1000
-#define PROTO_TEXT_MAX		256		/* a peer's text shown */
-#define PROTO_ARG_MAX		256		/* an argument echoed */
 
 #define SUMMARY_INTRO \
 	"This is a summary of your earlier conversation with this user;" \
 	" use it as context.\n\n"
-#define MEMORY_PROMPT \
-	"You are the memory manager of a terminal chat service. Summarize" \
-	" the conversation you are given so that the summary can replace" \
-	" it as the assistant's memory in later sessions. Keep every fact," \
-	" name, number, date, decision, preference and open question;" \
-	" drop greetings, filler and repetition. Write compact plain text" \
-	" in the language of the conversation, with no preamble."
-#define MEMORY_EARLIER \
-	"\n\nSummary of the conversation before these messages:\n"
-#define MEMORY_ASK	"Write the summary of our conversation now."
-#define CONTINUED	"(continued)"
 #define PROTO_AUTH_TRIES 3	/* wrong tokens, then BYE */
-#define NO_ANSWER	"(no answer)"
-
-enum proto_op {
-	OP_NONE,
-	OP_MODELS,
-	OP_INFO,
-	OP_HISTORY,
-	OP_PROMPT,
-	OP_BACK,
-	OP_AUTH
-};
-
-enum models_for {
-	MF_LIST,
-	MF_MENU,
-	MF_CHANGE
-};
 
 /* The steps of a prompt, in order; only the first four can be cancelled. */
 enum prompt_step {
@@ -70,124 +40,6 @@ enum prompt_step {
 	ST_SUMSTORE,		/* its summary is being stored */
 	ST_ANSWER,		/* the answer streams */
 	ST_STORE		/* the answer ended: waiting for storage */
-};
-
-enum store_state {
-	SS_NONE,
-	SS_PENDING,
-	SS_OK,
-	SS_FAILED
-};
-
-struct pline {
-	TAILQ_ENTRY(pline)	 entry;
-	int			 toolong;
-	size_t			 len;
-	char			 text[];	/* len bytes and a NUL */
-};
-
-struct pmodel {
-	char			 name[MODEL_MAX_LEN];
-	uint64_t		 inlimit;
-};
-
-struct mlist {
-	struct pmodel		*v;
-	size_t			 n;
-};
-
-struct cturn {
-	int			 role;
-	char			*text;
-	size_t			 len;
-};
-
-/* A prompt, or the summary BACK asks for. */
-struct prompt {
-	char			*text;
-	size_t			 len;
-	enum prompt_step	 step;
-	uint64_t		 t0;
-	uint32_t		 gen;		/* the answer */
-	uint32_t		 sum;		/* the summary */
-	uint32_t		 sumstore;
-	uint32_t		 ustore;
-	uint32_t		 mstore;
-	enum store_state	 ustate;
-	enum store_state	 mstate;
-	struct ibuf		*answer;	/* or the summary */
-	int			 toobig;
-	uint64_t		 tin;
-	uint64_t		 tout;
-	char			 finish[32];
-	char			 code[32];	/* set: it failed */
-	char			 why[PROTO_TEXT_MAX];
-	char			 serr[PROTO_TEXT_MAX];	/* storage */
-};
-
-struct proto {
-	const struct proto_ops	*ops;
-	void			*arg;
-	struct proto_session	 s;
-	char			 shortid[13];
-	int			 authfails;	/* wrong tokens */
-	uint32_t		 nextid;
-	int			 closed;
-	int			 eof;
-	int			 running;
-	int			 statedirty;
-
-	/* input */
-	struct ibuf		*part;		/* a line being read */
-	int			 discard;	/* it is too long */
-	TAILQ_HEAD(, pline)	 queue;
-	size_t			 queued;
-	int			 qquotes;	/* queued lines of """ */
-
-	/* output */
-	struct ibuf		*out;
-	struct reply_writer	 rw;
-	uint64_t		 bytes_in;
-	uint64_t		 bytes_out;
-
-	/* the session */
-	int			 mode;
-	char			 model[MODEL_MAX_LEN];
-	uint64_t		 inlimit;
-	uint32_t		 messages;
-	int			 menu;		/* next line answers MORE */
-	struct mlist		 menulist;
-	struct mlist		 models;	/* the last list received */
-	struct mlist		 bgfetch;
-	uint32_t		 bgreq;
-
-	/* a multi-line prompt */
-	int			 ml;
-	struct ibuf		*mlbuf;
-	const char		*mlcode;
-	size_t			 mllines;
-	char			 mlwhy[80];
-
-	/* the in-memory context */
-	char			*summary;
-	size_t			 summarylen;
-	struct cturn		*turns;
-	size_t			 nturns;
-	size_t			 maxturns;
-	uint64_t		 ctxbytes;
-	int			 dirty;		/* new turns, no summary */
-	uint32_t		 ctxreq;
-	int			 ctxready;
-
-	/* the command being answered */
-	enum proto_op		 op;
-	uint32_t		 req;
-	enum models_for		 mfor;
-	char			 marg[PROTO_ARG_MAX];
-	struct mlist		 fetch;
-	int			 hkind;
-	uint32_t		 hcount;
-	struct prompt		 pr;
 };
 
 static const char *err_codes[] = {
@@ -267,11 +119,7 @@ out_flush(struct proto *p)
 }
 
 /* A monitor line for the parent. */
-static void
-proto_event(struct proto *p, const char *fmt, ...)
-    __attribute__((__format__ (printf, 2, 3)));
-
-static void
+void
 proto_event(struct proto *p, const char *fmt, ...)
 {
 	va_list	 ap;
@@ -318,7 +166,7 @@ iso8601(uint64_t t, char *buf, size_t len)
 		strlcpy(buf, "unknown", len);
 }
 
-static uint32_t
+uint32_t
 proto_reqid(struct proto *p)
 {
 	if (++p->nextid == 0)
@@ -367,7 +215,7 @@ is_quotes(const char *s, size_t len)
 	return (len == 3 && memcmp(s, "\"\"\"", 3) == 0);
 }
 
-static int
+int
 is_blank(const char *s, size_t len)
 {
 	while (len > 0 && (is_space(*s) || *s == '\r')) {
@@ -477,214 +325,6 @@ models_received(struct proto *p, struct mlist *l)
 	l->n = 0;
 	if ((m = mlist_find(&p->models, p->model)) != NULL)
 		p->inlimit = m->inlimit;
-}
-
-/*
- * The in-memory context: the last summary and the turns since.
- */
-
-static void
-ctx_drop_first(struct proto *p)
-{
-	if (p->nturns == 0)
-		return;
-	p->ctxbytes -= p->turns[0].len;
-	freezero(p->turns[0].text, p->turns[0].len + 1);
-	memmove(p->turns, p->turns + 1, --p->nturns * sizeof(*p->turns));
-}
-
-static void
-ctx_drop_last(struct proto *p)
-{
-	struct cturn	*t;
-
-	if (p->nturns == 0)
-		return;
-	t = &p->turns[--p->nturns];
-	p->ctxbytes -= t->len;
-	freezero(t->text, t->len + 1);
-	t->text = NULL;
-}
-
-/* A stored prompt that got no answer is not part of the conversation. */
-static void
-ctx_drop_unanswered(struct proto *p)
-{
-	if (p->nturns > 0 && p->turns[p->nturns - 1].role == ROLE_USER)
-		ctx_drop_last(p);
-}
-
-static void
-ctx_set_summary(struct proto *p, const char *text, size_t len)
-{
-	freezero(p->summary, p->summarylen + 1);
-	p->summary = NULL;
-	p->summarylen = 0;
-	if (len == 0)
-		return;
-	if ((p->summary = malloc(len + 1)) == NULL)
-		fatal("%s", __func__);
-	memcpy(p->summary, text, len);
-	p->summary[len] = '\0';
-	p->summarylen = len;
-}
-
-static void
-ctx_clear(struct proto *p)
-{
-	while (p->nturns > 0)
-		ctx_drop_first(p);
-	ctx_set_summary(p, NULL, 0);
-	p->ctxbytes = 0;
-	p->dirty = 0;
-	/* What is still loading would bring the old context back. */
-	if (!p->ctxready) {
-		p->ctxreq = 0;
-		p->ctxready = 1;
-	}
-}
-
-static void
-ctx_append(struct proto *p, int role, const char *text, size_t len)
-{
-	struct cturn	*t;
-	size_t		 n;
-
-	if (p->nturns == p->maxturns) {
-		n = p->maxturns == 0 ? 16 : p->maxturns * 2;
-		if ((t = recallocarray(p->turns, p->maxturns, n,
-		    sizeof(*t))) == NULL)
-			fatal("%s", __func__);
-		p->turns = t;
-		p->maxturns = n;
-	}
-	t = &p->turns[p->nturns];
-	if ((t->text = malloc(len + 1)) == NULL)
-		fatal("%s", __func__);
-	memcpy(t->text, text, len);
-	t->text[len] = '\0';
-	t->len = len;
-	t->role = role;
-	p->nturns++;
-	p->ctxbytes += len;
-	p->dirty = 1;
-}
-
-/* Would the context with add more bytes pass a limit? */
-static int
-ctx_over(const struct proto *p, size_t add)
-{
-	uint64_t	 bytes;
-
-	bytes = p->ctxbytes + p->summarylen + add;
-	if (p->s.memory_limit > 0 && bytes > p->s.memory_limit)
-		return (1);
-	/* About four bytes a token. */
-	if (p->inlimit > 0 && (bytes + 3) / 4 > p->inlimit)
-		return (1);
-	return (0);
-}
-
-/* Without a summary: forget the oldest turns until the prompt fits. */
-static void
-ctx_trim(struct proto *p, size_t add)
-{
-	size_t	 n = 0;
-
-	while (p->nturns > 0 && ctx_over(p, add)) {
-		ctx_drop_first(p);
-		n++;
-		/* An answer goes with its question. */
-		while (p->nturns > 0 && p->turns[0].role != ROLE_USER) {
-			ctx_drop_first(p);
-			n++;
-		}
-	}
-	if (n > 0)
-		proto_event(p, "context dropped=%zu turns", n);
-}
-
-/*
- * The turns of a request to the provider: the context, then last.
- * The first is always the user's and none is empty. Roles alternate,
- * as unanswered prompts are not kept; were two of one role to follow
- * each other, the worker would join them (see proto_turn).
- */
-static struct proto_turn *
-turns_build(struct proto *p, const char *last, size_t lastlen, size_t *np)
-{
-	struct proto_turn	*v;
-	size_t			 i, k = 0;
-
-	if ((v = calloc(p->nturns + 2, sizeof(*v))) == NULL)
-		fatal("%s", __func__);
-	for (i = 0; i < p->nturns; i++) {
-		if (k == 0 && p->turns[i].role != ROLE_USER) {
-			v[k].role = ROLE_USER;
-			v[k].text = CONTINUED;
-			v[k++].len = strlen(CONTINUED);
-		}
-		v[k].role = p->turns[i].role;
-		v[k].text = p->turns[i].text;
-		v[k].len = p->turns[i].len;
-		/* An upstream takes no empty turn: the answer was empty. */
-		if (v[k].len == 0) {
-			v[k].text = NO_ANSWER;
-			v[k].len = strlen(NO_ANSWER);
-		}
-		k++;
-	}
-	v[k].role = ROLE_USER;
-	v[k].text = last;
-	v[k++].len = lastlen;
-	*np = k;
-	return (v);
-}
-
-/* Ask the model for a summary of the context: 0, or -1 if not sent. */
-static int
-summary_request(struct proto *p)
-{
-	struct proto_turn	*v;
-	size_t			 n, len;
-	char			*sys;
-	int			 rv;
-
-	len = strlen(MEMORY_PROMPT) + 1;
-	if (p->summary != NULL)
-		len += strlen(MEMORY_EARLIER) + p->summarylen;
-	if ((sys = malloc(len)) == NULL)
-		fatal("%s", __func__);
-	strlcpy(sys, MEMORY_PROMPT, len);
-	if (p->summary != NULL) {
-		strlcat(sys, MEMORY_EARLIER, len);
-		strlcat(sys, p->summary, len);
-	}
-	if (p->pr.answer == NULL && (p->pr.answer = ibuf_open(4096)) == NULL)
-		fatal("%s", __func__);
-	ibuf_reset(p->pr.answer);
-	p->pr.sum = proto_reqid(p);
-	v = turns_build(p, MEMORY_ASK, strlen(MEMORY_ASK), &n);
-	rv = p->ops->gen(p->arg, p->pr.sum, p->model, sys, v, n);
-	free(v);
-	freezero(sys, len);
-	if (rv == -1)
-		p->pr.sum = 0;
-	return (rv);
-}
-
-/* The summary text, once DONE came: NULL if there is none. */
-static const char *
-summary_text(struct proto *p, size_t *lenp)
-{
-	size_t	 len = ibuf_left(p->pr.answer);
-
-	if (is_blank(ibuf_data(p->pr.answer), len))
-		return (NULL);
-	if (ibuf_add(p->pr.answer, "", 1) == -1)
-		fatal("%s", __func__);
-	*lenp = len;
-	return (ibuf_data(p->pr.answer));
 }
 
 static void
@@ -1569,17 +1209,6 @@ proto_free(struct proto *p)
 }
 
 /* Greet the client, then load its context and the model list. */
-/* Ask storage for the identity's last summary and what came after. */
-static void
-context_load(struct proto *p)
-{
-	p->ctxreq = proto_reqid(p);
-	if (p->ops->context(p->arg, p->ctxreq) == -1) {
-		p->ctxreq = 0;
-		p->ctxready = 1;
-	}
-}
-
 void
 proto_start(struct proto *p)
 {

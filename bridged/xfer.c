@@ -1,1 +1,649 @@
-/* xfer.c: being split out; see the report. */
+/*
+ * xfer.c: the provider's transfers to the upstream API. libcurl's multi
+ * interface runs inside the event loop of lib/: libcurl says which
+ * sockets and which timeout it waits for, the loop tells it when they
+ * are ready. A transfer is one HTTP exchange, a generation's stream or
+ * a page of the model list, retried with backoff when the API is busy
+ * or the network fails; its outcome goes back to provider.c.
+ */
+
+#include <sys/types.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "bridged.h"
+
+#if CURL_ERROR_SIZE > XFER_ERRBUF
+#error "XFER_ERRBUF is smaller than CURL_ERROR_SIZE"
+#endif
+
+#define PV_SSE_MAX	(64 * 1024 * 1024)	/* one stream event */
+#define PV_ERRBODY_MAX	(1024 * 1024)		/* error body kept */
+#define PV_PAGE_MAX	(16 * 1024 * 1024)	/* one model list page */
+#define PV_QUEUE_HIGH	(4 * 1024 * 1024)	/* worker lags: pause */
+#define PV_QUEUE_LOW	(1024 * 1024)		/* caught up: resume */
+#define PV_FLOW_POLL	20			/* ms */
+#define PV_BACKOFF	1000			/* ms, first retry */
+#define PV_BACKOFF_MAX	60000			/* ms */
+
+static struct {
+	const struct provider_conf *pc;		/* the provider in use */
+	CURLM			*multi;
+	struct ev_timer		 curl_timer;
+	struct ev_timer		 flow_timer;
+	struct xfer_list	 xfers;
+} xf;
+
+static void	xfer_check_done(void);
+
+/* ---- libcurl in the event loop ---------------------------------------- */
+
+/* A socket libcurl watches is ready: let it work. */
+static void
+curl_sock_event(int fd, int events, void *arg)
+{
+	int	 flags = 0, running;
+
+	(void)arg;
+	if (events & EV_READ)
+		flags |= CURL_CSELECT_IN;
+	if (events & EV_WRITE)
+		flags |= CURL_CSELECT_OUT;
+	if (events & EV_HUP)
+		flags |= CURL_CSELECT_ERR;
+	curl_multi_socket_action(xf.multi, fd, flags, &running);
+	xfer_check_done();
+}
+
+/* CURLMOPT_SOCKETFUNCTION: watch what libcurl asks for. */
+static int
+curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *sockp)
+{
+	int	 ev = 0;
+
+	(void)e;
+	(void)userp;
+	(void)sockp;
+	switch (what) {
+	case CURL_POLL_IN:
+		ev = EV_READ;
+		break;
+	case CURL_POLL_OUT:
+		ev = EV_WRITE;
+		break;
+	case CURL_POLL_INOUT:
+		ev = EV_READ | EV_WRITE;
+		break;
+	case CURL_POLL_REMOVE:
+	default:
+		ev_del(s);
+		return (0);
+	}
+	ev_set(s, ev, curl_sock_event, NULL);
+	return (0);
+}
+
+/* libcurl's timer is due. */
+static void
+curl_timer_fire(void *arg)
+{
+	int	 running;
+
+	(void)arg;
+	curl_multi_socket_action(xf.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	xfer_check_done();
+}
+
+/* CURLMOPT_TIMERFUNCTION: one timer for the whole multi handle. */
+static int
+curl_timer_cb(CURLM *m, long ms, void *userp)
+{
+	(void)m;
+	(void)userp;
+	if (ms < 0)
+		ev_timer_del(&xf.curl_timer);
+	else
+		ev_timer_add(&xf.curl_timer, (uint64_t)ms);
+	return (0);
+}
+
+/* Resume the streams that waited for a slow worker. */
+static void
+flow_fire(void *arg)
+{
+	struct xfer	*x;
+	int		 still = 0;
+
+	(void)arg;
+	TAILQ_FOREACH(x, &xf.xfers, entry) {
+		if (!x->paused)
+			continue;
+		if (gen_queued(x) > PV_QUEUE_LOW) {
+			still = 1;
+			continue;
+		}
+		x->paused = 0;
+		curl_easy_pause(x->easy, CURLPAUSE_CONT);
+		if (x->paused)
+			still = 1;
+	}
+	if (still)
+		ev_timer_add(&xf.flow_timer, PV_FLOW_POLL);
+	xfer_check_done();
+}
+
+/* ---- transfers ---------------------------------------------------- */
+
+static void
+xfer_fail(struct xfer *x, const char *code, const char *fmt, ...)
+    __attribute__((__format__ (printf, 3, 4)));
+
+/* Remember why a transfer must stop; reported when libcurl is done. */
+static void
+xfer_fail(struct xfer *x, const char *code, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	if (x->fail_code != NULL)
+		return;
+	x->fail_code = code;
+	va_start(ap, fmt);
+	vsnprintf(x->fail_text, sizeof(x->fail_text), fmt, ap);
+	va_end(ap);
+}
+
+/* CURLOPT_HEADERFUNCTION: the status of each response, Retry-After. */
+static size_t
+xfer_header(char *buf, size_t size, size_t n, void *arg)
+{
+	struct xfer	*x = arg;
+	size_t		 len = size * n, vlen;
+	char		 v[64];
+
+	if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
+		x->status = 0;
+		x->retry_after = -1;
+	} else if (len > 12 && strncasecmp(buf, "Retry-After:", 12) == 0) {
+		vlen = len - 12;
+		if (vlen >= sizeof(v))
+			vlen = sizeof(v) - 1;
+		memcpy(v, buf + 12, vlen);
+		v[vlen] = '\0';
+		v[strcspn(v, "\r\n")] = '\0';
+		x->retry_after = gem_retry_after(v, time(NULL));
+	}
+	return (len);
+}
+
+/* CURLOPT_WRITEFUNCTION: feed the stream, or keep the body. */
+static size_t
+xfer_write(char *buf, size_t size, size_t n, void *arg)
+{
+	struct xfer	*x = arg;
+	size_t		 len = size * n, max;
+	long		 code = 0;
+
+	if (x->status == 0) {
+		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+		x->status = code;
+	}
+	if (x->kind == XFER_MODELS || x->status < 200 || x->status > 299) {
+		max = x->status >= 200 && x->status <= 299 ? PV_PAGE_MAX :
+		    PV_ERRBODY_MAX;
+		if (ibuf_left(x->resp) + len > max) {
+			if (x->status < 200 || x->status > 299)
+				return (len);	/* enough of an error */
+			xfer_fail(x, "upstream", "model list page larger than "
+			    "%d bytes", PV_PAGE_MAX);
+			return (0);
+		}
+		if (ibuf_add(x->resp, buf, len) == -1) {
+			xfer_fail(x, "internal", "out of memory");
+			return (0);
+		}
+		return (len);
+	}
+	/* Wait while the worker has not taken what it was sent. */
+	if (gen_queued(x) > PV_QUEUE_HIGH) {
+		x->paused = 1;
+		if (!ev_timer_pending(&xf.flow_timer))
+			ev_timer_add(&xf.flow_timer, PV_FLOW_POLL);
+		return (CURL_WRITEFUNC_PAUSE);
+	}
+	if (sse_feed(&x->sse, buf, len) == -1) {
+		if (x->sse.error == SSE_ETOOBIG)
+			xfer_fail(x, "upstream", "an event of the answer "
+			    "stream is larger than %d bytes", PV_SSE_MAX);
+		else if (x->sse.error == SSE_ENOMEM)
+			xfer_fail(x, "internal", "out of memory");
+		return (0);
+	}
+	return (len);
+}
+
+/* One event of a generation's stream. */
+static int
+xfer_event(void *arg, const char *event, const char *data, size_t len)
+{
+	struct xfer	*x = arg;
+	struct gem_event ev;
+
+	(void)event;
+	if (gem_parse_event(data, len, &ev) == -1) {
+		xfer_fail(x, "upstream", "%s: the API sent an event that is "
+		    "not JSON", x->sent > 0 ? "answer incomplete" :
+		    "no answer");
+		return (-1);
+	}
+	if (ev.has_error) {
+		x->err = ev.err;
+		x->err_set = 1;
+		gem_event_free(&ev);
+		return (-1);
+	}
+	if (ev.block[0] != '\0') {
+		xfer_fail(x, "upstream", "the API blocked the prompt (%s); "
+		    "rephrase it", ev.block);
+		gem_event_free(&ev);
+		return (-1);
+	}
+	if (ev.textlen > 0 && x->req != NULL) {
+		gen_chunk(x, ev.text, ev.textlen);
+		x->sent += ev.textlen;
+	}
+	if (ev.finish[0] != '\0')
+		strlcpy(x->finish, ev.finish, sizeof(x->finish));
+	/* Running totals: the last one counts. */
+	if (ev.usage.prompt >= 0)
+		x->prompt = ev.usage.prompt;
+	if (ev.usage.answer >= 0)
+		x->answer = ev.usage.answer;
+	gem_event_free(&ev);
+	return (0);
+}
+
+/* A transfer to url with the key header, not yet started. */
+struct xfer *
+xfer_new(enum xfer_kind kind, const char *url, const char *key)
+{
+	struct xfer	*x;
+	char		*hdr;
+	int		 timeout;
+
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		fatal("%s", __func__);
+	x->kind = kind;
+	x->retry_after = -1;
+	x->prompt = x->answer = -1;
+	x->started = ev_now_ms();
+	timeout = xf.pc->timeout > 0 ? xf.pc->timeout : PROVIDER_TIMEOUT;
+	x->deadline = x->started + (uint64_t)timeout * 1000;
+	ev_timer_set(&x->retry, NULL, x);
+	if ((x->url = strdup(url)) == NULL ||
+	    (x->resp = ibuf_open(0)) == NULL)
+		fatal("%s", __func__);
+	if (asprintf(&hdr, "x-goog-api-key: %s", key) == -1)
+		fatal("%s", __func__);
+	x->hdrs = curl_slist_append(NULL, hdr);
+	freezero(hdr, strlen(hdr));
+	if (x->hdrs == NULL ||
+	    (kind == XFER_GEN && (x->hdrs = curl_slist_append(x->hdrs,
+	    "Content-Type: application/json")) == NULL) ||
+	    (x->hdrs = curl_slist_append(x->hdrs, "Expect:")) == NULL)
+		fatalx("%s: curl_slist_append", __func__);
+	TAILQ_INSERT_TAIL(&xf.xfers, x, entry);
+	return (x);
+}
+
+/* Stop a transfer wherever it is and free it. */
+void
+xfer_free(struct xfer *x)
+{
+	struct curl_slist	*s;
+
+	if (x == NULL)
+		return;
+	if (x->active)
+		curl_multi_remove_handle(xf.multi, x->easy);
+	if (x->easy != NULL)
+		curl_easy_cleanup(x->easy);
+	ev_timer_del(&x->retry);
+	/* The key was copied into the header list: wipe it. */
+	for (s = x->hdrs; s != NULL; s = s->next)
+		explicit_bzero(s->data, strlen(s->data));
+	curl_slist_free_all(x->hdrs);
+	sse_clear(&x->sse);
+	if (x->body != NULL)
+		freezero(x->body, x->bodylen);
+	ibuf_free(x->resp);
+	free(x->url);
+	free(x->models);
+	TAILQ_REMOVE(&xf.xfers, x, entry);
+	free(x);
+}
+
+/* The backoff is over: try again, if time is left. */
+static void
+xfer_retry_fire(void *arg)
+{
+	struct xfer	*x = arg;
+
+	if (xfer_start(x) == -1) {
+		xfer_fail(x, "upstream-timeout", "no answer within %d s",
+		    xf.pc->timeout);
+		/* Report it as libcurl would have. */
+		if (x->kind == XFER_MODELS)
+			listing_end(x->fail_code, x->fail_text);
+		else if (x->req != NULL)
+			gen_fail(x, x->fail_code, x->fail_text);
+	}
+}
+
+/* Set up the easy handle once; options common to every attempt. */
+static int
+xfer_setup(struct xfer *x)
+{
+	CURL	*e;
+	long	 ct;
+
+	if ((e = curl_easy_init()) == NULL)
+		return (-1);
+	x->easy = e;
+	ct = xf.pc->connect_timeout > 0 ? xf.pc->connect_timeout :
+	    PROVIDER_CONNECT_TIMEOUT;
+	if (curl_easy_setopt(e, CURLOPT_PRIVATE, x) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, xfer_write) !=
+	    CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_WRITEDATA, x) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, xfer_header) !=
+	    CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_HEADERDATA, x) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, ct) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_USERAGENT, "bridged/" BRIDGE_VERSION)
+	    != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK)
+		return (-1);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	if (curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") !=
+	    CURLE_OK)
+		return (-1);
+#else
+	if (curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP |
+	    CURLPROTO_HTTPS)) != CURLE_OK)
+		return (-1);
+#endif
+	if (x->kind == XFER_GEN) {
+		if (curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+		    (curl_off_t)x->bodylen) != CURLE_OK ||
+		    curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body) !=
+		    CURLE_OK)
+			return (-1);
+	} else if (curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) != CURLE_OK)
+		return (-1);
+	return (0);
+}
+
+/* Begin (or begin again) an attempt; -1 when no time is left. */
+int
+xfer_start(struct xfer *x)
+{
+	uint64_t	 now = ev_now_ms();
+
+	if (now >= x->deadline)
+		return (-1);
+	if (x->easy == NULL && xfer_setup(x) == -1)
+		fatalx("%s: cannot set up a transfer", __func__);
+	x->status = 0;
+	x->retry_after = -1;
+	x->fail_code = NULL;
+	x->fail_text[0] = '\0';
+	x->err_set = 0;
+	x->errbuf[0] = '\0';
+	x->finish[0] = x->block[0] = '\0';
+	x->prompt = x->answer = -1;
+	x->paused = 0;
+	ibuf_reset(x->resp);
+	sse_clear(&x->sse);
+	sse_init(&x->sse, PV_SSE_MAX, xfer_event, x);
+	if (curl_easy_setopt(x->easy, CURLOPT_URL, x->url) != CURLE_OK ||
+	    curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS,
+	    (long)(x->deadline - now)) != CURLE_OK)
+		fatalx("%s: curl_easy_setopt", __func__);
+	if (curl_multi_add_handle(xf.multi, x->easy) != CURLM_OK)
+		fatalx("%s: curl_multi_add_handle", __func__);
+	x->active = 1;
+	return (0);
+}
+
+/* Exponential backoff with jitter: about 1, 2, 4 s ... at most 60. */
+static uint64_t
+backoff(int attempt)
+{
+	uint64_t	 ms = PV_BACKOFF;
+
+	while (attempt-- > 0 && ms < PV_BACKOFF_MAX)
+		ms *= 2;
+	if (ms > PV_BACKOFF_MAX)
+		ms = PV_BACKOFF_MAX;
+	return (ms / 2 + arc4random_uniform(ms / 2 + 1));
+}
+
+/* Try again after delay ms, if retries and time are left. */
+static int
+xfer_retry(struct xfer *x, uint64_t delay, const char *why)
+{
+	int	 retries = xf.pc->retries;
+
+	if (x->sent > 0 || x->attempt >= retries ||
+	    ev_now_ms() + delay >= x->deadline)
+		return (-1);
+	x->attempt++;
+	log_info("%s; retry %d of %d in %llu ms", why, x->attempt, retries,
+	    (unsigned long long)delay);
+	ev_timer_set(&x->retry, xfer_retry_fire, x);
+	ev_timer_add(&x->retry, delay);
+	return (0);
+}
+
+/* An error the API reported (HTTP status or error event); 1: retrying. */
+static int
+xfer_api_error(struct xfer *x, struct gem_error *e, int instream,
+    const char **codep, char *text, size_t textsz)
+{
+	char		 why[64];
+	uint64_t	 delay;
+	int		 c = e->code;
+
+	if ((c == 429 && !e->per_day) || c == 500 || c == 503 || c == 504) {
+		if (x->retry_after >= 0)
+			delay = x->retry_after * 1000;
+		else if (e->retry_delay >= 0)
+			delay = e->retry_delay * 1000;
+		else
+			delay = backoff(x->attempt);
+		snprintf(why, sizeof(why), "upstream said %d%s", c,
+		    instream ? " in the stream" : "");
+		if (xfer_retry(x, delay, why) == 0)
+			return (1);
+	}
+	if (c == 429)
+		*codep = "rate-limited";
+	else if (c == 504)
+		*codep = "upstream-timeout";
+	else if (c == 404 && x->kind == XFER_GEN)
+		*codep = "no-model";
+	else
+		*codep = "upstream";
+	snprintf(text, textsz, "%s%s%d%s%s: %s",
+	    instream ? (x->sent > 0 ? "answer incomplete: " :
+	    "error in the answer stream: ") : "",
+	    instream ? "" : "HTTP ", c, e->status[0] != '\0' ? " " : "",
+	    e->status, e->message);
+	if (e->per_day) {
+		strlcat(text, " (daily quota: retrying now will not help)",
+		    textsz);
+	} else if (c == 429 && e->retry_delay >= 0) {
+		snprintf(why, sizeof(why), " (retry in %.0f s)",
+		    e->retry_delay + 0.5);
+		strlcat(text, why, textsz);
+	}
+	return (0);
+}
+
+/* libcurl could not complete the exchange; 1: retrying. */
+static int
+xfer_transport_error(struct xfer *x, CURLcode rc, const char **codep,
+    char *text, size_t textsz)
+{
+	const char	*detail;
+	char		 why[64];
+
+	detail = x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(rc);
+	if (rc == CURLE_OPERATION_TIMEDOUT) {
+		*codep = "upstream-timeout";
+		snprintf(text, textsz, "%s: %s", x->sent > 0 ?
+		    "answer incomplete" : "the API did not answer in time",
+		    detail);
+		return (0);
+	}
+	switch (rc) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		snprintf(why, sizeof(why), "upstream transfer failed (%d)",
+		    (int)rc);
+		if (xfer_retry(x, backoff(x->attempt), why) == 0)
+			return (1);
+		break;
+	default:
+		break;
+	}
+	*codep = "upstream";
+	snprintf(text, textsz, "%s: %s", x->sent > 0 ? "answer incomplete" :
+	    "cannot reach the API", detail);
+	return (0);
+}
+
+/* A stream that ended well: how did the answer end? */
+static void
+gen_complete(struct xfer *x, const char **codep, char *text, size_t textsz)
+{
+	const char	*f = x->finish;
+
+	*codep = "upstream";
+	if (sse_pending(&x->sse))
+		snprintf(text, textsz, "answer incomplete: the stream ended "
+		    "inside an event");
+	else if (f[0] == '\0')
+		snprintf(text, textsz, "answer incomplete: the stream ended "
+		    "without a finish reason");
+	else if (strcmp(f, "STOP") == 0 || strcmp(f, "MAX_TOKENS") == 0)
+		*codep = NULL;
+	else if (strcmp(f, "SAFETY") == 0 || strcmp(f, "BLOCKLIST") == 0 ||
+	    strcmp(f, "PROHIBITED_CONTENT") == 0 || strcmp(f, "SPII") == 0 ||
+	    strcmp(f, "IMAGE_SAFETY") == 0)
+		snprintf(text, textsz, "the API's safety filter stopped the "
+		    "answer (%s)", f);
+	else if (strcmp(f, "RECITATION") == 0)
+		snprintf(text, textsz, "the API stopped the answer: it would "
+		    "recite a source (RECITATION)");
+	else
+		snprintf(text, textsz, "the API stopped the answer (%s)", f);
+}
+
+/* A transfer is over: retry, go on to the next page, or answer. */
+static void
+xfer_done(struct xfer *x, CURLcode rc)
+{
+	struct gem_error e;
+	const char	*code = NULL;
+	char		 text[800];
+	long		 status = 0;
+
+	curl_multi_remove_handle(xf.multi, x->easy);
+	x->active = 0;
+	x->paused = 0;
+	if (x->status == 0) {
+		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+		x->status = status;
+	}
+	text[0] = '\0';
+	if (x->fail_code != NULL) {
+		code = x->fail_code;
+		strlcpy(text, x->fail_text, sizeof(text));
+	} else if (x->err_set) {
+		if (xfer_api_error(x, &x->err, 1, &code, text, sizeof(text)))
+			return;
+	} else if (x->status >= 300 || (x->status > 0 && x->status < 200)) {
+		gem_parse_error(ibuf_data(x->resp), ibuf_left(x->resp),
+		    (int)x->status, &e);
+		if (xfer_api_error(x, &e, 0, &code, text, sizeof(text)))
+			return;
+	} else if (rc != CURLE_OK) {
+		if (xfer_transport_error(x, rc, &code, text, sizeof(text)))
+			return;
+	} else if (x->kind == XFER_MODELS) {
+		listing_page(x);
+		return;
+	} else {
+		gen_complete(x, &code, text, sizeof(text));
+	}
+	if (x->kind == XFER_MODELS) {
+		listing_end(code, text);
+		return;
+	}
+	gen_end(x, code, text);
+}
+
+/* Hand every finished transfer to xfer_done. */
+static void
+xfer_check_done(void)
+{
+	CURLMsg		*m;
+	struct xfer	*x;
+	int		 left;
+
+	while ((m = curl_multi_info_read(xf.multi, &left)) != NULL) {
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		x = NULL;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE,
+		    (char **)&x);
+		if (x != NULL)
+			xfer_done(x, m->data.result);
+	}
+	provider_idle_check();
+}
+
+/* Set up libcurl and its multi handle; pc is read at each use. */
+void
+xfer_init(const struct provider_conf *pc)
+{
+	xf.pc = pc;
+	TAILQ_INIT(&xf.xfers);
+	ev_timer_set(&xf.curl_timer, curl_timer_fire, NULL);
+	ev_timer_set(&xf.flow_timer, flow_fire, NULL);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		fatalx("curl_global_init failed");
+	if ((xf.multi = curl_multi_init()) == NULL)
+		fatalx("curl_multi_init failed");
+	if (curl_multi_setopt(xf.multi, CURLMOPT_SOCKETFUNCTION,
+	    curl_sock_cb) != CURLM_OK ||
+	    curl_multi_setopt(xf.multi, CURLMOPT_TIMERFUNCTION,
+	    curl_timer_cb) != CURLM_OK)
+		fatalx("curl_multi_setopt failed");
+}
