@@ -680,10 +680,19 @@ struct cturn {
 };
 
 /* A prompt, or the summary BACK asks for. */
+/* The steps of a prompt, in order; only the first four can be cancelled. */
+enum prompt_step {
+	STEP_CONTEXT,		/* the stored context is still loading */
+	STEP_SUMMARY,		/* the memory manager summarizes first */
+	STEP_SUMSTORE,		/* its summary is being stored */
+	STEP_ANSWER,		/* the answer streams */
+	STEP_STORE		/* the answer ended: waiting for storage */
+};
+
 struct prompt {
 	char			*text;
 	size_t			 len;
-	int			 step;		/* enum prompt_step, proto.c */
+	enum prompt_step	 step;
 	uint64_t		 t0;
 	uint32_t		 gen;		/* the answer */
 	uint32_t		 sum;		/* the summary */

@@ -33,15 +33,7 @@
 	" use it as context.\n\n"
 #define PROTO_AUTH_TRIES 3	/* wrong tokens, then BYE */
 
-/* The steps of a prompt, in order; only the first four can be cancelled. */
-enum prompt_step {
-	ST_CONTEXT,		/* the stored context is still loading */
-	ST_SUMMARY,		/* the memory manager summarizes first */
-	ST_SUMSTORE,		/* its summary is being stored */
-	ST_ANSWER,		/* the answer streams */
-	ST_STORE		/* the answer ended: waiting for storage */
-};
-
+/* The error codes of PROTOCOL.md, the only ones a client may see. */
 static const char *err_codes[] = {
 	"unknown-command", "bad-argument", "too-long", "bad-utf8",
 	"no-model", "upstream", "upstream-timeout", "rate-limited", "busy",
@@ -553,7 +545,7 @@ prompt_start(struct proto *p, char *text, size_t len)
 	p->pr.text = text;
 	p->pr.len = len;
 	p->pr.t0 = p->ops->now(p->arg);
-	p->pr.step = ST_CONTEXT;
+	p->pr.step = STEP_CONTEXT;
 	proto_event(p, "prompt bytes=%zu", len);
 	prompt_continue(p);
 }
@@ -937,7 +929,7 @@ prompt_continue(struct proto *p)
 		proto_event(p, "memory summarize bytes=%llu",
 		    (unsigned long long)(p->ctxbytes + p->summarylen));
 		if (summary_request(p) == 0) {
-			p->pr.step = ST_SUMMARY;
+			p->pr.step = STEP_SUMMARY;
 			return;
 		}
 		ctx_trim(p, p->pr.len);
@@ -972,7 +964,7 @@ prompt_send(struct proto *p)
 	int			 rv;
 
 	prompt_store_user(p);
-	p->pr.step = ST_ANSWER;
+	p->pr.step = STEP_ANSWER;
 	if (p->pr.answer == NULL && (p->pr.answer = ibuf_open(4096)) == NULL)
 		fatal("%s", __func__);
 	ibuf_reset(p->pr.answer);
@@ -1008,7 +1000,7 @@ prompt_fail(struct proto *p, const char *code, const char *why)
 	if (p->pr.sum != 0)
 		p->ops->cancel(p->arg, p->pr.sum);
 	p->pr.gen = p->pr.sum = p->pr.sumstore = 0;
-	p->pr.step = ST_STORE;
+	p->pr.step = STEP_STORE;
 	prompt_store_user(p);
 	prompt_check_end(p);
 }
@@ -1019,7 +1011,7 @@ prompt_check_end(struct proto *p)
 	struct prompt	*pr = &p->pr;
 	uint64_t	 ms;
 
-	if (pr->step != ST_STORE || pr->ustate == SS_PENDING ||
+	if (pr->step != STEP_STORE || pr->ustate == SS_PENDING ||
 	    pr->mstate == SS_PENDING)
 		return;
 	ms = p->ops->now(p->arg) - pr->t0;
@@ -1075,7 +1067,7 @@ queue_add(struct proto *p, const char *s, size_t len, int toolong)
 	struct pline	*l;
 
 	/* CANCEL acts at once on an answer that streams. */
-	if (!toolong && p->op == OP_PROMPT && p->pr.step < ST_STORE &&
+	if (!toolong && p->op == OP_PROMPT && p->pr.step < STEP_STORE &&
 	    p->qquotes % 2 == 0 && line_is(s, len, "CANCEL")) {
 		prompt_cancel(p);
 		return;
@@ -1386,7 +1378,7 @@ proto_provider_chunk(struct proto *p, uint32_t id, const char *data,
 
 	if (p->closed || id == 0)
 		return;
-	if (p->op == OP_PROMPT && id == pr->gen && pr->step == ST_ANSWER) {
+	if (p->op == OP_PROMPT && id == pr->gen && pr->step == STEP_ANSWER) {
 		out_body(p, data, len);
 		if (!pr->toobig &&
 		    ibuf_left(pr->answer) + len > PROTO_ANSWER_MAX)
@@ -1440,7 +1432,7 @@ summary_done(struct proto *p)
 		if (pr->sumstore == 0)
 			prompt_send(p);
 		else
-			pr->step = ST_SUMSTORE;
+			pr->step = STEP_SUMSTORE;
 	} else
 		p->dirty = 0;
 }
@@ -1454,7 +1446,7 @@ proto_provider_done(struct proto *p, uint32_t id, uint64_t tin,
 
 	if (p->closed || id == 0)
 		return;
-	if (p->op == OP_PROMPT && id == pr->gen && pr->step == ST_ANSWER) {
+	if (p->op == OP_PROMPT && id == pr->gen && pr->step == STEP_ANSWER) {
 		pr->gen = 0;
 		pr->tin = tin;
 		pr->tout = tout;
@@ -1463,7 +1455,7 @@ proto_provider_done(struct proto *p, uint32_t id, uint64_t tin,
 		    strspn(finish, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") ==
 		    strlen(finish))
 			strlcpy(pr->finish, finish, sizeof(pr->finish));
-		pr->step = ST_STORE;
+		pr->step = STEP_STORE;
 		if (pr->toobig) {
 			pr->mstate = SS_FAILED;
 			strlcpy(pr->serr, "the answer is too large to store",
@@ -1632,7 +1624,7 @@ proto_storage_end(struct proto *p, uint32_t id, uint64_t count)
 		ctx_drop_unanswered(p);
 		proto_event(p, "context turns=%zu summary=%s", p->nturns,
 		    p->summary != NULL ? "yes" : "no");
-		if (p->op == OP_PROMPT && p->pr.step == ST_CONTEXT)
+		if (p->op == OP_PROMPT && p->pr.step == STEP_CONTEXT)
 			prompt_continue(p);
 	} else if (p->op == OP_INFO && id == p->req) {
 		info_reply(p, 1, count);
@@ -1660,7 +1652,7 @@ proto_storage_error(struct proto *p, uint32_t id, const char *text)
 		p->ctxreq = 0;
 		p->ctxready = 1;
 		proto_event(p, "context error");
-		if (p->op == OP_PROMPT && p->pr.step == ST_CONTEXT)
+		if (p->op == OP_PROMPT && p->pr.step == STEP_CONTEXT)
 			prompt_continue(p);
 	} else if (p->op == OP_INFO && id == p->req) {
 		info_reply(p, 0, 0);
