@@ -302,11 +302,13 @@ class Client:
     """One BRIDGE/1 session over real TLS (or plain TCP)."""
 
     def __init__(self, port, host="127.0.0.1", cafile=None, tls=True,
-                 timeout=20, greet=True, session=None):
+                 timeout=20, greet=True, session=None, cert=None):
         raw = socket.create_connection((host, port), timeout=timeout)
         if tls:
             ctx = ssl.create_default_context(cafile=cafile)
             ctx.check_hostname = False
+            if cert is not None:
+                ctx.load_cert_chain(*cert)      # (certificate, key)
             self.sock = ctx.wrap_socket(raw, server_hostname="localhost",
                                         session=session)
         else:

@@ -8,10 +8,9 @@ storage keeps.
 import hashlib
 import json
 import os
-import socket
 import ssl
 
-from harness import Daemon, FakeUpstream, Client, make_certs
+from harness import Daemon, FakeUpstream, make_certs
 
 up = tok = None
 
@@ -112,14 +111,8 @@ def test_certificate_identity_is_stored_under_the_certificate():
         _, ccrt, ckey = make_certs(dd.dir, name="client")
         with open(ccrt) as f:
             ident = sha(ssl.PEM_cert_to_DER_cert(f.read()))
-        ctx = ssl.create_default_context(cafile=dd.ca)
-        ctx.check_hostname = False
-        ctx.load_cert_chain(ccrt, ckey)
-        raw = socket.create_connection(("127.0.0.1", dd.port), timeout=10)
-        c = Client.__new__(Client)
-        c.sock = ctx.wrap_socket(raw, server_hostname="localhost")
-        c.buf = b""
-        body, _ = c.reply()
+        c = dd.client(cert=(ccrt, ckey))
+        body, _ = c.greeting
         assert body[0] == "ID:" + ident[:12], body
         _, status = c.ask("ASK certified prompt")
         assert status.startswith(". OK model="), status

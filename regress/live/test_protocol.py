@@ -813,14 +813,8 @@ def test_certificate_identity():
         _, ccrt, ckey = make_certs(dd.dir, name="client")
         with open(ccrt) as f:
             der = ssl.PEM_cert_to_DER_cert(f.read())
-        ctx = ssl.create_default_context(cafile=dd.ca)
-        ctx.check_hostname = False
-        ctx.load_cert_chain(ccrt, ckey)
-        raw = socket.create_connection(("127.0.0.1", dd.port), timeout=10)
-        c = Client.__new__(Client)
-        c.sock = ctx.wrap_socket(raw, server_hostname="localhost")
-        c.buf = b""
-        body, status = c.reply()
+        c = dd.client(cert=(ccrt, ckey))
+        body, status = c.greeting
         assert status == ". OK bridged/0.1 ready", (body, status)
         assert body[0] == "ID:" + hashlib.sha256(der).hexdigest()[:12], body
         _, status = c.ask("AUTH x")
