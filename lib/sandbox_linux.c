@@ -507,68 +507,6 @@ landlock_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 	return (rc);
 }
 
-/* Become the user for good: groups, gid, uid, and check it holds. */
-static int
-drop_user(const struct passwd *pw)
-{
-	gid_t	 gid = pw->pw_gid;
-	uid_t	 uid = pw->pw_uid;
-
-	if (setgroups(1, &gid) == -1) {
-		log_warn("%s: setgroups", __func__);
-		return (-1);
-	}
-	if (setresgid(gid, gid, gid) == -1) {
-		log_warn("%s: setresgid", __func__);
-		return (-1);
-	}
-	if (setresuid(uid, uid, uid) == -1) {
-		log_warn("%s: setresuid", __func__);
-		return (-1);
-	}
-	if (getuid() != uid || geteuid() != uid || getgid() != gid ||
-	    getegid() != gid) {
-		log_warnx("%s: ids did not change", __func__);
-		return (-1);
-	}
-	if (uid != 0 && (setuid(0) != -1 || seteuid(0) != -1)) {
-		log_warnx("%s: could regain root", __func__);
-		return (-1);
-	}
-	return (0);
-}
-
-/* Soft and hard limit at once. */
-static int
-limit(int resource, const char *name, rlim_t value)
-{
-	struct rlimit	 rl;
-
-	rl.rlim_cur = rl.rlim_max = value;
-	if (setrlimit(resource, &rl) == -1) {
-		log_warn("%s: %s", __func__, name);
-		return (-1);
-	}
-	return (0);
-}
-
-/*
- * No core files anywhere (they would hold keys and conversations), no
- * new processes where the role has no use for them. The provider keeps
- * RLIMIT_NPROC: its resolver starts threads. RLIMIT_FSIZE stays: with
- * -d, stderr may be a file.
- */
-static int
-limits(enum sandbox_role role)
-{
-	if (limit(RLIMIT_CORE, "RLIMIT_CORE", 0) == -1)
-		return (-1);
-	if (role != SANDBOX_PROVIDER &&
-	    limit(RLIMIT_NPROC, "RLIMIT_NPROC", 0) == -1)
-		return (-1);
-	return (0);
-}
-
 /*
  * glibc reads the time zone file again on every tzset(3) (strftime(3)
  * calls it) while TZ is unset, which a chroot or the filter forbids.
@@ -587,24 +525,6 @@ zone_load(void)
 	}
 	tzset();
 	return (s);
-}
-
-/*
- * The environment may carry an API key (api key env); only the
- * provider needs it. Wipe the strings, wherever they live, and empty
- * the environment.
- */
-static void
-wipe_environ(void)
-{
-	extern char	**environ;
-	char		**e;
-
-	if (environ == NULL)
-		return;
-	for (e = environ; *e != NULL; e++)
-		explicit_bzero(*e, strlen(*e));
-	(void)clearenv();
 }
 
 #ifdef SANDBOX_TEST
@@ -717,7 +637,7 @@ sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 			goto fail;
 		}
 		if (role != SANDBOX_PARENT && sc->user != NULL &&
-		    drop_user(&pw) == -1)
+		    sandbox_drop_user(&pw) == -1)
 			goto fail;
 	} else if (sc->user != NULL || sc->chroot != NULL) {
 		if (role == SANDBOX_PARENT)
@@ -733,10 +653,10 @@ sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 			log_warn("%s: PR_SET_DUMPABLE", name);
 			goto fail;
 		}
-		if (limits(role) == -1)
+		if (sandbox_limits(role) == -1)
 			goto fail;
 		if (role != SANDBOX_PROVIDER)
-			wipe_environ();
+			sandbox_wipe_environ();
 		if (setenv("TZ", tz, 1) == -1) {
 			log_warn("%s: setenv TZ", name);
 			goto fail;

@@ -112,77 +112,6 @@ unveil_role(enum sandbox_role role, const struct sandbox_conf *sc)
 	return (0);
 }
 
-/* Become the user for good: groups, gid, uid, and check it holds. */
-static int
-drop_user(const struct passwd *pw)
-{
-	gid_t	 gid = pw->pw_gid;
-	uid_t	 uid = pw->pw_uid;
-
-	if (setgroups(1, &gid) == -1) {
-		log_warn("%s: setgroups", __func__);
-		return (-1);
-	}
-	if (setresgid(gid, gid, gid) == -1) {
-		log_warn("%s: setresgid", __func__);
-		return (-1);
-	}
-	if (setresuid(uid, uid, uid) == -1) {
-		log_warn("%s: setresuid", __func__);
-		return (-1);
-	}
-	if (getuid() != uid || geteuid() != uid || getgid() != gid ||
-	    getegid() != gid) {
-		log_warnx("%s: ids did not change", __func__);
-		return (-1);
-	}
-	if (uid != 0 && (setuid(0) != -1 || seteuid(0) != -1)) {
-		log_warnx("%s: could regain root", __func__);
-		return (-1);
-	}
-	return (0);
-}
-
-/* Soft and hard limit at once. */
-static int
-limit(int resource, const char *name, rlim_t value)
-{
-	struct rlimit	 rl;
-
-	rl.rlim_cur = rl.rlim_max = value;
-	if (setrlimit(resource, &rl) == -1) {
-		log_warn("%s: %s", __func__, name);
-		return (-1);
-	}
-	return (0);
-}
-
-/* No core files; no new processes where the role has no use for them. */
-static int
-limits(enum sandbox_role role)
-{
-	if (limit(RLIMIT_CORE, "RLIMIT_CORE", 0) == -1)
-		return (-1);
-	if (role != SANDBOX_PROVIDER &&
-	    limit(RLIMIT_NPROC, "RLIMIT_NPROC", 0) == -1)
-		return (-1);
-	return (0);
-}
-
-/* The environment may carry an API key; only the provider needs it. */
-static void
-wipe_environ(void)
-{
-	extern char	**environ;
-	char		**e;
-
-	if (environ == NULL)
-		return;
-	for (e = environ; *e != NULL; e++)
-		explicit_bzero(*e, strlen(*e));
-	environ[0] = NULL;
-}
-
 #ifdef SANDBOX_TEST
 static enum sandbox_role test_role;
 
@@ -285,7 +214,7 @@ sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 			return (-1);
 		}
 		if (role != SANDBOX_PARENT && sc->user != NULL &&
-		    drop_user(&pw) == -1)
+		    sandbox_drop_user(&pw) == -1)
 			return (-1);
 	} else if (sc->user != NULL || sc->chroot != NULL) {
 		if (role == SANDBOX_PARENT)
@@ -298,10 +227,10 @@ sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 	}
 
 	if (role != SANDBOX_PARENT) {
-		if (limits(role) == -1)
+		if (sandbox_limits(role) == -1)
 			return (-1);
 		if (role != SANDBOX_PROVIDER)
-			wipe_environ();
+			sandbox_wipe_environ();
 	}
 	if (unveil_role(role, sc) == -1)
 		return (-1);

@@ -1,0 +1,91 @@
+/*
+ * sandbox.c: the steps every sandbox implementation takes the same
+ * way: becoming the user for good, resource limits, and wiping the
+ * environment.
+ */
+
+#include <sys/types.h>
+#include <sys/resource.h>
+
+#include <grp.h>
+#include <pwd.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+/* Become the user for good: groups, gid, uid, and check it holds. */
+int
+sandbox_drop_user(const struct passwd *pw)
+{
+	gid_t	 gid = pw->pw_gid;
+	uid_t	 uid = pw->pw_uid;
+
+	if (setgroups(1, &gid) == -1) {
+		log_warn("%s: setgroups", __func__);
+		return (-1);
+	}
+	if (setresgid(gid, gid, gid) == -1) {
+		log_warn("%s: setresgid", __func__);
+		return (-1);
+	}
+	if (setresuid(uid, uid, uid) == -1) {
+		log_warn("%s: setresuid", __func__);
+		return (-1);
+	}
+	if (getuid() != uid || geteuid() != uid || getgid() != gid ||
+	    getegid() != gid) {
+		log_warnx("%s: ids did not change", __func__);
+		return (-1);
+	}
+	if (uid != 0 && (setuid(0) != -1 || seteuid(0) != -1)) {
+		log_warnx("%s: could regain root", __func__);
+		return (-1);
+	}
+	return (0);
+}
+
+/* Soft and hard limit at once. */
+static int
+limit(int resource, const char *name, rlim_t value)
+{
+	struct rlimit	 rl;
+
+	rl.rlim_cur = rl.rlim_max = value;
+	if (setrlimit(resource, &rl) == -1) {
+		log_warn("%s: %s", __func__, name);
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * No core files anywhere (they would hold keys and conversations), no
+ * new processes where the role has no use for them. The provider keeps
+ * RLIMIT_NPROC: its resolver starts threads. RLIMIT_FSIZE stays: with
+ * -d, stderr may be a file.
+ */
+int
+sandbox_limits(enum sandbox_role role)
+{
+	if (limit(RLIMIT_CORE, "RLIMIT_CORE", 0) == -1)
+		return (-1);
+	if (role != SANDBOX_PROVIDER &&
+	    limit(RLIMIT_NPROC, "RLIMIT_NPROC", 0) == -1)
+		return (-1);
+	return (0);
+}
+
+/* The environment may carry an API key; only the provider needs it. */
+void
+sandbox_wipe_environ(void)
+{
+	extern char	**environ;
+	char		**e;
+
+	if (environ == NULL)
+		return;
+	for (e = environ; *e != NULL; e++)
+		explicit_bzero(*e, strlen(*e));
+	environ[0] = NULL;
+}
