@@ -652,20 +652,27 @@ context_max(void)
 	return (m + PV_CONTEXT_MIN);
 }
 
+/* A message that is a request id alone; otherwise the channel goes. */
+static int
+id_only(struct wchan *w, struct imsg *imsg, uint32_t *id)
+{
+	if (imsg->datalen != sizeof(*id)) {
+		wchan_reject(w, imsg, "length");
+		return (-1);
+	}
+	memcpy(id, imsg->data, sizeof(*id));
+	return (0);
+}
+
 /* IMSG_WORKER_MODELS: the list, from the cache or the API. */
 static void
 worker_models(struct wchan *w, struct imsg *imsg)
 {
-	struct ireader	 ir;
 	struct req	*r;
 	uint32_t	 id;
 
-	ir_init(&ir, imsg);
-	id = ir_u32(&ir);
-	if (ir_end(&ir) == -1) {
-		wchan_reject(w, imsg, "length");
+	if (id_only(w, imsg, &id) == -1)
 		return;
-	}
 	if (req_find(w, id) != NULL) {
 		wchan_reject(w, imsg, "request id in use");
 		return;
@@ -862,16 +869,11 @@ gen_start(struct req *r)
 static void
 worker_gen_end(struct wchan *w, struct imsg *imsg)
 {
-	struct ireader	 ir;
 	struct req	*r;
 	uint32_t	 id;
 
-	ir_init(&ir, imsg);
-	id = ir_u32(&ir);
-	if (ir_end(&ir) == -1) {
-		wchan_reject(w, imsg, "length");
+	if (id_only(w, imsg, &id) == -1)
 		return;
-	}
 	if ((r = req_find(w, id)) == NULL || r->kind != REQ_GEN ||
 	    r->state == RS_RUNNING) {
 		wchan_reject(w, imsg, "no such request being built");
@@ -893,16 +895,11 @@ worker_gen_end(struct wchan *w, struct imsg *imsg)
 static void
 worker_cancel(struct wchan *w, struct imsg *imsg)
 {
-	struct ireader	 ir;
 	struct req	*r;
 	uint32_t	 id;
 
-	ir_init(&ir, imsg);
-	id = ir_u32(&ir);
-	if (ir_end(&ir) == -1) {
-		wchan_reject(w, imsg, "length");
+	if (id_only(w, imsg, &id) == -1)
 		return;
-	}
 	/* Already answered: the cancel crossed the answer. */
 	if ((r = req_find(w, id)) == NULL || r->state == RS_DISCARD)
 		return;

@@ -1,18 +1,58 @@
 /*
  * sandbox.c: the steps every sandbox implementation takes the same
- * way: becoming the user for good, resource limits, and wiping the
- * environment.
+ * way: checking the user and the chroot, becoming the user for good,
+ * resource limits, and wiping the environment.
  */
 
 #include <sys/types.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
+#include <errno.h>
 #include <grp.h>
 #include <pwd.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "util.h"
+
+/*
+ * Check what must be checked as root: the user exists, the chroot is
+ * a directory. The parent does this to refuse to start; a child to
+ * get the ids before the chroot hides /etc/passwd.
+ */
+int
+sandbox_check_conf(const struct sandbox_conf *sc, struct passwd *pw)
+{
+	struct passwd	*p;
+	struct stat	 st;
+
+	if (sc->user != NULL) {
+		errno = 0;
+		if ((p = getpwnam(sc->user)) == NULL) {
+			if (errno != 0)
+				log_warn("user \"%s\"", sc->user);
+			else
+				log_warnx("user \"%s\" does not exist; "
+				    "create it or set another user in the "
+				    "configuration", sc->user);
+			return (-1);
+		}
+		*pw = *p;
+	}
+	if (sc->chroot != NULL) {
+		if (stat(sc->chroot, &st) == -1) {
+			log_warn("chroot directory \"%s\"", sc->chroot);
+			return (-1);
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			log_warnx("chroot \"%s\" is not a directory",
+			    sc->chroot);
+			return (-1);
+		}
+	}
+	return (0);
+}
 
 /* Become the user for good: groups, gid, uid, and check it holds. */
 int

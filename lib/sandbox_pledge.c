@@ -153,40 +153,6 @@ test_hook(enum sandbox_role role)
 }
 #endif
 
-/* As root: the user exists and the chroot is a directory. */
-static int
-check_conf(const struct sandbox_conf *sc, struct passwd *pw)
-{
-	struct passwd	*p;
-	struct stat	 st;
-
-	if (sc->user != NULL) {
-		errno = 0;
-		if ((p = getpwnam(sc->user)) == NULL) {
-			if (errno != 0)
-				log_warn("user \"%s\"", sc->user);
-			else
-				log_warnx("user \"%s\" does not exist; "
-				    "create it or set another user in the "
-				    "configuration", sc->user);
-			return (-1);
-		}
-		*pw = *p;
-	}
-	if (sc->chroot != NULL) {
-		if (stat(sc->chroot, &st) == -1) {
-			log_warn("chroot directory \"%s\"", sc->chroot);
-			return (-1);
-		}
-		if (!S_ISDIR(st.st_mode)) {
-			log_warnx("chroot \"%s\" is not a directory",
-			    sc->chroot);
-			return (-1);
-		}
-	}
-	return (0);
-}
-
 int
 sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 {
@@ -206,7 +172,7 @@ sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 
 	if (geteuid() == 0) {
 		memset(&pw, 0, sizeof(pw));
-		if (check_conf(sc, &pw) == -1)
+		if (sandbox_check_conf(sc, &pw) == -1)
 			return (-1);
 		if (r->chroot && sc->chroot != NULL &&
 		    (chroot(sc->chroot) == -1 || chdir("/") == -1)) {

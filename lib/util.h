@@ -247,6 +247,7 @@ int		 sandbox_enter(enum sandbox_role, const struct sandbox_conf *);
 
 /* sandbox.c: steps every implementation shares */
 struct passwd;
+int		 sandbox_check_conf(const struct sandbox_conf *, struct passwd *);
 int		 sandbox_drop_user(const struct passwd *);
 int		 sandbox_limits(enum sandbox_role);
 void		 sandbox_wipe_environ(void);
