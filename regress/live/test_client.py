@@ -114,6 +114,9 @@ def test_pipe_more_menu():
     r = connect(["CHANGE-MODEL", "no-such-model"])
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert ". ERR bad-argument" in r.stderr, r.stderr
+    # The conversation keeps its model: give it back the usual one.
+    r = connect(["CHANGE-MODEL " + MODEL])
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
 
 
 def test_pipe_quit_and_eof():
