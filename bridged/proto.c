@@ -114,6 +114,7 @@ struct prompt {
 	char			 code[32];	/* set: it failed */
 	char			 why[PROTO_TEXT_MAX];
 	char			 serr[PROTO_TEXT_MAX];	/* storage */
+	char			 answered[MODEL_MAX_LEN];  /* "" the session's */
 	int			 ctxretry;	/* asked again */
 };
 
@@ -151,6 +152,7 @@ struct proto {
 	struct mlist		 models;	/* the last list received */
 	struct mlist		 bgfetch;
 	uint32_t		 bgreq;
+	char			 mnote[PROTO_TEXT_MAX];	/* providers failed */
 
 	/* a multi-line prompt */
 	int			 ml;
@@ -433,7 +435,9 @@ model_base(const char *name)
 static const struct pmodel *
 mlist_find(const struct mlist *l, const char *name)
 {
-	size_t	 i;
+	const struct pmodel	*m = NULL;
+	const char		*slash;
+	size_t			 i;
 
 	for (i = 0; i < l->n; i++)
 		if (strcmp(l->v[i].name, name) == 0)
@@ -442,7 +446,16 @@ mlist_find(const struct mlist *l, const char *name)
 		if (strcasecmp(model_base(l->v[i].name),
 		    model_base(name)) == 0)
 			return (&l->v[i]);
-	return (NULL);
+	/* A bare name that only one provider's "provider/model" has. */
+	for (i = 0; i < l->n; i++) {
+		if ((slash = strchr(l->v[i].name, '/')) == NULL ||
+		    strcmp(slash + 1, name) != 0)
+			continue;
+		if (m != NULL)
+			return (NULL);
+		m = &l->v[i];
+	}
+	return (m);
 }
 
 /* A fresh list replaces the last one; the model's limit comes with it. */
@@ -461,6 +474,13 @@ models_received(struct proto *p, struct mlist *l)
 		p->ctx.inlimit = m->inlimit;
 }
 
+/* The model that answered the prompt: the session's, or a fallback. */
+static const char *
+pr_model(const struct proto *p)
+{
+	return (p->pr.answered[0] != '\0' ? p->pr.answered : p->model);
+}
+
 static void
 prompt_free(struct proto *p)
 {
@@ -476,6 +496,7 @@ op_done(struct proto *p)
 	p->op = OP_NONE;
 	p->req = 0;
 	p->statedirty = 1;
+	p->mnote[0] = '\0';
 	mlist_free(&p->fetch);
 }
 
@@ -514,8 +535,8 @@ storage_send(struct proto *p, uint32_t type, struct ibuf *b)
 
 /* Store a prompt or an answer in the current conversation. */
 static int
-store_message(struct proto *p, uint32_t id, int role, uint64_t tokens,
-    const char *text, size_t len)
+store_message(struct proto *p, uint32_t id, int role, const char *model,
+    uint64_t tokens, const char *text, size_t len)
 {
 	struct ibuf	*b;
 
@@ -525,7 +546,7 @@ store_message(struct proto *p, uint32_t id, int role, uint64_t tokens,
 	if (ibuf_add_u64(b, p->ops->random(p->arg)) == -1 ||
 	    ibuf_add_u64(b, p->conv) == -1 ||
 	    ibuf_add_u32(b, (uint32_t)role) == -1 ||
-	    ibuf_add_str(b, p->model) == -1 ||
+	    ibuf_add_str(b, model) == -1 ||
 	    ibuf_add_u64(b, tokens) == -1 ||
 	    ibuf_add_data(b, text, len) == -1)
 		fatal("%s", __func__);
@@ -597,7 +618,7 @@ conv_adopt(struct proto *p, const struct db_conv *c)
 
 /* The generation settings of a request. */
 static void
-gen_setup(struct proto *p, struct gen_request *g, const char *sys,
+gen_setup(struct proto *p, struct proto_gen *g, const char *sys,
     const struct proto_turn *v, size_t n)
 {
 	memset(g, 0, sizeof(*g));
@@ -605,7 +626,7 @@ gen_setup(struct proto *p, struct gen_request *g, const char *sys,
 	g->system = sys;
 	g->turns = v;
 	g->nturns = n;
-	g->temperature = GEN_TEMPERATURE_NONE;
+	g->temperature = GEN_TEMP_NONE;
 	g->max_tokens = 0;
 }
 
@@ -613,7 +634,7 @@ gen_setup(struct proto *p, struct gen_request *g, const char *sys,
 static int
 summary_request(struct proto *p)
 {
-	struct gen_request	 g;
+	struct proto_gen	 g;
 	struct proto_turn	*v;
 	const char		*ask;
 	char			*sys;
@@ -627,7 +648,7 @@ summary_request(struct proto *p)
 	p->pr.sum = proto_reqid(p);
 	v = ctx_turns(&p->ctx, ask, strlen(ask), &n);
 	gen_setup(p, &g, sys, v, n);
-	g.temperature = GEN_TEMPERATURE_NONE;
+	g.temperature = GEN_TEMP_NONE;
 	rv = p->ops->gen(p->arg, p->pr.sum, &g);
 	free(v);
 	freezero(sys, len);
@@ -839,8 +860,10 @@ models_end(struct proto *p)
 	switch (p->mfor) {
 	case MF_LIST:
 		models_print(p, &p->models);
-		out_status(p, "OK", "%zu models, current %s", p->models.n,
-		    p->model[0] != '\0' ? p->model : "none");
+		/* With several providers, one that failed is named. */
+		out_status(p, "OK", "%zu models, current %s%s%s", p->models.n,
+		    p->model[0] != '\0' ? p->model : "none",
+		    p->mnote[0] != '\0' ? "; " : "", p->mnote);
 		break;
 	case MF_MENU:
 		models_print(p, &p->models);
@@ -1435,8 +1458,8 @@ prompt_store_user(struct proto *p)
 		return;
 	p->pr.ustore = proto_reqid(p);
 	p->pr.ustate = SS_PENDING;
-	if (store_message(p, p->pr.ustore, ROLE_USER, 0, p->pr.text,
-	    p->pr.len) == -1) {
+	if (store_message(p, p->pr.ustore, ROLE_USER, p->model, 0,
+	    p->pr.text, p->pr.len) == -1) {
 		p->pr.ustate = SS_FAILED;
 		p->pr.ustore = 0;
 		strlcpy(p->pr.serr, "not available", sizeof(p->pr.serr));
@@ -1446,7 +1469,7 @@ prompt_store_user(struct proto *p)
 static void
 prompt_send(struct proto *p)
 {
-	struct gen_request	 g;
+	struct proto_gen	 g;
 	struct proto_turn	*v;
 	char			*sys;
 	size_t			 n, len;
@@ -1514,13 +1537,13 @@ prompt_check_end(struct proto *p)
 		} else if (pr->finish[0] != '\0' &&
 		    strcmp(pr->finish, "STOP") != 0) {
 			out_status(p, "OK", "model=%s in=%llu out=%llu ms=%llu"
-			    " finish=%s", p->model,
+			    " finish=%s", pr_model(p),
 			    (unsigned long long)pr->tin,
 			    (unsigned long long)pr->tout,
 			    (unsigned long long)ms, pr->finish);
 		} else {
 			out_status(p, "OK", "model=%s in=%llu out=%llu ms=%llu",
-			    p->model, (unsigned long long)pr->tin,
+			    pr_model(p), (unsigned long long)pr->tin,
 			    (unsigned long long)pr->tout,
 			    (unsigned long long)ms);
 		}
@@ -1860,6 +1883,24 @@ proto_provider_model(struct proto *p, uint32_t id, const char *name,
 		mlist_add(&p->fetch, name, inlimit);
 }
 
+/* The note of a model list's end: which provider failed ("" none). */
+void
+proto_provider_models_note(struct proto *p, uint32_t id, const char *note)
+{
+	if (p->closed || p->op != OP_MODELS || id != p->req)
+		return;
+	strlcpy(p->mnote, note, sizeof(p->mnote));
+}
+
+/* The model that answered (a fallback, maybe), before DONE. */
+void
+proto_provider_answered(struct proto *p, uint32_t id, const char *model)
+{
+	if (p->closed || id == 0 || p->op != OP_PROMPT || id != p->pr.gen)
+		return;
+	strlcpy(p->pr.answered, model, sizeof(p->pr.answered));
+}
+
 void
 proto_provider_models_end(struct proto *p, uint32_t id)
 {
@@ -1973,8 +2014,8 @@ proto_provider_done(struct proto *p, uint32_t id, uint64_t tin,
 			pr->mstate = SS_PENDING;
 			s = ibuf_left(pr->answer) > 0 ?
 			    ibuf_data(pr->answer) : "";
-			if (store_message(p, pr->mstore, ROLE_MODEL, tout, s,
-			    ibuf_left(pr->answer)) == -1) {
+			if (store_message(p, pr->mstore, ROLE_MODEL, pr_model(p),
+			    tout, s, ibuf_left(pr->answer)) == -1) {
 				pr->mstate = SS_FAILED;
 				pr->mstore = 0;
 				strlcpy(pr->serr, "not available",
