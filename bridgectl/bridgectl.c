@@ -66,9 +66,12 @@ ctl_send(uint32_t type, const void *data, size_t len)
 		err(1, "send");
 }
 
-/* Print each line of the answer; the exit status follows its end. */
+/*
+ * Print each line of the answer on out; the exit status follows its
+ * end. A reload's lines are the errors of the file: stderr.
+ */
 static int
-ctl_read_answer(void)
+ctl_read_answer(FILE *out)
 {
 	struct imsg	 imsg;
 	struct ireader	 ir;
@@ -84,7 +87,7 @@ ctl_read_answer(void)
 				errx(1, "malformed answer from bridged");
 			switch (imsg.hdr.type) {
 			case CTL_DATA:
-				printf("%s\n", text);
+				fprintf(out, "%s\n", text);
 				break;
 			case CTL_END:
 				if (*text != '\0')
@@ -98,7 +101,7 @@ ctl_read_answer(void)
 			default:
 				errx(1, "unexpected answer from bridged");
 			}
-			fflush(stdout);
+			fflush(out);
 			imsg_free(&imsg);
 		}
 		if (r == -1)
@@ -114,14 +117,14 @@ static int
 do_simple(uint32_t type)
 {
 	ctl_send(type, NULL, 0);
-	return (ctl_read_answer());
+	return (ctl_read_answer(stdout));
 }
 
 static int
 do_u32(uint32_t type, uint32_t v)
 {
 	ctl_send(type, &v, sizeof(v));
-	return (ctl_read_answer());
+	return (ctl_read_answer(stdout));
 }
 
 static int
@@ -134,7 +137,7 @@ do_export(const char *identity, const char *format)
 		err(1, "export");
 	ctl_send(CTL_EXPORT, ibuf_data(b), ibuf_left(b));
 	ibuf_free(b);
-	return (ctl_read_answer());
+	return (ctl_read_answer(stdout));
 }
 
 /* Deleting history cannot be undone: ask, unless -f. */
@@ -161,7 +164,7 @@ do_purge(const char *identity, int force)
 		err(1, "purge");
 	ctl_send(CTL_PURGE, ibuf_data(b), ibuf_left(b));
 	ibuf_free(b);
-	return (ctl_read_answer());
+	return (ctl_read_answer(stdout));
 }
 
 int
@@ -199,7 +202,8 @@ main(int argc, char *argv[])
 	case SHOW_SESSIONS:
 		return (do_simple(CTL_SESSIONS));
 	case RELOAD:
-		return (do_simple(CTL_RELOAD));
+		ctl_send(CTL_RELOAD, NULL, 0);
+		return (ctl_read_answer(stderr));
 	case LOG_VERBOSE:
 		return (do_u32(CTL_LOG, 1));
 	case LOG_BRIEF:
