@@ -22,18 +22,24 @@
 
 #define BRIDGED_SOCKET	"/var/run/bridged.sock"
 
-static void	usage(void) __attribute__((__noreturn__));
+static void	usage(int) __attribute__((__noreturn__));
 
 static struct imsgbuf	 ibuf;
 
+/* Both synopses; -h asks for them on standard output. */
 static void
-usage(void)
+usage(int status)
 {
 	extern char	*__progname;
+	FILE		*fp = status ? stderr : stdout;
 
-	fprintf(stderr, "usage: %s [-s socket] command [argument ...]\n",
-	    __progname);
-	exit(1);
+	fprintf(fp, "usage: %s [-h] [-s socket] command [argument ...]\n"
+	    "       %s connect [-chkq] [-C cafile] [-p port] "
+	    "host[:port] | name\n", __progname, __progname);
+	if (status == 0)
+		fprintf(fp, "connect opens a chat session (/help there); "
+		    "the commands are in bridgectl(8)\n");
+	exit(status);
 }
 
 static int
@@ -178,19 +184,21 @@ main(int argc, char *argv[])
 	/* connect has options of its own: it gets argv before getopt. */
 	if (argc > 1 && strcmp(argv[1], "connect") == 0)
 		return (client_main(argc - 1, argv + 1));
-	while ((ch = getopt(argc, argv, "+s:")) != -1) {
+	while ((ch = getopt(argc, argv, "+hs:")) != -1) {
 		switch (ch) {
+		case 'h':
+			usage(0);
 		case 's':
 			sock = optarg;
 			break;
 		default:
-			usage();
+			usage(1);
 		}
 	}
 	argc -= optind;
 	argv += optind;
 	if (argc == 0)
-		usage();
+		usage(1);
 	if ((res = parse(argc, argv)) == NULL)
 		exit(1);
 
@@ -221,5 +229,5 @@ main(int argc, char *argv[])
 	case NONE:
 		break;
 	}
-	usage();
+	usage(1);
 }
