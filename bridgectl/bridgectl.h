@@ -181,7 +181,7 @@ extern volatile sig_atomic_t	 got_int;
 void	 signals_init(void);
 void	 signals_run(void);
 void	 prompt_break(void);
-void	 tty_mode(int);
+void	 tty_wait(void);
 void	 tty_init(void);
 void	 tty_ahead(void);
 void	 run_tty(void) __attribute__((__noreturn__));

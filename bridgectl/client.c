@@ -925,7 +925,7 @@ cancel(void)
 void
 wait_replies(void)
 {
-	tty_mode(1);
+	tty_wait();
 	while (cl.nq > 0 || ibuf_left(cl.wbuf) > 0) {
 		if (io_poll(cl.ahead != NULL, -1))
 			tty_ahead();

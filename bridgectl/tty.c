@@ -163,13 +163,12 @@ prompt_mend(void)
 
 /* Between prompts the terminal neither echoes nor waits for lines. */
 void
-tty_mode(int waiting)
+tty_wait(void)
 {
-	if (!cl.interactive || cl.tty_waiting == waiting)
+	if (!cl.interactive || cl.tty_waiting)
 		return;
-	(void)tcsetattr(STDIN_FILENO, TCSADRAIN,
-	    waiting ? &cl.tio_wait : &cl.tio);
-	cl.tty_waiting = waiting;
+	(void)tcsetattr(STDIN_FILENO, TCSADRAIN, &cl.tio_wait);
+	cl.tty_waiting = 1;
 }
 
 /* libedit's reader: a key, while the connection is served. */
