@@ -660,7 +660,8 @@ def test_pipe_slash_commands_map_to_the_protocol():
     m = marker()
     r = connect(["/models", "/model gemini-2.5-flash", "/info",
                  "first " + m, "/history 2", "/new", "/raw HELP",
-                 "/bye", "never " + m], cmd=False)
+                 # conversations keep their model: give back the usual
+                 "/model " + MODEL, "/bye", "never " + m], cmd=False)
     assert r.returncode == 0, (r.returncode, r.stderr)
     out = r.stdout
     assert re.search(r"^\d+\. gemini-2\.5-pro$", out, re.M), out
