@@ -71,7 +71,9 @@ enum req_state {
 struct req {
 	TAILQ_ENTRY(req)	 entry;		/* w->reqs */
 	TAILQ_ENTRY(req)	 wentry;	/* pv.waiters */
-	struct wchan		*w;
+	struct wchan		*w;		/* or NULL: a sink's */
+	const struct gen_sink	*sink;
+	void			*sinkarg;
 	uint32_t		 id;
 	enum req_kind		 kind;
 	enum req_state		 state;
@@ -406,7 +408,7 @@ provider_idle_check(void)
 {
 	struct wchan	*w;
 
-	if (!pv.restart || pv.listing != NULL)
+	if (!pv.restart || pv.listing != NULL || jobs_busy())
 		return;
 	TAILQ_FOREACH(w, &pv.chans, entry)
 		if (w->nreqs > 0)
@@ -430,8 +432,10 @@ req_free(struct req *r)
 		r->waiting = 0;
 	}
 	req_drop_turns(r);
-	TAILQ_REMOVE(&r->w->reqs, r, entry);
-	r->w->nreqs--;
+	if (r->w != NULL) {
+		TAILQ_REMOVE(&r->w->reqs, r, entry);
+		r->w->nreqs--;
+	}
 	free(r);
 }
 
@@ -799,18 +803,61 @@ worker_gen_part(struct wchan *w, struct imsg *imsg)
 	r->open = more;
 }
 
+/* Tell whoever asked that a generation failed: a worker or a sink. */
+static void
+req_fail(struct req *r, const char *code, const char *text)
+{
+	if (r->sink != NULL)
+		r->sink->fail(r->sinkarg, code, text);
+	else
+		send_error(r->w, r->id, code, "%s", text);
+}
+
+/* Send a request body upstream: 0, or -1 if there is no time left. */
+static int
+gen_send(struct req *r, char *body, size_t bodylen)
+{
+	struct xfer	*x;
+	char		*url;
+
+	if (asprintf(&url, "%s/models/%s:streamGenerateContent?alt=sse",
+	    pv.pc.url, r->model) == -1)
+		fatal("%s", __func__);
+	x = xfer_new(XFER_GEN, url, pv.key);
+	free(url);
+	x->body = body;
+	x->bodylen = bodylen;
+	x->req = r;
+	r->x = x;
+	r->state = RS_RUNNING;
+	log_debug("%s %u: request %u: model %s, %zu bytes", r->w != NULL ?
+	    "worker" : "job", r->w != NULL ? r->w->wid : 0, r->id, r->model,
+	    bodylen);
+	return (xfer_start(x));
+}
+
+/* Why a generation cannot start now, or NULL. */
+static const char *
+gen_unable(void)
+{
+	if (!pv.have_pc)
+		return ("no provider is configured");
+	if (pv.key == NULL)
+		return (pv.keyerr);
+	return (NULL);
+}
+
 /* The context is complete: send it upstream. */
 static void
 gen_start(struct req *r)
 {
 	struct gem_turn	*gt;
-	struct xfer	*x;
-	char		*body, *url;
+	const char	*why;
+	char		*body;
 	size_t		 i, bodylen = 0;
 
-	if (!pv.have_pc || pv.key == NULL) {
-		send_error(r->w, r->id, "upstream", "%s", pv.have_pc ?
-		    pv.keyerr : "no provider is configured");
+	if ((why = gen_unable()) != NULL) {
+		send_error(r->w, r->id, "upstream", "%s", why);
 		req_free(r);
 		return;
 	}
@@ -847,22 +894,69 @@ gen_start(struct req *r)
 		req_free(r);
 		return;
 	}
-	if (asprintf(&url, "%s/models/%s:streamGenerateContent?alt=sse",
-	    pv.pc.url, r->model) == -1)
-		fatal("%s", __func__);
-	x = xfer_new(XFER_GEN, url, pv.key);
-	free(url);
-	x->body = body;
-	x->bodylen = bodylen;
-	x->req = r;
-	r->x = x;
-	r->state = RS_RUNNING;
-	log_debug("worker %u: request %u: model %s, %zu bytes", r->w->wid,
-	    r->id, r->model, bodylen);
-	if (xfer_start(x) == -1) {
+	if (gen_send(r, body, bodylen) == -1) {
 		send_error(r->w, r->id, "upstream-timeout", "no time left");
 		req_free(r);
 	}
+}
+
+/*
+ * A generation for the provider's own use (a job): its text, end or
+ * failure go to the sink. NULL, with *code and *why set, when it
+ * cannot start; then the sink hears nothing.
+ */
+struct req *
+provider_gen(const char *model, const char *system,
+    const struct gem_turn *turns, size_t nturns, const struct gen_sink *sink,
+    void *arg, const char **code, const char **why)
+{
+	struct req	*r;
+	char		*body;
+	size_t		 i, bodylen = 0;
+
+	*code = "upstream";
+	if ((*why = gen_unable()) != NULL)
+		return (NULL);
+	*code = "bad-argument";
+	*why = "not a model name";
+	if (!gem_valid_model_name(model))
+		return (NULL);
+	*code = "bad-utf8";
+	*why = "the context is not valid UTF-8";
+	if (system != NULL && !utf8_valid(system, strlen(system)))
+		return (NULL);
+	for (i = 0; i < nturns; i++)
+		if (turns[i].len > 0 && !utf8_valid(turns[i].text,
+		    turns[i].len))
+			return (NULL);
+	if ((body = gem_request(turns, nturns, system, &bodylen)) == NULL) {
+		*code = errno == EINVAL ? "bad-argument" : "internal";
+		*why = errno == EINVAL ? "nothing to send: the prompt is "
+		    "empty" : "cannot build the request";
+		return (NULL);
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		fatal("%s", __func__);
+	r->kind = REQ_GEN;
+	r->sink = sink;
+	r->sinkarg = arg;
+	r->started = ev_now_ms();
+	strlcpy(r->model, model, sizeof(r->model));
+	if (gen_send(r, body, bodylen) == -1) {
+		req_free(r);
+		*code = "upstream-timeout";
+		*why = "no time left";
+		return (NULL);
+	}
+	return (r);
+}
+
+/* Stop a generation of provider_gen; its sink hears nothing more. */
+void
+provider_gen_cancel(struct req *r)
+{
+	if (r != NULL)
+		req_free(r);
 }
 
 /* IMSG_WORKER_GEN_END: the context is complete. */
@@ -948,7 +1042,11 @@ provider_dispatch_worker(struct channel *ch, struct imsg *imsg)
 size_t
 gen_queued(struct xfer *x)
 {
-	if (x->req == NULL || !wchan_ok(x->req->w))
+	if (x->req == NULL)
+		return (0);
+	if (x->req->sink != NULL)
+		return (x->req->sink->queued(x->req->sinkarg));
+	if (!wchan_ok(x->req->w))
 		return (0);
 	return (x->req->w->ch.ibuf.queued);
 }
@@ -957,15 +1055,20 @@ gen_queued(struct xfer *x)
 void
 gen_chunk(struct xfer *x, const char *text, size_t len)
 {
-	send_chunk(x->req->w, x->req->id, text, len);
+	if (x->req->sink != NULL)
+		x->req->sink->chunk(x->req->sinkarg, text, len);
+	else
+		send_chunk(x->req->w, x->req->id, text, len);
 }
 
 /* The backoff ran out of time: the request fails. */
 void
 gen_fail(struct xfer *x, const char *code, const char *text)
 {
-	send_error(x->req->w, x->req->id, code, "%s", text);
-	req_free(x->req);
+	struct req	*r = x->req;
+
+	req_fail(r, code, text);
+	req_free(r);
 }
 
 /* The generation is over: answered (code NULL) or failed. */
@@ -979,18 +1082,25 @@ gen_end(struct xfer *x, const char *code, const char *text)
 		return;
 	}
 	if (code == NULL) {
-		log_debug("worker %u: request %u done: %s, %llu bytes, %llu "
-		    "ms", r->w->wid, r->id, x->finish,
+		log_debug("%s %u: request %u done: %s, %llu bytes, %llu ms",
+		    r->w != NULL ? "worker" : "job", r->w != NULL ?
+		    r->w->wid : 0, r->id, x->finish,
 		    (unsigned long long)x->sent,
 		    (unsigned long long)(ev_now_ms() - r->started));
-		send_done(r->w, r->id, x->prompt < 0 ? 0 : x->prompt,
-		    x->answer < 0 ? 0 : x->answer, x->finish);
+		if (r->sink != NULL)
+			r->sink->done(r->sinkarg, x->prompt < 0 ? 0 :
+			    x->prompt, x->answer < 0 ? 0 : x->answer,
+			    x->finish);
+		else
+			send_done(r->w, r->id, x->prompt < 0 ? 0 : x->prompt,
+			    x->answer < 0 ? 0 : x->answer, x->finish);
 		req_free(r);
 		return;
 	}
-	log_info("worker %u: request %u failed: %s %s", r->w->wid, r->id,
-	    code, text);
-	send_error(r->w, r->id, code, "%s", text);
+	log_info("%s %u: request %u failed: %s %s", r->w != NULL ?
+	    "worker" : "job", r->w != NULL ? r->w->wid : 0, r->id, code,
+	    text);
+	req_fail(r, code, text);
 	req_free(r);
 }
 
@@ -1034,6 +1144,7 @@ provider_reload(void)
 	int			 had = pv.have_pc, newsrc;
 	size_t			 n;
 
+	jobs_reload(pv.conf);
 	if ((p = TAILQ_FIRST(&pv.conf->providers)) == NULL) {
 		if (had)
 			log_warnx("no provider configured");
@@ -1096,6 +1207,12 @@ provider_dispatch_parent(struct channel *ch, struct imsg *imsg)
 	case IMSG_PARENT_CHANNEL:
 		parent_channel(imsg);
 		break;
+	case IMSG_PARENT_JOBS:
+		if (imsg->datalen != 0 || imsg->fd == -1)
+			fatalx("%s: bad IMSG_PARENT_JOBS", __func__);
+		jobs_channel(imsg->fd);
+		imsg->fd = -1;
+		break;
 	default:
 		fatalx("%s: unexpected %s", __func__,
 		    imsg_type_name(imsg->hdr.type));
@@ -1131,6 +1248,7 @@ provider_main(void)
 	TAILQ_INIT(&pv.dead);
 	TAILQ_INIT(&pv.waiters);
 	ev_timer_set(&pv.reap_timer, wchan_reap, NULL);
+	jobs_init();
 
 	/* Everything that needs files comes before the sandbox. */
 	pv.conf = child_config(NULL);
