@@ -776,6 +776,12 @@ struct proto_ops {
 	uint64_t	(*now)(void *);		/* ms */
 	uint64_t	(*random)(void *);
 	int		(*auth)(void *, const char *);
+	int		(*submit)(void *, uint32_t, uint64_t, int, int,
+			    const char *, const char *, const char *, size_t);
+	int		(*jobs)(void *, uint32_t, uint32_t);
+	int		(*result)(void *, uint32_t, uint64_t);
+	void		(*unfollow)(void *, uint32_t);
+	int		(*kill)(void *, uint32_t, uint64_t);
 };
 
 #define PROTO_TEXT_MAX		256		/* a peer's text shown */
@@ -788,7 +794,11 @@ enum proto_op {
 	OP_HISTORY,
 	OP_PROMPT,
 	OP_BACK,
-	OP_AUTH
+	OP_AUTH,
+	OP_SUBMIT,
+	OP_JOBS,
+	OP_RESULT,
+	OP_KILL
 };
 
 enum models_for {
@@ -922,6 +932,8 @@ struct proto {
 	int			 hkind;
 	uint32_t		 hcount;
 	struct prompt		 pr;
+	uint64_t		 job;		/* RESULT, KILL */
+	int			 following;	/* RESULT streams live */
 };
 
 struct proto	*proto_new(const struct proto_ops *, void *,
@@ -952,6 +964,15 @@ void		 proto_storage_item(struct proto *, uint32_t, uint64_t,
 		    uint64_t, uint32_t, const char *, size_t);
 void		 proto_storage_end(struct proto *, uint32_t, uint64_t);
 void		 proto_storage_error(struct proto *, uint32_t, const char *);
+void		 proto_storage_job_line(struct proto *, uint32_t, uint64_t,
+		    uint32_t, const char *, uint64_t, uint64_t, const char *);
+void		 proto_storage_job_head(struct proto *, uint32_t, uint64_t,
+		    uint32_t);
+void		 proto_storage_job_chunk(struct proto *, uint32_t, uint32_t,
+		    const char *, size_t);
+void		 proto_storage_job_end(struct proto *, uint32_t, uint32_t,
+		    const char *, uint64_t, uint64_t, uint64_t, const char *,
+		    const char *, const char *);
 void		 proto_event(struct proto *, const char *, ...)
 		    __attribute__((__format__ (printf, 2, 3)));
 uint32_t	 proto_reqid(struct proto *);
