@@ -2109,7 +2109,7 @@ t_jobs(void)
 	OUT(". ERR bad-argument turns must be 2 to 50\n");
 	input("DIALOGUE 51 a b hi\n");
 	OUT(". ERR bad-argument turns must be 2 to 50\n");
-	input("DIALOGUE 3 a b\n");
+	input("DIALOGUE 3 gemini-2.0-flash gemini-2.0-flash\n");
 	OUT(". ERR bad-argument DIALOGUE <turns> <model A> <model B> "
 	    "<opening>\n");
 	teardown();
