@@ -618,10 +618,11 @@ jobs_closed(struct channel *ch)
 	struct pjob	*j;
 
 	(void)ch;
+	if (jb.have)
+		log_debug("jobs: the channel to storage closed");
 	jb.have = 0;
 	while ((j = TAILQ_FIRST(&jb.queue)) != NULL)
 		job_free(j);
-	log_debug("jobs: the channel to storage closed");
 }
 
 /* IMSG_PARENT_JOBS: a (new) channel to storage; ask for its jobs. */
