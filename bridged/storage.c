@@ -284,6 +284,10 @@ group_join(void)
 		return (-1);
 	}
 	st.writes++;
+	/* A write that nobody waits for is committed at the round's end
+	   all the same. */
+	if (!ev_timer_pending(&st.round_end))
+		ev_timer_add(&st.round_end, 0);
 	return (0);
 }
 
@@ -816,12 +820,19 @@ followers_end(const struct jdb_job *job)
 	}
 }
 
+/* Commit what is pending: chunks wait for no answer, but count. */
+static void
+jobs_settle(void)
+{
+	if (!TAILQ_EMPTY(&st.round) || st.writes > 0)
+		group_flush();
+}
+
 /* A job's state now, read after what is pending was committed. */
 static int
 job_load(int64_t id, struct jdb_job *job)
 {
-	if (!TAILQ_EMPTY(&st.round))
-		group_flush();
+	jobs_settle();
 	return (jdb_get(st.jdb, id, job));
 }
 
@@ -988,8 +999,7 @@ worker_job_read(struct wchan *w, struct imsg *imsg)
 	}
 	if (count > STORAGE_HISTORY_MAX)
 		count = STORAGE_HISTORY_MAX;
-	if (!TAILQ_EMPTY(&st.round))
-		group_flush();
+	jobs_settle();
 	ia.w = w;
 	ia.id = id;
 	if (jdb_list(st.jdb, type == IMSG_CTL_JOBS ? NULL : w->identity,
@@ -1364,8 +1374,7 @@ storage_dispatch_jobs(struct channel *ch, struct imsg *imsg)
 				bad = "length";
 				break;
 			}
-			if (!TAILQ_EMPTY(&st.round))
-				group_flush();
+			jobs_settle();
 			if (jdb_pending(st.jdb, jobs_list_one, NULL) == -1)
 				log_warnx("cannot list the pending jobs");
 			break;
