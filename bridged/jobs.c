@@ -61,7 +61,7 @@ struct pjob {
 	size_t			 maxparts;
 	uint64_t		 bytes;
 	struct ibuf		*answer;	/* of the turn under way */
-	struct req		*gen;
+	struct gen		*gen;
 	uint64_t		 t0;		/* ms */
 	uint64_t		 tin;
 	uint64_t		 tout;
@@ -72,6 +72,7 @@ TAILQ_HEAD(pjob_list, pjob);
 static struct {
 	struct channel		 ch;
 	int			 have;
+	int			 hold;		/* start nothing: restarting */
 	struct pjob_list	 queue;		/* in the order submitted */
 	int			 max;		/* jobs max */
 	int			 per_identity;
@@ -82,13 +83,9 @@ static void	jobs_dispatch(struct channel *, struct imsg *);
 static void	jobs_closed(struct channel *);
 static void	job_run_turn(struct pjob *);
 static void	sink_chunk(void *, const char *, size_t);
-static void	sink_done(void *, uint64_t, uint64_t, const char *);
+static void	sink_done(void *, const struct gen_result *);
 static void	sink_fail(void *, const char *, const char *);
 static size_t	sink_queued(void *);
-
-static const struct gen_sink job_sink = {
-	sink_chunk, sink_done, sink_fail, sink_queued
-};
 
 /* How many jobs of one identity may run at once. */
 int
@@ -106,6 +103,13 @@ jobs_reload(const struct bridged_conf *conf)
 	jb.per_identity = BRIDGED_JOBS_IDENTITY;
 	jb.context_max = conf->g.memory_limit + JOB_CONTEXT_MIN;
 	jobs_schedule();
+}
+
+/* A reload restarts the provider once idle: start no more jobs. */
+void
+jobs_hold(void)
+{
+	jb.hold = 1;
 }
 
 /* Whether a job runs: the provider does not restart under it. */
@@ -170,7 +174,7 @@ static void
 job_free(struct pjob *j)
 {
 	if (j->gen != NULL)
-		provider_gen_cancel(j->gen);
+		gen_cancel(j->gen);
 	job_drop_parts(j);
 	ibuf_free(j->answer);
 	TAILQ_REMOVE(&jb.queue, j, entry);
@@ -258,7 +262,7 @@ jobs_schedule(void)
 	struct ibuf	*b;
 	int		 running;
 
-	if (!jb.have || jb.ch.dead)
+	if (!jb.have || jb.ch.dead || jb.hold)
 		return;
 	running = jobs_running(NULL);
 	TAILQ_FOREACH(j, &jb.queue, entry) {
@@ -276,10 +280,10 @@ jobs_schedule(void)
 }
 
 /* The turns of a job of one prompt, as its session would send them. */
-static struct gem_turn *
+static struct api_turn *
 turns_submit(struct pjob *j, size_t *np)
 {
-	struct gem_turn	*v;
+	struct api_turn	*v;
 	size_t		 i, k = 0;
 
 	if ((v = calloc(j->nparts + 1, sizeof(*v))) == NULL)
@@ -308,10 +312,10 @@ turns_submit(struct pjob *j, size_t *np)
  * its own answers are the model's, the opening and the other model's
  * answers the user's (two in a row are one turn upstream).
  */
-static struct gem_turn *
+static struct api_turn *
 turns_dialogue(struct pjob *j, size_t *np)
 {
-	struct gem_turn	*v;
+	struct api_turn	*v;
 	size_t		 i;
 	int		 self = j->turn % 2;
 
@@ -334,10 +338,12 @@ turns_dialogue(struct pjob *j, size_t *np)
 static void
 job_run_turn(struct pjob *j)
 {
-	struct gem_turn	*v;
-	const char	*model = j->model[j->turn % 2], *code, *why;
-	char		*sys = NULL;
-	size_t		 n, len = 0;
+	struct api_turn		*v;
+	struct gen_request	 rq;
+	struct gen_sink		 sink;
+	const char		*model = j->model[j->turn % 2];
+	char			*sys = NULL, code[32], why[PROTO_TEXT_MAX];
+	size_t			 n, len = 0;
 
 	if (j->answer == NULL && (j->answer = ibuf_open(4096)) == NULL)
 		fatal("%s", __func__);
@@ -358,7 +364,18 @@ job_run_turn(struct pjob *j)
 		}
 	}
 	j->state = PJ_RUNNING;
-	j->gen = provider_gen(model, sys, v, n, &job_sink, j, &code, &why);
+	memset(&rq, 0, sizeof(rq));
+	rq.model = model;
+	rq.system = sys;
+	rq.turns = v;
+	rq.nturns = n;
+	rq.set.temperature = -1;
+	sink.text = sink_chunk;
+	sink.queued = sink_queued;
+	sink.done = sink_done;
+	sink.error = sink_fail;
+	sink.arg = j;
+	j->gen = gen_start(&rq, &sink, code, sizeof(code), why, sizeof(why));
 	free(v);
 	freezero(sys, len);
 	if (j->gen == NULL)
@@ -388,16 +405,18 @@ sink_queued(void *arg)
 
 /* A turn is answered: the next one, or the end of the job. */
 static void
-sink_done(void *arg, uint64_t tin, uint64_t tout, const char *finish)
+sink_done(void *arg, const struct gen_result *res)
 {
 	struct pjob	*j = arg;
 	struct ibuf	*b;
 	const char	*model = j->model[j->turn % 2];
+	uint64_t	 tout = res->answer;
 
 	j->gen = NULL;		/* the provider frees it */
-	j->tin += tin;
-	j->tout += tout;
-	strlcpy(j->finish, finish, sizeof(j->finish));
+	j->tin += res->prompt;
+	j->tout += res->answer;
+	strlcpy(j->finish, res->finish != NULL ? res->finish : "",
+	    sizeof(j->finish));
 	if (j->kind == JOB_DIALOGUE) {
 		if ((b = job_msg(IMSG_PROVIDER_JOB_TURN, j->id,
 		    strlen(model) + 32)) != NULL) {
