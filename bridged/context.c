@@ -25,9 +25,6 @@
 #define MEMORY_EARLIER \
 	"\n\nSummary of the conversation before these messages:\n"
 #define MEMORY_ASK	"Write the summary of our conversation now."
-#define SUMMARY_INTRO \
-	"This is a summary of your earlier conversation with this user;" \
-	" use it as context.\n\n"
 #define CONTINUED	"(continued)"
 #define NO_ANSWER	"(no answer)"
 

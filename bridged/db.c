@@ -58,6 +58,8 @@ enum db_stmt {
 	ST_CONV_DEL_MSG,
 	ST_CONV_DEL_SUM,
 	ST_CONV_DEL,
+	ST_CONV_DEL_CHUNKS,
+	ST_CONV_DEL_JOBS,
 	ST_SEARCH,
 	ST_MAX
 };
@@ -173,6 +175,12 @@ static const char *const db_sql[ST_MAX] = {
 	    "DELETE FROM summaries WHERE conversation_id = ?1",
 	[ST_CONV_DEL] =
 	    "DELETE FROM conversations WHERE id = ?1",
+	/* Finished jobs go with it; queued and running ones run on. */
+	[ST_CONV_DEL_CHUNKS] =
+	    "DELETE FROM job_chunks WHERE job_id IN (SELECT id FROM jobs"
+	    " WHERE conversation_id = ?1 AND state >= 2)",
+	[ST_CONV_DEL_JOBS] =
+	    "DELETE FROM jobs WHERE conversation_id = ?1 AND state >= 2",
 	[ST_SEARCH] =
 	    "SELECT m.conversation_id, m.id, m.timestamp, m.role,"
 	    " snippet(messages_fts, 0, '', '', '...', 12)"
@@ -223,12 +231,52 @@ static const char db_schema_v3[] =
 	" ON summaries (client_id, msgkey);";
 
 /*
- * Version 4: conversations. Every message and summary belongs to a
+ * Version 4: background jobs (SUBMIT, DIALOGUE) and their output,
+ * committed in chunks as it streams. jobs_db.c runs their queries.
+ */
+static const char db_schema_v4[] =
+	"CREATE TABLE IF NOT EXISTS jobs ("
+	" id INTEGER PRIMARY KEY,"
+	" client_id TEXT NOT NULL,"
+	" kind INTEGER NOT NULL,"
+	" state INTEGER NOT NULL,"
+	" turns INTEGER NOT NULL,"
+	" model TEXT NOT NULL,"
+	" model_b TEXT NOT NULL DEFAULT '',"
+	" prompt TEXT NOT NULL,"
+	" upto_msg INTEGER NOT NULL,"
+	" upto_sum INTEGER NOT NULL,"
+	" created INTEGER NOT NULL,"
+	" started INTEGER,"
+	" finished INTEGER,"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" tokens_in INTEGER NOT NULL DEFAULT 0,"
+	" tokens_out INTEGER NOT NULL DEFAULT 0,"
+	" ms INTEGER NOT NULL DEFAULT 0,"
+	" finish TEXT NOT NULL DEFAULT '',"
+	" err_code TEXT NOT NULL DEFAULT '',"
+	" err_text TEXT NOT NULL DEFAULT '',"
+	" jobkey INTEGER);"
+	"CREATE UNIQUE INDEX IF NOT EXISTS jobs_key"
+	" ON jobs (client_id, jobkey);"
+	"CREATE INDEX IF NOT EXISTS jobs_client ON jobs (client_id, id);"
+	"CREATE INDEX IF NOT EXISTS jobs_pending ON jobs (state, id)"
+	" WHERE state < 2;"
+	"CREATE TABLE IF NOT EXISTS job_chunks ("
+	" job_id INTEGER NOT NULL,"
+	" seq INTEGER NOT NULL,"
+	" turn INTEGER NOT NULL,"
+	" kind INTEGER NOT NULL,"
+	" text TEXT NOT NULL,"
+	" PRIMARY KEY (job_id, seq)) WITHOUT ROWID;";
+
+/*
+ * Version 5: conversations. Every message and summary belongs to a
  * conversation of one identity; each identity's rows so far become
  * its first conversation. Messages are indexed for full-text search
  * (FTS5), kept in step by triggers in the writer's own transaction.
  */
-static const char db_schema_v4[] =
+static const char db_schema_v5[] =
 	"CREATE TABLE conversations ("
 	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	" client_id TEXT NOT NULL,"
@@ -264,6 +312,10 @@ static const char db_schema_v4[] =
 	"CREATE VIRTUAL TABLE messages_fts USING fts5(content,"
 	" content='messages', content_rowid='id');"
 	"INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');"
+	"ALTER TABLE jobs ADD COLUMN conversation_id INTEGER NOT NULL"
+	" DEFAULT 0;"
+	"UPDATE jobs SET conversation_id = coalesce((SELECT c.id FROM"
+	" conversations c WHERE c.client_id = jobs.client_id), 0);"
 	"CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN"
 	" INSERT INTO messages_fts (rowid, content)"
 	" VALUES (new.id, new.content); END;"
@@ -429,6 +481,10 @@ db_migrate(struct db *db, long long from)
 		if (db_exec(db, db_schema_v4) == -1)
 			goto fail;
 	}
+	if (from < 5) {
+		if (db_exec(db, db_schema_v5) == -1)
+			goto fail;
+	}
 	(void)snprintf(sql, sizeof(sql), "PRAGMA application_id = %d;"
 	    " PRAGMA user_version = %d", DB_APPLICATION_ID, DB_VERSION);
 	if (db_exec(db, sql) == -1 || db_exec(db, "COMMIT") == -1)
@@ -563,6 +619,13 @@ db_open(const char *path, enum sync_mode sync)
  fail:
 	db_close(db);
 	return (NULL);
+}
+
+/* The SQLite handle, for the queries of jobs_db.c. */
+sqlite3 *
+db_sqlite(struct db *db)
+{
+	return (db->sq);
 }
 
 /* Finalize every statement and close; NULL is fine. */
@@ -1383,7 +1446,8 @@ db_conv_set(struct db *db, const char *client, int64_t conv, int mask,
 }
 
 /*
- * Delete the client's conversation with its messages and summaries:
+ * Delete the client's conversation with its messages, summaries and
+ * finished jobs:
  * 1 and *messages, 0 if the client has no such, -1 error.
  */
 int
@@ -1401,8 +1465,12 @@ db_conv_delete(struct db *db, const char *client, int64_t conv,
 	*messages = (uint64_t)sqlite3_changes(db->sq);
 	sqlite3_bind_int64(db->st[ST_CONV_DEL_SUM], 1, conv);
 	sqlite3_bind_int64(db->st[ST_CONV_DEL], 1, conv);
+	sqlite3_bind_int64(db->st[ST_CONV_DEL_CHUNKS], 1, conv);
+	sqlite3_bind_int64(db->st[ST_CONV_DEL_JOBS], 1, conv);
 	if (db_step_done(db, ST_CONV_DEL_SUM) == -1 ||
-	    db_step_done(db, ST_CONV_DEL) == -1)
+	    db_step_done(db, ST_CONV_DEL) == -1 ||
+	    db_step_done(db, ST_CONV_DEL_CHUNKS) == -1 ||
+	    db_step_done(db, ST_CONV_DEL_JOBS) == -1)
 		return (-1);
 	return (1);
 }
