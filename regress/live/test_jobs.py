@@ -266,6 +266,27 @@ def test_kill_queued_and_running():
     c.close()
 
 
+def test_waiting_cap():
+    """At most 100 unfinished jobs per identity; then busy, until one
+    ends."""
+    a = addr()
+    c = client(a)
+    for i in range(101):
+        c.send("SUBMIT " + prompt("cap%d" % i, "[[fake:slow:4000]]"))
+    replies = [c.reply() for _ in range(101)]
+    ids = [int(r[1].split()[-1]) for r in replies[:100]]
+    assert all(r[1].startswith(". OK job ") for r in replies[:100])
+    assert replies[100][1].startswith(". ERR busy 100 jobs of yours"), \
+        replies[100]
+    for i in ids:
+        c.send("KILL %d" % i)
+    kills = [c.reply()[1] for _ in ids]
+    assert all(k.endswith(" cancelled") for k in kills), kills[:3]
+    job = submit(c, prompt("cap-after"))
+    answer_ok(*c.ask("RESULT %d" % job), prompt("cap-after"))
+    c.close()
+
+
 def test_result_failed():
     a = addr()
     c = client(a)
