@@ -1030,13 +1030,13 @@ def server_has(command):
         raise Skip("the server has no %s yet" % command.split()[0])
 
 
-def test_slash_conversations_resume_system_search():
+def test_slash_conversations_resume_system():
     server_has("CONVERSATIONS")
     h = home()
     m = marker()
     r = connect(["/new talk-" + m, "hello " + m, "/system be brief " + m,
                  "/system", "/conversations", "/new", "/resume talk-" + m,
-                 "/history", "/search " + m, "/delete talk-" + m],
+                 "/history", "/delete talk-" + m],
                 cmd=False, env_home=h)
     assert r.returncode == 0, (r.returncode, r.stderr)
     out = r.stdout
@@ -1045,6 +1045,15 @@ def test_slash_conversations_resume_system_search():
     assert re.search(r"^\* \d+ \S+ \d+ \S+ talk-%s$" % m, out, re.M), out
     assert re.search(r"^--- \d+ \S+ user\nhello %s$" % m, out, re.M), out
     assert re.search(r"^deleted \d+ messages", out, re.M), out
+
+
+def test_slash_search():
+    server_has("SEARCH x")
+    m = marker()
+    r = connect(["/new", "findme " + m, "/search " + m], cmd=False)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    assert re.search(r"^--- \d+ \d+ \S+ user\n.*findme %s" % m, r.stdout,
+                     re.M), r.stdout
 
 
 def test_slash_export_and_import():
