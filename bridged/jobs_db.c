@@ -53,7 +53,8 @@ static const char *const jdb_sql[JS_MAX] = {
 	[JS_LIST] =
 	    "SELECT id, client_id, kind, state, turns, model, model_b,"
 	    " created, tokens_in, tokens_out, ms, finish, err_code, err_text,"
-	    " substr(prompt, 1, 40), conversation_id FROM jobs WHERE client_id = ?1"
+	    " substr(prompt, 1, 40), conversation_id FROM jobs"
+	    " WHERE client_id = ?1"
 	    " ORDER BY id DESC LIMIT ?2",
 	[JS_LIST_ALL] =
 	    "SELECT id, client_id, kind, state, turns, model, model_b,"

@@ -118,7 +118,7 @@ struct prompt {
 	char			 code[32];	/* set: it failed */
 	char			 why[PROTO_TEXT_MAX];
 	char			 serr[PROTO_TEXT_MAX];	/* storage */
-	char			 answered[MODEL_MAX_LEN];  /* "" the session's */
+	char			 answered[MODEL_MAX_LEN]; /* "": p->model */
 	int			 ctxretry;	/* asked again */
 };
 
@@ -2369,7 +2369,8 @@ proto_provider_done(struct proto *p, uint32_t id, uint64_t tin,
 			pr->mstate = SS_PENDING;
 			s = ibuf_left(pr->answer) > 0 ?
 			    ibuf_data(pr->answer) : "";
-			if (store_message(p, pr->mstore, ROLE_MODEL, pr_model(p),
+			if (store_message(p, pr->mstore, ROLE_MODEL,
+			    pr_model(p),
 			    tout, s, ibuf_left(pr->answer)) == -1) {
 				pr->mstate = SS_FAILED;
 				pr->mstore = 0;

@@ -192,7 +192,8 @@ store(struct db *db, const char *client, uint64_t key, enum msg_role role,
 {
 	int64_t	 dummy;
 
-	return (db_store(db, client, cv(db, client), key, role, "gemini-test", 7, text,
+	return (db_store(db, client, cv(db, client), key, role, "gemini-test",
+	    7, text,
 	    strlen(text), now, rowid != NULL ? rowid : &dummy));
 }
 
@@ -374,7 +375,8 @@ t_migrate_v1(void)
 	    " WHERE id = 2") == 2 && q_int(file, "SELECT last_msg FROM"
 	    " summaries WHERE id = 1") == 0, "last_msg not derived from time");
 	memset(&g, 0, sizeof(g));
-	check("migrate-v1-context", db_context(db, A, cv(db, A), 100, 1 << 20, collect,
+	check("migrate-v1-context", db_context(db, A, cv(db, A), 100, 1 << 20,
+	    collect,
 	    &g, &n, &cut) == 0 && got_is(&g, want, 3) && n == 3 &&
 	    g.role[0] == ROLE_SUMMARY && g.role[1] == ROLE_USER &&
 	    g.role[2] == ROLE_MODEL, "context after migration is wrong");
@@ -662,7 +664,8 @@ t_legacy(void)
 	if (db == NULL)
 		return;
 	memset(&g, 0, sizeof(g));
-	check("legacy-history", db_history(db, B, cv(db, B), HISTORY_MESSAGES, 10,
+	check("legacy-history", db_history(db, B, cv(db, B), HISTORY_MESSAGES,
+	    10,
 	    1 << 20, collect, &g, &n, &cut) == 0 && got_is(&g, want, 2) &&
 	    g.role[1] == ROLE_MODEL, "old rows not readable");
 	got_free(&g);
@@ -692,11 +695,13 @@ t_store(struct db *db, const char *file)
 	    1003, &r1) == 0 && store(db, A, UINT64_MAX, ROLE_MODEL, "k", 1004,
 	    &r2) == 1 && r1 == r2, "a 64-bit key is not deduped");
 
-	check("reject-nul", db_store(db, A, cv(db, A), 50, ROLE_USER, NULL, 0, "a\0b", 3,
+	check("reject-nul", db_store(db, A, cv(db, A), 50, ROLE_USER, NULL, 0,
+	    "a\0b", 3,
 	    1, &r1) == -1, "text with NUL stored");
 	check("reject-utf8", db_store(db, A, cv(db, A), 51, ROLE_USER, NULL, 0,
 	    "\xc3\x28", 2, 1, &r1) == -1, "invalid UTF-8 stored");
-	check("reject-role", db_store(db, A, cv(db, A), 52, ROLE_SUMMARY, NULL, 0, "s",
+	check("reject-role", db_store(db, A, cv(db, A), 52, ROLE_SUMMARY, NULL,
+	    0, "s",
 	    1, 1, &r1) == -1, "a message with role summary stored");
 	check("reject-long", !db_text_valid(big, (size_t)DB_TEXT_MAX + 1),
 	    "a text over DB_TEXT_MAX is valid");
@@ -746,7 +751,8 @@ t_summaries(struct db *db, const char *file)
 
 	for (i = 0; i < 7; i++) {
 		snprintf(text, sizeof(text), "summary %d", i);
-		if (db_summary(db, B, cv(db, B), 100 + i, text, strlen(text), 3000 + i,
+		if (db_summary(db, B, cv(db, B), 100 + i, text, strlen(text),
+		    3000 + i,
 		    3, &r) != 0 || r <= last)
 			ok = 0;
 		last = r;
@@ -755,22 +761,28 @@ t_summaries(struct db *db, const char *file)
 	check("summary-trim", q_int(file, "SELECT count(*) FROM summaries"
 	    " WHERE client_id = '" B "'") == 3, "not trimmed to 3");
 	memset(&g, 0, sizeof(g));
-	check("summary-trim-newest", db_history(db, B, cv(db, B), HISTORY_SUMMARIES, 10,
+	check("summary-trim-newest", db_history(db, B, cv(db, B),
+	    HISTORY_SUMMARIES, 10,
 	    1 << 20, collect, &g, &n, &cut) == 0 && got_is(&g, want, 3) &&
 	    g.role[0] == ROLE_SUMMARY && g.time[2] == 3006,
 	    "the newest three are not what is left");
 	got_free(&g);
-	check("summary-other-client", db_summary(db, A, cv(db, A), 100, "a's", 3, 3100,
+	check("summary-other-client", db_summary(db, A, cv(db, A), 100, "a's",
+	    3, 3100,
 	    3, &r) == 0 && q_int(file, "SELECT count(*) FROM summaries WHERE"
 	    " client_id = '" B "'") == 3, "trimming touched another client");
-	check("summary-empty", db_summary(db, A, cv(db, A), 7, "", 0, 1, 3, &r) == -1,
+	check("summary-empty", db_summary(db, A, cv(db, A), 7, "", 0, 1, 3,
+	    &r) == -1,
 	    "an empty summary stored");
-	check("summary-keep-zero", db_summary(db, A, cv(db, A), 101, "only", 4, 3101, 0,
+	check("summary-keep-zero", db_summary(db, A, cv(db, A), 101, "only", 4,
+	    3101, 0,
 	    &r) == 0 && q_int(file, "SELECT count(*) FROM summaries WHERE"
 	    " client_id = '" A "'") == 1, "keep 0 did not keep the new one");
-	check("summary-dedupe", db_summary(db, A, cv(db, A), 101, "only", 4, 3102, 50,
+	check("summary-dedupe", db_summary(db, A, cv(db, A), 101, "only", 4,
+	    3102, 50,
 	    &r) == 0 && r == 0 && q_int(file, "SELECT count(*) FROM summaries"
-	    " WHERE client_id = '" A "'") == 1, "a resent summary stored twice");
+	    " WHERE client_id = '" A "'") == 1,
+	    "a resent summary stored twice");
 }
 
 /* HISTORY: the newest N, oldest first, within the bounds. */
@@ -792,24 +804,29 @@ t_history(struct db *db)
 		    4000 + i, NULL);
 	}
 	memset(&g, 0, sizeof(g));
-	check("history-order", db_history(db, c, cv(db, c), HISTORY_MESSAGES, 3, 1 << 20,
+	check("history-order", db_history(db, c, cv(db, c), HISTORY_MESSAGES, 3,
+	    1 << 20,
 	    collect, &g, &n, &cut) == 0 && got_is(&g, last3, 3) && n == 3 &&
 	    g.role[0] == ROLE_USER && g.role[1] == ROLE_MODEL &&
 	    g.time[0] == 4002 && cut == DB_CUT_ITEMS,
 	    "not the last three, oldest first");
 	got_free(&g);
-	check("history-all", db_history(db, c, cv(db, c), HISTORY_MESSAGES, 100, 1 << 20,
+	check("history-all", db_history(db, c, cv(db, c), HISTORY_MESSAGES, 100,
+	    1 << 20,
 	    collect, &g, &n, &cut) == 0 && g.n == 5 && cut == 0,
 	    "not all five");
 	got_free(&g);
-	check("history-bytes", db_history(db, c, cv(db, c), HISTORY_MESSAGES, 100, 5,
+	check("history-bytes", db_history(db, c, cv(db, c), HISTORY_MESSAGES,
+	    100, 5,
 	    collect, &g, &n, &cut) == 0 && got_is(&g, fit, 2) &&
 	    cut == DB_CUT_BYTES, "byte bound not applied newest first");
 	got_free(&g);
-	check("history-zero", db_history(db, c, cv(db, c), HISTORY_MESSAGES, 0, 1 << 20,
+	check("history-zero", db_history(db, c, cv(db, c), HISTORY_MESSAGES, 0,
+	    1 << 20,
 	    collect, &g, &n, &cut) == 0 && g.n == 0, "HISTORY 0 gave rows");
 	got_free(&g);
-	check("history-none", db_history(db, "nobody", cv(db, "nobody"), HISTORY_MESSAGES, 10,
+	check("history-none", db_history(db, "nobody", cv(db, "nobody"),
+	    HISTORY_MESSAGES, 10,
 	    1 << 20, collect, &g, &n, &cut) == 0 && g.n == 0 && n == 0,
 	    "rows for an unknown client");
 	got_free(&g);
@@ -830,32 +847,38 @@ t_context(struct db *db)
 	static const char *const newest[] = { "sum", "a2" };
 
 	memset(&g, 0, sizeof(g));
-	check("context-empty", db_context(db, d, cv(db, d), 100, 1 << 20, collect, &g,
+	check("context-empty", db_context(db, d, cv(db, d), 100, 1 << 20,
+	    collect, &g,
 	    &n, &cut) == 0 && g.n == 0 && n == 0, "context of nobody");
 	/* Everything in the same second: the summary still splits it. */
 	store(db, d, 1, ROLE_USER, "p1", 7000, NULL);
 	store(db, d, 2, ROLE_MODEL, "a1", 7000, NULL);
-	check("context-no-summary", db_context(db, d, cv(db, d), 100, 1 << 20, collect,
+	check("context-no-summary", db_context(db, d, cv(db, d), 100, 1 << 20,
+	    collect,
 	    &g, &n, &cut) == 0 && got_is(&g, before, 2) && n == 2,
 	    "without a summary, not every message");
 	got_free(&g);
 	db_summary(db, d, cv(db, d), 1, "sum", 3, 7000, 50, &r);
 	store(db, d, 3, ROLE_USER, "p2", 7000, NULL);
 	store(db, d, 4, ROLE_MODEL, "a2", 7000, NULL);
-	check("context-since-summary", db_context(db, d, cv(db, d), 100, 1 << 20,
+	check("context-since-summary", db_context(db, d, cv(db, d), 100,
+	    1 << 20,
 	    collect, &g, &n, &cut) == 0 && got_is(&g, after, 3) && n == 3 &&
 	    g.role[0] == ROLE_SUMMARY && cut == 0,
 	    "not the summary and what came after it");
 	got_free(&g);
-	check("context-items-bound", db_context(db, d, cv(db, d), 2, 1 << 20, collect,
+	check("context-items-bound", db_context(db, d, cv(db, d), 2, 1 << 20,
+	    collect,
 	    &g, &n, &cut) == 0 && got_is(&g, newest, 2) &&
 	    cut == DB_CUT_ITEMS, "item bound did not keep the newest");
 	got_free(&g);
-	check("context-bytes-bound", db_context(db, d, cv(db, d), 100, 5, collect, &g,
+	check("context-bytes-bound", db_context(db, d, cv(db, d), 100, 5,
+	    collect, &g,
 	    &n, &cut) == 0 && got_is(&g, newest, 2) && cut == DB_CUT_BYTES,
 	    "byte bound did not keep the newest");
 	got_free(&g);
-	check("context-isolated", db_context(db, A, cv(db, A), 100, 1 << 20, collect,
+	check("context-isolated", db_context(db, A, cv(db, A), 100, 1 << 20,
+	    collect,
 	    &g, &n, &cut) == 0 && g.n > 0 && strcmp(g.text[0], "only") == 0,
 	    "context of one client shows another's");
 	got_free(&g);
@@ -1116,7 +1139,8 @@ q_store(struct wk *w, uint32_t id, uint64_t key, uint32_t role,
 
 	if ((b = imsg_create(&w->ib, IMSG_WORKER_STORE, 0, 0, len + 64)) ==
 	    NULL || ibuf_add_u32(b, id) == -1 || ibuf_add_u64(b, key) == -1 ||
-	    ibuf_add_u64(b, w->conv) == -1 || ibuf_add_u32(b, role) == -1 || ibuf_add_str(b, "m") == -1 ||
+	    ibuf_add_u64(b, w->conv) == -1 || ibuf_add_u32(b, role) == -1 ||
+	    ibuf_add_str(b, "m") == -1 ||
 	    ibuf_add_u64(b, 3) == -1 || ibuf_add_data(b, text, len) == -1 ||
 	    imsg_close(&w->ib, b) == -1) {
 		fprintf(stderr, "q_store\n");
