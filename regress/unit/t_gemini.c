@@ -156,6 +156,33 @@ t_request(void)
 	free(s);
 }
 
+/* Generation settings: generationConfig only when something is set. */
+static void
+t_settings(void)
+{
+	struct api_turn	 t = { ROLE_USER, "hi", 2 };
+	struct api_request rq;
+	char		*s;
+
+	memset(&rq, 0, sizeof(rq));
+	rq.model = "gemini-2.0-flash";
+	rq.turns = &t;
+	rq.nturns = 1;
+	rq.set.temperature = 0.5;
+	rq.max_tokens = 300;
+	s = api_gemini.request(&rq, NULL);
+	result("request-settings", s != NULL && strstr(s,
+	    "\"generationConfig\":{\"temperature\":0.5,"
+	    "\"maxOutputTokens\":300}") != NULL, "body %s", s ? s : "NULL");
+	free(s);
+	rq.set.temperature = -1;
+	rq.max_tokens = 0;
+	s = api_gemini.request(&rq, NULL);
+	result("request-no-settings", s != NULL &&
+	    strstr(s, "generationConfig") == NULL, "body %s", s ? s : "NULL");
+	free(s);
+}
+
 /* ---- stream events ------------------------------------------------- */
 
 /* Stream events of every shape UPSTREAMS.md lists. */
@@ -753,6 +780,7 @@ int
 main(void)
 {
 	t_request();
+	t_settings();
 	t_events();
 	t_events_hostile();
 	t_models();
