@@ -2,8 +2,10 @@
 # demo.sh (make demo): bridged in the foreground on loopback with a
 # throwaway certificate and a development configuration under
 # regress/tmp/demo, and a chat session in this terminal. With
-# GEMINI_API_KEY set it talks to the real Gemini API; otherwise to the
-# project's fake upstream, and it says which.
+# DEMO_OPENAI_URL set (a local Ollama or llama.cpp server, say) it talks
+# to that OpenAI-compatible server, model DEMO_MODEL; else with
+# GEMINI_API_KEY set to the real Gemini API; otherwise to the project's
+# fake upstream, and it says which.
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,7 +28,17 @@ if [ ! -f "$dir/server.crt" ]; then
 fi
 
 fakepid=
-if [ -n "${GEMINI_API_KEY:-}" ]; then
+provider=
+if [ -n "${DEMO_OPENAI_URL:-}" ]; then
+	echo "demo: using the OpenAI-compatible server at $DEMO_OPENAI_URL," \
+	    "model ${DEMO_MODEL:-llama3.2}"
+	provider="provider \"local\" {
+	type openai
+	url \"$DEMO_OPENAI_URL\"
+	model \"${DEMO_MODEL:-llama3.2}\"
+	timeout 900
+}"
+elif [ -n "${GEMINI_API_KEY:-}" ]; then
 	url=https://generativelanguage.googleapis.com/v1beta
 	echo "demo: using the real Gemini API (GEMINI_API_KEY is set)"
 else
@@ -45,6 +57,14 @@ else
 	echo "demo: GEMINI_API_KEY is not set: using the fake upstream" \
 	    "(answers are echoes)"
 fi
+if [ -z "$provider" ]; then
+	provider="provider \"gemini\" {
+	type gemini
+	url \"$url\"
+	api key env \"GEMINI_API_KEY\"
+	model \"gemini-2.0-flash\"
+}"
+fi
 
 cat >"$dir/bridged.conf" <<CONF
 listen on 127.0.0.1 port $port tls
@@ -55,12 +75,7 @@ chroot "$dir/empty"
 database "$dir/db/bridged.db"
 socket "$dir/bridged.sock"
 prefork 2
-provider "gemini" {
-	type gemini
-	url "$url"
-	api key env "GEMINI_API_KEY"
-	model "gemini-2.0-flash"
-}
+$provider
 CONF
 
 "$top/bridged/bridged" -d -f "$dir/bridged.conf" 2>"$dir/bridged.log" &

@@ -25,7 +25,7 @@ Events are "event: TYPE" + "data: JSON", LF framed.
 Directives [[fake:NAME]] or [[fake:NAME:ARG]] in the last user message
 (fake_common.py has the framing and write ones: crlf lf cr mixed split
 drip utf8split burst interval slow slowheaders chunked length close
-reset cut hang, and the content ones: cjk emoji big repeat context
+reset cut hang html200, and the content ones: cjk emoji big repeat context
 system):
   thought          a thinking block (thinking_delta, signature_delta)
                    before the text block

@@ -41,6 +41,12 @@ HTML502 = (b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title>"
            b"<hr><center>nginx</center>\n</body>\n</html>\n")
 THOUGHTS = ("Thinking about the question. ", "Considering the answer.")
 
+
+def html200_page():
+    """An HTML page served with 200 where a stream was expected."""
+    return (b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head>"
+            b"<body><p>Please sign in to continue.</p></body></html>\n")
+
 DIRECTIVE = re.compile(r"\[\[fake:([a-z0-9-]+)((?::[^\]\s:]*)*)\]\]")
 
 
@@ -440,6 +446,15 @@ class Handler(BaseHTTPRequestHandler):
             return
         if "hang" in d:
             return self.hang(arg(d, "hang", 0, "") != "noheaders")
+        if "html200" in d:
+            # A captive portal or a proxy's page, with a 200.
+            page = html200_page()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+            return
         evs = self.frame(plan, evs)
         tail = None
         if "reset" in d or "cut" in d:

@@ -26,7 +26,7 @@ empty delta, with stream_options.include_usage a last chunk with
 Directives [[fake:NAME]] or [[fake:NAME:ARG]] in the last user message
 (fake_common.py has the framing and write ones: crlf lf cr mixed split
 drip utf8split burst interval slow slowheaders chunked length close
-reset cut hang, and the content ones: cjk emoji big repeat context
+reset cut hang html200, and the content ones: cjk emoji big repeat context
 system):
   thought          reasoning first, as delta.reasoning_content
                    (llama.cpp, vLLM) and delta.reasoning (Ollama)

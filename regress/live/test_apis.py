@@ -375,6 +375,20 @@ def case_html502(api):
     check("<" not in status, "%s: HTML in the status" % api)
 
 
+def case_html200(api):
+    """A 200 that is an HTML page, not a stream: an error, not an answer."""
+    w = tag()
+    c = session(api)
+    try:
+        body, status = c.ask("ASK %s [[fake:html200]]" % w)
+        expect_err(api, status, "upstream", ["incomplete"])
+        check(body == [], "%s: %r shown" % (api, body))
+        body, _ = c.ask("HISTORY 1")
+        check(body[0].endswith(" user"), "%s: an answer was stored" % api)
+    finally:
+        c.close()
+
+
 def case_summary(api):
     """BACK asks the model of the session (any API) for a summary."""
     c = session(api)
@@ -403,7 +417,7 @@ CASES = [case_plain, case_usage, case_crlf, case_lf, case_cr, case_mixed,
          case_maxtokens, case_nofinish, case_reset, case_cut,
          case_error_midstream, case_badjson, case_429_retry_after,
          case_503_then_ok, case_500, case_504, case_overflow, case_404,
-         case_html502, case_summary]
+         case_html502, case_html200, case_summary]
 
 
 def _make(case, api):
