@@ -243,8 +243,8 @@ t_errors(void)
 		v = api_anthropic.classify(&e, &code);
 		if (v != c[i].v || strcmp(code, c[i].code) != 0 ||
 		    e.code != c[i].http || strcmp(e.type, c[i].type) != 0) {
-			result("error-classes", 0, "%d: v %u code %s", c[i].http,
-			    v, code);
+			result("error-classes", 0, "%d: v %u code %s",
+			    c[i].http, v, code);
 			bad = 1;
 		}
 	}

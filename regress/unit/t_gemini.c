@@ -1,7 +1,8 @@
 /*
  * t_gemini.c: unit tests of the Gemini wire code (bridged/gemini.c,
  * through its struct api), also fed through the SSE parser
- * (bridged/sse.c) as the provider does.  Fixtures follow the shapes of UPSTREAMS.md.  Prints "ok <case>"
+ * (bridged/sse.c) as the provider does.  Fixtures follow the shapes
+ * of UPSTREAMS.md.  Prints "ok <case>"
  * or "FAIL <case>: <why>" per case.
  */
 
