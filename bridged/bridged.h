@@ -717,6 +717,17 @@ const char	*role_name(enum msg_role);
 int		 role_from_name(const char *);
 int		 proc_from_name(const char *);
 
+/* check.c */
+#define CHECK_START	0	/* before starting: every problem is fatal */
+#define CHECK_NOACTION	1	/* -n: a missing API key only warns */
+#define CHECK_RELOAD	2	/* user and database wait for a restart */
+void		 conf_error(const char *, ...)
+		    __attribute__((__format__ (printf, 1, 2)));
+void		 conf_errors_reset(void);
+size_t		 conf_errors_count(void);
+const char	*conf_errors_get(size_t);
+int		 check_config(const struct bridged_conf *, const char *, int);
+
 /* config.c */
 int		 config_send(struct channel *, const struct bridged_conf *,
 		    const struct tls_material *);
@@ -979,5 +990,6 @@ const char	*summary_text(struct proto *, size_t *);
 struct bridged_conf *parse_config(const char *);
 int		 cmdline_symset(char *);
 void		 config_print(const struct bridged_conf *);
+int		 is_loopback(const struct sockaddr_storage *);
 
 #endif /* BRIDGED_H */

@@ -118,7 +118,6 @@ static void	 include_file(char *);
 static void	 listen_add(char *, struct listen_opts *);
 static int	 listen_one(const char *, struct sockaddr *, socklen_t,
 		    struct listen_opts *);
-static int	 is_loopback(const struct sockaddr_storage *);
 static int	 is_any(const struct sockaddr_storage *);
 static int	 same_addr(const struct sockaddr_storage *,
 		    const struct sockaddr_storage *);
@@ -485,7 +484,7 @@ lerror(int lineno, const char *fmt, ...)
 	if (vasprintf(&msg, fmt, ap) == -1)
 		fatal("%s: vasprintf", __func__);
 	va_end(ap);
-	log_warnx("%s:%d: %s", file->name, lineno, msg);
+	conf_error("%s:%d: %s", file->name, lineno, msg);
 	free(msg);
 }
 
@@ -847,7 +846,7 @@ pushfile(const char *name, int lineno)
 	}
 	if (why != NULL) {
 		if (file == NULL)
-			log_warnx("%s: %s", name, why);
+			conf_error("%s: %s", name, why);
 		else
 			lerror(lineno, "include \"%s\": %s", name, why);
 		if (fp != NULL)
@@ -1229,7 +1228,8 @@ listen_one(const char *name, struct sockaddr *sa, socklen_t salen,
 	return (0);
 }
 
-static int
+/* Is the address on the loopback network (check.c asks too)? */
+int
 is_loopback(const struct sockaddr_storage *ss)
 {
 	const struct sockaddr_in	*sin;
@@ -1425,16 +1425,16 @@ conf_check(struct bridged_conf *c)
 	TAILQ_FOREACH(l, &c->listeners, entry)
 		tls |= l->tls;
 	if (TAILQ_EMPTY(&c->listeners)) {
-		log_warnx("%s: no listen statement", topfile->name);
+		conf_error("%s: no listen statement", topfile->name);
 		bad++;
 	}
 	if (tls && (c->g.tls_cert[0] == '\0' || c->g.tls_key[0] == '\0')) {
-		log_warnx("%s: a tls listener needs \"tls certificate\" and "
+		conf_error("%s: a tls listener needs \"tls certificate\" and "
 		    "\"tls key\"", topfile->name);
 		bad++;
 	}
 	if (TAILQ_EMPTY(&c->providers)) {
-		log_warnx("%s: no provider", topfile->name);
+		conf_error("%s: no provider", topfile->name);
 		bad++;
 	}
 	/* A fallback names a provider of this file. */
@@ -1447,7 +1447,7 @@ conf_check(struct bridged_conf *c)
 			    strncmp(q->name, p->fallback, n) == 0)
 				break;
 		if (q == NULL) {
-			log_warnx("%s: provider \"%s\": fallback \"%s\" "
+			conf_error("%s: provider \"%s\": fallback \"%s\" "
 			    "names no provider", topfile->name, p->name,
 			    p->fallback);
 			bad++;
@@ -1466,6 +1466,7 @@ parse_config(const char *filename)
 	if ((conf = config_new()) == NULL)
 		fatal("%s: config_new", __func__);
 	conf_defaults(conf);
+	conf_errors_reset();
 	errors = 0;
 	expansions = 0;
 	atbol = 1;
