@@ -26,12 +26,15 @@ enum action {
 	LOG_BRIEF,
 	MONITOR,
 	EXPORT,
-	PURGE
+	PURGE,
+	SHOW_JOBS,
+	KILL_JOB
 };
 
 struct parse_result {
 	enum action	 action;
 	uint32_t	 session;
+	uint64_t	 job;
 	const char	*identity;
 	const char	*format;
 	int		 force;

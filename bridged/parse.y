@@ -142,7 +142,7 @@ typedef struct {
 
 %token	ANTHROPIC API CACHE CERTIFICATE CHROOT CLIENTS CONNECT DATABASE ENV
 %token	FALLBACK FILENAME FULL GEMINI HANDSHAKE IDENTITY INCLUDE INSECURE IP
-%token	KEEP KEY LIMIT LINE LISTEN MAXIMUM MEMORY MODEL MODELS NORMAL ON
+%token	JOBS KEEP KEY LIMIT LINE LISTEN MAXIMUM MEMORY MODEL MODELS NORMAL ON
 %token	OPENAI PORT PREFORK PROVIDER RETRIES SOCKET SUMMARIES SYNC TIMEOUT
 %token	TLS TOKEN TOKENS TYPE URL USER
 %token	ERROR
@@ -236,6 +236,11 @@ main		: LISTEN ON STRING lopts	{ listen_add($3, &listenopts); }
 			if (!inrange("max clients", $3, 1, 100000))
 				YYERROR;
 			conf->g.max_clients = $3;
+		}
+		| JOBS MAXIMUM NUMBER		{
+			if (!inrange("jobs max", $3, 1, 10000))
+				YYERROR;
+			conf->g.jobs_max = $3;
 		}
 		| MAXIMUM LINE size		{
 			if (!sizerange("max line", $3, KILO, 16 * MEGA))
@@ -541,6 +546,7 @@ kw_lookup(const char *s)
 		{ "include",		INCLUDE },
 		{ "insecure",		INSECURE },
 		{ "ip",			IP },
+		{ "jobs",		JOBS },
 		{ "keep",		KEEP },
 		{ "key",		KEY },
 		{ "limit",		LIMIT },
@@ -1411,6 +1417,7 @@ conf_defaults(struct bridged_conf *c)
 	g->models_cache = BRIDGED_MODELSCACHE;
 	g->line_max = BRIDGED_LINEMAX;
 	g->sync = SYNC_NORMAL;
+	g->jobs_max = BRIDGED_JOBS_MAX;
 }
 
 /* What only the whole file can tell. */
@@ -1555,6 +1562,8 @@ config_print(const struct bridged_conf *c)
 	print_str(g->socket);
 	printf("\nprefork %d\n", g->prefork);
 	printf("max clients %d\n", g->max_clients);
+	if (g->jobs_max != BRIDGED_JOBS_MAX)
+		printf("jobs max %d\n", g->jobs_max);
 	printf("timeout %d\n", g->timeout);
 	printf("handshake timeout %d\n", g->handshake_timeout);
 	if (g->identity == IDENTITY_TOKEN)
