@@ -65,6 +65,7 @@ static struct backoff	 backoff[PROC_MAX];
 static struct parent_stats stats;
 
 static int	parent_dispatch_control(struct child *, struct imsg *);
+static int	parent_dispatch_storage(struct child *, struct imsg *);
 static int	parent_dispatch_worker(struct child *, struct imsg *);
 static int	parent_dispatch_template(struct child *, struct imsg *);
 static void	parent_dispatch_child(struct channel *, struct imsg *);
@@ -79,8 +80,9 @@ static void	child_last_words(struct child *);
  * socketpair and sends one end to `from` (IMSG_PARENT_STORAGE or
  * IMSG_PARENT_PROVIDER) and the other to `to` (IMSG_PARENT_CHANNEL,
  * naming the worker; IMSG_PARENT_CONTROL for control's channel to
- * storage, the only one that may export and purge). A pair is wired
- * again whenever either end is new.
+ * storage, the only one that may export and purge; IMSG_PARENT_JOBS to
+ * both ends of the provider's channel to storage, for batch jobs). A
+ * pair is wired again whenever either end is new.
  */
 static const struct link {
 	enum proc_id	 from;
@@ -90,12 +92,14 @@ static const struct link {
 	{ PROC_CONTROL,	PROC_PROVIDER },
 	{ PROC_WORKER,	PROC_STORAGE },
 	{ PROC_WORKER,	PROC_PROVIDER },
+	{ PROC_PROVIDER, PROC_STORAGE },
 };
 
 /* What each role may send the parent beyond logging and readiness. */
 static int (*const role_dispatch[PROC_MAX])(struct child *,
     struct imsg *) = {
 	[PROC_CONTROL] = parent_dispatch_control,
+	[PROC_STORAGE] = parent_dispatch_storage,
 	[PROC_WORKER] = parent_dispatch_worker,
 	[PROC_TEMPLATE] = parent_dispatch_template,
 };
@@ -224,6 +228,13 @@ wire_pair(struct child *from, struct child *to)
 		return;
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1) {
 		log_warn("%s: socketpair", __func__);
+		return;
+	}
+	if (from->id == PROC_PROVIDER) {
+		channel_compose(&to->chan, IMSG_PARENT_JOBS, 0, sp[0], NULL,
+		    0);
+		channel_compose(&from->chan, IMSG_PARENT_JOBS, 0, sp[1], NULL,
+		    0);
 		return;
 	}
 	if (from->id == PROC_CONTROL && to->id == PROC_STORAGE)
@@ -857,8 +868,10 @@ parent_reload(void)
 	struct tls_material	 tls;
 
 	log_info("reloading %s", conffile);
-	if ((new = parse_config(conffile)) == NULL) {
+	if ((new = parse_config(conffile)) == NULL ||
+	    check_config(new, conffile, CHECK_RELOAD) == -1) {
 		log_warnx("reload failed: keeping the running configuration");
+		config_free(new);
 		return (-1);
 	}
 	memset(&tls, 0, sizeof(tls));
@@ -1057,6 +1070,7 @@ static int
 parent_dispatch_control(struct child *c, struct imsg *imsg)
 {
 	uint32_t	 peer = imsg->hdr.peerid, v;
+	size_t		 i;
 
 	switch (imsg->hdr.type) {
 	case IMSG_CTL_STATUS:
@@ -1078,10 +1092,14 @@ parent_dispatch_control(struct child *c, struct imsg *imsg)
 	case IMSG_CTL_RELOAD:
 		if (imsg->datalen != 0)
 			return (-1);
-		if (parent_reload() == -1)
+		if (parent_reload() == -1) {
+			/* What is wrong, file:line, for bridgectl to print. */
+			for (i = 0; i < conf_errors_count(); i++)
+				ctl_line(c, peer, IMSG_CTL_DATA, "%s",
+				    conf_errors_get(i));
 			ctl_line(c, peer, IMSG_CTL_FAIL, "reload failed: "
 			    "the running configuration is kept");
-		else
+		} else
 			ctl_line(c, peer, IMSG_CTL_END, "reloaded");
 		return (0);
 	case IMSG_CTL_LOG:
@@ -1170,6 +1188,28 @@ parent_dispatch_worker(struct child *c, struct imsg *imsg)
 		return (0);
 	}
 	return (-1);
+}
+
+/* What storage tells about jobs, for monitor. */
+static int
+parent_dispatch_storage(struct child *c, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	const char	*s;
+	char		*esc;
+
+	(void)c;
+	if (imsg->hdr.type != IMSG_STORAGE_EVENT)
+		return (-1);
+	ir_init(&ir, imsg);
+	s = ir_str(&ir);
+	if (ir_end(&ir) == -1)
+		return (-1);
+	if ((esc = str_escape(s, strlen(s))) == NULL)
+		return (0);
+	parent_monitor("%s", esc);
+	free(esc);
+	return (0);
 }
 
 /* The worker of a template, by its id (0: any generation). */

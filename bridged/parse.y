@@ -118,7 +118,6 @@ static void	 include_file(char *);
 static void	 listen_add(char *, struct listen_opts *);
 static int	 listen_one(const char *, struct sockaddr *, socklen_t,
 		    struct listen_opts *);
-static int	 is_loopback(const struct sockaddr_storage *);
 static int	 is_any(const struct sockaddr_storage *);
 static int	 same_addr(const struct sockaddr_storage *,
 		    const struct sockaddr_storage *);
@@ -143,7 +142,7 @@ typedef struct {
 
 %token	ANTHROPIC API CACHE CERTIFICATE CHROOT CLIENTS CONNECT DATABASE ENV
 %token	FALLBACK FILENAME FULL GEMINI HANDSHAKE IDENTITY INCLUDE INSECURE IP
-%token	KEEP KEY LIMIT LINE LISTEN MAXIMUM MEMORY MODEL MODELS NORMAL ON
+%token	JOBS KEEP KEY LIMIT LINE LISTEN MAXIMUM MEMORY MODEL MODELS NORMAL ON
 %token	OPENAI PORT PREFORK PROVIDER RETRIES SOCKET SUMMARIES SYNC TIMEOUT
 %token	TLS TOKEN TOKENS TYPE URL USER
 %token	RENEW WORKER
@@ -243,6 +242,11 @@ main		: LISTEN ON STRING lopts	{ listen_add($3, &listenopts); }
 			if (!inrange("max clients", $3, 1, 100000))
 				YYERROR;
 			conf->g.max_clients = $3;
+		}
+		| JOBS MAXIMUM NUMBER		{
+			if (!inrange("jobs max", $3, 1, 10000))
+				YYERROR;
+			conf->g.jobs_max = $3;
 		}
 		| MAXIMUM LINE size		{
 			if (!sizerange("max line", $3, KILO, 16 * MEGA))
@@ -491,7 +495,7 @@ lerror(int lineno, const char *fmt, ...)
 	if (vasprintf(&msg, fmt, ap) == -1)
 		fatal("%s: vasprintf", __func__);
 	va_end(ap);
-	log_warnx("%s:%d: %s", file->name, lineno, msg);
+	conf_error("%s:%d: %s", file->name, lineno, msg);
 	free(msg);
 }
 
@@ -548,6 +552,7 @@ kw_lookup(const char *s)
 		{ "include",		INCLUDE },
 		{ "insecure",		INSECURE },
 		{ "ip",			IP },
+		{ "jobs",		JOBS },
 		{ "keep",		KEEP },
 		{ "key",		KEY },
 		{ "limit",		LIMIT },
@@ -855,7 +860,7 @@ pushfile(const char *name, int lineno)
 	}
 	if (why != NULL) {
 		if (file == NULL)
-			log_warnx("%s: %s", name, why);
+			conf_error("%s: %s", name, why);
 		else
 			lerror(lineno, "include \"%s\": %s", name, why);
 		if (fp != NULL)
@@ -1237,7 +1242,8 @@ listen_one(const char *name, struct sockaddr *sa, socklen_t salen,
 	return (0);
 }
 
-static int
+/* Is the address on the loopback network (check.c asks too)? */
+int
 is_loopback(const struct sockaddr_storage *ss)
 {
 	const struct sockaddr_in	*sin;
@@ -1420,6 +1426,7 @@ conf_defaults(struct bridged_conf *c)
 	g->models_cache = BRIDGED_MODELSCACHE;
 	g->line_max = BRIDGED_LINEMAX;
 	g->sync = SYNC_NORMAL;
+	g->jobs_max = BRIDGED_JOBS_MAX;
 }
 
 /* What only the whole file can tell. */
@@ -1434,16 +1441,16 @@ conf_check(struct bridged_conf *c)
 	TAILQ_FOREACH(l, &c->listeners, entry)
 		tls |= l->tls;
 	if (TAILQ_EMPTY(&c->listeners)) {
-		log_warnx("%s: no listen statement", topfile->name);
+		conf_error("%s: no listen statement", topfile->name);
 		bad++;
 	}
 	if (tls && (c->g.tls_cert[0] == '\0' || c->g.tls_key[0] == '\0')) {
-		log_warnx("%s: a tls listener needs \"tls certificate\" and "
+		conf_error("%s: a tls listener needs \"tls certificate\" and "
 		    "\"tls key\"", topfile->name);
 		bad++;
 	}
 	if (TAILQ_EMPTY(&c->providers)) {
-		log_warnx("%s: no provider", topfile->name);
+		conf_error("%s: no provider", topfile->name);
 		bad++;
 	}
 	/* A fallback names a provider of this file. */
@@ -1475,6 +1482,7 @@ parse_config(const char *filename)
 	if ((conf = config_new()) == NULL)
 		fatal("%s: config_new", __func__);
 	conf_defaults(conf);
+	conf_errors_reset();
 	errors = 0;
 	expansions = 0;
 	atbol = 1;
@@ -1565,6 +1573,8 @@ config_print(const struct bridged_conf *c)
 	if (g->worker_renew != BRIDGED_RENEW)
 		printf("worker renew %d\n", g->worker_renew);
 	printf("max clients %d\n", g->max_clients);
+	if (g->jobs_max != BRIDGED_JOBS_MAX)
+		printf("jobs max %d\n", g->jobs_max);
 	printf("timeout %d\n", g->timeout);
 	printf("handshake timeout %d\n", g->handshake_timeout);
 	if (g->identity == IDENTITY_TOKEN)
