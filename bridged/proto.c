@@ -1241,6 +1241,7 @@ job_submit(struct proto *p, int kind, int turns, const char *a,
 	    "dialogue", len);
 }
 
+/* SUBMIT <prompt>: a job answered with the conversation as stored. */
 static void
 cmd_submit(struct proto *p, const char *arg)
 {
@@ -1296,6 +1297,7 @@ next_word(const char **s, size_t *len)
 	return (w);
 }
 
+/* DIALOGUE <turns> <model A> <model B> <opening>. */
 static void
 cmd_dialogue(struct proto *p, const char *arg)
 {
@@ -1335,6 +1337,7 @@ cmd_dialogue(struct proto *p, const char *arg)
 	    "<model B> <opening>");
 }
 
+/* JOBS [N]: the identity's last jobs. */
 static void
 cmd_jobs(struct proto *p, const char *arg)
 {
@@ -1374,6 +1377,7 @@ job_request(struct proto *p, uint32_t type, uint64_t id)
 	return (storage_send(p, type, b));
 }
 
+/* RESULT <id>: a job's output, followed while it runs. */
 static void
 cmd_result(struct proto *p, const char *arg)
 {
@@ -1391,6 +1395,7 @@ cmd_result(struct proto *p, const char *arg)
 	p->following = 0;
 }
 
+/* KILL <id>: stop a queued or running job. */
 static void
 cmd_kill(struct proto *p, const char *arg)
 {
