@@ -301,6 +301,9 @@ def test_kill_queued_and_running():
                                          ids[0])
     body, status = c.ask("KILL %d" % ids[0])
     assert status.startswith(". ERR bad-argument"), status
+    # The provider stopped the running one.
+    wait_for(lambda: "provider: job %d: gone" % ids[0] in d.logtext(),
+             what="the provider to drop the killed job")
     for i in (ids[0], ids[2]):
         assert c.ask("RESULT %d" % i) == (
             [], ". ERR cancelled job %d was cancelled" % i)
