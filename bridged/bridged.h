@@ -606,6 +606,7 @@ int		 jdb_get(struct jdb *, int64_t, struct jdb_job *);
 int64_t		 jdb_waiting(struct jdb *, const char *);
 int		 jdb_dialogue_conv(struct jdb *, int64_t, int64_t);
 int		 jdb_demote(struct jdb *, int64_t);
+int		 jdb_purge(struct jdb *, const char *, uint64_t *);
 int		 jdb_list(struct jdb *, const char *, uint32_t,
 		    int (*)(const struct jdb_job *, void *), void *,
 		    uint64_t *);

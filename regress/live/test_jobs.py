@@ -487,6 +487,25 @@ def test_bridgectl_jobs_and_monitor():
     c.close()
 
 
+def test_purge_takes_jobs():
+    a = addr()
+    c = client(a)
+    job = submit(c, prompt("purged"))
+    answer_ok(*c.ask("RESULT %d" % job), prompt("purged"))
+    d.ctl("purge", "-f", ident(a))
+    assert jobs(c) == {}
+    assert c.ask("RESULT %d" % job)[1] == ". ERR not-found no job %d" % job
+    assert db_rows("SELECT count(*) FROM jobs WHERE client_id = ?",
+                   ident(a))[0][0] == 0
+    assert db_rows("SELECT count(*) FROM job_chunks WHERE job_id = ?",
+                   job)[0][0] == 0
+    # Its id is not given again.
+    c.close()
+    c = client(a)
+    assert submit(c, prompt("after-purge")) > job
+    c.close()
+
+
 def test_server_limit():
     """jobs max 1: one job at a time, whoever submitted it."""
     u = FakeUpstream()
