@@ -1150,6 +1150,9 @@ struct proto_turn *turns_build(struct proto *, const char *, size_t,
 int		 summary_request(struct proto *);
 const char	*summary_text(struct proto *, size_t *);
 
+/* tls_ticket.c: libtls on OpenSSL 3 */
+void		 tls_ticket_nocache(void);
+
 /* worker.c: one client, in a process forked from the template */
 struct tls;
 void		 worker_main(struct bridged_conf *, struct tls *, int,

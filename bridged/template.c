@@ -84,6 +84,7 @@ tls_setup(int certident)
 		fatalx("%s: tls_server", __func__);
 	if (tls_configure(t.tlsctx, t.tlscfg) == -1)
 		fatalx("%s: %s", __func__, tls_error(t.tlsctx));
+	tls_ticket_nocache();
 	tls_material_wipe(&t.tlsm);
 	tls_config_clear_keys(t.tlscfg);
 }
