@@ -137,6 +137,10 @@ typedef struct {
 	int lineno;
 } YYSTYPE;
 #define YYSTYPE_IS_DECLARED 1
+/* byacc's destructor, without the message it does not use. */
+#define YYDESTRUCT_DECL() \
+	yydestruct(const char *msg __attribute__((__unused__)), int psymb, \
+	    YYSTYPE *val)
 
 %}
 
@@ -149,6 +153,8 @@ typedef struct {
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
 %type	<v.number>	size
+/* A string the parser throws away while it recovers from an error. */
+%destructor	{ free($$); }	<v.string>
 
 %%
 
@@ -319,7 +325,11 @@ size		: NUMBER
 		}
 		;
 
-provider	: PROVIDER STRING		{ provider_begin($2); }
+provider	: PROVIDER STRING		{
+			/* Taken: not the recovery's to free. */
+			provider_begin($2);
+			$2 = NULL;
+		}
 		    '{' optnl provopts '}'	{ provider_end(); }
 		;
 
@@ -1256,6 +1266,8 @@ provider_begin(char *name)
 	prov_line = yylval.lineno;
 	prov_bad = 0;
 	prov_keys = 0;
+	/* One whose "{" never came is dropped. */
+	free(prov);
 	if ((prov = calloc(1, sizeof(*prov))) == NULL)
 		fatal("%s: calloc", __func__);
 	prov->type = PROVIDER_GEMINI;

@@ -1,0 +1,370 @@
+/*
+ * fuzz_proto.c: the client protocol state machine (bridged/proto.c
+ * and context.c) as bridged-worker drives it. The input is a script:
+ * bytes from the TLS client (commands, chat mode, """ blocks, CANCEL)
+ * interleaved with what storage and the provider answer, right or
+ * wrong, and the clock moving.
+ */
+
+#include <sys/types.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "bridged.h"
+#include "fuzz.h"
+
+/* What the session asked for last, by kind. */
+static struct {
+	struct proto	*p;
+	uint64_t	 now;
+	uint64_t	 rnd;
+	int		 down;		/* provider or storage refuses */
+	int		 closed;
+	uint32_t	 models, gen, cancel, ustore, mstore, summary;
+	uint32_t	 history, context, count;
+	size_t		 out;
+} F;
+
+static void
+f_write(void *arg, const void *data, size_t len)
+{
+	(void)arg;
+	(void)data;
+	if (F.closed)
+		abort();	/* nothing goes out after close */
+	F.out += len;
+}
+
+static void
+f_close(void *arg)
+{
+	(void)arg;
+	F.closed = 1;
+}
+
+static int
+f_models(void *arg, uint32_t id)
+{
+	(void)arg;
+	if (F.down & 1)
+		return (-1);
+	F.models = id;
+	return (0);
+}
+
+static int
+f_gen(void *arg, uint32_t id, const char *model, const char *sys,
+    const struct proto_turn *t, size_t n)
+{
+	size_t	 i;
+
+	(void)arg;
+	if (F.down & 1)
+		return (-1);
+	if (strlen(model) >= MODEL_MAX_LEN || sys == NULL)
+		abort();
+	for (i = 0; i < n; i++)
+		if (t[i].len > 0 && t[i].text == NULL)
+			abort();
+	F.gen = id;
+	return (0);
+}
+
+static void
+f_cancel(void *arg, uint32_t id)
+{
+	(void)arg;
+	F.cancel = id;
+}
+
+static int
+f_store(void *arg, uint32_t id, uint64_t key, int role, const char *model,
+    uint64_t tokens, const char *text, size_t len)
+{
+	(void)arg;
+	(void)key;
+	(void)model;
+	(void)tokens;
+	(void)text;
+	(void)len;
+	if (F.down & 2)
+		return (-1);
+	if (role == ROLE_USER)
+		F.ustore = id;
+	else
+		F.mstore = id;
+	return (0);
+}
+
+static int
+f_summary(void *arg, uint32_t id, const char *text, size_t len)
+{
+	(void)arg;
+	(void)text;
+	(void)len;
+	if (F.down & 2)
+		return (-1);
+	F.summary = id;
+	return (0);
+}
+
+static int
+f_history(void *arg, uint32_t id, int kind, uint32_t count)
+{
+	(void)arg;
+	(void)kind;
+	(void)count;
+	if (F.down & 2)
+		return (-1);
+	F.history = id;
+	return (0);
+}
+
+static int
+f_context(void *arg, uint32_t id)
+{
+	(void)arg;
+	if (F.down & 2)
+		return (-1);
+	F.context = id;
+	return (0);
+}
+
+static int
+f_count(void *arg, uint32_t id)
+{
+	(void)arg;
+	if (F.down & 2)
+		return (-1);
+	F.count = id;
+	return (0);
+}
+
+static void
+f_state(void *arg, const char *model, uint32_t messages, uint64_t in,
+    uint64_t out, int mode)
+{
+	(void)arg;
+	(void)messages;
+	(void)in;
+	(void)out;
+	(void)mode;
+	if (strlen(model) >= MODEL_MAX_LEN)
+		abort();
+}
+
+static void
+f_event(void *arg, const char *line)
+{
+	(void)arg;
+	(void)strlen(line);
+}
+
+static uint64_t
+f_now(void *arg)
+{
+	(void)arg;
+	return (F.now);
+}
+
+static uint64_t
+f_random(void *arg)
+{
+	(void)arg;
+	return (++F.rnd * 0x9e3779b97f4a7c15ULL);
+}
+
+static int
+f_auth(void *arg, const char *token)
+{
+	(void)arg;
+	(void)strlen(token);
+	return (F.down & 4 ? -1 : 0);
+}
+
+static const struct proto_ops fuzz_ops = {
+	f_write, f_close, f_models, f_gen, f_cancel, f_store, f_summary,
+	f_history, f_context, f_count, f_state, f_event, f_now, f_random,
+	f_auth
+};
+
+/* A request id: the one asked for, or any. */
+static uint32_t
+pick(struct fin *f, uint32_t asked)
+{
+	uint8_t	 b = fin_u8(f);
+
+	if (b < 224)
+		return (asked);
+	if (b < 240)
+		return (asked + 1);
+	return (fin_u32(f));
+}
+
+/* The provider answers. */
+static void
+provider(struct fin *f)
+{
+	const uint8_t	*p;
+	size_t		 n;
+	int		 i, k;
+
+	switch (fin_u8(f) % 8) {
+	case 0:
+		k = fin_u8(f) % 8;
+		for (i = 0; i < k; i++)
+			proto_provider_model(F.p, pick(f, F.models),
+			    fin_str(f, MODEL_MAX_LEN + 8), fin_u64(f),
+			    fin_u64(f));
+		proto_provider_models_end(F.p, pick(f, F.models));
+		break;
+	case 1:
+	case 2:
+	case 3:
+		p = fin_bytes(f, 2048, &n);
+		proto_provider_chunk(F.p, pick(f, F.gen), (const char *)p,
+		    n);
+		break;
+	case 4:
+	case 5:
+		proto_provider_done(F.p, pick(f, F.gen), fin_u64(f),
+		    fin_u64(f), fin_str(f, 48));
+		break;
+	case 6:
+		proto_provider_error(F.p, pick(f, F.gen), fin_str(f, 40),
+		    fin_str(f, 300));
+		break;
+	case 7:
+		proto_provider_lost(F.p);
+		break;
+	}
+}
+
+/* Storage answers. */
+static void
+storage(struct fin *f)
+{
+	const uint8_t	*p;
+	uint32_t	 id;
+	size_t		 n;
+
+	switch (fin_u8(f) % 8) {
+	case 0:
+		id = F.ustore;
+		break;
+	case 1:
+		id = F.mstore;
+		break;
+	case 2:
+		id = F.summary;
+		break;
+	case 3:
+		id = F.history;
+		break;
+	case 4:
+		id = F.context;
+		break;
+	default:
+		id = F.count;
+		break;
+	}
+	id = pick(f, id);
+	switch (fin_u8(f) % 4) {
+	case 0:
+		proto_storage_stored(F.p, id, fin_u64(f));
+		break;
+	case 1:
+		p = fin_bytes(f, 2048, &n);
+		proto_storage_item(F.p, id, fin_u64(f), fin_u64(f),
+		    fin_u8(f) % 4, (const char *)p, n);
+		break;
+	case 2:
+		proto_storage_end(F.p, id, fin_u8(f) < 128 ? fin_u8(f) :
+		    fin_u64(f));
+		break;
+	case 3:
+		proto_storage_error(F.p, id, fin_str(f, 300));
+		break;
+	}
+}
+
+/* The target. */
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static int		 init;
+	struct proto_session	 s;
+	struct fin		 f;
+	const uint8_t		*p;
+	size_t			 n;
+	uint64_t		 in, out;
+	int			 steps = 0;
+
+	if (!init) {
+		fuzz_quiet(0);
+		init = 1;
+	}
+	memset(&F, 0, sizeof(F));
+	F.now = 1000;
+	fin_init(&f, data, size);
+
+	memset(&s, 0, sizeof(s));
+	s.identity_mode = fin_u8(&f) % 3;
+	if (s.identity_mode != IDENTITY_TOKEN)
+		strlcpy(s.identity, "3f1a9c0b22de0123456789abcdef0123456789"
+		    "abcdef0123456789abcdef", sizeof(s.identity));
+	strlcpy(s.ip, "192.0.2.7", sizeof(s.ip));
+	s.port = 50123;
+	strlcpy(s.local, fin_u8(&f) & 1 ? "::1" : "192.0.2.10",
+	    sizeof(s.local));
+	s.lport = 65432;
+	s.connected = 1700000000;
+	s.line_max = 16 + fin_u16(&f);
+	s.memory_limit = 64 + fin_u16(&f) * 16;
+	strlcpy(s.model, "gemini-2.0-flash", sizeof(s.model));
+	if ((F.p = proto_new(&fuzz_ops, NULL, &s)) == NULL)
+		abort();
+	proto_start(F.p);
+
+	while (f.left > 0 && steps++ < 4096) {
+		switch (fin_u8(&f) % 12) {
+		case 0:
+		case 1:
+		case 2:
+		case 3:
+		case 4:
+			p = fin_bytes(&f, 1024, &n);
+			proto_input(F.p, (const char *)p, n);
+			break;
+		case 5:
+		case 6:
+			provider(&f);
+			break;
+		case 7:
+		case 8:
+			storage(&f);
+			break;
+		case 9:
+			F.now += fin_u16(&f) * 10;
+			F.down = fin_u8(&f) & 7;
+			break;
+		case 10:
+			proto_auth(F.p, fin_u8(&f) & 1, fin_str(&f, 80));
+			break;
+		case 11:
+			if (fin_u8(&f) & 1)
+				proto_eof(F.p);
+			else
+				proto_bye(F.p, fin_str(&f, 80));
+			break;
+		}
+		(void)proto_busy(F.p);
+		(void)proto_queued(F.p);
+		if (proto_closed(F.p))
+			break;
+	}
+	proto_counters(F.p, &in, &out);
+	proto_free(F.p);
+	return (0);
+}
