@@ -93,3 +93,7 @@ build fuzz_proto "bridged/proto.c bridged/context.c" ""
 build fuzz_imsg "" ""
 build fuzz_config "bridged/parse.c bridged/config.c" ""
 build fuzz_config_recv "bridged/config.c" ""
+build fuzz_storage "bridged/db.c bridged/child.c \
+ bridged/config.c bridged/proc.c" "$SQLITE_LIBS"
+build fuzz_provider "bridged/gemini.c bridged/sse.c bridged/child.c \
+ bridged/config.c bridged/proc.c" "$CURL_LIBS $JANSSON_LIBS"
