@@ -97,3 +97,9 @@ build fuzz_storage "bridged/db.c bridged/child.c \
  bridged/config.c bridged/proc.c" "$SQLITE_LIBS"
 build fuzz_provider "bridged/gemini.c bridged/sse.c bridged/child.c \
  bridged/config.c bridged/proc.c" "$CURL_LIBS $JANSSON_LIBS"
+build fuzz_worker "bridged/proto.c bridged/context.c bridged/child.c \
+ bridged/config.c bridged/proc.c bridged/tls_ticket.c" "$TLS_LIBS"
+build fuzz_parent "bridged/listen.c bridged/auth.c bridged/parse.c \
+ bridged/config.c bridged/proc.c bridged/child.c" "$TLS_LIBS"
+build fuzz_reply_feed "bridgectl/tty.c bridgectl/pin.c bridgectl/parser.c" \
+ "$TLS_LIBS $EDIT_LIBS"
