@@ -16,6 +16,11 @@ test: all
 bench: all
 	(cd regress && $(MAKE) bench)
 
+# libFuzzer targets with ASan and UBSan: FUZZ_SECONDS s each.
+FUZZ_SECONDS ?= 60
+fuzz: all
+	(cd regress/fuzz && $(MAKE) run FUZZ_SECONDS=$(FUZZ_SECONDS))
+
 demo: all
 	sh regress/demo.sh
 
@@ -28,4 +33,4 @@ clean:
 	(cd bridgectl && $(MAKE) clean)
 	(cd regress && $(MAKE) clean)
 
-.PHONY: all deps test bench demo install clean
+.PHONY: all deps test bench fuzz demo install clean

@@ -5,7 +5,7 @@ configuration cases and the live test modules, prints `ok name` or
 `FAIL name: why` for each case, and ends with `N passed, N failed`.
 
 usage: run.py [-k substring] [suite ...]
-  suites: unit config live sandbox install (default: all)
+  suites: unit config fuzz live sandbox install (default: all)
 """
 
 import importlib.util
@@ -87,6 +87,13 @@ def suite_config(k):
         run_program("config", ["/bin/sh", script])
 
 
+def suite_fuzz(k):
+    """Each libFuzzer target once over its corpus (regress/fuzz)."""
+    script = os.path.join(REGRESS, "fuzz", "run.sh")
+    if os.path.exists(script) and k in "fuzz":
+        run_program("fuzz", ["/bin/sh", script, "check"], timeout=600)
+
+
 class Hang(Exception):
     pass
 
@@ -159,12 +166,15 @@ def main():
     if len(args) >= 2 and args[0] == "-k":
         k = args[1]
         args = args[2:]
-    suites = args or ["unit", "config", "live", "sandbox", "install"]
+    suites = args or ["unit", "config", "fuzz", "live", "sandbox",
+                      "install"]
     for s in suites:
         if s == "unit":
             suite_unit(k)
         elif s == "config":
             suite_config(k)
+        elif s == "fuzz":
+            suite_fuzz(k)
         elif s in ("live", "sandbox", "install"):
             suite_live(k, s)
         else:
