@@ -481,7 +481,9 @@ gem_parse_event(const char *data, size_t len, struct gem_event *ev)
 			if (!json_is_string(t) ||
 			    json_is_true(json_object_get(part, "thought")))
 				continue;
-			n = json_string_length(t);
+			/* Nothing to copy (and nowhere) for "text": "". */
+			if ((n = json_string_length(t)) == 0)
+				continue;
 			memcpy(p, json_string_value(t), n);
 			p += n;
 		}
