@@ -170,9 +170,11 @@ static const char *const sys_parent[] = {
 /*
  * Sanitized builds only (make SANITIZE=...). LeakSanitizer's check at
  * exit stops the process with ptrace(2) and reads /proc, which no
- * sandbox allows (and a chroot hides); a sandboxed process skips it.
- * Leaks are the fuzz targets' and the unit programs' to find, which
- * run unsandboxed under LeakSanitizer.
+ * sandbox allows (and a chroot hides); a sandboxed process skips it,
+ * and so does a child still under the filter it inherited from the
+ * parent (one that fails before its own sandbox). Leaks are the fuzz
+ * targets' and the unit programs' to find, which run unsandboxed
+ * under LeakSanitizer.
  */
 static int	 san_sandboxed;
 int		 __lsan_is_turned_off(void);
@@ -181,7 +183,7 @@ int		 __lsan_is_turned_off(void);
 int
 __lsan_is_turned_off(void)
 {
-	return (san_sandboxed);
+	return (san_sandboxed || prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 0);
 }
 #define SANITIZER_SANDBOXED()	(san_sandboxed = 1)
 #else
