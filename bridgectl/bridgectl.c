@@ -22,18 +22,24 @@
 
 #define BRIDGED_SOCKET	"/var/run/bridged.sock"
 
-static void	usage(void) __attribute__((__noreturn__));
+static void	usage(int) __attribute__((__noreturn__));
 
 static struct imsgbuf	 ibuf;
 
+/* Both synopses; -h asks for them on standard output. */
 static void
-usage(void)
+usage(int status)
 {
 	extern char	*__progname;
+	FILE		*fp = status ? stderr : stdout;
 
-	fprintf(stderr, "usage: %s [-s socket] command [argument ...]\n",
-	    __progname);
-	exit(1);
+	fprintf(fp, "usage: %s [-h] [-s socket] command [argument ...]\n"
+	    "       %s connect [-chkq] [-C cafile] [-p port] "
+	    "host[:port] | name\n", __progname, __progname);
+	if (status == 0)
+		fprintf(fp, "connect opens a chat session (/help there); "
+		    "the commands are in bridgectl(8)\n");
+	exit(status);
 }
 
 static int
@@ -66,9 +72,12 @@ ctl_send(uint32_t type, const void *data, size_t len)
 		err(1, "send");
 }
 
-/* Print each line of the answer; the exit status follows its end. */
+/*
+ * Print each line of the answer on out; the exit status follows its
+ * end. A reload's lines are the errors of the file: stderr.
+ */
 static int
-ctl_read_answer(void)
+ctl_read_answer(FILE *out)
 {
 	struct imsg	 imsg;
 	struct ireader	 ir;
@@ -84,7 +93,7 @@ ctl_read_answer(void)
 				errx(1, "malformed answer from bridged");
 			switch (imsg.hdr.type) {
 			case CTL_DATA:
-				printf("%s\n", text);
+				fprintf(out, "%s\n", text);
 				break;
 			case CTL_END:
 				if (*text != '\0')
@@ -98,7 +107,7 @@ ctl_read_answer(void)
 			default:
 				errx(1, "unexpected answer from bridged");
 			}
-			fflush(stdout);
+			fflush(out);
 			imsg_free(&imsg);
 		}
 		if (r == -1)
@@ -114,14 +123,14 @@ static int
 do_simple(uint32_t type)
 {
 	ctl_send(type, NULL, 0);
-	return (ctl_read_answer());
+	return (ctl_read_answer(stdout));
 }
 
 static int
 do_u32(uint32_t type, uint32_t v)
 {
 	ctl_send(type, &v, sizeof(v));
-	return (ctl_read_answer());
+	return (ctl_read_answer(stdout));
 }
 
 static int
@@ -134,7 +143,7 @@ do_export(const char *identity, const char *format)
 		err(1, "export");
 	ctl_send(CTL_EXPORT, ibuf_data(b), ibuf_left(b));
 	ibuf_free(b);
-	return (ctl_read_answer());
+	return (ctl_read_answer(stdout));
 }
 
 /* Deleting history cannot be undone: ask, unless -f. */
@@ -161,7 +170,7 @@ do_purge(const char *identity, int force)
 		err(1, "purge");
 	ctl_send(CTL_PURGE, ibuf_data(b), ibuf_left(b));
 	ibuf_free(b);
-	return (ctl_read_answer());
+	return (ctl_read_answer(stdout));
 }
 
 int
@@ -175,19 +184,21 @@ main(int argc, char *argv[])
 	/* connect has options of its own: it gets argv before getopt. */
 	if (argc > 1 && strcmp(argv[1], "connect") == 0)
 		return (client_main(argc - 1, argv + 1));
-	while ((ch = getopt(argc, argv, "+s:")) != -1) {
+	while ((ch = getopt(argc, argv, "+hs:")) != -1) {
 		switch (ch) {
+		case 'h':
+			usage(0);
 		case 's':
 			sock = optarg;
 			break;
 		default:
-			usage();
+			usage(1);
 		}
 	}
 	argc -= optind;
 	argv += optind;
 	if (argc == 0)
-		usage();
+		usage(1);
 	if ((res = parse(argc, argv)) == NULL)
 		exit(1);
 
@@ -199,7 +210,8 @@ main(int argc, char *argv[])
 	case SHOW_SESSIONS:
 		return (do_simple(CTL_SESSIONS));
 	case RELOAD:
-		return (do_simple(CTL_RELOAD));
+		ctl_send(CTL_RELOAD, NULL, 0);
+		return (ctl_read_answer(stderr));
 	case LOG_VERBOSE:
 		return (do_u32(CTL_LOG, 1));
 	case LOG_BRIEF:
@@ -210,6 +222,11 @@ main(int argc, char *argv[])
 		return (do_simple(CTL_MONITOR));
 	case SHOW_MODELS:
 		return (do_simple(CTL_MODELS));
+	case SHOW_JOBS:
+		return (do_simple(CTL_JOBS));
+	case KILL_JOB:
+		ctl_send(CTL_JOBKILL, &res->job, sizeof(res->job));
+		return (ctl_read_answer(stdout));
 	case EXPORT:
 		return (do_export(res->identity, res->format));
 	case PURGE:
@@ -217,5 +234,5 @@ main(int argc, char *argv[])
 	case NONE:
 		break;
 	}
-	usage();
+	usage(1);
 }

@@ -12,12 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bridged.h"
 #include "control.h"
 
 #define CONTROL_MAXCONNS	32
+#define CTL_JOBS_MAX		1000		/* lines of show jobs */
 
 struct ctl_conn {
 	TAILQ_ENTRY(ctl_conn)	 entry;
@@ -169,6 +171,8 @@ control_request(struct ctl_conn *c, struct imsg *imsg)
 	struct ibuf	*b;
 	struct channel	*peer;
 	const char	*identity = "", *format = "";
+	uint64_t	 job = 0;
+	uint32_t	 type;
 
 	ir_init(&ir, imsg);
 	if (imsg->hdr.type == CTL_EXPORT) {
@@ -176,8 +180,12 @@ control_request(struct ctl_conn *c, struct imsg *imsg)
 		format = ir_str(&ir);
 	} else if (imsg->hdr.type == CTL_PURGE)
 		identity = ir_str(&ir);
+	else if (imsg->hdr.type == CTL_JOBKILL)
+		job = ir_u64(&ir);
 	if (ir_end(&ir) == -1 || (imsg->hdr.type != CTL_MODELS &&
-	    !is_hex(identity)) || (imsg->hdr.type == CTL_EXPORT &&
+	    imsg->hdr.type != CTL_JOBS && imsg->hdr.type != CTL_JOBKILL &&
+	    !is_hex(identity)) || (imsg->hdr.type == CTL_JOBKILL &&
+	    (job == 0 || job > INT64_MAX)) || (imsg->hdr.type == CTL_EXPORT &&
 	    strcmp(format, "json") != 0 && strcmp(format, "markdown") != 0)) {
 		conn_drop(c, "malformed request");
 		return;
@@ -197,11 +205,29 @@ control_request(struct ctl_conn *c, struct imsg *imsg)
 	r->kind = imsg->hdr.type;
 	r->ex.markdown = strcmp(format, "markdown") == 0;
 	TAILQ_INSERT_TAIL(&reqs, r, entry);
-	if ((b = channel_create(peer, imsg->hdr.type == CTL_MODELS ?
-	    IMSG_WORKER_MODELS : imsg->hdr.type == CTL_EXPORT ?
-	    IMSG_CTL_EXPORT : IMSG_CTL_PURGE, 0, 128)) == NULL ||
+	switch (imsg->hdr.type) {
+	case CTL_MODELS:
+		type = IMSG_WORKER_MODELS;
+		break;
+	case CTL_EXPORT:
+		type = IMSG_CTL_EXPORT;
+		break;
+	case CTL_PURGE:
+		type = IMSG_CTL_PURGE;
+		break;
+	case CTL_JOBS:
+		type = IMSG_CTL_JOBS;
+		break;
+	default:
+		type = IMSG_CTL_JOBKILL;
+		break;
+	}
+	if ((b = channel_create(peer, type, 0, 128)) == NULL ||
 	    ibuf_add_u32(b, r->id) == -1 ||
-	    (imsg->hdr.type != CTL_MODELS && ibuf_add_str(b, identity) == -1)) {
+	    ((type == IMSG_CTL_EXPORT || type == IMSG_CTL_PURGE) &&
+	    ibuf_add_str(b, identity) == -1) ||
+	    (type == IMSG_CTL_JOBS && ibuf_add_u32(b, CTL_JOBS_MAX) == -1) ||
+	    (type == IMSG_CTL_JOBKILL && ibuf_add_u64(b, job) == -1)) {
 		ibuf_free(b);
 		req_done(r, CTL_FAIL, "out of memory");
 		return;
@@ -222,6 +248,42 @@ req_line(struct ctl_req *r, char *line)
 	if ((c = conn_find(r->conn)) != NULL)
 		conn_reply(c, CTL_DATA, line);
 	free(line);
+	return (0);
+}
+
+/* One line of show jobs: id, state, identity, model, created, answer
+   tokens, the beginning of the prompt (escaped: it is a client's). */
+static int
+job_line(struct ctl_req *r, struct ireader *ir)
+{
+	const char	*model, *identity, *head;
+	char		*esc, *line, when[32];
+	uint64_t	 id, created, tout;
+	uint32_t	 state;
+	time_t		 t;
+	struct tm	 tm;
+
+	id = ir_u64(ir);
+	state = ir_u32(ir);
+	model = ir_str(ir);
+	created = ir_u64(ir);
+	tout = ir_u64(ir);
+	identity = ir_str(ir);
+	head = ir_str(ir);
+	if (ir_end(ir) == -1 || state >= JOB_STATE_MAX)
+		return (-1);
+	t = (time_t)created;
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		strlcpy(when, "unknown", sizeof(when));
+	if ((esc = str_escape(head, strlen(head))) == NULL)
+		return (0);
+	if (asprintf(&line, "%llu %s %.12s %s %s %llu %s",
+	    (unsigned long long)id, job_state_name(state), identity, model,
+	    when, (unsigned long long)tout, esc) == -1)
+		line = NULL;
+	free(esc);
+	req_line(r, line);
 	return (0);
 }
 
@@ -258,6 +320,10 @@ control_dispatch_storage(struct channel *ch, struct imsg *imsg)
 			break;
 		req_line(r, export_item(&r->ex, rowid, t, role, text, len));
 		return;
+	case IMSG_STORAGE_JOB_LINE:
+		if (r == NULL || r->kind != CTL_JOBS || job_line(r, &ir) == -1)
+			break;
+		return;
 	case IMSG_STORAGE_END:
 		n = ir_u64(&ir);
 		if (ir_end(&ir) == -1 || r == NULL)
@@ -265,6 +331,12 @@ control_dispatch_storage(struct channel *ch, struct imsg *imsg)
 		if (r->kind == CTL_EXPORT) {
 			if (req_line(r, export_end(&r->ex)) == 0)
 				req_done(r, CTL_END, "");
+		} else if (r->kind == CTL_JOBS)
+			req_done(r, CTL_END, "");
+		else if (r->kind == CTL_JOBKILL) {
+			snprintf(msg, sizeof(msg), "job %llu cancelled",
+			    (unsigned long long)n);
+			req_done(r, CTL_END, msg);
 		} else {
 			snprintf(msg, sizeof(msg), "%llu rows deleted",
 			    (unsigned long long)n);
@@ -306,9 +378,10 @@ control_dispatch_provider(struct channel *ch, struct imsg *imsg)
 		req_line(r, strdup(line));
 		return;
 	case IMSG_PROVIDER_MODELS_END:
+		text = ir_str(&ir);	/* which providers failed */
 		if (ir_end(&ir) == -1 || r == NULL)
 			break;
-		req_done(r, CTL_END, "");
+		req_done(r, CTL_END, text);
 		return;
 	case IMSG_PROVIDER_ERROR:
 		code = ir_str(&ir);
@@ -371,6 +444,8 @@ control_dispatch_client(struct channel *ch, struct imsg *imsg)
 	case CTL_MODELS:
 	case CTL_EXPORT:
 	case CTL_PURGE:
+	case CTL_JOBS:
+	case CTL_JOBKILL:
 		control_request(c, imsg);
 		return;
 	default:

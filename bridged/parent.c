@@ -244,6 +244,24 @@ rewire(struct child *role)
 			wire(role, c);
 }
 
+/* Storage and provider get a new channel for jobs whenever one starts. */
+static void
+wire_jobs(void)
+{
+	struct child	*storage, *provider;
+	int		 sp[2];
+
+	if ((storage = role_child(PROC_STORAGE)) == NULL ||
+	    (provider = role_child(PROC_PROVIDER)) == NULL)
+		return;
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1) {
+		log_warn("%s: socketpair", __func__);
+		return;
+	}
+	channel_compose(&storage->chan, IMSG_PARENT_JOBS, 0, sp[0], NULL, 0);
+	channel_compose(&provider->chan, IMSG_PARENT_JOBS, 0, sp[1], NULL, 0);
+}
+
 static char *child_env[] = { "PATH=/usr/bin:/bin", NULL };
 
 static void
@@ -356,8 +374,10 @@ child_spawn(enum proc_id id)
 		wire(role_child(PROC_STORAGE), c);
 		wire(role_child(PROC_PROVIDER), c);
 	}
-	if (id == PROC_STORAGE || id == PROC_PROVIDER)
+	if (id == PROC_STORAGE || id == PROC_PROVIDER) {
 		rewire(c);
+		wire_jobs();
+	}
 	log_debug("%s: %s started, pid %d", __func__, proc_name(id),
 	    (int)pid);
 	return (c);
@@ -558,8 +578,10 @@ parent_reload(void)
 	struct tls_material	 tls;
 
 	log_info("reloading %s", conffile);
-	if ((new = parse_config(conffile)) == NULL) {
+	if ((new = parse_config(conffile)) == NULL ||
+	    check_config(new, conffile, CHECK_RELOAD) == -1) {
 		log_warnx("reload failed: keeping the running configuration");
+		config_free(new);
 		return (-1);
 	}
 	memset(&tls, 0, sizeof(tls));
@@ -744,6 +766,7 @@ static int
 parent_dispatch_control(struct child *c, struct imsg *imsg)
 {
 	uint32_t	 peer = imsg->hdr.peerid, v;
+	size_t		 i;
 
 	switch (imsg->hdr.type) {
 	case IMSG_CTL_STATUS:
@@ -765,10 +788,14 @@ parent_dispatch_control(struct child *c, struct imsg *imsg)
 	case IMSG_CTL_RELOAD:
 		if (imsg->datalen != 0)
 			return (-1);
-		if (parent_reload() == -1)
+		if (parent_reload() == -1) {
+			/* What is wrong, file:line, for bridgectl to print. */
+			for (i = 0; i < conf_errors_count(); i++)
+				ctl_line(c, peer, IMSG_CTL_DATA, "%s",
+				    conf_errors_get(i));
 			ctl_line(c, peer, IMSG_CTL_FAIL, "reload failed: "
 			    "the running configuration is kept");
-		else
+		} else
 			ctl_line(c, peer, IMSG_CTL_END, "reloaded");
 		return (0);
 	case IMSG_CTL_LOG:
@@ -857,6 +884,27 @@ parent_dispatch_worker(struct child *c, struct imsg *imsg)
 	return (-1);
 }
 
+/* What storage tells about jobs, for monitor. */
+static int
+parent_dispatch_storage(struct imsg *imsg)
+{
+	struct ireader	 ir;
+	const char	*s;
+	char		*esc;
+
+	if (imsg->hdr.type != IMSG_STORAGE_EVENT)
+		return (-1);
+	ir_init(&ir, imsg);
+	s = ir_str(&ir);
+	if (ir_end(&ir) == -1)
+		return (-1);
+	if ((esc = str_escape(s, strlen(s))) == NULL)
+		return (0);
+	parent_monitor("%s", esc);
+	free(esc);
+	return (0);
+}
+
 static void
 parent_dispatch_child(struct channel *ch, struct imsg *imsg)
 {
@@ -896,6 +944,8 @@ parent_dispatch_child(struct channel *ch, struct imsg *imsg)
 			r = parent_dispatch_control(c, imsg);
 		else if (c->id == PROC_WORKER && c->busy)
 			r = parent_dispatch_worker(c, imsg);
+		else if (c->id == PROC_STORAGE)
+			r = parent_dispatch_storage(imsg);
 		break;
 	}
 	if (r == -1)

@@ -508,7 +508,8 @@ op_gen(void *arg, uint32_t id, const char *model, const char *sys,
 	if ((b = channel_create(&w.provider, IMSG_WORKER_GEN_BEGIN, 0,
 	    strlen(model) + strlen(sys) + 32)) == NULL ||
 	    ibuf_add_u32(b, id) == -1 || ibuf_add_str(b, model) == -1 ||
-	    ibuf_add_str(b, sys) == -1) {
+	    ibuf_add_str(b, sys) == -1 || ibuf_add_u32(b, 0) == -1 ||
+	    ibuf_add_u32(b, GEN_TEMP_NONE) == -1) {
 		ibuf_free(b);
 		return (-1);
 	}
@@ -557,7 +558,9 @@ storage_check(void *arg)
 	(void)arg;
 	for (r = TAILQ_FIRST(&w.sreqs); r != NULL; r = next) {
 		next = TAILQ_NEXT(r, entry);
-		if (now - r->since < STORAGE_WAIT * 1000)
+		/* A RESULT that was answered follows a job: no time limit. */
+		if (now - r->since < STORAGE_WAIT * 1000 ||
+		    (r->got && r->type == IMSG_WORKER_RESULT))
 			continue;
 		TAILQ_REMOVE(&w.sreqs, r, entry);
 		log_warnx("session %u: storage did not answer %s in %d s",
@@ -783,10 +786,93 @@ op_auth(void *arg, const char *token)
 	return (channel_send(parent_chan, b));
 }
 
+/* Queue a job: SUBMIT or DIALOGUE. */
+static int
+op_submit(void *arg, uint32_t id, uint64_t key, int kind, int turns,
+    const char *model, const char *model_b, const char *text, size_t len)
+{
+	struct ibuf	*b;
+
+	(void)arg;
+	if (len > IMSG_MAXSIZE - 1024 ||
+	    (b = payload(id, len + 2 * MODEL_MAX_LEN + 64)) == NULL)
+		return (-1);
+	if (ibuf_add_u64(b, key) == -1 ||
+	    ibuf_add_u32(b, (uint32_t)kind) == -1 ||
+	    ibuf_add_u32(b, (uint32_t)turns) == -1 ||
+	    ibuf_add_str(b, model) == -1 ||
+	    ibuf_add_str(b, model_b) == -1 ||
+	    ibuf_add_data(b, text, len) == -1) {
+		ibuf_free(b);
+		return (-1);
+	}
+	return (sreq_add(IMSG_WORKER_SUBMIT, id, b));
+}
+
+/* JOBS: the identity's last jobs. */
+static int
+op_jobs(void *arg, uint32_t id, uint32_t count)
+{
+	struct ibuf	*b;
+
+	(void)arg;
+	if ((b = payload(id, 8)) == NULL)
+		return (-1);
+	if (ibuf_add_u32(b, count) == -1) {
+		ibuf_free(b);
+		return (-1);
+	}
+	return (sreq_add(IMSG_WORKER_JOBS, id, b));
+}
+
+/* RESULT and KILL name a job. */
+static int
+job_request(uint32_t type, uint32_t id, uint64_t job)
+{
+	struct ibuf	*b;
+
+	if ((b = payload(id, 8)) == NULL)
+		return (-1);
+	if (ibuf_add_u64(b, job) == -1) {
+		ibuf_free(b);
+		return (-1);
+	}
+	return (sreq_add(type, id, b));
+}
+
+static int
+op_result(void *arg, uint32_t id, uint64_t job)
+{
+	(void)arg;
+	return (job_request(IMSG_WORKER_RESULT, id, job));
+}
+
+static int
+op_kill(void *arg, uint32_t id, uint64_t job)
+{
+	(void)arg;
+	return (job_request(IMSG_WORKER_KILL, id, job));
+}
+
+/* Stop following a job: storage sends no more for that RESULT. */
+static void
+op_unfollow(void *arg, uint32_t id)
+{
+	struct sreq	*r;
+
+	(void)arg;
+	if ((r = sreq_find(id)) != NULL)
+		sreq_done(r);
+	if (!w.storage.dead)
+		channel_compose(&w.storage, IMSG_WORKER_UNFOLLOW, 0, -1, &id,
+		    sizeof(id));
+}
+
 static const struct proto_ops worker_ops = {
 	op_write, op_close, op_models, op_gen, op_cancel, op_store,
 	op_summary, op_history, op_context, op_count, op_state, op_event,
-	op_now, op_random, op_auth
+	op_now, op_random, op_auth, op_submit, op_jobs, op_result,
+	op_unfollow, op_kill
 };
 
 /*
@@ -842,8 +928,14 @@ session_begin(void)
 	w.ps.identity_mode = w.conf->g.identity;
 	w.ps.line_max = w.conf->g.line_max;
 	w.ps.memory_limit = w.conf->g.memory_limit;
-	if ((pc = TAILQ_FIRST(&w.conf->providers)) != NULL)
-		strlcpy(w.ps.model, pc->model, sizeof(w.ps.model));
+	/* The first provider's model; with several, as provider/model. */
+	if ((pc = TAILQ_FIRST(&w.conf->providers)) != NULL) {
+		if (TAILQ_NEXT(pc, entry) == NULL)
+			strlcpy(w.ps.model, pc->model, sizeof(w.ps.model));
+		else if (snprintf(w.ps.model, sizeof(w.ps.model), "%s/%s",
+		    pc->name, pc->model) >= (int)sizeof(w.ps.model))
+			w.ps.model[0] = '\0';
+	}
 	if (w.conf->g.identity == IDENTITY_CERTIFICATE && w.tls &&
 	    cert_identity() == -1) {
 		strlcpy(w.refuse, "auth a client certificate is required",
@@ -968,6 +1060,74 @@ storage_closed(struct channel *ch)
 
 static void	storage_dispatch_one(struct imsg *);
 
+/* Storage's answers about jobs: 0, or -1 if malformed. */
+static int
+storage_job_answer(struct imsg *imsg, struct ireader *ir, uint32_t id)
+{
+	struct sreq	*r;
+	const char	*model, *head, *finish, *code, *text;
+	const void	*data;
+	size_t		 len;
+	uint64_t	 job, t, tin, tout, ms;
+	uint32_t	 state, kind;
+
+	switch (imsg->hdr.type) {
+	case IMSG_STORAGE_JOB_LINE:
+		job = ir_u64(ir);
+		state = ir_u32(ir);
+		model = ir_str(ir);
+		t = ir_u64(ir);
+		tout = ir_u64(ir);
+		(void)ir_str(ir);	/* the identity: its own */
+		head = ir_str(ir);
+		if (ir_end(ir) == -1 || state >= JOB_STATE_MAX)
+			return (-1);
+		if ((r = sreq_find(id)) != NULL && w.proto != NULL)
+			proto_storage_job_line(w.proto, id, job, state, model,
+			    t, tout, head);
+		return (0);
+	case IMSG_STORAGE_JOB_HEAD:
+		job = ir_u64(ir);
+		state = ir_u32(ir);
+		if (ir_end(ir) == -1 || state >= JOB_STATE_MAX)
+			return (-1);
+		if ((r = sreq_find(id)) == NULL)
+			return (0);
+		r->got = 1;
+		if (w.proto != NULL)
+			proto_storage_job_head(w.proto, id, job, state);
+		return (0);
+	case IMSG_STORAGE_JOB_CHUNK:
+		kind = ir_u32(ir);
+		data = ir_data(ir, &len);
+		if (ir_end(ir) == -1 || kind >= CHUNK_KIND_MAX)
+			return (-1);
+		if (sreq_find(id) != NULL && w.proto != NULL)
+			proto_storage_job_chunk(w.proto, id, kind,
+			    len > 0 ? data : "", len);
+		return (0);
+	case IMSG_STORAGE_JOB_END:
+		state = ir_u32(ir);
+		model = ir_str(ir);
+		tin = ir_u64(ir);
+		tout = ir_u64(ir);
+		ms = ir_u64(ir);
+		finish = ir_str(ir);
+		code = ir_str(ir);
+		text = ir_str(ir);
+		if (ir_end(ir) == -1 || state >= JOB_STATE_MAX)
+			return (-1);
+		if ((r = sreq_find(id)) == NULL)
+			return (0);
+		sreq_done(r);
+		if (w.proto != NULL)
+			proto_storage_job_end(w.proto, id, state, model, tin,
+			    tout, ms, finish, code, text);
+		return (0);
+	}
+	return (-1);
+}
+
 static void
 storage_dispatch(struct channel *ch, struct imsg *imsg)
 {
@@ -1029,6 +1189,10 @@ storage_dispatch_one(struct imsg *imsg)
 		if (w.proto != NULL)
 			proto_storage_error(w.proto, id, s);
 		return;
+	default:
+		if (storage_job_answer(imsg, &ir, id) == 0)
+			return;
+		break;
 	}
 	fatalx("%s: bad %s", __func__, imsg_type_name(imsg->hdr.type));
 }
@@ -1086,10 +1250,13 @@ provider_dispatch_one(struct imsg *imsg)
 			proto_provider_model(w.proto, id, s, a, b);
 		return;
 	case IMSG_PROVIDER_MODELS_END:
+		s = ir_str(&ir);
 		if (ir_end(&ir) == -1)
 			break;
-		if (w.proto != NULL)
+		if (w.proto != NULL) {
+			proto_provider_models_note(w.proto, id, s);
 			proto_provider_models_end(w.proto, id);
+		}
 		return;
 	case IMSG_PROVIDER_CHUNK:
 		text = ir_data(&ir, &len);
@@ -1102,10 +1269,13 @@ provider_dispatch_one(struct imsg *imsg)
 		a = ir_u64(&ir);
 		b = ir_u64(&ir);
 		s = ir_str(&ir);
+		t = ir_str(&ir);
 		if (ir_end(&ir) == -1)
 			break;
-		if (w.proto != NULL)
+		if (w.proto != NULL) {
+			proto_provider_answered(w.proto, id, t);
 			proto_provider_done(w.proto, id, a, b, s);
+		}
 		return;
 	case IMSG_PROVIDER_ERROR:
 		s = ir_str(&ir);

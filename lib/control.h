@@ -22,6 +22,8 @@ enum ctl_type {
 	CTL_MONITOR,		/* empty: events follow until closed */
 	CTL_EXPORT,		/* str identity, str format */
 	CTL_PURGE,		/* str identity */
+	CTL_JOBS,		/* empty: every identity's last jobs */
+	CTL_JOBKILL,		/* u64 job id */
 	/* answers */
 	CTL_DATA,		/* str line */
 	CTL_END,		/* str text: success, the answer is complete */
