@@ -87,19 +87,26 @@ build() {
 
 build fuzz_sse "bridged/sse.c" ""
 build fuzz_reply "" ""
-build fuzz_gemini_stream "bridged/gemini.c bridged/sse.c" "$JANSSON_LIBS"
-build fuzz_gemini_models "bridged/gemini.c" "$JANSSON_LIBS"
-build fuzz_proto "bridged/proto.c bridged/context.c" ""
+API="bridged/gemini.c bridged/openai.c bridged/anthropic.c bridged/wire.c \
+ bridged/sse.c"
+for api in gemini openai anthropic; do
+	build fuzz_${api}_stream "$API" "$JANSSON_LIBS"
+	build fuzz_${api}_models "$API" "$JANSSON_LIBS"
+done
+build fuzz_proto "bridged/proto.c bridged/context.c bridged/proc.c" ""
 build fuzz_imsg "" ""
-build fuzz_config "bridged/parse.c bridged/config.c" ""
+build fuzz_config "bridged/parse.c bridged/config.c bridged/check.c" \
+ "$TLS_LIBS"
 build fuzz_config_recv "bridged/config.c" ""
-build fuzz_storage "bridged/db.c bridged/child.c \
+build fuzz_storage "bridged/db.c bridged/jobs_db.c bridged/child.c \
  bridged/config.c bridged/proc.c" "$SQLITE_LIBS"
-build fuzz_provider "bridged/gemini.c bridged/sse.c bridged/child.c \
- bridged/config.c bridged/proc.c" "$CURL_LIBS $JANSSON_LIBS"
+build fuzz_provider "bridged/gemini.c bridged/openai.c bridged/anthropic.c \
+ bridged/wire.c bridged/sse.c bridged/child.c bridged/config.c \
+ bridged/proc.c" "$CURL_LIBS $JANSSON_LIBS"
 build fuzz_worker "bridged/proto.c bridged/context.c bridged/child.c \
  bridged/config.c bridged/proc.c bridged/tls_ticket.c" "$TLS_LIBS"
-build fuzz_parent "bridged/listen.c bridged/auth.c bridged/parse.c \
+build fuzz_parent "bridged/listen.c bridged/auth.c bridged/parse.c bridged/check.c \
  bridged/config.c bridged/proc.c bridged/child.c" "$TLS_LIBS"
-build fuzz_reply_feed "bridgectl/tty.c bridgectl/pin.c bridgectl/parser.c" \
+build fuzz_reply_feed "bridgectl/tty.c bridgectl/pin.c bridgectl/parser.c \
+ bridgectl/chat.c bridgectl/servers.c" \
  "$TLS_LIBS $EDIT_LIBS"

@@ -23,6 +23,7 @@ static struct {
 	int		 closed;
 	uint32_t	 models, gen, cancel, ustore, mstore, summary;
 	uint32_t	 history, context, count;
+	uint32_t	 submit, jobs, result, kill;
 	size_t		 out;
 } F;
 
@@ -183,10 +184,67 @@ f_auth(void *arg, const char *token)
 	return (F.down & 4 ? -1 : 0);
 }
 
+static int
+f_submit(void *arg, uint32_t id, uint64_t key, int a, int b,
+    const char *model, const char *sys, const char *text, size_t len)
+{
+	(void)arg;
+	(void)key;
+	(void)a;
+	(void)b;
+	(void)text;
+	if (strlen(model) >= MODEL_MAX_LEN || sys == NULL || len > (1U << 30))
+		abort();
+	if (F.down & 2)
+		return (-1);
+	F.submit = id;
+	return (0);
+}
+
+static int
+f_jobs(void *arg, uint32_t id, uint32_t n)
+{
+	(void)arg;
+	(void)n;
+	if (F.down & 2)
+		return (-1);
+	F.jobs = id;
+	return (0);
+}
+
+static int
+f_result(void *arg, uint32_t id, uint64_t job)
+{
+	(void)arg;
+	(void)job;
+	if (F.down & 2)
+		return (-1);
+	F.result = id;
+	return (0);
+}
+
+static void
+f_unfollow(void *arg, uint32_t id)
+{
+	(void)arg;
+	(void)id;
+}
+
+static int
+f_kill(void *arg, uint32_t id, uint64_t job)
+{
+	(void)arg;
+	(void)job;
+	if (F.down & 2)
+		return (-1);
+	F.kill = id;
+	return (0);
+}
+
 static const struct proto_ops fuzz_ops = {
 	f_write, f_close, f_models, f_gen, f_cancel, f_store, f_summary,
 	f_history, f_context, f_count, f_state, f_event, f_now, f_random,
-	f_auth
+	f_auth, f_submit, f_jobs, f_result, f_unfollow, f_kill
 };
 
 /* A request id: the one asked for, or any. */
@@ -210,7 +268,15 @@ provider(struct fin *f)
 	size_t		 n;
 	int		 i, k;
 
-	switch (fin_u8(f) % 8) {
+	switch (fin_u8(f) % 10) {
+	case 8:
+		proto_provider_models_note(F.p, pick(f, F.models),
+		    fin_str(f, 300));
+		break;
+	case 9:
+		proto_provider_answered(F.p, pick(f, F.gen),
+		    fin_str(f, MODEL_MAX_LEN + 8));
+		break;
 	case 0:
 		k = fin_u8(f) % 8;
 		for (i = 0; i < k; i++)
@@ -265,12 +331,35 @@ storage(struct fin *f)
 	case 4:
 		id = F.context;
 		break;
-	default:
+	case 5:
 		id = F.count;
+		break;
+	case 6:
+		id = fin_u8(f) & 1 ? F.submit : F.jobs;
+		break;
+	default:
+		id = fin_u8(f) & 1 ? F.result : F.kill;
 		break;
 	}
 	id = pick(f, id);
-	switch (fin_u8(f) % 4) {
+	switch (fin_u8(f) % 8) {
+	case 4:
+		proto_storage_job_line(F.p, id, fin_u64(f), fin_u8(f) % 8,
+		    fin_str(f, 140), fin_u64(f), fin_u64(f), fin_str(f, 300));
+		break;
+	case 5:
+		proto_storage_job_head(F.p, id, fin_u64(f), fin_u8(f) % 8);
+		break;
+	case 6:
+		p = fin_bytes(f, 2048, &n);
+		proto_storage_job_chunk(F.p, id, fin_u8(f) % 4,
+		    (const char *)p, n);
+		break;
+	case 7:
+		proto_storage_job_end(F.p, id, fin_u8(f) % 8,
+		    fin_str(f, 140), fin_u64(f), fin_u64(f), fin_u64(f),
+		    fin_str(f, 40), fin_str(f, 40), fin_str(f, 300));
+		break;
 	case 0:
 		proto_storage_stored(F.p, id, fin_u64(f));
 		break;

@@ -37,6 +37,8 @@ db_fresh(void)
 {
 	char	 p[PATH_MAX + 8];
 
+	if (st.jdb != NULL)
+		jdb_close(st.jdb);
 	if (st.db != NULL)
 		db_close(st.db);
 	unlink(dbpath);
@@ -44,7 +46,8 @@ db_fresh(void)
 	unlink(p);
 	snprintf(p, sizeof(p), "%s-shm", dbpath);
 	unlink(p);
-	if ((st.db = db_open(dbpath, SYNC_NORMAL)) == NULL)
+	if ((st.db = db_open(dbpath, SYNC_NORMAL)) == NULL ||
+	    (st.jdb = jdb_open(st.db)) == NULL)
 		abort();
 }
 
@@ -61,6 +64,7 @@ setup(void)
 	TAILQ_INIT(&st.chans);
 	TAILQ_INIT(&st.dead);
 	TAILQ_INIT(&st.round);
+	TAILQ_INIT(&st.followers);
 	ev_timer_set(&st.round_end, storage_round_end, NULL);
 	ev_timer_set(&st.queue_poll, storage_queue_poll, NULL);
 	if ((st.conf = config_new()) == NULL)
@@ -70,7 +74,7 @@ setup(void)
 	db_fresh();
 }
 
-/* A channel from the parent: a worker's or control's. */
+/* A channel from the parent: a worker's, control's or the jobs'. */
 static struct wchan *
 channel(uint32_t wid, const char *identity, int control)
 {
@@ -82,12 +86,26 @@ channel(uint32_t wid, const char *identity, int control)
 		abort();
 	fd_nonblock(sv[0]);
 	peers[npeers++] = sv[1];
+	if (control == 2)
+		return (wchan_new(sv[0], 0, "", 0, 1));
 	if (control) {
 		if (st.ctl != NULL)
 			wchan_drop(st.ctl);
-		return (st.ctl = wchan_new(sv[0], 0, "", 1));
+		return (st.ctl = wchan_new(sv[0], 0, "", 1, 0));
 	}
-	return (wchan_new(sv[0], wid, identity, 0));
+	return (wchan_new(sv[0], wid, identity, 0, 0));
+}
+
+/* The provider's jobs channel, if it is open. */
+static struct wchan *
+jobs_chan(void)
+{
+	struct wchan	*w;
+
+	TAILQ_FOREACH(w, &st.chans, entry)
+		if (w->jobs && !w->gone)
+			return (w);
+	return (NULL);
 }
 
 /* What the event loop would run next: the round's end, the queues. */
@@ -114,7 +132,68 @@ request(struct fin *f, uint32_t *type)
 
 	if ((b = ibuf_open(64)) == NULL)
 		abort();
-	switch (fin_u8(f) % 7) {
+	switch (fin_u8(f) % 14) {
+	case 7:
+		*type = IMSG_WORKER_SUBMIT;
+		ibuf_add_u32(b, fin_u8(f));
+		ibuf_add_u64(b, fin_u8(f));
+		ibuf_add_u32(b, fin_u8(f) % 3);
+		ibuf_add_u32(b, fin_u8(f) % 60);
+		ibuf_add_str(b, fin_u8(f) & 1 ? "gemini-2.0-flash" :
+		    fin_str(f, 140));
+		ibuf_add_str(b, fin_u8(f) & 1 ? "" : fin_str(f, 140));
+		p = fin_bytes(f, 2048, &n);
+		ibuf_add_data(b, p, n);
+		break;
+	case 8:
+		*type = fin_u8(f) & 1 ? IMSG_WORKER_JOBS : IMSG_CTL_JOBS;
+		ibuf_add_u32(b, fin_u8(f));
+		ibuf_add_u32(b, fin_u8(f));
+		break;
+	case 9:
+		*type = fin_u8(f) % 3 == 0 ? IMSG_WORKER_RESULT :
+		    fin_u8(f) & 1 ? IMSG_WORKER_KILL : IMSG_CTL_JOBKILL;
+		ibuf_add_u32(b, fin_u8(f));
+		ibuf_add_u64(b, fin_u8(f) % 8);
+		break;
+	case 10:
+		*type = IMSG_WORKER_UNFOLLOW;
+		ibuf_add_u32(b, fin_u8(f));
+		break;
+	case 11:
+		*type = fin_u8(f) & 1 ? IMSG_PROVIDER_JOB_LIST :
+		    IMSG_PROVIDER_JOB_START;
+		if (*type == IMSG_PROVIDER_JOB_START)
+			ibuf_add_u64(b, fin_u8(f) % 8);
+		break;
+	case 12:
+		*type = fin_u8(f) & 1 ? IMSG_PROVIDER_JOB_CHUNK :
+		    IMSG_PROVIDER_JOB_TURN;
+		ibuf_add_u64(b, fin_u8(f) % 8);
+		if (*type == IMSG_PROVIDER_JOB_CHUNK) {
+			ibuf_add_u32(b, fin_u8(f) % 4);
+			p = fin_bytes(f, 2048, &n);
+			ibuf_add_data(b, p, n);
+		} else {
+			ibuf_add_u32(b, fin_u8(f));
+			ibuf_add_str(b, fin_str(f, 140));
+			ibuf_add_u64(b, fin_u8(f));
+		}
+		break;
+	case 13:
+		*type = fin_u8(f) & 1 ? IMSG_PROVIDER_JOB_DONE :
+		    IMSG_PROVIDER_JOB_FAIL;
+		ibuf_add_u64(b, fin_u8(f) % 8);
+		if (*type == IMSG_PROVIDER_JOB_DONE) {
+			ibuf_add_u64(b, fin_u8(f));
+			ibuf_add_u64(b, fin_u8(f));
+			ibuf_add_u64(b, fin_u8(f));
+			ibuf_add_str(b, fin_str(f, 40));
+		} else {
+			ibuf_add_str(b, fin_str(f, 40));
+			ibuf_add_str(b, fin_str(f, 300));
+		}
+		break;
 	case 0:
 		*type = IMSG_WORKER_STORE;
 		ibuf_add_u32(b, fin_u8(f));
@@ -183,6 +262,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)channel(1, IDENT_A, 0);
 	(void)channel(2, "", 0);
 	(void)channel(0, "", 1);
+	(void)channel(0, "", 2);
 
 	while (f.left > 0 && steps++ < 256) {
 		uint8_t	 op = fin_u8(&f);
@@ -202,6 +282,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 1:
 			timers();
+			break;
+		case 3:
+			if (jobs_chan() == NULL)
+				(void)channel(0, "", 2);
+			if ((w = jobs_chan()) == NULL)
+				break;
+			b = request(&f, &type);
+			fuzz_imsg(&imsg, type, ibuf_data(b), ibuf_left(b));
+			storage_dispatch_jobs(&w->ch, &imsg);
+			ibuf_free(b);
 			break;
 		case 2:
 			if (st.ctl == NULL)

@@ -12,7 +12,8 @@
 cd "$(dirname "$0")"
 
 TARGETS="fuzz_proto fuzz_reply fuzz_reply_feed fuzz_sse fuzz_gemini_stream
- fuzz_gemini_models fuzz_imsg fuzz_config fuzz_config_recv fuzz_storage
+ fuzz_gemini_models fuzz_openai_stream fuzz_openai_models
+ fuzz_anthropic_stream fuzz_anthropic_models fuzz_imsg fuzz_config fuzz_config_recv fuzz_storage
  fuzz_provider fuzz_worker fuzz_parent"
 # Only the targets that are built (a Makefile may add more).
 for t in fuzz_*.c; do
