@@ -23,7 +23,7 @@ LF="$SAN -fsanitize=fuzzer"
 WRAP="-Wl,--wrap=fatal,--wrap=fatalx,--wrap=getaddrinfo"
 mkdir -p obj
 HDRS="$R/lib/util.h $R/lib/control.h $R/bridged/bridged.h \
- $R/bridgectl/bridgectl.h fuzz.h"
+ $R/bridgectl/bridgectl.h fuzz.h fuzz_api.h"
 
 # obj SRC: compile SRC (path from here) into obj/ unless up to date.
 obj() {
