@@ -45,6 +45,7 @@
 #define BRIDGED_JOBS_MAX	16		/* jobs running at once */
 #define BRIDGED_JOBS_IDENTITY	2		/* of them, per identity */
 #define JOB_TURNS_MAX		50		/* turns of a dialogue */
+#define JOB_WAITING_MAX		100		/* unfinished, per identity */
 #define SUMMARY_INTRO \
 	"This is a summary of your earlier conversation with this user;" \
 	" use it as context.\n\n"
@@ -254,7 +255,8 @@ enum imsg_type {
 				   u64 ms, str finish, str code, str text */
 
 	/* storage -> provider, on the jobs channel */
-	IMSG_STORAGE_JOB_QUEUED, /* u64 job id, str identity */
+	IMSG_STORAGE_JOB_QUEUED, /* u64 job id, str identity, u32 how many
+				   jobs of that identity may run at once */
 	IMSG_STORAGE_JOB_SPEC,	/* u64 job id, u32 kind, u32 turns,
 				   str model, str model B */
 	IMSG_STORAGE_JOB_PART,	/* u64 job id, u32 role, data text: the
@@ -515,6 +517,7 @@ int		 jdb_submit(struct jdb *, const char *, uint64_t, int, int,
 		    const char *, const char *, const char *, size_t, int64_t,
 		    int64_t *);
 int		 jdb_get(struct jdb *, int64_t, struct jdb_job *);
+int64_t		 jdb_waiting(struct jdb *, const char *);
 int		 jdb_list(struct jdb *, const char *, uint32_t,
 		    int (*)(const struct jdb_job *, void *), void *,
 		    uint64_t *);
@@ -843,7 +846,6 @@ void		 jobs_hold(void);
 void		 jobs_channel(int);
 void		 jobs_schedule(void);
 int		 jobs_busy(void);
-int		 jobs_limit(const char *);
 
 /* proc.c */
 const char	*imsg_type_name(uint32_t);

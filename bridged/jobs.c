@@ -50,6 +50,7 @@ struct pjob {
 	TAILQ_ENTRY(pjob)	 entry;
 	int64_t			 id;
 	char			 identity[IDENTITY_LEN + 1];
+	int			 limit;		/* of its identity at once */
 	enum pjob_state		 state;
 	int			 kind;
 	int			 nturns;
@@ -75,7 +76,6 @@ static struct {
 	int			 hold;		/* start nothing: restarting */
 	struct pjob_list	 queue;		/* in the order submitted */
 	int			 max;		/* jobs max */
-	int			 per_identity;
 	uint64_t		 context_max;
 } jb;
 
@@ -87,20 +87,11 @@ static void	sink_done(void *, const struct gen_result *);
 static void	sink_fail(void *, const char *, const char *);
 static size_t	sink_queued(void *);
 
-/* How many jobs of one identity may run at once. */
-int
-jobs_limit(const char *identity)
-{
-	(void)identity;
-	return (jb.per_identity);
-}
-
 /* The settings of a (new) configuration. */
 void
 jobs_reload(const struct bridged_conf *conf)
 {
 	jb.max = conf->g.jobs_max > 0 ? conf->g.jobs_max : BRIDGED_JOBS_MAX;
-	jb.per_identity = BRIDGED_JOBS_IDENTITY;
 	jb.context_max = conf->g.memory_limit + JOB_CONTEXT_MIN;
 	jobs_schedule();
 }
@@ -269,7 +260,7 @@ jobs_schedule(void)
 		if (running >= jb.max)
 			break;
 		if (j->state != PJ_QUEUED ||
-		    jobs_running(j->identity) >= jobs_limit(j->identity))
+		    jobs_running(j->identity) >= j->limit)
 			continue;
 		if ((b = job_msg(IMSG_PROVIDER_JOB_START, j->id, 0)) == NULL)
 			return;
@@ -458,7 +449,8 @@ sink_fail(void *arg, const char *code, const char *text)
 	job_fail(j, code, text);
 }
 
-/* JOB_QUEUED: u64 job, str identity. Known ones are known already. */
+/* JOB_QUEUED: u64 job, str identity, u32 limit. Known ones are known
+   already, but their limit may have changed. */
 static int
 job_queued(struct imsg *imsg)
 {
@@ -466,19 +458,24 @@ job_queued(struct imsg *imsg)
 	struct pjob	*j, *after;
 	const char	*identity;
 	uint64_t	 id;
+	uint32_t	 limit;
 
 	ir_init(&ir, imsg);
 	id = ir_u64(&ir);
 	identity = ir_str(&ir);
-	if (ir_end(&ir) == -1 || id == 0 || id > INT64_MAX ||
+	limit = ir_u32(&ir);
+	if (ir_end(&ir) == -1 || id == 0 || id > INT64_MAX || limit > 10000 ||
 	    strlen(identity) != IDENTITY_LEN ||
 	    strspn(identity, "0123456789abcdef") != IDENTITY_LEN)
 		return (-1);
-	if (job_find((int64_t)id) != NULL)
+	if ((j = job_find((int64_t)id)) != NULL) {
+		j->limit = (int)limit;
 		return (0);
+	}
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		fatal("%s", __func__);
 	j->id = (int64_t)id;
+	j->limit = (int)limit;
 	strlcpy(j->identity, identity, sizeof(j->identity));
 	/* In the order submitted: after the last older one. */
 	after = TAILQ_LAST(&jb.queue, pjob_list);
@@ -662,6 +659,5 @@ jobs_init(void)
 {
 	TAILQ_INIT(&jb.queue);
 	jb.max = BRIDGED_JOBS_MAX;
-	jb.per_identity = BRIDGED_JOBS_IDENTITY;
 	jb.context_max = BRIDGED_MEMLIMIT + JOB_CONTEXT_MIN;
 }

@@ -705,7 +705,19 @@ job_event(const char *fmt, ...)
 	channel_send(parent_chan, b);
 }
 
-/* Tell the provider about a job: u64 id, and an identity if given. */
+/*
+ * How many jobs of an identity may run at once: the one place that
+ * decides it, for the provider, which runs them.
+ */
+static uint32_t
+jobs_limit(const char *identity)
+{
+	(void)identity;
+	return (BRIDGED_JOBS_IDENTITY);
+}
+
+/* Tell the provider about a job: u64 id; a queued one's identity and
+   limit. */
 static void
 jobs_tell(uint32_t type, int64_t job, const char *identity)
 {
@@ -715,7 +727,8 @@ jobs_tell(uint32_t type, int64_t job, const char *identity)
 		return;		/* it lists them when it comes back */
 	if ((b = channel_create(&st.jobs->ch, type, 0, 96)) == NULL ||
 	    ibuf_add_u64(b, (uint64_t)job) == -1 ||
-	    (identity != NULL && ibuf_add_str(b, identity) == -1))
+	    (identity != NULL && (ibuf_add_str(b, identity) == -1 ||
+	    ibuf_add_u32(b, jobs_limit(identity)) == -1)))
 		fatal("%s", __func__);
 	channel_send(&st.jobs->ch, b);
 }
@@ -873,6 +886,14 @@ worker_submit(struct wchan *w, struct imsg *imsg)
 	}
 	if (group_join() == -1)
 		return (NULL);
+	/* Within the transaction: a round of SUBMITs counts itself. */
+	if (jdb_waiting(st.jdb, w->identity) >= JOB_WAITING_MAX) {
+		snprintf(r->errbuf, sizeof(r->errbuf), "busy %d jobs of "
+		    "yours are queued or running; wait, or KILL one",
+		    JOB_WAITING_MAX);
+		r->error = r->errbuf;
+		return (NULL);
+	}
 	rv = jdb_submit(st.jdb, w->identity, key, kind, turns, model,
 	    model_b, text, len, (int64_t)time(NULL), &r->job);
 	if (rv == -1) {
