@@ -5,12 +5,13 @@ then one table of what must hold (make soak).
 
 Many clients on loopback (each from its own 127.0.0.x address, so each
 is an identity of its own) connect, ask, chat, paste \"\"\" blocks,
-cancel, disconnect mid-answer and reconnect; their prompts carry the
-fake upstream's fault directives (errors, resets, cut streams, bad
-JSON, hangs, split writes). Meanwhile random workers, storage and the
+cancel, disconnect mid-answer, submit jobs and reconnect; their
+prompts carry the fake upstream's fault directives (errors, resets,
+cut streams, bad JSON, hangs, split writes). Meanwhile random workers, storage and the
 provider are killed with SIGKILL, and the parent gets SIGHUP every
 30 s. At the end, every prompt answered `. OK` must be in the database
-exactly once with its answer, PRAGMA integrity_check must say ok, the
+exactly once with its answer, every job accepted queued once and, once
+done, stored once, PRAGMA integrity_check must say ok, the
 long-lived processes must not have grown past the bounds below, and no
 zombie or orphan may be left. Everything started here is stopped here,
 by pid. Exit status 0 when every check holds.
@@ -57,6 +58,7 @@ class Stats:
         self.lock = threading.Lock()
         self.ok = []            # tags answered . OK
         self.sent = []          # every tag sent as a prompt
+        self.jobs = []          # tags of jobs SUBMIT accepted
         self.count = {}
 
     def add(self, what, n=1):
@@ -70,6 +72,10 @@ class Stats:
     def ok_tag(self, tag):
         with self.lock:
             self.ok.append(tag)
+
+    def job_tag(self, tag):
+        with self.lock:
+            self.jobs.append(tag)
 
 
 class Conn:
@@ -192,8 +198,20 @@ def client(d, n, deadline, st, stop):
                 c.close()
                 c = None
                 st.add("left mid-answer")
+            elif r < 0.86:
+                # A background job: it outlives this session.
+                t = tag()
+                st.sent_tag(t)
+                c.send("SUBMIT %s job %s" % (t, rnd.choice(BENIGN[:4])))
+                body, status = c.reply()
+                if status.startswith(". OK job "):
+                    st.job_tag(t)
+                    st.add("jobs submitted")
+                if rnd.random() < 0.5:
+                    c.close()
+                    c = None
             elif r < 0.90:
-                c.send(rnd.choice(["HELP", "INFO", "LIST-MODELS",
+                c.send(rnd.choice(["HELP", "INFO", "LIST-MODELS", "JOBS 5",
                                    "HISTORY 3", "SUMMARIES 1"]))
                 c.reply()
             elif r < 0.95:
@@ -302,6 +320,34 @@ def settle(d, timeout=30):
                      what="every role to run again")
 
 
+def jobs_pending(path):
+    """Jobs still queued or running (0 before the table exists)."""
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=30)
+    try:
+        return db.execute("SELECT count(*) FROM jobs WHERE state IN "
+                          "(0, 1)").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        db.close()
+
+
+def check_jobs(path, st):
+    """(jobs accepted, lost, duplicated, done, done but not stored)."""
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=30)
+    rows = {}
+    try:
+        for state, prompt in db.execute("SELECT state, prompt FROM jobs"):
+            m = re.search(r"\bsk\d+-\d+-\d+\b", prompt)
+            if m is not None:
+                rows.setdefault(m.group(0), []).append(state)
+    except sqlite3.OperationalError:
+        pass
+    finally:
+        db.close()
+    return rows
+
+
 def check_db(path, st):
     """(answered OK, lost, duplicated, integrity_check)."""
     db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=30)
@@ -323,7 +369,15 @@ def check_db(path, st):
                models.get(t, 0) == 0)
     dup = sum(1 for t in set(st.sent) if users.get(t, 0) > 1 or
               models.get(t, 0) > 1)
-    return len(ok), lost, dup, integrity
+    jobs = check_jobs(path, st)
+    jlost = sum(1 for t in set(st.jobs) if t not in jobs)
+    jdup = sum(1 for t in jobs if len(jobs[t]) > 1)
+    done = [t for t in set(st.jobs) if jobs.get(t) == [2]]
+    # A job done is a prompt and an answer stored, once each.
+    jbad = sum(1 for t in done if users.get(t, 0) != 1 or
+               models.get(t, 0) != 1)
+    return (len(ok), lost, dup, integrity, len(set(st.jobs)), jlost, jdup,
+            len(done), jbad)
 
 
 def main():
@@ -365,6 +419,11 @@ def main():
         for t in threads:
             t.join(60)
         settle(d)
+        # Jobs run to their end (each identity runs a few at a time).
+        end_jobs = time.monotonic() + 120
+        while jobs_pending(d.db) > 0 and time.monotonic() < end_jobs:
+            time.sleep(1)
+        pending = jobs_pending(d.db)
         time.sleep(2)       # the last commits, the last idle checks
         end = {r: (p,) + proc_info(p) for r, p in roles(d).items()
                if p is not None}
@@ -376,12 +435,21 @@ def main():
         d.proc.wait()
         time.sleep(1)
         orphans = [p for p in seen if harness.pid_alive(p)]
-        ok, lost, dup, integrity = check_db(d.db, st)
+        (ok, lost, dup, integrity, njobs, jlost, jdup, jdone,
+         jbad) = check_db(d.db, st)
 
         rows.append(("prompts answered OK", str(ok), ""))
         rows.append(("  of those lost in the database", str(lost),
                      "must be 0"))
         rows.append(("prompts stored twice", str(dup), "must be 0"))
+        rows.append(("jobs accepted (. OK job)", str(njobs), ""))
+        rows.append(("  of those lost", str(jlost), "must be 0"))
+        rows.append(("  queued twice", str(jdup), "must be 0"))
+        rows.append(("  done", str(jdone), ""))
+        rows.append(("  done, prompt or answer not stored once",
+                     str(jbad), "must be 0"))
+        rows.append(("  still queued or running after 120 s",
+                     str(pending), ""))
         rows.append(("PRAGMA integrity_check", integrity, "must be ok"))
         for what in sorted(st.count):
             if what != "ok":
@@ -408,6 +476,9 @@ def main():
             bad.append("%d answered prompts lost" % lost)
         if dup:
             bad.append("%d prompts stored twice" % dup)
+        if jlost or jdup or jbad:
+            bad.append("jobs: %d lost, %d twice, %d done but not stored "
+                       "once" % (jlost, jdup, jbad))
         if integrity != "ok":
             bad.append("integrity_check: %s" % integrity)
         if st.count.get("zombies", 0) or zombies_now:
