@@ -28,6 +28,8 @@ sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 #define IDENT_B	"00000000000000000000000000000000000000000000000000000000000000ff"
 
 static char	 dbpath[PATH_MAX];
+static struct channel pchan;		/* to the parent */
+static int	 far_parent = -1;
 static int	 peers[16];
 static int	 npeers;
 
@@ -72,6 +74,18 @@ setup(void)
 	st.conf->g.summaries_keep = 3;
 	(void)strlcpy(st.database, dbpath, sizeof(st.database));
 	db_fresh();
+	/* Storage tells the parent of job events. */
+	{
+		int	 sv[2];
+
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1)
+			abort();
+		fd_nonblock(sv[0]);
+		fd_nonblock(sv[1]);
+		far_parent = sv[1];
+		channel_init(&pchan, sv[0], NULL, NULL, NULL);
+		parent_chan = &pchan;
+	}
 }
 
 /* A channel from the parent: a worker's, control's or the jobs'. */
@@ -112,6 +126,12 @@ jobs_chan(void)
 static void
 timers(void)
 {
+	char	 buf[16384];
+
+	/* What went to the parent is read and forgotten. */
+	(void)imsg_write(&pchan.ibuf);
+	while (read(far_parent, buf, sizeof(buf)) > 0)
+		;
 	if (ev_timer_pending(&st.round_end)) {
 		ev_timer_del(&st.round_end);
 		storage_round_end(NULL);
