@@ -307,7 +307,7 @@ provider(struct fin *f)
 	}
 }
 
-/* Storage answers. */
+/* Storage answers (states and kinds in range: the worker checks). */
 static void
 storage(struct fin *f)
 {
@@ -344,19 +344,21 @@ storage(struct fin *f)
 	id = pick(f, id);
 	switch (fin_u8(f) % 8) {
 	case 4:
-		proto_storage_job_line(F.p, id, fin_u64(f), fin_u8(f) % 8,
+		proto_storage_job_line(F.p, id, fin_u64(f),
+		    fin_u8(f) % JOB_STATE_MAX,
 		    fin_str(f, 140), fin_u64(f), fin_u64(f), fin_str(f, 300));
 		break;
 	case 5:
-		proto_storage_job_head(F.p, id, fin_u64(f), fin_u8(f) % 8);
+		proto_storage_job_head(F.p, id, fin_u64(f),
+		    fin_u8(f) % JOB_STATE_MAX);
 		break;
 	case 6:
 		p = fin_bytes(f, 2048, &n);
-		proto_storage_job_chunk(F.p, id, fin_u8(f) % 4,
+		proto_storage_job_chunk(F.p, id, fin_u8(f) % CHUNK_KIND_MAX,
 		    (const char *)p, n);
 		break;
 	case 7:
-		proto_storage_job_end(F.p, id, fin_u8(f) % 8,
+		proto_storage_job_end(F.p, id, fin_u8(f) % JOB_STATE_MAX,
 		    fin_str(f, 140), fin_u64(f), fin_u64(f), fin_u64(f),
 		    fin_str(f, 40), fin_str(f, 40), fin_str(f, 300));
 		break;

@@ -256,16 +256,53 @@ from_storage(struct fin *f, uint32_t *type)
 {
 	static const uint32_t asked[] = { IMSG_WORKER_STORE,
 	    IMSG_WORKER_SUMMARY, IMSG_WORKER_HISTORY, IMSG_WORKER_CONTEXT,
-	    IMSG_WORKER_COUNT };
+	    IMSG_WORKER_COUNT, IMSG_WORKER_SUBMIT, IMSG_WORKER_JOBS,
+	    IMSG_WORKER_RESULT, IMSG_WORKER_KILL };
 	struct ibuf	*b;
 	const uint8_t	*p;
 	size_t		 n;
 	uint32_t	 id;
 
-	id = pick(f, asked[fin_u8(f) % 5]);
+	id = pick(f, asked[fin_u8(f) % 9]);
 	if ((b = ibuf_open(64)) == NULL)
 		abort();
-	switch (fin_u8(f) % 5) {
+	switch (fin_u8(f) % 9) {
+	case 5:
+		*type = IMSG_STORAGE_JOB_LINE;
+		ibuf_add_u32(b, id);
+		ibuf_add_u64(b, fin_u8(f));
+		ibuf_add_u32(b, fin_u8(f) % (JOB_STATE_MAX + 1));
+		ibuf_add_str(b, fin_str(f, 140));
+		ibuf_add_u64(b, fin_u64(f));
+		ibuf_add_u64(b, fin_u8(f));
+		ibuf_add_str(b, IDENT);
+		ibuf_add_str(b, fin_str(f, 300));
+		break;
+	case 6:
+		*type = IMSG_STORAGE_JOB_HEAD;
+		ibuf_add_u32(b, id);
+		ibuf_add_u64(b, fin_u8(f));
+		ibuf_add_u32(b, fin_u8(f) % (JOB_STATE_MAX + 1));
+		break;
+	case 7:
+		*type = IMSG_STORAGE_JOB_CHUNK;
+		ibuf_add_u32(b, id);
+		ibuf_add_u32(b, fin_u8(f) % (CHUNK_KIND_MAX + 1));
+		p = fin_bytes(f, 2048, &n);
+		ibuf_add_data(b, p, n);
+		break;
+	case 8:
+		*type = IMSG_STORAGE_JOB_END;
+		ibuf_add_u32(b, id);
+		ibuf_add_u32(b, fin_u8(f) % (JOB_STATE_MAX + 1));
+		ibuf_add_str(b, fin_str(f, 140));
+		ibuf_add_u64(b, fin_u8(f));
+		ibuf_add_u64(b, fin_u8(f));
+		ibuf_add_u64(b, fin_u8(f));
+		ibuf_add_str(b, fin_str(f, 40));
+		ibuf_add_str(b, fin_str(f, 40));
+		ibuf_add_str(b, fin_str(f, 300));
+		break;
 	case 0:
 		*type = IMSG_STORAGE_STORED;
 		ibuf_add_u32(b, id);
@@ -320,6 +357,7 @@ from_provider(struct fin *f, uint32_t *type)
 	case 1:
 		*type = IMSG_PROVIDER_MODELS_END;
 		ibuf_add_u32(b, pick(f, IMSG_WORKER_MODELS));
+		ibuf_add_str(b, fin_str(f, 200));
 		break;
 	case 2:
 		*type = IMSG_PROVIDER_CHUNK;
@@ -333,6 +371,8 @@ from_provider(struct fin *f, uint32_t *type)
 		ibuf_add_u64(b, fin_u8(f));
 		ibuf_add_u64(b, fin_u8(f));
 		ibuf_add_str(b, fin_str(f, 48));
+		ibuf_add_str(b, fin_u8(f) & 1 ? "g/gemini-2.0-flash" :
+		    fin_str(f, 140));
 		break;
 	case 4:
 		*type = IMSG_PROVIDER_ERROR;
