@@ -42,6 +42,7 @@ usage(int status)
 	exit(status);
 }
 
+/* Connect to the daemon's control socket, or say it is not running. */
 static int
 ctl_connect(const char *path)
 {
@@ -64,6 +65,7 @@ ctl_connect(const char *path)
 	return (fd);
 }
 
+/* Send one request to the daemon. */
 static void
 ctl_send(uint32_t type, const void *data, size_t len)
 {
@@ -119,6 +121,7 @@ ctl_read_answer(FILE *out)
 	}
 }
 
+/* A request without an argument. */
 static int
 do_simple(uint32_t type)
 {
@@ -126,6 +129,7 @@ do_simple(uint32_t type)
 	return (ctl_read_answer(stdout));
 }
 
+/* A request with a number. */
 static int
 do_u32(uint32_t type, uint32_t v)
 {
@@ -133,6 +137,7 @@ do_u32(uint32_t type, uint32_t v)
 	return (ctl_read_answer(stdout));
 }
 
+/* export: an identity and a format. */
 static int
 do_export(const char *identity, const char *format)
 {
@@ -173,6 +178,7 @@ do_purge(const char *identity, int force)
 	return (ctl_read_answer(stdout));
 }
 
+/* connect, or a control command over the socket. */
 int
 main(int argc, char *argv[])
 {
