@@ -16,16 +16,6 @@
 #include "bridged.h"
 #include "fuzz.h"
 
-/* parent.c's, for check.c's TLS check, which the parser never calls. */
-int
-read_file(const char *path, uint8_t **bufp, size_t *lenp)
-{
-	(void)path;
-	(void)bufp;
-	(void)lenp;
-	return (-1);
-}
-
 /* A file holding these bytes, and its path. */
 static int
 memfile(const void *p, size_t n, char *path, size_t len)

@@ -106,6 +106,7 @@ child_add(enum proc_id id, int busy, uint32_t sid)
 	c->busy = busy;
 	c->sid = sid;
 	c->wid = nfar;
+	c->gen = 1;
 	if (busy)
 		strlcpy(c->addr, "192.0.2.7", sizeof(c->addr));
 	channel_init(&c->chan, sv[0], parent_dispatch_child,
@@ -145,7 +146,6 @@ setup(void)
 	signal(SIGPIPE, SIG_IGN);
 	ev_timer_set(&restart_timer, parent_roles_update, NULL);
 	ev_timer_set(&stop_timer, parent_kill_all, NULL);
-	ev_timer_set(&pool_timer, parent_pool_retry, NULL);
 	if ((fd = memfd_create("bridged.conf", 0)) == -1 ||
 	    write(fd, conf, sizeof(conf) - 1) != sizeof(conf) - 1)
 		abort();
@@ -164,7 +164,21 @@ message(struct fin *f, uint32_t *type, uint32_t *peer)
 	*peer = fin_u8(f);
 	if ((b = ibuf_open(64)) == NULL)
 		abort();
-	switch (fin_u8(f) % 12) {
+	switch (fin_u8(f) % 15) {
+	case 12:
+	case 13:
+		*type = fin_u8(f) & 1 ? IMSG_TEMPLATE_FORKED :
+		    IMSG_TEMPLATE_ENDED;
+		ibuf_add_u32(b, fin_u8(f) % 12);
+		ibuf_add_u32(b, fin_u8(f) < 200 ? 200000 + fin_u8(f) :
+		    fin_u32(f));
+		if (*type == IMSG_TEMPLATE_ENDED)
+			ibuf_add_u32(b, fin_u8(f) & 1 ? 0 : fin_u16(f));
+		break;
+	case 14:
+		*type = IMSG_STORAGE_EVENT;
+		ibuf_add_str(b, fin_str(f, 300));
+		break;
 	case 0:
 		*type = IMSG_CHILD_LOG;
 		ibuf_add_u32(b, fin_u8(f) % 9);
@@ -239,16 +253,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	parent_conf->g.prefork = 1;
 	parent_conf->g.max_clients = 4;
 	parent_conf->g.identity = fin_u8(&f) % 3;
-	worker_failures = 0;
-	kids[nkids++] = child_add(PROC_CONTROL, 0, 0);
-	kids[nkids++] = child_add(PROC_STORAGE, 0, 0);
-	kids[nkids++] = child_add(PROC_PROVIDER, 0, 0);
-	kids[nkids++] = child_add(PROC_WORKER, 1, 1);
-	kids[nkids++] = child_add(PROC_WORKER, 1, 2);
-	kids[nkids++] = child_add(PROC_WORKER, 0, 0);
+	memset(backoff, 0, sizeof(backoff));
+	(void)child_add(PROC_CONTROL, 0, 0);
+	(void)child_add(PROC_STORAGE, 0, 0);
+	(void)child_add(PROC_PROVIDER, 0, 0);
+	(void)child_add(PROC_TEMPLATE, 0, 0);
+	(void)child_add(PROC_WORKER, 1, 1);
+	(void)child_add(PROC_WORKER, 1, 2);
+	(void)child_add(PROC_WORKER, 0, 0);
 
 	while (f.left > 0 && steps++ < 256) {
-		c = kids[fin_u8(&f) % nkids];
+		/* A child by its place: a worker may be gone by now. */
+		nkids = 0;
+		TAILQ_FOREACH(c, &children, entry)
+			kids[nkids++ % 8] = c;
+		if (nkids == 0)
+			break;
+		c = kids[fin_u8(&f) % (nkids < 8 ? nkids : 8)];
 		b = message(&f, &type, &peer);
 		if (!c->chan.dead) {
 			fuzz_imsg(&imsg, type, ibuf_data(b), ibuf_left(b));
@@ -269,7 +290,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		close(far[i]);
 	nfar = 0;
 	ev_timer_del(&restart_timer);
-	ev_timer_del(&pool_timer);
 	config_free(parent_conf);
 	parent_conf = NULL;
 	tls_material_wipe(&tlsm);

@@ -31,8 +31,6 @@
 
 void	fuzz_exit(int) __attribute__((__noreturn__));
 #define exit(s)		fuzz_exit(s)
-#define main		worker_main
-int	worker_main(int, char *[]);
 
 #include "../../bridged/worker.c"
 
@@ -40,10 +38,9 @@ int	worker_main(int, char *[]);
 
 /* The sandbox is not what is fuzzed here. */
 int
-sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
+sandbox_narrow(enum sandbox_role role)
 {
 	(void)role;
-	(void)sc;
 	return (0);
 }
 
