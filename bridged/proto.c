@@ -744,6 +744,7 @@ job_submit(struct proto *p, int kind, int turns, const char *a,
 	    "dialogue", len);
 }
 
+/* SUBMIT <prompt>: a job answered with the conversation as stored. */
 static void
 cmd_submit(struct proto *p, const char *arg)
 {
@@ -799,6 +800,7 @@ next_word(const char **s, size_t *len)
 	return (w);
 }
 
+/* DIALOGUE <turns> <model A> <model B> <opening>. */
 static void
 cmd_dialogue(struct proto *p, const char *arg)
 {
@@ -838,6 +840,7 @@ cmd_dialogue(struct proto *p, const char *arg)
 	    "<model B> <opening>");
 }
 
+/* JOBS [N]: the identity's last jobs. */
 static void
 cmd_jobs(struct proto *p, const char *arg)
 {
@@ -861,6 +864,7 @@ cmd_jobs(struct proto *p, const char *arg)
 	p->op = OP_JOBS;
 }
 
+/* RESULT <id>: a job's output, followed while it runs. */
 static void
 cmd_result(struct proto *p, const char *arg)
 {
@@ -878,6 +882,7 @@ cmd_result(struct proto *p, const char *arg)
 	p->following = 0;
 }
 
+/* KILL <id>: stop a queued or running job. */
 static void
 cmd_kill(struct proto *p, const char *arg)
 {
