@@ -21,9 +21,9 @@ static struct {
 	uint64_t	 rnd;
 	int		 down;		/* provider or storage refuses */
 	int		 closed;
-	uint32_t	 models, gen, cancel, ustore, mstore, summary;
-	uint32_t	 history, context, count;
-	uint32_t	 submit, jobs, result, kill;
+	uint32_t	 models, gen, cancel;
+	uint32_t	 sreq[IMSG_MAX];	/* storage requests by type */
+	uint32_t	 slast;			/* the last of them */
 	size_t		 out;
 } F;
 
@@ -55,18 +55,17 @@ f_models(void *arg, uint32_t id)
 }
 
 static int
-f_gen(void *arg, uint32_t id, const char *model, const char *sys,
-    const struct proto_turn *t, size_t n)
+f_gen(void *arg, uint32_t id, const struct proto_gen *g)
 {
 	size_t	 i;
 
 	(void)arg;
 	if (F.down & 1)
 		return (-1);
-	if (strlen(model) >= MODEL_MAX_LEN || sys == NULL)
+	if (strlen(g->model) >= MODEL_MAX_LEN || g->system == NULL)
 		abort();
-	for (i = 0; i < n; i++)
-		if (t[i].len > 0 && t[i].text == NULL)
+	for (i = 0; i < g->nturns; i++)
+		if (g->turns[i].len > 0 && g->turns[i].text == NULL)
 			abort();
 	F.gen = id;
 	return (0);
@@ -79,66 +78,22 @@ f_cancel(void *arg, uint32_t id)
 	F.cancel = id;
 }
 
+/* A storage request: its payload must start with its id. */
 static int
-f_store(void *arg, uint32_t id, uint64_t key, int role, const char *model,
-    uint64_t tokens, const char *text, size_t len)
+f_storage(void *arg, uint32_t type, uint32_t id, struct ibuf *b)
 {
-	(void)arg;
-	(void)key;
-	(void)model;
-	(void)tokens;
-	(void)text;
-	(void)len;
-	if (F.down & 2)
-		return (-1);
-	if (role == ROLE_USER)
-		F.ustore = id;
-	else
-		F.mstore = id;
-	return (0);
-}
+	uint32_t	 v;
 
-static int
-f_summary(void *arg, uint32_t id, const char *text, size_t len)
-{
 	(void)arg;
-	(void)text;
-	(void)len;
+	if (ibuf_left(b) < sizeof(v) || type >= IMSG_MAX)
+		abort();
+	memcpy(&v, ibuf_data(b), sizeof(v));
+	if (v != id)
+		abort();
+	ibuf_free(b);
 	if (F.down & 2)
 		return (-1);
-	F.summary = id;
-	return (0);
-}
-
-static int
-f_history(void *arg, uint32_t id, int kind, uint32_t count)
-{
-	(void)arg;
-	(void)kind;
-	(void)count;
-	if (F.down & 2)
-		return (-1);
-	F.history = id;
-	return (0);
-}
-
-static int
-f_context(void *arg, uint32_t id)
-{
-	(void)arg;
-	if (F.down & 2)
-		return (-1);
-	F.context = id;
-	return (0);
-}
-
-static int
-f_count(void *arg, uint32_t id)
-{
-	(void)arg;
-	if (F.down & 2)
-		return (-1);
-	F.count = id;
+	F.sreq[type] = F.slast = id;
 	return (0);
 }
 
@@ -184,45 +139,6 @@ f_auth(void *arg, const char *token)
 	return (F.down & 4 ? -1 : 0);
 }
 
-static int
-f_submit(void *arg, uint32_t id, uint64_t key, int a, int b,
-    const char *model, const char *sys, const char *text, size_t len)
-{
-	(void)arg;
-	(void)key;
-	(void)a;
-	(void)b;
-	(void)text;
-	if (strlen(model) >= MODEL_MAX_LEN || sys == NULL || len > (1U << 30))
-		abort();
-	if (F.down & 2)
-		return (-1);
-	F.submit = id;
-	return (0);
-}
-
-static int
-f_jobs(void *arg, uint32_t id, uint32_t n)
-{
-	(void)arg;
-	(void)n;
-	if (F.down & 2)
-		return (-1);
-	F.jobs = id;
-	return (0);
-}
-
-static int
-f_result(void *arg, uint32_t id, uint64_t job)
-{
-	(void)arg;
-	(void)job;
-	if (F.down & 2)
-		return (-1);
-	F.result = id;
-	return (0);
-}
-
 static void
 f_unfollow(void *arg, uint32_t id)
 {
@@ -230,21 +146,9 @@ f_unfollow(void *arg, uint32_t id)
 	(void)id;
 }
 
-static int
-f_kill(void *arg, uint32_t id, uint64_t job)
-{
-	(void)arg;
-	(void)job;
-	if (F.down & 2)
-		return (-1);
-	F.kill = id;
-	return (0);
-}
-
 static const struct proto_ops fuzz_ops = {
-	f_write, f_close, f_models, f_gen, f_cancel, f_store, f_summary,
-	f_history, f_context, f_count, f_state, f_event, f_now, f_random,
-	f_auth, f_submit, f_jobs, f_result, f_unfollow, f_kill
+	f_write, f_close, f_models, f_gen, f_cancel, f_storage, f_state,
+	f_event, f_now, f_random, f_auth, f_unfollow
 };
 
 /* A request id: the one asked for, or any. */
@@ -307,46 +211,72 @@ provider(struct fin *f)
 	}
 }
 
+/* A conversation as the worker reads it: strings that end. */
+static void
+fuzz_conv(struct fin *f, struct db_conv *cv)
+{
+	cv->id = (int64_t)(fin_u64(f) >> 1);
+	strlcpy(cv->name, fin_str(f, CONV_NAME_MAX), sizeof(cv->name));
+	strlcpy(cv->model, fin_str(f, MODEL_MAX_LEN), sizeof(cv->model));
+	strlcpy(cv->role, fin_str(f, NAME_MAX_LEN), sizeof(cv->role));
+	strlcpy(cv->system, fin_str(f, 300), sizeof(cv->system));
+	cv->created = fin_u32(f);
+	cv->last_used = fin_u32(f);
+	cv->messages = fin_u16(f);
+}
+
+/* A search match as the worker reads it. */
+static void
+fuzz_match(struct fin *f, struct db_match *mt)
+{
+	const uint8_t	*p;
+
+	mt->conv = fin_u16(f);
+	mt->id = fin_u16(f);
+	mt->time = fin_u32(f);
+	mt->role = fin_u8(f) % ROLE_MAX;
+	p = fin_bytes(f, 512, &mt->len);
+	mt->text = mt->len > 0 ? (const char *)p : "";
+}
+
 /* Storage answers (states and kinds in range: the worker checks). */
 static void
 storage(struct fin *f)
 {
+	static const uint32_t types[] = { IMSG_WORKER_STORE,
+	    IMSG_WORKER_SUMMARY, IMSG_WORKER_HISTORY, IMSG_WORKER_CONTEXT,
+	    IMSG_WORKER_COUNT, IMSG_WORKER_SUBMIT, IMSG_WORKER_JOBS,
+	    IMSG_WORKER_RESULT, IMSG_WORKER_KILL };
+	struct db_conv	 cv;
+	struct db_match	 mt;
 	const uint8_t	*p;
 	uint32_t	 id;
 	size_t		 n;
+	uint8_t		 k;
 
-	switch (fin_u8(f) % 8) {
+	k = fin_u8(f);
+	id = k < 128 ? F.slast : F.sreq[types[k % 9]];
+	id = pick(f, id);
+	switch (fin_u8(f) % 12) {
 	case 0:
-		id = F.ustore;
+		proto_storage_stored(F.p, id, fin_u64(f));
 		break;
 	case 1:
-		id = F.mstore;
+		p = fin_bytes(f, 2048, &n);
+		proto_storage_item(F.p, id, fin_u64(f), fin_u64(f),
+		    fin_u8(f) % 4, (const char *)p, n);
 		break;
 	case 2:
-		id = F.summary;
+		proto_storage_end(F.p, id, fin_u8(f) < 128 ? fin_u8(f) :
+		    fin_u64(f));
 		break;
 	case 3:
-		id = F.history;
+		proto_storage_error(F.p, id, fin_str(f, 300));
 		break;
-	case 4:
-		id = F.context;
-		break;
-	case 5:
-		id = F.count;
-		break;
-	case 6:
-		id = fin_u8(f) & 1 ? F.submit : F.jobs;
-		break;
-	default:
-		id = fin_u8(f) & 1 ? F.result : F.kill;
-		break;
-	}
-	id = pick(f, id);
-	switch (fin_u8(f) % 8) {
 	case 4:
 		proto_storage_job_line(F.p, id, fin_u64(f),
-		    fin_u8(f) % JOB_STATE_MAX,
-		    fin_str(f, 140), fin_u64(f), fin_u64(f), fin_str(f, 300));
+		    fin_u8(f) % JOB_STATE_MAX, fin_str(f, 140), fin_u64(f),
+		    fin_u64(f), fin_str(f, 300));
 		break;
 	case 5:
 		proto_storage_job_head(F.p, id, fin_u64(f),
@@ -362,20 +292,22 @@ storage(struct fin *f)
 		    fin_str(f, 140), fin_u64(f), fin_u64(f), fin_u64(f),
 		    fin_str(f, 40), fin_str(f, 40), fin_str(f, 300));
 		break;
-	case 0:
-		proto_storage_stored(F.p, id, fin_u64(f));
+	case 8:
+		memset(&cv, 0, sizeof(cv));
+		fuzz_conv(f, &cv);
+		proto_storage_conv(F.p, id, &cv);
 		break;
-	case 1:
-		p = fin_bytes(f, 2048, &n);
-		proto_storage_item(F.p, id, fin_u64(f), fin_u64(f),
-		    fin_u8(f) % 4, (const char *)p, n);
+	case 9:
+		memset(&mt, 0, sizeof(mt));
+		fuzz_match(f, &mt);
+		proto_storage_match(F.p, id, &mt);
 		break;
-	case 2:
-		proto_storage_end(F.p, id, fin_u8(f) < 128 ? fin_u8(f) :
-		    fin_u64(f));
+	case 10:
+		proto_storage_deleted(F.p, id, fin_u64(f), fin_u64(f));
 		break;
-	case 3:
-		proto_storage_error(F.p, id, fin_str(f, 300));
+	case 11:
+		proto_storage_refused(F.p, id, fin_str(f, 40),
+		    fin_str(f, 300));
 		break;
 	}
 }
