@@ -464,6 +464,8 @@ int		 control_socket_open(const char *, uid_t, gid_t);
 void		 control_main(void);
 
 /* export.c */
+struct db_conv;
+
 struct export_state {
 	int		 markdown;
 	int		 section;	/* 0, 1 messages, 2 summaries */
@@ -471,7 +473,8 @@ struct export_state {
 };
 
 void		 export_init(void);
-char		*export_begin(struct export_state *, const char *);
+char		*export_begin(struct export_state *, const char *,
+		    const struct db_conv *);
 char		*export_item(struct export_state *, uint64_t, uint64_t,
 		    enum msg_role, const char *, size_t);
 char		*export_end(struct export_state *);

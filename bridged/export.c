@@ -33,28 +33,60 @@ export_init(void)
 	json_object_seed(arc4random() | 1);
 }
 
-/* The opening line(s); the caller sends each line returned. */
-char *
-export_begin(struct export_state *ex, const char *identity)
+/* A conversation's header in Markdown. */
+static char *
+export_md_conv(const char *identity, const struct db_conv *c)
 {
-	json_t	*id;
+	char	*out = NULL;
+
+	if (asprintf(&out, "# bridged conversation %lld %s\n\n"
+	    "identity: %s  \nmodel: %s  \nrole: %s%s%s",
+	    (long long)c->id, c->name[0] != '\0' ? c->name : "-", identity,
+	    c->model[0] != '\0' ? c->model : "-",
+	    c->role[0] != '\0' ? c->role : "-",
+	    c->system[0] != '\0' ? "\n\n## system\n\n" : "", c->system) == -1)
+		return (NULL);
+	return (out);
+}
+
+/*
+ * The opening line(s); the caller sends each line returned. With a
+ * conversation (EXPORT of one), its id, name, model, system prompt
+ * and role come first, so that IMPORT can make it again.
+ */
+char *
+export_begin(struct export_state *ex, const char *identity,
+    const struct db_conv *c)
+{
+	json_t	*o;
 	char	*s, *out = NULL;
 
 	ex->section = 0;
 	ex->count = 0;
 	if (ex->markdown) {
+		if (c != NULL)
+			return (export_md_conv(identity, c));
 		if (asprintf(&out, "# bridged conversation %s", identity) ==
 		    -1)
 			return (NULL);
 		return (out);
 	}
-	if ((id = json_string(identity)) == NULL)
+	if (c == NULL)
+		o = json_pack("{s:s}", "identity", identity);
+	else
+		o = json_pack("{s:s,s:{s:I,s:s,s:s,s:s,s:s}}", "identity",
+		    identity, "conversation", "id", (json_int_t)c->id, "name",
+		    c->name, "model", c->model, "system", c->system, "role",
+		    c->role);
+	if (o == NULL)
 		return (NULL);
-	s = json_dumps(id, JSON_ENCODE_ANY);
-	json_decref(id);
+	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
 	if (s == NULL)
 		return (NULL);
-	if (asprintf(&out, "{\"identity\":%s,\"messages\":[", s) == -1)
+	/* The object stays open for the lists that follow. */
+	s[strlen(s) - 1] = '\0';
+	if (asprintf(&out, "%s,\"messages\":[", s) == -1)
 		out = NULL;
 	free(s);
 	return (out);

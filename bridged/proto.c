@@ -51,6 +51,8 @@ enum proto_op {
 	OP_CONVS,	/* CONVERSATIONS */
 	OP_DELETE,	/* DELETE, then maybe NEW */
 	OP_SET,		/* SYSTEM: storage stores it */
+	OP_SEARCH,
+	OP_EXPORT,
 	OP_SUBMIT,
 	OP_JOBS,
 	OP_RESULT,
@@ -184,6 +186,7 @@ struct proto {
 	uint32_t		 hcount;
 	uint64_t		 ndeleted;	/* DELETE */
 	char			*newsystem;	/* SYSTEM, until stored */
+	struct export_state	 ex;		/* EXPORT */
 	uint64_t		 job;		/* RESULT, KILL */
 	int			 following;	/* RESULT streams live */
 	struct prompt		 pr;
@@ -709,6 +712,9 @@ cmd_help(struct proto *p, const char *arg)
 		"RESUME <id|name>  go on with a conversation",
 		"DELETE <id|name>  delete a conversation",
 		"SYSTEM [text|-]   show, set or clear the system prompt",
+		"SEARCH <words>    search all your messages",
+		"EXPORT [json|markdown] [id|name]",
+		"                  a conversation, the current by default",
 		"SUBMIT <prompt>   a background job; RESULT shows it",
 		"DIALOGUE <turns> <model A> <model B> <opening>",
 		"                  a job: two models answer each other",
@@ -1094,6 +1100,81 @@ cmd_delete(struct proto *p, const char *arg)
 		return;
 	}
 	p->op = OP_DELETE;
+}
+
+/* SEARCH <words>: this identity's messages that have them all. */
+static void
+cmd_search(struct proto *p, const char *arg)
+{
+	struct ibuf	*b;
+	char		*words;
+	size_t		 len = strlen(arg);
+
+	while (len > 0 && is_space(arg[len - 1]))
+		len--;
+	if (len > DB_SEARCH_MAX) {
+		out_status(p, "ERR", "bad-argument search words are at most"
+		    " %d bytes", DB_SEARCH_MAX);
+		return;
+	}
+	p->req = proto_reqid(p);
+	p->hcount = 0;
+	b = req_open(p, p->req);
+	if ((words = strndup(arg, len)) == NULL ||
+	    ibuf_add_str(b, words) == -1)
+		fatal("%s", __func__);
+	free(words);
+	if (storage_send(p, IMSG_WORKER_SEARCH, b) == -1) {
+		out_status(p, "ERR", "storage not available");
+		return;
+	}
+	p->op = OP_SEARCH;
+}
+
+/* EXPORT [json|markdown] [conversation]: the current one by default. */
+static void
+cmd_export(struct proto *p, const char *arg)
+{
+	struct ibuf	*b;
+	char		 ref[32];
+	const char	*w = arg != NULL ? arg : "";
+	size_t		 wl;
+
+	p->ex.markdown = 0;
+	wl = strcspn(w, " \t");
+	if ((wl == 4 && strncasecmp(w, "json", 4) == 0) ||
+	    (wl == 8 && strncasecmp(w, "markdown", 8) == 0)) {
+		p->ex.markdown = wl == 8;
+		for (w += wl; is_space(*w); w++)
+			;
+	}
+	if (*w == '\0') {
+		snprintf(ref, sizeof(ref), "%llu", (unsigned long long)p->conv);
+		w = ref;
+	} else if (!conv_ref_ok(w)) {
+		out_status(p, "ERR", "not-found no such conversation");
+		return;
+	}
+	p->req = proto_reqid(p);
+	b = req_open(p, p->req);
+	if (ibuf_add_str(b, w) == -1)
+		fatal("%s", __func__);
+	if (storage_send(p, IMSG_WORKER_EXPORT, b) == -1) {
+		out_status(p, "ERR", "storage not available");
+		return;
+	}
+	p->op = OP_EXPORT;
+}
+
+/* A line export.c made: into the body, NULL meaning no memory. */
+static void
+export_out(struct proto *p, char *line)
+{
+	if (line == NULL)
+		fatal("%s", __func__);
+	out_body(p, line, strlen(line));
+	out_body(p, "\n", 1);
+	free(line);
 }
 
 /* SYSTEM [text or -]: show, set or clear the system prompt. */
@@ -1521,6 +1602,7 @@ static const struct proto_cmd {
 	{ "CONVERSATIONS",	ARG_OPT,		cmd_convs },
 	{ "DELETE",		ARG_NEED,		cmd_delete },
 	{ "DIALOGUE",		ARG_NEED | ARG_RAW,	cmd_dialogue },
+	{ "EXPORT",		ARG_OPT,		cmd_export },
 	{ "EXIT",		ARG_NONE | ARG_PREAUTH,	cmd_exit },
 	{ "HELP",		ARG_NONE | ARG_PREAUTH,	cmd_help },
 	{ "HISTORY",		ARG_OPT,		cmd_messages },
@@ -1534,6 +1616,7 @@ static const struct proto_cmd {
 	{ "RESET",		ARG_OPT,		cmd_new },
 	{ "RESULT",		ARG_NEED,		cmd_result },
 	{ "RESUME",		ARG_NEED,		cmd_resume },
+	{ "SEARCH",		ARG_NEED | ARG_RAW,	cmd_search },
 	{ "SUBMIT",		ARG_NEED | ARG_RAW,	cmd_submit },
 	{ "SUMMARIES",		ARG_OPT,		cmd_summaries },
 	{ "SYSTEM",		ARG_OPT | ARG_RAW,	cmd_system }
@@ -2526,6 +2609,13 @@ proto_storage_item(struct proto *p, uint32_t id, uint64_t rowid,
 		}
 		return;
 	}
+	if (p->op == OP_EXPORT && id == p->req && role < ROLE_MAX) {
+		export_out(p, export_item(&p->ex, rowid, when, role, text,
+		    len));
+		p->hcount++;
+		proto_done(p);
+		return;
+	}
 	if (p->op != OP_HISTORY || id != p->req)
 		return;
 	iso8601(when, t, sizeof(t));
@@ -2557,6 +2647,13 @@ proto_storage_end(struct proto *p, uint32_t id, uint64_t count)
 		}
 	} else if (p->op == OP_CONVS && id == p->req) {
 		out_status(p, "OK", "%u conversations", p->hcount);
+		op_done(p);
+	} else if (p->op == OP_SEARCH && id == p->req) {
+		out_status(p, "OK", "%u matches", p->hcount);
+		op_done(p);
+	} else if (p->op == OP_EXPORT && id == p->req) {
+		export_out(p, export_end(&p->ex));
+		out_status(p, "OK", "%u items", p->hcount);
 		op_done(p);
 	} else if (p->op == OP_INFO && id == p->req) {
 		info_reply(p, 1, count);
@@ -2597,8 +2694,8 @@ proto_storage_error(struct proto *p, uint32_t id, const char *text)
 		info_reply(p, 0, 0);
 		op_done(p);
 	} else if ((p->op == OP_HISTORY || p->op == OP_NEW ||
-	    p->op == OP_CONVS || p->op == OP_DELETE || p->op == OP_SET) &&
-	    id == p->req) {
+	    p->op == OP_CONVS || p->op == OP_DELETE || p->op == OP_SET ||
+	    p->op == OP_SEARCH || p->op == OP_EXPORT) && id == p->req) {
 		out_status(p, "ERR", "storage %s", why);
 		op_done(p);
 	} else if (p->op == OP_PROMPT &&
@@ -2647,6 +2744,9 @@ proto_storage_conv(struct proto *p, uint32_t id, const struct db_conv *c)
 		out_status(p, "OK", "deleted %llu messages",
 		    (unsigned long long)p->ndeleted);
 		op_done(p);
+	} else if (p->op == OP_EXPORT && id == p->req) {
+		export_out(p, export_begin(&p->ex, p->s.identity, c));
+		p->hcount = 0;
 	} else if (p->op == OP_CONVS && id == p->req) {
 		iso8601((uint64_t)c->last_used, t, sizeof(t));
 		out_line(p, "%c %llu %s %llu %s %s",
@@ -2661,13 +2761,27 @@ proto_storage_conv(struct proto *p, uint32_t id, const struct db_conv *c)
 	proto_done(p);
 }
 
-/* A match of SEARCH. */
+/* A match of SEARCH: its header, then its context on one line. */
 void
 proto_storage_match(struct proto *p, uint32_t id, const struct db_match *m)
 {
-	(void)p;
-	(void)id;
-	(void)m;
+	char	 t[32], *line;
+	size_t	 i;
+
+	if (p->closed || p->op != OP_SEARCH || id != p->req)
+		return;
+	iso8601((uint64_t)m->time, t, sizeof(t));
+	out_line(p, "--- %lld %lld %s %s", (long long)m->conv,
+	    (long long)m->id, t, proto_role(m->role));
+	if ((line = strndup(m->text, m->len)) == NULL)
+		fatal("%s", __func__);
+	for (i = 0; line[i] != '\0'; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			line[i] = ' ';
+	out_line(p, "%s", line);
+	free(line);
+	p->hcount++;
+	proto_done(p);
 }
 
 /* DELETE went through; deleting the current one starts a new one. */

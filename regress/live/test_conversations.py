@@ -247,3 +247,92 @@ def test_chat_mode_words_are_prompts():
     ok(c, "BACK")
     assert info(c)["conversation"] == cur
     c.close()
+
+
+def search(c, words):
+    body, status = ok(c, "SEARCH " + words)
+    m = re.match(r"^\. OK (\d+) matches$", status)
+    assert m, status
+    hits = []
+    for i in range(0, len(body), 2):
+        h = re.match(r"^--- (\d+) (\d+) (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) "
+                     r"(user|model)$", body[i])
+        assert h, body
+        hits.append((int(h.group(1)), int(h.group(2)), h.group(4),
+                     body[i + 1]))
+    assert len(hits) == int(m.group(1)), (hits, status)
+    return hits
+
+
+def test_search():
+    a = client("alpha-token")
+    word = "zq" + uuid.uuid4().hex[:8]
+    _, status = ok(a, "NEW")
+    first, _ = conv_of(status)
+    ok(a, "ASK the %s (draft) says \"quoted\" NEAR the end*" % word)
+    _, status = ok(a, "NEW")
+    second, _ = conv_of(status)
+    ok(a, "ASK again " + word)
+    hits = search(a, word)
+    # Newest first, across conversations, prompts and echoed answers.
+    convs = [h[0] for h in hits]
+    assert convs[:2] == [second, second] and set(convs) == {first, second}, \
+        hits
+    assert hits[0][1] > hits[-1][1], hits
+    assert any(h[2] == "user" and word in h[3] for h in hits), hits
+    # FTS5 syntax is searched for literally, never an error.
+    for words in ('"', '*', 'NEAR', '(', ')', '((', 'NEAR(%s x)' % word,
+                  '"%s' % word, '%s*' % word, 'a OR b', '-x', '^x',
+                  'col:val', '{a b}', "'", "\\", "AND NOT"):
+        body, status = a.ask("SEARCH " + words)
+        assert status.startswith(". OK "), (words, status)
+    assert len(search(a, '"%s"' % word)) == len(hits)
+    assert len(search(a, "(draft %s" % word)) == 2      # the prompt and echo
+    assert search(a, "NEAR " + word) != []
+    _, status = a.ask("SEARCH")
+    assert status.startswith(". ERR bad-argument"), status
+    _, status = a.ask("SEARCH " + "x" * 1100)
+    assert status.startswith(". ERR bad-argument"), status
+    a.close()
+    b = client("beta-token")
+    assert search(b, word) == []
+    b.close()
+
+
+def test_export():
+    import json
+    a = client("alpha-token")
+    name = "exp-" + uuid.uuid4().hex[:6]
+    _, status = ok(a, "NEW " + name)
+    conv, _ = conv_of(status)
+    ok(a, "SYSTEM Be brief.")
+    ok(a, "ASK .dot first line")
+    body, status = ok(a, "EXPORT")
+    assert status == ". OK 2 items", status
+    doc = json.loads("\n".join(body))
+    assert doc["identity"] == sha(b"alpha-token"), doc
+    assert doc["conversation"] == {"id": conv, "name": name,
+                                   "model": "gemini-2.0-flash",
+                                   "system": "Be brief.", "role": ""}, doc
+    assert [m["role"] for m in doc["messages"]] == ["user", "model"], doc
+    assert doc["messages"][0]["content"] == ".dot first line", doc
+    assert doc["summaries"] == [], doc
+    ok(a, "NEW")
+    body, status = ok(a, "EXPORT json " + name)
+    assert json.loads("\n".join(body))["conversation"]["id"] == conv
+    body, status = ok(a, "export markdown %d" % conv)
+    text = "\n".join(body)
+    assert text.startswith("# bridged conversation %d %s" % (conv, name)), \
+        text
+    assert "Be brief." in text and "## " in text, text
+    for bad in ("EXPORT 99999999", "EXPORT json nope", "EXPORT a/b"):
+        body, status = a.ask(bad)
+        assert status == ". ERR not-found no such conversation", (bad,
+                                                                 status)
+    a.close()
+    b = client("beta-token")
+    for line in ("EXPORT %d" % conv, "EXPORT markdown " + name):
+        body, status = b.ask(line)
+        assert status == ". ERR not-found no such conversation", status
+        assert body == [], body
+    b.close()
