@@ -53,6 +53,7 @@ enum proto_op {
 	OP_SET,		/* SYSTEM: storage stores it */
 	OP_SEARCH,
 	OP_EXPORT,
+	OP_IMPORT,	/* storage makes the imported conversation */
 	OP_SUBMIT,
 	OP_JOBS,
 	OP_RESULT,
@@ -167,6 +168,11 @@ struct proto {
 	size_t			 mllines;
 	char			 mlwhy[80];
 
+	/* an IMPORT being received */
+	int			 imp;
+	struct ibuf		*impbuf;
+	const char		*imperr;
+
 	/* the conversation and its memory */
 	uint64_t		 conv;		/* 0 until storage named it */
 	char			 convname[CONV_NAME_MAX + 1];
@@ -193,6 +199,7 @@ struct proto {
 };
 
 static void	proto_run(struct proto *);
+static const char *line_bad(const char *, size_t);
 static void	proto_done(struct proto *);
 static void	prompt_continue(struct proto *);
 static void	prompt_send(struct proto *);
@@ -713,6 +720,7 @@ cmd_help(struct proto *p, const char *arg)
 		"DELETE <id|name>  delete a conversation",
 		"SYSTEM [text|-]   show, set or clear the system prompt",
 		"SEARCH <words>    search all your messages",
+		"IMPORT            a JSON export becomes a new conversation",
 		"EXPORT [json|markdown] [id|name]",
 		"                  a conversation, the current by default",
 		"SUBMIT <prompt>   a background job; RESULT shows it",
@@ -1166,6 +1174,84 @@ cmd_export(struct proto *p, const char *arg)
 	p->op = OP_EXPORT;
 }
 
+/* IMPORT: the export comes next, dot-stuffed, up to a line ".". */
+static void
+cmd_import(struct proto *p, const char *arg)
+{
+	(void)arg;
+	if (p->impbuf == NULL && (p->impbuf = ibuf_open(4096)) == NULL)
+		fatal("%s", __func__);
+	ibuf_reset(p->impbuf);
+	p->imp = 1;
+	p->imperr = NULL;
+	out_status(p, "MORE", "send the export, end with a line \".\"");
+}
+
+/* The export is in: checked whole, then stored as a new conversation. */
+static void
+import_end(struct proto *p)
+{
+	struct ibuf	*b;
+	const char	*bad;
+	char		 why[PROTO_TEXT_MAX];
+
+	p->imp = 0;
+	if (p->imperr != NULL) {
+		out_status(p, "ERR", "bad-argument %s", p->imperr);
+		goto done;
+	}
+	p->req = proto_reqid(p);
+	b = req_open(p, p->req);
+	if ((bad = import_build(ibuf_data(p->impbuf), ibuf_left(p->impbuf),
+	    b, why, sizeof(why))) != NULL) {
+		ibuf_free(b);
+		text_copy(why, sizeof(why), bad);
+		out_status(p, "ERR", "bad-argument %s", why);
+		goto done;
+	}
+	if (storage_send(p, IMSG_WORKER_IMPORT, b) == -1)
+		out_status(p, "ERR", "storage not available");
+	else
+		p->op = OP_IMPORT;
+ done:
+	explicit_bzero(ibuf_data(p->impbuf), ibuf_left(p->impbuf));
+	ibuf_reset(p->impbuf);
+}
+
+/* One line of an export being imported; what is wrong is kept. */
+static void
+import_line(struct proto *p, struct pline *l)
+{
+	const char	*s = l->text;
+	size_t		 len = l->len;
+
+	if (!l->toolong && len == 1 && s[0] == '.') {
+		import_end(p);
+		return;
+	}
+	if (p->imperr != NULL)
+		return;
+	if (l->toolong) {
+		p->imperr = "a line of the export is too long";
+		return;
+	}
+	if (len > 0 && s[0] == '.') {		/* dot-stuffed */
+		s++;
+		len--;
+	}
+	if (line_bad(s, len) != NULL) {
+		p->imperr = "the export is not valid UTF-8";
+		return;
+	}
+	if (ibuf_left(p->impbuf) + len + 1 > IMPORT_MAX) {
+		p->imperr = "the export is larger than 8 MiB";
+		return;
+	}
+	if (ibuf_add(p->impbuf, s, len) == -1 ||
+	    ibuf_add(p->impbuf, "\n", 1) == -1)
+		fatal("%s", __func__);
+}
+
 /* A line export.c made: into the body, NULL meaning no memory. */
 static void
 export_out(struct proto *p, char *line)
@@ -1606,6 +1692,7 @@ static const struct proto_cmd {
 	{ "EXIT",		ARG_NONE | ARG_PREAUTH,	cmd_exit },
 	{ "HELP",		ARG_NONE | ARG_PREAUTH,	cmd_help },
 	{ "HISTORY",		ARG_OPT,		cmd_messages },
+	{ "IMPORT",		ARG_NONE,		cmd_import },
 	{ "IA",			ARG_NONE,		cmd_ia },
 	{ "INFO",		ARG_NONE,		cmd_info },
 	{ "JOBS",		ARG_OPT,		cmd_jobs },
@@ -1831,6 +1918,10 @@ proto_line(struct proto *p, struct pline *l)
 
 	if (p->ml) {
 		ml_line(p, l);
+		return;
+	}
+	if (p->imp) {
+		import_line(p, l);
 		return;
 	}
 	if (l->toolong) {
@@ -2061,7 +2152,7 @@ line_early(const struct proto *p, const struct pline *l)
 {
 	size_t	 n;
 
-	if (l->toolong || p->ml || p->menu)
+	if (l->toolong || p->ml || p->menu || p->imp)
 		return (1);
 	if (p->mode == MODE_CHAT)
 		return (!line_is(l->text, l->len, "BACK"));
@@ -2169,6 +2260,9 @@ proto_free(struct proto *p)
 	ibuf_free(p->part);
 	ibuf_free(p->out);
 	ibuf_free(p->mlbuf);
+	if (p->impbuf != NULL)
+		explicit_bzero(ibuf_data(p->impbuf), ibuf_left(p->impbuf));
+	ibuf_free(p->impbuf);
 	freezero(p, sizeof(*p));
 }
 
@@ -2695,7 +2789,8 @@ proto_storage_error(struct proto *p, uint32_t id, const char *text)
 		op_done(p);
 	} else if ((p->op == OP_HISTORY || p->op == OP_NEW ||
 	    p->op == OP_CONVS || p->op == OP_DELETE || p->op == OP_SET ||
-	    p->op == OP_SEARCH || p->op == OP_EXPORT) && id == p->req) {
+	    p->op == OP_SEARCH || p->op == OP_EXPORT ||
+	    p->op == OP_IMPORT) && id == p->req) {
 		out_status(p, "ERR", "storage %s", why);
 		op_done(p);
 	} else if (p->op == OP_PROMPT &&
@@ -2743,6 +2838,10 @@ proto_storage_conv(struct proto *p, uint32_t id, const struct db_conv *c)
 		conv_adopt(p, c);
 		out_status(p, "OK", "deleted %llu messages",
 		    (unsigned long long)p->ndeleted);
+		op_done(p);
+	} else if (p->op == OP_IMPORT && id == p->req) {
+		conv_ok(p, (uint64_t)c->id, c->name);
+		proto_event(p, "import conversation %lld", (long long)c->id);
 		op_done(p);
 	} else if (p->op == OP_EXPORT && id == p->req) {
 		export_out(p, export_begin(&p->ex, p->s.identity, c));

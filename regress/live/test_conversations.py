@@ -336,3 +336,100 @@ def test_export():
         assert status == ". ERR not-found no such conversation", status
         assert body == [], body
     b.close()
+
+
+def send_import(c, data):
+    """IMPORT with data (bytes) dot-stuffed; the final reply."""
+    _, status = c.ask("IMPORT")
+    assert status == '. MORE send the export, end with a line "."', status
+    out = b""
+    for line in data.split(b"\n"):
+        out += (b"." + line if line.startswith(b".") else line) + b"\n"
+    c.sendraw(out + b".\n")
+    return c.reply()
+
+
+def conv_count(ident):
+    db = sqlite3.connect(d.db)
+    try:
+        return db.execute("SELECT count(*) FROM conversations WHERE"
+                          " client_id = ?", (ident,)).fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_import_round_trip():
+    import json
+    a = client("alpha-token")
+    name = "src-" + uuid.uuid4().hex[:6]
+    ok(a, "NEW " + name)
+    ok(a, "SYSTEM Speak softly.")
+    m = marker()
+    ok(a, "ASK .carry " + m)
+    body, _ = ok(a, "EXPORT")
+    data = "\n".join(body).encode()
+    a.close()
+    # Another identity (another device) takes it as its own.
+    b = client("beta-token")
+    _, status = send_import(b, data)
+    new, shown = conv_of(status)
+    assert shown == name, status
+    _, status = ok(b, "RESUME %d" % new)
+    body, _ = ok(b, "HISTORY")
+    assert (".carry " + m) in body, body
+    body, _ = ok(b, "SYSTEM")
+    assert body == ["Speak softly."], body
+    body, _ = ok(b, "ASK more")
+    assert "turns=3" in body[-1] and "system=yes" in body[-1], body
+    # Imported again, the name is taken: it comes unnamed.
+    _, status = send_import(b, data)
+    again, shown = conv_of(status)
+    assert shown == "-" and again != new, status
+    doc = json.loads(data)
+    assert doc["messages"][0]["content"] == ".carry " + m
+    b.close()
+
+
+def test_import_refused_whole():
+    c = client("gamma-token")
+    ident = sha(b"gamma-token")
+    before = conv_count(ident)
+    good_msg = ('{"id":1,"time":"2024-01-02T03:04:05Z","role":"user",'
+                '"content":"fine"}')
+    cases = [
+        (b'{"messages": [', "not JSON"),
+        (b"just words", "not JSON"),
+        (b'[1, 2]', "not an export"),
+        (b'{"identity": "x"}', "not an export"),
+        (('{"messages":[%s,{"time":"2024-01-02T03:04:05Z",'
+          '"role":"wizard","content":"x"}]}' % good_msg).encode(),
+         "role must be"),
+        (('{"messages":[%s,{"time":"yesterday","role":"user",'
+          '"content":"x"}]}' % good_msg).encode(), "time is not"),
+        (('{"conversation":{"name":"bad name"},"messages":[%s]}'
+          % good_msg).encode(), "a bad name"),
+        (('{"messages":[%s],"summaries":[{"time":"2024-01-02T03:04:05Z",'
+          '"role":"summary","content":7}]}' % good_msg).encode(),
+         "string role, time and content"),
+        (b'{"messages":[{"time":"2024-01-02T03:04:05Z","role":"user",'
+         b'"content":"caf\xe9"}]}', "not valid UTF-8"),
+        (b'{"messages":[{"time":"2024-01-02T03:04:05Z","role":"user",'
+         b'"content":"a\\u0000b"}]}', "not JSON"),
+    ]
+    for data, why in cases:
+        _, status = send_import(c, data)
+        assert status.startswith(". ERR bad-argument ") and why in status, \
+            (data[:60], status)
+    # Oversized: more than 8 MiB, in lines the server takes.
+    line = '"' + "x" * 60000 + '",\n'
+    big = ('{"messages":[],"pad":[\n' + line * 150 + '"end"]}').encode()
+    assert len(big) > 8 * 1024 * 1024
+    _, status = send_import(c, big)
+    assert status == ". ERR bad-argument the export is larger than 8 MiB", \
+        status
+    assert conv_count(ident) == before
+    # The session goes on as before.
+    _, status = send_import(c, ('{"messages":[%s]}' % good_msg).encode())
+    assert conv_of(status)[1] == "-", status
+    assert conv_count(ident) == before + 1
+    c.close()
