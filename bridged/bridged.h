@@ -617,6 +617,7 @@ int		 jdb_get(struct jdb *, int64_t, struct jdb_job *);
 int64_t		 jdb_waiting(struct jdb *, const char *);
 int		 jdb_dialogue_conv(struct jdb *, int64_t, int64_t);
 int		 jdb_demote(struct jdb *, int64_t);
+int		 jdb_purge(struct jdb *, const char *, uint64_t *);
 int		 jdb_list(struct jdb *, const char *, uint32_t,
 		    int (*)(const struct jdb_job *, void *), void *,
 		    uint64_t *);
@@ -1121,6 +1122,9 @@ struct proto_turn *ctx_turns(const struct context *, const char *, size_t,
 		    size_t *);
 char		*ctx_system(const struct context *, const char *, size_t *);
 char		*ctx_memory(const struct context *, size_t *, const char **);
+
+/* tls_ticket.c: libtls on OpenSSL 3 */
+void		 tls_ticket_nocache(void);
 
 /* worker.c: one client, in a process forked from the template */
 struct tls;

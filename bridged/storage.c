@@ -2217,7 +2217,8 @@ control_request(struct wchan *w, struct imsg *imsg)
 	(void)strlcpy(r->identity, identity, sizeof(r->identity));
 	if (group_join() == -1)
 		return (NULL);
-	if (db_purge(st.db, identity, &rows) == -1)
+	if (db_purge(st.db, identity, &rows) == -1 ||
+	    jdb_purge(st.jdb, identity, &rows) == -1)
 		st.failed = 1;
 	r->rowid = (int64_t)rows;
 	return (NULL);
