@@ -191,14 +191,15 @@ listen_handoff(struct child *w, struct listen_conf *l, int fd,
 	/* The client waits on this: send it now, not after the next poll. */
 	if (imsg_write(&w->chan.ibuf) == -1)
 		log_warn("%s: worker %u", __func__, w->wid);
+	metrics_connection(refuse == NULL);
 	if (refuse != NULL) {
 		stats.refused++;
 		parent_monitor("refuse %s port %u: %s", w->addr, w->port,
 		    refuse);
 	} else {
 		stats.accepted++;
-		parent_monitor("connect session %u from %s port %u", w->sid,
-		    w->addr, w->port);
+		parent_event(w->identity, "connect session %u from %s port %u",
+		    w->sid, w->addr, w->port);
 	}
 }
 

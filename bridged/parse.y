@@ -145,6 +145,7 @@ typedef struct {
 %token	LINE LISTEN MAXIMUM MEMORY MODEL MODELS NORMAL ON PORT PREFORK
 %token	PROVIDER RETRIES SOCKET SUMMARIES SYNC TIMEOUT TLS TOKEN TYPE URL
 %token	USER
+%token	AUTH DAY EVENTS FAILURES JOBS LIMITS MINUTE PER REQUESTS TOKENS
 %token	ERROR
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
@@ -158,6 +159,7 @@ grammar		: /* empty */
 		| grammar varset '\n'
 		| grammar main '\n'
 		| grammar provider '\n'
+		| grammar limits '\n'
 		| grammar error '\n'		{ yyerrok; }
 		;
 
@@ -265,9 +267,9 @@ main		: LISTEN ON STRING lopts	{ listen_add($3, &listenopts); }
 				YYERROR;
 		}
 		| IDENTITY TOKEN		{
-			yyerror("identity token needs its tokens: "
-			    "identity token file \"path\"");
-			YYERROR;
+			/* Issued tokens only (bridgectl token add). */
+			conf->g.identity = IDENTITY_TOKEN;
+			conf->g.tokens[0] = '\0';
 		}
 		| IDENTITY STRING		{
 			yyerror("unknown identity \"%s\"", $2);
@@ -289,6 +291,43 @@ main		: LISTEN ON STRING lopts	{ listen_add($3, &listenopts); }
 			if (!inrange("models cache", $3, 0, 86400))
 				YYERROR;
 			conf->g.models_cache = $3;
+		}
+		| AUTH FAILURES NUMBER PER MINUTE	{
+			if (!inrange("auth failures", $3, 1, 100000))
+				YYERROR;
+			conf->g.auth_failures = $3;
+		}
+		| EVENTS KEEP NUMBER		{
+			if (!inrange("events keep", $3, 100, 100000000))
+				YYERROR;
+			conf->g.events_keep = $3;
+		}
+		;
+
+limits		: LIMITS '{' optnl limitopts '}'
+		;
+
+limitopts	: /* empty */
+		| limitopt
+		| limitopt nl limitopts
+		| error nl			{ yyerrok; } limitopts
+		;
+
+limitopt	: REQUESTS NUMBER PER MINUTE	{
+			if (!inrange("requests per minute", $2, 0, 1000000))
+				YYERROR;
+			conf->g.limits.requests = $2;
+		}
+		| TOKENS NUMBER PER DAY		{
+			if (!inrange("tokens per day", $2, 0,
+			    1000000000000LL))
+				YYERROR;
+			conf->g.limits.tokens = $2;
+		}
+		| JOBS NUMBER			{
+			if (!inrange("jobs", $2, 0, 1000))
+				YYERROR;
+			conf->g.limits.jobs = $2;
 		}
 		;
 
@@ -481,13 +520,17 @@ kw_lookup(const char *s)
 	/* sorted for bsearch */
 	static const struct keyword keywords[] = {
 		{ "api",		API },
+		{ "auth",		AUTH },
 		{ "cache",		CACHE },
 		{ "certificate",	CERTIFICATE },
 		{ "chroot",		CHROOT },
 		{ "clients",		CLIENTS },
 		{ "connect",		CONNECT },
 		{ "database",		DATABASE },
+		{ "day",		DAY },
 		{ "env",		ENV },
+		{ "events",		EVENTS },
+		{ "failures",		FAILURES },
 		{ "file",		FILENAME },
 		{ "full",		FULL },
 		{ "gemini",		GEMINI },
@@ -496,20 +539,25 @@ kw_lookup(const char *s)
 		{ "include",		INCLUDE },
 		{ "insecure",		INSECURE },
 		{ "ip",			IP },
+		{ "jobs",		JOBS },
 		{ "keep",		KEEP },
 		{ "key",		KEY },
 		{ "limit",		LIMIT },
+		{ "limits",		LIMITS },
 		{ "line",		LINE },
 		{ "listen",		LISTEN },
 		{ "max",		MAXIMUM },
 		{ "memory",		MEMORY },
+		{ "minute",		MINUTE },
 		{ "model",		MODEL },
 		{ "models",		MODELS },
 		{ "normal",		NORMAL },
 		{ "on",			ON },
+		{ "per",		PER },
 		{ "port",		PORT },
 		{ "prefork",		PREFORK },
 		{ "provider",		PROVIDER },
+		{ "requests",		REQUESTS },
 		{ "retries",		RETRIES },
 		{ "socket",		SOCKET },
 		{ "summaries",		SUMMARIES },
@@ -517,6 +565,7 @@ kw_lookup(const char *s)
 		{ "timeout",		TIMEOUT },
 		{ "tls",		TLS },
 		{ "token",		TOKEN },
+		{ "tokens",		TOKENS },
 		{ "type",		TYPE },
 		{ "url",		URL },
 		{ "user",		USER }
@@ -1330,6 +1379,8 @@ conf_defaults(struct bridged_conf *c)
 	g->models_cache = BRIDGED_MODELSCACHE;
 	g->line_max = BRIDGED_LINEMAX;
 	g->sync = SYNC_NORMAL;
+	g->auth_failures = BRIDGED_AUTHFAILS;
+	g->events_keep = BRIDGED_EVENTSKEEP;
 }
 
 /* What only the whole file can tell. */
@@ -1456,8 +1507,10 @@ config_print(const struct bridged_conf *c)
 	printf("max clients %d\n", g->max_clients);
 	printf("timeout %d\n", g->timeout);
 	printf("handshake timeout %d\n", g->handshake_timeout);
-	if (g->identity == IDENTITY_TOKEN)
+	if (g->identity == IDENTITY_TOKEN && g->tokens[0] != '\0')
 		printf("identity token file \"%s\"\n", g->tokens);
+	else if (g->identity == IDENTITY_TOKEN)
+		printf("identity token\n");
 	else
 		printf("identity %s\n", g->identity == IDENTITY_CERTIFICATE ?
 		    "certificate" : "ip");
@@ -1467,6 +1520,12 @@ config_print(const struct bridged_conf *c)
 	printf("max line %s\n", size);
 	printf("summaries keep %d\n", g->summaries_keep);
 	printf("models cache %d\n", g->models_cache);
+	printf("limits {\n\trequests %llu per minute\n\ttokens %llu per day\n"
+	    "\tjobs %llu\n}\n", (unsigned long long)g->limits.requests,
+	    (unsigned long long)g->limits.tokens,
+	    (unsigned long long)g->limits.jobs);
+	printf("auth failures %d per minute\n", g->auth_failures);
+	printf("events keep %d\n", g->events_keep);
 
 	TAILQ_FOREACH(p, &c->providers, entry) {
 		printf("\nprovider ");

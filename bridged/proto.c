@@ -32,6 +32,8 @@
 	"This is a summary of your earlier conversation with this user;" \
 	" use it as context.\n\n"
 #define PROTO_AUTH_TRIES 3	/* wrong tokens, then BYE */
+#define PROTO_USAGE_DEFAULT	7	/* days */
+#define PROTO_USAGE_MAX		366
 
 /* The error codes of PROTOCOL.md, the only ones a client may see. */
 static const char *err_codes[] = {
@@ -308,7 +310,13 @@ static void
 models_received(struct proto *p, struct mlist *l)
 {
 	const struct pmodel	*m;
+	size_t			 i, n;
 
+	/* A token limited to some models sees only those. */
+	for (i = n = 0; i < l->n; i++)
+		if (limits_model_ok(p->allowed, l->v[i].name))
+			l->v[n++] = l->v[i];
+	l->n = n;
 	if (l->n > 0)
 		qsort(l->v, l->n, sizeof(*l->v), pmodel_cmp);
 	mlist_free(&p->models);
@@ -354,6 +362,7 @@ cmd_help(struct proto *p, const char *arg)
 		"HISTORY [N]       the last N stored messages (20)",
 		"SUMMARIES [N]     the last N stored summaries (20)",
 		"NEW, RESET        forget the conversation in memory",
+		"USAGE [days]      your use of the last days (7)",
 		"AUTH <token>      identify with a token",
 		"EXIT, QUIT        close the session",
 		"In chat mode: BACK returns here, EXIT or QUIT closes,",
@@ -645,6 +654,29 @@ cmd_auth(struct proto *p, const char *arg)
 }
 
 static void
+cmd_usage(struct proto *p, const char *arg)
+{
+	const char	*errstr;
+	long long	 n = PROTO_USAGE_DEFAULT;
+
+	if (arg != NULL) {
+		n = strtonum(arg, 1, PROTO_USAGE_MAX, &errstr);
+		if (errstr != NULL) {
+			out_status(p, "ERR", "bad-argument days must be 1 to %d",
+			    PROTO_USAGE_MAX);
+			return;
+		}
+	}
+	p->req = proto_reqid(p);
+	p->hcount = (uint32_t)n;
+	if (p->ops->usage(p->arg, p->req, (uint32_t)n) == -1) {
+		out_status(p, "ERR", "storage not available");
+		return;
+	}
+	p->op = OP_USAGE;
+}
+
+static void
 cmd_exit(struct proto *p, const char *arg)
 {
 	(void)arg;
@@ -674,7 +706,8 @@ static const struct proto_cmd {
 	{ "NEW",		ARG_NONE,		cmd_new },
 	{ "QUIT",		ARG_NONE | ARG_PREAUTH,	cmd_exit },
 	{ "RESET",		ARG_NONE,		cmd_new },
-	{ "SUMMARIES",		ARG_OPT,		cmd_summaries }
+	{ "SUMMARIES",		ARG_OPT,		cmd_summaries },
+	{ "USAGE",		ARG_OPT,		cmd_usage }
 };
 
 /* A line in command mode: a word, then its argument. */
@@ -1290,19 +1323,33 @@ proto_bye(struct proto *p, const char *reason)
 	p->ops->close(p->arg);
 }
 
-/* The parent's verdict on an AUTH token. */
+/*
+ * The parent's verdict on an AUTH token, with the models the token
+ * may use ("" all): a session on another model moves to the first.
+ */
 void
-proto_auth(struct proto *p, int ok, const char *identity)
+proto_auth(struct proto *p, int verdict, const char *identity,
+    const char *models)
 {
 	if (p->closed || p->op != OP_AUTH)
 		return;
 	op_done(p);
-	if (ok) {
+	if (verdict == AUTH_ACCEPTED) {
 		strlcpy(p->s.identity, identity, sizeof(p->s.identity));
 		strlcpy(p->shortid, identity, sizeof(p->shortid));
+		strlcpy(p->allowed, models, sizeof(p->allowed));
+		if (!limits_model_ok(p->allowed, p->model)) {
+			strlcpy(p->model, p->allowed, sizeof(p->model));
+			p->model[strcspn(p->model, ",")] = '\0';
+			p->inlimit = 0;
+		}
+		models_received(p, &p->models);
 		out_status(p, "OK", "authenticated ID:%s", p->shortid);
 		proto_event(p, "auth accepted");
 		context_load(p);
+	} else if (verdict == AUTH_BANNED) {
+		proto_bye(p, "auth too many wrong tokens from this address");
+		return;
 	} else if (++p->authfails >= PROTO_AUTH_TRIES) {
 		proto_bye(p, "auth too many wrong tokens");
 		return;
@@ -1633,8 +1680,21 @@ proto_storage_end(struct proto *p, uint32_t id, uint64_t count)
 		out_status(p, "OK", "%u %s", p->hcount,
 		    p->hkind == HISTORY_SUMMARIES ? "summaries" : "messages");
 		op_done(p);
+	} else if (p->op == OP_USAGE && id == p->req) {
+		out_status(p, "OK", "usage of the last %u days", p->hcount);
+		op_done(p);
 	} else
 		return;
+	proto_done(p);
+}
+
+/* A line of a table storage made (USAGE). */
+void
+proto_storage_line(struct proto *p, uint32_t id, const char *line)
+{
+	if (p->closed || id == 0 || p->op != OP_USAGE || id != p->req)
+		return;
+	out_line(p, "%s", line);
 	proto_done(p);
 }
 
@@ -1657,7 +1717,8 @@ proto_storage_error(struct proto *p, uint32_t id, const char *text)
 	} else if (p->op == OP_INFO && id == p->req) {
 		info_reply(p, 0, 0);
 		op_done(p);
-	} else if (p->op == OP_HISTORY && id == p->req) {
+	} else if ((p->op == OP_HISTORY || p->op == OP_USAGE) &&
+	    id == p->req) {
 		out_status(p, "ERR", "storage %s", why);
 		op_done(p);
 	} else if (p->op == OP_PROMPT &&
