@@ -140,6 +140,7 @@ db_token_check(struct db *db, const char *hash, int64_t now,
 	sqlite3_bind_int64(st, 2, now);
 	if (db_run(db, st) == -1)
 		return (-1);
+	t->last_used = now;
 	return (1);
 }
 
