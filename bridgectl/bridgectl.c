@@ -22,7 +22,7 @@
 
 #define BRIDGED_SOCKET	"/var/run/bridged.sock"
 
-static void	usage(void) __attribute__((__noreturn__));
+static void	usage(int) __attribute__((__noreturn__));
 
 static struct imsgbuf	 ibuf;
 static int		 noheader;	/* -H */
@@ -46,14 +46,20 @@ static const struct table {
 };
 static const struct table	*table;	/* of the command, or NULL */
 
+/* Both synopses; -h asks for them on standard output. */
 static void
-usage(void)
+usage(int status)
 {
 	extern char	*__progname;
+	FILE		*fp = status ? stderr : stdout;
 
-	fprintf(stderr, "usage: %s [-H] [-s socket] command [argument ...]\n",
-	    __progname);
-	exit(1);
+	fprintf(fp, "usage: %s [-Hh] [-s socket] command [argument ...]\n"
+	    "       %s connect [-chkq] [-C cafile] [-p port] "
+	    "host[:port] | name\n", __progname, __progname);
+	if (status == 0)
+		fprintf(fp, "connect opens a chat session (/help there); "
+		    "the commands are in bridgectl(8)\n");
+	exit(status);
 }
 
 static int
@@ -86,9 +92,12 @@ ctl_send(uint32_t type, const void *data, size_t len)
 		err(1, "send");
 }
 
-/* Print each line of the answer; the exit status follows its end. */
+/*
+ * Print each line of the answer on out; the exit status follows its
+ * end. A reload's lines are the errors of the file: stderr.
+ */
 static int
-ctl_read_answer(void)
+ctl_read_answer(FILE *out)
 {
 	struct imsg	 imsg;
 	struct ireader	 ir;
@@ -106,12 +115,12 @@ ctl_read_answer(void)
 			switch (imsg.hdr.type) {
 			case CTL_DATA:
 				if (table != NULL && rows++ == 0 && !noheader)
-					printf("%s\n", table->header);
-				printf("%s\n", text);
+					fprintf(out, "%s\n", table->header);
+				fprintf(out, "%s\n", text);
 				break;
 			case CTL_END:
 				if (table != NULL && rows == 0 && !noheader)
-					printf("%s\n", table->empty);
+					fprintf(out, "%s\n", table->empty);
 				if (*text != '\0')
 					printf("%s\n", text);
 				imsg_free(&imsg);
@@ -123,7 +132,7 @@ ctl_read_answer(void)
 			default:
 				errx(1, "unexpected answer from bridged");
 			}
-			fflush(stdout);
+			fflush(out);
 			imsg_free(&imsg);
 		}
 		if (r == -1)
@@ -139,14 +148,14 @@ static int
 do_simple(uint32_t type)
 {
 	ctl_send(type, NULL, 0);
-	return (ctl_read_answer());
+	return (ctl_read_answer(stdout));
 }
 
 static int
 do_u32(uint32_t type, uint32_t v)
 {
 	ctl_send(type, &v, sizeof(v));
-	return (ctl_read_answer());
+	return (ctl_read_answer(stdout));
 }
 
 static int
@@ -159,7 +168,7 @@ do_export(const char *identity, const char *format)
 		err(1, "export");
 	ctl_send(CTL_EXPORT, ibuf_data(b), ibuf_left(b));
 	ibuf_free(b);
-	return (ctl_read_answer());
+	return (ctl_read_answer(stdout));
 }
 
 /* Deleting history cannot be undone: ask, unless -f. */
@@ -186,7 +195,7 @@ do_purge(const char *identity, int force)
 		err(1, "purge");
 	ctl_send(CTL_PURGE, ibuf_data(b), ibuf_left(b));
 	ibuf_free(b);
-	return (ctl_read_answer());
+	return (ctl_read_answer(stdout));
 }
 
 /* str identity or "", u32 n: show usage, show events. */
@@ -201,7 +210,7 @@ do_query(uint32_t type, const char *identity, uint32_t n)
 		err(1, "query");
 	ctl_send(type, ibuf_data(b), ibuf_left(b));
 	ibuf_free(b);
-	return (ctl_read_answer());
+	return (ctl_read_answer(stdout));
 }
 
 /* token add: the new token is printed once, on its own line. */
@@ -220,7 +229,7 @@ do_token_add(struct parse_result *res)
 		err(1, "token add");
 	ctl_send(CTL_TOKEN_ADD, ibuf_data(b), ibuf_left(b));
 	ibuf_free(b);
-	return (ctl_read_answer());
+	return (ctl_read_answer(stdout));
 }
 
 int
@@ -235,22 +244,24 @@ main(int argc, char *argv[])
 	/* connect has options of its own: it gets argv before getopt. */
 	if (argc > 1 && strcmp(argv[1], "connect") == 0)
 		return (client_main(argc - 1, argv + 1));
-	while ((ch = getopt(argc, argv, "+Hs:")) != -1) {
+	while ((ch = getopt(argc, argv, "+Hhs:")) != -1) {
 		switch (ch) {
 		case 'H':
 			noheader = 1;
 			break;
+		case 'h':
+			usage(0);
 		case 's':
 			sock = optarg;
 			break;
 		default:
-			usage();
+			usage(1);
 		}
 	}
 	argc -= optind;
 	argv += optind;
 	if (argc == 0)
-		usage();
+		usage(1);
 	if ((res = parse(argc, argv)) == NULL)
 		exit(1);
 
@@ -265,7 +276,8 @@ main(int argc, char *argv[])
 	case SHOW_SESSIONS:
 		return (do_simple(CTL_SESSIONS));
 	case RELOAD:
-		return (do_simple(CTL_RELOAD));
+		ctl_send(CTL_RELOAD, NULL, 0);
+		return (ctl_read_answer(stderr));
 	case LOG_VERBOSE:
 		return (do_u32(CTL_LOG, 1));
 	case LOG_BRIEF:
@@ -297,5 +309,5 @@ main(int argc, char *argv[])
 	case NONE:
 		break;
 	}
-	usage();
+	usage(1);
 }

@@ -70,7 +70,21 @@ enum expect {
 	EXP_INFO,		/* INFO typed by the user */
 	EXP_INFO_QUIET,		/* INFO sent for the prompt, not shown */
 	EXP_AUTH,
+	EXP_AUTH_AUTO,		/* the token of the server or BRIDGE_TOKEN */
+	EXP_HIDDEN,		/* IA or BACK the client sent on its own */
+	EXP_EXPORT,		/* EXPORT: the body goes to a file */
+	EXP_IMPORT,		/* IMPORT: MORE asks for the file */
 	EXP_QUIT		/* EXIT or QUIT: BYE is expected */
+};
+
+/* Where connect goes: a name of ~/.bridge/config, or host[:port]. */
+struct target {
+	char		 name[64];
+	char		 host[256];
+	char		 port[8];
+	char		 cafile[PATH_MAX];
+	char		 pin[80];
+	char		 tokenfile[PATH_MAX];
 };
 
 struct pending {
@@ -79,9 +93,14 @@ struct pending {
 };
 
 struct client {
+	struct target	 target;
 	const char	*host;
 	char		 port[8];
 	int		 interactive;	/* stdin and stdout are terminals */
+	int		 cmdmode;	/* -c: lines are BRIDGE/1 lines */
+	int		 quiet;		/* -q: no footer after an answer */
+	int		 dim;		/* stdout takes ESC[2m */
+	char		*token;		/* sent with AUTH, then wiped */
 	int		 tty[3];	/* fds 0-2 that are terminals */
 	int		 c2[3];		/* a 0xc2 byte held back, per fd */
 
@@ -96,6 +115,12 @@ struct client {
 	int		 midline;	/* inside a streamed body line */
 	int		 chat;		/* the server is in chat mode */
 	int		 block;		/* inside a """ prompt */
+	char		**blk;		/* its lines, sent when it ends */
+	size_t		 nblk;
+	FILE		*exportfp;	/* /export: where the body goes */
+	char		 exportpath[PATH_MAX];
+	char		*import;	/* /import: the file to send */
+	size_t		 importlen;
 	int		 info_sent;
 	int		 quitting;	/* QUIT sent: BYE ends us */
 	int		 errors;	/* ERR replies seen */
@@ -103,6 +128,8 @@ struct client {
 	char		 more[MORE_MAX];	/* the server waits: MORE */
 
 	struct ibuf	*ibuf;		/* stdin, when not a terminal */
+	struct ibuf	*ahead;		/* typed on a terminal while replies
+					   came: lines for later */
 	int		 in_eof;
 	size_t		 in_lineno;
 
@@ -126,6 +153,15 @@ struct client {
 	uint64_t	 spin_next;
 };
 
+/* chat.c */
+void	 chat_line(const char *);
+void	 block_start(void);
+void	 block_add(const char *);
+void	 block_send(void);
+void	 block_abandon(void);
+void	 export_done(int);
+void	 import_send(void);
+
 /* parser.c */
 struct parse_result *parse(int, char *[]);
 
@@ -138,14 +174,25 @@ void	 write_all(int, const char *, size_t);
 void	 spin_stop(void);
 int	 io_poll(int, int);
 int	 first_word(const char *, const char *);
+void	 dim_line(int, const char *);
 void	 send_line(const char *, enum expect);
 void	 submit(const char *);
+void	 submit_raw(const char *);
+void	 send_token(void);
 void	 wait_replies(void);
 int	 client_main(int, char *[]);
 
 /* pin.c */
 int	 home_file(const char *, char *, size_t);
+int	 hash_valid(const char *);
 void	 pin_check(void);
+void	 pin_verify(const char *);
+
+/* servers.c */
+int	 target_hostport(const char *, struct target *);
+int	 servers_lookup(const char *, struct target *);
+char	*token_load(const struct target *);
+int	 token_valid(const char *, size_t);
 
 /* tty.c */
 extern int			 sigpipe[2];
@@ -153,8 +200,9 @@ extern volatile sig_atomic_t	 got_int;
 void	 signals_init(void);
 void	 signals_run(void);
 void	 prompt_break(void);
-void	 tty_mode(int);
+void	 tty_wait(void);
 void	 tty_init(void);
+void	 tty_ahead(void);
 void	 run_tty(void) __attribute__((__noreturn__));
 
 #endif /* BRIDGECTL_H */

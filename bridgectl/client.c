@@ -15,6 +15,7 @@
 
 #include <err.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <histedit.h>
 #include <locale.h>
 #include <netdb.h>
@@ -39,7 +40,7 @@
 #define SPIN_DELAY		150	/* ms before the indicator shows */
 #define SPIN_STEP		100
 
-static void	usage(void) __attribute__((__noreturn__));
+static void	usage(int) __attribute__((__noreturn__));
 static int	tcp_connect(void);
 static int	connect_wait(int, const struct sockaddr *, socklen_t);
 static int	fd_wait(int, int, uint64_t);
@@ -62,6 +63,10 @@ static void	body_line(const char *);
 static void	status_line(enum reply_kind, const char *, const char *);
 static void	bye(enum expect, const char *, const char *)
 		    __attribute__((__noreturn__));
+static void	footer(const char *);
+static void	show_ok(enum expect, const char *, const char *);
+static void	show_err(enum expect, const char *, const char *);
+static void	intro(void);
 static int	is_word(const char *, const char *);
 static void	cancel(void);
 static char	*pipe_line(void);
@@ -69,13 +74,13 @@ static void	run_pipe(void) __attribute__((__noreturn__));
 
 struct client	 cl;
 
-/* The synopsis of connect, as in bridgectl(8). */
+/* The synopsis of connect, as in bridgectl(8); -h asks for it. */
 static void
-usage(void)
+usage(int status)
 {
-	fprintf(stderr, "usage: bridgectl connect [-k] [-C cafile] "
-	    "[-p port] host\n");
-	exit(1);
+	fprintf(status ? stderr : stdout, "usage: bridgectl connect "
+	    "[-chkq] [-C cafile] [-p port] host[:port] | name\n");
+	exit(status);
 }
 
 /* Put the terminal back, say goodbye to the server, and exit. */
@@ -510,10 +515,9 @@ track(enum expect what, const char *text)
 {
 	if (strncmp(text, "chat mode", 9) == 0)
 		cl.chat = 1;
-	else if (strcmp(text, "back in command mode") == 0) {
+	else if (strncmp(text, "back in command mode", 20) == 0)
 		cl.chat = 0;
-		cl.block = 0;
-	} else if (strncmp(text, "model ", 6) == 0 ||
+	else if (strncmp(text, "model ", 6) == 0 ||
 	    strncmp(text, "model=", 6) == 0)
 		set_model(text + 6);
 	if (what == EXP_AUTH && cl.model[0] == '\0')
@@ -590,6 +594,11 @@ body_piece(const char *p, size_t n)
 	enum expect	 what = head();
 
 	spin_stop();
+	if (what == EXP_EXPORT && cl.exportfp != NULL) {
+		if (fwrite(p, 1, n, cl.exportfp) != n)
+			cfatalx("%s: %s", cl.exportpath, strerror(errno));
+		return;
+	}
 	if (what == EXP_GREETING && !cl.interactive)
 		return;
 	prompt_break();
@@ -608,6 +617,11 @@ body_line(const char *text)
 		set_model(text + 7);
 	if (what == EXP_INFO_QUIET)
 		return;
+	if (what == EXP_EXPORT && cl.exportfp != NULL) {
+		if (fprintf(cl.exportfp, "%s\n", text) < 0)
+			cfatalx("%s: %s", cl.exportpath, strerror(errno));
+		return;
+	}
 	prompt_break();
 	out_line(STDOUT_FILENO, text);
 }
@@ -626,15 +640,21 @@ status_line(enum reply_kind kind, const char *line, const char *text)
 			cl.q[i - 1] = cl.q[i];
 		cl.nq--;
 	}
-	if (p.what != EXP_INFO_QUIET)
+	if (p.what != EXP_INFO_QUIET && p.what != EXP_HIDDEN &&
+	    p.what != EXP_AUTH_AUTO)
 		prompt_break();
 	switch (kind) {
 	case REPLY_OK:
 		track(p.what, text);
-		if (cl.interactive && p.what != EXP_INFO_QUIET)
-			out_line(STDOUT_FILENO, line);
+		if (p.what == EXP_EXPORT)
+			export_done(1);
+		show_ok(p.what, line, text);
 		break;
 	case REPLY_MORE:
+		if (p.what == EXP_IMPORT) {
+			import_send();
+			break;
+		}
 		for (i = 0; i < MORE_MAX - 1 && text[i] != '\0'; i++)
 			cl.more[i] = (text[i] >= 0x20 && text[i] < 0x7f) ?
 			    text[i] : '?';
@@ -645,9 +665,18 @@ status_line(enum reply_kind kind, const char *line, const char *text)
 	case REPLY_ERR:
 		cancelled = strcmp(text, "cancelled") == 0 ||
 		    strncmp(text, "cancelled ", 10) == 0;
+		if (p.what == EXP_EXPORT)
+			export_done(0);
+		if (p.what == EXP_AUTH_AUTO)
+			cfatalx("%s port %s refused the token%s%s: %s",
+			    cl.host, cl.port, cl.target.tokenfile[0] ?
+			    " of " : " of BRIDGE_TOKEN", cl.target.tokenfile,
+			    text);
+		if (p.what == EXP_HIDDEN)
+			cl.chat = 0;	/* IA failed; BACK cannot */
 		if (p.what != EXP_INFO_QUIET) {
 			cl.errors++;
-			out_line(STDERR_FILENO, line);
+			show_err(p.what, line, text);
 		}
 		break;
 	case REPLY_BYE:
@@ -666,13 +695,115 @@ status_line(enum reply_kind kind, const char *line, const char *text)
 		client_exit(!cl.interactive && cl.errors > 0);
 }
 
+/* A line of the client's own, dim where the terminal can show it. */
+void
+dim_line(int fd, const char *s)
+{
+	if (cl.dim && cl.tty[fd])
+		write_all(fd, "\033[2m", 4);
+	out(fd, s, strlen(s));
+	if (cl.dim && cl.tty[fd])
+		write_all(fd, "\033[0m", 4);
+	out(fd, "\n", 1);
+}
+
+/*
+ * The status of an answer, model=M in=N out=N ms=N, as a short
+ * footer: (M, N+N tokens, N.N s). Another text is shown as it is.
+ */
+static void
+footer(const char *text)
+{
+	char		 model[MODEL_MAX], buf[256];
+	unsigned long	 in, outn, ms;
+
+	if (cl.quiet)
+		return;
+	if (sscanf(text, "model=%63s in=%lu out=%lu ms=%lu", model, &in,
+	    &outn, &ms) != 4) {
+		dim_line(STDOUT_FILENO, text);
+		return;
+	}
+	(void)snprintf(buf, sizeof(buf), "(%s, %lu+%lu tokens, %lu.%lu s)",
+	    model, in, outn, ms / 1000, (ms % 1000) / 100);
+	dim_line(STDOUT_FILENO, buf);
+}
+
+/* The ID: line of the greeting, explained the first time only. */
+static void
+intro(void)
+{
+	char	 path[PATH_MAX];
+	int	 fd;
+
+	if (home_file("greeted", path, sizeof(path)) == 0 &&
+	    access(path, F_OK) == -1) {
+		dim_line(STDOUT_FILENO, "ID is who this server knows you by "
+		    "(from your address, certificate or token):");
+		dim_line(STDOUT_FILENO, "your conversations belong to it, "
+		    "and nobody else's ID sees them.");
+		if ((fd = open(path, O_WRONLY | O_CREAT, 0600)) != -1)
+			close(fd);
+	}
+	dim_line(STDOUT_FILENO, "Type a question; /help lists the "
+	    "commands, Ctrl-C stops an answer, Ctrl-D leaves.");
+}
+
+/* An OK status: as it is with -c, else a footer or its text, dim. */
+static void
+show_ok(enum expect what, const char *line, const char *text)
+{
+	if (!cl.interactive || what == EXP_INFO_QUIET ||
+	    what == EXP_HIDDEN || what == EXP_AUTH_AUTO)
+		return;
+	if (cl.cmdmode) {
+		out_line(STDOUT_FILENO, line);
+		return;
+	}
+	switch (what) {
+	case EXP_GREETING:
+		intro();
+		break;
+	case EXP_PROMPT:
+		footer(text);
+		break;
+	case EXP_EXPORT:
+		break;
+	default:
+		if (*text != '\0')
+			dim_line(STDOUT_FILENO, text);
+		break;
+	}
+}
+
+/* An ERR status: as it is for scripts and -c, else "error: text". */
+static void
+show_err(enum expect what, const char *line, const char *text)
+{
+	char	 buf[STATUS_MAX + 16];
+
+	(void)what;
+	if (!cl.interactive || cl.cmdmode) {
+		out_line(STDERR_FILENO, line);
+		return;
+	}
+	if (strncmp(text, "cancelled", 9) == 0) {
+		dim_line(STDERR_FILENO, text);
+		return;
+	}
+	(void)snprintf(buf, sizeof(buf), "error: %s", text);
+	out_line(STDERR_FILENO, buf);
+}
+
 /* The server ends the session. */
 static void
 bye(enum expect what, const char *line, const char *text)
 {
 	if (what == EXP_QUIT || cl.quitting) {
-		if (cl.interactive)
+		if (cl.interactive && cl.cmdmode)
 			out_line(STDOUT_FILENO, line);
+		else if (cl.interactive)
+			dim_line(STDOUT_FILENO, *text != '\0' ? text : "bye");
 		client_exit(!cl.interactive && cl.errors > 0);
 	}
 	if (what == EXP_GREETING)
@@ -715,25 +846,31 @@ send_line(const char *line, enum expect what)
 		spin_start();
 }
 
-/* Send a line of the user's, knowing what the server will make of it. */
+/* A line of the user's: a """ prompt's, a MORE answer, chat or -c. */
 void
 submit(const char *line)
 {
+	if (cl.block)
+		block_add(line);
+	else if (cl.more[0] != '\0') {
+		cl.more[0] = '\0';
+		send_line(line, EXP_COMMAND);
+	} else if (!cl.cmdmode)
+		chat_line(line);
+	else
+		submit_raw(line);
+}
+
+/* Send a BRIDGE/1 line, knowing what the server will make of it. */
+void
+submit_raw(const char *line)
+{
 	enum expect	 what;
 
-	if (cl.block) {
+	if (cl.chat) {
 		if (strcmp(line, BLOCK_MARK) == 0) {
-			cl.block = 0;
-			what = EXP_PROMPT;
-		} else
-			what = EXP_NONE;
-	} else if (cl.more[0] != '\0') {
-		cl.more[0] = '\0';
-		what = EXP_COMMAND;
-	} else if (cl.chat) {
-		if (strcmp(line, BLOCK_MARK) == 0) {
-			cl.block = 1;
-			what = EXP_NONE;
+			block_start();
+			return;
 		} else if (is_word(line, "EXIT") || is_word(line, "QUIT"))
 			what = EXP_QUIT;
 		else if (is_word(line, "BACK"))
@@ -743,7 +880,8 @@ submit(const char *line)
 	} else {
 		if (first_word(line, "INFO"))
 			what = EXP_INFO;
-		else if (first_word(line, "ASK"))
+		else if (first_word(line, "ASK") ||
+		    first_word(line, "RESULT"))
 			what = EXP_PROMPT;
 		else if (first_word(line, "AUTH"))
 			what = EXP_AUTH;
@@ -753,6 +891,20 @@ submit(const char *line)
 			what = EXP_COMMAND;
 	}
 	send_line(line, what);
+}
+
+/* AUTH with the token, once; it is wiped as soon as it is queued. */
+void
+send_token(void)
+{
+	char	*line;
+
+	if (asprintf(&line, "AUTH %s", cl.token) == -1)
+		cfatalx("out of memory");
+	send_line(line, EXP_AUTH_AUTO);
+	freezero(line, strlen(line));
+	freezero(cl.token, strlen(cl.token));
+	cl.token = NULL;
 }
 
 /* Ctrl-C while replies come: a streaming answer gets CANCEL. */
@@ -766,13 +918,17 @@ cancel(void)
 		cfatalx("out of memory");
 }
 
-/* Show replies until none is outstanding and all is sent. */
+/*
+ * Show replies until none is outstanding and all is sent. On a
+ * terminal, what is typed meanwhile is kept for the next prompts.
+ */
 void
 wait_replies(void)
 {
-	tty_mode(1);
+	tty_wait();
 	while (cl.nq > 0 || ibuf_left(cl.wbuf) > 0) {
-		(void)io_poll(0, -1);
+		if (io_poll(cl.ahead != NULL, -1))
+			tty_ahead();
 		if (got_int) {
 			got_int = 0;
 			cancel();
@@ -839,6 +995,10 @@ run_pipe(void)
 		err(1, NULL);
 	for (;;) {
 		wait_replies();
+		if (cl.token != NULL) {
+			send_token();
+			continue;
+		}
 		if ((line = pipe_line()) == NULL) {
 			if (cl.block)
 				cfatalx("the input ended inside a \"\"\" "
@@ -852,21 +1012,27 @@ run_pipe(void)
 	}
 }
 
-/* bridgectl connect [-k] [-C cafile] [-p port] host */
+/* bridgectl connect [-chkq] [-C cafile] [-p port] host[:port] | name */
 int
 client_main(int argc, char *argv[])
 {
-	const char	*cafile = NULL, *errstr;
-	long long	 port = DEFAULT_PORT;
+	struct target	*t = &cl.target;
+	const char	*cafile = NULL, *errstr, *term;
+	long long	 port = 0;
 	int		 ch, insecure = 0;
 
 	opterr = 0;
 	optind = 1;
-	while ((ch = getopt(argc, argv, "C:kp:")) != -1) {
+	while ((ch = getopt(argc, argv, "C:chkp:q")) != -1) {
 		switch (ch) {
 		case 'C':
 			cafile = optarg;
 			break;
+		case 'c':
+			cl.cmdmode = 1;
+			break;
+		case 'h':
+			usage(0);
 		case 'k':
 			insecure = 1;
 			break;
@@ -875,21 +1041,34 @@ client_main(int argc, char *argv[])
 			if (errstr != NULL)
 				errx(1, "port %s: %s", optarg, errstr);
 			break;
+		case 'q':
+			cl.quiet = 1;
+			break;
 		default:
-			usage();
+			usage(1);
 		}
 	}
 	argc -= optind;
 	argv += optind;
 	if (argc != 1)
-		usage();
+		usage(1);
 	if (cafile != NULL && insecure)
 		errx(1, "-C and -k cannot be used together");
-	cl.host = argv[0];
-	if (*cl.host == '\0' || strlen(cl.host) > 255 ||
-	    cl.host[strcspn(cl.host, " \t\r\n#")] != '\0')
-		errx(1, "bad host name: %s", cl.host);
-	(void)snprintf(cl.port, sizeof(cl.port), "%lld", port);
+	if (!servers_lookup(argv[0], t) && target_hostport(argv[0], t) == -1)
+		errx(1, "%s: not host, host:port, [address]:port or a server "
+		    "of ~/.bridge/config", argv[0]);
+	if (port != 0 && t->port[0] != '\0')
+		errx(1, "%s gives the port already; drop -p", argv[0]);
+	if (port != 0)
+		(void)snprintf(t->port, sizeof(t->port), "%lld", port);
+	else if (t->port[0] == '\0')
+		(void)snprintf(t->port, sizeof(t->port), "%d", DEFAULT_PORT);
+	/* -C and -k say better than the file. */
+	if (cafile == NULL && !insecure && t->cafile[0] != '\0')
+		cafile = t->cafile;
+	cl.host = t->host;
+	(void)strlcpy(cl.port, t->port, sizeof(cl.port));
+	cl.token = token_load(t);
 
 	/* The protocol is UTF-8, whatever the environment says. */
 	if (setlocale(LC_CTYPE, "") == NULL || MB_CUR_MAX == 1)
@@ -899,6 +1078,7 @@ client_main(int argc, char *argv[])
 	cl.tty[STDOUT_FILENO] = isatty(STDOUT_FILENO);
 	cl.tty[STDERR_FILENO] = isatty(STDERR_FILENO);
 	cl.interactive = isatty(STDIN_FILENO) && cl.tty[STDOUT_FILENO];
+	cl.dim = (term = getenv("TERM")) != NULL && strcmp(term, "dumb") != 0;
 
 	if (insecure)
 		warnx("WARNING: -k: the certificate of %s is NOT verified; "
@@ -906,8 +1086,12 @@ client_main(int argc, char *argv[])
 		    cl.host);
 	cl.sock = tcp_connect();
 	tls_start(cafile, insecure);
-	if (cafile == NULL && !insecure)
-		pin_check();
+	if (cafile == NULL && !insecure) {
+		if (t->pin[0] != '\0')
+			pin_verify(t->pin);
+		else
+			pin_check();
+	}
 
 	if ((cl.rbuf = ibuf_open(16384)) == NULL ||
 	    (cl.wbuf = ibuf_open(1024)) == NULL)

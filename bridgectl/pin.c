@@ -1,6 +1,7 @@
 /*
  * pin.c: without a CA file the server's certificate is pinned on first
- * use in ~/.bridge/known_hosts, as ssh does with host keys.
+ * use in ~/.bridge/known_hosts, as ssh does with host keys, or checked
+ * against the pin a named server gives in ~/.bridge/config.
  */
 
 #include <sys/types.h>
@@ -20,7 +21,6 @@
 
 #include "bridgectl.h"
 
-static int	hash_valid(const char *);
 static int	split_fields(char *, char *[3]);
 static void	pin_mismatch(const char *, size_t, const char *,
 		    const char *) __attribute__((__noreturn__));
@@ -51,7 +51,7 @@ home_file(const char *name, char *buf, size_t len)
 }
 
 /* Is s what tls_peer_cert_hash gives: "SHA256:" and 64 hex digits? */
-static int
+int
 hash_valid(const char *s)
 {
 	if (strncmp(s, "SHA256:", 7) != 0)
@@ -143,4 +143,25 @@ pin_check(void)
 		err(1, "%s", path);
 	warnx("first connection to %s port %s: certificate %s pinned in %s",
 	    cl.host, cl.port, hash, path);
+}
+
+/* A pin from ~/.bridge/config: the certificate must be that one. */
+void
+pin_verify(const char *pin)
+{
+	const char	*hash;
+
+	if ((hash = tls_peer_cert_hash(cl.tls)) == NULL || !hash_valid(hash))
+		errx(1, "%s port %s: cannot hash the server's certificate",
+		    cl.host, cl.port);
+	if (strcmp(hash, pin) == 0)
+		return;
+	warnx("WARNING: the certificate of %s port %s is NOT the one pinned "
+	    "in ~/.bridge/config", cl.host, cl.port);
+	warnx("pinned:  %s", pin);
+	warnx("offered: %s", hash);
+	warnx("someone may be intercepting this connection, or the server "
+	    "has a new certificate; if you know it is legitimate, change "
+	    "the pin of server %s", cl.target.name);
+	exit(1);
 }

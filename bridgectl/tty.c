@@ -2,7 +2,9 @@
  * tty.c: bridgectl connect on a terminal. It edits lines with libedit,
  * keeps a history, shows the mode and the model in its prompt, sends
  * lines pasted together in chat mode as one prompt, and turns Ctrl-C
- * into CANCEL while an answer streams in.
+ * into CANCEL while an answer streams in. What is typed while replies
+ * come is read without echo and kept (cl.ahead); at the prompt libedit
+ * takes it from there, so each line shows once and goes on its own.
  */
 
 #include <sys/types.h>
@@ -25,6 +27,7 @@
 #define PASTE_MS		15	/* input this close is one paste */
 #define HISTORY_SIZE		1000
 #define CTRL_C			0x03
+#define INPUT_AHEAD_MAX		(64 * 1024)	/* bytes typed ahead */
 
 static void	on_signal(int);
 static void	suspend(void);
@@ -135,7 +138,7 @@ suspend(void)
 		el_set(cl.el, EL_REFRESH);
 }
 
-/* Server text while the prompt is up: leave the line, in cooked mode. */
+/* Server text while the prompt is up: leave the line, without echo. */
 void
 prompt_break(void)
 {
@@ -143,7 +146,7 @@ prompt_break(void)
 		return;
 	cl.broken = 1;
 	(void)tcgetattr(STDIN_FILENO, &cl.tio_edit);
-	(void)tcsetattr(STDIN_FILENO, TCSADRAIN, &cl.tio);
+	(void)tcsetattr(STDIN_FILENO, TCSADRAIN, &cl.tio_wait);
 	write_all(STDOUT_FILENO, "\n", 1);
 }
 
@@ -160,13 +163,12 @@ prompt_mend(void)
 
 /* Between prompts the terminal neither echoes nor waits for lines. */
 void
-tty_mode(int waiting)
+tty_wait(void)
 {
-	if (!cl.interactive || cl.tty_waiting == waiting)
+	if (!cl.interactive || cl.tty_waiting)
 		return;
-	(void)tcsetattr(STDIN_FILENO, TCSADRAIN,
-	    waiting ? &cl.tio_wait : &cl.tio);
-	cl.tty_waiting = waiting;
+	(void)tcsetattr(STDIN_FILENO, TCSADRAIN, &cl.tio_wait);
+	cl.tty_waiting = 1;
 }
 
 /* libedit's reader: a key, while the connection is served. */
@@ -186,19 +188,25 @@ tty_getc(EditLine *el, wchar_t *wc)
 			*wc = CTRL_C;
 			return (1);
 		}
-		ready = io_poll(1, -1);
-		if (cl.broken && el != NULL)
-			prompt_mend();
-		if (!ready)
-			continue;
-		if ((nr = read(STDIN_FILENO, &mb[n], 1)) == -1) {
-			if (errno == EINTR || errno == EAGAIN)
+		if (ibuf_left(cl.ahead) > 0) {
+			/* Typed while replies came. */
+			mb[n++] = *(char *)ibuf_data(cl.ahead);
+			ibuf_consume(cl.ahead, 1);
+		} else {
+			ready = io_poll(1, -1);
+			if (cl.broken && el != NULL)
+				prompt_mend();
+			if (!ready)
 				continue;
-			return (-1);
+			if ((nr = read(STDIN_FILENO, &mb[n], 1)) == -1) {
+				if (errno == EINTR || errno == EAGAIN)
+					continue;
+				return (-1);
+			}
+			if (nr == 0)
+				return (0);
+			n++;
 		}
-		if (nr == 0)
-			return (0);
-		n++;
 		memset(&mbs, 0, sizeof(mbs));
 		r = mbrtowc(wc, mb, n, &mbs);
 		if (r == (size_t)-2 && n < sizeof(mb))
@@ -226,7 +234,7 @@ tty_intr(EditLine *el, int ch)
 	return (CC_REFRESH);
 }
 
-/* bridge [command gemini-2.0-flash]> and its variants. */
+/* bridge [chat gemini-2.0-flash]> and its variants. */
 static char *
 tty_prompt(EditLine *el)
 {
@@ -239,7 +247,7 @@ tty_prompt(EditLine *el)
 		snprintf(buf, sizeof(buf), "... ");
 	else
 		snprintf(buf, sizeof(buf), "bridge [%s %s]> ",
-		    cl.chat ? "chat" : "command",
+		    cl.chat || !cl.cmdmode ? "chat" : "command",
 		    cl.model[0] != '\0' ? cl.model : "?");
 	return (buf);
 }
@@ -258,6 +266,8 @@ tty_init(void)
 	cl.tio_wait.c_cc[VMIN] = 1;
 	cl.tio_wait.c_cc[VTIME] = 0;
 
+	if ((cl.ahead = ibuf_open(1024)) == NULL)
+		err(1, NULL);
 	if ((cl.hist = history_init()) == NULL)
 		errx(1, "history_init failed");
 	history(cl.hist, &ev, H_SETSIZE, HISTORY_SIZE);
@@ -288,12 +298,16 @@ tty_line(char **linep)
 	char		*line;
 	int		 n;
 
-	tty_mode(0);
+	/*
+	 * No cooked mode before el_gets: what is typed now would be
+	 * echoed twice. libedit leaves the terminal cooked.
+	 */
 	cl.at_prompt = 1;
 	cl.intr = 0;
 	s = el_gets(cl.el, &n);
 	cl.at_prompt = 0;
 	cl.broken = 0;
+	cl.tty_waiting = 0;
 	if (cl.intr)
 		return (-1);
 	if (s == NULL || n <= 0)
@@ -305,12 +319,14 @@ tty_line(char **linep)
 	return (1);
 }
 
-/* Is more input already there, or within ms? */
+/* Is more input already there, or within ms? Not what came earlier. */
 static int
 stdin_pending(int ms)
 {
 	struct pollfd	 pfd;
 
+	if (ibuf_left(cl.ahead) > 0)
+		return (0);
 	pfd.fd = STDIN_FILENO;
 	pfd.events = POLLIN;
 	return (poll(&pfd, 1, ms) == 1 && (pfd.revents & POLLIN));
@@ -390,7 +406,8 @@ static void
 leave(void)
 {
 	write_all(STDOUT_FILENO, "\n", 1);
-	if (cl.block || cl.more[0] != '\0')
+	block_abandon();
+	if (cl.more[0] != '\0')
 		client_exit(0);
 	send_line("QUIT", EXP_QUIT);
 	wait_replies();
@@ -416,6 +433,10 @@ run_tty(void)
 			}
 			continue;
 		}
+		if (cl.token != NULL) {
+			send_token();
+			continue;
+		}
 		if (!cl.info_sent) {
 			cl.info_sent = 1;
 			send_line("INFO", EXP_INFO_QUIET);
@@ -423,19 +444,46 @@ run_tty(void)
 		}
 		if ((r = tty_line(&line)) == 0)
 			leave();
-		if (r == -1)
+		if (r == -1) {
+			/* Ctrl-C inside a """ prompt abandons all of it. */
+			if (cl.block) {
+				block_abandon();
+				warnx("the \"\"\" prompt was abandoned; "
+				    "nothing of it was sent");
+			}
 			continue;
+		}
 		if (*line == '\0' && !cl.block) {
 			free(line);
 			continue;
 		}
 		hist_add(line);
-		if (cl.chat && !cl.block && cl.more[0] == '\0' &&
-		    stdin_pending(PASTE_MS))
+		if ((cl.chat || !cl.cmdmode) && !cl.block &&
+		    cl.more[0] == '\0' && stdin_pending(PASTE_MS))
 			paste(line);
 		else {
 			submit(line);
 			free(line);
 		}
 	}
+}
+
+/* Keep what was typed while replies came, for the next prompts. */
+void
+tty_ahead(void)
+{
+	char	 buf[1024];
+	ssize_t	 n;
+
+	if ((n = read(STDIN_FILENO, buf, sizeof(buf))) == -1) {
+		if (errno == EINTR || errno == EAGAIN)
+			return;
+		cfatalx("read: %s", strerror(errno));
+	}
+	if (n == 0)
+		cfatalx("the terminal is gone");
+	if (ibuf_left(cl.ahead) + n > INPUT_AHEAD_MAX)
+		return;		/* more than anyone types: dropped */
+	if (ibuf_add(cl.ahead, buf, n) == -1)
+		cfatalx("out of memory");
 }

@@ -51,7 +51,7 @@ main(int argc, char *argv[])
 			conffile = optarg;
 			break;
 		case 'n':
-			noaction = 1;
+			noaction++;
 			break;
 		case 'P':
 			role = optarg;
@@ -86,6 +86,10 @@ main(int argc, char *argv[])
 	}
 
 	if ((conf = parse_config(conffile)) == NULL)
+		exit(1);
+	/* -nn checks the file alone: one meant for another machine. */
+	if (noaction < 2 && check_config(conf, conffile, noaction ?
+	    CHECK_NOACTION : CHECK_START) == -1)
 		exit(1);
 	if (noaction) {
 		if (verbose)

@@ -32,6 +32,8 @@
 #define PROVIDER_CONNECT_TIMEOUT 10		/* s */
 #define PROVIDER_TIMEOUT	300		/* s, whole request */
 #define PROVIDER_RETRIES	3
+#define PROVIDER_MODELS_MAX	32		/* models "a" "b" ... */
+#define PROVIDER_MAX_TOKENS	4096		/* anthropic's default */
 
 #define NAME_MAX_LEN		64
 #define MODEL_MAX_LEN		128
@@ -78,7 +80,9 @@ enum sync_mode {
 };
 
 enum provider_type {
-	PROVIDER_GEMINI
+	PROVIDER_GEMINI,
+	PROVIDER_OPENAI,
+	PROVIDER_ANTHROPIC
 };
 
 struct listen_conf {
@@ -100,7 +104,11 @@ struct provider_conf {
 	char			 url[URL_MAX_LEN];
 	char			 key_file[PATH_MAX];
 	char			 key_env[NAME_MAX_LEN];
-	char			 model[MODEL_MAX_LEN];
+	char			 model[MODEL_MAX_LEN];	/* the default */
+	char			 fallback[MODEL_MAX_LEN];  /* name/model */
+	char			 models[PROVIDER_MODELS_MAX][MODEL_MAX_LEN];
+	int			 nmodels;		/* 0: all listed */
+	int			 max_tokens;		/* 0: API default */
 	int			 connect_timeout;	/* s */
 	int			 timeout;		/* s */
 	int			 retries;
@@ -196,7 +204,10 @@ enum imsg_type {
 	/* worker -> provider */
 	IMSG_WORKER_MODELS,	/* u32 request id */
 	IMSG_WORKER_GEN_BEGIN,	/* u32 request id, str model,
-				   str system instruction ("" for none) */
+				   str system instruction ("" for none),
+				   u32 max tokens (0: default),
+				   u32 temperature in thousandths
+				   (GEN_TEMP_NONE: default) */
 	IMSG_WORKER_GEN_PART,	/* u32 request id, u32 role, u32 more,
 				   data text: appended to the current turn
 				   while more is set */
@@ -206,10 +217,12 @@ enum imsg_type {
 	/* provider -> worker */
 	IMSG_PROVIDER_MODEL,	/* u32 request id, str name,
 				   u64 input limit, u64 output limit */
-	IMSG_PROVIDER_MODELS_END, /* u32 request id */
+	IMSG_PROVIDER_MODELS_END, /* u32 request id, str note: which
+				   providers failed ("" none) */
 	IMSG_PROVIDER_CHUNK,	/* u32 request id, data text */
 	IMSG_PROVIDER_DONE,	/* u32 request id, u64 prompt tokens,
-				   u64 answer tokens, str finish reason */
+				   u64 answer tokens, str finish reason,
+				   str the model that answered */
 	IMSG_PROVIDER_ERROR,	/* u32 request id, str code, str text */
 
 	/* worker -> storage */
@@ -607,8 +620,162 @@ void		 sse_clear(struct sse *);
 int		 sse_feed(struct sse *, const void *, size_t);
 int		 sse_pending(const struct sse *);
 
-/* gemini.c */
-#define GEM_MSG_MAX		512	/* error text kept, one line */
+/*
+ * The provider's seam: one struct api per upstream API, one file each
+ * (gemini.c, openai.c, anthropic.c), listed in api_table (provider.c).
+ * An API file turns a neutral request (turns, system prompt, settings)
+ * into a URL, headers and a body, parses its stream event by event,
+ * its model list page by page and its error bodies, and says which
+ * errors are worth a retry.  The transport (xfer.c: libcurl multi,
+ * retries, timeouts) knows no API: it calls the api's parsers and
+ * reports to its consumer through struct xfer_ops.  Adding an API is
+ * one new file and one entry in api_table.
+ *
+ * Running a generation inside the provider process (what a worker's
+ * GEN_BEGIN/PART/END does, and what a background job does):
+ *
+ *	struct gen_request rq = { .model = "name/model" (or a bare
+ *	    name), .system = "...", .turns = t, .nturns = n,
+ *	    .set = { .temperature = -1, .max_tokens = 0 } };
+ *	struct gen_sink sk = { on_text, on_queued, on_done, on_error,
+ *	    arg };
+ *	struct gen *g = gen_start(&rq, &sk, code, sizeof(code), text,
+ *	    sizeof(text));
+ *
+ * gen_start copies what it needs from rq (rq may go at once) and
+ * returns NULL with code ("no-model", "bad-argument", "upstream"...)
+ * and text set when the request cannot start.  Otherwise, later and
+ * never from inside gen_start, text() is called with each piece of
+ * the answer as it streams (UTF-8, no NUL), then exactly one of
+ * done() or error(); g is freed right after that last call.
+ * queued() says how many bytes the consumer has yet to pass on: over
+ * a few MiB the stream pauses until it drains (return 0 if it never
+ * lags).  gen_cancel(g) stops it at any time before the last call,
+ * with no callback.  The provider restarts (a reload) only when no
+ * generation runs.
+ */
+#define API_MSG_MAX		512	/* error text kept, one line */
+#define API_FINISH_MAX		40
+#define API_RETRY		0x01	/* classify: worth trying again */
+#define API_BUSY		0x02	/* rate limit or overload: a
+					   fallback may answer instead */
+#define GEN_TEMP_NONE		UINT32_MAX	/* GEN_BEGIN: no temperature */
+
+/* One turn of the conversation sent upstream. */
+struct api_turn {
+	int		 role;		/* enum msg_role: MODEL is the
+					   assistant, the rest the user */
+	const char	*text;
+	size_t		 len;
+};
+
+/* Generation settings; what is unset is the API's (or block's) default. */
+struct gen_settings {
+	double		 temperature;	/* < 0: unset */
+	uint32_t	 max_tokens;	/* 0: unset */
+};
+
+/* What an API file builds a request body from. */
+struct api_request {
+	const char		*model;		/* the upstream's own name */
+	const char		*system;	/* NULL or "" for none */
+	const struct api_turn	*turns;
+	size_t			 nturns;
+	struct gen_settings	 set;
+	uint32_t		 max_tokens;	/* the block's default; 0 none */
+};
+
+/* An error: an HTTP status with its body, or an error event. */
+struct api_error {
+	int		 code;		/* HTTP status, else the error's own */
+	char		 type[64];	/* status or type word */
+	char		 message[API_MSG_MAX];	/* one printable line */
+	double		 retry_delay;	/* s, from the body; -1 if none */
+	int		 per_day;	/* a daily quota is exhausted */
+	int		 key_invalid;
+	int		 overloaded;	/* the API says it is overloaded */
+};
+
+/* What one stream event says; API_EVENT_* of api->event. */
+struct api_event {
+	char		*text;		/* answer text (thoughts left out) */
+	size_t		 textlen;
+	char		 finish[API_FINISH_MAX];  /* STOP, MAX_TOKENS, ... */
+	char		 stop_error[160];  /* the finish is a failure: why */
+	char		 refusal[160];	/* no answer will come: why */
+	int64_t		 prompt;	/* usage, -1 if not sent */
+	int64_t		 answer;
+	int		 end;		/* the API's own end of stream */
+	int		 has_error;
+	struct api_error err;
+};
+
+/* A chat model of a list. */
+struct api_model {
+	char		 name[MODEL_MAX_LEN];
+	uint64_t	 input_limit;	/* tokens, 0 if unknown */
+	uint64_t	 output_limit;
+};
+
+/* One page of a model list, filtered to chat models. */
+struct api_page {
+	struct api_model *models;
+	size_t		 nmodels;
+	size_t		 nskipped;	/* unusable or not for chat */
+	char		*next;		/* where the next page starts, or NULL */
+};
+
+struct api {
+	const char	*name;		/* the configuration's type word */
+	enum provider_type type;
+	int		 key_required;
+	/* the model names it can be asked for */
+	int		(*valid_model)(const char *);
+	/* URLs to free(3) */
+	char		*(*models_url)(const char *, const char *);
+	char		*(*gen_url)(const char *, const char *);
+	/* "Name: value" header lines for a key (NULL: none) */
+	int		(*headers)(const char *, int,
+			    int (*)(void *, const char *), void *);
+	/* a body to free(3), NULL with errno EINVAL if nothing to send */
+	char		*(*request)(const struct api_request *, size_t *);
+	int		(*parse_event)(const char *, const char *, size_t,
+			    struct api_event *);
+	void		(*parse_error)(const char *, size_t, int,
+			    struct api_error *);
+	int		(*parse_models)(const char *, size_t, struct api_page *);
+	/* API_RETRY, API_BUSY; the client's error code in *code */
+	unsigned int	(*classify)(const struct api_error *, const char **);
+};
+
+/* api tables: gemini.c, openai.c, anthropic.c */
+extern const struct api	 api_gemini;
+extern const struct api	 api_openai;
+extern const struct api	 api_anthropic;
+
+/* wire.c: what every API file shares */
+struct json_t;
+
+int		 wire_u64(struct json_t *, uint64_t *);
+int64_t		 wire_count(struct json_t *, const char *);
+void		 wire_copy_word(char *, size_t, struct json_t *);
+void		 wire_copy_line(char *, size_t, const char *, size_t);
+double		 wire_retry_after(const char *, time_t);
+const char	*wire_http_reason(int);
+void		 wire_event_init(struct api_event *);
+void		 wire_event_free(struct api_event *);
+void		 wire_error_init(struct api_error *, int);
+int		 wire_add_text(struct api_event *, const char *, size_t);
+int		 wire_model_name(const char *);
+char		*wire_dump(struct json_t *, size_t *);
+struct json_t	*wire_load(const char *, size_t);
+void		 wire_page_free(struct api_page *);
+int		 wire_page_add(struct api_page *, const char *, uint64_t,
+		    uint64_t);
+int		 wire_name_has(const char *, const char *const *, size_t);
+char		*wire_url(const char *, const char *, const char *);
+
+/* gemini.c: also for the unit tests */
 #define GEM_GENERATE		0x01	/* generateContent */
 #define GEM_COUNT		0x02	/* countTokens */
 #define GEM_EMBED		0x04	/* embedContent and the like */
@@ -616,83 +783,38 @@ int		 sse_pending(const struct sse *);
 #define GEM_PREDICT		0x10	/* predict, predictLongRunning */
 #define GEM_OTHER		0x20
 
-struct gem_turn {
-	int		 role;		/* enum msg_role; only MODEL is
-					   sent as "model" */
-	const char	*text;
-	size_t		 len;
-};
-
-struct gem_usage {			/* running totals; -1: not sent */
-	int64_t		 prompt;
-	int64_t		 answer;
-	int64_t		 total;
-	int64_t		 thoughts;
-};
-
-struct gem_error {
-	int		 code;		/* error.code, else the HTTP status */
-	char		 status[64];	/* RESOURCE_EXHAUSTED, ... */
-	char		 message[GEM_MSG_MAX];	/* one printable line */
-	double		 retry_delay;	/* s, from RetryInfo; -1 if none */
-	int		 per_day;	/* a PerDay quota is exhausted */
-	int		 key_invalid;	/* reason API_KEY_INVALID */
-};
-
-struct gem_event {
-	char		*text;		/* non-thought text or NULL */
-	size_t		 textlen;
-	int		 has_candidate;
-	char		 finish[40];	/* finishReason or "" */
-	char		 block[40];	/* promptFeedback.blockReason or "" */
-	struct gem_usage usage;
-	int		 has_error;	/* an "error" object came instead */
-	struct gem_error err;
-};
-
-struct gem_model {
-	char		 name[MODEL_MAX_LEN];	/* without "models/" */
-	uint64_t	 input_limit;
-	uint64_t	 output_limit;
-	unsigned int	 methods;	/* GEM_* */
-};
-
-struct gem_page {
-	struct gem_model *models;
-	size_t		 nmodels;
-	size_t		 nskipped;	/* entries without a usable name */
-	char		*next;		/* page token, NULL on the last page */
-};
-
-char		*gem_request(const struct gem_turn *, size_t, const char *,
-		    size_t *);
-int		 gem_parse_event(const char *, size_t, struct gem_event *);
-void		 gem_event_free(struct gem_event *);
-void		 gem_parse_error(const char *, size_t, int, struct gem_error *);
-int		 gem_parse_models(const char *, size_t, struct gem_page *);
-void		 gem_page_free(struct gem_page *);
-int		 gem_model_is_chat(const struct gem_model *);
-int		 gem_model_cmp(const void *, const void *);
-int		 gem_valid_model_name(const char *);
 double		 gem_parse_duration(const char *);
-double		 gem_retry_after(const char *, time_t);
-const char	*gem_http_reason(int);
+int		 gem_valid_model_name(const char *);
+int		 gem_model_is_chat(const char *, unsigned int);
+
+/* openai.c, anthropic.c: also for the unit tests */
+int		 oai_model_is_chat(const char *);
 
 /* xfer.c */
 #define XFER_ERRBUF		256	/* CURL_ERROR_SIZE, or more */
 
-enum xfer_kind {
-	XFER_GEN,
-	XFER_MODELS
+struct curl_slist;
+struct xfer;
+
+/* What a transfer reports to whoever started it (arg: xfer_new's). */
+struct xfer_ops {
+	/* bytes the consumer has yet to pass on; 0 if it never lags */
+	size_t		(*queued)(void *);
+	/* answer text, as the stream brings it */
+	void		(*text)(void *, const char *, size_t);
+	/* over: code NULL when complete (a page: x->resp holds it) */
+	void		(*done)(void *, struct xfer *, const char *,
+			    const char *);
 };
 
-struct req;				/* provider.c's own */
-struct curl_slist;
-
-/* One HTTP exchange with the upstream API, retried as a whole. */
+/* One HTTP exchange with an upstream API, retried as a whole. */
 struct xfer {
 	TAILQ_ENTRY(xfer)	 entry;
-	enum xfer_kind		 kind;
+	const struct api	*api;
+	const struct provider_conf *pc;
+	const struct xfer_ops	*ops;
+	void			*arg;
+	int			 stream;	/* a generation, else a GET */
 	void			*easy;		/* CURL */
 	struct curl_slist	*hdrs;
 	char			*url;
@@ -712,37 +834,58 @@ struct xfer {
 	/* what went wrong, decided in a callback, reported when done */
 	const char		*fail_code;
 	char			 fail_text[256];
-	struct gem_error	 err;		/* an error event */
+	struct api_error	 err;		/* an error event */
 	int			 err_set;
+	int			 busy;		/* it failed on API_BUSY */
 	/* a generation */
-	struct req		*req;
-	uint64_t		 sent;		/* bytes of text forwarded */
-	char			 finish[40];
-	char			 block[40];
+	uint64_t		 sent;		/* bytes of text passed on */
+	int			 ended;		/* the API's end mark came */
+	char			 finish[API_FINISH_MAX];
+	char			 stop_error[160];
 	int64_t			 prompt;
 	int64_t			 answer;
-	/* a listing */
-	struct gem_model	*models;
-	size_t			 nmodels;
-	int			 pages;
 };
 TAILQ_HEAD(xfer_list, xfer);
 
-void		 xfer_init(const struct provider_conf *);
-struct xfer	*xfer_new(enum xfer_kind, const char *, const char *);
+void		 xfer_init(void (*)(void));
+struct xfer	*xfer_new(const struct api *, const struct provider_conf *,
+		    const char *, const char *, const struct xfer_ops *,
+		    void *);
 void		 xfer_free(struct xfer *);
 int		 xfer_start(struct xfer *);
+int		 xfer_restart(struct xfer *, const char *);
 
 /* provider.c */
+struct gen;
+
+struct gen_request {
+	const char		*model;		/* "name/model" or bare */
+	const char		*system;	/* NULL or "" for none */
+	const struct api_turn	*turns;
+	size_t			 nturns;
+	struct gen_settings	 set;
+};
+
+struct gen_result {
+	const char		*model;		/* the model that answered,
+						   as clients name it */
+	uint64_t		 prompt;	/* tokens */
+	uint64_t		 answer;
+	const char		*finish;	/* STOP, MAX_TOKENS, ... */
+};
+
+struct gen_sink {
+	void		(*text)(void *, const char *, size_t);
+	size_t		(*queued)(void *);
+	void		(*done)(void *, const struct gen_result *);
+	void		(*error)(void *, const char *, const char *);
+	void		*arg;
+};
+
 void		 provider_main(void);
-/* what xfer.c reports */
-void		 provider_idle_check(void);
-void		 listing_page(struct xfer *);
-void		 listing_end(const char *, const char *);
-size_t		 gen_queued(struct xfer *);
-void		 gen_chunk(struct xfer *, const char *, size_t);
-void		 gen_fail(struct xfer *, const char *, const char *);
-void		 gen_end(struct xfer *, const char *, const char *);
+struct gen	*gen_start(const struct gen_request *, const struct gen_sink *,
+		    char *, size_t, char *, size_t);
+void		 gen_cancel(struct gen *);
 
 /* proc.c */
 const char	*imsg_type_name(uint32_t);
@@ -750,6 +893,17 @@ const char	*proc_name(enum proc_id);
 const char	*role_name(enum msg_role);
 int		 role_from_name(const char *);
 int		 proc_from_name(const char *);
+
+/* check.c */
+#define CHECK_START	0	/* before starting: every problem is fatal */
+#define CHECK_NOACTION	1	/* -n: a missing API key only warns */
+#define CHECK_RELOAD	2	/* user and database wait for a restart */
+void		 conf_error(const char *, ...)
+		    __attribute__((__format__ (printf, 1, 2)));
+void		 conf_errors_reset(void);
+size_t		 conf_errors_count(void);
+const char	*conf_errors_get(size_t);
+int		 check_config(const struct bridged_conf *, const char *, int);
 
 /* config.c */
 int		 config_send(struct channel *, const struct bridged_conf *,
@@ -886,6 +1040,7 @@ struct prompt {
 	uint64_t		 tin;
 	uint64_t		 tout;
 	char			 finish[32];
+	char			 answered[MODEL_MAX_LEN];  /* "" the session's */
 	char			 code[32];	/* set: it failed */
 	char			 why[PROTO_TEXT_MAX];
 	char			 serr[PROTO_TEXT_MAX];	/* storage */
@@ -927,6 +1082,7 @@ struct proto {
 	struct mlist		 models;	/* the last list received */
 	struct mlist		 bgfetch;
 	uint32_t		 bgreq;
+	char			 mnote[PROTO_TEXT_MAX];	/* providers failed */
 
 	/* a multi-line prompt */
 	int			 ml;
@@ -972,7 +1128,11 @@ void		 proto_counters(const struct proto *, uint64_t *,
 		    uint64_t *);
 void		 proto_provider_model(struct proto *, uint32_t,
 		    const char *, uint64_t, uint64_t);
+void		 proto_provider_models_note(struct proto *, uint32_t,
+		    const char *);
 void		 proto_provider_models_end(struct proto *, uint32_t);
+void		 proto_provider_answered(struct proto *, uint32_t,
+		    const char *);
 void		 proto_provider_chunk(struct proto *, uint32_t, const char *,
 		    size_t);
 void		 proto_provider_done(struct proto *, uint32_t, uint64_t,
@@ -1030,5 +1190,6 @@ void		 gate_free(struct gate *);
 struct bridged_conf *parse_config(const char *);
 int		 cmdline_symset(char *);
 void		 config_print(const struct bridged_conf *);
+int		 is_loopback(const struct sockaddr_storage *);
 
 #endif /* BRIDGED_H */

@@ -472,9 +472,10 @@ control_dispatch_provider(struct channel *ch, struct imsg *imsg)
 		req_line(r, strdup(line));
 		return;
 	case IMSG_PROVIDER_MODELS_END:
+		text = ir_str(&ir);	/* which providers failed */
 		if (ir_end(&ir) == -1 || r == NULL)
 			break;
-		req_done(r, CTL_END, "");
+		req_done(r, CTL_END, text);
 		return;
 	case IMSG_PROVIDER_ERROR:
 		code = ir_str(&ir);

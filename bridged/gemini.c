@@ -1,6 +1,6 @@
 /*
- * gemini.c: the wire format of the Gemini REST API v1beta: request
- * bodies built and responses, model lists and error bodies parsed with
+ * gemini.c: the Gemini REST API v1beta (type gemini): request bodies
+ * built, stream events, model lists and error bodies parsed with
  * jansson.  Nothing the upstream sends is trusted: every field may be
  * missing, of the wrong type or absurdly large.
  */
@@ -19,16 +19,11 @@
 #include "bridged.h"
 
 #define GEM_TOKEN_MAX	4096		/* longest page token kept */
-#define GEM_COUNT_MAX	(1ULL << 53)	/* larger counts are nonsense */
 #define GEM_DELAY_MAX	86400.0		/* s, longest retry delay */
 
 static json_t	*gem_text_part(const char *, size_t);
-static int	 gem_u64(json_t *, uint64_t *);
-static int64_t	 gem_count(json_t *, const char *);
-static void	 gem_copy_word(char *, size_t, json_t *);
-static void	 gem_copy_line(char *, size_t, const char *, size_t);
-static void	 gem_parse_details(json_t *, struct gem_error *);
-static void	 gem_error_object(json_t *, struct gem_error *);
+static void	 gem_parse_details(json_t *, struct api_error *);
+static void	 gem_error_object(json_t *, struct api_error *);
 static unsigned int gem_methods(json_t *);
 static int	 gem_name_token(const char *, size_t);
 
@@ -56,21 +51,22 @@ gem_text_part(const char *text, size_t len)
 	return (parts);
 }
 
+
 /*
- * The body of a generateContent or streamGenerateContent request.
- * Empty turns are left out (the API refuses empty text) and a run of
- * turns of one role becomes one content with several parts.  Returns
- * a string to free(3), NULL with errno EINVAL if no turn has text or a
- * text is not UTF-8.
+ * The body of a streamGenerateContent request.  Empty turns are left
+ * out (the API refuses empty text) and a run of turns of one role
+ * becomes one content with several parts.  Returns a string to
+ * free(3), NULL with errno EINVAL if no turn has text or a text is
+ * not UTF-8.
  */
-char *
-gem_request(const struct gem_turn *turns, size_t nturns,
-    const char *system, size_t *lenp)
+static char *
+gem_request(const struct api_request *rq, size_t *lenp)
 {
-	json_t		*root, *contents, *c = NULL, *parts, *si;
+	json_t		*root, *contents, *c = NULL, *parts, *si, *gc;
 	const char	*role, *lastrole = NULL;
 	char		*out = NULL;
 	size_t		 i;
+	uint32_t	 max;
 
 	if ((root = json_object()) == NULL ||
 	    (contents = json_array()) == NULL) {
@@ -79,12 +75,13 @@ gem_request(const struct gem_turn *turns, size_t nturns,
 	}
 	if (json_object_set_new(root, "contents", contents) == -1)
 		goto fail;
-	for (i = 0; i < nturns; i++) {
-		if (turns[i].len == 0)
+	for (i = 0; i < rq->nturns; i++) {
+		if (rq->turns[i].len == 0)
 			continue;
-		role = turns[i].role == ROLE_MODEL ? "model" : "user";
+		role = rq->turns[i].role == ROLE_MODEL ? "model" : "user";
 		if (c != NULL && strcmp(role, lastrole) == 0) {
-			parts = gem_text_part(turns[i].text, turns[i].len);
+			parts = gem_text_part(rq->turns[i].text,
+			    rq->turns[i].len);
 			if (parts == NULL || json_array_extend(
 			    json_object_get(c, "parts"), parts) == -1) {
 				json_decref(parts);
@@ -99,8 +96,8 @@ gem_request(const struct gem_turn *turns, size_t nturns,
 			goto fail;
 		if (json_object_set_new(c, "role", json_string(role)) == -1)
 			goto fail;
-		if ((parts = gem_text_part(turns[i].text,
-		    turns[i].len)) == NULL)
+		if ((parts = gem_text_part(rq->turns[i].text,
+		    rq->turns[i].len)) == NULL)
 			goto fail;
 		if (json_object_set_new(c, "parts", parts) == -1)
 			goto fail;
@@ -108,134 +105,36 @@ gem_request(const struct gem_turn *turns, size_t nturns,
 	}
 	if (json_array_size(contents) == 0)
 		goto fail;
-	if (system != NULL && system[0] != '\0') {
+	if (rq->system != NULL && rq->system[0] != '\0') {
 		if ((si = json_object()) == NULL)
 			goto fail;
 		if (json_object_set_new(root, "systemInstruction", si) == -1)
 			goto fail;
-		if ((parts = gem_text_part(system, strlen(system))) == NULL)
+		if ((parts = gem_text_part(rq->system,
+		    strlen(rq->system))) == NULL)
 			goto fail;
 		if (json_object_set_new(si, "parts", parts) == -1)
 			goto fail;
 	}
-	if ((out = json_dumps(root, JSON_COMPACT)) != NULL && lenp != NULL)
-		*lenp = strlen(out);
+	max = rq->set.max_tokens > 0 ? rq->set.max_tokens : rq->max_tokens;
+	if (rq->set.temperature >= 0 || max > 0) {
+		if ((gc = json_object()) == NULL ||
+		    json_object_set_new(root, "generationConfig", gc) == -1)
+			goto fail;
+		if (rq->set.temperature >= 0 && json_object_set_new(gc,
+		    "temperature", json_real(rq->set.temperature)) == -1)
+			goto fail;
+		if (max > 0 && json_object_set_new(gc, "maxOutputTokens",
+		    json_integer(max)) == -1)
+			goto fail;
+	}
+	out = wire_dump(root, lenp);
 	json_decref(root);
 	return (out);
  fail:
 	json_decref(root);
 	errno = EINVAL;
 	return (NULL);
-}
-
-/* A non-negative count: a JSON integer, an integral real or digits. */
-static int
-gem_u64(json_t *v, uint64_t *out)
-{
-	const char	*s, *errstr;
-	long long	 ll;
-	double		 d;
-
-	if (json_is_integer(v)) {
-		ll = json_integer_value(v);
-		if (ll < 0 || (unsigned long long)ll > GEM_COUNT_MAX)
-			return (-1);
-		*out = ll;
-		return (0);
-	}
-	if (json_is_real(v)) {
-		d = json_real_value(v);
-		if (!(d >= 0 && d <= (double)GEM_COUNT_MAX))
-			return (-1);
-		*out = d;
-		return (0);
-	}
-	if (json_is_string(v)) {
-		/* Protobuf's JSON mapping writes int64 as a string. */
-		s = json_string_value(v);
-		if (s[0] < '0' || s[0] > '9')
-			return (-1);
-		ll = strtonum(s, 0, GEM_COUNT_MAX, &errstr);
-		if (errstr != NULL)
-			return (-1);
-		*out = ll;
-		return (0);
-	}
-	return (-1);
-}
-
-/* A count field of an object, or -1 when absent or unusable. */
-static int64_t
-gem_count(json_t *obj, const char *key)
-{
-	uint64_t	 v;
-
-	if (gem_u64(json_object_get(obj, key), &v) == -1)
-		return (-1);
-	return ((int64_t)v);
-}
-
-/* Copy an enum word such as STOP: letters, digits and '_' only. */
-static void
-gem_copy_word(char *dst, size_t dsz, json_t *v)
-{
-	const char	*s;
-	size_t		 i, n = 0;
-
-	dst[0] = '\0';
-	if (!json_is_string(v))
-		return;
-	s = json_string_value(v);
-	for (i = 0; s[i] != '\0' && n + 1 < dsz; i++) {
-		if (isalnum((unsigned char)s[i]) || s[i] == '_')
-			dst[n++] = s[i];
-	}
-	dst[n] = '\0';
-}
-
-/*
- * Copy text meant for one status line: controls become spaces, runs
- * of spaces shrink to one, invalid UTF-8 becomes '?', and a cut never
- * splits a character.
- */
-static void
-gem_copy_line(char *dst, size_t dsz, const char *s, size_t len)
-{
-	size_t		 i = 0, n = 0, clen;
-	unsigned char	 c;
-
-	while (i < len && n + 1 < dsz) {
-		c = s[i];
-		if (c < 0x20 || c == 0x7f || c == ' ') {
-			if (n > 0 && dst[n - 1] != ' ')
-				dst[n++] = ' ';
-			i++;
-			continue;
-		}
-		if (c < 0x80)
-			clen = 1;
-		else if (c >= 0xc2 && c <= 0xdf)
-			clen = 2;
-		else if (c >= 0xe0 && c <= 0xef)
-			clen = 3;
-		else if (c >= 0xf0 && c <= 0xf4)
-			clen = 4;
-		else
-			clen = 0;
-		if (clen == 0 || clen > len - i || !utf8_valid(s + i, clen)) {
-			dst[n++] = '?';
-			i++;
-			continue;
-		}
-		if (n + clen >= dsz)
-			break;
-		memcpy(dst + n, s + i, clen);
-		n += clen;
-		i += clen;
-	}
-	while (n > 0 && dst[n - 1] == ' ')
-		n--;
-	dst[n] = '\0';
 }
 
 /* Parse a protobuf Duration such as "26s" or "0.25s"; -1 if bad. */
@@ -264,49 +163,9 @@ gem_parse_duration(const char *s)
 	return (v > GEM_DELAY_MAX ? GEM_DELAY_MAX : v);
 }
 
-/*
- * Parse an HTTP Retry-After value: delay seconds or an HTTP-date
- * (compared with now).  Returns seconds, or -1 if unusable.
- */
-double
-gem_retry_after(const char *s, time_t now)
-{
-	struct tm	 tm;
-	const char	*errstr, *end;
-	char		 num[16];
-	long long	 v;
-	size_t		 n;
-	time_t		 t;
-
-	if (s == NULL)
-		return (-1);
-	while (*s == ' ' || *s == '\t')
-		s++;
-	if (*s >= '0' && *s <= '9') {
-		n = strspn(s, "0123456789");
-		if (n >= sizeof(num) || s[n + strspn(s + n, " \t")] != '\0')
-			return (-1);
-		memcpy(num, s, n);
-		num[n] = '\0';
-		v = strtonum(num, 0, LLONG_MAX, &errstr);
-		if (errstr != NULL)
-			return (GEM_DELAY_MAX);
-		return (v > GEM_DELAY_MAX ? GEM_DELAY_MAX : (double)v);
-	}
-	memset(&tm, 0, sizeof(tm));
-	if ((end = strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm)) == NULL ||
-	    end[strspn(end, " \t")] != '\0')
-		return (-1);
-	if ((t = timegm(&tm)) == (time_t)-1)
-		return (-1);
-	if (t <= now)
-		return (0);
-	return (t - now > GEM_DELAY_MAX ? GEM_DELAY_MAX : (double)(t - now));
-}
-
 /* Look through error details for RetryInfo, quotas and key errors. */
 static void
-gem_parse_details(json_t *details, struct gem_error *e)
+gem_parse_details(json_t *details, struct api_error *e)
 {
 	json_t		*d, *v, *viol;
 	const char	*type, *id;
@@ -345,72 +204,39 @@ gem_parse_details(json_t *details, struct gem_error *e)
 	}
 }
 
-/* The reason phrase of an HTTP status, for bodies that say nothing. */
-const char *
-gem_http_reason(int code)
-{
-	switch (code) {
-	case 400:
-		return ("Bad Request");
-	case 401:
-		return ("Unauthorized");
-	case 403:
-		return ("Forbidden");
-	case 404:
-		return ("Not Found");
-	case 408:
-		return ("Request Timeout");
-	case 413:
-		return ("Payload Too Large");
-	case 429:
-		return ("Too Many Requests");
-	case 500:
-		return ("Internal Server Error");
-	case 502:
-		return ("Bad Gateway");
-	case 503:
-		return ("Service Unavailable");
-	case 504:
-		return ("Gateway Timeout");
-	default:
-		return ("HTTP error");
-	}
-}
 
 /* Fill e from a JSON error object ({"code","message","status",...}). */
 static void
-gem_error_object(json_t *err, struct gem_error *e)
+gem_error_object(json_t *err, struct api_error *e)
 {
 	json_t		*v;
 	uint64_t	 code;
 
-	if (gem_u64(json_object_get(err, "code"), &code) == 0 &&
+	if (wire_u64(json_object_get(err, "code"), &code) == 0 &&
 	    code >= 100 && code <= 599)
 		e->code = code;
-	gem_copy_word(e->status, sizeof(e->status),
+	wire_copy_word(e->type, sizeof(e->type),
 	    json_object_get(err, "status"));
 	v = json_object_get(err, "message");
 	if (json_is_string(v))
-		gem_copy_line(e->message, sizeof(e->message),
+		wire_copy_line(e->message, sizeof(e->message),
 		    json_string_value(v), json_string_length(v));
 	gem_parse_details(json_object_get(err, "details"), e);
+	if (e->code == 503 || strcmp(e->type, "UNAVAILABLE") == 0)
+		e->overloaded = 1;
 }
 
 /*
  * Parse an error body of an HTTP status (or an error event, status 0).
  * Always fills e: what the body does not say comes from the status.
  */
-void
-gem_parse_error(const char *body, size_t len, int http, struct gem_error *e)
+static void
+gem_parse_error(const char *body, size_t len, int http, struct api_error *e)
 {
-	json_t		*root = NULL, *err;
+	json_t		*root, *err;
 
-	memset(e, 0, sizeof(*e));
-	e->code = http;
-	e->retry_delay = -1;
-	if (body != NULL && len > 0)
-		root = json_loadb(body, len, JSON_ALLOW_NUL |
-		    JSON_DECODE_INT_AS_REAL, NULL);
+	wire_error_init(e, http);
+	root = wire_load(body, len);
 	/* Without alt=sse errors come wrapped in an array. */
 	if (json_is_array(root))
 		err = json_object_get(json_array_get(root, 0), "error");
@@ -419,28 +245,50 @@ gem_parse_error(const char *body, size_t len, int http, struct gem_error *e)
 	if (json_is_object(err))
 		gem_error_object(err, e);
 	if (e->message[0] == '\0')
-		strlcpy(e->message, http > 0 ? gem_http_reason(http) :
+		strlcpy(e->message, http > 0 ? wire_http_reason(http) :
 		    "error without a message", sizeof(e->message));
 	json_decref(root);
 }
 
+/* What a finishReason means: STOP and MAX_TOKENS end an answer well. */
+static void
+gem_finish(struct api_event *ev)
+{
+	const char	*f = ev->finish;
+
+	if (f[0] == '\0' || strcmp(f, "STOP") == 0 ||
+	    strcmp(f, "MAX_TOKENS") == 0)
+		return;
+	if (strcmp(f, "SAFETY") == 0 || strcmp(f, "BLOCKLIST") == 0 ||
+	    strcmp(f, "PROHIBITED_CONTENT") == 0 || strcmp(f, "SPII") == 0 ||
+	    strcmp(f, "IMAGE_SAFETY") == 0)
+		snprintf(ev->stop_error, sizeof(ev->stop_error), "the API's "
+		    "safety filter stopped the answer (%s)", f);
+	else if (strcmp(f, "RECITATION") == 0)
+		snprintf(ev->stop_error, sizeof(ev->stop_error), "the API "
+		    "stopped the answer: it would recite a source "
+		    "(RECITATION)");
+	else
+		snprintf(ev->stop_error, sizeof(ev->stop_error), "the API "
+		    "stopped the answer (%s)", f);
+}
+
 /*
- * Parse one GenerateContentResponse (a stream event or a whole
- * answer).  Returns -1 if it is not a JSON object, else 0 with ev
- * filled; ev->text is to be released with gem_event_free.
+ * Parse one GenerateContentResponse (a stream event; the event field
+ * is not used).  Returns -1 if it is not a JSON object or memory ran
+ * out, else 0 with ev filled (release it with wire_event_free).
  */
-int
-gem_parse_event(const char *data, size_t len, struct gem_event *ev)
+static int
+gem_parse_event(const char *event, const char *data, size_t len,
+    struct api_event *ev)
 {
 	json_t		*root, *cand, *content, *parts, *part, *t, *u, *pf;
-	size_t		 i, n, total = 0;
-	char		*p;
+	char		 block[40];
+	size_t		 i;
 
-	memset(ev, 0, sizeof(*ev));
-	ev->usage.prompt = ev->usage.answer = ev->usage.total =
-	    ev->usage.thoughts = -1;
-	if ((root = json_loadb(data, len, JSON_ALLOW_NUL |
-	    JSON_DECODE_INT_AS_REAL, NULL)) == NULL)
+	(void)event;
+	wire_event_init(ev);
+	if ((root = wire_load(data, len)) == NULL)
 		return (-1);
 	if (!json_is_object(root)) {
 		json_decref(root);
@@ -448,73 +296,46 @@ gem_parse_event(const char *data, size_t len, struct gem_event *ev)
 	}
 	if (json_is_object(t = json_object_get(root, "error"))) {
 		ev->has_error = 1;
-		memset(&ev->err, 0, sizeof(ev->err));
-		ev->err.retry_delay = -1;
+		wire_error_init(&ev->err, 0);
 		gem_error_object(t, &ev->err);
 		if (ev->err.message[0] == '\0')
 			strlcpy(ev->err.message, ev->err.code > 0 ?
-			    gem_http_reason(ev->err.code) : "error without a "
+			    wire_http_reason(ev->err.code) : "error without a "
 			    "message", sizeof(ev->err.message));
 	}
 	cand = json_array_get(json_object_get(root, "candidates"), 0);
 	if (json_is_object(cand)) {
-		ev->has_candidate = 1;
-		gem_copy_word(ev->finish, sizeof(ev->finish),
+		wire_copy_word(ev->finish, sizeof(ev->finish),
 		    json_object_get(cand, "finishReason"));
+		gem_finish(ev);
 		content = json_object_get(cand, "content");
 		parts = json_object_get(content, "parts");
-		/* Two passes: size, then copy. */
 		json_array_foreach(parts, i, part) {
 			t = json_object_get(part, "text");
 			if (!json_is_string(t) ||
 			    json_is_true(json_object_get(part, "thought")))
 				continue;
-			total += json_string_length(t);
-		}
-		if (total > 0 && (ev->text = malloc(total + 1)) == NULL) {
-			json_decref(root);
-			return (-1);
-		}
-		p = ev->text;
-		json_array_foreach(parts, i, part) {
-			t = json_object_get(part, "text");
-			if (!json_is_string(t) ||
-			    json_is_true(json_object_get(part, "thought")))
-				continue;
-			n = json_string_length(t);
-			memcpy(p, json_string_value(t), n);
-			p += n;
-		}
-		if (ev->text != NULL) {
-			/* A NUL has no place in a terminal or a line. */
-			for (i = 0, n = 0; i < total; i++)
-				if (ev->text[i] != '\0')
-					ev->text[n++] = ev->text[i];
-			ev->text[n] = '\0';
-			ev->textlen = n;
+			if (wire_add_text(ev, json_string_value(t),
+			    json_string_length(t)) == -1) {
+				wire_event_free(ev);
+				json_decref(root);
+				return (-1);
+			}
 		}
 	}
 	u = json_object_get(root, "usageMetadata");
 	if (json_is_object(u)) {
-		ev->usage.prompt = gem_count(u, "promptTokenCount");
-		ev->usage.answer = gem_count(u, "candidatesTokenCount");
-		ev->usage.total = gem_count(u, "totalTokenCount");
-		ev->usage.thoughts = gem_count(u, "thoughtsTokenCount");
+		ev->prompt = wire_count(u, "promptTokenCount");
+		ev->answer = wire_count(u, "candidatesTokenCount");
 	}
 	pf = json_object_get(root, "promptFeedback");
-	gem_copy_word(ev->block, sizeof(ev->block),
-	    json_object_get(pf, "blockReason"));
+	wire_copy_word(block, sizeof(block), json_object_get(pf,
+	    "blockReason"));
+	if (block[0] != '\0')
+		snprintf(ev->refusal, sizeof(ev->refusal), "the API blocked "
+		    "the prompt (%s); rephrase it", block);
 	json_decref(root);
 	return (0);
-}
-
-/* Release what gem_parse_event allocated. */
-void
-gem_event_free(struct gem_event *ev)
-{
-	free(ev->text);
-	ev->text = NULL;
-	ev->textlen = 0;
 }
 
 /* Whether a model name is safe in a URL path and a reply line. */
@@ -564,48 +385,45 @@ gem_methods(json_t *a)
 	return (m);
 }
 
+
 /*
- * Parse one page of a model list.  Entries without a usable name are
- * counted in nskipped; limits that are missing or unusable are 0.
- * Returns -1 if the body is not a model list.
+ * Parse one page of a model list, keeping the chat models.  Entries
+ * without a usable name or not for chat are counted in nskipped;
+ * limits that are missing or unusable are 0.  Returns -1 if the body
+ * is not a model list.
  */
-int
-gem_parse_models(const char *body, size_t len, struct gem_page *pg)
+static int
+gem_parse_models(const char *body, size_t len, struct api_page *pg)
 {
 	json_t		*root, *models, *m, *v;
 	const char	*name, *tok;
-	struct gem_model *gm;
+	uint64_t	 in, out;
 	size_t		 i;
 
 	memset(pg, 0, sizeof(*pg));
-	if ((root = json_loadb(body, len, JSON_DECODE_INT_AS_REAL,
-	    NULL)) == NULL)
+	if ((root = wire_load(body, len)) == NULL)
 		return (-1);
 	models = json_object_get(root, "models");
 	if (!json_is_object(root) || (models != NULL &&
 	    !json_is_array(models)))
 		goto fail;
-	if (json_array_size(models) > 0 && (pg->models = calloc(
-	    json_array_size(models), sizeof(*pg->models))) == NULL)
-		goto fail;
 	json_array_foreach(models, i, m) {
 		name = json_string_value(json_object_get(m, "name"));
 		if (name != NULL && strncmp(name, "models/", 7) == 0)
 			name += 7;
-		if (name == NULL || !gem_valid_model_name(name)) {
+		if (name == NULL || !gem_valid_model_name(name) ||
+		    !gem_model_is_chat(name, gem_methods(json_object_get(m,
+		    "supportedGenerationMethods")))) {
 			pg->nskipped++;
 			continue;
 		}
-		gm = &pg->models[pg->nmodels++];
-		strlcpy(gm->name, name, sizeof(gm->name));
-		if (gem_u64(json_object_get(m, "inputTokenLimit"),
-		    &gm->input_limit) == -1)
-			gm->input_limit = 0;
-		if (gem_u64(json_object_get(m, "outputTokenLimit"),
-		    &gm->output_limit) == -1)
-			gm->output_limit = 0;
-		gm->methods = gem_methods(json_object_get(m,
-		    "supportedGenerationMethods"));
+		if (wire_u64(json_object_get(m, "inputTokenLimit"), &in) == -1)
+			in = 0;
+		if (wire_u64(json_object_get(m, "outputTokenLimit"),
+		    &out) == -1)
+			out = 0;
+		if (wire_page_add(pg, name, in, out) == -1)
+			goto fail;
 	}
 	v = json_object_get(root, "nextPageToken");
 	if ((tok = json_string_value(v)) != NULL && tok[0] != '\0') {
@@ -623,17 +441,8 @@ gem_parse_models(const char *body, size_t len, struct gem_page *pg)
 	return (0);
  fail:
 	json_decref(root);
-	gem_page_free(pg);
+	wire_page_free(pg);
 	return (-1);
-}
-
-/* Release a parsed page. */
-void
-gem_page_free(struct gem_page *pg)
-{
-	free(pg->models);
-	free(pg->next);
-	memset(pg, 0, sizeof(*pg));
 }
 
 /* Whether one '-', '.' or '_' separated word of a name is a non-chat mark. */
@@ -658,14 +467,14 @@ gem_name_token(const char *w, size_t n)
  * question-answering model (some of those list generateContent too).
  */
 int
-gem_model_is_chat(const struct gem_model *m)
+gem_model_is_chat(const char *name, unsigned int methods)
 {
-	const char	*p = m->name, *w;
+	const char	*p = name, *w;
 
-	if ((m->methods & GEM_GENERATE) == 0)
+	if ((methods & GEM_GENERATE) == 0)
 		return (0);
-	if (strcasestr(m->name, "embed") != NULL ||
-	    strcasestr(m->name, "image") != NULL)
+	if (strcasestr(name, "embed") != NULL ||
+	    strcasestr(name, "image") != NULL)
 		return (0);
 	while (*p != '\0') {
 		w = p;
@@ -678,11 +487,76 @@ gem_model_is_chat(const struct gem_model *m)
 	return (1);
 }
 
-/* qsort(3) order of models: by name. */
-int
-gem_model_cmp(const void *a, const void *b)
+/* The URL of a page of the model list (token NULL: the first). */
+static char *
+gem_models_url(const char *base, const char *token)
 {
-	const struct gem_model	*ma = a, *mb = b;
-
-	return (strcmp(ma->name, mb->name));
+	return (wire_url(base, token != NULL ?
+	    "/models?pageSize=1000&pageToken=" : "/models?pageSize=1000",
+	    token));
 }
+
+/* The URL of a streamed generation. */
+static char *
+gem_gen_url(const char *base, const char *model)
+{
+	char	*url;
+
+	if (asprintf(&url, "%s/models/%s:streamGenerateContent?alt=sse",
+	    base, model) == -1)
+		fatal("%s", __func__);
+	return (url);
+}
+
+/* The key goes in x-goog-api-key, never in the URL. */
+static int
+gem_headers(const char *key, int stream, int (*add)(void *, const char *),
+    void *arg)
+{
+	char	*h;
+	int	 rv;
+
+	(void)stream;
+	if (key == NULL)
+		return (0);
+	if (asprintf(&h, "x-goog-api-key: %s", key) == -1)
+		return (-1);
+	rv = add(arg, h);
+	freezero(h, strlen(h));
+	return (rv);
+}
+
+/*
+ * Which errors are worth a retry: 429 (unless a daily quota), 500,
+ * 503, 504; 429 and 503 mean busy (a fallback may answer).
+ */
+static unsigned int
+gem_classify(const struct api_error *e, const char **code)
+{
+	int	 c = e->code;
+
+	*code = c == 429 ? "rate-limited" : c == 504 ? "upstream-timeout" :
+	    c == 404 ? "no-model" : "upstream";
+	if (c == 429 && e->per_day)
+		return (0);
+	if (c == 429 || c == 503)
+		return (API_RETRY | API_BUSY);
+	if (c == 500 || c == 504)
+		return (API_RETRY);
+	return (0);
+}
+
+const struct api api_gemini = {
+	.name = "gemini",
+	.type = PROVIDER_GEMINI,
+	.key_required = 1,
+	.valid_model = gem_valid_model_name,
+	.models_url = gem_models_url,
+	.gen_url = gem_gen_url,
+	.headers = gem_headers,
+	.request = gem_request,
+	.parse_event = gem_parse_event,
+	.parse_error = gem_parse_error,
+	.parse_models = gem_parse_models,
+	.classify = gem_classify,
+};

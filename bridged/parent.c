@@ -621,8 +621,10 @@ parent_reload(void)
 	struct tls_material	 tls;
 
 	log_info("reloading %s", conffile);
-	if ((new = parse_config(conffile)) == NULL) {
+	if ((new = parse_config(conffile)) == NULL ||
+	    check_config(new, conffile, CHECK_RELOAD) == -1) {
 		log_warnx("reload failed: keeping the running configuration");
+		config_free(new);
 		return (-1);
 	}
 	memset(&tls, 0, sizeof(tls));
@@ -872,6 +874,7 @@ static int
 parent_dispatch_control(struct child *c, struct imsg *imsg)
 {
 	uint32_t	 peer = imsg->hdr.peerid, v;
+	size_t		 i;
 
 	switch (imsg->hdr.type) {
 	case IMSG_CTL_STATUS:
@@ -893,10 +896,14 @@ parent_dispatch_control(struct child *c, struct imsg *imsg)
 	case IMSG_CTL_RELOAD:
 		if (imsg->datalen != 0)
 			return (-1);
-		if (parent_reload() == -1)
+		if (parent_reload() == -1) {
+			/* What is wrong, file:line, for bridgectl to print. */
+			for (i = 0; i < conf_errors_count(); i++)
+				ctl_line(c, peer, IMSG_CTL_DATA, "%s",
+				    conf_errors_get(i));
 			ctl_line(c, peer, IMSG_CTL_FAIL, "reload failed: "
 			    "the running configuration is kept");
-		else
+		} else
 			ctl_line(c, peer, IMSG_CTL_END, "reloaded");
 		return (0);
 	case IMSG_CTL_LOG:

@@ -82,7 +82,7 @@ static struct syms		 syms = TAILQ_HEAD_INITIALIZER(syms);
 static struct file		*file, *topfile;
 static struct bridged_conf	*conf;
 static struct provider_conf	*prov;
-static int			 prov_line, prov_bad, prov_keys;
+static int			 prov_line, prov_bad, prov_keys, prov_model;
 static struct listen_opts	 listenopts;
 static int			 errors;
 static int			 expansions;
@@ -118,13 +118,13 @@ static void	 include_file(char *);
 static void	 listen_add(char *, struct listen_opts *);
 static int	 listen_one(const char *, struct sockaddr *, socklen_t,
 		    struct listen_opts *);
-static int	 is_loopback(const struct sockaddr_storage *);
 static int	 is_any(const struct sockaddr_storage *);
 static int	 same_addr(const struct sockaddr_storage *,
 		    const struct sockaddr_storage *);
 static void	 print_addr(const struct sockaddr_storage *, char *, size_t);
 static void	 provider_begin(char *);
 static void	 provider_end(void);
+static int	 prov_type(enum provider_type);
 static void	 conf_defaults(struct bridged_conf *);
 static int	 conf_check(struct bridged_conf *);
 static void	 print_str(const char *);
@@ -140,12 +140,12 @@ typedef struct {
 
 %}
 
-%token	API CACHE CERTIFICATE CHROOT CLIENTS CONNECT DATABASE ENV FILENAME
-%token	FULL GEMINI HANDSHAKE IDENTITY INCLUDE INSECURE IP KEEP KEY LIMIT
-%token	LINE LISTEN MAXIMUM MEMORY MODEL MODELS NORMAL ON PORT PREFORK
-%token	PROVIDER RETRIES SOCKET SUMMARIES SYNC TIMEOUT TLS TOKEN TYPE URL
-%token	USER
-%token	AUTH DAY EVENTS FAILURES JOBS LIMITS MINUTE PER REQUESTS TOKENS
+%token	ANTHROPIC API CACHE CERTIFICATE CHROOT CLIENTS CONNECT DATABASE ENV
+%token	FALLBACK FILENAME FULL GEMINI HANDSHAKE IDENTITY INCLUDE INSECURE IP
+%token	KEEP KEY LIMIT LINE LISTEN MAXIMUM MEMORY MODEL MODELS NORMAL ON
+%token	OPENAI PORT PREFORK PROVIDER RETRIES SOCKET SUMMARIES SYNC TIMEOUT
+%token	TLS TOKEN TOKENS TYPE URL USER
+%token	AUTH DAY EVENTS FAILURES JOBS LIMITS MINUTE PER REQUESTS
 %token	ERROR
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
@@ -371,6 +371,30 @@ provopts	: /* empty */
 provopt		: TYPE GEMINI			{
 			prov->type = PROVIDER_GEMINI;
 		}
+		| TYPE OPENAI			{
+			prov->type = PROVIDER_OPENAI;
+		}
+		| TYPE ANTHROPIC		{
+			prov->type = PROVIDER_ANTHROPIC;
+		}
+		| MODELS provmodels
+		| FALLBACK STRING		{
+			const char	*sl = strchr($2, '/');
+
+			if (sl == NULL || sl == $2 || sl[1] == '\0') {
+				yyerror("fallback must be \"provider/model\"");
+				free($2);
+				prov_bad = 1;
+			} else if (setstr(prov->fallback,
+			    sizeof(prov->fallback), $2, "fallback") == -1)
+				prov_bad = 1;
+		}
+		| MAXIMUM TOKENS NUMBER		{
+			if (!inrange("max tokens", $3, 1, 10000000))
+				prov_bad = 1;
+			else
+				prov->max_tokens = $3;
+		}
 		| TYPE STRING			{
 			yyerror("unknown provider type \"%s\"", $2);
 			free($2);
@@ -408,6 +432,7 @@ provopt		: TYPE GEMINI			{
 			if (setstr(prov->model, sizeof(prov->model), $2,
 			    "model") == -1)
 				prov_bad = 1;
+			prov_model = 1;
 		}
 		| CONNECT TIMEOUT NUMBER	{
 			if (!inrange("connect timeout", $3, 1, 3600))
@@ -426,6 +451,24 @@ provopt		: TYPE GEMINI			{
 				prov_bad = 1;
 			else
 				prov->retries = $2;
+		}
+		;
+
+provmodels	: provmodel
+		| provmodels provmodel
+		;
+
+provmodel	: STRING			{
+			if (prov->nmodels >= PROVIDER_MODELS_MAX) {
+				yyerror("at most %d models in a provider",
+				    PROVIDER_MODELS_MAX);
+				free($1);
+				prov_bad = 1;
+			} else if (setstr(prov->models[prov->nmodels],
+			    MODEL_MAX_LEN, $1, "model") == -1)
+				prov_bad = 1;
+			else
+				prov->nmodels++;
 		}
 		;
 
@@ -480,7 +523,7 @@ lerror(int lineno, const char *fmt, ...)
 	if (vasprintf(&msg, fmt, ap) == -1)
 		fatal("%s: vasprintf", __func__);
 	va_end(ap);
-	log_warnx("%s:%d: %s", file->name, lineno, msg);
+	conf_error("%s:%d: %s", file->name, lineno, msg);
 	free(msg);
 }
 
@@ -519,6 +562,7 @@ kw_lookup(const char *s)
 {
 	/* sorted for bsearch */
 	static const struct keyword keywords[] = {
+		{ "anthropic",		ANTHROPIC },
 		{ "api",		API },
 		{ "auth",		AUTH },
 		{ "cache",		CACHE },
@@ -531,6 +575,7 @@ kw_lookup(const char *s)
 		{ "env",		ENV },
 		{ "events",		EVENTS },
 		{ "failures",		FAILURES },
+		{ "fallback",		FALLBACK },
 		{ "file",		FILENAME },
 		{ "full",		FULL },
 		{ "gemini",		GEMINI },
@@ -553,6 +598,7 @@ kw_lookup(const char *s)
 		{ "models",		MODELS },
 		{ "normal",		NORMAL },
 		{ "on",			ON },
+		{ "openai",		OPENAI },
 		{ "per",		PER },
 		{ "port",		PORT },
 		{ "prefork",		PREFORK },
@@ -848,7 +894,7 @@ pushfile(const char *name, int lineno)
 	}
 	if (why != NULL) {
 		if (file == NULL)
-			log_warnx("%s: %s", name, why);
+			conf_error("%s: %s", name, why);
 		else
 			lerror(lineno, "include \"%s\": %s", name, why);
 		if (fp != NULL)
@@ -1230,7 +1276,8 @@ listen_one(const char *name, struct sockaddr *sa, socklen_t salen,
 	return (0);
 }
 
-static int
+/* Is the address on the loopback network (check.c asks too)? */
+int
 is_loopback(const struct sockaddr_storage *ss)
 {
 	const struct sockaddr_in	*sin;
@@ -1305,13 +1352,10 @@ provider_begin(char *name)
 	prov_line = yylval.lineno;
 	prov_bad = 0;
 	prov_keys = 0;
+	prov_model = 0;
 	if ((prov = calloc(1, sizeof(*prov))) == NULL)
 		fatal("%s: calloc", __func__);
 	prov->type = PROVIDER_GEMINI;
-	(void)strlcpy(prov->url,
-	    "https://generativelanguage.googleapis.com/v1beta",
-	    sizeof(prov->url));
-	(void)strlcpy(prov->model, "gemini-2.0-flash", sizeof(prov->model));
 	prov->connect_timeout = PROVIDER_CONNECT_TIMEOUT;
 	prov->timeout = PROVIDER_TIMEOUT;
 	prov->retries = PROVIDER_RETRIES;
@@ -1336,11 +1380,42 @@ provider_begin(char *name)
 	free(name);
 }
 
-/* }: check the provider and keep it. */
+/* The defaults of each type: url, model, whether a key is needed. */
+static const struct {
+	enum provider_type	 type;
+	const char		*name;
+	const char		*url;
+	const char		*model;
+	int			 key;
+} prov_types[] = {
+	{ PROVIDER_GEMINI, "gemini",
+	    "https://generativelanguage.googleapis.com/v1beta",
+	    "gemini-2.0-flash", 1 },
+	{ PROVIDER_OPENAI, "openai", "https://api.openai.com/v1",
+	    "gpt-4o-mini", 0 },
+	{ PROVIDER_ANTHROPIC, "anthropic", "https://api.anthropic.com/v1",
+	    "claude-sonnet-4-5", 1 },
+};
+
+/* The defaults of a provider type. */
+static int
+prov_type(enum provider_type t)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(prov_types) / sizeof(prov_types[0]); i++)
+		if (prov_types[i].type == t)
+			return (i);
+	fatalx("%s: unknown provider type", __func__);
+}
+
+/* }: check the provider, fill in its type's defaults and keep it. */
 static void
 provider_end(void)
 {
-	if (prov_keys == 0) {
+	int	 t = prov_type(prov->type);
+
+	if (prov_keys == 0 && prov_types[t].key) {
 		lerror(prov_line, "provider \"%s\": \"api key file\" or "
 		    "\"api key env\" is required", prov->name);
 		prov_bad = 1;
@@ -1349,6 +1424,11 @@ provider_end(void)
 		    "\"api key env\" exclude each other", prov->name);
 		prov_bad = 1;
 	}
+	if (prov->url[0] == '\0')
+		(void)strlcpy(prov->url, prov_types[t].url, sizeof(prov->url));
+	if (!prov_model)
+		(void)strlcpy(prov->model, prov_types[t].model,
+		    sizeof(prov->model));
 	if (prov_bad)
 		free(prov);
 	else
@@ -1388,22 +1468,40 @@ static int
 conf_check(struct bridged_conf *c)
 {
 	struct listen_conf	*l;
+	struct provider_conf	*p, *q;
+	size_t			 n;
 	int			 tls = 0, bad = 0;
 
 	TAILQ_FOREACH(l, &c->listeners, entry)
 		tls |= l->tls;
 	if (TAILQ_EMPTY(&c->listeners)) {
-		log_warnx("%s: no listen statement", topfile->name);
+		conf_error("%s: no listen statement", topfile->name);
 		bad++;
 	}
 	if (tls && (c->g.tls_cert[0] == '\0' || c->g.tls_key[0] == '\0')) {
-		log_warnx("%s: a tls listener needs \"tls certificate\" and "
+		conf_error("%s: a tls listener needs \"tls certificate\" and "
 		    "\"tls key\"", topfile->name);
 		bad++;
 	}
 	if (TAILQ_EMPTY(&c->providers)) {
-		log_warnx("%s: no provider", topfile->name);
+		conf_error("%s: no provider", topfile->name);
 		bad++;
+	}
+	/* A fallback names a provider of this file. */
+	TAILQ_FOREACH(p, &c->providers, entry) {
+		if (p->fallback[0] == '\0')
+			continue;
+		n = strcspn(p->fallback, "/");
+		TAILQ_FOREACH(q, &c->providers, entry)
+			if (strlen(q->name) == n &&
+			    strncmp(q->name, p->fallback, n) == 0)
+				break;
+		if (q == NULL) {
+			log_warnx("%s: provider \"%s\": fallback \"%s\" "
+			    "names no provider", topfile->name, p->name,
+			    p->fallback);
+			bad++;
+		}
 	}
 	return (bad);
 }
@@ -1418,6 +1516,7 @@ parse_config(const char *filename)
 	if ((conf = config_new()) == NULL)
 		fatal("%s: config_new", __func__);
 	conf_defaults(conf);
+	conf_errors_reset();
 	errors = 0;
 	expansions = 0;
 	atbol = 1;
@@ -1483,6 +1582,7 @@ config_print(const struct bridged_conf *c)
 	const struct listen_conf	*l;
 	const struct provider_conf	*p;
 	char				 host[NI_MAXHOST], size[32];
+	int				 i;
 
 	TAILQ_FOREACH(l, &c->listeners, entry) {
 		print_addr(&l->ss, host, sizeof(host));
@@ -1530,17 +1630,31 @@ config_print(const struct bridged_conf *c)
 	TAILQ_FOREACH(p, &c->providers, entry) {
 		printf("\nprovider ");
 		print_str(p->name);
-		printf(" {\n\ttype gemini\n\turl ");
+		printf(" {\n\ttype %s\n\turl ",
+		    prov_types[prov_type(p->type)].name);
 		print_str(p->url);
 		if (p->key_file[0] != '\0') {
 			printf("\n\tapi key file ");
 			print_str(p->key_file);
-		} else {
+		} else if (p->key_env[0] != '\0') {
 			printf("\n\tapi key env ");
 			print_str(p->key_env);
 		}
 		printf("\n\tmodel ");
 		print_str(p->model);
+		if (p->nmodels > 0) {
+			printf("\n\tmodels");
+			for (i = 0; i < p->nmodels; i++) {
+				printf(" ");
+				print_str(p->models[i]);
+			}
+		}
+		if (p->fallback[0] != '\0') {
+			printf("\n\tfallback ");
+			print_str(p->fallback);
+		}
+		if (p->max_tokens > 0)
+			printf("\n\tmax tokens %d", p->max_tokens);
 		printf("\n\tconnect timeout %d\n", p->connect_timeout);
 		printf("\ttimeout %d\n", p->timeout);
 		printf("\tretries %d\n}\n", p->retries);

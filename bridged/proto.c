@@ -293,7 +293,9 @@ model_base(const char *name)
 static const struct pmodel *
 mlist_find(const struct mlist *l, const char *name)
 {
-	size_t	 i;
+	const struct pmodel	*m = NULL;
+	const char		*slash;
+	size_t			 i;
 
 	for (i = 0; i < l->n; i++)
 		if (strcmp(l->v[i].name, name) == 0)
@@ -302,7 +304,16 @@ mlist_find(const struct mlist *l, const char *name)
 		if (strcasecmp(model_base(l->v[i].name),
 		    model_base(name)) == 0)
 			return (&l->v[i]);
-	return (NULL);
+	/* A bare name that only one provider's "provider/model" has. */
+	for (i = 0; i < l->n; i++) {
+		if ((slash = strchr(l->v[i].name, '/')) == NULL ||
+		    strcmp(slash + 1, name) != 0)
+			continue;
+		if (m != NULL)
+			return (NULL);
+		m = &l->v[i];
+	}
+	return (m);
 }
 
 /* A fresh list replaces the last one; the model's limit comes with it. */
@@ -327,6 +338,13 @@ models_received(struct proto *p, struct mlist *l)
 		p->inlimit = m->inlimit;
 }
 
+/* The model that answered the prompt: the session's, or a fallback. */
+static const char *
+pr_model(const struct proto *p)
+{
+	return (p->pr.answered[0] != '\0' ? p->pr.answered : p->model);
+}
+
 static void
 prompt_free(struct proto *p)
 {
@@ -342,6 +360,7 @@ op_done(struct proto *p)
 	p->op = OP_NONE;
 	p->req = 0;
 	p->statedirty = 1;
+	p->mnote[0] = '\0';
 	mlist_free(&p->fetch);
 }
 
@@ -452,14 +471,13 @@ models_print(struct proto *p, const struct mlist *l)
 	}
 }
 
-/* Switch to a model; a real switch forgets the context. */
+/* Switch to a model; the conversation goes on with it. */
 static void
 model_set(struct proto *p, const struct pmodel *m)
 {
 	if (strcmp(p->model, m->name) != 0) {
 		strlcpy(p->model, m->name, sizeof(p->model));
 		p->inlimit = m->inlimit;
-		ctx_clear(p);
 		proto_event(p, "model %s", p->model);
 	}
 	p->statedirty = 1;
@@ -514,8 +532,10 @@ models_end(struct proto *p)
 	switch (p->mfor) {
 	case MF_LIST:
 		models_print(p, &p->models);
-		out_status(p, "OK", "%zu models, current %s", p->models.n,
-		    p->model[0] != '\0' ? p->model : "none");
+		/* With several providers, one that failed is named. */
+		out_status(p, "OK", "%zu models, current %s%s%s", p->models.n,
+		    p->model[0] != '\0' ? p->model : "none",
+		    p->mnote[0] != '\0' ? "; " : "", p->mnote);
 		break;
 	case MF_MENU:
 		models_print(p, &p->models);
@@ -1064,13 +1084,13 @@ prompt_check_end(struct proto *p)
 		} else if (pr->finish[0] != '\0' &&
 		    strcmp(pr->finish, "STOP") != 0) {
 			out_status(p, "OK", "model=%s in=%llu out=%llu ms=%llu"
-			    " finish=%s", p->model,
+			    " finish=%s", pr_model(p),
 			    (unsigned long long)pr->tin,
 			    (unsigned long long)pr->tout,
 			    (unsigned long long)ms, pr->finish);
 		} else {
 			out_status(p, "OK", "model=%s in=%llu out=%llu ms=%llu",
-			    p->model, (unsigned long long)pr->tin,
+			    pr_model(p), (unsigned long long)pr->tin,
 			    (unsigned long long)pr->tout,
 			    (unsigned long long)ms);
 		}
@@ -1402,6 +1422,24 @@ proto_provider_model(struct proto *p, uint32_t id, const char *name,
 		mlist_add(&p->fetch, name, inlimit);
 }
 
+/* The note of a model list's end: which provider failed ("" none). */
+void
+proto_provider_models_note(struct proto *p, uint32_t id, const char *note)
+{
+	if (p->closed || p->op != OP_MODELS || id != p->req)
+		return;
+	strlcpy(p->mnote, note, sizeof(p->mnote));
+}
+
+/* The model that answered (a fallback, maybe), before DONE. */
+void
+proto_provider_answered(struct proto *p, uint32_t id, const char *model)
+{
+	if (p->closed || id == 0 || p->op != OP_PROMPT || id != p->pr.gen)
+		return;
+	strlcpy(p->pr.answered, model, sizeof(p->pr.answered));
+}
+
 void
 proto_provider_models_end(struct proto *p, uint32_t id)
 {
@@ -1513,7 +1551,7 @@ proto_provider_done(struct proto *p, uint32_t id, uint64_t tin,
 			s = ibuf_left(pr->answer) > 0 ?
 			    ibuf_data(pr->answer) : "";
 			if (p->ops->store(p->arg, pr->mstore,
-			    p->ops->random(p->arg), ROLE_MODEL, p->model, tout,
+			    p->ops->random(p->arg), ROLE_MODEL, pr_model(p), tout,
 			    s, ibuf_left(pr->answer)) == -1) {
 				pr->mstate = SS_FAILED;
 				pr->mstore = 0;

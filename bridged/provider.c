@@ -1,16 +1,19 @@
 /*
- * provider.c: the provider process. It holds the API key and talks to
- * the upstream LLM API with libcurl's multi interface, driven by the
- * event loop of lib/: many concurrent streams, no thread per request.
- * The transfers themselves are in xfer.c; here are the requests, the
- * model list cache and the process around them.
+ * provider.c: the provider process. It alone holds the API keys and
+ * talks to the upstream LLM APIs, every configured provider block at
+ * once, with libcurl's multi interface driven by the event loop of
+ * lib/: many concurrent streams, no thread per request.  The wire
+ * format of each API is in its own file (struct api), the transfers
+ * in xfer.c; here are the providers, their model lists, generations
+ * (gen_start, for workers and for jobs alike) with their fallback,
+ * and the process around them.
  *
  * Workers (and control) reach it over their own channels, which the
  * parent hands over with IMSG_PARENT_CHANNEL. A worker asks for the
  * model list (IMSG_WORKER_MODELS, answered from a cache) or sends a
- * context in parts (IMSG_WORKER_GEN_BEGIN, _PART..., _END); each event
- * of the upstream's stream goes back as IMSG_PROVIDER_CHUNK as soon as
- * it is parsed. Every request gets exactly one last answer:
+ * context in parts (IMSG_WORKER_GEN_BEGIN, _PART..., _END); each piece
+ * of the answer goes back as IMSG_PROVIDER_CHUNK as soon as it is
+ * parsed. Every request gets exactly one last answer:
  * IMSG_PROVIDER_MODELS_END, IMSG_PROVIDER_DONE or IMSG_PROVIDER_ERROR
  * (also after IMSG_WORKER_CANCEL, with code "cancelled"). A worker
  * that breaks the protocol loses its channel; the provider goes on.
@@ -28,17 +31,25 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
 #include "bridged.h"
 
 #define PV_PAGES_MAX	100			/* pages of one listing */
-#define PV_MODELS_MAX	10000
+#define PV_MODELS_MAX	10000			/* models of one provider */
 #define PV_CHUNK_MAX	(1024 * 1024)		/* text per CHUNK */
 #define PV_REQS_MAX	8			/* open requests a channel */
 #define PV_TURNS_MAX	100000
 #define PV_CONTEXT_MIN	(16 * 1024 * 1024)	/* bytes, over memory limit */
 #define PV_KEY_MAX	4096
+#define PV_FAIL_CACHE	30			/* s, a failed listing kept */
+#define PV_NOTE_MAX	600			/* failures noted */
+#define PV_NOTE_LINE	200			/* MODELS_END's note */
+
+/* Every API bridged speaks; a new one is one more line. */
+static const struct api *const api_table[] = {
+	&api_gemini,
+	&api_openai,
+	&api_anthropic,
+};
 
 struct req;
 
@@ -68,6 +79,7 @@ enum req_state {
 	RS_DISCARD		/* answered already: swallow parts and END */
 };
 
+/* A worker's request. */
 struct req {
 	TAILQ_ENTRY(req)	 entry;		/* w->reqs */
 	TAILQ_ENTRY(req)	 wentry;	/* pv.waiters */
@@ -75,9 +87,10 @@ struct req {
 	uint32_t		 id;
 	enum req_kind		 kind;
 	enum req_state		 state;
-	int			 waiting;	/* for the model list */
+	int			 waiting;	/* for the model lists */
 	char			 model[MODEL_MAX_LEN];
 	char			*system;
+	struct gen_settings	 set;
 	struct turn		*turns;
 	size_t			 nturns;
 	size_t			 maxturns;
@@ -85,32 +98,71 @@ struct req {
 	uint64_t		 bytes;
 	const char		*err_code;	/* refused: answered at END */
 	char			 err_text[128];
-	struct xfer		*x;
+	struct gen		*g;
+	uint64_t		 sent;
 	uint64_t		 started;	/* ms */
 };
 TAILQ_HEAD(req_list, req);
 
+/* A provider block in use. */
+struct pvd {
+	TAILQ_ENTRY(pvd)	 entry;
+	struct provider_conf	 pc;		/* url without a trailing / */
+	const struct api	*api;
+	char			*key;		/* NULL: none */
+	size_t			 keylen;
+	char			 keyerr[160];	/* why a needed key is missing */
+	/* the model list */
+	struct xfer		*listing;	/* being fetched */
+	struct api_model	*lmodels;	/* what it brought so far */
+	size_t			 nlmodels;
+	int			 pages;
+	struct api_model	*models;	/* the cached chat models */
+	size_t			 nmodels;
+	uint64_t		 models_at;	/* ms; 0: none */
+	uint64_t		 failed_at;	/* ms; 0: the last one worked */
+	const char		*fail_code;
+	char			 fail_text[300];
+};
+TAILQ_HEAD(pvd_list, pvd);
+
+/* A generation (see bridged.h). */
+struct gen {
+	TAILQ_ENTRY(gen)	 entry;
+	struct gen_sink		 sink;
+	struct pvd		*p;
+	char			 model[MODEL_MAX_LEN];	/* upstream's name */
+	char			 shown[MODEL_MAX_LEN];	/* clients' name */
+	struct xfer		*x;
+	/* kept for a fallback until the answer starts */
+	int			 kept;
+	char			*system;
+	struct api_turn		*turns;
+	char			**texts;	/* the turns' own copies */
+	size_t			 nturns;
+	struct gen_settings	 set;
+	int			 fell;		/* on its fallback */
+	uint64_t		 started;	/* ms */
+};
+TAILQ_HEAD(gen_list, gen);
+
 static struct {
 	struct bridged_conf	*conf;
-	struct provider_conf	 pc;		/* the provider in use */
-	int			 have_pc;
-	char			*key;
-	size_t			 keylen;
-	char			 keyerr[160];	/* why there is no key */
+	struct pvd_list		 pvds;
+	int			 npvds;
 	struct ev_timer		 reap_timer;
 	struct wchan_list	 chans;
 	struct wchan_list	 dead;
 	struct req_list		 waiters;
-	struct xfer		*listing;
-	struct gem_model	*models;	/* the cached chat models */
-	size_t			 nmodels;
-	uint64_t		 models_at;	/* ms; 0: none */
+	struct gen_list		 gens;
 	int			 restart;	/* exit once idle */
 } pv;
 
 static void	provider_dispatch_parent(struct channel *, struct imsg *);
 static void	provider_dispatch_worker(struct channel *, struct imsg *);
-static void	listing_start(void);
+static void	provider_idle_check(void);
+static void	listing_start(struct pvd *);
+static void	listing_answer(void);
 static void	req_free(struct req *);
 static void	send_error(struct wchan *, uint32_t, const char *,
 		    const char *, ...)
@@ -206,40 +258,46 @@ key_from_env(const char *name, size_t *lenp, char *err, size_t errsz)
 	return (k);
 }
 
-/* Load the key of pc; 0 with a new key in pv, -1 with pv.keyerr set. */
+/* Load the key of a provider, if it has one; -1 with p->keyerr set. */
 static int
-key_load(const struct provider_conf *pc)
+key_load(struct pvd *p)
 {
-	char	*k = NULL;
-	size_t	 len = 0;
+	const struct provider_conf	*pc = &p->pc;
+	char				*k = NULL;
+	size_t				 len = 0;
 
+	p->keyerr[0] = '\0';
 	if (pc->key_file[0] != '\0')
-		k = key_from_file(pc->key_file, &len, pv.keyerr,
-		    sizeof(pv.keyerr));
+		k = key_from_file(pc->key_file, &len, p->keyerr,
+		    sizeof(p->keyerr));
 	else if (pc->key_env[0] != '\0')
-		k = key_from_env(pc->key_env, &len, pv.keyerr,
-		    sizeof(pv.keyerr));
-	else
-		snprintf(pv.keyerr, sizeof(pv.keyerr), "provider %s has no "
-		    "api key", pc->name);
+		k = key_from_env(pc->key_env, &len, p->keyerr,
+		    sizeof(p->keyerr));
+	else {
+		if (p->api->key_required)
+			snprintf(p->keyerr, sizeof(p->keyerr), "provider %s "
+			    "has no api key", pc->name);
+		return (p->api->key_required ? -1 : 0);
+	}
 	if (k == NULL)
 		return (-1);
-	if (pv.key != NULL)
-		freezero(pv.key, pv.keylen);
-	pv.key = k;
-	pv.keylen = len;
-	pv.keyerr[0] = '\0';
+	p->key = k;
+	p->keylen = len;
 	return (0);
 }
 
-/* Forget the key, leaving nothing of it in memory. */
+/* Forget every key, leaving nothing of them in memory. */
 static void
 key_wipe(void)
 {
-	if (pv.key != NULL)
-		freezero(pv.key, pv.keylen);
-	pv.key = NULL;
-	pv.keylen = 0;
+	struct pvd	*p;
+
+	TAILQ_FOREACH(p, &pv.pvds, entry) {
+		if (p->key != NULL)
+			freezero(p->key, p->keylen);
+		p->key = NULL;
+		p->keylen = 0;
+	}
 }
 
 /* ---- answers to workers --------------------------------------------- */
@@ -308,18 +366,20 @@ send_chunk(struct wchan *w, uint32_t id, const char *text, size_t len)
 	}
 }
 
-/* The answer is complete: its token counts and finish reason. */
+/* The answer is complete: tokens, finish reason, who answered. */
 static void
-send_done(struct wchan *w, uint32_t id, uint64_t prompt, uint64_t answer,
-    const char *finish)
+send_done(struct wchan *w, uint32_t id, const struct gen_result *res)
 {
 	struct ibuf	*b;
 
 	if (!wchan_ok(w))
 		return;
-	if ((b = channel_create(&w->ch, IMSG_PROVIDER_DONE, 0, 64)) == NULL ||
-	    ibuf_add_u32(b, id) == -1 || ibuf_add_u64(b, prompt) == -1 ||
-	    ibuf_add_u64(b, answer) == -1 || ibuf_add_str(b, finish) == -1) {
+	if ((b = channel_create(&w->ch, IMSG_PROVIDER_DONE, 0,
+	    MODEL_MAX_LEN + 96)) == NULL ||
+	    ibuf_add_u32(b, id) == -1 || ibuf_add_u64(b, res->prompt) == -1 ||
+	    ibuf_add_u64(b, res->answer) == -1 ||
+	    ibuf_add_str(b, res->finish) == -1 ||
+	    ibuf_add_str(b, res->model) == -1) {
 		ibuf_free(b);
 		log_warn("%s", __func__);
 		return;
@@ -327,29 +387,660 @@ send_done(struct wchan *w, uint32_t id, uint64_t prompt, uint64_t answer,
 	channel_send(&w->ch, b);
 }
 
-/* The cached list, then its end. */
+
+/* ---- providers and model names -------------------------------------- */
+
+/* The API of a configured type. */
+static const struct api *
+api_of(enum provider_type t)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(api_table) / sizeof(api_table[0]); i++)
+		if (api_table[i]->type == t)
+			return (api_table[i]);
+	return (NULL);
+}
+
+/* The provider of this name, or NULL. */
+static struct pvd *
+pvd_find(const char *name, size_t len)
+{
+	struct pvd	*p;
+
+	TAILQ_FOREACH(p, &pv.pvds, entry)
+		if (strlen(p->pc.name) == len &&
+		    strncmp(p->pc.name, name, len) == 0)
+			return (p);
+	return (NULL);
+}
+
+/* Whether a provider's cached list has this model. */
+static int
+pvd_lists(const struct pvd *p, const char *model)
+{
+	size_t	 i;
+
+	for (i = 0; i < p->nmodels; i++)
+		if (strcmp(p->models[i].name, model) == 0)
+			return (1);
+	return (0);
+}
+
+/* Whether a provider's "models" restriction lets this model through. */
+static int
+pvd_allows(const struct pvd *p, const char *model)
+{
+	int	 i;
+
+	if (p->pc.nmodels == 0)
+		return (1);
+	for (i = 0; i < p->pc.nmodels; i++)
+		if (strcmp(p->pc.models[i], model) == 0)
+			return (1);
+	return (0);
+}
+
+/*
+ * The name clients see for a provider's model: "provider/model" when
+ * several providers are configured, the model alone otherwise.
+ * -1 if it does not fit.
+ */
+static int
+shown_name(const struct pvd *p, const char *model, char *out, size_t sz)
+{
+	int	 n;
+
+	if (pv.npvds > 1)
+		n = snprintf(out, sz, "%s/%s", p->pc.name, model);
+	else
+		n = snprintf(out, sz, "%s", model);
+	return (n < 0 || (size_t)n >= sz ? -1 : 0);
+}
+
+/*
+ * Find the provider of a model name as a client gives it: with
+ * several providers "provider/model", or a bare name only one
+ * provider lists; with one provider the name as is ("provider/model"
+ * is understood too, unless the provider lists that very name).
+ * 0 with *pp, model (the upstream's name) and shown filled; -1 with
+ * code and text.
+ */
+static int
+resolve(const char *name, struct pvd **pp, char *model, char *shown,
+    const char **code, char *text, size_t textsz)
+{
+	struct pvd	*p, *found = NULL;
+	const char	*slash;
+	int		 n = 0;
+
+	*code = "bad-argument";
+	if (name[0] == '\0' || strlen(name) >= MODEL_MAX_LEN) {
+		snprintf(text, textsz, "not a model name");
+		return (-1);
+	}
+	if (pv.npvds == 0) {
+		*code = "upstream";
+		snprintf(text, textsz, "no provider is configured");
+		return (-1);
+	}
+	slash = strchr(name, '/');
+	if (slash != NULL && (p = pvd_find(name, slash - name)) != NULL &&
+	    (pv.npvds > 1 || !pvd_lists(p, name))) {
+		found = p;
+		name = slash + 1;
+	} else if (pv.npvds == 1)
+		found = TAILQ_FIRST(&pv.pvds);
+	else {
+		TAILQ_FOREACH(p, &pv.pvds, entry)
+			if (pvd_lists(p, name) && pvd_allows(p, name)) {
+				found = p;
+				n++;
+			}
+		if (n > 1) {
+			snprintf(text, textsz, "several providers have "
+			    "model %s: say which, as provider/model", name);
+			return (-1);
+		}
+		if (n == 0)
+			TAILQ_FOREACH(p, &pv.pvds, entry)
+				if (strcmp(p->pc.model, name) == 0) {
+					found = p;
+					break;
+				}
+		if (found == NULL) {
+			*code = "no-model";
+			snprintf(text, textsz, "no provider has model %s; "
+			    "name it as provider/model", name);
+			return (-1);
+		}
+	}
+	if (!found->api->valid_model(name)) {
+		snprintf(text, textsz, "not a model name");
+		return (-1);
+	}
+	if (!pvd_allows(found, name)) {
+		*code = "no-model";
+		snprintf(text, textsz, "provider %s does not offer model %s",
+		    found->pc.name, name);
+		return (-1);
+	}
+	strlcpy(model, name, MODEL_MAX_LEN);
+	if (shown_name(found, name, shown, MODEL_MAX_LEN) == -1) {
+		snprintf(text, textsz, "the model name is too long");
+		return (-1);
+	}
+	*pp = found;
+	return (0);
+}
+
+/* ---- model lists ----------------------------------------------------- */
+
+/* Whether a provider's cached list is young enough to serve. */
+static int
+models_fresh(const struct pvd *p)
+{
+	uint64_t	 now = ev_now_ms(), keep, fkeep;
+
+	if (pv.conf == NULL)
+		return (0);
+	keep = (uint64_t)pv.conf->g.models_cache * 1000;
+	fkeep = keep < PV_FAIL_CACHE * 1000 ? keep : PV_FAIL_CACHE * 1000;
+	/* A provider that just failed is not asked again at once. */
+	if (p->failed_at != 0)
+		return (now - p->failed_at < fkeep);
+	return (p->models_at != 0 && now - p->models_at < keep);
+}
+
+/* Drop a provider's cached list. */
+static void
+models_forget(struct pvd *p)
+{
+	free(p->models);
+	p->models = NULL;
+	p->nmodels = 0;
+	p->models_at = 0;
+	p->failed_at = 0;
+}
+
+/* qsort(3) order of models: by name. */
+static int
+model_cmp(const void *a, const void *b)
+{
+	const struct api_model	*ma = a, *mb = b;
+
+	return (strcmp(ma->name, mb->name));
+}
+
+/* A provider's listing is over: keep its list or why it failed. */
+static void
+listing_end(struct pvd *p, const char *code, const char *text)
+{
+	size_t	 i, j;
+
+	xfer_free(p->listing);
+	p->listing = NULL;
+	if (code != NULL) {
+		p->failed_at = ev_now_ms();
+		p->fail_code = code;
+		strlcpy(p->fail_text, text, sizeof(p->fail_text));
+		log_warnx("provider %s: model list: %s%s", p->pc.name, text,
+		    p->models_at != 0 ? "; answering with the last list" :
+		    "");
+	} else {
+		/* Sorted by name, each name once. */
+		if (p->nlmodels > 0)
+			qsort(p->lmodels, p->nlmodels, sizeof(*p->lmodels),
+			    model_cmp);
+		for (i = j = 0; i < p->nlmodels; i++)
+			if (j == 0 || strcmp(p->lmodels[j - 1].name,
+			    p->lmodels[i].name) != 0)
+				p->lmodels[j++] = p->lmodels[i];
+		models_forget(p);
+		p->models = p->lmodels;
+		p->nmodels = j;
+		p->models_at = ev_now_ms();
+		p->lmodels = NULL;
+		log_info("provider %s: model list: %zu chat models in %d "
+		    "pages", p->pc.name, p->nmodels, p->pages);
+	}
+	free(p->lmodels);
+	p->lmodels = NULL;
+	p->nlmodels = 0;
+	listing_answer();
+}
+
+/* xfer_ops of a listing: a page arrived, or the transfer failed. */
+static void
+listing_done(void *arg, struct xfer *x, const char *code, const char *text)
+{
+	struct pvd	*p = arg;
+	struct api_page	 pg;
+	struct api_model *m;
+	size_t		 i;
+	char		*url;
+	int		 rv;
+
+	if (code != NULL) {
+		listing_end(p, code, text);
+		return;
+	}
+	if (p->api->parse_models(ibuf_data(x->resp), ibuf_left(x->resp),
+	    &pg) == -1) {
+		listing_end(p, "upstream", "the API sent a model list that "
+		    "cannot be read");
+		return;
+	}
+	if (pg.nskipped > 0)
+		log_debug("provider %s: model list: %zu entries left out",
+		    p->pc.name, pg.nskipped);
+	for (i = 0; i < pg.nmodels && p->nlmodels < PV_MODELS_MAX; i++) {
+		if ((m = recallocarray(p->lmodels, p->nlmodels,
+		    p->nlmodels + 1, sizeof(*m))) == NULL)
+			fatal("%s", __func__);
+		p->lmodels = m;
+		p->lmodels[p->nlmodels++] = pg.models[i];
+	}
+	p->pages++;
+	if (pg.next != NULL) {
+		if (p->pages >= PV_PAGES_MAX) {
+			wire_page_free(&pg);
+			listing_end(p, "upstream", "the model list has too "
+			    "many pages");
+			return;
+		}
+		url = p->api->models_url(p->pc.url, pg.next);
+		wire_page_free(&pg);
+		rv = xfer_restart(x, url);
+		free(url);
+		if (rv == -1)
+			listing_end(p, "upstream-timeout", "no time left");
+		return;
+	}
+	wire_page_free(&pg);
+	listing_end(p, NULL, NULL);
+}
+
+static const struct xfer_ops listing_ops = {
+	.queued = NULL,
+	.text = NULL,
+	.done = listing_done,
+};
+
+/* Fetch a provider's list, unless under way. */
+static void
+listing_start(struct pvd *p)
+{
+	char	*url;
+
+	if (p->listing != NULL)
+		return;
+	free(p->lmodels);
+	p->lmodels = NULL;
+	p->nlmodels = 0;
+	p->pages = 0;
+	if (p->key == NULL && p->keyerr[0] != '\0') {
+		listing_end(p, "upstream", p->keyerr);
+		return;
+	}
+	url = p->api->models_url(p->pc.url, NULL);
+	p->listing = xfer_new(p->api, &p->pc, url, p->key, &listing_ops, p);
+	free(url);
+	if (xfer_start(p->listing) == -1)
+		listing_end(p, "upstream-timeout", "no time left");
+}
+
+/* Send every provider's models, then the end with a note of failures. */
 static void
 send_models(struct wchan *w, uint32_t id)
 {
 	struct ibuf	*b;
-	size_t		 i;
+	struct pvd	*p, *failed = NULL;
+	char		 name[MODEL_MAX_LEN], note[PV_NOTE_MAX], one[400];
+	size_t		 i, sent = 0;
 
-	for (i = 0; i < pv.nmodels && wchan_ok(w); i++) {
-		if ((b = channel_create(&w->ch, IMSG_PROVIDER_MODEL, 0,
-		    MODEL_MAX_LEN + 32)) == NULL ||
-		    ibuf_add_u32(b, id) == -1 ||
-		    ibuf_add_str(b, pv.models[i].name) == -1 ||
-		    ibuf_add_u64(b, pv.models[i].input_limit) == -1 ||
-		    ibuf_add_u64(b, pv.models[i].output_limit) == -1) {
-			ibuf_free(b);
-			log_warn("%s", __func__);
-			return;
+	note[0] = '\0';
+	TAILQ_FOREACH(p, &pv.pvds, entry) {
+		if (p->models_at == 0 && p->failed_at != 0) {
+			if (failed == NULL)
+				failed = p;
+			snprintf(one, sizeof(one), "%sprovider %s failed: %s",
+			    note[0] != '\0' ? "; " : "", p->pc.name,
+			    p->fail_text);
+			strlcat(note, one, sizeof(note));
 		}
-		channel_send(&w->ch, b);
+		for (i = 0; i < p->nmodels && wchan_ok(w); i++) {
+			if (!pvd_allows(p, p->models[i].name) ||
+			    shown_name(p, p->models[i].name, name,
+			    sizeof(name)) == -1)
+				continue;
+			if ((b = channel_create(&w->ch, IMSG_PROVIDER_MODEL,
+			    0, MODEL_MAX_LEN + 32)) == NULL ||
+			    ibuf_add_u32(b, id) == -1 ||
+			    ibuf_add_str(b, name) == -1 ||
+			    ibuf_add_u64(b, p->models[i].input_limit) == -1 ||
+			    ibuf_add_u64(b, p->models[i].output_limit) == -1) {
+				ibuf_free(b);
+				log_warn("%s", __func__);
+				return;
+			}
+			channel_send(&w->ch, b);
+			sent++;
+		}
 	}
-	if (wchan_ok(w))
-		channel_compose(&w->ch, IMSG_PROVIDER_MODELS_END, 0, -1, &id,
-		    sizeof(id));
+	if (!wchan_ok(w))
+		return;
+	/* Nothing to list and a provider failed: that is the answer. */
+	if (sent == 0 && failed != NULL) {
+		send_error(w, id, failed->fail_code, "%s", pv.npvds == 1 ?
+		    failed->fail_text : note);
+		return;
+	}
+	/* One line, cut on a character boundary. */
+	wire_copy_line(one, PV_NOTE_LINE, note, strlen(note));
+	if ((b = channel_create(&w->ch, IMSG_PROVIDER_MODELS_END, 0,
+	    strlen(one) + 16)) == NULL || ibuf_add_u32(b, id) == -1 ||
+	    ibuf_add_str(b, one) == -1) {
+		ibuf_free(b);
+		log_warn("%s", __func__);
+		return;
+	}
+	channel_send(&w->ch, b);
+}
+
+/* Once no listing runs, answer everyone who waits for the lists. */
+static void
+listing_answer(void)
+{
+	struct pvd	*p;
+	struct req	*r;
+
+	TAILQ_FOREACH(p, &pv.pvds, entry)
+		if (p->listing != NULL)
+			return;
+	while ((r = TAILQ_FIRST(&pv.waiters)) != NULL) {
+		TAILQ_REMOVE(&pv.waiters, r, wentry);
+		r->waiting = 0;
+		send_models(r->w, r->id);
+		req_free(r);
+	}
+}
+
+/* ---- generations ----------------------------------------------------- */
+
+/* Forget what a generation kept for its fallback. */
+static void
+gen_drop_context(struct gen *g)
+{
+	size_t	 i;
+
+	for (i = 0; i < g->nturns; i++)
+		freezero(g->texts[i], g->turns[i].len + 1);
+	free(g->texts);
+	free(g->turns);
+	g->texts = NULL;
+	g->turns = NULL;
+	g->nturns = 0;
+	if (g->system != NULL)
+		freezero(g->system, strlen(g->system));
+	g->system = NULL;
+	g->kept = 0;
+}
+
+/* Free a generation, stopping its transfer. */
+static void
+gen_free(struct gen *g)
+{
+	xfer_free(g->x);
+	gen_drop_context(g);
+	TAILQ_REMOVE(&pv.gens, g, entry);
+	free(g);
+}
+
+static void	gen_text(void *, const char *, size_t);
+static size_t	gen_queued(void *);
+static void	gen_done(void *, struct xfer *, const char *, const char *);
+
+static const struct xfer_ops gen_ops = {
+	.queued = gen_queued,
+	.text = gen_text,
+	.done = gen_done,
+};
+
+/* Build the request for model of p and start its transfer. */
+static int
+gen_send(struct gen *g, struct pvd *p, const char *model,
+    const struct api_request *rq0, const char **code, char *text,
+    size_t textsz)
+{
+	struct api_request	 rq = *rq0;
+	char			*body, *url;
+	size_t			 bodylen = 0;
+
+	if (p->key == NULL && p->keyerr[0] != '\0') {
+		*code = "upstream";
+		snprintf(text, textsz, "%s", p->keyerr);
+		return (-1);
+	}
+	rq.model = model;
+	rq.max_tokens = p->pc.max_tokens > 0 ? p->pc.max_tokens : 0;
+	errno = 0;
+	if ((body = p->api->request(&rq, &bodylen)) == NULL) {
+		if (errno == EINVAL) {
+			*code = "bad-argument";
+			snprintf(text, textsz, "nothing to send: the prompt "
+			    "is empty");
+		} else {
+			*code = "internal";
+			snprintf(text, textsz, "cannot build the request");
+		}
+		return (-1);
+	}
+	url = p->api->gen_url(p->pc.url, model);
+	xfer_free(g->x);
+	g->x = xfer_new(p->api, &p->pc, url, p->key, &gen_ops, g);
+	free(url);
+	g->x->body = body;
+	g->x->bodylen = bodylen;
+	g->p = p;
+	strlcpy(g->model, model, sizeof(g->model));
+	log_debug("provider %s: model %s, %zu bytes", p->pc.name, model,
+	    bodylen);
+	if (xfer_start(g->x) == -1) {
+		*code = "upstream-timeout";
+		snprintf(text, textsz, "no time left");
+		return (-1);
+	}
+	return (0);
+}
+
+/* Whether the texts may go upstream: UTF-8 (jansson insists too). */
+static int
+gen_valid(const struct gen_request *rq, const char **code, char *text,
+    size_t textsz)
+{
+	size_t	 i;
+
+	*code = "bad-utf8";
+	if (rq->system != NULL && !utf8_valid(rq->system,
+	    strlen(rq->system))) {
+		snprintf(text, textsz, "the system instruction is not valid "
+		    "UTF-8");
+		return (-1);
+	}
+	for (i = 0; i < rq->nturns; i++)
+		if (rq->turns[i].len > 0 && !utf8_valid(rq->turns[i].text,
+		    rq->turns[i].len)) {
+			snprintf(text, textsz, "the context is not valid "
+			    "UTF-8");
+			return (-1);
+		}
+	return (0);
+}
+
+/* Keep a copy of the request: a fallback may need to send it again. */
+static void
+gen_keep(struct gen *g, const struct gen_request *rq)
+{
+	size_t	 i;
+
+	g->kept = 1;
+	if (rq->system != NULL && (g->system = strdup(rq->system)) == NULL)
+		fatal("%s", __func__);
+	if (rq->nturns == 0)
+		return;
+	if ((g->turns = calloc(rq->nturns, sizeof(*g->turns))) == NULL ||
+	    (g->texts = calloc(rq->nturns, sizeof(*g->texts))) == NULL)
+		fatal("%s", __func__);
+	for (i = 0; i < rq->nturns; i++) {
+		if ((g->texts[i] = malloc(rq->turns[i].len + 1)) == NULL)
+			fatal("%s", __func__);
+		memcpy(g->texts[i], rq->turns[i].text, rq->turns[i].len);
+		g->texts[i][rq->turns[i].len] = '\0';
+		g->turns[i].role = rq->turns[i].role;
+		g->turns[i].text = g->texts[i];
+		g->turns[i].len = rq->turns[i].len;
+		g->nturns++;
+	}
+}
+
+/* Start a generation (see bridged.h); NULL with code and text set. */
+struct gen *
+gen_start(const struct gen_request *rq, const struct gen_sink *sink,
+    char *codebuf, size_t codesz, char *text, size_t textsz)
+{
+	struct api_request	 arq;
+	struct gen		*g;
+	struct pvd		*p;
+	const char		*code;
+	char			 model[MODEL_MAX_LEN], shown[MODEL_MAX_LEN];
+
+	if (resolve(rq->model, &p, model, shown, &code, text, textsz) ==
+	    -1 || gen_valid(rq, &code, text, textsz) == -1) {
+		strlcpy(codebuf, code, codesz);
+		return (NULL);
+	}
+	if ((g = calloc(1, sizeof(*g))) == NULL)
+		fatal("%s", __func__);
+	g->sink = *sink;
+	g->set = rq->set;
+	g->started = ev_now_ms();
+	strlcpy(g->shown, shown, sizeof(g->shown));
+	TAILQ_INSERT_TAIL(&pv.gens, g, entry);
+	memset(&arq, 0, sizeof(arq));
+	arq.system = rq->system;
+	arq.turns = rq->turns;
+	arq.nturns = rq->nturns;
+	arq.set = rq->set;
+	if (gen_send(g, p, model, &arq, &code, text, textsz) == -1) {
+		strlcpy(codebuf, code, codesz);
+		gen_free(g);
+		return (NULL);
+	}
+	if (p->pc.fallback[0] != '\0')
+		gen_keep(g, rq);
+	return (g);
+}
+
+/* Stop a generation; its sink hears nothing more. */
+void
+gen_cancel(struct gen *g)
+{
+	if (g != NULL)
+		gen_free(g);
+}
+
+/* Text of the answer: no fallback from now on. */
+static void
+gen_text(void *arg, const char *text, size_t len)
+{
+	struct gen	*g = arg;
+
+	if (g->kept)
+		gen_drop_context(g);
+	g->sink.text(g->sink.arg, text, len);
+}
+
+/* Bytes the consumer has yet to pass on. */
+static size_t
+gen_queued(void *arg)
+{
+	struct gen	*g = arg;
+
+	return (g->sink.queued != NULL ? g->sink.queued(g->sink.arg) : 0);
+}
+
+/*
+ * The provider was busy to the end (429, 503, 529, overloaded) before
+ * any byte of the answer: send the request once to the fallback.
+ * 0 if it went.
+ */
+static int
+gen_fallback(struct gen *g)
+{
+	struct api_request	 arq;
+	struct pvd		*p;
+	const char		*code, *slash;
+	char			 fb[MODEL_MAX_LEN], text[200];
+
+	strlcpy(fb, g->p->pc.fallback, sizeof(fb));
+	if (g->fell || !g->kept || (slash = strchr(fb, '/')) == NULL ||
+	    (p = pvd_find(fb, slash - fb)) == NULL)
+		return (-1);
+	if (!p->api->valid_model(slash + 1) || shown_name(p, slash + 1,
+	    g->shown, sizeof(g->shown)) == -1)
+		return (-1);
+	g->fell = 1;
+	log_info("provider %s: model %s busy, falling back to %s",
+	    g->p->pc.name, g->model, fb);
+	memset(&arq, 0, sizeof(arq));
+	arq.system = g->system;
+	arq.turns = g->turns;
+	arq.nturns = g->nturns;
+	arq.set = g->set;
+	if (gen_send(g, p, slash + 1, &arq, &code, text, sizeof(text)) ==
+	    -1) {
+		log_warnx("fallback %s: %s", fb, text);
+		return (-1);
+	}
+	return (0);
+}
+
+/* xfer_ops: the generation is over, answered (code NULL) or failed. */
+static void
+gen_done(void *arg, struct xfer *x, const char *code, const char *text)
+{
+	struct gen		*g = arg;
+	struct gen_result	 res;
+	struct gen_sink		 sink = g->sink;
+	char			 c[32], t[800];
+
+	if (code == NULL) {
+		memset(&res, 0, sizeof(res));
+		res.model = g->shown;
+		res.prompt = x->prompt < 0 ? 0 : x->prompt;
+		res.answer = x->answer < 0 ? 0 : x->answer;
+		res.finish = x->finish;
+		log_debug("provider %s: %s done: %s, %llu bytes, %llu ms",
+		    g->p->pc.name, g->model, x->finish,
+		    (unsigned long long)x->sent,
+		    (unsigned long long)(ev_now_ms() - g->started));
+		/* Detached first: the sink may cancel nothing any more. */
+		TAILQ_REMOVE(&pv.gens, g, entry);
+		sink.done(sink.arg, &res);
+		xfer_free(g->x);
+		gen_drop_context(g);
+		free(g);
+		return;
+	}
+	if (x->busy && x->sent == 0 && gen_fallback(g) == 0)
+		return;
+	log_info("provider %s: %s failed: %s %s", g->p->pc.name, g->model,
+	    code, text);
+	strlcpy(c, code, sizeof(c));
+	strlcpy(t, text, sizeof(t));
+	gen_free(g);
+	sink.error(sink.arg, c, t);
 }
 
 /* ---- requests and channels ------------------------------------------ */
@@ -401,30 +1092,32 @@ req_drop_turns(struct req *r)
 }
 
 /* Whether nothing is in flight: a pending restart may happen. */
-void
+static void
 provider_idle_check(void)
 {
 	struct wchan	*w;
+	struct pvd	*p;
 
-	if (!pv.restart || pv.listing != NULL)
+	if (!pv.restart || !TAILQ_EMPTY(&pv.gens))
 		return;
+	TAILQ_FOREACH(p, &pv.pvds, entry)
+		if (p->listing != NULL)
+			return;
 	TAILQ_FOREACH(w, &pv.chans, entry)
 		if (w->nreqs > 0)
 			return;
-	log_info("provider: restarting to load the new api key");
+	log_info("provider: restarting to load the new configuration and "
+	    "keys");
 	key_wipe();
 	exit(0);
 }
 
-/* Forget a request; its transfer, if any, is stopped. */
+/* Forget a request; its generation, if any, is stopped. */
 static void
 req_free(struct req *r)
 {
-	if (r->x != NULL) {
-		r->x->req = NULL;
-		xfer_free(r->x);
-		r->x = NULL;
-	}
+	gen_cancel(r->g);
+	r->g = NULL;
 	if (r->waiting) {
 		TAILQ_REMOVE(&pv.waiters, r, wentry);
 		r->waiting = 0;
@@ -486,161 +1179,6 @@ wchan_closed(struct channel *ch)
 	wchan_drop(w);
 }
 
-/* ---- the model list ------------------------------------------------- */
-
-/* Whether the cached model list is young enough to serve. */
-static int
-models_fresh(void)
-{
-	uint64_t	 age;
-
-	if (pv.models_at == 0 || pv.conf == NULL)
-		return (0);
-	age = ev_now_ms() - pv.models_at;
-	return (age < (uint64_t)pv.conf->g.models_cache * 1000);
-}
-
-/* Drop the cached model list. */
-static void
-models_forget(void)
-{
-	free(pv.models);
-	pv.models = NULL;
-	pv.nmodels = 0;
-	pv.models_at = 0;
-}
-
-/* The URL of one page of the list. */
-static char *
-models_url(const char *token)
-{
-	char	*esc = NULL, *url;
-
-	if (token != NULL && (esc = curl_easy_escape(NULL, token, 0)) == NULL)
-		fatalx("%s: curl_easy_escape", __func__);
-	if (asprintf(&url, "%s/models?pageSize=1000%s%s", pv.pc.url,
-	    esc != NULL ? "&pageToken=" : "", esc != NULL ? esc : "") == -1)
-		fatal("%s", __func__);
-	curl_free(esc);
-	return (url);
-}
-
-/* Fetch the list for the requests waiting for it, unless under way. */
-static void
-listing_start(void)
-{
-	char	*url;
-
-	if (pv.listing != NULL)
-		return;
-	if (!pv.have_pc) {
-		listing_end("upstream", "no provider is configured");
-		return;
-	}
-	if (pv.key == NULL) {
-		listing_end("upstream", pv.keyerr);
-		return;
-	}
-	url = models_url(NULL);
-	pv.listing = xfer_new(XFER_MODELS, url, pv.key);
-	free(url);
-	if (xfer_start(pv.listing) == -1)
-		listing_end("upstream-timeout", "no time left");
-}
-
-/* One page arrived: keep its chat models, then fetch the next. */
-void
-listing_page(struct xfer *x)
-{
-	struct gem_page	 pg;
-	struct gem_model *m;
-	size_t		 i, j;
-	char		*url;
-
-	if (gem_parse_models(ibuf_data(x->resp), ibuf_left(x->resp),
-	    &pg) == -1) {
-		listing_end("upstream", "the API sent a model list that "
-		    "cannot be read");
-		return;
-	}
-	if (pg.nskipped > 0)
-		log_debug("model list: %zu entries without a usable name",
-		    pg.nskipped);
-	for (i = 0; i < pg.nmodels; i++) {
-		if (!gem_model_is_chat(&pg.models[i]))
-			continue;
-		if (x->nmodels >= PV_MODELS_MAX)
-			break;
-		if ((m = recallocarray(x->models, x->nmodels, x->nmodels + 1,
-		    sizeof(*m))) == NULL)
-			fatal("%s", __func__);
-		x->models = m;
-		x->models[x->nmodels++] = pg.models[i];
-	}
-	x->pages++;
-	if (pg.next != NULL) {
-		if (x->pages >= PV_PAGES_MAX) {
-			gem_page_free(&pg);
-			listing_end("upstream", "the model list has too many "
-			    "pages");
-			return;
-		}
-		url = models_url(pg.next);
-		gem_page_free(&pg);
-		free(x->url);
-		x->url = url;
-		x->attempt = 0;
-		x->deadline = ev_now_ms() + (uint64_t)(pv.pc.timeout > 0 ?
-		    pv.pc.timeout : PROVIDER_TIMEOUT) * 1000;
-		if (xfer_start(x) == -1)
-			listing_end("upstream-timeout", "no time left");
-		return;
-	}
-	gem_page_free(&pg);
-	/* Sorted by name, each name once. */
-	if (x->nmodels > 0)
-		qsort(x->models, x->nmodels, sizeof(*x->models),
-		    gem_model_cmp);
-	for (i = j = 0; i < x->nmodels; i++)
-		if (j == 0 || strcmp(x->models[j - 1].name,
-		    x->models[i].name) != 0)
-			x->models[j++] = x->models[i];
-	models_forget();
-	pv.models = x->models;
-	pv.nmodels = j;
-	pv.models_at = ev_now_ms();
-	x->models = NULL;
-	log_info("model list: %zu chat models in %d pages", pv.nmodels,
-	    x->pages);
-	listing_end(NULL, NULL);
-}
-
-/* The listing is over: answer everyone who waits for it. */
-void
-listing_end(const char *code, const char *text)
-{
-	struct xfer	*x = pv.listing;
-	struct req	*r;
-	int		 stale = 0;
-
-	pv.listing = NULL;
-	if (code != NULL) {
-		stale = pv.models_at != 0;
-		log_warnx("model list: %s%s", text, stale ?
-		    "; answering with the last list" : "");
-	}
-	while ((r = TAILQ_FIRST(&pv.waiters)) != NULL) {
-		TAILQ_REMOVE(&pv.waiters, r, wentry);
-		r->waiting = 0;
-		if (code == NULL || stale)
-			send_models(r->w, r->id);
-		else
-			send_error(r->w, r->id, code, "%s", text);
-		req_free(r);
-	}
-	xfer_free(x);
-}
-
 /* ---- what workers ask --------------------------------------------- */
 
 /* The largest context a request may carry. */
@@ -664,12 +1202,14 @@ id_only(struct wchan *w, struct imsg *imsg, uint32_t *id)
 	return (0);
 }
 
-/* IMSG_WORKER_MODELS: the list, from the cache or the API. */
+/* IMSG_WORKER_MODELS: the lists, from the caches or the APIs. */
 static void
 worker_models(struct wchan *w, struct imsg *imsg)
 {
 	struct req	*r;
+	struct pvd	*p;
 	uint32_t	 id;
+	int		 stale = 0;
 
 	if (id_only(w, imsg, &id) == -1)
 		return;
@@ -677,7 +1217,10 @@ worker_models(struct wchan *w, struct imsg *imsg)
 		wchan_reject(w, imsg, "request id in use");
 		return;
 	}
-	if (models_fresh()) {
+	TAILQ_FOREACH(p, &pv.pvds, entry)
+		if (!models_fresh(p))
+			stale = 1;
+	if (!stale) {
 		send_models(w, id);
 		return;
 	}
@@ -689,7 +1232,10 @@ worker_models(struct wchan *w, struct imsg *imsg)
 	r->state = RS_RUNNING;
 	r->waiting = 1;
 	TAILQ_INSERT_TAIL(&pv.waiters, r, wentry);
-	listing_start();
+	TAILQ_FOREACH(p, &pv.pvds, entry)
+		if (!models_fresh(p))
+			listing_start(p);
+	listing_answer();
 }
 
 /* IMSG_WORKER_GEN_BEGIN: open a request for a model. */
@@ -699,12 +1245,14 @@ worker_gen_begin(struct wchan *w, struct imsg *imsg)
 	struct ireader	 ir;
 	struct req	*r;
 	const char	*model, *system;
-	uint32_t	 id;
+	uint32_t	 id, max, temp;
 
 	ir_init(&ir, imsg);
 	id = ir_u32(&ir);
 	model = ir_str(&ir);
 	system = ir_str(&ir);
+	max = ir_u32(&ir);
+	temp = ir_u32(&ir);
 	if (ir_end(&ir) == -1) {
 		wchan_reject(w, imsg, "length or strings");
 		return;
@@ -723,12 +1271,15 @@ worker_gen_begin(struct wchan *w, struct imsg *imsg)
 		r->state = RS_DISCARD;
 		return;
 	}
-	if (!gem_valid_model_name(model)) {
+	if (strlen(model) >= sizeof(r->model)) {
 		r->err_code = "bad-argument";
 		strlcpy(r->err_text, "not a model name", sizeof(r->err_text));
 		return;
 	}
 	strlcpy(r->model, model, sizeof(r->model));
+	r->set.max_tokens = max;
+	r->set.temperature = temp == GEN_TEMP_NONE || temp > 100000 ? -1 :
+	    temp / 1000.0;
 	if (strlen(system) > context_max()) {
 		r->err_code = "too-long";
 		strlcpy(r->err_text, "the context is too large",
@@ -799,68 +1350,88 @@ worker_gen_part(struct wchan *w, struct imsg *imsg)
 	r->open = more;
 }
 
+/* gen_sink of a worker's request: text goes out as CHUNKs. */
+static void
+req_text(void *arg, const char *text, size_t len)
+{
+	struct req	*r = arg;
+
+	send_chunk(r->w, r->id, text, len);
+	r->sent += len;
+}
+
+/* gen_sink: bytes the worker has yet to take; 0 if none. */
+static size_t
+req_queued(void *arg)
+{
+	struct req	*r = arg;
+
+	if (!wchan_ok(r->w))
+		return (0);
+	return (r->w->ch.ibuf.queued);
+}
+
+/* gen_sink: the answer is complete. */
+static void
+req_done(void *arg, const struct gen_result *res)
+{
+	struct req	*r = arg;
+
+	r->g = NULL;
+	log_debug("worker %u: request %u done: %s, %llu bytes, %llu ms",
+	    r->w->wid, r->id, res->finish, (unsigned long long)r->sent,
+	    (unsigned long long)(ev_now_ms() - r->started));
+	send_done(r->w, r->id, res);
+	req_free(r);
+}
+
+/* gen_sink: the generation failed. */
+static void
+req_error(void *arg, const char *code, const char *text)
+{
+	struct req	*r = arg;
+
+	r->g = NULL;
+	log_info("worker %u: request %u failed: %s %s", r->w->wid, r->id,
+	    code, text);
+	send_error(r->w, r->id, code, "%s", text);
+	req_free(r);
+}
+
 /* The context is complete: send it upstream. */
 static void
-gen_start(struct req *r)
+req_start(struct req *r)
 {
-	struct gem_turn	*gt;
-	struct xfer	*x;
-	char		*body, *url;
-	size_t		 i, bodylen = 0;
+	struct gen_request	 rq;
+	struct gen_sink		 sink;
+	struct api_turn		*at;
+	char			 code[32], text[300];
+	size_t			 i;
 
-	if (!pv.have_pc || pv.key == NULL) {
-		send_error(r->w, r->id, "upstream", "%s", pv.have_pc ?
-		    pv.keyerr : "no provider is configured");
-		req_free(r);
-		return;
-	}
-	if (r->system != NULL && !utf8_valid(r->system, strlen(r->system))) {
-		send_error(r->w, r->id, "bad-utf8", "the system instruction "
-		    "is not valid UTF-8");
-		req_free(r);
-		return;
-	}
-	if ((gt = calloc(r->nturns + 1, sizeof(*gt))) == NULL)
+	if ((at = calloc(r->nturns + 1, sizeof(*at))) == NULL)
 		fatal("%s", __func__);
 	for (i = 0; i < r->nturns; i++) {
-		gt[i].role = r->turns[i].role;
-		gt[i].text = ibuf_data(r->turns[i].text);
-		gt[i].len = ibuf_left(r->turns[i].text);
-		if (gt[i].len > 0 && !utf8_valid(gt[i].text, gt[i].len)) {
-			free(gt);
-			send_error(r->w, r->id, "bad-utf8", "the context is "
-			    "not valid UTF-8");
-			req_free(r);
-			return;
-		}
+		at[i].role = r->turns[i].role;
+		at[i].text = ibuf_data(r->turns[i].text);
+		at[i].len = ibuf_left(r->turns[i].text);
 	}
-	body = gem_request(gt, r->nturns, r->system, &bodylen);
-	free(gt);
-	req_drop_turns(r);
-	if (body == NULL) {
-		if (errno == EINVAL)
-			send_error(r->w, r->id, "bad-argument", "nothing to "
-			    "send: the prompt is empty");
-		else
-			send_error(r->w, r->id, "internal", "cannot build the "
-			    "request");
-		req_free(r);
-		return;
-	}
-	if (asprintf(&url, "%s/models/%s:streamGenerateContent?alt=sse",
-	    pv.pc.url, r->model) == -1)
-		fatal("%s", __func__);
-	x = xfer_new(XFER_GEN, url, pv.key);
-	free(url);
-	x->body = body;
-	x->bodylen = bodylen;
-	x->req = r;
-	r->x = x;
+	memset(&rq, 0, sizeof(rq));
+	rq.model = r->model;
+	rq.system = r->system;
+	rq.turns = at;
+	rq.nturns = r->nturns;
+	rq.set = r->set;
+	sink.text = req_text;
+	sink.queued = req_queued;
+	sink.done = req_done;
+	sink.error = req_error;
+	sink.arg = r;
 	r->state = RS_RUNNING;
-	log_debug("worker %u: request %u: model %s, %zu bytes", r->w->wid,
-	    r->id, r->model, bodylen);
-	if (xfer_start(x) == -1) {
-		send_error(r->w, r->id, "upstream-timeout", "no time left");
+	r->g = gen_start(&rq, &sink, code, sizeof(code), text, sizeof(text));
+	free(at);
+	req_drop_turns(r);
+	if (r->g == NULL) {
+		send_error(r->w, r->id, code, "%s", text);
 		req_free(r);
 	}
 }
@@ -888,7 +1459,7 @@ worker_gen_end(struct wchan *w, struct imsg *imsg)
 		req_free(r);
 		return;
 	}
-	gen_start(r);
+	req_start(r);
 }
 
 /* IMSG_WORKER_CANCEL: stop a request, if it is still open. */
@@ -942,58 +1513,6 @@ provider_dispatch_worker(struct channel *ch, struct imsg *imsg)
 	}
 }
 
-/* ---- what transfers report ----------------------------------------- */
-
-/* Bytes the worker of a generation has yet to take; 0 if none. */
-size_t
-gen_queued(struct xfer *x)
-{
-	if (x->req == NULL || !wchan_ok(x->req->w))
-		return (0);
-	return (x->req->w->ch.ibuf.queued);
-}
-
-/* Text of the answer, as the stream brings it. */
-void
-gen_chunk(struct xfer *x, const char *text, size_t len)
-{
-	send_chunk(x->req->w, x->req->id, text, len);
-}
-
-/* The backoff ran out of time: the request fails. */
-void
-gen_fail(struct xfer *x, const char *code, const char *text)
-{
-	send_error(x->req->w, x->req->id, code, "%s", text);
-	req_free(x->req);
-}
-
-/* The generation is over: answered (code NULL) or failed. */
-void
-gen_end(struct xfer *x, const char *code, const char *text)
-{
-	struct req	*r;
-
-	if ((r = x->req) == NULL) {
-		xfer_free(x);
-		return;
-	}
-	if (code == NULL) {
-		log_debug("worker %u: request %u done: %s, %llu bytes, %llu "
-		    "ms", r->w->wid, r->id, x->finish,
-		    (unsigned long long)x->sent,
-		    (unsigned long long)(ev_now_ms() - r->started));
-		send_done(r->w, r->id, x->prompt < 0 ? 0 : x->prompt,
-		    x->answer < 0 ? 0 : x->answer, x->finish);
-		req_free(r);
-		return;
-	}
-	log_info("worker %u: request %u failed: %s %s", r->w->wid, r->id,
-	    code, text);
-	send_error(r->w, r->id, code, "%s", text);
-	req_free(r);
-}
-
 /* ---- the parent ------------------------------------------------------ */
 
 /* A worker's (or control's) channel; one with the same id is replaced. */
@@ -1026,58 +1545,46 @@ parent_channel(struct imsg *imsg)
 	imsg->fd = -1;
 }
 
-/* Take the (new) configuration: the first provider block is used. */
+/*
+ * Take the configuration: every provider block, each with its key.
+ * A new configuration (a reload) restarts this process once idle, so
+ * that key files the sandbox hides are read again.
+ */
 static void
-provider_reload(void)
+provider_config(int first)
 {
-	struct provider_conf	*p, old = pv.pc;
-	int			 had = pv.have_pc, newsrc;
+	struct provider_conf	*pc;
+	struct pvd		*p;
 	size_t			 n;
 
-	if ((p = TAILQ_FIRST(&pv.conf->providers)) == NULL) {
-		if (had)
-			log_warnx("no provider configured");
-		pv.have_pc = 0;
-		key_wipe();
-		models_forget();
-		return;
-	}
-	if (TAILQ_NEXT(p, entry) != NULL)
-		log_warnx("provider %s: only the first provider block is "
-		    "used", p->name);
-	pv.pc = *p;
-	memset(&pv.pc.entry, 0, sizeof(pv.pc.entry));
-	pv.have_pc = 1;
-	/* The base URL, without a trailing slash. */
-	n = strlen(pv.pc.url);
-	while (n > 0 && pv.pc.url[n - 1] == '/')
-		pv.pc.url[--n] = '\0';
-	newsrc = !had || strcmp(old.key_file, p->key_file) != 0 ||
-	    strcmp(old.key_env, p->key_env) != 0;
-	/*
-	 * The key file is root's and the sandbox hides it: a reload
-	 * restarts this process, once idle, so the file is read again.
-	 */
-	if (had && p->key_file[0] != '\0') {
+	if (!first) {
 		pv.restart = 1;
 		provider_idle_check();
 		return;
 	}
-	if (key_load(&pv.pc) == -1) {
-		if (pv.key == NULL)
-			log_warnx("provider %s: %s", p->name, pv.keyerr);
-		else if (newsrc) {
-			/* The sandbox may hide the new file: start afresh. */
-			log_warnx("provider %s: %s; the new key will be read "
-			    "when the provider restarts", p->name, pv.keyerr);
-			pv.restart = 1;
-		}
+	TAILQ_FOREACH(pc, &pv.conf->providers, entry) {
+		if ((p = calloc(1, sizeof(*p))) == NULL)
+			fatal("%s", __func__);
+		p->pc = *pc;
+		memset(&p->pc.entry, 0, sizeof(p->pc.entry));
+		if ((p->api = api_of(pc->type)) == NULL)
+			fatalx("provider %s: unknown type", pc->name);
+		/* The base URL, without a trailing slash. */
+		n = strlen(p->pc.url);
+		while (n > 0 && p->pc.url[n - 1] == '/')
+			p->pc.url[--n] = '\0';
+		if (key_load(p) == -1)
+			log_warnx("provider %s: %s", pc->name, p->keyerr);
+		TAILQ_INSERT_TAIL(&pv.pvds, p, entry);
+		pv.npvds++;
+		log_debug("provider %s: %s at %s, %d s to connect, %d s per "
+		    "request, %d retries%s%s", pc->name, p->api->name,
+		    p->pc.url, p->pc.connect_timeout, p->pc.timeout,
+		    p->pc.retries, p->pc.fallback[0] != '\0' ?
+		    ", fallback " : "", p->pc.fallback);
 	}
-	if (had)
-		models_forget();
-	log_debug("provider %s: %s, %d s to connect, %d s per request, %d "
-	    "retries", p->name, pv.pc.url, pv.pc.connect_timeout,
-	    pv.pc.timeout, pv.pc.retries);
+	if (pv.npvds == 0)
+		log_warnx("no provider configured");
 }
 
 /* One message from the parent. */
@@ -1087,7 +1594,7 @@ provider_dispatch_parent(struct channel *ch, struct imsg *imsg)
 	(void)ch;
 	switch (child_imsg(&pv.conf, NULL, imsg)) {
 	case 1:
-		provider_reload();
+		provider_config(0);
 		return;
 	case 0:
 		return;
@@ -1111,7 +1618,7 @@ provider_parent_closed(struct channel *ch)
 	_exit(0);
 }
 
-/* SIGTERM, SIGINT: leave, wiping the key. */
+/* SIGTERM, SIGINT: leave, wiping the keys. */
 static void
 provider_sig(int sig, void *arg)
 {
@@ -1130,12 +1637,14 @@ provider_main(void)
 	TAILQ_INIT(&pv.chans);
 	TAILQ_INIT(&pv.dead);
 	TAILQ_INIT(&pv.waiters);
+	TAILQ_INIT(&pv.pvds);
+	TAILQ_INIT(&pv.gens);
 	ev_timer_set(&pv.reap_timer, wchan_reap, NULL);
 
 	/* Everything that needs files comes before the sandbox. */
 	pv.conf = child_config(NULL);
-	provider_reload();
-	xfer_init(&pv.pc);
+	provider_config(1);
+	xfer_init(provider_idle_check);
 
 	memset(&sc, 0, sizeof(sc));
 	sc.user = pv.conf->g.user[0] != '\0' ? pv.conf->g.user : NULL;

@@ -13,6 +13,7 @@
 
 static int	sse_grow(char **, size_t *, size_t);
 static int	sse_append(struct sse *, const char *, size_t);
+static int	sse_data(struct sse *, const char *, size_t);
 static int	sse_line(struct sse *);
 static int	sse_dispatch(struct sse *);
 
@@ -99,6 +100,25 @@ sse_append(struct sse *s, const char *p, size_t n)
 	return (0);
 }
 
+/* Add a data line's value to the event being read. */
+static int
+sse_data(struct sse *s, const char *value, size_t vlen)
+{
+	if (s->datalen > s->max || vlen > s->max - s->datalen) {
+		s->error = SSE_ETOOBIG;
+		return (-1);
+	}
+	if (sse_grow(&s->data, &s->datacap, s->datalen + vlen + 1) == -1) {
+		s->error = SSE_ENOMEM;
+		return (-1);
+	}
+	memcpy(s->data + s->datalen, value, vlen);
+	s->datalen += vlen;
+	s->data[s->datalen++] = '\n';
+	s->has_data = 1;
+	return (0);
+}
+
 /* Act on one complete line (without its end), held in s->line. */
 static int
 sse_line(struct sse *s)
@@ -123,21 +143,18 @@ sse_line(struct sse *s)
 		value = "";
 		vlen = 0;
 	}
-	if (flen == 4 && memcmp(field, "data", 4) == 0) {
-		if (s->datalen > s->max || vlen > s->max - s->datalen) {
-			s->error = SSE_ETOOBIG;
-			return (-1);
-		}
-		if (sse_grow(&s->data, &s->datacap, s->datalen + vlen + 1)
-		    == -1) {
-			s->error = SSE_ENOMEM;
-			return (-1);
-		}
-		memcpy(s->data + s->datalen, value, vlen);
-		s->datalen += vlen;
-		s->data[s->datalen++] = '\n';
-		s->has_data = 1;
-	} else if (flen == 5 && memcmp(field, "event", 5) == 0) {
+	if (flen == 4 && memcmp(field, "data", 4) == 0)
+		return (sse_data(s, value, vlen));
+	if (flen == 5 && memcmp(field, "error", 5) == 0) {
+		/*
+		 * Not in the standard: llama.cpp's server reports a failure
+		 * as an "error:" field.  It becomes data of an event named
+		 * "error".
+		 */
+		strlcpy(s->event, "error", sizeof(s->event));
+		return (sse_data(s, value, vlen));
+	}
+	if (flen == 5 && memcmp(field, "event", 5) == 0) {
 		if (vlen >= sizeof(s->event))
 			vlen = sizeof(s->event) - 1;
 		memcpy(s->event, value, vlen);

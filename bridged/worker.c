@@ -482,7 +482,8 @@ gen_build(struct gate *g, const char *sys, const struct proto_turn *t,
 
 	if ((b = ibuf_open(strlen(g->model) + strlen(sys) + 32)) == NULL ||
 	    ibuf_add_u32(b, g->id) == -1 || ibuf_add_str(b, g->model) == -1 ||
-	    ibuf_add_str(b, sys) == -1) {
+	    ibuf_add_str(b, sys) == -1 || ibuf_add_u32(b, 0) == -1 ||
+	    ibuf_add_u32(b, GEN_TEMP_NONE) == -1) {
 		ibuf_free(b);
 		return (-1);
 	}
@@ -967,8 +968,14 @@ session_begin(void)
 	w.ps.identity_mode = w.conf->g.identity;
 	w.ps.line_max = w.conf->g.line_max;
 	w.ps.memory_limit = w.conf->g.memory_limit;
-	if ((pc = TAILQ_FIRST(&w.conf->providers)) != NULL)
-		strlcpy(w.ps.model, pc->model, sizeof(w.ps.model));
+	/* The first provider's model; with several, as provider/model. */
+	if ((pc = TAILQ_FIRST(&w.conf->providers)) != NULL) {
+		if (TAILQ_NEXT(pc, entry) == NULL)
+			strlcpy(w.ps.model, pc->model, sizeof(w.ps.model));
+		else if (snprintf(w.ps.model, sizeof(w.ps.model), "%s/%s",
+		    pc->name, pc->model) >= (int)sizeof(w.ps.model))
+			w.ps.model[0] = '\0';
+	}
 	if (w.conf->g.identity == IDENTITY_CERTIFICATE && w.tls &&
 	    cert_identity() == -1) {
 		strlcpy(w.refuse, "auth a client certificate is required",
@@ -1231,10 +1238,13 @@ provider_dispatch_one(struct imsg *imsg)
 			proto_provider_model(w.proto, id, s, a, b);
 		return;
 	case IMSG_PROVIDER_MODELS_END:
+		s = ir_str(&ir);
 		if (ir_end(&ir) == -1)
 			break;
-		if (w.proto != NULL)
+		if (w.proto != NULL) {
+			proto_provider_models_note(w.proto, id, s);
 			proto_provider_models_end(w.proto, id);
+		}
 		return;
 	case IMSG_PROVIDER_CHUNK:
 		text = ir_data(&ir, &len);
@@ -1249,12 +1259,19 @@ provider_dispatch_one(struct imsg *imsg)
 		a = ir_u64(&ir);
 		b = ir_u64(&ir);
 		s = ir_str(&ir);
+		t = ir_str(&ir);
 		if (ir_end(&ir) == -1)
 			break;
-		if ((g = gate_find(id)) != NULL)
+		if ((g = gate_find(id)) != NULL) {
+			/* A fallback may have answered: its model counts. */
+			if (*t != '\0' && strlen(t) < sizeof(g->model))
+				(void)strlcpy(g->model, t, sizeof(g->model));
 			gen_finish(g, "", a, b);
-		if (w.proto != NULL)
+		}
+		if (w.proto != NULL) {
+			proto_provider_answered(w.proto, id, t);
 			proto_provider_done(w.proto, id, a, b, s);
+		}
 		return;
 	case IMSG_PROVIDER_ERROR:
 		s = ir_str(&ir);

@@ -3,8 +3,10 @@
  * interface runs inside the event loop of lib/: libcurl says which
  * sockets and which timeout it waits for, the loop tells it when they
  * are ready. A transfer is one HTTP exchange, a generation's stream or
- * a page of the model list, retried with backoff when the API is busy
- * or the network fails; its outcome goes back to provider.c.
+ * a page of a model list, retried with backoff when the API is busy
+ * or the network fails.  It knows no API: the struct api it is given
+ * builds headers and parses events and errors, and the struct
+ * xfer_ops it is given hears the text and the outcome.
  */
 
 #include <sys/types.h>
@@ -33,7 +35,7 @@
 #define PV_BACKOFF_MAX	60000			/* ms */
 
 static struct {
-	const struct provider_conf *pc;		/* the provider in use */
+	void			(*idle)(void);	/* after every batch */
 	CURLM			*multi;
 	struct ev_timer		 curl_timer;
 	struct ev_timer		 flow_timer;
@@ -124,7 +126,7 @@ flow_fire(void *arg)
 	TAILQ_FOREACH(x, &xf.xfers, entry) {
 		if (!x->paused)
 			continue;
-		if (gen_queued(x) > PV_QUEUE_LOW) {
+		if (x->ops->queued(x->arg) > PV_QUEUE_LOW) {
 			still = 1;
 			continue;
 		}
@@ -164,6 +166,7 @@ xfer_header(char *buf, size_t size, size_t n, void *arg)
 {
 	struct xfer	*x = arg;
 	size_t		 len = size * n, vlen;
+	double		 ms;
 	char		 v[64];
 
 	if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
@@ -176,7 +179,17 @@ xfer_header(char *buf, size_t size, size_t n, void *arg)
 		memcpy(v, buf + 12, vlen);
 		v[vlen] = '\0';
 		v[strcspn(v, "\r\n")] = '\0';
-		x->retry_after = gem_retry_after(v, time(NULL));
+		x->retry_after = wire_retry_after(v, time(NULL));
+	} else if (len > 15 && strncasecmp(buf, "retry-after-ms:", 15) == 0) {
+		/* OpenAI's, in milliseconds. */
+		vlen = len - 15;
+		if (vlen >= sizeof(v))
+			vlen = sizeof(v) - 1;
+		memcpy(v, buf + 15, vlen);
+		v[vlen] = '\0';
+		v[strcspn(v, "\r\n")] = '\0';
+		if ((ms = wire_retry_after(v, time(NULL))) >= 0)
+			x->retry_after = ms / 1000;
 	}
 	return (len);
 }
@@ -193,7 +206,7 @@ xfer_write(char *buf, size_t size, size_t n, void *arg)
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
 		x->status = code;
 	}
-	if (x->kind == XFER_MODELS || x->status < 200 || x->status > 299) {
+	if (!x->stream || x->status < 200 || x->status > 299) {
 		max = x->status >= 200 && x->status <= 299 ? PV_PAGE_MAX :
 		    PV_ERRBODY_MAX;
 		if (ibuf_left(x->resp) + len > max) {
@@ -210,7 +223,7 @@ xfer_write(char *buf, size_t size, size_t n, void *arg)
 		return (len);
 	}
 	/* Wait while the worker has not taken what it was sent. */
-	if (gen_queued(x) > PV_QUEUE_HIGH) {
+	if (x->ops->queued(x->arg) > PV_QUEUE_HIGH) {
 		x->paused = 1;
 		if (!ev_timer_pending(&xf.flow_timer))
 			ev_timer_add(&xf.flow_timer, PV_FLOW_POLL);
@@ -227,15 +240,17 @@ xfer_write(char *buf, size_t size, size_t n, void *arg)
 	return (len);
 }
 
-/* One event of a generation's stream. */
+/* One event of a generation's stream, parsed by the API's code. */
 static int
 xfer_event(void *arg, const char *event, const char *data, size_t len)
 {
 	struct xfer	*x = arg;
-	struct gem_event ev;
+	struct api_event ev;
 
-	(void)event;
-	if (gem_parse_event(data, len, &ev) == -1) {
+	/* After the API's own end, nothing counts. */
+	if (x->ended)
+		return (0);
+	if (x->api->parse_event(event, data, len, &ev) == -1) {
 		xfer_fail(x, "upstream", "%s: the API sent an event that is "
 		    "not JSON", x->sent > 0 ? "answer incomplete" :
 		    "no answer");
@@ -244,58 +259,78 @@ xfer_event(void *arg, const char *event, const char *data, size_t len)
 	if (ev.has_error) {
 		x->err = ev.err;
 		x->err_set = 1;
-		gem_event_free(&ev);
+		wire_event_free(&ev);
 		return (-1);
 	}
-	if (ev.block[0] != '\0') {
-		xfer_fail(x, "upstream", "the API blocked the prompt (%s); "
-		    "rephrase it", ev.block);
-		gem_event_free(&ev);
+	if (ev.refusal[0] != '\0') {
+		xfer_fail(x, "upstream", "%s", ev.refusal);
+		wire_event_free(&ev);
 		return (-1);
 	}
-	if (ev.textlen > 0 && x->req != NULL) {
-		gen_chunk(x, ev.text, ev.textlen);
+	if (ev.textlen > 0) {
+		x->ops->text(x->arg, ev.text, ev.textlen);
 		x->sent += ev.textlen;
 	}
-	if (ev.finish[0] != '\0')
+	if (ev.finish[0] != '\0') {
 		strlcpy(x->finish, ev.finish, sizeof(x->finish));
+		strlcpy(x->stop_error, ev.stop_error, sizeof(x->stop_error));
+	}
 	/* Running totals: the last one counts. */
-	if (ev.usage.prompt >= 0)
-		x->prompt = ev.usage.prompt;
-	if (ev.usage.answer >= 0)
-		x->answer = ev.usage.answer;
-	gem_event_free(&ev);
+	if (ev.prompt >= 0)
+		x->prompt = ev.prompt;
+	if (ev.answer >= 0)
+		x->answer = ev.answer;
+	if (ev.end)
+		x->ended = 1;
+	wire_event_free(&ev);
 	return (0);
 }
 
-/* A transfer to url with the key header, not yet started. */
+/* Add one header line to a transfer (the api's headers callback). */
+static int
+xfer_add_header(void *arg, const char *line)
+{
+	struct xfer		*x = arg;
+	struct curl_slist	*l;
+
+	if ((l = curl_slist_append(x->hdrs, line)) == NULL)
+		return (-1);
+	x->hdrs = l;
+	return (0);
+}
+
+/*
+ * A transfer of provider pc to url, not yet started: a stream (POST
+ * of the body set afterwards) when ops has a text callback, else a
+ * GET.  key may be NULL.
+ */
 struct xfer *
-xfer_new(enum xfer_kind kind, const char *url, const char *key)
+xfer_new(const struct api *api, const struct provider_conf *pc,
+    const char *url, const char *key, const struct xfer_ops *ops, void *arg)
 {
 	struct xfer	*x;
-	char		*hdr;
 	int		 timeout;
 
 	if ((x = calloc(1, sizeof(*x))) == NULL)
 		fatal("%s", __func__);
-	x->kind = kind;
+	x->api = api;
+	x->pc = pc;
+	x->ops = ops;
+	x->arg = arg;
+	x->stream = ops->text != NULL;
 	x->retry_after = -1;
 	x->prompt = x->answer = -1;
 	x->started = ev_now_ms();
-	timeout = xf.pc->timeout > 0 ? xf.pc->timeout : PROVIDER_TIMEOUT;
+	timeout = pc->timeout > 0 ? pc->timeout : PROVIDER_TIMEOUT;
 	x->deadline = x->started + (uint64_t)timeout * 1000;
 	ev_timer_set(&x->retry, NULL, x);
 	if ((x->url = strdup(url)) == NULL ||
 	    (x->resp = ibuf_open(0)) == NULL)
 		fatal("%s", __func__);
-	if (asprintf(&hdr, "x-goog-api-key: %s", key) == -1)
-		fatal("%s", __func__);
-	x->hdrs = curl_slist_append(NULL, hdr);
-	freezero(hdr, strlen(hdr));
-	if (x->hdrs == NULL ||
-	    (kind == XFER_GEN && (x->hdrs = curl_slist_append(x->hdrs,
-	    "Content-Type: application/json")) == NULL) ||
-	    (x->hdrs = curl_slist_append(x->hdrs, "Expect:")) == NULL)
+	if (api->headers(key, x->stream, xfer_add_header, x) == -1 ||
+	    (x->stream && xfer_add_header(x,
+	    "Content-Type: application/json") == -1) ||
+	    xfer_add_header(x, "Expect:") == -1)
 		fatalx("%s: curl_slist_append", __func__);
 	TAILQ_INSERT_TAIL(&xf.xfers, x, entry);
 	return (x);
@@ -323,7 +358,6 @@ xfer_free(struct xfer *x)
 		freezero(x->body, x->bodylen);
 	ibuf_free(x->resp);
 	free(x->url);
-	free(x->models);
 	TAILQ_REMOVE(&xf.xfers, x, entry);
 	free(x);
 }
@@ -336,12 +370,9 @@ xfer_retry_fire(void *arg)
 
 	if (xfer_start(x) == -1) {
 		xfer_fail(x, "upstream-timeout", "no answer within %d s",
-		    xf.pc->timeout);
+		    x->pc->timeout);
 		/* Report it as libcurl would have. */
-		if (x->kind == XFER_MODELS)
-			listing_end(x->fail_code, x->fail_text);
-		else if (x->req != NULL)
-			gen_fail(x, x->fail_code, x->fail_text);
+		x->ops->done(x->arg, x, x->fail_code, x->fail_text);
 	}
 }
 
@@ -355,7 +386,7 @@ xfer_setup(struct xfer *x)
 	if ((e = curl_easy_init()) == NULL)
 		return (-1);
 	x->easy = e;
-	ct = xf.pc->connect_timeout > 0 ? xf.pc->connect_timeout :
+	ct = x->pc->connect_timeout > 0 ? x->pc->connect_timeout :
 	    PROVIDER_CONNECT_TIMEOUT;
 	if (curl_easy_setopt(e, CURLOPT_PRIVATE, x) != CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
@@ -382,7 +413,7 @@ xfer_setup(struct xfer *x)
 	    CURLPROTO_HTTPS)) != CURLE_OK)
 		return (-1);
 #endif
-	if (x->kind == XFER_GEN) {
+	if (x->stream) {
 		if (curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
 		    (curl_off_t)x->bodylen) != CURLE_OK ||
 		    curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body) !=
@@ -408,8 +439,10 @@ xfer_start(struct xfer *x)
 	x->fail_code = NULL;
 	x->fail_text[0] = '\0';
 	x->err_set = 0;
+	x->busy = 0;
+	x->ended = 0;
 	x->errbuf[0] = '\0';
-	x->finish[0] = x->block[0] = '\0';
+	x->finish[0] = x->stop_error[0] = '\0';
 	x->prompt = x->answer = -1;
 	x->paused = 0;
 	ibuf_reset(x->resp);
@@ -423,6 +456,21 @@ xfer_start(struct xfer *x)
 		fatalx("%s: curl_multi_add_handle", __func__);
 	x->active = 1;
 	return (0);
+}
+
+/* Start over with another URL: the next page of a list. */
+int
+xfer_restart(struct xfer *x, const char *url)
+{
+	int	 timeout;
+
+	free(x->url);
+	if ((x->url = strdup(url)) == NULL)
+		fatal("%s", __func__);
+	x->attempt = 0;
+	timeout = x->pc->timeout > 0 ? x->pc->timeout : PROVIDER_TIMEOUT;
+	x->deadline = ev_now_ms() + (uint64_t)timeout * 1000;
+	return (xfer_start(x));
 }
 
 /* Exponential backoff with jitter: about 1, 2, 4 s ... at most 60. */
@@ -442,7 +490,7 @@ backoff(int attempt)
 static int
 xfer_retry(struct xfer *x, uint64_t delay, const char *why)
 {
-	int	 retries = xf.pc->retries;
+	int	 retries = x->pc->retries;
 
 	if (x->sent > 0 || x->attempt >= retries ||
 	    ev_now_ms() + delay >= x->deadline)
@@ -457,14 +505,16 @@ xfer_retry(struct xfer *x, uint64_t delay, const char *why)
 
 /* An error the API reported (HTTP status or error event); 1: retrying. */
 static int
-xfer_api_error(struct xfer *x, struct gem_error *e, int instream,
+xfer_api_error(struct xfer *x, struct api_error *e, int instream,
     const char **codep, char *text, size_t textsz)
 {
 	char		 why[64];
 	uint64_t	 delay;
+	unsigned int	 verdict;
 	int		 c = e->code;
 
-	if ((c == 429 && !e->per_day) || c == 500 || c == 503 || c == 504) {
+	verdict = x->api->classify(e, codep);
+	if (verdict & API_RETRY) {
 		if (x->retry_after >= 0)
 			delay = x->retry_after * 1000;
 		else if (e->retry_delay >= 0)
@@ -476,19 +526,13 @@ xfer_api_error(struct xfer *x, struct gem_error *e, int instream,
 		if (xfer_retry(x, delay, why) == 0)
 			return (1);
 	}
-	if (c == 429)
-		*codep = "rate-limited";
-	else if (c == 504)
-		*codep = "upstream-timeout";
-	else if (c == 404 && x->kind == XFER_GEN)
-		*codep = "no-model";
-	else
-		*codep = "upstream";
+	/* Busy to the end, before any answer: a fallback may answer. */
+	x->busy = (verdict & API_BUSY) && x->sent == 0;
 	snprintf(text, textsz, "%s%s%d%s%s: %s",
 	    instream ? (x->sent > 0 ? "answer incomplete: " :
 	    "error in the answer stream: ") : "",
-	    instream ? "" : "HTTP ", c, e->status[0] != '\0' ? " " : "",
-	    e->status, e->message);
+	    instream ? "" : "HTTP ", c, e->type[0] != '\0' ? " " : "",
+	    e->type, e->message);
 	if (e->per_day) {
 		strlcat(text, " (daily quota: retrying now will not help)",
 		    textsz);
@@ -542,34 +586,28 @@ xfer_transport_error(struct xfer *x, CURLcode rc, const char **codep,
 static void
 gen_complete(struct xfer *x, const char **codep, char *text, size_t textsz)
 {
-	const char	*f = x->finish;
-
 	*codep = "upstream";
-	if (sse_pending(&x->sse))
+	if (sse_pending(&x->sse) && !x->ended)
 		snprintf(text, textsz, "answer incomplete: the stream ended "
 		    "inside an event");
-	else if (f[0] == '\0')
+	else if (x->stop_error[0] != '\0')
+		strlcpy(text, x->stop_error, textsz);
+	else if (x->finish[0] != '\0')
+		*codep = NULL;
+	else if (x->ended) {
+		/* The API's own end mark, without a reason: a plain end. */
+		strlcpy(x->finish, "STOP", sizeof(x->finish));
+		*codep = NULL;
+	} else
 		snprintf(text, textsz, "answer incomplete: the stream ended "
 		    "without a finish reason");
-	else if (strcmp(f, "STOP") == 0 || strcmp(f, "MAX_TOKENS") == 0)
-		*codep = NULL;
-	else if (strcmp(f, "SAFETY") == 0 || strcmp(f, "BLOCKLIST") == 0 ||
-	    strcmp(f, "PROHIBITED_CONTENT") == 0 || strcmp(f, "SPII") == 0 ||
-	    strcmp(f, "IMAGE_SAFETY") == 0)
-		snprintf(text, textsz, "the API's safety filter stopped the "
-		    "answer (%s)", f);
-	else if (strcmp(f, "RECITATION") == 0)
-		snprintf(text, textsz, "the API stopped the answer: it would "
-		    "recite a source (RECITATION)");
-	else
-		snprintf(text, textsz, "the API stopped the answer (%s)", f);
 }
 
 /* A transfer is over: retry, go on to the next page, or answer. */
 static void
 xfer_done(struct xfer *x, CURLcode rc)
 {
-	struct gem_error e;
+	struct api_error e;
 	const char	*code = NULL;
 	char		 text[800];
 	long		 status = 0;
@@ -589,24 +627,17 @@ xfer_done(struct xfer *x, CURLcode rc)
 		if (xfer_api_error(x, &x->err, 1, &code, text, sizeof(text)))
 			return;
 	} else if (x->status >= 300 || (x->status > 0 && x->status < 200)) {
-		gem_parse_error(ibuf_data(x->resp), ibuf_left(x->resp),
+		x->api->parse_error(ibuf_data(x->resp), ibuf_left(x->resp),
 		    (int)x->status, &e);
 		if (xfer_api_error(x, &e, 0, &code, text, sizeof(text)))
 			return;
-	} else if (rc != CURLE_OK) {
+	} else if (rc != CURLE_OK && !(x->stream && x->ended &&
+	    x->finish[0] != '\0')) {
 		if (xfer_transport_error(x, rc, &code, text, sizeof(text)))
 			return;
-	} else if (x->kind == XFER_MODELS) {
-		listing_page(x);
-		return;
-	} else {
+	} else if (x->stream)
 		gen_complete(x, &code, text, sizeof(text));
-	}
-	if (x->kind == XFER_MODELS) {
-		listing_end(code, text);
-		return;
-	}
-	gen_end(x, code, text);
+	x->ops->done(x->arg, x, code, code != NULL ? text : NULL);
 }
 
 /* Hand every finished transfer to xfer_done. */
@@ -626,14 +657,15 @@ xfer_check_done(void)
 		if (x != NULL)
 			xfer_done(x, m->data.result);
 	}
-	provider_idle_check();
+	if (xf.idle != NULL)
+		xf.idle();
 }
 
-/* Set up libcurl and its multi handle; pc is read at each use. */
+/* Set up libcurl and its multi handle; idle is called after events. */
 void
-xfer_init(const struct provider_conf *pc)
+xfer_init(void (*idle)(void))
 {
-	xf.pc = pc;
+	xf.idle = idle;
 	TAILQ_INIT(&xf.xfers);
 	ev_timer_set(&xf.curl_timer, curl_timer_fire, NULL);
 	ev_timer_set(&xf.flow_timer, flow_fire, NULL);

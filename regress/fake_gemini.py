@@ -185,6 +185,7 @@ class State:
         self.page_size = args.page_size
         self.last_token = args.last_token
         self.input_limit = args.input_limit
+        self.pace = args.pace / 1000.0
         self.models = json.loads(json.dumps(DEFAULT_MODELS))
         self.logf = open(args.log, "a", encoding="utf-8") if args.log \
             else None
@@ -963,11 +964,14 @@ class Handler(BaseHTTPRequestHandler):
             gap = 0.002 if len(body) < 256 * 1024 else 0
         else:
             gap = 0
+        pace = self.server.state.pace
         out, prev = [], 0
         for c in sorted(set(cuts)):
             delay = gap if prev > 0 else 0
             if interval and prev > 0 and prev in ends:
                 delay += interval
+            if pace and prev > 0:
+                delay += pace
             out.append((delay, body[prev:c]))
             prev = c
         return out, body
@@ -1083,6 +1087,9 @@ def main():
     ap.add_argument("--input-limit", type=int, default=0)
     ap.add_argument("--last-token", choices=("absent", "empty"),
                     default="absent")
+    ap.add_argument("--pace", type=int, default=0, metavar="MS",
+                    help="wait MS before each streamed write after the "
+                    "first, so a person sees the answer come (make demo)")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
     if args.page_size < 1:

@@ -2,7 +2,8 @@
 #
 # run.sh: the bridged.conf(5) regress.
 #
-# NN.conf must be accepted by "bridged -nv", which must print NN.ok; the
+# The cases name files of other machines: -nn checks the syntax alone.
+# NN.conf must be accepted by "bridged -nnv", which must print NN.ok; the
 # printed configuration must parse again and print the same text.
 # bNN.conf must be refused with exit status 1 and bNN.ok on stderr.
 # A line "# args: ..." in a case gives more arguments (such as -D).
@@ -42,7 +43,7 @@ show() {
 good() {
 	conf=$1 expect=$2
 	shift 2
-	"$BRIDGED" -nv "$@" -f "$conf" >"$tmp/out" 2>"$tmp/err"
+	"$BRIDGED" -nnv "$@" -f "$conf" >"$tmp/out" 2>"$tmp/err"
 	rc=$?
 	if [ $rc -ne 0 ]; then
 		why="exit status $rc: $(head -n 1 "$tmp/err")"
@@ -58,7 +59,7 @@ good() {
 		return 1
 	fi
 	cp "$tmp/out" "$tmp/again.conf"
-	if ! "$BRIDGED" -nv -f "$tmp/again.conf" >"$tmp/out2" 2>"$tmp/err2"
+	if ! "$BRIDGED" -nnv -f "$tmp/again.conf" >"$tmp/out2" 2>"$tmp/err2"
 	then
 		sed 's/^/# /' "$tmp/err2" >&2
 		why="its printed configuration does not parse"
@@ -77,7 +78,7 @@ good() {
 bad() {
 	conf=$1 expect=$2
 	shift 2
-	"$BRIDGED" -n "$@" -f "$conf" >"$tmp/out" 2>"$tmp/err"
+	"$BRIDGED" -nn "$@" -f "$conf" >"$tmp/out" 2>"$tmp/err"
 	rc=$?
 	if [ $rc -ne 1 ]; then
 		why="exit status $rc, not 1"

@@ -1,10 +1,13 @@
 """
 bridgectl connect, the terminal client, against a real bridged with the
 fake upstream: as a script uses it (stdin a pipe), as a person uses it
-(in a tmux pane: the prompt, streaming, the activity indicator, Ctrl-C,
-pasting, Ctrl-D, history), its one-line connection errors, and the
-certificate pinning in ~/.bridge/known_hosts, with small TLS servers of
-our own for a certificate that changes.
+(in a tmux pane: chat first with /commands, the footer, the prompt,
+streaming, the activity indicator, Ctrl-C, pasting, typing ahead,
+Ctrl-D, history; -c for BRIDGE/1 lines), its one-line connection
+errors, host:port and [v6]:port, the certificate pinning in
+~/.bridge/known_hosts with small TLS servers of our own for a
+certificate that changes, and named servers in ~/.bridge/config with a
+CA, a pin and a token.
 """
 
 import hashlib
@@ -22,17 +25,20 @@ from harness import (BRIDGECTL, Daemon, FakeUpstream, Skip, free_port,
                      make_certs, tmpdir, wait_for)
 
 d = up = None
+port6 = None
 made = []               # directories this module made, removed at the end
 MODEL = "gemini-2.0-flash"
 PROMPT_CMD = "bridge [command %s]> " % MODEL
 PROMPT_CHAT = "bridge [chat %s]> " % MODEL
 STATUS_OK = re.compile(r"^\. OK model=\S+ in=\d+ out=\d+ ms=\d+")
+FOOTER = re.compile(r"^\(gemini-[\w.-]+, \d+\+\d+ tokens, \d+\.\d s\)$")
 
 
 def setup():
-    global d, up
+    global d, up, port6
     up = FakeUpstream()
-    d = Daemon(up, prefork=3)
+    port6 = free_port(socket.AF_INET6, "::1")
+    d = Daemon(up, prefork=3, extra="listen on ::1 port %d tls" % port6)
 
 
 def teardown():
@@ -57,13 +63,19 @@ def home():
 
 
 def connect(lines, *opts, port=None, host="127.0.0.1", ca=True, env_home=None,
-            timeout=30):
-    """Run the client with stdin a pipe; return the CompletedProcess."""
+            timeout=30, cmd=True, env=None):
+    """Run the client with stdin a pipe; return the CompletedProcess.
+    cmd: -c, the lines are BRIDGE/1 lines; port False: none given."""
     args = [BRIDGECTL, "connect"]
     if ca:
         args += ["-C", d.ca]
-    args += list(opts) + ["-p", str(port or d.port), host]
-    env = dict(os.environ, HOME=env_home or home())
+    if cmd:
+        args += ["-c"]
+    args += list(opts)
+    if port is not False:
+        args += ["-p", str(port or d.port)]
+    args += [host]
+    env = dict(os.environ, HOME=env_home or home(), **(env or {}))
     data = "".join(l + "\n" for l in lines)
     return subprocess.run(args, input=data, capture_output=True, text=True,
                           env=env, timeout=timeout)
@@ -243,11 +255,19 @@ def test_wrong_ca():
 
 
 def test_usage():
+    usage = "usage: bridgectl connect [-chkq] [-C cafile] [-p port] " \
+        "host[:port] | name\n"
     r = subprocess.run([BRIDGECTL, "connect"], capture_output=True,
                        text=True)
     assert r.returncode == 1
-    assert r.stderr == "usage: bridgectl connect [-k] [-C cafile] " \
-        "[-p port] host\n", r.stderr
+    assert r.stderr == usage, r.stderr
+    r = subprocess.run([BRIDGECTL, "connect", "-h"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0 and r.stdout == usage and r.stderr == "", r
+    r = subprocess.run([BRIDGECTL, "-h"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stderr == "", r
+    assert r.stdout.startswith("usage: bridgectl [-h] [-s socket] ")
+    assert usage[7:] in r.stdout, r.stdout
     r = subprocess.run([BRIDGECTL, "connect", "-p", "0", "h"],
                        capture_output=True, text=True)
     assert r.returncode == 1 and "port 0" in r.stderr, r.stderr
@@ -398,19 +418,22 @@ def test_pin_changed_certificate():
 class Pane:
     """The client in a detached tmux session of a fixed size."""
 
-    def __init__(self, h=None, width=110, height=40):
+    def __init__(self, h=None, width=110, height=40, opts="-c",
+                 target=None, env=""):
         if shutil.which("tmux") is None:
             raise Skip("no tmux")
         self.home = h or home()
         self.dir = mkdir("tmux-")
         self.sock = os.path.join(self.dir, "sock")
-        cmd = ("env HOME=%s LANG=C.UTF-8 TERM=screen %s connect -C %s "
-               "-p %d 127.0.0.1; echo EXIT=$?; sleep 60" %
-               (self.home, BRIDGECTL, d.ca, d.port))
+        target = target or "-C %s -p %d 127.0.0.1" % (d.ca, d.port)
+        cmd = ("env HOME=%s LANG=C.UTF-8 TERM=screen %s %s connect %s %s; "
+               "echo EXIT=$?; sleep 60" %
+               (self.home, env, BRIDGECTL, opts, target))
         self.tmux("new-session", "-d", "-s", "t", "-x", str(width), "-y",
                   str(height), cmd)
+        first = PROMPT_CMD if "-c" in opts.split() else PROMPT_CHAT
         try:
-            self.wait(lambda s: s.endswith(PROMPT_CMD.rstrip()),
+            self.wait(lambda s: s.endswith(first.rstrip()),
                       what="the first prompt")
         except Exception:
             self.close()
@@ -603,3 +626,362 @@ def test_tty_ctrl_d_and_history():
                what="the recalled line")
     finally:
         p.close()
+
+
+# ---- chat first ---------------------------------------------------------
+
+def last_line_is_prompt(s):
+    return s.endswith(PROMPT_CHAT.rstrip())
+
+
+def test_pipe_chat_first():
+    """Without -c each line is a prompt, / a command, // a prompt."""
+    m = marker()
+    r = connect(["hello " + m, "//slashed " + m, "/info", "/bogus",
+                 '"""', "one " + m, "two", '"""', "BACK"], cmd=False)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    out = r.stdout
+    assert re.search(r"^Echo: hello %s \[turns=" % m, out, re.M), out
+    assert re.search(r"^Echo: /slashed %s \[" % m, out, re.M), out
+    assert re.search(r"^model: gemini-2\.0-flash$", out, re.M), out
+    assert ("Echo: one %s\ntwo [turns=" % m) in out, out
+    # BACK alone is a prompt too, not a word of chat mode.
+    assert re.search(r"^Echo: BACK \[turns=", out, re.M), out
+    assert r.stderr == "bridgectl: unknown command /bogus; /help lists " \
+        "them\n", r.stderr
+    # No status lines for a script.
+    assert ". OK" not in out, out
+
+
+def test_pipe_slash_commands_map_to_the_protocol():
+    m = marker()
+    r = connect(["/models", "/model gemini-2.5-flash", "/info",
+                 "first " + m, "/history 2", "/new", "/raw HELP",
+                 "/bye", "never " + m], cmd=False)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    out = r.stdout
+    assert re.search(r"^\d+\. gemini-2\.5-pro$", out, re.M), out
+    assert re.search(r"^model: gemini-2\.5-flash$", out, re.M), out
+    assert re.search(r"^--- \d+ \S+ user$", out, re.M), out
+    assert re.search(r"^HELP ", out, re.M), out
+    assert "never " + m not in out, out
+    assert ("Echo: first " + m) in out, out
+
+
+def test_pipe_usage_errors_of_slash_commands():
+    r = connect(["/info now", "/resume", "/export"], cmd=False)
+    assert r.returncode == 1, r
+    assert r.stderr.count("bridgectl: usage: /") == 3, r.stderr
+    assert r.stdout == "", r.stdout
+
+
+def test_chat_first_greeting_footer_and_quiet():
+    h = home()
+    p = Pane(h, opts="")
+    try:
+        s = p.screen()
+        assert s.startswith("ID:"), s
+        assert "ID is who this server knows you by" in s, s
+        assert ". OK" not in s, s
+        m = marker()
+        p.type("what is " + m)
+        p.keys("Enter")
+        s = p.wait(lambda s: last_line_is_prompt(s) and
+                   ("Echo: what is " + m) in s, what="the answer")
+        lines = s.split("\n")
+        assert lines[-3].startswith("Echo: what is " + m), lines[-4:]
+        assert FOOTER.match(lines[-2]), lines[-4:]
+        assert ". OK" not in s and "ERR" not in s, s
+        p.keys("C-d")
+        p.wait(lambda s: "EXIT=0" in s, what="the end")
+    finally:
+        p.close()
+    # The second time the ID line is not explained again; -q: no footer.
+    p = Pane(h, opts="-q")
+    try:
+        s = p.screen()
+        assert "ID is who" not in s and "/help" in s, s
+        m = marker()
+        p.type("quiet " + m)
+        p.keys("Enter")
+        s = p.wait(lambda s: last_line_is_prompt(s) and
+                   ("Echo: quiet " + m) in s, what="the answer")
+        assert s.split("\n")[-2].startswith("Echo: quiet " + m), s
+        assert not any(FOOTER.match(l) for l in s.split("\n")), s
+    finally:
+        p.close()
+
+
+def test_chat_first_slash_commands_on_a_terminal():
+    p = Pane(opts="")
+    try:
+        p.type("/help")
+        p.keys("Enter")
+        s = p.wait(lambda s: last_line_is_prompt(s) and "/usage" in s,
+                   what="/help")
+        for c in ("/model [NAME]", "/models", "/new [NAME]",
+                  "/conversations", "/resume", "/history", "/system",
+                  "/role", "/search", "/export FILE", "/import FILE",
+                  "/submit", "/dialogue", "/jobs", "/result", "/usage",
+                  "/info", "/bye", "/raw LINE"):
+            assert c in s, (c, s)
+        p.type("/model")
+        p.keys("Enter")
+        p.wait(lambda s: s.endswith("choose a number>"), what="the menu")
+        p.keys("0", "Enter")
+        p.wait(last_line_is_prompt, what="the prompt after the menu")
+        p.type("/model gemini-2.5-flash")
+        p.keys("Enter")
+        p.wait(lambda s: s.endswith("bridge [chat gemini-2.5-flash]>"),
+               what="the new model in the prompt")
+        m = marker()
+        p.type("now " + m)
+        p.keys("Enter")
+        s = p.wait(lambda s: s.endswith("bridge [chat gemini-2.5-flash]>")
+                   and ("Echo: now " + m) in s, what="the answer")
+        assert s.split("\n")[-2].startswith("(gemini-2.5-flash, "), s
+        p.type("/model " + MODEL)
+        p.keys("Enter")
+        p.wait(last_line_is_prompt, what="the model back")
+        p.type("/nonsense")
+        p.keys("Enter")
+        s = p.wait(lambda s: "unknown command /nonsense" in s and
+                   last_line_is_prompt(s), what="the refusal")
+        p.type("/bye")
+        p.keys("Enter")
+        s = p.wait(lambda s: "EXIT=" in s, what="/bye")
+        assert "EXIT=0" in s, s
+    finally:
+        p.close()
+
+
+def test_chat_block_ctrl_c_abandons():
+    p = Pane(opts="")
+    try:
+        m = marker()
+        p.type('"""')
+        p.keys("Enter")
+        p.wait(lambda s: s.endswith("..."), what="the block prompt")
+        p.type("abandoned " + m)
+        p.keys("Enter")
+        p.wait(lambda s: s.endswith("...") and ("abandoned " + m) in s,
+               what="the second line")
+        p.keys("C-c")
+        s = p.wait(lambda s: last_line_is_prompt(s) and "abandoned;" in s,
+                   what="the block to go")
+        p.type("after " + m)
+        p.keys("Enter")
+        s = p.wait(lambda s: last_line_is_prompt(s) and
+                   ("Echo: after " + m) in s, what="the next answer")
+        assert "EXIT=" not in s, s
+    finally:
+        p.close()
+    sent = [json_text(r) for r in up.requests()]
+    assert not any(("abandoned " + m) in t for t in sent), sent
+    assert any(("after " + m) in t for t in sent), sent
+
+
+def json_text(req):
+    import json
+    return json.dumps(req)
+
+
+def test_chat_typed_during_an_answer_is_queued_and_echoed_once():
+    p = Pane(opts="")
+    try:
+        m = marker()
+        p.type("slow %s [[fake:interval:400]] [[fake:repeat:6]]" % m)
+        p.keys("Enter")
+        p.wait(lambda s: ("Echo: slow " + m) in s, what="the answer")
+        # Two lines typed fast, while it streams.
+        p.type("second " + m + "\nthird " + m + "\n")
+        s = p.wait(lambda s: last_line_is_prompt(s) and
+                   ("Echo: third " + m) in s, timeout=30,
+                   what="both answers")
+        lines = s.split("\n")
+        # Each typed line shows once, after its own prompt.
+        assert lines.count(PROMPT_CHAT + "second " + m) == 1, lines
+        assert lines.count(PROMPT_CHAT + "third " + m) == 1, lines
+        assert sum(1 for l in lines if ("second " + m) in l) == 2, lines
+        # Separate prompts: separate answers, each with its footer.
+        assert any(l.startswith("Echo: second %s [turns" % m)
+                   for l in lines), lines
+        assert any(l.startswith("Echo: third %s [turns" % m)
+                   for l in lines), lines
+        assert sum(1 for l in lines if FOOTER.match(l)) == 3, lines
+    finally:
+        p.close()
+
+
+def test_fast_lines_after_block_mark_echoed_once():
+    p = Pane(opts="")
+    try:
+        m = marker()
+        p.type('"""')
+        p.keys("Enter")
+        p.type("fast one %s\nfast two\n" % m + '"""\n')
+        s = p.wait(lambda s: last_line_is_prompt(s) and
+                   ("Echo: fast one " + m) in s, what="the answer")
+        lines = s.split("\n")
+        assert lines.count("... fast one " + m) == 1, lines
+        assert lines.count("... fast two") == 1, lines
+        assert ("Echo: fast one %s\nfast two [turns=" % m) in s, s
+    finally:
+        p.close()
+
+
+def test_chat_ctrl_c_stops_an_answer():
+    p = Pane(opts="")
+    try:
+        m = marker()
+        p.type("[[fake:interval:500]] [[fake:repeat:30]] stop me " + m)
+        p.keys("Enter")
+        p.wait(lambda s: "Echo:" in s.split(PROMPT_CHAT)[-1],
+               what="the answer to start")
+        p.keys("C-c")
+        s = p.wait(lambda s: last_line_is_prompt(s), timeout=5,
+                   what="the prompt after Ctrl-C")
+        assert "cancelled" in s.split("\n")[-2], s
+        assert "EXIT=" not in s, s
+    finally:
+        p.close()
+
+
+# ---- addresses ----------------------------------------------------------
+
+def test_host_port_forms():
+    m = marker()
+    r = connect(["ASK v4 " + m], host="127.0.0.1:%d" % d.port, port=False)
+    assert r.returncode == 0 and ("Echo: v4 " + m) in r.stdout, r
+    r = connect(["ASK v6 " + m], host="[::1]:%d" % port6, port=False)
+    assert r.returncode == 0 and ("Echo: v6 " + m) in r.stdout, r
+    r = connect(["ASK v6b " + m], "-p", str(port6), host="::1", port=False)
+    assert r.returncode == 0 and ("Echo: v6b " + m) in r.stdout, r
+    r = connect(["INFO"], host="127.0.0.1:%d" % d.port)
+    assert r.returncode == 1 and "drop -p" in r.stderr, r
+    for bad in ("[::1", "host:0", "host:x", "[::1]x"):
+        r = connect(["INFO"], host=bad, port=False)
+        assert r.returncode == 1 and "not host, host:port" in r.stderr, \
+            (bad, r.stderr)
+
+
+# ---- named servers --------------------------------------------------------
+
+def write_config(h, text):
+    os.makedirs(os.path.join(h, ".bridge"), mode=0o700, exist_ok=True)
+    with open(os.path.join(h, ".bridge", "config"), "w") as f:
+        f.write(text)
+
+
+def test_named_server_with_ca_and_pin():
+    h = home()
+    write_config(h, "# mine\nserver other\n\thost example.org\n"
+                 "server work\n\thost 127.0.0.1:%d\n\tca %s\n"
+                 "server pinned\n\thost [::1]:%d\n\tpin %s\n"
+                 "server wrongpin\n\thost 127.0.0.1\n\tport %d\n\tpin "
+                 "SHA256:%s\n" % (d.port, d.ca, port6, cert_hash(d.crt),
+                                  d.port, "0" * 64))
+    m = marker()
+    r = connect(["ASK named " + m], host="work", port=False, ca=False,
+                env_home=h)
+    assert r.returncode == 0 and ("Echo: named " + m) in r.stdout, r
+    assert r.stderr == "", r.stderr
+    r = connect(["ASK pinned " + m], host="pinned", port=False, ca=False,
+                env_home=h)
+    assert r.returncode == 0 and ("Echo: pinned " + m) in r.stdout, r
+    assert not os.path.exists(os.path.join(h, ".bridge", "known_hosts"))
+    r = connect(["ASK never " + m], host="wrongpin", port=False, ca=False,
+                env_home=h)
+    assert r.returncode == 1 and "NOT the one pinned" in r.stderr, r
+    assert "wrongpin" in r.stderr and r.stdout == "", r
+
+
+def test_named_server_config_errors():
+    h = home()
+    write_config(h, "server work\n\thost 127.0.0.1\n\tcolour blue\n")
+    r = connect(["INFO"], host="work", port=False, ca=False, env_home=h)
+    assert r.returncode == 1, r
+    assert r.stderr.startswith("bridgectl: %s/.bridge/config:3: unknown "
+                               "keyword" % h), r.stderr
+
+
+class TokenDaemon:
+    def __enter__(self):
+        self.d = Daemon(up, prefork=1, start=False)
+        self.tokens = os.path.join(self.d.dir, "tokens")
+        with open(self.tokens, "w") as f:
+            f.write("secret-alpha-%s\n" % self.d.port)
+        os.chmod(self.tokens, 0o600)
+        with open(self.d.conf, "a") as f:
+            f.write('identity token file "%s"\n' % self.tokens)
+        self.d.start()
+        self.token = "secret-alpha-%s" % self.d.port
+        return self
+
+    def __exit__(self, *a):
+        self.d.stop()
+
+
+def test_named_server_token_sent_with_auth():
+    with TokenDaemon() as t:
+        h = home()
+        tf = os.path.join(h, "work.token")
+        with open(tf, "w") as f:
+            f.write(t.token + "\n")
+        os.chmod(tf, 0o600)
+        write_config(h, "server work\n\thost 127.0.0.1:%d\n\tca %s\n"
+                     "\ttoken-file %s\n" % (t.d.port, t.d.ca, tf))
+        m = marker()
+        r = connect(["/info", "token " + m], host="work", port=False,
+                    ca=False, env_home=h, cmd=False)
+        assert r.returncode == 0, r
+        assert ("Echo: token " + m) in r.stdout, r.stdout
+        assert re.search(r"^id: [0-9a-f]{12}$", r.stdout, re.M), r.stdout
+        assert t.token not in r.stdout + r.stderr
+        # Without it: the server asks for AUTH.
+        r = connect(["/info"], "-C", t.d.ca, port=t.d.port, ca=False,
+                    env_home=h, cmd=False)
+        assert r.returncode == 1 and "ERR auth" in r.stderr, r
+        # BRIDGE_TOKEN does it for any server.
+        r = connect(["/info"], "-C", t.d.ca, port=t.d.port, ca=False,
+                    env_home=home(), cmd=False,
+                    env={"BRIDGE_TOKEN": t.token})
+        assert r.returncode == 0 and "id: " in r.stdout, r
+        # A wrong token ends the session at once, saying whose it was.
+        r = connect(["/info"], "-C", t.d.ca, port=t.d.port, ca=False,
+                    env_home=home(), cmd=False,
+                    env={"BRIDGE_TOKEN": "wrong-token"})
+        assert r.returncode == 1 and "refused the token of BRIDGE_TOKEN" \
+            in r.stderr, r
+        # A token file others can read is refused before connecting.
+        os.chmod(tf, 0o644)
+        r = connect(["/info"], host="work", port=False, ca=False,
+                    env_home=h, cmd=False)
+        assert r.returncode == 1 and ("chmod 600 " + tf) in r.stderr, r
+        assert r.stdout == "", r
+
+
+def test_named_server_on_a_terminal():
+    """A person types nothing about the token; it is not in history."""
+    with TokenDaemon() as t:
+        h = home()
+        tf = os.path.join(h, "t")
+        with open(tf, "w") as f:
+            f.write(t.token)
+        os.chmod(tf, 0o600)
+        write_config(h, "server work\n\thost 127.0.0.1:%d\n\tca %s\n"
+                     "\ttoken-file %s\n" % (t.d.port, t.d.ca, tf))
+        p = Pane(h, opts="", target="work")
+        try:
+            m = marker()
+            p.type("hi " + m)
+            p.keys("Enter")
+            s = p.wait(lambda s: last_line_is_prompt(s) and
+                       ("Echo: hi " + m) in s, what="the answer")
+            assert "auth" not in s.lower() and t.token not in s, s
+            p.keys("C-d")
+            p.wait(lambda s: "EXIT=0" in s, what="the end")
+        finally:
+            p.close()
+        hist = open(os.path.join(h, ".bridge", "history")).read()
+        assert t.token not in hist and m in hist, hist

@@ -237,7 +237,7 @@ def test_change_model_direct():
     c.close()
 
 
-def test_change_model_clears_context():
+def test_change_model_keeps_context():
     c = d.client()
     c.ask("NEW")
     ask_ok(c, "ASK first " + marker())
@@ -246,8 +246,9 @@ def test_change_model_clears_context():
     names, _ = models(c)
     other = [n for n, cur in names if not cur][0]
     c.ask("CHANGE-MODEL " + other)
-    body, _ = ask_ok(c, "ASK third")
-    assert "turns=1" in body[-1], body
+    body, status = ask_ok(c, "ASK third")
+    assert "turns=5" in body[-1], body
+    assert "model=" + other + " " in status, status
     c.close()
 
 

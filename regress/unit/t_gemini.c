@@ -1,7 +1,7 @@
 /*
- * t_gemini.c: unit tests of the Gemini wire code (bridged/gemini.c),
- * also fed through the SSE parser (bridged/sse.c) as the provider
- * does.  Fixtures follow the shapes of UPSTREAMS.md.  Prints "ok <case>"
+ * t_gemini.c: unit tests of the Gemini wire code (bridged/gemini.c,
+ * through its struct api), also fed through the SSE parser
+ * (bridged/sse.c) as the provider does.  Fixtures follow the shapes of UPSTREAMS.md.  Prints "ok <case>"
  * or "FAIL <case>: <why>" per case.
  */
 
@@ -21,7 +21,9 @@ static int	 failures;
 
 static void	 result(const char *, int, const char *, ...)
 		    __attribute__((__format__ (printf, 3, 4)));
-static int	 ev(const char *, struct gem_event *);
+static int	 ev(const char *, struct api_event *);
+static char	*greq(const struct api_turn *, size_t, const char *,
+		    size_t *);
 static int	 near(double, double);
 
 /* Print one result line. */
@@ -44,9 +46,24 @@ result(const char *name, int ok, const char *fmt, ...)
 
 /* Parse one event given as a C string. */
 static int
-ev(const char *json, struct gem_event *e)
+ev(const char *json, struct api_event *e)
 {
-	return (gem_parse_event(json, strlen(json), e));
+	return (api_gemini.parse_event("", json, strlen(json), e));
+}
+
+/* A request body, with no settings. */
+static char *
+greq(const struct api_turn *t, size_t n, const char *sys, size_t *lenp)
+{
+	struct api_request	 rq;
+
+	memset(&rq, 0, sizeof(rq));
+	rq.model = "gemini-2.0-flash";
+	rq.system = sys;
+	rq.turns = t;
+	rq.nturns = n;
+	rq.set.temperature = -1;
+	return (api_gemini.request(&rq, lenp));
 }
 
 /* Doubles equal within rounding. */
@@ -62,7 +79,7 @@ near(double a, double b)
 static void
 t_request(void)
 {
-	struct gem_turn	 t[5] = {
+	struct api_turn	 t[5] = {
 		{ ROLE_USER, "hello \"you\"\n\\ \xf0\x9f\x98\x80", 0 },
 		{ ROLE_MODEL, "hi", 2 },
 		{ ROLE_SUMMARY, "earlier: x", 10 },
@@ -75,7 +92,7 @@ t_request(void)
 	const char	*txt;
 
 	t[0].len = strlen(t[0].text);
-	s = gem_request(t, 5, "be brief", &len);
+	s = greq(t, 5, "be brief", &len);
 	root = s != NULL ? json_loads(s, 0, NULL) : NULL;
 	c = json_object_get(root, "contents");
 	result("request-shape", root != NULL && len == strlen(s) &&
@@ -102,7 +119,7 @@ t_request(void)
 	json_decref(root);
 	free(s);
 
-	s = gem_request(t + 1, 1, "", NULL);
+	s = greq(t + 1, 1, "", NULL);
 	root = s != NULL ? json_loads(s, 0, NULL) : NULL;
 	result("request-no-system", root != NULL &&
 	    json_object_get(root, "systemInstruction") == NULL &&
@@ -110,30 +127,30 @@ t_request(void)
 	    "body %s", s ? s : "NULL");
 	json_decref(root);
 	free(s);
-	s = gem_request(t + 1, 1, NULL, NULL);
+	s = greq(t + 1, 1, NULL, NULL);
 	result("request-null-system", s != NULL &&
 	    strstr(s, "systemInstruction") == NULL, "body %s", s ? s : "NULL");
 	free(s);
 
-	s = gem_request(t + 3, 1, "sys", NULL);
+	s = greq(t + 3, 1, "sys", NULL);
 	result("request-all-empty", s == NULL, "body %s", s ? s : "NULL");
 	free(s);
-	s = gem_request(t, 0, "sys", NULL);
+	s = greq(t, 0, "sys", NULL);
 	result("request-no-turns", s == NULL, "body %s", s ? s : "NULL");
 	free(s);
 	t[1].text = "bad \xff\xfe utf-8";
 	t[1].len = strlen(t[1].text);
-	s = gem_request(t + 1, 1, NULL, NULL);
+	s = greq(t + 1, 1, NULL, NULL);
 	result("request-bad-utf8", s == NULL, "body %s", s ? s : "NULL");
 	free(s);
-	s = gem_request(t + 4, 1, "bad \xc3", NULL);
+	s = greq(t + 4, 1, "bad \xc3", NULL);
 	result("request-bad-utf8-system", s == NULL, "body %s",
 	    s ? s : "NULL");
 	free(s);
 	/* The length is taken, not strlen: text may be a slice. */
 	t[0].text = "abcdef";
 	t[0].len = 3;
-	s = gem_request(t, 1, NULL, NULL);
+	s = greq(t, 1, NULL, NULL);
 	result("request-length", s != NULL && strstr(s, "\"abc\"") != NULL,
 	    "body %s", s ? s : "NULL");
 	free(s);
@@ -145,7 +162,7 @@ t_request(void)
 static void
 t_events(void)
 {
-	struct gem_event e;
+	struct api_event e;
 	int		 rv;
 
 	rv = ev("{\"candidates\": [{\"content\": {\"parts\": [{\"text\": "
@@ -154,11 +171,11 @@ t_events(void)
 	    "\"modelVersion\": \"gemini-2.0-flash\"}", &e);
 	result("event-text", rv == 0 && e.textlen == 5 &&
 	    strcmp(e.text, "Hello") == 0 && e.finish[0] == '\0' &&
-	    e.usage.prompt == 9 && e.usage.answer == -1 &&
-	    e.usage.total == 9 && e.has_candidate && !e.has_error,
+	    e.prompt == 9 && e.answer == -1 &&
+	    !e.has_error,
 	    "rv %d text %s prompt %lld answer %lld", rv, e.text,
-	    (long long)e.usage.prompt, (long long)e.usage.answer);
-	gem_event_free(&e);
+	    (long long)e.prompt, (long long)e.answer);
+	wire_event_free(&e);
 
 	rv = ev("{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\" world"
 	    "\"}],\"role\":\"model\"},\"finishReason\":\"STOP\",\"index\":0,"
@@ -168,15 +185,15 @@ t_events(void)
 	    "\"responseId\":\"abc\"}", &e);
 	result("event-final-text-and-stop", rv == 0 &&
 	    strcmp(e.text, " world") == 0 && strcmp(e.finish, "STOP") == 0 &&
-	    e.usage.answer == 2 && e.usage.total == 11 &&
-	    e.usage.thoughts == 30, "rv %d finish %s", rv, e.finish);
-	gem_event_free(&e);
+	    e.answer == 2 && e.stop_error[0] == '\0', "rv %d finish %s",
+	    rv, e.finish);
+	wire_event_free(&e);
 
 	rv = ev("{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"\"}],"
 	    "\"role\":\"model\"},\"finishReason\":\"STOP\"}]}", &e);
 	result("event-empty-final-part", rv == 0 && e.text == NULL &&
 	    e.textlen == 0 && strcmp(e.finish, "STOP") == 0, "rv %d", rv);
-	gem_event_free(&e);
+	wire_event_free(&e);
 
 	rv = ev("{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"I "
 	    "think\",\"thought\":true},{\"text\":\"A\"},{\"text\":\"B\","
@@ -184,41 +201,42 @@ t_events(void)
 	    "\"thoughtSignature\":\"xyz\"}]}}]}", &e);
 	result("event-thought-skipped", rv == 0 && e.text != NULL &&
 	    strcmp(e.text, "ABC") == 0, "rv %d text %s", rv, e.text);
-	gem_event_free(&e);
+	wire_event_free(&e);
 
 	rv = ev("{\"promptFeedback\":{\"blockReason\":\"PROHIBITED_CONTENT\","
 	    "\"safetyRatings\":[]},\"usageMetadata\":{\"promptTokenCount\":"
 	    "12,\"totalTokenCount\":12}}", &e);
-	result("event-blocked", rv == 0 && !e.has_candidate &&
-	    e.text == NULL && strcmp(e.block, "PROHIBITED_CONTENT") == 0 &&
-	    e.usage.prompt == 12, "rv %d block %s", rv, e.block);
-	gem_event_free(&e);
+	result("event-blocked", rv == 0 && e.text == NULL &&
+	    strstr(e.refusal, "blocked the prompt (PROHIBITED_CONTENT)") !=
+	    NULL && e.prompt == 12, "rv %d refusal %s", rv, e.refusal);
+	wire_event_free(&e);
 
 	rv = ev("{\"candidates\":[{\"finishReason\":\"SAFETY\",\"index\":0,"
 	    "\"safetyRatings\":[{\"category\":\"HARM_CATEGORY_HARASSMENT\","
 	    "\"probability\":\"HIGH\",\"blocked\":true}]}]}", &e);
-	result("event-safety-no-content", rv == 0 && e.has_candidate &&
+	result("event-safety-no-content", rv == 0 &&
+	    strstr(e.stop_error, "safety filter") != NULL &&
 	    e.text == NULL && strcmp(e.finish, "SAFETY") == 0, "rv %d", rv);
-	gem_event_free(&e);
+	wire_event_free(&e);
 
 	rv = ev("{\"candidates\":[{\"content\":{\"role\":\"model\"},"
 	    "\"finishReason\":\"MAX_TOKENS\",\"index\":0}],\"usageMetadata\":"
 	    "{\"promptTokenCount\":5,\"totalTokenCount\":1029,"
 	    "\"thoughtsTokenCount\":1024}}", &e);
 	result("event-maxtokens-no-parts", rv == 0 && e.text == NULL &&
-	    strcmp(e.finish, "MAX_TOKENS") == 0 && e.usage.thoughts == 1024,
+	    strcmp(e.finish, "MAX_TOKENS") == 0 && e.stop_error[0] == '\0',
 	    "rv %d", rv);
-	gem_event_free(&e);
+	wire_event_free(&e);
 
 	rv = ev("{\"error\":{\"code\":503,\"message\":\"The model is "
 	    "overloaded. Please try again later.\",\"status\":"
 	    "\"UNAVAILABLE\"}}", &e);
 	result("event-error", rv == 0 && e.has_error && e.err.code == 503 &&
-	    strcmp(e.err.status, "UNAVAILABLE") == 0 &&
+	    strcmp(e.err.type, "UNAVAILABLE") == 0 &&
 	    strcmp(e.err.message, "The model is overloaded. Please try again "
-	    "later.") == 0 && !e.has_candidate, "rv %d code %d msg %s", rv,
+	    "later.") == 0 && e.err.overloaded, "rv %d code %d msg %s", rv,
 	    e.err.code, e.err.message);
-	gem_event_free(&e);
+	wire_event_free(&e);
 
 	/* Joined multi-line data, as a pretty-printed error arrives. */
 	rv = ev("{\n  \"error\": {\n    \"code\": 500,\n    \"status\": "
@@ -226,7 +244,7 @@ t_events(void)
 	result("event-error-pretty-no-message", rv == 0 && e.has_error &&
 	    e.err.code == 500 && strcmp(e.err.message,
 	    "Internal Server Error") == 0, "rv %d msg %s", rv, e.err.message);
-	gem_event_free(&e);
+	wire_event_free(&e);
 
 	rv = ev("{\"candidates\": [{\"content\": {\"parts\": [{\"text\": "
 	    "\"broken", &e);
@@ -242,72 +260,70 @@ t_events(void)
 	rv = ev("{} {}", &e);
 	result("event-trailing", rv == -1, "rv %d", rv);
 	rv = ev("{}", &e);
-	result("event-empty-object", rv == 0 && !e.has_candidate &&
-	    e.text == NULL && e.usage.prompt == -1 && e.finish[0] == '\0',
+	result("event-empty-object", rv == 0 && !e.has_error &&
+	    e.text == NULL && e.prompt == -1 && e.finish[0] == '\0',
 	    "rv %d", rv);
-	gem_event_free(&e);
+	wire_event_free(&e);
 }
 
 /* Events with wrong types and absurd values. */
 static void
 t_events_hostile(void)
 {
-	struct gem_event e;
+	struct api_event e;
 	int		 rv;
 
 	rv = ev("{\"candidates\":{\"content\":1},\"usageMetadata\":[1,2],"
 	    "\"promptFeedback\":\"x\"}", &e);
-	result("hostile-types-top", rv == 0 && !e.has_candidate &&
-	    e.usage.prompt == -1 && e.block[0] == '\0', "rv %d", rv);
-	gem_event_free(&e);
+	result("hostile-types-top", rv == 0 && e.text == NULL &&
+	    e.prompt == -1 && e.refusal[0] == '\0', "rv %d", rv);
+	wire_event_free(&e);
 	rv = ev("{\"candidates\":[{\"content\":{\"parts\":\"text\"},"
 	    "\"finishReason\":7}]}", &e);
-	result("hostile-types-candidate", rv == 0 && e.has_candidate &&
+	result("hostile-types-candidate", rv == 0 &&
 	    e.text == NULL && e.finish[0] == '\0', "rv %d", rv);
-	gem_event_free(&e);
+	wire_event_free(&e);
 	rv = ev("{\"candidates\":[{\"content\":{\"parts\":[1,null,[],"
 	    "{\"text\":5},{\"text\":null},{\"text\":\"ok\"}]}}]}", &e);
 	result("hostile-types-parts", rv == 0 && e.text != NULL &&
 	    strcmp(e.text, "ok") == 0, "rv %d", rv);
-	gem_event_free(&e);
+	wire_event_free(&e);
 	rv = ev("{\"candidates\":[null,{\"content\":{\"parts\":[{\"text\":"
 	    "\"second\"}]}}]}", &e);
-	result("hostile-null-candidate", rv == 0 && !e.has_candidate &&
+	result("hostile-null-candidate", rv == 0 &&
 	    e.text == NULL, "rv %d", rv);
-	gem_event_free(&e);
+	wire_event_free(&e);
 	rv = ev("{\"usageMetadata\":{\"promptTokenCount\":-5,"
 	    "\"candidatesTokenCount\":1e300,\"totalTokenCount\":"
 	    "99999999999999999999999999,\"thoughtsTokenCount\":\"42\"}}", &e);
-	result("hostile-numbers", rv == 0 && e.usage.prompt == -1 &&
-	    e.usage.answer == -1 && e.usage.total == -1 &&
-	    e.usage.thoughts == 42, "rv %d %lld %lld %lld %lld", rv,
-	    (long long)e.usage.prompt, (long long)e.usage.answer,
-	    (long long)e.usage.total, (long long)e.usage.thoughts);
-	gem_event_free(&e);
+	result("hostile-numbers", rv == 0 && e.prompt == -1 &&
+	    e.answer == -1, "rv %d %lld %lld", rv,
+	    (long long)e.prompt, (long long)e.answer);
+	wire_event_free(&e);
 	rv = ev("{\"usageMetadata\":{\"promptTokenCount\":\"12x\","
 	    "\"candidatesTokenCount\":\"-3\",\"totalTokenCount\":3.0}}", &e);
-	result("hostile-number-strings", rv == 0 && e.usage.prompt == -1 &&
-	    e.usage.answer == -1 && e.usage.total == 3, "rv %d", rv);
-	gem_event_free(&e);
+	result("hostile-number-strings", rv == 0 && e.prompt == -1 &&
+	    e.answer == -1, "rv %d", rv);
+	wire_event_free(&e);
 	rv = ev("{\"candidates\":[{\"finishReason\":\"ST\\nOP <b>\\u001b[31m"
 	    "REALLY_LONG_REASON_THAT_GOES_ON_AND_ON_FOREVER\"}]}", &e);
 	result("hostile-finish-reason", rv == 0 && strncmp(e.finish,
 	    "STOPb31mREALLY", 14) == 0 && strlen(e.finish) ==
 	    sizeof(e.finish) - 1, "finish %s", e.finish);
-	gem_event_free(&e);
+	wire_event_free(&e);
 	rv = ev("{\"candidates\":[{\"content\":{\"parts\":[{\"text\":"
 	    "\"a\\u0000b\"}]}}]}", &e);
 	result("hostile-nul-in-text", rv == 0 && e.textlen == 2 &&
 	    strcmp(e.text, "ab") == 0, "rv %d len %zu", rv, e.textlen);
-	gem_event_free(&e);
+	wire_event_free(&e);
 	rv = ev("{\"error\":\"just a string\"}", &e);
 	result("hostile-error-string", rv == 0 && !e.has_error, "rv %d", rv);
-	gem_event_free(&e);
+	wire_event_free(&e);
 	rv = ev("{\"error\":{\"code\":\"x\",\"message\":[]}}", &e);
 	result("hostile-error-types", rv == 0 && e.has_error &&
 	    e.err.code == 0 && e.err.message[0] != '\0', "rv %d msg %s", rv,
 	    e.err.message);
-	gem_event_free(&e);
+	wire_event_free(&e);
 }
 
 /* ---- model lists --------------------------------------------------- */
@@ -334,62 +350,55 @@ static const char *page1 =
     " [\"generateContent\", 7]}\n"
     "  ],\n  \"nextPageToken\": \"Cg5nZW1pbmktMi4wLWZsYXNo\"\n}\n";
 
-/* Model list pages: fields, tokens, skipped entries, bad pages. */
+/* Model list pages: chat models kept, tokens, skipped entries, bad pages. */
 static void
 t_models(void)
 {
-	struct gem_page	 pg;
+	struct api_page	 pg;
 	int		 rv;
 	const char	*s;
 
-	rv = gem_parse_models(page1, strlen(page1), &pg);
-	result("models-page", rv == 0 && pg.nmodels == 4 &&
-	    pg.nskipped == 3 && pg.next != NULL &&
+	rv = api_gemini.parse_models(page1, strlen(page1), &pg);
+	result("models-page", rv == 0 && pg.nmodels == 2 &&
+	    pg.nskipped == 5 && pg.next != NULL &&
 	    strcmp(pg.next, "Cg5nZW1pbmktMi4wLWZsYXNo") == 0,
 	    "rv %d n %zu skipped %zu", rv, pg.nmodels, pg.nskipped);
-	result("models-fields", rv == 0 && pg.nmodels == 4 &&
+	result("models-fields", rv == 0 && pg.nmodels == 2 &&
 	    strcmp(pg.models[0].name, "gemini-2.5-flash") == 0 &&
 	    pg.models[0].input_limit == 1048576 &&
 	    pg.models[0].output_limit == 65536 &&
-	    (pg.models[0].methods & GEM_GENERATE) &&
-	    (pg.models[1].methods & GEM_EMBED) &&
-	    !(pg.models[1].methods & GEM_GENERATE) &&
-	    pg.models[2].output_limit == 0 &&
-	    pg.models[3].input_limit == 131072 &&
-	    pg.models[3].output_limit == 0, "%s", "fields differ");
-	result("models-filter-page", rv == 0 && pg.nmodels == 4 &&
-	    gem_model_is_chat(&pg.models[0]) &&
-	    !gem_model_is_chat(&pg.models[1]) &&
-	    !gem_model_is_chat(&pg.models[2]) &&
-	    gem_model_is_chat(&pg.models[3]), "%s", "filter differs");
-	gem_page_free(&pg);
+	    strcmp(pg.models[1].name, "gemma-3-27b-it") == 0 &&
+	    pg.models[1].input_limit == 131072 &&
+	    pg.models[1].output_limit == 0, "%s", "fields differ");
+	wire_page_free(&pg);
 
-	s = "{\"models\": [{\"name\": \"models/a\"}]}";
-	rv = gem_parse_models(s, strlen(s), &pg);
+	s = "{\"models\": [{\"name\": \"models/a\", "
+	    "\"supportedGenerationMethods\": [\"generateContent\"]}]}";
+	rv = api_gemini.parse_models(s, strlen(s), &pg);
 	result("models-last-no-token", rv == 0 && pg.next == NULL &&
 	    pg.nmodels == 1, "rv %d", rv);
-	gem_page_free(&pg);
+	wire_page_free(&pg);
 	s = "{\"models\": [{\"name\": \"models/a\"}], \"nextPageToken\": \"\"}";
-	rv = gem_parse_models(s, strlen(s), &pg);
-	result("models-last-empty-token", rv == 0 && pg.next == NULL,
-	    "rv %d", rv);
-	gem_page_free(&pg);
+	rv = api_gemini.parse_models(s, strlen(s), &pg);
+	result("models-last-empty-token", rv == 0 && pg.next == NULL &&
+	    pg.nmodels == 0 && pg.nskipped == 1, "rv %d", rv);
+	wire_page_free(&pg);
 	s = "{\"nextPageToken\": null}";
-	rv = gem_parse_models(s, strlen(s), &pg);
+	rv = api_gemini.parse_models(s, strlen(s), &pg);
 	result("models-empty-page", rv == 0 && pg.nmodels == 0 &&
 	    pg.next == NULL, "rv %d", rv);
-	gem_page_free(&pg);
+	wire_page_free(&pg);
 	s = "{\"models\": [], \"nextPageToken\": \"a b\"}";
-	rv = gem_parse_models(s, strlen(s), &pg);
+	rv = api_gemini.parse_models(s, strlen(s), &pg);
 	result("models-bad-token", rv == -1, "rv %d", rv);
 	s = "{\"models\": {}}";
-	rv = gem_parse_models(s, strlen(s), &pg);
+	rv = api_gemini.parse_models(s, strlen(s), &pg);
 	result("models-not-array", rv == -1, "rv %d", rv);
 	s = "<html>502</html>";
-	rv = gem_parse_models(s, strlen(s), &pg);
+	rv = api_gemini.parse_models(s, strlen(s), &pg);
 	result("models-not-json", rv == -1, "rv %d", rv);
 	s = "[]";
-	rv = gem_parse_models(s, strlen(s), &pg);
+	rv = api_gemini.parse_models(s, strlen(s), &pg);
 	result("models-not-object", rv == -1, "rv %d", rv);
 }
 
@@ -436,15 +445,11 @@ t_filter(void)
 		{ "Gemini-2.5-Flash-TTS", GEM_GENERATE, 0 },
 		{ "gemini-olive-1", GEM_GENERATE, 1 },
 	};
-	struct gem_model gm;
 	size_t		 i;
 	int		 bad = 0;
 
 	for (i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
-		memset(&gm, 0, sizeof(gm));
-		strlcpy(gm.name, m[i].name, sizeof(gm.name));
-		gm.methods = m[i].methods;
-		if (gem_model_is_chat(&gm) != m[i].chat) {
+		if (gem_model_is_chat(m[i].name, m[i].methods) != m[i].chat) {
 			result("filter-chat-models", 0, "%s: %d, want %d",
 			    m[i].name, !m[i].chat, m[i].chat);
 			bad = 1;
@@ -453,25 +458,6 @@ t_filter(void)
 	}
 	if (!bad)
 		result("filter-chat-models", 1, "%s", "");
-}
-
-/* Models sort by name. */
-static void
-t_sort(void)
-{
-	struct gem_model m[4];
-
-	memset(m, 0, sizeof(m));
-	strlcpy(m[0].name, "gemini-2.5-pro", sizeof(m[0].name));
-	strlcpy(m[1].name, "gemini-2.0-flash", sizeof(m[1].name));
-	strlcpy(m[2].name, "gemma-3-27b-it", sizeof(m[2].name));
-	strlcpy(m[3].name, "gemini-2.0-flash-001", sizeof(m[3].name));
-	qsort(m, 4, sizeof(m[0]), gem_model_cmp);
-	result("models-sorted", strcmp(m[0].name, "gemini-2.0-flash") == 0 &&
-	    strcmp(m[1].name, "gemini-2.0-flash-001") == 0 &&
-	    strcmp(m[2].name, "gemini-2.5-pro") == 0 &&
-	    strcmp(m[3].name, "gemma-3-27b-it") == 0, "order %s %s %s %s",
-	    m[0].name, m[1].name, m[2].name, m[3].name);
 }
 
 /* Which model names are safe to use. */
@@ -498,7 +484,7 @@ t_names(void)
 static void
 t_errors(void)
 {
-	struct gem_error e;
+	struct api_error e;
 	const char	*s;
 	char		 big[2048];
 	size_t		 i;
@@ -508,12 +494,12 @@ t_errors(void)
 	    "identity). Please use API Key or other form of API consumer "
 	    "identity to call this API.\",\n    \"status\": "
 	    "\"PERMISSION_DENIED\"\n  }\n}\n";
-	gem_parse_error(s, strlen(s), 403, &e);
+	api_gemini.parse_error(s, strlen(s), 403, &e);
 	result("error-403", e.code == 403 &&
-	    strcmp(e.status, "PERMISSION_DENIED") == 0 &&
+	    strcmp(e.type, "PERMISSION_DENIED") == 0 &&
 	    strncmp(e.message, "Method doesn't allow", 20) == 0 &&
 	    e.retry_delay < 0 && !e.per_day && !e.key_invalid,
-	    "code %d status %s", e.code, e.status);
+	    "code %d status %s", e.code, e.type);
 
 	s = "{\"error\": {\"code\": 400, \"message\": \"API key not valid. "
 	    "Please pass a valid API key.\", \"status\": \"INVALID_ARGUMENT\", "
@@ -522,7 +508,7 @@ t_errors(void)
 	    "\"googleapis.com\", \"metadata\": {\"service\": \"x\"}}, "
 	    "{\"@type\": \"type.googleapis.com/google.rpc.LocalizedMessage\", "
 	    "\"locale\": \"en-US\", \"message\": \"API key not valid.\"}]}}";
-	gem_parse_error(s, strlen(s), 400, &e);
+	api_gemini.parse_error(s, strlen(s), 400, &e);
 	result("error-key-invalid", e.code == 400 && e.key_invalid &&
 	    strcmp(e.message, "API key not valid. Please pass a valid API "
 	    "key.") == 0, "code %d key %d", e.code, e.key_invalid);
@@ -532,7 +518,7 @@ t_errors(void)
 	    "generateContent. Call ListModels to see the list of available "
 	    "models and their supported methods.\", \"status\": "
 	    "\"NOT_FOUND\"}}";
-	gem_parse_error(s, strlen(s), 404, &e);
+	api_gemini.parse_error(s, strlen(s), 404, &e);
 	result("error-404", e.code == 404 && strncmp(e.message,
 	    "models/nosuch is not found for API version v1beta,", 50) == 0,
 	    "msg %s", e.message);
@@ -546,16 +532,16 @@ t_errors(void)
 	    "      {\"@type\": \"type.googleapis.com/google.rpc.Help\", "
 	    "\"links\": []},\n      {\"@type\": \"type.googleapis.com/google."
 	    "rpc.RetryInfo\", \"retryDelay\": \"26s\"}\n    ]\n  }\n}\n";
-	gem_parse_error(s, strlen(s), 429, &e);
+	api_gemini.parse_error(s, strlen(s), 429, &e);
 	result("error-429-retryinfo", e.code == 429 && near(e.retry_delay, 26)
-	    && !e.per_day && strcmp(e.status, "RESOURCE_EXHAUSTED") == 0,
+	    && !e.per_day && strcmp(e.type, "RESOURCE_EXHAUSTED") == 0,
 	    "delay %f perday %d", e.retry_delay, e.per_day);
 
 	s = "{\"error\": {\"code\": 429, \"status\": \"RESOURCE_EXHAUSTED\", "
 	    "\"message\": \"quota\", \"details\": [{\"@type\": \"type."
 	    "googleapis.com/google.rpc.RetryInfo\", \"retryDelay\": "
 	    "\"0.25s\"}]}}";
-	gem_parse_error(s, strlen(s), 429, &e);
+	api_gemini.parse_error(s, strlen(s), 429, &e);
 	result("error-429-fractional", near(e.retry_delay, 0.25),
 	    "delay %f", e.retry_delay);
 
@@ -566,61 +552,61 @@ t_errors(void)
 	    "\"GenerateRequestsPerDayPerProjectPerModel-FreeTier\"}]}, "
 	    "{\"@type\": \"type.googleapis.com/google.rpc.RetryInfo\", "
 	    "\"retryDelay\": \"30s\"}]}}";
-	gem_parse_error(s, strlen(s), 429, &e);
+	api_gemini.parse_error(s, strlen(s), 429, &e);
 	result("error-429-perday", e.per_day && near(e.retry_delay, 30),
 	    "perday %d", e.per_day);
 
 	s = "{\"error\": {\"code\": 503, \"message\": \"The model is "
 	    "overloaded. Please try again later.\", \"status\": "
 	    "\"UNAVAILABLE\"}}";
-	gem_parse_error(s, strlen(s), 503, &e);
+	api_gemini.parse_error(s, strlen(s), 503, &e);
 	result("error-503", e.code == 503 && strcmp(e.message, "The model is "
 	    "overloaded. Please try again later.") == 0, "msg %s", e.message);
 
 	s = "{\"error\": {\"code\": 400, \"message\": \"The input token count "
 	    "(1048577) exceeds the maximum number of tokens allowed "
 	    "(1048576).\", \"status\": \"INVALID_ARGUMENT\"}}";
-	gem_parse_error(s, strlen(s), 400, &e);
+	api_gemini.parse_error(s, strlen(s), 400, &e);
 	result("error-overflow", e.code == 400 && strstr(e.message,
 	    "exceeds the maximum number of tokens") != NULL, "msg %s",
 	    e.message);
 
 	s = "<!DOCTYPE html>\n<html lang=en><title>Error 502 (Server Error)!!1"
 	    "</title><p><b>502.</b> That's an error.</html>\n";
-	gem_parse_error(s, strlen(s), 502, &e);
+	api_gemini.parse_error(s, strlen(s), 502, &e);
 	result("error-html-502", e.code == 502 && strcmp(e.message,
-	    "Bad Gateway") == 0 && e.status[0] == '\0', "msg %s", e.message);
-	gem_parse_error(NULL, 0, 500, &e);
+	    "Bad Gateway") == 0 && e.type[0] == '\0', "msg %s", e.message);
+	api_gemini.parse_error(NULL, 0, 500, &e);
 	result("error-empty-500", e.code == 500 && strcmp(e.message,
 	    "Internal Server Error") == 0, "msg %s", e.message);
-	gem_parse_error("", 0, 418, &e);
+	api_gemini.parse_error("", 0, 418, &e);
 	result("error-unknown-status", e.code == 418 && strcmp(e.message,
 	    "HTTP error") == 0, "msg %s", e.message);
 
 	s = "[{\"error\": {\"code\": 503, \"message\": \"overloaded\", "
 	    "\"status\": \"UNAVAILABLE\"}}]";
-	gem_parse_error(s, strlen(s), 503, &e);
+	api_gemini.parse_error(s, strlen(s), 503, &e);
 	result("error-array-wrapped", strcmp(e.message, "overloaded") == 0 &&
-	    strcmp(e.status, "UNAVAILABLE") == 0, "msg %s", e.message);
+	    strcmp(e.type, "UNAVAILABLE") == 0, "msg %s", e.message);
 
 	s = "{\"error\": {\"code\": 400, \"message\": \"* "
 	    "GenerateContentRequest.contents[0].parts: contents.parts must "
 	    "not be empty.\\n\\n\\t\\u001b[2Jx\\r\\n\", \"status\": "
 	    "\"INVALID_ARGUMENT\"}}";
-	gem_parse_error(s, strlen(s), 400, &e);
+	api_gemini.parse_error(s, strlen(s), 400, &e);
 	result("error-one-line", strchr(e.message, '\n') == NULL &&
 	    strchr(e.message, '\033') == NULL && strcmp(e.message,
 	    "* GenerateContentRequest.contents[0].parts: contents.parts must "
 	    "not be empty. [2Jx") == 0, "msg [%s]", e.message);
 
 	s = "{\"error\": {\"code\": 99999, \"message\": \"m\"}}";
-	gem_parse_error(s, strlen(s), 500, &e);
+	api_gemini.parse_error(s, strlen(s), 500, &e);
 	result("error-code-range", e.code == 500, "code %d", e.code);
 	s = "{\"error\": {\"code\": \"429\", \"message\": \"m\", \"details\": "
 	    "[1, null, {\"@type\": 5}, {\"@type\": \"type.googleapis.com/"
 	    "google.rpc.RetryInfo\", \"retryDelay\": 5}, {\"@type\": \"x.Quota"
 	    "Failure\", \"violations\": \"PerDay\"}]}}";
-	gem_parse_error(s, strlen(s), 500, &e);
+	api_gemini.parse_error(s, strlen(s), 500, &e);
 	result("error-hostile-details", e.code == 429 && e.retry_delay < 0 &&
 	    !e.per_day, "code %d delay %f", e.code, e.retry_delay);
 
@@ -631,8 +617,8 @@ t_errors(void)
 		i += 3;
 	}
 	memcpy(big + i, "\"}}", 4);
-	gem_parse_error(big, strlen(big), 500, &e);
-	result("error-long-message", strlen(e.message) < GEM_MSG_MAX &&
+	api_gemini.parse_error(big, strlen(big), 500, &e);
+	result("error-long-message", strlen(e.message) < API_MSG_MAX &&
 	    strlen(e.message) % 3 == 0 && strlen(e.message) > 400 &&
 	    utf8_valid(e.message, strlen(e.message)), "len %zu",
 	    strlen(e.message));
@@ -659,22 +645,22 @@ t_durations(void)
 	    gem_parse_duration("1234567890123s") < 0, "%s", "accepted");
 	result("duration-cap", near(gem_parse_duration("99999999999s"),
 	    86400), "got %f", gem_parse_duration("99999999999s"));
-	result("retry-after-seconds", near(gem_retry_after("120", now), 120) &&
-	    near(gem_retry_after(" 3 ", now), 3) &&
-	    near(gem_retry_after("0", now), 0), "got %f",
-	    gem_retry_after("120", now));
-	result("retry-after-date", near(gem_retry_after(
+	result("retry-after-seconds", near(wire_retry_after("120", now), 120) &&
+	    near(wire_retry_after("1.5", now), 1.5) &&
+	    near(wire_retry_after(" 3 ", now), 3) &&
+	    near(wire_retry_after("0", now), 0), "got %f",
+	    wire_retry_after("120", now));
+	result("retry-after-date", near(wire_retry_after(
 	    "Tue, 14 Nov 2023 22:13:30 GMT", now), 10) &&
-	    near(gem_retry_after("Tue, 14 Nov 2023 22:00:00 GMT", now), 0),
-	    "got %f", gem_retry_after("Tue, 14 Nov 2023 22:13:30 GMT", now));
-	result("retry-after-bad", gem_retry_after(NULL, now) < 0 &&
-	    gem_retry_after("soon", now) < 0 &&
-	    gem_retry_after("1.5", now) < 0 &&
-	    gem_retry_after("-3", now) < 0 &&
-	    gem_retry_after("12abc", now) < 0, "%s", "accepted");
-	result("retry-after-cap", near(gem_retry_after("999999999", now),
-	    86400) && near(gem_retry_after("99999999999999", now), 86400),
-	    "got %f", gem_retry_after("999999999", now));
+	    near(wire_retry_after("Tue, 14 Nov 2023 22:00:00 GMT", now), 0),
+	    "got %f", wire_retry_after("Tue, 14 Nov 2023 22:13:30 GMT", now));
+	result("retry-after-bad", wire_retry_after(NULL, now) < 0 &&
+	    wire_retry_after("soon", now) < 0 &&
+	    wire_retry_after("-3", now) < 0 &&
+	    wire_retry_after("12abc", now) < 0, "%s", "accepted");
+	result("retry-after-cap", near(wire_retry_after("999999999", now),
+	    86400) && near(wire_retry_after("99999999999999", now), 86400),
+	    "got %f", wire_retry_after("999999999", now));
 }
 
 /* ---- a whole stream through the SSE parser ------------------------- */
@@ -692,10 +678,9 @@ static int
 acc_cb(void *arg, const char *event, const char *data, size_t len)
 {
 	struct acc	*a = arg;
-	struct gem_event e;
+	struct api_event e;
 
-	(void)event;
-	if (gem_parse_event(data, len, &e) == -1) {
+	if (api_gemini.parse_event(event, data, len, &e) == -1) {
 		a->bad++;
 		return (0);
 	}
@@ -708,11 +693,11 @@ acc_cb(void *arg, const char *event, const char *data, size_t len)
 	if (e.finish[0] != '\0')
 		strlcpy(a->finish, e.finish, sizeof(a->finish));
 	/* Running totals: keep the last, never add. */
-	if (e.usage.prompt >= 0)
-		a->prompt = e.usage.prompt;
-	if (e.usage.answer >= 0)
-		a->answer = e.usage.answer;
-	gem_event_free(&e);
+	if (e.prompt >= 0)
+		a->prompt = e.prompt;
+	if (e.answer >= 0)
+		a->answer = e.answer;
+	wire_event_free(&e);
 	return (0);
 }
 
@@ -772,7 +757,6 @@ main(void)
 	t_events_hostile();
 	t_models();
 	t_filter();
-	t_sort();
 	t_names();
 	t_errors();
 	t_durations();

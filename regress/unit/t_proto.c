@@ -394,6 +394,11 @@ static const char *default_models[] = {
 	"gemini-2.5-pro", "gemini-2.0-flash", "gemini-2.5-flash", NULL
 };
 
+/* Two providers, as the provider names their models. */
+static const char *provider_models[] = {
+	"a/gemini-2.0-flash", "a/same", "b/claude-x", "b/same", NULL
+};
+
 static void
 answer_models(uint32_t id, const char **names, uint64_t limit)
 {
@@ -766,19 +771,44 @@ t_change_model(void)
 	teardown();
 	end();
 
-	begin("change_model_clears_context");
+	begin("change_model_keeps_context");
 	setup(NULL);
-	input("IA\n");
-	exchange("first\n", "one");
-	input("BACK\n");
-	proto_provider_chunk(F.p, F.gen_id, "sum", 3);
-	proto_provider_done(F.p, F.gen_id, 1, 1, "STOP");
-	proto_storage_stored(F.p, F.summary_id, 9);
-	take(F.out);
+	exchange("ASK first\n", "one");
 	input("CHANGE-MODEL gemini-2.5-pro\n");
 	answer_models(F.models_id, default_models, 100);
 	input("ASK second\n");
-	CHECK(strcmp(F.gen_turns, "u:second") == 0);
+	CHECK(strcmp(F.gen_model, "gemini-2.5-pro") == 0);
+	CHECK(strcmp(F.gen_turns, "u:first|m:one|u:second") == 0);
+	teardown();
+	end();
+
+	/* With several providers: a bare name only one of them has. */
+	begin("change_model_bare_name");
+	setup(NULL);
+	input("CHANGE-MODEL claude-x\n");
+	answer_models(F.models_id, provider_models, 100);
+	OUT(". OK model b/claude-x\n");
+	input("CHANGE-MODEL same\n");
+	answer_models(F.models_id, provider_models, 100);
+	OUT(". ERR bad-argument no model named same\n");
+	input("CHANGE-MODEL a/same\n");
+	answer_models(F.models_id, provider_models, 100);
+	OUT(". OK model a/same\n");
+	/* A provider that failed is named in LIST-MODELS' status. */
+	input("LIST-MODELS\n");
+	proto_provider_model(F.p, F.models_id, "a/same", 100, 8192);
+	proto_provider_models_note(F.p, F.models_id, "provider b failed: "
+	    "HTTP 401");
+	proto_provider_models_end(F.p, F.models_id);
+	OUT("1. a/same (current)\n"
+	    ". OK 1 models, current a/same; provider b failed: HTTP 401\n");
+	/* The status line names the model that answered: a fallback. */
+	input("ASK hi\n");
+	proto_provider_chunk(F.p, F.gen_id, "yo", 2);
+	proto_provider_answered(F.p, F.gen_id, "b/claude-x");
+	proto_provider_done(F.p, F.gen_id, 1, 1, "STOP");
+	stored();
+	HAS("model=b/claude-x in=1");
 	teardown();
 	end();
 

@@ -256,6 +256,25 @@ t_event_field(void)
 	got_free(&g);
 }
 
+/* llama.cpp's "error:" field: the data of an event named "error". */
+static void
+t_error_field(void)
+{
+	struct got	 g;
+	const char	*s = "data: {\"a\":1}\n\nerror: {\"code\":500}\n\n"
+	    "data: [DONE]\n\n";
+
+	got_init(&g);
+	run(s, strlen(s), 1024, NULL, 0, &g, NULL);
+	result("error-field", g.n == 3 && strcmp(g.event[0], "") == 0 &&
+	    strcmp(g.event[1], "error") == 0 &&
+	    strcmp(g.data[1], "{\"code\":500}") == 0 &&
+	    strcmp(g.event[2], "") == 0 && strcmp(g.data[2], "[DONE]") == 0,
+	    "got %d events, names \"%s\" \"%s\"", g.n, g.event[0],
+	    g.event[1]);
+	got_free(&g);
+}
+
 /* A leading byte order mark, and bytes that only look like one. */
 static void
 t_bom_not(void)
@@ -493,6 +512,7 @@ main(void)
 {
 	t_basic();
 	t_event_field();
+	t_error_field();
 	t_bom_not();
 	t_splits();
 	t_utf8();

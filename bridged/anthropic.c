@@ -1,0 +1,419 @@
+/*
+ * anthropic.c: the Anthropic Messages API (type anthropic): GET
+ * {url}/models paged with has_more and last_id, POST {url}/messages
+ * streamed as typed events (message_start, content_block_start,
+ * content_block_delta, content_block_stop, message_delta,
+ * message_stop, ping, error), headers x-api-key and anthropic-version.
+ * max_tokens is required by the API, so one is always sent.
+ */
+
+#include <sys/types.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "bridged.h"
+
+#define ANT_VERSION	"2023-06-01"
+#define ANT_ID_MAX	512		/* longest paging id kept */
+
+/* Add a turn to a message list; a turn of the last one's role joins it. */
+static int
+ant_add_turn(json_t *msgs, const char *role, const char *text, size_t len)
+{
+	json_t		*last, *m, *s;
+	const char	*lrole, *old;
+	char		*joined;
+	size_t		 olen;
+	int		 rv;
+
+	last = json_array_get(msgs, json_array_size(msgs) - 1);
+	lrole = json_string_value(json_object_get(last, "role"));
+	if (lrole != NULL && strcmp(lrole, role) == 0) {
+		s = json_object_get(last, "content");
+		old = json_string_value(s);
+		olen = json_string_length(s);
+		if ((joined = malloc(olen + 2 + len)) == NULL)
+			return (-1);
+		memcpy(joined, old, olen);
+		memcpy(joined + olen, "\n\n", 2);
+		memcpy(joined + olen + 2, text, len);
+		rv = json_object_set_new(last, "content",
+		    json_stringn(joined, olen + 2 + len));
+		freezero(joined, olen + 2 + len);
+		return (rv);
+	}
+	if ((s = json_stringn(text, len)) == NULL)
+		return (-1);		/* not UTF-8 */
+	if ((m = json_object()) == NULL) {
+		json_decref(s);
+		return (-1);
+	}
+	if (json_object_set_new(m, "role", json_string(role)) == -1 ||
+	    json_object_set_new(m, "content", s) == -1) {
+		json_decref(m);
+		return (-1);
+	}
+	return (json_array_append_new(msgs, m));
+}
+
+/*
+ * The body of a streamed message: system apart, the turns as user and
+ * assistant messages (empty ones left out, runs of one role joined),
+ * max_tokens always.  NULL with errno EINVAL if nothing is left.
+ */
+static char *
+ant_request(const struct api_request *rq, size_t *lenp)
+{
+	json_t		*root, *msgs, *s;
+	char		*out;
+	size_t		 i;
+	uint32_t	 max;
+	double		 temp;
+
+	if ((root = json_object()) == NULL)
+		return (NULL);
+	max = rq->set.max_tokens > 0 ? rq->set.max_tokens : rq->max_tokens;
+	if (max == 0)
+		max = PROVIDER_MAX_TOKENS;
+	if ((msgs = json_array()) == NULL ||
+	    json_object_set_new(root, "model", json_string(rq->model)) ==
+	    -1 || json_object_set_new(root, "max_tokens",
+	    json_integer(max)) == -1)
+		goto fail;
+	if (rq->system != NULL && rq->system[0] != '\0') {
+		if ((s = json_string(rq->system)) == NULL ||
+		    json_object_set_new(root, "system", s) == -1)
+			goto fail;
+	}
+	if (json_object_set_new(root, "messages", msgs) == -1)
+		goto fail;
+	for (i = 0; i < rq->nturns; i++) {
+		if (rq->turns[i].len == 0)
+			continue;
+		if (ant_add_turn(msgs, rq->turns[i].role == ROLE_MODEL ?
+		    "assistant" : "user", rq->turns[i].text,
+		    rq->turns[i].len) == -1)
+			goto fail;
+	}
+	if (json_array_size(msgs) == 0)
+		goto fail;
+	if (rq->set.temperature >= 0) {
+		/* Anthropic's range is 0 to 1. */
+		temp = rq->set.temperature > 1 ? 1 : rq->set.temperature;
+		if (json_object_set_new(root, "temperature",
+		    json_real(temp)) == -1)
+			goto fail;
+	}
+	if (json_object_set_new(root, "stream", json_true()) == -1)
+		goto fail;
+	out = wire_dump(root, lenp);
+	json_decref(root);
+	return (out);
+ fail:
+	json_decref(root);
+	errno = EINVAL;
+	return (NULL);
+}
+
+/* The HTTP status an error type stands for, in a stream. */
+static int
+ant_type_code(const char *type)
+{
+	static const struct {
+		const char	*type;
+		int		 code;
+	} t[] = {
+		{ "invalid_request_error", 400 },
+		{ "authentication_error", 401 },
+		{ "billing_error", 402 },
+		{ "permission_error", 403 },
+		{ "not_found_error", 404 },
+		{ "request_too_large", 413 },
+		{ "rate_limit_error", 429 },
+		{ "api_error", 500 },
+		{ "timeout_error", 504 },
+		{ "overloaded_error", 529 },
+	};
+	size_t	 i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (strcmp(type, t[i].type) == 0)
+			return (t[i].code);
+	return (0);
+}
+
+/* Fill e from {"type":"error","error":{"type","message"}}. */
+static void
+ant_error_object(json_t *root, struct api_error *e)
+{
+	json_t	*err, *v;
+
+	err = json_object_get(root, "error");
+	if (!json_is_object(err))
+		return;
+	wire_copy_word(e->type, sizeof(e->type), json_object_get(err,
+	    "type"));
+	v = json_object_get(err, "message");
+	if (json_is_string(v))
+		wire_copy_line(e->message, sizeof(e->message),
+		    json_string_value(v), json_string_length(v));
+	if (e->code == 0)
+		e->code = ant_type_code(e->type);
+	if (strcmp(e->type, "overloaded_error") == 0)
+		e->overloaded = 1;
+}
+
+/* Parse an error body of an HTTP status; always fills e. */
+static void
+ant_parse_error(const char *body, size_t len, int http, struct api_error *e)
+{
+	json_t	*root;
+
+	wire_error_init(e, http);
+	root = wire_load(body, len);
+	if (json_is_object(root))
+		ant_error_object(root, e);
+	if (http == 529)
+		e->overloaded = 1;
+	if (e->message[0] == '\0')
+		strlcpy(e->message, http > 0 ? wire_http_reason(http) :
+		    "error without a message", sizeof(e->message));
+	json_decref(root);
+}
+
+/* A stop_reason as the status line's word: STOP, MAX_TOKENS, ... */
+static void
+ant_finish(json_t *v, struct api_event *ev)
+{
+	char	 w[API_FINISH_MAX];
+	size_t	 i;
+
+	wire_copy_word(w, sizeof(w), v);
+	if (w[0] == '\0')
+		return;
+	if (strcmp(w, "end_turn") == 0 || strcmp(w, "stop_sequence") == 0)
+		strlcpy(ev->finish, "STOP", sizeof(ev->finish));
+	else if (strcmp(w, "max_tokens") == 0 ||
+	    strcmp(w, "model_context_window_exceeded") == 0)
+		strlcpy(ev->finish, "MAX_TOKENS", sizeof(ev->finish));
+	else {
+		for (i = 0; w[i] != '\0'; i++)
+			w[i] = toupper((unsigned char)w[i]);
+		strlcpy(ev->finish, w, sizeof(ev->finish));
+	}
+}
+
+/* Token counts of a usage object; cached input counts as input. */
+static void
+ant_usage(json_t *u, struct api_event *ev)
+{
+	int64_t	 in, c;
+
+	if (!json_is_object(u))
+		return;
+	if ((in = wire_count(u, "input_tokens")) >= 0) {
+		if ((c = wire_count(u, "cache_creation_input_tokens")) > 0)
+			in += c;
+		if ((c = wire_count(u, "cache_read_input_tokens")) > 0)
+			in += c;
+		ev->prompt = in;
+	}
+	ev->answer = wire_count(u, "output_tokens");
+}
+
+/* Text of a text block or a text delta; other kinds are not answers. */
+static int
+ant_text(json_t *o, const char *kind, struct api_event *ev)
+{
+	json_t	*t;
+
+	if (!json_is_string(json_object_get(o, "type")) ||
+	    strcmp(json_string_value(json_object_get(o, "type")), kind) != 0)
+		return (0);
+	t = json_object_get(o, "text");
+	if (!json_is_string(t))
+		return (0);
+	return (wire_add_text(ev, json_string_value(t),
+	    json_string_length(t)));
+}
+
+/*
+ * Parse one event of a message stream.  The type is the data's own
+ * "type" (the event field when it has none).  Unknown types are
+ * skipped, as the API asks.  Returns -1 if the data is not a JSON
+ * object or memory ran out.
+ */
+static int
+ant_parse_event(const char *event, const char *data, size_t len,
+    struct api_event *ev)
+{
+	json_t		*root, *msg;
+	const char	*type;
+	int		 rv = 0;
+
+	wire_event_init(ev);
+	if ((root = wire_load(data, len)) == NULL)
+		return (-1);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return (-1);
+	}
+	if ((type = json_string_value(json_object_get(root, "type"))) == NULL)
+		type = event;
+	if (strcmp(type, "message_start") == 0) {
+		msg = json_object_get(root, "message");
+		ant_usage(json_object_get(msg, "usage"), ev);
+		/* An answer is never in message_start; a stop may be. */
+		ant_finish(json_object_get(msg, "stop_reason"), ev);
+	} else if (strcmp(type, "content_block_start") == 0)
+		rv = ant_text(json_object_get(root, "content_block"), "text",
+		    ev);
+	else if (strcmp(type, "content_block_delta") == 0)
+		rv = ant_text(json_object_get(root, "delta"), "text_delta",
+		    ev);
+	else if (strcmp(type, "message_delta") == 0) {
+		ant_finish(json_object_get(json_object_get(root, "delta"),
+		    "stop_reason"), ev);
+		ant_usage(json_object_get(root, "usage"), ev);
+	} else if (strcmp(type, "message_stop") == 0)
+		ev->end = 1;
+	else if (strcmp(type, "error") == 0 ||
+	    json_is_object(json_object_get(root, "error"))) {
+		ev->has_error = 1;
+		wire_error_init(&ev->err, 0);
+		ant_error_object(root, &ev->err);
+		if (ev->err.message[0] == '\0')
+			strlcpy(ev->err.message, "error without a message",
+			    sizeof(ev->err.message));
+	}
+	/* ping, content_block_stop and what comes later: nothing. */
+	json_decref(root);
+	if (rv == -1)
+		wire_event_free(ev);
+	return (rv);
+}
+
+/* Parse a page of the model list; every Claude model is for chat. */
+static int
+ant_parse_models(const char *body, size_t len, struct api_page *pg)
+{
+	json_t		*root, *data, *m, *v;
+	const char	*id;
+	uint64_t	 in, out;
+	size_t		 i;
+
+	memset(pg, 0, sizeof(*pg));
+	if ((root = wire_load(body, len)) == NULL)
+		return (-1);
+	data = json_object_get(root, "data");
+	if (!json_is_object(root) || !json_is_array(data))
+		goto fail;
+	json_array_foreach(data, i, m) {
+		v = json_object_get(m, "id");
+		id = json_string_value(v);
+		if (id == NULL || strlen(id) != json_string_length(v) ||
+		    !wire_model_name(id)) {
+			pg->nskipped++;
+			continue;
+		}
+		if (wire_u64(json_object_get(m, "max_input_tokens"), &in) == -1)
+			in = 0;
+		if (wire_u64(json_object_get(m, "max_tokens"), &out) == -1)
+			out = 0;
+		if (wire_page_add(pg, id, in, out) == -1)
+			goto fail;
+	}
+	v = json_object_get(root, "last_id");
+	if (json_is_true(json_object_get(root, "has_more"))) {
+		/* More pages, but nowhere to start the next: broken. */
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) > ANT_ID_MAX ||
+		    !wire_model_name(json_string_value(v)))
+			goto fail;
+		if ((pg->next = strdup(json_string_value(v))) == NULL)
+			goto fail;
+	}
+	json_decref(root);
+	return (0);
+ fail:
+	json_decref(root);
+	wire_page_free(pg);
+	return (-1);
+}
+
+/* The URL of a page of the model list (after: the last id seen). */
+static char *
+ant_models_url(const char *base, const char *after)
+{
+	return (wire_url(base, after != NULL ? "/models?limit=1000&after_id=" :
+	    "/models?limit=1000", after));
+}
+
+/* The URL of a message. */
+static char *
+ant_gen_url(const char *base, const char *model)
+{
+	(void)model;
+	return (wire_url(base, "/messages", NULL));
+}
+
+/* The key in x-api-key, and the version of the API spoken. */
+static int
+ant_headers(const char *key, int stream, int (*add)(void *, const char *),
+    void *arg)
+{
+	char	*h;
+	int	 rv;
+
+	if (stream && add(arg, "Accept: text/event-stream") == -1)
+		return (-1);
+	if (add(arg, "anthropic-version: " ANT_VERSION) == -1)
+		return (-1);
+	if (key == NULL)
+		return (0);
+	if (asprintf(&h, "x-api-key: %s", key) == -1)
+		return (-1);
+	rv = add(arg, h);
+	freezero(h, strlen(h));
+	return (rv);
+}
+
+/*
+ * Which errors are worth a retry: 429 and 529 (busy, with their
+ * retry-after), 500, 503, 504; 400, 401, 403, 404 and 413 never.
+ */
+static unsigned int
+ant_classify(const struct api_error *e, const char **code)
+{
+	int	 c = e->code;
+
+	*code = c == 429 ? "rate-limited" : c == 504 ? "upstream-timeout" :
+	    c == 404 ? "no-model" : "upstream";
+	if (c == 429 || c == 529 || c == 503 || e->overloaded)
+		return (API_RETRY | API_BUSY);
+	if (c == 500 || c == 504)
+		return (API_RETRY);
+	return (0);
+}
+
+const struct api api_anthropic = {
+	.name = "anthropic",
+	.type = PROVIDER_ANTHROPIC,
+	.key_required = 1,
+	.valid_model = wire_model_name,
+	.models_url = ant_models_url,
+	.gen_url = ant_gen_url,
+	.headers = ant_headers,
+	.request = ant_request,
+	.parse_event = ant_parse_event,
+	.parse_error = ant_parse_error,
+	.parse_models = ant_parse_models,
+	.classify = ant_classify,
+};

@@ -1,0 +1,433 @@
+/*
+ * openai.c: OpenAI-compatible chat completions (type openai), as
+ * OpenAI, Ollama, llama.cpp's server, vLLM, LM Studio and OpenRouter
+ * serve them: GET {url}/models, POST {url}/chat/completions streamed
+ * with the usage in a last chunk, then "data: [DONE]".  Servers differ
+ * in their errors (a data: error chunk, llama.cpp's "error:" field,
+ * bare error objects) and in where reasoning text goes; every form is
+ * accepted, none is trusted.
+ */
+
+#include <sys/types.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "bridged.h"
+
+#define OAI_ID_MAX	512		/* longest paging id kept */
+
+/* Add a turn to a message list; a turn of the last one's role joins it. */
+static int
+oai_add_turn(json_t *msgs, const char *role, const char *text, size_t len)
+{
+	json_t		*last, *m, *s;
+	const char	*lrole, *old;
+	char		*joined;
+	size_t		 olen;
+	int		 rv;
+
+	last = json_array_get(msgs, json_array_size(msgs) - 1);
+	lrole = json_string_value(json_object_get(last, "role"));
+	if (lrole != NULL && strcmp(lrole, role) == 0) {
+		/* Roles alternate: some chat templates insist on it. */
+		s = json_object_get(last, "content");
+		old = json_string_value(s);
+		olen = json_string_length(s);
+		if ((joined = malloc(olen + 2 + len)) == NULL)
+			return (-1);
+		memcpy(joined, old, olen);
+		memcpy(joined + olen, "\n\n", 2);
+		memcpy(joined + olen + 2, text, len);
+		rv = json_object_set_new(last, "content",
+		    json_stringn(joined, olen + 2 + len));
+		freezero(joined, olen + 2 + len);
+		return (rv);
+	}
+	if ((s = json_stringn(text, len)) == NULL)
+		return (-1);		/* not UTF-8 */
+	if ((m = json_object()) == NULL) {
+		json_decref(s);
+		return (-1);
+	}
+	if (json_object_set_new(m, "role", json_string(role)) == -1 ||
+	    json_object_set_new(m, "content", s) == -1) {
+		json_decref(m);
+		return (-1);
+	}
+	return (json_array_append_new(msgs, m));
+}
+
+/*
+ * The body of a streamed chat completion: the system prompt first,
+ * then the turns (user, assistant) with empty ones left out and runs
+ * of one role joined.  NULL with errno EINVAL if nothing is left.
+ */
+static char *
+oai_request(const struct api_request *rq, size_t *lenp)
+{
+	json_t		*root, *msgs, *so;
+	char		*out;
+	size_t		 i, nturns = 0;
+	uint32_t	 max;
+
+	if ((root = json_object()) == NULL)
+		return (NULL);
+	if ((msgs = json_array()) == NULL ||
+	    json_object_set_new(root, "model", json_string(rq->model)) ==
+	    -1 || json_object_set_new(root, "messages", msgs) == -1)
+		goto fail;
+	if (rq->system != NULL && rq->system[0] != '\0' &&
+	    oai_add_turn(msgs, "system", rq->system,
+	    strlen(rq->system)) == -1)
+		goto fail;
+	for (i = 0; i < rq->nturns; i++) {
+		if (rq->turns[i].len == 0)
+			continue;
+		if (oai_add_turn(msgs, rq->turns[i].role == ROLE_MODEL ?
+		    "assistant" : "user", rq->turns[i].text,
+		    rq->turns[i].len) == -1)
+			goto fail;
+		nturns++;
+	}
+	if (nturns == 0)
+		goto fail;
+	if ((so = json_object()) == NULL ||
+	    json_object_set_new(root, "stream_options", so) == -1 ||
+	    json_object_set_new(so, "include_usage", json_true()) == -1 ||
+	    json_object_set_new(root, "stream", json_true()) == -1)
+		goto fail;
+	if (rq->set.temperature >= 0 && json_object_set_new(root,
+	    "temperature", json_real(rq->set.temperature)) == -1)
+		goto fail;
+	max = rq->set.max_tokens > 0 ? rq->set.max_tokens : rq->max_tokens;
+	if (max > 0 && json_object_set_new(root, "max_tokens",
+	    json_integer(max)) == -1)
+		goto fail;
+	out = wire_dump(root, lenp);
+	json_decref(root);
+	return (out);
+ fail:
+	json_decref(root);
+	errno = EINVAL;
+	return (NULL);
+}
+
+/*
+ * Fill e from an error object: {"message","type","code","param"},
+ * code a number (llama.cpp), a word (OpenAI) or null.
+ */
+static void
+oai_error_object(json_t *err, struct api_error *e)
+{
+	json_t		*v;
+	uint64_t	 code;
+
+	if (json_is_string(err)) {
+		wire_copy_line(e->message, sizeof(e->message),
+		    json_string_value(err), json_string_length(err));
+		return;
+	}
+	v = json_object_get(err, "code");
+	if (wire_u64(v, &code) == 0 && code >= 100 && code <= 599)
+		e->code = code;
+	else if (json_is_string(v))
+		wire_copy_word(e->type, sizeof(e->type), v);
+	if (e->type[0] == '\0')
+		wire_copy_word(e->type, sizeof(e->type),
+		    json_object_get(err, "type"));
+	v = json_object_get(err, "message");
+	if (json_is_string(v))
+		wire_copy_line(e->message, sizeof(e->message),
+		    json_string_value(v), json_string_length(v));
+	if (e->code == 503 || strstr(e->type, "overload") != NULL)
+		e->overloaded = 1;
+}
+
+/* The error object of a body: {"error":{...}}, {"error":"..."} or bare. */
+static json_t *
+oai_find_error(json_t *root)
+{
+	json_t	*err;
+
+	if (!json_is_object(root))
+		return (NULL);
+	err = json_object_get(root, "error");
+	if (json_is_object(err) || json_is_string(err))
+		return (err);
+	if (json_is_string(json_object_get(root, "object")) &&
+	    strcmp(json_string_value(json_object_get(root, "object")),
+	    "error") == 0)
+		return (root);
+	return (NULL);
+}
+
+/* Parse an error body of an HTTP status; always fills e. */
+static void
+oai_parse_error(const char *body, size_t len, int http, struct api_error *e)
+{
+	json_t	*root, *err;
+
+	wire_error_init(e, http);
+	root = wire_load(body, len);
+	if ((err = oai_find_error(root)) != NULL)
+		oai_error_object(err, e);
+	if (http > 0)
+		e->code = http;
+	if (e->code == 503)
+		e->overloaded = 1;
+	if (e->message[0] == '\0')
+		strlcpy(e->message, http > 0 ? wire_http_reason(http) :
+		    "error without a message", sizeof(e->message));
+	json_decref(root);
+}
+
+/* A finish_reason as the status line's word: STOP, MAX_TOKENS, ... */
+static void
+oai_finish(json_t *v, struct api_event *ev)
+{
+	char	 w[API_FINISH_MAX];
+	size_t	 i;
+
+	wire_copy_word(w, sizeof(w), v);
+	if (w[0] == '\0')
+		return;
+	if (strcmp(w, "stop") == 0 || strcmp(w, "eos") == 0)
+		strlcpy(ev->finish, "STOP", sizeof(ev->finish));
+	else if (strcmp(w, "length") == 0)
+		strlcpy(ev->finish, "MAX_TOKENS", sizeof(ev->finish));
+	else {
+		for (i = 0; w[i] != '\0'; i++)
+			w[i] = toupper((unsigned char)w[i]);
+		strlcpy(ev->finish, w, sizeof(ev->finish));
+		if (strcmp(w, "ERROR") == 0)
+			strlcpy(ev->stop_error, "the API ended the answer "
+			    "with an error", sizeof(ev->stop_error));
+	}
+}
+
+/* An error event: its code, type and message. */
+static void
+oai_event_error(json_t *err, struct api_event *ev)
+{
+	ev->has_error = 1;
+	wire_error_init(&ev->err, 0);
+	oai_error_object(err, &ev->err);
+	if (ev->err.message[0] == '\0')
+		strlcpy(ev->err.message, ev->err.code > 0 ?
+		    wire_http_reason(ev->err.code) : "error without a message",
+		    sizeof(ev->err.message));
+}
+
+/*
+ * Parse one event of a chat completion stream: a chunk, [DONE], or an
+ * error (a data: chunk holding one, or llama.cpp's "error:" field,
+ * which sse.c hands over as an event named "error").  Reasoning text
+ * (delta.reasoning, delta.reasoning_content) is never the answer.
+ * Returns -1 if the data is not JSON or memory ran out.
+ */
+static int
+oai_parse_event(const char *event, const char *data, size_t len,
+    struct api_event *ev)
+{
+	json_t		*root, *err, *choice, *delta, *t, *u;
+	size_t		 n = len;
+
+	wire_event_init(ev);
+	while (n > 0 && (data[n - 1] == ' ' || data[n - 1] == '\n' ||
+	    data[n - 1] == '\r' || data[n - 1] == '\t'))
+		n--;
+	if (n == 6 && memcmp(data, "[DONE]", 6) == 0) {
+		ev->end = 1;
+		return (0);
+	}
+	if ((root = wire_load(data, len)) == NULL)
+		return (-1);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return (-1);
+	}
+	if (strcmp(event, "error") == 0 &&
+	    (err = oai_find_error(root)) == NULL)
+		err = root;
+	else
+		err = oai_find_error(root);
+	if (err != NULL)
+		oai_event_error(err, ev);
+	choice = json_array_get(json_object_get(root, "choices"), 0);
+	if (json_is_object(choice)) {
+		delta = json_object_get(choice, "delta");
+		t = json_object_get(delta, "content");
+		if (json_is_string(t) && wire_add_text(ev,
+		    json_string_value(t), json_string_length(t)) == -1) {
+			json_decref(root);
+			wire_event_free(ev);
+			return (-1);
+		}
+		oai_finish(json_object_get(choice, "finish_reason"), ev);
+	}
+	u = json_object_get(root, "usage");
+	if (json_is_object(u)) {
+		ev->prompt = wire_count(u, "prompt_tokens");
+		ev->answer = wire_count(u, "completion_tokens");
+	}
+	json_decref(root);
+	return (0);
+}
+
+/*
+ * Whether a listed model is for chat: not an embedding, speech,
+ * transcription, image, moderation or legacy completion model.
+ */
+int
+oai_model_is_chat(const char *name)
+{
+	static const char *const marks[] = {
+		"embedding", "embed", "embeddings", "tts", "whisper",
+		"transcribe", "dall", "image", "moderation", "davinci",
+		"babbage", "realtime", "audio", "search", "sora", "rerank",
+		"reranker", "bge", "minilm"
+	};
+
+	if (strcasestr(name, "embed") != NULL)
+		return (0);
+	return (!wire_name_has(name, marks, sizeof(marks) /
+	    sizeof(marks[0])));
+}
+
+/* A context length a local server tells about a model, or 0. */
+static uint64_t
+oai_context(json_t *m)
+{
+	uint64_t	 v;
+
+	/* vLLM, then llama.cpp. */
+	if (wire_u64(json_object_get(m, "max_model_len"), &v) == 0)
+		return (v);
+	if (wire_u64(json_object_get(json_object_get(m, "meta"),
+	    "n_ctx_train"), &v) == 0)
+		return (v);
+	return (0);
+}
+
+/*
+ * Parse a model list ({"object":"list","data":[{"id",...}]}), keeping
+ * chat models.  A server that pages says has_more and last_id.
+ */
+static int
+oai_parse_models(const char *body, size_t len, struct api_page *pg)
+{
+	json_t		*root, *data, *m, *v;
+	const char	*id;
+	size_t		 i;
+
+	memset(pg, 0, sizeof(*pg));
+	if ((root = wire_load(body, len)) == NULL)
+		return (-1);
+	data = json_object_get(root, "data");
+	if (!json_is_object(root) || !json_is_array(data))
+		goto fail;
+	json_array_foreach(data, i, m) {
+		id = json_string_value(json_object_get(m, "id"));
+		if (id == NULL || strlen(id) != json_string_length(
+		    json_object_get(m, "id")) || !wire_model_name(id) ||
+		    !oai_model_is_chat(id)) {
+			pg->nskipped++;
+			continue;
+		}
+		if (wire_page_add(pg, id, oai_context(m), 0) == -1)
+			goto fail;
+	}
+	v = json_object_get(root, "last_id");
+	if (json_is_true(json_object_get(root, "has_more")) &&
+	    json_is_string(v) && json_string_length(v) > 0) {
+		if (json_string_length(v) > OAI_ID_MAX ||
+		    !wire_model_name(json_string_value(v)))
+			goto fail;
+		if ((pg->next = strdup(json_string_value(v))) == NULL)
+			goto fail;
+	}
+	json_decref(root);
+	return (0);
+ fail:
+	json_decref(root);
+	wire_page_free(pg);
+	return (-1);
+}
+
+/* The URL of the model list (after: where a next page starts). */
+static char *
+oai_models_url(const char *base, const char *after)
+{
+	return (wire_url(base, after != NULL ? "/models?after=" : "/models",
+	    after));
+}
+
+/* The URL of a chat completion. */
+static char *
+oai_gen_url(const char *base, const char *model)
+{
+	(void)model;
+	return (wire_url(base, "/chat/completions", NULL));
+}
+
+/* A bearer token, when there is a key (local servers need none). */
+static int
+oai_headers(const char *key, int stream, int (*add)(void *, const char *),
+    void *arg)
+{
+	char	*h;
+	int	 rv;
+
+	if (stream && add(arg, "Accept: text/event-stream") == -1)
+		return (-1);
+	if (key == NULL)
+		return (0);
+	if (asprintf(&h, "Authorization: Bearer %s", key) == -1)
+		return (-1);
+	rv = add(arg, h);
+	freezero(h, strlen(h));
+	return (rv);
+}
+
+/*
+ * Which errors are worth a retry: 429 (unless the quota or billing is
+ * spent), 500, 503, 504; 429 and 503 mean busy.
+ */
+static unsigned int
+oai_classify(const struct api_error *e, const char **code)
+{
+	int	 c = e->code;
+
+	*code = c == 429 ? "rate-limited" : c == 504 ? "upstream-timeout" :
+	    c == 404 ? "no-model" : "upstream";
+	if (c == 429 && (strcmp(e->type, "insufficient_quota") == 0 ||
+	    strcmp(e->type, "billing_hard_limit_reached") == 0))
+		return (0);
+	if (c == 429 || c == 503 || (c == 0 && e->overloaded))
+		return (API_RETRY | API_BUSY);
+	if (c == 500 || c == 504)
+		return (API_RETRY);
+	return (0);
+}
+
+const struct api api_openai = {
+	.name = "openai",
+	.type = PROVIDER_OPENAI,
+	.key_required = 0,
+	.valid_model = wire_model_name,
+	.models_url = oai_models_url,
+	.gen_url = oai_gen_url,
+	.headers = oai_headers,
+	.request = oai_request,
+	.parse_event = oai_parse_event,
+	.parse_error = oai_parse_error,
+	.parse_models = oai_parse_models,
+	.classify = oai_classify,
+};
