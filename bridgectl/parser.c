@@ -44,7 +44,7 @@ static const struct token t_token[];
 static const struct token t_token_add[];
 static const struct token t_tokenid[];
 static const struct token t_usage[];
-static const struct token t_usage_opts[];
+static const struct token t_usage_d[];
 static const struct token t_events[];
 
 static const struct token t_main[] = {
@@ -72,14 +72,14 @@ static const struct token t_show[] = {
 
 static const struct token t_usage[] = {
 	{ NOKEY,	"",		NONE,		NULL },
-	{ IDENTITY,	"",		NONE,		t_usage_opts },
-	{ OPTION,	"-d",		'd',		t_usage_opts },
+	{ IDENTITY,	"",		NONE,		t_usage_d },
+	{ OPTION,	"-d",		'd',		t_usage_d },
 	{ ENDTOKEN,	"",		NONE,		NULL }
 };
 
-static const struct token t_usage_opts[] = {
+static const struct token t_usage_d[] = {
 	{ NOKEY,	"",		NONE,		NULL },
-	{ OPTION,	"-d",		'd',		t_usage_opts },
+	{ OPTION,	"-d",		'd',		t_usage_d },
 	{ ENDTOKEN,	"",		NONE,		NULL }
 };
 

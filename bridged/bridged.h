@@ -42,7 +42,7 @@
 #define TLS_TICKET_KEY_LEN	48
 #define WORKER_PREP_NICE	10		/* until a worker is ready */
 #define STORAGE_WAIT		10		/* s, a prompt waits for storage */
-#define BRIDGED_AUTHFAILS	10		/* wrong tokens a minute, an address */
+#define BRIDGED_AUTHFAILS	10		/* wrong tokens a minute */
 #define BRIDGED_EVENTSKEEP	100000		/* events kept */
 #define LIMIT_INHERIT		UINT64_MAX	/* a token's limit: the global one */
 #define TOKEN_MODELS_MAX	1024		/* a token's model list, as text */
@@ -405,14 +405,13 @@ void		 auth_storage_lost(void);
 struct metrics_gauges {
 	uint64_t	 sessions;
 	uint64_t	 idle_workers;
-	uint64_t	 jobs_queued;
+	uint64_t	 jobs_queued;		/* 0 while bridged has no jobs */
 	uint64_t	 jobs_running;
 };
 
 void		 metrics_connection(int);
 void		 metrics_auth_failure(void);
 int		 metrics_generation(struct imsg *);
-void		 metrics_jobs(uint64_t, uint64_t);
 void		 metrics_write(const struct metrics_gauges *,
 		    void (*)(void *, const char *), void *);
 
@@ -535,6 +534,7 @@ const char	*limits_check(const struct limits *, const struct limit_use *,
 void		 limits_text(char *, size_t, const char *, uint64_t,
 		    uint64_t);
 int		 limits_model_ok(const char *, const char *);
+int		 limits_word_valid(const char *, size_t, const char *);
 
 /* db_usage.c */
 struct usage_row {

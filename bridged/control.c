@@ -32,10 +32,10 @@ struct ctl_req {
 	TAILQ_ENTRY(ctl_req)	 entry;
 	uint32_t		 id;
 	uint32_t		 conn;
-	uint32_t		 kind;		/* CTL_MODELS, _EXPORT, ... */
+	uint32_t		 kind;		/* CTL_* */
 	struct export_state	 ex;
 	char			 identity[IDENTITY_LEN + 1];
-	char			 token[TOKEN_TEXT_LEN + 1];	/* added */
+	char			 token[TOKEN_TEXT_LEN + 1]; /* added */
 };
 
 static TAILQ_HEAD(, ctl_conn) conns = TAILQ_HEAD_INITIALIZER(conns);
@@ -219,8 +219,8 @@ request_payload(struct ctl_req *r, struct imsg *imsg, struct ibuf *b)
 		tk = ir_u64(&ir);
 		jb = ir_u64(&ir);
 		if (ir_end(&ir) == -1 || n > 36500 ||
-		    strlen(label) >= LABEL_MAX_LEN ||
-		    strlen(models) >= TOKEN_MODELS_MAX)
+		    !limits_word_valid(label, LABEL_MAX_LEN, "") ||
+		    !limits_word_valid(models, TOKEN_MODELS_MAX, ",/:"))
 			return (-1);
 		token_new(r->token);
 		sha256_hex(r->token, strlen(r->token), hash);

@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -59,6 +60,22 @@ limits_text(char *buf, size_t len, const char *which, uint64_t allowed,
 {
 	(void)snprintf(buf, len, "%s limit %llu reached, retry in %llu s",
 	    which, (unsigned long long)allowed, (unsigned long long)retry);
+}
+
+/* A token's label or model list: letters, digits, ._-@ and extra. */
+int
+limits_word_valid(const char *s, size_t max, const char *extra)
+{
+	size_t	 i, len = strlen(s);
+
+	if (len >= max)
+		return (0);
+	for (i = 0; i < len; i++)
+		if (!isalnum((unsigned char)s[i]) &&
+		    strchr("._-@", s[i]) == NULL &&
+		    strchr(extra, s[i]) == NULL)
+			return (0);
+	return (1);
 }
 
 /* Is model in a token's comma-separated list ("" allows every one)? */

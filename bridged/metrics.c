@@ -52,8 +52,6 @@ static struct {
 	size_t		 nlimits;
 	struct histogram first;
 	struct histogram answer;
-	uint64_t	 jobs_queued;
-	uint64_t	 jobs_running;
 } m;
 
 /* A connection accepted (1) or turned away (0). */
@@ -66,20 +64,14 @@ metrics_connection(int accepted)
 		m.refused++;
 }
 
+/* A token refused, or an AUTH refused to its address. */
 void
 metrics_auth_failure(void)
 {
 	m.auth_failures++;
 }
 
-/* The jobs waiting and running now, for whoever runs jobs. */
-void
-metrics_jobs(uint64_t queued, uint64_t running)
-{
-	m.jobs_queued = queued;
-	m.jobs_running = running;
-}
-
+/* One duration into a histogram of seconds. */
 static void
 observe(struct histogram *h, uint64_t ms)
 {
@@ -228,6 +220,7 @@ sample(void (*out)(void *, const char *), void *arg, const char *name,
 	out(arg, line);
 }
 
+/* The samples of a counter by code or limit. */
 static void
 coded_write(void (*out)(void *, const char *), void *arg, const char *name,
     const char *labelname, const struct coded *v, size_t n)
@@ -242,6 +235,7 @@ coded_write(void (*out)(void *, const char *), void *arg, const char *name,
 	}
 }
 
+/* The buckets, sum and count of a histogram. */
 static void
 histogram_write(void (*out)(void *, const char *), void *arg,
     const char *name, const struct histogram *h)
@@ -310,11 +304,9 @@ metrics_write(const struct metrics_gauges *g,
 	    "Workers ready for a client.");
 	sample(out, arg, "bridged_idle_workers", "", g->idle_workers);
 	head(out, arg, "bridged_jobs_queued", "gauge", "Jobs waiting.");
-	sample(out, arg, "bridged_jobs_queued", "", g->jobs_queued +
-	    m.jobs_queued);
+	sample(out, arg, "bridged_jobs_queued", "", g->jobs_queued);
 	head(out, arg, "bridged_jobs_running", "gauge", "Jobs running.");
-	sample(out, arg, "bridged_jobs_running", "", g->jobs_running +
-	    m.jobs_running);
+	sample(out, arg, "bridged_jobs_running", "", g->jobs_running);
 	head(out, arg, "bridged_first_byte_seconds", "histogram",
 	    "Time from sending a prompt upstream to the first answer byte.");
 	histogram_write(out, arg, "bridged_first_byte_seconds", &m.first);

@@ -821,7 +821,8 @@ ctl_end_sessions(struct imsg *imsg)
 	identity = ir_str(&ir);
 	reason = ir_str(&ir);
 	if (ir_end(&ir) == -1 || strlen(identity) != IDENTITY_LEN ||
-	    strlen(reason) > 128)
+	    strspn(identity, "0123456789abcdef") != IDENTITY_LEN ||
+	    strlen(reason) > 128 || !utf8_valid(reason, strlen(reason)))
 		return (-1);
 	TAILQ_FOREACH(c, &children, entry) {
 		if (c->id != PROC_WORKER || !c->busy || c->chan.dead ||

@@ -673,6 +673,7 @@ cmd_auth(struct proto *p, const char *arg)
 	}
 }
 
+/* USAGE [days]: this identity's use, and its limits, from storage. */
 static void
 cmd_usage(struct proto *p, const char *arg)
 {

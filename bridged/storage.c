@@ -17,7 +17,6 @@
 #include <sys/types.h>
 #include <sys/stat.h>
 
-#include <ctype.h>
 #include <errno.h>
 #include <libgen.h>
 #include <stdarg.h>
@@ -1036,22 +1035,6 @@ control_request(struct wchan *w, struct imsg *imsg)
 	return (NULL);
 }
 
-/* A label or a model list: letters, digits, ._-@ and extra. */
-static int
-word_valid(const char *s, size_t max, const char *extra)
-{
-	size_t	 i, len = strlen(s);
-
-	if (len >= max)
-		return (0);
-	for (i = 0; i < len; i++)
-		if (!isalnum((unsigned char)s[i]) &&
-		    strchr("._-@", s[i]) == NULL &&
-		    strchr(extra, s[i]) == NULL)
-			return (0);
-	return (1);
-}
-
 /*
  * IMSG_CTL_TOKEN_ADD: u32 id, str hash, str label, u64 expires,
  * str models, u64 requests, u64 tokens, u64 jobs; END with its id.
@@ -1081,8 +1064,8 @@ control_token_add(struct wchan *w, struct imsg *imsg)
 	if (strlen(hash) != IDENTITY_LEN ||
 	    strspn(hash, "0123456789abcdef") != IDENTITY_LEN)
 		return ("hash");
-	if (!word_valid(label, sizeof(t.label), "") ||
-	    !word_valid(models, sizeof(t.models), ",/:") ||
+	if (!limits_word_valid(label, sizeof(t.label), "") ||
+	    !limits_word_valid(models, sizeof(t.models), ",/:") ||
 	    expires > INT64_MAX)
 		return ("token");
 	(void)strlcpy(t.label, label, sizeof(t.label));

@@ -622,6 +622,7 @@ gen_admit(uint32_t id, const char *code, const char *text)
 		proto_provider_error(w.proto, id, code, text);
 }
 
+/* Stop a generation: still held, it is dropped; else the provider stops. */
 static void
 op_cancel(void *arg, uint32_t id)
 {
@@ -828,6 +829,7 @@ op_count(void *arg, uint32_t id)
 	return (sreq_add(IMSG_WORKER_COUNT, id, b));
 }
 
+/* USAGE: storage makes the lines of this identity's use. */
 static int
 op_usage(void *arg, uint32_t id, uint32_t days)
 {

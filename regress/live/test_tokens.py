@@ -172,6 +172,7 @@ def test_limit_reached_across_two_sessions_of_one_identity():
 
 
 def test_usage_command_and_operator_tables():
+    session(d, FILE_TOKEN).close()
     tok, _ = add_token(d, "-t", "100000")
     c = session(d, tok)
     _, status = c.ask("ASK use some tokens")
@@ -228,6 +229,15 @@ def test_events_and_monitor_have_times():
     finally:
         p.terminate()
         p.wait()
+    tok, tid = add_token(d, "-r", "1")
+    c = session(d, tok)
+    c.ask("ASK one")
+    _, status = c.ask("ASK two")
+    assert status.startswith(". ERR rate-limited"), status
+    d.ctl("token", "revoke", str(tid))
+    _, status = c.reply()
+    assert status == ". BYE token revoked", status
+    c.close()
     out = d.ctl("show", "events", "-n", "500").stdout.splitlines()
     assert out[0] == "TIME IDENTITY EVENT", out[:2]
     text = "\n".join(out)
@@ -246,6 +256,14 @@ def test_metrics_pass_promtool():
     promtool = shutil.which("promtool")
     if promtool is None:
         raise Skip("promtool is not installed (Debian: prometheus)")
+    tok, _ = add_token(d, "-r", "1")
+    c = session(d, tok)
+    for q in ("ASK measured", "ASK limited"):
+        c.ask(q)
+    c.close()
+    c = d.client()
+    c.ask("AUTH not-a-token")
+    c.close()
     out = d.ctl("show", "metrics").stdout
     r = subprocess.run([promtool, "check", "metrics"], input=out,
                        capture_output=True, text=True)
@@ -264,7 +282,7 @@ def test_metrics_pass_promtool():
              if not l.startswith("#"))
     assert int(m['bridged_limits_hit_total{limit="requests-per-minute"}']) \
         >= 1, m
-    assert int(m["bridged_answer_seconds_count"]) >= 4, m
+    assert int(m["bridged_answer_seconds_count"]) >= 1, m
     assert int(m['bridged_auth_failures_total']) >= 1, m
 
 
