@@ -288,6 +288,11 @@ main(int argc, char *argv[])
 		return (do_simple(CTL_MONITOR));
 	case SHOW_MODELS:
 		return (do_simple(CTL_MODELS));
+	case SHOW_JOBS:
+		return (do_simple(CTL_JOBS));
+	case KILL_JOB:
+		ctl_send(CTL_JOBKILL, &res->job, sizeof(res->job));
+		return (ctl_read_answer(stdout));
 	case EXPORT:
 		return (do_export(res->identity, res->format));
 	case PURGE:

@@ -27,6 +27,8 @@ enum action {
 	MONITOR,
 	EXPORT,
 	PURGE,
+	SHOW_JOBS,
+	KILL_JOB,
 	SHOW_METRICS,
 	SHOW_IDENTITIES,
 	SHOW_USAGE,
@@ -39,6 +41,7 @@ enum action {
 struct parse_result {
 	enum action	 action;
 	uint32_t	 session;
+	uint64_t	 job;
 	const char	*identity;
 	const char	*format;
 	int		 force;

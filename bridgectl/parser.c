@@ -17,6 +17,7 @@ enum token_type {
 	NOKEY,
 	KEYWORD,
 	SESSIONID,
+	JOBID,
 	IDENTITY,
 	FORMAT,
 	FORCE,
@@ -35,6 +36,7 @@ static const struct token t_main[];
 static const struct token t_show[];
 static const struct token t_kill[];
 static const struct token t_sessionid[];
+static const struct token t_jobid[];
 static const struct token t_log[];
 static const struct token t_export[];
 static const struct token t_format[];
@@ -63,6 +65,7 @@ static const struct token t_show[] = {
 	{ KEYWORD,	"status",	SHOW_STATUS,	NULL },
 	{ KEYWORD,	"sessions",	SHOW_SESSIONS,	NULL },
 	{ KEYWORD,	"models",	SHOW_MODELS,	NULL },
+	{ KEYWORD,	"jobs",		SHOW_JOBS,	NULL },
 	{ KEYWORD,	"metrics",	SHOW_METRICS,	NULL },
 	{ KEYWORD,	"identities",	SHOW_IDENTITIES, NULL },
 	{ KEYWORD,	"usage",	SHOW_USAGE,	t_usage },
@@ -115,6 +118,12 @@ static const struct token t_tokenid[] = {
 
 static const struct token t_kill[] = {
 	{ KEYWORD,	"session",	KILL_SESSION,	t_sessionid },
+	{ KEYWORD,	"job",		KILL_JOB,	t_jobid },
+	{ ENDTOKEN,	"",		NONE,		NULL }
+};
+
+static const struct token t_jobid[] = {
+	{ JOBID,	"",		NONE,		NULL },
 	{ ENDTOKEN,	"",		NONE,		NULL }
 };
 
@@ -285,6 +294,16 @@ match_token(const char *word, const struct token *table)
 				exit(1);
 			}
 			return (&table[i]);
+		case JOBID:
+			if (word == NULL)
+				break;
+			res.job = strtonum(word, 1, LLONG_MAX, &errstr);
+			if (errstr != NULL) {
+				fprintf(stderr, "bridgectl: bad job id: %s\n",
+				    word);
+				exit(1);
+			}
+			return (&table[i]);
 		case IDENTITY:
 			if (word == NULL || !is_identity(word))
 				break;
@@ -325,6 +344,9 @@ show_valid(const struct token *table)
 			break;
 		case SESSIONID:
 			fprintf(stderr, " <session id>");
+			break;
+		case JOBID:
+			fprintf(stderr, " <job id>");
 			break;
 		case IDENTITY:
 			fprintf(stderr, " <identity>");

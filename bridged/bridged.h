@@ -50,6 +50,13 @@
 #define TOKEN_PREFIX		"bt-"		/* an issued token begins so */
 #define TOKEN_BITS		160		/* of randomness */
 #define TOKEN_TEXT_LEN		(3 + TOKEN_BITS / 4)
+#define BRIDGED_JOBS_MAX	16		/* jobs running at once */
+#define BRIDGED_JOBS_IDENTITY	2		/* of them, per identity: the
+						   default of limits { jobs } */
+#define JOB_TURNS_MAX		50		/* turns of a dialogue */
+#define SUMMARY_INTRO \
+	"This is a summary of your earlier conversation with this user;" \
+	" use it as context.\n\n"
 
 /* Fixed descriptors of a freshly executed child. */
 #define FD_PARENT		3
@@ -141,6 +148,7 @@ struct global_conf {
 	int			 models_cache;		/* s */
 	size_t			 line_max;		/* bytes */
 	enum sync_mode		 sync;
+	int			 jobs_max;		/* running at once */
 	int			 verbose;
 	struct limits		 limits;		/* for every identity */
 	int			 auth_failures;		/* a minute, an address */
@@ -189,6 +197,8 @@ enum imsg_type {
 	/* parent -> control: the listening control socket (fd);
 	   parent -> storage: control's channel (fd) */
 	IMSG_PARENT_CONTROL,	/* empty */
+	/* parent -> storage, provider: their channel for jobs (fd) */
+	IMSG_PARENT_JOBS,	/* empty */
 
 	/* any child -> parent */
 	IMSG_CHILD_LOG,		/* u32 priority, str line */
@@ -235,6 +245,17 @@ enum imsg_type {
 	IMSG_WORKER_HISTORY,	/* u32 request id, u32 kind, u32 count */
 	IMSG_WORKER_CONTEXT,	/* u32 request id */
 	IMSG_WORKER_COUNT,	/* u32 request id */
+	IMSG_WORKER_SUBMIT,	/* u32 request id, u64 key (as STORE's),
+				   u32 kind (enum job_kind), u32 turns,
+				   str model, str model B ("" for none),
+				   data prompt; answered STORED (job id) */
+	IMSG_WORKER_JOBS,	/* u32 request id, u32 count; answered
+				   JOB_LINE..., END */
+	IMSG_WORKER_RESULT,	/* u32 request id, u64 job id; answered
+				   JOB_HEAD, JOB_CHUNK..., JOB_END */
+	IMSG_WORKER_UNFOLLOW,	/* u32 request id of a RESULT: no answer */
+	IMSG_WORKER_KILL,	/* u32 request id, u64 job id; answered
+				   STORED (job id) */
 
 	/* storage -> worker */
 	IMSG_STORAGE_STORED,	/* u32 request id, u64 row id */
@@ -242,6 +263,40 @@ enum imsg_type {
 				   u32 role, data text */
 	IMSG_STORAGE_END,	/* u32 request id, u64 count */
 	IMSG_STORAGE_ERROR,	/* u32 request id, str text */
+	IMSG_STORAGE_JOB_LINE,	/* u32 request id, u64 job id, u32 state,
+				   str model, u64 created (epoch s),
+				   u64 answer tokens, str identity,
+				   str prompt (its first 40 characters) */
+	IMSG_STORAGE_JOB_HEAD,	/* u32 request id, u64 job id, u32 state */
+	IMSG_STORAGE_JOB_CHUNK,	/* u32 request id, u32 kind (enum
+				   chunk_kind), data text */
+	IMSG_STORAGE_JOB_END,	/* u32 request id, u32 state, str model,
+				   u64 prompt tokens, u64 answer tokens,
+				   u64 ms, str finish, str code, str text */
+
+	/* storage -> provider, on the jobs channel */
+	IMSG_STORAGE_JOB_QUEUED, /* u64 job id, str identity, u32 jobs of
+				   that identity at once (0: no limit) */
+	IMSG_STORAGE_JOB_SPEC,	/* u64 job id, u32 kind, u32 turns,
+				   str model, str model B */
+	IMSG_STORAGE_JOB_PART,	/* u64 job id, u32 role, data text: the
+				   context, then the prompt (role user) */
+	IMSG_STORAGE_JOB_READY,	/* u64 job id: the parts are complete */
+	IMSG_STORAGE_JOB_GONE,	/* u64 job id: not to run (any more) */
+	IMSG_STORAGE_EVENT,	/* str event line for monitor (-> parent) */
+
+	/* provider -> storage, on the jobs channel */
+	IMSG_PROVIDER_JOB_LIST,	/* empty: send JOB_QUEUED for every job
+				   queued or running */
+	IMSG_PROVIDER_JOB_START, /* u64 job id: answered SPEC, PART...,
+				   READY, or GONE */
+	IMSG_PROVIDER_JOB_CHUNK, /* u64 job id, u32 kind, data text */
+	IMSG_PROVIDER_JOB_TURN,	/* u64 job id, u32 turn, str model,
+				   u64 answer tokens: a dialogue turn
+				   is complete */
+	IMSG_PROVIDER_JOB_DONE,	/* u64 job id, u64 prompt tokens,
+				   u64 answer tokens, u64 ms, str finish */
+	IMSG_PROVIDER_JOB_FAIL,	/* u64 job id, str code, str text */
 
 	/* control <-> parent (peerid: the control client) */
 	IMSG_CTL_STATUS,	/* empty; answered with IMSG_CTL_DATA... */
@@ -261,6 +316,11 @@ enum imsg_type {
 				   END with the rows deleted */
 	/* storage -> control: first answer to EXPORT and PURGE */
 	IMSG_STORAGE_IDENTITY,	/* u32 request id, str the whole identity */
+	/* control -> storage: bridgectl show jobs, kill job */
+	IMSG_CTL_JOBS,		/* u32 request id, u32 count; answered
+				   JOB_LINE..., END */
+	IMSG_CTL_JOBKILL,	/* u32 request id, u64 job id; answered
+				   END (job id) or ERROR */
 
 	/* parent -> storage: is this hash an issued token? */
 	IMSG_PARENT_TOKEN,	/* u32 worker id, str token hash */
@@ -323,6 +383,28 @@ enum msg_role {
 enum history_kind {
 	HISTORY_MESSAGES,
 	HISTORY_SUMMARIES
+};
+
+/* Jobs: what they are, where they stand, what their output holds. */
+enum job_kind {
+	JOB_SUBMIT,		/* one prompt */
+	JOB_DIALOGUE,		/* two models answer each other */
+	JOB_KIND_MAX
+};
+
+enum job_state {
+	JOB_QUEUED,
+	JOB_RUNNING,
+	JOB_DONE,
+	JOB_FAILED,
+	JOB_CANCELLED,
+	JOB_STATE_MAX
+};
+
+enum chunk_kind {
+	CHUNK_TEXT,		/* answer text */
+	CHUNK_TURN,		/* a dialogue turn begins: the model */
+	CHUNK_KIND_MAX
 };
 
 /* IMSG_WORKER_STATE modes. */
@@ -446,7 +528,7 @@ char		*export_item(struct export_state *, uint64_t, uint64_t,
 char		*export_end(struct export_state *);
 
 /* db.c */
-#define DB_VERSION		4		/* PRAGMA user_version */
+#define DB_VERSION		5		/* PRAGMA user_version */
 /* A stored text fits in one IMSG_STORAGE_ITEM. */
 #define DB_TEXT_MAX		(IMSG_MAXSIZE - 64)
 #define DB_CUT_ITEMS		1		/* left out for the count */
@@ -526,6 +608,7 @@ struct limit_use {
 	uint64_t	 requests;	/* in the last minute */
 	int64_t		 oldest_ms;	/* the first of them */
 	uint64_t	 tokens;	/* today */
+	uint64_t	 jobs;		/* running now */
 };
 
 void		 limits_day(int64_t, char [LIMITS_DAY_LEN]);
@@ -582,6 +665,53 @@ int		 db_event_add(struct db *, int64_t, const char *,
 		    const char *, int);
 int		 db_events(struct db *, const char *, uint32_t,
 		    int (*)(const struct event_row *, void *), void *);
+struct sqlite3	*db_sqlite(struct db *);
+
+/* jobs_db.c */
+#define JOB_HEAD_MAX		(40 * 4 + 1)	/* 40 characters */
+#define JOB_TEXT_MAX		256		/* an error's text */
+
+struct jdb;
+struct jdb_job {
+	int64_t		 id;
+	char		 client[IDENTITY_LEN + 1];
+	int		 kind;		/* enum job_kind */
+	int		 state;		/* enum job_state */
+	int		 turns;
+	char		 model[MODEL_MAX_LEN];
+	char		 model_b[MODEL_MAX_LEN];
+	int64_t		 created;	/* epoch s */
+	int64_t		 tin;
+	int64_t		 tout;
+	int64_t		 ms;
+	char		 finish[40];
+	char		 code[32];	/* of a failure */
+	char		 text[JOB_TEXT_MAX];
+	char		 head[JOB_HEAD_MAX];	/* the prompt's beginning */
+};
+
+struct jdb	*jdb_open(struct db *);
+void		 jdb_close(struct jdb *);
+int		 jdb_submit(struct jdb *, const char *, uint64_t, int, int,
+		    const char *, const char *, const char *, size_t, int64_t,
+		    int64_t *);
+int		 jdb_get(struct jdb *, int64_t, struct jdb_job *);
+int		 jdb_list(struct jdb *, const char *, uint32_t,
+		    int (*)(const struct jdb_job *, void *), void *,
+		    uint64_t *);
+int		 jdb_pending(struct jdb *,
+		    int (*)(int64_t, const char *, void *), void *);
+int		 jdb_start(struct jdb *, int64_t, int64_t);
+int		 jdb_chunk(struct jdb *, int64_t, int, int, const char *,
+		    size_t);
+int		 jdb_finish(struct jdb *, const struct jdb_job *, int64_t);
+int		 jdb_chunks(struct jdb *, int64_t,
+		    int (*)(int, const char *, size_t, void *), void *);
+int		 jdb_turn_text(struct jdb *, int64_t, int, struct ibuf *);
+int		 jdb_context(struct jdb *, int64_t, uint32_t, size_t,
+		    int (*)(int, const char *, size_t, void *), void *);
+int		 jdb_opening(struct jdb *, int64_t,
+		    int (*)(int, const char *, size_t, void *), void *);
 
 /* storage.c */
 #define STORAGE_HISTORY_MAX	10000		/* items per HISTORY */
@@ -887,10 +1017,19 @@ struct gen	*gen_start(const struct gen_request *, const struct gen_sink *,
 		    char *, size_t, char *, size_t);
 void		 gen_cancel(struct gen *);
 
+/* jobs.c: the provider's queue of background jobs */
+void		 jobs_init(void);
+void		 jobs_reload(const struct bridged_conf *);
+void		 jobs_hold(void);
+void		 jobs_channel(int);
+void		 jobs_schedule(void);
+int		 jobs_busy(void);
+
 /* proc.c */
 const char	*imsg_type_name(uint32_t);
 const char	*proc_name(enum proc_id);
 const char	*role_name(enum msg_role);
+const char	*job_state_name(int);
 int		 role_from_name(const char *);
 int		 proc_from_name(const char *);
 
@@ -960,6 +1099,12 @@ struct proto_ops {
 	uint64_t	(*now)(void *);		/* ms */
 	uint64_t	(*random)(void *);
 	int		(*auth)(void *, const char *);
+	int		(*submit)(void *, uint32_t, uint64_t, int, int,
+			    const char *, const char *, const char *, size_t);
+	int		(*jobs)(void *, uint32_t, uint32_t);
+	int		(*result)(void *, uint32_t, uint64_t);
+	void		(*unfollow)(void *, uint32_t);
+	int		(*kill)(void *, uint32_t, uint64_t);
 	int		(*usage)(void *, uint32_t, uint32_t);
 };
 
@@ -974,6 +1119,10 @@ enum proto_op {
 	OP_PROMPT,
 	OP_BACK,
 	OP_AUTH,
+	OP_SUBMIT,
+	OP_JOBS,
+	OP_RESULT,
+	OP_KILL,
 	OP_USAGE
 };
 
@@ -1111,6 +1260,8 @@ struct proto {
 	int			 hkind;
 	uint32_t		 hcount;
 	struct prompt		 pr;
+	uint64_t		 job;		/* RESULT, KILL */
+	int			 following;	/* RESULT streams live */
 };
 
 struct proto	*proto_new(const struct proto_ops *, void *,
@@ -1146,6 +1297,15 @@ void		 proto_storage_item(struct proto *, uint32_t, uint64_t,
 void		 proto_storage_end(struct proto *, uint32_t, uint64_t);
 void		 proto_storage_error(struct proto *, uint32_t, const char *);
 void		 proto_storage_line(struct proto *, uint32_t, const char *);
+void		 proto_storage_job_line(struct proto *, uint32_t, uint64_t,
+		    uint32_t, const char *, uint64_t, uint64_t, const char *);
+void		 proto_storage_job_head(struct proto *, uint32_t, uint64_t,
+		    uint32_t);
+void		 proto_storage_job_chunk(struct proto *, uint32_t, uint32_t,
+		    const char *, size_t);
+void		 proto_storage_job_end(struct proto *, uint32_t, uint32_t,
+		    const char *, uint64_t, uint64_t, uint64_t, const char *,
+		    const char *, const char *);
 void		 proto_event(struct proto *, const char *, ...)
 		    __attribute__((__format__ (printf, 2, 3)));
 uint32_t	 proto_reqid(struct proto *);

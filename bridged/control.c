@@ -19,6 +19,7 @@
 #include "control.h"
 
 #define CONTROL_MAXCONNS	32
+#define CTL_JOBS_MAX		1000		/* lines of show jobs */
 
 struct ctl_conn {
 	TAILQ_ENTRY(ctl_conn)	 entry;
@@ -238,6 +239,15 @@ request_payload(struct ctl_req *r, struct imsg *imsg, struct ibuf *b)
 		if (ir_end(&ir) == -1 || n == 0)
 			return (-1);
 		return (ibuf_add_u64(b, n));
+	case CTL_JOBS:
+		if (ir_end(&ir) == -1)
+			return (-1);
+		return (ibuf_add_u32(b, CTL_JOBS_MAX));
+	case CTL_JOBKILL:
+		rq = ir_u64(&ir);
+		if (ir_end(&ir) == -1 || rq == 0 || rq > INT64_MAX)
+			return (-1);
+		return (ibuf_add_u64(b, rq));
 	case CTL_USAGE:
 	case CTL_EVENTS:
 		identity = ir_str(&ir);
@@ -273,6 +283,10 @@ request_type(uint32_t kind)
 		return (IMSG_CTL_USAGE);
 	case CTL_IDENTITIES:
 		return (IMSG_CTL_IDENTITIES);
+	case CTL_JOBS:
+		return (IMSG_CTL_JOBS);
+	case CTL_JOBKILL:
+		return (IMSG_CTL_JOBKILL);
 	default:
 		return (IMSG_CTL_EVENTS);
 	}
@@ -369,6 +383,10 @@ req_end(struct ctl_req *r, uint64_t n)
 			end_sessions(r->identity, "token revoked");
 		snprintf(msg, sizeof(msg), "token revoked");
 		break;
+	case CTL_JOBKILL:
+		snprintf(msg, sizeof(msg), "job %llu cancelled",
+		    (unsigned long long)n);
+		break;
 	default:
 		msg[0] = '\0';
 		break;
@@ -389,6 +407,42 @@ req_line(struct ctl_req *r, char *line)
 	if ((c = conn_find(r->conn)) != NULL)
 		conn_reply(c, CTL_DATA, line);
 	free(line);
+	return (0);
+}
+
+/* One line of show jobs: id, state, identity, model, created, answer
+   tokens, the beginning of the prompt (escaped: it is a client's). */
+static int
+job_line(struct ctl_req *r, struct ireader *ir)
+{
+	const char	*model, *identity, *head;
+	char		*esc, *line, when[32];
+	uint64_t	 id, created, tout;
+	uint32_t	 state;
+	time_t		 t;
+	struct tm	 tm;
+
+	id = ir_u64(ir);
+	state = ir_u32(ir);
+	model = ir_str(ir);
+	created = ir_u64(ir);
+	tout = ir_u64(ir);
+	identity = ir_str(ir);
+	head = ir_str(ir);
+	if (ir_end(ir) == -1 || state >= JOB_STATE_MAX)
+		return (-1);
+	t = (time_t)created;
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		strlcpy(when, "unknown", sizeof(when));
+	if ((esc = str_escape(head, strlen(head))) == NULL)
+		return (0);
+	if (asprintf(&line, "%llu %s %.12s %s %s %llu %s",
+	    (unsigned long long)id, job_state_name(state), identity, model,
+	    when, (unsigned long long)tout, esc) == -1)
+		line = NULL;
+	free(esc);
+	req_line(r, line);
 	return (0);
 }
 
@@ -430,6 +484,10 @@ control_dispatch_storage(struct channel *ch, struct imsg *imsg)
 		    r->kind != CTL_EXPORT)
 			break;
 		req_line(r, export_item(&r->ex, rowid, t, role, text, len));
+		return;
+	case IMSG_STORAGE_JOB_LINE:
+		if (r == NULL || r->kind != CTL_JOBS || job_line(r, &ir) == -1)
+			break;
 		return;
 	case IMSG_STORAGE_END:
 		n = ir_u64(&ir);
@@ -547,6 +605,8 @@ control_dispatch_client(struct channel *ch, struct imsg *imsg)
 	case CTL_USAGE:
 	case CTL_IDENTITIES:
 	case CTL_EVENTS:
+	case CTL_JOBS:
+	case CTL_JOBKILL:
 		control_request(c, imsg);
 		return;
 	default:

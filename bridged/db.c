@@ -150,11 +150,51 @@ static const char db_schema_v3[] =
 	" ON summaries (client_id, msgkey);";
 
 /*
- * Version 4: issued tokens (hash only), usage per identity, day and
+ * Version 4: background jobs (SUBMIT, DIALOGUE) and their output,
+ * committed in chunks as it streams. jobs_db.c runs their queries.
+ */
+static const char db_schema_v4[] =
+	"CREATE TABLE IF NOT EXISTS jobs ("
+	" id INTEGER PRIMARY KEY,"
+	" client_id TEXT NOT NULL,"
+	" kind INTEGER NOT NULL,"
+	" state INTEGER NOT NULL,"
+	" turns INTEGER NOT NULL,"
+	" model TEXT NOT NULL,"
+	" model_b TEXT NOT NULL DEFAULT '',"
+	" prompt TEXT NOT NULL,"
+	" upto_msg INTEGER NOT NULL,"
+	" upto_sum INTEGER NOT NULL,"
+	" created INTEGER NOT NULL,"
+	" started INTEGER,"
+	" finished INTEGER,"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" tokens_in INTEGER NOT NULL DEFAULT 0,"
+	" tokens_out INTEGER NOT NULL DEFAULT 0,"
+	" ms INTEGER NOT NULL DEFAULT 0,"
+	" finish TEXT NOT NULL DEFAULT '',"
+	" err_code TEXT NOT NULL DEFAULT '',"
+	" err_text TEXT NOT NULL DEFAULT '',"
+	" jobkey INTEGER);"
+	"CREATE UNIQUE INDEX IF NOT EXISTS jobs_key"
+	" ON jobs (client_id, jobkey);"
+	"CREATE INDEX IF NOT EXISTS jobs_client ON jobs (client_id, id);"
+	"CREATE INDEX IF NOT EXISTS jobs_pending ON jobs (state, id)"
+	" WHERE state < 2;"
+	"CREATE TABLE IF NOT EXISTS job_chunks ("
+	" job_id INTEGER NOT NULL,"
+	" seq INTEGER NOT NULL,"
+	" turn INTEGER NOT NULL,"
+	" kind INTEGER NOT NULL,"
+	" text TEXT NOT NULL,"
+	" PRIMARY KEY (job_id, seq)) WITHOUT ROWID;";
+
+/*
+ * Version 5: issued tokens (hash only), usage per identity, day and
  * model, the requests of the last minute, identities seen, the event
  * log.
  */
-static const char db_schema_v4[] =
+static const char db_schema_v5[] =
 	"CREATE TABLE IF NOT EXISTS tokens ("
 	" id INTEGER PRIMARY KEY,"
 	" hash TEXT NOT NULL UNIQUE,"
@@ -351,6 +391,10 @@ db_migrate(struct db *db, long long from)
 		if (db_exec(db, db_schema_v4) == -1)
 			goto fail;
 	}
+	if (from < 5) {
+		if (db_exec(db, db_schema_v5) == -1)
+			goto fail;
+	}
 	(void)snprintf(sql, sizeof(sql), "PRAGMA application_id = %d;"
 	    " PRAGMA user_version = %d", DB_APPLICATION_ID, DB_VERSION);
 	if (db_exec(db, sql) == -1 || db_exec(db, "COMMIT") == -1)
@@ -485,6 +529,13 @@ db_open(const char *path, enum sync_mode sync)
  fail:
 	db_close(db);
 	return (NULL);
+}
+
+/* The SQLite handle, for the queries of jobs_db.c. */
+sqlite3 *
+db_sqlite(struct db *db)
+{
+	return (db->sq);
 }
 
 /* Finalize every statement and close; NULL is fine. */

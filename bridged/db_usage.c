@@ -23,6 +23,8 @@ static const char sql_recent[] =
 static const char sql_today[] =
     "SELECT coalesce(sum(tokens_in + tokens_out), 0) FROM usage"
     " WHERE identity = ?1 AND day = ?2";
+static const char sql_running[] =
+    "SELECT count(*), 0 FROM jobs WHERE client_id = ?1 AND state = ?2";
 static const char sql_request[] =
     "INSERT INTO requests (identity, time) VALUES (?1, ?2)";
 static const char sql_prune[] =
@@ -109,7 +111,10 @@ db_limits(struct db *db, const char *identity, const struct limits *global,
 	return (0);
 }
 
-/* What an identity used: requests of the last minute, tokens today. */
+/*
+ * What an identity uses: requests of the last minute, tokens today,
+ * jobs running.
+ */
 int
 db_usage_now(struct db *db, const char *identity, int64_t now_ms,
     struct limit_use *u)
@@ -125,6 +130,10 @@ db_usage_now(struct db *db, const char *identity, int64_t now_ms,
 	u->requests = (uint64_t)n;
 	u->oldest_ms = oldest;
 	u->tokens = (uint64_t)tokens;
+	if (query_two(db, sql_running, identity, JOB_RUNNING, NULL, &n,
+	    NULL) == -1)
+		return (-1);
+	u->jobs = (uint64_t)n;
 	return (0);
 }
 

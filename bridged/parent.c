@@ -302,6 +302,24 @@ rewire(struct child *role)
 			wire(role, c);
 }
 
+/* Storage and provider get a new channel for jobs whenever one starts. */
+static void
+wire_jobs(void)
+{
+	struct child	*storage, *provider;
+	int		 sp[2];
+
+	if ((storage = role_child(PROC_STORAGE)) == NULL ||
+	    (provider = role_child(PROC_PROVIDER)) == NULL)
+		return;
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1) {
+		log_warn("%s: socketpair", __func__);
+		return;
+	}
+	channel_compose(&storage->chan, IMSG_PARENT_JOBS, 0, sp[0], NULL, 0);
+	channel_compose(&provider->chan, IMSG_PARENT_JOBS, 0, sp[1], NULL, 0);
+}
+
 static char *child_env[] = { "PATH=/usr/bin:/bin", NULL };
 
 static void
@@ -414,8 +432,10 @@ child_spawn(enum proc_id id)
 		wire(role_child(PROC_STORAGE), c);
 		wire(role_child(PROC_PROVIDER), c);
 	}
-	if (id == PROC_STORAGE || id == PROC_PROVIDER)
+	if (id == PROC_STORAGE || id == PROC_PROVIDER) {
 		rewire(c);
+		wire_jobs();
+	}
 	log_debug("%s: %s started, pid %d", __func__, proc_name(id),
 	    (int)pid);
 	return (c);
@@ -983,6 +1003,29 @@ parent_dispatch_worker(struct child *c, struct imsg *imsg)
 	return (-1);
 }
 
+/* What storage tells: a token it checked, jobs for monitor. */
+static int
+parent_dispatch_storage(struct imsg *imsg)
+{
+	struct ireader	 ir;
+	const char	*s;
+	char		*esc;
+
+	if (imsg->hdr.type == IMSG_STORAGE_TOKEN)
+		return (auth_storage(imsg));
+	if (imsg->hdr.type != IMSG_STORAGE_EVENT)
+		return (-1);
+	ir_init(&ir, imsg);
+	s = ir_str(&ir);
+	if (ir_end(&ir) == -1)
+		return (-1);
+	if ((esc = str_escape(s, strlen(s))) == NULL)
+		return (0);
+	parent_monitor("%s", esc);
+	free(esc);
+	return (0);
+}
+
 static void
 parent_dispatch_child(struct channel *ch, struct imsg *imsg)
 {
@@ -1020,11 +1063,10 @@ parent_dispatch_child(struct channel *ch, struct imsg *imsg)
 	default:
 		if (c->id == PROC_CONTROL)
 			r = parent_dispatch_control(c, imsg);
-		else if (c->id == PROC_STORAGE &&
-		    imsg->hdr.type == IMSG_STORAGE_TOKEN)
-			r = auth_storage(imsg);
 		else if (c->id == PROC_WORKER && c->busy)
 			r = parent_dispatch_worker(c, imsg);
+		else if (c->id == PROC_STORAGE)
+			r = parent_dispatch_storage(imsg);
 		break;
 	}
 	if (r == -1)

@@ -142,10 +142,10 @@ typedef struct {
 
 %token	ANTHROPIC API CACHE CERTIFICATE CHROOT CLIENTS CONNECT DATABASE ENV
 %token	FALLBACK FILENAME FULL GEMINI HANDSHAKE IDENTITY INCLUDE INSECURE IP
-%token	KEEP KEY LIMIT LINE LISTEN MAXIMUM MEMORY MODEL MODELS NORMAL ON
+%token	JOBS KEEP KEY LIMIT LINE LISTEN MAXIMUM MEMORY MODEL MODELS NORMAL ON
 %token	OPENAI PORT PREFORK PROVIDER RETRIES SOCKET SUMMARIES SYNC TIMEOUT
 %token	TLS TOKEN TOKENS TYPE URL USER
-%token	AUTH DAY EVENTS FAILURES JOBS LIMITS MINUTE PER REQUESTS
+%token	AUTH DAY EVENTS FAILURES LIMITS MINUTE PER REQUESTS
 %token	ERROR
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
@@ -238,6 +238,11 @@ main		: LISTEN ON STRING lopts	{ listen_add($3, &listenopts); }
 			if (!inrange("max clients", $3, 1, 100000))
 				YYERROR;
 			conf->g.max_clients = $3;
+		}
+		| JOBS MAXIMUM NUMBER		{
+			if (!inrange("jobs max", $3, 1, 10000))
+				YYERROR;
+			conf->g.jobs_max = $3;
 		}
 		| MAXIMUM LINE size		{
 			if (!sizerange("max line", $3, KILO, 16 * MEGA))
@@ -1459,8 +1464,10 @@ conf_defaults(struct bridged_conf *c)
 	g->models_cache = BRIDGED_MODELSCACHE;
 	g->line_max = BRIDGED_LINEMAX;
 	g->sync = SYNC_NORMAL;
+	g->limits.jobs = BRIDGED_JOBS_IDENTITY;
 	g->auth_failures = BRIDGED_AUTHFAILS;
 	g->events_keep = BRIDGED_EVENTSKEEP;
+	g->jobs_max = BRIDGED_JOBS_MAX;
 }
 
 /* What only the whole file can tell. */
@@ -1605,6 +1612,8 @@ config_print(const struct bridged_conf *c)
 	print_str(g->socket);
 	printf("\nprefork %d\n", g->prefork);
 	printf("max clients %d\n", g->max_clients);
+	if (g->jobs_max != BRIDGED_JOBS_MAX)
+		printf("jobs max %d\n", g->jobs_max);
 	printf("timeout %d\n", g->timeout);
 	printf("handshake timeout %d\n", g->handshake_timeout);
 	if (g->identity == IDENTITY_TOKEN && g->tokens[0] != '\0')

@@ -18,6 +18,10 @@ static const char *role_names[ROLE_MAX] = {
 	"user", "model", "summary"
 };
 
+static const char *job_state_names[JOB_STATE_MAX] = {
+	"queued", "running", "done", "failed", "cancelled"
+};
+
 #define N(x)	[x] = #x
 static const char *imsg_names[IMSG_MAX] = {
 	N(IMSG_NONE),
@@ -42,6 +46,18 @@ static const char *imsg_names[IMSG_MAX] = {
 	N(IMSG_CTL_RELOAD), N(IMSG_CTL_LOG), N(IMSG_CTL_MONITOR),
 	N(IMSG_CTL_DATA), N(IMSG_CTL_END), N(IMSG_CTL_FAIL),
 	N(IMSG_CTL_EXPORT), N(IMSG_CTL_PURGE), N(IMSG_STORAGE_IDENTITY),
+	N(IMSG_PARENT_JOBS),
+	N(IMSG_WORKER_SUBMIT), N(IMSG_WORKER_JOBS), N(IMSG_WORKER_RESULT),
+	N(IMSG_WORKER_UNFOLLOW), N(IMSG_WORKER_KILL),
+	N(IMSG_STORAGE_JOB_LINE), N(IMSG_STORAGE_JOB_HEAD),
+	N(IMSG_STORAGE_JOB_CHUNK), N(IMSG_STORAGE_JOB_END),
+	N(IMSG_STORAGE_JOB_QUEUED), N(IMSG_STORAGE_JOB_SPEC),
+	N(IMSG_STORAGE_JOB_PART), N(IMSG_STORAGE_JOB_READY),
+	N(IMSG_STORAGE_JOB_GONE), N(IMSG_STORAGE_EVENT),
+	N(IMSG_PROVIDER_JOB_LIST), N(IMSG_PROVIDER_JOB_START),
+	N(IMSG_PROVIDER_JOB_CHUNK), N(IMSG_PROVIDER_JOB_TURN),
+	N(IMSG_PROVIDER_JOB_DONE), N(IMSG_PROVIDER_JOB_FAIL),
+	N(IMSG_CTL_JOBS), N(IMSG_CTL_JOBKILL),
 	N(IMSG_PARENT_TOKEN), N(IMSG_STORAGE_TOKEN), N(IMSG_PARENT_EVENT),
 	N(IMSG_WORKER_ADMIT), N(IMSG_STORAGE_ADMIT), N(IMSG_WORKER_USAGE),
 	N(IMSG_WORKER_USAGE_GET), N(IMSG_STORAGE_LINE), N(IMSG_WORKER_METRIC),
@@ -73,6 +89,15 @@ role_name(enum msg_role role)
 	if ((unsigned)role >= ROLE_MAX)
 		return ("unknown");
 	return (role_names[role]);
+}
+
+/* The word JOBS and the database use for a job's state. */
+const char *
+job_state_name(int state)
+{
+	if (state < 0 || state >= JOB_STATE_MAX)
+		return ("unknown");
+	return (job_state_names[state]);
 }
 
 int

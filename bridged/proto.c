@@ -39,10 +39,11 @@
 static const char *err_codes[] = {
 	"unknown-command", "bad-argument", "too-long", "bad-utf8",
 	"no-model", "upstream", "upstream-timeout", "rate-limited", "busy",
-	"auth", "cancelled", "storage", "internal"
+	"auth", "cancelled", "storage", "internal", "not-found"
 };
 
 static void	proto_run(struct proto *);
+static void	proto_done(struct proto *);
 static void	prompt_continue(struct proto *);
 static void	prompt_send(struct proto *);
 static void	prompt_fail(struct proto *, const char *, const char *);
@@ -381,6 +382,12 @@ cmd_help(struct proto *p, const char *arg)
 		"HISTORY [N]       the last N stored messages (20)",
 		"SUMMARIES [N]     the last N stored summaries (20)",
 		"NEW, RESET        forget the conversation in memory",
+		"SUBMIT <prompt>   a background job; RESULT shows it",
+		"DIALOGUE <turns> <model A> <model B> <opening>",
+		"                  a job: two models answer each other",
+		"JOBS [N]          the last N jobs (20)",
+		"RESULT <id>       a job's answer, followed while it runs",
+		"KILL <id>         stop a queued or running job",
 		"USAGE [days]      your use of the last days (7)",
 		"AUTH <token>      identify with a token",
 		"EXIT, QUIT        close the session",
@@ -704,29 +711,342 @@ cmd_exit(struct proto *p, const char *arg)
 	proto_bye(p, NULL);
 }
 
+/*
+ * Jobs: SUBMIT and DIALOGUE queue one in storage, JOBS lists them,
+ * RESULT shows what is stored and follows the rest, KILL stops one.
+ * Storage says which errors are the client's (a protocol code first).
+ */
+
+/* An error of storage as a status line: its own code, or storage. */
+static void
+job_error(struct proto *p, const char *text)
+{
+	char	 code[32];
+	size_t	 n;
+
+	n = strcspn(text, " ");
+	if (n < sizeof(code)) {
+		memcpy(code, text, n);
+		code[n] = '\0';
+		if (err_code(code) != NULL && strcmp(code, "storage") != 0) {
+			out_status(p, "ERR", "%s", text);
+			return;
+		}
+	}
+	out_status(p, "ERR", "storage %s", text);
+}
+
+/* A job id as a client writes it. */
+static int
+job_id(struct proto *p, const char *arg, uint64_t *id)
+{
+	const char	*errstr;
+
+	*id = (uint64_t)strtonum(arg, 1, LLONG_MAX, &errstr);
+	if (errstr != NULL) {
+		out_status(p, "ERR", "bad-argument not a job id: %.32s", arg);
+		return (-1);
+	}
+	return (0);
+}
+
+/* Queue a job in storage; answered with its id. */
+static void
+job_submit(struct proto *p, int kind, int turns, const char *a,
+    const char *b, const char *text)
+{
+	size_t	 len = strlen(text);
+
+	if (is_blank(text, len)) {
+		out_status(p, "ERR", "bad-argument empty prompt");
+		return;
+	}
+	if (len > PROTO_PROMPT_MAX) {
+		out_status(p, "ERR", "too-long the prompt is longer than %d "
+		    "bytes", PROTO_PROMPT_MAX);
+		return;
+	}
+	p->req = proto_reqid(p);
+	if (p->ops->submit(p->arg, p->req, p->ops->random(p->arg), kind,
+	    turns, a, b, text, len) == -1) {
+		out_status(p, "ERR", "storage not available");
+		return;
+	}
+	p->op = OP_SUBMIT;
+	proto_event(p, "%s bytes=%zu", kind == JOB_SUBMIT ? "submit" :
+	    "dialogue", len);
+}
+
+static void
+cmd_submit(struct proto *p, const char *arg)
+{
+	if (p->model[0] == '\0') {
+		out_status(p, "ERR", "no-model no model chosen,"
+		    " see LIST-MODELS and CHANGE-MODEL");
+		return;
+	}
+	job_submit(p, JOB_SUBMIT, 1, p->model, "", arg);
+}
+
+/* A model named by DIALOGUE: one of the list, if there is a list. */
+static int
+dialogue_model(struct proto *p, const char *w, size_t len, char *out)
+{
+	const struct pmodel	*m;
+	char			 name[MODEL_MAX_LEN];
+
+	if (len == 0 || len >= sizeof(name)) {
+		out_status(p, "ERR", "bad-argument no model named %.*s",
+		    (int)(len > 64 ? 64 : len), w);
+		return (-1);
+	}
+	memcpy(name, w, len);
+	name[len] = '\0';
+	if (p->models.n > 0) {
+		if ((m = mlist_find(&p->models, name)) == NULL) {
+			out_status(p, "ERR", "bad-argument no model named %s",
+			    name);
+			return (-1);
+		}
+		strlcpy(out, m->name, MODEL_MAX_LEN);
+	} else if (!model_name_ok(name)) {
+		out_status(p, "ERR", "bad-argument no model named %s", name);
+		return (-1);
+	} else
+		strlcpy(out, name, MODEL_MAX_LEN);
+	return (0);
+}
+
+/* The next word of s: its start and length; s moves past it. */
+static const char *
+next_word(const char **s, size_t *len)
+{
+	const char	*w;
+
+	while (is_space(**s))
+		(*s)++;
+	w = *s;
+	while (**s != '\0' && !is_space(**s))
+		(*s)++;
+	*len = *s - w;
+	return (w);
+}
+
+static void
+cmd_dialogue(struct proto *p, const char *arg)
+{
+	const char	*w, *errstr;
+	char		 nb[16], a[MODEL_MAX_LEN], b[MODEL_MAX_LEN];
+	size_t		 len;
+	long long	 turns;
+
+	w = next_word(&arg, &len);
+	if (len == 0 || len >= sizeof(nb))
+		goto usage;
+	memcpy(nb, w, len);
+	nb[len] = '\0';
+	turns = strtonum(nb, 2, JOB_TURNS_MAX, &errstr);
+	if (errstr != NULL) {
+		out_status(p, "ERR", "bad-argument turns must be 2 to %d",
+		    JOB_TURNS_MAX);
+		return;
+	}
+	w = next_word(&arg, &len);
+	if (len == 0 || dialogue_model(p, w, len, a) == -1)
+		goto fail;
+	w = next_word(&arg, &len);
+	if (len == 0 || dialogue_model(p, w, len, b) == -1)
+		goto fail;
+	while (is_space(*arg))
+		arg++;
+	if (*arg == '\0')
+		goto usage;
+	job_submit(p, JOB_DIALOGUE, (int)turns, a, b, arg);
+	return;
+ fail:
+	if (len > 0)
+		return;
+ usage:
+	out_status(p, "ERR", "bad-argument DIALOGUE <turns> <model A> "
+	    "<model B> <opening>");
+}
+
+static void
+cmd_jobs(struct proto *p, const char *arg)
+{
+	const char	*errstr;
+	long long	 n = PROTO_HISTORY_DEFAULT;
+
+	if (arg != NULL) {
+		n = strtonum(arg, 1, PROTO_HISTORY_MAX, &errstr);
+		if (errstr != NULL) {
+			out_status(p, "ERR", "bad-argument N must be 1 to %d",
+			    PROTO_HISTORY_MAX);
+			return;
+		}
+	}
+	p->req = proto_reqid(p);
+	p->hcount = 0;
+	if (p->ops->jobs(p->arg, p->req, (uint32_t)n) == -1) {
+		out_status(p, "ERR", "storage not available");
+		return;
+	}
+	p->op = OP_JOBS;
+}
+
+static void
+cmd_result(struct proto *p, const char *arg)
+{
+	uint64_t	 id;
+
+	if (job_id(p, arg, &id) == -1)
+		return;
+	p->req = proto_reqid(p);
+	if (p->ops->result(p->arg, p->req, id) == -1) {
+		out_status(p, "ERR", "storage not available");
+		return;
+	}
+	p->op = OP_RESULT;
+	p->job = id;
+	p->following = 0;
+}
+
+static void
+cmd_kill(struct proto *p, const char *arg)
+{
+	uint64_t	 id;
+
+	if (job_id(p, arg, &id) == -1)
+		return;
+	p->req = proto_reqid(p);
+	if (p->ops->kill(p->arg, p->req, id) == -1) {
+		out_status(p, "ERR", "storage not available");
+		return;
+	}
+	p->op = OP_KILL;
+	p->job = id;
+}
+
+/* CANCEL while following: the job goes on, the client stops reading. */
+static void
+result_cancel(struct proto *p)
+{
+	p->ops->unfollow(p->arg, p->req);
+	out_status(p, "ERR", "cancelled job %llu still running",
+	    (unsigned long long)p->job);
+	op_done(p);
+}
+
+/* One line of JOBS. */
+void
+proto_storage_job_line(struct proto *p, uint32_t id, uint64_t job,
+    uint32_t state, const char *model, uint64_t created, uint64_t tout,
+    const char *head)
+{
+	char	 t[32], h[JOB_HEAD_MAX];
+
+	if (p->closed || p->op != OP_JOBS || id != p->req)
+		return;
+	iso8601(created, t, sizeof(t));
+	text_copy(h, sizeof(h), head);
+	out_line(p, "%llu %s %s %s %llu %s", (unsigned long long)job,
+	    job_state_name(state), model, t, (unsigned long long)tout, h);
+	p->hcount++;
+	proto_done(p);
+}
+
+/* RESULT found the job: what is stored follows, then maybe live. */
+void
+proto_storage_job_head(struct proto *p, uint32_t id, uint64_t job,
+    uint32_t state)
+{
+	if (p->closed || p->op != OP_RESULT || id != p->req || job != p->job)
+		return;
+	p->following = state == JOB_QUEUED || state == JOB_RUNNING;
+	proto_event(p, "result job=%llu state=%s", (unsigned long long)job,
+	    job_state_name(state));
+}
+
+/* Output of the job RESULT shows: text, or a dialogue turn's header. */
+void
+proto_storage_job_chunk(struct proto *p, uint32_t id, uint32_t kind,
+    const char *text, size_t len)
+{
+	if (p->closed || p->op != OP_RESULT || id != p->req)
+		return;
+	if (kind == CHUNK_TURN) {
+		if (!p->rw.bol)
+			out_body(p, "\n", 1);
+		out_line(p, "--- %.*s", (int)(len > MODEL_MAX_LEN ?
+		    MODEL_MAX_LEN : len), text);
+	} else
+		out_body(p, text, len);
+	proto_done(p);
+}
+
+/* The job ended: its own status line ends RESULT. */
+void
+proto_storage_job_end(struct proto *p, uint32_t id, uint32_t state,
+    const char *model, uint64_t tin, uint64_t tout, uint64_t ms,
+    const char *finish, const char *code, const char *text)
+{
+	const char	*c;
+	char		 why[PROTO_TEXT_MAX];
+
+	if (p->closed || p->op != OP_RESULT || id != p->req)
+		return;
+	text_copy(why, sizeof(why), text);
+	if (state == JOB_DONE && finish[0] != '\0' &&
+	    strcmp(finish, "STOP") != 0 &&
+	    strspn(finish, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") == strlen(finish))
+		out_status(p, "OK", "model=%s in=%llu out=%llu ms=%llu "
+		    "finish=%s", model, (unsigned long long)tin,
+		    (unsigned long long)tout, (unsigned long long)ms, finish);
+	else if (state == JOB_DONE)
+		out_status(p, "OK", "model=%s in=%llu out=%llu ms=%llu", model,
+		    (unsigned long long)tin, (unsigned long long)tout,
+		    (unsigned long long)ms);
+	else if (state == JOB_CANCELLED)
+		out_status(p, "ERR", "cancelled job %llu was cancelled",
+		    (unsigned long long)p->job);
+	else {
+		if ((c = err_code(code)) == NULL)
+			c = "upstream";
+		out_status(p, "ERR", "%s %s", c, why);
+	}
+	op_done(p);
+	proto_done(p);
+}
+
 #define ARG_NONE	0	/* none allowed */
 #define ARG_OPT		1
 #define ARG_NEED	2
 #define ARG_PREAUTH	4	/* allowed before AUTH */
+#define ARG_RAW		8	/* the argument as typed, any length */
 
 static const struct proto_cmd {
 	const char	*name;
 	int		 flags;
 	void		(*fn)(struct proto *, const char *);
 } proto_cmds[] = {
-	{ "ASK",		ARG_NEED,		cmd_ask },
+	{ "ASK",		ARG_NEED | ARG_RAW,	cmd_ask },
 	{ "AUTH",		ARG_NEED | ARG_PREAUTH,	cmd_auth },
 	{ "CHANGE-MODEL",	ARG_OPT,		cmd_change },
 	{ "CHAT",		ARG_NONE,		cmd_ia },
+	{ "DIALOGUE",		ARG_NEED | ARG_RAW,	cmd_dialogue },
 	{ "EXIT",		ARG_NONE | ARG_PREAUTH,	cmd_exit },
 	{ "HELP",		ARG_NONE | ARG_PREAUTH,	cmd_help },
 	{ "HISTORY",		ARG_OPT,		cmd_messages },
 	{ "IA",			ARG_NONE,		cmd_ia },
 	{ "INFO",		ARG_NONE,		cmd_info },
+	{ "JOBS",		ARG_OPT,		cmd_jobs },
+	{ "KILL",		ARG_NEED,		cmd_kill },
 	{ "LIST-MODELS",	ARG_NONE,		cmd_list },
 	{ "NEW",		ARG_NONE,		cmd_new },
 	{ "QUIT",		ARG_NONE | ARG_PREAUTH,	cmd_exit },
 	{ "RESET",		ARG_NONE,		cmd_new },
+	{ "RESULT",		ARG_NEED,		cmd_result },
+	{ "SUBMIT",		ARG_NEED | ARG_RAW,	cmd_submit },
 	{ "SUMMARIES",		ARG_OPT,		cmd_summaries },
 	{ "USAGE",		ARG_OPT,		cmd_usage }
 };
@@ -781,7 +1101,7 @@ cmd_line(struct proto *p, const char *line)
 	/* ASK keeps its prompt as typed; others drop trailing blanks. */
 	if (al == 0)
 		c->fn(p, NULL);
-	else if (c->fn == cmd_ask)
+	else if (c->flags & ARG_RAW)
 		c->fn(p, arg);
 	else {
 		char	buf[PROTO_ARG_MAX];
@@ -1124,6 +1444,11 @@ queue_add(struct proto *p, const char *s, size_t len, int toolong)
 	if (!toolong && p->op == OP_PROMPT && p->pr.step < STEP_STORE &&
 	    p->qquotes % 2 == 0 && line_is(s, len, "CANCEL")) {
 		prompt_cancel(p);
+		return;
+	}
+	if (!toolong && p->op == OP_RESULT && p->following &&
+	    p->qquotes % 2 == 0 && line_is(s, len, "CANCEL")) {
+		result_cancel(p);
 		return;
 	}
 	if ((l = malloc(sizeof(*l) + len + 1)) == NULL)
@@ -1661,7 +1986,15 @@ proto_storage_stored(struct proto *p, uint32_t id, uint64_t rowid)
 		prompt_send(p);
 	} else if (p->op == OP_BACK && id == pr->sumstore)
 		back_end(p, NULL, NULL);
-	else
+	else if (p->op == OP_SUBMIT && id == p->req) {
+		out_status(p, "OK", "job %llu", (unsigned long long)rowid);
+		proto_event(p, "job %llu", (unsigned long long)rowid);
+		op_done(p);
+	} else if (p->op == OP_KILL && id == p->req) {
+		out_status(p, "OK", "job %llu cancelled",
+		    (unsigned long long)p->job);
+		op_done(p);
+	} else
 		return;
 	proto_done(p);
 }
@@ -1722,6 +2055,9 @@ proto_storage_end(struct proto *p, uint32_t id, uint64_t count)
 	} else if (p->op == OP_USAGE && id == p->req) {
 		out_status(p, "OK", "usage of the last %u days", p->hcount);
 		op_done(p);
+	} else if (p->op == OP_JOBS && id == p->req) {
+		out_status(p, "OK", "%u jobs", p->hcount);
+		op_done(p);
 	} else
 		return;
 	proto_done(p);
@@ -1777,7 +2113,11 @@ proto_storage_error(struct proto *p, uint32_t id, const char *text)
 		prompt_send(p);
 	} else if (p->op == OP_BACK && id == pr->sumstore)
 		back_end(p, "summary not stored", why);
-	else
+	else if ((p->op == OP_SUBMIT || p->op == OP_JOBS ||
+	    p->op == OP_RESULT || p->op == OP_KILL) && id == p->req) {
+		job_error(p, why);
+		op_done(p);
+	} else
 		return;
 	proto_done(p);
 }

@@ -1559,6 +1559,7 @@ provider_config(int first)
 
 	if (!first) {
 		pv.restart = 1;
+		jobs_hold();
 		provider_idle_check();
 		return;
 	}
@@ -1585,6 +1586,7 @@ provider_config(int first)
 	}
 	if (pv.npvds == 0)
 		log_warnx("no provider configured");
+	jobs_reload(pv.conf);
 }
 
 /* One message from the parent. */
@@ -1602,6 +1604,12 @@ provider_dispatch_parent(struct channel *ch, struct imsg *imsg)
 	switch (imsg->hdr.type) {
 	case IMSG_PARENT_CHANNEL:
 		parent_channel(imsg);
+		break;
+	case IMSG_PARENT_JOBS:
+		if (imsg->datalen != 0 || imsg->fd == -1)
+			fatalx("%s: bad IMSG_PARENT_JOBS", __func__);
+		jobs_channel(imsg->fd);
+		imsg->fd = -1;
 		break;
 	default:
 		fatalx("%s: unexpected %s", __func__,
@@ -1640,6 +1648,7 @@ provider_main(void)
 	TAILQ_INIT(&pv.pvds);
 	TAILQ_INIT(&pv.gens);
 	ev_timer_set(&pv.reap_timer, wchan_reap, NULL);
+	jobs_init();
 
 	/* Everything that needs files comes before the sandbox. */
 	pv.conf = child_config(NULL);

@@ -24,6 +24,8 @@
 #include <limits.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -53,12 +55,14 @@ struct export {
 };
 TAILQ_HEAD(export_list, export);
 
-/* A peer's channel: a worker's, or control's (wid 0, control set). */
+/* A peer's channel: a worker's, control's (wid 0, control set) or the
+   provider's for jobs (wid 0, jobs set). */
 struct wchan {
 	TAILQ_ENTRY(wchan)	 entry;
 	struct channel		 ch;
 	uint32_t		 wid;
 	int			 control;
+	int			 jobs;
 	char			 identity[IDENTITY_LEN + 1];
 	int			 full;	/* paused: answers pile up */
 	int			 refs;	/* requests naming it */
@@ -75,9 +79,13 @@ struct req {
 	const char		*error;	/* answer ERROR with this */
 	int64_t			 rowid;	/* PURGE: rows deleted */
 	char			 identity[IDENTITY_LEN + 1]; /* PURGE */
+	int			 dup;	/* SUBMIT: resent, queued before */
+	int64_t			 job;	/* a job's end: followers hear */
+	char			 errbuf[96];	/* what error points to */
 	const char		*code;	/* ADMIT: "" admitted */
 	char			 text[LIMITS_TEXT_MAX];
 };
+TAILQ_HEAD(req_list, req);
 
 /* Where LINE answers of a read go. */
 struct line_arg {
@@ -85,7 +93,15 @@ struct line_arg {
 	uint32_t	 id;
 	uint64_t	 n;
 };
-TAILQ_HEAD(req_list, req);
+
+/* A client following a job's output (RESULT). */
+struct follower {
+	TAILQ_ENTRY(follower)	 entry;
+	struct wchan		*w;
+	uint32_t		 id;	/* the RESULT's request id */
+	int64_t			 job;
+};
+TAILQ_HEAD(follower_list, follower);
 
 static struct {
 	struct db		*db;
@@ -96,6 +112,9 @@ static struct {
 	struct wchan_list	 chans;
 	struct wchan_list	 dead;
 	struct wchan		*ctl;		/* control's channel */
+	struct wchan		*jobs;		/* the provider's, for jobs */
+	struct jdb		*jdb;
+	struct follower_list	 followers;
 	struct req_list		 round;
 	int			 writes;	/* in the open transaction */
 	int			 failed;	/* the transaction is lost */
@@ -114,6 +133,9 @@ static void	storage_dispatch_control(struct channel *, struct imsg *);
 static void	storage_worker_closed(struct channel *);
 static void	storage_round_end(void *);
 static void	storage_queue_poll(void *);
+static void	storage_dispatch_jobs(struct channel *, struct imsg *);
+static void	follow_drop(struct wchan *, uint32_t);
+static void	job_flushed(struct req *);
 
 /* The identity a parent names: empty, or hex SHA-256. */
 static int
@@ -152,7 +174,8 @@ wchan_update(struct wchan *w)
 
 	if (w->gone)
 		return;
-	pause = (!w->control && w->identity[0] == '\0') || w->full;
+	pause = (!w->control && !w->jobs && w->identity[0] == '\0') ||
+	    w->full;
 	if (pause != w->ch.paused)
 		channel_pause(&w->ch, pause);
 }
@@ -167,6 +190,9 @@ wchan_drop(struct wchan *w)
 	channel_shutdown(&w->ch);
 	if (st.ctl == w)
 		st.ctl = NULL;
+	if (st.jobs == w)
+		st.jobs = NULL;
+	follow_drop(w, 0);
 	TAILQ_REMOVE(&st.chans, w, entry);
 	TAILQ_INSERT_TAIL(&st.dead, w, entry);
 	/* Never free here: the channel code may still look at it. */
@@ -196,7 +222,7 @@ wchan_reap(void)
 
 /* A new channel of a worker (wid, identity) or of control. */
 static struct wchan *
-wchan_new(int fd, uint32_t wid, const char *identity, int control)
+wchan_new(int fd, uint32_t wid, const char *identity, int control, int jobs)
 {
 	struct wchan	*w;
 
@@ -204,11 +230,13 @@ wchan_new(int fd, uint32_t wid, const char *identity, int control)
 		fatal("%s", __func__);
 	w->wid = wid;
 	w->control = control;
+	w->jobs = jobs;
 	(void)strlcpy(w->identity, identity, sizeof(w->identity));
 	TAILQ_INIT(&w->exports);
 	TAILQ_INSERT_TAIL(&st.chans, w, entry);
-	channel_init(&w->ch, fd, control ? storage_dispatch_control :
-	    storage_dispatch_worker, storage_worker_closed, w);
+	channel_init(&w->ch, fd, jobs ? storage_dispatch_jobs : control ?
+	    storage_dispatch_control : storage_dispatch_worker,
+	    storage_worker_closed, w);
 	/* What an idle worker sends waits in the socket until SESSION. */
 	channel_pause(&w->ch, 1);
 	wchan_update(w);
@@ -219,8 +247,9 @@ wchan_new(int fd, uint32_t wid, const char *identity, int control)
 static void
 wchan_reject(struct wchan *w, struct imsg *imsg, const char *why)
 {
-	if (w->control)
-		log_warnx("control: bad %s (%s); closing its channel",
+	if (w->control || w->jobs)
+		log_warnx("%s: bad %s (%s); closing its channel",
+		    w->jobs ? "provider" : "control",
 		    imsg_type_name(imsg->hdr.type), why);
 	else
 		log_warnx("worker %u: bad %s (%s); closing its channel",
@@ -266,6 +295,10 @@ group_join(void)
 		return (-1);
 	}
 	st.writes++;
+	/* A write that nobody waits for is committed at the round's end
+	   all the same. */
+	if (!ev_timer_pending(&st.round_end))
+		ev_timer_add(&st.round_end, 0);
 	return (0);
 }
 
@@ -463,6 +496,8 @@ group_flush(void)
 			    (uint64_t)r->rowid);
 		else if (r->type == IMSG_WORKER_ADMIT)
 			answer_admit(r);
+		else if (r->job != 0)
+			job_flushed(r);
 		else
 			answer_u64(r->w, IMSG_STORAGE_STORED, r->id,
 			    (uint64_t)r->rowid);
@@ -736,6 +771,738 @@ worker_read(struct wchan *w, struct imsg *imsg)
 	return (NULL);
 }
 
+/*
+ * Jobs. A worker submits (a write, answered after its COMMIT with the
+ * job's id), lists, follows and kills; the provider, on its own
+ * channel, learns of queued jobs, starts them, and sends their output
+ * as it streams: each chunk is a write of the round, passed at once to
+ * whoever follows the job. A job's end is committed before anyone
+ * hears of it, so `. OK' after RESULT means it is stored.
+ */
+
+/* A line for bridgectl monitor, through the parent. */
+static void
+job_event(const char *fmt, ...)
+{
+	struct ibuf	*b;
+	va_list		 ap;
+	char		 line[256];
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if ((b = channel_create(parent_chan, IMSG_STORAGE_EVENT, 0,
+	    strlen(line) + 8)) == NULL || ibuf_add_str(b, line) == -1) {
+		ibuf_free(b);
+		return;
+	}
+	channel_send(parent_chan, b);
+}
+
+/*
+ * Tell the provider about a job: u64 id, and for a queued one its
+ * identity and how many of that identity's jobs may run at once.
+ */
+static void
+jobs_tell(uint32_t type, int64_t job, const char *identity)
+{
+	struct ibuf	*b;
+	struct limits	 lim;
+
+	if (st.jobs == NULL || st.jobs->gone)
+		return;		/* it lists them when it comes back */
+	if (identity != NULL && db_limits(st.db, identity,
+	    &st.conf->g.limits, &lim, NULL, 0) == -1)
+		lim = st.conf->g.limits;
+	if ((b = channel_create(&st.jobs->ch, type, 0, 96)) == NULL ||
+	    ibuf_add_u64(b, (uint64_t)job) == -1 ||
+	    (identity != NULL && (ibuf_add_str(b, identity) == -1 ||
+	    ibuf_add_u32(b, lim.jobs > UINT32_MAX ? UINT32_MAX :
+	    (uint32_t)lim.jobs) == -1)))
+		fatal("%s", __func__);
+	channel_send(&st.jobs->ch, b);
+}
+
+/* A model name as a client may give it: printable, no blanks. */
+static int
+job_model_valid(const char *m, int empty_ok)
+{
+	size_t	 i, len = strlen(m);
+
+	if (len == 0)
+		return (empty_ok);
+	if (len >= MODEL_MAX_LEN)
+		return (0);
+	for (i = 0; i < len; i++)
+		if ((unsigned char)m[i] <= 0x20 || m[i] == 0x7f)
+			return (0);
+	return (1);
+}
+
+/* The model(s) of a job as its status line names them. */
+static void
+job_models(const struct jdb_job *job, char *buf, size_t len)
+{
+	if (job->model_b[0] != '\0')
+		snprintf(buf, len, "%s,%s", job->model, job->model_b);
+	else
+		strlcpy(buf, job->model, len);
+}
+
+/* IMSG_STORAGE_JOB_END: how a job ended, for its status line. */
+static void
+answer_job_end(struct wchan *w, uint32_t id, const struct jdb_job *job)
+{
+	struct ibuf	*b;
+	char		 models[2 * MODEL_MAX_LEN];
+
+	if (w->gone)
+		return;
+	job_models(job, models, sizeof(models));
+	if ((b = channel_create(&w->ch, IMSG_STORAGE_JOB_END, 0,
+	    512)) == NULL || ibuf_add_u32(b, id) == -1 ||
+	    ibuf_add_u32(b, (uint32_t)job->state) == -1 ||
+	    ibuf_add_str(b, models) == -1 ||
+	    ibuf_add_u64(b, (uint64_t)job->tin) == -1 ||
+	    ibuf_add_u64(b, (uint64_t)job->tout) == -1 ||
+	    ibuf_add_u64(b, (uint64_t)job->ms) == -1 ||
+	    ibuf_add_str(b, job->finish) == -1 ||
+	    ibuf_add_str(b, job->code) == -1 ||
+	    ibuf_add_str(b, job->text) == -1)
+		fatal("%s", __func__);
+	channel_send(&w->ch, b);
+}
+
+/* IMSG_STORAGE_JOB_CHUNK: output to one follower. */
+static int
+answer_chunk(struct wchan *w, uint32_t id, int kind, const char *text,
+    size_t len)
+{
+	struct ibuf	*b;
+
+	if (w->gone)
+		return (-1);
+	if ((b = channel_create(&w->ch, IMSG_STORAGE_JOB_CHUNK, 0,
+	    len + 16)) == NULL || ibuf_add_u32(b, id) == -1 ||
+	    ibuf_add_u32(b, (uint32_t)kind) == -1 ||
+	    ibuf_add_data(b, text, len) == -1)
+		fatal("%s", __func__);
+	return (channel_send(&w->ch, b));
+}
+
+/* Stop following: one request of a channel, or all of its (id 0). */
+static void
+follow_drop(struct wchan *w, uint32_t id)
+{
+	struct follower	*f, *next;
+
+	for (f = TAILQ_FIRST(&st.followers); f != NULL; f = next) {
+		next = TAILQ_NEXT(f, entry);
+		if (f->w != w || (id != 0 && f->id != id))
+			continue;
+		TAILQ_REMOVE(&st.followers, f, entry);
+		w->refs--;
+		free(f);
+	}
+}
+
+/* A job ended (or restarts): its followers hear how, and stop. */
+static void
+followers_end(const struct jdb_job *job)
+{
+	struct follower	*f, *next;
+
+	for (f = TAILQ_FIRST(&st.followers); f != NULL; f = next) {
+		next = TAILQ_NEXT(f, entry);
+		if (f->job != job->id)
+			continue;
+		answer_job_end(f->w, f->id, job);
+		TAILQ_REMOVE(&st.followers, f, entry);
+		f->w->refs--;
+		free(f);
+	}
+}
+
+/* Commit what is pending: chunks wait for no answer, but count. */
+static void
+jobs_settle(void)
+{
+	if (!TAILQ_EMPTY(&st.round) || st.writes > 0)
+		group_flush();
+}
+
+/* A job's state now, read after what is pending was committed. */
+static int
+job_load(int64_t id, struct jdb_job *job)
+{
+	jobs_settle();
+	return (jdb_get(st.jdb, id, job));
+}
+
+/*
+ * IMSG_WORKER_SUBMIT: u32 id, u64 key, u32 kind, u32 turns, str model,
+ * str model B, data prompt.
+ */
+static const char *
+worker_submit(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct req	*r;
+	const char	*model, *model_b, *text;
+	uint64_t	 key;
+	uint32_t	 id, kind, turns;
+	size_t		 len;
+	int		 rv;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	key = ir_u64(&ir);
+	kind = ir_u32(&ir);
+	turns = ir_u32(&ir);
+	model = ir_str(&ir);
+	model_b = ir_str(&ir);
+	text = ir_data(&ir, &len);
+	if (ir_end(&ir) == -1)
+		return ("length");
+	if (kind >= JOB_KIND_MAX || !job_model_valid(model, 0) ||
+	    !job_model_valid(model_b, kind == JOB_SUBMIT) ||
+	    (kind == JOB_SUBMIT && (turns != 1 || model_b[0] != '\0')) ||
+	    (kind == JOB_DIALOGUE && (turns < 2 || turns > JOB_TURNS_MAX)))
+		return ("kind, turns or models");
+	r = req_new(w, imsg->hdr.type, id);
+	if (len == 0 || !db_text_valid(text, len)) {
+		r->error = "bad-argument the prompt cannot be stored";
+		return (NULL);
+	}
+	if (group_join() == -1)
+		return (NULL);
+	rv = jdb_submit(st.jdb, w->identity, key, kind, turns, model,
+	    model_b, text, len, (int64_t)time(NULL), &r->job);
+	if (rv == -1) {
+		r->error = "database error";
+		group_fail_if_lost();
+	}
+	r->dup = rv == 1;
+	r->rowid = r->job;
+	(void)strlcpy(r->identity, w->identity, sizeof(r->identity));
+	return (NULL);
+}
+
+/* One line of JOBS or show jobs. */
+static int
+answer_job_line(const struct jdb_job *job, void *arg)
+{
+	struct item_arg	*ia = arg;
+	struct ibuf	*b;
+	char		 models[2 * MODEL_MAX_LEN];
+
+	if (ia->w->gone)
+		return (-1);
+	job_models(job, models, sizeof(models));
+	if ((b = channel_create(&ia->w->ch, IMSG_STORAGE_JOB_LINE, 0,
+	    512)) == NULL || ibuf_add_u32(b, ia->id) == -1 ||
+	    ibuf_add_u64(b, (uint64_t)job->id) == -1 ||
+	    ibuf_add_u32(b, (uint32_t)job->state) == -1 ||
+	    ibuf_add_str(b, models) == -1 ||
+	    ibuf_add_u64(b, (uint64_t)job->created) == -1 ||
+	    ibuf_add_u64(b, (uint64_t)job->tout) == -1 ||
+	    ibuf_add_str(b, job->client) == -1 ||
+	    ibuf_add_str(b, job->head) == -1)
+		fatal("%s", __func__);
+	return (channel_send(&ia->w->ch, b));
+}
+
+/* One stored chunk of a job to the client that asked for RESULT. */
+static int
+answer_stored_chunk(int kind, const char *text, size_t len, void *arg)
+{
+	struct item_arg	*ia = arg;
+
+	return (answer_chunk(ia->w, ia->id, kind, text, len));
+}
+
+/* RESULT: the head, what is stored, then the end or live output. */
+static void
+job_result(struct wchan *w, uint32_t id, int64_t jid)
+{
+	struct follower	*f;
+	struct item_arg	 ia;
+	struct jdb_job	 job;
+	struct ibuf	*b;
+	char		 err[64];
+
+	switch (job_load(jid, &job)) {
+	case -1:
+		answer_error(w, id, "database error");
+		return;
+	case 1:
+		if (strcmp(job.client, w->identity) == 0)
+			break;
+		/* FALLTHROUGH */
+	default:
+		snprintf(err, sizeof(err), "not-found no job %lld",
+		    (long long)jid);
+		answer_error(w, id, err);
+		return;
+	}
+	if ((b = channel_create(&w->ch, IMSG_STORAGE_JOB_HEAD, 0,
+	    32)) == NULL || ibuf_add_u32(b, id) == -1 ||
+	    ibuf_add_u64(b, (uint64_t)jid) == -1 ||
+	    ibuf_add_u32(b, (uint32_t)job.state) == -1)
+		fatal("%s", __func__);
+	channel_send(&w->ch, b);
+	ia.w = w;
+	ia.id = id;
+	if (jdb_chunks(st.jdb, jid, answer_stored_chunk, &ia) == -1) {
+		answer_error(w, id, "database error");
+		return;
+	}
+	if (job.state != JOB_QUEUED && job.state != JOB_RUNNING) {
+		answer_job_end(w, id, &job);
+		return;
+	}
+	if ((f = calloc(1, sizeof(*f))) == NULL)
+		fatal("%s", __func__);
+	f->w = w;
+	f->id = id;
+	f->job = jid;
+	w->refs++;
+	TAILQ_INSERT_TAIL(&st.followers, f, entry);
+}
+
+/*
+ * IMSG_WORKER_JOBS, IMSG_CTL_JOBS: u32 id, u32 count;
+ * IMSG_WORKER_RESULT: u32 id, u64 job; IMSG_WORKER_UNFOLLOW: u32 id.
+ */
+static const char *
+worker_job_read(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct item_arg	 ia;
+	uint64_t	 jid = 0, n;
+	uint32_t	 id, count = 0, type = imsg->hdr.type;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	if (type == IMSG_WORKER_JOBS || type == IMSG_CTL_JOBS)
+		count = ir_u32(&ir);
+	else if (type == IMSG_WORKER_RESULT)
+		jid = ir_u64(&ir);
+	if (ir_end(&ir) == -1)
+		return ("length");
+	if (jid > INT64_MAX)
+		return ("job id");
+	switch (type) {
+	case IMSG_WORKER_UNFOLLOW:
+		follow_drop(w, id);
+		return (NULL);
+	case IMSG_WORKER_RESULT:
+		job_result(w, id, (int64_t)jid);
+		return (NULL);
+	}
+	if (count > STORAGE_HISTORY_MAX)
+		count = STORAGE_HISTORY_MAX;
+	jobs_settle();
+	ia.w = w;
+	ia.id = id;
+	if (jdb_list(st.jdb, type == IMSG_CTL_JOBS ? NULL : w->identity,
+	    count, answer_job_line, &ia, &n) == -1)
+		answer_error(w, id, "database error");
+	else
+		answer_u64(w, IMSG_STORAGE_END, id, n);
+	return (NULL);
+}
+
+/*
+ * IMSG_WORKER_KILL (this identity's job), IMSG_CTL_JOBKILL (any): u32
+ * id, u64 job. A queued or running job is cancelled; it is a write,
+ * answered after its COMMIT.
+ */
+static const char *
+job_kill(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct jdb_job	 job;
+	struct req	*r;
+	uint64_t	 jid;
+	uint32_t	 id;
+	int		 rv;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	jid = ir_u64(&ir);
+	if (ir_end(&ir) == -1)
+		return ("length");
+	if (jid > INT64_MAX)
+		return ("job id");
+	rv = job_load((int64_t)jid, &job);
+	r = req_new(w, imsg->hdr.type, id);
+	r->job = (int64_t)jid;
+	r->rowid = (int64_t)jid;
+	if (rv == -1) {
+		r->error = "database error";
+		return (NULL);
+	}
+	if (rv == 0 || (!w->control && strcmp(job.client, w->identity) != 0)) {
+		snprintf(r->errbuf, sizeof(r->errbuf), "not-found no job %llu",
+		    (unsigned long long)jid);
+		r->error = r->errbuf;
+		return (NULL);
+	}
+	if (job.state != JOB_QUEUED && job.state != JOB_RUNNING) {
+		snprintf(r->errbuf, sizeof(r->errbuf), "bad-argument job %llu "
+		    "is %s already", (unsigned long long)jid,
+		    job_state_name(job.state));
+		r->error = r->errbuf;
+		return (NULL);
+	}
+	if (group_join() == -1)
+		return (NULL);
+	job.state = JOB_CANCELLED;
+	strlcpy(job.code, "cancelled", sizeof(job.code));
+	snprintf(job.text, sizeof(job.text), "job %llu cancelled",
+	    (unsigned long long)jid);
+	if (jdb_finish(st.jdb, &job, (int64_t)time(NULL)) == -1) {
+		r->error = "database error";
+		group_fail_if_lost();
+	}
+	return (NULL);
+}
+
+/* A write about a job was committed: answer, tell, and tidy up. */
+static void
+job_flushed(struct req *r)
+{
+	struct jdb_job	 job;
+
+	switch (r->type) {
+	case IMSG_WORKER_SUBMIT:
+		answer_u64(r->w, IMSG_STORAGE_STORED, r->id,
+		    (uint64_t)r->job);
+		if (r->dup)
+			return;
+		job_event("job %lld: queued by %.12s", (long long)r->job,
+		    r->identity);
+		jobs_tell(IMSG_STORAGE_JOB_QUEUED, r->job, r->identity);
+		return;
+	case IMSG_WORKER_KILL:
+	case IMSG_CTL_JOBKILL:
+		answer_u64(r->w, r->type == IMSG_WORKER_KILL ?
+		    IMSG_STORAGE_STORED : IMSG_STORAGE_END, r->id,
+		    (uint64_t)r->job);
+		job_event("job %lld: cancelled%s", (long long)r->job,
+		    r->type == IMSG_CTL_JOBKILL ? " by the operator" : "");
+		jobs_tell(IMSG_STORAGE_JOB_GONE, r->job, NULL);
+		break;
+	case IMSG_PROVIDER_JOB_DONE:
+	case IMSG_PROVIDER_JOB_FAIL:
+		break;
+	default:
+		return;
+	}
+	if (jdb_get(st.jdb, r->job, &job) == 1) {
+		if (r->type == IMSG_PROVIDER_JOB_DONE)
+			job_event("job %lld: done in=%lld out=%lld ms=%lld",
+			    (long long)job.id, (long long)job.tin,
+			    (long long)job.tout, (long long)job.ms);
+		else if (r->type == IMSG_PROVIDER_JOB_FAIL)
+			job_event("job %lld: failed %s", (long long)job.id,
+			    job.code);
+		followers_end(&job);
+	}
+}
+
+/* Copy a job's prompt into an ibuf. */
+static int
+prompt_copy(int role, const char *text, size_t len, void *arg)
+{
+	(void)role;
+	return (ibuf_add(arg, text, len));
+}
+
+/*
+ * A job of one prompt is done: its prompt and answer go into its
+ * conversation as a pair, in the transaction that marks it done.
+ */
+static int
+job_store_pair(const struct jdb_job *job)
+{
+	struct ibuf	*p, *a;
+	int64_t		 row, now = (int64_t)time(NULL);
+	int		 rv = -1;
+
+	if ((p = ibuf_open(256)) == NULL ||
+	    (a = ibuf_open(4096)) == NULL) {
+		ibuf_free(p);
+		return (-1);
+	}
+	if (jdb_opening(st.jdb, job->id, prompt_copy, p) == 0 &&
+	    jdb_turn_text(st.jdb, job->id, 0, a) == 0 &&
+	    db_store(st.db, job->client, arc4random(), ROLE_USER, job->model,
+	    0, ibuf_data(p), ibuf_left(p), now, &row) != -1 &&
+	    db_store(st.db, job->client, arc4random(), ROLE_MODEL, job->model,
+	    (uint64_t)job->tout, ibuf_left(a) > 0 ? ibuf_data(a) : "",
+	    ibuf_left(a), now, &row) != -1)
+		rv = 0;
+	ibuf_free(p);
+	ibuf_free(a);
+	return (rv);
+}
+
+/* JOB_DONE: u64 job, u64 in, u64 out, u64 ms, str finish; JOB_FAIL:
+   u64 job, str code, str text. A write; followers hear after it. */
+static const char *
+provider_job_end(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct jdb_job	 job;
+	struct req	*r;
+	const char	*finish = "", *code = "", *text = "";
+	uint64_t	 jid, tin = 0, tout = 0, ms = 0;
+	int		 rv;
+
+	ir_init(&ir, imsg);
+	jid = ir_u64(&ir);
+	if (imsg->hdr.type == IMSG_PROVIDER_JOB_DONE) {
+		tin = ir_u64(&ir);
+		tout = ir_u64(&ir);
+		ms = ir_u64(&ir);
+		finish = ir_str(&ir);
+	} else {
+		code = ir_str(&ir);
+		text = ir_str(&ir);
+	}
+	if (ir_end(&ir) == -1 || jid > INT64_MAX || tin > INT64_MAX ||
+	    tout > INT64_MAX || ms > INT64_MAX)
+		return ("length or values");
+	if ((rv = job_load((int64_t)jid, &job)) != 1 ||
+	    job.state != JOB_RUNNING) {
+		if (rv == -1)
+			log_warnx("job %llu: end not stored",
+			    (unsigned long long)jid);
+		return (NULL);	/* killed meanwhile */
+	}
+	r = req_new(w, imsg->hdr.type, 0);
+	r->job = job.id;
+	if (group_join() == -1)
+		return (NULL);
+	job.tin = (int64_t)tin;
+	job.tout = (int64_t)tout;
+	job.ms = (int64_t)ms;
+	strlcpy(job.finish, finish, sizeof(job.finish));
+	strlcpy(job.code, code, sizeof(job.code));
+	strlcpy(job.text, text, sizeof(job.text));
+	job.state = imsg->hdr.type == IMSG_PROVIDER_JOB_DONE ? JOB_DONE :
+	    JOB_FAILED;
+	if (job.state == JOB_DONE && job.kind == JOB_SUBMIT &&
+	    job_store_pair(&job) == -1) {
+		job.state = JOB_FAILED;
+		strlcpy(job.code, "storage", sizeof(job.code));
+		strlcpy(job.text, "the answer cannot be stored",
+		    sizeof(job.text));
+		group_fail_if_lost();
+		if (st.failed)
+			return (NULL);
+	}
+	if (jdb_finish(st.jdb, &job, (int64_t)time(NULL)) == -1)
+		st.failed = 1;
+	return (NULL);
+}
+
+/* One queued or running job, for the provider's list. */
+static int
+jobs_list_one(int64_t id, const char *identity, void *arg)
+{
+	(void)arg;
+	jobs_tell(IMSG_STORAGE_JOB_QUEUED, id, identity);
+	return (0);
+}
+
+/* One part of what a job is answered with. */
+static int
+jobs_part(int role, const char *text, size_t len, void *arg)
+{
+	struct ibuf	*b;
+	int64_t		 jid = *(int64_t *)arg;
+
+	if (st.jobs == NULL || st.jobs->gone)
+		return (-1);
+	if ((b = channel_create(&st.jobs->ch, IMSG_STORAGE_JOB_PART, 0,
+	    len + 32)) == NULL || ibuf_add_u64(b, (uint64_t)jid) == -1 ||
+	    ibuf_add_u32(b, (uint32_t)role) == -1 ||
+	    ibuf_add_data(b, text, len) == -1)
+		fatal("%s", __func__);
+	return (channel_send(&st.jobs->ch, b));
+}
+
+/*
+ * JOB_START: u64 job. The job runs (again) from the start: marked
+ * running, its old output gone, in a transaction of its own; then the
+ * provider gets what to send, or GONE.
+ */
+static const char *
+provider_job_start(struct imsg *imsg)
+{
+	struct jdb_job	 job;
+	struct ibuf	*b;
+	uint64_t	 jid;
+	int		 rv, again;
+
+	if (imsg->datalen != sizeof(jid))
+		return ("length");
+	memcpy(&jid, imsg->data, sizeof(jid));
+	if (jid > INT64_MAX)
+		return ("job id");
+	if ((rv = job_load((int64_t)jid, &job)) != 1 ||
+	    (job.state != JOB_QUEUED && job.state != JOB_RUNNING)) {
+		jobs_tell(IMSG_STORAGE_JOB_GONE, (int64_t)jid, NULL);
+		return (NULL);
+	}
+	again = job.state == JOB_RUNNING;
+	if (db_begin(st.db) == -1 ||
+	    (rv = jdb_start(st.jdb, job.id, (int64_t)time(NULL))) == -1 ||
+	    db_commit(st.db) == -1) {
+		db_rollback(st.db);
+		log_warnx("job %lld: cannot start it", (long long)job.id);
+		jobs_tell(IMSG_STORAGE_JOB_GONE, job.id, NULL);
+		return (NULL);
+	}
+	if (again) {
+		/* What they saw is gone: they follow it again. */
+		job.state = JOB_FAILED;
+		strlcpy(job.code, "upstream", sizeof(job.code));
+		snprintf(job.text, sizeof(job.text), "job %lld restarts "
+		    "from the start; RESULT %lld follows it again",
+		    (long long)job.id, (long long)job.id);
+		followers_end(&job);
+	}
+	job_event("job %lld: running%s", (long long)job.id,
+	    again ? " again from the start" : "");
+	if ((b = channel_create(&st.jobs->ch, IMSG_STORAGE_JOB_SPEC, 0,
+	    2 * MODEL_MAX_LEN + 64)) == NULL ||
+	    ibuf_add_u64(b, (uint64_t)job.id) == -1 ||
+	    ibuf_add_u32(b, (uint32_t)job.kind) == -1 ||
+	    ibuf_add_u32(b, (uint32_t)job.turns) == -1 ||
+	    ibuf_add_str(b, job.model) == -1 ||
+	    ibuf_add_str(b, job.model_b) == -1)
+		fatal("%s", __func__);
+	channel_send(&st.jobs->ch, b);
+	if (job.kind == JOB_SUBMIT)
+		rv = jdb_context(st.jdb, job.id, STORAGE_CONTEXT_MAX,
+		    read_bound(), jobs_part, &job.id);
+	else
+		rv = jdb_opening(st.jdb, job.id, jobs_part, &job.id);
+	jobs_tell(rv == -1 ? IMSG_STORAGE_JOB_GONE : IMSG_STORAGE_JOB_READY,
+	    job.id, NULL);
+	return (NULL);
+}
+
+/* JOB_CHUNK: u64 job, u32 turn, u32 kind, data text. */
+static const char *
+provider_job_chunk(struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct follower	*f;
+	const char	*text;
+	uint64_t	 jid;
+	uint32_t	 turn, kind;
+	size_t		 len;
+
+	ir_init(&ir, imsg);
+	jid = ir_u64(&ir);
+	turn = ir_u32(&ir);
+	kind = ir_u32(&ir);
+	text = ir_data(&ir, &len);
+	if (ir_end(&ir) == -1 || jid > INT64_MAX || kind >= CHUNK_KIND_MAX ||
+	    turn > JOB_TURNS_MAX)
+		return ("length or values");
+	if (len == 0)
+		return (NULL);
+	if (!db_text_valid(text, len))
+		return ("text");
+	if (group_join() == -1)
+		return (NULL);
+	switch (jdb_chunk(st.jdb, (int64_t)jid, (int)turn, (int)kind, text,
+	    len)) {
+	case -1:
+		group_fail_if_lost();
+		return (NULL);
+	case 0:
+		return (NULL);	/* not running: killed */
+	}
+	TAILQ_FOREACH(f, &st.followers, entry)
+		if (f->job == (int64_t)jid)
+			answer_chunk(f->w, f->id, (int)kind, text, len);
+	return (NULL);
+}
+
+/* JOB_TURN: u64 job, u32 turn, str model, u64 answer tokens. */
+static const char *
+provider_job_turn(struct imsg *imsg)
+{
+	struct ireader	 ir;
+	const char	*model;
+	uint64_t	 jid, tout;
+	uint32_t	 turn;
+
+	ir_init(&ir, imsg);
+	jid = ir_u64(&ir);
+	turn = ir_u32(&ir);
+	model = ir_str(&ir);
+	tout = ir_u64(&ir);
+	if (ir_end(&ir) == -1 || jid > INT64_MAX ||
+	    turn >= JOB_TURNS_MAX || !job_model_valid(model, 0))
+		return ("length or values");
+	job_event("job %llu: turn %u of %s, out=%llu",
+	    (unsigned long long)jid, turn + 1, model,
+	    (unsigned long long)tout);
+	return (NULL);
+}
+
+/* The provider's channel for jobs: it is trusted less than the parent. */
+static void
+storage_dispatch_jobs(struct channel *ch, struct imsg *imsg)
+{
+	struct wchan	*w = ch->arg;
+	const char	*bad = NULL;
+
+	if (w->gone)
+		return;
+	if (imsg->fd != -1)
+		bad = "descriptor";
+	else {
+		switch (imsg->hdr.type) {
+		case IMSG_PROVIDER_JOB_LIST:
+			if (imsg->datalen != 0) {
+				bad = "length";
+				break;
+			}
+			jobs_settle();
+			if (jdb_pending(st.jdb, jobs_list_one, NULL) == -1)
+				log_warnx("cannot list the pending jobs");
+			break;
+		case IMSG_PROVIDER_JOB_START:
+			bad = provider_job_start(imsg);
+			break;
+		case IMSG_PROVIDER_JOB_CHUNK:
+			bad = provider_job_chunk(imsg);
+			break;
+		case IMSG_PROVIDER_JOB_TURN:
+			bad = provider_job_turn(imsg);
+			break;
+		case IMSG_PROVIDER_JOB_DONE:
+		case IMSG_PROVIDER_JOB_FAIL:
+			bad = provider_job_end(w, imsg);
+			break;
+		default:
+			bad = "unexpected type";
+			break;
+		}
+	}
+	if (bad != NULL)
+		wchan_reject(w, imsg, bad);
+}
+
 /* The time of day in ms: limits count across restarts and daemons. */
 static int64_t
 wall_ms(void)
@@ -909,6 +1676,10 @@ worker_usage_get(struct wchan *w, struct imsg *imsg)
 		answer_line(&la, "limit tokens-per-day %llu used %llu",
 		    (unsigned long long)lim.tokens,
 		    (unsigned long long)use.tokens);
+	if (lim.jobs > 0)
+		answer_line(&la, "limit jobs %llu used %llu",
+		    (unsigned long long)lim.jobs,
+		    (unsigned long long)use.jobs);
 	answer_u64(w, IMSG_STORAGE_END, id, la.n);
 	return (NULL);
 }
@@ -938,6 +1709,17 @@ storage_dispatch_worker(struct channel *ch, struct imsg *imsg)
 		case IMSG_WORKER_CONTEXT:
 		case IMSG_WORKER_COUNT:
 			bad = worker_read(w, imsg);
+			break;
+		case IMSG_WORKER_SUBMIT:
+			bad = worker_submit(w, imsg);
+			break;
+		case IMSG_WORKER_JOBS:
+		case IMSG_WORKER_RESULT:
+		case IMSG_WORKER_UNFOLLOW:
+			bad = worker_job_read(w, imsg);
+			break;
+		case IMSG_WORKER_KILL:
+			bad = job_kill(w, imsg);
 			break;
 		case IMSG_WORKER_ADMIT:
 			bad = worker_admit(w, imsg);
@@ -1260,6 +2042,12 @@ storage_dispatch_control(struct channel *ch, struct imsg *imsg)
 		case IMSG_CTL_PURGE:
 			bad = control_request(w, imsg);
 			break;
+		case IMSG_CTL_JOBS:
+			bad = worker_job_read(w, imsg);
+			break;
+		case IMSG_CTL_JOBKILL:
+			bad = job_kill(w, imsg);
+			break;
 		case IMSG_CTL_TOKEN_ADD:
 			bad = control_token_add(w, imsg);
 			break;
@@ -1287,8 +2075,9 @@ storage_worker_closed(struct channel *ch)
 {
 	struct wchan	*w = ch->arg;
 
-	if (w->control)
-		log_debug("control: channel closed");
+	if (w->control || w->jobs)
+		log_debug("%s: channel closed", w->jobs ? "provider" :
+		    "control");
 	else
 		log_debug("worker %u: channel closed", w->wid);
 	wchan_drop(w);
@@ -1312,7 +2101,7 @@ parent_channel(struct imsg *imsg)
 		log_debug("worker %u: channel replaced", wid);
 		wchan_drop(old);
 	}
-	(void)wchan_new(imsg->fd, wid, identity, 0);
+	(void)wchan_new(imsg->fd, wid, identity, 0, 0);
 	imsg->fd = -1;
 }
 
@@ -1326,7 +2115,21 @@ parent_control(struct imsg *imsg)
 		log_debug("control: channel replaced");
 		wchan_drop(st.ctl);
 	}
-	st.ctl = wchan_new(imsg->fd, 0, "", 1);
+	st.ctl = wchan_new(imsg->fd, 0, "", 1, 0);
+	imsg->fd = -1;
+}
+
+/* IMSG_PARENT_JOBS: the provider's channel for jobs (fd). */
+static void
+parent_jobs(struct imsg *imsg)
+{
+	if (imsg->datalen != 0 || imsg->fd == -1)
+		fatalx("%s: bad IMSG_PARENT_JOBS", __func__);
+	if (st.jobs != NULL) {
+		log_debug("provider: jobs channel replaced");
+		wchan_drop(st.jobs);
+	}
+	st.jobs = wchan_new(imsg->fd, 0, "", 0, 1);
 	imsg->fd = -1;
 }
 
@@ -1481,6 +2284,9 @@ storage_dispatch_parent(struct channel *ch, struct imsg *imsg)
 	case IMSG_PARENT_CONTROL:
 		parent_control(imsg);
 		break;
+	case IMSG_PARENT_JOBS:
+		parent_jobs(imsg);
+		break;
 	case IMSG_PARENT_TOKEN:
 		parent_token(imsg);
 		break;
@@ -1501,6 +2307,8 @@ storage_shutdown(void)
 		ev_timer_del(&st.round_end);
 		storage_round_end(NULL);
 	}
+	jdb_close(st.jdb);
+	st.jdb = NULL;
 	db_close(st.db);
 	st.db = NULL;
 }
@@ -1539,6 +2347,8 @@ storage_open(void)
 	umask(077);
 	if ((st.db = db_open(st.database, st.sync)) == NULL)
 		fatalx("cannot use database %s", st.database);
+	if ((st.jdb = jdb_open(st.db)) == NULL)
+		fatalx("cannot prepare the job queries of %s", st.database);
 	user = st.conf->g.user[0] != '\0' ? st.conf->g.user : NULL;
 	if (user != NULL && geteuid() == 0) {
 		if ((pw = getpwnam(user)) == NULL)
@@ -1563,6 +2373,7 @@ storage_main(void)
 	TAILQ_INIT(&st.chans);
 	TAILQ_INIT(&st.dead);
 	TAILQ_INIT(&st.round);
+	TAILQ_INIT(&st.followers);
 	ev_timer_set(&st.round_end, storage_round_end, NULL);
 	ev_timer_set(&st.queue_poll, storage_queue_poll, NULL);
 

@@ -672,7 +672,9 @@ storage_check(void *arg)
 	(void)arg;
 	for (r = TAILQ_FIRST(&w.sreqs); r != NULL; r = next) {
 		next = TAILQ_NEXT(r, entry);
-		if (now - r->since < STORAGE_WAIT * 1000)
+		/* A RESULT that was answered follows a job: no time limit. */
+		if (now - r->since < STORAGE_WAIT * 1000 ||
+		    (r->got && r->type == IMSG_WORKER_RESULT))
 			continue;
 		TAILQ_REMOVE(&w.sreqs, r, entry);
 		log_warnx("session %u: storage did not answer %s in %d s",
@@ -911,10 +913,93 @@ op_auth(void *arg, const char *token)
 	return (channel_send(parent_chan, b));
 }
 
+/* Queue a job: SUBMIT or DIALOGUE. */
+static int
+op_submit(void *arg, uint32_t id, uint64_t key, int kind, int turns,
+    const char *model, const char *model_b, const char *text, size_t len)
+{
+	struct ibuf	*b;
+
+	(void)arg;
+	if (len > IMSG_MAXSIZE - 1024 ||
+	    (b = payload(id, len + 2 * MODEL_MAX_LEN + 64)) == NULL)
+		return (-1);
+	if (ibuf_add_u64(b, key) == -1 ||
+	    ibuf_add_u32(b, (uint32_t)kind) == -1 ||
+	    ibuf_add_u32(b, (uint32_t)turns) == -1 ||
+	    ibuf_add_str(b, model) == -1 ||
+	    ibuf_add_str(b, model_b) == -1 ||
+	    ibuf_add_data(b, text, len) == -1) {
+		ibuf_free(b);
+		return (-1);
+	}
+	return (sreq_add(IMSG_WORKER_SUBMIT, id, b));
+}
+
+/* JOBS: the identity's last jobs. */
+static int
+op_jobs(void *arg, uint32_t id, uint32_t count)
+{
+	struct ibuf	*b;
+
+	(void)arg;
+	if ((b = payload(id, 8)) == NULL)
+		return (-1);
+	if (ibuf_add_u32(b, count) == -1) {
+		ibuf_free(b);
+		return (-1);
+	}
+	return (sreq_add(IMSG_WORKER_JOBS, id, b));
+}
+
+/* RESULT and KILL name a job. */
+static int
+job_request(uint32_t type, uint32_t id, uint64_t job)
+{
+	struct ibuf	*b;
+
+	if ((b = payload(id, 8)) == NULL)
+		return (-1);
+	if (ibuf_add_u64(b, job) == -1) {
+		ibuf_free(b);
+		return (-1);
+	}
+	return (sreq_add(type, id, b));
+}
+
+static int
+op_result(void *arg, uint32_t id, uint64_t job)
+{
+	(void)arg;
+	return (job_request(IMSG_WORKER_RESULT, id, job));
+}
+
+static int
+op_kill(void *arg, uint32_t id, uint64_t job)
+{
+	(void)arg;
+	return (job_request(IMSG_WORKER_KILL, id, job));
+}
+
+/* Stop following a job: storage sends no more for that RESULT. */
+static void
+op_unfollow(void *arg, uint32_t id)
+{
+	struct sreq	*r;
+
+	(void)arg;
+	if ((r = sreq_find(id)) != NULL)
+		sreq_done(r);
+	if (!w.storage.dead)
+		channel_compose(&w.storage, IMSG_WORKER_UNFOLLOW, 0, -1, &id,
+		    sizeof(id));
+}
+
 static const struct proto_ops worker_ops = {
 	op_write, op_close, op_models, op_gen, op_cancel, op_store,
 	op_summary, op_history, op_context, op_count, op_state, op_event,
-	op_now, op_random, op_auth, op_usage
+	op_now, op_random, op_auth, op_submit, op_jobs, op_result,
+	op_unfollow, op_kill, op_usage
 };
 
 /*
@@ -1102,6 +1187,74 @@ storage_closed(struct channel *ch)
 
 static void	storage_dispatch_one(struct imsg *);
 
+/* Storage's answers about jobs: 0, or -1 if malformed. */
+static int
+storage_job_answer(struct imsg *imsg, struct ireader *ir, uint32_t id)
+{
+	struct sreq	*r;
+	const char	*model, *head, *finish, *code, *text;
+	const void	*data;
+	size_t		 len;
+	uint64_t	 job, t, tin, tout, ms;
+	uint32_t	 state, kind;
+
+	switch (imsg->hdr.type) {
+	case IMSG_STORAGE_JOB_LINE:
+		job = ir_u64(ir);
+		state = ir_u32(ir);
+		model = ir_str(ir);
+		t = ir_u64(ir);
+		tout = ir_u64(ir);
+		(void)ir_str(ir);	/* the identity: its own */
+		head = ir_str(ir);
+		if (ir_end(ir) == -1 || state >= JOB_STATE_MAX)
+			return (-1);
+		if ((r = sreq_find(id)) != NULL && w.proto != NULL)
+			proto_storage_job_line(w.proto, id, job, state, model,
+			    t, tout, head);
+		return (0);
+	case IMSG_STORAGE_JOB_HEAD:
+		job = ir_u64(ir);
+		state = ir_u32(ir);
+		if (ir_end(ir) == -1 || state >= JOB_STATE_MAX)
+			return (-1);
+		if ((r = sreq_find(id)) == NULL)
+			return (0);
+		r->got = 1;
+		if (w.proto != NULL)
+			proto_storage_job_head(w.proto, id, job, state);
+		return (0);
+	case IMSG_STORAGE_JOB_CHUNK:
+		kind = ir_u32(ir);
+		data = ir_data(ir, &len);
+		if (ir_end(ir) == -1 || kind >= CHUNK_KIND_MAX)
+			return (-1);
+		if (sreq_find(id) != NULL && w.proto != NULL)
+			proto_storage_job_chunk(w.proto, id, kind,
+			    len > 0 ? data : "", len);
+		return (0);
+	case IMSG_STORAGE_JOB_END:
+		state = ir_u32(ir);
+		model = ir_str(ir);
+		tin = ir_u64(ir);
+		tout = ir_u64(ir);
+		ms = ir_u64(ir);
+		finish = ir_str(ir);
+		code = ir_str(ir);
+		text = ir_str(ir);
+		if (ir_end(ir) == -1 || state >= JOB_STATE_MAX)
+			return (-1);
+		if ((r = sreq_find(id)) == NULL)
+			return (0);
+		sreq_done(r);
+		if (w.proto != NULL)
+			proto_storage_job_end(w.proto, id, state, model, tin,
+			    tout, ms, finish, code, text);
+		return (0);
+	}
+	return (-1);
+}
+
 static void
 storage_dispatch(struct channel *ch, struct imsg *imsg)
 {
@@ -1182,6 +1335,10 @@ storage_dispatch_one(struct imsg *imsg)
 		if (w.proto != NULL)
 			proto_storage_line(w.proto, id, s);
 		return;
+	default:
+		if (storage_job_answer(imsg, &ir, id) == 0)
+			return;
+		break;
 	}
 	fatalx("%s: bad %s", __func__, imsg_type_name(imsg->hdr.type));
 }

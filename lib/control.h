@@ -23,6 +23,8 @@ enum ctl_type {
 	CTL_MONITOR,		/* empty: events follow until closed */
 	CTL_EXPORT,		/* str identity, str format */
 	CTL_PURGE,		/* str identity */
+	CTL_JOBS,		/* empty: every identity's last jobs */
+	CTL_JOBKILL,		/* u64 job id */
 	CTL_METRICS,		/* empty */
 	CTL_TOKEN_ADD,		/* str label, u32 days (0 never expires),
 				   str models ("" all), u64 requests a

@@ -302,8 +302,11 @@ class Client:
     """One BRIDGE/1 session over real TLS (or plain TCP)."""
 
     def __init__(self, port, host="127.0.0.1", cafile=None, tls=True,
-                 timeout=20, greet=True, session=None, cert=None):
-        raw = socket.create_connection((host, port), timeout=timeout)
+                 timeout=20, greet=True, session=None, cert=None,
+                 source=None):
+        raw = socket.create_connection(
+            (host, port), timeout=timeout,
+            source_address=(source, 0) if source else None)
         if tls:
             ctx = ssl.create_default_context(cafile=cafile)
             ctx.check_hostname = False

@@ -57,6 +57,9 @@ struct fake {
 	int		 state_mode;
 	uint64_t	 state_in;
 	uint64_t	 state_out;
+	uint32_t	 job_req;	/* SUBMIT, JOBS, RESULT, KILL */
+	uint64_t	 job_id;
+	int		 unfollowed;
 };
 
 static struct fake	 F;
@@ -351,6 +354,56 @@ f_auth(void *arg, const char *token)
 }
 
 static int
+f_submit(void *arg, uint32_t id, uint64_t key, int kind, int turns,
+    const char *a, const char *b, const char *text, size_t len)
+{
+	(void)arg;
+	(void)key;
+	if (F.stor_down)
+		return (-1);
+	F.job_req = id;
+	append(F.calls, "submit %d %d %s %s %.*s\n", kind, turns, a,
+	    b[0] != '\0' ? b : "-", (int)len, text);
+	return (0);
+}
+
+static int
+f_jobs(void *arg, uint32_t id, uint32_t count)
+{
+	(void)arg;
+	F.job_req = id;
+	append(F.calls, "jobs %u\n", count);
+	return (0);
+}
+
+static int
+f_result(void *arg, uint32_t id, uint64_t job)
+{
+	(void)arg;
+	F.job_req = id;
+	F.job_id = job;
+	append(F.calls, "result %llu\n", (unsigned long long)job);
+	return (0);
+}
+
+static void
+f_unfollow(void *arg, uint32_t id)
+{
+	(void)arg;
+	F.unfollowed++;
+	append(F.calls, "unfollow %u\n", id);
+}
+
+static int
+f_kill(void *arg, uint32_t id, uint64_t job)
+{
+	(void)arg;
+	F.job_req = id;
+	append(F.calls, "kill %llu\n", (unsigned long long)job);
+	return (0);
+}
+
+static int
 f_usage(void *arg, uint32_t id, uint32_t days)
 {
 	(void)arg;
@@ -364,7 +417,8 @@ f_usage(void *arg, uint32_t id, uint32_t days)
 static const struct proto_ops fake_ops = {
 	f_write, f_close, f_models, f_gen, f_cancel, f_store, f_summary,
 	f_history, f_context, f_count, f_state, f_event, f_now, f_random,
-	f_auth, f_usage
+	f_auth, f_submit, f_jobs, f_result, f_unfollow, f_kill,
+	f_usage
 };
 
 /*
@@ -2132,6 +2186,116 @@ t_reporting(void)
 	end();
 }
 
+/* SUBMIT, DIALOGUE, JOBS, RESULT (stored, live, CANCEL) and KILL. */
+static void
+t_jobs(void)
+{
+	begin("job_submit");
+	setup(NULL);
+	input("SUBMIT  write a poem  \n");
+	CALLED("submit 0 1 gemini-2.0-flash - write a poem  \n");
+	OUT("");
+	proto_storage_stored(F.p, F.job_req, 17);
+	OUT(". OK job 17\n");
+	input("SUBMIT\n");
+	OUT(". ERR bad-argument SUBMIT needs an argument\n");
+	input("SUBMIT x\n");
+	proto_storage_error(F.p, F.job_req, "database error");
+	OUT(". ERR storage database error\n");
+	teardown();
+	end();
+
+	begin("job_dialogue");
+	setup(NULL);
+	input("DIALOGUE 4 gemini-2.0-flash zeta hello\n");
+	OUT(". ERR bad-argument no model named zeta\n");
+	input("DIALOGUE 4 gemini-2.0-flash GEMINI-2.5-PRO hello there\n");
+	CALLED("submit 1 4 gemini-2.0-flash gemini-2.5-pro hello there\n");
+	proto_storage_stored(F.p, F.job_req, 3);
+	OUT(". OK job 3\n");
+	input("DIALOGUE 1 a b hi\n");
+	OUT(". ERR bad-argument turns must be 2 to 50\n");
+	input("DIALOGUE 51 a b hi\n");
+	OUT(". ERR bad-argument turns must be 2 to 50\n");
+	input("DIALOGUE 3 gemini-2.0-flash gemini-2.0-flash\n");
+	OUT(". ERR bad-argument DIALOGUE <turns> <model A> <model B> "
+	    "<opening>\n");
+	teardown();
+	end();
+
+	begin("job_list");
+	setup(NULL);
+	input("JOBS 5\n");
+	CALLED("jobs 5\n");
+	proto_storage_job_line(F.p, F.job_req, 9, JOB_RUNNING, "m1",
+	    1700000000, 12, "line one\nline two");
+	proto_storage_job_line(F.p, F.job_req, 8, JOB_DONE, "m1",
+	    1700000000, 3, "x");
+	proto_storage_end(F.p, F.job_req, 2);
+	OUT("9 running m1 2023-11-14T22:13:20Z 12 line one line two\n"
+	    "8 done m1 2023-11-14T22:13:20Z 3 x\n. OK 2 jobs\n");
+	input("JOBS 0\n");
+	OUT(". ERR bad-argument N must be 1 to 1000\n");
+	teardown();
+	end();
+
+	begin("job_result_done");
+	setup(NULL);
+	input("RESULT 7\n");
+	CALLED("result 7\n");
+	proto_storage_job_head(F.p, F.job_req, 7, JOB_DONE);
+	proto_storage_job_chunk(F.p, F.job_req, CHUNK_TEXT, "Echo: ", 6);
+	proto_storage_job_chunk(F.p, F.job_req, CHUNK_TEXT, ".hi", 3);
+	proto_storage_job_end(F.p, F.job_req, JOB_DONE, "m1", 4, 5, 6,
+	    "STOP", "", "");
+	OUT("Echo: .hi\n. OK model=m1 in=4 out=5 ms=6\n");
+	input("RESULT 7\n");
+	proto_storage_job_head(F.p, F.job_req, 7, JOB_FAILED);
+	proto_storage_job_end(F.p, F.job_req, JOB_FAILED, "m1", 0, 0, 0,
+	    "", "upstream-timeout", "no answer");
+	OUT(". ERR upstream-timeout no answer\n");
+	input("RESULT 7\n");
+	proto_storage_job_head(F.p, F.job_req, 7, JOB_CANCELLED);
+	proto_storage_job_end(F.p, F.job_req, JOB_CANCELLED, "m1", 0, 0, 0,
+	    "", "cancelled", "x");
+	OUT(". ERR cancelled job 7 was cancelled\n");
+	input("RESULT 8\n");
+	proto_storage_error(F.p, F.job_req, "not-found no job 8");
+	OUT(". ERR not-found no job 8\n");
+	input("RESULT x\n");
+	OUT(". ERR bad-argument not a job id: x\n");
+	teardown();
+	end();
+
+	begin("job_result_follow_cancel");
+	setup(NULL);
+	input("RESULT 7\nINFO\n");
+	proto_storage_job_head(F.p, F.job_req, 7, JOB_RUNNING);
+	proto_storage_job_chunk(F.p, F.job_req, CHUNK_TURN, "m1", 2);
+	proto_storage_job_chunk(F.p, F.job_req, CHUNK_TEXT, "abc", 3);
+	proto_storage_job_chunk(F.p, F.job_req, CHUNK_TURN, "m2", 2);
+	OUT("--- m1\nabc\n--- m2\n");
+	input("CANCEL\n");
+	CHECK(F.unfollowed == 1);
+	HAS(". ERR cancelled job 7 still running\n");
+	CALLED("count ");
+	teardown();
+	end();
+
+	begin("job_kill");
+	setup(NULL);
+	input("KILL 4\n");
+	CALLED("kill 4\n");
+	proto_storage_stored(F.p, F.job_req, 4);
+	OUT(". OK job 4 cancelled\n");
+	input("KILL 5\n");
+	proto_storage_error(F.p, F.job_req,
+	    "bad-argument job 5 is done already");
+	OUT(". ERR bad-argument job 5 is done already\n");
+	teardown();
+	end();
+}
+
 int
 main(void)
 {
@@ -2155,5 +2319,6 @@ main(void)
 	t_usage();
 	t_bye();
 	t_reporting();
+	t_jobs();
 	return (failures > 0);
 }
