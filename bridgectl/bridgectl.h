@@ -104,6 +104,7 @@ struct client {
 	int		 quiet;		/* -q: no footer after an answer */
 	int		 dim;		/* stdout takes ESC[2m */
 	char		*token;		/* sent with AUTH, then wiped */
+	int		 auth_hinted;	/* said where a token goes */
 	int		 tty[3];	/* fds 0-2 that are terminals */
 	int		 c2[3];		/* a 0xc2 byte held back, per fd */
 

@@ -749,12 +749,21 @@ intro(void)
 	    "commands, Ctrl-C stops an answer, Ctrl-D leaves.");
 }
 
-/* An OK status: as it is with -c, else a footer or its text, dim. */
+/*
+ * An OK status: as it is with -c, else a footer or its text, dim. A
+ * script sees only what a command did ("job 7"), never a footer.
+ */
 static void
 show_ok(enum expect what, const char *line, const char *text)
 {
-	if (!cl.interactive || what == EXP_INFO_QUIET ||
-	    what == EXP_HIDDEN || what == EXP_AUTH_AUTO)
+	if (!cl.interactive) {
+		if (!cl.cmdmode && (what == EXP_COMMAND ||
+		    what == EXP_INFO) && *text != '\0')
+			out_line(STDOUT_FILENO, text);
+		return;
+	}
+	if (what == EXP_INFO_QUIET || what == EXP_HIDDEN ||
+	    what == EXP_AUTH_AUTO)
 		return;
 	if (cl.cmdmode) {
 		out_line(STDOUT_FILENO, line);
@@ -782,7 +791,6 @@ show_err(enum expect what, const char *line, const char *text)
 {
 	char	 buf[STATUS_MAX + 16];
 
-	(void)what;
 	if (!cl.interactive || cl.cmdmode) {
 		out_line(STDERR_FILENO, line);
 		return;
@@ -793,6 +801,14 @@ show_err(enum expect what, const char *line, const char *text)
 	}
 	(void)snprintf(buf, sizeof(buf), "error: %s", text);
 	out_line(STDERR_FILENO, buf);
+	/* A command refused for want of AUTH, not a wrong AUTH. */
+	if (strncmp(text, "auth", 4) == 0 && what != EXP_AUTH &&
+	    !cl.auth_hinted) {
+		cl.auth_hinted = 1;
+		dim_line(STDERR_FILENO, "this server wants a token: put it "
+		    "in a token-file of ~/.bridge/config, or in BRIDGE_TOKEN "
+		    "(see bridgectl(8))");
+	}
 }
 
 /* The server ends the session. */

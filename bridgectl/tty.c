@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <termios.h>
 #include <unistd.h>
 #include <wchar.h>
@@ -332,13 +333,15 @@ stdin_pending(int ms)
 	return (poll(&pfd, 1, ms) == 1 && (pfd.revents & POLLIN));
 }
 
-/* Remember a line; an AUTH token is not written to disk. */
+/* Remember a line; an AUTH token (or /raw AUTH) is not written to disk. */
 static void
 hist_add(const char *line)
 {
 	HistEvent	 ev;
 
-	if (*line == '\0' || first_word(line, "AUTH"))
+	if (*line == '\0' || first_word(line, "AUTH") ||
+	    (strncasecmp(line, "/raw ", 5) == 0 &&
+	    first_word(line + 5 + strspn(line + 5, " "), "AUTH")))
 		return;
 	history(cl.hist, &ev, H_ENTER, line);
 	if (cl.histfile[0] != '\0')

@@ -53,7 +53,9 @@
 #define BRIDGED_JOBS_MAX	16		/* jobs running at once */
 #define BRIDGED_JOBS_IDENTITY	2		/* of them, per identity: the
 						   default of limits { jobs } */
+#define JOBS_LIMIT_MAX		10000		/* "no limit" to the provider */
 #define JOB_TURNS_MAX		50		/* turns of a dialogue */
+#define JOB_WAITING_MAX		100		/* unfinished, per identity */
 #define SUMMARY_INTRO \
 	"This is a summary of your earlier conversation with this user;" \
 	" use it as context.\n\n"
@@ -275,8 +277,8 @@ enum imsg_type {
 				   u64 ms, str finish, str code, str text */
 
 	/* storage -> provider, on the jobs channel */
-	IMSG_STORAGE_JOB_QUEUED, /* u64 job id, str identity, u32 jobs of
-				   that identity at once (0: no limit) */
+	IMSG_STORAGE_JOB_QUEUED, /* u64 job id, str identity, u32 how many
+				   jobs of that identity may run at once */
 	IMSG_STORAGE_JOB_SPEC,	/* u64 job id, u32 kind, u32 turns,
 				   str model, str model B */
 	IMSG_STORAGE_JOB_PART,	/* u64 job id, u32 role, data text: the
@@ -696,6 +698,7 @@ int		 jdb_submit(struct jdb *, const char *, uint64_t, int, int,
 		    const char *, const char *, const char *, size_t, int64_t,
 		    int64_t *);
 int		 jdb_get(struct jdb *, int64_t, struct jdb_job *);
+int64_t		 jdb_waiting(struct jdb *, const char *);
 int		 jdb_list(struct jdb *, const char *, uint32_t,
 		    int (*)(const struct jdb_job *, void *), void *,
 		    uint64_t *);

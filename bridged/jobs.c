@@ -50,7 +50,7 @@ struct pjob {
 	TAILQ_ENTRY(pjob)	 entry;
 	int64_t			 id;
 	char			 identity[IDENTITY_LEN + 1];
-	uint32_t		 limit;		/* of the identity's jobs */
+	int			 limit;		/* of its identity at once */
 	enum pjob_state		 state;
 	int			 kind;
 	int			 nturns;
@@ -259,9 +259,8 @@ jobs_schedule(void)
 	TAILQ_FOREACH(j, &jb.queue, entry) {
 		if (running >= jb.max)
 			break;
-		/* Its identity's own limit came with it; 0 is none. */
-		if (j->state != PJ_QUEUED || (j->limit > 0 &&
-		    jobs_running(j->identity) >= (int)j->limit))
+		if (j->state != PJ_QUEUED ||
+		    jobs_running(j->identity) >= j->limit)
 			continue;
 		if ((b = job_msg(IMSG_PROVIDER_JOB_START, j->id, 0)) == NULL)
 			return;
@@ -450,7 +449,8 @@ sink_fail(void *arg, const char *code, const char *text)
 	job_fail(j, code, text);
 }
 
-/* JOB_QUEUED: u64 job, str identity. Known ones are known already. */
+/* JOB_QUEUED: u64 job, str identity, u32 limit. Known ones are known
+   already, but their limit may have changed. */
 static int
 job_queued(struct imsg *imsg)
 {
@@ -465,15 +465,18 @@ job_queued(struct imsg *imsg)
 	identity = ir_str(&ir);
 	limit = ir_u32(&ir);
 	if (ir_end(&ir) == -1 || id == 0 || id > INT64_MAX ||
+	    limit > JOBS_LIMIT_MAX ||
 	    strlen(identity) != IDENTITY_LEN ||
 	    strspn(identity, "0123456789abcdef") != IDENTITY_LEN)
 		return (-1);
-	if (job_find((int64_t)id) != NULL)
+	if ((j = job_find((int64_t)id)) != NULL) {
+		j->limit = (int)limit;
 		return (0);
+	}
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		fatal("%s", __func__);
 	j->id = (int64_t)id;
-	j->limit = limit;
+	j->limit = (int)limit;
 	strlcpy(j->identity, identity, sizeof(j->identity));
 	/* In the order submitted: after the last older one. */
 	after = TAILQ_LAST(&jb.queue, pjob_list);

@@ -32,6 +32,7 @@ enum jdb_stmt {
 	JS_SIZES,
 	JS_ROWS,
 	JS_PROMPT,
+	JS_WAITING,
 	JS_MAX
 };
 
@@ -95,6 +96,8 @@ static const char *const jdb_sql[JS_MAX] = {
 	    " AND m.id >= ?2 AND m.id <= j.upto_msg ORDER BY m.id",
 	[JS_PROMPT] =
 	    "SELECT prompt FROM jobs WHERE id = ?1",
+	[JS_WAITING] =
+	    "SELECT count(*) FROM jobs WHERE client_id = ?1 AND state < 2",
 };
 
 struct jdb {
@@ -218,6 +221,22 @@ jdb_submit(struct jdb *j, const char *client, uint64_t key, int kind,
 	}
 	jdb_reset(j, JS_SUBMIT_DUP);
 	return (ret);
+}
+
+/* How many jobs of a client are queued or running; -1 on error. */
+int64_t
+jdb_waiting(struct jdb *j, const char *client)
+{
+	sqlite3_stmt	*st = j->st[JS_WAITING];
+	int64_t		 n = -1;
+
+	sqlite3_bind_text(st, 1, client, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	else
+		jdb_err(j, JS_WAITING);
+	jdb_reset(j, JS_WAITING);
+	return (n);
 }
 
 /* Fill a job from a row of JS_GET or JS_LIST. */

@@ -800,25 +800,36 @@ job_event(const char *fmt, ...)
 }
 
 /*
- * Tell the provider about a job: u64 id, and for a queued one its
- * identity and how many of that identity's jobs may run at once.
+ * How many jobs of an identity may run at once: the one place that
+ * decides it, for the provider, which runs them. The limits block or
+ * the identity's issued token says; no limit is as many as may run.
  */
+static uint32_t
+jobs_limit(const char *identity)
+{
+	struct limits	 lim;
+
+	if (db_limits(st.db, identity, &st.conf->g.limits, &lim, NULL,
+	    0) == -1)
+		lim = st.conf->g.limits;
+	if (lim.jobs == 0 || lim.jobs > JOBS_LIMIT_MAX)
+		return (JOBS_LIMIT_MAX);
+	return ((uint32_t)lim.jobs);
+}
+
+/* Tell the provider about a job: u64 id; a queued one's identity and
+   limit. */
 static void
 jobs_tell(uint32_t type, int64_t job, const char *identity)
 {
 	struct ibuf	*b;
-	struct limits	 lim;
 
 	if (st.jobs == NULL || st.jobs->gone)
 		return;		/* it lists them when it comes back */
-	if (identity != NULL && db_limits(st.db, identity,
-	    &st.conf->g.limits, &lim, NULL, 0) == -1)
-		lim = st.conf->g.limits;
 	if ((b = channel_create(&st.jobs->ch, type, 0, 96)) == NULL ||
 	    ibuf_add_u64(b, (uint64_t)job) == -1 ||
 	    (identity != NULL && (ibuf_add_str(b, identity) == -1 ||
-	    ibuf_add_u32(b, lim.jobs > UINT32_MAX ? UINT32_MAX :
-	    (uint32_t)lim.jobs) == -1)))
+	    ibuf_add_u32(b, jobs_limit(identity)) == -1)))
 		fatal("%s", __func__);
 	channel_send(&st.jobs->ch, b);
 }
@@ -976,6 +987,14 @@ worker_submit(struct wchan *w, struct imsg *imsg)
 	}
 	if (group_join() == -1)
 		return (NULL);
+	/* Within the transaction: a round of SUBMITs counts itself. */
+	if (jdb_waiting(st.jdb, w->identity) >= JOB_WAITING_MAX) {
+		snprintf(r->errbuf, sizeof(r->errbuf), "busy %d jobs of "
+		    "yours are queued or running; wait, or KILL one",
+		    JOB_WAITING_MAX);
+		r->error = r->errbuf;
+		return (NULL);
+	}
 	rv = jdb_submit(st.jdb, w->identity, key, kind, turns, model,
 	    model_b, text, len, (int64_t)time(NULL), &r->job);
 	if (rv == -1) {

@@ -65,6 +65,14 @@ s.bind(("127.0.0.1", int(sys.argv[1])))' "$port" 2>/dev/null; then
 	exit 1
 fi
 
+# Nor is another demo's, which would lose its socket to this one.
+if [ -S "$dir/bridged.sock" ] &&
+    "$bridgectl" -s "$dir/bridged.sock" show status >/dev/null 2>&1; then
+	echo "demo: another demo is running (its socket is" \
+	    "$dir/bridged.sock); end it first" >&2
+	exit 1
+fi
+
 mkdir -p "$dir/db" "$dir/empty"
 chmod 755 "$top/regress/tmp" "$dir" "$dir/empty"
 if [ "$(id -u)" = 0 ]; then

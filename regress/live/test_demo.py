@@ -149,6 +149,18 @@ def test_demo_ctrl_c_and_closing_the_terminal():
         assert r.returncode == 0 and ("process: parent %d" % pid) in \
             r.stdout, r
 
+        # A second demo is refused, on the same port or another.
+        for other in (port, free_port()):
+            r = subprocess.run(["sh", DEMO], capture_output=True, text=True,
+                               stdin=subprocess.DEVNULL, timeout=60,
+                               env=dict(os.environ, DEMO_PORT=str(other)))
+            assert r.returncode == 1 and r.stdout == "", r
+            assert len(r.stderr.strip().split("\n")) == 1, r.stderr
+            assert ("port %d" % port in r.stderr and "DEMO_PORT" in
+                    r.stderr) if other == port else \
+                "another demo is running" in r.stderr, r.stderr
+        assert set(started_by_demo()) == set(ours)
+
         # Ctrl-C at the prompt: only the client's line goes.
         p.keys("C-c")
         p.wait(lambda s: s.split("\n")[-1].startswith("bridge [") and

@@ -125,6 +125,15 @@ def stored_pair(a, text):
     raise AssertionError("no stored pair for %r in %r" % (text, rows))
 
 
+def result_final(c, job):
+    """RESULT, followed again if the job restarted meanwhile."""
+    for _ in range(3):
+        body, status = c.ask("RESULT %d" % job)
+        if not status.startswith(". ERR upstream job %d restarts" % job):
+            return body, status
+    raise AssertionError("job %d keeps restarting" % job)
+
+
 def busy_worker():
     """The pid of the one worker serving a client."""
     out = d.status()
@@ -199,14 +208,36 @@ def test_survives_provider_sigkill():
     text = prompt("providerkill", SLOW)
     job = submit(c, text)
     wait_for(lambda: chunks(job) > 0, what="output to be stored")
+    c.send("RESULT %d" % job)
+    assert c.readline().startswith("Echo: ")
     old = d.role_pids("provider")[0]
     os.kill(old, signal.SIGKILL)
     wait_for(lambda: [p for p in d.role_pids("provider") if p != old],
              what="a new provider")
-    body, status = c.ask("RESULT %d" % job)
-    if status.startswith(". ERR upstream job"):
-        # It was followed while it restarted: follow it again.
-        body, status = c.ask("RESULT %d" % job)
+    # Who followed it hears that it starts again.
+    body, status = c.reply()
+    assert status == (". ERR upstream job %d restarts from the start; "
+                      "RESULT %d follows it again" % (job, job)), status
+    # Followed while it restarted, it says so: follow it again.
+    body, status = result_final(c, job)
+    answer_ok(body, status, text)
+    assert db_rows("SELECT attempts FROM jobs WHERE id = ?",
+                   job)[0][0] == 2
+    stored_pair(a, text)
+    c.close()
+
+
+def test_survives_storage_sigkill():
+    a = addr()
+    c = client(a)
+    text = prompt("storagekill", SLOW)
+    job = submit(c, text)
+    wait_for(lambda: chunks(job) > 0, what="output to be stored")
+    old = d.role_pids("storage")[0]
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: [p for p in d.role_pids("storage") if p != old],
+             what="a new storage")
+    body, status = result_final(c, job)
     answer_ok(body, status, text)
     assert db_rows("SELECT attempts FROM jobs WHERE id = ?",
                    job)[0][0] == 2
@@ -263,6 +294,27 @@ def test_kill_queued_and_running():
                     ident(a))
     assert not [k for (k,) in kinds if k.startswith("kill0") or
                 k.startswith("kill2")], kinds
+    c.close()
+
+
+def test_waiting_cap():
+    """At most 100 unfinished jobs per identity; then busy, until one
+    ends."""
+    a = addr()
+    c = client(a)
+    for i in range(101):
+        c.send("SUBMIT " + prompt("cap%d" % i, "[[fake:slow:4000]]"))
+    replies = [c.reply() for _ in range(101)]
+    ids = [int(r[1].split()[-1]) for r in replies[:100]]
+    assert all(r[1].startswith(". OK job ") for r in replies[:100])
+    assert replies[100][1].startswith(". ERR busy 100 jobs of yours"), \
+        replies[100]
+    for i in ids:
+        c.send("KILL %d" % i)
+    kills = [c.reply()[1] for _ in ids]
+    assert all(k.endswith(" cancelled") for k in kills), kills[:3]
+    job = submit(c, prompt("cap-after"))
+    answer_ok(*c.ask("RESULT %d" % job), prompt("cap-after"))
     c.close()
 
 

@@ -1,0 +1,252 @@
+/*
+ * t_jobs_db.c: bridged/jobs_db.c on a real database file: a job's
+ * context is the conversation as stored when it was submitted, a
+ * resent SUBMIT is one job, starting again discards the output, output
+ * is kept only while a job runs, an ended job ends once, and the
+ * pending list keeps the order of submission.
+ */
+
+#include <sys/types.h>
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "bridged.h"
+
+#define ME	"1111111111111111111111111111111111111111111111111111111111111111"
+#define OTHER	"2222222222222222222222222222222222222222222222222222222222222222"
+
+static int	 failures;
+
+/* One result line: ok, or FAIL with why. */
+static void
+check(const char *name, int ok, const char *why)
+{
+	if (ok)
+		printf("ok %s\n", name);
+	else {
+		printf("FAIL %s: %s\n", name, why);
+		failures++;
+	}
+}
+
+/* What a callback saw, as "role:text|..." */
+static int
+collect(int role, const char *text, size_t len, void *arg)
+{
+	struct ibuf	*b = arg;
+
+	if (ibuf_printf(b, "%s%d:%.*s", ibuf_left(b) > 0 ? "|" : "", role,
+	    (int)len, text) == -1)
+		return (-1);
+	return (0);
+}
+
+/* The collected text, NUL-terminated; the buffer is emptied. */
+static const char *
+taken(struct ibuf *b)
+{
+	static char	 s[4096];
+	size_t		 n = ibuf_left(b);
+
+	if (n >= sizeof(s))
+		n = sizeof(s) - 1;
+	memcpy(s, ibuf_data(b), n);
+	s[n] = '\0';
+	ibuf_reset(b);
+	return (s);
+}
+
+/* A pending job, for the order. */
+static int
+pending(int64_t id, const char *client, void *arg)
+{
+	return (ibuf_printf(arg, "%lld:%.1s ", (long long)id, client));
+}
+
+/* Store one message. */
+static void
+msg(struct db *db, const char *client, int role, const char *text)
+{
+	int64_t	 row;
+
+	if (db_store(db, client, arc4random(), role, "m", 0, text,
+	    strlen(text), 1, &row) == -1) {
+		fprintf(stderr, "db_store failed\n");
+		exit(2);
+	}
+}
+
+/* The context is the stored conversation at submission, bounded. */
+static void
+t_context(struct db *db, struct jdb *j, struct ibuf *b)
+{
+	const char	*got;
+	int64_t		 id, id2, row;
+	int		 rv;
+
+	msg(db, ME, ROLE_USER, "q1");
+	msg(db, ME, ROLE_MODEL, "a1");
+	if (db_summary(db, ME, 1, "S1", 2, 1, 50, &row) == -1)
+		exit(2);
+	msg(db, ME, ROLE_USER, "q2");
+	msg(db, ME, ROLE_MODEL, "a2");
+	msg(db, OTHER, ROLE_USER, "not mine");
+	rv = jdb_submit(j, ME, 77, JOB_SUBMIT, 1, "m", "", "P", 1, 5, &id);
+	check("submit_new", rv == 0 && id > 0, "not a new job");
+	rv = jdb_submit(j, ME, 77, JOB_SUBMIT, 1, "m", "", "P", 1, 5, &id2);
+	check("submit_resent", rv == 1 && id2 == id, "a second job");
+	/* What comes after the submission is not part of it. */
+	msg(db, ME, ROLE_USER, "q3");
+	if (db_summary(db, ME, 2, "S2", 2, 1, 50, &row) == -1)
+		exit(2);
+	rv = jdb_context(j, id, 1000, 1 << 20, collect, b);
+	got = taken(b);
+	check("context_as_submitted", rv == 0 &&
+	    strcmp(got, "2:S1|0:q2|1:a2|0:P") == 0, got);
+	/* The newest that fit: a2 alone (2 bytes), then the prompt. */
+	rv = jdb_context(j, id, 1000, 2 + 2, collect, b);
+	got = taken(b);
+	check("context_bounded", rv == 0 &&
+	    strcmp(got, "2:S1|1:a2|0:P") == 0, got);
+	rv = jdb_opening(j, id, collect, b);
+	got = taken(b);
+	check("opening", rv == 0 && strcmp(got, "0:P") == 0, got);
+}
+
+/* Start, output, start again, end. */
+static void
+t_lifecycle(struct jdb *j, struct ibuf *b)
+{
+	struct jdb_job	 job;
+	const char	*got;
+	int64_t		 id;
+	int		 rv;
+
+	if (jdb_submit(j, ME, 78, JOB_DIALOGUE, 3, "a", "b", "hi", 2, 9,
+	    &id) != 0)
+		exit(2);
+	rv = jdb_chunk(j, id, 0, CHUNK_TEXT, "x", 1);
+	check("chunk_queued_refused", rv == 0, "output of a queued job");
+	check("start", jdb_start(j, id, 10) == 1, "not started");
+	jdb_chunk(j, id, 0, CHUNK_TURN, "a", 1);
+	jdb_chunk(j, id, 0, CHUNK_TEXT, "old", 3);
+	check("start_again", jdb_start(j, id, 11) == 1, "not started");
+	jdb_chunks(j, id, collect, b);
+	got = taken(b);
+	check("start_again_discards", strcmp(got, "") == 0, got);
+	jdb_chunk(j, id, 0, CHUNK_TURN, "a", 1);
+	jdb_chunk(j, id, 0, CHUNK_TEXT, "he", 2);
+	jdb_chunk(j, id, 0, CHUNK_TEXT, "llo", 3);
+	jdb_chunk(j, id, 1, CHUNK_TURN, "b", 1);
+	jdb_chunk(j, id, 1, CHUNK_TEXT, "yes", 3);
+	jdb_chunks(j, id, collect, b);
+	got = taken(b);
+	check("chunks_in_order", strcmp(got, "1:a|0:he|0:llo|1:b|0:yes") ==
+	    0, got);
+	jdb_turn_text(j, id, 0, b);
+	got = taken(b);
+	check("turn_text", strcmp(got, "hello") == 0, got);
+	if (jdb_get(j, id, &job) != 1)
+		exit(2);
+	check("get", job.state == JOB_RUNNING && job.kind == JOB_DIALOGUE &&
+	    job.turns == 3 && strcmp(job.model_b, "b") == 0 &&
+	    strcmp(job.client, ME) == 0, "fields");
+	job.state = JOB_DONE;
+	job.tout = 5;
+	check("finish", jdb_finish(j, &job, 12) == 1, "not finished");
+	job.state = JOB_CANCELLED;
+	check("finish_once", jdb_finish(j, &job, 13) == 0, "ended twice");
+	check("start_ended", jdb_start(j, id, 14) == 0, "an ended job ran");
+	rv = jdb_chunk(j, id, 1, CHUNK_TEXT, "late", 4);
+	check("chunk_ended_refused", rv == 0, "output of an ended job");
+	if (jdb_get(j, id, &job) != 1)
+		exit(2);
+	check("state_kept", job.state == JOB_DONE && job.tout == 5,
+	    "state changed");
+}
+
+/* What is pending, in order; the count of one identity's. */
+static void
+t_pending(struct jdb *j, struct ibuf *b)
+{
+	const char	*got;
+	char		 want[128];
+	int64_t		 a, c, d;
+
+	jdb_submit(j, OTHER, 1, JOB_SUBMIT, 1, "m", "", "x", 1, 20, &a);
+	jdb_submit(j, ME, 2, JOB_SUBMIT, 1, "m", "", "y", 1, 21, &c);
+	jdb_submit(j, OTHER, 3, JOB_SUBMIT, 1, "m", "", "z", 1, 22, &d);
+	jdb_start(j, c, 23);
+	jdb_pending(j, pending, b);
+	/* The first job of t_context (queued), then these three. */
+	snprintf(want, sizeof(want), "1:1 %lld:2 %lld:1 %lld:2 ",
+	    (long long)a, (long long)c, (long long)d);
+	got = taken(b);
+	check("pending_in_order", strcmp(got, want) == 0, got);
+	check("waiting_count", jdb_waiting(j, OTHER) == 2 &&
+	    jdb_waiting(j, ME) == 2, "counts");
+}
+
+/* The newest jobs of one identity first. */
+static int
+listed(const struct jdb_job *job, void *arg)
+{
+	return (ibuf_printf(arg, "%lld ", (long long)job->id));
+}
+
+static void
+t_list(struct jdb *j, struct ibuf *b)
+{
+	const char	*got;
+	uint64_t	 n;
+	int		 rv;
+
+	rv = jdb_list(j, OTHER, 10, listed, b, &n);
+	got = taken(b);
+	check("list_mine_newest_first", rv == 0 && n == 2 &&
+	    strcmp(got, "5 3 ") == 0, got);
+	rv = jdb_list(j, NULL, 2, listed, b, &n);
+	got = taken(b);
+	check("list_all", rv == 0 && n == 2 && strcmp(got, "5 4 ") == 0, got);
+}
+
+int
+main(void)
+{
+	char		 dir[PATH_MAX - 32], file[PATH_MAX];
+	const char	*tmp;
+	struct db	*db;
+	struct jdb	*j;
+	struct ibuf	*b;
+
+	log_init(1, LOG_DAEMON);
+	log_setverbose(0);
+	if ((tmp = getenv("TMPDIR")) == NULL)
+		tmp = "/tmp";
+	snprintf(dir, sizeof(dir), "%s/t_jobs_db.XXXXXX", tmp);
+	if (mkdtemp(dir) == NULL)
+		return (2);
+	snprintf(file, sizeof(file), "%s/bridged.db", dir);
+	if ((db = db_open(file, SYNC_NORMAL)) == NULL ||
+	    (j = jdb_open(db)) == NULL || (b = ibuf_open(1024)) == NULL)
+		return (2);
+	t_context(db, j, b);
+	t_lifecycle(j, b);
+	t_pending(j, b);
+	t_list(j, b);
+	ibuf_free(b);
+	jdb_close(j);
+	db_close(db);
+	unlink(file);
+	snprintf(file, sizeof(file), "%s/bridged.db-wal", dir);
+	unlink(file);
+	snprintf(file, sizeof(file), "%s/bridged.db-shm", dir);
+	unlink(file);
+	rmdir(dir);
+	return (failures > 0);
+}
