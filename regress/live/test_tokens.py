@@ -376,3 +376,32 @@ def test_daily_token_budget_survives_a_restart():
         c.close()
     finally:
         dd.stop()
+
+
+def job_state(c, jid):
+    body, status = c.ask("JOBS")
+    assert status.startswith(". OK"), status
+    for line in body:
+        f = line.split()
+        if f and f[0] == str(jid):
+            return f[1]
+    return None
+
+
+def test_token_jobs_limit_overrides_the_global_one():
+    tok, _ = add_token(d, "-j", "1")
+    c = session(d, tok)
+    ids = []
+    for i in range(2):
+        _, status = c.ask("SUBMIT one at a time %d [[fake:slow:1500]]" % i)
+        assert status.startswith(". OK job "), status
+        ids.append(int(status.split()[-1]))
+    wait_for(lambda: job_state(c, ids[0]) == "running", timeout=5,
+             what="the first job running")
+    time.sleep(0.5)
+    assert job_state(c, ids[1]) == "queued", "the token's limit of 1"
+    body, _ = c.ask("USAGE 1")
+    assert "limit jobs 1 used 1" in body, body
+    wait_for(lambda: job_state(c, ids[1]) == "done", timeout=20,
+             what="the second job done")
+    c.close()
