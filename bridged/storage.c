@@ -81,7 +81,7 @@ struct req {
 	char			 identity[IDENTITY_LEN + 1]; /* PURGE */
 	int			 dup;	/* SUBMIT: resent, queued before */
 	int64_t			 job;	/* a job's end: followers hear */
-	char			 errbuf[96];	/* what error points to */
+	char			 errbuf[192];	/* what error points to */
 	const char		*code;	/* ADMIT: "" admitted */
 	char			 text[LIMITS_TEXT_MAX];
 };
@@ -133,6 +133,8 @@ static void	storage_dispatch_control(struct channel *, struct imsg *);
 static void	storage_worker_closed(struct channel *);
 static void	storage_round_end(void *);
 static void	storage_queue_poll(void *);
+static int	admit(const char *, const char *, const char *,
+		    const char **, char *, size_t);
 static void	storage_dispatch_jobs(struct channel *, struct imsg *);
 static void	follow_drop(struct wchan *, uint32_t);
 static void	job_flushed(struct req *);
@@ -959,7 +961,8 @@ worker_submit(struct wchan *w, struct imsg *imsg)
 {
 	struct ireader	 ir;
 	struct req	*r;
-	const char	*model, *model_b, *text;
+	const char	*model, *model_b, *text, *code;
+	char		 why[LIMITS_TEXT_MAX];
 	uint64_t	 key;
 	uint32_t	 id, kind, turns;
 	size_t		 len;
@@ -993,6 +996,15 @@ worker_submit(struct wchan *w, struct imsg *imsg)
 		    "yours are queued or running; wait, or KILL one",
 		    JOB_WAITING_MAX);
 		r->error = r->errbuf;
+		return (NULL);
+	}
+	/* A job is held to the identity's limits as a prompt is. */
+	if ((rv = admit(w->identity, model, model_b, &code, why,
+	    sizeof(why))) != 0) {
+		if (rv == 1)
+			(void)snprintf(r->errbuf, sizeof(r->errbuf), "%s %s",
+			    code, why);
+		r->error = rv == 1 ? r->errbuf : "database error";
 		return (NULL);
 	}
 	rv = jdb_submit(st.jdb, w->identity, key, kind, turns, model,
@@ -1325,6 +1337,10 @@ provider_job_end(struct wchan *w, struct imsg *imsg)
 	}
 	if (jdb_finish(st.jdb, &job, (int64_t)time(NULL)) == -1)
 		st.failed = 1;
+	/* Its tokens count for the identity, under its (first) model. */
+	else if ((tin > 0 || tout > 0) && db_usage_tokens(st.db, job.client,
+	    job.model, (int64_t)time(NULL), tin, tout) == -1)
+		group_fail_if_lost();
 	return (NULL);
 }
 
@@ -1545,22 +1561,57 @@ model_valid(const char *model)
 }
 
 /*
- * IMSG_WORKER_ADMIT: u32 id, str model. The check of the limits and
- * the count of the request are one write of the round's transaction:
+ * May this identity send one more request to model (and model_b, a
+ * dialogue's other, "" none) now? 0: yes, and it is counted; 1: no,
+ * with the reply's code and text; -1 on error.
+ * The check and the count are one write of the round's transaction:
  * two sessions of one identity, or two daemons on one database, can
  * not both take the last request of a minute.
  */
+static int
+admit(const char *identity, const char *model, const char *model_b,
+    const char **code, char *text, size_t len)
+{
+	struct limits	 lim;
+	struct limit_use use;
+	const char	*which;
+	char		 models[TOKEN_MODELS_MAX];
+	uint64_t	 allowed, retry;
+	int64_t		 now_ms = wall_ms();
+
+	if (db_limits(st.db, identity, &st.conf->g.limits, &lim, models,
+	    sizeof(models)) == -1 ||
+	    db_usage_now(st.db, identity, now_ms, &use) == -1)
+		return (-1);
+	if (!limits_model_ok(models, model) || (*model_b != '\0' &&
+	    !limits_model_ok(models, model_b))) {
+		*code = "no-model";
+		(void)snprintf(text, len, "model %s is not allowed for this"
+		    " token", limits_model_ok(models, model) ? model_b : model);
+		return (1);
+	}
+	if ((which = limits_check(&lim, &use, now_ms, &allowed,
+	    &retry)) != NULL) {
+		*code = "rate-limited";
+		limits_text(text, len, which, allowed, retry);
+		event_add(identity, "limit %s %llu reached", which,
+		    (unsigned long long)allowed);
+		return (1);
+	}
+	if (db_usage_request(st.db, identity, model, now_ms) == -1) {
+		group_fail_if_lost();
+		return (-1);
+	}
+	return (0);
+}
+
+/* IMSG_WORKER_ADMIT: u32 id, str model; answered after the COMMIT. */
 static const char *
 worker_admit(struct wchan *w, struct imsg *imsg)
 {
 	struct ireader	 ir;
 	struct req	*r;
-	struct limits	 lim;
-	struct limit_use use;
-	const char	*model, *which;
-	char		 models[TOKEN_MODELS_MAX];
-	uint64_t	 allowed, retry;
-	int64_t		 now_ms;
+	const char	*model;
 	uint32_t	 id;
 
 	ir_init(&ir, imsg);
@@ -1574,31 +1625,9 @@ worker_admit(struct wchan *w, struct imsg *imsg)
 	r->code = "";
 	if (group_join() == -1)
 		return (NULL);
-	now_ms = wall_ms();
-	if (db_limits(st.db, w->identity, &st.conf->g.limits, &lim, models,
-	    sizeof(models)) == -1 ||
-	    db_usage_now(st.db, w->identity, now_ms, &use) == -1) {
+	if (admit(w->identity, model, "", &r->code, r->text,
+	    sizeof(r->text)) == -1)
 		r->error = "database error";
-		return (NULL);
-	}
-	if (!limits_model_ok(models, model)) {
-		r->code = "no-model";
-		(void)snprintf(r->text, sizeof(r->text), "model %s is not"
-		    " allowed for this token", model);
-		return (NULL);
-	}
-	if ((which = limits_check(&lim, &use, now_ms, &allowed,
-	    &retry)) != NULL) {
-		r->code = "rate-limited";
-		limits_text(r->text, sizeof(r->text), which, allowed, retry);
-		event_add(w->identity, "limit %s %llu reached", which,
-		    (unsigned long long)allowed);
-		return (NULL);
-	}
-	if (db_usage_request(st.db, w->identity, model, now_ms) == -1) {
-		r->error = "database error";
-		group_fail_if_lost();
-	}
 	return (NULL);
 }
 

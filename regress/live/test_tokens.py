@@ -405,3 +405,22 @@ def test_token_jobs_limit_overrides_the_global_one():
     wait_for(lambda: job_state(c, ids[1]) == "done", timeout=20,
              what="the second job done")
     c.close()
+
+
+def test_jobs_count_against_the_identity_limits():
+    tok, _ = add_token(d, "-r", "1", "-m", "gemini-2.0-flash")
+    c = session(d, tok)
+    _, status = c.ask("DIALOGUE 2 gemini-2.0-flash gemini-2.5-pro hello")
+    assert status.startswith(". ERR no-model model gemini-2.5-pro"), status
+    _, status = c.ask("SUBMIT counted as a request")
+    assert status.startswith(". OK job "), status
+    jid = int(status.split()[-1])
+    _, status = c.ask("SUBMIT one too many")
+    assert status.startswith(". ERR rate-limited requests-per-minute"), \
+        status
+    wait_for(lambda: job_state(c, jid) == "done", timeout=20,
+             what="the job done")
+    body, _ = c.ask("USAGE 1")
+    row = [l.split() for l in body if "gemini-2.0-flash" in l][0]
+    assert row[2] == "1" and int(row[3]) > 0 and int(row[4]) > 0, body
+    c.close()
