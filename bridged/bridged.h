@@ -815,7 +815,7 @@ struct api_request {
 	const struct api_turn	*turns;
 	size_t			 nturns;
 	struct gen_settings	 set;
-	uint32_t		 max_tokens;	/* the block's default; 0 none */
+	uint32_t		 max_tokens;	/* the block's default, or 0 */
 };
 
 /* An error: an HTTP status with its body, or an error event. */
@@ -855,7 +855,7 @@ struct api_page {
 	struct api_model *models;
 	size_t		 nmodels;
 	size_t		 nskipped;	/* unusable or not for chat */
-	char		*next;		/* where the next page starts, or NULL */
+	char		*next;		/* where the next page starts */
 };
 
 struct api {
@@ -876,7 +876,8 @@ struct api {
 			    struct api_event *);
 	void		(*parse_error)(const char *, size_t, int,
 			    struct api_error *);
-	int		(*parse_models)(const char *, size_t, struct api_page *);
+	int		(*parse_models)(const char *, size_t,
+			    struct api_page *);
 	/* API_RETRY, API_BUSY; the client's error code in *code */
 	unsigned int	(*classify)(const struct api_error *, const char **);
 };
@@ -1192,7 +1193,7 @@ struct prompt {
 	uint64_t		 tin;
 	uint64_t		 tout;
 	char			 finish[32];
-	char			 answered[MODEL_MAX_LEN];  /* "" the session's */
+	char			 answered[MODEL_MAX_LEN]; /* or "" */
 	char			 code[32];	/* set: it failed */
 	char			 why[PROTO_TEXT_MAX];
 	char			 serr[PROTO_TEXT_MAX];	/* storage */

@@ -1504,7 +1504,7 @@ conf_check(struct bridged_conf *c)
 			    strncmp(q->name, p->fallback, n) == 0)
 				break;
 		if (q == NULL) {
-			log_warnx("%s: provider \"%s\": fallback \"%s\" "
+			conf_error("%s: provider \"%s\": fallback \"%s\" "
 			    "names no provider", topfile->name, p->name,
 			    p->fallback);
 			bad++;

@@ -1877,7 +1877,8 @@ proto_provider_done(struct proto *p, uint32_t id, uint64_t tin,
 			s = ibuf_left(pr->answer) > 0 ?
 			    ibuf_data(pr->answer) : "";
 			if (p->ops->store(p->arg, pr->mstore,
-			    p->ops->random(p->arg), ROLE_MODEL, pr_model(p), tout,
+			    p->ops->random(p->arg), ROLE_MODEL, pr_model(p),
+			    tout,
 			    s, ibuf_left(pr->answer)) == -1) {
 				pr->mstate = SS_FAILED;
 				pr->mstore = 0;

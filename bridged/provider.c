@@ -111,7 +111,7 @@ struct pvd {
 	const struct api	*api;
 	char			*key;		/* NULL: none */
 	size_t			 keylen;
-	char			 keyerr[160];	/* why a needed key is missing */
+	char			 keyerr[160];	/* why a needed key is not */
 	/* the model list */
 	struct xfer		*listing;	/* being fetched */
 	struct api_model	*lmodels;	/* what it brought so far */

@@ -1,9 +1,11 @@
 #!/bin/sh
 # demo.sh (make demo): bridged on loopback with a throwaway certificate
 # and a development configuration under regress/tmp/demo, and a chat
-# session in this terminal. With GEMINI_API_KEY set it talks to the
-# real Gemini API; otherwise to the project's fake upstream, slowed to
-# a human pace, and it says which.
+# session in this terminal. With DEMO_OPENAI_URL set (a local Ollama or
+# llama.cpp server, say) it talks to that OpenAI-compatible server, model
+# DEMO_MODEL; else with GEMINI_API_KEY set to the real Gemini API;
+# otherwise to the project's fake upstream, slowed to a human pace, and
+# it says which.
 #
 # bridged and the fake upstream run in sessions of their own (setsid):
 # Ctrl-C and a closing terminal reach only this script and the client.
@@ -88,7 +90,17 @@ if [ ! -f "$dir/server.crt" ]; then
 	    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
 fi
 
-if [ -n "${GEMINI_API_KEY:-}" ]; then
+provider=
+if [ -n "${DEMO_OPENAI_URL:-}" ]; then
+	echo "demo: using the OpenAI-compatible server at $DEMO_OPENAI_URL," \
+	    "model ${DEMO_MODEL:-llama3.2}"
+	provider="provider \"local\" {
+	type openai
+	url \"$DEMO_OPENAI_URL\"
+	model \"${DEMO_MODEL:-llama3.2}\"
+	timeout 900
+}"
+elif [ -n "${GEMINI_API_KEY:-}" ]; then
 	url=https://generativelanguage.googleapis.com/v1beta
 	echo "demo: using the real Gemini API (GEMINI_API_KEY is set)"
 else
@@ -113,6 +125,14 @@ else
 	echo "demo: GEMINI_API_KEY is not set: using the fake upstream" \
 	    "(answers are echoes, at a human pace)"
 fi
+if [ -z "$provider" ]; then
+	provider="provider \"gemini\" {
+	type gemini
+	url \"$url\"
+	api key env \"GEMINI_API_KEY\"
+	model \"gemini-2.0-flash\"
+}"
+fi
 
 cat >"$dir/bridged.conf" <<CONF
 listen on 127.0.0.1 port $port tls
@@ -123,12 +143,7 @@ chroot "$dir/empty"
 database "$dir/db/bridged.db"
 socket "$dir/bridged.sock"
 prefork 2
-provider "gemini" {
-	type gemini
-	url "$url"
-	api key env "GEMINI_API_KEY"
-	model "gemini-2.0-flash"
-}
+$provider
 CONF
 
 (exec setsid "$bridged" -d -f "$dir/bridged.conf" </dev/null \

@@ -50,6 +50,7 @@ a summary request that quotes old prompts quotes their directives.
   stream endings:  finish-every  nofinish  reset  cut  badjson
                    error-midstream[:multiline]  blocked[:REASON]
                    safety  maxtokens  nousage  hang[:noheaders]
+                   html200 (an HTML page with status 200)
   HTTP errors:     429-retryinfo[:N[:DELAY]] (N times, default 1, then
                    success; DELAY default 0.2s)  429-retryafter[:N[:S]]
                    (default 1 time, Retry-After 1)  429-perday (always)
@@ -983,6 +984,16 @@ class Handler(BaseHTTPRequestHandler):
             return
         if "hang" in d:
             return self.hang(arg(d, "hang", 0, "") != "noheaders")
+        if "html200" in d:
+            # A captive portal or a proxy's page, with a 200.
+            page = (b"<!DOCTYPE html>\n<html><body><p>Please sign in to "
+                    b"continue.</p></body></html>\n")
+            self.send_response(200)
+            self.base_headers("text/html; charset=UTF-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+            return
         evs = self.events(plan, sse)
         tail = None
         if "reset" in d or "cut" in d:

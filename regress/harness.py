@@ -20,6 +20,10 @@ TOP = os.path.dirname(REGRESS)
 BRIDGED = os.path.join(TOP, "bridged", "bridged")
 BRIDGECTL = os.path.join(TOP, "bridgectl", "bridgectl")
 FAKE = os.path.join(REGRESS, "fake_gemini.py")
+# The fake of each API: its script and the base path of its URL.
+FAKES = {"gemini": ("fake_gemini.py", "/v1beta"),
+         "openai": ("fake_openai.py", "/v1"),
+         "anthropic": ("fake_anthropic.py", "/v1")}
 TMP = os.path.join(REGRESS, "tmp")
 API_KEY = "fake-key-0123456789"
 IS_ROOT = os.geteuid() == 0
@@ -138,13 +142,17 @@ def children_of(ppid):
 
 
 class FakeUpstream:
-    """regress/fake_gemini.py on an ephemeral loopback port."""
+    """A fake API (regress/fake_<kind>.py) on an ephemeral loopback
+    port; kind is gemini, openai or anthropic."""
 
-    def __init__(self, key=API_KEY, page_size=None, host="127.0.0.1"):
+    def __init__(self, key=API_KEY, page_size=None, host="127.0.0.1",
+                 kind="gemini"):
+        self.kind = kind
         self.dir = tmpdir("fake-")
         self.log = os.path.join(self.dir, "requests.jsonl")
         portfile = os.path.join(self.dir, "port")
-        args = [sys.executable, FAKE, "--port", "0", "--port-file", portfile,
+        args = [sys.executable, os.path.join(REGRESS, FAKES[kind][0]),
+                "--port", "0", "--port-file", portfile,
                 "--key", key, "--log", self.log, "--host", host]
         if page_size:
             args += ["--page-size", str(page_size)]
@@ -155,8 +163,9 @@ class FakeUpstream:
                  open(portfile).read().strip(), what="fake upstream")
         self.port = int(open(portfile).read().strip())
         _running.append(self)
-        self.url = "http://%s:%d/v1beta" % (
-            host if ":" not in host else "[%s]" % host, self.port)
+        self.url = "http://%s:%d%s" % (
+            host if ":" not in host else "[%s]" % host, self.port,
+            FAKES[kind][1])
 
     def requests(self):
         import json
@@ -178,7 +187,10 @@ class Daemon:
 
     def __init__(self, upstream=None, extra="", prefork=2, max_clients=64,
                  timeout=300, provider_extra="", listen=None, start=True,
-                 key_file=True, user=None):
+                 key_file=True, user=None, providers=None, keys=None):
+        """providers: provider blocks replacing the Gemini one, where
+        {dir} stands for the daemon's directory; keys: key files to
+        write there, {file name: key}."""
         self.dir = tmpdir("bridged-")
         os.chmod(self.dir, 0o755)
         self.ca, self.crt, self.key = make_certs(self.dir)
@@ -198,6 +210,11 @@ class Daemon:
         with open(self.keyfile, "w") as f:
             f.write(API_KEY + "\n")
         os.chmod(self.keyfile, 0o600)
+        for name, k in (keys or {}).items():
+            path = os.path.join(self.dir, name)
+            with open(path, "w") as f:
+                f.write(k + "\n")
+            os.chmod(path, 0o600)
         self.upstream = upstream
         url = upstream.url if upstream else "http://127.0.0.1:9/v1beta"
         if listen is None:
@@ -218,7 +235,11 @@ max clients %d
 timeout %d
 handshake timeout 3
 %s
-provider "gemini" {
+%s
+""" % (listen, self.crt, self.key, self.user, self.chroot, self.db,
+       self.sock, prefork, max_clients, timeout, extra,
+       providers.replace("{dir}", self.dir) if providers is not None else
+       """provider "gemini" {
 	type gemini
 	url "%s"
 	%s
@@ -227,10 +248,7 @@ provider "gemini" {
 	timeout 20
 	retries 3
 %s
-}
-""" % (listen, self.crt, self.key, self.user, self.chroot, self.db,
-       self.sock, prefork, max_clients, timeout, extra, url, keyline,
-       provider_extra))
+}""" % (url, keyline, provider_extra)))
         self.logfile = os.path.join(self.dir, "bridged.log")
         self.proc = None
         self.prefork = prefork

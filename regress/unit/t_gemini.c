@@ -1,7 +1,8 @@
 /*
  * t_gemini.c: unit tests of the Gemini wire code (bridged/gemini.c,
  * through its struct api), also fed through the SSE parser
- * (bridged/sse.c) as the provider does.  Fixtures follow the shapes of UPSTREAMS.md.  Prints "ok <case>"
+ * (bridged/sse.c) as the provider does.  Fixtures follow the shapes
+ * of UPSTREAMS.md.  Prints "ok <case>"
  * or "FAIL <case>: <why>" per case.
  */
 
@@ -153,6 +154,33 @@ t_request(void)
 	s = greq(t, 1, NULL, NULL);
 	result("request-length", s != NULL && strstr(s, "\"abc\"") != NULL,
 	    "body %s", s ? s : "NULL");
+	free(s);
+}
+
+/* Generation settings: generationConfig only when something is set. */
+static void
+t_settings(void)
+{
+	struct api_turn	 t = { ROLE_USER, "hi", 2 };
+	struct api_request rq;
+	char		*s;
+
+	memset(&rq, 0, sizeof(rq));
+	rq.model = "gemini-2.0-flash";
+	rq.turns = &t;
+	rq.nturns = 1;
+	rq.set.temperature = 0.5;
+	rq.max_tokens = 300;
+	s = api_gemini.request(&rq, NULL);
+	result("request-settings", s != NULL && strstr(s,
+	    "\"generationConfig\":{\"temperature\":0.5,"
+	    "\"maxOutputTokens\":300}") != NULL, "body %s", s ? s : "NULL");
+	free(s);
+	rq.set.temperature = -1;
+	rq.max_tokens = 0;
+	s = api_gemini.request(&rq, NULL);
+	result("request-no-settings", s != NULL &&
+	    strstr(s, "generationConfig") == NULL, "body %s", s ? s : "NULL");
 	free(s);
 }
 
@@ -753,6 +781,7 @@ int
 main(void)
 {
 	t_request();
+	t_settings();
 	t_events();
 	t_events_hostile();
 	t_models();
