@@ -402,6 +402,8 @@ def test_token_jobs_limit_overrides_the_global_one():
     assert job_state(c, ids[1]) == "queued", "the token's limit of 1"
     body, _ = c.ask("USAGE 1")
     assert "limit jobs 1 used 1" in body, body
+    jobs = d.ctl("show", "jobs").stdout.splitlines()
+    assert jobs[0] == "ID STATE IDENTITY MODEL CREATED TOKENS PROMPT", jobs
     wait_for(lambda: job_state(c, ids[1]) == "done", timeout=20,
              what="the second job done")
     c.close()
