@@ -64,6 +64,7 @@ usage(int status)
 	exit(status);
 }
 
+/* Connect to the daemon's control socket, or say it is not running. */
 static int
 ctl_connect(const char *path)
 {
@@ -86,6 +87,7 @@ ctl_connect(const char *path)
 	return (fd);
 }
 
+/* Send one request to the daemon. */
 static void
 ctl_send(uint32_t type, const void *data, size_t len)
 {
@@ -146,6 +148,7 @@ ctl_read_answer(FILE *out)
 	}
 }
 
+/* A request without an argument. */
 static int
 do_simple(uint32_t type)
 {
@@ -153,6 +156,7 @@ do_simple(uint32_t type)
 	return (ctl_read_answer(stdout));
 }
 
+/* A request with a number. */
 static int
 do_u32(uint32_t type, uint32_t v)
 {
@@ -160,6 +164,7 @@ do_u32(uint32_t type, uint32_t v)
 	return (ctl_read_answer(stdout));
 }
 
+/* export: an identity and a format. */
 static int
 do_export(const char *identity, const char *format)
 {
@@ -234,6 +239,7 @@ do_token_add(struct parse_result *res)
 	return (ctl_read_answer(stdout));
 }
 
+/* connect, or a control command over the socket. */
 int
 main(int argc, char *argv[])
 {

@@ -667,6 +667,10 @@ status_line(enum reply_kind kind, const char *line, const char *text)
 		    strncmp(text, "cancelled ", 10) == 0;
 		if (p.what == EXP_EXPORT)
 			export_done(0);
+		if (p.what == EXP_IMPORT) {
+			free(cl.import);
+			cl.import = NULL;
+		}
 		if (p.what == EXP_AUTH_AUTO)
 			cfatalx("%s port %s refused the token%s%s: %s",
 			    cl.host, cl.port, cl.target.tokenfile[0] ?

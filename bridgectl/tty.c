@@ -28,7 +28,7 @@
 #define PASTE_MS		15	/* input this close is one paste */
 #define HISTORY_SIZE		1000
 #define CTRL_C			0x03
-#define INPUT_AHEAD_MAX		(64 * 1024)	/* bytes typed ahead */
+#define INPUT_AHEAD_MAX		(64 * 1024)	/* typed ahead, at most */
 
 static void	on_signal(int);
 static void	suspend(void);

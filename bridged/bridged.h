@@ -11,6 +11,7 @@
 
 #include <limits.h>
 #include <netdb.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "util.h"
@@ -22,6 +23,7 @@
 #define BRIDGED_SOCKET		"/var/run/bridged.sock"
 #define BRIDGED_PORT		65432
 #define BRIDGED_PREFORK		4
+#define BRIDGED_RENEW		256		/* clients, then a new template */
 #define BRIDGED_MAXCLIENTS	256
 #define BRIDGED_TIMEOUT		300		/* s, idle client */
 #define BRIDGED_HANDSHAKE	10		/* s, TLS handshake */
@@ -60,10 +62,8 @@
 	"This is a summary of your earlier conversation with this user;" \
 	" use it as context.\n\n"
 
-/* Fixed descriptors of a freshly executed child. */
+/* The descriptor of a freshly executed child's channel to the parent. */
 #define FD_PARENT		3
-#define FD_STORAGE		4		/* worker only */
-#define FD_PROVIDER		5		/* worker only */
 
 enum proc_id {
 	PROC_PARENT,
@@ -71,6 +71,7 @@ enum proc_id {
 	PROC_STORAGE,
 	PROC_PROVIDER,
 	PROC_WORKER,
+	PROC_TEMPLATE,
 	PROC_MAX
 };
 
@@ -140,6 +141,7 @@ struct global_conf {
 	char			 database[PATH_MAX];
 	char			 socket[PATH_MAX];
 	int			 prefork;
+	int			 worker_renew;		/* clients a template */
 	int			 max_clients;
 	int			 timeout;		/* s */
 	int			 handshake_timeout;	/* s */
@@ -201,6 +203,12 @@ enum imsg_type {
 	IMSG_PARENT_CONTROL,	/* empty */
 	/* parent -> storage, provider: their channel for jobs (fd) */
 	IMSG_PARENT_JOBS,	/* empty */
+
+	/* parent -> template: fork a worker, whose parent channel is the fd */
+	IMSG_PARENT_FORK,	/* u32 worker id */
+	/* template -> parent */
+	IMSG_TEMPLATE_FORKED,	/* u32 worker id, u32 pid */
+	IMSG_TEMPLATE_ENDED,	/* u32 worker id, u32 pid, u32 wait status */
 
 	/* any child -> parent */
 	IMSG_CHILD_LOG,		/* u32 priority, str line */
@@ -429,6 +437,7 @@ struct tls_material {
 };
 
 void		 child_init(enum proc_id, int, int);
+void		 child_forked(enum proc_id, int);
 struct bridged_conf *child_config(struct tls_material *);
 int		 child_config_imsg(struct bridged_conf **,
 		    struct tls_material *, struct imsg *);
@@ -449,7 +458,11 @@ struct child {
 	int			 busy;		/* has a client */
 	int			 retiring;	/* told to stop: no new client */
 	int			 auth_pending;	/* storage checks its token */
+	int			 orphan;	/* worker: its template died */
+	uint32_t		 gen;		/* its template's layout */
+	uint32_t		 served;	/* template: clients handed */
 	uint64_t		 started;	/* ms */
+	char			 lastwarn[160];	/* its last warning logged */
 	/* the session, while busy */
 	uint32_t		 sid;
 	char			 addr[NI_MAXHOST];
@@ -477,7 +490,6 @@ void		 parent_event(const char *, const char *, ...)
 struct child	*parent_storage(void);
 void		 parent_pool_update(void);
 void		 storage_session(struct child *);
-int		 read_file(const char *, uint8_t **, size_t *);
 
 /* auth.c */
 int		 auth_load(const char *);
@@ -500,17 +512,11 @@ void		 metrics_write(const struct metrics_gauges *,
 		    void (*)(void *, const char *), void *);
 
 /* listen.c */
-struct parent_stats {
-	uint64_t		 accepted;
-	uint64_t		 refused;
-	uint64_t		 restarts;
-};
-extern struct parent_stats	 stats;
-
-int		 listen_open(struct bridged_conf *);
+typedef int	(*listen_cb)(struct listen_conf *, int,
+		    struct sockaddr_storage *);
+int		 listen_open(struct bridged_conf *, listen_cb);
 void		 listen_keep(struct bridged_conf *, struct bridged_conf *);
 void		 listen_update(int);
-void		 listen_close(struct bridged_conf *);
 int		 control_socket_open(const char *, uid_t, gid_t);
 
 /* control.c */
@@ -1349,6 +1355,10 @@ void		 gate_chunk(struct gate *, uint64_t);
 void		 gate_free(struct gate *);
 
 /* worker.c: bridged-worker's main */
+/* worker.c: one client, in a process forked from the template */
+struct tls;
+void		 worker_main(struct bridged_conf *, struct tls *, int,
+		    const sigset_t *) __attribute__((__noreturn__));
 
 /* parse.y */
 struct bridged_conf *parse_config(const char *);

@@ -68,8 +68,24 @@ child_init(enum proc_id id, int debug, int verbose)
 	ev_init();
 	channel_init(parent_chan, FD_PARENT, child_no_dispatch,
 	    child_parent_closed, NULL);
-	if (!debug)
-		log_setsink(child_log_sink);
+	log_setsink(child_log_sink);
+}
+
+/*
+ * In a process just forked from a child (a worker from its template):
+ * drop the inherited channel to the parent unwritten and the event
+ * loop's state, and take a channel of its own on fd.
+ */
+void
+child_forked(enum proc_id id, int fd)
+{
+	imsgbuf_clear(&parent_chan->ibuf);
+	close(parent_chan->ibuf.fd);
+	ev_fork();
+	log_procinit(proc_name(id));
+	setproctitle("%s", proc_name(id));
+	channel_init(parent_chan, fd, child_no_dispatch,
+	    child_parent_closed, NULL);
 }
 
 /* Apply one IMSG_CFG_*: 1 when a new configuration is complete. */

@@ -10,6 +10,10 @@
 #include <sys/stat.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+#include <netinet/in.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,11 +29,26 @@
 
 #include "bridged.h"
 
-#define RESTART_DELAY	1000	/* ms, for a role that keeps dying */
-#define STOP_GRACE	3000	/* ms, then SIGKILL */
+#define RESTART_DELAY	1000	/* ms, the first pause for one that keeps dying */
+#define RESTART_MAX	30000	/* ms, the longest pause */
+#define STOP_GRACE	1500	/* ms, then SIGKILL */
 
 struct bridged_conf	*parent_conf;
 struct child_list	 children = TAILQ_HEAD_INITIALIZER(children);
+
+/* Restarts: how many, of which role, and why the last one came. */
+struct parent_stats {
+	uint64_t		 accepted;
+	uint64_t		 refused;
+	uint64_t		 restarts;
+	char			 last_restart[256];
+};
+
+/* A role that keeps dying before it is ready waits longer each time. */
+struct backoff {
+	int			 failures;	/* in a row */
+	uint64_t		 not_before;	/* ms */
+};
 
 static const char	*conffile;
 static char		 self_path[PATH_MAX];
@@ -40,24 +59,64 @@ static int		 ctl_fd = -1;
 static time_t		 started;
 static int		 stopping;
 static uint32_t		 next_wid = 1;
-static struct ev_timer	 restart_timer, stop_timer, pool_timer;
-static uint64_t		 last_spawn[PROC_MAX];
-static int		 died_early[PROC_MAX];	/* in a row, before ready */
-static int		 worker_failures;	/* died before ready */
+static uint32_t		 next_gen = 1;
+static struct ev_timer	 restart_timer, stop_timer;
+static struct backoff	 backoff[PROC_MAX];
+static struct parent_stats stats;
 
+static int	parent_dispatch_control(struct child *, struct imsg *);
+static int	parent_dispatch_storage(struct child *, struct imsg *);
+static int	parent_dispatch_worker(struct child *, struct imsg *);
+static int	parent_dispatch_template(struct child *, struct imsg *);
 static void	parent_dispatch_child(struct channel *, struct imsg *);
 static void	parent_child_closed(struct channel *);
-static struct child *child_spawn(enum proc_id);
 static void	parent_roles_update(void *);
+static void	template_retire(struct child *, const char *);
+static void	child_last_words(struct child *);
 
-/* The singleton of a role, if it is running. */
+/*
+ * The topology. Besides its channel to the parent, a process talks to
+ * the peers this table gives it: for each pair the parent makes a
+ * socketpair and sends one end to `from` (IMSG_PARENT_STORAGE or
+ * IMSG_PARENT_PROVIDER) and the other to `to` (IMSG_PARENT_CHANNEL,
+ * naming the worker; IMSG_PARENT_CONTROL for control's channel to
+ * storage, the only one that may export and purge; IMSG_PARENT_JOBS to
+ * both ends of the provider's channel to storage, for batch jobs). A
+ * pair is wired again whenever either end is new.
+ */
+static const struct link {
+	enum proc_id	 from;
+	enum proc_id	 to;
+} links[] = {
+	{ PROC_CONTROL,	PROC_STORAGE },
+	{ PROC_CONTROL,	PROC_PROVIDER },
+	{ PROC_WORKER,	PROC_STORAGE },
+	{ PROC_WORKER,	PROC_PROVIDER },
+	{ PROC_PROVIDER, PROC_STORAGE },
+};
+
+/* What each role may send the parent beyond logging and readiness. */
+static int (*const role_dispatch[PROC_MAX])(struct child *,
+    struct imsg *) = {
+	[PROC_CONTROL] = parent_dispatch_control,
+	[PROC_STORAGE] = parent_dispatch_storage,
+	[PROC_WORKER] = parent_dispatch_worker,
+	[PROC_TEMPLATE] = parent_dispatch_template,
+};
+
+/* The roles of which one always runs, in the order they start. */
+static const enum proc_id singletons[] = {
+	PROC_STORAGE, PROC_PROVIDER, PROC_CONTROL, PROC_TEMPLATE
+};
+
+/* The running process of a singleton role (a template not retired). */
 static struct child *
 role_child(enum proc_id id)
 {
 	struct child	*c;
 
 	TAILQ_FOREACH(c, &children, entry)
-		if (c->id == id && !c->chan.dead)
+		if (c->id == id && !c->chan.dead && !c->retiring)
 			return (c);
 	return (NULL);
 }
@@ -68,16 +127,24 @@ parent_storage(void)
 	return (role_child(PROC_STORAGE));
 }
 
+/* Signal a process of ours; one whose pid is not known yet is not. */
+static void
+child_kill(struct child *c, int sig)
+{
+	if (c->pid > 0)
+		kill(c->pid, sig);
+}
+
 struct child *
 parent_idle_worker(void)
 {
-	struct child	*c;
+	struct child	*c, *t;
 
-	if (stopping)
+	if (stopping || (t = role_child(PROC_TEMPLATE)) == NULL)
 		return (NULL);
 	TAILQ_FOREACH(c, &children, entry)
-		if (c->id == PROC_WORKER && c->ready && !c->busy &&
-		    !c->retiring && !c->chan.dead)
+		if (c->id == PROC_WORKER && c->gen == t->gen && c->ready &&
+		    !c->busy && !c->retiring && !c->chan.dead)
 			return (c);
 	return (NULL);
 }
@@ -178,44 +245,7 @@ parent_event(const char *identity, const char *fmt, ...)
 	event_send(identity, line);
 }
 
-/* Read a whole file into memory, as root, before anything drops. */
-int
-read_file(const char *path, uint8_t **bufp, size_t *lenp)
-{
-	struct stat	 st;
-	uint8_t		*buf;
-	ssize_t		 n;
-	size_t		 off = 0;
-	int		 fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		log_warn("%s: %s", __func__, path);
-		return (-1);
-	}
-	if (fstat(fd, &st) == -1 || st.st_size <= 0 ||
-	    st.st_size > 1024 * 1024) {
-		log_warnx("%s: %s: not a usable file", __func__, path);
-		close(fd);
-		return (-1);
-	}
-	if ((buf = malloc(st.st_size)) == NULL)
-		fatal("%s", __func__);
-	while (off < (size_t)st.st_size) {
-		if ((n = read(fd, buf + off, st.st_size - off)) <= 0) {
-			log_warn("%s: read %s", __func__, path);
-			freezero(buf, st.st_size);
-			close(fd);
-			return (-1);
-		}
-		off += n;
-	}
-	close(fd);
-	*bufp = buf;
-	*lenp = off;
-	return (0);
-}
-
-/* Certificate and key for the workers, if any listener wants TLS. */
+/* Certificate and key for the template, if any listener wants TLS. */
 static int
 tls_load(struct bridged_conf *conf, struct tls_material *tls)
 {
@@ -245,107 +275,80 @@ tls_load(struct bridged_conf *conf, struct tls_material *tls)
 	return (0);
 }
 
-/*
- * Send a worker's (or control's) storage or provider end to that
- * process. Storage is told which channel is control's: only that one
- * may export and purge.
- */
+/* One pair of the topology: a socketpair, one end to each. */
 static void
-channel_to_role(struct child *role, struct child *w, int fd)
+wire_pair(struct child *from, struct child *to)
 {
 	struct ibuf	*b;
+	int		 sp[2];
 
-	if (role == NULL) {
-		close(fd);
+	if (from == NULL || to == NULL || from->chan.dead || to->chan.dead)
+		return;
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1) {
+		log_warn("%s: socketpair", __func__);
 		return;
 	}
-	if (w->id == PROC_CONTROL && role->id == PROC_STORAGE) {
-		channel_compose(&role->chan, IMSG_PARENT_CONTROL, 0, fd, NULL,
+	if (from->id == PROC_PROVIDER) {
+		channel_compose(&to->chan, IMSG_PARENT_JOBS, 0, sp[0], NULL,
+		    0);
+		channel_compose(&from->chan, IMSG_PARENT_JOBS, 0, sp[1], NULL,
 		    0);
 		return;
 	}
-	if ((b = channel_create(&role->chan, IMSG_PARENT_CHANNEL, 0, 128)) ==
-	    NULL || ibuf_add_u32(b, w->wid) == -1 ||
-	    ibuf_add_str(b, w->busy ? w->identity : "") == -1)
-		fatal("%s", __func__);
-	ibuf_fd_set(b, fd);
-	channel_send(&role->chan, b);
-}
-
-/* A new channel between a worker (or control) and storage or provider. */
-static void
-wire(struct child *role, struct child *c)
-{
-	int		 sp[2];
-	uint32_t	 type;
-
-	if (role == NULL || c->chan.dead)
-		return;
-	type = role->id == PROC_STORAGE ? IMSG_PARENT_STORAGE :
-	    IMSG_PARENT_PROVIDER;
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1) {
-		log_warn("%s: socketpair", __func__);
-		return;
+	if (from->id == PROC_CONTROL && to->id == PROC_STORAGE)
+		channel_compose(&to->chan, IMSG_PARENT_CONTROL, 0, sp[0],
+		    NULL, 0);
+	else {
+		if ((b = channel_create(&to->chan, IMSG_PARENT_CHANNEL, 0,
+		    128)) == NULL || ibuf_add_u32(b, from->wid) == -1 ||
+		    ibuf_add_str(b, from->busy ? from->identity : "") == -1)
+			fatal("%s", __func__);
+		ibuf_fd_set(b, sp[0]);
+		channel_send(&to->chan, b);
 	}
-	channel_to_role(role, c, sp[0]);
-	channel_compose(&c->chan, type, 0, sp[1], NULL, 0);
+	channel_compose(&from->chan, to->id == PROC_STORAGE ?
+	    IMSG_PARENT_STORAGE : IMSG_PARENT_PROVIDER, 0, sp[1], NULL, 0);
 }
 
-/* After storage or provider (re)starts, everyone gets a new line. */
+/* A new process gets every channel the topology gives its role. */
 static void
-rewire(struct child *role)
+wire(struct child *c)
 {
-	struct child	*c;
+	struct child	*o;
+	size_t		 i;
 
-	TAILQ_FOREACH(c, &children, entry)
-		if (c->id == PROC_WORKER || c->id == PROC_CONTROL)
-			wire(role, c);
-}
-
-/* Storage and provider get a new channel for jobs whenever one starts. */
-static void
-wire_jobs(void)
-{
-	struct child	*storage, *provider;
-	int		 sp[2];
-
-	if ((storage = role_child(PROC_STORAGE)) == NULL ||
-	    (provider = role_child(PROC_PROVIDER)) == NULL)
-		return;
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1) {
-		log_warn("%s: socketpair", __func__);
-		return;
+	for (i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+		if (links[i].from == c->id)
+			wire_pair(c, role_child(links[i].to));
+		if (links[i].to == c->id)
+			TAILQ_FOREACH(o, &children, entry)
+				if (o->id == links[i].from)
+					wire_pair(o, c);
 	}
-	channel_compose(&storage->chan, IMSG_PARENT_JOBS, 0, sp[0], NULL, 0);
-	channel_compose(&provider->chan, IMSG_PARENT_JOBS, 0, sp[1], NULL, 0);
 }
 
 static char *child_env[] = { "PATH=/usr/bin:/bin", NULL };
 
+/* In the forked child: the channel on FD_PARENT, and the program. */
 static void
-exec_child(enum proc_id id, int pfd, int sfd, int vfd)
+exec_child(enum proc_id id, int pfd)
 {
-	char	*argv[8], role[16];
-	int	 argc = 0, i, fds[3], high[3];
+	char		*argv[8], role[16];
+	const char	*path;
+	int		 argc = 0, i;
 
-	fds[0] = pfd;
-	fds[1] = sfd;
-	fds[2] = vfd;
-	/* Out of the way first, so no dup2 clobbers another source. */
-	for (i = 0; i < 3; i++)
-		if (fds[i] != -1 &&
-		    (high[i] = fcntl(fds[i], F_DUPFD, 16)) == -1)
+	if (pfd != FD_PARENT) {
+		if (dup2(pfd, FD_PARENT) == -1)
 			_exit(127);
-	for (i = 0; i < 3; i++)
-		if (fds[i] != -1 && dup2(high[i], FD_PARENT + i) == -1)
-			_exit(127);
-	closefrom(id == PROC_WORKER ? FD_PROVIDER + 1 : FD_PARENT + 1);
-	/* A worker getting ready yields to those serving clients. */
-	if (id == PROC_WORKER)
+	} else if (fcntl(pfd, F_SETFD, 0) == -1)
+		_exit(127);
+	closefrom(FD_PARENT + 1);
+	/* A template getting ready yields to the workers serving clients. */
+	if (id == PROC_TEMPLATE)
 		(void)setpriority(PRIO_PROCESS, 0, WORKER_PREP_NICE);
 
 	argv[argc++] = "bridged";
-	if (id != PROC_WORKER) {
+	if (id != PROC_TEMPLATE) {
 		argv[argc++] = "-P";
 		strlcpy(role, proc_name(id), sizeof(role));
 		argv[argc++] = role;
@@ -355,101 +358,141 @@ exec_child(enum proc_id id, int pfd, int sfd, int vfd)
 	for (i = 0; i < verbose && i < 2; i++)
 		argv[argc++] = "-v";
 	argv[argc] = NULL;
+	path = id == PROC_TEMPLATE ? worker_path : self_path;
 	/* Only the provider may need the environment (api key env). */
 	if (id == PROC_PROVIDER)
-		execv(self_path, argv);
+		execv(path, argv);
 	else
-		execve(id == PROC_WORKER ? worker_path : self_path, argv,
-		    child_env);
-	fprintf(stderr, "bridged: exec %s: %s\n", id == PROC_WORKER ?
-	    worker_path : self_path, strerror(errno));
+		execve(path, argv, child_env);
+	fprintf(stderr, "bridged: exec %s: %s\n", path, strerror(errno));
 	_exit(127);
 }
 
+/*
+ * In a child just forked with every signal blocked: what the parent
+ * catches goes back to its default before the mask does, so that a
+ * SIGTERM sent before the exec ends it instead of running the parent's
+ * handler (which would only wake the parent's loop, and the child
+ * would never hear of it).
+ */
+static void
+child_signals(const sigset_t *old)
+{
+	struct sigaction	 sa;
+	int			 sig;
+
+	for (sig = 1; sig < NSIG; sig++) {
+		if (sigaction(sig, NULL, &sa) == -1 ||
+		    sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)
+			continue;
+		sa.sa_handler = SIG_DFL;
+		sa.sa_flags = 0;
+		(void)sigaction(sig, &sa, NULL);
+	}
+	sigprocmask(SIG_SETMASK, old, NULL);
+}
+
+/* Fork and execute one process of a role that is not a worker. */
 static struct child *
 child_spawn(enum proc_id id)
 {
 	struct child	*c;
-	int		 sp[2], ssp[2] = { -1, -1 }, psp[2] = { -1, -1 };
+	sigset_t	 all, old;
+	int		 sp[2];
 	pid_t		 pid;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1) {
 		log_warn("%s: socketpair", __func__);
 		return (NULL);
 	}
-	if (id == PROC_WORKER &&
-	    (socketpair(AF_UNIX, SOCK_STREAM, 0, ssp) == -1 ||
-	    socketpair(AF_UNIX, SOCK_STREAM, 0, psp) == -1)) {
-		log_warn("%s: socketpair", __func__);
-		close(sp[0]);
-		close(sp[1]);
-		if (ssp[0] != -1) {
-			close(ssp[0]);
-			close(ssp[1]);
-		}
-		return (NULL);
-	}
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		fatal("%s", __func__);
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
 	switch (pid = fork()) {
 	case -1:
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		log_warn("%s: fork", __func__);
 		free(c);
 		close(sp[0]);
 		close(sp[1]);
-		if (id == PROC_WORKER) {
-			close(ssp[0]);
-			close(ssp[1]);
-			close(psp[0]);
-			close(psp[1]);
-		}
 		return (NULL);
 	case 0:
-		exec_child(id, sp[1], ssp[1], psp[1]);
+		child_signals(&old);
+		close(sp[0]);
+		exec_child(id, sp[1]);
 		/* NOTREACHED */
 	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	close(sp[1]);
 	c->id = id;
 	c->pid = pid;
 	c->started = ev_now_ms();
-	last_spawn[id] = c->started;
+	if (id == PROC_TEMPLATE)
+		c->gen = next_gen++;
 	channel_init(&c->chan, sp[0], parent_dispatch_child,
 	    parent_child_closed, c);
 	TAILQ_INSERT_TAIL(&children, c, entry);
-	if (id == PROC_WORKER) {
-		c->wid = next_wid++;
-		close(ssp[1]);
-		close(psp[1]);
-		channel_to_role(role_child(PROC_STORAGE), c, ssp[0]);
-		channel_to_role(role_child(PROC_PROVIDER), c, psp[0]);
-	}
 	if (config_send(&c->chan, parent_conf,
-	    id == PROC_WORKER ? &tlsm : NULL) == -1)
+	    id == PROC_TEMPLATE ? &tlsm : NULL) == -1)
 		fatal("%s: config", __func__);
-	if (id == PROC_CONTROL) {
+	if (id == PROC_CONTROL)
 		channel_compose(&c->chan, IMSG_PARENT_CONTROL, 0,
 		    dup(ctl_fd), NULL, 0);
-		wire(role_child(PROC_STORAGE), c);
-		wire(role_child(PROC_PROVIDER), c);
-	}
-	if (id == PROC_STORAGE || id == PROC_PROVIDER) {
-		rewire(c);
-		wire_jobs();
-	}
+	wire(c);
 	log_debug("%s: %s started, pid %d", __func__, proc_name(id),
 	    (int)pid);
+	return (c);
+}
+
+/*
+ * A worker: the template forks it with the channel the parent made;
+ * its channels to storage and provider go to it on that channel
+ * directly, queued before it even exists.
+ */
+static struct child *
+worker_fork(struct child *t)
+{
+	struct child	*c;
+	struct ibuf	*b;
+	int		 sp[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1) {
+		log_warn("%s: socketpair", __func__);
+		return (NULL);
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		fatal("%s", __func__);
+	c->id = PROC_WORKER;
+	c->wid = next_wid++;
+	c->gen = t->gen;
+	c->started = ev_now_ms();
+	channel_init(&c->chan, sp[0], parent_dispatch_child,
+	    parent_child_closed, c);
+	TAILQ_INSERT_TAIL(&children, c, entry);
+	if ((b = channel_create(&t->chan, IMSG_PARENT_FORK, 0, 8)) == NULL ||
+	    ibuf_add_u32(b, c->wid) == -1)
+		fatal("%s", __func__);
+	ibuf_fd_set(b, sp[1]);
+	channel_send(&t->chan, b);
+	wire(c);
 	return (c);
 }
 
 static int
 count_workers(int busy)
 {
-	struct child	*c;
+	struct child	*c, *t;
 	int		 n = 0;
 
-	TAILQ_FOREACH(c, &children, entry)
-		if (c->id == PROC_WORKER && c->busy == busy && !c->retiring)
+	t = role_child(PROC_TEMPLATE);
+	TAILQ_FOREACH(c, &children, entry) {
+		if (c->id != PROC_WORKER || c->retiring || c->busy != busy)
+			continue;
+		/* Idle ones count only if the current template made them. */
+		if (busy || (t != NULL && c->gen == t->gen))
 			n++;
+	}
 	return (n);
 }
 
@@ -457,7 +500,8 @@ count_workers(int busy)
 void
 parent_pool_update(void)
 {
-	int	 idle, total, cap;
+	struct child	*t;
+	int		 idle, total, cap;
 
 	if (stopping) {
 		listen_update(0);
@@ -466,104 +510,339 @@ parent_pool_update(void)
 	idle = count_workers(0);
 	total = idle + count_workers(1);
 	cap = parent_conf->g.max_clients + 2 * parent_conf->g.prefork;
-	/* Workers that die before they are ready: slow down. */
-	if (worker_failures > parent_conf->g.prefork) {
-		if (!ev_timer_pending(&pool_timer))
-			ev_timer_add(&pool_timer, RESTART_DELAY);
-	} else {
+	t = role_child(PROC_TEMPLATE);
+	if (t != NULL && t->ready &&
+	    ev_now_ms() >= backoff[PROC_WORKER].not_before) {
 		while (idle < parent_conf->g.prefork && total < cap) {
-			if (child_spawn(PROC_WORKER) == NULL)
+			if (worker_fork(t) == NULL)
 				break;
 			idle++;
 			total++;
 		}
-	}
+	} else if (t != NULL && t->ready &&
+	    !ev_timer_pending(&restart_timer))
+		ev_timer_add(&restart_timer,
+		    backoff[PROC_WORKER].not_before - ev_now_ms());
 	listen_update(parent_idle_worker() != NULL);
 }
 
-/* After a pause for workers that died young, try again. */
+/* The address as text, without the IPv4-in-IPv6 dress. */
 static void
-parent_pool_retry(void *arg)
+addr_text(struct sockaddr_storage *ss, char *buf, size_t len,
+    in_port_t *port)
 {
-	(void)arg;
-	worker_failures = 0;
-	parent_pool_update();
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)ss;
+	struct sockaddr_in	 sin;
+
+	if (ss->ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_port = sin6->sin6_port;
+		memcpy(&sin.sin_addr, &sin6->sin6_addr.s6_addr[12], 4);
+		memcpy(ss, &sin, sizeof(sin));
+	}
+	if (getnameinfo((struct sockaddr *)ss, ss->ss_family == AF_INET ?
+	    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6),
+	    buf, len, NULL, 0, NI_NUMERICHOST) != 0)
+		strlcpy(buf, "unknown", len);
+	*port = ntohs(ss->ss_family == AF_INET ?
+	    ((struct sockaddr_in *)ss)->sin_port :
+	    ((struct sockaddr_in6 *)ss)->sin6_port);
 }
 
-/* Start what is missing of storage, provider and control. */
+/* Give the connection to an idle worker, to serve or to refuse. */
+static void
+handoff(struct child *w, struct listen_conf *l, int fd,
+    struct sockaddr_storage *ss, const char *refuse)
+{
+	static uint32_t		 next_sid = 1;
+	struct sockaddr_storage	 lss;
+	socklen_t		 lsslen = sizeof(lss);
+	char			 laddr[NI_MAXHOST];
+	in_port_t		 lport;
+	struct ibuf		*b;
+
+	addr_text(ss, w->addr, sizeof(w->addr), &w->port);
+	if (getsockname(fd, (struct sockaddr *)&lss, &lsslen) == -1)
+		memcpy(&lss, &l->ss, sizeof(lss));
+	addr_text(&lss, laddr, sizeof(laddr), &lport);
+	w->sid = next_sid++;
+	w->since = time(NULL);
+	w->busy = 1;
+
+	/*
+	 * The address is the identity, unless a certificate (on TLS) or a
+	 * token says later; storage learns it before the worker can ask.
+	 */
+	w->identity[0] = '\0';
+	if (parent_conf->g.identity == IDENTITY_IP ||
+	    (parent_conf->g.identity == IDENTITY_CERTIFICATE && !l->tls))
+		sha256_hex(w->addr, strlen(w->addr), w->identity);
+	if (refuse == NULL && w->identity[0] != '\0')
+		storage_session(w);
+	if ((b = channel_create(&w->chan, IMSG_PARENT_CLIENT, 0, 512)) ==
+	    NULL || ibuf_add_u32(b, w->sid) == -1 ||
+	    ibuf_add_str(b, w->addr) == -1 ||
+	    ibuf_add_u32(b, w->port) == -1 ||
+	    ibuf_add_str(b, laddr) == -1 ||
+	    ibuf_add_u32(b, lport) == -1 ||
+	    ibuf_add_str(b, w->identity) == -1 ||
+	    ibuf_add_u64(b, (uint64_t)w->since) == -1 ||
+	    ibuf_add_str(b, refuse != NULL ? refuse : "") == -1 ||
+	    ibuf_add_u32(b, l->tls) == -1)
+		fatal("%s", __func__);
+	ibuf_fd_set(b, fd);
+	channel_send(&w->chan, b);
+	/* The client waits on this: send it now, not after the next poll. */
+	if (imsg_write(&w->chan.ibuf) == -1)
+		log_warn("%s: worker %u", __func__, w->wid);
+	metrics_connection(refuse == NULL);
+	if (refuse != NULL) {
+		stats.refused++;
+		parent_monitor("refuse %s port %u: %s", w->addr, w->port,
+		    refuse);
+	} else {
+		stats.accepted++;
+		parent_event(w->identity, "connect session %u from %s port %u",
+		    w->sid, w->addr, w->port);
+	}
+}
+
+/* Clients being served, by workers of any template. */
+static int
+busy_clients(void)
+{
+	struct child	*c;
+	int		 n = 0;
+
+	TAILQ_FOREACH(c, &children, entry)
+		if (c->id == PROC_WORKER && c->busy)
+			n++;
+	return (n);
+}
+
+/*
+ * A connection from listen.c. It goes to an idle worker of the current
+ * template; after `worker renew` clients that template is replaced.
+ * 1 while another connection can be taken.
+ */
+static int
+parent_accept(struct listen_conf *l, int fd, struct sockaddr_storage *ss)
+{
+	struct child	*w, *t;
+	char		 why[64];
+
+	if ((w = parent_idle_worker()) == NULL ||
+	    (t = role_child(PROC_TEMPLATE)) == NULL) {
+		close(fd);	/* cannot be: listening is off then */
+		return (0);
+	}
+	if (busy_clients() >= parent_conf->g.max_clients)
+		handoff(w, l, fd, ss, "too many clients");
+	else
+		handoff(w, l, fd, ss, NULL);
+	if (++t->served >= (uint32_t)parent_conf->g.worker_renew) {
+		snprintf(why, sizeof(why), "renewed after %u clients",
+		    t->served);
+		template_retire(t, why);
+		parent_roles_update(NULL);
+	} else
+		parent_pool_update();
+	return (parent_idle_worker() != NULL);
+}
+
+/* Start what is missing of storage, provider, control and template. */
 static void
 parent_roles_update(void *arg)
 {
-	static const enum proc_id roles[] = {
-		PROC_STORAGE, PROC_PROVIDER, PROC_CONTROL
-	};
-	struct child	*c;
-	uint64_t	 now = ev_now_ms();
+	uint64_t	 now = ev_now_ms(), wait = 0;
 	size_t		 i;
-	int		 late = 0;
+	enum proc_id	 id;
 
 	(void)arg;
 	if (stopping)
 		return;
-	for (i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
-		TAILQ_FOREACH(c, &children, entry)
-			if (c->id == roles[i])
-				break;
-		if (c != NULL)
+	for (i = 0; i < sizeof(singletons) / sizeof(singletons[0]); i++) {
+		id = singletons[i];
+		if (role_child(id) != NULL)
 			continue;
 		/* One that keeps dying before it is ready waits a little. */
-		if (died_early[roles[i]] > 1 &&
-		    now - last_spawn[roles[i]] < RESTART_DELAY) {
-			late = 1;
+		if (now < backoff[id].not_before) {
+			if (wait == 0 || backoff[id].not_before - now < wait)
+				wait = backoff[id].not_before - now;
 			continue;
 		}
-		child_spawn(roles[i]);
+		child_spawn(id);
 	}
-	if (late && !ev_timer_pending(&restart_timer))
-		ev_timer_add(&restart_timer, RESTART_DELAY);
+	if (wait > 0 && !ev_timer_pending(&restart_timer))
+		ev_timer_add(&restart_timer, wait);
 	parent_pool_update();
 }
 
+/* The next pause of a role whose process died before it was ready. */
 static void
-child_gone(struct child *c, int status)
+backoff_fail(enum proc_id id)
 {
-	enum proc_id	 id;
-	char		 why[64];
+	struct backoff	*b = &backoff[id];
+	uint64_t	 delay;
 
+	b->failures++;
+	if (b->failures < 2)
+		return;		/* once may be bad luck */
+	delay = RESTART_DELAY;
+	for (int i = 2; i < b->failures && delay < RESTART_MAX; i++)
+		delay *= 2;
+	if (delay > RESTART_MAX)
+		delay = RESTART_MAX;
+	b->not_before = ev_now_ms() + delay;
+	log_warnx("%s died %d times in a row before it was ready; next try "
+	    "in %llu ms", proc_name(id), b->failures,
+	    (unsigned long long)delay);
+}
+
+/* How a process ended, in words. */
+static void
+wait_reason(int status, char *why, size_t len)
+{
 	if (WIFSIGNALED(status))
-		snprintf(why, sizeof(why), "killed by signal %d%s",
+		snprintf(why, len, "killed by signal %d%s",
 		    WTERMSIG(status), WTERMSIG(status) == SIGSYS ?
 		    " (sandbox violation)" : "");
-	else
-		snprintf(why, sizeof(why), "exited with status %d",
+	else if (WIFEXITED(status))
+		snprintf(why, len, "exited with status %d",
 		    WEXITSTATUS(status));
-	if (c->id == PROC_WORKER) {
-		if (!c->ready)
-			worker_failures++;
-		if (WIFSIGNALED(status) || WEXITSTATUS(status) != 0 ||
-		    !c->ready)
-			log_warnx("worker %u (pid %d) %s", c->wid,
+	else
+		snprintf(why, len, "ended");
+}
+
+/* Count a restart and keep why, for `bridgectl show status`. */
+static void
+restart_counted(struct child *c, const char *why)
+{
+	stats.restarts++;
+	snprintf(stats.last_restart, sizeof(stats.last_restart),
+	    "%s (pid %d) %s%s%s%s", proc_name(c->id), (int)c->pid, why,
+	    c->lastwarn[0] != '\0' ? ": \"" : "", c->lastwarn,
+	    c->lastwarn[0] != '\0' ? "\"" : "");
+	parent_monitor("restart %s: %s", proc_name(c->id), why);
+}
+
+/*
+ * Retire a template: it forks no more and leaves once its workers
+ * have; its idle workers end now, its busy ones finish their clients.
+ */
+static void
+template_retire(struct child *t, const char *why)
+{
+	struct child	*c;
+
+	if (t->retiring)
+		return;
+	log_info("template %u (pid %d) retired: %s", t->gen, (int)t->pid,
+	    why);
+	t->retiring = 1;
+	child_kill(t, SIGTERM);
+	TAILQ_FOREACH(c, &children, entry)
+		if (c->id == PROC_WORKER && c->gen == t->gen && !c->busy &&
+		    !c->retiring) {
+			c->retiring = 1;
+			child_kill(c, SIGTERM);
+		}
+}
+
+/* The current template of a generation, if it is still the current. */
+static struct child *
+template_of(uint32_t gen)
+{
+	struct child	*t;
+
+	if ((t = role_child(PROC_TEMPLATE)) != NULL && t->gen == gen)
+		return (t);
+	return (NULL);
+}
+
+/* A worker ended (status -1: unknown, its template died first). */
+static void
+worker_gone(struct child *c, int status)
+{
+	struct child	*t;
+	char		 why[64], line[128];
+	int		 bad;
+
+	child_last_words(c);
+	if (status == -1)
+		strlcpy(why, "ended with its template", sizeof(why));
+	else
+		wait_reason(status, why, sizeof(why));
+	bad = status != -1 && (WIFSIGNALED(status) ||
+	    WEXITSTATUS(status) != 0);
+	if (!c->ready && !c->retiring && !stopping)
+		backoff_fail(PROC_WORKER);
+	if (bad && !c->retiring && !stopping) {
+		log_warnx("worker %u (pid %d) %s", c->wid, (int)c->pid, why);
+		restart_counted(c, why);
+		/* Its layout may have been learnt: no one else gets it. */
+		if ((t = template_of(c->gen)) != NULL) {
+			snprintf(line, sizeof(line), "worker %d %s",
 			    (int)c->pid, why);
-		else
-			log_debug("worker %u (pid %d) %s", c->wid,
-			    (int)c->pid, why);
-		if (c->busy && c->sid != 0)
-			parent_event(c->identity, "disconnect session %u",
-			    c->sid);
-	} else if (!stopping) {
-		died_early[c->id] = c->ready ? 0 : died_early[c->id] + 1;
-		log_warnx("%s (pid %d) %s; restarting", proc_name(c->id),
-		    (int)c->pid, why);
-		parent_monitor("restart %s: %s", proc_name(c->id), why);
-		stats.restarts++;
-	}
+			template_retire(t, line);
+		}
+	} else
+		log_debug("worker %u (pid %d) %s", c->wid, (int)c->pid, why);
+	if (c->busy && c->sid != 0)
+		parent_event(c->identity, "disconnect session %u", c->sid);
 	if (!c->chan.dead)
 		channel_shutdown(&c->chan);
 	TAILQ_REMOVE(&children, c, entry);
+	free(c);
+}
+
+/* A process the parent started (not a worker) ended. */
+static void
+child_gone(struct child *c, int status)
+{
+	struct child	*w;
+	enum proc_id	 id;
+	char		 why[64];
+
+	child_last_words(c);
+	wait_reason(status, why, sizeof(why));
+	if (c->id == PROC_TEMPLATE) {
+		/* Its workers live on; the parent reaps them now. */
+		TAILQ_FOREACH(w, &children, entry)
+			if (w->id == PROC_WORKER && w->gen == c->gen) {
+				w->orphan = 1;
+				if (!w->busy && !w->retiring) {
+					w->retiring = 1;
+					child_kill(w, SIGTERM);
+				}
+			}
+	}
+	if (c->ready)
+		backoff[c->id].failures = 0;
+	if (!stopping && !(c->id == PROC_TEMPLATE && c->retiring)) {
+		if (!c->ready)
+			backoff_fail(c->id);
+		log_warnx("%s (pid %d) %s; restarting", proc_name(c->id),
+		    (int)c->pid, why);
+		restart_counted(c, why);
+	} else
+		log_debug("%s (pid %d) %s", proc_name(c->id), (int)c->pid,
+		    why);
 	id = c->id;
+	if (!c->chan.dead)
+		channel_shutdown(&c->chan);
+	TAILQ_REMOVE(&children, c, entry);
 	free(c);
 	if (id == PROC_STORAGE)
 		auth_storage_lost();
+	/* Orphans without a channel cannot be heard of again. */
+	for (c = TAILQ_FIRST(&children); c != NULL; c = w) {
+		w = TAILQ_NEXT(c, entry);
+		if (c->id == PROC_WORKER && c->orphan && c->chan.dead)
+			worker_gone(c, -1);
+	}
 }
 
 static void
@@ -579,7 +858,12 @@ parent_sigchld(int sig, void *arg)
 		TAILQ_FOREACH(c, &children, entry)
 			if (c->pid == pid)
 				break;
-		if (c != NULL)
+		if (c == NULL)
+			continue;
+		/* A worker here is one whose template went before it. */
+		if (c->id == PROC_WORKER)
+			worker_gone(c, status);
+		else
 			child_gone(c, status);
 	}
 	if (stopping) {
@@ -590,15 +874,22 @@ parent_sigchld(int sig, void *arg)
 	parent_roles_update(NULL);
 }
 
-/* The channel closed: the process is ending; SIGCHLD does the rest. */
+/* The channel closed: the process is ending; its reaper tells the rest. */
 static void
 parent_child_closed(struct channel *ch)
 {
 	struct child	*c = ch->arg;
 
-	if (c->id == PROC_WORKER) {
-		c->ready = 0;
-		c->busy = 1;	/* never hand it a client again */
+	if (c->id != PROC_WORKER)
+		return;
+	c->busy = 1;	/* never hand it a client again */
+	/* No pid: the template refused or failed to fork it. */
+	if (c->pid == 0 || c->orphan) {
+		worker_gone(c, -1);
+		if (stopping && TAILQ_EMPTY(&children))
+			ev_break();
+		else if (!stopping)
+			parent_pool_update();
 	}
 }
 
@@ -608,28 +899,27 @@ child_reject(struct child *c, struct imsg *imsg)
 {
 	log_warnx("%s (pid %d) sent a bad %s; killing it",
 	    proc_name(c->id), (int)c->pid, imsg_type_name(imsg->hdr.type));
-	kill(c->pid, SIGKILL);
+	child_kill(c, SIGKILL);
+	c->busy = 1;
 	channel_shutdown(&c->chan);
-	parent_child_closed(&c->chan);
 }
 
+/*
+ * A reload: storage, provider and control take the new configuration;
+ * a new template is made with it (and the new TLS material).
+ */
 static void
 send_config_all(void)
 {
 	struct child	*c;
 
 	TAILQ_FOREACH(c, &children, entry) {
-		if (c->chan.dead)
+		if (c->chan.dead || c->id == PROC_WORKER)
 			continue;
-		if (c->id == PROC_WORKER) {
-			/* Idle workers hold the old TLS setup: renew them. */
-			if (!c->busy) {
-				c->retiring = 1;
-				kill(c->pid, SIGTERM);
-			}
-			continue;
-		}
-		config_send(&c->chan, parent_conf, NULL);
+		if (c->id == PROC_TEMPLATE)
+			template_retire(c, "reload");
+		else
+			config_send(&c->chan, parent_conf, NULL);
 	}
 }
 
@@ -671,8 +961,11 @@ parent_reload(void)
 	new->g.verbose = parent_conf->g.verbose;
 	config_free(parent_conf);
 	parent_conf = new;
+	/* A new layout for what comes: a reload is a good moment. */
+	backoff[PROC_TEMPLATE].not_before = 0;
+	backoff[PROC_WORKER].not_before = 0;
 	send_config_all();
-	parent_pool_update();
+	parent_roles_update(NULL);
 	parent_monitor("reload %s", conffile);
 	log_info("configuration reloaded");
 	return (0);
@@ -692,8 +985,11 @@ parent_kill_all(void *arg)
 	struct child	*c;
 
 	(void)arg;
-	TAILQ_FOREACH(c, &children, entry)
-		kill(c->pid, SIGKILL);
+	TAILQ_FOREACH(c, &children, entry) {
+		log_warnx("%s (pid %d) still running %d ms after SIGTERM: "
+		    "killing it", proc_name(c->id), (int)c->pid, STOP_GRACE);
+		child_kill(c, SIGKILL);
+	}
 }
 
 static void
@@ -708,7 +1004,7 @@ parent_sigterm(int sig, void *arg)
 	stopping = 1;
 	listen_update(0);
 	TAILQ_FOREACH(c, &children, entry)
-		kill(c->pid, SIGTERM);
+		child_kill(c, SIGTERM);
 	ev_timer_set(&stop_timer, parent_kill_all, NULL);
 	ev_timer_add(&stop_timer, STOP_GRACE);
 	if (TAILQ_EMPTY(&children))
@@ -763,6 +1059,11 @@ ctl_status(struct child *ctl, uint32_t peer)
 			    "process: worker %d %s", (int)c->pid,
 			    !c->ready ? "starting" : c->retiring ? "stopping" :
 			    c->busy ? "busy" : "idle");
+		else if (c->id == PROC_TEMPLATE)
+			ctl_line(ctl, peer, IMSG_CTL_DATA,
+			    "process: template %d%s (layout %u, %u clients)",
+			    (int)c->pid, c->retiring ? " retired" :
+			    c->ready ? "" : " starting", c->gen, c->served);
 		else
 			ctl_line(ctl, peer, IMSG_CTL_DATA, "process: %s %d%s",
 			    proc_name(c->id), (int)c->pid, c->ready ? "" :
@@ -778,6 +1079,9 @@ ctl_status(struct child *ctl, uint32_t peer)
 	    (unsigned long long)stats.refused);
 	ctl_line(ctl, peer, IMSG_CTL_DATA, "restarts: %llu",
 	    (unsigned long long)stats.restarts);
+	if (stats.last_restart[0] != '\0')
+		ctl_line(ctl, peer, IMSG_CTL_DATA, "last restart: %s",
+		    stats.last_restart);
 	ctl_line(ctl, peer, IMSG_CTL_END, "%s", "");
 }
 
@@ -954,6 +1258,8 @@ parent_dispatch_worker(struct child *c, struct imsg *imsg)
 	const char	*s;
 	char		*esc;
 
+	if (!c->busy)
+		return (-1);	/* nothing to say before its client */
 	ir_init(&ir, imsg);
 	switch (imsg->hdr.type) {
 	case IMSG_WORKER_AUTH:
@@ -1005,12 +1311,13 @@ parent_dispatch_worker(struct child *c, struct imsg *imsg)
 
 /* What storage tells: a token it checked, jobs for monitor. */
 static int
-parent_dispatch_storage(struct imsg *imsg)
+parent_dispatch_storage(struct child *c, struct imsg *imsg)
 {
 	struct ireader	 ir;
 	const char	*s;
 	char		*esc;
 
+	(void)c;
 	if (imsg->hdr.type == IMSG_STORAGE_TOKEN)
 		return (auth_storage(imsg));
 	if (imsg->hdr.type != IMSG_STORAGE_EVENT)
@@ -1026,47 +1333,140 @@ parent_dispatch_storage(struct imsg *imsg)
 	return (0);
 }
 
-static void
-parent_dispatch_child(struct channel *ch, struct imsg *imsg)
+/* The worker of a template, by its id (0: any generation). */
+static struct child *
+worker_by_wid(uint32_t wid, uint32_t gen)
 {
-	struct child	*c = ch->arg;
+	struct child	*c;
+
+	TAILQ_FOREACH(c, &children, entry)
+		if (c->id == PROC_WORKER && c->wid == wid &&
+		    (gen == 0 || c->gen == gen))
+			return (c);
+	return (NULL);
+}
+
+/*
+ * A child's log line: to syslog (in the foreground the child wrote it
+ * to stderr itself). A warning is kept, to say why it may be dying: the
+ * first one while it starts (the cause, before the fatal error that
+ * follows it), the last one once it is ready.
+ */
+static int
+child_log(struct child *c, struct imsg *imsg)
+{
 	struct ireader	 ir;
 	const char	*line;
 	char		*esc;
 	uint32_t	 pri;
+
+	ir_init(&ir, imsg);
+	pri = ir_u32(&ir);
+	line = ir_str(&ir);
+	if (ir_end(&ir) == -1 || pri > LOG_DEBUG)
+		return (-1);
+	if ((esc = str_escape(line, strlen(line))) == NULL)
+		return (0);
+	if (!debug)
+		syslog(pri, "%s[%d]: %s", proc_name(c->id), c->pid > 0 ?
+		    (int)c->pid : (int)imsg->hdr.pid, esc);
+	if (pri <= LOG_WARNING && (c->ready || c->lastwarn[0] == '\0'))
+		strlcpy(c->lastwarn, esc, sizeof(c->lastwarn));
+	free(esc);
+	return (0);
+}
+
+/* A process ended: the lines it logged before are still read. */
+static void
+child_last_words(struct child *c)
+{
+	struct imsg	 imsg;
+	int		 r;
+
+	while (!c->chan.dead && imsg_read(&c->chan.ibuf) > 0) {
+		while ((r = imsg_get(&c->chan.ibuf, &imsg)) > 0) {
+			if (imsg.hdr.type == IMSG_CHILD_LOG)
+				(void)child_log(c, &imsg);
+			imsg_free(&imsg);
+		}
+		if (r == -1)
+			break;
+	}
+}
+
+/* The template says which pid a worker got, and how each one ended. */
+static int
+parent_dispatch_template(struct child *t, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct child	*c, *cur;
+	uint32_t	 wid, pid, status;
+	char		 why[64], line[128];
+
+	ir_init(&ir, imsg);
+	wid = ir_u32(&ir);
+	pid = ir_u32(&ir);
+	switch (imsg->hdr.type) {
+	case IMSG_TEMPLATE_FORKED:
+		if (ir_end(&ir) == -1 || pid <= 1 || pid > INT_MAX)
+			return (-1);
+		/* Gone already: its channel closed before this came. */
+		if ((c = worker_by_wid(wid, t->gen)) == NULL)
+			return (0);
+		if (c->pid != 0)
+			return (-1);
+		c->pid = pid;
+		if (stopping || c->retiring)
+			child_kill(c, SIGTERM);
+		return (0);
+	case IMSG_TEMPLATE_ENDED:
+		status = ir_u32(&ir);
+		if (ir_end(&ir) == -1 || pid <= 1 || pid > INT_MAX)
+			return (-1);
+		if ((c = worker_by_wid(wid, t->gen)) != NULL &&
+		    (c->pid == 0 || c->pid == (pid_t)pid)) {
+			c->pid = pid;
+			worker_gone(c, status);
+		} else if ((WIFSIGNALED(status) || WEXITSTATUS(status) != 0) &&
+		    (cur = template_of(t->gen)) != NULL) {
+			/* One we had forgotten: still, a new layout. */
+			wait_reason(status, why, sizeof(why));
+			snprintf(line, sizeof(line), "worker %u %s", pid, why);
+			template_retire(cur, line);
+		}
+		if (stopping && TAILQ_EMPTY(&children))
+			ev_break();
+		else if (!stopping)
+			parent_roles_update(NULL);
+		return (0);
+	}
+	return (-1);
+}
+
+/* Logging and readiness, from any child; the rest by its role. */
+static void
+parent_dispatch_child(struct channel *ch, struct imsg *imsg)
+{
+	struct child	*c = ch->arg;
 	int		 r = -1;
 
 	switch (imsg->hdr.type) {
 	case IMSG_CHILD_LOG:
-		ir_init(&ir, imsg);
-		pri = ir_u32(&ir);
-		line = ir_str(&ir);
-		if (ir_end(&ir) == -1 || pri > LOG_DEBUG)
-			break;
-		if ((esc = str_escape(line, strlen(line))) != NULL) {
-			syslog(pri, "%s[%d]: %s", proc_name(c->id),
-			    (int)c->pid, esc);
-			free(esc);
-		}
-		r = 0;
+		r = child_log(c, imsg);
 		break;
 	case IMSG_CHILD_READY:
 		if (imsg->datalen != 0 || c->ready)
 			break;
 		c->ready = 1;
-		if (c->id == PROC_WORKER)
-			worker_failures = 0;
+		c->lastwarn[0] = '\0';
+		backoff[c->id].failures = 0;
 		log_debug("%s (pid %d) ready", proc_name(c->id), (int)c->pid);
 		parent_pool_update();
 		r = 0;
 		break;
 	default:
-		if (c->id == PROC_CONTROL)
-			r = parent_dispatch_control(c, imsg);
-		else if (c->id == PROC_WORKER && c->busy)
-			r = parent_dispatch_worker(c, imsg);
-		else if (c->id == PROC_STORAGE)
-			r = parent_dispatch_storage(imsg);
+		if (role_dispatch[c->id] != NULL)
+			r = role_dispatch[c->id](c, imsg);
 		break;
 	}
 	if (r == -1)
@@ -1124,7 +1524,7 @@ parent_main(struct bridged_conf *conf, const char *file, const char *argv0,
 	if (conf->g.identity == IDENTITY_TOKEN &&
 	    auth_load(conf->g.tokens) == -1)
 		fatalx("cannot load the tokens of `identity token'");
-	if (listen_open(conf) == -1)
+	if (listen_open(conf, parent_accept) == -1)
 		fatalx("cannot listen");
 	if ((ctl_fd = control_socket_open(conf->g.socket, uid, gid)) == -1)
 		fatalx("cannot open the control socket %s", conf->g.socket);
@@ -1139,12 +1539,16 @@ parent_main(struct bridged_conf *conf, const char *file, const char *argv0,
 
 	ev_init();
 	signal(SIGPIPE, SIG_IGN);
+#ifdef PR_SET_CHILD_SUBREAPER
+	/* Workers whose template died are ours to reap. */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == -1)
+		log_warn("PR_SET_CHILD_SUBREAPER");
+#endif
 	ev_signal(SIGCHLD, parent_sigchld, NULL);
 	ev_signal(SIGHUP, parent_sighup, NULL);
 	ev_signal(SIGTERM, parent_sigterm, NULL);
 	ev_signal(SIGINT, parent_sigterm, NULL);
 	ev_timer_set(&restart_timer, parent_roles_update, NULL);
-	ev_timer_set(&pool_timer, parent_pool_retry, NULL);
 	if (sandbox_enter(SANDBOX_PARENT, NULL) == -1)
 		fatalx("cannot sandbox the parent");
 

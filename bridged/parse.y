@@ -146,6 +146,7 @@ typedef struct {
 %token	OPENAI PORT PREFORK PROVIDER RETRIES SOCKET SUMMARIES SYNC TIMEOUT
 %token	TLS TOKEN TOKENS TYPE URL USER
 %token	AUTH DAY EVENTS FAILURES LIMITS MINUTE PER REQUESTS
+%token	RENEW WORKER
 %token	ERROR
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
@@ -233,6 +234,11 @@ main		: LISTEN ON STRING lopts	{ listen_add($3, &listenopts); }
 			if (!inrange("prefork", $2, 1, 256))
 				YYERROR;
 			conf->g.prefork = $2;
+		}
+		| WORKER RENEW NUMBER		{
+			if (!inrange("worker renew", $3, 1, 1000000))
+				YYERROR;
+			conf->g.worker_renew = $3;
 		}
 		| MAXIMUM CLIENTS NUMBER	{
 			if (!inrange("max clients", $3, 1, 100000))
@@ -608,6 +614,7 @@ kw_lookup(const char *s)
 		{ "port",		PORT },
 		{ "prefork",		PREFORK },
 		{ "provider",		PROVIDER },
+		{ "renew",		RENEW },
 		{ "requests",		REQUESTS },
 		{ "retries",		RETRIES },
 		{ "socket",		SOCKET },
@@ -619,7 +626,8 @@ kw_lookup(const char *s)
 		{ "tokens",		TOKENS },
 		{ "type",		TYPE },
 		{ "url",		URL },
-		{ "user",		USER }
+		{ "user",		USER },
+		{ "worker",		WORKER }
 	};
 	const struct keyword	*p;
 
@@ -1455,6 +1463,7 @@ conf_defaults(struct bridged_conf *c)
 	(void)strlcpy(g->database, BRIDGED_DATABASE, sizeof(g->database));
 	(void)strlcpy(g->socket, BRIDGED_SOCKET, sizeof(g->socket));
 	g->prefork = BRIDGED_PREFORK;
+	g->worker_renew = BRIDGED_RENEW;
 	g->max_clients = BRIDGED_MAXCLIENTS;
 	g->timeout = BRIDGED_TIMEOUT;
 	g->handshake_timeout = BRIDGED_HANDSHAKE;
@@ -1611,6 +1620,8 @@ config_print(const struct bridged_conf *c)
 	printf("socket ");
 	print_str(g->socket);
 	printf("\nprefork %d\n", g->prefork);
+	if (g->worker_renew != BRIDGED_RENEW)
+		printf("worker renew %d\n", g->worker_renew);
 	printf("max clients %d\n", g->max_clients);
 	if (g->jobs_max != BRIDGED_JOBS_MAX)
 		printf("jobs max %d\n", g->jobs_max);

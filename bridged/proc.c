@@ -11,7 +11,7 @@
 #include "bridged.h"
 
 static const char *proc_names[PROC_MAX] = {
-	"parent", "control", "storage", "provider", "worker"
+	"parent", "control", "storage", "provider", "worker", "template"
 };
 
 static const char *role_names[ROLE_MAX] = {
@@ -31,6 +31,7 @@ static const char *imsg_names[IMSG_MAX] = {
 	N(IMSG_PARENT_STORAGE), N(IMSG_PARENT_PROVIDER), N(IMSG_PARENT_KILL),
 	N(IMSG_PARENT_AUTH),
 	N(IMSG_PARENT_CONTROL),
+	N(IMSG_PARENT_FORK), N(IMSG_TEMPLATE_FORKED), N(IMSG_TEMPLATE_ENDED),
 	N(IMSG_CHILD_LOG), N(IMSG_CHILD_READY),
 	N(IMSG_WORKER_AUTH), N(IMSG_WORKER_IDENTITY),
 	N(IMSG_WORKER_STATE), N(IMSG_WORKER_EVENT),

@@ -1,10 +1,10 @@
 /*
- * worker.c: bridged-worker, the program that serves exactly one client
- * for its whole life. The parent executes it with its channel on fd 3
- * and its own channels to storage and provider on fds 4 and 5, sends
- * the configuration and the TLS material, and later the client's
- * socket. This file owns the I/O: TLS, the three channels and the
- * timers; the session itself is proto.c's.
+ * worker.c: a worker serves exactly one client for its whole life. The
+ * template forks it with its own channel to the parent, on which the
+ * parent sends its channels to storage and provider and later the
+ * client's socket; TLS comes set up from the template. This file owns
+ * the I/O: TLS, the three channels and the timers; the session itself
+ * is proto.c's.
  */
 
 #include <sys/types.h>
@@ -35,7 +35,6 @@
 #define WORKER_CLOSE_WAIT	10		/* s, to write the last */
 #define WORKER_DRAIN_WAIT	3000		/* ms, channels at exit */
 #define WORKER_REASON_MAX	256
-#define TLS_SESSION_LIFETIME	7200		/* s */
 
 enum worker_state {
 	W_IDLE,			/* waiting for a client */
@@ -57,8 +56,7 @@ TAILQ_HEAD(sreq_list, sreq);
 
 static struct worker {
 	struct bridged_conf	*conf;
-	struct tls_material	 tlsm;
-	struct tls_config	*tlscfg;
+	struct tls_material	 tlsm;		/* none is expected */
 	struct tls		*tlsctx;
 	struct tls		*cctx;
 	int			 fd;
@@ -96,15 +94,6 @@ static void	storage_closed(struct channel *);
 static void	provider_dispatch(struct channel *, struct imsg *);
 static void	provider_closed(struct channel *);
 static void	op_event(void *, const char *);
-
-static void
-usage(void)
-{
-	extern char	*__progname;
-
-	fprintf(stderr, "usage: %s [-dv]\n", __progname);
-	exit(1);
-}
 
 /* Write what a channel holds, for at most ms (a peer may be stuck). */
 static void
@@ -144,45 +133,8 @@ worker_exit(const char *why)
 	drain_for(&w.storage, WORKER_DRAIN_WAIT);
 	drain_for(&w.provider, WORKER_DRAIN_WAIT);
 	drain_for(parent_chan, WORKER_DRAIN_WAIT);
-	exit(0);
-}
-
-/*
- * TLS, set up from memory before the sandbox; the key is wiped once
- * libtls holds it.
- */
-static void
-tls_setup(int certident)
-{
-	static const unsigned char	 sid[] = "bridged";
-
-	if (!w.tlsm.loaded)
-		return;
-	if (tls_init() == -1)
-		fatalx("%s: tls_init", __func__);
-	if ((w.tlscfg = tls_config_new()) == NULL)
-		fatalx("%s: tls_config_new", __func__);
-	if (tls_config_set_protocols(w.tlscfg, TLS_PROTOCOL_TLSv1_2 |
-	    TLS_PROTOCOL_TLSv1_3) == -1 ||
-	    tls_config_set_keypair_mem(w.tlscfg, w.tlsm.cert, w.tlsm.certlen,
-	    w.tlsm.key, w.tlsm.keylen) == -1 ||
-	    tls_config_set_session_lifetime(w.tlscfg,
-	    TLS_SESSION_LIFETIME) == -1 ||
-	    tls_config_set_session_id(w.tlscfg, sid, sizeof(sid) - 1) == -1 ||
-	    tls_config_add_ticket_key(w.tlscfg, 1, w.tlsm.ticket_key,
-	    TLS_TICKET_KEY_LEN) == -1)
-		fatalx("%s: %s", __func__, tls_config_error(w.tlscfg));
-	if (certident) {
-		/* Any certificate will do: only its hash is the identity. */
-		tls_config_verify_client_optional(w.tlscfg);
-		tls_config_insecure_noverifycert(w.tlscfg);
-	}
-	if ((w.tlsctx = tls_server()) == NULL)
-		fatalx("%s: tls_server", __func__);
-	if (tls_configure(w.tlsctx, w.tlscfg) == -1)
-		fatalx("%s: %s", __func__, tls_error(w.tlsctx));
-	tls_material_wipe(&w.tlsm);
-	tls_config_clear_keys(w.tlscfg);
+	/* What exit(3) would clean up goes with the process. */
+	_exit(0);
 }
 
 /*
@@ -1511,33 +1463,18 @@ worker_sigterm(int sig, void *arg)
 		worker_exit("stopped");
 }
 
-int
-main(int argc, char *argv[])
+/*
+ * The worker, just forked from the template (signals blocked, old the
+ * mask to restore): its own channel to the parent on fd, its stricter
+ * filter before anything else, then it waits for its client.
+ */
+void
+worker_main(struct bridged_conf *conf, struct tls *tlsctx, int fd,
+    const sigset_t *old)
 {
-	struct sandbox_conf	 sc;
-	int			 ch, debug = 0, verbose = 0;
-
-#ifndef HAVE_SETPROCTITLE
-	setproctitle_init(argc, argv);
-#endif
-	while ((ch = getopt(argc, argv, "dv")) != -1) {
-		switch (ch) {
-		case 'd':
-			debug = 1;
-			break;
-		case 'v':
-			verbose++;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (argc != optind)
-		usage();
-	/* A client that vanishes must not kill us mid-write. */
-	signal(SIGPIPE, SIG_IGN);
-
-	child_init(PROC_WORKER, debug, verbose);
+	child_forked(PROC_WORKER, fd);
+	w.conf = conf;
+	w.tlsctx = tlsctx;
 	w.fd = -1;
 	w.state = W_IDLE;
 	TAILQ_INIT(&w.sreqs);
@@ -1545,23 +1482,13 @@ main(int argc, char *argv[])
 	ev_timer_set(&w.handshake_timer, handshake_timeout, NULL);
 	ev_timer_set(&w.idle_timer, idle_timeout, NULL);
 	ev_signal(SIGTERM, worker_sigterm, NULL);
+	ev_signal(SIGCHLD, NULL, NULL);
 	ev_timer_set(&w.storage_timer, storage_check, NULL);
 	ev_timer_set(&w.close_timer, close_timeout, NULL);
 	ev_timer_set(&w.read_timer, read_again, NULL);
-
-	w.conf = child_config(&w.tlsm);
-	tls_setup(w.conf->g.identity == IDENTITY_CERTIFICATE);
-	tls_material_wipe(&w.tlsm);
-	storage_open(FD_STORAGE);
-	provider_open(FD_PROVIDER);
-
-	memset(&sc, 0, sizeof(sc));
-	sc.user = w.conf->g.user[0] != '\0' ? w.conf->g.user : NULL;
-	sc.chroot = w.conf->g.chroot[0] != '\0' ? w.conf->g.chroot : NULL;
-	/* Ready: back to the normal priority (root may; else it stays). */
-	(void)setpriority(PRIO_PROCESS, 0, 0);
-	if (sandbox_enter(SANDBOX_WORKER, &sc) == -1)
+	if (sandbox_narrow(SANDBOX_WORKER) == -1)
 		fatalx("sandbox");
+	sigprocmask(SIG_SETMASK, old, NULL);
 	child_ready();
 	child_dispatch(parent_dispatch);
 	ev_loop();

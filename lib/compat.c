@@ -123,6 +123,8 @@ recallocarray(void *p, size_t oldn, size_t newn, size_t size)
 #ifndef HAVE_SETPROCTITLE
 static char	*title_base;
 static size_t	 title_size;
+static char	*title_name;	/* the program's name, before any title */
+extern char	*__progname;
 
 /* Claim argv and environ's space for process titles. */
 void
@@ -148,6 +150,8 @@ setproctitle_init(int argc, char **argv)
 			return;
 	}
 	environ = env;
+	/* __progname points into argv[0], which titles overwrite. */
+	title_name = strdup(__progname);
 	title_base = argv[0];
 	title_size = end - argv[0];
 	/* The strings move to the heap so argv stays usable. */
@@ -159,12 +163,12 @@ setproctitle_init(int argc, char **argv)
 void
 setproctitle(const char *fmt, ...)
 {
-	extern char	*__progname;
 	char		 buf[256];
 	va_list		 ap;
 	int		 n;
 
-	n = snprintf(buf, sizeof(buf), "%s: ", __progname);
+	n = snprintf(buf, sizeof(buf), "%s: ", title_name != NULL ?
+	    title_name : __progname);
 	va_start(ap, fmt);
 	if (n > 0 && (size_t)n < sizeof(buf))
 		vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);

@@ -91,6 +91,37 @@ ev_init(void)
 	ev_set(sigpipe[0], EV_READ, ev_sig_drain, NULL);
 }
 
+/*
+ * In a child just forked from a process running this loop: forget its
+ * descriptors, timers and signal callbacks, and take a self-pipe of
+ * our own. Signals stay caught; one with no callback is dropped.
+ */
+void
+ev_fork(void)
+{
+	struct ev_timer	*t;
+	int		 sig;
+
+	while ((t = TAILQ_FIRST(&timers)) != NULL) {
+		TAILQ_REMOVE(&timers, t, entry);
+		t->armed = 0;
+	}
+	if (fds != NULL)
+		memset(fds, 0, nfds * sizeof(*fds));
+	maxfd = -1;
+	for (sig = 1; sig < NSIG; sig++) {
+		sigs[sig].cb = NULL;
+		sig_pending[sig] = 0;
+	}
+	if (sigpipe[0] != -1) {
+		close(sigpipe[0]);
+		close(sigpipe[1]);
+		sigpipe[0] = sigpipe[1] = -1;
+	}
+	running = 0;
+	ev_init();
+}
+
 /* Watch fd for events (EV_READ|EV_WRITE); 0 events stops watching. */
 void
 ev_set(int fd, int events, void (*cb)(int, int, void *), void *arg)

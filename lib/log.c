@@ -1,7 +1,8 @@
 /*
  * log.c: logging. In the foreground every process writes to stderr;
  * otherwise the parent uses syslog and a sandboxed child hands its
- * lines to a sink that carries them to the parent.
+ * lines to a sink that carries them to the parent (in the foreground
+ * too, its warnings).
  */
 
 #include <sys/types.h>
@@ -60,13 +61,19 @@ log_setsink(void (*sink)(int, const char *))
 	log_sink = sink;
 }
 
-/* Deliver one finished line. */
+/*
+ * Deliver one finished line. In the foreground a sink still gets the
+ * warnings and errors: the parent keeps a child's last one, to say why
+ * it died.
+ */
 void
 log_emit(int pri, const char *line)
 {
-	if (log_debug_mode)
+	if (log_debug_mode) {
 		fprintf(stderr, "%s: %s\n", log_procname, line);
-	else if (log_sink != NULL)
+		if (log_sink != NULL && pri <= LOG_WARNING)
+			log_sink(pri, line);
+	} else if (log_sink != NULL)
 		log_sink(pri, line);
 	else
 		syslog(pri, "%s", line);

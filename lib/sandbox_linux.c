@@ -9,6 +9,10 @@
  * Landlock where the kernel has it, and last load a seccomp-bpf
  * allowlist for the role that kills the process on any other call.
  *
+ * The worker template takes the worker's steps and a filter that also
+ * lets it fork; each worker it forks stacks the worker's filter on top
+ * (sandbox_narrow) before it reads anything.
+ *
  * The parent stays root: it forks and executes every child and reloads
  * its configuration. Its filter is inherited by what it executes, so
  * it also allows what a child does between exec and its own sandbox;
@@ -87,7 +91,7 @@ struct ll_ruleset_attr {
 	LANDLOCK_ACCESS_FS_TRUNCATE)
 
 static const char *const role_names[] = {
-	"parent", "control", "storage", "provider", "worker"
+	"parent", "control", "storage", "provider", "worker", "template"
 };
 
 /*
@@ -133,6 +137,19 @@ static const char *const sys_provider[] = {
 	"getdents64", "lstat", "pread64", "readlink", "readlinkat", "rseq",
 	"sched_getaffinity", "recvmmsg", "sendmmsg", "set_robust_list",
 	"socketpair", "stat", "statfs", "statx", "uname",
+	NULL
+};
+
+/*
+ * template: a worker's filter and what forking its workers takes:
+ * reaping them, and in each new worker (before its stricter filter)
+ * the self-pipe of its event loop, naming itself, its rlimit and
+ * loading that filter. clone and prctl
+ * have rules of their own.
+ */
+static const char *const sys_template[] = {
+	"pipe2", "prlimit64", "rseq", "seccomp", "set_robust_list",
+	"setrlimit", "wait4", "waitid",
 	NULL
 };
 
@@ -295,6 +312,29 @@ parent_rules(scmp_filter_ctx ctx)
 	return (rule(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL));
 }
 
+/*
+ * template: fork only: no threads, no shared memory, no namespaces
+ * (clone3 is answered ENOSYS so glibc uses clone, whose flags can be
+ * checked); prctl only to name a process and for no_new_privs.
+ */
+static int
+template_rules(scmp_filter_ctx ctx)
+{
+	struct scmp_arg_cmp	 a;
+
+	a = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD | CLONE_VM |
+	    CLONE_NEWANY, 0);
+	if (rule(ctx, SCMP_ACT_ALLOW, "clone", 1, &a) == -1)
+		return (-1);
+	if (rule(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL) == -1)
+		return (-1);
+	a = SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME);
+	if (rule(ctx, SCMP_ACT_ALLOW, "prctl", 1, &a) == -1)
+		return (-1);
+	a = SCMP_A0(SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS);
+	return (rule(ctx, SCMP_ACT_ALLOW, "prctl", 1, &a));
+}
+
 #ifdef SANDBOX_DEBUG
 /* Debug builds: name the forbidden call on stderr; it fails ENOSYS. */
 static void
@@ -376,6 +416,11 @@ seccomp_enter(enum sandbox_role role)
 			goto done;
 		break;
 	case SANDBOX_WORKER:
+		break;
+	case SANDBOX_TEMPLATE:
+		if (allow_list(ctx, sys_template) == -1 ||
+		    template_rules(ctx) == -1)
+			goto done;
 		break;
 	}
 	if ((rc = seccomp_load(ctx)) < 0) {
@@ -577,7 +622,7 @@ sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 	char					*tz = NULL;
 	int					 root, chrooted;
 
-	if ((int)role < SANDBOX_PARENT || role > SANDBOX_WORKER) {
+	if ((int)role < SANDBOX_PARENT || role > SANDBOX_TEMPLATE) {
 		log_warnx("%s: unknown role %d", __func__, role);
 		return (-1);
 	}
@@ -585,7 +630,8 @@ sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 	if (sc == NULL)
 		sc = &none;
 	root = geteuid() == 0;
-	chrooted = role == SANDBOX_WORKER || role == SANDBOX_CONTROL;
+	chrooted = role == SANDBOX_WORKER || role == SANDBOX_TEMPLATE ||
+	    role == SANDBOX_CONTROL;
 	if (role != SANDBOX_PARENT && (tz = zone_load()) == NULL)
 		return (-1);
 
@@ -643,4 +689,27 @@ sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
  fail:
 	free(tz);
 	return (-1);
+}
+
+/*
+ * A worker forked from its template: user, chroot, Landlock and the
+ * template's filter are inherited; it may start no process, and the
+ * worker's filter is stacked on the template's (no fork from here on).
+ */
+int
+sandbox_narrow(enum sandbox_role role)
+{
+	if (role != SANDBOX_WORKER) {
+		log_warnx("%s: role %d cannot be narrowed to", __func__, role);
+		return (-1);
+	}
+	if (sandbox_limits(role) == -1)
+		return (-1);
+#ifdef SANDBOX_TEST
+	test_role = role;
+#endif
+	if (seccomp_enter(role) == -1)
+		return (-1);
+	log_debug("%s: %s sandboxed", __func__, role_names[role]);
+	return (0);
 }

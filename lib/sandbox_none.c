@@ -13,3 +13,12 @@ sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 	    role);
 	return (-1);
 }
+
+/* Nor can a forked worker be narrowed. */
+int
+sandbox_narrow(enum sandbox_role role)
+{
+	log_warnx("%s: no sandbox for role %d on this system", __func__,
+	    role);
+	return (-1);
+}

@@ -21,6 +21,8 @@
  * worker	stdio recvfd: nothing but its client and its peers. The
  *		parent sets TCP_NODELAY before it passes the socket:
  *		pledge allows that option with inet only.
+ * template	a worker's promises and proc, to fork the workers; each
+ *		worker pledges again without proc.
  *
  * SANDBOX_TEST builds make a child attempt a call its role forbids
  * when it receives SIGUSR2, so that a test can watch it die.
@@ -59,6 +61,7 @@ static const struct role_sandbox roles[] = {
 	[SANDBOX_PROVIDER] = { "provider", "stdio rpath inet dns recvfd",
 	    0, 0 },
 	[SANDBOX_WORKER] = { "worker", "stdio recvfd", 1, 1 },
+	[SANDBOX_TEMPLATE] = { "template", "stdio recvfd proc", 1, 1 },
 };
 
 /* Read only, for the provider: resolver and CA bundle. */
@@ -160,7 +163,7 @@ sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 	const struct role_sandbox		*r;
 	struct passwd				 pw;
 
-	if ((int)role < SANDBOX_PARENT || role > SANDBOX_WORKER) {
+	if ((int)role < SANDBOX_PARENT || role > SANDBOX_TEMPLATE) {
 		log_warnx("%s: unknown role %d", __func__, role);
 		return (-1);
 	}
@@ -209,5 +212,26 @@ sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 		return (-1);
 	}
 	log_debug("%s: %s sandboxed", __func__, r->name);
+	return (0);
+}
+
+/* A worker forked from its template: the same pledge without proc. */
+int
+sandbox_narrow(enum sandbox_role role)
+{
+	if (role != SANDBOX_WORKER) {
+		log_warnx("%s: role %d cannot be narrowed to", __func__, role);
+		return (-1);
+	}
+	if (sandbox_limits(role) == -1)
+		return (-1);
+#ifdef SANDBOX_TEST
+	test_role = role;
+#endif
+	if (pledge(roles[role].promises, NULL) == -1) {
+		log_warn("%s: pledge \"%s\"", roles[role].name,
+		    roles[role].promises);
+		return (-1);
+	}
 	return (0);
 }

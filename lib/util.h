@@ -162,6 +162,7 @@ struct ev_timer {
 };
 
 void		 ev_init(void);
+void		 ev_fork(void);
 void		 ev_set(int, int, void (*)(int, int, void *), void *);
 void		 ev_del(int);
 void		 ev_timer_set(struct ev_timer *, void (*)(void *), void *);
@@ -226,6 +227,9 @@ enum reply_kind {
 /* Classify one line (without its LF); *text points past the word. */
 enum reply_kind	 reply_parse(const char *, const char **);
 
+/* file.c */
+int		 read_file(const char *, uint8_t **, size_t *);
+
 /*
  * sandbox_*.c: one call per role after its setup; one file per system.
  */
@@ -234,7 +238,8 @@ enum sandbox_role {
 	SANDBOX_CONTROL,
 	SANDBOX_STORAGE,
 	SANDBOX_PROVIDER,
-	SANDBOX_WORKER
+	SANDBOX_WORKER,
+	SANDBOX_TEMPLATE	/* a worker's setup, forks the workers */
 };
 
 struct sandbox_conf {
@@ -244,6 +249,8 @@ struct sandbox_conf {
 };
 
 int		 sandbox_enter(enum sandbox_role, const struct sandbox_conf *);
+/* In a child forked from a sandboxed template: a stricter role on top. */
+int		 sandbox_narrow(enum sandbox_role);
 
 /* sandbox.c: steps every implementation shares */
 struct passwd;

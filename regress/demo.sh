@@ -152,7 +152,7 @@ pid=$!
 # The watchdog: if this script dies without its traps (SIGKILL), the
 # daemon and the fake upstream go within a second.
 (exec setsid sh -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done
-	kill "$2" $3 2>/dev/null' watchdog $$ "$pid" "$fakepid" \
+	kill "$2" $3 2>/dev/null' "$dir/watchdog" $$ "$pid" "$fakepid" \
     </dev/null >/dev/null 2>&1) &
 watchpid=$!
 

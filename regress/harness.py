@@ -289,9 +289,13 @@ handshake timeout 3
         return self.ctl("show", "status").stdout
 
     def role_pids(self, role):
-        """Pids of the parent's children with title `bridged: role`."""
-        return [p for p in children_of(self.pid)
-                if cmdline(p).startswith("bridged: " + role)]
+        """Pids of the parent's children and of its children's children
+        (the workers of the template) with title `bridged: role`."""
+        kids = children_of(self.pid)
+        for k in list(kids):
+            if cmdline(k).startswith("bridged: template"):
+                kids += children_of(k)
+        return [p for p in kids if cmdline(p).startswith("bridged: " + role)]
 
     def logtext(self):
         with open(self.logfile, errors="replace") as f:

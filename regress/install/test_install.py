@@ -13,7 +13,7 @@ import stat
 import subprocess
 
 from harness import (TOP, BRIDGED, IS_ROOT, Daemon, FakeUpstream, Skip,
-                     Client, tmpdir, wait_for, children_of, cmdline)
+                     Client, tmpdir, wait_for)
 
 PREFIX = "/usr/local"
 UNIT = os.path.join(TOP, "rc.d", "bridged.service")
@@ -344,8 +344,7 @@ def test_unit_capabilities_suffice():
         c.close()
 
         def dropped():
-            ws = [p for p in children_of(d.pid)
-                  if cmdline(p).startswith("bridged: worker")]
+            ws = d.role_pids("worker")
             for p in ws:
                 with open("/proc/%d/status" % p) as f:
                     uid = [l for l in f if l.startswith("Uid:")][0]

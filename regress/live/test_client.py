@@ -1128,3 +1128,16 @@ def test_slash_usage():
     assert r.returncode == 0, (r.returncode, r.stderr)
     assert re.search(r"^\d{4}-\d\d-\d\d \S+ \d+ \d+ \d+$", r.stdout,
                      re.M), r.stdout
+
+
+def test_slash_dialogue():
+    server_has("JOBS")
+    m = marker()
+    r = connect(["/dialogue 2 gemini-2.0-flash gemini-2.5-flash talk " + m],
+                cmd=False)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    job = re.search(r"^job (\d+)$", r.stdout, re.M).group(1)
+    r = connect(["/result " + job], cmd=False)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    assert re.search(r"^--- gemini-2\.0-flash$", r.stdout, re.M), r.stdout
+    assert re.search(r"^--- gemini-2\.5-flash$", r.stdout, re.M), r.stdout

@@ -52,7 +52,7 @@ def started_by_demo():
     fake = [p for p, (_, c) in ps.items() if "fake_gemini.py" in c and
             os.path.join(DEMODIR, "fake.port") in c]
     watch = [p for p, (_, c) in ps.items() if c.startswith("sh -c") and
-             "watchdog" in c and "kill -0" in c]
+             os.path.join(DEMODIR, "watchdog") in c]
     leaders = [p for p, (sid, c) in ps.items() if sid == p and
                c.startswith("bridged: parent") and
                os.path.exists("/proc/%d/cwd" % p)]
@@ -130,8 +130,13 @@ def gone(pids):
     return not any(pid_alive(p) for p in pids)
 
 
+def no_demo_running():
+    wait_for(lambda: not started_by_demo(), timeout=15,
+             what="no demo to be running: %s" % started_by_demo())
+
+
 def test_demo_ctrl_c_and_closing_the_terminal():
-    assert not started_by_demo(), "a demo is running already"
+    no_demo_running()
     port = free_port()
     p = Pane(port)
     try:
@@ -205,7 +210,7 @@ def test_demo_ctrl_c_and_closing_the_terminal():
 
 
 def test_demo_ctrl_c_during_start_up():
-    assert not started_by_demo(), "a demo is running already"
+    no_demo_running()
     port = free_port()
     p = Pane(port, cmd="sh regress/demo.sh")
     try:
@@ -224,6 +229,7 @@ def test_demo_ctrl_c_during_start_up():
 
 
 def test_demo_ends_with_the_client():
+    no_demo_running()
     port = free_port()
     p = Pane(port, cmd="sh regress/demo.sh")
     try:
@@ -240,6 +246,7 @@ def test_demo_ends_with_the_client():
 
 def test_demo_watchdog_after_sigkill():
     """Killed outright, the script cannot clean up: its watchdog does."""
+    no_demo_running()
     port = free_port()
     p = Pane(port, cmd="sh regress/demo.sh")
     try:
@@ -247,7 +254,8 @@ def test_demo_watchdog_after_sigkill():
         pid = demo_pid(s)
         ours = started_by_demo()
         script = [x for x, (_, c) in procs().items()
-                  if c.startswith("sh regress/demo.sh")]
+                  if c.startswith("sh regress/demo.sh") and
+                  os.path.realpath("/proc/%d/cwd" % x) == TOP]
         assert len(script) == 1, script
         os.kill(script[0], signal.SIGKILL)
         wait_for(lambda: gone(ours + [pid]), timeout=10,
@@ -257,6 +265,7 @@ def test_demo_watchdog_after_sigkill():
 
 
 def test_demo_refuses_a_busy_port():
+    no_demo_running()
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(("127.0.0.1", 0))

@@ -28,7 +28,7 @@ from harness import (Daemon, FakeUpstream, API_KEY, IS_ROOT, TOP, Skip,
 d = up = None
 INET_TABLES = ("tcp", "tcp6", "udp", "udp6", "raw", "raw6", "udplite",
                "udplite6")
-ROLES = ("control", "storage", "provider", "worker")
+ROLES = ("control", "storage", "provider", "template", "worker")
 
 
 def setup():
@@ -184,7 +184,7 @@ def all_sandboxed(daemon):
     def done():
         pids = [p for r in ROLES for p in daemon.role_pids(r)]
         try:
-            return len(pids) >= 4 and all(status(p)["Seccomp"] == "2"
+            return len(pids) >= 5 and all(status(p)["Seccomp"] == "2"
                                           for p in pids)
         except OSError:
             return False
@@ -456,5 +456,102 @@ def test_not_root_runs_with_filters_alone():
         assert n == 1, "said %d times: %s" % (n, text[-1500:])
         st = status(e.pid)
         assert st["Seccomp"] == "2" and st["NoNewPrivs"] == "1", st
+    finally:
+        e.stop()
+
+
+def test_template_filter_and_identity():
+    """The template runs as the user in the chroot under its own filter
+    (on the parent's, inherited through exec); each worker stacks its
+    stricter one on the template's, and may not fork: RLIMIT_NPROC 0."""
+    uid, gid = user_ids(d.user)
+    all_sandboxed(d)
+    t = d.role_pids("template")
+    assert len(t) == 1, t
+    check_sandboxed(t[0], "template", uid, gid)
+    assert os.readlink("/proc/%d/root" % t[0]) == os.path.realpath(d.chroot)
+    parent = int(status(d.pid)["Seccomp_filters"])
+    assert int(status(t[0])["Seccomp_filters"]) == parent + 1, status(t[0])
+    workers = d.role_pids("worker")
+    assert workers
+    for w in workers:
+        assert w in harness.children_of(t[0]), "worker %d not forked" % w
+        assert int(status(w)["Seccomp_filters"]) == parent + 2, status(w)
+        with open("/proc/%d/limits" % w) as f:
+            nproc = [l for l in f if l.startswith("Max processes")][0]
+        assert nproc.split()[2:4] == ["0", "0"], nproc
+    with open("/proc/%d/limits" % t[0]) as f:
+        nproc = [l for l in f if l.startswith("Max processes")][0]
+    assert nproc.split()[2] != "0", "the template cannot fork: " + nproc
+
+
+def bases(pid):
+    """Where the program, libc, the heap and the stack start."""
+    out = {}
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            f_ = line.split()
+            name = f_[5] if len(f_) > 5 else ""
+            key = ("program" if name.endswith("/bridged-worker") else
+                   "libc" if "/libc.so" in name or "/libc-" in name else
+                   name if name in ("[heap]", "[stack]") else None)
+            if key and key not in out:
+                out[key] = int(f_[0].split("-")[0], 16)
+    return out
+
+
+def test_crashing_worker_new_layout():
+    """A worker that crashes: the parent starts a new template, a new
+    process with its own layout (other base addresses in its maps)."""
+    with open("/proc/sys/kernel/randomize_va_space") as f:
+        if f.read().strip() == "0":
+            raise Skip("address space layout randomization is off")
+    e = Daemon(up, prefork=2, start=False)
+    try:
+        e.start()
+        t1 = e.role_pids("template")[0]
+        old = bases(t1)
+        assert {"program", "libc", "[stack]"} <= set(old), old
+        w = e.role_pids("worker")[0]
+        assert bases(w) == old, "a worker has its template's layout"
+        os.kill(w, signal.SIGSEGV)
+        wait_for(lambda: [p for p in e.role_pids("template") if p != t1]
+                 and "workers: 2 idle" in e.status(),
+                 what="a new template")
+        t2 = [p for p in e.role_pids("template") if p != t1][0]
+        new = bases(t2)
+        for k in ("program", "libc", "[stack]"):
+            assert new[k] != old[k], "%s at %x again" % (k, old[k])
+        for p in e.role_pids("worker"):
+            assert p in harness.children_of(t2)
+    finally:
+        e.stop()
+
+
+def test_template_dying_young_backs_off():
+    """A template that cannot start (its chroot is gone) is restarted
+    ever more slowly, not in a loop; status counts each restart and
+    shows the last reason; a reload that mends it starts one at once."""
+    e = Daemon(up, prefork=2, start=False)
+    try:
+        e.start()
+        os.rmdir(e.chroot)
+        os.kill(e.pid, signal.SIGHUP)
+        time.sleep(6)
+        text = e.logtext()
+        deaths = len([l for l in text.splitlines()
+                      if "template (pid" in l and "restarting" in l])
+        assert 2 <= deaths <= 6, "%d template deaths in 6 s" % deaths
+        assert "died 3 times in a row before it was ready" in text, text
+        out = e.status()
+        n = int([l for l in out.splitlines()
+                 if l.startswith("restarts:")][0].split()[1])
+        assert n == text.count("; restarting"), (out, n)
+        assert "last restart: template (pid" in out and "chroot" in out, \
+            out
+        os.mkdir(e.chroot, 0o755)
+        os.kill(e.pid, signal.SIGHUP)
+        wait_for(lambda: "workers: 2 idle" in e.status(), timeout=5,
+                 what="a template again after the mend")
     finally:
         e.stop()
