@@ -1031,6 +1031,7 @@ void		 gen_cancel(struct gen *);
 void		 jobs_init(void);
 void		 jobs_reload(const struct bridged_conf *);
 void		 jobs_hold(void);
+void		 jobs_flush(void);
 void		 jobs_channel(int);
 void		 jobs_schedule(void);
 int		 jobs_busy(void);

@@ -23,12 +23,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bridged.h"
 
 #define JOB_CHUNK_MAX	(1024 * 1024)		/* text per JOB_CHUNK */
 #define JOB_CONTEXT_MIN	(16 * 1024 * 1024)	/* over the memory limit */
 #define JOB_PARTS_MAX	100000
+#define JOB_FLUSH_WAIT	2000			/* ms, at exit */
 #define JOB_CONTINUED	"(continued)"
 #define JOB_NO_ANSWER	"(no answer)"
 
@@ -652,6 +654,23 @@ jobs_channel(int fd)
 	channel_init(&jb.ch, fd, jobs_dispatch, jobs_closed, NULL);
 	jb.have = 1;
 	channel_compose(&jb.ch, IMSG_PROVIDER_JOB_LIST, 0, -1, NULL, 0);
+}
+
+/* Before the process leaves: what storage is owed is written. */
+void
+jobs_flush(void)
+{
+	uint64_t	 end = ev_now_ms() + JOB_FLUSH_WAIT;
+
+	if (!jb.have || jb.ch.dead)
+		return;
+	/* For a while: storage may not be reading. */
+	while (jb.ch.ibuf.queued > 0 && ev_now_ms() < end) {
+		if (imsg_write(&jb.ch.ibuf) == -1)
+			return;
+		if (jb.ch.ibuf.queued > 0)
+			usleep(1000);
+	}
 }
 
 /* Before any channel. */

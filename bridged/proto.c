@@ -777,6 +777,7 @@ job_submit(struct proto *p, int kind, int turns, const char *a,
 	    "dialogue", len);
 }
 
+/* SUBMIT <prompt>: a job answered with the conversation as stored. */
 static void
 cmd_submit(struct proto *p, const char *arg)
 {
@@ -832,6 +833,7 @@ next_word(const char **s, size_t *len)
 	return (w);
 }
 
+/* DIALOGUE <turns> <model A> <model B> <opening>. */
 static void
 cmd_dialogue(struct proto *p, const char *arg)
 {
@@ -871,6 +873,7 @@ cmd_dialogue(struct proto *p, const char *arg)
 	    "<model B> <opening>");
 }
 
+/* JOBS [N]: the identity's last jobs. */
 static void
 cmd_jobs(struct proto *p, const char *arg)
 {
@@ -894,6 +897,7 @@ cmd_jobs(struct proto *p, const char *arg)
 	p->op = OP_JOBS;
 }
 
+/* RESULT <id>: a job's output, followed while it runs. */
 static void
 cmd_result(struct proto *p, const char *arg)
 {
@@ -911,6 +915,7 @@ cmd_result(struct proto *p, const char *arg)
 	p->following = 0;
 }
 
+/* KILL <id>: stop a queued or running job. */
 static void
 cmd_kill(struct proto *p, const char *arg)
 {

@@ -1109,6 +1109,8 @@ provider_idle_check(void)
 	log_info("provider: restarting to load the new configuration and "
 	    "keys");
 	key_wipe();
+	/* A job's end just sent must reach storage, or it runs again. */
+	jobs_flush();
 	exit(0);
 }
 

@@ -919,6 +919,7 @@ job_request(uint32_t type, uint32_t id, uint64_t job)
 	return (sreq_add(type, id, b));
 }
 
+/* RESULT: what is stored of a job, then the rest as it comes. */
 static int
 op_result(void *arg, uint32_t id, uint64_t job)
 {
@@ -926,6 +927,7 @@ op_result(void *arg, uint32_t id, uint64_t job)
 	return (job_request(IMSG_WORKER_RESULT, id, job));
 }
 
+/* KILL: cancel a job of this identity. */
 static int
 op_kill(void *arg, uint32_t id, uint64_t job)
 {

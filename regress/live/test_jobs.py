@@ -245,6 +245,26 @@ def test_survives_storage_sigkill():
     c.close()
 
 
+def test_survives_reload():
+    """A reload restarts the provider once no job runs; the queued one
+    runs in the new one."""
+    a = addr()
+    c = client(a)
+    texts = [prompt("reload%d" % i, "[[fake:slow:1000]]") for i in range(3)]
+    ids = [submit(c, t) for t in texts]
+    wait_for(lambda: state(c, ids[0]) == "running", what="running")
+    old = d.role_pids("provider")[0]
+    d.ctl("reload")
+    for t, i in zip(texts, ids):
+        answer_ok(*result_final(c, i), t)
+    wait_for(lambda: old not in d.role_pids("provider"),
+             what="the provider to restart")
+    att = [r[0] for r in db_rows("SELECT attempts FROM jobs WHERE id IN "
+                                 "(?, ?, ?) ORDER BY id", *ids)]
+    assert att == [1, 1, 1], att
+    c.close()
+
+
 def test_identity_limit_queues():
     a = addr()
     c = client(a)
