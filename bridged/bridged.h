@@ -245,17 +245,34 @@ enum imsg_type {
 				   str the model that answered */
 	IMSG_PROVIDER_ERROR,	/* u32 request id, str code, str text */
 
-	/* worker -> storage */
+	/* worker -> storage; a conversation is always the identity's own */
 	IMSG_WORKER_STORE,	/* u32 request id, u64 key (random, the
 				   storage dedupes a resent request by it),
-				   u32 role, str model, u64 tokens,
-				   data text; partial answers are not stored */
+				   u64 conversation, u32 role, str model,
+				   u64 tokens, data text; partial answers
+				   are not stored */
 	IMSG_WORKER_SUMMARY,	/* u32 request id, u64 key (as STORE's),
-				   data text */
-	IMSG_WORKER_HISTORY,	/* u32 request id, u32 kind, u32 count */
-	IMSG_WORKER_CONTEXT,	/* u32 request id */
+				   u64 conversation, data text */
+	IMSG_WORKER_HISTORY,	/* u32 request id, u64 conversation,
+				   u32 kind, u32 count */
+	IMSG_WORKER_CONTEXT,	/* u32 request id, str conversation (id or
+				   name; "": the most recently used, made
+				   with the model if there is none),
+				   str model; CONV, ITEM..., END */
 	IMSG_WORKER_COUNT,	/* u32 request id */
+	IMSG_WORKER_CONV_NEW,	/* u32 request id, str name ("" none),
+				   str model, str role, str system; CONV */
+	IMSG_WORKER_CONV_LIST,	/* u32 request id, u32 count; CONV..., END */
+	IMSG_WORKER_CONV_SET,	/* u32 request id, u64 conversation,
+				   u32 mask (CONV_*), str model, str role,
+				   str system; STORED */
+	IMSG_WORKER_CONV_DELETE, /* u32 request id, str conversation;
+				   DELETED */
+	IMSG_WORKER_SEARCH,	/* u32 request id, str words; MATCH..., END */
+	IMSG_WORKER_EXPORT,	/* u32 request id, str conversation; CONV,
+				   ITEM... (messages, then summaries), END */
 	IMSG_WORKER_SUBMIT,	/* u32 request id, u64 key (as STORE's),
+				   u64 conversation (SUBMIT; 0 DIALOGUE),
 				   u32 kind (enum job_kind), u32 turns,
 				   str model, str model B ("" for none),
 				   data prompt; answered STORED (job id) */
@@ -273,6 +290,17 @@ enum imsg_type {
 				   u32 role, data text */
 	IMSG_STORAGE_END,	/* u32 request id, u64 count */
 	IMSG_STORAGE_ERROR,	/* u32 request id, str text */
+	IMSG_STORAGE_CONV,	/* u32 request id, u64 conversation,
+				   u64 last use, u64 messages, str name,
+				   str model, str role, str system */
+	IMSG_STORAGE_MATCH,	/* u32 request id, u64 conversation,
+				   u64 message id, u64 time, u32 role,
+				   data text around the match */
+	IMSG_STORAGE_DELETED,	/* u32 request id, u64 conversation,
+				   u64 messages deleted */
+	IMSG_STORAGE_REFUSED,	/* u32 request id, str code (PROTOCOL.md's),
+				   str text: the client asked for what is
+				   not there or not allowed */
 	IMSG_STORAGE_JOB_LINE,	/* u32 request id, u64 job id, u32 state,
 				   str model, u64 created (epoch s),
 				   u64 answer tokens, str identity,
@@ -536,16 +564,46 @@ char		*export_item(struct export_state *, uint64_t, uint64_t,
 char		*export_end(struct export_state *);
 
 /* db.c */
-#define DB_VERSION		5		/* PRAGMA user_version */
+#define DB_VERSION		6		/* PRAGMA user_version */
 /* A stored text fits in one IMSG_STORAGE_ITEM. */
 #define DB_TEXT_MAX		(IMSG_MAXSIZE - 64)
 #define DB_CUT_ITEMS		1		/* left out for the count */
 #define DB_CUT_BYTES		2		/* left out for the size */
+#define DB_SEARCH_MAX		1024		/* bytes of SEARCH words */
+#define DB_SEARCH_MAX_S		"1024"
+#define CONV_NAME_MAX		64		/* characters of a name */
+#define CONV_SYSTEM_MAX		16384		/* a system prompt, NUL too */
+/* The fields of a conversation that IMSG_WORKER_CONV_SET sets. */
+#define CONV_MODEL		0x01
+#define CONV_SYSTEM		0x02
+#define CONV_ROLE		0x04
 
 struct db;
 struct db_item {
 	int64_t		 id;
 	int64_t		 time;		/* epoch s */
+	enum msg_role	 role;
+	const char	*text;		/* valid during the callback */
+	size_t		 len;
+};
+
+/* A conversation; "" stands for a field not set. */
+struct db_conv {
+	int64_t		 id;
+	char		 name[CONV_NAME_MAX + 1];
+	char		 model[MODEL_MAX_LEN];
+	char		 role[NAME_MAX_LEN];
+	char		 system[CONV_SYSTEM_MAX];
+	int64_t		 created;	/* epoch s */
+	int64_t		 last_used;	/* epoch s */
+	int64_t		 messages;
+};
+
+/* A message SEARCH found: text is a snippet around the match. */
+struct db_match {
+	int64_t		 conv;
+	int64_t		 id;
+	int64_t		 time;
 	enum msg_role	 role;
 	const char	*text;		/* valid during the callback */
 	size_t		 len;
@@ -560,25 +618,47 @@ int		 db_commit(struct db *);
 void		 db_rollback(struct db *);
 int		 db_intx(struct db *);
 int		 db_text_valid(const char *, size_t);
-int		 db_store(struct db *, const char *, uint64_t, enum msg_role,
-		    const char *, uint64_t, const char *, size_t, int64_t,
-		    int64_t *);
-int		 db_summary(struct db *, const char *, uint64_t, const char *,
-		    size_t, int64_t, int, int64_t *);
-int		 db_history(struct db *, const char *, enum history_kind,
-		    uint32_t, size_t, int (*)(const struct db_item *, void *),
-		    void *, uint64_t *, int *);
-int		 db_context(struct db *, const char *, uint32_t, size_t,
+int		 db_store(struct db *, const char *, int64_t, uint64_t,
+		    enum msg_role, const char *, uint64_t, const char *, size_t,
+		    int64_t, int64_t *);
+int		 db_summary(struct db *, const char *, int64_t, uint64_t,
+		    const char *, size_t, int64_t, int, int64_t *);
+int		 db_history(struct db *, const char *, int64_t,
+		    enum history_kind, uint32_t, size_t,
 		    int (*)(const struct db_item *, void *), void *,
+		    uint64_t *, int *);
+int		 db_context(struct db *, const char *, int64_t, uint32_t,
+		    size_t, int (*)(const struct db_item *, void *), void *,
 		    uint64_t *, int *);
 int		 db_count(struct db *, const char *, uint64_t *);
 #define DB_NONE			0
 #define DB_FOUND		1
 #define DB_AMBIGUOUS		2
+#define DB_EXISTS		3
 int		 db_resolve(struct db *, const char *, char *, size_t);
-int		 db_export(struct db *, const char *, int, int64_t *, uint32_t,
-		    size_t, int (*)(const struct db_item *, void *), void *);
+int		 db_export(struct db *, const char *, int64_t, int, int64_t *,
+		    uint32_t, size_t, int (*)(const struct db_item *, void *),
+		    void *);
 int		 db_purge(struct db *, const char *, uint64_t *);
+int		 db_conv_owned(struct db *, const char *, int64_t);
+int		 db_conv_touch(struct db *, int64_t, int64_t);
+int		 db_conv_last(struct db *, const char *, struct db_conv *);
+int		 db_conv_find(struct db *, const char *, const char *,
+		    struct db_conv *);
+int		 db_conv_new(struct db *, const char *, const char *,
+		    const char *, const char *, const char *, int64_t,
+		    struct db_conv *);
+int		 db_conv_list(struct db *, const char *, uint32_t,
+		    int (*)(const struct db_conv *, void *), void *,
+		    uint64_t *);
+int		 db_conv_set(struct db *, const char *, int64_t, int,
+		    const char *, const char *, const char *, int64_t);
+int		 db_conv_delete(struct db *, const char *, int64_t,
+		    uint64_t *);
+int		 db_search(struct db *, const char *, const char *, uint32_t,
+		    int (*)(const struct db_match *, void *), void *,
+		    uint64_t *);
+struct sqlite3	*db_sqlite(struct db *);
 struct sqlite3_stmt;
 struct sqlite3_stmt *db_stmt(struct db *, const char *);
 int		 db_run(struct db *, struct sqlite3_stmt *);
@@ -642,6 +722,7 @@ struct identity_row {
 	const char	*how;
 	int64_t		 first_seen;
 	int64_t		 last_seen;
+	int64_t		 conversations;
 	int64_t		 messages;
 	int64_t		 tokens_today;
 };
@@ -673,7 +754,6 @@ int		 db_event_add(struct db *, int64_t, const char *,
 		    const char *, int);
 int		 db_events(struct db *, const char *, uint32_t,
 		    int (*)(const struct event_row *, void *), void *);
-struct sqlite3	*db_sqlite(struct db *);
 
 /* jobs_db.c */
 #define JOB_HEAD_MAX		(40 * 4 + 1)	/* 40 characters */
@@ -696,13 +776,14 @@ struct jdb_job {
 	char		 code[32];	/* of a failure */
 	char		 text[JOB_TEXT_MAX];
 	char		 head[JOB_HEAD_MAX];	/* the prompt's beginning */
+	int64_t		 conv;		/* where a SUBMIT's answer goes */
 };
 
 struct jdb	*jdb_open(struct db *);
 void		 jdb_close(struct jdb *);
-int		 jdb_submit(struct jdb *, const char *, uint64_t, int, int,
-		    const char *, const char *, const char *, size_t, int64_t,
-		    int64_t *);
+int		 jdb_submit(struct jdb *, const char *, int64_t, uint64_t, int,
+		    int, const char *, const char *, const char *, size_t,
+		    int64_t, int64_t *);
 int		 jdb_get(struct jdb *, int64_t, struct jdb_job *);
 int64_t		 jdb_waiting(struct jdb *, const char *);
 int		 jdb_list(struct jdb *, const char *, uint32_t,
@@ -725,6 +806,7 @@ int		 jdb_opening(struct jdb *, int64_t,
 /* storage.c */
 #define STORAGE_HISTORY_MAX	10000		/* items per HISTORY */
 #define STORAGE_CONTEXT_MAX	100000		/* items per CONTEXT */
+#define STORAGE_SEARCH_MAX	20		/* matches per SEARCH */
 void		 storage_main(void);
 
 /* sse.c */
@@ -1043,6 +1125,7 @@ const char	*role_name(enum msg_role);
 const char	*job_state_name(int);
 int		 role_from_name(const char *);
 int		 proc_from_name(const char *);
+int		 conv_name_valid(const char *);
 
 /* check.c */
 #define CHECK_START	0	/* before starting: every problem is fatal */
@@ -1076,6 +1159,16 @@ struct proto_turn {
 	size_t			 len;
 };
 
+/* A generation the session asks the provider for. */
+struct proto_gen {
+	const char		*model;
+	const char		*system;	/* "" for none */
+	const struct proto_turn	*turns;
+	size_t			 nturns;
+	uint32_t		 temperature;	/* thousandths, GEN_TEMP_NONE */
+	uint32_t		 max_tokens;	/* 0: the model's own */
+};
+
 struct proto_session {
 	char			 identity[IDENTITY_LEN + 1];
 	char			 ip[NI_MAXHOST];
@@ -1090,190 +1183,29 @@ struct proto_session {
 	char			 model[MODEL_MAX_LEN];	/* to start with */
 };
 
-/* What the session does; a request returns -1 if it cannot be sent. */
+/*
+ * What the session does; a request returns -1 if it cannot be sent.
+ * A storage request is an IMSG_WORKER_* payload built by the session
+ * (request id first), which the worker takes and forwards.
+ */
 struct proto_ops {
 	void		(*write)(void *, const void *, size_t);
 	void		(*close)(void *);	/* after BYE or EOF */
 	int		(*models)(void *, uint32_t);
-	int		(*gen)(void *, uint32_t, const char *, const char *,
-			    const struct proto_turn *, size_t);
+	int		(*gen)(void *, uint32_t, const struct proto_gen *);
 	void		(*cancel)(void *, uint32_t);
-	int		(*store)(void *, uint32_t, uint64_t, int,
-			    const char *, uint64_t, const char *, size_t);
-	int		(*summary)(void *, uint32_t, const char *, size_t);
-	int		(*history)(void *, uint32_t, int, uint32_t);
-	int		(*context)(void *, uint32_t);
-	int		(*count)(void *, uint32_t);
+	int		(*storage)(void *, uint32_t, uint32_t, struct ibuf *);
 	void		(*state)(void *, const char *, uint32_t, uint64_t,
 			    uint64_t, int);
 	void		(*event)(void *, const char *);
 	uint64_t	(*now)(void *);		/* ms */
 	uint64_t	(*random)(void *);
 	int		(*auth)(void *, const char *);
-	int		(*submit)(void *, uint32_t, uint64_t, int, int,
-			    const char *, const char *, const char *, size_t);
-	int		(*jobs)(void *, uint32_t, uint32_t);
-	int		(*result)(void *, uint32_t, uint64_t);
-	void		(*unfollow)(void *, uint32_t);
-	int		(*kill)(void *, uint32_t, uint64_t);
-	int		(*usage)(void *, uint32_t, uint32_t);
+	void		(*unfollow)(void *, uint32_t);	/* a RESULT */
 };
 
 #define PROTO_TEXT_MAX		256		/* a peer's text shown */
 #define PROTO_ARG_MAX		256		/* an argument echoed */
-
-enum proto_op {
-	OP_NONE,
-	OP_MODELS,
-	OP_INFO,
-	OP_HISTORY,
-	OP_PROMPT,
-	OP_BACK,
-	OP_AUTH,
-	OP_SUBMIT,
-	OP_JOBS,
-	OP_RESULT,
-	OP_KILL,
-	OP_USAGE
-};
-
-enum models_for {
-	MF_LIST,
-	MF_MENU,
-	MF_CHANGE
-};
-
-enum store_state {
-	SS_NONE,
-	SS_PENDING,
-	SS_OK,
-	SS_FAILED
-};
-
-struct pline {
-	TAILQ_ENTRY(pline)	 entry;
-	int			 toolong;
-	size_t			 len;
-	char			 text[];	/* len bytes and a NUL */
-};
-
-struct pmodel {
-	char			 name[MODEL_MAX_LEN];
-	uint64_t		 inlimit;
-};
-
-struct mlist {
-	struct pmodel		*v;
-	size_t			 n;
-};
-
-struct cturn {
-	int			 role;
-	char			*text;
-	size_t			 len;
-};
-
-/* A prompt, or the summary BACK asks for. */
-/* The steps of a prompt, in order; only the first four can be cancelled. */
-enum prompt_step {
-	STEP_CONTEXT,		/* the stored context is still loading */
-	STEP_SUMMARY,		/* the memory manager summarizes first */
-	STEP_SUMSTORE,		/* its summary is being stored */
-	STEP_ANSWER,		/* the answer streams */
-	STEP_STORE		/* the answer ended: waiting for storage */
-};
-
-struct prompt {
-	char			*text;
-	size_t			 len;
-	enum prompt_step	 step;
-	uint64_t		 t0;
-	uint32_t		 gen;		/* the answer */
-	uint32_t		 sum;		/* the summary */
-	uint32_t		 sumstore;
-	uint32_t		 ustore;
-	uint32_t		 mstore;
-	enum store_state	 ustate;
-	enum store_state	 mstate;
-	struct ibuf		*answer;	/* or the summary */
-	int			 toobig;
-	uint64_t		 tin;
-	uint64_t		 tout;
-	char			 finish[32];
-	char			 answered[MODEL_MAX_LEN]; /* or "" */
-	char			 code[32];	/* set: it failed */
-	char			 why[PROTO_TEXT_MAX];
-	char			 serr[PROTO_TEXT_MAX];	/* storage */
-};
-
-struct proto {
-	const struct proto_ops	*ops;
-	void			*arg;
-	struct proto_session	 s;
-	char			 shortid[13];
-	int			 authfails;	/* wrong tokens */
-	char			 allowed[TOKEN_MODELS_MAX];	/* "" all */
-	uint32_t		 nextid;
-	int			 closed;
-	int			 eof;
-	int			 running;
-	int			 statedirty;
-
-	/* input */
-	struct ibuf		*part;		/* a line being read */
-	int			 discard;	/* it is too long */
-	TAILQ_HEAD(, pline)	 queue;
-	size_t			 queued;
-	int			 qquotes;	/* queued lines of """ */
-
-	/* output */
-	struct ibuf		*out;
-	struct reply_writer	 rw;
-	uint64_t		 bytes_in;
-	uint64_t		 bytes_out;
-
-	/* the session */
-	int			 mode;
-	char			 model[MODEL_MAX_LEN];
-	uint64_t		 inlimit;
-	uint32_t		 messages;
-	int			 menu;		/* next line answers MORE */
-	struct mlist		 menulist;
-	struct mlist		 models;	/* the last list received */
-	struct mlist		 bgfetch;
-	uint32_t		 bgreq;
-	char			 mnote[PROTO_TEXT_MAX];	/* providers failed */
-
-	/* a multi-line prompt */
-	int			 ml;
-	struct ibuf		*mlbuf;
-	const char		*mlcode;
-	size_t			 mllines;
-	char			 mlwhy[80];
-
-	/* the in-memory context */
-	char			*summary;
-	size_t			 summarylen;
-	struct cturn		*turns;
-	size_t			 nturns;
-	size_t			 maxturns;
-	uint64_t		 ctxbytes;
-	int			 dirty;		/* new turns, no summary */
-	uint32_t		 ctxreq;
-	int			 ctxready;
-
-	/* the command being answered */
-	enum proto_op		 op;
-	uint32_t		 req;
-	enum models_for		 mfor;
-	char			 marg[PROTO_ARG_MAX];
-	struct mlist		 fetch;
-	int			 hkind;
-	uint32_t		 hcount;
-	struct prompt		 pr;
-	uint64_t		 job;		/* RESULT, KILL */
-	int			 following;	/* RESULT streams live */
-};
 
 struct proto	*proto_new(const struct proto_ops *, void *,
 		    const struct proto_session *);
@@ -1308,6 +1240,14 @@ void		 proto_storage_item(struct proto *, uint32_t, uint64_t,
 void		 proto_storage_end(struct proto *, uint32_t, uint64_t);
 void		 proto_storage_error(struct proto *, uint32_t, const char *);
 void		 proto_storage_line(struct proto *, uint32_t, const char *);
+void		 proto_storage_conv(struct proto *, uint32_t,
+		    const struct db_conv *);
+void		 proto_storage_match(struct proto *, uint32_t,
+		    const struct db_match *);
+void		 proto_storage_deleted(struct proto *, uint32_t, uint64_t,
+		    uint64_t);
+void		 proto_storage_refused(struct proto *, uint32_t, const char *,
+		    const char *);
 void		 proto_storage_job_line(struct proto *, uint32_t, uint64_t,
 		    uint32_t, const char *, uint64_t, uint64_t, const char *);
 void		 proto_storage_job_head(struct proto *, uint32_t, uint64_t,
@@ -1317,24 +1257,40 @@ void		 proto_storage_job_chunk(struct proto *, uint32_t, uint32_t,
 void		 proto_storage_job_end(struct proto *, uint32_t, uint32_t,
 		    const char *, uint64_t, uint64_t, uint64_t, const char *,
 		    const char *, const char *);
-void		 proto_event(struct proto *, const char *, ...)
-		    __attribute__((__format__ (printf, 2, 3)));
-uint32_t	 proto_reqid(struct proto *);
-int		 is_blank(const char *, size_t);
 
-/* context.c: the in-memory context and the memory manager */
-void		 context_load(struct proto *);
-void		 ctx_drop_first(struct proto *);
-void		 ctx_drop_unanswered(struct proto *);
-void		 ctx_set_summary(struct proto *, const char *, size_t);
-void		 ctx_clear(struct proto *);
-void		 ctx_append(struct proto *, int, const char *, size_t);
-int		 ctx_over(const struct proto *, size_t);
-void		 ctx_trim(struct proto *, size_t);
-struct proto_turn *turns_build(struct proto *, const char *, size_t,
+/* context.c: a conversation's memory in a session (proto.c holds it) */
+struct ctx_turn {
+	int			 role;
+	char			*text;
+	size_t			 len;
+};
+
+struct context {
+	char			*summary;	/* the last one, or NULL */
+	size_t			 summarylen;
+	struct ctx_turn		*turns;		/* since the summary */
+	size_t			 nturns;
+	size_t			 maxturns;
+	uint64_t		 bytes;		/* of the turns */
+	int			 dirty;		/* turns since the summary */
+	uint64_t		 memory_limit;	/* bytes, 0: none */
+	uint64_t		 inlimit;	/* the model's tokens, 0: ? */
+};
+
+void		 ctx_init(struct context *, uint64_t);
+void		 ctx_free(struct context *);
+void		 ctx_clear(struct context *);
+void		 ctx_drop_first(struct context *);
+void		 ctx_drop_unanswered(struct context *);
+void		 ctx_set_summary(struct context *, const char *, size_t);
+void		 ctx_append(struct context *, int, const char *, size_t);
+int		 ctx_dirty(const struct context *);
+int		 ctx_over(const struct context *, size_t);
+size_t		 ctx_trim(struct context *, size_t);
+struct proto_turn *ctx_turns(const struct context *, const char *, size_t,
 		    size_t *);
-int		 summary_request(struct proto *);
-const char	*summary_text(struct proto *, size_t *);
+char		*ctx_system(const struct context *, const char *, size_t *);
+char		*ctx_memory(const struct context *, size_t *, const char **);
 
 /* gate.c: a generation waits for its admission, then is timed */
 struct gate_msg;

@@ -1,15 +1,15 @@
 /*
- * context.c: a session's memory. The in-memory context is the last
- * summary and the turns since, loaded from storage when the session
- * starts and kept within the memory limit and the model's input limit;
- * when it grows past them, the memory manager (the chat model asked for
- * a summary) condenses it. No I/O: like proto.c, whose session it
- * serves, it asks storage and the provider through the proto_ops.
+ * context.c: a conversation's memory in a session. The context is the
+ * conversation's last summary and the turns since, kept within the
+ * memory limit and the model's input limit; past them the memory
+ * manager (the chat model asked for a summary) condenses it. This
+ * file owns the data and the texts of those requests; the session
+ * (proto.c) holds a struct context and does the asking.
  */
 
 #include <sys/types.h>
-#include <sys/queue.h>
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,140 +28,149 @@
 #define CONTINUED	"(continued)"
 #define NO_ANSWER	"(no answer)"
 
-/* Ask storage for the identity's last summary and what came after. */
+/* An empty context with its memory limit (bytes, 0 for none). */
 void
-context_load(struct proto *p)
+ctx_init(struct context *c, uint64_t memory_limit)
 {
-	p->ctxreq = proto_reqid(p);
-	if (p->ops->context(p->arg, p->ctxreq) == -1) {
-		p->ctxreq = 0;
-		p->ctxready = 1;
-	}
+	memset(c, 0, sizeof(*c));
+	c->memory_limit = memory_limit;
 }
 
-/*
- * The in-memory context: the last summary and the turns since.
- */
-
+/* Forget everything and give the memory back. */
 void
-ctx_drop_first(struct proto *p)
+ctx_free(struct context *c)
 {
-	if (p->nturns == 0)
+	ctx_clear(c);
+	free(c->turns);
+	c->turns = NULL;
+	c->maxturns = 0;
+}
+
+/* Forget the oldest turn. */
+void
+ctx_drop_first(struct context *c)
+{
+	if (c->nturns == 0)
 		return;
-	p->ctxbytes -= p->turns[0].len;
-	freezero(p->turns[0].text, p->turns[0].len + 1);
-	memmove(p->turns, p->turns + 1, --p->nturns * sizeof(*p->turns));
+	c->bytes -= c->turns[0].len;
+	freezero(c->turns[0].text, c->turns[0].len + 1);
+	memmove(c->turns, c->turns + 1, --c->nturns * sizeof(*c->turns));
 }
 
+/* Forget the newest turn. */
 static void
-ctx_drop_last(struct proto *p)
+ctx_drop_last(struct context *c)
 {
-	struct cturn	*t;
+	struct ctx_turn	*t;
 
-	if (p->nturns == 0)
+	if (c->nturns == 0)
 		return;
-	t = &p->turns[--p->nturns];
-	p->ctxbytes -= t->len;
+	t = &c->turns[--c->nturns];
+	c->bytes -= t->len;
 	freezero(t->text, t->len + 1);
 	t->text = NULL;
 }
 
 /* A stored prompt that got no answer is not part of the conversation. */
 void
-ctx_drop_unanswered(struct proto *p)
+ctx_drop_unanswered(struct context *c)
 {
-	if (p->nturns > 0 && p->turns[p->nturns - 1].role == ROLE_USER)
-		ctx_drop_last(p);
+	if (c->nturns > 0 && c->turns[c->nturns - 1].role == ROLE_USER)
+		ctx_drop_last(c);
 }
 
+/* A summary replaces the turns it covers and any summary before it. */
 void
-ctx_set_summary(struct proto *p, const char *text, size_t len)
+ctx_set_summary(struct context *c, const char *text, size_t len)
 {
-	freezero(p->summary, p->summarylen + 1);
-	p->summary = NULL;
-	p->summarylen = 0;
+	while (c->nturns > 0)
+		ctx_drop_first(c);
+	freezero(c->summary, c->summarylen + 1);
+	c->summary = NULL;
+	c->summarylen = 0;
+	c->dirty = 0;
 	if (len == 0)
 		return;
-	if ((p->summary = malloc(len + 1)) == NULL)
+	if ((c->summary = malloc(len + 1)) == NULL)
 		fatal("%s", __func__);
-	memcpy(p->summary, text, len);
-	p->summary[len] = '\0';
-	p->summarylen = len;
+	memcpy(c->summary, text, len);
+	c->summary[len] = '\0';
+	c->summarylen = len;
 }
 
+/* Empty the context: a new conversation, or another one loading. */
 void
-ctx_clear(struct proto *p)
+ctx_clear(struct context *c)
 {
-	while (p->nturns > 0)
-		ctx_drop_first(p);
-	ctx_set_summary(p, NULL, 0);
-	p->ctxbytes = 0;
-	p->dirty = 0;
-	/* What is still loading would bring the old context back. */
-	if (!p->ctxready) {
-		p->ctxreq = 0;
-		p->ctxready = 1;
-	}
+	ctx_set_summary(c, NULL, 0);
+	c->bytes = 0;
 }
 
+/* A turn at the end. */
 void
-ctx_append(struct proto *p, int role, const char *text, size_t len)
+ctx_append(struct context *c, int role, const char *text, size_t len)
 {
-	struct cturn	*t;
+	struct ctx_turn	*t;
 	size_t		 n;
 
-	if (p->nturns == p->maxturns) {
-		n = p->maxturns == 0 ? 16 : p->maxturns * 2;
-		if ((t = recallocarray(p->turns, p->maxturns, n,
+	if (c->nturns == c->maxturns) {
+		n = c->maxturns == 0 ? 16 : c->maxturns * 2;
+		if ((t = recallocarray(c->turns, c->maxturns, n,
 		    sizeof(*t))) == NULL)
 			fatal("%s", __func__);
-		p->turns = t;
-		p->maxturns = n;
+		c->turns = t;
+		c->maxturns = n;
 	}
-	t = &p->turns[p->nturns];
+	t = &c->turns[c->nturns];
 	if ((t->text = malloc(len + 1)) == NULL)
 		fatal("%s", __func__);
 	memcpy(t->text, text, len);
 	t->text[len] = '\0';
 	t->len = len;
 	t->role = role;
-	p->nturns++;
-	p->ctxbytes += len;
-	p->dirty = 1;
+	c->nturns++;
+	c->bytes += len;
+	c->dirty = 1;
+}
+
+/* Whether turns came since the last summary (the memory manager's cue). */
+int
+ctx_dirty(const struct context *c)
+{
+	return (c->dirty && c->nturns > 0);
 }
 
 /* Would the context with add more bytes pass a limit? */
 int
-ctx_over(const struct proto *p, size_t add)
+ctx_over(const struct context *c, size_t add)
 {
 	uint64_t	 bytes;
 
-	bytes = p->ctxbytes + p->summarylen + add;
-	if (p->s.memory_limit > 0 && bytes > p->s.memory_limit)
+	bytes = c->bytes + c->summarylen + add;
+	if (c->memory_limit > 0 && bytes > c->memory_limit)
 		return (1);
 	/* About four bytes a token. */
-	if (p->inlimit > 0 && (bytes + 3) / 4 > p->inlimit)
+	if (c->inlimit > 0 && (bytes + 3) / 4 > c->inlimit)
 		return (1);
 	return (0);
 }
 
-/* Without a summary: forget the oldest turns until the prompt fits. */
-void
-ctx_trim(struct proto *p, size_t add)
+/* Without a summary: forget the oldest turns until add fits; how many. */
+size_t
+ctx_trim(struct context *c, size_t add)
 {
 	size_t	 n = 0;
 
-	while (p->nturns > 0 && ctx_over(p, add)) {
-		ctx_drop_first(p);
+	while (c->nturns > 0 && ctx_over(c, add)) {
+		ctx_drop_first(c);
 		n++;
 		/* An answer goes with its question. */
-		while (p->nturns > 0 && p->turns[0].role != ROLE_USER) {
-			ctx_drop_first(p);
+		while (c->nturns > 0 && c->turns[0].role != ROLE_USER) {
+			ctx_drop_first(c);
 			n++;
 		}
 	}
-	if (n > 0)
-		proto_event(p, "context dropped=%zu turns", n);
+	return (n);
 }
 
 /*
@@ -171,22 +180,23 @@ ctx_trim(struct proto *p, size_t add)
  * each other, the worker would join them (see proto_turn).
  */
 struct proto_turn *
-turns_build(struct proto *p, const char *last, size_t lastlen, size_t *np)
+ctx_turns(const struct context *c, const char *last, size_t lastlen,
+    size_t *np)
 {
 	struct proto_turn	*v;
 	size_t			 i, k = 0;
 
-	if ((v = calloc(p->nturns + 2, sizeof(*v))) == NULL)
+	if ((v = calloc(c->nturns + 2, sizeof(*v))) == NULL)
 		fatal("%s", __func__);
-	for (i = 0; i < p->nturns; i++) {
-		if (k == 0 && p->turns[i].role != ROLE_USER) {
+	for (i = 0; i < c->nturns; i++) {
+		if (k == 0 && c->turns[i].role != ROLE_USER) {
 			v[k].role = ROLE_USER;
 			v[k].text = CONTINUED;
 			v[k++].len = strlen(CONTINUED);
 		}
-		v[k].role = p->turns[i].role;
-		v[k].text = p->turns[i].text;
-		v[k].len = p->turns[i].len;
+		v[k].role = c->turns[i].role;
+		v[k].text = c->turns[i].text;
+		v[k].len = c->turns[i].len;
 		/* An upstream takes no empty turn: the answer was empty. */
 		if (v[k].len == 0) {
 			v[k].text = NO_ANSWER;
@@ -201,52 +211,55 @@ turns_build(struct proto *p, const char *last, size_t lastlen, size_t *np)
 	return (v);
 }
 
-/*
- * The memory manager.
- */
-
-/* Ask the model for a summary of the context: 0, or -1 if not sent. */
-int
-summary_request(struct proto *p)
+/* Join texts (a NULL ends the list) into a new string; *lenp its size. */
+static char *
+join(size_t *lenp, ...)
 {
-	struct proto_turn	*v;
-	size_t			 n, len;
-	char			*sys;
-	int			 rv;
+	va_list		 ap;
+	const char	*t;
+	size_t		 len = 1;
+	char		*s;
 
-	len = strlen(MEMORY_PROMPT) + 1;
-	if (p->summary != NULL)
-		len += strlen(MEMORY_EARLIER) + p->summarylen;
-	if ((sys = malloc(len)) == NULL)
+	va_start(ap, lenp);
+	while ((t = va_arg(ap, const char *)) != NULL)
+		len += strlen(t);
+	va_end(ap);
+	if ((s = malloc(len)) == NULL)
 		fatal("%s", __func__);
-	strlcpy(sys, MEMORY_PROMPT, len);
-	if (p->summary != NULL) {
-		strlcat(sys, MEMORY_EARLIER, len);
-		strlcat(sys, p->summary, len);
-	}
-	if (p->pr.answer == NULL && (p->pr.answer = ibuf_open(4096)) == NULL)
-		fatal("%s", __func__);
-	ibuf_reset(p->pr.answer);
-	p->pr.sum = proto_reqid(p);
-	v = turns_build(p, MEMORY_ASK, strlen(MEMORY_ASK), &n);
-	rv = p->ops->gen(p->arg, p->pr.sum, p->model, sys, v, n);
-	free(v);
-	freezero(sys, len);
-	if (rv == -1)
-		p->pr.sum = 0;
-	return (rv);
+	*s = '\0';
+	va_start(ap, lenp);
+	while ((t = va_arg(ap, const char *)) != NULL)
+		strlcat(s, t, len);
+	va_end(ap);
+	*lenp = len;
+	return (s);
 }
 
-/* The summary text, once DONE came: NULL if there is none. */
-const char *
-summary_text(struct proto *p, size_t *lenp)
+/*
+ * The system instruction of a prompt: the conversation's system
+ * prompt ("" for none), then the summary. Free it with freezero and
+ * *lenp.
+ */
+char *
+ctx_system(const struct context *c, const char *system, size_t *lenp)
 {
-	size_t	 len = ibuf_left(p->pr.answer);
+	if (c->summary == NULL)
+		return (join(lenp, system, (char *)NULL));
+	return (join(lenp, system, *system != '\0' ? "\n\n" : "",
+	    SUMMARY_INTRO, c->summary, (char *)NULL));
+}
 
-	if (is_blank(ibuf_data(p->pr.answer), len))
-		return (NULL);
-	if (ibuf_add(p->pr.answer, "", 1) == -1)
-		fatal("%s", __func__);
-	*lenp = len;
-	return (ibuf_data(p->pr.answer));
+/*
+ * The memory manager's request: its system instruction (with the
+ * summary so far) and the question after the turns. Free the
+ * instruction with freezero and *lenp.
+ */
+char *
+ctx_memory(const struct context *c, size_t *lenp, const char **ask)
+{
+	*ask = MEMORY_ASK;
+	if (c->summary == NULL)
+		return (join(lenp, MEMORY_PROMPT, (char *)NULL));
+	return (join(lenp, MEMORY_PROMPT, MEMORY_EARLIER, c->summary,
+	    (char *)NULL));
 }

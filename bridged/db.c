@@ -46,8 +46,34 @@ enum db_stmt {
 	ST_EXP_SUM,
 	ST_PURGE_MSG,
 	ST_PURGE_SUM,
+	ST_PURGE_CONV,
+	ST_CONV_OWNED,
+	ST_CONV_TOUCH,
+	ST_CONV_LAST,
+	ST_CONV_BY_ID,
+	ST_CONV_BY_NAME,
+	ST_CONV_NEW,
+	ST_CONV_LIST,
+	ST_CONV_SET,
+	ST_CONV_DEL_MSG,
+	ST_CONV_DEL_SUM,
+	ST_CONV_DEL,
+	ST_CONV_DEL_CHUNKS,
+	ST_CONV_DEL_JOBS,
+	ST_SEARCH,
 	ST_MAX
 };
+
+/* The order of use: each use of a conversation comes after all others. */
+#define USE_NEXT \
+	"(SELECT coalesce(max(use_order), 0) + 1 FROM conversations)"
+
+/* The columns of a conversation, as db_conv_row reads them. */
+#define CONV_COLUMNS \
+	"c.id, c.name, c.model, c.system, c.role, c.created_at," \
+	" c.last_used, (SELECT count(*) FROM messages m" \
+	" WHERE m.conversation_id = c.id)"
+
 
 /* Every query storage runs, prepared once at open. */
 static const char *const db_sql[ST_MAX] = {
@@ -56,34 +82,39 @@ static const char *const db_sql[ST_MAX] = {
 	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_STORE] =
 	    "INSERT INTO messages (client_id, role, content, timestamp,"
-	    " model, tokens, msgkey) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-	    " ON CONFLICT (client_id, msgkey) DO NOTHING",
+	    " model, tokens, msgkey, conversation_id) VALUES (?1, ?2, ?3,"
+	    " ?4, ?5, ?6, ?7, ?8) ON CONFLICT (client_id, msgkey) DO NOTHING",
 	[ST_STORE_DUP] =
 	    "SELECT id FROM messages WHERE client_id = ?1 AND msgkey = ?2",
 	[ST_SUMMARY] =
 	    "INSERT INTO summaries (client_id, summary_text, created_at,"
-	    " last_msg, msgkey) VALUES (?1, ?2, ?3, (SELECT coalesce(max(id),"
-	    " 0) FROM messages WHERE client_id = ?1), ?4)"
+	    " last_msg, msgkey, conversation_id) VALUES (?1, ?2, ?3,"
+	    " (SELECT coalesce(max(id), 0) FROM messages"
+	    " WHERE conversation_id = ?5), ?4, ?5)"
 	    " ON CONFLICT (client_id, msgkey) DO NOTHING",
 	[ST_SUMMARY_TRIM] =
-	    "DELETE FROM summaries WHERE client_id = ?1 AND id <="
-	    " (SELECT id FROM summaries WHERE client_id = ?1"
+	    "DELETE FROM summaries WHERE conversation_id = ?1 AND id <="
+	    " (SELECT id FROM summaries WHERE conversation_id = ?1"
 	    " ORDER BY id DESC LIMIT 1 OFFSET ?2)",
 	[ST_MSG_SIZES] =
 	    "SELECT id, length(CAST(content AS BLOB)) FROM messages"
-	    " WHERE client_id = ?1 AND id > ?2 ORDER BY id DESC LIMIT ?3",
+	    " WHERE conversation_id = ?1 AND id > ?2"
+	    " ORDER BY id DESC LIMIT ?3",
 	[ST_MSG_ROWS] =
 	    "SELECT id, timestamp, role, content FROM messages"
-	    " WHERE client_id = ?1 AND id >= ?2 ORDER BY id ASC LIMIT ?3",
+	    " WHERE conversation_id = ?1 AND id >= ?2"
+	    " ORDER BY id ASC LIMIT ?3",
 	[ST_SUM_SIZES] =
 	    "SELECT id, length(CAST(summary_text AS BLOB)) FROM summaries"
-	    " WHERE client_id = ?1 AND id > ?2 ORDER BY id DESC LIMIT ?3",
+	    " WHERE conversation_id = ?1 AND id > ?2"
+	    " ORDER BY id DESC LIMIT ?3",
 	[ST_SUM_ROWS] =
 	    "SELECT id, created_at, 'summary', summary_text FROM summaries"
-	    " WHERE client_id = ?1 AND id >= ?2 ORDER BY id ASC LIMIT ?3",
+	    " WHERE conversation_id = ?1 AND id >= ?2"
+	    " ORDER BY id ASC LIMIT ?3",
 	[ST_SUM_LAST] =
 	    "SELECT id, created_at, summary_text, last_msg FROM summaries"
-	    " WHERE client_id = ?1 ORDER BY id DESC LIMIT 1",
+	    " WHERE conversation_id = ?1 ORDER BY id DESC LIMIT 1",
 	[ST_COUNT] =
 	    "SELECT count(*) FROM messages WHERE client_id = ?1",
 	[ST_FIRST] =
@@ -98,14 +129,64 @@ static const char *const db_sql[ST_MAX] = {
 	    " WHERE client_id > ?1 AND client_id < ?2)",
 	[ST_EXP_MSG] =
 	    "SELECT id, timestamp, role, content FROM messages"
-	    " WHERE client_id = ?1 AND id > ?2 ORDER BY id ASC LIMIT ?3",
+	    " WHERE client_id = ?1 AND id > ?2"
+	    " AND (?4 = 0 OR conversation_id = ?4) ORDER BY id ASC LIMIT ?3",
 	[ST_EXP_SUM] =
 	    "SELECT id, created_at, 'summary', summary_text FROM summaries"
-	    " WHERE client_id = ?1 AND id > ?2 ORDER BY id ASC LIMIT ?3",
+	    " WHERE client_id = ?1 AND id > ?2"
+	    " AND (?4 = 0 OR conversation_id = ?4) ORDER BY id ASC LIMIT ?3",
 	[ST_PURGE_MSG] =
 	    "DELETE FROM messages WHERE client_id = ?1",
 	[ST_PURGE_SUM] =
 	    "DELETE FROM summaries WHERE client_id = ?1",
+	[ST_PURGE_CONV] =
+	    "DELETE FROM conversations WHERE client_id = ?1",
+	[ST_CONV_OWNED] =
+	    "SELECT 1 FROM conversations WHERE id = ?1 AND client_id = ?2",
+	[ST_CONV_TOUCH] =
+	    "UPDATE conversations SET last_used = max(last_used, ?2),"
+	    " use_order = " USE_NEXT " WHERE id = ?1",
+	[ST_CONV_LAST] =
+	    "SELECT " CONV_COLUMNS " FROM conversations c"
+	    " WHERE c.client_id = ?1 ORDER BY c.use_order DESC LIMIT 1",
+	[ST_CONV_BY_ID] =
+	    "SELECT " CONV_COLUMNS " FROM conversations c"
+	    " WHERE c.client_id = ?1 AND c.id = ?2",
+	[ST_CONV_BY_NAME] =
+	    "SELECT " CONV_COLUMNS " FROM conversations c"
+	    " WHERE c.client_id = ?1 AND c.name = ?2",
+	[ST_CONV_NEW] =
+	    "INSERT INTO conversations (client_id, name, model, system, role,"
+	    " created_at, last_used, use_order) VALUES (?1, ?2, ?3, ?4, ?5,"
+	    " ?6, ?6, " USE_NEXT ") ON CONFLICT (client_id, name) DO NOTHING",
+	[ST_CONV_LIST] =
+	    "SELECT " CONV_COLUMNS " FROM conversations c"
+	    " WHERE c.client_id = ?1 ORDER BY c.use_order DESC LIMIT ?2",
+	[ST_CONV_SET] =
+	    "UPDATE conversations SET"
+	    " model = CASE WHEN ?3 & 1 THEN ?4 ELSE model END,"
+	    " system = CASE WHEN ?3 & 2 THEN ?5 ELSE system END,"
+	    " role = CASE WHEN ?3 & 4 THEN ?6 ELSE role END,"
+	    " last_used = max(last_used, ?7), use_order = " USE_NEXT
+	    " WHERE id = ?1 AND client_id = ?2",
+	[ST_CONV_DEL_MSG] =
+	    "DELETE FROM messages WHERE conversation_id = ?1",
+	[ST_CONV_DEL_SUM] =
+	    "DELETE FROM summaries WHERE conversation_id = ?1",
+	[ST_CONV_DEL] =
+	    "DELETE FROM conversations WHERE id = ?1",
+	/* Finished jobs go with it; queued and running ones run on. */
+	[ST_CONV_DEL_CHUNKS] =
+	    "DELETE FROM job_chunks WHERE job_id IN (SELECT id FROM jobs"
+	    " WHERE conversation_id = ?1 AND state >= 2)",
+	[ST_CONV_DEL_JOBS] =
+	    "DELETE FROM jobs WHERE conversation_id = ?1 AND state >= 2",
+	[ST_SEARCH] =
+	    "SELECT m.conversation_id, m.id, m.timestamp, m.role,"
+	    " snippet(messages_fts, 0, '', '', '...', 12)"
+	    " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
+	    " WHERE messages_fts MATCH ?1 AND m.client_id = ?2"
+	    " ORDER BY m.id DESC LIMIT ?3",
 };
 
 /* Version 1: the tables of the original bridge, with dedupe keys. */
@@ -190,11 +271,70 @@ static const char db_schema_v4[] =
 	" PRIMARY KEY (job_id, seq)) WITHOUT ROWID;";
 
 /*
- * Version 5: issued tokens (hash only), usage per identity, day and
+ * Version 5: conversations. Every message and summary belongs to a
+ * conversation of one identity; each identity's rows so far become
+ * its first conversation. Messages are indexed for full-text search
+ * (FTS5), kept in step by triggers in the writer's own transaction.
+ */
+static const char db_schema_v5[] =
+	"CREATE TABLE conversations ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" client_id TEXT NOT NULL,"
+	" name TEXT,"
+	" model TEXT,"
+	" system TEXT,"
+	" role TEXT,"
+	" created_at INTEGER NOT NULL,"
+	" last_used INTEGER NOT NULL,"
+	" use_order INTEGER NOT NULL DEFAULT 0);"
+	"CREATE UNIQUE INDEX conversations_name"
+	" ON conversations (client_id, name);"
+	"CREATE INDEX conversations_used"
+	" ON conversations (client_id, use_order);"
+	"CREATE INDEX conversations_order ON conversations (use_order);"
+	"ALTER TABLE messages ADD COLUMN conversation_id INTEGER NOT NULL"
+	" DEFAULT 0;"
+	"ALTER TABLE summaries ADD COLUMN conversation_id INTEGER NOT NULL"
+	" DEFAULT 0;"
+	"INSERT INTO conversations (client_id, created_at, last_used,"
+	" use_order) SELECT client_id, min(t), max(t), max(t) FROM"
+	" (SELECT client_id, timestamp AS t FROM messages UNION ALL"
+	" SELECT client_id, created_at FROM summaries)"
+	" GROUP BY client_id ORDER BY client_id;"
+	"UPDATE messages SET conversation_id = (SELECT c.id FROM"
+	" conversations c WHERE c.client_id = messages.client_id);"
+	"UPDATE summaries SET conversation_id = (SELECT c.id FROM"
+	" conversations c WHERE c.client_id = summaries.client_id);"
+	"CREATE INDEX messages_conversation"
+	" ON messages (conversation_id, id);"
+	"CREATE INDEX summaries_conversation"
+	" ON summaries (conversation_id, id);"
+	"CREATE VIRTUAL TABLE messages_fts USING fts5(content,"
+	" content='messages', content_rowid='id');"
+	"INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');"
+	"ALTER TABLE jobs ADD COLUMN conversation_id INTEGER NOT NULL"
+	" DEFAULT 0;"
+	"UPDATE jobs SET conversation_id = coalesce((SELECT c.id FROM"
+	" conversations c WHERE c.client_id = jobs.client_id), 0);"
+	"CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN"
+	" INSERT INTO messages_fts (rowid, content)"
+	" VALUES (new.id, new.content); END;"
+	"CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN"
+	" INSERT INTO messages_fts (messages_fts, rowid, content)"
+	" VALUES ('delete', old.id, old.content); END;"
+	"CREATE TRIGGER messages_fts_update AFTER UPDATE OF content"
+	" ON messages BEGIN"
+	" INSERT INTO messages_fts (messages_fts, rowid, content)"
+	" VALUES ('delete', old.id, old.content);"
+	" INSERT INTO messages_fts (rowid, content)"
+	" VALUES (new.id, new.content); END;";
+
+/*
+ * Version 6: issued tokens (hash only), usage per identity, day and
  * model, the requests of the last minute, identities seen, the event
  * log.
  */
-static const char db_schema_v5[] =
+static const char db_schema_v6[] =
 	"CREATE TABLE IF NOT EXISTS tokens ("
 	" id INTEGER PRIMARY KEY,"
 	" hash TEXT NOT NULL UNIQUE,"
@@ -393,6 +533,10 @@ db_migrate(struct db *db, long long from)
 	}
 	if (from < 5) {
 		if (db_exec(db, db_schema_v5) == -1)
+			goto fail;
+	}
+	if (from < 6) {
+		if (db_exec(db, db_schema_v6) == -1)
 			goto fail;
 	}
 	(void)snprintf(sql, sizeof(sql), "PRAGMA application_id = %d;"
@@ -738,7 +882,7 @@ db_text_valid(const char *text, size_t len)
  * -1. Within a transaction the caller commits.
  */
 int
-db_store(struct db *db, const char *client, uint64_t key,
+db_store(struct db *db, const char *client, int64_t conv, uint64_t key,
     enum msg_role role, const char *model, uint64_t tokens,
     const char *text, size_t len, int64_t now, int64_t *rowid)
 {
@@ -748,6 +892,12 @@ db_store(struct db *db, const char *client, uint64_t key,
 	if ((role != ROLE_USER && role != ROLE_MODEL) ||
 	    !db_text_valid(text, len) || tokens > INT64_MAX) {
 		log_warnx("%s: invalid message", __func__);
+		return (-1);
+	}
+	if ((rc = db_conv_owned(db, client, conv)) != 1) {
+		if (rc == 0)
+			log_warnx("%s: conversation %lld is not the client's",
+			    __func__, (long long)conv);
 		return (-1);
 	}
 	sqlite3_bind_text(st, 1, client, -1, SQLITE_STATIC);
@@ -763,11 +913,12 @@ db_store(struct db *db, const char *client, uint64_t key,
 	else
 		sqlite3_bind_null(st, 6);
 	sqlite3_bind_int64(st, 7, (int64_t)key);
+	sqlite3_bind_int64(st, 8, conv);
 	if (db_step_done(db, ST_STORE) == -1)
 		return (-1);
 	if (sqlite3_changes(db->sq) == 1) {
 		*rowid = sqlite3_last_insert_rowid(db->sq);
-		return (0);
+		return (db_conv_touch(db, conv, now));
 	}
 	sqlite3_bind_text(dup, 1, client, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(dup, 2, (int64_t)key);
@@ -791,14 +942,21 @@ db_store(struct db *db, const char *client, uint64_t key,
  * the caller runs it inside a transaction so both happen or neither.
  */
 int
-db_summary(struct db *db, const char *client, uint64_t key,
+db_summary(struct db *db, const char *client, int64_t conv, uint64_t key,
     const char *text, size_t len, int64_t now, int keep, int64_t *rowid)
 {
 	sqlite3_stmt	*st = db->st[ST_SUMMARY];
 	sqlite3_stmt	*trim = db->st[ST_SUMMARY_TRIM];
+	int		 rc;
 
 	if (len == 0 || !db_text_valid(text, len)) {
 		log_warnx("%s: invalid summary", __func__);
+		return (-1);
+	}
+	if ((rc = db_conv_owned(db, client, conv)) != 1) {
+		if (rc == 0)
+			log_warnx("%s: conversation %lld is not the client's",
+			    __func__, (long long)conv);
 		return (-1);
 	}
 	if (keep < 1)
@@ -807,6 +965,7 @@ db_summary(struct db *db, const char *client, uint64_t key,
 	sqlite3_bind_text(st, 2, text, (int)len, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, now);
 	sqlite3_bind_int64(st, 4, (int64_t)key);
+	sqlite3_bind_int64(st, 5, conv);
 	if (db_step_done(db, ST_SUMMARY) == -1)
 		return (-1);
 	if (sqlite3_changes(db->sq) == 0) {
@@ -815,7 +974,7 @@ db_summary(struct db *db, const char *client, uint64_t key,
 		return (0);
 	}
 	*rowid = sqlite3_last_insert_rowid(db->sq);
-	sqlite3_bind_text(trim, 1, client, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(trim, 1, conv);
 	sqlite3_bind_int(trim, 2, keep);
 	return (db_step_done(db, ST_SUMMARY_TRIM));
 }
@@ -850,7 +1009,7 @@ db_role(const char *s, enum msg_role *role)
  */
 static int
 db_newest(struct db *db, enum db_stmt sizes, enum db_stmt rows,
-    const char *client, int64_t after, uint32_t maxitems, size_t maxbytes,
+    int64_t conv, int64_t after, uint32_t maxitems, size_t maxbytes,
     int (*cb)(const struct db_item *, void *), void *arg, uint64_t *sent,
     int *cut)
 {
@@ -864,7 +1023,7 @@ db_newest(struct db *db, enum db_stmt sizes, enum db_stmt rows,
 	*sent = 0;
 	*cut = 0;
 	st = db->st[sizes];
-	sqlite3_bind_text(st, 1, client, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 1, conv);
 	sqlite3_bind_int64(st, 2, after);
 	/* One more row than wanted tells whether any were left out. */
 	sqlite3_bind_int64(st, 3, (int64_t)maxitems + 1);
@@ -892,7 +1051,7 @@ db_newest(struct db *db, enum db_stmt sizes, enum db_stmt rows,
 		return (ret);
 
 	st = db->st[rows];
-	sqlite3_bind_text(st, 1, client, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 1, conv);
 	sqlite3_bind_int64(st, 2, first);
 	sqlite3_bind_int64(st, 3, n);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -924,17 +1083,26 @@ db_newest(struct db *db, enum db_stmt sizes, enum db_stmt rows,
 	return (ret);
 }
 
-/* The last `count' messages or summaries, oldest first. */
+/*
+ * The last `count' messages or summaries of a conversation of the
+ * client, oldest first; another client's conversation has none.
+ */
 int
-db_history(struct db *db, const char *client, enum history_kind kind,
-    uint32_t count, size_t maxbytes,
+db_history(struct db *db, const char *client, int64_t conv,
+    enum history_kind kind, uint32_t count, size_t maxbytes,
     int (*cb)(const struct db_item *, void *), void *arg, uint64_t *sent,
     int *cut)
 {
+	int	 r;
+
+	*sent = 0;
+	*cut = 0;
+	if ((r = db_conv_owned(db, client, conv)) != 1)
+		return (r);
 	if (kind == HISTORY_SUMMARIES)
-		return (db_newest(db, ST_SUM_SIZES, ST_SUM_ROWS, client, 0,
+		return (db_newest(db, ST_SUM_SIZES, ST_SUM_ROWS, conv, 0,
 		    count, maxbytes, cb, arg, sent, cut));
-	return (db_newest(db, ST_MSG_SIZES, ST_MSG_ROWS, client, 0, count,
+	return (db_newest(db, ST_MSG_SIZES, ST_MSG_ROWS, conv, 0, count,
 	    maxbytes, cb, arg, sent, cut));
 }
 
@@ -944,9 +1112,10 @@ db_history(struct db *db, const char *client, enum history_kind kind,
  * oldest are the ones left out (*cut, as for db_newest).
  */
 int
-db_context(struct db *db, const char *client, uint32_t maxitems,
-    size_t maxbytes, int (*cb)(const struct db_item *, void *), void *arg,
-    uint64_t *sent, int *cut)
+db_context(struct db *db, const char *client, int64_t conv,
+    uint32_t maxitems, size_t maxbytes,
+    int (*cb)(const struct db_item *, void *), void *arg, uint64_t *sent,
+    int *cut)
 {
 	sqlite3_stmt	*st = db->st[ST_SUM_LAST];
 	struct db_item	 item;
@@ -957,7 +1126,9 @@ db_context(struct db *db, const char *client, uint32_t maxitems,
 	*cut = 0;
 	if (maxitems == 0)
 		return (0);
-	sqlite3_bind_text(st, 1, client, -1, SQLITE_STATIC);
+	if ((rc = db_conv_owned(db, client, conv)) != 1)
+		return (rc);
+	sqlite3_bind_int64(st, 1, conv);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		memset(&item, 0, sizeof(item));
 		item.id = sqlite3_column_int64(st, 0);
@@ -985,7 +1156,7 @@ db_context(struct db *db, const char *client, uint32_t maxitems,
 	sqlite3_clear_bindings(st);
 	if (ret == -1)
 		return (-1);
-	if (db_newest(db, ST_MSG_SIZES, ST_MSG_ROWS, client, after,
+	if (db_newest(db, ST_MSG_SIZES, ST_MSG_ROWS, conv, after,
 	    maxitems, maxbytes, cb, arg, sent, cut) == -1)
 		return (-1);
 	*sent += have;
@@ -1076,13 +1247,14 @@ db_resolve(struct db *db, const char *prefix, char *out, size_t outlen)
 
 /*
  * One page of an export, oldest first: messages (section 0) or
- * summaries (1) with an id above *after, at most max rows, stopping
- * early once maxbytes were given. 1 when more may follow, 0 when the
+ * summaries (1) of the client (of one of its conversations if conv is
+ * not 0) with an id above *after, at most max rows, stopping early
+ * once maxbytes were given. 1 when more may follow, 0 when the
  * section is done, -1 on error; *after is the last id given.
  */
 int
-db_export(struct db *db, const char *client, int section, int64_t *after,
-    uint32_t max, size_t maxbytes,
+db_export(struct db *db, const char *client, int64_t conv, int section,
+    int64_t *after, uint32_t max, size_t maxbytes,
     int (*cb)(const struct db_item *, void *), void *arg)
 {
 	enum db_stmt	 s = section == 0 ? ST_EXP_MSG : ST_EXP_SUM;
@@ -1095,6 +1267,7 @@ db_export(struct db *db, const char *client, int section, int64_t *after,
 	sqlite3_bind_text(st, 1, client, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, *after);
 	sqlite3_bind_int64(st, 3, max);
+	sqlite3_bind_int64(st, 4, conv);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		memset(&item, 0, sizeof(item));
 		item.id = sqlite3_column_int64(st, 0);
@@ -1146,5 +1319,350 @@ db_purge(struct db *db, const char *client, uint64_t *rows)
 	if (db_step_done(db, ST_PURGE_SUM) == -1)
 		return (-1);
 	*rows += (uint64_t)sqlite3_changes(db->sq);
+	sqlite3_bind_text(db->st[ST_PURGE_CONV], 1, client, -1,
+	    SQLITE_STATIC);
+	return (db_step_done(db, ST_PURGE_CONV));
+}
+
+
+/*
+ * Conversations.
+ */
+
+/* Whether a conversation is the client's: 1 yes, 0 no, -1 error. */
+int
+db_conv_owned(struct db *db, const char *client, int64_t conv)
+{
+	sqlite3_stmt	*st = db->st[ST_CONV_OWNED];
+	int		 rc, ret;
+
+	sqlite3_bind_int64(st, 1, conv);
+	sqlite3_bind_text(st, 2, client, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		ret = 1;
+	else if (rc == SQLITE_DONE)
+		ret = 0;
+	else {
+		db_err(db, db_sql[ST_CONV_OWNED]);
+		ret = -1;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return (ret);
+}
+
+/* A conversation was used now: it goes first in the list. */
+int
+db_conv_touch(struct db *db, int64_t conv, int64_t now)
+{
+	sqlite3_bind_int64(db->st[ST_CONV_TOUCH], 1, conv);
+	sqlite3_bind_int64(db->st[ST_CONV_TOUCH], 2, now);
+	return (db_step_done(db, ST_CONV_TOUCH));
+}
+
+/* Copy a text column into a buffer, "" for NULL; -1 if it is too long. */
+static int
+db_col_text(sqlite3_stmt *st, int col, char *buf, size_t len)
+{
+	const char	*s;
+
+	if ((s = (const char *)sqlite3_column_text(st, col)) == NULL)
+		s = "";
+	if (strlcpy(buf, s, len) >= len)
+		return (-1);
 	return (0);
+}
+
+/* A row of CONV_COLUMNS into *c. */
+static int
+db_conv_row(struct db *db, sqlite3_stmt *st, struct db_conv *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->id = sqlite3_column_int64(st, 0);
+	if (db_col_text(st, 1, c->name, sizeof(c->name)) == -1 ||
+	    db_col_text(st, 2, c->model, sizeof(c->model)) == -1 ||
+	    db_col_text(st, 3, c->system, sizeof(c->system)) == -1 ||
+	    db_col_text(st, 4, c->role, sizeof(c->role)) == -1) {
+		log_warnx("database %s: conversation %lld: a field is too"
+		    " long", db->path, (long long)c->id);
+		return (-1);
+	}
+	c->created = sqlite3_column_int64(st, 5);
+	c->last_used = sqlite3_column_int64(st, 6);
+	c->messages = sqlite3_column_int64(st, 7);
+	return (0);
+}
+
+/* One conversation from a bound statement: DB_FOUND, DB_NONE or -1. */
+static int
+db_conv_one(struct db *db, enum db_stmt s, struct db_conv *c)
+{
+	sqlite3_stmt	*st = db->st[s];
+	int		 rc, ret;
+
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		ret = db_conv_row(db, st, c) == -1 ? -1 : DB_FOUND;
+	else if (rc == SQLITE_DONE)
+		ret = DB_NONE;
+	else {
+		db_err(db, db_sql[s]);
+		ret = -1;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return (ret);
+}
+
+/* The client's most recently used conversation. */
+int
+db_conv_last(struct db *db, const char *client, struct db_conv *c)
+{
+	sqlite3_bind_text(db->st[ST_CONV_LAST], 1, client, -1, SQLITE_STATIC);
+	return (db_conv_one(db, ST_CONV_LAST, c));
+}
+
+/*
+ * The client's conversation named by ref: its id (all digits) or
+ * else its name. An id of another client's is DB_NONE, as is nothing.
+ */
+int
+db_conv_find(struct db *db, const char *client, const char *ref,
+    struct db_conv *c)
+{
+	const char	*errstr;
+	long long	 id;
+	int		 r;
+
+	if (*ref != '\0' && strspn(ref, "0123456789") == strlen(ref)) {
+		id = strtonum(ref, 1, INT64_MAX, &errstr);
+		if (errstr == NULL) {
+			sqlite3_bind_text(db->st[ST_CONV_BY_ID], 1, client, -1,
+			    SQLITE_STATIC);
+			sqlite3_bind_int64(db->st[ST_CONV_BY_ID], 2, id);
+			if ((r = db_conv_one(db, ST_CONV_BY_ID, c)) != DB_NONE)
+				return (r);
+		}
+	}
+	if (!conv_name_valid(ref))
+		return (DB_NONE);
+	sqlite3_bind_text(db->st[ST_CONV_BY_NAME], 1, client, -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_text(db->st[ST_CONV_BY_NAME], 2, ref, -1, SQLITE_STATIC);
+	return (db_conv_one(db, ST_CONV_BY_NAME, c));
+}
+
+/* Bind a text, or NULL when empty. */
+static void
+db_bind_opt(sqlite3_stmt *st, int col, const char *s)
+{
+	if (s != NULL && *s != '\0')
+		sqlite3_bind_text(st, col, s, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, col);
+}
+
+/*
+ * A new conversation of the client (name "" for none): 0 and *c, or
+ * DB_EXISTS when the client has one of that name, or -1.
+ */
+int
+db_conv_new(struct db *db, const char *client, const char *name,
+    const char *model, const char *system, const char *role, int64_t now,
+    struct db_conv *c)
+{
+	sqlite3_stmt	*st = db->st[ST_CONV_NEW];
+	int64_t		 id;
+
+	if ((*name != '\0' && !conv_name_valid(name)) ||
+	    strlen(model) >= sizeof(c->model) ||
+	    strlen(system) >= sizeof(c->system) ||
+	    strlen(role) >= sizeof(c->role) ||
+	    !utf8_valid(system, strlen(system))) {
+		log_warnx("%s: invalid conversation", __func__);
+		return (-1);
+	}
+	sqlite3_bind_text(st, 1, client, -1, SQLITE_STATIC);
+	db_bind_opt(st, 2, name);
+	db_bind_opt(st, 3, model);
+	db_bind_opt(st, 4, system);
+	db_bind_opt(st, 5, role);
+	sqlite3_bind_int64(st, 6, now);
+	if (db_step_done(db, ST_CONV_NEW) == -1)
+		return (-1);
+	if (sqlite3_changes(db->sq) == 0)
+		return (DB_EXISTS);
+	id = sqlite3_last_insert_rowid(db->sq);
+	memset(c, 0, sizeof(*c));
+	c->id = id;
+	(void)strlcpy(c->name, name, sizeof(c->name));
+	(void)strlcpy(c->model, model, sizeof(c->model));
+	(void)strlcpy(c->system, system, sizeof(c->system));
+	(void)strlcpy(c->role, role, sizeof(c->role));
+	c->created = c->last_used = now;
+	return (0);
+}
+
+/* The client's last `count' conversations, most recently used first. */
+int
+db_conv_list(struct db *db, const char *client, uint32_t count,
+    int (*cb)(const struct db_conv *, void *), void *arg, uint64_t *n)
+{
+	sqlite3_stmt	*st = db->st[ST_CONV_LIST];
+	struct db_conv	 c;
+	int		 rc, ret = 0;
+
+	*n = 0;
+	sqlite3_bind_text(st, 1, client, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, count);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (db_conv_row(db, st, &c) == -1)
+			continue;
+		if (cb(&c, arg) == -1) {
+			ret = -1;
+			break;
+		}
+		(*n)++;
+	}
+	if (ret == 0 && rc != SQLITE_DONE) {
+		db_err(db, db_sql[ST_CONV_LIST]);
+		ret = -1;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return (ret);
+}
+
+/*
+ * Set the fields of mask (CONV_MODEL, CONV_SYSTEM, CONV_ROLE; "" is
+ * none) of the client's conversation: 1 set, 0 no such, -1 error.
+ */
+int
+db_conv_set(struct db *db, const char *client, int64_t conv, int mask,
+    const char *model, const char *system, const char *role, int64_t now)
+{
+	sqlite3_stmt	*st = db->st[ST_CONV_SET];
+
+	if (strlen(model) >= MODEL_MAX_LEN ||
+	    strlen(system) >= CONV_SYSTEM_MAX ||
+	    strlen(role) >= NAME_MAX_LEN ||
+	    !utf8_valid(system, strlen(system))) {
+		log_warnx("%s: invalid conversation field", __func__);
+		return (-1);
+	}
+	sqlite3_bind_int64(st, 1, conv);
+	sqlite3_bind_text(st, 2, client, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, mask);
+	db_bind_opt(st, 4, model);
+	db_bind_opt(st, 5, system);
+	db_bind_opt(st, 6, role);
+	sqlite3_bind_int64(st, 7, now);
+	if (db_step_done(db, ST_CONV_SET) == -1)
+		return (-1);
+	return (sqlite3_changes(db->sq) == 1 ? 1 : 0);
+}
+
+/*
+ * Delete the client's conversation with its messages, summaries and
+ * finished jobs:
+ * 1 and *messages, 0 if the client has no such, -1 error.
+ */
+int
+db_conv_delete(struct db *db, const char *client, int64_t conv,
+    uint64_t *messages)
+{
+	int	 r;
+
+	*messages = 0;
+	if ((r = db_conv_owned(db, client, conv)) != 1)
+		return (r);
+	sqlite3_bind_int64(db->st[ST_CONV_DEL_MSG], 1, conv);
+	if (db_step_done(db, ST_CONV_DEL_MSG) == -1)
+		return (-1);
+	*messages = (uint64_t)sqlite3_changes(db->sq);
+	sqlite3_bind_int64(db->st[ST_CONV_DEL_SUM], 1, conv);
+	sqlite3_bind_int64(db->st[ST_CONV_DEL], 1, conv);
+	sqlite3_bind_int64(db->st[ST_CONV_DEL_CHUNKS], 1, conv);
+	sqlite3_bind_int64(db->st[ST_CONV_DEL_JOBS], 1, conv);
+	if (db_step_done(db, ST_CONV_DEL_SUM) == -1 ||
+	    db_step_done(db, ST_CONV_DEL) == -1 ||
+	    db_step_done(db, ST_CONV_DEL_CHUNKS) == -1 ||
+	    db_step_done(db, ST_CONV_DEL_JOBS) == -1)
+		return (-1);
+	return (1);
+}
+
+/*
+ * Full-text search over the client's messages, newest first. Every
+ * word is searched for literally (as an FTS5 string), so no character
+ * of the words has a meaning of its own and no query is an error.
+ */
+int
+db_search(struct db *db, const char *client, const char *words,
+    uint32_t max, int (*cb)(const struct db_match *, void *), void *arg,
+    uint64_t *n)
+{
+	sqlite3_stmt	*st = db->st[ST_SEARCH];
+	struct db_match	 m;
+	char		*q, *o;
+	const char	*w;
+	size_t		 len = strlen(words);
+	int		 rc, ret = 0;
+
+	*n = 0;
+	/* Each word quoted, quotes doubled: at most 3 bytes a byte. */
+	if (len == 0 || len > DB_SEARCH_MAX || (q = malloc(len * 3 + 3)) ==
+	    NULL)
+		return (-1);
+	o = q;
+	for (w = words; *w != '\0';) {
+		while (*w == ' ' || *w == '\t')
+			w++;
+		if (*w == '\0')
+			break;
+		if (o != q)
+			*o++ = ' ';
+		*o++ = '"';
+		for (; *w != '\0' && *w != ' ' && *w != '\t'; w++) {
+			if (*w == '"')
+				*o++ = '"';
+			*o++ = *w;
+		}
+		*o++ = '"';
+	}
+	*o = '\0';
+	if (o == q) {
+		free(q);
+		return (0);
+	}
+	sqlite3_bind_text(st, 1, q, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, client, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&m, 0, sizeof(m));
+		m.conv = sqlite3_column_int64(st, 0);
+		m.id = sqlite3_column_int64(st, 1);
+		m.time = sqlite3_column_int64(st, 2);
+		if (db_role((const char *)sqlite3_column_text(st, 3),
+		    &m.role) == -1)
+			continue;
+		if ((m.text = (const char *)sqlite3_column_text(st, 4)) ==
+		    NULL)
+			m.text = "";
+		m.len = (size_t)sqlite3_column_bytes(st, 4);
+		if (cb(&m, arg) == -1) {
+			ret = -1;
+			break;
+		}
+		(*n)++;
+	}
+	if (ret == 0 && rc != SQLITE_DONE) {
+		db_err(db, db_sql[ST_SEARCH]);
+		ret = -1;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	free(q);
+	return (ret);
 }

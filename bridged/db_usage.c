@@ -50,6 +50,8 @@ static const char sql_touch[] =
     "UPDATE identities SET last_seen = ?2 WHERE identity = ?1";
 static const char sql_identities[] =
     "SELECT i.identity, i.how, i.first_seen, i.last_seen,"
+    " (SELECT count(*) FROM conversations c"
+    " WHERE c.client_id = i.identity),"
     " (SELECT count(*) FROM messages m WHERE m.client_id = i.identity),"
     " (SELECT coalesce(sum(u.tokens_in + u.tokens_out), 0) FROM usage u"
     " WHERE u.identity = i.identity AND u.day = ?1)"
@@ -276,8 +278,9 @@ db_identities(struct db *db, int64_t now,
 			continue;
 		r.first_seen = sqlite3_column_int64(st, 2);
 		r.last_seen = sqlite3_column_int64(st, 3);
-		r.messages = sqlite3_column_int64(st, 4);
-		r.tokens_today = sqlite3_column_int64(st, 5);
+		r.conversations = sqlite3_column_int64(st, 4);
+		r.messages = sqlite3_column_int64(st, 5);
+		r.tokens_today = sqlite3_column_int64(st, 6);
 		if (cb(&r, arg) == -1) {
 			ret = -1;
 			break;

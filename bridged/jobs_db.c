@@ -1,7 +1,7 @@
 /*
  * jobs_db.c: the SQLite side of background jobs: the jobs table, the
  * chunks of their output, and the context a job is answered with.
- * The schema is db.c's (version 4); storage.c decides when to call
+ * The schema is db.c's (versions 4 and 5); storage.c decides when to call
  * what. Every query is prepared once, at open.
  */
 
@@ -39,26 +39,28 @@ enum jdb_stmt {
 static const char *const jdb_sql[JS_MAX] = {
 	[JS_SUBMIT] =
 	    "INSERT INTO jobs (client_id, kind, state, turns, model, model_b,"
-	    " prompt, upto_msg, upto_sum, created, jobkey) VALUES (?1, ?2, 0,"
-	    " ?3, ?4, ?5, ?6, (SELECT coalesce(max(id), 0) FROM messages"
-	    " WHERE client_id = ?1), (SELECT coalesce(max(id), 0) FROM"
-	    " summaries WHERE client_id = ?1), ?7, ?8)"
-	    " ON CONFLICT (client_id, jobkey) DO NOTHING",
+	    " prompt, upto_msg, upto_sum, created, jobkey, conversation_id)"
+	    " VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, (SELECT coalesce(max(id), 0)"
+	    " FROM messages WHERE conversation_id = ?9), (SELECT"
+	    " coalesce(max(id), 0) FROM summaries WHERE conversation_id = ?9),"
+	    " ?7, ?8, ?9) ON CONFLICT (client_id, jobkey) DO NOTHING",
 	[JS_SUBMIT_DUP] =
 	    "SELECT id FROM jobs WHERE client_id = ?1 AND jobkey = ?2",
 	[JS_GET] =
 	    "SELECT id, client_id, kind, state, turns, model, model_b,"
 	    " created, tokens_in, tokens_out, ms, finish, err_code, err_text,"
-	    " substr(prompt, 1, 40) FROM jobs WHERE id = ?1",
+	    " substr(prompt, 1, 40), conversation_id FROM jobs WHERE id = ?1",
 	[JS_LIST] =
 	    "SELECT id, client_id, kind, state, turns, model, model_b,"
 	    " created, tokens_in, tokens_out, ms, finish, err_code, err_text,"
-	    " substr(prompt, 1, 40) FROM jobs WHERE client_id = ?1"
+	    " substr(prompt, 1, 40), conversation_id FROM jobs"
+	    " WHERE client_id = ?1"
 	    " ORDER BY id DESC LIMIT ?2",
 	[JS_LIST_ALL] =
 	    "SELECT id, client_id, kind, state, turns, model, model_b,"
 	    " created, tokens_in, tokens_out, ms, finish, err_code, err_text,"
-	    " substr(prompt, 1, 40) FROM jobs ORDER BY id DESC LIMIT ?1",
+	    " substr(prompt, 1, 40), conversation_id FROM jobs"
+	    " ORDER BY id DESC LIMIT ?1",
 	[JS_PENDING] =
 	    "SELECT id, client_id FROM jobs WHERE state < 2 ORDER BY id",
 	[JS_START] =
@@ -83,16 +85,16 @@ static const char *const jdb_sql[JS_MAX] = {
 	    " AND kind = 0 ORDER BY seq",
 	[JS_SUM] =
 	    "SELECT s.summary_text, s.last_msg FROM summaries s, jobs j"
-	    " WHERE j.id = ?1 AND s.client_id = j.client_id"
+	    " WHERE j.id = ?1 AND s.conversation_id = j.conversation_id"
 	    " AND s.id <= j.upto_sum ORDER BY s.id DESC LIMIT 1",
 	[JS_SIZES] =
 	    "SELECT m.id, length(CAST(m.content AS BLOB)) FROM messages m,"
-	    " jobs j WHERE j.id = ?1 AND m.client_id = j.client_id"
+	    " jobs j WHERE j.id = ?1 AND m.conversation_id = j.conversation_id"
 	    " AND m.id > ?2 AND m.id <= j.upto_msg ORDER BY m.id DESC"
 	    " LIMIT ?3",
 	[JS_ROWS] =
 	    "SELECT m.role, m.content FROM messages m, jobs j"
-	    " WHERE j.id = ?1 AND m.client_id = j.client_id"
+	    " WHERE j.id = ?1 AND m.conversation_id = j.conversation_id"
 	    " AND m.id >= ?2 AND m.id <= j.upto_msg ORDER BY m.id",
 	[JS_PROMPT] =
 	    "SELECT prompt FROM jobs WHERE id = ?1",
@@ -187,9 +189,9 @@ col_text(sqlite3_stmt *st, int i)
  * the conversation now.
  */
 int
-jdb_submit(struct jdb *j, const char *client, uint64_t key, int kind,
-    int turns, const char *model, const char *model_b, const char *prompt,
-    size_t len, int64_t now, int64_t *id)
+jdb_submit(struct jdb *j, const char *client, int64_t conv, uint64_t key,
+    int kind, int turns, const char *model, const char *model_b,
+    const char *prompt, size_t len, int64_t now, int64_t *id)
 {
 	sqlite3_stmt	*st = j->st[JS_SUBMIT], *dup = j->st[JS_SUBMIT_DUP];
 	int		 rc, ret;
@@ -204,6 +206,7 @@ jdb_submit(struct jdb *j, const char *client, uint64_t key, int kind,
 	sqlite3_bind_text(st, 6, prompt, (int)len, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 7, now);
 	sqlite3_bind_int64(st, 8, (int64_t)key);
+	sqlite3_bind_int64(st, 9, conv);
 	if ((rc = jdb_step_done(j, JS_SUBMIT)) == -1)
 		return (-1);
 	if (rc == 1) {
@@ -259,6 +262,7 @@ jdb_row(sqlite3_stmt *st, struct jdb_job *job)
 	strlcpy(job->code, col_text(st, 12), sizeof(job->code));
 	strlcpy(job->text, col_text(st, 13), sizeof(job->text));
 	strlcpy(job->head, col_text(st, 14), sizeof(job->head));
+	job->conv = sqlite3_column_int64(st, 15);
 }
 
 /* One job: 1 found, 0 none, -1. */

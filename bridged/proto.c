@@ -28,9 +28,6 @@
 #define PROTO_HISTORY_DEFAULT	20
 #define PROTO_HISTORY_MAX	1000
 
-#define SUMMARY_INTRO \
-	"This is a summary of your earlier conversation with this user;" \
-	" use it as context.\n\n"
 #define PROTO_AUTH_TRIES 3	/* wrong tokens, then BYE */
 #define PROTO_USAGE_DEFAULT	7	/* days */
 #define PROTO_USAGE_MAX		366
@@ -40,6 +37,160 @@ static const char *err_codes[] = {
 	"unknown-command", "bad-argument", "too-long", "bad-utf8",
 	"no-model", "upstream", "upstream-timeout", "rate-limited", "busy",
 	"auth", "cancelled", "storage", "internal", "not-found"
+};
+
+/* What the session waits for before it reads the next line. */
+enum proto_op {
+	OP_NONE,
+	OP_MODELS,
+	OP_INFO,
+	OP_HISTORY,
+	OP_PROMPT,
+	OP_BACK,
+	OP_AUTH,
+	OP_NEW,		/* NEW: the new conversation */
+	OP_RESUME,	/* RESUME: the conversation and its context */
+	OP_CONVS,	/* CONVERSATIONS */
+	OP_DELETE,	/* DELETE, then maybe NEW */
+	OP_SET,		/* SYSTEM: storage stores it */
+	OP_SUBMIT,
+	OP_JOBS,
+	OP_RESULT,
+	OP_KILL,
+	OP_USAGE	/* USAGE: storage's lines */
+};
+
+enum models_for {
+	MF_LIST,
+	MF_MENU,
+	MF_CHANGE
+};
+
+enum store_state {
+	SS_NONE,
+	SS_PENDING,
+	SS_OK,
+	SS_FAILED
+};
+
+/* A line the client sent, waiting for its turn. */
+struct pline {
+	TAILQ_ENTRY(pline)	 entry;
+	int			 toolong;
+	size_t			 len;
+	char			 text[];	/* len bytes and a NUL */
+};
+
+struct pmodel {
+	char			 name[MODEL_MAX_LEN];
+	uint64_t		 inlimit;
+};
+
+struct mlist {
+	struct pmodel		*v;
+	size_t			 n;
+};
+
+/* The steps of a prompt, in order; only the first four can be cancelled. */
+enum prompt_step {
+	STEP_CONTEXT,		/* the stored context is still loading */
+	STEP_SUMMARY,		/* the memory manager summarizes first */
+	STEP_SUMSTORE,		/* its summary is being stored */
+	STEP_ANSWER,		/* the answer streams */
+	STEP_STORE		/* the answer ended: waiting for storage */
+};
+
+/* A prompt, or the summary BACK asks for. */
+struct prompt {
+	char			*text;
+	size_t			 len;
+	enum prompt_step	 step;
+	uint64_t		 t0;
+	uint32_t		 gen;		/* the answer */
+	uint32_t		 sum;		/* the summary */
+	uint32_t		 sumstore;
+	uint32_t		 ustore;
+	uint32_t		 mstore;
+	enum store_state	 ustate;
+	enum store_state	 mstate;
+	struct ibuf		*answer;	/* or the summary */
+	int			 toobig;
+	uint64_t		 tin;
+	uint64_t		 tout;
+	char			 finish[32];
+	char			 code[32];	/* set: it failed */
+	char			 why[PROTO_TEXT_MAX];
+	char			 serr[PROTO_TEXT_MAX];	/* storage */
+	char			 answered[MODEL_MAX_LEN]; /* "": p->model */
+	int			 ctxretry;	/* asked again */
+};
+
+struct proto {
+	const struct proto_ops	*ops;
+	void			*arg;
+	struct proto_session	 s;
+	char			 shortid[13];
+	int			 authfails;	/* wrong tokens */
+	char			 allowed[TOKEN_MODELS_MAX];	/* "" all */
+	uint32_t		 nextid;
+	int			 closed;
+	int			 eof;
+	int			 running;
+	int			 statedirty;
+
+	/* input */
+	struct ibuf		*part;		/* a line being read */
+	int			 discard;	/* it is too long */
+	TAILQ_HEAD(, pline)	 queue;
+	size_t			 queued;
+	int			 qquotes;	/* queued lines of """ */
+
+	/* output */
+	struct ibuf		*out;
+	struct reply_writer	 rw;
+	uint64_t		 bytes_in;
+	uint64_t		 bytes_out;
+
+	/* the session */
+	int			 mode;
+	char			 model[MODEL_MAX_LEN];
+	uint32_t		 messages;
+	int			 menu;		/* next line answers MORE */
+	struct mlist		 menulist;
+	struct mlist		 models;	/* the last list received */
+	struct mlist		 bgfetch;
+	uint32_t		 bgreq;
+	char			 mnote[PROTO_TEXT_MAX];	/* providers failed */
+
+	/* a multi-line prompt */
+	int			 ml;
+	struct ibuf		*mlbuf;
+	const char		*mlcode;
+	size_t			 mllines;
+	char			 mlwhy[80];
+
+	/* the conversation and its memory */
+	uint64_t		 conv;		/* 0 until storage named it */
+	char			 convname[CONV_NAME_MAX + 1];
+	char			 convrole[NAME_MAX_LEN];
+	char			*system;	/* NULL for none */
+	struct context		 ctx;
+	uint32_t		 ctxreq;	/* loading it */
+	int			 ctxready;
+
+	/* the command being answered */
+	enum proto_op		 op;
+	uint32_t		 req;
+	enum models_for		 mfor;
+	char			 marg[PROTO_ARG_MAX];
+	struct mlist		 fetch;
+	int			 hkind;
+	uint32_t		 hcount;
+	uint64_t		 ndeleted;	/* DELETE */
+	char			*newsystem;	/* SYSTEM, until stored */
+	uint64_t		 job;		/* RESULT, KILL */
+	int			 following;	/* RESULT streams live */
+	struct prompt		 pr;
 };
 
 static void	proto_run(struct proto *);
@@ -114,7 +265,7 @@ out_flush(struct proto *p)
 }
 
 /* A monitor line for the parent. */
-void
+static void
 proto_event(struct proto *p, const char *fmt, ...)
 {
 	va_list	 ap;
@@ -161,7 +312,8 @@ iso8601(uint64_t t, char *buf, size_t len)
 		strlcpy(buf, "unknown", len);
 }
 
-uint32_t
+/* A request id of this session, never 0. */
+static uint32_t
 proto_reqid(struct proto *p)
 {
 	if (++p->nextid == 0)
@@ -210,7 +362,7 @@ is_quotes(const char *s, size_t len)
 	return (len == 3 && memcmp(s, "\"\"\"", 3) == 0);
 }
 
-int
+static int
 is_blank(const char *s, size_t len)
 {
 	while (len > 0 && (is_space(*s) || *s == '\r')) {
@@ -336,7 +488,7 @@ models_received(struct proto *p, struct mlist *l)
 	l->v = NULL;
 	l->n = 0;
 	if ((m = mlist_find(&p->models, p->model)) != NULL)
-		p->inlimit = m->inlimit;
+		p->ctx.inlimit = m->inlimit;
 }
 
 /* The model that answered the prompt: the session's, or a fallback. */
@@ -366,6 +518,187 @@ op_done(struct proto *p)
 }
 
 /*
+ * Requests to storage: a payload of IMSG_WORKER_*, request id first.
+ */
+
+/* A payload that begins with the request id. */
+static struct ibuf *
+req_open(struct proto *p, uint32_t id)
+{
+	struct ibuf	*b;
+
+	(void)p;
+	if ((b = ibuf_open(256)) == NULL || ibuf_add_u32(b, id) == -1)
+		fatal("%s", __func__);
+	return (b);
+}
+
+/* Hand a storage request to the worker: 0, or -1 if it cannot go. */
+static int
+storage_send(struct proto *p, uint32_t type, struct ibuf *b)
+{
+	struct ireader	 ir;
+	struct imsg	 m;
+	uint32_t	 id;
+
+	memset(&m, 0, sizeof(m));
+	m.data = ibuf_data(b);
+	m.datalen = ibuf_left(b);
+	m.fd = -1;
+	ir_init(&ir, &m);
+	id = ir_u32(&ir);
+	return (p->ops->storage(p->arg, type, id, b));
+}
+
+/* Store a prompt or an answer in the current conversation. */
+static int
+store_message(struct proto *p, uint32_t id, int role, const char *model,
+    uint64_t tokens, const char *text, size_t len)
+{
+	struct ibuf	*b;
+
+	if (len > DB_TEXT_MAX)
+		return (-1);
+	b = req_open(p, id);
+	if (ibuf_add_u64(b, p->ops->random(p->arg)) == -1 ||
+	    ibuf_add_u64(b, p->conv) == -1 ||
+	    ibuf_add_u32(b, (uint32_t)role) == -1 ||
+	    ibuf_add_str(b, model) == -1 ||
+	    ibuf_add_u64(b, tokens) == -1 ||
+	    ibuf_add_data(b, text, len) == -1)
+		fatal("%s", __func__);
+	return (storage_send(p, IMSG_WORKER_STORE, b));
+}
+
+/* Set fields of the current conversation; the request id, or 0. */
+static uint32_t
+conv_set(struct proto *p, int mask, const char *model, const char *role,
+    const char *system)
+{
+	struct ibuf	*b;
+	uint32_t	 id = proto_reqid(p);
+
+	b = req_open(p, id);
+	if (ibuf_add_u64(b, p->conv) == -1 ||
+	    ibuf_add_u32(b, (uint32_t)mask) == -1 ||
+	    ibuf_add_str(b, model) == -1 || ibuf_add_str(b, role) == -1 ||
+	    ibuf_add_str(b, system) == -1)
+		fatal("%s", __func__);
+	return (storage_send(p, IMSG_WORKER_CONV_SET, b) == -1 ? 0 : id);
+}
+
+/*
+ * Load a conversation (ref "": the identity's most recently used) and
+ * its context; lines wait until it is in. 0, or -1 if not sent.
+ */
+static int
+context_load(struct proto *p, const char *ref)
+{
+	struct ibuf	*b;
+
+	p->ctxreq = proto_reqid(p);
+	b = req_open(p, p->ctxreq);
+	if (ibuf_add_str(b, ref) == -1 || ibuf_add_str(b, p->model) == -1)
+		fatal("%s", __func__);
+	if (storage_send(p, IMSG_WORKER_CONTEXT, b) == -1) {
+		p->ctxreq = 0;
+		p->ctxready = 1;
+		return (-1);
+	}
+	p->ctxready = 0;
+	return (0);
+}
+
+/* A conversation storage named becomes the current one. */
+static void
+conv_adopt(struct proto *p, const struct db_conv *c)
+{
+	const struct pmodel	*m;
+
+	ctx_clear(&p->ctx);
+	p->conv = (uint64_t)c->id;
+	strlcpy(p->convname, c->name, sizeof(p->convname));
+	strlcpy(p->convrole, c->role, sizeof(p->convrole));
+	free(p->system);
+	p->system = NULL;
+	if (c->system[0] != '\0' && (p->system = strdup(c->system)) == NULL)
+		fatal("%s", __func__);
+	if (c->model[0] != '\0' && strcmp(c->model, p->model) != 0) {
+		strlcpy(p->model, c->model, sizeof(p->model));
+		p->ctx.inlimit = 0;
+		if ((m = mlist_find(&p->models, p->model)) != NULL)
+			p->ctx.inlimit = m->inlimit;
+	}
+	p->statedirty = 1;
+	proto_event(p, "conversation %llu", (unsigned long long)p->conv);
+}
+
+/* The generation settings of a request. */
+static void
+gen_setup(struct proto *p, struct proto_gen *g, const char *sys,
+    const struct proto_turn *v, size_t n)
+{
+	memset(g, 0, sizeof(*g));
+	g->model = p->model;
+	g->system = sys;
+	g->turns = v;
+	g->nturns = n;
+	g->temperature = GEN_TEMP_NONE;
+	g->max_tokens = 0;
+}
+
+/* Ask the model for a summary of the context: 0, or -1 if not sent. */
+static int
+summary_request(struct proto *p)
+{
+	struct proto_gen	 g;
+	struct proto_turn	*v;
+	const char		*ask;
+	char			*sys;
+	size_t			 n, len;
+	int			 rv;
+
+	sys = ctx_memory(&p->ctx, &len, &ask);
+	if (p->pr.answer == NULL && (p->pr.answer = ibuf_open(4096)) == NULL)
+		fatal("%s", __func__);
+	ibuf_reset(p->pr.answer);
+	p->pr.sum = proto_reqid(p);
+	v = ctx_turns(&p->ctx, ask, strlen(ask), &n);
+	gen_setup(p, &g, sys, v, n);
+	g.temperature = GEN_TEMP_NONE;
+	rv = p->ops->gen(p->arg, p->pr.sum, &g);
+	free(v);
+	freezero(sys, len);
+	if (rv == -1)
+		p->pr.sum = 0;
+	return (rv);
+}
+
+/* The summary text, once DONE came: NULL if there is none. */
+static const char *
+summary_text(struct proto *p, size_t *lenp)
+{
+	size_t	 len = ibuf_left(p->pr.answer);
+
+	if (is_blank(ibuf_data(p->pr.answer), len))
+		return (NULL);
+	if (ibuf_add(p->pr.answer, "", 1) == -1)
+		fatal("%s", __func__);
+	*lenp = len;
+	return (ibuf_data(p->pr.answer));
+}
+
+/* No summary: the oldest turns go until the prompt fits. */
+static void
+prompt_trim(struct proto *p)
+{
+	size_t	 n;
+
+	if ((n = ctx_trim(&p->ctx, p->pr.len)) > 0)
+		proto_event(p, "context dropped=%zu turns", n);
+}
+
+/*
  * Commands.
  */
 
@@ -381,7 +714,11 @@ cmd_help(struct proto *p, const char *arg)
 		"ASK <prompt>      one prompt from command mode",
 		"HISTORY [N]       the last N stored messages (20)",
 		"SUMMARIES [N]     the last N stored summaries (20)",
-		"NEW, RESET        forget the conversation in memory",
+		"NEW [name]        a new conversation (alias RESET)",
+		"CONVERSATIONS [N] the last N conversations (20)",
+		"RESUME <id|name>  go on with a conversation",
+		"DELETE <id|name>  delete a conversation",
+		"SYSTEM [text|-]   show, set or clear the system prompt",
 		"SUBMIT <prompt>   a background job; RESULT shows it",
 		"DIALOGUE <turns> <model A> <model B> <opening>",
 		"                  a job: two models answer each other",
@@ -419,6 +756,9 @@ info_reply(struct proto *p, int have, uint64_t count)
 		out_line(p, "messages: %llu", (unsigned long long)count);
 	else
 		out_line(p, "messages: unknown");
+	out_line(p, "conversation: %llu %s", (unsigned long long)p->conv,
+	    p->convname[0] != '\0' ? p->convname : "-");
+	out_line(p, "role: %s", p->convrole[0] != '\0' ? p->convrole : "-");
 	out_status(p, "OK", "%s", "");
 }
 
@@ -427,7 +767,7 @@ cmd_info(struct proto *p, const char *arg)
 {
 	(void)arg;
 	p->req = proto_reqid(p);
-	if (p->ops->count(p->arg, p->req) == -1) {
+	if (storage_send(p, IMSG_WORKER_COUNT, req_open(p, p->req)) == -1) {
 		info_reply(p, 0, 0);
 		return;
 	}
@@ -478,14 +818,19 @@ models_print(struct proto *p, const struct mlist *l)
 	}
 }
 
-/* Switch to a model; the conversation goes on with it. */
+/*
+ * Switch to a model: the conversation goes on with it (its context
+ * kept) and remembers it.
+ */
 static void
 model_set(struct proto *p, const struct pmodel *m)
 {
 	if (strcmp(p->model, m->name) != 0) {
 		strlcpy(p->model, m->name, sizeof(p->model));
-		p->inlimit = m->inlimit;
+		p->ctx.inlimit = m->inlimit;
 		proto_event(p, "model %s", p->model);
+		if (p->conv != 0)
+			(void)conv_set(p, CONV_MODEL, p->model, "", "");
 	}
 	p->statedirty = 1;
 	out_status(p, "OK", "model %s", p->model);
@@ -612,6 +957,7 @@ cmd_ask(struct proto *p, const char *arg)
 static void
 cmd_history(struct proto *p, const char *arg, int kind)
 {
+	struct ibuf	*b;
 	const char	*errstr;
 	long long	 n = PROTO_HISTORY_DEFAULT;
 
@@ -626,7 +972,12 @@ cmd_history(struct proto *p, const char *arg, int kind)
 	p->req = proto_reqid(p);
 	p->hkind = kind;
 	p->hcount = 0;
-	if (p->ops->history(p->arg, p->req, kind, (uint32_t)n) == -1) {
+	b = req_open(p, p->req);
+	if (ibuf_add_u64(b, p->conv) == -1 ||
+	    ibuf_add_u32(b, (uint32_t)kind) == -1 ||
+	    ibuf_add_u32(b, (uint32_t)n) == -1)
+		fatal("%s", __func__);
+	if (storage_send(p, IMSG_WORKER_HISTORY, b) == -1) {
 		out_status(p, "ERR", "storage not available");
 		return;
 	}
@@ -645,13 +996,152 @@ cmd_summaries(struct proto *p, const char *arg)
 	cmd_history(p, arg, HISTORY_SUMMARIES);
 }
 
+/* `. OK conversation <id> <name or ->', the answer of NEW and RESUME. */
+static void
+conv_ok(struct proto *p, uint64_t id, const char *name)
+{
+	out_status(p, "OK", "conversation %llu %s", (unsigned long long)id,
+	    name[0] != '\0' ? name : "-");
+}
+
+/* Ask storage for a new conversation (name "" for none). */
+static int
+conv_new(struct proto *p, const char *name)
+{
+	struct ibuf	*b;
+
+	p->req = proto_reqid(p);
+	b = req_open(p, p->req);
+	if (ibuf_add_str(b, name) == -1 || ibuf_add_str(b, p->model) == -1 ||
+	    ibuf_add_str(b, "") == -1 || ibuf_add_str(b, "") == -1)
+		fatal("%s", __func__);
+	return (storage_send(p, IMSG_WORKER_CONV_NEW, b));
+}
+
+/* NEW [name]: a new, empty conversation becomes the current one. */
 static void
 cmd_new(struct proto *p, const char *arg)
 {
-	(void)arg;
-	ctx_clear(p);
-	p->statedirty = 1;
-	out_status(p, "OK", "context cleared");
+	if (arg != NULL && !conv_name_valid(arg)) {
+		out_status(p, "ERR", "bad-argument a name is 1 to %d of"
+		    " A-Z a-z 0-9 . _ -", CONV_NAME_MAX);
+		return;
+	}
+	if (conv_new(p, arg != NULL ? arg : "") == -1) {
+		out_status(p, "ERR", "storage not available");
+		return;
+	}
+	p->op = OP_NEW;
+}
+
+/* CONVERSATIONS [N]: the identity's last N, most recently used first. */
+static void
+cmd_convs(struct proto *p, const char *arg)
+{
+	struct ibuf	*b;
+	const char	*errstr;
+	long long	 n = PROTO_HISTORY_DEFAULT;
+
+	if (arg != NULL) {
+		n = strtonum(arg, 1, PROTO_HISTORY_MAX, &errstr);
+		if (errstr != NULL) {
+			out_status(p, "ERR", "bad-argument N must be 1 to %d",
+			    PROTO_HISTORY_MAX);
+			return;
+		}
+	}
+	p->req = proto_reqid(p);
+	p->hcount = 0;
+	b = req_open(p, p->req);
+	if (ibuf_add_u32(b, (uint32_t)n) == -1)
+		fatal("%s", __func__);
+	if (storage_send(p, IMSG_WORKER_CONV_LIST, b) == -1) {
+		out_status(p, "ERR", "storage not available");
+		return;
+	}
+	p->op = OP_CONVS;
+}
+
+/* A conversation's id or name as a client may give it. */
+static int
+conv_ref_ok(const char *ref)
+{
+	return (conv_name_valid(ref));
+}
+
+/* RESUME <id or name>: that conversation and its context. */
+static void
+cmd_resume(struct proto *p, const char *arg)
+{
+	if (!conv_ref_ok(arg)) {
+		out_status(p, "ERR", "not-found no such conversation");
+		return;
+	}
+	if (context_load(p, arg) == -1) {
+		out_status(p, "ERR", "storage not available");
+		return;
+	}
+	p->req = p->ctxreq;
+	p->op = OP_RESUME;
+}
+
+/* DELETE <id or name>: the current one is replaced by a new one. */
+static void
+cmd_delete(struct proto *p, const char *arg)
+{
+	struct ibuf	*b;
+
+	if (!conv_ref_ok(arg)) {
+		out_status(p, "ERR", "not-found no such conversation");
+		return;
+	}
+	p->req = proto_reqid(p);
+	p->ndeleted = 0;
+	b = req_open(p, p->req);
+	if (ibuf_add_str(b, arg) == -1)
+		fatal("%s", __func__);
+	if (storage_send(p, IMSG_WORKER_CONV_DELETE, b) == -1) {
+		out_status(p, "ERR", "storage not available");
+		return;
+	}
+	p->op = OP_DELETE;
+}
+
+/* SYSTEM [text or -]: show, set or clear the system prompt. */
+static void
+cmd_system(struct proto *p, const char *arg)
+{
+	size_t	 len;
+
+	if (arg == NULL) {
+		if (p->system == NULL) {
+			out_status(p, "OK", "no system prompt");
+			return;
+		}
+		out_body(p, p->system, strlen(p->system));
+		if (p->system[strlen(p->system) - 1] != '\n')
+			out_body(p, "\n", 1);
+		out_status(p, "OK", "system prompt");
+		return;
+	}
+	len = strlen(arg);
+	while (len > 0 && is_space(arg[len - 1]))
+		len--;
+	if (len >= CONV_SYSTEM_MAX) {
+		out_status(p, "ERR", "bad-argument a system prompt is at most"
+		    " %d bytes", CONV_SYSTEM_MAX - 1);
+		return;
+	}
+	free(p->newsystem);
+	if ((p->newsystem = strndup(arg, len)) == NULL)
+		fatal("%s", __func__);
+	if (strcmp(p->newsystem, "-") == 0)
+		p->newsystem[0] = '\0';
+	if ((p->req = conv_set(p, CONV_SYSTEM, "", "", p->newsystem)) == 0) {
+		out_status(p, "ERR", "storage not available");
+		return;
+	}
+	p->op = OP_SET;
 }
 
 static void
@@ -684,6 +1174,7 @@ cmd_auth(struct proto *p, const char *arg)
 static void
 cmd_usage(struct proto *p, const char *arg)
 {
+	struct ibuf	*b;
 	const char	*errstr;
 	long long	 n = PROTO_USAGE_DEFAULT;
 
@@ -697,7 +1188,10 @@ cmd_usage(struct proto *p, const char *arg)
 	}
 	p->req = proto_reqid(p);
 	p->hcount = (uint32_t)n;
-	if (p->ops->usage(p->arg, p->req, (uint32_t)n) == -1) {
+	b = req_open(p, p->req);
+	if (ibuf_add_u32(b, (uint32_t)n) == -1)
+		fatal("%s", __func__);
+	if (storage_send(p, IMSG_WORKER_USAGE_GET, b) == -1) {
 		out_status(p, "ERR", "storage not available");
 		return;
 	}
@@ -755,7 +1249,8 @@ static void
 job_submit(struct proto *p, int kind, int turns, const char *a,
     const char *b, const char *text)
 {
-	size_t	 len = strlen(text);
+	struct ibuf	*q;
+	size_t		 len = strlen(text);
 
 	if (is_blank(text, len)) {
 		out_status(p, "ERR", "bad-argument empty prompt");
@@ -767,8 +1262,16 @@ job_submit(struct proto *p, int kind, int turns, const char *a,
 		return;
 	}
 	p->req = proto_reqid(p);
-	if (p->ops->submit(p->arg, p->req, p->ops->random(p->arg), kind,
-	    turns, a, b, text, len) == -1) {
+	q = req_open(p, p->req);
+	/* A dialogue is a conversation of its own, not this one. */
+	if (ibuf_add_u64(q, p->ops->random(p->arg)) == -1 ||
+	    ibuf_add_u64(q, kind == JOB_SUBMIT ? p->conv : 0) == -1 ||
+	    ibuf_add_u32(q, (uint32_t)kind) == -1 ||
+	    ibuf_add_u32(q, (uint32_t)turns) == -1 ||
+	    ibuf_add_str(q, a) == -1 || ibuf_add_str(q, b) == -1 ||
+	    ibuf_add_data(q, text, len) == -1)
+		fatal("%s", __func__);
+	if (storage_send(p, IMSG_WORKER_SUBMIT, q) == -1) {
 		out_status(p, "ERR", "storage not available");
 		return;
 	}
@@ -877,6 +1380,7 @@ cmd_dialogue(struct proto *p, const char *arg)
 static void
 cmd_jobs(struct proto *p, const char *arg)
 {
+	struct ibuf	*b;
 	const char	*errstr;
 	long long	 n = PROTO_HISTORY_DEFAULT;
 
@@ -890,11 +1394,26 @@ cmd_jobs(struct proto *p, const char *arg)
 	}
 	p->req = proto_reqid(p);
 	p->hcount = 0;
-	if (p->ops->jobs(p->arg, p->req, (uint32_t)n) == -1) {
+	b = req_open(p, p->req);
+	if (ibuf_add_u32(b, (uint32_t)n) == -1)
+		fatal("%s", __func__);
+	if (storage_send(p, IMSG_WORKER_JOBS, b) == -1) {
 		out_status(p, "ERR", "storage not available");
 		return;
 	}
 	p->op = OP_JOBS;
+}
+
+/* RESULT and KILL name a job. */
+static int
+job_request(struct proto *p, uint32_t type, uint64_t id)
+{
+	struct ibuf	*b;
+
+	b = req_open(p, p->req);
+	if (ibuf_add_u64(b, id) == -1)
+		fatal("%s", __func__);
+	return (storage_send(p, type, b));
 }
 
 /* RESULT <id>: a job's output, followed while it runs. */
@@ -906,7 +1425,7 @@ cmd_result(struct proto *p, const char *arg)
 	if (job_id(p, arg, &id) == -1)
 		return;
 	p->req = proto_reqid(p);
-	if (p->ops->result(p->arg, p->req, id) == -1) {
+	if (job_request(p, IMSG_WORKER_RESULT, id) == -1) {
 		out_status(p, "ERR", "storage not available");
 		return;
 	}
@@ -924,7 +1443,7 @@ cmd_kill(struct proto *p, const char *arg)
 	if (job_id(p, arg, &id) == -1)
 		return;
 	p->req = proto_reqid(p);
-	if (p->ops->kill(p->arg, p->req, id) == -1) {
+	if (job_request(p, IMSG_WORKER_KILL, id) == -1) {
 		out_status(p, "ERR", "storage not available");
 		return;
 	}
@@ -1027,7 +1546,7 @@ proto_storage_job_end(struct proto *p, uint32_t id, uint32_t state,
 #define ARG_OPT		1
 #define ARG_NEED	2
 #define ARG_PREAUTH	4	/* allowed before AUTH */
-#define ARG_RAW		8	/* the argument as typed, any length */
+#define ARG_RAW		8	/* the argument as typed, however long */
 
 static const struct proto_cmd {
 	const char	*name;
@@ -1038,6 +1557,8 @@ static const struct proto_cmd {
 	{ "AUTH",		ARG_NEED | ARG_PREAUTH,	cmd_auth },
 	{ "CHANGE-MODEL",	ARG_OPT,		cmd_change },
 	{ "CHAT",		ARG_NONE,		cmd_ia },
+	{ "CONVERSATIONS",	ARG_OPT,		cmd_convs },
+	{ "DELETE",		ARG_NEED,		cmd_delete },
 	{ "DIALOGUE",		ARG_NEED | ARG_RAW,	cmd_dialogue },
 	{ "EXIT",		ARG_NONE | ARG_PREAUTH,	cmd_exit },
 	{ "HELP",		ARG_NONE | ARG_PREAUTH,	cmd_help },
@@ -1047,12 +1568,14 @@ static const struct proto_cmd {
 	{ "JOBS",		ARG_OPT,		cmd_jobs },
 	{ "KILL",		ARG_NEED,		cmd_kill },
 	{ "LIST-MODELS",	ARG_NONE,		cmd_list },
-	{ "NEW",		ARG_NONE,		cmd_new },
+	{ "NEW",		ARG_OPT,		cmd_new },
 	{ "QUIT",		ARG_NONE | ARG_PREAUTH,	cmd_exit },
-	{ "RESET",		ARG_NONE,		cmd_new },
+	{ "RESET",		ARG_OPT,		cmd_new },
 	{ "RESULT",		ARG_NEED,		cmd_result },
+	{ "RESUME",		ARG_NEED,		cmd_resume },
 	{ "SUBMIT",		ARG_NEED | ARG_RAW,	cmd_submit },
 	{ "SUMMARIES",		ARG_OPT,		cmd_summaries },
+	{ "SYSTEM",		ARG_OPT | ARG_RAW,	cmd_system },
 	{ "USAGE",		ARG_OPT,		cmd_usage }
 };
 
@@ -1130,7 +1653,7 @@ back_start(struct proto *p)
 {
 	p->mode = MODE_COMMAND;
 	p->statedirty = 1;
-	if (!p->dirty || p->nturns == 0 || p->model[0] == '\0') {
+	if (!ctx_dirty(&p->ctx) || p->model[0] == '\0') {
 		out_status(p, "OK", "back in command mode");
 		return;
 	}
@@ -1304,14 +1827,20 @@ prompt_continue(struct proto *p)
 {
 	if (!p->ctxready)
 		return;
-	if (p->dirty && p->nturns > 0 && ctx_over(p, p->pr.len)) {
+	/* Storage could not say which conversation: ask again. */
+	if (p->conv == 0 && p->pr.ustate == SS_NONE && !p->pr.ctxretry) {
+		p->pr.ctxretry = 1;
+		if (context_load(p, "") == 0)
+			return;
+	}
+	if (ctx_dirty(&p->ctx) && ctx_over(&p->ctx, p->pr.len)) {
 		proto_event(p, "memory summarize bytes=%llu",
-		    (unsigned long long)(p->ctxbytes + p->summarylen));
+		    (unsigned long long)(p->ctx.bytes + p->ctx.summarylen));
 		if (summary_request(p) == 0) {
 			p->pr.step = STEP_SUMMARY;
 			return;
 		}
-		ctx_trim(p, p->pr.len);
+		prompt_trim(p);
 	}
 	prompt_send(p);
 }
@@ -1324,8 +1853,8 @@ prompt_store_user(struct proto *p)
 		return;
 	p->pr.ustore = proto_reqid(p);
 	p->pr.ustate = SS_PENDING;
-	if (p->ops->store(p->arg, p->pr.ustore, p->ops->random(p->arg),
-	    ROLE_USER, p->model, 0, p->pr.text, p->pr.len) == -1) {
+	if (store_message(p, p->pr.ustore, ROLE_USER, p->model, 0,
+	    p->pr.text, p->pr.len) == -1) {
 		p->pr.ustate = SS_FAILED;
 		p->pr.ustore = 0;
 		strlcpy(p->pr.serr, "not available", sizeof(p->pr.serr));
@@ -1335,11 +1864,10 @@ prompt_store_user(struct proto *p)
 static void
 prompt_send(struct proto *p)
 {
+	struct proto_gen	 g;
 	struct proto_turn	*v;
-	size_t			 n;
-	const char		*sys = "";
-	char			*buf = NULL;
-	size_t			 len = 0;
+	char			*sys;
+	size_t			 n, len;
 	int			 rv;
 
 	prompt_store_user(p);
@@ -1347,19 +1875,13 @@ prompt_send(struct proto *p)
 	if (p->pr.answer == NULL && (p->pr.answer = ibuf_open(4096)) == NULL)
 		fatal("%s", __func__);
 	ibuf_reset(p->pr.answer);
-	if (p->summary != NULL) {
-		len = strlen(SUMMARY_INTRO) + p->summarylen + 1;
-		if ((buf = malloc(len)) == NULL)
-			fatal("%s", __func__);
-		strlcpy(buf, SUMMARY_INTRO, len);
-		strlcat(buf, p->summary, len);
-		sys = buf;
-	}
+	sys = ctx_system(&p->ctx, p->system != NULL ? p->system : "", &len);
 	p->pr.gen = proto_reqid(p);
-	v = turns_build(p, p->pr.text, p->pr.len, &n);
-	rv = p->ops->gen(p->arg, p->pr.gen, p->model, sys, v, n);
+	v = ctx_turns(&p->ctx, p->pr.text, p->pr.len, &n);
+	gen_setup(p, &g, sys, v, n);
+	rv = p->ops->gen(p->arg, p->pr.gen, &g);
 	free(v);
-	freezero(buf, len);
+	freezero(sys, len);
 	if (rv == -1) {
 		p->pr.gen = 0;
 		prompt_fail(p, "upstream", "provider restarting");
@@ -1400,8 +1922,8 @@ prompt_check_end(struct proto *p)
 		    (unsigned long long)ms);
 	} else {
 		/* The answer was seen: the context keeps it either way. */
-		ctx_append(p, ROLE_USER, pr->text, pr->len);
-		ctx_append(p, ROLE_MODEL, ibuf_data(pr->answer),
+		ctx_append(&p->ctx, ROLE_USER, pr->text, pr->len);
+		ctx_append(&p->ctx, ROLE_MODEL, ibuf_data(pr->answer),
 		    ibuf_left(pr->answer));
 		if (pr->ustate == SS_FAILED || pr->mstate == SS_FAILED) {
 			out_status(p, "ERR", "storage %s", pr->serr);
@@ -1487,6 +2009,25 @@ line_end(struct proto *p)
 	proto_run(p);
 }
 
+/*
+ * Whether a line may be answered before the conversation has loaded:
+ * a prompt may (it waits for its context itself), a command may not.
+ */
+static int
+line_early(const struct proto *p, const struct pline *l)
+{
+	size_t	 n;
+
+	if (l->toolong || p->ml || p->menu)
+		return (1);
+	if (p->mode == MODE_CHAT)
+		return (!line_is(l->text, l->len, "BACK"));
+	for (n = 0; n < l->len && is_space(l->text[n]); n++)
+		;
+	return (l->len - n > 3 && strncasecmp(l->text + n, "ASK", 3) == 0 &&
+	    is_space(l->text[n + 3]));
+}
+
 static void
 proto_run(struct proto *p)
 {
@@ -1495,8 +2036,10 @@ proto_run(struct proto *p)
 	if (p->running)
 		return;
 	p->running = 1;
+	/* Commands wait while the conversation loads; prompts need not. */
 	while (!p->closed && p->op == OP_NONE &&
-	    (l = TAILQ_FIRST(&p->queue)) != NULL) {
+	    (l = TAILQ_FIRST(&p->queue)) != NULL &&
+	    (p->ctxready || line_early(p, l))) {
 		TAILQ_REMOVE(&p->queue, l, entry);
 		p->queued -= l->len + 1;
 		if (!l->toolong && is_quotes(l->text, l->len))
@@ -1556,6 +2099,7 @@ proto_new(const struct proto_ops *ops, void *arg,
 	}
 	reply_begin(&p->rw);
 	p->mode = MODE_COMMAND;
+	ctx_init(&p->ctx, p->s.memory_limit);
 	p->ctxready = 1;
 	return (p);
 }
@@ -1571,8 +2115,9 @@ proto_free(struct proto *p)
 		TAILQ_REMOVE(&p->queue, l, entry);
 		freezero(l, sizeof(*l) + l->len + 1);
 	}
-	ctx_clear(p);
-	free(p->turns);
+	ctx_free(&p->ctx);
+	free(p->system);
+	free(p->newsystem);
 	prompt_free(p);
 	mlist_free(&p->menulist);
 	mlist_free(&p->models);
@@ -1597,9 +2142,8 @@ proto_start(struct proto *p)
 	snprintf(line, sizeof(line), fmt, p->s.local, p->s.lport);
 	out_line(p, "%s", line);
 	out_status(p, "OK", "bridged/%s ready", BRIDGE_VERSION);
-	p->ctxready = 0;
 	if (p->s.identity[0] != '\0')
-		context_load(p);
+		(void)context_load(p, "");
 	p->bgreq = proto_reqid(p);
 	if (p->ops->models(p->arg, p->bgreq) == -1)
 		p->bgreq = 0;
@@ -1674,10 +2218,7 @@ proto_bye(struct proto *p, const char *reason)
 	p->ops->close(p->arg);
 }
 
-/*
- * The parent's verdict on an AUTH token, with the models the token
- * may use ("" all): a session on another model moves to the first.
- */
+/* The parent's verdict on an AUTH token. */
 void
 proto_auth(struct proto *p, int verdict, const char *identity,
     const char *models)
@@ -1692,12 +2233,12 @@ proto_auth(struct proto *p, int verdict, const char *identity,
 		if (!limits_model_ok(p->allowed, p->model)) {
 			strlcpy(p->model, p->allowed, sizeof(p->model));
 			p->model[strcspn(p->model, ",")] = '\0';
-			p->inlimit = 0;
+			p->ctx.inlimit = 0;
 		}
 		models_received(p, &p->models);
 		out_status(p, "OK", "authenticated ID:%s", p->shortid);
 		proto_event(p, "auth accepted");
-		context_load(p);
+		(void)context_load(p, "");
 	} else if (verdict == AUTH_BANNED) {
 		proto_bye(p, "auth too many wrong tokens from this address");
 		return;
@@ -1816,6 +2357,7 @@ static void
 summary_done(struct proto *p)
 {
 	struct prompt	*pr = &p->pr;
+	struct ibuf	*b;
 	const char	*text;
 	size_t		 len = 0;
 
@@ -1824,13 +2366,18 @@ summary_done(struct proto *p)
 		if (p->op == OP_BACK)
 			back_end(p, "no summary", "the model gave none");
 		else {
-			ctx_trim(p, pr->len);
+			prompt_trim(p);
 			prompt_send(p);
 		}
 		return;
 	}
 	pr->sumstore = proto_reqid(p);
-	if (p->ops->summary(p->arg, pr->sumstore, text, len) == -1) {
+	b = req_open(p, pr->sumstore);
+	if (ibuf_add_u64(b, p->ops->random(p->arg)) == -1 ||
+	    ibuf_add_u64(b, p->conv) == -1 ||
+	    ibuf_add_data(b, text, len) == -1)
+		fatal("%s", __func__);
+	if (storage_send(p, IMSG_WORKER_SUMMARY, b) == -1) {
 		pr->sumstore = 0;
 		if (p->op == OP_BACK) {
 			back_end(p, "summary not stored",
@@ -1841,16 +2388,13 @@ summary_done(struct proto *p)
 	proto_event(p, "summary bytes=%zu", len);
 	if (p->op == OP_PROMPT) {
 		/* The context restarts from the summary. */
-		while (p->nturns > 0)
-			ctx_drop_first(p);
-		ctx_set_summary(p, text, len);
-		p->dirty = 0;
+		ctx_set_summary(&p->ctx, text, len);
 		if (pr->sumstore == 0)
 			prompt_send(p);
 		else
 			pr->step = STEP_SUMSTORE;
 	} else
-		p->dirty = 0;
+		p->ctx.dirty = 0;
 }
 
 void
@@ -1881,10 +2425,9 @@ proto_provider_done(struct proto *p, uint32_t id, uint64_t tin,
 			pr->mstate = SS_PENDING;
 			s = ibuf_left(pr->answer) > 0 ?
 			    ibuf_data(pr->answer) : "";
-			if (p->ops->store(p->arg, pr->mstore,
-			    p->ops->random(p->arg), ROLE_MODEL, pr_model(p),
-			    tout,
-			    s, ibuf_left(pr->answer)) == -1) {
+			if (store_message(p, pr->mstore, ROLE_MODEL,
+			    pr_model(p),
+			    tout, s, ibuf_left(pr->answer)) == -1) {
 				pr->mstate = SS_FAILED;
 				pr->mstore = 0;
 				strlcpy(pr->serr, "not available",
@@ -1931,7 +2474,7 @@ proto_provider_error(struct proto *p, uint32_t id, const char *code,
 		if (p->op == OP_BACK)
 			back_end(p, "no summary", why);
 		else {
-			ctx_trim(p, pr->len);
+			prompt_trim(p);
 			prompt_send(p);
 		}
 	} else
@@ -1992,7 +2535,17 @@ proto_storage_stored(struct proto *p, uint32_t id, uint64_t rowid)
 		prompt_send(p);
 	} else if (p->op == OP_BACK && id == pr->sumstore)
 		back_end(p, NULL, NULL);
-	else if (p->op == OP_SUBMIT && id == p->req) {
+	else if (p->op == OP_SET && id == p->req) {
+		free(p->system);
+		p->system = NULL;
+		if (p->newsystem[0] != '\0') {
+			p->system = p->newsystem;
+			p->newsystem = NULL;
+			out_status(p, "OK", "system prompt set");
+		} else
+			out_status(p, "OK", "system prompt cleared");
+		op_done(p);
+	} else if (p->op == OP_SUBMIT && id == p->req) {
 		out_status(p, "OK", "job %llu", (unsigned long long)rowid);
 		proto_event(p, "job %llu", (unsigned long long)rowid);
 		op_done(p);
@@ -2016,13 +2569,11 @@ proto_storage_item(struct proto *p, uint32_t id, uint64_t rowid,
 	if (id == p->ctxreq) {
 		if (role == ROLE_SUMMARY) {
 			/* Turns before a summary are in it. */
-			while (p->nturns > 0)
-				ctx_drop_first(p);
-			ctx_set_summary(p, text, len);
+			ctx_set_summary(&p->ctx, text, len);
 		} else if (role == ROLE_USER || role == ROLE_MODEL) {
 			if (role == ROLE_USER)
-				ctx_drop_unanswered(p);
-			ctx_append(p, role, text, len);
+				ctx_drop_unanswered(&p->ctx);
+			ctx_append(&p->ctx, role, text, len);
 		}
 		return;
 	}
@@ -2046,11 +2597,18 @@ proto_storage_end(struct proto *p, uint32_t id, uint64_t count)
 	if (id == p->ctxreq) {
 		p->ctxreq = 0;
 		p->ctxready = 1;
-		ctx_drop_unanswered(p);
-		proto_event(p, "context turns=%zu summary=%s", p->nturns,
-		    p->summary != NULL ? "yes" : "no");
+		ctx_drop_unanswered(&p->ctx);
+		proto_event(p, "context turns=%zu summary=%s", p->ctx.nturns,
+		    p->ctx.summary != NULL ? "yes" : "no");
 		if (p->op == OP_PROMPT && p->pr.step == STEP_CONTEXT)
 			prompt_continue(p);
+		else if (p->op == OP_RESUME && id == p->req) {
+			conv_ok(p, p->conv, p->convname);
+			op_done(p);
+		}
+	} else if (p->op == OP_CONVS && id == p->req) {
+		out_status(p, "OK", "%u conversations", p->hcount);
+		op_done(p);
 	} else if (p->op == OP_INFO && id == p->req) {
 		info_reply(p, 1, count);
 		op_done(p);
@@ -2095,11 +2653,16 @@ proto_storage_error(struct proto *p, uint32_t id, const char *text)
 		proto_event(p, "context error");
 		if (p->op == OP_PROMPT && p->pr.step == STEP_CONTEXT)
 			prompt_continue(p);
+		else if (p->op == OP_RESUME && id == p->req) {
+			out_status(p, "ERR", "storage %s", why);
+			op_done(p);
+		}
 	} else if (p->op == OP_INFO && id == p->req) {
 		info_reply(p, 0, 0);
 		op_done(p);
-	} else if ((p->op == OP_HISTORY || p->op == OP_USAGE) &&
-	    id == p->req) {
+	} else if ((p->op == OP_HISTORY || p->op == OP_NEW ||
+	    p->op == OP_CONVS || p->op == OP_DELETE || p->op == OP_SET ||
+	    p->op == OP_USAGE) && id == p->req) {
 		out_status(p, "ERR", "storage %s", why);
 		op_done(p);
 	} else if (p->op == OP_PROMPT &&
@@ -2125,5 +2688,94 @@ proto_storage_error(struct proto *p, uint32_t id, const char *text)
 		op_done(p);
 	} else
 		return;
+	proto_done(p);
+}
+
+/* A conversation storage sends: the one loaded, made, or listed. */
+void
+proto_storage_conv(struct proto *p, uint32_t id, const struct db_conv *c)
+{
+	char	 t[32];
+
+	if (p->closed || id == 0)
+		return;
+	if (id == p->ctxreq)
+		conv_adopt(p, c);
+	else if (p->op == OP_NEW && id == p->req) {
+		conv_adopt(p, c);
+		conv_ok(p, p->conv, p->convname);
+		op_done(p);
+	} else if (p->op == OP_DELETE && id == p->req) {
+		/* The current one was deleted: this one replaces it. */
+		conv_adopt(p, c);
+		out_status(p, "OK", "deleted %llu messages",
+		    (unsigned long long)p->ndeleted);
+		op_done(p);
+	} else if (p->op == OP_CONVS && id == p->req) {
+		iso8601((uint64_t)c->last_used, t, sizeof(t));
+		out_line(p, "%c %llu %s %llu %s %s",
+		    (uint64_t)c->id == p->conv ? '*' : '-',
+		    (unsigned long long)c->id, t,
+		    (unsigned long long)c->messages,
+		    c->model[0] != '\0' ? c->model : "-",
+		    c->name[0] != '\0' ? c->name : "-");
+		p->hcount++;
+	} else
+		return;
+	proto_done(p);
+}
+
+/* A match of SEARCH. */
+void
+proto_storage_match(struct proto *p, uint32_t id, const struct db_match *m)
+{
+	(void)p;
+	(void)id;
+	(void)m;
+}
+
+/* DELETE went through; deleting the current one starts a new one. */
+void
+proto_storage_deleted(struct proto *p, uint32_t id, uint64_t conv,
+    uint64_t n)
+{
+	if (p->closed || id == 0 || p->op != OP_DELETE || id != p->req)
+		return;
+	p->ndeleted = n;
+	proto_event(p, "conversation %llu deleted", (unsigned long long)conv);
+	if (conv == p->conv) {
+		ctx_clear(&p->ctx);
+		p->conv = 0;
+		if (conv_new(p, "") == 0) {
+			proto_done(p);
+			return;
+		}
+	}
+	out_status(p, "OK", "deleted %llu messages", (unsigned long long)n);
+	op_done(p);
+	proto_done(p);
+}
+
+/* Storage refused what the client asked for: not there, or not so. */
+void
+proto_storage_refused(struct proto *p, uint32_t id, const char *code,
+    const char *text)
+{
+	const char	*c;
+	char		 why[PROTO_TEXT_MAX];
+
+	if (p->closed || id == 0)
+		return;
+	if ((c = err_code(code)) == NULL)
+		c = "storage";
+	text_copy(why, sizeof(why), text);
+	if (id == p->ctxreq) {
+		p->ctxreq = 0;
+		p->ctxready = 1;
+	}
+	if (p->op == OP_NONE || id != p->req)
+		return;
+	out_status(p, "ERR", "%s %s", c, why);
+	op_done(p);
 	proto_done(p);
 }

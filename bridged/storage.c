@@ -77,7 +77,11 @@ struct req {
 	uint32_t		 type;
 	uint32_t		 id;	/* the peer's request id */
 	const char		*error;	/* answer ERROR with this */
+	const char		*refused; /* or REFUSED with this code */
+	char			 why[128];	/* and this text */
 	int64_t			 rowid;	/* PURGE: rows deleted */
+	uint64_t		 count;	/* CONV_DELETE: messages */
+	struct db_conv		*conv;	/* CONV_NEW: answered with it */
 	char			 identity[IDENTITY_LEN + 1]; /* PURGE */
 	int			 dup;	/* SUBMIT: resent, queued before */
 	int64_t			 job;	/* a job's end: followers hear */
@@ -283,7 +287,20 @@ req_free(struct req *r)
 {
 	TAILQ_REMOVE(&st.round, r, entry);
 	r->w->refs--;
+	free(r->conv);
 	free(r);
+}
+
+/* The client asked for what is not there: say so after the round. */
+static void
+req_refuse(struct req *r, const char *code, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	r->refused = code;
+	va_start(ap, fmt);
+	(void)vsnprintf(r->why, sizeof(r->why), fmt, ap);
+	va_end(ap);
 }
 
 /* Put a write in the round's transaction, opening it if need be. */
@@ -323,6 +340,61 @@ answer_error(struct wchan *w, uint32_t id, const char *text)
 	if ((b = channel_create(&w->ch, IMSG_STORAGE_ERROR, 0,
 	    strlen(text) + 16)) == NULL || ibuf_add_u32(b, id) == -1 ||
 	    ibuf_add_str(b, text) == -1)
+		fatal("%s", __func__);
+	channel_send(&w->ch, b);
+}
+
+/* IMSG_STORAGE_REFUSED: u32 id, str code, str text. */
+static void
+answer_refused(struct wchan *w, uint32_t id, const char *code,
+    const char *text)
+{
+	struct ibuf	*b;
+
+	if (w->gone)
+		return;
+	if ((b = channel_create(&w->ch, IMSG_STORAGE_REFUSED, 0,
+	    strlen(code) + strlen(text) + 16)) == NULL ||
+	    ibuf_add_u32(b, id) == -1 || ibuf_add_str(b, code) == -1 ||
+	    ibuf_add_str(b, text) == -1)
+		fatal("%s", __func__);
+	channel_send(&w->ch, b);
+}
+
+/* IMSG_STORAGE_CONV: u32 id, u64 conversation, u64 last use,
+ * u64 messages, str name, str model, str role, str system. */
+static int
+answer_conv(struct wchan *w, uint32_t id, const struct db_conv *c)
+{
+	struct ibuf	*b;
+
+	if (w->gone)
+		return (-1);
+	if ((b = channel_create(&w->ch, IMSG_STORAGE_CONV, 0,
+	    strlen(c->system) + 512)) == NULL ||
+	    ibuf_add_u32(b, id) == -1 ||
+	    ibuf_add_u64(b, (uint64_t)c->id) == -1 ||
+	    ibuf_add_u64(b, (uint64_t)c->last_used) == -1 ||
+	    ibuf_add_u64(b, (uint64_t)c->messages) == -1 ||
+	    ibuf_add_str(b, c->name) == -1 ||
+	    ibuf_add_str(b, c->model) == -1 ||
+	    ibuf_add_str(b, c->role) == -1 ||
+	    ibuf_add_str(b, c->system) == -1)
+		fatal("%s", __func__);
+	return (channel_send(&w->ch, b));
+}
+
+/* IMSG_STORAGE_DELETED: u32 id, u64 conversation, u64 messages. */
+static void
+answer_deleted(struct wchan *w, uint32_t id, uint64_t conv, uint64_t n)
+{
+	struct ibuf	*b;
+
+	if (w->gone)
+		return;
+	if ((b = channel_create(&w->ch, IMSG_STORAGE_DELETED, 0, 32)) ==
+	    NULL || ibuf_add_u32(b, id) == -1 || ibuf_add_u64(b, conv) == -1 ||
+	    ibuf_add_u64(b, n) == -1)
 		fatal("%s", __func__);
 	channel_send(&w->ch, b);
 }
@@ -480,10 +552,17 @@ group_flush(void)
 		}
 	}
 	while ((r = TAILQ_FIRST(&st.round)) != NULL) {
-		if (r->error != NULL)
+		if (r->refused != NULL)
+			answer_refused(r->w, r->id, r->refused, r->why);
+		else if (r->error != NULL)
 			answer_error(r->w, r->id, r->error);
 		else if (st.failed)
 			answer_error(r->w, r->id, "database error");
+		else if (r->conv != NULL)
+			(void)answer_conv(r->w, r->id, r->conv);
+		else if (r->type == IMSG_WORKER_CONV_DELETE)
+			answer_deleted(r->w, r->id, (uint64_t)r->rowid,
+			    r->count);
 		else if (r->type == IMSG_CTL_PURGE) {
 			answer_identity(r->w, r->id, r->identity);
 			answer_u64(r->w, IMSG_STORAGE_END, r->id,
@@ -520,8 +599,8 @@ group_flush(void)
  * transaction, and is answered at once.
  */
 static void
-run_read(struct wchan *w, uint32_t type, uint32_t id, uint32_t kind,
-    uint32_t count)
+run_read(struct wchan *w, uint32_t type, uint32_t id, int64_t conv,
+    uint32_t kind, uint32_t count)
 {
 	struct item_arg	 ia;
 	uint64_t	 n = 0;
@@ -533,7 +612,7 @@ run_read(struct wchan *w, uint32_t type, uint32_t id, uint32_t kind,
 	ia.id = id;
 	switch (type) {
 	case IMSG_WORKER_HISTORY:
-		rv = db_history(st.db, w->identity, kind, count,
+		rv = db_history(st.db, w->identity, conv, kind, count,
 		    read_bound(), answer_item, &ia, &n, &cut);
 		if (rv == 0 && cut == DB_CUT_BYTES)
 			log_info("worker %u: history cut to %llu items,"
@@ -541,8 +620,9 @@ run_read(struct wchan *w, uint32_t type, uint32_t id, uint32_t kind,
 			    read_bound());
 		break;
 	case IMSG_WORKER_CONTEXT:
-		rv = db_context(st.db, w->identity, STORAGE_CONTEXT_MAX,
-		    read_bound(), answer_item, &ia, &n, &cut);
+		rv = db_context(st.db, w->identity, conv,
+		    STORAGE_CONTEXT_MAX, read_bound(), answer_item, &ia, &n,
+		    &cut);
 		if (rv == 0 && cut != 0)
 			log_info("worker %u: context cut to its newest %llu"
 			    " items (bounds %d items, %zu bytes)", w->wid,
@@ -617,7 +697,7 @@ export_pump(struct wchan *w)
 		/* Reads run outside the write transaction. */
 		if (!TAILQ_EMPTY(&st.round))
 			group_flush();
-		r = db_export(st.db, ex->identity, ex->section, &ex->after,
+		r = db_export(st.db, ex->identity, 0, ex->section, &ex->after,
 		    EXPORT_PAGE_ITEMS, EXPORT_PAGE_BYTES, export_row, ex);
 		if (r == 1)
 			continue;
@@ -673,19 +753,22 @@ worker_store(struct wchan *w, struct imsg *imsg)
 	struct ireader	 ir;
 	struct req	*r;
 	const char	*model, *text;
-	uint64_t	 key, tokens;
+	uint64_t	 key, tokens, conv;
 	uint32_t	 id, role;
 	size_t		 len;
 
 	ir_init(&ir, imsg);
 	id = ir_u32(&ir);
 	key = ir_u64(&ir);
+	conv = ir_u64(&ir);
 	role = ir_u32(&ir);
 	model = ir_str(&ir);
 	tokens = ir_u64(&ir);
 	text = ir_data(&ir, &len);
 	if (ir_end(&ir) == -1)
 		return ("length");
+	if (conv > INT64_MAX)
+		return ("conversation");
 	if (role != ROLE_USER && role != ROLE_MODEL)
 		return ("role");
 	if (strlen(model) >= MODEL_MAX_LEN ||
@@ -702,8 +785,8 @@ worker_store(struct wchan *w, struct imsg *imsg)
 	}
 	if (group_join() == -1)
 		return (NULL);
-	switch (db_store(st.db, w->identity, key, role, model, tokens, text,
-	    len, (int64_t)time(NULL), &r->rowid)) {
+	switch (db_store(st.db, w->identity, (int64_t)conv, key, role, model,
+	    tokens, text, len, (int64_t)time(NULL), &r->rowid)) {
 	case -1:
 		r->error = "database error";
 		group_fail_if_lost();
@@ -723,16 +806,19 @@ worker_summary(struct wchan *w, struct imsg *imsg)
 	struct ireader	 ir;
 	struct req	*r;
 	const char	*text;
-	uint64_t	 key;
+	uint64_t	 key, conv;
 	uint32_t	 id;
 	size_t		 len;
 
 	ir_init(&ir, imsg);
 	id = ir_u32(&ir);
 	key = ir_u64(&ir);
+	conv = ir_u64(&ir);
 	text = ir_data(&ir, &len);
 	if (ir_end(&ir) == -1)
 		return ("length");
+	if (conv > INT64_MAX)
+		return ("conversation");
 	r = req_new(w, imsg->hdr.type, id);
 	if (len == 0 || !db_text_valid(text, len)) {
 		log_warnx("worker %u: summary not stored: empty, too long,"
@@ -743,23 +829,25 @@ worker_summary(struct wchan *w, struct imsg *imsg)
 	if (group_join() == -1)
 		return (NULL);
 	/* Both statements or neither: a failure loses the transaction. */
-	if (db_summary(st.db, w->identity, key, text, len,
+	if (db_summary(st.db, w->identity, (int64_t)conv, key, text, len,
 	    (int64_t)time(NULL), st.conf->g.summaries_keep, &r->rowid) == -1)
 		st.failed = 1;
 	return (NULL);
 }
 
-/* IMSG_WORKER_HISTORY: u32 id, u32 kind, u32 count; _CONTEXT, _COUNT:
- * u32 id. */
+/* IMSG_WORKER_HISTORY: u32 id, u64 conversation, u32 kind, u32 count;
+ * _COUNT: u32 id. */
 static const char *
 worker_read(struct wchan *w, struct imsg *imsg)
 {
 	struct ireader	 ir;
+	uint64_t	 conv = 0;
 	uint32_t	 id, kind = HISTORY_MESSAGES, count = 0;
 
 	ir_init(&ir, imsg);
 	id = ir_u32(&ir);
 	if (imsg->hdr.type == IMSG_WORKER_HISTORY) {
+		conv = ir_u64(&ir);
 		kind = ir_u32(&ir);
 		count = ir_u32(&ir);
 	}
@@ -767,9 +855,392 @@ worker_read(struct wchan *w, struct imsg *imsg)
 		return ("length");
 	if (kind != HISTORY_MESSAGES && kind != HISTORY_SUMMARIES)
 		return ("kind");
+	if (conv > INT64_MAX)
+		return ("conversation");
 	if (count > STORAGE_HISTORY_MAX)
 		count = STORAGE_HISTORY_MAX;
-	run_read(w, imsg->hdr.type, id, kind, count);
+	run_read(w, imsg->hdr.type, id, (int64_t)conv, kind, count);
+	return (NULL);
+}
+
+/*
+ * Conversations. A worker names them by id or name; storage looks
+ * them up among its identity's only, so another identity's id is as
+ * unknown as one that does not exist.
+ */
+
+/* A conversation reference the client may have typed. */
+static int
+conv_ref_ok(const char *ref)
+{
+	return (strlen(ref) <= CONV_NAME_MAX);
+}
+
+/* A text field of a conversation, bounded and UTF-8. */
+static int
+conv_field_ok(const char *s, size_t max)
+{
+	return (strlen(s) < max && utf8_valid(s, strlen(s)));
+}
+
+/* Make the identity's first conversation, in a transaction of its own. */
+static int
+conv_make(struct wchan *w, const char *model, struct db_conv *c)
+{
+	if (db_begin(st.db) == -1)
+		return (-1);
+	if (db_conv_new(st.db, w->identity, "", model, "", "",
+	    (int64_t)time(NULL), c) != 0) {
+		db_rollback(st.db);
+		return (-1);
+	}
+	if (db_commit(st.db) == -1)
+		return (-1);
+	log_debug("worker %u: first conversation %lld", w->wid,
+	    (long long)c->id);
+	return (DB_FOUND);
+}
+
+/* RESUME: the conversation is in use now, in a transaction of its own. */
+static int
+conv_use(struct db_conv *c)
+{
+	int64_t	 now = (int64_t)time(NULL);
+
+	if (db_begin(st.db) == -1)
+		return (-1);
+	if (db_conv_touch(st.db, c->id, now) == -1) {
+		db_rollback(st.db);
+		return (-1);
+	}
+	if (db_commit(st.db) == -1)
+		return (-1);
+	if (now > c->last_used)
+		c->last_used = now;
+	return (DB_FOUND);
+}
+
+/* One conversation of a list to the worker. */
+static int
+conv_item(const struct db_conv *c, void *arg)
+{
+	struct item_arg	*ia = arg;
+
+	return (answer_conv(ia->w, ia->id, c));
+}
+
+/*
+ * IMSG_WORKER_CONTEXT: u32 id, str conversation, str model. That
+ * conversation (or the most recently used, made if there is none)
+ * comes first, then its context as ITEMs, then END.
+ */
+static const char *
+worker_context(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct item_arg	 ia;
+	struct db_conv	*c;
+	const char	*ref, *model;
+	uint64_t	 n = 0;
+	uint32_t	 id;
+	int		 r, cut = 0;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	ref = ir_str(&ir);
+	model = ir_str(&ir);
+	if (ir_end(&ir) == -1)
+		return ("length");
+	if (!conv_field_ok(model, MODEL_MAX_LEN))
+		return ("model");
+	if (!TAILQ_EMPTY(&st.round))
+		group_flush();
+	if ((c = malloc(sizeof(*c))) == NULL)
+		fatal("%s", __func__);
+	if (*ref == '\0') {
+		if ((r = db_conv_last(st.db, w->identity, c)) == DB_NONE)
+			r = conv_make(w, model, c);
+	} else if (!conv_ref_ok(ref))
+		r = DB_NONE;
+	else if ((r = db_conv_find(st.db, w->identity, ref, c)) == DB_FOUND)
+		r = conv_use(c);
+	if (r == -1)
+		answer_error(w, id, "database error");
+	else if (r == DB_NONE)
+		answer_refused(w, id, "not-found", "no such conversation");
+	else if (answer_conv(w, id, c) == 0) {
+		ia.w = w;
+		ia.id = id;
+		if (db_context(st.db, w->identity, c->id, STORAGE_CONTEXT_MAX,
+		    read_bound(), answer_item, &ia, &n, &cut) == -1)
+			answer_error(w, id, "database error");
+		else
+			answer_u64(w, IMSG_STORAGE_END, id, n);
+		if (cut != 0)
+			log_info("worker %u: context cut to its newest %llu"
+			    " items", w->wid, (unsigned long long)n);
+	}
+	free(c);
+	return (NULL);
+}
+
+/* IMSG_WORKER_CONV_NEW: u32 id, str name, str model, str role,
+ * str system; answered CONV after the commit. */
+static const char *
+worker_conv_new(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct req	*r;
+	const char	*name, *model, *role, *system;
+	uint32_t	 id;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	name = ir_str(&ir);
+	model = ir_str(&ir);
+	role = ir_str(&ir);
+	system = ir_str(&ir);
+	if (ir_end(&ir) == -1)
+		return ("length");
+	if (*name != '\0' && !conv_name_valid(name))
+		return ("name");
+	if (!conv_field_ok(model, MODEL_MAX_LEN) ||
+	    !conv_field_ok(role, NAME_MAX_LEN) ||
+	    !conv_field_ok(system, CONV_SYSTEM_MAX))
+		return ("field");
+	r = req_new(w, imsg->hdr.type, id);
+	if (group_join() == -1)
+		return (NULL);
+	if ((r->conv = malloc(sizeof(*r->conv))) == NULL)
+		fatal("%s", __func__);
+	switch (db_conv_new(st.db, w->identity, name, model, system, role,
+	    (int64_t)time(NULL), r->conv)) {
+	case 0:
+		break;
+	case DB_EXISTS:
+		req_refuse(r, "bad-argument", "a conversation named %s"
+		    " exists", name);
+		break;
+	default:
+		r->error = "database error";
+		group_fail_if_lost();
+		break;
+	}
+	return (NULL);
+}
+
+/* IMSG_WORKER_CONV_LIST: u32 id, u32 count; CONV..., END. */
+static const char *
+worker_conv_list(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct item_arg	 ia;
+	uint64_t	 n = 0;
+	uint32_t	 id, count;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	count = ir_u32(&ir);
+	if (ir_end(&ir) == -1)
+		return ("length");
+	if (count > STORAGE_HISTORY_MAX)
+		count = STORAGE_HISTORY_MAX;
+	if (!TAILQ_EMPTY(&st.round))
+		group_flush();
+	ia.w = w;
+	ia.id = id;
+	if (db_conv_list(st.db, w->identity, count, conv_item, &ia,
+	    &n) == -1)
+		answer_error(w, id, "database error");
+	else
+		answer_u64(w, IMSG_STORAGE_END, id, n);
+	return (NULL);
+}
+
+/* IMSG_WORKER_CONV_SET: u32 id, u64 conversation, u32 mask, str model,
+ * str role, str system; STORED with the conversation's id. */
+static const char *
+worker_conv_set(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct req	*r;
+	const char	*model, *role, *system;
+	uint64_t	 conv;
+	uint32_t	 id, mask;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	conv = ir_u64(&ir);
+	mask = ir_u32(&ir);
+	model = ir_str(&ir);
+	role = ir_str(&ir);
+	system = ir_str(&ir);
+	if (ir_end(&ir) == -1)
+		return ("length");
+	if (conv > INT64_MAX ||
+	    (mask & ~(CONV_MODEL | CONV_SYSTEM | CONV_ROLE)) != 0)
+		return ("conversation");
+	if (!conv_field_ok(model, MODEL_MAX_LEN) ||
+	    !conv_field_ok(role, NAME_MAX_LEN) ||
+	    !conv_field_ok(system, CONV_SYSTEM_MAX))
+		return ("field");
+	r = req_new(w, imsg->hdr.type, id);
+	r->rowid = (int64_t)conv;
+	if (group_join() == -1)
+		return (NULL);
+	switch (db_conv_set(st.db, w->identity, (int64_t)conv, (int)mask,
+	    model, system, role, (int64_t)time(NULL))) {
+	case 1:
+		break;
+	case 0:
+		req_refuse(r, "not-found", "no such conversation");
+		break;
+	default:
+		r->error = "database error";
+		group_fail_if_lost();
+		break;
+	}
+	return (NULL);
+}
+
+/* IMSG_WORKER_CONV_DELETE: u32 id, str conversation; DELETED. */
+static const char *
+worker_conv_delete(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct req	*r;
+	struct db_conv	*c;
+	const char	*ref;
+	uint32_t	 id;
+	int		 found;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	ref = ir_str(&ir);
+	if (ir_end(&ir) == -1)
+		return ("length");
+	r = req_new(w, imsg->hdr.type, id);
+	if (group_join() == -1)
+		return (NULL);
+	if ((c = malloc(sizeof(*c))) == NULL)
+		fatal("%s", __func__);
+	found = conv_ref_ok(ref) ? db_conv_find(st.db, w->identity, ref, c) :
+	    DB_NONE;
+	if (found == DB_FOUND)
+		found = db_conv_delete(st.db, w->identity, c->id, &r->count);
+	if (found == 1) {
+		r->rowid = c->id;
+		log_debug("worker %u: conversation %lld deleted", w->wid,
+		    (long long)c->id);
+	} else if (found == DB_NONE)
+		req_refuse(r, "not-found", "no such conversation");
+	else {
+		r->error = "database error";
+		st.failed = 1;
+	}
+	free(c);
+	return (NULL);
+}
+
+/* One match of a search to the worker. */
+static int
+answer_match(const struct db_match *m, void *arg)
+{
+	struct item_arg	*ia = arg;
+	struct ibuf	*b;
+
+	if (ia->w->gone)
+		return (-1);
+	if ((b = channel_create(&ia->w->ch, IMSG_STORAGE_MATCH, 0,
+	    m->len + 48)) == NULL || ibuf_add_u32(b, ia->id) == -1 ||
+	    ibuf_add_u64(b, (uint64_t)m->conv) == -1 ||
+	    ibuf_add_u64(b, (uint64_t)m->id) == -1 ||
+	    ibuf_add_u64(b, (uint64_t)m->time) == -1 ||
+	    ibuf_add_u32(b, m->role) == -1 ||
+	    ibuf_add_data(b, m->text, m->len) == -1)
+		fatal("%s", __func__);
+	return (channel_send(&ia->w->ch, b));
+}
+
+/* IMSG_WORKER_SEARCH: u32 id, str words; MATCH..., END. */
+static const char *
+worker_search(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct item_arg	 ia;
+	const char	*words;
+	uint64_t	 n = 0;
+	uint32_t	 id;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	words = ir_str(&ir);
+	if (ir_end(&ir) == -1)
+		return ("length");
+	if (*words == '\0' || strlen(words) > DB_SEARCH_MAX ||
+	    !utf8_valid(words, strlen(words))) {
+		answer_refused(w, id, "bad-argument", "search words must be"
+		    " 1 to " DB_SEARCH_MAX_S " bytes of UTF-8");
+		return (NULL);
+	}
+	if (!TAILQ_EMPTY(&st.round))
+		group_flush();
+	ia.w = w;
+	ia.id = id;
+	if (db_search(st.db, w->identity, words, STORAGE_SEARCH_MAX,
+	    answer_match, &ia, &n) == -1)
+		answer_error(w, id, "database error");
+	else
+		answer_u64(w, IMSG_STORAGE_END, id, n);
+	return (NULL);
+}
+
+/* IMSG_WORKER_EXPORT: u32 id, str conversation; CONV, ITEM..., END. */
+static const char *
+worker_export(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct item_arg	 ia;
+	struct db_conv	*c;
+	const char	*ref;
+	int64_t		 after;
+	uint64_t	 n = 0;
+	uint32_t	 id;
+	int		 r, section;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	ref = ir_str(&ir);
+	if (ir_end(&ir) == -1)
+		return ("length");
+	if (!TAILQ_EMPTY(&st.round))
+		group_flush();
+	if ((c = malloc(sizeof(*c))) == NULL)
+		fatal("%s", __func__);
+	r = conv_ref_ok(ref) ? db_conv_find(st.db, w->identity, ref, c) :
+	    DB_NONE;
+	if (r == -1)
+		answer_error(w, id, "database error");
+	else if (r == DB_NONE)
+		answer_refused(w, id, "not-found", "no such conversation");
+	else if (answer_conv(w, id, c) == 0) {
+		ia.w = w;
+		ia.id = id;
+		for (section = 0; r != -1 && section < 2; section++) {
+			after = 0;
+			while ((r = db_export(st.db, w->identity, c->id,
+			    section, &after, EXPORT_PAGE_ITEMS,
+			    EXPORT_PAGE_BYTES, answer_item, &ia)) == 1)
+				;
+		}
+		if (r == -1)
+			answer_error(w, id, "database error");
+		else {
+			n = (uint64_t)c->messages;
+			answer_u64(w, IMSG_STORAGE_END, id, n);
+		}
+	}
+	free(c);
 	return (NULL);
 }
 
@@ -963,7 +1434,7 @@ worker_submit(struct wchan *w, struct imsg *imsg)
 	struct req	*r;
 	const char	*model, *model_b, *text, *code;
 	char		 why[LIMITS_TEXT_MAX];
-	uint64_t	 key;
+	uint64_t	 key, conv;
 	uint32_t	 id, kind, turns;
 	size_t		 len;
 	int		 rv;
@@ -971,6 +1442,7 @@ worker_submit(struct wchan *w, struct imsg *imsg)
 	ir_init(&ir, imsg);
 	id = ir_u32(&ir);
 	key = ir_u64(&ir);
+	conv = ir_u64(&ir);
 	kind = ir_u32(&ir);
 	turns = ir_u32(&ir);
 	model = ir_str(&ir);
@@ -981,8 +1453,9 @@ worker_submit(struct wchan *w, struct imsg *imsg)
 	if (kind >= JOB_KIND_MAX || !job_model_valid(model, 0) ||
 	    !job_model_valid(model_b, kind == JOB_SUBMIT) ||
 	    (kind == JOB_SUBMIT && (turns != 1 || model_b[0] != '\0')) ||
-	    (kind == JOB_DIALOGUE && (turns < 2 || turns > JOB_TURNS_MAX)))
-		return ("kind, turns or models");
+	    (kind == JOB_DIALOGUE && (turns < 2 || turns > JOB_TURNS_MAX)) ||
+	    conv > INT64_MAX || (kind == JOB_DIALOGUE && conv != 0))
+		return ("kind, turns, models or conversation");
 	r = req_new(w, imsg->hdr.type, id);
 	if (len == 0 || !db_text_valid(text, len)) {
 		r->error = "bad-argument the prompt cannot be stored";
@@ -998,17 +1471,28 @@ worker_submit(struct wchan *w, struct imsg *imsg)
 		r->error = r->errbuf;
 		return (NULL);
 	}
+	/* A prompt is answered in a conversation of the identity's own. */
+	if (kind == JOB_SUBMIT && (rv = db_conv_owned(st.db, w->identity,
+	    (int64_t)conv)) != 1) {
+		if (rv == 0)
+			req_refuse(r, "not-found", "no such conversation");
+		else {
+			r->error = "database error";
+			group_fail_if_lost();
+		}
+		return (NULL);
+	}
 	/* A job is held to the identity's limits as a prompt is. */
 	if ((rv = admit(w->identity, model, model_b, &code, why,
 	    sizeof(why))) != 0) {
 		if (rv == 1)
-			(void)snprintf(r->errbuf, sizeof(r->errbuf), "%s %s",
-			    code, why);
-		r->error = rv == 1 ? r->errbuf : "database error";
+			req_refuse(r, code, "%s", why);
+		else
+			r->error = "database error";
 		return (NULL);
 	}
-	rv = jdb_submit(st.jdb, w->identity, key, kind, turns, model,
-	    model_b, text, len, (int64_t)time(NULL), &r->job);
+	rv = jdb_submit(st.jdb, w->identity, (int64_t)conv, key, kind, turns,
+	    model, model_b, text, len, (int64_t)time(NULL), &r->job);
 	if (rv == -1) {
 		r->error = "database error";
 		group_fail_if_lost();
@@ -1269,11 +1753,11 @@ job_store_pair(const struct jdb_job *job)
 	}
 	if (jdb_opening(st.jdb, job->id, prompt_copy, p) == 0 &&
 	    jdb_turn_text(st.jdb, job->id, 0, a) == 0 &&
-	    db_store(st.db, job->client, arc4random(), ROLE_USER, job->model,
-	    0, ibuf_data(p), ibuf_left(p), now, &row) != -1 &&
-	    db_store(st.db, job->client, arc4random(), ROLE_MODEL, job->model,
-	    (uint64_t)job->tout, ibuf_left(a) > 0 ? ibuf_data(a) : "",
-	    ibuf_left(a), now, &row) != -1)
+	    db_store(st.db, job->client, job->conv, arc4random(), ROLE_USER,
+	    job->model, 0, ibuf_data(p), ibuf_left(p), now, &row) != -1 &&
+	    db_store(st.db, job->client, job->conv, arc4random(), ROLE_MODEL,
+	    job->model, (uint64_t)job->tout, ibuf_left(a) > 0 ?
+	    ibuf_data(a) : "", ibuf_left(a), now, &row) != -1)
 		rv = 0;
 	ibuf_free(p);
 	ibuf_free(a);
@@ -1754,9 +2238,29 @@ storage_dispatch_worker(struct channel *ch, struct imsg *imsg)
 			bad = worker_summary(w, imsg);
 			break;
 		case IMSG_WORKER_HISTORY:
-		case IMSG_WORKER_CONTEXT:
 		case IMSG_WORKER_COUNT:
 			bad = worker_read(w, imsg);
+			break;
+		case IMSG_WORKER_CONTEXT:
+			bad = worker_context(w, imsg);
+			break;
+		case IMSG_WORKER_CONV_NEW:
+			bad = worker_conv_new(w, imsg);
+			break;
+		case IMSG_WORKER_CONV_LIST:
+			bad = worker_conv_list(w, imsg);
+			break;
+		case IMSG_WORKER_CONV_SET:
+			bad = worker_conv_set(w, imsg);
+			break;
+		case IMSG_WORKER_CONV_DELETE:
+			bad = worker_conv_delete(w, imsg);
+			break;
+		case IMSG_WORKER_SEARCH:
+			bad = worker_search(w, imsg);
+			break;
+		case IMSG_WORKER_EXPORT:
+			bad = worker_export(w, imsg);
 			break;
 		case IMSG_WORKER_SUBMIT:
 			bad = worker_submit(w, imsg);
@@ -1998,9 +2502,9 @@ identity_row(const struct identity_row *r, void *arg)
 
 	iso(r->first_seen, f, sizeof(f));
 	iso(r->last_seen, l, sizeof(l));
-	return (answer_line(arg, "%.12s %s %s %s %lld %lld", r->identity,
-	    r->how, f, l, (long long)r->messages,
-	    (long long)r->tokens_today));
+	return (answer_line(arg, "%.12s %s %s %s %lld %lld %lld",
+	    r->identity, r->how, f, l, (long long)r->conversations,
+	    (long long)r->messages, (long long)r->tokens_today));
 }
 
 /* One line of show events. */

@@ -404,7 +404,6 @@ op_models(void *arg, uint32_t id)
 }
 
 static int	sreq_add(uint32_t, uint32_t, struct ibuf *);
-static struct ibuf *payload(uint32_t, size_t);
 
 /* One part of a turn, held until the generation is admitted. */
 static int
@@ -423,19 +422,26 @@ gen_part(struct gate *g, int role, int more, const char *text, size_t len)
 	return (gate_hold(g, IMSG_WORKER_GEN_PART, b));
 }
 
-/* Build the provider's messages of a generation into the gate. */
+/*
+ * Build the provider's messages of a generation into the gate: BEGIN,
+ * each turn in parts well under the message size (more set on all but
+ * its last), END. Turns of one role in a row are joined into one with
+ * a blank line between (see proto_turn).
+ */
 static int
-gen_build(struct gate *g, const char *sys, const struct proto_turn *t,
-    size_t n)
+gen_build(struct gate *g, const struct proto_gen *pg)
 {
-	struct ibuf	*b;
-	size_t		 i, off, len;
-	int		 join, more;
+	const struct proto_turn	*t = pg->turns;
+	struct ibuf		*b;
+	size_t			 i, off, len, n = pg->nturns;
+	int			 join, more;
 
-	if ((b = ibuf_open(strlen(g->model) + strlen(sys) + 32)) == NULL ||
-	    ibuf_add_u32(b, g->id) == -1 || ibuf_add_str(b, g->model) == -1 ||
-	    ibuf_add_str(b, sys) == -1 || ibuf_add_u32(b, 0) == -1 ||
-	    ibuf_add_u32(b, GEN_TEMP_NONE) == -1) {
+	if ((b = ibuf_open(strlen(pg->model) + strlen(pg->system) + 32)) ==
+	    NULL || ibuf_add_u32(b, g->id) == -1 ||
+	    ibuf_add_str(b, pg->model) == -1 ||
+	    ibuf_add_str(b, pg->system) == -1 ||
+	    ibuf_add_u32(b, pg->max_tokens) == -1 ||
+	    ibuf_add_u32(b, pg->temperature) == -1) {
 		ibuf_free(b);
 		return (-1);
 	}
@@ -465,14 +471,11 @@ gen_build(struct gate *g, const char *sys, const struct proto_turn *t,
 }
 
 /*
- * A generation: BEGIN, each turn in parts well under the message size
- * (more set on all but its last), END. Turns of one role in a row are
- * joined into one with a blank line between (see proto_turn). It is
- * held until storage admits it against the identity's limits.
+ * A generation, held until storage admits it against the identity's
+ * limits; then it goes to the provider.
  */
 static int
-op_gen(void *arg, uint32_t id, const char *model, const char *sys,
-    const struct proto_turn *t, size_t n)
+op_gen(void *arg, uint32_t id, const struct proto_gen *pg)
 {
 	struct gate	*g;
 	struct ibuf	*b;
@@ -480,14 +483,14 @@ op_gen(void *arg, uint32_t id, const char *model, const char *sys,
 	(void)arg;
 	if (w.provider.dead)
 		return (-1);
-	if ((g = gate_new(id, model, ev_now_ms())) == NULL)
+	if ((g = gate_new(id, pg->model, ev_now_ms())) == NULL)
 		return (-1);
-	if (gen_build(g, sys, t, n) == -1 ||
-	    (b = payload(id, strlen(model) + 8)) == NULL) {
+	if (gen_build(g, pg) == -1 ||
+	    (b = ibuf_open(strlen(pg->model) + 16)) == NULL) {
 		gate_free(g);
 		return (-1);
 	}
-	if (ibuf_add_str(b, model) == -1) {
+	if (ibuf_add_u32(b, id) == -1 || ibuf_add_str(b, pg->model) == -1) {
 		ibuf_free(b);
 		gate_free(g);
 		return (-1);
@@ -532,8 +535,9 @@ gen_finish(struct gate *g, const char *code, uint64_t in, uint64_t out)
 	if (in > 0 || out > 0) {
 		/* Ids of its own, apart from the session's. */
 		id = 0x80000000U | next++;
-		if ((b = payload(id, strlen(g->model) + 32)) != NULL &&
-		    (ibuf_add_str(b, g->model) == -1 ||
+		if ((b = ibuf_open(strlen(g->model) + 32)) != NULL &&
+		    (ibuf_add_u32(b, id) == -1 ||
+		    ibuf_add_str(b, g->model) == -1 ||
 		    ibuf_add_u64(b, in) == -1 || ibuf_add_u64(b, out) == -1)) {
 			ibuf_free(b);
 			b = NULL;
@@ -692,111 +696,16 @@ sreq_done(struct sreq *r)
 	free(r);
 }
 
-static struct ibuf *
-payload(uint32_t id, size_t hint)
-{
-	struct ibuf	*b;
-
-	if ((b = ibuf_open(hint + 16)) == NULL)
-		return (NULL);
-	if (ibuf_add_u32(b, id) == -1) {
-		ibuf_free(b);
-		return (NULL);
-	}
-	return (b);
-}
-
+/* A storage request the session built (request id first), taken. */
 static int
-op_store(void *arg, uint32_t id, uint64_t key, int role, const char *model,
-    uint64_t tokens, const char *text, size_t len)
+op_storage(void *arg, uint32_t type, uint32_t id, struct ibuf *b)
 {
-	struct ibuf	*b;
-
 	(void)arg;
-	if (len > IMSG_MAXSIZE - 1024 ||
-	    (b = payload(id, len + strlen(model) + 64)) == NULL)
-		return (-1);
-	if (ibuf_add_u64(b, key) == -1 ||
-	    ibuf_add_u32(b, (uint32_t)role) == -1 ||
-	    ibuf_add_str(b, model) == -1 ||
-	    ibuf_add_u64(b, tokens) == -1 ||
-	    ibuf_add_data(b, text, len) == -1) {
+	if (ibuf_left(b) > IMSG_MAXSIZE - 64) {
 		ibuf_free(b);
 		return (-1);
 	}
-	return (sreq_add(IMSG_WORKER_STORE, id, b));
-}
-
-static int
-op_summary(void *arg, uint32_t id, const char *text, size_t len)
-{
-	struct ibuf	*b;
-	uint64_t	 key;
-
-	(void)arg;
-	/* Resent as it is after a storage restart: the key dedupes it. */
-	arc4random_buf(&key, sizeof(key));
-	if (len > IMSG_MAXSIZE - 1024 || (b = payload(id, len + 16)) == NULL)
-		return (-1);
-	if (ibuf_add_u64(b, key) == -1 || ibuf_add_data(b, text, len) == -1) {
-		ibuf_free(b);
-		return (-1);
-	}
-	return (sreq_add(IMSG_WORKER_SUMMARY, id, b));
-}
-
-static int
-op_history(void *arg, uint32_t id, int kind, uint32_t count)
-{
-	struct ibuf	*b;
-
-	(void)arg;
-	if ((b = payload(id, 8)) == NULL)
-		return (-1);
-	if (ibuf_add_u32(b, (uint32_t)kind) == -1 ||
-	    ibuf_add_u32(b, count) == -1) {
-		ibuf_free(b);
-		return (-1);
-	}
-	return (sreq_add(IMSG_WORKER_HISTORY, id, b));
-}
-
-static int
-op_context(void *arg, uint32_t id)
-{
-	struct ibuf	*b;
-
-	(void)arg;
-	if ((b = payload(id, 0)) == NULL)
-		return (-1);
-	return (sreq_add(IMSG_WORKER_CONTEXT, id, b));
-}
-
-static int
-op_count(void *arg, uint32_t id)
-{
-	struct ibuf	*b;
-
-	(void)arg;
-	if ((b = payload(id, 0)) == NULL)
-		return (-1);
-	return (sreq_add(IMSG_WORKER_COUNT, id, b));
-}
-
-/* USAGE: storage makes the lines of this identity's use. */
-static int
-op_usage(void *arg, uint32_t id, uint32_t days)
-{
-	struct ibuf	*b;
-
-	(void)arg;
-	if ((b = payload(id, 4)) == NULL)
-		return (-1);
-	if (ibuf_add_u32(b, days) == -1) {
-		ibuf_free(b);
-		return (-1);
-	}
-	return (sreq_add(IMSG_WORKER_USAGE_GET, id, b));
+	return (sreq_add(type, id, b));
 }
 
 static void
@@ -865,76 +774,6 @@ op_auth(void *arg, const char *token)
 	return (channel_send(parent_chan, b));
 }
 
-/* Queue a job: SUBMIT or DIALOGUE. */
-static int
-op_submit(void *arg, uint32_t id, uint64_t key, int kind, int turns,
-    const char *model, const char *model_b, const char *text, size_t len)
-{
-	struct ibuf	*b;
-
-	(void)arg;
-	if (len > IMSG_MAXSIZE - 1024 ||
-	    (b = payload(id, len + 2 * MODEL_MAX_LEN + 64)) == NULL)
-		return (-1);
-	if (ibuf_add_u64(b, key) == -1 ||
-	    ibuf_add_u32(b, (uint32_t)kind) == -1 ||
-	    ibuf_add_u32(b, (uint32_t)turns) == -1 ||
-	    ibuf_add_str(b, model) == -1 ||
-	    ibuf_add_str(b, model_b) == -1 ||
-	    ibuf_add_data(b, text, len) == -1) {
-		ibuf_free(b);
-		return (-1);
-	}
-	return (sreq_add(IMSG_WORKER_SUBMIT, id, b));
-}
-
-/* JOBS: the identity's last jobs. */
-static int
-op_jobs(void *arg, uint32_t id, uint32_t count)
-{
-	struct ibuf	*b;
-
-	(void)arg;
-	if ((b = payload(id, 8)) == NULL)
-		return (-1);
-	if (ibuf_add_u32(b, count) == -1) {
-		ibuf_free(b);
-		return (-1);
-	}
-	return (sreq_add(IMSG_WORKER_JOBS, id, b));
-}
-
-/* RESULT and KILL name a job. */
-static int
-job_request(uint32_t type, uint32_t id, uint64_t job)
-{
-	struct ibuf	*b;
-
-	if ((b = payload(id, 8)) == NULL)
-		return (-1);
-	if (ibuf_add_u64(b, job) == -1) {
-		ibuf_free(b);
-		return (-1);
-	}
-	return (sreq_add(type, id, b));
-}
-
-/* RESULT: what is stored of a job, then the rest as it comes. */
-static int
-op_result(void *arg, uint32_t id, uint64_t job)
-{
-	(void)arg;
-	return (job_request(IMSG_WORKER_RESULT, id, job));
-}
-
-/* KILL: cancel a job of this identity. */
-static int
-op_kill(void *arg, uint32_t id, uint64_t job)
-{
-	(void)arg;
-	return (job_request(IMSG_WORKER_KILL, id, job));
-}
-
 /* Stop following a job: storage sends no more for that RESULT. */
 static void
 op_unfollow(void *arg, uint32_t id)
@@ -950,10 +789,8 @@ op_unfollow(void *arg, uint32_t id)
 }
 
 static const struct proto_ops worker_ops = {
-	op_write, op_close, op_models, op_gen, op_cancel, op_store,
-	op_summary, op_history, op_context, op_count, op_state, op_event,
-	op_now, op_random, op_auth, op_submit, op_jobs, op_result,
-	op_unfollow, op_kill, op_usage
+	op_write, op_close, op_models, op_gen, op_cancel, op_storage,
+	op_state, op_event, op_now, op_random, op_auth, op_unfollow
 };
 
 /*
@@ -1217,9 +1054,35 @@ storage_dispatch(struct channel *ch, struct imsg *imsg)
 	client_update();
 }
 
+/* IMSG_STORAGE_CONV after the request id, into *c. */
+static int
+storage_conv(struct ireader *ir, struct db_conv *c)
+{
+	const char	*name, *model, *role, *system;
+
+	memset(c, 0, sizeof(*c));
+	c->id = (int64_t)ir_u64(ir);
+	c->last_used = (int64_t)ir_u64(ir);
+	c->messages = (int64_t)ir_u64(ir);
+	name = ir_str(ir);
+	model = ir_str(ir);
+	role = ir_str(ir);
+	system = ir_str(ir);
+	if (ir_end(ir) == -1 ||
+	    strlcpy(c->name, name, sizeof(c->name)) >= sizeof(c->name) ||
+	    strlcpy(c->model, model, sizeof(c->model)) >= sizeof(c->model) ||
+	    strlcpy(c->role, role, sizeof(c->role)) >= sizeof(c->role) ||
+	    strlcpy(c->system, system, sizeof(c->system)) >=
+	    sizeof(c->system))
+		return (-1);
+	return (0);
+}
+
 static void
 storage_dispatch_one(struct imsg *imsg)
 {
+	static struct db_conv	 conv;
+	struct db_match	 m;
 	struct ireader	 ir;
 	struct sreq	*r;
 	const char	*s, *t;
@@ -1288,6 +1151,55 @@ storage_dispatch_one(struct imsg *imsg)
 		r->got = 1;
 		if (w.proto != NULL)
 			proto_storage_line(w.proto, id, s);
+		return;
+	case IMSG_STORAGE_REFUSED:
+		s = ir_str(&ir);
+		t = ir_str(&ir);
+		if (ir_end(&ir) == -1)
+			break;
+		if ((r = sreq_find(id)) == NULL)
+			return;
+		sreq_done(r);
+		if (w.proto != NULL)
+			proto_storage_refused(w.proto, id, s, t);
+		return;
+	case IMSG_STORAGE_DELETED:
+		a = ir_u64(&ir);
+		b = ir_u64(&ir);
+		if (ir_end(&ir) == -1)
+			break;
+		if ((r = sreq_find(id)) == NULL)
+			return;
+		sreq_done(r);
+		if (w.proto != NULL)
+			proto_storage_deleted(w.proto, id, a, b);
+		return;
+	case IMSG_STORAGE_CONV:
+		if (storage_conv(&ir, &conv) == -1)
+			break;
+		if ((r = sreq_find(id)) == NULL)
+			return;
+		r->got = 1;
+		if (w.proto != NULL)
+			proto_storage_conv(w.proto, id, &conv);
+		return;
+	case IMSG_STORAGE_MATCH:
+		memset(&m, 0, sizeof(m));
+		m.conv = (int64_t)ir_u64(&ir);
+		m.id = (int64_t)ir_u64(&ir);
+		m.time = (int64_t)ir_u64(&ir);
+		role = ir_u32(&ir);
+		text = ir_data(&ir, &len);
+		if (ir_end(&ir) == -1 || role >= ROLE_MAX)
+			break;
+		m.role = role;
+		m.text = len > 0 ? text : "";
+		m.len = len;
+		if ((r = sreq_find(id)) == NULL)
+			return;
+		r->got = 1;
+		if (w.proto != NULL)
+			proto_storage_match(w.proto, id, &m);
 		return;
 	default:
 		if (storage_job_answer(imsg, &ir, id) == 0)

@@ -126,6 +126,9 @@ def test_pipe_more_menu():
     r = connect(["CHANGE-MODEL", "no-such-model"])
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert ". ERR bad-argument" in r.stderr, r.stderr
+    # The conversation keeps its model: give it back the usual one.
+    r = connect(["CHANGE-MODEL " + MODEL])
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
 
 
 def test_pipe_quit_and_eof():
@@ -658,7 +661,8 @@ def test_pipe_slash_commands_map_to_the_protocol():
     m = marker()
     r = connect(["/models", "/model gemini-2.5-flash", "/info",
                  "first " + m, "/history 2", "/new", "/raw HELP",
-                 "/bye", "never " + m], cmd=False)
+                 # conversations keep their model: give back the usual
+                 "/model " + MODEL, "/bye", "never " + m], cmd=False)
     assert r.returncode == 0, (r.returncode, r.stderr)
     out = r.stdout
     assert re.search(r"^\d+\. gemini-2\.5-pro$", out, re.M), out

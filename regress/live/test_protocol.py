@@ -142,7 +142,8 @@ def test_bad_argument():
     c = d.client()
     for line in ("HELP extra", "ASK", "HISTORY 0", "HISTORY x",
                  "SUMMARIES -3", "CHANGE-MODEL no-such-model",
-                 "CHANGE-MODEL 9999", "INFO x", "NEW now", "AUTH"):
+                 "CHANGE-MODEL 9999", "INFO x", "NEW bad/name", "NEW " + "n" * 65,
+                 "NEW two words", "AUTH"):
         _, status = c.ask(line)
         assert err_code(status) == "bad-argument", (line, status)
     c.close()
@@ -154,7 +155,8 @@ def test_info():
     assert status == ". OK", status
     kv = dict(l.split(": ", 1) for l in body)
     assert list(kv) == ["id", "ip", "port", "connected", "model", "tls",
-                        "messages"], kv
+                        "messages", "conversation", "role"], kv
+    assert re.match(r"^\d+ \S+$", kv["conversation"]), kv
     assert kv["id"] == hashlib.sha256(b"127.0.0.1").hexdigest()[:12]
     assert kv["ip"] == "127.0.0.1"
     assert int(kv["port"]) == c.sock.getsockname()[1]
@@ -238,6 +240,7 @@ def test_change_model_direct():
 
 
 def test_change_model_keeps_context():
+    """The conversation goes on with the new model, which it remembers."""
     c = d.client()
     c.ask("NEW")
     ask_ok(c, "ASK first " + marker())
@@ -248,7 +251,14 @@ def test_change_model_keeps_context():
     c.ask("CHANGE-MODEL " + other)
     body, status = ask_ok(c, "ASK third")
     assert "turns=5" in body[-1], body
-    assert "model=" + other + " " in status, status
+    assert STATUS_OK.match(status).group(1) == other, status
+    c.close()
+    # A new session resumes that conversation with that model.
+    c = d.client()
+    body, _ = c.ask("INFO")
+    kv = dict(l.split(": ", 1) for l in body)
+    assert kv["model"] == other, kv
+    c.ask("CHANGE-MODEL gemini-2.0-flash")
     c.close()
 
 

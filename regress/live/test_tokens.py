@@ -197,8 +197,9 @@ def test_usage_command_and_operator_tables():
     ids = d.ctl("show", "identities").stdout.splitlines()
     assert ids[0].startswith("IDENTITY AUTH FIRST-SEEN LAST-SEEN"), ids
     mine = [l.split() for l in ids if l.startswith(sha(tok)[:12])][0]
-    assert mine[1].startswith("token:") and mine[4] == "2", mine
-    assert mine[5] == str(int(fields["in"]) + int(fields["out"])), mine
+    assert mine[1].startswith("token:") and mine[4] == "1", mine
+    assert mine[5] == "2", mine
+    assert mine[6] == str(int(fields["in"]) + int(fields["out"])), mine
     filed = [l.split() for l in ids if l.startswith(sha(FILE_TOKEN)[:12])]
     assert filed and filed[0][1] == "token-file", ids
     # -H drops the header; an empty table says so, unless -H.

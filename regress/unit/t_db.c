@@ -173,6 +173,18 @@ got_is(struct got *g, const char *const *want, int n)
 	return (1);
 }
 
+/* The client's most recently used conversation, made if it has none. */
+static int64_t
+cv(struct db *db, const char *client)
+{
+	static struct db_conv	 c;
+
+	if (db_conv_last(db, client, &c) == DB_FOUND ||
+	    db_conv_new(db, client, "", "", "", "", 1, &c) == 0)
+		return (c.id);
+	return (-1);
+}
+
 /* db_store with a model name and tokens filled in. */
 static int
 store(struct db *db, const char *client, uint64_t key, enum msg_role role,
@@ -180,7 +192,8 @@ store(struct db *db, const char *client, uint64_t key, enum msg_role role,
 {
 	int64_t	 dummy;
 
-	return (db_store(db, client, key, role, "gemini-test", 7, text,
+	return (db_store(db, client, cv(db, client), key, role, "gemini-test",
+	    7, text,
 	    strlen(text), now, rowid != NULL ? rowid : &dummy));
 }
 
@@ -362,7 +375,8 @@ t_migrate_v1(void)
 	    " WHERE id = 2") == 2 && q_int(file, "SELECT last_msg FROM"
 	    " summaries WHERE id = 1") == 0, "last_msg not derived from time");
 	memset(&g, 0, sizeof(g));
-	check("migrate-v1-context", db_context(db, A, 100, 1 << 20, collect,
+	check("migrate-v1-context", db_context(db, A, cv(db, A), 100, 1 << 20,
+	    collect,
 	    &g, &n, &cut) == 0 && got_is(&g, want, 3) && n == 3 &&
 	    g.role[0] == ROLE_SUMMARY && g.role[1] == ROLE_USER &&
 	    g.role[2] == ROLE_MODEL, "context after migration is wrong");
@@ -370,6 +384,261 @@ t_migrate_v1(void)
 	check("migrate-v1-dedupe", store(db, A, 13, ROLE_USER, "again", 300,
 	    NULL) == 1, "an old key is not deduped");
 	db_close(db);
+}
+
+/*
+ * A database as bridged 0.1 wrote it (schema version 3): the tables
+ * of versions 1 to 3 exactly as that release made them, with the rows
+ * of two identities. Kept here so the migration is always tested on
+ * the real thing.
+ */
+static const char v3_schema[] =
+	"CREATE TABLE messages ( id INTEGER PRIMARY KEY, client_id TEXT"
+	" NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL, timestamp"
+	" INTEGER NOT NULL, model TEXT, tokens INTEGER, msgkey INTEGER);"
+	"CREATE TABLE summaries ( id INTEGER PRIMARY KEY, client_id TEXT"
+	" NOT NULL, summary_text TEXT NOT NULL, created_at INTEGER NOT NULL,"
+	" last_msg INTEGER NOT NULL DEFAULT 0, msgkey INTEGER);"
+	"CREATE UNIQUE INDEX messages_key ON messages (client_id, msgkey);"
+	"CREATE INDEX messages_client ON messages (client_id, id);"
+	"CREATE INDEX summaries_client ON summaries (client_id, id);"
+	"CREATE UNIQUE INDEX summaries_key ON summaries (client_id, msgkey);"
+	"PRAGMA application_id = 1651664740;"
+	"PRAGMA user_version = 3;";
+
+/* Make a version 3 file with rows of A and B. */
+static int
+make_v3(const char *file)
+{
+	if (q_exec(file, v3_schema) == -1)
+		return (-1);
+	return (q_exec(file,
+	    "INSERT INTO messages VALUES"
+	    " (1, '" A "', 'user', 'apples are red', 100, 'g', NULL, 11),"
+	    " (2, '" A "', 'model', 'yes they are', 101, 'g', 5, 12),"
+	    " (3, '" B "', 'user', 'bananas are yellow', 150, 'g', NULL, 13),"
+	    " (4, '" A "', 'user', 'pears are green', 200, 'g', NULL, 14),"
+	    " (5, '" A "', 'model', 'indeed', 201, 'g', 5, 15);"
+	    "INSERT INTO summaries VALUES"
+	    " (1, '" A "', 'A likes apples', 150, 2, 21),"
+	    " (2, '" B "', 'B likes bananas', 160, 3, 22);"));
+}
+
+/* One search's snippets, joined by "|". */
+static int
+match_cb(const struct db_match *m, void *arg)
+{
+	char	*out = arg;
+
+	if (*out != '\0')
+		(void)strlcat(out, "|", 512);
+	(void)strncat(out, m->text, 511 - strlen(out) < m->len ?
+	    511 - strlen(out) : m->len);
+	return (0);
+}
+
+/* Search: 1 and the snippets in out when no error. */
+static int
+search(struct db *db, const char *client, const char *words, char *out,
+    uint64_t *n)
+{
+	out[0] = '\0';
+	return (db_search(db, client, words, 20, match_cb, out, n) == 0);
+}
+
+/* Version 3 (the current release) migrates in place to conversations. */
+static void
+t_migrate_v3(void)
+{
+	char		 file[PATH_MAX], out[512];
+	struct db	*db;
+	struct db_conv	 c;
+	struct got	 g;
+	uint64_t	 n = 0;
+	int		 cut;
+	static const char *const want[] = { "A likes apples",
+	    "pears are green", "indeed" };
+
+	path_of(file, sizeof(file), "v3.db");
+	if (make_v3(file) == -1) {
+		check("migrate-v3", 0, "cannot build a version 3 file");
+		return;
+	}
+	db = db_open(file, SYNC_NORMAL);
+	check("migrate-v3", db != NULL && q_int(file, "PRAGMA user_version") ==
+	    DB_VERSION, "version 3 not migrated");
+	if (db == NULL)
+		return;
+	check("migrate-v3-one-each", q_int(file, "SELECT count(*) FROM"
+	    " conversations") == 2 && q_int(file, "SELECT count(DISTINCT"
+	    " client_id) FROM conversations") == 2,
+	    "not one conversation per identity");
+	check("migrate-v3-owned", q_int(file, "SELECT count(*) FROM messages m"
+	    " JOIN conversations c ON c.id = m.conversation_id AND"
+	    " c.client_id = m.client_id") == 5 && q_int(file, "SELECT count(*)"
+	    " FROM summaries s JOIN conversations c ON c.id ="
+	    " s.conversation_id AND c.client_id = s.client_id") == 2,
+	    "rows not in their identity's conversation");
+	check("migrate-v3-last-use", db_conv_last(db, A, &c) == DB_FOUND &&
+	    c.last_used == 201 && c.created == 100 && c.messages == 4 &&
+	    c.name[0] == '\0' && c.model[0] == '\0',
+	    "the first conversation's times or count are wrong");
+	memset(&g, 0, sizeof(g));
+	check("migrate-v3-context", db_context(db, A, c.id, 100, 1 << 20,
+	    collect, &g, &n, &cut) == 0 && got_is(&g, want, 3),
+	    "context after migration is wrong");
+	got_free(&g);
+	check("migrate-v3-search", search(db, A, "green", out, &n) && n == 1 &&
+	    strstr(out, "pears") != NULL, "old messages are not searchable");
+	check("migrate-v3-search-own", search(db, A, "bananas", out, &n) &&
+	    n == 0, "a search found another identity's message");
+	check("migrate-v3-dedupe", store(db, A, 14, ROLE_USER, "again", 300,
+	    NULL) == 1, "an old key is not deduped");
+	db_close(db);
+	/* Opened again, nothing more happens. */
+	db = db_open(file, SYNC_NORMAL);
+	check("migrate-v3-again", db != NULL && q_int(file, "SELECT count(*)"
+	    " FROM conversations") == 2, "a second open changed it");
+	db_close(db);
+}
+
+/* Conversations: names, ownership, listing, setting, deleting. */
+static void
+t_conversations(struct db *db, const char *file)
+{
+	struct db_conv	 c, d, e;
+	struct got	 g;
+	char		 ref[32], out[512];
+	uint64_t	 n = 0;
+	int64_t		 r;
+	int		 cut;
+
+	check("conv-new", db_conv_new(db, A, "work", "gm", "", "", 5000, &c) ==
+	    0 && c.id > 0 && strcmp(c.name, "work") == 0,
+	    "a named conversation was not made");
+	check("conv-dup", db_conv_new(db, A, "work", "gm", "", "", 5001, &d) ==
+	    DB_EXISTS, "a duplicate name was accepted");
+	check("conv-same-name-other", db_conv_new(db, B, "work", "", "", "",
+	    5002, &e) == 0 && e.id != c.id,
+	    "another identity cannot use the same name");
+	check("conv-bad-name", db_conv_new(db, A, "a b", "", "", "", 5003,
+	    &d) == -1 && db_conv_new(db, A, "x/y", "", "", "", 5003, &d) ==
+	    -1, "a bad name was accepted");
+	snprintf(ref, sizeof(ref), "%lld", (long long)c.id);
+	check("conv-find-id", db_conv_find(db, A, ref, &d) == DB_FOUND &&
+	    d.id == c.id, "not found by id");
+	check("conv-find-name", db_conv_find(db, A, "work", &d) == DB_FOUND &&
+	    d.id == c.id, "not found by name");
+	check("conv-find-other-id", db_conv_find(db, B, ref, &d) == DB_NONE,
+	    "another identity's id was found");
+	check("conv-find-other-name", db_conv_find(db, B, "work", &d) ==
+	    DB_FOUND && d.id == e.id, "a name resolved across identities");
+	check("conv-find-none", db_conv_find(db, A, "nope", &d) == DB_NONE &&
+	    db_conv_find(db, A, "99999999", &d) == DB_NONE,
+	    "a missing conversation was found");
+
+	/* Messages go to the conversation named, only if it is theirs. */
+	check("conv-store", db_store(db, A, c.id, 70001, ROLE_USER, "gm", 0,
+	    "zebra crossing", 14, 5100, &r) == 0 && db_store(db, A, c.id,
+	    70002, ROLE_MODEL, "gm", 0, "stripes", 7, 5101, &r) == 0,
+	    "cannot store in a named conversation");
+	check("conv-store-other", db_store(db, B, c.id, 70003, ROLE_USER, "",
+	    0, "intruder", 8, 5102, &r) == -1,
+	    "stored in another identity's conversation");
+	check("conv-summary-other", db_summary(db, B, c.id, 70004, "x", 1,
+	    5103, 50, &r) == -1, "summary in another's conversation");
+	memset(&g, 0, sizeof(g));
+	check("conv-history-other", db_history(db, B, c.id,
+	    HISTORY_MESSAGES, 10, 1 << 20, collect, &g, &n, &cut) == 0 &&
+	    g.n == 0, "history of another identity's conversation");
+	got_free(&g);
+	check("conv-last-used", db_conv_last(db, A, &d) == DB_FOUND &&
+	    d.id == c.id && d.last_used == 5101 && d.messages == 2,
+	    "storing did not make it the most recently used");
+
+	check("conv-set", db_conv_set(db, A, c.id, CONV_MODEL | CONV_SYSTEM,
+	    "other", "be brief", "", 5200) == 1 && db_conv_find(db, A, "work",
+	    &d) == DB_FOUND && strcmp(d.model, "other") == 0 &&
+	    strcmp(d.system, "be brief") == 0, "fields not set");
+	check("conv-set-mask", db_conv_set(db, A, c.id, CONV_ROLE, "x", "y",
+	    "critic", 5201) == 1 && db_conv_find(db, A, "work", &d) ==
+	    DB_FOUND && strcmp(d.model, "other") == 0 &&
+	    strcmp(d.role, "critic") == 0, "fields outside the mask changed");
+	check("conv-set-other", db_conv_set(db, B, c.id, CONV_MODEL, "evil",
+	    "", "", 5202) == 0, "another identity set a field");
+
+	check("conv-delete-other", db_conv_delete(db, B, c.id, &n) == 0 &&
+	    q_int(file, "SELECT count(*) FROM messages WHERE"
+	    " content = 'zebra crossing'") == 1,
+	    "another identity deleted a conversation");
+	check("conv-search-before", search(db, A, "zebra", out, &n) && n == 1,
+	    "a new message is not searchable");
+	check("conv-delete", db_conv_delete(db, A, c.id, &n) == 1 && n == 2 &&
+	    db_conv_find(db, A, "work", &d) == DB_NONE,
+	    "the conversation or its messages remain");
+	check("conv-delete-search", search(db, A, "zebra", out, &n) && n == 0,
+	    "a deleted message is still found");
+	check("conv-delete-fts", q_exec(file, "INSERT INTO messages_fts"
+	    " (messages_fts) VALUES ('integrity-check')") == 0,
+	    "the full-text index is not in step");
+}
+
+/* SEARCH words with FTS5 syntax: searched literally, never an error. */
+static void
+t_search(struct db *db)
+{
+	static const char *const words[] = {
+		"\"", "*", "NEAR", "NEAR(a b)", "(", ")", "((", "a OR b",
+		"-x", "^start", "col:val", "\"unbalanced", "AND", "NOT x",
+		"+", "{a b}", "x*y", "'", "\\", "%_"
+	};
+	char		 out[512];
+	uint64_t	 n;
+	size_t		 i;
+	int		 ok = 1;
+
+	(void)store(db, A, 80001, ROLE_USER, "the C* language (draft) says"
+	    " \"quoted\" NEAR the end OR not", 9000, NULL);
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (!search(db, A, words[i], out, &n)) {
+			ok = 0;
+			printf("# search %s failed\n", words[i]);
+		}
+	check("search-syntax", ok, "a word with FTS5 syntax was an error");
+	check("search-literal-near", search(db, A, "NEAR", out, &n) &&
+	    n == 1 && strstr(out, "NEAR") != NULL, "NEAR not found as a word");
+	check("search-literal-or", search(db, A, "OR", out, &n) && n == 1,
+	    "OR not found as a word");
+	check("search-literal-quote", search(db, A, "\"quoted\"", out, &n) &&
+	    n == 1, "a quoted word not found");
+	check("search-literal-paren", search(db, A, "(draft", out, &n) &&
+	    n == 1, "a word with a parenthesis not found");
+	check("search-and", search(db, A, "language end", out, &n) && n == 1 &&
+	    search(db, A, "language zebra", out, &n) && n == 0,
+	    "words are not all required");
+	check("search-star-alone", search(db, A, "*", out, &n) && n == 0,
+	    "a lone star matched");
+	check("search-other", search(db, B, "language", out, &n) && n == 0,
+	    "another identity's message was found");
+	check("search-empty", db_search(db, A, "", 20, match_cb, out, &n) ==
+	    -1, "empty words were searched");
+}
+
+/* The index follows a rolled back write: nothing of it is found. */
+static void
+t_search_rollback(struct db *db)
+{
+	char		 out[512];
+	uint64_t	 n;
+
+	if (db_begin(db) == -1) {
+		check("search-rollback", 0, "cannot begin");
+		return;
+	}
+	(void)store(db, A, 80002, ROLE_USER, "ephemeral quokka", 9100, NULL);
+	db_rollback(db);
+	check("search-rollback", search(db, A, "quokka", out, &n) && n == 0,
+	    "a rolled back message is found");
 }
 
 /* A messages table of the original bridge, without version or keys. */
@@ -395,7 +664,8 @@ t_legacy(void)
 	if (db == NULL)
 		return;
 	memset(&g, 0, sizeof(g));
-	check("legacy-history", db_history(db, B, HISTORY_MESSAGES, 10,
+	check("legacy-history", db_history(db, B, cv(db, B), HISTORY_MESSAGES,
+	    10,
 	    1 << 20, collect, &g, &n, &cut) == 0 && got_is(&g, want, 2) &&
 	    g.role[1] == ROLE_MODEL, "old rows not readable");
 	got_free(&g);
@@ -425,11 +695,13 @@ t_store(struct db *db, const char *file)
 	    1003, &r1) == 0 && store(db, A, UINT64_MAX, ROLE_MODEL, "k", 1004,
 	    &r2) == 1 && r1 == r2, "a 64-bit key is not deduped");
 
-	check("reject-nul", db_store(db, A, 50, ROLE_USER, NULL, 0, "a\0b", 3,
+	check("reject-nul", db_store(db, A, cv(db, A), 50, ROLE_USER, NULL, 0,
+	    "a\0b", 3,
 	    1, &r1) == -1, "text with NUL stored");
-	check("reject-utf8", db_store(db, A, 51, ROLE_USER, NULL, 0,
+	check("reject-utf8", db_store(db, A, cv(db, A), 51, ROLE_USER, NULL, 0,
 	    "\xc3\x28", 2, 1, &r1) == -1, "invalid UTF-8 stored");
-	check("reject-role", db_store(db, A, 52, ROLE_SUMMARY, NULL, 0, "s",
+	check("reject-role", db_store(db, A, cv(db, A), 52, ROLE_SUMMARY, NULL,
+	    0, "s",
 	    1, 1, &r1) == -1, "a message with role summary stored");
 	check("reject-long", !db_text_valid(big, (size_t)DB_TEXT_MAX + 1),
 	    "a text over DB_TEXT_MAX is valid");
@@ -479,7 +751,8 @@ t_summaries(struct db *db, const char *file)
 
 	for (i = 0; i < 7; i++) {
 		snprintf(text, sizeof(text), "summary %d", i);
-		if (db_summary(db, B, 100 + i, text, strlen(text), 3000 + i,
+		if (db_summary(db, B, cv(db, B), 100 + i, text, strlen(text),
+		    3000 + i,
 		    3, &r) != 0 || r <= last)
 			ok = 0;
 		last = r;
@@ -488,22 +761,28 @@ t_summaries(struct db *db, const char *file)
 	check("summary-trim", q_int(file, "SELECT count(*) FROM summaries"
 	    " WHERE client_id = '" B "'") == 3, "not trimmed to 3");
 	memset(&g, 0, sizeof(g));
-	check("summary-trim-newest", db_history(db, B, HISTORY_SUMMARIES, 10,
+	check("summary-trim-newest", db_history(db, B, cv(db, B),
+	    HISTORY_SUMMARIES, 10,
 	    1 << 20, collect, &g, &n, &cut) == 0 && got_is(&g, want, 3) &&
 	    g.role[0] == ROLE_SUMMARY && g.time[2] == 3006,
 	    "the newest three are not what is left");
 	got_free(&g);
-	check("summary-other-client", db_summary(db, A, 100, "a's", 3, 3100,
+	check("summary-other-client", db_summary(db, A, cv(db, A), 100, "a's",
+	    3, 3100,
 	    3, &r) == 0 && q_int(file, "SELECT count(*) FROM summaries WHERE"
 	    " client_id = '" B "'") == 3, "trimming touched another client");
-	check("summary-empty", db_summary(db, A, 7, "", 0, 1, 3, &r) == -1,
+	check("summary-empty", db_summary(db, A, cv(db, A), 7, "", 0, 1, 3,
+	    &r) == -1,
 	    "an empty summary stored");
-	check("summary-keep-zero", db_summary(db, A, 101, "only", 4, 3101, 0,
+	check("summary-keep-zero", db_summary(db, A, cv(db, A), 101, "only", 4,
+	    3101, 0,
 	    &r) == 0 && q_int(file, "SELECT count(*) FROM summaries WHERE"
 	    " client_id = '" A "'") == 1, "keep 0 did not keep the new one");
-	check("summary-dedupe", db_summary(db, A, 101, "only", 4, 3102, 50,
+	check("summary-dedupe", db_summary(db, A, cv(db, A), 101, "only", 4,
+	    3102, 50,
 	    &r) == 0 && r == 0 && q_int(file, "SELECT count(*) FROM summaries"
-	    " WHERE client_id = '" A "'") == 1, "a resent summary stored twice");
+	    " WHERE client_id = '" A "'") == 1,
+	    "a resent summary stored twice");
 }
 
 /* HISTORY: the newest N, oldest first, within the bounds. */
@@ -525,24 +804,29 @@ t_history(struct db *db)
 		    4000 + i, NULL);
 	}
 	memset(&g, 0, sizeof(g));
-	check("history-order", db_history(db, c, HISTORY_MESSAGES, 3, 1 << 20,
+	check("history-order", db_history(db, c, cv(db, c), HISTORY_MESSAGES, 3,
+	    1 << 20,
 	    collect, &g, &n, &cut) == 0 && got_is(&g, last3, 3) && n == 3 &&
 	    g.role[0] == ROLE_USER && g.role[1] == ROLE_MODEL &&
 	    g.time[0] == 4002 && cut == DB_CUT_ITEMS,
 	    "not the last three, oldest first");
 	got_free(&g);
-	check("history-all", db_history(db, c, HISTORY_MESSAGES, 100, 1 << 20,
+	check("history-all", db_history(db, c, cv(db, c), HISTORY_MESSAGES, 100,
+	    1 << 20,
 	    collect, &g, &n, &cut) == 0 && g.n == 5 && cut == 0,
 	    "not all five");
 	got_free(&g);
-	check("history-bytes", db_history(db, c, HISTORY_MESSAGES, 100, 5,
+	check("history-bytes", db_history(db, c, cv(db, c), HISTORY_MESSAGES,
+	    100, 5,
 	    collect, &g, &n, &cut) == 0 && got_is(&g, fit, 2) &&
 	    cut == DB_CUT_BYTES, "byte bound not applied newest first");
 	got_free(&g);
-	check("history-zero", db_history(db, c, HISTORY_MESSAGES, 0, 1 << 20,
+	check("history-zero", db_history(db, c, cv(db, c), HISTORY_MESSAGES, 0,
+	    1 << 20,
 	    collect, &g, &n, &cut) == 0 && g.n == 0, "HISTORY 0 gave rows");
 	got_free(&g);
-	check("history-none", db_history(db, "nobody", HISTORY_MESSAGES, 10,
+	check("history-none", db_history(db, "nobody", cv(db, "nobody"),
+	    HISTORY_MESSAGES, 10,
 	    1 << 20, collect, &g, &n, &cut) == 0 && g.n == 0 && n == 0,
 	    "rows for an unknown client");
 	got_free(&g);
@@ -563,32 +847,38 @@ t_context(struct db *db)
 	static const char *const newest[] = { "sum", "a2" };
 
 	memset(&g, 0, sizeof(g));
-	check("context-empty", db_context(db, d, 100, 1 << 20, collect, &g,
+	check("context-empty", db_context(db, d, cv(db, d), 100, 1 << 20,
+	    collect, &g,
 	    &n, &cut) == 0 && g.n == 0 && n == 0, "context of nobody");
 	/* Everything in the same second: the summary still splits it. */
 	store(db, d, 1, ROLE_USER, "p1", 7000, NULL);
 	store(db, d, 2, ROLE_MODEL, "a1", 7000, NULL);
-	check("context-no-summary", db_context(db, d, 100, 1 << 20, collect,
+	check("context-no-summary", db_context(db, d, cv(db, d), 100, 1 << 20,
+	    collect,
 	    &g, &n, &cut) == 0 && got_is(&g, before, 2) && n == 2,
 	    "without a summary, not every message");
 	got_free(&g);
-	db_summary(db, d, 1, "sum", 3, 7000, 50, &r);
+	db_summary(db, d, cv(db, d), 1, "sum", 3, 7000, 50, &r);
 	store(db, d, 3, ROLE_USER, "p2", 7000, NULL);
 	store(db, d, 4, ROLE_MODEL, "a2", 7000, NULL);
-	check("context-since-summary", db_context(db, d, 100, 1 << 20,
+	check("context-since-summary", db_context(db, d, cv(db, d), 100,
+	    1 << 20,
 	    collect, &g, &n, &cut) == 0 && got_is(&g, after, 3) && n == 3 &&
 	    g.role[0] == ROLE_SUMMARY && cut == 0,
 	    "not the summary and what came after it");
 	got_free(&g);
-	check("context-items-bound", db_context(db, d, 2, 1 << 20, collect,
+	check("context-items-bound", db_context(db, d, cv(db, d), 2, 1 << 20,
+	    collect,
 	    &g, &n, &cut) == 0 && got_is(&g, newest, 2) &&
 	    cut == DB_CUT_ITEMS, "item bound did not keep the newest");
 	got_free(&g);
-	check("context-bytes-bound", db_context(db, d, 100, 5, collect, &g,
+	check("context-bytes-bound", db_context(db, d, cv(db, d), 100, 5,
+	    collect, &g,
 	    &n, &cut) == 0 && got_is(&g, newest, 2) && cut == DB_CUT_BYTES,
 	    "byte bound did not keep the newest");
 	got_free(&g);
-	check("context-isolated", db_context(db, A, 100, 1 << 20, collect,
+	check("context-isolated", db_context(db, A, cv(db, A), 100, 1 << 20,
+	    collect,
 	    &g, &n, &cut) == 0 && g.n > 0 && strcmp(g.text[0], "only") == 0,
 	    "context of one client shows another's");
 	got_free(&g);
@@ -609,7 +899,7 @@ t_control(struct db *db)
 	int		 i, ok = 1, pages = 0, rv;
 
 	store(db, e1, 1, ROLE_USER, "e1 one", 8000, NULL);
-	db_summary(db, e2, 2, "e2 summary", 10, 8001, 50, &r);
+	db_summary(db, e2, cv(db, e2), 2, "e2 summary", 10, 8001, 50, &r);
 	check("resolve-unique", db_resolve(db, "e1", id, sizeof(id)) ==
 	    DB_FOUND && strcmp(id, e1) == 0, "prefix e1 not resolved");
 	check("resolve-summaries-only", db_resolve(db, "e2", id, sizeof(id))
@@ -628,7 +918,7 @@ t_control(struct db *db)
 	for (i = 0; i < 4; i++)
 		store(db, e1, 10 + i, ROLE_MODEL, "more", 8002 + i, NULL);
 	memset(&g, 0, sizeof(g));
-	while ((rv = db_export(db, e1, 0, &after, 2, 1 << 20, collect,
+	while ((rv = db_export(db, e1, 0, 0, &after, 2, 1 << 20, collect,
 	    &g)) == 1)
 		if (++pages > 10)
 			break;
@@ -641,11 +931,11 @@ t_control(struct db *db)
 	    "pages of messages wrong");
 	got_free(&g);
 	after = 0;
-	check("export-bytes", db_export(db, e1, 0, &after, 100, 1, collect,
+	check("export-bytes", db_export(db, e1, 0, 0, &after, 100, 1, collect,
 	    &g) == 1 && g.n == 1, "a page does not stop at its byte bound");
 	got_free(&g);
 	after = 0;
-	check("export-summaries", db_export(db, e2, 1, &after, 100, 1 << 20,
+	check("export-summaries", db_export(db, e2, 0, 1, &after, 100, 1 << 20,
 	    collect, &g) == 0 && g.n == 1 && g.role[0] == ROLE_SUMMARY,
 	    "summaries not exported");
 	got_free(&g);
@@ -681,6 +971,7 @@ struct proc {
 struct wk {
 	struct imsgbuf	 ib;
 	uint32_t	 wid;
+	uint64_t	 conv;	/* its conversation, once CONTEXT named it */
 };
 
 /* The next message within ms: 1, 0 on timeout, -1 on EOF or error. */
@@ -849,7 +1140,8 @@ q_store(struct wk *w, uint32_t id, uint64_t key, uint32_t role,
 
 	if ((b = imsg_create(&w->ib, IMSG_WORKER_STORE, 0, 0, len + 64)) ==
 	    NULL || ibuf_add_u32(b, id) == -1 || ibuf_add_u64(b, key) == -1 ||
-	    ibuf_add_u32(b, role) == -1 || ibuf_add_str(b, "m") == -1 ||
+	    ibuf_add_u64(b, w->conv) == -1 || ibuf_add_u32(b, role) == -1 ||
+	    ibuf_add_str(b, "m") == -1 ||
 	    ibuf_add_u64(b, 3) == -1 || ibuf_add_data(b, text, len) == -1 ||
 	    imsg_close(&w->ib, b) == -1) {
 		fprintf(stderr, "q_store\n");
@@ -883,9 +1175,40 @@ q_summary(struct wk *w, uint32_t id, const char *text)
 	if ((b = imsg_create(&w->ib, IMSG_WORKER_SUMMARY, 0, 0, 64)) ==
 	    NULL || ibuf_add_u32(b, id) == -1 ||
 	    ibuf_add_u64(b, 0x5eed0000ULL + id) == -1 ||
+	    ibuf_add_u64(b, w->conv) == -1 ||
 	    ibuf_add_data(b, text, strlen(text)) == -1 ||
 	    imsg_close(&w->ib, b) == -1) {
 		fprintf(stderr, "q_summary\n");
+		exit(2);
+	}
+}
+
+/* Queue a HISTORY of the worker's conversation. */
+static void
+q_hist(struct wk *w, uint32_t id, uint32_t kind, uint32_t count)
+{
+	struct ibuf	*b;
+
+	if ((b = imsg_create(&w->ib, IMSG_WORKER_HISTORY, 0, 0, 32)) ==
+	    NULL || ibuf_add_u32(b, id) == -1 ||
+	    ibuf_add_u64(b, w->conv) == -1 || ibuf_add_u32(b, kind) == -1 ||
+	    ibuf_add_u32(b, count) == -1 || imsg_close(&w->ib, b) == -1) {
+		fprintf(stderr, "q_hist\n");
+		exit(2);
+	}
+}
+
+/* Queue a request of an id and two strings. */
+static void
+q_str2(struct wk *w, uint32_t type, uint32_t id, const char *s1,
+    const char *s2)
+{
+	struct ibuf	*b;
+
+	if ((b = imsg_create(&w->ib, type, 0, 0, 128)) == NULL ||
+	    ibuf_add_u32(b, id) == -1 || ibuf_add_str(b, s1) == -1 ||
+	    ibuf_add_str(b, s2) == -1 || imsg_close(&w->ib, b) == -1) {
+		fprintf(stderr, "q_str2\n");
 		exit(2);
 	}
 }
@@ -916,6 +1239,7 @@ struct ans {
 	uint32_t	 type;
 	uint32_t	 id;
 	uint64_t	 v;		/* row id or count */
+	uint64_t	 count;		/* CONV, DELETED: messages */
 	uint32_t	 role;
 	char		 text[128];
 };
@@ -956,6 +1280,35 @@ wk_answer(struct wk *w, struct ans *a, int ms)
 		s = ir_str(&ir);
 		(void)strlcpy(a->text, s, sizeof(a->text));
 		break;
+	case IMSG_STORAGE_REFUSED:
+		s = ir_str(&ir);
+		(void)strlcpy(a->text, s, sizeof(a->text));
+		(void)ir_str(&ir);
+		break;
+	case IMSG_STORAGE_DELETED:
+		a->v = ir_u64(&ir);
+		a->count = ir_u64(&ir);
+		break;
+	case IMSG_STORAGE_CONV:
+		a->v = ir_u64(&ir);
+		(void)ir_u64(&ir);
+		a->count = ir_u64(&ir);
+		s = ir_str(&ir);
+		(void)strlcpy(a->text, s, sizeof(a->text));
+		(void)ir_str(&ir);
+		(void)ir_str(&ir);
+		(void)ir_str(&ir);
+		break;
+	case IMSG_STORAGE_MATCH:
+		(void)ir_u64(&ir);
+		a->v = ir_u64(&ir);
+		(void)ir_u64(&ir);
+		a->role = ir_u32(&ir);
+		d = ir_data(&ir, &len);
+		if (d != NULL)
+			memcpy(a->text, d, len < sizeof(a->text) - 1 ? len :
+			    sizeof(a->text) - 1);
+		break;
 	default:
 		ir.bad = 1;
 	}
@@ -972,6 +1325,8 @@ wk_items(struct wk *w, uint32_t id, char *out, size_t len, uint64_t *count)
 
 	out[0] = '\0';
 	while (wk_answer(w, &a, WAIT_MS) == 1 && a.id == id) {
+		if (a.type == IMSG_STORAGE_CONV)
+			continue;
 		if (a.type == IMSG_STORAGE_END) {
 			*count = a.v;
 			return (0);
@@ -982,6 +1337,23 @@ wk_items(struct wk *w, uint32_t id, char *out, size_t len, uint64_t *count)
 			(void)strlcat(out, " ", len);
 		(void)strlcat(out, a.text, len);
 	}
+	return (-1);
+}
+
+/* CONTEXT "": the worker's conversation, made if it has none. */
+static int
+wk_conv(struct wk *w)
+{
+	struct ans	 a;
+
+	q_str2(w, IMSG_WORKER_CONTEXT, 999, "", "m");
+	wk_flush(w);
+	if (wk_answer(w, &a, WAIT_MS) != 1 || a.type != IMSG_STORAGE_CONV)
+		return (-1);
+	w->conv = a.v;
+	while (wk_answer(w, &a, WAIT_MS) == 1)
+		if (a.type == IMSG_STORAGE_END)
+			return (0);
 	return (-1);
 }
 
@@ -1023,6 +1395,8 @@ t_proc_store(struct proc *p)
 	struct stat	 sb;
 
 	wk_new(p, &w, 2, A);
+	check("proc-first-conversation", wk_conv(&w) == 0 && w.conv > 0,
+	    "CONTEXT did not name a conversation");
 	snprintf(wal, sizeof(wal), "%s-wal", p->file);
 	frames0 = stat(wal, &sb) == 0 ? (long long)sb.st_size : 0;
 	/* Many writes in one round: one transaction, answered in order. */
@@ -1064,7 +1438,7 @@ t_proc_store(struct proc *p)
 
 	/* A read between writes of one round sees the first write. */
 	q_store(&w, 300, 9100, ROLE_USER, "before", 6);
-	q_req(&w, IMSG_WORKER_HISTORY, 301, 2, HISTORY_MESSAGES, 2);
+	q_hist(&w, 301, HISTORY_MESSAGES, 2);
 	q_store(&w, 302, 9101, ROLE_MODEL, "after", 5);
 	wk_flush(&w);
 	ok = wk_answer(&w, &a, WAIT_MS) == 1 &&
@@ -1086,7 +1460,8 @@ t_proc_store(struct proc *p)
 
 	/* Another identity sees nothing of A's. */
 	wk_new(p, &v, 3, B);
-	q_req(&v, IMSG_WORKER_HISTORY, 1, 2, HISTORY_MESSAGES, 100);
+	wk_conv(&v);
+	q_hist(&v, 1, HISTORY_MESSAGES, 100);
 	wk_flush(&v);
 	check("proc-isolation", wk_items(&v, 1, items, sizeof(items),
 	    &count) == 0 && count == 0 && items[0] == '\0',
@@ -1098,8 +1473,8 @@ t_proc_store(struct proc *p)
 		q_summary(&v, 10 + i, text);
 	}
 	q_store(&v, 20, 1, ROLE_USER, "later", 5);
-	q_req(&v, IMSG_WORKER_HISTORY, 21, 2, HISTORY_SUMMARIES, 50);
-	q_req(&v, IMSG_WORKER_CONTEXT, 22, 0, 0, 0);
+	q_hist(&v, 21, HISTORY_SUMMARIES, 50);
+	q_str2(&v, IMSG_WORKER_CONTEXT, 22, "", "m");
 	wk_flush(&v);
 	for (i = 0; i < 6; i++)
 		if (wk_answer(&v, &a, WAIT_MS) != 1 ||
@@ -1117,7 +1492,7 @@ t_proc_store(struct proc *p)
 	usleep(100000);
 	q_summary(&v, 30, "sum5");
 	q_summary(&v, 31, "sum6");
-	q_req(&v, IMSG_WORKER_HISTORY, 32, 2, HISTORY_SUMMARIES, 50);
+	q_hist(&v, 32, HISTORY_SUMMARIES, 50);
 	wk_flush(&v);
 	wk_answer(&v, &a, WAIT_MS);
 	wk_answer(&v, &a, WAIT_MS);
@@ -1135,7 +1510,7 @@ t_proc_store(struct proc *p)
 	check("proc-malformed-survives", proc_alive(p) &&
 	    wk_answer(&v, &a, WAIT_MS) == 1 && a.type == IMSG_STORAGE_END &&
 	    a.id == 40 && a.v == 1, "storage or other workers hurt");
-	q_req(&v, IMSG_WORKER_HISTORY, 41, 2, 7, 1);
+	q_hist(&v, 41, 7, 1);
 	wk_flush(&v);
 	check("proc-bad-kind-closes", wk_answer(&v, &a, WAIT_MS) == -1,
 	    "a HISTORY of unknown kind did not close the channel");
@@ -1161,6 +1536,7 @@ t_proc_control(struct proc *p)
 
 	/* More rows than one page of an export. */
 	wk_new(p, &w, 9, c);
+	check("proc-ctl-conversation", wk_conv(&w) == 0, "no conversation");
 	for (i = 0; i < 600; i++) {
 		snprintf(text, sizeof(text), "c%d", i);
 		q_store(&w, i, 20000 + i, ROLE_USER, text, strlen(text));
@@ -1181,11 +1557,13 @@ t_proc_control(struct proc *p)
 
 	/* A worker that asks much and reads late is paced, not lost. */
 	for (i = 0; i < 6; i++)
-		q_req(&w, IMSG_WORKER_CONTEXT, 1000 + i, 0, 0, 0);
+		q_str2(&w, IMSG_WORKER_CONTEXT, 1000 + i, "", "m");
 	wk_flush(&w);
 	usleep(200000);
 	for (i = 0, ok = 1; ok && i < 6; i++) {
-		for (n = 0; (ok = wk_answer(&w, &a, WAIT_MS) == 1 &&
+		ok = wk_answer(&w, &a, WAIT_MS) == 1 && a.id == 1000u + i &&
+		    a.type == IMSG_STORAGE_CONV;
+		for (n = 0; ok && (ok = wk_answer(&w, &a, WAIT_MS) == 1 &&
 		    a.id == 1000u + i) && a.type == IMSG_STORAGE_ITEM; n++)
 			;
 		/* The context is cut at memory limit (1M): the newest. */
@@ -1290,6 +1668,7 @@ t_proc_full(const char *bridged)
 		exit(2);
 	memset(big, 'x', biglen);
 	wk_new(&p, &w, 1, A);
+	check("proc-conversation", wk_conv(&w) == 0, "no conversation");
 	q_store(&w, 1, 1, ROLE_USER, big, biglen);
 	q_store(&w, 2, 2, ROLE_USER, "small", 5);
 	wk_flush(&w);
@@ -1375,6 +1754,7 @@ t_proc_user(const char *bridged)
 	check("proc-user-owner", stat(p.file, &sb) == 0 &&
 	    sb.st_uid == pw->pw_uid, "the database is not nobody's");
 	wk_new(&p, &w, 1, A);
+	check("proc-conversation", wk_conv(&w) == 0, "no conversation");
 	q_store(&w, 1, 1, ROLE_USER, "as nobody", 9);
 	q_req(&w, IMSG_WORKER_COUNT, 2, 0, 0, 0);
 	wk_flush(&w);
@@ -1466,6 +1846,7 @@ main(void)
 	t_refuse();
 	t_chown();
 	t_migrate_v1();
+	t_migrate_v3();
 	t_legacy();
 
 	path_of(file, sizeof(file), "main.db");
@@ -1479,6 +1860,9 @@ main(void)
 	t_history(db);
 	t_context(db);
 	t_control(db);
+	t_conversations(db, file);
+	t_search(db);
+	t_search_rollback(db);
 	db_close(db);
 	t_integrity(file);
 	t_proc(bridged);

@@ -68,14 +68,27 @@ pending(int64_t id, const char *client, void *arg)
 	return (ibuf_printf(arg, "%lld:%.1s ", (long long)id, client));
 }
 
-/* Store one message. */
+/* The client's most recently used conversation, made if it has none. */
+static int64_t
+cv(struct db *db, const char *client)
+{
+	static struct db_conv	 c;
+
+	if (db_conv_last(db, client, &c) == DB_FOUND ||
+	    db_conv_new(db, client, "", "", "", "", 1, &c) == 0)
+		return (c.id);
+	fprintf(stderr, "no conversation\n");
+	exit(2);
+}
+
+/* Store one message in the client's current conversation. */
 static void
 msg(struct db *db, const char *client, int role, const char *text)
 {
 	int64_t	 row;
 
-	if (db_store(db, client, arc4random(), role, "m", 0, text,
-	    strlen(text), 1, &row) == -1) {
+	if (db_store(db, client, cv(db, client), arc4random(), role, "m", 0,
+	    text, strlen(text), 1, &row) == -1) {
 		fprintf(stderr, "db_store failed\n");
 		exit(2);
 	}
@@ -86,23 +99,36 @@ static void
 t_context(struct db *db, struct jdb *j, struct ibuf *b)
 {
 	const char	*got;
-	int64_t		 id, id2, row;
+	int64_t		 id, id2, row, mine;
 	int		 rv;
 
 	msg(db, ME, ROLE_USER, "q1");
 	msg(db, ME, ROLE_MODEL, "a1");
-	if (db_summary(db, ME, 1, "S1", 2, 1, 50, &row) == -1)
+	if (db_summary(db, ME, cv(db, ME), 1, "S1", 2, 1, 50, &row) == -1)
 		exit(2);
 	msg(db, ME, ROLE_USER, "q2");
 	msg(db, ME, ROLE_MODEL, "a2");
 	msg(db, OTHER, ROLE_USER, "not mine");
-	rv = jdb_submit(j, ME, 77, JOB_SUBMIT, 1, "m", "", "P", 1, 5, &id);
+	/* Nor is another conversation of the same identity. */
+	mine = cv(db, ME);
+	{
+		struct db_conv	 other;
+		int64_t		 r;
+
+		if (db_conv_new(db, ME, "elsewhere", "", "", "", 0, &other) !=
+		    0 || db_store(db, ME, other.id, arc4random(), ROLE_USER,
+		    "m", 0, "elsewhere", 9, 1, &r) == -1)
+			exit(2);
+	}
+	rv = jdb_submit(j, ME, mine, 77, JOB_SUBMIT, 1, "m", "",
+	    "P", 1, 5, &id);
 	check("submit_new", rv == 0 && id > 0, "not a new job");
-	rv = jdb_submit(j, ME, 77, JOB_SUBMIT, 1, "m", "", "P", 1, 5, &id2);
+	rv = jdb_submit(j, ME, mine, 77, JOB_SUBMIT, 1, "m", "",
+	    "P", 1, 5, &id2);
 	check("submit_resent", rv == 1 && id2 == id, "a second job");
 	/* What comes after the submission is not part of it. */
 	msg(db, ME, ROLE_USER, "q3");
-	if (db_summary(db, ME, 2, "S2", 2, 1, 50, &row) == -1)
+	if (db_summary(db, ME, cv(db, ME), 2, "S2", 2, 1, 50, &row) == -1)
 		exit(2);
 	rv = jdb_context(j, id, 1000, 1 << 20, collect, b);
 	got = taken(b);
@@ -127,7 +153,7 @@ t_lifecycle(struct jdb *j, struct ibuf *b)
 	int64_t		 id;
 	int		 rv;
 
-	if (jdb_submit(j, ME, 78, JOB_DIALOGUE, 3, "a", "b", "hi", 2, 9,
+	if (jdb_submit(j, ME, 0, 78, JOB_DIALOGUE, 3, "a", "b", "hi", 2, 9,
 	    &id) != 0)
 		exit(2);
 	rv = jdb_chunk(j, id, 0, CHUNK_TEXT, "x", 1);
@@ -172,15 +198,18 @@ t_lifecycle(struct jdb *j, struct ibuf *b)
 
 /* What is pending, in order; the count of one identity's. */
 static void
-t_pending(struct jdb *j, struct ibuf *b)
+t_pending(struct db *db, struct jdb *j, struct ibuf *b)
 {
 	const char	*got;
 	char		 want[128];
 	int64_t		 a, c, d;
 
-	jdb_submit(j, OTHER, 1, JOB_SUBMIT, 1, "m", "", "x", 1, 20, &a);
-	jdb_submit(j, ME, 2, JOB_SUBMIT, 1, "m", "", "y", 1, 21, &c);
-	jdb_submit(j, OTHER, 3, JOB_SUBMIT, 1, "m", "", "z", 1, 22, &d);
+	jdb_submit(j, OTHER, cv(db, OTHER), 1, JOB_SUBMIT, 1, "m", "", "x",
+	    1, 20, &a);
+	jdb_submit(j, ME, cv(db, ME), 2, JOB_SUBMIT, 1, "m", "", "y", 1, 21,
+	    &c);
+	jdb_submit(j, OTHER, cv(db, OTHER), 3, JOB_SUBMIT, 1, "m", "", "z",
+	    1, 22, &d);
 	jdb_start(j, c, 23);
 	jdb_pending(j, pending, b);
 	/* The first job of t_context (queued), then these three. */
@@ -237,7 +266,7 @@ main(void)
 		return (2);
 	t_context(db, j, b);
 	t_lifecycle(j, b);
-	t_pending(j, b);
+	t_pending(db, j, b);
 	t_list(j, b);
 	ibuf_free(b);
 	jdb_close(j);

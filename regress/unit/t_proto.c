@@ -51,6 +51,13 @@ struct fake {
 	uint32_t	 context_id;
 	uint32_t	 count_id;
 	uint32_t	 usage_id;
+	uint32_t	 conv_id;	/* the last conversation request */
+	uint32_t	 set_id;
+	uint64_t	 store_conv;
+	uint64_t	 submit_conv;
+	uint64_t	 summary_conv;
+	uint32_t	 gen_temperature;
+	uint32_t	 gen_max_tokens;
 	int		 nstate;
 	char		 state_model[MODEL_MAX_LEN];
 	uint32_t	 state_messages;
@@ -211,12 +218,15 @@ f_models(void *arg, uint32_t id)
 }
 
 static int
-f_gen(void *arg, uint32_t id, const char *model, const char *sys,
-    const struct proto_turn *t, size_t n)
+f_gen(void *arg, uint32_t id, const struct proto_gen *g)
 {
-	size_t	 i, len = 0;
+	const struct proto_turn	*t = g->turns;
+	const char		*model = g->model, *sys = g->system;
+	size_t			 i, len = 0, n = g->nturns;
 
 	(void)arg;
+	F.gen_temperature = g->temperature;
+	F.gen_max_tokens = g->max_tokens;
 	if (F.prov_down)
 		return (-1);
 	F.gen_id = id;
@@ -243,12 +253,21 @@ f_cancel(void *arg, uint32_t id)
 }
 
 static int
-f_store(void *arg, uint32_t id, uint64_t key, int role, const char *model,
-    uint64_t tokens, const char *text, size_t len)
+f_store(uint32_t id, struct ireader *ir)
 {
-	(void)arg;
-	if (F.stor_down)
-		return (-1);
+	const char	*model, *text;
+	uint64_t	 key, tokens;
+	uint32_t	 role;
+	size_t		 len;
+
+	key = ir_u64(ir);
+	F.store_conv = ir_u64(ir);
+	role = ir_u32(ir);
+	model = ir_str(ir);
+	tokens = ir_u64(ir);
+	text = ir_data(ir, &len);
+	if (ir_end(ir) == -1)
+		abort();
 	if (role == ROLE_USER)
 		F.ustore_id = id;
 	else
@@ -264,11 +283,16 @@ f_store(void *arg, uint32_t id, uint64_t key, int role, const char *model,
 }
 
 static int
-f_summary(void *arg, uint32_t id, const char *text, size_t len)
+f_summary(uint32_t id, struct ireader *ir)
 {
-	(void)arg;
-	if (F.stor_down)
-		return (-1);
+	const char	*text;
+	size_t		 len;
+
+	(void)ir_u64(ir);
+	F.summary_conv = ir_u64(ir);
+	text = ir_data(ir, &len);
+	if (ir_end(ir) == -1)
+		abort();
 	F.summary_id = id;
 	snprintf(F.summary_text, sizeof(F.summary_text), "%.*s", (int)len,
 	    text);
@@ -276,39 +300,130 @@ f_summary(void *arg, uint32_t id, const char *text, size_t len)
 	return (0);
 }
 
+/* The fake storage: what each request carries, in the call log. */
 static int
-f_history(void *arg, uint32_t id, int kind, uint32_t count)
+f_storage(void *arg, uint32_t type, uint32_t id, struct ibuf *b)
 {
-	(void)arg;
-	if (F.stor_down)
-		return (-1);
-	F.history_id = id;
-	F.history_kind = kind;
-	F.history_count = count;
-	append(F.calls, "history %u %d %u\n", id, kind, count);
-	return (0);
-}
+	struct ireader	 ir;
+	struct imsg	 m;
+	const char	*s1, *s2, *s3, *s4;
+	uint64_t	 v;
+	uint32_t	 a1, a2;
+	size_t		 len;
+	int		 rv = 0;
 
-static int
-f_context(void *arg, uint32_t id)
-{
 	(void)arg;
-	if (F.stor_down)
+	if (F.stor_down) {
+		ibuf_free(b);
 		return (-1);
-	F.context_id = id;
-	append(F.calls, "context %u\n", id);
-	return (0);
-}
-
-static int
-f_count(void *arg, uint32_t id)
-{
-	(void)arg;
-	if (F.stor_down)
-		return (-1);
-	F.count_id = id;
-	append(F.calls, "count %u\n", id);
-	return (0);
+	}
+	memset(&m, 0, sizeof(m));
+	m.hdr.type = type;
+	m.data = ibuf_data(b);
+	m.datalen = ibuf_left(b);
+	m.fd = -1;
+	ir_init(&ir, &m);
+	if (ir_u32(&ir) != id)
+		abort();
+	switch (type) {
+	case IMSG_WORKER_STORE:
+		rv = f_store(id, &ir);
+		break;
+	case IMSG_WORKER_SUMMARY:
+		rv = f_summary(id, &ir);
+		break;
+	case IMSG_WORKER_HISTORY:
+		v = ir_u64(&ir);
+		a1 = ir_u32(&ir);
+		a2 = ir_u32(&ir);
+		F.history_id = id;
+		F.history_kind = a1;
+		F.history_count = a2;
+		append(F.calls, "history %u %d %u conv %llu\n", id, a1, a2,
+		    (unsigned long long)v);
+		break;
+	case IMSG_WORKER_CONTEXT:
+		s1 = ir_str(&ir);
+		s2 = ir_str(&ir);
+		F.context_id = id;
+		append(F.calls, "context %u %s %s\n", id, s1, s2);
+		break;
+	case IMSG_WORKER_COUNT:
+		F.count_id = id;
+		append(F.calls, "count %u\n", id);
+		break;
+	case IMSG_WORKER_CONV_NEW:
+		s1 = ir_str(&ir);
+		s2 = ir_str(&ir);
+		s3 = ir_str(&ir);
+		s4 = ir_str(&ir);
+		F.conv_id = id;
+		append(F.calls, "new %u [%s] %s [%s] [%s]\n", id, s1, s2, s3,
+		    s4);
+		break;
+	case IMSG_WORKER_CONV_LIST:
+		a1 = ir_u32(&ir);
+		F.conv_id = id;
+		append(F.calls, "list %u %u\n", id, a1);
+		break;
+	case IMSG_WORKER_CONV_SET:
+		v = ir_u64(&ir);
+		a1 = ir_u32(&ir);
+		s1 = ir_str(&ir);
+		s2 = ir_str(&ir);
+		s3 = ir_str(&ir);
+		F.set_id = id;
+		append(F.calls, "set %u conv %llu mask %u [%s] [%s] [%s]\n",
+		    id, (unsigned long long)v, a1, s1, s2, s3);
+		break;
+	case IMSG_WORKER_SUBMIT:
+		(void)ir_u64(&ir);
+		v = ir_u64(&ir);
+		a1 = ir_u32(&ir);
+		a2 = ir_u32(&ir);
+		s1 = ir_str(&ir);
+		s2 = ir_str(&ir);
+		s3 = ir_data(&ir, &len);
+		F.job_req = id;
+		F.submit_conv = v;
+		append(F.calls, "submit %u %u %s %s %.*s\n", a1, a2, s1,
+		    s2[0] != '\0' ? s2 : "-", (int)len, s3);
+		break;
+	case IMSG_WORKER_JOBS:
+		a1 = ir_u32(&ir);
+		F.job_req = id;
+		append(F.calls, "jobs %u\n", a1);
+		break;
+	case IMSG_WORKER_USAGE_GET:
+		a1 = ir_u32(&ir);
+		F.usage_id = id;
+		append(F.calls, "usage %u\n", a1);
+		break;
+	case IMSG_WORKER_RESULT:
+	case IMSG_WORKER_KILL:
+		v = ir_u64(&ir);
+		F.job_req = id;
+		if (type == IMSG_WORKER_RESULT)
+			F.job_id = v;
+		append(F.calls, "%s %llu\n", type == IMSG_WORKER_RESULT ?
+		    "result" : "kill", (unsigned long long)v);
+		break;
+	case IMSG_WORKER_CONV_DELETE:
+	case IMSG_WORKER_SEARCH:
+	case IMSG_WORKER_EXPORT:
+		s1 = ir_str(&ir);
+		F.conv_id = id;
+		append(F.calls, "%s %u [%s]\n", type == IMSG_WORKER_SEARCH ?
+		    "search" : type == IMSG_WORKER_EXPORT ? "export" :
+		    "delete", id, s1);
+		break;
+	default:
+		abort();
+	}
+	if (ir_end(&ir) == -1)
+		abort();
+	ibuf_free(b);
+	return (rv);
 }
 
 static void
@@ -353,39 +468,6 @@ f_auth(void *arg, const char *token)
 	return (0);
 }
 
-static int
-f_submit(void *arg, uint32_t id, uint64_t key, int kind, int turns,
-    const char *a, const char *b, const char *text, size_t len)
-{
-	(void)arg;
-	(void)key;
-	if (F.stor_down)
-		return (-1);
-	F.job_req = id;
-	append(F.calls, "submit %d %d %s %s %.*s\n", kind, turns, a,
-	    b[0] != '\0' ? b : "-", (int)len, text);
-	return (0);
-}
-
-static int
-f_jobs(void *arg, uint32_t id, uint32_t count)
-{
-	(void)arg;
-	F.job_req = id;
-	append(F.calls, "jobs %u\n", count);
-	return (0);
-}
-
-static int
-f_result(void *arg, uint32_t id, uint64_t job)
-{
-	(void)arg;
-	F.job_req = id;
-	F.job_id = job;
-	append(F.calls, "result %llu\n", (unsigned long long)job);
-	return (0);
-}
-
 static void
 f_unfollow(void *arg, uint32_t id)
 {
@@ -394,31 +476,9 @@ f_unfollow(void *arg, uint32_t id)
 	append(F.calls, "unfollow %u\n", id);
 }
 
-static int
-f_kill(void *arg, uint32_t id, uint64_t job)
-{
-	(void)arg;
-	F.job_req = id;
-	append(F.calls, "kill %llu\n", (unsigned long long)job);
-	return (0);
-}
-
-static int
-f_usage(void *arg, uint32_t id, uint32_t days)
-{
-	(void)arg;
-	if (F.stor_down)
-		return (-1);
-	F.usage_id = id;
-	append(F.calls, "usage %u\n", days);
-	return (0);
-}
-
 static const struct proto_ops fake_ops = {
-	f_write, f_close, f_models, f_gen, f_cancel, f_store, f_summary,
-	f_history, f_context, f_count, f_state, f_event, f_now, f_random,
-	f_auth, f_submit, f_jobs, f_result, f_unfollow, f_kill,
-	f_usage
+	f_write, f_close, f_models, f_gen, f_cancel, f_storage, f_state,
+	f_event, f_now, f_random, f_auth, f_unfollow
 };
 
 /*
@@ -463,6 +523,23 @@ answer_models(uint32_t id, const char **names, uint64_t limit)
 	proto_provider_models_end(F.p, id);
 }
 
+/* Storage answers a request with a conversation. */
+static void
+conv_answer(uint32_t id, int64_t conv, const char *name, const char *model,
+    const char *system)
+{
+	static struct db_conv	 c;
+
+	memset(&c, 0, sizeof(c));
+	c.id = conv;
+	c.last_used = 1700000000 + conv;
+	c.messages = conv * 2;
+	strlcpy(c.name, name, sizeof(c.name));
+	strlcpy(c.model, model, sizeof(c.model));
+	strlcpy(c.system, system, sizeof(c.system));
+	proto_storage_conv(F.p, id, &c);
+}
+
 /* A session, greeted, context loaded (empty) and models listed. */
 static void
 setup(const struct opts *o)
@@ -498,6 +575,9 @@ setup(const struct opts *o)
 	if ((F.p = proto_new(&fake_ops, NULL, &s)) == NULL)
 		abort();
 	proto_start(F.p);
+	/* Storage names the conversation first: number 1, unnamed. */
+	if (o->identity != IDENTITY_TOKEN)
+		conv_answer(F.context_id, 1, "", "", "");
 	if (o->raw)
 		return;
 	proto_storage_end(F.p, F.context_id, 0);
@@ -622,7 +702,8 @@ t_info(void)
 	proto_storage_end(F.p, F.count_id, 42);
 	OUT("id: 3f1a9c0b22de\nip: 192.0.2.7\nport: 50123\n"
 	    "connected: 2023-11-14T22:13:20Z\nmodel: gemini-2.0-flash\n"
-	    "tls: TLSv1.3 TLS_AES_256_GCM_SHA384\nmessages: 42\n. OK\n");
+	    "tls: TLSv1.3 TLS_AES_256_GCM_SHA384\nmessages: 42\n"
+	    "conversation: 1 -\nrole: -\n. OK\n");
 	teardown();
 	end();
 
@@ -630,7 +711,7 @@ t_info(void)
 	setup(NULL);
 	input("info\n");
 	proto_storage_error(F.p, F.count_id, "database locked");
-	HAS("messages: unknown\n. OK\n");
+	HAS("messages: unknown\nconversation: 1 -\nrole: -\n. OK\n");
 	teardown();
 	end();
 
@@ -638,7 +719,7 @@ t_info(void)
 	setup(NULL);
 	F.stor_down = 1;
 	input("INFO\n");
-	HAS("messages: unknown\n. OK\n");
+	HAS("messages: unknown\nconversation: 1 -\nrole: -\n. OK\n");
 	teardown();
 	end();
 }
@@ -827,12 +908,23 @@ t_change_model(void)
 
 	begin("change_model_keeps_context");
 	setup(NULL);
-	exchange("ASK first\n", "one");
+	input("IA\n");
+	exchange("first\n", "one");
+	input("BACK\n");
+	proto_provider_chunk(F.p, F.gen_id, "sum", 3);
+	proto_provider_done(F.p, F.gen_id, 1, 1, "STOP");
+	proto_storage_stored(F.p, F.summary_id, 9);
+	take(F.out);
+	take(F.calls);
 	input("CHANGE-MODEL gemini-2.5-pro\n");
-	answer_models(F.models_id, default_models, 100);
+	answer_models(F.models_id, default_models, 100000);
+	OUT(". OK model gemini-2.5-pro\n");
+	/* The conversation remembers the model. */
+	CALLED("conv 1 mask 1 [gemini-2.5-pro] [] []\n");
 	input("ASK second\n");
-	CHECK(strcmp(F.gen_model, "gemini-2.5-pro") == 0);
 	CHECK(strcmp(F.gen_turns, "u:first|m:one|u:second") == 0);
+	CHECK(strcmp(F.gen_model, "gemini-2.5-pro") == 0);
+	CHECK(strcmp(F.store_model, "gemini-2.5-pro") == 0);
 	teardown();
 	end();
 
@@ -1297,7 +1389,7 @@ t_pipelining(void)
 		char	*o = take(F.out);
 
 		CHECK(strncmp(o, "id: ", 4) == 0);
-		CHECK(strstr(o, "messages: 2\n. OK\nHELP") != NULL);
+		CHECK(strstr(o, "role: -\n. OK\nHELP") != NULL);
 	}
 	teardown();
 	end();
@@ -1735,19 +1827,27 @@ t_context(void)
 	exchange("ASK one\n", "1");
 	take(F.out);
 	input("NEW\n");
-	OUT(". OK context cleared\n");
+	CALLED("[] gemini-2.0-flash [] []\n");
+	OUT("");
+	conv_answer(F.conv_id, 7, "", "gemini-2.0-flash", "");
+	OUT(". OK conversation 7 -\n");
 	input("RESET\n");
-	OUT(". OK context cleared\n");
+	conv_answer(F.conv_id, 8, "", "gemini-2.0-flash", "");
+	OUT(". OK conversation 8 -\n");
 	input("ASK two\n");
 	CHECK(strcmp(F.gen_turns, "u:two") == 0);
+	CHECK(F.store_conv == 8);
 	teardown();
 	end();
 
 	begin("new_while_context_loads");
 	setup(&raw);
 	input("NEW\n");
+	NOTCALLED("new ");
 	proto_storage_item(F.p, F.context_id, 2, 11, ROLE_USER, "old", 3);
 	proto_storage_end(F.p, F.context_id, 1);
+	CALLED("new ");
+	conv_answer(F.conv_id, 2, "", "", "");
 	input("ASK q\n");
 	CHECK(strcmp(F.gen_turns, "u:q") == 0);
 	teardown();
@@ -1830,6 +1930,224 @@ t_memory(void)
 	CALLED("store ");
 	proto_storage_stored(F.p, F.ustore_id, 1);
 	HAS(". ERR cancelled");
+	teardown();
+	end();
+}
+
+/* NEW, CONVERSATIONS, RESUME, DELETE, SYSTEM. */
+static void
+t_conversations(void)
+{
+	static const char *const bad[] = {
+		"NEW a b\n", "NEW x/y\n", "NEW caf\xc3\xa9\n", "NEW "
+		"12345678901234567890123456789012345678901234567890"
+		"123456789012345\n", NULL
+	};
+	struct opts	 wide = { .line_max = 100000 };
+	struct opts	 raw = { .raw = 1 };
+	size_t		 i;
+
+	begin("conv_new_named");
+	setup(NULL);
+	input("NEW work-1.b_c\n");
+	CALLED("[work-1.b_c] gemini-2.0-flash [] []\n");
+	conv_answer(F.conv_id, 5, "work-1.b_c", "gemini-2.0-flash", "");
+	OUT(". OK conversation 5 work-1.b_c\n");
+	input("INFO\n");
+	proto_storage_end(F.p, F.count_id, 0);
+	HAS("conversation: 5 work-1.b_c\nrole: -\n. OK\n");
+	teardown();
+	end();
+
+	begin("conv_new_bad_names");
+	setup(&wide);
+	for (i = 0; bad[i] != NULL; i++) {
+		input(bad[i]);
+		HAS(". ERR bad-argument a name is 1 to 64 of");
+	}
+	NOTCALLED("new ");
+	teardown();
+	end();
+
+	begin("conv_new_duplicate");
+	setup(NULL);
+	input("NEW work\n");
+	proto_storage_refused(F.p, F.conv_id, "bad-argument",
+	    "a conversation named work exists");
+	OUT(". ERR bad-argument a conversation named work exists\n");
+	input("INFO\n");
+	proto_storage_end(F.p, F.count_id, 0);
+	HAS("conversation: 1 -\n");
+	teardown();
+	end();
+
+	begin("conv_list");
+	setup(NULL);
+	input("CONVERSATIONS\n");
+	CALLED(" 20\n");
+	conv_answer(F.conv_id, 1, "", "gemini-2.0-flash", "");
+	conv_answer(F.conv_id, 3, "work", "", "");
+	proto_storage_end(F.p, F.conv_id, 2);
+	OUT("* 1 2023-11-14T22:13:21Z 2 gemini-2.0-flash -\n"
+	    "- 3 2023-11-14T22:13:23Z 6 - work\n. OK 2 conversations\n");
+	input("conversations 0\n");
+	OUT(". ERR bad-argument N must be 1 to 1000\n");
+	input("CONVERSATIONS 5\n");
+	CALLED(" 5\n");
+	teardown();
+	end();
+
+	begin("conv_resume");
+	setup(NULL);
+	exchange("ASK one\n", "1");
+	take(F.out);
+	input("RESUME work\n");
+	CALLED(" work gemini-2.0-flash\n");
+	conv_answer(F.context_id, 3, "work", "gemini-2.5-pro", "Be terse.");
+	proto_storage_item(F.p, F.context_id, 9, 11, ROLE_USER, "old", 3);
+	proto_storage_item(F.p, F.context_id, 10, 12, ROLE_MODEL, "ans", 3);
+	OUT("");
+	proto_storage_end(F.p, F.context_id, 2);
+	OUT(". OK conversation 3 work\n");
+	input("ASK q\n");
+	CHECK(strcmp(F.gen_turns, "u:old|m:ans|u:q") == 0);
+	CHECK(strcmp(F.gen_model, "gemini-2.5-pro") == 0);
+	CHECK(strcmp(F.gen_sys, "Be terse.") == 0);
+	CHECK(F.store_conv == 3);
+	answer("a", 1, 1);
+	stored();
+	/* A job is answered in the current conversation. */
+	input("SUBMIT later\n");
+	CALLED("submit 0 1 gemini-2.5-pro - later\n");
+	CHECK(F.submit_conv == 3);
+	teardown();
+	end();
+
+	begin("conv_resume_not_found");
+	setup(NULL);
+	exchange("ASK one\n", "1");
+	take(F.out);
+	input("RESUME 42\n");
+	proto_storage_refused(F.p, F.context_id, "not-found",
+	    "no such conversation");
+	OUT(". ERR not-found no such conversation\n");
+	input("RESUME bad/name\n");
+	OUT(". ERR not-found no such conversation\n");
+	input("ASK two\n");
+	CHECK(strcmp(F.gen_turns, "u:one|m:1|u:two") == 0);
+	CHECK(F.store_conv == 1);
+	teardown();
+	end();
+
+	begin("conv_delete_other");
+	setup(NULL);
+	exchange("ASK one\n", "1");
+	take(F.out);
+	input("DELETE old\n");
+	CALLED(" [old]\n");
+	proto_storage_deleted(F.p, F.conv_id, 9, 4);
+	OUT(". OK deleted 4 messages\n");
+	input("ASK two\n");
+	CHECK(strcmp(F.gen_turns, "u:one|m:1|u:two") == 0);
+	teardown();
+	end();
+
+	begin("conv_delete_current");
+	setup(NULL);
+	exchange("ASK one\n", "1");
+	take(F.out);
+	input("DELETE 1\n");
+	proto_storage_deleted(F.p, F.conv_id, 1, 2);
+	CALLED("[] gemini-2.0-flash [] []\n");
+	OUT("");
+	conv_answer(F.conv_id, 6, "", "gemini-2.0-flash", "");
+	OUT(". OK deleted 2 messages\n");
+	input("ASK two\n");
+	CHECK(strcmp(F.gen_turns, "u:two") == 0);
+	CHECK(F.store_conv == 6);
+	teardown();
+	end();
+
+	begin("conv_delete_not_found");
+	setup(NULL);
+	input("DELETE 77\n");
+	proto_storage_refused(F.p, F.conv_id, "not-found",
+	    "no such conversation");
+	OUT(". ERR not-found no such conversation\n");
+	input("DELETE\n");
+	OUT(". ERR bad-argument DELETE needs an argument\n");
+	teardown();
+	end();
+
+	begin("conv_system");
+	setup(NULL);
+	input("SYSTEM\n");
+	OUT(". OK no system prompt\n");
+	input("SYSTEM You are a pirate.  \n");
+	CALLED("conv 1 mask 2 [] [] [You are a pirate.]\n");
+	OUT("");
+	proto_storage_stored(F.p, F.set_id, 1);
+	OUT(". OK system prompt set\n");
+	input("system\n");
+	OUT("You are a pirate.\n. OK system prompt\n");
+	input("ASK ahoy\n");
+	CHECK(strcmp(F.gen_sys, "You are a pirate.") == 0);
+	answer("arr", 1, 1);
+	stored();
+	take(F.out);
+	input("SYSTEM -\n");
+	CALLED("mask 2 [] [] []\n");
+	proto_storage_stored(F.p, F.set_id, 1);
+	OUT(". OK system prompt cleared\n");
+	input("ASK again\n");
+	CHECK(strcmp(F.gen_sys, "") == 0);
+	teardown();
+	end();
+
+	begin("conv_system_before_summary");
+	setup(&raw);
+	proto_storage_item(F.p, F.context_id, 1, 10, ROLE_SUMMARY, "S.", 2);
+	proto_storage_end(F.p, F.context_id, 1);
+	input("SYSTEM Be kind.\n");
+	proto_storage_stored(F.p, F.set_id, 1);
+	input("ASK x\n");
+	CHECK(strncmp(F.gen_sys, "Be kind.\n\nThis is a summary", 26) == 0);
+	CHECK(strstr(F.gen_sys, "S.") != NULL);
+	teardown();
+	end();
+
+	begin("conv_system_too_long");
+	setup(&wide);
+	{
+		char	*big;
+
+		if ((big = malloc(CONV_SYSTEM_MAX + 16)) == NULL)
+			abort();
+		memcpy(big, "SYSTEM ", 7);
+		memset(big + 7, 'x', CONV_SYSTEM_MAX);
+		memcpy(big + 7 + CONV_SYSTEM_MAX, "\n", 2);
+		input(big);
+		free(big);
+	}
+	HAS(". ERR bad-argument a system prompt is at most");
+	teardown();
+	end();
+
+	begin("conv_storage_error");
+	setup(NULL);
+	input("NEW x\n");
+	proto_storage_error(F.p, F.conv_id, "database error");
+	OUT(". ERR storage database error\n");
+	F.stor_down = 1;
+	input("CONVERSATIONS\n");
+	OUT(". ERR storage not available\n");
+	teardown();
+	end();
+
+	begin("conv_history_and_summary_carry_it");
+	setup(NULL);
+	input("HISTORY\n");
+	CALLED("conv 1\n");
 	teardown();
 	end();
 }
@@ -1988,8 +2306,10 @@ t_auth(void)
 	    "abcdef0123456789abcdef0123456789", "");
 	CALLED("context ");
 	HAS(". OK authenticated ID:abcdef012345\n");
-	CALLED("count ");
+	NOTCALLED("count ");
+	conv_answer(F.context_id, 4, "", "", "");
 	proto_storage_end(F.p, F.context_id, 0);
+	CALLED("count ");
 	proto_storage_end(F.p, F.count_id, 3);
 	HAS("id: abcdef012345\n");
 	input("AUTH again\n");
@@ -2029,6 +2349,7 @@ t_auth(void)
 	proto_auth(F.p, AUTH_ACCEPTED, "abcdef0123456789abcdef0123456789"
 	    "abcdef0123456789abcdef0123456789", "gemini-2.5-pro");
 	HAS(". OK authenticated ID:abcdef012345\n");
+	conv_answer(F.context_id, 4, "", "", "");
 	proto_storage_end(F.p, F.context_id, 0);
 	take(F.out);
 	/* The session's model was not allowed: it moved to the token's. */
@@ -2314,6 +2635,7 @@ main(void)
 	t_back();
 	t_context();
 	t_memory();
+	t_conversations();
 	t_history();
 	t_auth();
 	t_usage();
