@@ -593,6 +593,17 @@ group_flush(void)
 	}
 }
 
+
+/*
+ * Before a read, or a transaction of its own: commit and answer what
+ * the round holds, writes nobody waits for (events) included.
+ */
+static void
+round_settle(void)
+{
+	if (!TAILQ_EMPTY(&st.round) || st.writes > 0)
+		group_flush();
+}
 /*
  * A read sees exactly the writes that came before it: what is pending
  * is committed and answered first, then the read runs, outside any
@@ -606,8 +617,7 @@ run_read(struct wchan *w, uint32_t type, uint32_t id, int64_t conv,
 	uint64_t	 n = 0;
 	int		 rv, cut = 0;
 
-	if (!TAILQ_EMPTY(&st.round))
-		group_flush();
+	round_settle();
 	ia.w = w;
 	ia.id = id;
 	switch (type) {
@@ -695,8 +705,7 @@ export_pump(struct wchan *w)
 			return;
 		}
 		/* Reads run outside the write transaction. */
-		if (!TAILQ_EMPTY(&st.round))
-			group_flush();
+		round_settle();
 		r = db_export(st.db, ex->identity, 0, ex->section, &ex->after,
 		    EXPORT_PAGE_ITEMS, EXPORT_PAGE_BYTES, export_row, ex);
 		if (r == 1)
@@ -953,8 +962,7 @@ worker_context(struct wchan *w, struct imsg *imsg)
 		return ("length");
 	if (!conv_field_ok(model, MODEL_MAX_LEN))
 		return ("model");
-	if (!TAILQ_EMPTY(&st.round))
-		group_flush();
+	round_settle();
 	if ((c = malloc(sizeof(*c))) == NULL)
 		fatal("%s", __func__);
 	if (*ref == '\0') {
@@ -1045,8 +1053,7 @@ worker_conv_list(struct wchan *w, struct imsg *imsg)
 		return ("length");
 	if (count > STORAGE_HISTORY_MAX)
 		count = STORAGE_HISTORY_MAX;
-	if (!TAILQ_EMPTY(&st.round))
-		group_flush();
+	round_settle();
 	ia.w = w;
 	ia.id = id;
 	if (db_conv_list(st.db, w->identity, count, conv_item, &ia,
@@ -1183,8 +1190,7 @@ worker_search(struct wchan *w, struct imsg *imsg)
 		    " 1 to " DB_SEARCH_MAX_S " bytes of UTF-8");
 		return (NULL);
 	}
-	if (!TAILQ_EMPTY(&st.round))
-		group_flush();
+	round_settle();
 	ia.w = w;
 	ia.id = id;
 	if (db_search(st.db, w->identity, words, STORAGE_SEARCH_MAX,
@@ -1213,8 +1219,7 @@ worker_export(struct wchan *w, struct imsg *imsg)
 	ref = ir_str(&ir);
 	if (ir_end(&ir) == -1)
 		return ("length");
-	if (!TAILQ_EMPTY(&st.round))
-		group_flush();
+	round_settle();
 	if ((c = malloc(sizeof(*c))) == NULL)
 		fatal("%s", __func__);
 	r = conv_ref_ok(ref) ? db_conv_find(st.db, w->identity, ref, c) :
@@ -2184,8 +2189,7 @@ worker_usage_get(struct wchan *w, struct imsg *imsg)
 		return ("length");
 	if (days < 1 || days > 3660)
 		return ("days");
-	if (!TAILQ_EMPTY(&st.round))
-		group_flush();
+	round_settle();
 	since_day(days, since);
 	la.w = w;
 	la.id = id;
@@ -2325,8 +2329,7 @@ control_request(struct wchan *w, struct imsg *imsg)
 	if (len == 0 || len > IDENTITY_LEN ||
 	    strspn(prefix, "0123456789abcdef") != len)
 		return ("identity");
-	if (!TAILQ_EMPTY(&st.round))
-		group_flush();
+	round_settle();
 	switch (db_resolve(st.db, prefix, identity, sizeof(identity))) {
 	case DB_FOUND:
 		break;
@@ -2545,8 +2548,7 @@ control_table(struct wchan *w, struct imsg *imsg)
 	if (strlen(prefix) > IDENTITY_LEN ||
 	    strspn(prefix, "0123456789abcdef") != strlen(prefix))
 		return ("identity");
-	if (!TAILQ_EMPTY(&st.round))
-		group_flush();
+	round_settle();
 	la.w = w;
 	la.id = id;
 	la.n = 0;
@@ -2694,8 +2696,7 @@ identity_seen(const char *identity, const char *how)
 
 	if (*identity == '\0')
 		return;
-	if (!TAILQ_EMPTY(&st.round))
-		group_flush();
+	round_settle();
 	if (strcmp(how, "token") == 0) {
 		switch (db_token_get(st.db, identity, &t)) {
 		case 1:
@@ -2764,8 +2765,7 @@ parent_token(struct imsg *imsg)
 	if (ir_end(&ir) == -1 || imsg->fd != -1 ||
 	    strlen(hash) != IDENTITY_LEN || !identity_valid(hash))
 		fatalx("%s: bad IMSG_PARENT_TOKEN", __func__);
-	if (!TAILQ_EMPTY(&st.round))
-		group_flush();
+	round_settle();
 	ok = db_token_check(st.db, hash, (int64_t)time(NULL), &t) == 1;
 	if ((b = channel_create(parent_chan, IMSG_STORAGE_TOKEN, 0,
 	    IDENTITY_LEN + sizeof(t.models) + 32)) == NULL ||
