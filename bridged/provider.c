@@ -578,12 +578,14 @@ listing_end(struct pvd *p, const char *code, const char *text)
 {
 	size_t	 i, j;
 
+	/* text may be the transfer's own: keep it before freeing that. */
+	if (code != NULL)
+		strlcpy(p->fail_text, text, sizeof(p->fail_text));
 	xfer_free(p->listing);
 	p->listing = NULL;
 	if (code != NULL) {
 		p->failed_at = ev_now_ms();
 		p->fail_code = code;
-		strlcpy(p->fail_text, text, sizeof(p->fail_text));
 		log_warnx("provider %s: model list: %s%s", p->pc.name, text,
 		    p->models_at != 0 ? "; answering with the last list" :
 		    "");
@@ -1033,12 +1035,13 @@ gen_done(void *arg, struct xfer *x, const char *code, const char *text)
 		free(g);
 		return;
 	}
+	/* text may be the transfer's own, which a fallback frees. */
+	strlcpy(c, code, sizeof(c));
+	strlcpy(t, text, sizeof(t));
 	if (x->busy && x->sent == 0 && gen_fallback(g) == 0)
 		return;
 	log_info("provider %s: %s failed: %s %s", g->p->pc.name, g->model,
-	    code, text);
-	strlcpy(c, code, sizeof(c));
-	strlcpy(t, text, sizeof(t));
+	    c, t);
 	gen_free(g);
 	sink.error(sink.arg, c, t);
 }

@@ -1,12 +1,13 @@
-"""fake_common.py: what the fake upstream APIs share (fake_openai.py,
-fake_anthropic.py): the [[fake:...]] directives, the deterministic
-answer, HTTP plumbing, the request log, and the stream writer that
-frames events (CRLF, LF, CR, mixed), splits writes anywhere, drips,
-cuts, resets and hangs.
+"""fake_common.py: what the fake upstream APIs share (fake_gemini.py,
+fake_openai.py, fake_anthropic.py): the [[fake:...]] directives, the
+deterministic answer, HTTP plumbing, the request log, and the stream
+writer that frames events (CRLF, LF, CR, mixed), splits writes
+anywhere, drips, paces, cuts, resets and hangs.
 
 An API's fake subclasses Handler and gives it: API (its name for
-logs), do_GET/do_POST routing, and stream_events(plan) -> a list of
-events, each a list of field lines ("event: x", "data: {...}").
+logs), do_GET/do_POST routing, and calls stream(plan, events), each
+event a list of field lines ("event: x", "data: {...}") or bytes
+already framed; stream_headers() may be its own.
 
 The answer is deterministic, as in fake_gemini.py:
     Echo: <prompt, directives removed> [turns=T system=yes|no]
@@ -161,6 +162,7 @@ class State:
         self.key = args.key
         self.page_size = args.page_size
         self.input_limit = args.input_limit
+        self.pace = getattr(args, "pace", 0) / 1000.0
         self.default_models = models
         self.models = json.loads(json.dumps(models))
         self.logf = open(args.log, "a", encoding="utf-8") if args.log \
@@ -349,10 +351,15 @@ class Handler(BaseHTTPRequestHandler):
             self.server.state.stats["completed" if ok else
                                     "client_closed"] += 1
 
+    def stream_headers(self):
+        """The headers of a 200 stream, before its framing ones."""
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+
     def hang(self, headers):
         if headers:
             self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
+            self.stream_headers()
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
         self.close_connection = True
@@ -429,11 +436,14 @@ class Handler(BaseHTTPRequestHandler):
             gap = 0.002 if len(body) < 256 * 1024 else 0
         else:
             gap = 0
+        pace = self.server.state.pace
         out, prev = [], 0
         for c in sorted(set(cuts)):
             delay = gap if prev > 0 else 0
             if interval and prev > 0 and prev in ends:
                 delay += interval
+            if pace and prev > 0:
+                delay += pace
             out.append((delay, body[prev:c]))
             prev = c
         return out, body
@@ -483,8 +493,7 @@ class Handler(BaseHTTPRequestHandler):
     def send_stream(self, plan, writes, body, mode, tail):
         d = plan.d
         self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Cache-Control", "no-cache")
+        self.stream_headers()
         if mode == "chunked":
             self.send_header("Transfer-Encoding", "chunked")
         elif mode == "length":
@@ -557,6 +566,8 @@ def main(api, handler, models, page_size, default_key):
     ap.add_argument("--log")
     ap.add_argument("--page-size", type=int, default=page_size)
     ap.add_argument("--input-limit", type=int, default=0)
+    ap.add_argument("--pace", type=int, default=0, metavar="MS",
+                    help="a pause before every write of a stream")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
     if args.page_size < 1:

@@ -69,19 +69,16 @@ import hashlib
 import json
 import os
 import random
-import re
-import select
 import signal
 import socket
-import struct
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-STOP = threading.Event()
-LOCK = threading.Lock()
+import fake_common as fc
+from fake_common import (CJK_TEXT, DIRECTIVE, EMOJI_TEXT, LOCK, STOP, arg,
+                         directives, tokens)
 
 OVERLOADED = "The model is overloaded. Please try again later."
 QUOTA_MSG = ("You exceeded your current quota, please check your plan and "
@@ -91,8 +88,6 @@ NOKEY_MSG = ("Method doesn't allow unregistered callers (callers without "
              "established identity). Please use API Key or other form of "
              "API consumer identity to call this API.")
 BADKEY_MSG = "API key not valid. Please pass a valid API key."
-CJK_TEXT = " 你好，世界。漢字とかなとカナ、한국어도 있습니다。"
-EMOJI_TEXT = " 😀🎉 👍🏽 🇫🇷 👩‍💻 𝄞 ok"
 HTML502 = (b"<!DOCTYPE html>\n<html lang=en>\n<meta charset=utf-8>\n"
            b"<title>Error 502 (Server Error)!!1</title>\n"
            b"<p><b>502.</b> <ins>That's an error.</ins>\n"
@@ -226,10 +221,6 @@ class State:
         return None
 
 
-def tokens(s):
-    return (len(s.encode("utf-8")) + 3) // 4
-
-
 def err_body(code, status, message, details=None):
     e = {"code": code, "message": message, "status": status}
     if details is not None:
@@ -259,26 +250,6 @@ def err_429(model, perday, delay):
         details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo",
                         "retryDelay": delay})
     return err_body(429, "RESOURCE_EXHAUSTED", QUOTA_MSG, details)
-
-
-DIRECTIVE = re.compile(r"\[\[fake:([a-z0-9-]+)((?::[^\]\s:]*)*)\]\]")
-
-
-def directives(text):
-    d = {}
-    for m in DIRECTIVE.finditer(text):
-        d[m.group(1)] = [a for a in m.group(2).split(":")[1:]]
-    return d
-
-
-def arg(d, name, i, default, conv=str):
-    a = d.get(name, [])
-    if len(a) > i and a[i] != "":
-        try:
-            return conv(a[i])
-        except ValueError:
-            return default
-    return default
 
 
 def texts_of(content):
@@ -372,99 +343,19 @@ class Plan:
         n = arg(d, "repeat", 0, 1, int)
         if 1 < n <= 100000:
             ans = "\n".join([ans] * n)
-        self.big_index = -1
         if "big" in d:
-            self.pieces = self.big_pieces(ans)
+            self.pieces = fc.big_pieces(ans)
         else:
-            self.pieces = self.split_answer(ans)
+            self.pieces = fc.split_answer(ans)
         self.answer = "".join(self.pieces)
 
-    @staticmethod
-    def split_answer(ans):
-        words = re.findall(r"\S+\s*|\s+", ans)
-        if len(words) < 3:
-            n = max(1, (len(ans) + 2) // 3)
-            return [ans[i:i + n] for i in range(0, len(ans), n)] or [""]
-        pieces, cur = [], ""
-        target = max(1, min(24, len(ans) // 3))
-        for w in words:
-            cur += w
-            if len(cur) >= target:
-                pieces.append(cur)
-                cur = ""
-        if cur:
-            pieces.append(cur)
-        while len(pieces) < 3:
-            i = max(range(len(pieces)), key=lambda k: len(pieces[k]))
-            w = re.findall(r"\S+\s*|\s+", pieces[i])
-            if len(w) < 2:
-                break
-            h = len(w) // 2
-            pieces[i:i + 1] = ["".join(w[:h]), "".join(w[h:])]
-        return pieces
-
-    def big_pieces(self, ans):
-        pieces = [ans + "\n"]
-        line = 0
-        total = len(pieces[0])
-        while total < 5 * 1024 * 1024:
-            # One event of 96 KiB (a data: line over 64 KiB), the rest
-            # of 16 KiB.
-            size = 96 * 1024 if len(pieces) == 3 else 16 * 1024
-            buf = []
-            n = 0
-            while n < size:
-                s = "line %07d the quick brown fox jumps over the lazy " \
-                    "dog\n" % line
-                line += 1
-                buf.append(s)
-                n += len(s)
-            p = "".join(buf)
-            if len(pieces) == 3:
-                self.big_index = 3
-            pieces.append(p)
-            total += len(p)
-        return pieces
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(fc.Handler):
+    API = "gemini"
     server_version = "scaffolding"
     sys_version = "on HTTPServer2"
 
     def version_string(self):
         return "scaffolding on HTTPServer2"
-
-    def log_message(self, fmt, *args):
-        if self.server.state.verbose:
-            sys.stderr.write("fake_gemini: " + (fmt % args) + "\n")
-
-    def setup(self):
-        super().setup()
-        try:
-            self.connection.setsockopt(socket.IPPROTO_TCP,
-                                       socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-
-    # ---- plumbing ----------------------------------------------------
-
-    def read_body(self):
-        te = self.headers.get("Transfer-Encoding", "")
-        if te.lower() == "chunked":
-            out = b""
-            while True:
-                line = self.rfile.readline(1024)
-                n = int(line.split(b";")[0].strip() or b"0", 16)
-                if n == 0:
-                    while self.rfile.readline(1024) not in (b"\r\n", b"\n",
-                                                            b""):
-                        pass
-                    return out
-                out += self.rfile.read(n)
-                self.rfile.readline(1024)
-        n = int(self.headers.get("Content-Length", "0") or "0")
-        return self.rfile.read(n) if n > 0 else b""
 
     def base_headers(self, ctype):
         self.send_header("Content-Type", ctype)
@@ -622,7 +513,8 @@ class Handler(BaseHTTPRequestHandler):
             plan.answer.encode("utf-8")).hexdigest()
         if method == "generateContent":
             return self.generate(plan)
-        return self.stream(plan, self.query.get("alt", [""])[-1] == "sse")
+        return self.stream_gemini(plan, self.query.get("alt",
+                                                       [""])[-1] == "sse")
 
     def do_PUT(self):
         self.begin()
@@ -856,35 +748,6 @@ class Handler(BaseHTTPRequestHandler):
         except OSError:
             self.done(False)
 
-    def pause(self, ms):
-        if ms > 0:
-            STOP.wait(ms / 1000.0)
-        return not STOP.is_set()
-
-    def done(self, ok):
-        with LOCK:
-            self.server.state.stats["completed" if ok else
-                                    "client_closed"] += 1
-
-    def hang(self, headers):
-        if headers:
-            self.send_response(200)
-            self.base_headers("text/event-stream")
-            self.send_header("Content-Disposition", "attachment")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-        self.close_connection = True
-        sock = self.connection
-        while not STOP.is_set():
-            r, _, _ = select.select([sock], [], [], 0.2)
-            if r:
-                try:
-                    if sock.recv(4096) == b"":
-                        break
-                except OSError:
-                    break
-        self.done(False)
-
     def events(self, plan, sse):
         d = plan.d
         seps = {"lf": [b"\n\n"], "cr": [b"\r\r"],
@@ -923,168 +786,13 @@ class Handler(BaseHTTPRequestHandler):
                 evs.append(b"data: " + json.dumps(e).encode() + b"\r\n\r\n")
         return evs
 
-    def schedule(self, plan, evs):
-        """Split the body into (delay in s, bytes) writes."""
-        d = plan.d
-        body = b"".join(evs)
-        ends, pos = [], 0
-        for e in evs:
-            pos += len(e)
-            ends.append(pos)
-        framing = any(k in d for k in ("chunked", "length", "close"))
-        if "burst" in d:
-            cuts = [len(body)]
-        elif "split" in d:
-            rnd = random.Random(plan.last)
-            cuts, pos = [], 0
-            hi = 7 if len(body) < 256 * 1024 else 4096
-            while pos < len(body):
-                pos = min(len(body), pos + rnd.randint(1, hi))
-                cuts.append(pos)
-        elif "drip" in d:
-            cuts = list(range(1, len(body) + 1))
-        elif "utf8split" in d:
-            cuts = set(ends)
-            for i, b in enumerate(body):
-                if b >= 0xc0 or (b == 0x0a and i > 0 and
-                                 body[i - 1] == 0x0d):
-                    cuts.add(i + 1 if b >= 0xc0 else i)
-                if b >= 0xe0:
-                    cuts.add(i + 2)
-            cuts = sorted(c for c in cuts if 0 < c <= len(body))
-        elif framing:
-            cuts = [min(len(body), e + 5) for e in ends]
-        else:
-            cuts = ends
-        if not cuts or cuts[-1] != len(body):
-            cuts.append(len(body))
-        interval = arg(d, "interval", 0, 0, int) / 1000.0
-        if "drip" in d:
-            gap = arg(d, "drip", 0, 100, int) / 1000.0
-        elif "split" in d or "utf8split" in d:
-            gap = 0.002 if len(body) < 256 * 1024 else 0
-        else:
-            gap = 0
-        pace = self.server.state.pace
-        out, prev = [], 0
-        for c in sorted(set(cuts)):
-            delay = gap if prev > 0 else 0
-            if interval and prev > 0 and prev in ends:
-                delay += interval
-            if pace and prev > 0:
-                delay += pace
-            out.append((delay, body[prev:c]))
-            prev = c
-        return out, body
-
-    def stream(self, plan, sse):
-        d = plan.d
-        self.server.state.log(dict(self.entry, status=200))
-        if not self.pause(arg(d, "slowheaders", 0, 0, int)):
-            return
-        if "hang" in d:
-            return self.hang(arg(d, "hang", 0, "") != "noheaders")
-        if "html200" in d:
-            # A captive portal or a proxy's page, with a 200.
-            page = (b"<!DOCTYPE html>\n<html><body><p>Please sign in to "
-                    b"continue.</p></body></html>\n")
-            self.send_response(200)
-            self.base_headers("text/html; charset=UTF-8")
-            self.send_header("Content-Length", str(len(page)))
-            self.end_headers()
-            self.wfile.write(page)
-            return
-        evs = self.events(plan, sse)
-        tail = None
-        if "reset" in d or "cut" in d:
-            keep = max(1, len(evs) // 2)
-            nxt = evs[keep] if keep < len(evs) else evs[-1]
-            evs = evs[:keep] + [nxt[:max(8, len(nxt) // 2)]]
-            tail = "reset" if "reset" in d else "cut"
-        writes, body = self.schedule(plan, evs)
-        mode = "chunked"
-        if "length" in d:
-            mode = "length"
-        elif "close" in d:
-            mode = "close"
-        with LOCK:
-            self.server.state.stats["active"] += 1
-        ok = False
-        try:
-            ok = self.send_stream(plan, writes, body, mode, tail)
-        except OSError:
-            ok = False
-        finally:
-            with LOCK:
-                self.server.state.stats["active"] -= 1
-        self.done(ok)
-
-    def send_stream(self, plan, writes, body, mode, tail):
-        d = plan.d
-        self.send_response(200)
+    def stream_headers(self):
         self.base_headers("text/event-stream" if self.query.get(
             "alt", [""])[-1] == "sse" else "application/json; charset=UTF-8")
         self.send_header("Content-Disposition", "attachment")
-        if mode == "chunked":
-            self.send_header("Transfer-Encoding", "chunked")
-        elif mode == "length":
-            n = len(body) + (64 if tail is not None else 0)
-            self.send_header("Content-Length", str(n))
-        else:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        self.end_headers()
-        if not self.pause(arg(d, "slow", 0, 0, int)):
-            return False
-        split_chunks = "chunked" in d
-        for delay, data in writes:
-            if delay > 0 and not self.pause(int(delay * 1000)):
-                return False
-            if mode == "chunked":
-                if split_chunks and len(data) > 1:
-                    h = len(data) // 2
-                    out = b"%x\r\n%s\r\n%x\r\n%s\r\n" % (
-                        h, data[:h], len(data) - h, data[h:])
-                else:
-                    out = b"%x\r\n%s\r\n" % (len(data), data)
-            else:
-                out = data
-            self.wfile.write(out)
-        if tail == "reset":
-            # Let the client read the text first: a RST discards what
-            # the peer has not read yet.
-            self.pause(200)
-            self.close_connection = True
-            self.rfile.close()
-            self.wfile.close()
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                       struct.pack("ii", 1, 0))
-            self.connection.close()
-            return True
-        if tail == "cut":
-            self.close_connection = True
-            return True
-        if mode == "chunked":
-            self.wfile.write(b"0\r\n\r\n")
-        return True
 
-    def handle_one_request(self):
-        try:
-            super().handle_one_request()
-        except (ConnectionError, BrokenPipeError):
-            self.close_connection = True
-        except OSError:
-            self.close_connection = True
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 512
-    allow_reuse_address = True
-
-    def handle_error(self, request, client_address):
-        if self.state.verbose:
-            super().handle_error(request, client_address)
+    def stream_gemini(self, plan, sse):
+        fc.Handler.stream(self, plan, self.events(plan, sse))
 
 
 def main():
@@ -1107,8 +815,8 @@ def main():
         ap.error("--page-size must be at least 1")
 
     if ":" in args.host:
-        Server.address_family = socket.AF_INET6
-    srv = Server((args.host, args.port), Handler)
+        fc.Server.address_family = socket.AF_INET6
+    srv = fc.Server((args.host, args.port), Handler)
     srv.state = State(args)
     port = srv.server_address[1]
     if args.port_file:
