@@ -786,6 +786,8 @@ int		 jdb_submit(struct jdb *, const char *, int64_t, uint64_t, int,
 		    int64_t, int64_t *);
 int		 jdb_get(struct jdb *, int64_t, struct jdb_job *);
 int64_t		 jdb_waiting(struct jdb *, const char *);
+int		 jdb_dialogue_conv(struct jdb *, int64_t, int64_t);
+int		 jdb_demote(struct jdb *, int64_t);
 int		 jdb_list(struct jdb *, const char *, uint32_t,
 		    int (*)(const struct jdb_job *, void *), void *,
 		    uint64_t *);
@@ -1312,6 +1314,9 @@ void		 gate_chunk(struct gate *, uint64_t);
 void		 gate_free(struct gate *);
 
 /* worker.c: bridged-worker's main */
+/* tls_ticket.c: libtls on OpenSSL 3 */
+void		 tls_ticket_nocache(void);
+
 /* worker.c: one client, in a process forked from the template */
 struct tls;
 void		 worker_main(struct bridged_conf *, struct tls *, int,
