@@ -467,7 +467,7 @@ control_dispatch_storage(struct channel *ch, struct imsg *imsg)
 			break;
 		(void)strlcpy(r->identity, s, sizeof(r->identity));
 		if (r->kind == CTL_EXPORT)
-			req_line(r, export_begin(&r->ex, s));
+			req_line(r, export_begin(&r->ex, s, NULL));
 		return;
 	case IMSG_STORAGE_LINE:
 		s = ir_str(&ir);
