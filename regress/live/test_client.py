@@ -1145,3 +1145,12 @@ def test_slash_dialogue():
     assert r.returncode == 0, (r.returncode, r.stderr)
     assert re.search(r"^--- gemini-2\.0-flash$", r.stdout, re.M), r.stdout
     assert re.search(r"^--- gemini-2\.5-flash$", r.stdout, re.M), r.stdout
+
+
+def test_slash_role():
+    server_has("ROLES")
+    r = connect(["/role"], cmd=False)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    r = connect(["/role no-such-role-" + marker()], cmd=False)
+    assert r.returncode == 1 and re.search(r"^\. ERR (not-found|bad-argument)",
+                                           r.stderr, re.M), r
