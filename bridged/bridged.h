@@ -687,9 +687,8 @@ int		 sse_pending(const struct sse *);
  * never from inside gen_start, text() is called with each piece of
  * the answer as it streams (UTF-8, no NUL), then exactly one of
  * done() or error(); g is freed right after that last call.
- * queued() says how many bytes the consumer has yet to pass on: over
- * a few MiB the stream pauses until it drains (return 0 if it never
- * lags).  gen_cancel(g) stops it at any time before the last call,
+ * queued() (may be NULL) says how many bytes the consumer has yet to
+ * pass on: over a few MiB the stream pauses until it drains.  gen_cancel(g) stops it at any time before the last call,
  * with no callback.  The provider restarts (a reload) only when no
  * generation runs.
  */
