@@ -604,6 +604,8 @@ int		 jdb_submit(struct jdb *, const char *, int64_t, uint64_t, int,
 		    int64_t, int64_t *);
 int		 jdb_get(struct jdb *, int64_t, struct jdb_job *);
 int64_t		 jdb_waiting(struct jdb *, const char *);
+int		 jdb_dialogue_conv(struct jdb *, int64_t, int64_t);
+int		 jdb_demote(struct jdb *, int64_t);
 int		 jdb_list(struct jdb *, const char *, uint32_t,
 		    int (*)(const struct jdb_job *, void *), void *,
 		    uint64_t *);

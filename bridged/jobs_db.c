@@ -33,6 +33,9 @@ enum jdb_stmt {
 	JS_ROWS,
 	JS_PROMPT,
 	JS_WAITING,
+	JS_SETCONV,
+	JS_DEMOTE,
+	JS_TURNS_CLEAR,
 	JS_MAX
 };
 
@@ -98,6 +101,15 @@ static const char *const jdb_sql[JS_MAX] = {
 	    " AND m.id >= ?2 AND m.id <= j.upto_msg ORDER BY m.id",
 	[JS_PROMPT] =
 	    "SELECT prompt FROM jobs WHERE id = ?1",
+	[JS_SETCONV] =
+	    "UPDATE jobs SET conversation_id = ?2 WHERE id = ?1",
+	/* kind 1: JOB_DIALOGUE */
+	[JS_TURNS_CLEAR] =
+	    "DELETE FROM messages WHERE role <> 'user' AND conversation_id ="
+	    " (SELECT conversation_id FROM jobs WHERE id = ?1 AND kind = 1"
+	    " AND conversation_id > 0)",
+	[JS_DEMOTE] =
+	    "UPDATE conversations SET use_order = 0 WHERE id = ?1",
 	[JS_WAITING] =
 	    "SELECT count(*) FROM jobs WHERE client_id = ?1 AND state < 2",
 };
@@ -242,6 +254,33 @@ jdb_waiting(struct jdb *j, const char *client)
 	return (n);
 }
 
+/*
+ * A dialogue's own conversation: the job is its, and the conversation
+ * does not become the one its identity's next session resumes.
+ */
+int
+jdb_dialogue_conv(struct jdb *j, int64_t id, int64_t conv)
+{
+	sqlite3_stmt	*st = j->st[JS_SETCONV];
+
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, conv);
+	if (jdb_step_done(j, JS_SETCONV) != 1)
+		return (-1);
+	return (jdb_demote(j, conv));
+}
+
+/*
+ * Storing a message makes its conversation the most recently used; a
+ * dialogue's is put back last, so sessions keep resuming their own.
+ */
+int
+jdb_demote(struct jdb *j, int64_t conv)
+{
+	sqlite3_bind_int64(j->st[JS_DEMOTE], 1, conv);
+	return (jdb_step_done(j, JS_DEMOTE) == 1 ? 0 : -1);
+}
+
 /* Fill a job from a row of JS_GET or JS_LIST. */
 static void
 jdb_row(sqlite3_stmt *st, struct jdb_job *job)
@@ -353,6 +392,10 @@ jdb_start(struct jdb *j, int64_t id, int64_t now)
 		return (n);
 	sqlite3_bind_int64(j->st[JS_CLEAR], 1, id);
 	if (jdb_step_done(j, JS_CLEAR) == -1)
+		return (-1);
+	/* A dialogue's turns stored so far go too: it starts over. */
+	sqlite3_bind_int64(j->st[JS_TURNS_CLEAR], 1, id);
+	if (jdb_step_done(j, JS_TURNS_CLEAR) == -1)
 		return (-1);
 	return (1);
 }

@@ -1321,6 +1321,34 @@ job_load(int64_t id, struct jdb_job *job)
 }
 
 /*
+ * A dialogue is a conversation of its own, dialogue-<job id> (unnamed
+ * if the identity has one of that name already), that starts with the
+ * opening; each turn is stored in it as it completes.
+ */
+static int
+dialogue_begin(const char *identity, int64_t job, const char *model,
+    const char *text, size_t len)
+{
+	struct db_conv	 c;
+	char		 name[CONV_NAME_MAX + 1];
+	int64_t		 row, now = (int64_t)time(NULL);
+	int		 rv;
+
+	snprintf(name, sizeof(name), "dialogue-%lld", (long long)job);
+	if ((rv = db_conv_new(st.db, identity, name, model, "", "", now,
+	    &c)) == DB_EXISTS)
+		rv = db_conv_new(st.db, identity, "", model, "", "", now, &c);
+	if (rv != 0 || db_store(st.db, identity, c.id, arc4random(),
+	    ROLE_USER, model, 0, text, len, now, &row) == -1 ||
+	    jdb_dialogue_conv(st.jdb, job, c.id) == -1) {
+		log_warnx("job %lld: cannot begin its conversation",
+		    (long long)job);
+		return (-1);
+	}
+	return (0);
+}
+
+/*
  * IMSG_WORKER_SUBMIT: u32 id, u64 key, u32 kind, u32 turns, str model,
  * str model B, data prompt.
  */
@@ -1380,6 +1408,12 @@ worker_submit(struct wchan *w, struct imsg *imsg)
 	}
 	rv = jdb_submit(st.jdb, w->identity, (int64_t)conv, key, kind, turns,
 	    model, model_b, text, len, (int64_t)time(NULL), &r->job);
+	if (rv == 0 && kind == JOB_DIALOGUE &&
+	    dialogue_begin(w->identity, r->job, model, text, len) == -1) {
+		/* Both or neither: the job goes with the transaction. */
+		st.failed = 1;
+		return (NULL);
+	}
 	if (rv == -1) {
 		r->error = "database error";
 		group_fail_if_lost();
@@ -1838,6 +1872,41 @@ provider_job_chunk(struct imsg *imsg)
 	return (NULL);
 }
 
+/*
+ * A turn of a running dialogue is complete: its text goes into the
+ * dialogue's conversation (if that still exists), under the model
+ * that wrote it. A write of the round.
+ */
+static int
+dialogue_turn(int64_t jid, int turn, const char *model, uint64_t tout)
+{
+	struct jdb_job	 job;
+	struct ibuf	*b;
+	int64_t		 row;
+	int		 rv = -1;
+
+	if (jdb_get(st.jdb, jid, &job) != 1)
+		return (-1);
+	if (job.state != JOB_RUNNING || job.kind != JOB_DIALOGUE)
+		return (0);
+	if (group_join() == -1)
+		return (-1);
+	if (db_conv_owned(st.db, job.client, job.conv) != 1)
+		return (0);	/* deleted meanwhile */
+	if ((b = ibuf_open(4096)) == NULL)
+		return (-1);
+	if (jdb_turn_text(st.jdb, jid, turn, b) == 0 &&
+	    db_store(st.db, job.client, job.conv, arc4random(), ROLE_MODEL,
+	    model, tout, ibuf_left(b) > 0 ? ibuf_data(b) : "", ibuf_left(b),
+	    (int64_t)time(NULL), &row) != -1 &&
+	    jdb_demote(st.jdb, job.conv) == 0)
+		rv = 0;
+	else
+		group_fail_if_lost();
+	ibuf_free(b);
+	return (rv);
+}
+
 /* JOB_TURN: u64 job, u32 turn, str model, u64 answer tokens. */
 static const char *
 provider_job_turn(struct imsg *imsg)
@@ -1852,12 +1921,15 @@ provider_job_turn(struct imsg *imsg)
 	turn = ir_u32(&ir);
 	model = ir_str(&ir);
 	tout = ir_u64(&ir);
-	if (ir_end(&ir) == -1 || jid > INT64_MAX ||
+	if (ir_end(&ir) == -1 || jid > INT64_MAX || tout > INT64_MAX ||
 	    turn >= JOB_TURNS_MAX || !job_model_valid(model, 0))
 		return ("length or values");
 	job_event("job %llu: turn %u of %s, out=%llu",
 	    (unsigned long long)jid, turn + 1, model,
 	    (unsigned long long)tout);
+	if (dialogue_turn((int64_t)jid, (int)turn, model, tout) == -1)
+		log_warnx("job %llu: turn %u not stored in its conversation",
+		    (unsigned long long)jid, turn + 1);
 	return (NULL);
 }
 

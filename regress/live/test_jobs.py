@@ -404,10 +404,51 @@ def test_dialogue():
     # Each answers the other: B's turn quotes A's answer.
     i = body.index("--- gemini-2.5-flash")
     assert body[i + 1].startswith("Echo: Echo: hello " + RUN), body
+    # A conversation of its own: the opening, then each turn under the
+    # model that wrote it; the session stays where it was.
+    rows = db_rows("SELECT m.role, m.model, m.content FROM messages m,"
+                   " conversations c WHERE m.conversation_id = c.id AND"
+                   " c.client_id = ? AND c.name = ? ORDER BY m.id",
+                   ident(a), "dialogue-%d" % job)
+    assert [(r[0], r[1]) for r in rows] == [
+        ("user", "gemini-2.0-flash"), ("model", "gemini-2.0-flash"),
+        ("model", "gemini-2.5-flash"), ("model", "gemini-2.0-flash")], rows
+    assert rows[0][2] == "hello " + RUN and rows[2][2].startswith(
+        "Echo: Echo: hello " + RUN), rows
+    conv, st = c.ask("CONVERSATIONS")
+    assert conv[0].startswith("* ") and "dialogue-%d" % job in \
+        conv[-1], conv
+    body, status = c.ask("RESUME dialogue-%d" % job)
+    assert status.startswith(". OK conversation "), status
+    hist, st = c.ask("HISTORY")
+    assert st == ". OK 4 messages", (hist, st)
     body, status = c.ask("DIALOGUE 1 gemini-2.0-flash gemini-2.5-flash x")
     assert status == ". ERR bad-argument turns must be 2 to 50", status
     body, status = c.ask("DIALOGUE 2 gemini-2.0-flash nosuchmodel x")
     assert status.startswith(". ERR bad-argument no model named"), status
+    c.close()
+
+
+def test_dialogue_restarts_clean():
+    """A dialogue that runs again after the provider died keeps its
+    conversation to one copy of each turn."""
+    a = addr()
+    c = client(a)
+    body, status = c.ask("DIALOGUE 3 gemini-2.0-flash gemini-2.5-flash "
+                         "restart [[fake:interval:120]] " + RUN)
+    job = int(status.split()[-1])
+    wait_for(lambda: db_rows("SELECT count(*) FROM job_chunks WHERE"
+                             " job_id = ? AND turn = 1", job)[0][0] > 0,
+             timeout=20, what="the second turn")
+    old = d.role_pids("provider")[0]
+    os.kill(old, signal.SIGKILL)
+    body, status = result_final(c, job)
+    assert status.startswith(". OK model="), status
+    rows = db_rows("SELECT m.role FROM messages m, jobs j WHERE"
+                   " m.conversation_id = j.conversation_id AND j.id = ?"
+                   " ORDER BY m.id", job)
+    assert [r[0] for r in rows] == ["user", "model", "model", "model"], \
+        rows
     c.close()
 
 
