@@ -1110,6 +1110,9 @@ struct proto_turn *ctx_turns(const struct context *, const char *, size_t,
 char		*ctx_system(const struct context *, const char *, size_t *);
 char		*ctx_memory(const struct context *, size_t *, const char **);
 
+/* tls_ticket.c: libtls on OpenSSL 3 */
+void		 tls_ticket_nocache(void);
+
 /* worker.c: one client, in a process forked from the template */
 struct tls;
 void		 worker_main(struct bridged_conf *, struct tls *, int,

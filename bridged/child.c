@@ -74,12 +74,17 @@ child_init(enum proc_id id, int debug, int verbose)
 /*
  * In a process just forked from a child (a worker from its template):
  * drop the inherited channel to the parent unwritten and the event
- * loop's state, and take a channel of its own on fd.
+ * loop's state, and take a channel of its own on fd. The inherited
+ * buffers are left as they are, not freed: wiping them would only copy
+ * pages shared with the template (they hold its requests, no secret).
  */
 void
 child_forked(enum proc_id id, int fd)
 {
-	imsgbuf_clear(&parent_chan->ibuf);
+	int	 i;
+
+	for (i = 0; i < parent_chan->ibuf.nfds; i++)
+		close(parent_chan->ibuf.fds[i]);
 	close(parent_chan->ibuf.fd);
 	ev_fork();
 	log_procinit(proc_name(id));

@@ -270,6 +270,13 @@ wire(struct child *c)
 }
 
 static char *child_env[] = { "PATH=/usr/bin:/bin", NULL };
+/*
+ * The template binds every symbol of every library at its start: else
+ * each worker would resolve, on its first call of each function, and
+ * write the result into pages it shares with the template.
+ */
+static char *template_env[] = { "PATH=/usr/bin:/bin", "LD_BIND_NOW=1",
+	NULL };
 
 /* In the forked child: the channel on FD_PARENT, and the program. */
 static void
@@ -305,7 +312,8 @@ exec_child(enum proc_id id, int pfd)
 	if (id == PROC_PROVIDER)
 		execv(path, argv);
 	else
-		execve(path, argv, child_env);
+		execve(path, argv, id == PROC_TEMPLATE ? template_env :
+		    child_env);
 	fprintf(stderr, "bridged: exec %s: %s\n", path, strerror(errno));
 	_exit(127);
 }

@@ -11,9 +11,13 @@
 #include <sys/types.h>
 #include <sys/queue.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,8 +88,74 @@ tls_setup(int certident)
 		fatalx("%s: tls_server", __func__);
 	if (tls_configure(t.tlsctx, t.tlscfg) == -1)
 		fatalx("%s: %s", __func__, tls_error(t.tlsctx));
+	tls_ticket_nocache();
 	tls_material_wipe(&t.tlsm);
 	tls_config_clear_keys(t.tlscfg);
+}
+
+/*
+ * One TLS handshake of the template with itself, over a socketpair, and
+ * a byte each way (the server's session ticket goes then): OpenSSL 3
+ * fills its caches of algorithms and names on first use, and a worker
+ * forked after this finds them filled instead of writing them into
+ * pages it shares with the template. Nothing of it is kept.
+ */
+static void
+tls_warm_up(void)
+{
+	struct tls_config	*ccfg;
+	struct tls		*client, *sconn = NULL;
+	char			 c;
+	int			 sp[2], i, sdone = 0, cdone = 0, r;
+
+	if (t.tlsctx == NULL)
+		return;
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1) {
+		log_warn("%s: socketpair", __func__);
+		return;
+	}
+	fd_nonblock(sp[0]);
+	fd_nonblock(sp[1]);
+	if ((ccfg = tls_config_new()) == NULL ||
+	    (client = tls_client()) == NULL) {
+		tls_config_free(ccfg);
+		close(sp[0]);
+		close(sp[1]);
+		return;
+	}
+	tls_config_insecure_noverifycert(ccfg);
+	tls_config_insecure_noverifyname(ccfg);
+	if (tls_configure(client, ccfg) == -1 ||
+	    tls_accept_socket(t.tlsctx, &sconn, sp[0]) == -1 ||
+	    tls_connect_socket(client, sp[1], "localhost") == -1)
+		goto done;
+	for (i = 0; i < 100 && !(sdone && cdone); i++) {
+		if (!cdone) {
+			if ((r = tls_handshake(client)) == -1)
+				goto done;
+			cdone = r == 0;
+		}
+		if (!sdone) {
+			if ((r = tls_handshake(sconn)) == -1)
+				goto done;
+			sdone = r == 0;
+		}
+	}
+	if (tls_write(sconn, "x", 1) == 1)
+		for (i = 0; i < 100 && tls_read(client, &c, 1) != 1; i++)
+			;
+	if (tls_write(client, "x", 1) == 1)
+		for (i = 0; i < 100 && tls_read(sconn, &c, 1) != 1; i++)
+			;
+ done:
+	log_debug("%s: handshake %s", __func__, sdone && cdone ? "done" :
+	    "failed");
+	if (sconn != NULL)
+		tls_free(sconn);
+	tls_free(client);
+	tls_config_free(ccfg);
+	close(sp[0]);
+	close(sp[1]);
 }
 
 /* Retired and no worker left: nothing more to do. */
@@ -236,14 +306,24 @@ main(int argc, char *argv[])
 	t.conf = child_config(&t.tlsm);
 	tls_setup(t.conf->g.identity == IDENTITY_CERTIFICATE);
 	tls_material_wipe(&t.tlsm);
+	tls_warm_up();
 
 	memset(&sc, 0, sizeof(sc));
 	sc.user = t.conf->g.user[0] != '\0' ? t.conf->g.user : NULL;
 	sc.chroot = t.conf->g.chroot[0] != '\0' ? t.conf->g.chroot : NULL;
 	/* Ready: back to the normal priority (root may; else it stays). */
 	(void)setpriority(PRIO_PROCESS, 0, 0);
-	if (sandbox_enter(SANDBOX_TEMPLATE, &sc) == -1)
+	if (sandbox_prepare(SANDBOX_WORKER) == -1 ||
+	    sandbox_enter(SANDBOX_TEMPLATE, &sc) == -1)
 		fatalx("sandbox");
+#ifdef __GLIBC__
+	/*
+	 * Merge the free chunks that setting up TLS left now, once: else
+	 * each worker's first larger malloc does it, writing to pages all
+	 * over the heap it shares with the template, each one copied.
+	 */
+	malloc_trim(0);
+#endif
 	ev_signal(SIGCHLD, template_sigchld, NULL);
 	ev_signal(SIGTERM, template_sigterm, NULL);
 	child_ready();

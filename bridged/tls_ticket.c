@@ -5,6 +5,11 @@
  * The worker interposes SSL_CTX_callback_ctrl, through which libtls
  * installs that callback, and wraps the callback to answer 1 instead.
  * LibreSSL reads 0 as success and needs none of this.
+ *
+ * The interposer also learns the server's SSL_CTX, so that the template
+ * can turn off OpenSSL's session cache: a worker's cache dies with the
+ * worker unused (resumption is by ticket), and filling it writes to
+ * pages the worker shares with its template, each write a page copy.
  */
 
 #include <sys/types.h>
@@ -22,8 +27,10 @@
 typedef int (*ticket_cb)(SSL *, unsigned char *, unsigned char *,
     EVP_CIPHER_CTX *, void *, int);
 typedef long (*callback_ctrl)(SSL_CTX *, int, void (*)(void));
+typedef long (*ctx_ctrl)(SSL_CTX *, int, long, void *);
 
 static ticket_cb	 libtls_ticket_cb;
+static SSL_CTX		*server_ctx;
 
 static int
 ticket_cb_fixed(SSL *ssl, unsigned char *name, unsigned char *iv,
@@ -49,8 +56,33 @@ SSL_CTX_callback_ctrl(SSL_CTX *ctx, int cmd, void (*fp)(void))
 	if (cmd == SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB && fp != NULL) {
 		libtls_ticket_cb = (ticket_cb)fp;
 		fp = (void (*)(void))ticket_cb_fixed;
+		server_ctx = ctx;
 	}
 	return (real(ctx, cmd, fp));
+}
+
+/*
+ * After tls_configure: no session cache in the server's SSL_CTX. libssl
+ * is reached as the interposer reaches it: the worker links libtls.
+ */
+void
+tls_ticket_nocache(void)
+{
+	ctx_ctrl	 ctrl;
+
+	if (server_ctx == NULL ||
+	    (ctrl = (ctx_ctrl)dlsym(RTLD_NEXT, "SSL_CTX_ctrl")) == NULL)
+		return;
+	(void)ctrl(server_ctx, SSL_CTRL_SET_SESS_CACHE_MODE,
+	    SSL_SESS_CACHE_OFF, NULL);
+}
+
+#else
+
+/* LibreSSL: its cache is left as it is. */
+void
+tls_ticket_nocache(void)
+{
 }
 
 #endif

@@ -34,8 +34,10 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include <linux/filter.h>
 #include <linux/landlock.h>
 #include <linux/netlink.h>
+#include <linux/seccomp.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -225,10 +227,9 @@ rule(scmp_filter_ctx ctx, uint32_t action, const char *name,
  * socket code make.
  */
 static int
-base_rules(scmp_filter_ctx ctx, enum sandbox_role role)
+base_rules(scmp_filter_ctx ctx, enum sandbox_role role, pid_t self)
 {
 	struct scmp_arg_cmp	 a;
-	pid_t			 self = getpid();
 	int			 execmem;
 
 	execmem = role == SANDBOX_PARENT || role == SANDBOX_PROVIDER;
@@ -244,8 +245,9 @@ base_rules(scmp_filter_ctx ctx, enum sandbox_role role)
 	}
 	if (role != SANDBOX_PARENT) {
 		a = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)self);
-		if (rule(ctx, SCMP_ACT_ALLOW, "kill", 1, &a) == -1 ||
-		    rule(ctx, SCMP_ACT_ALLOW, "tgkill", 1, &a) == -1)
+		if (self != 0 &&
+		    (rule(ctx, SCMP_ACT_ALLOW, "kill", 1, &a) == -1 ||
+		    rule(ctx, SCMP_ACT_ALLOW, "tgkill", 1, &a) == -1))
 			return (-1);
 		a = SCMP_A1(SCMP_CMP_EQ, FIONREAD);
 		if (rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &a) == -1)
@@ -359,13 +361,16 @@ sandbox_sigsys(int sig, siginfo_t *si, void *uc)
 }
 #endif
 
-/* Build the role's filter and load it on every thread. */
-static int
-seccomp_enter(enum sandbox_role role)
+/*
+ * Build the role's filter; self is the one pid it may signal (abort(3),
+ * raise(3)), 0 for none. NULL if it cannot be built.
+ */
+static scmp_filter_ctx
+filter_build(enum sandbox_role role, pid_t self)
 {
 	scmp_filter_ctx	 ctx;
 	uint32_t	 deflt = SCMP_ACT_KILL_PROCESS;
-	int		 rc, ret = -1;
+	int		 rc;
 
 #ifdef SANDBOX_DEBUG
 	struct sigaction sa;
@@ -375,13 +380,13 @@ seccomp_enter(enum sandbox_role role)
 	sa.sa_flags = SA_SIGINFO;
 	if (sigaction(SIGSYS, &sa, NULL) == -1) {
 		log_warn("%s: sigaction", __func__);
-		return (-1);
+		return (NULL);
 	}
 	deflt = SCMP_ACT_TRAP;
 #endif
 	if ((ctx = seccomp_init(deflt)) == NULL) {
 		log_warnx("%s: seccomp_init failed", __func__);
-		return (-1);
+		return (NULL);
 	}
 	/* Calls made through another ABI (i386, x32) end the process. */
 	if ((rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH,
@@ -390,45 +395,59 @@ seccomp_enter(enum sandbox_role role)
 	    (rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) < 0) {
 		log_warnx("%s: seccomp_attr_set: %s", __func__,
 		    strerror(-rc));
-		goto done;
+		goto fail;
 	}
-	if (allow_list(ctx, sys_base) == -1 || base_rules(ctx, role) == -1)
-		goto done;
+	if (allow_list(ctx, sys_base) == -1 ||
+	    base_rules(ctx, role, self) == -1)
+		goto fail;
 	switch (role) {
 	case SANDBOX_PARENT:
 		if (allow_list(ctx, sys_parent) == -1 ||
 		    allow_list(ctx, sys_storage) == -1 ||
 		    allow_list(ctx, sys_provider) == -1 ||
 		    parent_rules(ctx) == -1)
-			goto done;
+			goto fail;
 		break;
 	case SANDBOX_CONTROL:
 		if (allow_list(ctx, sys_control) == -1)
-			goto done;
+			goto fail;
 		break;
 	case SANDBOX_STORAGE:
 		if (allow_list(ctx, sys_storage) == -1)
-			goto done;
+			goto fail;
 		break;
 	case SANDBOX_PROVIDER:
 		if (allow_list(ctx, sys_provider) == -1 ||
 		    provider_rules(ctx) == -1)
-			goto done;
+			goto fail;
 		break;
 	case SANDBOX_WORKER:
 		break;
 	case SANDBOX_TEMPLATE:
 		if (allow_list(ctx, sys_template) == -1 ||
 		    template_rules(ctx) == -1)
-			goto done;
+			goto fail;
 		break;
 	}
+	return (ctx);
+ fail:
+	seccomp_release(ctx);
+	return (NULL);
+}
+
+/* Build the role's filter and load it on every thread. */
+static int
+seccomp_enter(enum sandbox_role role)
+{
+	scmp_filter_ctx	 ctx;
+	int		 rc, ret = 0;
+
+	if ((ctx = filter_build(role, getpid())) == NULL)
+		return (-1);
 	if ((rc = seccomp_load(ctx)) < 0) {
 		log_warnx("%s: seccomp_load: %s", __func__, strerror(-rc));
-		goto done;
+		ret = -1;
 	}
-	ret = 0;
- done:
 	seccomp_release(ctx);
 	return (ret);
 }
@@ -691,10 +710,70 @@ sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 	return (-1);
 }
 
+/* The worker's filter as BPF, built by the template (sandbox_prepare). */
+static struct sock_fprog	 narrow_prog;
+
+/*
+ * In the template, before its own sandbox: build the filter of the
+ * role its children narrow to, once, as BPF. A child then loads it
+ * with one call instead of building it again in pages it shares with
+ * the template (each page it writes is copied: that is most of what a
+ * new worker costs). Built without knowing the child's pid, the filter
+ * lets it signal no process, not even itself: an abort(3) in a worker
+ * ends it by SIGSYS rather than SIGABRT.
+ */
+int
+sandbox_prepare(enum sandbox_role role)
+{
+	scmp_filter_ctx	 ctx;
+	uint8_t		*buf;
+	ssize_t		 n;
+	size_t		 len = 0, size = 64 * 1024;
+	int		 p[2], rc;
+
+	if (role != SANDBOX_WORKER) {
+		log_warnx("%s: role %d cannot be prepared", __func__, role);
+		return (-1);
+	}
+	if ((ctx = filter_build(role, 0)) == NULL)
+		return (-1);
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) == -1) {
+		log_warn("%s: pipe2", __func__);
+		seccomp_release(ctx);
+		return (-1);
+	}
+	/* A filter is a few hundred instructions: the pipe holds it. */
+	rc = seccomp_export_bpf(ctx, p[1]);
+	seccomp_release(ctx);
+	close(p[1]);
+	if (rc < 0) {
+		log_warnx("%s: seccomp_export_bpf: %s", __func__,
+		    strerror(-rc));
+		close(p[0]);
+		return (-1);
+	}
+	if ((buf = malloc(size)) == NULL) {
+		close(p[0]);
+		return (-1);
+	}
+	while (len < size && (n = read(p[0], buf + len, size - len)) > 0)
+		len += n;
+	close(p[0]);
+	if (len == 0 || len == size || len % sizeof(struct sock_filter)) {
+		log_warnx("%s: a filter of %zu bytes", __func__, len);
+		free(buf);
+		return (-1);
+	}
+	narrow_prog.len = len / sizeof(struct sock_filter);
+	narrow_prog.filter = (struct sock_filter *)buf;
+	return (0);
+}
+
 /*
  * A worker forked from its template: user, chroot, Landlock and the
  * template's filter are inherited; it may start no process, and the
- * worker's filter is stacked on the template's (no fork from here on).
+ * worker's filter is stacked on the template's (no fork from here on):
+ * the one sandbox_prepare built, or one built now.
  */
 int
 sandbox_narrow(enum sandbox_role role)
@@ -708,7 +787,13 @@ sandbox_narrow(enum sandbox_role role)
 #ifdef SANDBOX_TEST
 	test_role = role;
 #endif
-	if (seccomp_enter(role) == -1)
+	if (narrow_prog.filter != NULL) {
+		if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0,
+		    &narrow_prog) == -1) {
+			log_warn("%s: seccomp", __func__);
+			return (-1);
+		}
+	} else if (seccomp_enter(role) == -1)
 		return (-1);
 	log_debug("%s: %s sandboxed", __func__, role_names[role]);
 	return (0);

@@ -22,3 +22,12 @@ sandbox_narrow(enum sandbox_role role)
 	    role);
 	return (-1);
 }
+
+/* Nor prepared. */
+int
+sandbox_prepare(enum sandbox_role role)
+{
+	log_warnx("%s: no sandbox for role %d on this system", __func__,
+	    role);
+	return (-1);
+}

@@ -235,3 +235,11 @@ sandbox_narrow(enum sandbox_role role)
 	}
 	return (0);
 }
+
+/* Nothing to prepare: pledge(2) costs a worker nothing to build. */
+int
+sandbox_prepare(enum sandbox_role role)
+{
+	(void)role;
+	return (0);
+}

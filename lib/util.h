@@ -249,6 +249,8 @@ struct sandbox_conf {
 };
 
 int		 sandbox_enter(enum sandbox_role, const struct sandbox_conf *);
+/* In a template: its children's stricter role, prepared before its own. */
+int		 sandbox_prepare(enum sandbox_role);
 /* In a child forked from a sandboxed template: a stricter role on top. */
 int		 sandbox_narrow(enum sandbox_role);
 

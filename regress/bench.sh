@@ -23,6 +23,7 @@ if [ $# -gt 0 ]; then
 fi
 
 if [ "$1" != none ]; then
+	sh bench_setup.sh
 	$PYTHON bench_driver.py "$@" || status=1
 fi
 

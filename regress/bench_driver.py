@@ -8,12 +8,18 @@ judges. Run by bench.sh after loadgen is built.
     sections: connect chat stream memory (default: all)
 
 Floors:
-  connect  the same loadgen against `loadgen serve`: one process per
-           core, the same libtls, certificate, key and greeting bytes,
-           no process per client. It is what TLS itself costs here.
+  connect  the same loadgen against nginx's `stream` TLS termination
+           (Debian's nginx, one worker per core, the same certificate,
+           key and greeting bytes, then it closes), and against
+           `loadgen serve`: one process per core, the same libtls, no
+           process per client. Together they are what TLS itself costs
+           here. bench_setup.sh installs nginx; the driver starts it on
+           loopback and stops it by pid.
   chat     one direct HTTP request (keep-alive) from loadgen to the
            same fake upstream with the same kind of body, at the same
-           concurrency: what the upstream itself costs.
+           concurrency: what the upstream itself costs. Server CPU per
+           prompt is bridged's process tree (the upstream not counted)
+           beside the fake upstream's own CPU per request.
   stream   the same first-event-to-first-byte time for a direct HTTP
            client of the fake upstream.
   memory   `loadgen serve` holding the same number of idle TLS
@@ -113,6 +119,66 @@ class Serve:
         self.proc.wait()
 
 
+class Nginx:
+    """nginx terminating TLS in its stream module and answering the
+    greeting itself: the floor of a real server's connection setup."""
+
+    MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+
+    def __init__(self, d):
+        nginx = None
+        for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx"):
+            if os.access(p, os.X_OK):
+                nginx = p
+        if nginx is None or not os.path.exists(self.MODULE):
+            raise RuntimeError("nginx with the stream module is not "
+                               "installed (see bench_setup.sh)")
+        self.dir = harness.tmpdir("nginx-")
+        self.port = harness.free_port()
+        greeting = ("ID:000000000000\\nConnected to 127.0.0.1:%d\\n"
+                    ". OK bridged/0.1 ready\\n" % self.port)
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("""load_module %s;
+worker_processes %d;
+pid %s/nginx.pid;
+error_log %s/error.log warn;
+events { worker_connections 4096; }
+stream {
+	server {
+		listen 127.0.0.1:%d ssl;
+		ssl_certificate %s;
+		ssl_certificate_key %s;
+		ssl_protocols TLSv1.2 TLSv1.3;
+		return "%s";
+	}
+}
+""" % (self.MODULE, os.cpu_count(), self.dir, self.dir, self.port,
+                d.crt, d.key, greeting))
+        self.err = open(os.path.join(self.dir, "stderr"), "w")
+        self.proc = subprocess.Popen([nginx, "-p", self.dir, "-c", conf,
+                                      "-g", "daemon off;"],
+                                     stdout=self.err, stderr=self.err)
+        self.pid = self.proc.pid
+        harness.wait_for(self.listening, timeout=10, what="nginx")
+
+    def listening(self):
+        import socket
+        if self.proc.poll() is not None:
+            raise RuntimeError("nginx exited: %s" % open(
+                os.path.join(self.dir, "stderr")).read()[-300:])
+        try:
+            socket.create_connection(("127.0.0.1", self.port), 1).close()
+            return True
+        except OSError:
+            return False
+
+    def stop(self):
+        harness.stop_pid(self.pid)
+        self.proc.wait()
+        self.err.close()
+
+
 def tree(pid):
     """pid and all its descendants."""
     out, todo = [], [pid]
@@ -134,6 +200,20 @@ def cpu_ticks(pid):
             continue
         # utime stime cutime cstime: fields 14-17, here 11-14
         total += sum(int(x) for x in st[11:15])
+    return total
+
+
+def faults(pid):
+    """Minor page faults of a process tree, reaped children included."""
+    total = 0
+    for p in tree(pid):
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                st = f.read().split(")")[-1].split()
+        except OSError:
+            continue
+        # minflt cminflt: fields 10 and 11, here 7 and 8
+        total += int(st[7]) + int(st[8])
     return total
 
 
@@ -176,11 +256,12 @@ def run_loadgen(args, timeout=None):
 
 def measured(pid, args):
     """loadgen's result with the server's CPU per operation (ms)."""
-    t0 = cpu_ticks(pid)
+    t0, f0 = cpu_ticks(pid), faults(pid)
     res, rest = run_loadgen(args)
-    t1 = cpu_ticks(pid)
+    t1, f1 = cpu_ticks(pid), faults(pid)
     ops = int(res.get("ops_all", "0"))
     res["server_cpu_ms"] = (t1 - t0) * 1e3 / HZ / ops if ops else None
+    res["server_faults"] = float(f1 - f0) / ops if ops else None
     return res, rest
 
 
@@ -237,51 +318,69 @@ def new_daemon(up, **kw):
 def sec_connect(up):
     d = new_daemon(up)
     s = Serve(d, 2)
+    try:
+        ng = Nginx(d)
+    except RuntimeError as e:
+        print("\n(nginx floor left out: %s)" % e)
+        ng = None
     out = {}
+    servers = [("bridged", d.pid, d.port), ("serve", s.pid, s.port)]
+    if ng is not None:
+        servers.insert(0, ("nginx", ng.pid, ng.port))
     try:
         for n in (1, 16):
             fork = ["-f", "2"] if n > 1 else []
             common = ["-n", str(n), "-t", str(SECS), "-w", str(WARM)] + fork
-            out[("floor", n)] = measured(s.pid, ["-p", str(s.port)] +
-                                         common + ["connect"])[0]
-            out[("bridged", n)] = measured(d.pid, ["-p", str(d.port)] +
-                                           common + ["connect"])[0]
+            for name, pid, port in servers:
+                out[(name, n)] = measured(pid, ["-p", str(port)] +
+                                          common + ["connect"])[0]
     finally:
+        if ng is not None:
+            ng.stop()
         s.stop()
         d.stop()
-    head("connection setup: TCP connect, TLS handshake, greeting",
-         "loadgen serve (same libtls, key and greeting; no process per "
-         "client)")
-    for n in (1, 16):
-        b, fl = out[("bridged", n)], out[("floor", n)]
-        row("%2d client%s: sessions/s" % (n, "s" if n > 1 else " "),
-            float(b["rate"]), float(fl["rate"]))
-        row("%2d client%s: connect-to-greeting p50 (ms)" %
-            (n, "s" if n > 1 else " "), ms(b, "p50_us"), ms(fl, "p50_us"))
-        row("%2d client%s: connect-to-greeting p99 (ms)" %
-            (n, "s" if n > 1 else " "), ms(b, "p99_us"), ms(fl, "p99_us"))
-        row("%2d client%s: server CPU per session (ms)" %
-            (n, "s" if n > 1 else " "), b["server_cpu_ms"],
-            fl["server_cpu_ms"])
-        row("%2d client%s: loadgen CPU per session (ms)" %
-            (n, "s" if n > 1 else " "),
-            float(b["cpu_us_per_op"]) / 1000,
-            float(fl["cpu_us_per_op"]) / 1000)
-        for r in (b, fl):
-            if int(r["errors"]):
-                print("    errors: %s (%s)" % (r["errors"],
-                                               r.get("stderr", "")))
+    floors = [(name, label) for name, label in (
+        ("nginx", "nginx stream TLS termination (same key and greeting, "
+         "%d workers)" % os.cpu_count()),
+        ("serve", "loadgen serve (same libtls, key and greeting; no "
+         "process per client)")) if (name, 1) in out]
+    for name, label in floors:
+        head("connection setup: TCP connect, TLS handshake, greeting", label)
+        for n in (1, 16):
+            b, fl = out[("bridged", n)], out[(name, n)]
+            row("%2d client%s: sessions/s" % (n, "s" if n > 1 else " "),
+                float(b["rate"]), float(fl["rate"]))
+            row("%2d client%s: connect-to-greeting p50 (ms)" %
+                (n, "s" if n > 1 else " "), ms(b, "p50_us"),
+                ms(fl, "p50_us"))
+            row("%2d client%s: connect-to-greeting p99 (ms)" %
+                (n, "s" if n > 1 else " "), ms(b, "p99_us"),
+                ms(fl, "p99_us"))
+            row("%2d client%s: server CPU per session (ms)" %
+                (n, "s" if n > 1 else " "), b["server_cpu_ms"],
+                fl["server_cpu_ms"])
+            row("%2d client%s: server page faults per session" %
+                (n, "s" if n > 1 else " "), b["server_faults"],
+                fl["server_faults"])
+            row("%2d client%s: loadgen CPU per session (ms)" %
+                (n, "s" if n > 1 else " "),
+                float(b["cpu_us_per_op"]) / 1000,
+                float(fl["cpu_us_per_op"]) / 1000)
+            for r in (b, fl):
+                if int(r["errors"]):
+                    print("    errors: %s (%s)" % (r["errors"],
+                                                   r.get("stderr", "")))
 
 
 def sec_chat(up, d):
     out = {}
     for n in (1, 16):
         common = ["-n", str(n), "-t", str(SECS), "-w", str(WARM)]
-        out[("floor", n)] = run_loadgen(
-            common + ["-p", str(up.port), "-g", harness.API_KEY, "-u",
-                      STREAM_PATH, "-m", "bench", "http"])[0]
-        out[("bridged", n)] = run_loadgen(
-            common + ["-p", str(d.port), "-m", "bench", "chat"])[0]
+        out[("floor", n)] = measured(up.proc.pid, common + [
+            "-p", str(up.port), "-g", harness.API_KEY, "-u", STREAM_PATH,
+            "-m", "bench", "http"])[0]
+        out[("bridged", n)] = measured(d.pid, common + [
+            "-p", str(d.port), "-m", "bench", "chat"])[0]
     head("chat round trip: ASK to `. OK` (fake upstream answering at once)",
          "one direct HTTP request to the same upstream, same concurrency",
          how="diff")
@@ -293,6 +392,9 @@ def sec_chat(up, d):
                 ms(fl, p + "_us"), " ms", how="diff")
         row("%2d session%s: round trips/s (ratio)" % (
             n, "s" if n > 1 else " "), float(b["rate"]), float(fl["rate"]))
+        row("%2d session%s: server CPU per prompt (ms)" % (
+            n, "s" if n > 1 else " "), b["server_cpu_ms"],
+            fl["server_cpu_ms"], " ms", how="diff")
         for r in (b, fl):
             if int(r["errors"]):
                 print("    errors: %s (%s)" % (r["errors"],
