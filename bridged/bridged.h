@@ -249,6 +249,10 @@ enum imsg_type {
 	IMSG_WORKER_SEARCH,	/* u32 request id, str words; MATCH..., END */
 	IMSG_WORKER_EXPORT,	/* u32 request id, str conversation; CONV,
 				   ITEM... (messages, then summaries), END */
+	IMSG_WORKER_IMPORT,	/* u32 request id, str name, str model,
+				   str role, str system, u32 count, then
+				   per item u32 role, u64 time, data text,
+				   oldest first; CONV of the new one */
 	IMSG_WORKER_SUBMIT,	/* u32 request id, u64 key (as STORE's),
 				   u64 conversation (SUBMIT; 0 DIALOGUE),
 				   u32 kind (enum job_kind), u32 turns,
@@ -464,6 +468,8 @@ int		 control_socket_open(const char *, uid_t, gid_t);
 void		 control_main(void);
 
 /* export.c */
+struct db_conv;
+
 struct export_state {
 	int		 markdown;
 	int		 section;	/* 0, 1 messages, 2 summaries */
@@ -471,10 +477,15 @@ struct export_state {
 };
 
 void		 export_init(void);
-char		*export_begin(struct export_state *, const char *);
+char		*export_begin(struct export_state *, const char *,
+		    const struct db_conv *);
 char		*export_item(struct export_state *, uint64_t, uint64_t,
 		    enum msg_role, const char *, size_t);
 char		*export_end(struct export_state *);
+#define IMPORT_MAX		(8 * 1024 * 1024)	/* bytes of an IMPORT */
+#define IMPORT_ITEMS_MAX	100000
+const char	*import_build(const char *, size_t, struct ibuf *, char *,
+		    size_t);
 
 /* db.c */
 #define DB_VERSION		5		/* PRAGMA user_version */
@@ -606,6 +617,7 @@ int		 jdb_get(struct jdb *, int64_t, struct jdb_job *);
 int64_t		 jdb_waiting(struct jdb *, const char *);
 int		 jdb_dialogue_conv(struct jdb *, int64_t, int64_t);
 int		 jdb_demote(struct jdb *, int64_t);
+int		 jdb_purge(struct jdb *, const char *, uint64_t *);
 int		 jdb_list(struct jdb *, const char *, uint32_t,
 		    int (*)(const struct jdb_job *, void *), void *,
 		    uint64_t *);

@@ -308,7 +308,7 @@ control_dispatch_storage(struct channel *ch, struct imsg *imsg)
 		if (ir_end(&ir) == -1 || r == NULL)
 			break;
 		if (r->kind == CTL_EXPORT)
-			req_line(r, export_begin(&r->ex, s));
+			req_line(r, export_begin(&r->ex, s, NULL));
 		return;
 	case IMSG_STORAGE_ITEM:
 		rowid = ir_u64(&ir);

@@ -233,10 +233,11 @@ static const char db_schema_v3[] =
 /*
  * Version 4: background jobs (SUBMIT, DIALOGUE) and their output,
  * committed in chunks as it streams. jobs_db.c runs their queries.
+ * A job's id is never used again, even after it is deleted.
  */
 static const char db_schema_v4[] =
 	"CREATE TABLE IF NOT EXISTS jobs ("
-	" id INTEGER PRIMARY KEY,"
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	" client_id TEXT NOT NULL,"
 	" kind INTEGER NOT NULL,"
 	" state INTEGER NOT NULL,"

@@ -36,6 +36,8 @@ enum jdb_stmt {
 	JS_SETCONV,
 	JS_DEMOTE,
 	JS_TURNS_CLEAR,
+	JS_PURGE_CHUNKS,
+	JS_PURGE,
 	JS_MAX
 };
 
@@ -103,6 +105,11 @@ static const char *const jdb_sql[JS_MAX] = {
 	    "SELECT prompt FROM jobs WHERE id = ?1",
 	[JS_SETCONV] =
 	    "UPDATE jobs SET conversation_id = ?2 WHERE id = ?1",
+	[JS_PURGE_CHUNKS] =
+	    "DELETE FROM job_chunks WHERE job_id IN"
+	    " (SELECT id FROM jobs WHERE client_id = ?1)",
+	[JS_PURGE] =
+	    "DELETE FROM jobs WHERE client_id = ?1",
 	/* kind 1: JOB_DIALOGUE */
 	[JS_TURNS_CLEAR] =
 	    "DELETE FROM messages WHERE role <> 'user' AND conversation_id ="
@@ -279,6 +286,26 @@ jdb_demote(struct jdb *j, int64_t conv)
 {
 	sqlite3_bind_int64(j->st[JS_DEMOTE], 1, conv);
 	return (jdb_step_done(j, JS_DEMOTE) == 1 ? 0 : -1);
+}
+
+/*
+ * Delete every job of a client with its output (bridgectl purge);
+ * *rows grows by the jobs deleted. One that runs finds itself gone.
+ */
+int
+jdb_purge(struct jdb *j, const char *client, uint64_t *rows)
+{
+	int	 n;
+
+	sqlite3_bind_text(j->st[JS_PURGE_CHUNKS], 1, client, -1,
+	    SQLITE_STATIC);
+	if (jdb_step_done(j, JS_PURGE_CHUNKS) == -1)
+		return (-1);
+	sqlite3_bind_text(j->st[JS_PURGE], 1, client, -1, SQLITE_STATIC);
+	if ((n = jdb_step_done(j, JS_PURGE)) == -1)
+		return (-1);
+	*rows += (uint64_t)n;
+	return (0);
 }
 
 /* Fill a job from a row of JS_GET or JS_LIST. */

@@ -51,6 +51,9 @@ enum proto_op {
 	OP_CONVS,	/* CONVERSATIONS */
 	OP_DELETE,	/* DELETE, then maybe NEW */
 	OP_SET,		/* SYSTEM: storage stores it */
+	OP_SEARCH,
+	OP_EXPORT,
+	OP_IMPORT,	/* storage makes the imported conversation */
 	OP_SUBMIT,
 	OP_JOBS,
 	OP_RESULT,
@@ -165,6 +168,11 @@ struct proto {
 	size_t			 mllines;
 	char			 mlwhy[80];
 
+	/* an IMPORT being received */
+	int			 imp;
+	struct ibuf		*impbuf;
+	const char		*imperr;
+
 	/* the conversation and its memory */
 	uint64_t		 conv;		/* 0 until storage named it */
 	char			 convname[CONV_NAME_MAX + 1];
@@ -184,12 +192,14 @@ struct proto {
 	uint32_t		 hcount;
 	uint64_t		 ndeleted;	/* DELETE */
 	char			*newsystem;	/* SYSTEM, until stored */
+	struct export_state	 ex;		/* EXPORT */
 	uint64_t		 job;		/* RESULT, KILL */
 	int			 following;	/* RESULT streams live */
 	struct prompt		 pr;
 };
 
 static void	proto_run(struct proto *);
+static const char *line_bad(const char *, size_t);
 static void	proto_done(struct proto *);
 static void	prompt_continue(struct proto *);
 static void	prompt_send(struct proto *);
@@ -709,6 +719,10 @@ cmd_help(struct proto *p, const char *arg)
 		"RESUME <id|name>  go on with a conversation",
 		"DELETE <id|name>  delete a conversation",
 		"SYSTEM [text|-]   show, set or clear the system prompt",
+		"SEARCH <words>    search all your messages",
+		"IMPORT            a JSON export becomes a new conversation",
+		"EXPORT [json|markdown] [id|name]",
+		"                  a conversation, the current by default",
 		"SUBMIT <prompt>   a background job; RESULT shows it",
 		"DIALOGUE <turns> <model A> <model B> <opening>",
 		"                  a job: two models answer each other",
@@ -1094,6 +1108,159 @@ cmd_delete(struct proto *p, const char *arg)
 		return;
 	}
 	p->op = OP_DELETE;
+}
+
+/* SEARCH <words>: this identity's messages that have them all. */
+static void
+cmd_search(struct proto *p, const char *arg)
+{
+	struct ibuf	*b;
+	char		*words;
+	size_t		 len = strlen(arg);
+
+	while (len > 0 && is_space(arg[len - 1]))
+		len--;
+	if (len > DB_SEARCH_MAX) {
+		out_status(p, "ERR", "bad-argument search words are at most"
+		    " %d bytes", DB_SEARCH_MAX);
+		return;
+	}
+	p->req = proto_reqid(p);
+	p->hcount = 0;
+	b = req_open(p, p->req);
+	if ((words = strndup(arg, len)) == NULL ||
+	    ibuf_add_str(b, words) == -1)
+		fatal("%s", __func__);
+	free(words);
+	if (storage_send(p, IMSG_WORKER_SEARCH, b) == -1) {
+		out_status(p, "ERR", "storage not available");
+		return;
+	}
+	p->op = OP_SEARCH;
+}
+
+/* EXPORT [json|markdown] [conversation]: the current one by default. */
+static void
+cmd_export(struct proto *p, const char *arg)
+{
+	struct ibuf	*b;
+	char		 ref[32];
+	const char	*w = arg != NULL ? arg : "";
+	size_t		 wl;
+
+	p->ex.markdown = 0;
+	wl = strcspn(w, " \t");
+	if ((wl == 4 && strncasecmp(w, "json", 4) == 0) ||
+	    (wl == 8 && strncasecmp(w, "markdown", 8) == 0)) {
+		p->ex.markdown = wl == 8;
+		for (w += wl; is_space(*w); w++)
+			;
+	}
+	if (*w == '\0') {
+		snprintf(ref, sizeof(ref), "%llu", (unsigned long long)p->conv);
+		w = ref;
+	} else if (!conv_ref_ok(w)) {
+		out_status(p, "ERR", "not-found no such conversation");
+		return;
+	}
+	p->req = proto_reqid(p);
+	b = req_open(p, p->req);
+	if (ibuf_add_str(b, w) == -1)
+		fatal("%s", __func__);
+	if (storage_send(p, IMSG_WORKER_EXPORT, b) == -1) {
+		out_status(p, "ERR", "storage not available");
+		return;
+	}
+	p->op = OP_EXPORT;
+}
+
+/* IMPORT: the export comes next, dot-stuffed, up to a line ".". */
+static void
+cmd_import(struct proto *p, const char *arg)
+{
+	(void)arg;
+	if (p->impbuf == NULL && (p->impbuf = ibuf_open(4096)) == NULL)
+		fatal("%s", __func__);
+	ibuf_reset(p->impbuf);
+	p->imp = 1;
+	p->imperr = NULL;
+	out_status(p, "MORE", "send the export, end with a line \".\"");
+}
+
+/* The export is in: checked whole, then stored as a new conversation. */
+static void
+import_end(struct proto *p)
+{
+	struct ibuf	*b;
+	const char	*bad;
+	char		 why[PROTO_TEXT_MAX];
+
+	p->imp = 0;
+	if (p->imperr != NULL) {
+		out_status(p, "ERR", "bad-argument %s", p->imperr);
+		goto done;
+	}
+	p->req = proto_reqid(p);
+	b = req_open(p, p->req);
+	if ((bad = import_build(ibuf_data(p->impbuf), ibuf_left(p->impbuf),
+	    b, why, sizeof(why))) != NULL) {
+		ibuf_free(b);
+		text_copy(why, sizeof(why), bad);
+		out_status(p, "ERR", "bad-argument %s", why);
+		goto done;
+	}
+	if (storage_send(p, IMSG_WORKER_IMPORT, b) == -1)
+		out_status(p, "ERR", "storage not available");
+	else
+		p->op = OP_IMPORT;
+ done:
+	explicit_bzero(ibuf_data(p->impbuf), ibuf_left(p->impbuf));
+	ibuf_reset(p->impbuf);
+}
+
+/* One line of an export being imported; what is wrong is kept. */
+static void
+import_line(struct proto *p, struct pline *l)
+{
+	const char	*s = l->text;
+	size_t		 len = l->len;
+
+	if (!l->toolong && len == 1 && s[0] == '.') {
+		import_end(p);
+		return;
+	}
+	if (p->imperr != NULL)
+		return;
+	if (l->toolong) {
+		p->imperr = "a line of the export is too long";
+		return;
+	}
+	if (len > 0 && s[0] == '.') {		/* dot-stuffed */
+		s++;
+		len--;
+	}
+	if (line_bad(s, len) != NULL) {
+		p->imperr = "the export is not valid UTF-8";
+		return;
+	}
+	if (ibuf_left(p->impbuf) + len + 1 > IMPORT_MAX) {
+		p->imperr = "the export is larger than 8 MiB";
+		return;
+	}
+	if (ibuf_add(p->impbuf, s, len) == -1 ||
+	    ibuf_add(p->impbuf, "\n", 1) == -1)
+		fatal("%s", __func__);
+}
+
+/* A line export.c made: into the body, NULL meaning no memory. */
+static void
+export_out(struct proto *p, char *line)
+{
+	if (line == NULL)
+		fatal("%s", __func__);
+	out_body(p, line, strlen(line));
+	out_body(p, "\n", 1);
+	free(line);
 }
 
 /* SYSTEM [text or -]: show, set or clear the system prompt. */
@@ -1521,9 +1688,11 @@ static const struct proto_cmd {
 	{ "CONVERSATIONS",	ARG_OPT,		cmd_convs },
 	{ "DELETE",		ARG_NEED,		cmd_delete },
 	{ "DIALOGUE",		ARG_NEED | ARG_RAW,	cmd_dialogue },
+	{ "EXPORT",		ARG_OPT,		cmd_export },
 	{ "EXIT",		ARG_NONE | ARG_PREAUTH,	cmd_exit },
 	{ "HELP",		ARG_NONE | ARG_PREAUTH,	cmd_help },
 	{ "HISTORY",		ARG_OPT,		cmd_messages },
+	{ "IMPORT",		ARG_NONE,		cmd_import },
 	{ "IA",			ARG_NONE,		cmd_ia },
 	{ "INFO",		ARG_NONE,		cmd_info },
 	{ "JOBS",		ARG_OPT,		cmd_jobs },
@@ -1534,6 +1703,7 @@ static const struct proto_cmd {
 	{ "RESET",		ARG_OPT,		cmd_new },
 	{ "RESULT",		ARG_NEED,		cmd_result },
 	{ "RESUME",		ARG_NEED,		cmd_resume },
+	{ "SEARCH",		ARG_NEED | ARG_RAW,	cmd_search },
 	{ "SUBMIT",		ARG_NEED | ARG_RAW,	cmd_submit },
 	{ "SUMMARIES",		ARG_OPT,		cmd_summaries },
 	{ "SYSTEM",		ARG_OPT | ARG_RAW,	cmd_system }
@@ -1748,6 +1918,10 @@ proto_line(struct proto *p, struct pline *l)
 
 	if (p->ml) {
 		ml_line(p, l);
+		return;
+	}
+	if (p->imp) {
+		import_line(p, l);
 		return;
 	}
 	if (l->toolong) {
@@ -1978,7 +2152,7 @@ line_early(const struct proto *p, const struct pline *l)
 {
 	size_t	 n;
 
-	if (l->toolong || p->ml || p->menu)
+	if (l->toolong || p->ml || p->menu || p->imp)
 		return (1);
 	if (p->mode == MODE_CHAT)
 		return (!line_is(l->text, l->len, "BACK"));
@@ -2086,6 +2260,9 @@ proto_free(struct proto *p)
 	ibuf_free(p->part);
 	ibuf_free(p->out);
 	ibuf_free(p->mlbuf);
+	if (p->impbuf != NULL)
+		explicit_bzero(ibuf_data(p->impbuf), ibuf_left(p->impbuf));
+	ibuf_free(p->impbuf);
 	freezero(p, sizeof(*p));
 }
 
@@ -2526,6 +2703,13 @@ proto_storage_item(struct proto *p, uint32_t id, uint64_t rowid,
 		}
 		return;
 	}
+	if (p->op == OP_EXPORT && id == p->req && role < ROLE_MAX) {
+		export_out(p, export_item(&p->ex, rowid, when, role, text,
+		    len));
+		p->hcount++;
+		proto_done(p);
+		return;
+	}
 	if (p->op != OP_HISTORY || id != p->req)
 		return;
 	iso8601(when, t, sizeof(t));
@@ -2557,6 +2741,13 @@ proto_storage_end(struct proto *p, uint32_t id, uint64_t count)
 		}
 	} else if (p->op == OP_CONVS && id == p->req) {
 		out_status(p, "OK", "%u conversations", p->hcount);
+		op_done(p);
+	} else if (p->op == OP_SEARCH && id == p->req) {
+		out_status(p, "OK", "%u matches", p->hcount);
+		op_done(p);
+	} else if (p->op == OP_EXPORT && id == p->req) {
+		export_out(p, export_end(&p->ex));
+		out_status(p, "OK", "%u items", p->hcount);
 		op_done(p);
 	} else if (p->op == OP_INFO && id == p->req) {
 		info_reply(p, 1, count);
@@ -2597,8 +2788,9 @@ proto_storage_error(struct proto *p, uint32_t id, const char *text)
 		info_reply(p, 0, 0);
 		op_done(p);
 	} else if ((p->op == OP_HISTORY || p->op == OP_NEW ||
-	    p->op == OP_CONVS || p->op == OP_DELETE || p->op == OP_SET) &&
-	    id == p->req) {
+	    p->op == OP_CONVS || p->op == OP_DELETE || p->op == OP_SET ||
+	    p->op == OP_SEARCH || p->op == OP_EXPORT ||
+	    p->op == OP_IMPORT) && id == p->req) {
 		out_status(p, "ERR", "storage %s", why);
 		op_done(p);
 	} else if (p->op == OP_PROMPT &&
@@ -2647,6 +2839,13 @@ proto_storage_conv(struct proto *p, uint32_t id, const struct db_conv *c)
 		out_status(p, "OK", "deleted %llu messages",
 		    (unsigned long long)p->ndeleted);
 		op_done(p);
+	} else if (p->op == OP_IMPORT && id == p->req) {
+		conv_ok(p, (uint64_t)c->id, c->name);
+		proto_event(p, "import conversation %lld", (long long)c->id);
+		op_done(p);
+	} else if (p->op == OP_EXPORT && id == p->req) {
+		export_out(p, export_begin(&p->ex, p->s.identity, c));
+		p->hcount = 0;
 	} else if (p->op == OP_CONVS && id == p->req) {
 		iso8601((uint64_t)c->last_used, t, sizeof(t));
 		out_line(p, "%c %llu %s %llu %s %s",
@@ -2661,13 +2860,27 @@ proto_storage_conv(struct proto *p, uint32_t id, const struct db_conv *c)
 	proto_done(p);
 }
 
-/* A match of SEARCH. */
+/* A match of SEARCH: its header, then its context on one line. */
 void
 proto_storage_match(struct proto *p, uint32_t id, const struct db_match *m)
 {
-	(void)p;
-	(void)id;
-	(void)m;
+	char	 t[32], *line;
+	size_t	 i;
+
+	if (p->closed || p->op != OP_SEARCH || id != p->req)
+		return;
+	iso8601((uint64_t)m->time, t, sizeof(t));
+	out_line(p, "--- %lld %lld %s %s", (long long)m->conv,
+	    (long long)m->id, t, proto_role(m->role));
+	if ((line = strndup(m->text, m->len)) == NULL)
+		fatal("%s", __func__);
+	for (i = 0; line[i] != '\0'; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			line[i] = ' ';
+	out_line(p, "%s", line);
+	free(line);
+	p->hcount++;
+	proto_done(p);
 }
 
 /* DELETE went through; deleting the current one starts a new one. */

@@ -1977,6 +1977,106 @@ storage_dispatch_jobs(struct channel *ch, struct imsg *imsg)
 		wchan_reject(w, imsg, bad);
 }
 
+/* A random dedupe key of 64 bits: a new row never meets an old key. */
+static uint64_t
+import_key(void)
+{
+	uint64_t	 k;
+
+	arc4random_buf(&k, sizeof(k));
+	return (k);
+}
+
+/* Store the items of an IMPORT (checked already) in conversation c. */
+static int
+import_items(struct wchan *w, struct ireader *ir, uint32_t n,
+    const struct db_conv *c)
+{
+	const char	*text;
+	uint64_t	 when;
+	uint32_t	 i, role;
+	int64_t		 row;
+	size_t		 len;
+
+	for (i = 0; i < n; i++) {
+		role = ir_u32(ir);
+		when = ir_u64(ir);
+		text = ir_data(ir, &len);
+		if (role == ROLE_SUMMARY) {
+			if (db_summary(st.db, w->identity, c->id,
+			    import_key(), text, len, (int64_t)when,
+			    st.conf->g.summaries_keep, &row) == -1)
+				return (-1);
+		} else if (db_store(st.db, w->identity, c->id, import_key(),
+		    role, c->model, 0, text, len, (int64_t)when, &row) != 0)
+			return (-1);
+	}
+	return (0);
+}
+
+/*
+ * IMSG_WORKER_IMPORT: u32 id, str name, str model, str role,
+ * str system, u32 count, then per item u32 role, u64 time, data text.
+ * Checked whole first; then all of it or nothing, answered CONV. A
+ * name the identity has already is dropped: the import is unnamed.
+ */
+static const char *
+worker_import(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir, again;
+	struct req	*r;
+	const char	*name, *model, *role, *system, *text;
+	uint64_t	 when;
+	uint32_t	 id, n, i, irole;
+	size_t		 len;
+	int		 rv;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	name = ir_str(&ir);
+	model = ir_str(&ir);
+	role = ir_str(&ir);
+	system = ir_str(&ir);
+	n = ir_u32(&ir);
+	if (ir.bad || (*name != '\0' && !conv_name_valid(name)) ||
+	    !conv_field_ok(model, MODEL_MAX_LEN) ||
+	    !conv_field_ok(role, NAME_MAX_LEN) ||
+	    !conv_field_ok(system, CONV_SYSTEM_MAX) || n > IMPORT_ITEMS_MAX)
+		return ("conversation");
+	again = ir;
+	for (i = 0; i < n; i++) {
+		irole = ir_u32(&ir);
+		when = ir_u64(&ir);
+		text = ir_data(&ir, &len);
+		if (ir.bad || irole >= ROLE_MAX || when > INT64_MAX ||
+		    !db_text_valid(text, len) ||
+		    (irole == ROLE_SUMMARY && len == 0))
+			return ("item");
+	}
+	if (ir_end(&ir) == -1)
+		return ("length");
+	r = req_new(w, imsg->hdr.type, id);
+	if (group_join() == -1)
+		return (NULL);
+	if ((r->conv = malloc(sizeof(*r->conv))) == NULL)
+		fatal("%s", __func__);
+	rv = db_conv_new(st.db, w->identity, name, model, system, role,
+	    (int64_t)time(NULL), r->conv);
+	if (rv == DB_EXISTS)
+		rv = db_conv_new(st.db, w->identity, "", model, system, role,
+		    (int64_t)time(NULL), r->conv);
+	/* All of it or nothing: a failure loses the round's transaction. */
+	if (rv != 0 || import_items(w, &again, n, r->conv) == -1) {
+		r->error = "database error";
+		st.failed = 1;
+		return (NULL);
+	}
+	r->conv->messages = n;
+	log_info("worker %u: imported %u items as conversation %lld",
+	    w->wid, n, (long long)r->conv->id);
+	return (NULL);
+}
+
 /* A worker's request; who asks is known by the channel, nothing else. */
 static void
 storage_dispatch_worker(struct channel *ch, struct imsg *imsg)
@@ -2022,6 +2122,9 @@ storage_dispatch_worker(struct channel *ch, struct imsg *imsg)
 			break;
 		case IMSG_WORKER_EXPORT:
 			bad = worker_export(w, imsg);
+			break;
+		case IMSG_WORKER_IMPORT:
+			bad = worker_import(w, imsg);
 			break;
 		case IMSG_WORKER_SUBMIT:
 			bad = worker_submit(w, imsg);
@@ -2114,7 +2217,8 @@ control_request(struct wchan *w, struct imsg *imsg)
 	(void)strlcpy(r->identity, identity, sizeof(r->identity));
 	if (group_join() == -1)
 		return (NULL);
-	if (db_purge(st.db, identity, &rows) == -1)
+	if (db_purge(st.db, identity, &rows) == -1 ||
+	    jdb_purge(st.jdb, identity, &rows) == -1)
 		st.failed = 1;
 	r->rowid = (int64_t)rows;
 	return (NULL);

@@ -311,6 +311,8 @@ main(int argc, char *argv[])
 	memset(&sc, 0, sizeof(sc));
 	sc.user = t.conf->g.user[0] != '\0' ? t.conf->g.user : NULL;
 	sc.chroot = t.conf->g.chroot[0] != '\0' ? t.conf->g.chroot : NULL;
+	/* jansson (EXPORT, IMPORT) seeds itself before the sandbox. */
+	export_init();
 	/* Ready: back to the normal priority (root may; else it stays). */
 	(void)setpriority(PRIO_PROCESS, 0, 0);
 	if (sandbox_prepare(SANDBOX_WORKER) == -1 ||

@@ -247,3 +247,189 @@ def test_chat_mode_words_are_prompts():
     ok(c, "BACK")
     assert info(c)["conversation"] == cur
     c.close()
+
+
+def search(c, words):
+    body, status = ok(c, "SEARCH " + words)
+    m = re.match(r"^\. OK (\d+) matches$", status)
+    assert m, status
+    hits = []
+    for i in range(0, len(body), 2):
+        h = re.match(r"^--- (\d+) (\d+) (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) "
+                     r"(user|model)$", body[i])
+        assert h, body
+        hits.append((int(h.group(1)), int(h.group(2)), h.group(4),
+                     body[i + 1]))
+    assert len(hits) == int(m.group(1)), (hits, status)
+    return hits
+
+
+def test_search():
+    a = client("alpha-token")
+    word = "zq" + uuid.uuid4().hex[:8]
+    _, status = ok(a, "NEW")
+    first, _ = conv_of(status)
+    ok(a, "ASK the %s (draft) says \"quoted\" NEAR the end*" % word)
+    _, status = ok(a, "NEW")
+    second, _ = conv_of(status)
+    ok(a, "ASK again " + word)
+    hits = search(a, word)
+    # Newest first, across conversations, prompts and echoed answers.
+    convs = [h[0] for h in hits]
+    assert convs[:2] == [second, second] and set(convs) == {first, second}, \
+        hits
+    assert hits[0][1] > hits[-1][1], hits
+    assert any(h[2] == "user" and word in h[3] for h in hits), hits
+    # FTS5 syntax is searched for literally, never an error.
+    for words in ('"', '*', 'NEAR', '(', ')', '((', 'NEAR(%s x)' % word,
+                  '"%s' % word, '%s*' % word, 'a OR b', '-x', '^x',
+                  'col:val', '{a b}', "'", "\\", "AND NOT"):
+        body, status = a.ask("SEARCH " + words)
+        assert status.startswith(". OK "), (words, status)
+    assert len(search(a, '"%s"' % word)) == len(hits)
+    assert len(search(a, "(draft %s" % word)) == 2      # the prompt and echo
+    assert search(a, "NEAR " + word) != []
+    _, status = a.ask("SEARCH")
+    assert status.startswith(". ERR bad-argument"), status
+    _, status = a.ask("SEARCH " + "x" * 1100)
+    assert status.startswith(". ERR bad-argument"), status
+    a.close()
+    b = client("beta-token")
+    assert search(b, word) == []
+    b.close()
+
+
+def test_export():
+    import json
+    a = client("alpha-token")
+    name = "exp-" + uuid.uuid4().hex[:6]
+    _, status = ok(a, "NEW " + name)
+    conv, _ = conv_of(status)
+    ok(a, "SYSTEM Be brief.")
+    ok(a, "ASK .dot first line")
+    body, status = ok(a, "EXPORT")
+    assert status == ". OK 2 items", status
+    doc = json.loads("\n".join(body))
+    assert doc["identity"] == sha(b"alpha-token"), doc
+    assert doc["conversation"] == {"id": conv, "name": name,
+                                   "model": "gemini-2.0-flash",
+                                   "system": "Be brief.", "role": ""}, doc
+    assert [m["role"] for m in doc["messages"]] == ["user", "model"], doc
+    assert doc["messages"][0]["content"] == ".dot first line", doc
+    assert doc["summaries"] == [], doc
+    ok(a, "NEW")
+    body, status = ok(a, "EXPORT json " + name)
+    assert json.loads("\n".join(body))["conversation"]["id"] == conv
+    body, status = ok(a, "export markdown %d" % conv)
+    text = "\n".join(body)
+    assert text.startswith("# bridged conversation %d %s" % (conv, name)), \
+        text
+    assert "Be brief." in text and "## " in text, text
+    for bad in ("EXPORT 99999999", "EXPORT json nope", "EXPORT a/b"):
+        body, status = a.ask(bad)
+        assert status == ". ERR not-found no such conversation", (bad,
+                                                                 status)
+    a.close()
+    b = client("beta-token")
+    for line in ("EXPORT %d" % conv, "EXPORT markdown " + name):
+        body, status = b.ask(line)
+        assert status == ". ERR not-found no such conversation", status
+        assert body == [], body
+    b.close()
+
+
+def send_import(c, data):
+    """IMPORT with data (bytes) dot-stuffed; the final reply."""
+    _, status = c.ask("IMPORT")
+    assert status == '. MORE send the export, end with a line "."', status
+    out = b""
+    for line in data.split(b"\n"):
+        out += (b"." + line if line.startswith(b".") else line) + b"\n"
+    c.sendraw(out + b".\n")
+    return c.reply()
+
+
+def conv_count(ident):
+    db = sqlite3.connect(d.db)
+    try:
+        return db.execute("SELECT count(*) FROM conversations WHERE"
+                          " client_id = ?", (ident,)).fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_import_round_trip():
+    import json
+    a = client("alpha-token")
+    name = "src-" + uuid.uuid4().hex[:6]
+    ok(a, "NEW " + name)
+    ok(a, "SYSTEM Speak softly.")
+    m = marker()
+    ok(a, "ASK .carry " + m)
+    body, _ = ok(a, "EXPORT")
+    data = "\n".join(body).encode()
+    a.close()
+    # Another identity (another device) takes it as its own.
+    b = client("beta-token")
+    _, status = send_import(b, data)
+    new, shown = conv_of(status)
+    assert shown == name, status
+    _, status = ok(b, "RESUME %d" % new)
+    body, _ = ok(b, "HISTORY")
+    assert (".carry " + m) in body, body
+    body, _ = ok(b, "SYSTEM")
+    assert body == ["Speak softly."], body
+    body, _ = ok(b, "ASK more")
+    assert "turns=3" in body[-1] and "system=yes" in body[-1], body
+    # Imported again, the name is taken: it comes unnamed.
+    _, status = send_import(b, data)
+    again, shown = conv_of(status)
+    assert shown == "-" and again != new, status
+    doc = json.loads(data)
+    assert doc["messages"][0]["content"] == ".carry " + m
+    b.close()
+
+
+def test_import_refused_whole():
+    c = client("gamma-token")
+    ident = sha(b"gamma-token")
+    before = conv_count(ident)
+    good_msg = ('{"id":1,"time":"2024-01-02T03:04:05Z","role":"user",'
+                '"content":"fine"}')
+    cases = [
+        (b'{"messages": [', "not JSON"),
+        (b"just words", "not JSON"),
+        (b'[1, 2]', "not an export"),
+        (b'{"identity": "x"}', "not an export"),
+        (('{"messages":[%s,{"time":"2024-01-02T03:04:05Z",'
+          '"role":"wizard","content":"x"}]}' % good_msg).encode(),
+         "role must be"),
+        (('{"messages":[%s,{"time":"yesterday","role":"user",'
+          '"content":"x"}]}' % good_msg).encode(), "time is not"),
+        (('{"conversation":{"name":"bad name"},"messages":[%s]}'
+          % good_msg).encode(), "a bad name"),
+        (('{"messages":[%s],"summaries":[{"time":"2024-01-02T03:04:05Z",'
+          '"role":"summary","content":7}]}' % good_msg).encode(),
+         "string role, time and content"),
+        (b'{"messages":[{"time":"2024-01-02T03:04:05Z","role":"user",'
+         b'"content":"caf\xe9"}]}', "not valid UTF-8"),
+        (b'{"messages":[{"time":"2024-01-02T03:04:05Z","role":"user",'
+         b'"content":"a\\u0000b"}]}', "not JSON"),
+    ]
+    for data, why in cases:
+        _, status = send_import(c, data)
+        assert status.startswith(". ERR bad-argument ") and why in status, \
+            (data[:60], status)
+    # Oversized: more than 8 MiB, in lines the server takes.
+    line = '"' + "x" * 60000 + '",\n'
+    big = ('{"messages":[],"pad":[\n' + line * 150 + '"end"]}').encode()
+    assert len(big) > 8 * 1024 * 1024
+    _, status = send_import(c, big)
+    assert status == ". ERR bad-argument the export is larger than 8 MiB", \
+        status
+    assert conv_count(ident) == before
+    # The session goes on as before.
+    _, status = send_import(c, ('{"messages":[%s]}' % good_msg).encode())
+    assert conv_of(status)[1] == "-", status
+    assert conv_count(ident) == before + 1
+    c.close()

@@ -301,6 +301,9 @@ def test_kill_queued_and_running():
                                          ids[0])
     body, status = c.ask("KILL %d" % ids[0])
     assert status.startswith(". ERR bad-argument"), status
+    # The provider stopped the running one.
+    wait_for(lambda: "provider: job %d: gone" % ids[0] in d.logtext(),
+             what="the provider to drop the killed job")
     for i in (ids[0], ids[2]):
         assert c.ask("RESULT %d" % i) == (
             [], ". ERR cancelled job %d was cancelled" % i)
@@ -481,6 +484,25 @@ def test_bridgectl_jobs_and_monitor():
                  "job %d: running" % job,
                  "job %d: cancelled by the operator" % job):
         assert want in events, events
+    c.close()
+
+
+def test_purge_takes_jobs():
+    a = addr()
+    c = client(a)
+    job = submit(c, prompt("purged"))
+    answer_ok(*c.ask("RESULT %d" % job), prompt("purged"))
+    d.ctl("purge", "-f", ident(a))
+    assert jobs(c) == {}
+    assert c.ask("RESULT %d" % job)[1] == ". ERR not-found no job %d" % job
+    assert db_rows("SELECT count(*) FROM jobs WHERE client_id = ?",
+                   ident(a))[0][0] == 0
+    assert db_rows("SELECT count(*) FROM job_chunks WHERE job_id = ?",
+                   job)[0][0] == 0
+    # Its id is not given again.
+    c.close()
+    c = client(a)
+    assert submit(c, prompt("after-purge")) > job
     c.close()
 
 

@@ -21,6 +21,7 @@
 #define OTHER	"2222222222222222222222222222222222222222222222222222222222222222"
 
 static int	 failures;
+static int64_t	 ids[3];		/* t_pending's jobs, for t_list */
 
 /* One result line: ok, or FAIL with why. */
 static void
@@ -219,6 +220,9 @@ t_pending(struct db *db, struct jdb *j, struct ibuf *b)
 	check("pending_in_order", strcmp(got, want) == 0, got);
 	check("waiting_count", jdb_waiting(j, OTHER) == 2 &&
 	    jdb_waiting(j, ME) == 2, "counts");
+	ids[0] = a;
+	ids[1] = c;
+	ids[2] = d;
 }
 
 /* The newest jobs of one identity first. */
@@ -232,16 +236,38 @@ static void
 t_list(struct jdb *j, struct ibuf *b)
 {
 	const char	*got;
+	char		 want[64];
 	uint64_t	 n;
 	int		 rv;
 
 	rv = jdb_list(j, OTHER, 10, listed, b, &n);
 	got = taken(b);
+	snprintf(want, sizeof(want), "%lld %lld ", (long long)ids[2],
+	    (long long)ids[0]);
 	check("list_mine_newest_first", rv == 0 && n == 2 &&
-	    strcmp(got, "5 3 ") == 0, got);
+	    strcmp(got, want) == 0, got);
 	rv = jdb_list(j, NULL, 2, listed, b, &n);
 	got = taken(b);
-	check("list_all", rv == 0 && n == 2 && strcmp(got, "5 4 ") == 0, got);
+	snprintf(want, sizeof(want), "%lld %lld ", (long long)ids[2],
+	    (long long)ids[1]);
+	check("list_all", rv == 0 && n == 2 && strcmp(got, want) == 0, got);
+}
+
+/* Purge takes a client's jobs and output; an id is never used again. */
+static void
+t_purge(struct jdb *j)
+{
+	uint64_t	 rows = 0;
+	int64_t		 a, b;
+
+	jdb_submit(j, OTHER, 0, 40, JOB_SUBMIT, 1, "m", "", "p", 1, 30, &a);
+	jdb_start(j, a, 31);
+	jdb_chunk(j, a, 0, CHUNK_TEXT, "x", 1);
+	check("purge", jdb_purge(j, OTHER, &rows) == 0 && rows == 3 &&
+	    jdb_waiting(j, OTHER) == 0 && jdb_waiting(j, ME) == 2,
+	    "rows or counts");
+	jdb_submit(j, OTHER, 0, 41, JOB_SUBMIT, 1, "m", "", "p", 1, 32, &b);
+	check("id_not_reused", b > a, "the id of a deleted job again");
 }
 
 int
@@ -268,6 +294,7 @@ main(void)
 	t_lifecycle(j, b);
 	t_pending(db, j, b);
 	t_list(j, b);
+	t_purge(j);
 	ibuf_free(b);
 	jdb_close(j);
 	db_close(db);

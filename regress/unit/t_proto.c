@@ -2138,6 +2138,66 @@ t_conversations(void)
 	teardown();
 	end();
 
+	begin("conv_search");
+	setup(NULL);
+	input("SEARCH  tea \"NEAR( *  \n");
+	CALLED("search 3 [tea \"NEAR( *]\n");
+	{
+		struct db_match	 m;
+
+		memset(&m, 0, sizeof(m));
+		m.conv = 3;
+		m.id = 44;
+		m.time = 1700000000;
+		m.role = ROLE_MODEL;
+		m.text = "...likes\ntea...";
+		m.len = strlen(m.text);
+		proto_storage_match(F.p, F.conv_id, &m);
+	}
+	proto_storage_end(F.p, F.conv_id, 1);
+	OUT("--- 3 44 2023-11-14T22:13:20Z model\n....likes tea...\n"
+	    ". OK 1 matches\n");
+	input("SEARCH\n");
+	OUT(". ERR bad-argument SEARCH needs an argument\n");
+	input("SEARCH x\n");
+	proto_storage_refused(F.p, F.conv_id, "bad-argument", "too long");
+	OUT(". ERR bad-argument too long\n");
+	teardown();
+	end();
+
+	begin("conv_export");
+	setup(NULL);
+	input("EXPORT\n");
+	CALLED("export 3 [1]\n");
+	conv_answer(F.conv_id, 1, "w", "gm", "Be \"kind\".");
+	proto_storage_item(F.p, F.conv_id, 7, 1700000000, ROLE_USER, "hi", 2);
+	proto_storage_item(F.p, F.conv_id, 8, 1700000001, ROLE_MODEL,
+	    ".yo", 3);
+	proto_storage_end(F.p, F.conv_id, 2);
+	OUT("{\"identity\":\"3f1a9c0b22de0123456789abcdef0123456789abcdef"
+	    "0123456789abcdef\",\"conversation\":{\"id\":1,\"name\":\"w\","
+	    "\"model\":\"gm\",\"system\":\"Be \\\"kind\\\".\",\"role\":\"\"},"
+	    "\"messages\":[\n{\"id\":7,\"time\":\"2023-11-14T22:13:20Z\","
+	    "\"role\":\"user\",\"content\":\"hi\"}\n,{\"id\":8,"
+	    "\"time\":\"2023-11-14T22:13:21Z\",\"role\":\"model\","
+	    "\"content\":\".yo\"}\n],\"summaries\":[]}\n. OK 2 items\n");
+	input("EXPORT markdown work\n");
+	CALLED(" [work]\n");
+	conv_answer(F.conv_id, 2, "work", "", "");
+	proto_storage_item(F.p, F.conv_id, 9, 1700000000, ROLE_USER,
+	    ".x", 2);
+	proto_storage_end(F.p, F.conv_id, 1);
+	HAS("# bridged conversation 2 work\n");
+	HAS("");
+	input("EXPORT json 404\n");
+	proto_storage_refused(F.p, F.conv_id, "not-found",
+	    "no such conversation");
+	OUT(". ERR not-found no such conversation\n");
+	input("EXPORT a/b\n");
+	OUT(". ERR not-found no such conversation\n");
+	teardown();
+	end();
+
 	begin("conv_history_and_summary_carry_it");
 	setup(NULL);
 	input("HISTORY\n");
