@@ -142,6 +142,15 @@ typedef struct {
 	int lineno;
 } YYSTYPE;
 #define YYSTYPE_IS_DECLARED 1
+/*
+ * An action that took its string (freed it or kept it) and fails says
+ * so, lest the error recovery's destructor free it again.
+ */
+#define YYERROR_TAKEN(s)	do { (s) = NULL; YYERROR; } while (0)
+/* byacc's destructor, without the message it does not use. */
+#define YYDESTRUCT_DECL() \
+	yydestruct(const char *msg __attribute__((__unused__)), int psymb, \
+	    YYSTYPE *val)
 
 %}
 
@@ -156,6 +165,8 @@ typedef struct {
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
 %type	<v.number>	size
+/* A string the parser throws away while it recovers from an error. */
+%destructor	{ free($$); }	<v.string>
 
 %%
 
@@ -196,44 +207,44 @@ main		: LISTEN ON STRING lopts	{ listen_add($3, &listenopts); }
 		| TLS CERTIFICATE STRING	{
 			if (setstr(conf->g.tls_cert, sizeof(conf->g.tls_cert),
 			    $3, "tls certificate") == -1)
-				YYERROR;
+				YYERROR_TAKEN($3);
 		}
 		| TLS KEY STRING		{
 			if (setstr(conf->g.tls_key, sizeof(conf->g.tls_key),
 			    $3, "tls key") == -1)
-				YYERROR;
+				YYERROR_TAKEN($3);
 		}
 		| USER STRING			{
 			if (setstr(conf->g.user, sizeof(conf->g.user),
 			    $2, "user") == -1)
-				YYERROR;
+				YYERROR_TAKEN($2);
 		}
 		| CHROOT STRING			{
 			if (setstr(conf->g.chroot, sizeof(conf->g.chroot),
 			    $2, "chroot") == -1)
-				YYERROR;
+				YYERROR_TAKEN($2);
 		}
 		| DATABASE STRING		{
 			if (setstr(conf->g.database, sizeof(conf->g.database),
 			    $2, "database") == -1)
-				YYERROR;
+				YYERROR_TAKEN($2);
 		}
 		| DATABASE SYNC NORMAL		{ conf->g.sync = SYNC_NORMAL; }
 		| DATABASE SYNC FULL		{ conf->g.sync = SYNC_FULL; }
 		| DATABASE SYNC STRING		{
 			yyerror("unknown database sync mode \"%s\"", $3);
 			free($3);
-			YYERROR;
+			YYERROR_TAKEN($3);
 		}
 		| SOCKET STRING			{
 			if (strlen($2) >= SUN_PATH_LEN) {
 				yyerror("socket path too long");
 				free($2);
-				YYERROR;
+				YYERROR_TAKEN($2);
 			}
 			if (setstr(conf->g.socket, sizeof(conf->g.socket),
 			    $2, "socket") == -1)
-				YYERROR;
+				YYERROR_TAKEN($2);
 		}
 		| PREFORK NUMBER		{
 			if (!inrange("prefork", $2, 1, 256))
@@ -280,7 +291,7 @@ main		: LISTEN ON STRING lopts	{ listen_add($3, &listenopts); }
 			conf->g.identity = IDENTITY_TOKEN;
 			if (setstr(conf->g.tokens, sizeof(conf->g.tokens),
 			    $4, "token file") == -1)
-				YYERROR;
+				YYERROR_TAKEN($4);
 		}
 		| IDENTITY TOKEN		{
 			yyerror("identity token needs its tokens: "
@@ -290,7 +301,7 @@ main		: LISTEN ON STRING lopts	{ listen_add($3, &listenopts); }
 		| IDENTITY STRING		{
 			yyerror("unknown identity \"%s\"", $2);
 			free($2);
-			YYERROR;
+			YYERROR_TAKEN($2);
 		}
 		| MEMORY LIMIT size		{
 			if (!sizerange("memory limit", $3, 64 * KILO,
@@ -331,13 +342,17 @@ size		: NUMBER
 			if (parse_size($1, &$$) == -1) {
 				yyerror("invalid size \"%s\"", $1);
 				free($1);
-				YYERROR;
+				YYERROR_TAKEN($1);
 			}
 			free($1);
 		}
 		;
 
-provider	: PROVIDER STRING		{ provider_begin($2); }
+provider	: PROVIDER STRING		{
+			/* Taken: not the recovery's to free. */
+			provider_begin($2);
+			$2 = NULL;
+		}
 		    '{' optnl provopts '}'	{ provider_end(); }
 		;
 
@@ -1375,6 +1390,8 @@ provider_begin(char *name)
 	prov_bad = 0;
 	prov_keys = 0;
 	prov_model = 0;
+	/* One whose "{" never came is dropped. */
+	free(prov);
 	if ((prov = calloc(1, sizeof(*prov))) == NULL)
 		fatal("%s: calloc", __func__);
 	prov->type = PROVIDER_GEMINI;

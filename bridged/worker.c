@@ -76,6 +76,7 @@ static struct worker {
 	int			 eof;
 	int			 events;
 	int			 reading;
+	int			 busy;		/* a command is answered */
 	struct ev_timer		 handshake_timer;
 	struct ev_timer		 idle_timer;
 	struct ev_timer		 storage_timer;
@@ -94,6 +95,7 @@ static void	storage_closed(struct channel *);
 static void	provider_dispatch(struct channel *, struct imsg *);
 static void	provider_closed(struct channel *);
 static void	op_event(void *, const char *);
+static void	idle_clock(void);
 
 /* Write what a channel holds, for at most ms (a peer may be stuck). */
 static void
@@ -178,6 +180,24 @@ client_reading(void)
 	return (proto_queued(w.proto) <= WORKER_IN_HIGH);
 }
 
+/*
+ * The idle time counts from the end of the last reply (PROTOCOL.md):
+ * when the session stops being busy, the idle clock starts again.
+ */
+static void
+idle_clock(void)
+{
+	int	 busy;
+
+	if (w.state != W_SESSION || w.proto == NULL)
+		return;
+	busy = proto_busy(w.proto);
+	if (w.busy && !busy)
+		ev_timer_add(&w.idle_timer,
+		    (uint64_t)w.conf->g.timeout * 1000);
+	w.busy = busy;
+}
+
 /* Poll for what reading and writing need; pace the provider. */
 static void
 client_update(void)
@@ -187,6 +207,7 @@ client_update(void)
 	/* Before the session the handshake polls for itself. */
 	if (w.fd == -1 || w.state == W_HANDSHAKE)
 		return;
+	idle_clock();
 	if (client_reading()) {
 		ev |= w.read_wants_write ? EV_WRITE : EV_READ;
 		/* Resumed: libtls may hold what poll cannot see. */
@@ -505,6 +526,7 @@ storage_check(void *arg)
 	}
 	if (!TAILQ_EMPTY(&w.sreqs))
 		ev_timer_add(&w.storage_timer, 1000);
+	idle_clock();
 }
 
 static int

@@ -22,7 +22,10 @@ ibuf_open(size_t hint)
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return (NULL);
 	b->fd = -1;
-	if (hint > 0 && (b->buf = malloc(hint)) == NULL) {
+	/* Never without memory: ibuf_data() is a pointer to use. */
+	if (hint == 0)
+		hint = 1;
+	if ((b->buf = malloc(hint)) == NULL) {
 		free(b);
 		return (NULL);
 	}

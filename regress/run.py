@@ -5,7 +5,7 @@ configuration cases and the live test modules, prints `ok name` or
 `FAIL name: why` for each case, and ends with `N passed, N failed`.
 
 usage: run.py [-k substring] [suite ...]
-  suites: unit config live sandbox install (default: all)
+  suites: unit config fuzz live sandbox install (default: all)
 """
 
 import importlib.util
@@ -17,6 +17,9 @@ import time
 import traceback
 
 REGRESS = os.path.dirname(os.path.abspath(__file__))
+# A sanitized build (make test SANITIZE=...): what is not ours to fix.
+os.environ.setdefault("LSAN_OPTIONS", "suppressions=%s:print_suppressions=0"
+                      % os.path.join(REGRESS, "lsan.supp"))
 sys.path.insert(0, REGRESS)
 import harness  # noqa: E402
 
@@ -85,6 +88,13 @@ def suite_config(k):
     script = os.path.join(REGRESS, "config", "run.sh")
     if os.path.exists(script) and k in "config":
         run_program("config", ["/bin/sh", script])
+
+
+def suite_fuzz(k):
+    """Each libFuzzer target once over its corpus (regress/fuzz)."""
+    script = os.path.join(REGRESS, "fuzz", "run.sh")
+    if os.path.exists(script) and k in "fuzz":
+        run_program("fuzz", ["/bin/sh", script, "check"], timeout=600)
 
 
 class Hang(Exception):
@@ -159,12 +169,15 @@ def main():
     if len(args) >= 2 and args[0] == "-k":
         k = args[1]
         args = args[2:]
-    suites = args or ["unit", "config", "live", "sandbox", "install"]
+    suites = args or ["unit", "config", "fuzz", "live", "sandbox",
+                      "install"]
     for s in suites:
         if s == "unit":
             suite_unit(k)
         elif s == "config":
             suite_config(k)
+        elif s == "fuzz":
+            suite_fuzz(k)
         elif s in ("live", "sandbox", "install"):
             suite_live(k, s)
         else:
