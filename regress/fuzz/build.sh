@@ -98,7 +98,8 @@ for api in gemini openai anthropic; do
 	build fuzz_${api}_stream "$API" "$JANSSON_LIBS"
 	build fuzz_${api}_models "$API" "$JANSSON_LIBS"
 done
-build fuzz_proto "bridged/proto.c bridged/context.c bridged/proc.c" ""
+build fuzz_proto "bridged/proto.c bridged/context.c bridged/proc.c \
+ bridged/export.c" "$JANSSON_LIBS"
 build fuzz_imsg "" ""
 build fuzz_config "bridged/parse.c bridged/config.c bridged/check.c" \
  "$TLS_LIBS"
@@ -109,7 +110,8 @@ build fuzz_provider "bridged/gemini.c bridged/openai.c bridged/anthropic.c \
  bridged/wire.c bridged/sse.c bridged/child.c bridged/config.c \
  bridged/proc.c" "$CURL_LIBS $JANSSON_LIBS"
 build fuzz_worker "bridged/proto.c bridged/context.c bridged/child.c \
- bridged/config.c bridged/proc.c bridged/tls_ticket.c" "$TLS_LIBS"
+ bridged/config.c bridged/proc.c bridged/tls_ticket.c bridged/export.c" \
+ "$TLS_LIBS $JANSSON_LIBS"
 build fuzz_parent "bridged/listen.c bridged/auth.c bridged/parse.c bridged/check.c \
  bridged/config.c bridged/proc.c bridged/child.c" "$TLS_LIBS"
 build fuzz_reply_feed "bridgectl/tty.c bridgectl/pin.c bridgectl/parser.c \
