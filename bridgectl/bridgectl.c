@@ -25,6 +25,28 @@
 static void	usage(int) __attribute__((__noreturn__));
 
 static struct imsgbuf	 ibuf;
+static int		 noheader;	/* -H */
+
+/* The tables: their header line, and what an empty one says. */
+static const struct table {
+	enum action	 action;
+	const char	*header;
+	const char	*empty;
+} tables[] = {
+	{ SHOW_SESSIONS, "ID ADDRESS IDENTITY MODEL SINCE MESSAGES BYTES-IN"
+	    " BYTES-OUT", "no sessions" },
+	{ SHOW_MODELS, "MODEL LIMITS", "no models" },
+	{ SHOW_IDENTITIES, "IDENTITY AUTH FIRST-SEEN LAST-SEEN CONVERSATIONS"
+	    " MESSAGES TOKENS-TODAY", "no identities" },
+	{ SHOW_USAGE, "IDENTITY DAY MODEL PROMPTS TOKENS-IN TOKENS-OUT",
+	    "no usage" },
+	{ SHOW_EVENTS, "TIME IDENTITY EVENT", "no events" },
+	{ SHOW_JOBS, "ID STATE IDENTITY MODEL CREATED TOKENS PROMPT",
+	    "no jobs" },
+	{ TOKEN_LIST, "ID LABEL CREATED EXPIRES LAST-USED STATE"
+	    " REQUESTS/MIN TOKENS/DAY JOBS MODELS", "no tokens" }
+};
+static const struct table	*table;	/* of the command, or NULL */
 
 /* Both synopses; -h asks for them on standard output. */
 static void
@@ -33,7 +55,7 @@ usage(int status)
 	extern char	*__progname;
 	FILE		*fp = status ? stderr : stdout;
 
-	fprintf(fp, "usage: %s [-h] [-s socket] command [argument ...]\n"
+	fprintf(fp, "usage: %s [-Hh] [-s socket] command [argument ...]\n"
 	    "       %s connect [-chkq] [-C cafile] [-p port] "
 	    "host[:port] | name\n", __progname, __progname);
 	if (status == 0)
@@ -85,6 +107,7 @@ ctl_read_answer(FILE *out)
 	struct ireader	 ir;
 	const char	*text;
 	ssize_t		 n;
+	size_t		 rows = 0;
 	int		 r;
 
 	for (;;) {
@@ -95,9 +118,13 @@ ctl_read_answer(FILE *out)
 				errx(1, "malformed answer from bridged");
 			switch (imsg.hdr.type) {
 			case CTL_DATA:
+				if (table != NULL && rows++ == 0 && !noheader)
+					fprintf(out, "%s\n", table->header);
 				fprintf(out, "%s\n", text);
 				break;
 			case CTL_END:
+				if (table != NULL && rows == 0 && !noheader)
+					fprintf(out, "%s\n", table->empty);
 				if (*text != '\0')
 					printf("%s\n", text);
 				imsg_free(&imsg);
@@ -178,20 +205,58 @@ do_purge(const char *identity, int force)
 	return (ctl_read_answer(stdout));
 }
 
+/* str identity or "", u32 n: show usage, show events. */
+static int
+do_query(uint32_t type, const char *identity, uint32_t n)
+{
+	struct ibuf	*b;
+
+	if ((b = ibuf_open(128)) == NULL ||
+	    ibuf_add_str(b, identity != NULL ? identity : "") == -1 ||
+	    ibuf_add_u32(b, n) == -1)
+		err(1, "query");
+	ctl_send(type, ibuf_data(b), ibuf_left(b));
+	ibuf_free(b);
+	return (ctl_read_answer(stdout));
+}
+
+/* token add: the new token is printed once, on its own line. */
+static int
+do_token_add(struct parse_result *res)
+{
+	struct ibuf	*b;
+
+	if ((b = ibuf_open(256)) == NULL ||
+	    ibuf_add_str(b, res->label != NULL ? res->label : "") == -1 ||
+	    ibuf_add_u32(b, res->expire_days) == -1 ||
+	    ibuf_add_str(b, res->models != NULL ? res->models : "") == -1 ||
+	    ibuf_add_u64(b, res->requests) == -1 ||
+	    ibuf_add_u64(b, res->tokens) == -1 ||
+	    ibuf_add_u64(b, res->jobs) == -1)
+		err(1, "token add");
+	ctl_send(CTL_TOKEN_ADD, ibuf_data(b), ibuf_left(b));
+	ibuf_free(b);
+	return (ctl_read_answer(stdout));
+}
+
 /* connect, or a control command over the socket. */
 int
 main(int argc, char *argv[])
 {
 	struct parse_result	*res;
 	const char		*sock = BRIDGED_SOCKET;
+	size_t			 i;
 	int			 ch;
 
 	log_init(1, LOG_USER);
 	/* connect has options of its own: it gets argv before getopt. */
 	if (argc > 1 && strcmp(argv[1], "connect") == 0)
 		return (client_main(argc - 1, argv + 1));
-	while ((ch = getopt(argc, argv, "+hs:")) != -1) {
+	while ((ch = getopt(argc, argv, "+Hhs:")) != -1) {
 		switch (ch) {
+		case 'H':
+			noheader = 1;
+			break;
 		case 'h':
 			usage(0);
 		case 's':
@@ -210,6 +275,9 @@ main(int argc, char *argv[])
 
 	imsgbuf_init(&ibuf, ctl_connect(sock));
 	signal(SIGPIPE, SIG_IGN);
+	for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
+		if (tables[i].action == res->action)
+			table = &tables[i];
 	switch (res->action) {
 	case SHOW_STATUS:
 		return (do_simple(CTL_STATUS));
@@ -237,6 +305,20 @@ main(int argc, char *argv[])
 		return (do_export(res->identity, res->format));
 	case PURGE:
 		return (do_purge(res->identity, res->force));
+	case SHOW_METRICS:
+		return (do_simple(CTL_METRICS));
+	case SHOW_IDENTITIES:
+		return (do_simple(CTL_IDENTITIES));
+	case SHOW_USAGE:
+		return (do_query(CTL_USAGE, res->identity, res->days));
+	case SHOW_EVENTS:
+		return (do_query(CTL_EVENTS, res->identity, res->count));
+	case TOKEN_ADD:
+		return (do_token_add(res));
+	case TOKEN_LIST:
+		return (do_simple(CTL_TOKEN_LIST));
+	case TOKEN_REVOKE:
+		return (do_u32(CTL_TOKEN_REVOKE, res->token));
 	case NONE:
 		break;
 	}

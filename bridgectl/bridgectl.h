@@ -28,7 +28,14 @@ enum action {
 	EXPORT,
 	PURGE,
 	SHOW_JOBS,
-	KILL_JOB
+	KILL_JOB,
+	SHOW_METRICS,
+	SHOW_IDENTITIES,
+	SHOW_USAGE,
+	SHOW_EVENTS,
+	TOKEN_ADD,
+	TOKEN_LIST,
+	TOKEN_REVOKE
 };
 
 struct parse_result {
@@ -38,6 +45,18 @@ struct parse_result {
 	const char	*identity;
 	const char	*format;
 	int		 force;
+	/* token add */
+	const char	*label;
+	const char	*models;
+	uint32_t	 expire_days;	/* 0 never */
+	uint64_t	 requests;	/* CTL_LIMIT_INHERIT: global */
+	uint64_t	 tokens;
+	uint64_t	 jobs;
+	/* token revoke */
+	uint32_t	 token;
+	/* show usage, show events */
+	uint32_t	 days;
+	uint32_t	 count;
 };
 
 #define QUEUE_MAX		8

@@ -44,8 +44,18 @@
 #define TLS_TICKET_KEY_LEN	48
 #define WORKER_PREP_NICE	10		/* until a worker is ready */
 #define STORAGE_WAIT		10		/* s, a prompt waits for storage */
+#define BRIDGED_AUTHFAILS	10		/* wrong tokens a minute */
+#define BRIDGED_EVENTSKEEP	100000		/* events kept */
+#define LIMIT_INHERIT		UINT64_MAX	/* a token's limit: the global one */
+#define TOKEN_MODELS_MAX	1024		/* a token's model list, as text */
+#define LABEL_MAX_LEN		64
+#define TOKEN_PREFIX		"bt-"		/* an issued token begins so */
+#define TOKEN_BITS		160		/* of randomness */
+#define TOKEN_TEXT_LEN		(3 + TOKEN_BITS / 4)
 #define BRIDGED_JOBS_MAX	16		/* jobs running at once */
-#define BRIDGED_JOBS_IDENTITY	2		/* of them, per identity */
+#define BRIDGED_JOBS_IDENTITY	2		/* of them, per identity: the
+						   default of limits { jobs } */
+#define JOBS_LIMIT_MAX		10000		/* "no limit" to the provider */
 #define JOB_TURNS_MAX		50		/* turns of a dialogue */
 #define JOB_WAITING_MAX		100		/* unfinished, per identity */
 #define SUMMARY_INTRO \
@@ -115,6 +125,13 @@ struct provider_conf {
 };
 TAILQ_HEAD(provider_list, provider_conf);
 
+/* Limits of one identity; 0 is no limit. */
+struct limits {
+	uint64_t		 requests;	/* a minute */
+	uint64_t		 tokens;	/* a day (UTC), in and out */
+	uint64_t		 jobs;		/* at once */
+};
+
 /* The fixed part, sent as one struct (IMSG_CFG_GLOBAL). */
 struct global_conf {
 	char			 tls_cert[PATH_MAX];
@@ -137,6 +154,9 @@ struct global_conf {
 	enum sync_mode		 sync;
 	int			 jobs_max;		/* running at once */
 	int			 verbose;
+	struct limits		 limits;		/* for every identity */
+	int			 auth_failures;		/* a minute, an address */
+	int			 events_keep;
 };
 
 /* A role block: what ROLE applies to a conversation. */
@@ -192,7 +212,9 @@ enum imsg_type {
 	IMSG_PARENT_STORAGE,	/* empty */
 	IMSG_PARENT_PROVIDER,	/* empty */
 	IMSG_PARENT_KILL,	/* str reason: say BYE and leave */
-	IMSG_PARENT_AUTH,	/* u32 accepted, str identity ("" if not) */
+	IMSG_PARENT_AUTH,	/* u32 verdict (AUTH_*), str identity ("" if
+				   not), str models the token may use
+				   (comma-separated, "" all) */
 	/* parent -> control: the listening control socket (fd);
 	   parent -> storage: control's channel (fd) */
 	IMSG_PARENT_CONTROL,	/* empty */
@@ -359,6 +381,47 @@ enum imsg_type {
 	IMSG_CTL_JOBKILL,	/* u32 request id, u64 job id; answered
 				   END (job id) or ERROR */
 
+	/* parent -> storage: is this hash an issued token? */
+	IMSG_PARENT_TOKEN,	/* u32 worker id, str token hash */
+	/* storage -> parent: its answer */
+	IMSG_STORAGE_TOKEN,	/* u32 worker id, u32 valid, str hash,
+				   str models ("" all) */
+	/* parent -> storage: one line of the event log */
+	IMSG_PARENT_EVENT,	/* u64 time (epoch s), str identity ("" none),
+				   str text */
+	/* worker -> storage: may this identity generate now? counted */
+	IMSG_WORKER_ADMIT,	/* u32 request id, str model */
+	/* storage -> worker */
+	IMSG_STORAGE_ADMIT,	/* u32 request id, str code ("" admitted),
+				   str text */
+	/* worker -> storage: tokens an answer used; answered STORED */
+	IMSG_WORKER_USAGE,	/* u32 request id, str model,
+				   u64 prompt tokens, u64 answer tokens */
+	IMSG_WORKER_USAGE_GET,	/* u32 request id, u32 days: LINE..., END */
+	/* storage -> worker, control: one line of a table */
+	IMSG_STORAGE_LINE,	/* u32 request id, str line */
+	/* worker -> parent: one generation, for the metrics */
+	IMSG_WORKER_METRIC,	/* str model, str code ("" success),
+				   u64 tokens in, u64 tokens out,
+				   u64 ms to the first byte (0 none),
+				   u64 ms in all */
+	/* control -> parent */
+	IMSG_CTL_METRICS,	/* empty: DATA..., END */
+	IMSG_CTL_END_SESSIONS,	/* str identity, str reason: no answer */
+	/* control -> storage; LINE.../END or ERROR */
+	IMSG_CTL_TOKEN_ADD,	/* u32 id, str hash, str label, u64 expires
+				   (epoch s, 0 never), str models,
+				   u64 requests, u64 tokens, u64 jobs
+				   (LIMIT_INHERIT: the global limit);
+				   END with the token's id */
+	IMSG_CTL_TOKEN_LIST,	/* u32 id */
+	IMSG_CTL_TOKEN_REVOKE,	/* u32 id, u64 token id: IDENTITY, END */
+	IMSG_CTL_USAGE,		/* u32 id, str identity prefix or "",
+				   u32 days */
+	IMSG_CTL_IDENTITIES,	/* u32 id */
+	IMSG_CTL_EVENTS,	/* u32 id, str identity prefix or "",
+				   u32 count */
+
 	IMSG_MAX
 };
 
@@ -369,6 +432,11 @@ enum msg_role {
 	ROLE_SUMMARY,
 	ROLE_MAX
 };
+
+/* IMSG_PARENT_AUTH verdicts. */
+#define AUTH_REFUSED		0
+#define AUTH_ACCEPTED		1
+#define AUTH_BANNED		2	/* too many from the address: BYE */
 
 /* IMSG_WORKER_HISTORY kinds. */
 enum history_kind {
@@ -438,6 +506,7 @@ struct child {
 	int			 ready;
 	int			 busy;		/* has a client */
 	int			 retiring;	/* told to stop: no new client */
+	int			 auth_pending;	/* storage checks its token */
 	int			 orphan;	/* worker: its template died */
 	uint32_t		 gen;		/* its template's layout */
 	uint32_t		 served;	/* template: clients handed */
@@ -465,13 +534,31 @@ void		 parent_main(struct bridged_conf *, const char *,
 struct child	*parent_idle_worker(void);
 void		 parent_monitor(const char *, ...)
 		    __attribute__((__format__ (printf, 1, 2)));
+void		 parent_event(const char *, const char *, ...)
+		    __attribute__((__format__ (printf, 2, 3)));
 struct child	*parent_storage(void);
 void		 parent_pool_update(void);
 void		 storage_session(struct child *);
 
 /* auth.c */
 int		 auth_load(const char *);
-int		 auth_token(const char *, char [IDENTITY_LEN + 1]);
+void		 auth_check(struct child *, const char *);
+int		 auth_storage(struct imsg *);
+void		 auth_storage_lost(void);
+
+/* metrics.c: the parent's counters, in Prometheus text format */
+struct metrics_gauges {
+	uint64_t	 sessions;
+	uint64_t	 idle_workers;
+	uint64_t	 jobs_queued;		/* 0 while bridged has no jobs */
+	uint64_t	 jobs_running;
+};
+
+void		 metrics_connection(int);
+void		 metrics_auth_failure(void);
+int		 metrics_generation(struct imsg *);
+void		 metrics_write(const struct metrics_gauges *,
+		    void (*)(void *, const char *), void *);
 
 /* listen.c */
 typedef int	(*listen_cb)(struct listen_conf *, int,
@@ -505,7 +592,7 @@ const char	*import_build(const char *, size_t, struct ibuf *, char *,
 		    size_t);
 
 /* db.c */
-#define DB_VERSION		5		/* PRAGMA user_version */
+#define DB_VERSION		6		/* PRAGMA user_version */
 /* A stored text fits in one IMSG_STORAGE_ITEM. */
 #define DB_TEXT_MAX		(IMSG_MAXSIZE - 64)
 #define DB_CUT_ITEMS		1		/* left out for the count */
@@ -600,6 +687,101 @@ int		 db_search(struct db *, const char *, const char *, uint32_t,
 		    int (*)(const struct db_match *, void *), void *,
 		    uint64_t *);
 struct sqlite3	*db_sqlite(struct db *);
+struct sqlite3_stmt;
+struct sqlite3_stmt *db_stmt(struct db *, const char *);
+int		 db_run(struct db *, struct sqlite3_stmt *);
+void		 db_fail(struct db *, struct sqlite3_stmt *);
+int64_t		 db_changes(struct db *);
+int64_t		 db_last_rowid(struct db *);
+
+/* db_tokens.c */
+struct token_info {
+	int64_t		 id;
+	char		 label[LABEL_MAX_LEN];
+	int64_t		 created;		/* epoch s; 0 none */
+	int64_t		 expires;
+	int64_t		 last_used;
+	int64_t		 revoked;
+	char		 models[TOKEN_MODELS_MAX];	/* "" all */
+	struct limits	 limits;		/* LIMIT_INHERIT: global */
+};
+
+int		 db_token_add(struct db *, const char *,
+		    const struct token_info *, int64_t, int64_t *);
+int		 db_token_get(struct db *, const char *, struct token_info *);
+int		 db_token_check(struct db *, const char *, int64_t,
+		    struct token_info *);
+int		 db_token_list(struct db *,
+		    int (*)(const struct token_info *, void *), void *);
+int		 db_token_revoke(struct db *, int64_t, int64_t,
+		    char [IDENTITY_LEN + 1]);
+
+/* limits.c */
+#define LIMITS_DAY_LEN		11		/* YYYY-MM-DD */
+#define LIMITS_TEXT_MAX		160
+
+struct limit_use {
+	uint64_t	 requests;	/* in the last minute */
+	int64_t		 oldest_ms;	/* the first of them */
+	uint64_t	 tokens;	/* today */
+	uint64_t	 jobs;		/* running now */
+};
+
+void		 limits_day(int64_t, char [LIMITS_DAY_LEN]);
+const char	*limits_check(const struct limits *, const struct limit_use *,
+		    int64_t, uint64_t *, uint64_t *);
+void		 limits_text(char *, size_t, const char *, uint64_t,
+		    uint64_t);
+int		 limits_model_ok(const char *, const char *);
+int		 limits_word_valid(const char *, size_t, const char *);
+
+/* db_usage.c */
+struct usage_row {
+	const char	*identity;
+	const char	*day;
+	const char	*model;
+	int64_t		 prompts;
+	int64_t		 tokens_in;
+	int64_t		 tokens_out;
+};
+
+struct identity_row {
+	const char	*identity;
+	const char	*how;
+	int64_t		 first_seen;
+	int64_t		 last_seen;
+	int64_t		 conversations;
+	int64_t		 messages;
+	int64_t		 tokens_today;
+};
+
+int		 db_limits(struct db *, const char *, const struct limits *,
+		    struct limits *, char *, size_t);
+int		 db_usage_now(struct db *, const char *, int64_t,
+		    struct limit_use *);
+int		 db_usage_request(struct db *, const char *, const char *,
+		    int64_t);
+int		 db_usage_tokens(struct db *, const char *, const char *,
+		    int64_t, uint64_t, uint64_t);
+int		 db_usage_list(struct db *, const char *, const char *,
+		    int (*)(const struct usage_row *, void *), void *);
+int		 db_identity_seen(struct db *, const char *, const char *,
+		    int64_t);
+int		 db_identities(struct db *, int64_t,
+		    int (*)(const struct identity_row *, void *), void *);
+
+/* db_events.c */
+struct event_row {
+	int64_t		 id;
+	int64_t		 time;
+	char		 identity[IDENTITY_LEN + 1];	/* "" none */
+	char		*text;
+};
+
+int		 db_event_add(struct db *, int64_t, const char *,
+		    const char *, int);
+int		 db_events(struct db *, const char *, uint32_t,
+		    int (*)(const struct event_row *, void *), void *);
 
 /* jobs_db.c */
 #define JOB_HEAD_MAX		(40 * 4 + 1)	/* 40 characters */
@@ -1064,7 +1246,7 @@ void		 proto_start(struct proto *);
 void		 proto_input(struct proto *, const char *, size_t);
 void		 proto_eof(struct proto *);
 void		 proto_bye(struct proto *, const char *);
-void		 proto_auth(struct proto *, int, const char *);
+void		 proto_auth(struct proto *, int, const char *, const char *);
 int		 proto_busy(const struct proto *);
 int		 proto_closed(const struct proto *);
 size_t		 proto_queued(const struct proto *);
@@ -1089,6 +1271,7 @@ void		 proto_storage_item(struct proto *, uint32_t, uint64_t,
 		    uint64_t, uint32_t, const char *, size_t);
 void		 proto_storage_end(struct proto *, uint32_t, uint64_t);
 void		 proto_storage_error(struct proto *, uint32_t, const char *);
+void		 proto_storage_line(struct proto *, uint32_t, const char *);
 void		 proto_storage_conv(struct proto *, uint32_t,
 		    const struct db_conv *);
 void		 proto_storage_match(struct proto *, uint32_t,
@@ -1141,6 +1324,26 @@ struct proto_turn *ctx_turns(const struct context *, const char *, size_t,
 char		*ctx_system(const struct context *, const char *, size_t *);
 char		*ctx_memory(const struct context *, size_t *, const char **);
 
+/* gate.c: a generation waits for its admission, then is timed */
+struct gate_msg;
+struct gate {
+	TAILQ_ENTRY(gate)	 entry;
+	uint32_t		 id;
+	char			 model[MODEL_MAX_LEN];
+	TAILQ_HEAD(, gate_msg)	 held;
+	int			 admitted;
+	uint64_t		 t0;		/* ms: sent upstream */
+	uint64_t		 first;		/* ms to the first byte */
+};
+
+struct gate	*gate_new(uint32_t, const char *, uint64_t);
+int		 gate_hold(struct gate *, uint32_t, struct ibuf *);
+struct gate	*gate_find(uint32_t);
+int		 gate_release(struct gate *, struct channel *, uint64_t);
+void		 gate_chunk(struct gate *, uint64_t);
+void		 gate_free(struct gate *);
+
+/* worker.c: bridged-worker's main */
 /* tls_ticket.c: libtls on OpenSSL 3 */
 void		 tls_ticket_nocache(void);
 

@@ -322,6 +322,7 @@ check_config(const struct bridged_conf *conf, const char *file, int how)
 			bad++;
 	}
 	if (conf->g.identity == IDENTITY_TOKEN &&
+	    conf->g.tokens[0] != '\0' &&
 	    check_readable("identity token file", conf->g.tokens) == -1)
 		bad++;
 	if (check_keys(conf, how) == -1)

@@ -33,8 +33,10 @@ struct ctl_req {
 	TAILQ_ENTRY(ctl_req)	 entry;
 	uint32_t		 id;
 	uint32_t		 conn;
-	uint32_t		 kind;		/* CTL_MODELS, _EXPORT, _PURGE */
+	uint32_t		 kind;		/* CTL_* */
 	struct export_state	 ex;
+	char			 identity[IDENTITY_LEN + 1];
+	char			 token[TOKEN_TEXT_LEN + 1]; /* added */
 };
 
 static TAILQ_HEAD(, ctl_conn) conns = TAILQ_HEAD_INITIALIZER(conns);
@@ -48,6 +50,7 @@ static struct ev_timer		 pause_timer;
 static struct ev_timer		 reap_timer;
 
 static void	control_accept(int, int, void *);
+static int	req_line(struct ctl_req *, char *);
 
 static struct ctl_conn *
 conn_find(uint32_t id)
@@ -135,7 +138,7 @@ req_done(struct ctl_req *r, uint32_t type, const char *text)
 	if ((c = conn_find(r->conn)) != NULL)
 		conn_reply(c, type, text);
 	TAILQ_REMOVE(&reqs, r, entry);
-	free(r);
+	freezero(r, sizeof(*r));
 }
 
 /* Fail what waits on the provider (models) or storage that went away. */
@@ -161,78 +164,234 @@ is_hex(const char *s)
 	return (n > 0 && n <= IDENTITY_LEN && s[n] == '\0');
 }
 
-/* show models, export, purge: checked here, answered by a peer. */
+/* A new random token: TOKEN_PREFIX and hex, TOKEN_BITS of chance. */
+static void
+token_new(char token[TOKEN_TEXT_LEN + 1])
+{
+	static const char	 hex[] = "0123456789abcdef";
+	uint8_t			 rnd[TOKEN_BITS / 8];
+	size_t			 i, off;
+
+	arc4random_buf(rnd, sizeof(rnd));
+	off = strlcpy(token, TOKEN_PREFIX, TOKEN_TEXT_LEN + 1);
+	for (i = 0; i < sizeof(rnd); i++) {
+		token[off++] = hex[rnd[i] >> 4];
+		token[off++] = hex[rnd[i] & 15];
+	}
+	token[off] = '\0';
+	explicit_bzero(rnd, sizeof(rnd));
+}
+
+/*
+ * The payload storage gets for a request from bridgectl, after the
+ * request id; -1 if the request is malformed.
+ */
+static int
+request_payload(struct ctl_req *r, struct imsg *imsg, struct ibuf *b)
+{
+	struct ireader	 ir;
+	const char	*identity = "", *format = "", *label, *models;
+	char		 hash[IDENTITY_LEN + 1];
+	uint64_t	 rq, tk, jb;
+	uint32_t	 n = 0;
+	int		 rv;
+
+	ir_init(&ir, imsg);
+	switch (imsg->hdr.type) {
+	case CTL_EXPORT:
+		identity = ir_str(&ir);
+		format = ir_str(&ir);
+		if (ir_end(&ir) == -1 || !is_hex(identity) ||
+		    (strcmp(format, "json") != 0 &&
+		    strcmp(format, "markdown") != 0))
+			return (-1);
+		r->ex.markdown = strcmp(format, "markdown") == 0;
+		return (ibuf_add_str(b, identity));
+	case CTL_PURGE:
+		identity = ir_str(&ir);
+		if (ir_end(&ir) == -1 || !is_hex(identity))
+			return (-1);
+		return (ibuf_add_str(b, identity));
+	case CTL_TOKEN_ADD:
+		label = ir_str(&ir);
+		n = ir_u32(&ir);
+		models = ir_str(&ir);
+		rq = ir_u64(&ir);
+		tk = ir_u64(&ir);
+		jb = ir_u64(&ir);
+		if (ir_end(&ir) == -1 || n > 36500 ||
+		    !limits_word_valid(label, LABEL_MAX_LEN, "") ||
+		    !limits_word_valid(models, TOKEN_MODELS_MAX, ",/:"))
+			return (-1);
+		token_new(r->token);
+		sha256_hex(r->token, strlen(r->token), hash);
+		rv = ibuf_add_str(b, hash) == -1 ||
+		    ibuf_add_str(b, label) == -1 ||
+		    ibuf_add_u64(b, n == 0 ? 0 : (uint64_t)time(NULL) +
+		    (uint64_t)n * 86400) == -1 ||
+		    ibuf_add_str(b, models) == -1 ||
+		    ibuf_add_u64(b, rq) == -1 || ibuf_add_u64(b, tk) == -1 ||
+		    ibuf_add_u64(b, jb) == -1 ? -1 : 0;
+		explicit_bzero(hash, sizeof(hash));
+		return (rv);
+	case CTL_TOKEN_REVOKE:
+		n = ir_u32(&ir);
+		if (ir_end(&ir) == -1 || n == 0)
+			return (-1);
+		return (ibuf_add_u64(b, n));
+	case CTL_JOBS:
+		if (ir_end(&ir) == -1)
+			return (-1);
+		return (ibuf_add_u32(b, CTL_JOBS_MAX));
+	case CTL_JOBKILL:
+		rq = ir_u64(&ir);
+		if (ir_end(&ir) == -1 || rq == 0 || rq > INT64_MAX)
+			return (-1);
+		return (ibuf_add_u64(b, rq));
+	case CTL_USAGE:
+	case CTL_EVENTS:
+		identity = ir_str(&ir);
+		n = ir_u32(&ir);
+		if (ir_end(&ir) == -1 || (*identity != '\0' &&
+		    !is_hex(identity)) || n == 0)
+			return (-1);
+		return (ibuf_add_str(b, identity) == -1 ||
+		    ibuf_add_u32(b, n) == -1 ? -1 : 0);
+	default:	/* CTL_MODELS, CTL_TOKEN_LIST, CTL_IDENTITIES */
+		return (ir_end(&ir));
+	}
+}
+
+/* The message a peer gets for a request of bridgectl. */
+static uint32_t
+request_type(uint32_t kind)
+{
+	switch (kind) {
+	case CTL_MODELS:
+		return (IMSG_WORKER_MODELS);
+	case CTL_EXPORT:
+		return (IMSG_CTL_EXPORT);
+	case CTL_PURGE:
+		return (IMSG_CTL_PURGE);
+	case CTL_TOKEN_ADD:
+		return (IMSG_CTL_TOKEN_ADD);
+	case CTL_TOKEN_LIST:
+		return (IMSG_CTL_TOKEN_LIST);
+	case CTL_TOKEN_REVOKE:
+		return (IMSG_CTL_TOKEN_REVOKE);
+	case CTL_USAGE:
+		return (IMSG_CTL_USAGE);
+	case CTL_IDENTITIES:
+		return (IMSG_CTL_IDENTITIES);
+	case CTL_JOBS:
+		return (IMSG_CTL_JOBS);
+	case CTL_JOBKILL:
+		return (IMSG_CTL_JOBKILL);
+	default:
+		return (IMSG_CTL_EVENTS);
+	}
+}
+
+/* Requests that storage or the provider answer: checked, passed on. */
 static void
 control_request(struct ctl_conn *c, struct imsg *imsg)
 {
 	static uint32_t	 next_req = 1;
-	struct ireader	 ir;
 	struct ctl_req	*r;
-	struct ibuf	*b;
+	struct ibuf	*b, *pl;
 	struct channel	*peer;
-	const char	*identity = "", *format = "";
-	uint64_t	 job = 0;
-	uint32_t	 type;
+	int		 models = imsg->hdr.type == CTL_MODELS;
 
-	ir_init(&ir, imsg);
-	if (imsg->hdr.type == CTL_EXPORT) {
-		identity = ir_str(&ir);
-		format = ir_str(&ir);
-	} else if (imsg->hdr.type == CTL_PURGE)
-		identity = ir_str(&ir);
-	else if (imsg->hdr.type == CTL_JOBKILL)
-		job = ir_u64(&ir);
-	if (ir_end(&ir) == -1 || (imsg->hdr.type != CTL_MODELS &&
-	    imsg->hdr.type != CTL_JOBS && imsg->hdr.type != CTL_JOBKILL &&
-	    !is_hex(identity)) || (imsg->hdr.type == CTL_JOBKILL &&
-	    (job == 0 || job > INT64_MAX)) || (imsg->hdr.type == CTL_EXPORT &&
-	    strcmp(format, "json") != 0 && strcmp(format, "markdown") != 0)) {
-		conn_drop(c, "malformed request");
-		return;
-	}
-	peer = imsg->hdr.type == CTL_MODELS ? &provider_chan : &storage_chan;
-	if (!(imsg->hdr.type == CTL_MODELS ? have_provider : have_storage)) {
-		conn_reply(c, CTL_FAIL, imsg->hdr.type == CTL_MODELS ?
-		    "the provider is not running" : "storage is not running");
-		return;
-	}
-	if ((r = calloc(1, sizeof(*r))) == NULL) {
+	if ((r = calloc(1, sizeof(*r))) == NULL ||
+	    (pl = ibuf_open(256)) == NULL) {
+		free(r);
 		conn_reply(c, CTL_FAIL, "out of memory");
 		return;
 	}
 	r->id = next_req++;
 	r->conn = c->id;
 	r->kind = imsg->hdr.type;
-	r->ex.markdown = strcmp(format, "markdown") == 0;
-	TAILQ_INSERT_TAIL(&reqs, r, entry);
-	switch (imsg->hdr.type) {
-	case CTL_MODELS:
-		type = IMSG_WORKER_MODELS;
-		break;
-	case CTL_EXPORT:
-		type = IMSG_CTL_EXPORT;
-		break;
-	case CTL_PURGE:
-		type = IMSG_CTL_PURGE;
-		break;
-	case CTL_JOBS:
-		type = IMSG_CTL_JOBS;
-		break;
-	default:
-		type = IMSG_CTL_JOBKILL;
-		break;
+	if (ibuf_add_u32(pl, r->id) == -1 ||
+	    request_payload(r, imsg, pl) == -1) {
+		ibuf_free(pl);
+		freezero(r, sizeof(*r));
+		conn_drop(c, "malformed request");
+		return;
 	}
-	if ((b = channel_create(peer, type, 0, 128)) == NULL ||
-	    ibuf_add_u32(b, r->id) == -1 ||
-	    ((type == IMSG_CTL_EXPORT || type == IMSG_CTL_PURGE) &&
-	    ibuf_add_str(b, identity) == -1) ||
-	    (type == IMSG_CTL_JOBS && ibuf_add_u32(b, CTL_JOBS_MAX) == -1) ||
-	    (type == IMSG_CTL_JOBKILL && ibuf_add_u64(b, job) == -1)) {
+	peer = models ? &provider_chan : &storage_chan;
+	if (!(models ? have_provider : have_storage)) {
+		ibuf_free(pl);
+		freezero(r, sizeof(*r));
+		conn_reply(c, CTL_FAIL, models ?
+		    "the provider is not running" : "storage is not running");
+		return;
+	}
+	TAILQ_INSERT_TAIL(&reqs, r, entry);
+	if ((b = channel_create(peer, request_type(r->kind), 0,
+	    ibuf_left(pl))) == NULL ||
+	    ibuf_add(b, ibuf_data(pl), ibuf_left(pl)) == -1) {
 		ibuf_free(b);
+		ibuf_free(pl);
 		req_done(r, CTL_FAIL, "out of memory");
 		return;
 	}
+	ibuf_free(pl);
 	channel_send(peer, b);
+}
+
+/* Have the parent end the live sessions of an identity. */
+static void
+end_sessions(const char *identity, const char *reason)
+{
+	struct ibuf	*b;
+
+	if ((b = channel_create(parent_chan, IMSG_CTL_END_SESSIONS, 0,
+	    strlen(reason) + IDENTITY_LEN + 16)) == NULL ||
+	    ibuf_add_str(b, identity) == -1 || ibuf_add_str(b, reason) == -1)
+		fatal("%s", __func__);
+	channel_send(parent_chan, b);
+}
+
+/* Storage's END of a request: the last line, and what follows it. */
+static void
+req_end(struct ctl_req *r, uint64_t n)
+{
+	struct ctl_conn	*c;
+	char		 msg[128];
+
+	switch (r->kind) {
+	case CTL_EXPORT:
+		if (req_line(r, export_end(&r->ex)) == 0)
+			req_done(r, CTL_END, "");
+		return;
+	case CTL_PURGE:
+		if (r->identity[0] != '\0')
+			end_sessions(r->identity, "identity purged");
+		snprintf(msg, sizeof(msg), "%llu rows deleted",
+		    (unsigned long long)n);
+		break;
+	case CTL_TOKEN_ADD:
+		/* Shown once: bridged keeps only its hash. */
+		if ((c = conn_find(r->conn)) != NULL)
+			conn_reply(c, CTL_DATA, r->token);
+		explicit_bzero(r->token, sizeof(r->token));
+		snprintf(msg, sizeof(msg), "token %llu added",
+		    (unsigned long long)n);
+		break;
+	case CTL_TOKEN_REVOKE:
+		if (r->identity[0] != '\0')
+			end_sessions(r->identity, "token revoked");
+		snprintf(msg, sizeof(msg), "token revoked");
+		break;
+	case CTL_JOBKILL:
+		snprintf(msg, sizeof(msg), "job %llu cancelled",
+		    (unsigned long long)n);
+		break;
+	default:
+		msg[0] = '\0';
+		break;
+	}
+	req_done(r, CTL_END, msg);
 }
 
 /* Send a line we built; -1 (and the request is over) if none was. */
@@ -297,7 +456,6 @@ control_dispatch_storage(struct channel *ch, struct imsg *imsg)
 	size_t		 len;
 	uint64_t	 rowid, t, n;
 	uint32_t	 role;
-	char		 msg[64];
 
 	(void)ch;
 	ir_init(&ir, imsg);
@@ -305,10 +463,17 @@ control_dispatch_storage(struct channel *ch, struct imsg *imsg)
 	switch (imsg->hdr.type) {
 	case IMSG_STORAGE_IDENTITY:
 		s = ir_str(&ir);
-		if (ir_end(&ir) == -1 || r == NULL)
+		if (ir_end(&ir) == -1 || r == NULL || !is_hex(s))
 			break;
+		(void)strlcpy(r->identity, s, sizeof(r->identity));
 		if (r->kind == CTL_EXPORT)
 			req_line(r, export_begin(&r->ex, s, NULL));
+		return;
+	case IMSG_STORAGE_LINE:
+		s = ir_str(&ir);
+		if (ir_end(&ir) == -1 || r == NULL)
+			break;
+		req_line(r, strdup(s));
 		return;
 	case IMSG_STORAGE_ITEM:
 		rowid = ir_u64(&ir);
@@ -328,20 +493,7 @@ control_dispatch_storage(struct channel *ch, struct imsg *imsg)
 		n = ir_u64(&ir);
 		if (ir_end(&ir) == -1 || r == NULL)
 			break;
-		if (r->kind == CTL_EXPORT) {
-			if (req_line(r, export_end(&r->ex)) == 0)
-				req_done(r, CTL_END, "");
-		} else if (r->kind == CTL_JOBS)
-			req_done(r, CTL_END, "");
-		else if (r->kind == CTL_JOBKILL) {
-			snprintf(msg, sizeof(msg), "job %llu cancelled",
-			    (unsigned long long)n);
-			req_done(r, CTL_END, msg);
-		} else {
-			snprintf(msg, sizeof(msg), "%llu rows deleted",
-			    (unsigned long long)n);
-			req_done(r, CTL_END, msg);
-		}
+		req_end(r, n);
 		return;
 	case IMSG_STORAGE_ERROR:
 		s = ir_str(&ir);
@@ -434,6 +586,9 @@ control_dispatch_client(struct channel *ch, struct imsg *imsg)
 	case CTL_LOG:
 		type = IMSG_CTL_LOG;
 		break;
+	case CTL_METRICS:
+		type = IMSG_CTL_METRICS;
+		break;
 	case CTL_MONITOR:
 		if (imsg->datalen != 0) {
 			conn_drop(c, "malformed request");
@@ -444,6 +599,12 @@ control_dispatch_client(struct channel *ch, struct imsg *imsg)
 	case CTL_MODELS:
 	case CTL_EXPORT:
 	case CTL_PURGE:
+	case CTL_TOKEN_ADD:
+	case CTL_TOKEN_LIST:
+	case CTL_TOKEN_REVOKE:
+	case CTL_USAGE:
+	case CTL_IDENTITIES:
+	case CTL_EVENTS:
 	case CTL_JOBS:
 	case CTL_JOBKILL:
 		control_request(c, imsg);

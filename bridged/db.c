@@ -330,11 +330,61 @@ static const char db_schema_v5[] =
 	" INSERT INTO messages_fts (rowid, content)"
 	" VALUES (new.id, new.content); END;";
 
+/*
+ * Version 6: issued tokens (hash only), usage per identity, day and
+ * model, the requests of the last minute, identities seen, the event
+ * log.
+ */
+static const char db_schema_v6[] =
+	"CREATE TABLE IF NOT EXISTS tokens ("
+	" id INTEGER PRIMARY KEY,"
+	" hash TEXT NOT NULL UNIQUE,"
+	" label TEXT NOT NULL DEFAULT '',"
+	" created INTEGER NOT NULL,"
+	" expires INTEGER,"
+	" last_used INTEGER,"
+	" revoked INTEGER,"
+	" models TEXT NOT NULL DEFAULT '',"
+	" requests INTEGER,"
+	" tokens INTEGER,"
+	" jobs INTEGER);"
+	"CREATE TABLE IF NOT EXISTS usage ("
+	" identity TEXT NOT NULL,"
+	" day TEXT NOT NULL,"
+	" model TEXT NOT NULL,"
+	" prompts INTEGER NOT NULL DEFAULT 0,"
+	" tokens_in INTEGER NOT NULL DEFAULT 0,"
+	" tokens_out INTEGER NOT NULL DEFAULT 0,"
+	" PRIMARY KEY (identity, day, model));"
+	"CREATE TABLE IF NOT EXISTS requests ("
+	" identity TEXT NOT NULL,"
+	" time INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS requests_identity"
+	" ON requests (identity, time);"
+	"CREATE TABLE IF NOT EXISTS identities ("
+	" identity TEXT PRIMARY KEY,"
+	" how TEXT NOT NULL,"
+	" first_seen INTEGER NOT NULL,"
+	" last_seen INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS events ("
+	" id INTEGER PRIMARY KEY,"
+	" time INTEGER NOT NULL,"
+	" identity TEXT,"
+	" text TEXT NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS events_identity"
+	" ON events (identity, id);";
+
+#define DB_EXTRA_MAX	64		/* statements of the db_*.c files */
+
 struct db {
 	sqlite3		*sq;
 	char		 path[PATH_MAX];
 	sqlite3_stmt	*st[ST_MAX];
 	int		 intx;
+	/* prepared on first use, by the address of their SQL */
+	const char	*extra_sql[DB_EXTRA_MAX];
+	sqlite3_stmt	*extra[DB_EXTRA_MAX];
+	int		 nextra;
 };
 
 static const char *const db_roles[ROLE_MAX] = {
@@ -484,6 +534,10 @@ db_migrate(struct db *db, long long from)
 	}
 	if (from < 5) {
 		if (db_exec(db, db_schema_v5) == -1)
+			goto fail;
+	}
+	if (from < 6) {
+		if (db_exec(db, db_schema_v6) == -1)
 			goto fail;
 	}
 	(void)snprintf(sql, sizeof(sql), "PRAGMA application_id = %d;"
@@ -639,6 +693,8 @@ db_close(struct db *db)
 		return;
 	for (i = 0; i < ST_MAX; i++)
 		sqlite3_finalize(db->st[i]);
+	for (i = 0; i < db->nextra; i++)
+		sqlite3_finalize(db->extra[i]);
 	if (db->sq != NULL)
 		sqlite3_close(db->sq);
 	free(db);
@@ -685,6 +741,68 @@ db_chown(struct db *db, uid_t uid, gid_t gid)
 		}
 	}
 	return (0);
+}
+
+/*
+ * A statement of one of the db_*.c files, prepared the first time it
+ * is asked for and kept until db_close; NULL (logged) on failure.
+ */
+sqlite3_stmt *
+db_stmt(struct db *db, const char *sql)
+{
+	sqlite3_stmt	*st;
+	int		 i;
+
+	for (i = 0; i < db->nextra; i++)
+		if (db->extra_sql[i] == sql)
+			return (db->extra[i]);
+	if (db->nextra == DB_EXTRA_MAX) {
+		log_warnx("%s: too many statements", __func__);
+		return (NULL);
+	}
+	if (sqlite3_prepare_v3(db->sq, sql, -1, SQLITE_PREPARE_PERSISTENT,
+	    &st, NULL) != SQLITE_OK) {
+		db_err(db, sql);
+		return (NULL);
+	}
+	db->extra_sql[db->nextra] = sql;
+	db->extra[db->nextra++] = st;
+	return (st);
+}
+
+/* Step a statement of db_stmt to its end, then reset it: 0 or -1. */
+int
+db_run(struct db *db, sqlite3_stmt *st)
+{
+	int	 rc;
+
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		db_err(db, sqlite3_sql(st));
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return (rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1);
+}
+
+/* A failed step of a db_stmt statement, logged once. */
+void
+db_fail(struct db *db, sqlite3_stmt *st)
+{
+	db_err(db, sqlite3_sql(st));
+}
+
+/* Rows the last statement changed. */
+int64_t
+db_changes(struct db *db)
+{
+	return (sqlite3_changes(db->sq));
+}
+
+/* The row id the last INSERT made. */
+int64_t
+db_last_rowid(struct db *db)
+{
+	return (sqlite3_last_insert_rowid(db->sq));
 }
 
 /* Run a statement that returns no rows, then reset it. */

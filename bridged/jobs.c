@@ -466,7 +466,8 @@ job_queued(struct imsg *imsg)
 	id = ir_u64(&ir);
 	identity = ir_str(&ir);
 	limit = ir_u32(&ir);
-	if (ir_end(&ir) == -1 || id == 0 || id > INT64_MAX || limit > 10000 ||
+	if (ir_end(&ir) == -1 || id == 0 || id > INT64_MAX ||
+	    limit > JOBS_LIMIT_MAX ||
 	    strlen(identity) != IDENTITY_LEN ||
 	    strspn(identity, "0123456789abcdef") != IDENTITY_LEN)
 		return (-1);

@@ -149,6 +149,24 @@ parent_idle_worker(void)
 	return (NULL);
 }
 
+/* How a worker's client authenticated, for show identities. */
+static const char *
+session_how(struct child *w)
+{
+	char	 h[IDENTITY_LEN + 1];
+
+	switch (parent_conf->g.identity) {
+	case IDENTITY_TOKEN:
+		return ("token");
+	case IDENTITY_CERTIFICATE:
+		/* A plain listener falls back to the address. */
+		sha256_hex(w->addr, strlen(w->addr), h);
+		return (strcmp(h, w->identity) == 0 ? "ip" : "certificate");
+	default:
+		return ("ip");
+	}
+}
+
 /* Storage learns which identity a worker's channel now speaks for. */
 void
 storage_session(struct child *w)
@@ -160,31 +178,71 @@ storage_session(struct child *w)
 		return;		/* the next storage gets it with the channel */
 	if ((b = channel_create(&storage->chan, IMSG_PARENT_SESSION, 0,
 	    128)) == NULL || ibuf_add_u32(b, w->wid) == -1 ||
-	    ibuf_add_str(b, w->identity) == -1)
+	    ibuf_add_str(b, w->identity) == -1 ||
+	    ibuf_add_str(b, session_how(w)) == -1)
 		fatal("%s", __func__);
 	channel_send(&storage->chan, b);
 }
 
-/* One line for `bridgectl monitor`, from the parent's own view. */
+/*
+ * An event: to `bridgectl monitor' with its time, and to the event
+ * log in storage with the identity it concerns (NULL none).
+ */
+static void
+event_send(const char *identity, const char *text)
+{
+	struct child	*c;
+	struct ibuf	*b;
+	struct tm	 tm;
+	time_t		 now = time(NULL);
+	char		 line[600], when[32];
+
+	if ((c = role_child(PROC_CONTROL)) != NULL) {
+		gmtime_r(&now, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		snprintf(line, sizeof(line), "%s %s", when, text);
+		if ((b = channel_create(&c->chan, IMSG_CTL_MONITOR, 0,
+		    strlen(line) + 8)) == NULL || ibuf_add_str(b, line) == -1)
+			ibuf_free(b);
+		else
+			channel_send(&c->chan, b);
+	}
+	if ((c = role_child(PROC_STORAGE)) != NULL) {
+		if ((b = channel_create(&c->chan, IMSG_PARENT_EVENT, 0,
+		    strlen(text) + 96)) == NULL ||
+		    ibuf_add_u64(b, (uint64_t)now) == -1 ||
+		    ibuf_add_str(b, identity != NULL ? identity : "") == -1 ||
+		    ibuf_add_str(b, text) == -1)
+			ibuf_free(b);
+		else
+			channel_send(&c->chan, b);
+	}
+}
+
+/* An event of no one identity (restarts, reloads, refusals). */
 void
 parent_monitor(const char *fmt, ...)
 {
-	struct child	*ctl;
-	struct ibuf	*b;
 	char		 line[512];
 	va_list		 ap;
 
-	if ((ctl = role_child(PROC_CONTROL)) == NULL)
-		return;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	if ((b = channel_create(&ctl->chan, IMSG_CTL_MONITOR, 0,
-	    strlen(line) + 8)) == NULL || ibuf_add_str(b, line) == -1) {
-		ibuf_free(b);
-		return;
-	}
-	channel_send(&ctl->chan, b);
+	event_send(NULL, line);
+}
+
+/* An event of one identity ("" or NULL: not known yet). */
+void
+parent_event(const char *identity, const char *fmt, ...)
+{
+	char		 line[512];
+	va_list		 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	event_send(identity, line);
 }
 
 /* Certificate and key for the template, if any listener wants TLS. */
@@ -547,14 +605,15 @@ handoff(struct child *w, struct listen_conf *l, int fd,
 	/* The client waits on this: send it now, not after the next poll. */
 	if (imsg_write(&w->chan.ibuf) == -1)
 		log_warn("%s: worker %u", __func__, w->wid);
+	metrics_connection(refuse == NULL);
 	if (refuse != NULL) {
 		stats.refused++;
 		parent_monitor("refuse %s port %u: %s", w->addr, w->port,
 		    refuse);
 	} else {
 		stats.accepted++;
-		parent_monitor("connect session %u from %s port %u", w->sid,
-		    w->addr, w->port);
+		parent_event(w->identity, "connect session %u from %s port %u",
+		    w->sid, w->addr, w->port);
 	}
 }
 
@@ -739,8 +798,8 @@ worker_gone(struct child *c, int status)
 		}
 	} else
 		log_debug("worker %u (pid %d) %s", c->wid, (int)c->pid, why);
-	if (c->busy)
-		parent_monitor("disconnect session %u", c->sid);
+	if (c->busy && c->sid != 0)
+		parent_event(c->identity, "disconnect session %u", c->sid);
 	if (!c->chan.dead)
 		channel_shutdown(&c->chan);
 	TAILQ_REMOVE(&children, c, entry);
@@ -752,6 +811,7 @@ static void
 child_gone(struct child *c, int status)
 {
 	struct child	*w;
+	enum proc_id	 id;
 	char		 why[64];
 
 	child_last_words(c);
@@ -778,10 +838,13 @@ child_gone(struct child *c, int status)
 	} else
 		log_debug("%s (pid %d) %s", proc_name(c->id), (int)c->pid,
 		    why);
+	id = c->id;
 	if (!c->chan.dead)
 		channel_shutdown(&c->chan);
 	TAILQ_REMOVE(&children, c, entry);
 	free(c);
+	if (id == PROC_STORAGE)
+		auth_storage_lost();
 	/* Orphans without a channel cannot be heard of again. */
 	for (c = TAILQ_FIRST(&children); c != NULL; c = w) {
 		w = TAILQ_NEXT(c, entry);
@@ -1070,7 +1133,73 @@ ctl_kill(struct child *ctl, uint32_t peer, uint32_t sid)
 	    NULL || ibuf_add_str(b, "session ended by the operator") == -1)
 		fatal("%s", __func__);
 	channel_send(&c->chan, b);
+	parent_event(c->identity, "kill session %u", sid);
 	ctl_line(ctl, peer, IMSG_CTL_END, "session %u ended", sid);
+}
+
+/*
+ * End every session of an identity (a revoked token, a purge) with
+ * BYE and the reason; nothing is answered.
+ */
+static int
+ctl_end_sessions(struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct child	*c;
+	struct ibuf	*b;
+	const char	*identity, *reason;
+
+	ir_init(&ir, imsg);
+	identity = ir_str(&ir);
+	reason = ir_str(&ir);
+	if (ir_end(&ir) == -1 || strlen(identity) != IDENTITY_LEN ||
+	    strspn(identity, "0123456789abcdef") != IDENTITY_LEN ||
+	    strlen(reason) > 128 || !utf8_valid(reason, strlen(reason)))
+		return (-1);
+	TAILQ_FOREACH(c, &children, entry) {
+		if (c->id != PROC_WORKER || !c->busy || c->chan.dead ||
+		    strcmp(c->identity, identity) != 0)
+			continue;
+		if ((b = channel_create(&c->chan, IMSG_PARENT_KILL, 0,
+		    strlen(reason) + 8)) == NULL ||
+		    ibuf_add_str(b, reason) == -1)
+			fatal("%s", __func__);
+		channel_send(&c->chan, b);
+		parent_event(c->identity, "end session %u: %s", c->sid,
+		    reason);
+	}
+	return (0);
+}
+
+/* One line of show metrics, to the control client that asked. */
+static void
+metrics_line(void *arg, const char *line)
+{
+	uint32_t	*peer = arg;
+	struct child	*ctl;
+
+	if ((ctl = role_child(PROC_CONTROL)) != NULL)
+		ctl_line(ctl, *peer, IMSG_CTL_DATA, "%s", line);
+}
+
+/* show metrics: the counters, and the gauges as they are now. */
+static void
+ctl_metrics(struct child *ctl, uint32_t peer)
+{
+	struct metrics_gauges	 g;
+	struct child		*c;
+
+	memset(&g, 0, sizeof(g));
+	TAILQ_FOREACH(c, &children, entry) {
+		if (c->id != PROC_WORKER)
+			continue;
+		if (c->busy && c->sid != 0 && !c->chan.dead)
+			g.sessions++;
+		else if (c->ready && !c->busy && !c->retiring)
+			g.idle_workers++;
+	}
+	metrics_write(&g, metrics_line, &peer);
+	ctl_line(ctl, peer, IMSG_CTL_END, "%s", "");
 }
 
 /* A request from bridgectl, validated by control, checked again here. */
@@ -1118,28 +1247,15 @@ parent_dispatch_control(struct child *c, struct imsg *imsg)
 		ctl_line(c, peer, IMSG_CTL_END, "logging %s",
 		    v ? "verbose" : "brief");
 		return (0);
+	case IMSG_CTL_METRICS:
+		if (imsg->datalen != 0)
+			return (-1);
+		ctl_metrics(c, peer);
+		return (0);
+	case IMSG_CTL_END_SESSIONS:
+		return (ctl_end_sessions(imsg));
 	}
 	return (-1);
-}
-
-/* A token from a client: storage hears of it first if it is good. */
-static void
-worker_auth(struct child *c, const char *token)
-{
-	struct ibuf	*b;
-	int		 ok;
-
-	ok = auth_token(token, c->identity) == 0;
-	if (ok)
-		storage_session(c);
-	else
-		log_info("session %u: unknown token from %s", c->sid, c->addr);
-	parent_monitor("session %u: auth %s", c->sid, ok ? "accepted" :
-	    "refused");
-	if ((b = channel_create(&c->chan, IMSG_PARENT_AUTH, 0, 128)) == NULL ||
-	    ibuf_add_u32(b, ok) == -1 || ibuf_add_str(b, c->identity) == -1)
-		fatal("%s", __func__);
-	channel_send(&c->chan, b);
 }
 
 /* What a worker tells about its session, for show sessions/monitor. */
@@ -1157,10 +1273,11 @@ parent_dispatch_worker(struct child *c, struct imsg *imsg)
 	case IMSG_WORKER_AUTH:
 		s = ir_str(&ir);
 		if (ir_end(&ir) == -1 || c->identity[0] != '\0' ||
+		    c->auth_pending ||
 		    parent_conf->g.identity != IDENTITY_TOKEN ||
 		    strlen(s) == 0 || strlen(s) > 1024)
 			return (-1);
-		worker_auth(c, s);
+		auth_check(c, s);
 		return (0);
 	case IMSG_WORKER_IDENTITY:
 		s = ir_str(&ir);
@@ -1191,14 +1308,16 @@ parent_dispatch_worker(struct child *c, struct imsg *imsg)
 			return (-1);
 		if ((esc = str_escape(s, strlen(s))) == NULL)
 			return (0);
-		parent_monitor("session %u: %s", c->sid, esc);
+		parent_event(c->identity, "session %u: %s", c->sid, esc);
 		free(esc);
 		return (0);
+	case IMSG_WORKER_METRIC:
+		return (metrics_generation(imsg));
 	}
 	return (-1);
 }
 
-/* What storage tells about jobs, for monitor. */
+/* What storage tells: a token it checked, jobs for monitor. */
 static int
 parent_dispatch_storage(struct child *c, struct imsg *imsg)
 {
@@ -1207,6 +1326,8 @@ parent_dispatch_storage(struct child *c, struct imsg *imsg)
 	char		*esc;
 
 	(void)c;
+	if (imsg->hdr.type == IMSG_STORAGE_TOKEN)
+		return (auth_storage(imsg));
 	if (imsg->hdr.type != IMSG_STORAGE_EVENT)
 		return (-1);
 	ir_init(&ir, imsg);

@@ -159,6 +159,7 @@ typedef struct {
 %token	JOBS KEEP KEY LIMIT LINE LISTEN MAXIMUM MEMORY MODEL MODELS NORMAL ON
 %token	OPENAI PORT PREFORK PROVIDER RETRIES SOCKET SUMMARIES SYNC TIMEOUT
 %token	TLS TOKEN TOKENS TYPE URL USER
+%token	AUTH DAY EVENTS FAILURES LIMITS MINUTE PER REQUESTS
 %token	RENEW WORKER
 %token	DESCRIPTION ROLE SYSTEM TEMPERATURE
 %token	ERROR
@@ -177,6 +178,7 @@ grammar		: /* empty */
 		| grammar main '\n'
 		| grammar provider '\n'
 		| grammar role '\n'
+		| grammar limits '\n'
 		| grammar error '\n'		{ yyerrok; }
 		;
 
@@ -294,9 +296,9 @@ main		: LISTEN ON STRING lopts	{ listen_add($3, &listenopts); }
 				YYERROR_TAKEN($4);
 		}
 		| IDENTITY TOKEN		{
-			yyerror("identity token needs its tokens: "
-			    "identity token file \"path\"");
-			YYERROR;
+			/* Issued tokens only (bridgectl token add). */
+			conf->g.identity = IDENTITY_TOKEN;
+			conf->g.tokens[0] = '\0';
 		}
 		| IDENTITY STRING		{
 			yyerror("unknown identity \"%s\"", $2);
@@ -318,6 +320,43 @@ main		: LISTEN ON STRING lopts	{ listen_add($3, &listenopts); }
 			if (!inrange("models cache", $3, 0, 86400))
 				YYERROR;
 			conf->g.models_cache = $3;
+		}
+		| AUTH FAILURES NUMBER PER MINUTE	{
+			if (!inrange("auth failures", $3, 1, 100000))
+				YYERROR;
+			conf->g.auth_failures = $3;
+		}
+		| EVENTS KEEP NUMBER		{
+			if (!inrange("events keep", $3, 100, 100000000))
+				YYERROR;
+			conf->g.events_keep = $3;
+		}
+		;
+
+limits		: LIMITS '{' optnl limitopts '}'
+		;
+
+limitopts	: /* empty */
+		| limitopt
+		| limitopt nl limitopts
+		| error nl			{ yyerrok; } limitopts
+		;
+
+limitopt	: REQUESTS NUMBER PER MINUTE	{
+			if (!inrange("requests per minute", $2, 0, 1000000))
+				YYERROR;
+			conf->g.limits.requests = $2;
+		}
+		| TOKENS NUMBER PER DAY		{
+			if (!inrange("tokens per day", $2, 0,
+			    1000000000000LL))
+				YYERROR;
+			conf->g.limits.tokens = $2;
+		}
+		| JOBS NUMBER			{
+			if (!inrange("jobs", $2, 0, 1000))
+				YYERROR;
+			conf->g.limits.jobs = $2;
 		}
 		;
 
@@ -603,14 +642,18 @@ kw_lookup(const char *s)
 	static const struct keyword keywords[] = {
 		{ "anthropic",		ANTHROPIC },
 		{ "api",		API },
+		{ "auth",		AUTH },
 		{ "cache",		CACHE },
 		{ "certificate",	CERTIFICATE },
 		{ "chroot",		CHROOT },
 		{ "clients",		CLIENTS },
 		{ "connect",		CONNECT },
 		{ "database",		DATABASE },
+		{ "day",		DAY },
 		{ "description",	DESCRIPTION },
 		{ "env",		ENV },
+		{ "events",		EVENTS },
+		{ "failures",		FAILURES },
 		{ "fallback",		FALLBACK },
 		{ "file",		FILENAME },
 		{ "full",		FULL },
@@ -624,19 +667,23 @@ kw_lookup(const char *s)
 		{ "keep",		KEEP },
 		{ "key",		KEY },
 		{ "limit",		LIMIT },
+		{ "limits",		LIMITS },
 		{ "line",		LINE },
 		{ "listen",		LISTEN },
 		{ "max",		MAXIMUM },
 		{ "memory",		MEMORY },
+		{ "minute",		MINUTE },
 		{ "model",		MODEL },
 		{ "models",		MODELS },
 		{ "normal",		NORMAL },
 		{ "on",			ON },
 		{ "openai",		OPENAI },
+		{ "per",		PER },
 		{ "port",		PORT },
 		{ "prefork",		PREFORK },
 		{ "provider",		PROVIDER },
 		{ "renew",		RENEW },
+		{ "requests",		REQUESTS },
 		{ "retries",		RETRIES },
 		{ "role",		ROLE },
 		{ "socket",		SOCKET },
@@ -1555,6 +1602,9 @@ conf_defaults(struct bridged_conf *c)
 	g->models_cache = BRIDGED_MODELSCACHE;
 	g->line_max = BRIDGED_LINEMAX;
 	g->sync = SYNC_NORMAL;
+	g->limits.jobs = BRIDGED_JOBS_IDENTITY;
+	g->auth_failures = BRIDGED_AUTHFAILS;
+	g->events_keep = BRIDGED_EVENTSKEEP;
 	g->jobs_max = BRIDGED_JOBS_MAX;
 }
 
@@ -1707,8 +1757,10 @@ config_print(const struct bridged_conf *c)
 		printf("jobs max %d\n", g->jobs_max);
 	printf("timeout %d\n", g->timeout);
 	printf("handshake timeout %d\n", g->handshake_timeout);
-	if (g->identity == IDENTITY_TOKEN)
+	if (g->identity == IDENTITY_TOKEN && g->tokens[0] != '\0')
 		printf("identity token file \"%s\"\n", g->tokens);
+	else if (g->identity == IDENTITY_TOKEN)
+		printf("identity token\n");
 	else
 		printf("identity %s\n", g->identity == IDENTITY_CERTIFICATE ?
 		    "certificate" : "ip");
@@ -1718,6 +1770,12 @@ config_print(const struct bridged_conf *c)
 	printf("max line %s\n", size);
 	printf("summaries keep %d\n", g->summaries_keep);
 	printf("models cache %d\n", g->models_cache);
+	printf("limits {\n\trequests %llu per minute\n\ttokens %llu per day\n"
+	    "\tjobs %llu\n}\n", (unsigned long long)g->limits.requests,
+	    (unsigned long long)g->limits.tokens,
+	    (unsigned long long)g->limits.jobs);
+	printf("auth failures %d per minute\n", g->auth_failures);
+	printf("events keep %d\n", g->events_keep);
 
 	TAILQ_FOREACH(p, &c->providers, entry) {
 		printf("\nprovider ");

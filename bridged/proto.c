@@ -29,6 +29,8 @@
 #define PROTO_HISTORY_MAX	1000
 
 #define PROTO_AUTH_TRIES 3	/* wrong tokens, then BYE */
+#define PROTO_USAGE_DEFAULT	7	/* days */
+#define PROTO_USAGE_MAX		366
 
 /* The error codes of PROTOCOL.md, the only ones a client may see. */
 static const char *err_codes[] = {
@@ -58,7 +60,8 @@ enum proto_op {
 	OP_SUBMIT,
 	OP_JOBS,
 	OP_RESULT,
-	OP_KILL
+	OP_KILL,
+	OP_USAGE	/* USAGE: storage's lines */
 };
 
 enum models_for {
@@ -132,6 +135,7 @@ struct proto {
 	struct proto_session	 s;
 	char			 shortid[13];
 	int			 authfails;	/* wrong tokens */
+	char			 allowed[TOKEN_MODELS_MAX];	/* "" all */
 	uint32_t		 nextid;
 	int			 closed;
 	int			 eof;
@@ -486,7 +490,13 @@ static void
 models_received(struct proto *p, struct mlist *l)
 {
 	const struct pmodel	*m;
+	size_t			 i, n;
 
+	/* A token limited to some models sees only those. */
+	for (i = n = 0; i < l->n; i++)
+		if (limits_model_ok(p->allowed, l->v[i].name))
+			l->v[n++] = l->v[i];
+	l->n = n;
 	if (l->n > 0)
 		qsort(l->v, l->n, sizeof(*l->v), pmodel_cmp);
 	mlist_free(&p->models);
@@ -760,6 +770,7 @@ cmd_help(struct proto *p, const char *arg)
 		"JOBS [N]          the last N jobs (20)",
 		"RESULT <id>       a job's answer, followed while it runs",
 		"KILL <id>         stop a queued or running job",
+		"USAGE [days]      your use of the last days (7)",
 		"AUTH <token>      identify with a token",
 		"EXIT, QUIT        close the session",
 		"In chat mode: BACK returns here, EXIT or QUIT closes,",
@@ -1418,6 +1429,34 @@ cmd_auth(struct proto *p, const char *arg)
 	}
 }
 
+/* USAGE [days]: this identity's use, and its limits, from storage. */
+static void
+cmd_usage(struct proto *p, const char *arg)
+{
+	struct ibuf	*b;
+	const char	*errstr;
+	long long	 n = PROTO_USAGE_DEFAULT;
+
+	if (arg != NULL) {
+		n = strtonum(arg, 1, PROTO_USAGE_MAX, &errstr);
+		if (errstr != NULL) {
+			out_status(p, "ERR", "bad-argument days must be 1 to %d",
+			    PROTO_USAGE_MAX);
+			return;
+		}
+	}
+	p->req = proto_reqid(p);
+	p->hcount = (uint32_t)n;
+	b = req_open(p, p->req);
+	if (ibuf_add_u32(b, (uint32_t)n) == -1)
+		fatal("%s", __func__);
+	if (storage_send(p, IMSG_WORKER_USAGE_GET, b) == -1) {
+		out_status(p, "ERR", "storage not available");
+		return;
+	}
+	p->op = OP_USAGE;
+}
+
 static void
 cmd_exit(struct proto *p, const char *arg)
 {
@@ -1800,7 +1839,8 @@ static const struct proto_cmd {
 	{ "SEARCH",		ARG_NEED | ARG_RAW,	cmd_search },
 	{ "SUBMIT",		ARG_NEED | ARG_RAW,	cmd_submit },
 	{ "SUMMARIES",		ARG_OPT,		cmd_summaries },
-	{ "SYSTEM",		ARG_OPT | ARG_RAW,	cmd_system }
+	{ "SYSTEM",		ARG_OPT | ARG_RAW,	cmd_system },
+	{ "USAGE",		ARG_OPT,		cmd_usage }
 };
 
 /* A line in command mode: a word, then its argument. */
@@ -2475,17 +2515,28 @@ proto_bye(struct proto *p, const char *reason)
 
 /* The parent's verdict on an AUTH token. */
 void
-proto_auth(struct proto *p, int ok, const char *identity)
+proto_auth(struct proto *p, int verdict, const char *identity,
+    const char *models)
 {
 	if (p->closed || p->op != OP_AUTH)
 		return;
 	op_done(p);
-	if (ok) {
+	if (verdict == AUTH_ACCEPTED) {
 		strlcpy(p->s.identity, identity, sizeof(p->s.identity));
 		strlcpy(p->shortid, identity, sizeof(p->shortid));
+		strlcpy(p->allowed, models, sizeof(p->allowed));
+		if (!limits_model_ok(p->allowed, p->model)) {
+			strlcpy(p->model, p->allowed, sizeof(p->model));
+			p->model[strcspn(p->model, ",")] = '\0';
+			p->ctx.inlimit = 0;
+		}
+		models_received(p, &p->models);
 		out_status(p, "OK", "authenticated ID:%s", p->shortid);
 		proto_event(p, "auth accepted");
 		(void)context_load(p, "");
+	} else if (verdict == AUTH_BANNED) {
+		proto_bye(p, "auth too many wrong tokens from this address");
+		return;
 	} else if (++p->authfails >= PROTO_AUTH_TRIES) {
 		proto_bye(p, "auth too many wrong tokens");
 		return;
@@ -2878,11 +2929,24 @@ proto_storage_end(struct proto *p, uint32_t id, uint64_t count)
 		out_status(p, "OK", "%u %s", p->hcount,
 		    p->hkind == HISTORY_SUMMARIES ? "summaries" : "messages");
 		op_done(p);
+	} else if (p->op == OP_USAGE && id == p->req) {
+		out_status(p, "OK", "usage of the last %u days", p->hcount);
+		op_done(p);
 	} else if (p->op == OP_JOBS && id == p->req) {
 		out_status(p, "OK", "%u jobs", p->hcount);
 		op_done(p);
 	} else
 		return;
+	proto_done(p);
+}
+
+/* A line of a table storage made (USAGE). */
+void
+proto_storage_line(struct proto *p, uint32_t id, const char *line)
+{
+	if (p->closed || id == 0 || p->op != OP_USAGE || id != p->req)
+		return;
+	out_line(p, "%s", line);
 	proto_done(p);
 }
 
@@ -2912,7 +2976,8 @@ proto_storage_error(struct proto *p, uint32_t id, const char *text)
 	} else if ((p->op == OP_HISTORY || p->op == OP_NEW ||
 	    p->op == OP_CONVS || p->op == OP_DELETE || p->op == OP_SET ||
 	    p->op == OP_SEARCH || p->op == OP_EXPORT ||
-	    p->op == OP_IMPORT || p->op == OP_ROLE) && id == p->req) {
+	    p->op == OP_IMPORT || p->op == OP_ROLE ||
+	    p->op == OP_USAGE) && id == p->req) {
 		out_status(p, "ERR", "storage %s", why);
 		op_done(p);
 	} else if (p->op == OP_PROMPT &&

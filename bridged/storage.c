@@ -19,6 +19,8 @@
 
 #include <errno.h>
 #include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <limits.h>
 #include <pwd.h>
 #include <signal.h>
@@ -83,9 +85,18 @@ struct req {
 	char			 identity[IDENTITY_LEN + 1]; /* PURGE */
 	int			 dup;	/* SUBMIT: resent, queued before */
 	int64_t			 job;	/* a job's end: followers hear */
-	char			 errbuf[96];	/* what error points to */
+	char			 errbuf[192];	/* what error points to */
+	const char		*code;	/* ADMIT: "" admitted */
+	char			 text[LIMITS_TEXT_MAX];
 };
 TAILQ_HEAD(req_list, req);
+
+/* Where LINE answers of a read go. */
+struct line_arg {
+	struct wchan	*w;
+	uint32_t	 id;
+	uint64_t	 n;
+};
 
 /* A client following a job's output (RESULT). */
 struct follower {
@@ -126,6 +137,8 @@ static void	storage_dispatch_control(struct channel *, struct imsg *);
 static void	storage_worker_closed(struct channel *);
 static void	storage_round_end(void *);
 static void	storage_queue_poll(void *);
+static int	admit(const char *, const char *, const char *,
+		    const char **, char *, size_t);
 static void	storage_dispatch_jobs(struct channel *, struct imsg *);
 static void	follow_drop(struct wchan *, uint32_t);
 static void	job_flushed(struct req *);
@@ -415,6 +428,81 @@ answer_u64(struct wchan *w, uint32_t type, uint32_t id, uint64_t v)
 	channel_send(&w->ch, b);
 }
 
+/* IMSG_STORAGE_LINE: u32 id, str line. */
+static int
+answer_line(struct line_arg *la, const char *fmt, ...)
+{
+	struct ibuf	*b;
+	char		 line[1024];
+	va_list		 ap;
+
+	if (la->w->gone)
+		return (-1);
+	va_start(ap, fmt);
+	(void)vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if ((b = channel_create(&la->w->ch, IMSG_STORAGE_LINE, 0,
+	    strlen(line) + 16)) == NULL || ibuf_add_u32(b, la->id) == -1 ||
+	    ibuf_add_str(b, line) == -1)
+		fatal("%s", __func__);
+	la->n++;
+	return (channel_send(&la->w->ch, b));
+}
+
+/* IMSG_STORAGE_ADMIT: u32 id, str code, str text. */
+static void
+answer_admit(struct req *r)
+{
+	struct ibuf	*b;
+
+	if (r->w->gone)
+		return;
+	if ((b = channel_create(&r->w->ch, IMSG_STORAGE_ADMIT, 0,
+	    strlen(r->text) + 64)) == NULL || ibuf_add_u32(b, r->id) == -1 ||
+	    ibuf_add_str(b, r->code != NULL ? r->code : "") == -1 ||
+	    ibuf_add_str(b, r->text) == -1)
+		fatal("%s", __func__);
+	channel_send(&r->w->ch, b);
+}
+
+/* A time for an operator's table: ISO 8601 UTC, or "never". */
+static void
+iso(int64_t t, char *buf, size_t len)
+{
+	struct tm	 tm;
+	time_t		 tt = (time_t)t;
+
+	if (t <= 0 || gmtime_r(&tt, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		(void)strlcpy(buf, "never", len);
+}
+
+/* Log an event in the round's transaction, which nobody waits for. */
+static void
+event_store(int64_t when, const char *identity, const char *text)
+{
+	if (group_join() == -1)
+		return;
+	if (!ev_timer_pending(&st.round_end))
+		ev_timer_add(&st.round_end, 0);
+	if (db_event_add(st.db, when, identity, text,
+	    st.conf->g.events_keep) == -1)
+		group_fail_if_lost();
+}
+
+/* An event of storage's own (a limit hit, a token change, a purge). */
+static void
+event_add(const char *identity, const char *fmt, ...)
+{
+	char	 text[512];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	event_store((int64_t)time(NULL), identity, text);
+}
+
 /* One stored row to the worker that asked. */
 static int
 answer_item(const struct db_item *item, void *arg)
@@ -481,7 +569,15 @@ group_flush(void)
 			    (uint64_t)r->rowid);
 			log_info("purged %lld rows of identity %s",
 			    (long long)r->rowid, r->identity);
-		} else if (r->job != 0)
+		} else if (r->type == IMSG_CTL_TOKEN_REVOKE) {
+			answer_identity(r->w, r->id, r->identity);
+			answer_u64(r->w, IMSG_STORAGE_END, r->id, 1);
+		} else if (r->type == IMSG_CTL_TOKEN_ADD)
+			answer_u64(r->w, IMSG_STORAGE_END, r->id,
+			    (uint64_t)r->rowid);
+		else if (r->type == IMSG_WORKER_ADMIT)
+			answer_admit(r);
+		else if (r->job != 0)
 			job_flushed(r);
 		else
 			answer_u64(r->w, IMSG_STORAGE_STORED, r->id,
@@ -497,6 +593,17 @@ group_flush(void)
 	}
 }
 
+
+/*
+ * Before a read, or a transaction of its own: commit and answer what
+ * the round holds, writes nobody waits for (events) included.
+ */
+static void
+round_settle(void)
+{
+	if (!TAILQ_EMPTY(&st.round) || st.writes > 0)
+		group_flush();
+}
 /*
  * A read sees exactly the writes that came before it: what is pending
  * is committed and answered first, then the read runs, outside any
@@ -510,8 +617,7 @@ run_read(struct wchan *w, uint32_t type, uint32_t id, int64_t conv,
 	uint64_t	 n = 0;
 	int		 rv, cut = 0;
 
-	if (!TAILQ_EMPTY(&st.round))
-		group_flush();
+	round_settle();
 	ia.w = w;
 	ia.id = id;
 	switch (type) {
@@ -599,8 +705,7 @@ export_pump(struct wchan *w)
 			return;
 		}
 		/* Reads run outside the write transaction. */
-		if (!TAILQ_EMPTY(&st.round))
-			group_flush();
+		round_settle();
 		r = db_export(st.db, ex->identity, 0, ex->section, &ex->after,
 		    EXPORT_PAGE_ITEMS, EXPORT_PAGE_BYTES, export_row, ex);
 		if (r == 1)
@@ -857,8 +962,7 @@ worker_context(struct wchan *w, struct imsg *imsg)
 		return ("length");
 	if (!conv_field_ok(model, MODEL_MAX_LEN))
 		return ("model");
-	if (!TAILQ_EMPTY(&st.round))
-		group_flush();
+	round_settle();
 	if ((c = malloc(sizeof(*c))) == NULL)
 		fatal("%s", __func__);
 	if (*ref == '\0') {
@@ -949,8 +1053,7 @@ worker_conv_list(struct wchan *w, struct imsg *imsg)
 		return ("length");
 	if (count > STORAGE_HISTORY_MAX)
 		count = STORAGE_HISTORY_MAX;
-	if (!TAILQ_EMPTY(&st.round))
-		group_flush();
+	round_settle();
 	ia.w = w;
 	ia.id = id;
 	if (db_conv_list(st.db, w->identity, count, conv_item, &ia,
@@ -1087,8 +1190,7 @@ worker_search(struct wchan *w, struct imsg *imsg)
 		    " 1 to " DB_SEARCH_MAX_S " bytes of UTF-8");
 		return (NULL);
 	}
-	if (!TAILQ_EMPTY(&st.round))
-		group_flush();
+	round_settle();
 	ia.w = w;
 	ia.id = id;
 	if (db_search(st.db, w->identity, words, STORAGE_SEARCH_MAX,
@@ -1117,8 +1219,7 @@ worker_export(struct wchan *w, struct imsg *imsg)
 	ref = ir_str(&ir);
 	if (ir_end(&ir) == -1)
 		return ("length");
-	if (!TAILQ_EMPTY(&st.round))
-		group_flush();
+	round_settle();
 	if ((c = malloc(sizeof(*c))) == NULL)
 		fatal("%s", __func__);
 	r = conv_ref_ok(ref) ? db_conv_find(st.db, w->identity, ref, c) :
@@ -1178,13 +1279,20 @@ job_event(const char *fmt, ...)
 
 /*
  * How many jobs of an identity may run at once: the one place that
- * decides it, for the provider, which runs them.
+ * decides it, for the provider, which runs them. The limits block or
+ * the identity's issued token says; no limit is as many as may run.
  */
 static uint32_t
 jobs_limit(const char *identity)
 {
-	(void)identity;
-	return (BRIDGED_JOBS_IDENTITY);
+	struct limits	 lim;
+
+	if (db_limits(st.db, identity, &st.conf->g.limits, &lim, NULL,
+	    0) == -1)
+		lim = st.conf->g.limits;
+	if (lim.jobs == 0 || lim.jobs > JOBS_LIMIT_MAX)
+		return (JOBS_LIMIT_MAX);
+	return ((uint32_t)lim.jobs);
 }
 
 /* Tell the provider about a job: u64 id; a queued one's identity and
@@ -1357,7 +1465,8 @@ worker_submit(struct wchan *w, struct imsg *imsg)
 {
 	struct ireader	 ir;
 	struct req	*r;
-	const char	*model, *model_b, *text;
+	const char	*model, *model_b, *text, *code;
+	char		 why[LIMITS_TEXT_MAX];
 	uint64_t	 key, conv;
 	uint32_t	 id, kind, turns;
 	size_t		 len;
@@ -1404,6 +1513,15 @@ worker_submit(struct wchan *w, struct imsg *imsg)
 			r->error = "database error";
 			group_fail_if_lost();
 		}
+		return (NULL);
+	}
+	/* A job is held to the identity's limits as a prompt is. */
+	if ((rv = admit(w->identity, model, model_b, &code, why,
+	    sizeof(why))) != 0) {
+		if (rv == 1)
+			req_refuse(r, code, "%s", why);
+		else
+			r->error = "database error";
 		return (NULL);
 	}
 	rv = jdb_submit(st.jdb, w->identity, (int64_t)conv, key, kind, turns,
@@ -1742,6 +1860,10 @@ provider_job_end(struct wchan *w, struct imsg *imsg)
 	}
 	if (jdb_finish(st.jdb, &job, (int64_t)time(NULL)) == -1)
 		st.failed = 1;
+	/* Its tokens count for the identity, under its (first) model. */
+	else if ((tin > 0 || tout > 0) && db_usage_tokens(st.db, job.client,
+	    job.model, (int64_t)time(NULL), tin, tout) == -1)
+		group_fail_if_lost();
 	return (NULL);
 }
 
@@ -2077,6 +2199,199 @@ worker_import(struct wchan *w, struct imsg *imsg)
 	return (NULL);
 }
 
+/* The time of day in ms: limits count across restarts and daemons. */
+static int64_t
+wall_ms(void)
+{
+	struct timespec	 ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) == -1)
+		return ((int64_t)time(NULL) * 1000);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+/* A model name as a worker or control sends it: printable, bounded. */
+static int
+model_valid(const char *model)
+{
+	size_t	 len = strlen(model);
+
+	return (len > 0 && len < MODEL_MAX_LEN &&
+	    strspn(model, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789._-/:@") == len);
+}
+
+/*
+ * May this identity send one more request to model (and model_b, a
+ * dialogue's other, "" none) now? 0: yes, and it is counted; 1: no,
+ * with the reply's code and text; -1 on error.
+ * The check and the count are one write of the round's transaction:
+ * two sessions of one identity, or two daemons on one database, can
+ * not both take the last request of a minute.
+ */
+static int
+admit(const char *identity, const char *model, const char *model_b,
+    const char **code, char *text, size_t len)
+{
+	struct limits	 lim;
+	struct limit_use use;
+	const char	*which;
+	char		 models[TOKEN_MODELS_MAX];
+	uint64_t	 allowed, retry;
+	int64_t		 now_ms = wall_ms();
+
+	if (db_limits(st.db, identity, &st.conf->g.limits, &lim, models,
+	    sizeof(models)) == -1 ||
+	    db_usage_now(st.db, identity, now_ms, &use) == -1)
+		return (-1);
+	if (!limits_model_ok(models, model) || (*model_b != '\0' &&
+	    !limits_model_ok(models, model_b))) {
+		*code = "no-model";
+		(void)snprintf(text, len, "model %s is not allowed for this"
+		    " token", limits_model_ok(models, model) ? model_b : model);
+		return (1);
+	}
+	if ((which = limits_check(&lim, &use, now_ms, &allowed,
+	    &retry)) != NULL) {
+		*code = "rate-limited";
+		limits_text(text, len, which, allowed, retry);
+		event_add(identity, "limit %s %llu reached", which,
+		    (unsigned long long)allowed);
+		return (1);
+	}
+	if (db_usage_request(st.db, identity, model, now_ms) == -1) {
+		group_fail_if_lost();
+		return (-1);
+	}
+	return (0);
+}
+
+/* IMSG_WORKER_ADMIT: u32 id, str model; answered after the COMMIT. */
+static const char *
+worker_admit(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct req	*r;
+	const char	*model;
+	uint32_t	 id;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	model = ir_str(&ir);
+	if (ir_end(&ir) == -1)
+		return ("length");
+	if (!model_valid(model))
+		return ("model");
+	r = req_new(w, imsg->hdr.type, id);
+	r->code = "";
+	if (group_join() == -1)
+		return (NULL);
+	if (admit(w->identity, model, "", &r->code, r->text,
+	    sizeof(r->text)) == -1)
+		r->error = "database error";
+	return (NULL);
+}
+
+/* IMSG_WORKER_USAGE: u32 id, str model, u64 prompt, u64 answer tokens. */
+static const char *
+worker_usage(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct req	*r;
+	const char	*model;
+	uint64_t	 in, out;
+	uint32_t	 id;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	model = ir_str(&ir);
+	in = ir_u64(&ir);
+	out = ir_u64(&ir);
+	if (ir_end(&ir) == -1)
+		return ("length");
+	if (!model_valid(model))
+		return ("model");
+	if (in > INT64_MAX / 4 || out > INT64_MAX / 4)
+		return ("tokens");
+	r = req_new(w, imsg->hdr.type, id);
+	if (group_join() == -1)
+		return (NULL);
+	if (db_usage_tokens(st.db, w->identity, model, (int64_t)time(NULL),
+	    in, out) == -1) {
+		r->error = "database error";
+		group_fail_if_lost();
+	}
+	return (NULL);
+}
+
+/* A usage row as the USAGE command shows it. */
+static int
+usage_own_row(const struct usage_row *u, void *arg)
+{
+	return (answer_line(arg, "%s %s %lld %lld %lld", u->day, u->model,
+	    (long long)u->prompts, (long long)u->tokens_in,
+	    (long long)u->tokens_out));
+}
+
+/* The first day of the last `days' days, YYYY-MM-DD. */
+static void
+since_day(uint32_t days, char day[LIMITS_DAY_LEN])
+{
+	if (days < 1)
+		days = 1;
+	limits_day((int64_t)time(NULL) - (int64_t)(days - 1) * 86400, day);
+}
+
+/* IMSG_WORKER_USAGE_GET: u32 id, u32 days; LINE..., END. */
+static const char *
+worker_usage_get(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct line_arg	 la;
+	struct limits	 lim;
+	struct limit_use use;
+	char		 since[LIMITS_DAY_LEN];
+	uint32_t	 id, days;
+	int		 rv;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	days = ir_u32(&ir);
+	if (ir_end(&ir) == -1)
+		return ("length");
+	if (days < 1 || days > 3660)
+		return ("days");
+	round_settle();
+	since_day(days, since);
+	la.w = w;
+	la.id = id;
+	la.n = 0;
+	rv = db_usage_list(st.db, w->identity, since, usage_own_row, &la);
+	if (rv == 0)
+		rv = db_limits(st.db, w->identity, &st.conf->g.limits, &lim,
+		    NULL, 0);
+	if (rv == 0)
+		rv = db_usage_now(st.db, w->identity, wall_ms(), &use);
+	if (rv == -1) {
+		answer_error(w, id, "database error");
+		return (NULL);
+	}
+	if (lim.requests > 0)
+		answer_line(&la, "limit requests-per-minute %llu used %llu",
+		    (unsigned long long)lim.requests,
+		    (unsigned long long)use.requests);
+	if (lim.tokens > 0)
+		answer_line(&la, "limit tokens-per-day %llu used %llu",
+		    (unsigned long long)lim.tokens,
+		    (unsigned long long)use.tokens);
+	if (lim.jobs > 0)
+		answer_line(&la, "limit jobs %llu used %llu",
+		    (unsigned long long)lim.jobs,
+		    (unsigned long long)use.jobs);
+	answer_u64(w, IMSG_STORAGE_END, id, la.n);
+	return (NULL);
+}
+
 /* A worker's request; who asks is known by the channel, nothing else. */
 static void
 storage_dispatch_worker(struct channel *ch, struct imsg *imsg)
@@ -2137,6 +2452,15 @@ storage_dispatch_worker(struct channel *ch, struct imsg *imsg)
 		case IMSG_WORKER_KILL:
 			bad = job_kill(w, imsg);
 			break;
+		case IMSG_WORKER_ADMIT:
+			bad = worker_admit(w, imsg);
+			break;
+		case IMSG_WORKER_USAGE:
+			bad = worker_usage(w, imsg);
+			break;
+		case IMSG_WORKER_USAGE_GET:
+			bad = worker_usage_get(w, imsg);
+			break;
 		default:
 			bad = "unexpected type";
 			break;
@@ -2180,8 +2504,7 @@ control_request(struct wchan *w, struct imsg *imsg)
 	if (len == 0 || len > IDENTITY_LEN ||
 	    strspn(prefix, "0123456789abcdef") != len)
 		return ("identity");
-	if (!TAILQ_EMPTY(&st.round))
-		group_flush();
+	round_settle();
 	switch (db_resolve(st.db, prefix, identity, sizeof(identity))) {
 	case DB_FOUND:
 		break;
@@ -2221,6 +2544,214 @@ control_request(struct wchan *w, struct imsg *imsg)
 	    jdb_purge(st.jdb, identity, &rows) == -1)
 		st.failed = 1;
 	r->rowid = (int64_t)rows;
+	event_add(identity, "purge %llu rows", (unsigned long long)rows);
+	return (NULL);
+}
+
+/*
+ * IMSG_CTL_TOKEN_ADD: u32 id, str hash, str label, u64 expires,
+ * str models, u64 requests, u64 tokens, u64 jobs; END with its id.
+ */
+static const char *
+control_token_add(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader		 ir;
+	struct token_info	 t;
+	struct req		*r;
+	const char		*hash, *label, *models;
+	uint64_t		 expires;
+	uint32_t		 id;
+
+	memset(&t, 0, sizeof(t));
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	hash = ir_str(&ir);
+	label = ir_str(&ir);
+	expires = ir_u64(&ir);
+	models = ir_str(&ir);
+	t.limits.requests = ir_u64(&ir);
+	t.limits.tokens = ir_u64(&ir);
+	t.limits.jobs = ir_u64(&ir);
+	if (ir_end(&ir) == -1)
+		return ("length");
+	if (strlen(hash) != IDENTITY_LEN ||
+	    strspn(hash, "0123456789abcdef") != IDENTITY_LEN)
+		return ("hash");
+	if (!limits_word_valid(label, sizeof(t.label), "") ||
+	    !limits_word_valid(models, sizeof(t.models), ",/:") ||
+	    expires > INT64_MAX)
+		return ("token");
+	(void)strlcpy(t.label, label, sizeof(t.label));
+	(void)strlcpy(t.models, models, sizeof(t.models));
+	t.expires = (int64_t)expires;
+	r = req_new(w, imsg->hdr.type, id);
+	if (group_join() == -1)
+		return (NULL);
+	if (db_token_add(st.db, hash, &t, (int64_t)time(NULL),
+	    &r->rowid) == -1) {
+		r->error = "database error (is that token stored already?)";
+		group_fail_if_lost();
+		return (NULL);
+	}
+	event_add(hash, "token add %lld label %s", (long long)r->rowid,
+	    t.label[0] != '\0' ? t.label : "-");
+	return (NULL);
+}
+
+/* IMSG_CTL_TOKEN_REVOKE: u32 id, u64 token id; IDENTITY, END. */
+static const char *
+control_token_revoke(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct req	*r;
+	uint64_t	 tid;
+	uint32_t	 id;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	tid = ir_u64(&ir);
+	if (ir_end(&ir) == -1)
+		return ("length");
+	if (tid > INT64_MAX)
+		return ("token id");
+	r = req_new(w, imsg->hdr.type, id);
+	if (group_join() == -1)
+		return (NULL);
+	switch (db_token_revoke(st.db, (int64_t)tid, (int64_t)time(NULL),
+	    r->identity)) {
+	case 1:
+		event_add(r->identity, "token revoke %llu",
+		    (unsigned long long)tid);
+		break;
+	case 0:
+		r->error = "no live token with that id";
+		break;
+	default:
+		r->error = "database error";
+		group_fail_if_lost();
+		break;
+	}
+	return (NULL);
+}
+
+/* A limit in token list: "-" where the global one applies. */
+static void
+limit_text(char *buf, size_t len, uint64_t v)
+{
+	if (v == LIMIT_INHERIT)
+		(void)strlcpy(buf, "-", len);
+	else
+		(void)snprintf(buf, len, "%llu", (unsigned long long)v);
+}
+
+/* One line of token list; never the token, which is not stored. */
+static int
+token_row(const struct token_info *t, void *arg)
+{
+	char	 c[32], e[32], u[32], rq[24], tk[24], jb[24];
+	int64_t	 now = (int64_t)time(NULL);
+
+	iso(t->created, c, sizeof(c));
+	iso(t->expires, e, sizeof(e));
+	iso(t->last_used, u, sizeof(u));
+	limit_text(rq, sizeof(rq), t->limits.requests);
+	limit_text(tk, sizeof(tk), t->limits.tokens);
+	limit_text(jb, sizeof(jb), t->limits.jobs);
+	return (answer_line(arg, "%lld %s %s %s %s %s %s %s %s %s",
+	    (long long)t->id, t->label[0] != '\0' ? t->label : "-", c, e, u,
+	    t->revoked != 0 ? "revoked" : t->expires != 0 &&
+	    t->expires <= now ? "expired" : "live", rq, tk, jb,
+	    t->models[0] != '\0' ? t->models : "*"));
+}
+
+/* One line of show usage. */
+static int
+usage_row(const struct usage_row *u, void *arg)
+{
+	return (answer_line(arg, "%.12s %s %s %lld %lld %lld", u->identity,
+	    u->day, u->model, (long long)u->prompts, (long long)u->tokens_in,
+	    (long long)u->tokens_out));
+}
+
+/* One line of show identities. */
+static int
+identity_row(const struct identity_row *r, void *arg)
+{
+	char	 f[32], l[32];
+
+	iso(r->first_seen, f, sizeof(f));
+	iso(r->last_seen, l, sizeof(l));
+	return (answer_line(arg, "%.12s %s %s %s %lld %lld %lld",
+	    r->identity, r->how, f, l, (long long)r->conversations,
+	    (long long)r->messages, (long long)r->tokens_today));
+}
+
+/* One line of show events. */
+static int
+event_row(const struct event_row *e, void *arg)
+{
+	char	 t[32];
+
+	iso(e->time, t, sizeof(t));
+	return (answer_line(arg, "%s %.12s %s", t, e->identity[0] != '\0' ?
+	    e->identity : "-", e->text));
+}
+
+/*
+ * IMSG_CTL_TOKEN_LIST: u32 id. IMSG_CTL_USAGE: u32 id, str prefix,
+ * u32 days. IMSG_CTL_IDENTITIES: u32 id. IMSG_CTL_EVENTS: u32 id,
+ * str prefix, u32 count. Lines, then END with their number.
+ */
+static const char *
+control_table(struct wchan *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct line_arg	 la;
+	const char	*prefix = "";
+	char		 since[LIMITS_DAY_LEN];
+	uint32_t	 id, n = 0;
+	int		 rv;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	if (imsg->hdr.type == IMSG_CTL_USAGE ||
+	    imsg->hdr.type == IMSG_CTL_EVENTS) {
+		prefix = ir_str(&ir);
+		n = ir_u32(&ir);
+	}
+	if (ir_end(&ir) == -1)
+		return ("length");
+	if (strlen(prefix) > IDENTITY_LEN ||
+	    strspn(prefix, "0123456789abcdef") != strlen(prefix))
+		return ("identity");
+	round_settle();
+	la.w = w;
+	la.id = id;
+	la.n = 0;
+	switch (imsg->hdr.type) {
+	case IMSG_CTL_TOKEN_LIST:
+		rv = db_token_list(st.db, token_row, &la);
+		break;
+	case IMSG_CTL_USAGE:
+		if (n < 1 || n > 3660)
+			return ("days");
+		since_day(n, since);
+		rv = db_usage_list(st.db, prefix, since, usage_row, &la);
+		break;
+	case IMSG_CTL_IDENTITIES:
+		rv = db_identities(st.db, (int64_t)time(NULL), identity_row,
+		    &la);
+		break;
+	default:
+		if (n < 1 || n > 100000)
+			return ("count");
+		rv = db_events(st.db, prefix, n, event_row, &la);
+		break;
+	}
+	if (rv == -1)
+		answer_error(w, id, "database error");
+	else
+		answer_u64(w, IMSG_STORAGE_END, id, la.n);
 	return (NULL);
 }
 
@@ -2235,15 +2766,35 @@ storage_dispatch_control(struct channel *ch, struct imsg *imsg)
 		return;
 	if (imsg->fd != -1)
 		bad = "descriptor";
-	else if (imsg->hdr.type == IMSG_CTL_EXPORT ||
-	    imsg->hdr.type == IMSG_CTL_PURGE)
-		bad = control_request(w, imsg);
-	else if (imsg->hdr.type == IMSG_CTL_JOBS)
-		bad = worker_job_read(w, imsg);
-	else if (imsg->hdr.type == IMSG_CTL_JOBKILL)
-		bad = job_kill(w, imsg);
-	else
-		bad = "unexpected type";
+	else {
+		switch (imsg->hdr.type) {
+		case IMSG_CTL_EXPORT:
+		case IMSG_CTL_PURGE:
+			bad = control_request(w, imsg);
+			break;
+		case IMSG_CTL_JOBS:
+			bad = worker_job_read(w, imsg);
+			break;
+		case IMSG_CTL_JOBKILL:
+			bad = job_kill(w, imsg);
+			break;
+		case IMSG_CTL_TOKEN_ADD:
+			bad = control_token_add(w, imsg);
+			break;
+		case IMSG_CTL_TOKEN_REVOKE:
+			bad = control_token_revoke(w, imsg);
+			break;
+		case IMSG_CTL_TOKEN_LIST:
+		case IMSG_CTL_USAGE:
+		case IMSG_CTL_IDENTITIES:
+		case IMSG_CTL_EVENTS:
+			bad = control_table(w, imsg);
+			break;
+		default:
+			bad = "unexpected type";
+			break;
+		}
+	}
 	if (bad != NULL)
 		wchan_reject(w, imsg, bad);
 }
@@ -2312,21 +2863,55 @@ parent_jobs(struct imsg *imsg)
 	imsg->fd = -1;
 }
 
-/* IMSG_PARENT_SESSION: u32 worker id, str identity. */
+/* An identity begins a session: remember how it authenticated. */
+static void
+identity_seen(const char *identity, const char *how)
+{
+	struct token_info	 t;
+	char			 buf[32];
+
+	if (*identity == '\0')
+		return;
+	round_settle();
+	if (strcmp(how, "token") == 0) {
+		switch (db_token_get(st.db, identity, &t)) {
+		case 1:
+			(void)snprintf(buf, sizeof(buf), "token:%lld",
+			    (long long)t.id);
+			how = buf;
+			break;
+		case 0:
+			how = "token-file";
+			break;
+		default:
+			return;
+		}
+	}
+	if (group_join() == -1)
+		return;
+	if (!ev_timer_pending(&st.round_end))
+		ev_timer_add(&st.round_end, 0);
+	if (db_identity_seen(st.db, identity, how, (int64_t)time(NULL)) == -1)
+		group_fail_if_lost();
+}
+
+/* IMSG_PARENT_SESSION: u32 worker id, str identity, str how. */
 static void
 parent_session(struct imsg *imsg)
 {
 	struct ireader	 ir;
 	struct wchan	*w;
-	const char	*identity;
+	const char	*identity, *how;
 	uint32_t	 wid;
 
 	ir_init(&ir, imsg);
 	wid = ir_u32(&ir);
 	identity = ir_str(&ir);
+	how = ir_str(&ir);
 	if (ir_end(&ir) == -1 || imsg->fd != -1 ||
-	    !identity_valid(identity))
+	    !identity_valid(identity) || strlen(how) > 16)
 		fatalx("%s: bad IMSG_PARENT_SESSION", __func__);
+	identity_seen(identity, how);
 	if ((w = wchan_find(wid)) == NULL) {
 		/* The worker may have gone already. */
 		log_debug("%s: no channel for worker %u", __func__, wid);
@@ -2334,6 +2919,55 @@ parent_session(struct imsg *imsg)
 	}
 	(void)strlcpy(w->identity, identity, sizeof(w->identity));
 	wchan_update(w);
+}
+
+/*
+ * IMSG_PARENT_TOKEN: u32 worker id, str hash. Is it a live issued
+ * token? Answered at once (its last use is stored with the answer).
+ */
+static void
+parent_token(struct imsg *imsg)
+{
+	struct ireader		 ir;
+	struct token_info	 t;
+	struct ibuf		*b;
+	const char		*hash;
+	uint32_t		 wid;
+	int			 ok;
+
+	ir_init(&ir, imsg);
+	wid = ir_u32(&ir);
+	hash = ir_str(&ir);
+	if (ir_end(&ir) == -1 || imsg->fd != -1 ||
+	    strlen(hash) != IDENTITY_LEN || !identity_valid(hash))
+		fatalx("%s: bad IMSG_PARENT_TOKEN", __func__);
+	round_settle();
+	ok = db_token_check(st.db, hash, (int64_t)time(NULL), &t) == 1;
+	if ((b = channel_create(parent_chan, IMSG_STORAGE_TOKEN, 0,
+	    IDENTITY_LEN + sizeof(t.models) + 32)) == NULL ||
+	    ibuf_add_u32(b, wid) == -1 || ibuf_add_u32(b, ok) == -1 ||
+	    ibuf_add_str(b, hash) == -1 ||
+	    ibuf_add_str(b, ok ? t.models : "") == -1)
+		fatal("%s", __func__);
+	channel_send(parent_chan, b);
+}
+
+/* IMSG_PARENT_EVENT: u64 time, str identity, str text. */
+static void
+parent_log_event(struct imsg *imsg)
+{
+	struct ireader	 ir;
+	const char	*identity, *text;
+	uint64_t	 when;
+
+	ir_init(&ir, imsg);
+	when = ir_u64(&ir);
+	identity = ir_str(&ir);
+	text = ir_str(&ir);
+	if (ir_end(&ir) == -1 || imsg->fd != -1 || when > INT64_MAX ||
+	    !identity_valid(identity) || !utf8_valid(text, strlen(text)))
+		fatalx("%s: bad IMSG_PARENT_EVENT", __func__);
+	event_store((int64_t)when, identity, text);
 }
 
 /* A new configuration: apply what can change while running. */
@@ -2380,6 +3014,12 @@ storage_dispatch_parent(struct channel *ch, struct imsg *imsg)
 		break;
 	case IMSG_PARENT_JOBS:
 		parent_jobs(imsg);
+		break;
+	case IMSG_PARENT_TOKEN:
+		parent_token(imsg);
+		break;
+	case IMSG_PARENT_EVENT:
+		parent_log_event(imsg);
 		break;
 	default:
 		fatalx("%s: unexpected %s", __func__,

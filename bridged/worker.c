@@ -424,49 +424,49 @@ op_models(void *arg, uint32_t id)
 	    sizeof(id)));
 }
 
+static int	sreq_add(uint32_t, uint32_t, struct ibuf *);
+
+/* One part of a turn, held until the generation is admitted. */
 static int
-gen_part(uint32_t id, int role, int more, const char *text, size_t len)
+gen_part(struct gate *g, int role, int more, const char *text, size_t len)
 {
 	struct ibuf	*b;
 
-	if ((b = channel_create(&w.provider, IMSG_WORKER_GEN_PART, 0,
-	    len + 32)) == NULL ||
-	    ibuf_add_u32(b, id) == -1 ||
+	if ((b = ibuf_open(len + 32)) == NULL ||
+	    ibuf_add_u32(b, g->id) == -1 ||
 	    ibuf_add_u32(b, (uint32_t)role) == -1 ||
 	    ibuf_add_u32(b, more ? 1 : 0) == -1 ||
 	    ibuf_add_data(b, text, len) == -1) {
 		ibuf_free(b);
 		return (-1);
 	}
-	return (channel_send(&w.provider, b));
+	return (gate_hold(g, IMSG_WORKER_GEN_PART, b));
 }
 
 /*
- * A generation: BEGIN, each turn in parts well under the message size
- * (more set on all but its last), END. Turns of one role in a row are
- * joined into one with a blank line between (see proto_turn).
+ * Build the provider's messages of a generation into the gate: BEGIN,
+ * each turn in parts well under the message size (more set on all but
+ * its last), END. Turns of one role in a row are joined into one with
+ * a blank line between (see proto_turn).
  */
 static int
-op_gen(void *arg, uint32_t id, const struct proto_gen *g)
+gen_build(struct gate *g, const struct proto_gen *pg)
 {
-	const struct proto_turn	*t = g->turns;
+	const struct proto_turn	*t = pg->turns;
 	struct ibuf		*b;
-	size_t			 i, off, len, n = g->nturns;
+	size_t			 i, off, len, n = pg->nturns;
 	int			 join, more;
 
-	(void)arg;
-	if (w.provider.dead)
-		return (-1);
-	if ((b = channel_create(&w.provider, IMSG_WORKER_GEN_BEGIN, 0,
-	    strlen(g->model) + strlen(g->system) + 32)) == NULL ||
-	    ibuf_add_u32(b, id) == -1 || ibuf_add_str(b, g->model) == -1 ||
-	    ibuf_add_str(b, g->system) == -1 ||
-	    ibuf_add_u32(b, g->max_tokens) == -1 ||
-	    ibuf_add_u32(b, g->temperature) == -1) {
+	if ((b = ibuf_open(strlen(pg->model) + strlen(pg->system) + 32)) ==
+	    NULL || ibuf_add_u32(b, g->id) == -1 ||
+	    ibuf_add_str(b, pg->model) == -1 ||
+	    ibuf_add_str(b, pg->system) == -1 ||
+	    ibuf_add_u32(b, pg->max_tokens) == -1 ||
+	    ibuf_add_u32(b, pg->temperature) == -1) {
 		ibuf_free(b);
 		return (-1);
 	}
-	if (channel_send(&w.provider, b) == -1)
+	if (gate_hold(g, IMSG_WORKER_GEN_BEGIN, b) == -1)
 		return (-1);
 	for (i = 0; i < n; i++) {
 		join = i + 1 < n && t[i + 1].role == t[i].role;
@@ -476,25 +476,163 @@ op_gen(void *arg, uint32_t id, const struct proto_gen *g)
 			if (len > WORKER_PART_MAX)
 				len = WORKER_PART_MAX;
 			more = off + len < t[i].len || join;
-			if (gen_part(id, t[i].role, more, t[i].text + off,
+			if (gen_part(g, t[i].role, more, t[i].text + off,
 			    len) == -1)
 				return (-1);
 			off += len;
 		} while (off < t[i].len);
-		if (join && gen_part(id, t[i].role, 1, "\n\n", 2) == -1)
+		if (join && gen_part(g, t[i].role, 1, "\n\n", 2) == -1)
 			return (-1);
 	}
-	return (channel_compose(&w.provider, IMSG_WORKER_GEN_END, 0, -1, &id,
-	    sizeof(id)));
+	if ((b = ibuf_open(8)) == NULL || ibuf_add_u32(b, g->id) == -1) {
+		ibuf_free(b);
+		return (-1);
+	}
+	return (gate_hold(g, IMSG_WORKER_GEN_END, b));
 }
 
+/*
+ * A generation, held until storage admits it against the identity's
+ * limits; then it goes to the provider.
+ */
+static int
+op_gen(void *arg, uint32_t id, const struct proto_gen *pg)
+{
+	struct gate	*g;
+	struct ibuf	*b;
+
+	(void)arg;
+	if (w.provider.dead)
+		return (-1);
+	if ((g = gate_new(id, pg->model, ev_now_ms())) == NULL)
+		return (-1);
+	if (gen_build(g, pg) == -1 ||
+	    (b = ibuf_open(strlen(pg->model) + 16)) == NULL) {
+		gate_free(g);
+		return (-1);
+	}
+	if (ibuf_add_u32(b, id) == -1 || ibuf_add_str(b, pg->model) == -1) {
+		ibuf_free(b);
+		gate_free(g);
+		return (-1);
+	}
+	if (sreq_add(IMSG_WORKER_ADMIT, id, b) == -1) {
+		gate_free(g);
+		return (-1);
+	}
+	return (0);
+}
+
+/* Tell the parent how a generation went, for the metrics. */
+static void
+gen_metric(struct gate *g, const char *code, const char *limit,
+    uint64_t in, uint64_t out)
+{
+	struct ibuf	*b;
+	uint64_t	 now = ev_now_ms();
+
+	if ((b = channel_create(parent_chan, IMSG_WORKER_METRIC, 0,
+	    strlen(g->model) + 128)) == NULL ||
+	    ibuf_add_str(b, g->model) == -1 || ibuf_add_str(b, code) == -1 ||
+	    ibuf_add_str(b, limit) == -1 || ibuf_add_u64(b, in) == -1 ||
+	    ibuf_add_u64(b, out) == -1 || ibuf_add_u64(b, g->first) == -1 ||
+	    ibuf_add_u64(b, g->admitted && now > g->t0 ? now - g->t0 : 0) ==
+	    -1) {
+		ibuf_free(b);
+		return;
+	}
+	channel_send(parent_chan, b);
+}
+
+/* A generation ended upstream: its tokens count for the identity. */
+static void
+gen_finish(struct gate *g, const char *code, uint64_t in, uint64_t out)
+{
+	static uint32_t	 next = 1;
+	struct ibuf	*b;
+	uint32_t	 id;
+
+	gen_metric(g, code, "", in, out);
+	if (in > 0 || out > 0) {
+		/* Ids of its own, apart from the session's. */
+		id = 0x80000000U | next++;
+		if ((b = ibuf_open(strlen(g->model) + 32)) != NULL &&
+		    (ibuf_add_u32(b, id) == -1 ||
+		    ibuf_add_str(b, g->model) == -1 ||
+		    ibuf_add_u64(b, in) == -1 || ibuf_add_u64(b, out) == -1)) {
+			ibuf_free(b);
+			b = NULL;
+		}
+		if (b == NULL || sreq_add(IMSG_WORKER_USAGE, id, b) == -1)
+			log_warnx("session %u: usage of %llu tokens lost",
+			    w.sid, (unsigned long long)(in + out));
+	}
+	gate_free(g);
+}
+
+/* Storage's verdict on a generation: send it, or refuse it. */
+static void
+gen_admit(uint32_t id, const char *code, const char *text)
+{
+	struct gate	*g;
+	char		 limit[32];
+
+	if ((g = gate_find(id)) == NULL || g->admitted)
+		return;		/* cancelled meanwhile */
+	if (*code == '\0') {
+		if (w.provider.dead ||
+		    gate_release(g, &w.provider, ev_now_ms()) == -1) {
+			gate_free(g);
+			if (w.proto != NULL)
+				proto_provider_error(w.proto, id, "upstream",
+				    "provider restarting");
+		}
+		return;
+	}
+	/* The limit is the first word of the text. */
+	(void)strlcpy(limit, text, sizeof(limit));
+	limit[strcspn(limit, " ")] = '\0';
+	gen_metric(g, code, strcmp(code, "rate-limited") == 0 ? limit : "",
+	    0, 0);
+	gate_free(g);
+	if (w.proto != NULL)
+		proto_provider_error(w.proto, id, code, text);
+}
+
+/* Stop a generation: still held, it is dropped; else the provider stops. */
 static void
 op_cancel(void *arg, uint32_t id)
 {
+	struct gate	*g;
+
 	(void)arg;
+	if ((g = gate_find(id)) != NULL) {
+		if (!g->admitted) {
+			gate_free(g);	/* nothing went upstream */
+			return;
+		}
+		gen_metric(g, "cancelled", "", 0, 0);
+		gate_free(g);
+	}
 	if (!w.provider.dead)
 		channel_compose(&w.provider, IMSG_WORKER_CANCEL, 0, -1, &id,
 		    sizeof(id));
+}
+
+/* A storage request failed: a generation waiting for it fails too. */
+static void
+storage_failed(uint32_t id, const char *text)
+{
+	struct gate	*g;
+
+	if ((g = gate_find(id)) != NULL && !g->admitted) {
+		gate_free(g);
+		if (w.proto != NULL)
+			proto_provider_error(w.proto, id, "storage", text);
+		return;
+	}
+	if (w.proto != NULL)
+		proto_storage_error(w.proto, id, text);
 }
 
 /*
@@ -518,9 +656,7 @@ storage_check(void *arg)
 		TAILQ_REMOVE(&w.sreqs, r, entry);
 		log_warnx("session %u: storage did not answer %s in %d s",
 		    w.sid, imsg_type_name(r->type), STORAGE_WAIT);
-		if (w.proto != NULL)
-			proto_storage_error(w.proto, r->id,
-			    "storage did not answer in time");
+		storage_failed(r->id, "storage did not answer in time");
 		ibuf_free(r->payload);
 		free(r);
 	}
@@ -1017,8 +1153,27 @@ storage_dispatch_one(struct imsg *imsg)
 		if ((r = sreq_find(id)) == NULL)
 			return;
 		sreq_done(r);
+		storage_failed(id, s);
+		return;
+	case IMSG_STORAGE_ADMIT:
+		s = ir_str(&ir);
+		t = ir_str(&ir);
+		if (ir_end(&ir) == -1 || strlen(s) > 32)
+			break;
+		if ((r = sreq_find(id)) == NULL)
+			return;
+		sreq_done(r);
+		gen_admit(id, s, t);
+		return;
+	case IMSG_STORAGE_LINE:
+		s = ir_str(&ir);
+		if (ir_end(&ir) == -1)
+			break;
+		if ((r = sreq_find(id)) == NULL)
+			return;
+		r->got = 1;
 		if (w.proto != NULL)
-			proto_storage_error(w.proto, id, s);
+			proto_storage_line(w.proto, id, s);
 		return;
 	case IMSG_STORAGE_REFUSED:
 		s = ir_str(&ir);
@@ -1111,6 +1266,7 @@ static void
 provider_dispatch_one(struct imsg *imsg)
 {
 	struct ireader	 ir;
+	struct gate	*g;
 	const char	*s, *t;
 	const void	*text;
 	size_t		 len;
@@ -1142,6 +1298,8 @@ provider_dispatch_one(struct imsg *imsg)
 		text = ir_data(&ir, &len);
 		if (ir_end(&ir) == -1)
 			break;
+		if ((g = gate_find(id)) != NULL && len > 0)
+			gate_chunk(g, ev_now_ms());
 		if (w.proto != NULL && len > 0)
 			proto_provider_chunk(w.proto, id, text, len);
 		return;
@@ -1152,6 +1310,12 @@ provider_dispatch_one(struct imsg *imsg)
 		t = ir_str(&ir);
 		if (ir_end(&ir) == -1)
 			break;
+		if ((g = gate_find(id)) != NULL) {
+			/* A fallback may have answered: its model counts. */
+			if (*t != '\0' && strlen(t) < sizeof(g->model))
+				(void)strlcpy(g->model, t, sizeof(g->model));
+			gen_finish(g, "", a, b);
+		}
 		if (w.proto != NULL) {
 			proto_provider_answered(w.proto, id, t);
 			proto_provider_done(w.proto, id, a, b, s);
@@ -1162,6 +1326,8 @@ provider_dispatch_one(struct imsg *imsg)
 		t = ir_str(&ir);
 		if (ir_end(&ir) == -1)
 			break;
+		if ((g = gate_find(id)) != NULL)
+			gen_finish(g, strlen(s) < 32 ? s : "upstream", 0, 0);
 		if (w.proto != NULL)
 			proto_provider_error(w.proto, id, s, t);
 		return;
@@ -1173,7 +1339,7 @@ static void
 parent_dispatch(struct channel *ch, struct imsg *imsg)
 {
 	struct ireader	 ir;
-	const char	*s;
+	const char	*s, *m;
 	uint32_t	 v;
 	int		 fd;
 
@@ -1202,10 +1368,12 @@ parent_dispatch(struct channel *ch, struct imsg *imsg)
 	case IMSG_PARENT_AUTH:
 		v = ir_u32(&ir);
 		s = ir_str(&ir);
-		if (ir_end(&ir) == -1 || v > 1 || (v == 1 &&
-		    strlen(s) != IDENTITY_LEN) || w.state != W_SESSION)
+		m = ir_str(&ir);
+		if (ir_end(&ir) == -1 || v > AUTH_BANNED ||
+		    (v == AUTH_ACCEPTED && strlen(s) != IDENTITY_LEN) ||
+		    strlen(m) >= TOKEN_MODELS_MAX || w.state != W_SESSION)
 			break;
-		proto_auth(w.proto, v, s);
+		proto_auth(w.proto, v, s, m);
 		return;
 	case IMSG_PARENT_KILL:
 		s = ir_str(&ir);

@@ -9,6 +9,7 @@
 #define BRIDGE_CONTROL_H
 
 #define CTL_VERSION	1
+#define CTL_LIMIT_INHERIT	UINT64_MAX
 
 enum ctl_type {
 	CTL_NONE,
@@ -24,6 +25,17 @@ enum ctl_type {
 	CTL_PURGE,		/* str identity */
 	CTL_JOBS,		/* empty: every identity's last jobs */
 	CTL_JOBKILL,		/* u64 job id */
+	CTL_METRICS,		/* empty */
+	CTL_TOKEN_ADD,		/* str label, u32 days (0 never expires),
+				   str models ("" all), u64 requests a
+				   minute, u64 tokens a day, u64 jobs
+				   (CTL_LIMIT_INHERIT: the global limit);
+				   DATA the token, END its id */
+	CTL_TOKEN_LIST,		/* empty */
+	CTL_TOKEN_REVOKE,	/* u32 token id */
+	CTL_USAGE,		/* str identity or "" (all), u32 days */
+	CTL_IDENTITIES,		/* empty */
+	CTL_EVENTS,		/* str identity or "" (all), u32 count */
 	/* answers */
 	CTL_DATA,		/* str line */
 	CTL_END,		/* str text: success, the answer is complete */

@@ -269,7 +269,7 @@ def test_usage():
     assert r.returncode == 0 and r.stdout == usage and r.stderr == "", r
     r = subprocess.run([BRIDGECTL, "-h"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stderr == "", r
-    assert r.stdout.startswith("usage: bridgectl [-h] [-s socket] ")
+    assert r.stdout.startswith("usage: bridgectl [-Hh] [-s socket] ")
     assert usage[7:] in r.stdout, r.stdout
     r = subprocess.run([BRIDGECTL, "connect", "-p", "0", "h"],
                        capture_output=True, text=True)

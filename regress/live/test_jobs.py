@@ -493,6 +493,10 @@ def test_purge_takes_jobs():
     job = submit(c, prompt("purged"))
     answer_ok(*c.ask("RESULT %d" % job), prompt("purged"))
     d.ctl("purge", "-f", ident(a))
+    # The purge ends the identity's session; a new one finds nothing.
+    assert c.reply()[1] == ". BYE identity purged"
+    c.close()
+    c = client(a)
     assert jobs(c) == {}
     assert c.ask("RESULT %d" % job)[1] == ". ERR not-found no job %d" % job
     assert db_rows("SELECT count(*) FROM jobs WHERE client_id = ?",

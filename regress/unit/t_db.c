@@ -1117,7 +1117,7 @@ wk_new(struct proc *p, struct wk *w, uint32_t wid, const char *identity)
 	return (imsg_flush(&p->parent));
 }
 
-/* IMSG_PARENT_SESSION: the worker now serves identity. */
+/* IMSG_PARENT_SESSION: the worker now serves identity, by address. */
 static int
 session(struct proc *p, uint32_t wid, const char *identity)
 {
@@ -1125,7 +1125,8 @@ session(struct proc *p, uint32_t wid, const char *identity)
 
 	if ((b = imsg_create(&p->parent, IMSG_PARENT_SESSION, 0, 0, 128)) ==
 	    NULL || ibuf_add_u32(b, wid) == -1 ||
-	    ibuf_add_str(b, identity) == -1 || imsg_close(&p->parent, b) == -1)
+	    ibuf_add_str(b, identity) == -1 || ibuf_add_str(b, "ip") == -1 ||
+	    imsg_close(&p->parent, b) == -1)
 		return (-1);
 	return (imsg_flush(&p->parent));
 }

@@ -50,6 +50,7 @@ struct fake {
 	uint32_t	 history_count;
 	uint32_t	 context_id;
 	uint32_t	 count_id;
+	uint32_t	 usage_id;
 	uint32_t	 conv_id;	/* the last conversation request */
 	uint32_t	 set_id;
 	uint64_t	 store_conv;
@@ -392,6 +393,11 @@ f_storage(void *arg, uint32_t type, uint32_t id, struct ibuf *b)
 		a1 = ir_u32(&ir);
 		F.job_req = id;
 		append(F.calls, "jobs %u\n", a1);
+		break;
+	case IMSG_WORKER_USAGE_GET:
+		a1 = ir_u32(&ir);
+		F.usage_id = id;
+		append(F.calls, "usage %u\n", a1);
 		break;
 	case IMSG_WORKER_RESULT:
 	case IMSG_WORKER_KILL:
@@ -2327,6 +2333,41 @@ t_history(void)
 }
 
 static void
+t_usage(void)
+{
+	begin("usage_lines_from_storage");
+	setup(NULL);
+	input("USAGE 3\n");
+	CALLED("usage 3\n");
+	proto_storage_line(F.p, F.usage_id, "2026-12-05 gemini-2.0-flash 2 10"
+	    " 20");
+	proto_storage_line(F.p, F.usage_id, "limit tokens-per-day 100 used 30");
+	proto_storage_end(F.p, F.usage_id, 2);
+	OUT("2026-12-05 gemini-2.0-flash 2 10 20\n"
+	    "limit tokens-per-day 100 used 30\n"
+	    ". OK usage of the last 3 days\n");
+	input("USAGE\n");
+	CALLED("usage 7\n");
+	proto_storage_error(F.p, F.usage_id, "database error");
+	OUT(". ERR storage database error\n");
+	input("USAGE 0\n");
+	OUT(". ERR bad-argument days must be 1 to 366\n");
+	teardown();
+	end();
+
+	begin("rate_limited_prompt_is_refused");
+	setup(NULL);
+	input("ASK hello\n");
+	proto_provider_error(F.p, F.gen_id, "rate-limited",
+	    "requests-per-minute limit 2 reached, retry in 41 s");
+	proto_storage_stored(F.p, F.ustore_id, 1);
+	OUT(". ERR rate-limited requests-per-minute limit 2 reached, retry"
+	    " in 41 s\n");
+	teardown();
+	end();
+}
+
+static void
 t_auth(void)
 {
 	struct opts	 tok = { .identity = IDENTITY_TOKEN };
@@ -2365,8 +2406,8 @@ t_auth(void)
 	input("AUTH s3cret\nINFO\n");
 	CALLED("auth s3cret\n");
 	OUT("");
-	proto_auth(F.p, 1, "abcdef0123456789abcdef0123456789abcdef0123456789"
-	    "abcdef0123456789");
+	proto_auth(F.p, AUTH_ACCEPTED, "abcdef0123456789abcdef0123456789"
+	    "abcdef0123456789abcdef0123456789", "");
 	CALLED("context ");
 	HAS(". OK authenticated ID:abcdef012345\n");
 	NOTCALLED("count ");
@@ -2383,24 +2424,55 @@ t_auth(void)
 	begin("auth_token_refused_three_times");
 	setup(&tok);
 	input("AUTH a\n");
-	proto_auth(F.p, 0, "");
+	proto_auth(F.p, AUTH_REFUSED, "", "");
 	OUT(". ERR auth unknown token\n");
 	input("INFO\n");
 	OUT(". ERR auth send AUTH <token> first\n");
 	input("AUTH b\n");
-	proto_auth(F.p, 0, "");
+	proto_auth(F.p, AUTH_REFUSED, "", "");
 	OUT(". ERR auth unknown token\n");
 	input("AUTH c\n");
-	proto_auth(F.p, 0, "");
+	proto_auth(F.p, AUTH_REFUSED, "", "");
 	OUT(". BYE auth too many wrong tokens\n");
 	CHECK(F.closed == 1);
 	teardown();
 	end();
 
+	begin("auth_banned_address_says_bye_at_once");
+	setup(&tok);
+	input("AUTH a\n");
+	proto_auth(F.p, AUTH_BANNED, "", "");
+	OUT(". BYE auth too many wrong tokens from this address\n");
+	CHECK(F.closed == 1);
+	teardown();
+	end();
+
+	begin("auth_token_models_restrict_list_and_change");
+	setup(&tok);
+	input("AUTH s3cret\n");
+	proto_auth(F.p, AUTH_ACCEPTED, "abcdef0123456789abcdef0123456789"
+	    "abcdef0123456789abcdef0123456789", "gemini-2.5-pro");
+	HAS(". OK authenticated ID:abcdef012345\n");
+	conv_answer(F.context_id, 4, "", "", "");
+	proto_storage_end(F.p, F.context_id, 0);
+	take(F.out);
+	/* The session's model was not allowed: it moved to the token's. */
+	input("LIST-MODELS\n");
+	answer_models(F.models_id, default_models, 100);
+	OUT("1. gemini-2.5-pro (current)\n"
+	    ". OK 1 models, current gemini-2.5-pro\n");
+	input("CHANGE-MODEL gemini-2.0-flash\n");
+	answer_models(F.models_id, default_models, 100);
+	OUT(". ERR bad-argument no model named gemini-2.0-flash\n");
+	input("ASK hi\n");
+	CHECK(strcmp(F.gen_model, "gemini-2.5-pro") == 0);
+	teardown();
+	end();
+
 	begin("auth_verdict_without_request_ignored");
 	setup(&tok);
-	proto_auth(F.p, 1, "abcdef0123456789abcdef0123456789abcdef0123456789"
-	    "abcdef0123456789");
+	proto_auth(F.p, AUTH_ACCEPTED, "abcdef0123456789abcdef0123456789"
+	    "abcdef0123456789abcdef0123456789", "");
 	OUT("");
 	input("INFO\n");
 	OUT(". ERR auth send AUTH <token> first\n");
@@ -2670,6 +2742,7 @@ main(void)
 	t_conversations();
 	t_history();
 	t_auth();
+	t_usage();
 	t_bye();
 	t_reporting();
 	t_jobs();

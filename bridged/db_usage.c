@@ -1,0 +1,296 @@
+/*
+ * db_usage.c: what each identity uses, in SQLite: prompts and tokens
+ * per identity, day (UTC) and model, the requests of the last minute,
+ * the identities seen, and the limits that apply to one. The check of
+ * a limit counts here, where the data is, in the caller's transaction,
+ * so that several daemons sharing a database count together.
+ */
+
+#include <sys/types.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "bridged.h"
+
+#define WINDOW_MS	60000		/* requests per minute */
+
+static const char sql_recent[] =
+    "SELECT count(*), coalesce(min(time), 0) FROM requests"
+    " WHERE identity = ?1 AND time > ?2";
+static const char sql_today[] =
+    "SELECT coalesce(sum(tokens_in + tokens_out), 0) FROM usage"
+    " WHERE identity = ?1 AND day = ?2";
+static const char sql_running[] =
+    "SELECT count(*), 0 FROM jobs WHERE client_id = ?1 AND state = ?2";
+static const char sql_request[] =
+    "INSERT INTO requests (identity, time) VALUES (?1, ?2)";
+static const char sql_prune[] =
+    "DELETE FROM requests WHERE identity = ?1 AND time <= ?2";
+static const char sql_prompt[] =
+    "INSERT INTO usage (identity, day, model, prompts) VALUES (?1, ?2, ?3, 1)"
+    " ON CONFLICT (identity, day, model) DO UPDATE SET"
+    " prompts = prompts + 1";
+static const char sql_tokens[] =
+    "INSERT INTO usage (identity, day, model, tokens_in, tokens_out)"
+    " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (identity, day, model)"
+    " DO UPDATE SET tokens_in = tokens_in + excluded.tokens_in,"
+    " tokens_out = tokens_out + excluded.tokens_out";
+static const char sql_list[] =
+    "SELECT identity, day, model, prompts, tokens_in, tokens_out FROM usage"
+    " WHERE identity >= ?1 AND identity < ?2 AND day >= ?3"
+    " ORDER BY identity, day, model";
+static const char sql_seen[] =
+    "INSERT INTO identities (identity, how, first_seen, last_seen)"
+    " VALUES (?1, ?2, ?3, ?3) ON CONFLICT (identity) DO UPDATE SET"
+    " how = excluded.how, last_seen = excluded.last_seen";
+static const char sql_touch[] =
+    "UPDATE identities SET last_seen = ?2 WHERE identity = ?1";
+static const char sql_identities[] =
+    "SELECT i.identity, i.how, i.first_seen, i.last_seen,"
+    " (SELECT count(*) FROM conversations c"
+    " WHERE c.client_id = i.identity),"
+    " (SELECT count(*) FROM messages m WHERE m.client_id = i.identity),"
+    " (SELECT coalesce(sum(u.tokens_in + u.tokens_out), 0) FROM usage u"
+    " WHERE u.identity = i.identity AND u.day = ?1)"
+    " FROM identities i ORDER BY i.last_seen DESC, i.identity";
+
+/* One integer pair from a one-row query with bound (text, x). */
+static int
+query_two(struct db *db, const char *sql, const char *a, int64_t bi,
+    const char *bs, int64_t *r1, int64_t *r2)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((st = db_stmt(db, sql)) == NULL)
+		return (-1);
+	sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+	if (bs != NULL)
+		sqlite3_bind_text(st, 2, bs, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 2, bi);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*r1 = sqlite3_column_int64(st, 0);
+		if (r2 != NULL)
+			*r2 = sqlite3_column_int64(st, 1);
+	} else
+		db_fail(db, st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return (rc == SQLITE_ROW ? 0 : -1);
+}
+
+/*
+ * The limits of an identity: the global ones, each replaced by the
+ * issued token's own where it has one, and the models the token may
+ * use ("" all). For the prompt check here and for jobs.
+ */
+int
+db_limits(struct db *db, const char *identity, const struct limits *global,
+    struct limits *out, char *models, size_t modelslen)
+{
+	struct token_info	 t;
+	int			 r;
+
+	*out = *global;
+	if (models != NULL && modelslen > 0)
+		models[0] = '\0';
+	if ((r = db_token_get(db, identity, &t)) == -1)
+		return (-1);
+	if (r == 0)
+		return (0);
+	if (t.limits.requests != LIMIT_INHERIT)
+		out->requests = t.limits.requests;
+	if (t.limits.tokens != LIMIT_INHERIT)
+		out->tokens = t.limits.tokens;
+	if (t.limits.jobs != LIMIT_INHERIT)
+		out->jobs = t.limits.jobs;
+	if (models != NULL && modelslen > 0)
+		(void)strlcpy(models, t.models, modelslen);
+	return (0);
+}
+
+/*
+ * What an identity uses: requests of the last minute, tokens today,
+ * jobs running.
+ */
+int
+db_usage_now(struct db *db, const char *identity, int64_t now_ms,
+    struct limit_use *u)
+{
+	char	 day[LIMITS_DAY_LEN];
+	int64_t	 n, oldest, tokens;
+
+	limits_day(now_ms / 1000, day);
+	if (query_two(db, sql_recent, identity, now_ms - WINDOW_MS, NULL, &n,
+	    &oldest) == -1 ||
+	    query_two(db, sql_today, identity, 0, day, &tokens, NULL) == -1)
+		return (-1);
+	u->requests = (uint64_t)n;
+	u->oldest_ms = oldest;
+	u->tokens = (uint64_t)tokens;
+	if (query_two(db, sql_running, identity, JOB_RUNNING, NULL, &n,
+	    NULL) == -1)
+		return (-1);
+	u->jobs = (uint64_t)n;
+	return (0);
+}
+
+/* Bind (identity, day, model) of a usage row. */
+static void
+bind_key(sqlite3_stmt *st, const char *identity, const char *day,
+    const char *model)
+{
+	sqlite3_bind_text(st, 1, identity, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, model, -1, SQLITE_STATIC);
+}
+
+/* An admitted request: counted for the minute and as a prompt today. */
+int
+db_usage_request(struct db *db, const char *identity, const char *model,
+    int64_t now_ms)
+{
+	sqlite3_stmt	*st;
+	char		 day[LIMITS_DAY_LEN];
+
+	limits_day(now_ms / 1000, day);
+	if ((st = db_stmt(db, sql_prune)) == NULL)
+		return (-1);
+	sqlite3_bind_text(st, 1, identity, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now_ms - WINDOW_MS);
+	if (db_run(db, st) == -1 || (st = db_stmt(db, sql_request)) == NULL)
+		return (-1);
+	sqlite3_bind_text(st, 1, identity, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now_ms);
+	if (db_run(db, st) == -1 || (st = db_stmt(db, sql_prompt)) == NULL)
+		return (-1);
+	bind_key(st, identity, day, model);
+	if (db_run(db, st) == -1 || (st = db_stmt(db, sql_touch)) == NULL)
+		return (-1);
+	sqlite3_bind_text(st, 1, identity, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now_ms / 1000);
+	return (db_run(db, st));
+}
+
+/* Tokens an answer used, as the upstream counted them. */
+int
+db_usage_tokens(struct db *db, const char *identity, const char *model,
+    int64_t now, uint64_t in, uint64_t out)
+{
+	sqlite3_stmt	*st;
+	char		 day[LIMITS_DAY_LEN];
+
+	if (in > INT64_MAX / 2 || out > INT64_MAX / 2)
+		return (-1);
+	limits_day(now, day);
+	if ((st = db_stmt(db, sql_tokens)) == NULL)
+		return (-1);
+	bind_key(st, identity, day, model);
+	sqlite3_bind_int64(st, 4, (int64_t)in);
+	sqlite3_bind_int64(st, 5, (int64_t)out);
+	return (db_run(db, st));
+}
+
+/*
+ * Usage rows since a day (YYYY-MM-DD), of the identities that begin
+ * with prefix ("" all), by identity, day and model.
+ */
+int
+db_usage_list(struct db *db, const char *prefix, const char *since,
+    int (*cb)(const struct usage_row *, void *), void *arg)
+{
+	struct usage_row	 u;
+	sqlite3_stmt		*st;
+	char			 hi[IDENTITY_LEN + 2];
+	size_t			 len = strlen(prefix);
+	int			 rc, ret = 0;
+
+	if (len > IDENTITY_LEN)
+		return (-1);
+	memcpy(hi, prefix, len);
+	hi[len] = 'g';		/* above every hex digit */
+	hi[len + 1] = '\0';
+	if ((st = db_stmt(db, sql_list)) == NULL)
+		return (-1);
+	sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, hi, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, since, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		u.identity = (const char *)sqlite3_column_text(st, 0);
+		u.day = (const char *)sqlite3_column_text(st, 1);
+		u.model = (const char *)sqlite3_column_text(st, 2);
+		if (u.identity == NULL || u.day == NULL || u.model == NULL)
+			continue;
+		u.prompts = sqlite3_column_int64(st, 3);
+		u.tokens_in = sqlite3_column_int64(st, 4);
+		u.tokens_out = sqlite3_column_int64(st, 5);
+		if (cb(&u, arg) == -1) {
+			ret = -1;
+			break;
+		}
+	}
+	if (ret == 0 && rc != SQLITE_DONE) {
+		db_fail(db, st);
+		ret = -1;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return (ret);
+}
+
+/* An identity starts a session: seen now, authenticated by how. */
+int
+db_identity_seen(struct db *db, const char *identity, const char *how,
+    int64_t now)
+{
+	sqlite3_stmt	*st;
+
+	if ((st = db_stmt(db, sql_seen)) == NULL)
+		return (-1);
+	sqlite3_bind_text(st, 1, identity, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, how, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now);
+	return (db_run(db, st));
+}
+
+/* Every identity seen, the most recent first, with today's tokens. */
+int
+db_identities(struct db *db, int64_t now,
+    int (*cb)(const struct identity_row *, void *), void *arg)
+{
+	struct identity_row	 r;
+	sqlite3_stmt		*st;
+	char			 day[LIMITS_DAY_LEN];
+	int			 rc, ret = 0;
+
+	limits_day(now, day);
+	if ((st = db_stmt(db, sql_identities)) == NULL)
+		return (-1);
+	sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r.identity = (const char *)sqlite3_column_text(st, 0);
+		r.how = (const char *)sqlite3_column_text(st, 1);
+		if (r.identity == NULL || r.how == NULL)
+			continue;
+		r.first_seen = sqlite3_column_int64(st, 2);
+		r.last_seen = sqlite3_column_int64(st, 3);
+		r.conversations = sqlite3_column_int64(st, 4);
+		r.messages = sqlite3_column_int64(st, 5);
+		r.tokens_today = sqlite3_column_int64(st, 6);
+		if (cb(&r, arg) == -1) {
+			ret = -1;
+			break;
+		}
+	}
+	if (ret == 0 && rc != SQLITE_DONE) {
+		db_fail(db, st);
+		ret = -1;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return (ret);
+}

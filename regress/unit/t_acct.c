@@ -1,0 +1,249 @@
+/*
+ * t_acct.c: what bridged counts per identity, on a real SQLite file:
+ * the limit decision (limits.c), issued tokens (db_tokens.c), usage
+ * and the request window (db_usage.c) and the event log
+ * (db_events.c), including a daily budget that survives closing and
+ * reopening the database.
+ */
+
+#include <sys/types.h>
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "bridged.h"
+
+#define A	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" \
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define B	"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" \
+		"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define NOW	1764940000LL		/* 2025-12-05T13:06:40Z */
+
+static int	 failures;
+static char	 file[PATH_MAX];
+
+/* One result line: ok, or FAIL with why. */
+static void
+check(const char *name, int ok, const char *why)
+{
+	if (ok)
+		printf("ok %s\n", name);
+	else {
+		printf("FAIL %s: %s\n", name, why);
+		failures++;
+	}
+}
+
+/* The decision alone: which limit, and when to try again. */
+static void
+t_check(void)
+{
+	struct limits	 l = { 2, 1000, 1 };
+	struct limit_use u;
+	uint64_t	 allowed = 0, retry = 0;
+	const char	*w;
+	char		 day[LIMITS_DAY_LEN], text[LIMITS_TEXT_MAX];
+
+	memset(&u, 0, sizeof(u));
+	u.requests = 1;
+	u.tokens = 999;
+	check("limits-under", limits_check(&l, &u, NOW * 1000, &allowed,
+	    &retry) == NULL, "refused under the limits");
+	u.requests = 2;
+	u.oldest_ms = NOW * 1000 - 20500;
+	w = limits_check(&l, &u, NOW * 1000, &allowed, &retry);
+	check("limits-requests", w != NULL &&
+	    strcmp(w, "requests-per-minute") == 0 && allowed == 2 &&
+	    retry == 40, "requests per minute not refused for 40 s");
+	u.requests = 0;
+	u.tokens = 1000;
+	w = limits_check(&l, &u, NOW * 1000, &allowed, &retry);
+	check("limits-tokens", w != NULL && strcmp(w, "tokens-per-day") ==
+	    0 && allowed == 1000 && retry == 86400 - NOW % 86400,
+	    "tokens per day not refused until midnight UTC");
+	l.requests = l.tokens = 0;
+	u.requests = 1000000;
+	check("limits-none", limits_check(&l, &u, NOW * 1000, &allowed,
+	    &retry) == NULL, "0 is not 'no limit'");
+	limits_day(NOW, day);
+	check("limits-day", strcmp(day, "2025-12-05") == 0, day);
+	limits_text(text, sizeof(text), "tokens-per-day", 5, 7);
+	check("limits-text", strcmp(text, "tokens-per-day limit 5 reached,"
+	    " retry in 7 s") == 0, text);
+	check("models-all", limits_model_ok("", "gemini-2.5-pro"),
+	    "an empty list refuses");
+	check("models-listed", limits_model_ok("a,gemini-2.5-pro",
+	    "gemini-2.5-pro") && limits_model_ok("gemini-2.5-pro",
+	    "gemini/gemini-2.5-pro"), "a listed model refused");
+	check("models-other", !limits_model_ok("gemini-2.5-pro",
+	    "gemini-2.5-pro-x") && !limits_model_ok("gemini-2.5-pro,b",
+	    "gemini-2.5"), "a model outside the list accepted");
+}
+
+/* Issued tokens: stored by hash, checked, expired, revoked. */
+static void
+t_tokens(struct db *db)
+{
+	struct token_info	 t, got;
+	struct limits		 g = { 60, 5000, 2 }, eff;
+	char			 hash[IDENTITY_LEN + 1], models[64];
+	int64_t			 id1, id2;
+
+	memset(&t, 0, sizeof(t));
+	(void)strlcpy(t.label, "alice", sizeof(t.label));
+	(void)strlcpy(t.models, "gemini-2.5-pro", sizeof(t.models));
+	t.limits.requests = 3;
+	t.limits.tokens = LIMIT_INHERIT;
+	t.limits.jobs = 0;
+	check("token-add", db_token_add(db, A, &t, NOW, &id1) == 0 &&
+	    id1 > 0, "add failed");
+	t.expires = NOW + 10;
+	t.limits.requests = t.limits.jobs = LIMIT_INHERIT;
+	check("token-add-expiring", db_token_add(db, B, &t, NOW, &id2) == 0 &&
+	    id2 == id1 + 1, "second add failed");
+	check("token-add-twice", db_token_add(db, A, &t, NOW, &id2) == -1,
+	    "the same hash stored twice");
+	check("token-check", db_token_check(db, A, NOW + 5, &got) == 1 &&
+	    got.last_used == NOW + 5 && strcmp(got.label, "alice") == 0,
+	    "a live token refused");
+	check("token-check-unknown", db_token_check(db,
+	    "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
+	    NOW, &got) == 0, "an unknown hash accepted");
+	check("token-expired", db_token_check(db, B, NOW + 9, &got) == 1 &&
+	    db_token_check(db, B, NOW + 10, &got) == 0,
+	    "expiry not at its time");
+	check("limits-override", db_limits(db, A, &g, &eff, models,
+	    sizeof(models)) == 0 && eff.requests == 3 && eff.tokens == 5000 &&
+	    eff.jobs == 0 && strcmp(models, "gemini-2.5-pro") == 0,
+	    "the token's own limits not applied");
+	check("limits-inherit", db_limits(db, B, &g, &eff, NULL, 0) == 0 &&
+	    eff.requests == 60 && eff.jobs == 2, "global limits lost");
+	check("token-revoke", db_token_revoke(db, id1, NOW, hash) == 1 &&
+	    strcmp(hash, A) == 0 && db_token_check(db, A, NOW, &got) == 0,
+	    "revoked token still good");
+	check("token-revoke-again", db_token_revoke(db, id1, NOW, hash) == 0,
+	    "revoked twice");
+}
+
+static int
+count_rows(const struct usage_row *u, void *arg)
+{
+	int	*n = arg;
+
+	(void)u;
+	(*n)++;
+	return (0);
+}
+
+/* The request window and the day's tokens. */
+static void
+t_usage(struct db *db)
+{
+	struct limit_use	 u;
+	int64_t			 ms = NOW * 1000;
+	int			 n = 0;
+
+	check("usage-request", db_usage_request(db, A, "m1", ms - 61000) ==
+	    0 && db_usage_request(db, A, "m1", ms - 30000) == 0 &&
+	    db_usage_request(db, A, "m2", ms - 1000) == 0 &&
+	    db_usage_request(db, B, "m1", ms - 1000) == 0, "request failed");
+	check("usage-window", db_usage_now(db, A, ms, &u) == 0 &&
+	    u.requests == 2 && u.oldest_ms == ms - 30000,
+	    "the minute's requests miscounted");
+	check("usage-tokens", db_usage_tokens(db, A, "m1", NOW, 100, 250) ==
+	    0 && db_usage_tokens(db, A, "m2", NOW, 1, 2) == 0 &&
+	    db_usage_tokens(db, A, "m1", NOW - 86400, 1000, 1000) == 0 &&
+	    db_usage_now(db, A, ms, &u) == 0 && u.tokens == 353,
+	    "today's tokens miscounted");
+	check("usage-list", db_usage_list(db, "", "2025-12-05", count_rows,
+	    &n) == 0 && n == 3, "usage rows since today");
+	n = 0;
+	check("usage-list-prefix", db_usage_list(db, "aaa", "2025-12-04",
+	    count_rows, &n) == 0 && n == 3, "usage rows of one identity");
+}
+
+struct evs {
+	int	 n;
+	char	 first[64];
+};
+
+static int
+count_events(const struct event_row *e, void *arg)
+{
+	struct evs	*v = arg;
+
+	if (v->n++ == 0)
+		(void)strlcpy(v->first, e->text, sizeof(v->first));
+	return (0);
+}
+
+/* The event log keeps the newest `keep', filtered by identity. */
+static void
+t_events(struct db *db)
+{
+	struct evs	 v;
+	char		 text[32];
+	int		 i, ok = 1;
+
+	for (i = 0; i < 130; i++) {
+		(void)snprintf(text, sizeof(text), "event %d", i);
+		if (db_event_add(db, NOW + i, i % 2 ? A : NULL, text,
+		    100) == -1)
+			ok = 0;
+	}
+	check("events-add", ok, "add failed");
+	memset(&v, 0, sizeof(v));
+	check("events-keep", db_events(db, "", 1000, count_events, &v) == 0 &&
+	    v.n == 100 && strcmp(v.first, "event 30") == 0,
+	    "not the newest 100, oldest first");
+	memset(&v, 0, sizeof(v));
+	check("events-identity", db_events(db, "aaaa", 10, count_events, &v) ==
+	    0 && v.n == 10 && strcmp(v.first, "event 111") == 0,
+	    "not the last 10 of one identity");
+}
+
+int
+main(void)
+{
+	struct db		*db;
+	struct limit_use	 u;
+	const char		*tmp;
+	char			 dir[PATH_MAX - 64];
+
+	log_init(1, LOG_DAEMON);
+	log_setverbose(0);
+	if ((tmp = getenv("TMPDIR")) == NULL)
+		tmp = "/tmp";
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/t_acct.XXXXXX", tmp) >=
+	    sizeof(dir) || mkdtemp(dir) == NULL) {
+		perror("mkdtemp");
+		return (2);
+	}
+	(void)snprintf(file, sizeof(file), "%s/acct.db", dir);
+	t_check();
+	if ((db = db_open(file, SYNC_NORMAL)) == NULL) {
+		check("open", 0, "db_open failed");
+		return (1);
+	}
+	t_tokens(db);
+	t_usage(db);
+	t_events(db);
+	db_close(db);
+	/* A restart: the day's budget is what the file says. */
+	db = db_open(file, SYNC_NORMAL);
+	check("usage-survives-reopen", db != NULL &&
+	    db_usage_now(db, A, NOW * 1000, &u) == 0 && u.tokens == 353 &&
+	    u.requests == 2, "usage lost when the database was reopened");
+	db_close(db);
+	(void)unlink(file);
+	(void)snprintf(file, sizeof(file), "%s/acct.db-wal", dir);
+	(void)unlink(file);
+	(void)snprintf(file, sizeof(file), "%s/acct.db-shm", dir);
+	(void)unlink(file);
+	(void)rmdir(dir);
+	return (failures != 0);
+}
