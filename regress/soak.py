@@ -59,6 +59,7 @@ class Stats:
         self.ok = []            # tags answered . OK
         self.sent = []          # every tag sent as a prompt
         self.jobs = []          # tags of jobs SUBMIT accepted
+        self.status = {}        # tag: the status line it got
         self.count = {}
 
     def add(self, what, n=1):
@@ -69,9 +70,10 @@ class Stats:
         with self.lock:
             self.sent.append(tag)
 
-    def ok_tag(self, tag):
+    def ok_tag(self, tag, status=""):
         with self.lock:
             self.ok.append(tag)
+            self.status[tag] = status
 
     def job_tag(self, tag):
         with self.lock:
@@ -135,7 +137,7 @@ def client(d, n, deadline, st, stop):
         c.send(line)
         body, status = c.reply()
         if OK_RE.match(status):
-            st.ok_tag(t)
+            st.ok_tag(t, "%s -> %s" % (line[:60], status))
             st.add("ok")
         else:
             st.add("err")
@@ -182,12 +184,13 @@ def client(d, n, deadline, st, stop):
                 time.sleep(rnd.uniform(0.05, 0.6))
                 c.send("CANCEL")
                 body, status = c.reply()
-                if OK_RE.match(status):
-                    st.ok_tag(t)
-                    # The CANCEL came too late: it is a line of its own.
-                    c.reply()
-                elif "cancelled" in status:
+                if status.startswith(". ERR cancelled"):
                     st.add("cancelled")
+                else:
+                    if OK_RE.match(status):
+                        st.ok_tag(t, status)
+                    # The CANCEL came too late: a line of its own.
+                    c.reply()
                 st.add("cancels")
             elif r < 0.82:
                 # Leave while the answer streams.
@@ -365,8 +368,12 @@ def check_db(path, st):
     finally:
         db.close()
     ok = set(st.ok)
-    lost = sum(1 for t in ok if users.get(t, 0) == 0 or
-               models.get(t, 0) == 0)
+    lost_tags = [t for t in ok if users.get(t, 0) == 0 or
+                 models.get(t, 0) == 0]
+    lost = len(lost_tags)
+    for t in lost_tags[:10]:
+        print("soak: lost %s (user %d, model %d): %s" % (
+            t, users.get(t, 0), models.get(t, 0), st.status.get(t, "")))
     dup = sum(1 for t in set(st.sent) if users.get(t, 0) > 1 or
               models.get(t, 0) > 1)
     jobs = check_jobs(path, st)

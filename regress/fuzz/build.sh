@@ -98,22 +98,30 @@ for api in gemini openai anthropic; do
 	build fuzz_${api}_stream "$API" "$JANSSON_LIBS"
 	build fuzz_${api}_models "$API" "$JANSSON_LIBS"
 done
-build fuzz_proto "bridged/proto.c bridged/context.c bridged/proc.c \
- bridged/export.c" "$JANSSON_LIBS"
+# The daemon's sources (OBJS of bridged/Makefile) less main and less
+# what a target includes whole or replaces: $1 is a grep -v pattern.
+bsrc() {
+	awk '/^OBJS/ { f = 1 } f { print; if ($0 !~ /\\$/) exit }' \
+	    $R/bridged/Makefile | tr -d '\\' |
+	    sed 's/OBJS *=//' | tr ' \t' '\n\n' | grep '\.o$' |
+	    grep -v -e '^bridged\.o$' -e "$1" |
+	    sed 's|^|bridged/|; s|\.o$|.c|'
+}
+
+# The worker's sources, as bridged/Makefile lists them (WOBJS), but
+# its main parts: the session targets link the rest, whatever it is.
+WSRC=$(awk '/^WOBJS/ { f = 1 } f { print; if ($0 !~ /\\$/) exit }' \
+    $R/bridged/Makefile | tr -d '\\' |
+    sed 's/WOBJS *=//' | tr ' \t' '\n\n' | grep '\.o$' |
+    grep -v -e '^worker\.o$' -e '^template\.o$' | sed 's|^|bridged/|; s|\.o$|.c|')
+build fuzz_proto "$WSRC" "$TLS_LIBS $JANSSON_LIBS"
 build fuzz_imsg "" ""
-build fuzz_config "bridged/parse.c bridged/config.c bridged/check.c" \
- "$TLS_LIBS"
-build fuzz_config_recv "bridged/config.c" ""
-build fuzz_storage "bridged/db.c bridged/jobs_db.c bridged/child.c \
- bridged/config.c bridged/proc.c" "$SQLITE_LIBS"
-build fuzz_provider "bridged/gemini.c bridged/openai.c bridged/anthropic.c \
- bridged/wire.c bridged/sse.c bridged/child.c bridged/config.c \
- bridged/proc.c" "$CURL_LIBS $JANSSON_LIBS"
-build fuzz_worker "bridged/proto.c bridged/context.c bridged/child.c \
- bridged/config.c bridged/proc.c bridged/tls_ticket.c bridged/export.c" \
- "$TLS_LIBS $JANSSON_LIBS"
-build fuzz_parent "bridged/listen.c bridged/auth.c bridged/parse.c bridged/check.c \
- bridged/config.c bridged/proc.c bridged/child.c" "$TLS_LIBS"
+build fuzz_config "$(bsrc "^$")" "$ALL_LIBS"
+build fuzz_config_recv "$(bsrc "^$")" "$ALL_LIBS"
+build fuzz_storage "$(bsrc '^storage\.o$')" "$ALL_LIBS"
+build fuzz_provider "$(bsrc '^\(provider\|jobs\|xfer\)\.o$')" "$ALL_LIBS"
+build fuzz_worker "$WSRC" "$TLS_LIBS $JANSSON_LIBS"
+build fuzz_parent "$(bsrc '^parent\.o$')" "$ALL_LIBS"
 build fuzz_reply_feed "bridgectl/tty.c bridgectl/pin.c bridgectl/parser.c \
  bridgectl/chat.c bridgectl/servers.c" \
  "$TLS_LIBS $EDIT_LIBS"

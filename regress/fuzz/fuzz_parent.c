@@ -46,15 +46,6 @@ void		fuzz_syslog(int, const char *, ...);
 #undef kill
 #undef syslog
 
-/* The sandbox is not what is fuzzed here. */
-int
-sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
-{
-	(void)role;
-	(void)sc;
-	return (0);
-}
-
 /* No process is started while fuzzing. */
 pid_t
 fuzz_fork(void)

@@ -257,7 +257,7 @@ storage(struct fin *f)
 	k = fin_u8(f);
 	id = k < 128 ? F.slast : F.sreq[types[k % 9]];
 	id = pick(f, id);
-	switch (fin_u8(f) % 12) {
+	switch (fin_u8(f) % 13) {
 	case 0:
 		proto_storage_stored(F.p, id, fin_u64(f));
 		break;
@@ -308,6 +308,9 @@ storage(struct fin *f)
 	case 11:
 		proto_storage_refused(F.p, id, fin_str(f, 40),
 		    fin_str(f, 300));
+		break;
+	case 12:
+		proto_storage_line(F.p, id, fin_str(f, 300));
 		break;
 	}
 }
@@ -373,7 +376,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			F.down = fin_u8(&f) & 7;
 			break;
 		case 10:
-			proto_auth(F.p, fin_u8(&f) & 1, fin_str(&f, 80));
+			proto_auth(F.p, fin_u8(&f) & 1, fin_str(&f, 80),
+			    fin_str(&f, 300));
 			break;
 		case 11:
 			if (fin_u8(&f) & 1)

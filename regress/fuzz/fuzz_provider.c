@@ -15,17 +15,6 @@
 
 #include "fuzz.h"
 
-int	sandbox_enter(enum sandbox_role, const struct sandbox_conf *);
-
-/* The sandbox is not what is fuzzed here. */
-int
-sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
-{
-	(void)role;
-	(void)sc;
-	return (0);
-}
-
 /* The transfers the provider started, as xfer.c would hold them. */
 static struct xfer_list	 xfers = TAILQ_HEAD_INITIALIZER(xfers);
 static int		 nxfers;

@@ -15,15 +15,6 @@
 
 #include "fuzz.h"
 
-/* The sandbox is not what is fuzzed here. */
-int
-sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
-{
-	(void)role;
-	(void)sc;
-	return (0);
-}
-
 #define IDENT_A	"3f1a9c0b22de0123456789abcdef0123456789abcdef0123456789abcdef"
 #define IDENT_B	"00000000000000000000000000000000000000000000000000000000000000ff"
 

@@ -36,14 +36,6 @@ void	fuzz_exit(int) __attribute__((__noreturn__));
 
 #undef exit
 
-/* The sandbox is not what is fuzzed here. */
-int
-sandbox_narrow(enum sandbox_role role)
-{
-	(void)role;
-	return (0);
-}
-
 /*
  * An input that ends the worker (exit, fatal) jumps back here past
  * whatever the exiting code held on its stack, which the process's
