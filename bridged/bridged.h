@@ -159,10 +159,26 @@ struct global_conf {
 	int			 events_keep;
 };
 
+/* A role block: what ROLE applies to a conversation. */
+#define ROLE_DESC_MAX		256
+#define ROLE_SYSTEM_MAX		16384		/* as CONV_SYSTEM_MAX */
+struct role_conf {
+	TAILQ_ENTRY(role_conf)	 entry;
+	char			 name[NAME_MAX_LEN];
+	char			 description[ROLE_DESC_MAX];
+	char			 system[ROLE_SYSTEM_MAX];
+	char			 model[MODEL_MAX_LEN];	/* "" none */
+	uint32_t		 temperature;	/* thousandths, or
+						   GEN_TEMP_NONE */
+	uint32_t		 max_tokens;	/* 0 none */
+};
+TAILQ_HEAD(role_list, role_conf);
+
 struct bridged_conf {
 	struct global_conf	 g;
 	struct listen_list	 listeners;
 	struct provider_list	 providers;
+	struct role_list	 roles;
 };
 
 /*
@@ -176,6 +192,7 @@ enum imsg_type {
 	/* parent -> any child */
 	IMSG_CFG_GLOBAL,	/* struct global_conf */
 	IMSG_CFG_PROVIDER,	/* struct provider_conf, one per provider */
+	IMSG_CFG_ROLE,		/* struct role_conf, one per role */
 	IMSG_CFG_TLS,		/* data cert, data key, data ticket key
 				   (TLS_TICKET_KEY_LEN bytes) */
 	IMSG_CFG_DONE,		/* empty: configuration complete */
@@ -1194,6 +1211,7 @@ struct proto_session {
 	size_t			 line_max;
 	uint64_t		 memory_limit;
 	char			 model[MODEL_MAX_LEN];	/* to start with */
+	const struct role_list	*roles;		/* copied by proto_new */
 };
 
 /*
