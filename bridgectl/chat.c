@@ -14,6 +14,7 @@
 #include <err.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,7 +62,7 @@ static const struct slash {
 	{ "dialogue",	   "DIALOGUE",	    SL_NEED, EXP_COMMAND,
 	    "TURNS A B TEXT", "two models talk, as a job" },
 	{ "export",	   NULL,	    SL_NEED, EXP_EXPORT,
-	    "FILE", "the conversation to FILE (.md: Markdown)" },
+	    "FILE [ID|NAME]", "a conversation to FILE (.md: Markdown)" },
 	{ "help",	   NULL,	    SL_NONE, EXP_NONE,
 	    "", "this list" },
 	{ "history",	   "HISTORY",	    SL_OPT, EXP_COMMAND,
@@ -146,29 +147,44 @@ command_mode(void)
 	cl.chat = 0;
 }
 
-/* /export FILE: EXPORT's body goes to FILE, Markdown if it ends .md. */
+/*
+ * /export FILE [conversation]: EXPORT's body goes to FILE, Markdown if
+ * it ends in .md; the current conversation without a second word.
+ */
 static void
 slash_export(const char *arg)
 {
-	const char	*dot;
-	char		 line[64];
+	const char	*dot, *conv;
+	char		 path[PATH_MAX], *line;
+	size_t		 n;
 	int		 fd, md;
 
-	dot = strrchr(arg, '.');
+	n = strcspn(arg, " ");
+	conv = arg + n + strspn(arg + n, " ");
+	if (n >= sizeof(path)) {
+		warnx("/export: file name too long");
+		cl.errors++;
+		return;
+	}
+	memcpy(path, arg, n);
+	path[n] = '\0';
+	dot = strrchr(path, '.');
 	md = dot != NULL && strcasecmp(dot, ".md") == 0;
-	if ((fd = open(arg, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 	    0600)) == -1 || (cl.exportfp = fdopen(fd, "w")) == NULL) {
-		warnx("%s: %s", arg, strerror(errno));
+		warnx("%s: %s", path, strerror(errno));
 		if (fd != -1)
 			close(fd);
 		cl.errors++;
 		return;
 	}
-	(void)strlcpy(cl.exportpath, arg, sizeof(cl.exportpath));
+	(void)strlcpy(cl.exportpath, path, sizeof(cl.exportpath));
 	command_mode();
-	(void)snprintf(line, sizeof(line), "EXPORT %s",
-	    md ? "markdown" : "json");
+	if (asprintf(&line, "EXPORT %s%s%s", md ? "markdown" : "json",
+	    *conv != '\0' ? " " : "", conv) == -1)
+		cfatalx("out of memory");
 	send_line(line, EXP_EXPORT);
+	free(line);
 }
 
 /* The end of an export: close the file; a failed one is removed. */

@@ -159,10 +159,26 @@ struct global_conf {
 	int			 events_keep;
 };
 
+/* A role block: what ROLE applies to a conversation. */
+#define ROLE_DESC_MAX		256
+#define ROLE_SYSTEM_MAX		16384		/* as CONV_SYSTEM_MAX */
+struct role_conf {
+	TAILQ_ENTRY(role_conf)	 entry;
+	char			 name[NAME_MAX_LEN];
+	char			 description[ROLE_DESC_MAX];
+	char			 system[ROLE_SYSTEM_MAX];
+	char			 model[MODEL_MAX_LEN];	/* "" none */
+	uint32_t		 temperature;	/* thousandths, or
+						   GEN_TEMP_NONE */
+	uint32_t		 max_tokens;	/* 0 none */
+};
+TAILQ_HEAD(role_list, role_conf);
+
 struct bridged_conf {
 	struct global_conf	 g;
 	struct listen_list	 listeners;
 	struct provider_list	 providers;
+	struct role_list	 roles;
 };
 
 /*
@@ -176,6 +192,7 @@ enum imsg_type {
 	/* parent -> any child */
 	IMSG_CFG_GLOBAL,	/* struct global_conf */
 	IMSG_CFG_PROVIDER,	/* struct provider_conf, one per provider */
+	IMSG_CFG_ROLE,		/* struct role_conf, one per role */
 	IMSG_CFG_TLS,		/* data cert, data key, data ticket key
 				   (TLS_TICKET_KEY_LEN bytes) */
 	IMSG_CFG_DONE,		/* empty: configuration complete */
@@ -883,9 +900,8 @@ int		 sse_pending(const struct sse *);
  * never from inside gen_start, text() is called with each piece of
  * the answer as it streams (UTF-8, no NUL), then exactly one of
  * done() or error(); g is freed right after that last call.
- * queued() says how many bytes the consumer has yet to pass on: over
- * a few MiB the stream pauses until it drains (return 0 if it never
- * lags).  gen_cancel(g) stops it at any time before the last call,
+ * queued() (may be NULL) says how many bytes the consumer has yet to
+ * pass on: over a few MiB the stream pauses until it drains.  gen_cancel(g) stops it at any time before the last call,
  * with no callback.  The provider restarts (a reload) only when no
  * generation runs.
  */
@@ -1195,6 +1211,7 @@ struct proto_session {
 	size_t			 line_max;
 	uint64_t		 memory_limit;
 	char			 model[MODEL_MAX_LEN];	/* to start with */
+	const struct role_list	*roles;		/* copied by proto_new */
 };
 
 /*

@@ -120,6 +120,7 @@ child_imsg(struct bridged_conf **confp, struct tls_material *tls,
 	switch (imsg->hdr.type) {
 	case IMSG_CFG_GLOBAL:
 	case IMSG_CFG_PROVIDER:
+	case IMSG_CFG_ROLE:
 	case IMSG_CFG_TLS:
 	case IMSG_CFG_DONE:
 		return (child_config_imsg(confp, tls, imsg) == 1 ? 1 : 0);

@@ -22,6 +22,7 @@ config_new(void)
 		return (NULL);
 	TAILQ_INIT(&conf->listeners);
 	TAILQ_INIT(&conf->providers);
+	TAILQ_INIT(&conf->roles);
 	return (conf);
 }
 
@@ -30,12 +31,17 @@ config_free(struct bridged_conf *conf)
 {
 	struct listen_conf	*l;
 	struct provider_conf	*p;
+	struct role_conf	*r;
 
 	if (conf == NULL)
 		return;
 	while ((l = TAILQ_FIRST(&conf->listeners)) != NULL) {
 		TAILQ_REMOVE(&conf->listeners, l, entry);
 		free(l);
+	}
+	while ((r = TAILQ_FIRST(&conf->roles)) != NULL) {
+		TAILQ_REMOVE(&conf->roles, r, entry);
+		free(r);
 	}
 	while ((p = TAILQ_FIRST(&conf->providers)) != NULL) {
 		TAILQ_REMOVE(&conf->providers, p, entry);
@@ -51,6 +57,7 @@ config_send(struct channel *ch, const struct bridged_conf *conf,
     const struct tls_material *tls)
 {
 	struct provider_conf	*p;
+	struct role_conf	*r;
 	struct ibuf		*b;
 
 	if (channel_compose(ch, IMSG_CFG_GLOBAL, 0, -1, &conf->g,
@@ -59,6 +66,10 @@ config_send(struct channel *ch, const struct bridged_conf *conf,
 	TAILQ_FOREACH(p, &conf->providers, entry)
 		if (channel_compose(ch, IMSG_CFG_PROVIDER, 0, -1, p,
 		    sizeof(*p)) == -1)
+			return (-1);
+	TAILQ_FOREACH(r, &conf->roles, entry)
+		if (channel_compose(ch, IMSG_CFG_ROLE, 0, -1, r,
+		    sizeof(*r)) == -1)
 			return (-1);
 	if (tls != NULL && tls->loaded) {
 		if ((b = channel_create(ch, IMSG_CFG_TLS, 0,
@@ -117,6 +128,7 @@ config_recv(struct bridged_conf **cur, struct bridged_conf **pending,
     struct tls_material *tls, struct imsg *imsg)
 {
 	struct provider_conf	*p;
+	struct role_conf	*r;
 	struct global_conf	*g;
 
 	switch (imsg->hdr.type) {
@@ -148,6 +160,18 @@ config_recv(struct bridged_conf **cur, struct bridged_conf **pending,
 		TERMINATE(p->key_env);
 		TERMINATE(p->model);
 		TAILQ_INSERT_TAIL(&(*pending)->providers, p, entry);
+		return (0);
+	case IMSG_CFG_ROLE:
+		if (*pending == NULL ||
+		    imsg->datalen != sizeof(struct role_conf) ||
+		    (r = malloc(sizeof(*r))) == NULL)
+			return (-1);
+		memcpy(r, imsg->data, sizeof(*r));
+		TERMINATE(r->name);
+		TERMINATE(r->description);
+		TERMINATE(r->system);
+		TERMINATE(r->model);
+		TAILQ_INSERT_TAIL(&(*pending)->roles, r, entry);
 		return (0);
 	case IMSG_CFG_TLS:
 		if (*pending == NULL || tls == NULL)

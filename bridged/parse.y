@@ -83,6 +83,8 @@ static struct file		*file, *topfile;
 static struct bridged_conf	*conf;
 static struct provider_conf	*prov;
 static int			 prov_line, prov_bad, prov_keys, prov_model;
+static struct role_conf		*rolec;
+static int			 role_bad;
 static struct listen_opts	 listenopts;
 static int			 errors;
 static int			 expansions;
@@ -124,6 +126,9 @@ static int	 same_addr(const struct sockaddr_storage *,
 static void	 print_addr(const struct sockaddr_storage *, char *, size_t);
 static void	 provider_begin(char *);
 static void	 provider_end(void);
+static void	 role_begin(char *);
+static void	 role_end(void);
+static int	 role_temperature(char *);
 static int	 prov_type(enum provider_type);
 static void	 conf_defaults(struct bridged_conf *);
 static int	 conf_check(struct bridged_conf *);
@@ -156,6 +161,7 @@ typedef struct {
 %token	TLS TOKEN TOKENS TYPE URL USER
 %token	AUTH DAY EVENTS FAILURES LIMITS MINUTE PER REQUESTS
 %token	RENEW WORKER
+%token	DESCRIPTION ROLE SYSTEM TEMPERATURE
 %token	ERROR
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
@@ -171,6 +177,7 @@ grammar		: /* empty */
 		| grammar varset '\n'
 		| grammar main '\n'
 		| grammar provider '\n'
+		| grammar role '\n'
 		| grammar limits '\n'
 		| grammar error '\n'		{ yyerrok; }
 		;
@@ -480,6 +487,51 @@ provopt		: TYPE GEMINI			{
 		}
 		;
 
+role		: ROLE STRING			{ role_begin($2); }
+		    '{' optnl roleopts '}'	{ role_end(); }
+		;
+
+roleopts	: /* empty */
+		| roleopt
+		| roleopt nl roleopts
+		| error nl			{ yyerrok; } roleopts
+		;
+
+roleopt		: DESCRIPTION STRING		{
+			if (setstr(rolec->description,
+			    sizeof(rolec->description), $2,
+			    "description") == -1)
+				role_bad = 1;
+		}
+		| SYSTEM STRING			{
+			if (setstr(rolec->system, sizeof(rolec->system), $2,
+			    "system") == -1 ||
+			    !utf8_valid(rolec->system, strlen(rolec->system)))
+				role_bad = 1;
+		}
+		| MODEL STRING			{
+			if (setstr(rolec->model, sizeof(rolec->model), $2,
+			    "model") == -1)
+				role_bad = 1;
+		}
+		| TEMPERATURE NUMBER		{
+			if (!inrange("temperature", $2, 0, 2))
+				role_bad = 1;
+			else
+				rolec->temperature = (uint32_t)$2 * 1000;
+		}
+		| TEMPERATURE STRING		{
+			if (role_temperature($2) == -1)
+				role_bad = 1;
+		}
+		| MAXIMUM TOKENS NUMBER		{
+			if (!inrange("max tokens", $3, 1, 10000000))
+				role_bad = 1;
+			else
+				rolec->max_tokens = (uint32_t)$3;
+		}
+		;
+
 provmodels	: provmodel
 		| provmodels provmodel
 		;
@@ -598,6 +650,7 @@ kw_lookup(const char *s)
 		{ "connect",		CONNECT },
 		{ "database",		DATABASE },
 		{ "day",		DAY },
+		{ "description",	DESCRIPTION },
 		{ "env",		ENV },
 		{ "events",		EVENTS },
 		{ "failures",		FAILURES },
@@ -632,9 +685,12 @@ kw_lookup(const char *s)
 		{ "renew",		RENEW },
 		{ "requests",		REQUESTS },
 		{ "retries",		RETRIES },
+		{ "role",		ROLE },
 		{ "socket",		SOCKET },
 		{ "summaries",		SUMMARIES },
 		{ "sync",		SYNC },
+		{ "system",		SYSTEM },
+		{ "temperature",	TEMPERATURE },
 		{ "timeout",		TIMEOUT },
 		{ "tls",		TLS },
 		{ "token",		TOKEN },
@@ -1410,6 +1466,62 @@ provider_begin(char *name)
 	free(name);
 }
 
+/* role "name" {: a new role, its name checked. */
+static void
+role_begin(char *name)
+{
+	struct role_conf	*r;
+
+	role_bad = 0;
+	if ((rolec = calloc(1, sizeof(*rolec))) == NULL)
+		fatal("%s: calloc", __func__);
+	rolec->temperature = GEN_TEMP_NONE;
+	TAILQ_FOREACH(r, &conf->roles, entry) {
+		if (strcmp(r->name, name) == 0) {
+			yyerror("role \"%s\" defined twice", name);
+			role_bad = 1;
+			break;
+		}
+	}
+	if (strlen(name) >= sizeof(rolec->name) || !conv_name_valid(name)) {
+		yyerror("invalid role name \"%s\" (1 to %zu of A-Z a-z 0-9"
+		    " . _ -)", name, sizeof(rolec->name) - 1);
+		role_bad = 1;
+	} else
+		(void)strlcpy(rolec->name, name, sizeof(rolec->name));
+	free(name);
+}
+
+/* temperature 0.2: a decimal from 0 to 2, kept in thousandths. */
+static int
+role_temperature(char *s)
+{
+	char	*end;
+	double	 t;
+
+	errno = 0;
+	t = strtod(s, &end);
+	if (*s == '\0' || *end != '\0' || errno != 0 || !(t >= 0 && t <= 2)) {
+		yyerror("temperature \"%s\" is not a number from 0 to 2", s);
+		free(s);
+		return (-1);
+	}
+	rolec->temperature = (uint32_t)(t * 1000 + 0.5);
+	free(s);
+	return (0);
+}
+
+/* }: keep the role. */
+static void
+role_end(void)
+{
+	if (role_bad)
+		free(rolec);
+	else
+		TAILQ_INSERT_TAIL(&conf->roles, rolec, entry);
+	rolec = NULL;
+}
+
 /* The defaults of each type: url, model, whether a key is needed. */
 static const struct {
 	enum provider_type	 type;
@@ -1614,6 +1726,7 @@ config_print(const struct bridged_conf *c)
 	const struct global_conf	*g = &c->g;
 	const struct listen_conf	*l;
 	const struct provider_conf	*p;
+	const struct role_conf		*r;
 	char				 host[NI_MAXHOST], size[32];
 	int				 i;
 
@@ -1695,5 +1808,28 @@ config_print(const struct bridged_conf *c)
 		printf("\n\tconnect timeout %d\n", p->connect_timeout);
 		printf("\ttimeout %d\n", p->timeout);
 		printf("\tretries %d\n}\n", p->retries);
+	}
+	TAILQ_FOREACH(r, &c->roles, entry) {
+		printf("\nrole ");
+		print_str(r->name);
+		printf(" {");
+		if (r->description[0] != '\0') {
+			printf("\n\tdescription ");
+			print_str(r->description);
+		}
+		if (r->system[0] != '\0') {
+			printf("\n\tsystem ");
+			print_str(r->system);
+		}
+		if (r->model[0] != '\0') {
+			printf("\n\tmodel ");
+			print_str(r->model);
+		}
+		if (r->temperature != GEN_TEMP_NONE)
+			printf("\n\ttemperature %u.%03u", r->temperature / 1000,
+			    r->temperature % 1000);
+		if (r->max_tokens > 0)
+			printf("\n\tmax tokens %u", r->max_tokens);
+		printf("\n}\n");
 	}
 }

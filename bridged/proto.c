@@ -56,6 +56,7 @@ enum proto_op {
 	OP_SEARCH,
 	OP_EXPORT,
 	OP_IMPORT,	/* storage makes the imported conversation */
+	OP_ROLE,	/* ROLE: storage sets the conversation's fields */
 	OP_SUBMIT,
 	OP_JOBS,
 	OP_RESULT,
@@ -171,6 +172,11 @@ struct proto {
 	const char		*mlcode;
 	size_t			 mllines;
 	char			 mlwhy[80];
+
+	/* the configured roles, copied */
+	struct role_conf	*roles;
+	size_t			 nroles;
+	const struct role_conf	*newrole;	/* ROLE, until stored */
 
 	/* an IMPORT being received */
 	int			 imp;
@@ -644,10 +650,26 @@ conv_adopt(struct proto *p, const struct db_conv *c)
 }
 
 /* The generation settings of a request. */
+/* A configured role by name, or NULL. */
+static const struct role_conf *
+role_find(const struct proto *p, const char *name)
+{
+	size_t	 i;
+
+	if (*name == '\0')
+		return (NULL);
+	for (i = 0; i < p->nroles; i++)
+		if (strcmp(p->roles[i].name, name) == 0)
+			return (&p->roles[i]);
+	return (NULL);
+}
+
 static void
 gen_setup(struct proto *p, struct proto_gen *g, const char *sys,
     const struct proto_turn *v, size_t n)
 {
+	const struct role_conf	*r;
+
 	memset(g, 0, sizeof(*g));
 	g->model = p->model;
 	g->system = sys;
@@ -655,6 +677,11 @@ gen_setup(struct proto *p, struct proto_gen *g, const char *sys,
 	g->nturns = n;
 	g->temperature = GEN_TEMP_NONE;
 	g->max_tokens = 0;
+	/* The conversation's role brings its generation settings. */
+	if ((r = role_find(p, p->convrole)) != NULL) {
+		g->temperature = r->temperature;
+		g->max_tokens = r->max_tokens;
+	}
 }
 
 /* Ask the model for a summary of the context: 0, or -1 if not sent. */
@@ -675,7 +702,9 @@ summary_request(struct proto *p)
 	p->pr.sum = proto_reqid(p);
 	v = ctx_turns(&p->ctx, ask, strlen(ask), &n);
 	gen_setup(p, &g, sys, v, n);
+	/* The memory manager writes with the model's own settings. */
 	g.temperature = GEN_TEMP_NONE;
+	g.max_tokens = 0;
 	rv = p->ops->gen(p->arg, p->pr.sum, &g);
 	free(v);
 	freezero(sys, len);
@@ -731,6 +760,8 @@ cmd_help(struct proto *p, const char *arg)
 		"SYSTEM [text|-]   show, set or clear the system prompt",
 		"SEARCH <words>    search all your messages",
 		"IMPORT            a JSON export becomes a new conversation",
+		"ROLES             the configured roles",
+		"ROLE <name>       apply a role to this conversation",
 		"EXPORT [json|markdown] [id|name]",
 		"                  a conversation, the current by default",
 		"SUBMIT <prompt>   a background job; RESULT shows it",
@@ -1183,6 +1214,67 @@ cmd_export(struct proto *p, const char *arg)
 		return;
 	}
 	p->op = OP_EXPORT;
+}
+
+/* Storage set what ROLE asked: the session follows. */
+static void
+role_applied(struct proto *p, const struct role_conf *r)
+{
+	const struct pmodel	*m;
+
+	strlcpy(p->convrole, r->name, sizeof(p->convrole));
+	free(p->system);
+	p->system = NULL;
+	if (r->system[0] != '\0' && (p->system = strdup(r->system)) == NULL)
+		fatal("%s", __func__);
+	if (r->model[0] != '\0' && strcmp(r->model, p->model) != 0) {
+		strlcpy(p->model, r->model, sizeof(p->model));
+		p->ctx.inlimit = 0;
+		if ((m = mlist_find(&p->models, p->model)) != NULL)
+			p->ctx.inlimit = m->inlimit;
+	}
+	p->statedirty = 1;
+	proto_event(p, "role %s", r->name);
+}
+
+/* ROLES: the configured roles. */
+static void
+cmd_roles(struct proto *p, const char *arg)
+{
+	const struct role_conf	*r;
+	size_t			 i;
+
+	(void)arg;
+	for (i = 0; i < p->nroles; i++) {
+		r = &p->roles[i];
+		out_line(p, "%s %s%s%.*s", r->name,
+		    r->model[0] != '\0' ? r->model : "-",
+		    r->description[0] != '\0' ? " " : "",
+		    (int)strcspn(r->description, "\n"), r->description);
+	}
+	out_status(p, "OK", "%zu roles", p->nroles);
+}
+
+/* ROLE <name>: its system prompt, model and settings, for this one. */
+static void
+cmd_role(struct proto *p, const char *arg)
+{
+	const struct role_conf	*r;
+	int			 mask = CONV_SYSTEM | CONV_ROLE;
+
+	if ((r = role_find(p, arg)) == NULL) {
+		out_status(p, "ERR", "bad-argument no role named %.64s, see"
+		    " ROLES", arg);
+		return;
+	}
+	if (r->model[0] != '\0')
+		mask |= CONV_MODEL;
+	if ((p->req = conv_set(p, mask, r->model, r->name, r->system)) == 0) {
+		out_status(p, "ERR", "storage not available");
+		return;
+	}
+	p->newrole = r;
+	p->op = OP_ROLE;
 }
 
 /* IMPORT: the export comes next, dot-stuffed, up to a line ".". */
@@ -1742,6 +1834,8 @@ static const struct proto_cmd {
 	{ "RESET",		ARG_OPT,		cmd_new },
 	{ "RESULT",		ARG_NEED,		cmd_result },
 	{ "RESUME",		ARG_NEED,		cmd_resume },
+	{ "ROLE",		ARG_NEED,		cmd_role },
+	{ "ROLES",		ARG_NONE,		cmd_roles },
 	{ "SEARCH",		ARG_NEED | ARG_RAW,	cmd_search },
 	{ "SUBMIT",		ARG_NEED | ARG_RAW,	cmd_submit },
 	{ "SUMMARIES",		ARG_OPT,		cmd_summaries },
@@ -2248,6 +2342,24 @@ proto_done(struct proto *p)
  * Entry points.
  */
 
+/* The session keeps its own copy of the roles: a reload may free them. */
+static int
+roles_copy(struct proto *p, const struct role_list *l)
+{
+	const struct role_conf	*r;
+	size_t			 n = 0;
+
+	TAILQ_FOREACH(r, l, entry)
+		n++;
+	if (n == 0)
+		return (0);
+	if ((p->roles = calloc(n, sizeof(*p->roles))) == NULL)
+		return (-1);
+	TAILQ_FOREACH(r, l, entry)
+		p->roles[p->nroles++] = *r;
+	return (0);
+}
+
 struct proto *
 proto_new(const struct proto_ops *ops, void *arg,
     const struct proto_session *s)
@@ -2275,6 +2387,11 @@ proto_new(const struct proto_ops *ops, void *arg,
 	p->mode = MODE_COMMAND;
 	ctx_init(&p->ctx, p->s.memory_limit);
 	p->ctxready = 1;
+	if (s->roles != NULL && roles_copy(p, s->roles) == -1) {
+		proto_free(p);
+		return (NULL);
+	}
+	p->s.roles = NULL;
 	return (p);
 }
 
@@ -2290,6 +2407,7 @@ proto_free(struct proto *p)
 		freezero(l, sizeof(*l) + l->len + 1);
 	}
 	ctx_free(&p->ctx);
+	free(p->roles);
 	free(p->system);
 	free(p->newsystem);
 	prompt_free(p);
@@ -2712,7 +2830,11 @@ proto_storage_stored(struct proto *p, uint32_t id, uint64_t rowid)
 		prompt_send(p);
 	} else if (p->op == OP_BACK && id == pr->sumstore)
 		back_end(p, NULL, NULL);
-	else if (p->op == OP_SET && id == p->req) {
+	else if (p->op == OP_ROLE && id == p->req) {
+		role_applied(p, p->newrole);
+		out_status(p, "OK", "role %s", p->convrole);
+		op_done(p);
+	} else if (p->op == OP_SET && id == p->req) {
 		free(p->system);
 		p->system = NULL;
 		if (p->newsystem[0] != '\0') {
@@ -2854,7 +2976,8 @@ proto_storage_error(struct proto *p, uint32_t id, const char *text)
 	} else if ((p->op == OP_HISTORY || p->op == OP_NEW ||
 	    p->op == OP_CONVS || p->op == OP_DELETE || p->op == OP_SET ||
 	    p->op == OP_SEARCH || p->op == OP_EXPORT ||
-	    p->op == OP_IMPORT || p->op == OP_USAGE) && id == p->req) {
+	    p->op == OP_IMPORT || p->op == OP_ROLE ||
+	    p->op == OP_USAGE) && id == p->req) {
 		out_status(p, "ERR", "storage %s", why);
 		op_done(p);
 	} else if (p->op == OP_PROMPT &&

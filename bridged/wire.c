@@ -266,8 +266,9 @@ wire_add_text(struct api_event *ev, const char *s, size_t len)
 
 /*
  * Whether a model name may be sent upstream and shown in a reply
- * line: letters, digits and ._:/@+- (Ollama's "llama3:8b", vLLM's
- * "org/model"), not starting with a mark, no "..".
+ * line: letters, digits and ._:/@- (Ollama's "llama3:8b", vLLM's
+ * "org/model"; what the parent lets operators see), not starting with
+ * a mark, no "..".
  */
 int
 wire_model_name(const char *s)
@@ -281,7 +282,7 @@ wire_model_name(const char *s)
 		if (i >= MODEL_MAX_LEN - 1)
 			return (0);
 		if (!isalnum((unsigned char)s[i]) &&
-		    strchr("._:/@+-", s[i]) == NULL)
+		    strchr("._:/@-", s[i]) == NULL)
 			return (0);
 	}
 	return (1);

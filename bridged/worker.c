@@ -868,6 +868,7 @@ session_begin(void)
 	w.ps.identity_mode = w.conf->g.identity;
 	w.ps.line_max = w.conf->g.line_max;
 	w.ps.memory_limit = w.conf->g.memory_limit;
+	w.ps.roles = &w.conf->roles;
 	/* The first provider's model; with several, as provider/model. */
 	if ((pc = TAILQ_FIRST(&w.conf->providers)) != NULL) {
 		if (TAILQ_NEXT(pc, entry) == NULL)

@@ -624,6 +624,10 @@ def test_one_provider_down_keeps_the_others():
               not [n for n in names if n.startswith("openai/")] and
               len([n for n in names if n.startswith("anthropic/")]) == 1,
               "names %r" % names)
+        out = d.ctl("show", "models").stdout
+        check("gemini/gemini-2.0-flash input 1048576 output 8192" in out
+              and "provider openai failed" in out.splitlines()[-1],
+              "show models: %r" % out[-300:])
         _, status = c.ask("CHANGE-MODEL anthropic/claude-sonnet-4-5")
         check(status.startswith(". ERR bad-argument"), status)
         _, status = c.ask("CHANGE-MODEL openai/gpt-4o")

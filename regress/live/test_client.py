@@ -1066,7 +1066,7 @@ def test_slash_export_and_import():
     dd = mkdir("export-")
     js, md = os.path.join(dd, "c.json"), os.path.join(dd, "c.md")
     r = connect(["/new exp-" + m, "exported " + m, "/export " + js,
-                 "/export " + md, "/import " + js, "/history"],
+                 "/export " + md, "/import " + js, "/conversations"],
                 cmd=False)
     assert r.returncode == 0, (r.returncode, r.stderr)
     import json
@@ -1076,15 +1076,19 @@ def test_slash_export_and_import():
     with open(md) as f:
         assert ("exported " + m) in f.read()
     assert os.stat(js).st_mode & 0o077 == 0
-    # The import is a new conversation holding the same messages.
-    assert re.search(r"^conversation \d+ ", r.stdout.split(
-        "exported " + m)[-1], re.M) or ("exported " + m) in r.stdout, \
-        r.stdout
-    # A refused export leaves no file behind.
+    # The import is a new conversation holding the same two messages.
+    ids = re.findall(r"^conversation (\d+) ", r.stdout, re.M)
+    assert len(ids) == 2 and ids[0] != ids[1], r.stdout
+    assert re.search(r"^[-*] %s \S+ 2 " % ids[1], r.stdout, re.M), r.stdout
+    # Another conversation by name; a refused export leaves no file.
+    named = os.path.join(dd, "named.md")
     bad = os.path.join(dd, "none.json")
-    r = connect(["/export " + bad, "/raw EXPORT json no-such-conv-" + m],
-                cmd=False)
-    assert os.path.exists(bad) or r.returncode == 1
+    r = connect(["/export %s exp-%s" % (named, m),
+                 "/export %s no-such-%s" % (bad, m)], cmd=False)
+    assert r.returncode == 1 and "ERR not-found" in r.stderr, r
+    with open(named) as f:
+        assert ("exported " + m) in f.read()
+    assert not os.path.exists(bad)
 
 
 def test_slash_jobs_and_result():
@@ -1145,3 +1149,12 @@ def test_slash_dialogue():
     assert r.returncode == 0, (r.returncode, r.stderr)
     assert re.search(r"^--- gemini-2\.0-flash$", r.stdout, re.M), r.stdout
     assert re.search(r"^--- gemini-2\.5-flash$", r.stdout, re.M), r.stdout
+
+
+def test_slash_role():
+    server_has("ROLES")
+    r = connect(["/role"], cmd=False)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    r = connect(["/role no-such-role-" + marker()], cmd=False)
+    assert r.returncode == 1 and re.search(r"^\. ERR (not-found|bad-argument)",
+                                           r.stderr, re.M), r

@@ -14,6 +14,17 @@ import uuid
 from harness import Daemon, FakeUpstream
 
 up = d = None
+ROLES = """
+role "reviewer" {
+	description "terse code review"
+	system "You review code. Be terse."
+	model "gemini-2.5-flash"
+	temperature 0.2
+	max tokens 2048
+}
+role "plain" {
+}
+"""
 STATUS_OK = re.compile(r"^\. OK model=(\S+) in=\d+ out=\d+ ms=\d+")
 
 
@@ -27,6 +38,7 @@ def setup():
     os.chmod(tokens, 0o600)
     with open(d.conf, "a") as f:
         f.write('identity token file "%s"\n' % tokens)
+        f.write(ROLES)
     d.start()
 
 
@@ -432,4 +444,62 @@ def test_import_refused_whole():
     _, status = send_import(c, ('{"messages":[%s]}' % good_msg).encode())
     assert conv_of(status)[1] == "-", status
     assert conv_count(ident) == before + 1
+    c.close()
+
+
+def generation(mark):
+    """The generationConfig and system of the request whose prompt had
+    mark, from the fake upstream's log."""
+    import json
+    for r in reversed(up.requests()):
+        body = r.get("body")
+        if isinstance(body, dict) and mark in json.dumps(body):
+            return (body.get("generationConfig", {}),
+                    json.dumps(body.get("systemInstruction", "")))
+    raise AssertionError("no request with " + mark)
+
+
+def test_roles():
+    c = client("gamma-token")
+    body, status = ok(c, "ROLES")
+    assert status == ". OK 2 roles", status
+    assert body == ["reviewer gemini-2.5-flash terse code review",
+                    "plain -"], body
+    _, status = c.ask("ROLE nobody")
+    assert status.startswith(". ERR bad-argument no role named nobody"), \
+        status
+    ok(c, "NEW")
+    m = marker()
+    ok(c, "ASK before " + m)
+    gc, _ = generation("before " + m)
+    assert "temperature" not in gc, gc
+    _, status = ok(c, "ROLE reviewer")
+    assert status == ". OK role reviewer", status
+    kv = info(c)
+    assert kv["role"] == "reviewer" and kv["model"] == "gemini-2.5-flash", kv
+    body, _ = ok(c, "SYSTEM")
+    assert body == ["You review code. Be terse."], body
+    body, status = ok(c, "ASK review " + m)
+    assert STATUS_OK.match(status).group(1) == "gemini-2.5-flash", status
+    assert "turns=3" in body[-1], body          # the context is kept
+    gc, sysi = generation("review " + m)
+    assert abs(gc.get("temperature", -1) - 0.2) < 1e-9, gc
+    assert gc.get("maxOutputTokens") == 2048, gc
+    assert "Be terse" in sysi, sysi
+    c.close()
+    # The role is the conversation's: a new session has it and its settings.
+    c = client("gamma-token")
+    assert info(c)["role"] == "reviewer"
+    ok(c, "ASK later " + m)
+    gc, _ = generation("later " + m)
+    assert gc.get("maxOutputTokens") == 2048, gc
+    ok(c, "ROLE plain")
+    kv = info(c)
+    assert kv["role"] == "plain" and kv["model"] == "gemini-2.5-flash", kv
+    body, status = ok(c, "SYSTEM")
+    assert status == ". OK no system prompt", status
+    ok(c, "ASK plain " + m)
+    gc, _ = generation("plain " + m)
+    assert "temperature" not in gc and "maxOutputTokens" not in gc, gc
+    ok(c, "CHANGE-MODEL gemini-2.0-flash")
     c.close()

@@ -356,7 +356,8 @@ t_urls(void)
 	    wire_model_name("claude-3@20240307") && !wire_model_name("") &&
 	    !wire_model_name("a b") && !wire_model_name("../x") &&
 	    !wire_model_name("/x") && !wire_model_name("a\nb") &&
-	    !wire_model_name("a..b"), "%s", "accepted a bad name");
+	    !wire_model_name("a..b") && !wire_model_name("a+b"), "%s",
+	    "accepted a bad name");
 	result("chat-filter", oai_model_is_chat("gpt-4o") &&
 	    oai_model_is_chat("o3-mini") && oai_model_is_chat("qwen2.5:7b") &&
 	    !oai_model_is_chat("text-embedding-ada-002") &&

@@ -491,6 +491,7 @@ struct opts {
 	uint64_t		 memory_limit;
 	enum identity_mode	 identity;
 	int			 raw;		/* leave the start be */
+	const struct role_list	*roles;
 	const char		*local;
 };
 
@@ -572,6 +573,7 @@ setup(const struct opts *o)
 	s.memory_limit = o->memory_limit != 0 ? o->memory_limit : 1000000;
 	strlcpy(s.model, o->model != NULL ? o->model : "gemini-2.0-flash",
 	    sizeof(s.model));
+	s.roles = o->roles;
 	if ((F.p = proto_new(&fake_ops, NULL, &s)) == NULL)
 		abort();
 	proto_start(F.p);
@@ -2201,6 +2203,48 @@ t_conversations(void)
 	OUT(". ERR not-found no such conversation\n");
 	input("EXPORT a/b\n");
 	OUT(". ERR not-found no such conversation\n");
+	teardown();
+	end();
+
+	begin("conv_roles");
+	{
+		static struct role_list	 rl;
+		static struct role_conf	 r1, r2;
+		struct opts		 o = { .roles = &rl };
+
+		TAILQ_INIT(&rl);
+		strlcpy(r1.name, "critic", sizeof(r1.name));
+		strlcpy(r1.description, "harsh\nreally", sizeof(
+		    r1.description));
+		strlcpy(r1.system, "Be harsh.", sizeof(r1.system));
+		strlcpy(r1.model, "gemini-2.5-pro", sizeof(r1.model));
+		r1.temperature = 200;
+		r1.max_tokens = 99;
+		strlcpy(r2.name, "bare", sizeof(r2.name));
+		r2.temperature = GEN_TEMP_NONE;
+		TAILQ_INSERT_TAIL(&rl, &r1, entry);
+		TAILQ_INSERT_TAIL(&rl, &r2, entry);
+		setup(&o);
+	}
+	input("ROLES\n");
+	OUT("critic gemini-2.5-pro harsh\nbare -\n. OK 2 roles\n");
+	input("ROLE nobody\n");
+	OUT(". ERR bad-argument no role named nobody, see ROLES\n");
+	input("ASK before\n");
+	CHECK(F.gen_temperature == GEN_TEMP_NONE && F.gen_max_tokens == 0);
+	answer("a", 1, 1);
+	stored();
+	take(F.out);
+	input("ROLE critic\n");
+	CALLED("conv 1 mask 7 [gemini-2.5-pro] [critic] [Be harsh.]\n");
+	OUT("");
+	proto_storage_stored(F.p, F.set_id, 1);
+	OUT(". OK role critic\n");
+	input("ASK after\n");
+	CHECK(F.gen_temperature == 200 && F.gen_max_tokens == 99);
+	CHECK(strcmp(F.gen_model, "gemini-2.5-pro") == 0);
+	CHECK(strcmp(F.gen_sys, "Be harsh.") == 0);
+	CHECK(strcmp(F.gen_turns, "u:before|m:a|u:after") == 0);
 	teardown();
 	end();
 
