@@ -1009,6 +1009,8 @@ extern const struct api	 api_anthropic;
 struct json_t;
 
 int		 wire_u64(struct json_t *, uint64_t *);
+int		 wire_add_turn(struct json_t *, const char *, const char *,
+		    size_t);
 int64_t		 wire_count(struct json_t *, const char *);
 void		 wire_copy_word(char *, size_t, struct json_t *);
 void		 wire_copy_line(char *, size_t, const char *, size_t);

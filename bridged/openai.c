@@ -23,47 +23,6 @@
 
 #define OAI_ID_MAX	512		/* longest paging id kept */
 
-/* Add a turn to a message list; a turn of the last one's role joins it. */
-static int
-oai_add_turn(json_t *msgs, const char *role, const char *text, size_t len)
-{
-	json_t		*last, *m, *s;
-	const char	*lrole, *old;
-	char		*joined;
-	size_t		 olen;
-	int		 rv;
-
-	last = json_array_get(msgs, json_array_size(msgs) - 1);
-	lrole = json_string_value(json_object_get(last, "role"));
-	if (lrole != NULL && strcmp(lrole, role) == 0) {
-		/* Roles alternate: some chat templates insist on it. */
-		s = json_object_get(last, "content");
-		old = json_string_value(s);
-		olen = json_string_length(s);
-		if ((joined = malloc(olen + 2 + len)) == NULL)
-			return (-1);
-		memcpy(joined, old, olen);
-		memcpy(joined + olen, "\n\n", 2);
-		memcpy(joined + olen + 2, text, len);
-		rv = json_object_set_new(last, "content",
-		    json_stringn(joined, olen + 2 + len));
-		freezero(joined, olen + 2 + len);
-		return (rv);
-	}
-	if ((s = json_stringn(text, len)) == NULL)
-		return (-1);		/* not UTF-8 */
-	if ((m = json_object()) == NULL) {
-		json_decref(s);
-		return (-1);
-	}
-	if (json_object_set_new(m, "role", json_string(role)) == -1 ||
-	    json_object_set_new(m, "content", s) == -1) {
-		json_decref(m);
-		return (-1);
-	}
-	return (json_array_append_new(msgs, m));
-}
-
 /*
  * The body of a streamed chat completion: the system prompt first,
  * then the turns (user, assistant) with empty ones left out and runs
@@ -84,13 +43,13 @@ oai_request(const struct api_request *rq, size_t *lenp)
 	    -1 || json_object_set_new(root, "messages", msgs) == -1)
 		goto fail;
 	if (rq->system != NULL && rq->system[0] != '\0' &&
-	    oai_add_turn(msgs, "system", rq->system,
+	    wire_add_turn(msgs, "system", rq->system,
 	    strlen(rq->system)) == -1)
 		goto fail;
 	for (i = 0; i < rq->nturns; i++) {
 		if (rq->turns[i].len == 0)
 			continue;
-		if (oai_add_turn(msgs, rq->turns[i].role == ROLE_MODEL ?
+		if (wire_add_turn(msgs, rq->turns[i].role == ROLE_MODEL ?
 		    "assistant" : "user", rq->turns[i].text,
 		    rq->turns[i].len) == -1)
 			goto fail;

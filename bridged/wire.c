@@ -386,3 +386,47 @@ wire_url(const char *base, const char *path, const char *value)
 	*p = '\0';
 	return (url);
 }
+
+/*
+ * Add a {role, content} turn to a message list (OpenAI and Anthropic);
+ * a turn of the last one's role joins it.
+ */
+int
+wire_add_turn(json_t *msgs, const char *role, const char *text, size_t len)
+{
+	json_t		*last, *m, *s;
+	const char	*lrole, *old;
+	char		*joined;
+	size_t		 olen;
+	int		 rv;
+
+	last = json_array_get(msgs, json_array_size(msgs) - 1);
+	lrole = json_string_value(json_object_get(last, "role"));
+	if (lrole != NULL && strcmp(lrole, role) == 0) {
+		/* Roles alternate: some chat templates insist on it. */
+		s = json_object_get(last, "content");
+		old = json_string_value(s);
+		olen = json_string_length(s);
+		if ((joined = malloc(olen + 2 + len)) == NULL)
+			return (-1);
+		memcpy(joined, old, olen);
+		memcpy(joined + olen, "\n\n", 2);
+		memcpy(joined + olen + 2, text, len);
+		rv = json_object_set_new(last, "content",
+		    json_stringn(joined, olen + 2 + len));
+		freezero(joined, olen + 2 + len);
+		return (rv);
+	}
+	if ((s = json_stringn(text, len)) == NULL)
+		return (-1);		/* not UTF-8 */
+	if ((m = json_object()) == NULL) {
+		json_decref(s);
+		return (-1);
+	}
+	if (json_object_set_new(m, "role", json_string(role)) == -1 ||
+	    json_object_set_new(m, "content", s) == -1) {
+		json_decref(m);
+		return (-1);
+	}
+	return (json_array_append_new(msgs, m));
+}
