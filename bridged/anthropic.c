@@ -329,20 +329,11 @@ static int
 ant_headers(const char *key, int stream, int (*add)(void *, const char *),
     void *arg)
 {
-	char	*h;
-	int	 rv;
-
 	if (stream && add(arg, "Accept: text/event-stream") == -1)
 		return (-1);
 	if (add(arg, "anthropic-version: " ANT_VERSION) == -1)
 		return (-1);
-	if (key == NULL)
-		return (0);
-	if (asprintf(&h, "x-api-key: %s", key) == -1)
-		return (-1);
-	rv = add(arg, h);
-	freezero(h, strlen(h));
-	return (rv);
+	return (wire_key_header(add, arg, "x-api-key: ", key));
 }
 
 /*
@@ -354,8 +345,7 @@ ant_classify(const struct api_error *e, const char **code)
 {
 	int	 c = e->code;
 
-	*code = c == 429 ? "rate-limited" : c == 504 ? "upstream-timeout" :
-	    c == 404 ? "no-model" : "upstream";
+	*code = wire_error_code(c);
 	if (c == 429 || c == 529 || c == 503 || e->overloaded)
 		return (API_RETRY | API_BUSY);
 	if (c == 500 || c == 504)

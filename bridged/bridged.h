@@ -1012,6 +1012,9 @@ int		 wire_u64(struct json_t *, uint64_t *);
 int		 wire_add_turn(struct json_t *, const char *, const char *,
 		    size_t);
 int64_t		 wire_count(struct json_t *, const char *);
+int		 wire_key_header(int (*)(void *, const char *), void *,
+		    const char *, const char *);
+const char	*wire_error_code(int);
 void		 wire_copy_word(char *, size_t, struct json_t *);
 void		 wire_copy_line(char *, size_t, const char *, size_t);
 double		 wire_retry_after(const char *, time_t);

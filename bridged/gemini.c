@@ -513,17 +513,8 @@ static int
 gem_headers(const char *key, int stream, int (*add)(void *, const char *),
     void *arg)
 {
-	char	*h;
-	int	 rv;
-
 	(void)stream;
-	if (key == NULL)
-		return (0);
-	if (asprintf(&h, "x-goog-api-key: %s", key) == -1)
-		return (-1);
-	rv = add(arg, h);
-	freezero(h, strlen(h));
-	return (rv);
+	return (wire_key_header(add, arg, "x-goog-api-key: ", key));
 }
 
 /*
@@ -535,8 +526,7 @@ gem_classify(const struct api_error *e, const char **code)
 {
 	int	 c = e->code;
 
-	*code = c == 429 ? "rate-limited" : c == 504 ? "upstream-timeout" :
-	    c == 404 ? "no-model" : "upstream";
+	*code = wire_error_code(c);
 	if (c == 429 && e->per_day)
 		return (0);
 	if (c == 429 || c == 503)

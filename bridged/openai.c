@@ -341,18 +341,9 @@ static int
 oai_headers(const char *key, int stream, int (*add)(void *, const char *),
     void *arg)
 {
-	char	*h;
-	int	 rv;
-
 	if (stream && add(arg, "Accept: text/event-stream") == -1)
 		return (-1);
-	if (key == NULL)
-		return (0);
-	if (asprintf(&h, "Authorization: Bearer %s", key) == -1)
-		return (-1);
-	rv = add(arg, h);
-	freezero(h, strlen(h));
-	return (rv);
+	return (wire_key_header(add, arg, "Authorization: Bearer ", key));
 }
 
 /*
@@ -364,8 +355,7 @@ oai_classify(const struct api_error *e, const char **code)
 {
 	int	 c = e->code;
 
-	*code = c == 429 ? "rate-limited" : c == 504 ? "upstream-timeout" :
-	    c == 404 ? "no-model" : "upstream";
+	*code = wire_error_code(c);
 	if (c == 429 && (strcmp(e->type, "insufficient_quota") == 0 ||
 	    strcmp(e->type, "billing_hard_limit_reached") == 0))
 		return (0);

@@ -430,3 +430,36 @@ wire_add_turn(json_t *msgs, const char *role, const char *text, size_t len)
 	}
 	return (json_array_append_new(msgs, m));
 }
+
+/*
+ * Add the header that carries an API key (name and value in prefix, the
+ * key after it); the formatted copy is wiped.  No key: no header.
+ */
+int
+wire_key_header(int (*add)(void *, const char *), void *arg,
+    const char *prefix, const char *key)
+{
+	char	*h;
+	int	 rv;
+
+	if (key == NULL)
+		return (0);
+	if (asprintf(&h, "%s%s", prefix, key) == -1)
+		return (-1);
+	rv = add(arg, h);
+	freezero(h, strlen(h));
+	return (rv);
+}
+
+/* The client's error code for an upstream's HTTP status. */
+const char *
+wire_error_code(int http)
+{
+	if (http == 429)
+		return ("rate-limited");
+	if (http == 504)
+		return ("upstream-timeout");
+	if (http == 404)
+		return ("no-model");
+	return ("upstream");
+}
