@@ -526,19 +526,22 @@ struct child {
 };
 TAILQ_HEAD(child_list, child);
 
-extern struct bridged_conf	*parent_conf;
-extern struct child_list	 children;
-
 void		 parent_main(struct bridged_conf *, const char *,
 		    const char *, int, int) __attribute__((__noreturn__));
 struct child	*parent_idle_worker(void);
+void		 parent_pool_update(void);
+
+/* peers.c */
+extern struct bridged_conf	*parent_conf;
+extern struct child_list	 children;
+
+struct child	*role_child(enum proc_id);
+struct child	*parent_storage(void);
+void		 storage_session(struct child *);
 void		 parent_monitor(const char *, ...)
 		    __attribute__((__format__ (printf, 1, 2)));
 void		 parent_event(const char *, const char *, ...)
 		    __attribute__((__format__ (printf, 2, 3)));
-struct child	*parent_storage(void);
-void		 parent_pool_update(void);
-void		 storage_session(struct child *);
 
 /* auth.c */
 int		 auth_load(const char *);
