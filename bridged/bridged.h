@@ -139,6 +139,7 @@ struct global_conf {
 	char			 user[NAME_MAX_LEN];
 	char			 chroot[PATH_MAX];
 	char			 database[PATH_MAX];
+	char			 db_password_file[PATH_MAX];
 	char			 socket[PATH_MAX];
 	int			 prefork;
 	int			 worker_renew;		/* clients a template */
@@ -179,6 +180,7 @@ struct bridged_conf {
 	struct listen_list	 listeners;
 	struct provider_list	 providers;
 	struct role_list	 roles;
+	char			*db_password;	/* storage's only, or NULL */
 };
 
 /*
@@ -421,6 +423,11 @@ enum imsg_type {
 	IMSG_CTL_IDENTITIES,	/* u32 id */
 	IMSG_CTL_EVENTS,	/* u32 id, str identity prefix or "",
 				   u32 count */
+	/* parent -> storage, before IMSG_CFG_DONE: `database password
+	   file''s contents (never logged, never in the configuration) */
+	IMSG_CFG_DB_PASSWORD,	/* str password */
+	/* storage -> parent: another instance revoked a token */
+	IMSG_STORAGE_END_SESSIONS, /* str identity, str reason */
 
 	IMSG_MAX
 };
@@ -643,6 +650,9 @@ struct db_match {
 struct db	*db_open(const char *, enum sync_mode);
 struct db	*db_connect(const char *, enum sync_mode, const char *);
 const char	*db_kind(struct db *);
+int		 db_server(const char *);
+int		 db_shared(struct db *);
+int		 db_peer(struct db *, int *, int *);
 void		 db_close(struct db *);
 int		 db_sync(struct db *, enum sync_mode);
 int		 db_chown(struct db *, uid_t, gid_t);
@@ -787,6 +797,8 @@ int		 db_event_add(struct db *, int64_t, const char *,
 		    const char *, int);
 int		 db_events(struct db *, const char *, uint32_t,
 		    int (*)(const struct event_row *, void *), void *);
+int		 db_revoked_since(struct db *, int64_t,
+		    int (*)(const char *, void *), void *);
 
 /* jobs_db.c: the jobs interface */
 #define JOB_HEAD_MAX		(40 * 4 + 1)	/* 40 characters */
@@ -827,6 +839,10 @@ int		 jdb_list(struct jdb *, const char *, uint32_t,
 		    uint64_t *);
 int		 jdb_pending(struct jdb *,
 		    int (*)(int64_t, const char *, void *), void *);
+int		 jdb_claim(struct jdb *,
+		    int (*)(int64_t, const char *, void *), void *);
+int		 jdb_renew(struct jdb *);
+#define JOB_LEASE		10	/* s a job's lease lasts */
 int		 jdb_start(struct jdb *, int64_t, int64_t);
 int		 jdb_chunk(struct jdb *, int64_t, int, int, const char *,
 		    size_t);
@@ -904,6 +920,8 @@ struct db_acct_ops {
 		    int);
 	int	(*events)(void *, const char *, uint32_t,
 		    int (*)(const struct event_row *, void *), void *);
+	int	(*revoked_since)(void *, int64_t,
+		    int (*)(const char *, void *), void *);
 };
 
 struct db_job_ops {
@@ -922,6 +940,9 @@ struct db_job_ops {
 		    uint64_t *);
 	int	 (*pending)(void *, int (*)(int64_t, const char *, void *),
 		    void *);
+	int	 (*claim)(void *, int (*)(int64_t, const char *, void *),
+		    void *);
+	int	 (*renew)(void *);
 	int	 (*start)(void *, int64_t, int64_t);
 	int	 (*chunk)(void *, int64_t, int, int, const char *, size_t);
 	int	 (*finish)(void *, const struct jdb_job *, int64_t);
@@ -936,6 +957,7 @@ struct db_job_ops {
 
 struct db_base_ops {
 	const char	 *name;
+	int		  shared;	/* several instances use one */
 	int		(*claims)(const char *);
 	void		*(*open)(const char *, enum sync_mode, const char *);
 	void		 (*close)(void *);
@@ -945,6 +967,7 @@ struct db_base_ops {
 	int		 (*commit)(void *);
 	void		 (*rollback)(void *);
 	int		 (*intx)(void *);
+	int		 (*peer)(void *, int *, int *);
 };
 
 struct db_backend {
@@ -978,10 +1001,46 @@ int		 sq_token_list(void *,
 		    int (*)(const struct token_info *, void *), void *);
 int		 sq_token_revoke(void *, int64_t, int64_t,
 		    char [IDENTITY_LEN + 1]);
+int		 sq_revoked_since(void *, int64_t,
+		    int (*)(const char *, void *), void *);
 int		 sq_event_add(void *, int64_t, const char *, const char *,
 		    int);
 int		 sq_events(void *, const char *, uint32_t,
 		    int (*)(const struct event_row *, void *), void *);
+
+/* db_pg.c and its families */
+#define PQ_ARGS_MAX	12
+struct pgdb;
+struct pg_result;
+struct pq_args {
+	int		 n;
+	int		 overflow;
+	const char	*v[PQ_ARGS_MAX];
+	int		 len[PQ_ARGS_MAX];
+	int		 fmt[PQ_ARGS_MAX];
+	char		 num[PQ_ARGS_MAX][24];
+};
+extern const struct db_base_ops	 pg_base_ops;
+extern const struct db_msg_ops	 pg_msg_ops;
+extern const struct db_acct_ops	 pg_acct_ops;
+extern const struct db_job_ops	 pg_job_ops;
+const char	*pq_instance(struct pgdb *);
+const char	*pq_label(struct pgdb *);
+void		 pa_init(struct pq_args *);
+void		 pa_data(struct pq_args *, const char *, size_t);
+void		 pa_text(struct pq_args *, const char *);
+void		 pa_null(struct pq_args *);
+void		 pa_opt(struct pq_args *, const char *);
+void		 pa_int(struct pq_args *, int64_t);
+struct pg_result *pq_query(struct pgdb *, const char *,
+		    const struct pq_args *);
+int64_t		 pq_cmd(struct pgdb *, const char *, const struct pq_args *);
+void		 pq_clear(struct pg_result *);
+int		 pq_rows(struct pg_result *);
+int		 pq_null(struct pg_result *, int, int);
+int64_t		 pq_int(struct pg_result *, int, int);
+const char	*pq_text(struct pg_result *, int, int);
+size_t		 pq_len(struct pg_result *, int, int);
 
 /* storage.c */
 #define STORAGE_HISTORY_MAX	10000		/* items per HISTORY */
@@ -1324,7 +1383,7 @@ int		 check_config(const struct bridged_conf *, const char *, int);
 
 /* config.c */
 int		 config_send(struct channel *, const struct bridged_conf *,
-		    const struct tls_material *);
+		    const struct tls_material *, const char *);
 struct bridged_conf *config_new(void);
 void		 config_free(struct bridged_conf *);
 int		 config_recv(struct bridged_conf **, struct bridged_conf **,

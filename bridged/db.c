@@ -21,9 +21,31 @@ struct db {
 
 /* The backends, asked in order; the last claims every string. */
 static const struct db_backend db_backends[] = {
+	{ &pg_base_ops, &pg_msg_ops, &pg_acct_ops, &pg_job_ops },
 	{ &sqlite_base_ops, &sqlite_msg_ops, &sqlite_acct_ops,
 	    &sqlite_job_ops },
 };
+
+/* The backend that claims a database string. */
+static const struct db_backend *
+db_choose(const char *database)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(db_backends) / sizeof(db_backends[0]); i++)
+		if (db_backends[i].base->claims(database))
+			return (&db_backends[i]);
+	return (NULL);
+}
+
+/* Whether a database string names a server (not a file), for checks. */
+int
+db_server(const char *database)
+{
+	const struct db_backend	*be;
+
+	return ((be = db_choose(database)) != NULL && be->base->shared);
+}
 
 /* Open a database without a password (every SQLite one). */
 struct db *
@@ -39,17 +61,10 @@ db_open(const char *database, enum sync_mode sync)
 struct db *
 db_connect(const char *database, enum sync_mode sync, const char *password)
 {
-	const struct db_backend	*be = NULL;
+	const struct db_backend	*be;
 	struct db		*db;
-	size_t			 i;
 
-	for (i = 0; i < sizeof(db_backends) / sizeof(db_backends[0]); i++) {
-		if (db_backends[i].base->claims(database)) {
-			be = &db_backends[i];
-			break;
-		}
-	}
-	if (be == NULL) {
+	if ((be = db_choose(database)) == NULL) {
 		log_warnx("database: no backend for this string");
 		return (NULL);
 	}
@@ -70,6 +85,25 @@ const char *
 db_kind(struct db *db)
 {
 	return (db->be->base->name);
+}
+
+/* Whether several instances may share the database (PostgreSQL). */
+int
+db_shared(struct db *db)
+{
+	return (db->be->base->shared);
+}
+
+/*
+ * The address family and TCP port of the database server storage is
+ * connected to, for its sandbox: family 0 when there is none (a file).
+ */
+int
+db_peer(struct db *db, int *family, int *port)
+{
+	*family = 0;
+	*port = 0;
+	return (db->be->base->peer(db->h, family, port));
 }
 
 /* The backend, for jobs_db.c. */
@@ -435,16 +469,14 @@ db_search(struct db *db, const char *client, const char *words,
     uint32_t max, int (*cb)(const struct db_match *, void *), void *arg,
     uint64_t *n)
 {
-	char	*q;
-	int	 ret = 0;
+	size_t	 len = strlen(words);
 
 	*n = 0;
-	if ((q = db_search_words(words)) == NULL)
+	if (len == 0 || len > DB_SEARCH_MAX)
 		return (-1);
-	if (*q != '\0')
-		ret = db->be->msg->search(db->h, client, q, max, cb, arg, n);
-	free(q);
-	return (ret);
+	if (strspn(words, " \t") == len)
+		return (0);
+	return (db->be->msg->search(db->h, client, words, max, cb, arg, n));
 }
 
 
@@ -614,4 +646,15 @@ db_events(struct db *db, const char *prefix, uint32_t count,
 	if (count == 0)
 		return (0);
 	return (db->be->acct->events(db->h, prefix, count, cb, arg));
+}
+
+/*
+ * The hashes of the tokens revoked at or after a time (another
+ * instance may have revoked them), to cb.
+ */
+int
+db_revoked_since(struct db *db, int64_t since,
+    int (*cb)(const char *, void *), void *arg)
+{
+	return (db->be->acct->revoked_since(db->h, since, cb, arg));
 }

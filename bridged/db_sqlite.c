@@ -716,8 +716,19 @@ sq_intx(void *h)
 	return (db->intx && !sqlite3_get_autocommit(db->sq));
 }
 
+/* A file: no server to connect to. */
+static int
+sq_peer(void *h, int *family, int *port)
+{
+	(void)h;
+	*family = 0;
+	*port = 0;
+	return (0);
+}
+
 const struct db_base_ops sqlite_base_ops = {
 	.name = "sqlite",
+	.shared = 0,
 	.claims = sq_claims,
 	.open = sq_open,
 	.close = sq_close,
@@ -727,4 +738,5 @@ const struct db_base_ops sqlite_base_ops = {
 	.commit = sq_commit,
 	.rollback = sq_rollback,
 	.intx = sq_intx,
+	.peer = sq_peer,
 };

@@ -631,6 +631,24 @@ sj_context(void *h, int64_t id, uint32_t maxitems, size_t maxbytes,
 	return (sj_prompt(j, id, cb, arg));
 }
 
+/* One instance has the file: nobody else's jobs to claim. */
+static int
+sj_claim(void *h, int (*cb)(int64_t, const char *, void *), void *arg)
+{
+	(void)h;
+	(void)cb;
+	(void)arg;
+	return (0);
+}
+
+/* No leases with one instance. */
+static int
+sj_renew(void *h)
+{
+	(void)h;
+	return (0);
+}
+
 const struct db_job_ops sqlite_job_ops = {
 	.open = sj_open,
 	.close = sj_close,
@@ -642,6 +660,8 @@ const struct db_job_ops sqlite_job_ops = {
 	.purge = sj_purge,
 	.list = sj_list,
 	.pending = sj_pending,
+	.claim = sj_claim,
+	.renew = sj_renew,
 	.start = sj_start,
 	.chunk = sj_chunk,
 	.finish = sj_finish,

@@ -862,17 +862,21 @@ sm_conv_delete(void *h, int64_t conv, uint64_t *messages)
 	return (0);
 }
 
-/* Search the client's messages for the quoted words (FTS5 strings). */
+/*
+ * Search the client's messages for the words, each quoted as an FTS5
+ * string (db_search_words), so that none is FTS5 syntax.
+ */
 static int
-sm_search(void *h, const char *client, const char *q, uint32_t max,
+sm_search(void *h, const char *client, const char *words, uint32_t max,
     int (*cb)(const struct db_match *, void *), void *arg, uint64_t *n)
 {
 	struct sqdb	*db = h;
 	sqlite3_stmt	*st;
 	struct db_match	 m;
+	char		*q;
 	int		 rc, ret = 0;
 
-	if (msg_ready(db) == -1)
+	if (msg_ready(db) == -1 || (q = db_search_words(words)) == NULL)
 		return (-1);
 	st = ms(db, ST_SEARCH);
 	sqlite3_bind_text(st, 1, q, -1, SQLITE_STATIC);
@@ -901,6 +905,7 @@ sm_search(void *h, const char *client, const char *q, uint32_t max,
 		ret = -1;
 	}
 	msg_reset(db, ST_SEARCH);
+	free(q);
 	return (ret);
 }
 

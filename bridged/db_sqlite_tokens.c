@@ -26,6 +26,8 @@ static const char sql_list[] =
     " requests, tokens, jobs FROM tokens ORDER BY id";
 static const char sql_hash[] =
     "SELECT hash FROM tokens WHERE id = ?1 AND revoked IS NULL";
+static const char sql_revoked[] =
+    "SELECT hash FROM tokens WHERE revoked >= ?1 ORDER BY revoked";
 static const char sql_revoke[] =
     "UPDATE tokens SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL";
 
@@ -194,4 +196,33 @@ sq_token_revoke(void *h, int64_t id, int64_t now,
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, now);
 	return (sq_run(db, st) == -1 ? -1 : 1);
+}
+
+/* The hashes of the tokens revoked at or after a time. */
+int
+sq_revoked_since(void *h, int64_t since, int (*cb)(const char *, void *),
+    void *arg)
+{
+	struct sqdb	*db = h;
+	sqlite3_stmt	*st;
+	const char	*hh;
+	int		 rc, ret = 0;
+
+	if ((st = sq_stmt(db, sql_revoked)) == NULL)
+		return (-1);
+	sqlite3_bind_int64(st, 1, since);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		hh = (const char *)sqlite3_column_text(st, 0);
+		if (hh != NULL && cb(hh, arg) == -1) {
+			ret = -1;
+			break;
+		}
+	}
+	if (ret == 0 && rc != SQLITE_DONE) {
+		sq_fail(db, st);
+		ret = -1;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return (ret);
 }

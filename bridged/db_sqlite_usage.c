@@ -281,4 +281,5 @@ const struct db_acct_ops sqlite_acct_ops = {
 	.identities = su_identities,
 	.event_add = sq_event_add,
 	.events = sq_events,
+	.revoked_since = sq_revoked_since,
 };

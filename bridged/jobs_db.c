@@ -124,6 +124,24 @@ jdb_pending(struct jdb *j, int (*cb)(int64_t, const char *, void *),
 }
 
 /*
+ * Jobs of another instance that died (its lease on them ran out),
+ * now this instance's to run, to cb; none with a database of one.
+ */
+int
+jdb_claim(struct jdb *j, int (*cb)(int64_t, const char *, void *),
+    void *arg)
+{
+	return (j->ops->claim(j->h, cb, arg));
+}
+
+/* This instance runs its jobs still: their leases go on. */
+int
+jdb_renew(struct jdb *j)
+{
+	return (j->ops->renew(j->h));
+}
+
+/*
  * A job (queued, or running before a restart) runs from the start:
  * what it had produced goes. 1 started, 0 not to run, -1.
  */

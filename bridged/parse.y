@@ -161,6 +161,7 @@ typedef struct {
 %token	TLS TOKEN TOKENS TYPE URL USER
 %token	AUTH DAY EVENTS FAILURES LIMITS MINUTE PER REQUESTS
 %token	RENEW WORKER
+%token	PASSWORD
 %token	DESCRIPTION ROLE SYSTEM TEMPERATURE
 %token	ERROR
 %token	<v.string>	STRING
@@ -230,6 +231,12 @@ main		: LISTEN ON STRING lopts	{ listen_add($3, &listenopts); }
 			if (setstr(conf->g.database, sizeof(conf->g.database),
 			    $2, "database") == -1)
 				YYERROR_TAKEN($2);
+		}
+		| DATABASE PASSWORD FILENAME STRING	{
+			if (setstr(conf->g.db_password_file,
+			    sizeof(conf->g.db_password_file), $4,
+			    "database password file") == -1)
+				YYERROR_TAKEN($4);
 		}
 		| DATABASE SYNC NORMAL		{ conf->g.sync = SYNC_NORMAL; }
 		| DATABASE SYNC FULL		{ conf->g.sync = SYNC_FULL; }
@@ -678,6 +685,7 @@ kw_lookup(const char *s)
 		{ "normal",		NORMAL },
 		{ "on",			ON },
 		{ "openai",		OPENAI },
+		{ "password",		PASSWORD },
 		{ "per",		PER },
 		{ "port",		PORT },
 		{ "prefork",		PREFORK },
@@ -1747,6 +1755,11 @@ config_print(const struct bridged_conf *c)
 	print_str(g->database);
 	printf("\ndatabase sync %s\n", g->sync == SYNC_FULL ? "full" :
 	    "normal");
+	if (g->db_password_file[0] != '\0') {
+		printf("database password file ");
+		print_str(g->db_password_file);
+		printf("\n");
+	}
 	printf("socket ");
 	print_str(g->socket);
 	printf("\nprefork %d\n", g->prefork);

@@ -1,8 +1,13 @@
 /*
- * t_db.c: bridged/db.c on real files in a temporary directory: the
- * schema and its migrations, WAL, dedupe, summary trimming, history
- * and context order and bounds, and an integrity check at the end.
- * A second connection of our own looks at the files from outside.
+ * t_db.c: the storage interface (bridged/db.c) on real files in a
+ * temporary directory: the schema and its migrations, WAL, dedupe,
+ * summary trimming, history and context order and bounds, and an
+ * integrity check at the end. A second connection of our own looks at
+ * the files from outside. With BRIDGED_TEST_PG (a conninfo string or
+ * URI of a PostgreSQL database the test may use; it works in a schema
+ * t_db of its own, dropped first), the same cases run against
+ * PostgreSQL (names pg-...), and its migrations and two instances'
+ * view of one database are tested; without it, a skip line says so.
  */
 
 #include <sys/types.h>
@@ -23,9 +28,11 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "bridged.h"
+#include "pgtest.h"
 
 #define A	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" \
 		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -35,6 +42,7 @@
 
 static int	 failures;
 static char	 dir[PATH_MAX];
+static const char *prefix = "";		/* "pg-" for PostgreSQL */
 
 struct got {
 	int		 n;
@@ -49,9 +57,9 @@ static void
 check(const char *name, int ok, const char *why)
 {
 	if (ok)
-		printf("ok %s\n", name);
+		printf("ok %s%s\n", prefix, name);
 	else {
-		printf("FAIL %s: %s\n", name, why);
+		printf("FAIL %s%s: %s\n", prefix, name, why);
 		failures++;
 	}
 }
@@ -66,13 +74,55 @@ path_of(char *buf, size_t len, const char *name)
 	}
 }
 
+/* Whether a database string is PostgreSQL's (as db.c decides). */
+static int
+is_pg(const char *database)
+{
+	return (strchr(database, '=') != NULL ||
+	    strncmp(database, "postgres", 8) == 0);
+}
+
+/* A query on a connection of our own to PostgreSQL: one row, or NULL. */
+static PGresult *
+pg_q(const char *conninfo, const char *sql)
+{
+	PGconn		*c;
+	PGresult	*res;
+
+	c = PQconnectdb(conninfo);
+	if (PQstatus(c) != CONNECTION_OK) {
+		printf("# %s", PQerrorMessage(c));
+		PQfinish(c);
+		return (NULL);
+	}
+	res = PQexec(c, sql);
+	PQfinish(c);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK &&
+	    PQresultStatus(res) != PGRES_COMMAND_OK) {
+		printf("# %s", PQresultErrorMessage(res));
+		PQclear(res);
+		return (NULL);
+	}
+	return (res);
+}
+
 /* A query on our own connection: one integer, or -1 on error. */
 static long long
 q_int(const char *file, const char *sql)
 {
 	sqlite3		*sq;
 	sqlite3_stmt	*st;
+	PGresult	*res;
 	long long	 v = -1;
+
+	if (is_pg(file)) {
+		if ((res = pg_q(file, sql)) == NULL)
+			return (-1);
+		if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+			v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		PQclear(res);
+		return (v);
+	}
 
 	if (sqlite3_open_v2(file, &sq, SQLITE_OPEN_READWRITE, NULL) !=
 	    SQLITE_OK) {
@@ -115,8 +165,16 @@ q_text(const char *file, const char *sql, char *out, size_t len)
 static int
 q_exec(const char *file, const char *sql)
 {
-	sqlite3	*sq;
-	int	 rc;
+	sqlite3		*sq;
+	PGresult	*res;
+	int		 rc;
+
+	if (is_pg(file)) {
+		if ((res = pg_q(file, sql)) == NULL)
+			return (-1);
+		PQclear(res);
+		return (0);
+	}
 
 	if (sqlite3_open(file, &sq) != SQLITE_OK) {
 		sqlite3_close(sq);
@@ -578,9 +636,10 @@ t_conversations(struct db *db, const char *file)
 	    "the conversation or its messages remain");
 	check("conv-delete-search", search(db, A, "zebra", out, &n) && n == 0,
 	    "a deleted message is still found");
-	check("conv-delete-fts", q_exec(file, "INSERT INTO messages_fts"
-	    " (messages_fts) VALUES ('integrity-check')") == 0,
-	    "the full-text index is not in step");
+	if (!is_pg(file))
+		check("conv-delete-fts", q_exec(file, "INSERT INTO"
+		    " messages_fts (messages_fts) VALUES ('integrity-check')")
+		    == 0, "the full-text index is not in step");
 }
 
 /* SEARCH words with FTS5 syntax: searched literally, never an error. */
@@ -1030,7 +1089,10 @@ proc_start(struct proc *p, const char *bridged, const char *name,
 
 	memset(p, 0, sizeof(*p));
 	p->user = user;
-	path_of(p->file, sizeof(p->file), name);
+	if (is_pg(name))
+		(void)strlcpy(p->file, name, sizeof(p->file));
+	else
+		path_of(p->file, sizeof(p->file), name);
 	path_of(log, sizeof(log), "storage.log");
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1)
 		return (-1);
@@ -1816,6 +1878,132 @@ t_proc(const char *bridged)
 	t_proc_user(bridged);
 }
 
+/* The schema version PostgreSQL keeps, and a newer one refused. */
+static void
+t_pg_migrate(const char *target)
+{
+	struct db	*db;
+
+	check("migrate-version", q_int(target, "SELECT max(version) FROM"
+	    " schema_version") == 1, "schema_version is not 1");
+	db = db_open(target, SYNC_NORMAL);
+	check("migrate-again", db != NULL && q_int(target, "SELECT count(*)"
+	    " FROM schema_version") == 1, "a second open failed or changed it");
+	db_close(db);
+	(void)q_exec(target, "UPDATE schema_version SET version = 99");
+	db = db_open(target, SYNC_NORMAL);
+	check("migrate-newer", db == NULL, "a newer schema was used");
+	db_close(db);
+	(void)q_exec(target, "UPDATE schema_version SET version = 1");
+}
+
+/*
+ * Two instances on one database: what one commits the other sees at
+ * once, nothing before; a key stored through one is a duplicate
+ * through the other; a search finds what the other stored.
+ */
+static void
+t_pg_two(const char *target)
+{
+	const char	*f = "f0000000000000000000000000000000"
+			    "00000000000000000000000000000000";
+	struct db	*a, *b;
+	struct db_conv	 c;
+	char		 out[512];
+	uint64_t	 n = 0;
+	int64_t		 r1 = 0, r2 = 0;
+
+	a = db_open(target, SYNC_FULL);
+	b = db_open(target, SYNC_FULL);
+	if (a == NULL || b == NULL) {
+		check("two-open", 0, "a second handle cannot open");
+		db_close(a);
+		db_close(b);
+		return;
+	}
+	check("two-conv", db_conv_new(a, f, "shared", "", "", "", 9000, &c) ==
+	    0 && db_conv_find(b, f, "shared", &c) == DB_FOUND,
+	    "a conversation made by one is not found by the other");
+	check("two-begin", db_begin(a) == 0 && db_store(a, f, c.id, 77,
+	    ROLE_USER, "", 0, "wombat burrow", 13, 9001, &r1) == 0,
+	    "cannot store in a transaction");
+	check("two-unseen", db_count(b, f, &n) == 0 && n == 0,
+	    "the other saw an uncommitted row");
+	check("two-commit", db_commit(a) == 0 && db_count(b, f, &n) == 0 &&
+	    n == 1, "the other does not see a committed row");
+	check("two-dedupe", db_store(b, f, c.id, 77, ROLE_USER, "", 0,
+	    "wombat burrow", 13, 9002, &r2) == 1 && r2 == r1,
+	    "a key stored through one is new through the other");
+	check("two-search", search(b, f, "wombat", out, &n) && n == 1 &&
+	    strstr(out, "wombat") != NULL, "the other's message not found");
+	check("two-last", db_conv_last(b, f, &c) == DB_FOUND &&
+	    c.messages == 1, "the other's conversation is not the last");
+	db_close(a);
+	db_close(b);
+}
+
+/* A server that is not there: no handle, no crash. */
+static void
+t_pg_refused(void)
+{
+	struct db	*db;
+
+	db = db_open("host=127.0.0.1 port=1 dbname=x connect_timeout=2",
+	    SYNC_NORMAL);
+	check("refused", db == NULL, "a handle without a server");
+	db_close(db);
+}
+
+/* The cases that are not about files, on PostgreSQL. */
+static void
+t_pg(const char *bridged)
+{
+	char		 target[1024];
+	struct db	*db;
+	struct proc	 p;
+	int		 r;
+
+	if (pgtest_target("t_db", "t_db", target, sizeof(target)) != 1)
+		return;
+	prefix = "pg-";
+	if ((db = db_open(target, SYNC_FULL)) == NULL) {
+		check("open", 0, "db_open failed");
+		prefix = "";
+		return;
+	}
+	check("kind", strcmp(db_kind(db), "postgresql") == 0 &&
+	    db_shared(db), "not the PostgreSQL backend");
+	t_store(db, target);
+	t_transaction(db, target);
+	t_summaries(db, target);
+	t_history(db);
+	t_context(db);
+	t_control(db);
+	t_conversations(db, target);
+	t_search(db);
+	t_search_rollback(db);
+	db_close(db);
+	t_pg_migrate(target);
+	t_pg_two(target);
+	t_pg_refused();
+	/* The storage process in its sandbox, on an empty database. */
+	if (access(bridged, X_OK) == 0 &&
+	    pgtest_target("t_db", "t_db", target, sizeof(target)) == 1) {
+		r = proc_start(&p, bridged, target, 0, NULL);
+		check("proc-start", r == 0, "storage did not say it is ready");
+		if (r == 0) {
+			t_proc_session(&p);
+			t_proc_store(&p);
+			close(p.parent.fd);
+			imsgbuf_clear(&p.parent);
+			check("proc-parent-gone", proc_wait(&p) == 0,
+			    "storage did not exit 0 when its parent left");
+		} else if (p.pid > 0)
+			kill(p.pid, SIGKILL);
+	}
+	prefix = "";
+}
+
 /* Unit cases on files, then the process cases. */
 int
 main(void)
@@ -1866,6 +2054,7 @@ main(void)
 	db_close(db);
 	t_integrity(file);
 	t_proc(bridged);
+	t_pg(bridged);
 
 	if (getenv("T_DB_KEEP") == NULL) {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
