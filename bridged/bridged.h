@@ -1320,7 +1320,7 @@ void		 xfer_free(struct xfer *);
 int		 xfer_start(struct xfer *);
 int		 xfer_restart(struct xfer *, const char *);
 
-/* provider.c */
+/* upstream.c: the providers, their keys, model lists and generations */
 struct gen;
 
 struct gen_request {
@@ -1347,10 +1347,21 @@ struct gen_sink {
 	void		*arg;
 };
 
-void		 provider_main(void);
+void		 upstream_load(const struct bridged_conf *, void (*)(void));
+void		 upstream_conf(const struct bridged_conf *);
+void		 upstream_wipe(void);
+int		 upstream_idle(void);
+int		 upstream_stale(void);
+void		 upstream_refresh(void);
+int		 upstream_listing(void);
+int		 upstream_models(int (*)(const char *, const struct api_model *,
+		    void *), void *, char *, size_t, const char **);
 struct gen	*gen_start(const struct gen_request *, const struct gen_sink *,
 		    char *, size_t, char *, size_t);
 void		 gen_cancel(struct gen *);
+
+/* provider.c */
+void		 provider_main(void);
 
 /* jobs.c: the provider's queue of background jobs */
 void		 jobs_init(void);
