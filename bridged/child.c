@@ -122,6 +122,7 @@ child_imsg(struct bridged_conf **confp, struct tls_material *tls,
 	case IMSG_CFG_PROVIDER:
 	case IMSG_CFG_ROLE:
 	case IMSG_CFG_TLS:
+	case IMSG_CFG_DB_PASSWORD:
 	case IMSG_CFG_DONE:
 		return (child_config_imsg(confp, tls, imsg) == 1 ? 1 : 0);
 	case IMSG_CTL_VERBOSE:

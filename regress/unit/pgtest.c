@@ -1,7 +1,8 @@
 /*
  * pgtest.c: what the storage tests share to run against PostgreSQL:
  * the database BRIDGED_TEST_PG names (a conninfo string or a URI),
- * each test program in a schema of its own, made afresh.
+ * with the password in the file BRIDGED_TEST_PG_PASSFILE if there is
+ * one, each test program in a schema of its own, made afresh.
  */
 
 #include <stdio.h>
@@ -11,6 +12,39 @@
 #include <libpq-fe.h>
 
 #include "pgtest.h"
+
+static char	 password[256];
+
+/* The password of BRIDGED_TEST_PG_PASSFILE, or NULL when none. */
+const char *
+pgtest_password(void)
+{
+	const char	*path;
+	FILE		*f;
+
+	if (password[0] != '\0')
+		return (password);
+	if ((path = getenv("BRIDGED_TEST_PG_PASSFILE")) == NULL ||
+	    (f = fopen(path, "r")) == NULL)
+		return (NULL);
+	if (fgets(password, sizeof(password), f) == NULL)
+		password[0] = '\0';
+	fclose(f);
+	password[strcspn(password, "\r\n")] = '\0';
+	return (password[0] != '\0' ? password : NULL);
+}
+
+/* A connection of our own to the target, with the password. */
+static PGconn *
+pgtest_connect(const char *target)
+{
+	const char	*kw[] = { "dbname", "password", NULL };
+	const char	*val[] = { target, pgtest_password(), NULL };
+
+	if (val[1] == NULL)
+		kw[1] = NULL;
+	return (PQconnectdbParams(kw, val, 1));
+}
 
 /*
  * The database string of a fresh schema for one test: 1 and out, 0
@@ -31,7 +65,7 @@ pgtest_target(const char *test, const char *schema, char *out, size_t len)
 		    " PostgreSQL to test against\n", test);
 		return (0);
 	}
-	c = PQconnectdb(base);
+	c = pgtest_connect(base);
 	if (PQstatus(c) != CONNECTION_OK) {
 		printf("FAIL %s-postgresql: cannot connect: %s", test,
 		    PQerrorMessage(c));
@@ -63,22 +97,44 @@ pgtest_target(const char *test, const char *schema, char *out, size_t len)
 	return (1);
 }
 
+/*
+ * A query on a connection of our own: its result (PQclear it), or
+ * NULL with the error as a comment line.
+ */
+PGresult *
+pgtest_query(const char *target, const char *sql)
+{
+	PGconn		*c;
+	PGresult	*res;
+
+	c = pgtest_connect(target);
+	if (PQstatus(c) != CONNECTION_OK) {
+		printf("# %s", PQerrorMessage(c));
+		PQfinish(c);
+		return (NULL);
+	}
+	res = PQexec(c, sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK &&
+	    PQresultStatus(res) != PGRES_COMMAND_OK) {
+		printf("# %s", PQerrorMessage(c));
+		PQclear(res);
+		res = NULL;
+	}
+	PQfinish(c);
+	return (res);
+}
+
 /* One integer of a query on a connection of our own; -1 on error. */
 long long
 pgtest_int(const char *target, const char *sql)
 {
-	PGconn		*c;
 	PGresult	*res;
 	long long	 v = -1;
 
-	c = PQconnectdb(target);
-	res = PQexec(c, sql);
-	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-	    !PQgetisnull(res, 0, 0))
+	if ((res = pgtest_query(target, sql)) == NULL)
+		return (-1);
+	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
 		v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	else if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		printf("# %s", PQerrorMessage(c));
 	PQclear(res);
-	PQfinish(c);
 	return (v);
 }

@@ -1,9 +1,10 @@
 /*
  * t_acct.c: what bridged counts per identity, on a real SQLite file:
- * the limit decision (limits.c), issued tokens (db_tokens.c), usage
- * and the request window (db_usage.c) and the event log
- * (db_events.c), including a daily budget that survives closing and
- * reopening the database.
+ * the limit decision (limits.c), issued tokens, usage and the request
+ * window and the event log (db.c and its backends), including a daily
+ * budget that survives closing and reopening the database. With
+ * BRIDGED_TEST_PG the same on PostgreSQL (pg-...), and two instances
+ * counting against one limit.
  */
 
 #include <sys/types.h>
@@ -242,7 +243,7 @@ t_pg_race(const char *target, struct db *a)
 	int64_t			 ms = NOW * 1000;
 	int			 i, r, admitted = 0, ok = 1;
 
-	if ((b = db_open(target, SYNC_NORMAL)) == NULL) {
+	if ((b = db_connect(target, SYNC_NORMAL, pgtest_password())) == NULL) {
 		check("race-open", 0, "a second instance cannot open");
 		return;
 	}
@@ -299,8 +300,9 @@ t_pg(void)
 	if (pgtest_target("t_acct", "t_acct", target, sizeof(target)) != 1)
 		return;
 	prefix = "pg-";
-	if ((db = db_open(target, SYNC_NORMAL)) == NULL) {
-		check("open", 0, "db_open failed");
+	if ((db = db_connect(target, SYNC_NORMAL, pgtest_password())) ==
+	    NULL) {
+		check("open", 0, "db_connect failed");
 		prefix = "";
 		return;
 	}

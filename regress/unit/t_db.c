@@ -82,30 +82,6 @@ is_pg(const char *database)
 	    strncmp(database, "postgres", 8) == 0);
 }
 
-/* A query on a connection of our own to PostgreSQL: one row, or NULL. */
-static PGresult *
-pg_q(const char *conninfo, const char *sql)
-{
-	PGconn		*c;
-	PGresult	*res;
-
-	c = PQconnectdb(conninfo);
-	if (PQstatus(c) != CONNECTION_OK) {
-		printf("# %s", PQerrorMessage(c));
-		PQfinish(c);
-		return (NULL);
-	}
-	res = PQexec(c, sql);
-	PQfinish(c);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK &&
-	    PQresultStatus(res) != PGRES_COMMAND_OK) {
-		printf("# %s", PQresultErrorMessage(res));
-		PQclear(res);
-		return (NULL);
-	}
-	return (res);
-}
-
 /* A query on our own connection: one integer, or -1 on error. */
 static long long
 q_int(const char *file, const char *sql)
@@ -116,7 +92,7 @@ q_int(const char *file, const char *sql)
 	long long	 v = -1;
 
 	if (is_pg(file)) {
-		if ((res = pg_q(file, sql)) == NULL)
+		if ((res = pgtest_query(file, sql)) == NULL)
 			return (-1);
 		if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
 			v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -170,7 +146,7 @@ q_exec(const char *file, const char *sql)
 	int		 rc;
 
 	if (is_pg(file)) {
-		if ((res = pg_q(file, sql)) == NULL)
+		if ((res = pgtest_query(file, sql)) == NULL)
 			return (-1);
 		PQclear(res);
 		return (0);
@@ -1061,6 +1037,8 @@ static int
 send_conf(struct proc *p, int keep, enum sync_mode sync)
 {
 	struct global_conf	 g;
+	struct ibuf		*b;
+	const char		*pw;
 
 	memset(&g, 0, sizeof(g));
 	(void)strlcpy(g.database, p->file, sizeof(g.database));
@@ -1071,8 +1049,20 @@ send_conf(struct proc *p, int keep, enum sync_mode sync)
 	g.sync = sync;
 	g.line_max = BRIDGED_LINEMAX;
 	if (imsg_compose(&p->parent, IMSG_CFG_GLOBAL, 0, 0, -1, &g,
-	    sizeof(g)) == -1 || imsg_compose(&p->parent, IMSG_CFG_DONE, 0, 0,
-	    -1, NULL, 0) == -1)
+	    sizeof(g)) == -1)
+		return (-1);
+	/* A server's password comes as the parent sends it: apart. */
+	if (is_pg(p->file) && (pw = pgtest_password()) != NULL) {
+		if ((b = ibuf_open(strlen(pw) + 8)) == NULL ||
+		    ibuf_add_str(b, pw) == -1 ||
+		    imsg_compose(&p->parent, IMSG_CFG_DB_PASSWORD, 0, 0, -1,
+		    ibuf_data(b), ibuf_left(b)) == -1) {
+			ibuf_free(b);
+			return (-1);
+		}
+		ibuf_free(b);
+	}
+	if (imsg_compose(&p->parent, IMSG_CFG_DONE, 0, 0, -1, NULL, 0) == -1)
 		return (-1);
 	return (imsg_flush(&p->parent));
 }
@@ -1886,12 +1876,12 @@ t_pg_migrate(const char *target)
 
 	check("migrate-version", q_int(target, "SELECT max(version) FROM"
 	    " schema_version") == 1, "schema_version is not 1");
-	db = db_open(target, SYNC_NORMAL);
+	db = db_connect(target, SYNC_NORMAL, pgtest_password());
 	check("migrate-again", db != NULL && q_int(target, "SELECT count(*)"
 	    " FROM schema_version") == 1, "a second open failed or changed it");
 	db_close(db);
 	(void)q_exec(target, "UPDATE schema_version SET version = 99");
-	db = db_open(target, SYNC_NORMAL);
+	db = db_connect(target, SYNC_NORMAL, pgtest_password());
 	check("migrate-newer", db == NULL, "a newer schema was used");
 	db_close(db);
 	(void)q_exec(target, "UPDATE schema_version SET version = 1");
@@ -1913,8 +1903,8 @@ t_pg_two(const char *target)
 	uint64_t	 n = 0;
 	int64_t		 r1 = 0, r2 = 0;
 
-	a = db_open(target, SYNC_FULL);
-	b = db_open(target, SYNC_FULL);
+	a = db_connect(target, SYNC_FULL, pgtest_password());
+	b = db_connect(target, SYNC_FULL, pgtest_password());
 	if (a == NULL || b == NULL) {
 		check("two-open", 0, "a second handle cannot open");
 		db_close(a);
@@ -1966,8 +1956,8 @@ t_pg(const char *bridged)
 	if (pgtest_target("t_db", "t_db", target, sizeof(target)) != 1)
 		return;
 	prefix = "pg-";
-	if ((db = db_open(target, SYNC_FULL)) == NULL) {
-		check("open", 0, "db_open failed");
+	if ((db = db_connect(target, SYNC_FULL, pgtest_password())) == NULL) {
+		check("open", 0, "db_connect failed");
 		prefix = "";
 		return;
 	}

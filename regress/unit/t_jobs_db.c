@@ -317,7 +317,7 @@ t_leases(const char *target, struct db *da, struct jdb *a)
 	int64_t		 x, y, z;
 	int		 n = 0, m = 0;
 
-	if ((db = db_open(target, SYNC_NORMAL)) == NULL ||
+	if ((db = db_connect(target, SYNC_NORMAL, pgtest_password())) == NULL ||
 	    (b = jdb_open(db)) == NULL) {
 		check("lease-open", 0, "a second instance cannot open");
 		db_close(db);
@@ -382,8 +382,9 @@ t_pg(void)
 	    sizeof(target)) != 1)
 		return;
 	prefix = "pg-";
-	if ((db = db_open(target, SYNC_NORMAL)) == NULL ||
-	    (j = jdb_open(db)) == NULL || (b = ibuf_open(1024)) == NULL) {
+	if ((db = db_connect(target, SYNC_NORMAL, pgtest_password())) ==
+	    NULL || (j = jdb_open(db)) == NULL || (b = ibuf_open(1024)) ==
+	    NULL) {
 		check("open", 0, "cannot open");
 		exit(1);
 	}
