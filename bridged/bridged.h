@@ -536,6 +536,7 @@ TAILQ_HEAD(child_list, child);
 void		 parent_main(struct bridged_conf *, const char *,
 		    const char *, int, int) __attribute__((__noreturn__));
 struct child	*parent_idle_worker(void);
+char		*parent_db_password(const char *);
 void		 parent_pool_update(void);
 
 /* peers.c */
@@ -842,6 +843,7 @@ int		 jdb_pending(struct jdb *,
 int		 jdb_claim(struct jdb *,
 		    int (*)(int64_t, const char *, void *), void *);
 int		 jdb_renew(struct jdb *);
+int		 jdb_release(struct jdb *);
 #define JOB_LEASE		10	/* s a job's lease lasts */
 int		 jdb_start(struct jdb *, int64_t, int64_t);
 int		 jdb_chunk(struct jdb *, int64_t, int, int, const char *,
@@ -943,6 +945,7 @@ struct db_job_ops {
 	int	 (*claim)(void *, int (*)(int64_t, const char *, void *),
 		    void *);
 	int	 (*renew)(void *);
+	int	 (*release)(void *);
 	int	 (*start)(void *, int64_t, int64_t);
 	int	 (*chunk)(void *, int64_t, int, int, const char *, size_t);
 	int	 (*finish)(void *, const struct jdb_job *, int64_t);
@@ -970,12 +973,42 @@ struct db_base_ops {
 	int		 (*peer)(void *, int *, int *);
 };
 
+/* A table as db_copy.c moves it: columns as SQL lists them. */
+#define DB_ROW_MAX	24		/* columns */
+struct db_table {
+	int		 index;		/* in db_copy.c's list */
+	const char	*name;
+	const char	*columns;
+	int		 ncols;
+	int		 serial;	/* its id comes from a sequence */
+};
+
+/* A row: each column's text, NULL for SQL NULL. */
+struct db_row {
+	int		 n;
+	const char	*v[DB_ROW_MAX];
+};
+
+/* What moving a database takes (NULL: this backend cannot). */
+struct db_copy_ops {
+	int	(*dump)(void *, const struct db_table *,
+		    int (*)(const struct db_row *, void *), void *);
+	int	(*load)(void *, const struct db_table *,
+		    const struct db_row *);
+	int	(*count)(void *, const struct db_table *, int64_t *);
+	int	(*loaded)(void *);
+};
+
 struct db_backend {
 	const struct db_base_ops	*base;
 	const struct db_msg_ops		*msg;
 	const struct db_acct_ops	*acct;
 	const struct db_job_ops		*jobs;
+	const struct db_copy_ops	*copy;
 };
+
+/* db_copy.c */
+int		 db_copy(struct db *, struct db *);
 
 /* db_sqlite.c and its families */
 struct sqdb;
@@ -985,6 +1018,7 @@ extern const struct db_base_ops	 sqlite_base_ops;
 extern const struct db_msg_ops	 sqlite_msg_ops;
 extern const struct db_acct_ops	 sqlite_acct_ops;
 extern const struct db_job_ops	 sqlite_job_ops;
+extern const struct db_copy_ops	 sqlite_copy_ops;
 struct sqlite3	*sq_sqlite(struct sqdb *);
 const char	*sq_path(struct sqdb *);
 struct sqlite3_stmt *sq_stmt(struct sqdb *, const char *);
@@ -1009,7 +1043,7 @@ int		 sq_events(void *, const char *, uint32_t,
 		    int (*)(const struct event_row *, void *), void *);
 
 /* db_pg.c and its families */
-#define PQ_ARGS_MAX	12
+#define PQ_ARGS_MAX	24
 struct pgdb;
 struct pg_result;
 struct pq_args {
@@ -1024,6 +1058,7 @@ extern const struct db_base_ops	 pg_base_ops;
 extern const struct db_msg_ops	 pg_msg_ops;
 extern const struct db_acct_ops	 pg_acct_ops;
 extern const struct db_job_ops	 pg_job_ops;
+extern const struct db_copy_ops	 pg_copy_ops;
 const char	*pq_instance(struct pgdb *);
 const char	*pq_label(struct pgdb *);
 void		 pa_init(struct pq_args *);

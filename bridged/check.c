@@ -239,7 +239,7 @@ check_database(const struct bridged_conf *conf, const struct passwd *pw)
 	char		 copy[PATH_MAX], *dir, who[64];
 
 	if (db_server(conf->g.database))
-		return (check_server(conf));
+		return (0);	/* check_server's */
 	if (conf->g.db_password_file[0] != '\0') {
 		conf_error("database password file: %s is a file, not a "
 		    "server", conf->g.database);
@@ -354,6 +354,8 @@ check_config(const struct bridged_conf *conf, const char *file, int how)
 		if (check_user(conf, file, &pw) == -1)
 			bad++;
 		else if (check_database(conf, &pw) == -1)
+			bad++;
+		if (db_server(conf->g.database) && check_server(conf) == -1)
 			bad++;
 	}
 	if (conf->g.identity == IDENTITY_TOKEN &&

@@ -21,9 +21,10 @@ struct db {
 
 /* The backends, asked in order; the last claims every string. */
 static const struct db_backend db_backends[] = {
-	{ &pg_base_ops, &pg_msg_ops, &pg_acct_ops, &pg_job_ops },
+	{ &pg_base_ops, &pg_msg_ops, &pg_acct_ops, &pg_job_ops,
+	    &pg_copy_ops },
 	{ &sqlite_base_ops, &sqlite_msg_ops, &sqlite_acct_ops,
-	    &sqlite_job_ops },
+	    &sqlite_job_ops, &sqlite_copy_ops },
 };
 
 /* The backend that claims a database string. */

@@ -42,7 +42,8 @@ struct pgdb {
  * Version 1: every table of SQLite's schema version 6, and the lease
  * of a job (the instance running it, and until when). Message texts
  * are indexed for SEARCH with the 'simple' configuration (no stemming,
- * no stop words: every word counts, as with FTS5).
+ * no stop words: every word counts, as with FTS5), their first 100000
+ * characters (a tsvector holds at most 1 MB).
  */
 static const char pg_schema_v1[] =
 	"CREATE SEQUENCE use_order_seq;"
@@ -71,7 +72,7 @@ static const char pg_schema_v1[] =
 	" msgkey bigint,"
 	" conversation_id bigint NOT NULL DEFAULT 0,"
 	" words tsvector GENERATED ALWAYS AS"
-	" (to_tsvector('simple', content)) STORED);"
+	" (to_tsvector('simple', left(content, 100000))) STORED);"
 	"CREATE UNIQUE INDEX messages_key ON messages (client_id, msgkey);"
 	"CREATE INDEX messages_client ON messages (client_id, id);"
 	"CREATE INDEX messages_conversation"

@@ -62,6 +62,8 @@ static const char sql_claim[] =
     " SELECT id, client_id FROM c ORDER BY id";
 static const char sql_renew[] =
     "UPDATE jobs SET lease_until = $2 WHERE owner = $1 AND state < 2";
+static const char sql_release[] =
+    "UPDATE jobs SET lease_until = 0 WHERE owner = $1 AND state < 2";
 static const char sql_start[] =
     "UPDATE jobs SET state = 1, started = $2, attempts = attempts + 1,"
     " lease_until = $4 WHERE id = $1 AND state < 2 AND owner = $3";
@@ -342,6 +344,17 @@ pj_renew(void *h)
 	return (pq_cmd(h, sql_renew, &a) == -1 ? -1 : 0);
 }
 
+/* This instance stops: its leases end now, for the next to take. */
+static int
+pj_release(void *h)
+{
+	struct pq_args	 a;
+
+	pa_init(&a);
+	pa_text(&a, pq_instance(h));
+	return (pq_cmd(h, sql_release, &a) == -1 ? -1 : 0);
+}
+
 /*
  * A job whose lease this instance holds runs from the start: what it
  * had produced goes. 1 started, 0 not to run (not ours), -1.
@@ -566,6 +579,7 @@ const struct db_job_ops pg_job_ops = {
 	.pending = pj_pending,
 	.claim = pj_claim,
 	.renew = pj_renew,
+	.release = pj_release,
 	.start = pj_start,
 	.chunk = pj_chunk,
 	.finish = pj_finish,

@@ -649,6 +649,14 @@ sj_renew(void *h)
 	return (0);
 }
 
+/* No leases to give back. */
+static int
+sj_release(void *h)
+{
+	(void)h;
+	return (0);
+}
+
 const struct db_job_ops sqlite_job_ops = {
 	.open = sj_open,
 	.close = sj_close,
@@ -662,6 +670,7 @@ const struct db_job_ops sqlite_job_ops = {
 	.pending = sj_pending,
 	.claim = sj_claim,
 	.renew = sj_renew,
+	.release = sj_release,
 	.start = sj_start,
 	.chunk = sj_chunk,
 	.finish = sj_finish,

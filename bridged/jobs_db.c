@@ -142,6 +142,16 @@ jdb_renew(struct jdb *j)
 }
 
 /*
+ * This instance stops: its jobs' leases end now, so that the next to
+ * look (itself started again, or another) runs them at once.
+ */
+int
+jdb_release(struct jdb *j)
+{
+	return (j->ops->release(j->h));
+}
+
+/*
  * A job (queued, or running before a restart) runs from the start:
  * what it had produced goes. 1 started, 0 not to run, -1.
  */

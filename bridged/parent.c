@@ -288,8 +288,8 @@ child_signals(const sigset_t *old)
  * have changed since the last start of storage): its first line, or
  * NULL (logged). Never on a command line, never logged.
  */
-static char *
-db_password_read(const char *path)
+char *
+parent_db_password(const char *path)
 {
 	char	 buf[1024], *pw;
 	ssize_t	 n;
@@ -329,7 +329,7 @@ storage_config(struct child *c)
 	const char	*path = parent_conf->g.db_password_file;
 	char		*pw = NULL;
 
-	if (path[0] != '\0' && (pw = db_password_read(path)) == NULL)
+	if (path[0] != '\0' && (pw = parent_db_password(path)) == NULL)
 		log_warnx("storage: no database password");
 	if (config_send(&c->chan, parent_conf, NULL, pw) == -1)
 		fatal("%s: config", __func__);

@@ -3041,6 +3041,9 @@ storage_shutdown(void)
 		ev_timer_del(&st.round_end);
 		storage_round_end(NULL);
 	}
+	if (st.jdb != NULL && jdb_release(st.jdb) == -1)
+		log_warnx("cannot give back the leases of this instance's"
+		    " jobs");
 	jdb_close(st.jdb);
 	st.jdb = NULL;
 	db_close(st.db);
@@ -3144,8 +3147,10 @@ storage_open(void)
 		freezero(st.conf->db_password, strlen(st.conf->db_password));
 		st.conf->db_password = NULL;
 	}
+	/* A server's string is not logged: it may name more than needed. */
 	if (st.db == NULL)
-		fatalx("cannot use database %s", st.database);
+		fatalx("cannot use database %s", db_server(st.database) ?
+		    "(a server; see the line above)" : st.database);
 	if ((st.jdb = jdb_open(st.db)) == NULL)
 		fatalx("cannot prepare the job queries of %s", st.database);
 	user = st.conf->g.user[0] != '\0' ? st.conf->g.user : NULL;
@@ -3185,8 +3190,12 @@ storage_main(void)
 
 	st.conf = child_config(NULL);
 	storage_open();
-	log_info("database %s open (%s), sync %s", st.database,
-	    db_kind(st.db), st.sync == SYNC_FULL ? "full" : "normal");
+	if (db_server(st.database))
+		log_info("database open (%s), commits synchronous",
+		    db_kind(st.db));
+	else
+		log_info("database %s open (%s), sync %s", st.database,
+		    db_kind(st.db), st.sync == SYNC_FULL ? "full" : "normal");
 
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);

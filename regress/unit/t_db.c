@@ -1932,6 +1932,31 @@ t_pg_two(const char *target)
 	db_close(b);
 }
 
+/*
+ * A message of many different words, past what one tsvector holds
+ * (1 MB): stored whole, found by a word of its beginning.
+ */
+static void
+t_pg_huge(struct db *db)
+{
+	const char	*h = "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0"
+			    "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0";
+	char		*text, out[512];
+	size_t		 len = 0, cap = 1400000;
+	uint64_t	 n = 0;
+	int64_t		 r;
+	int		 i;
+
+	if ((text = malloc(cap)) == NULL)
+		return;
+	for (i = 0; len < cap - 32; i++)
+		len += (size_t)snprintf(text + len, cap - len, "w%dq ", i);
+	check("store-huge", db_store(db, h, cv(db, h), 1, ROLE_USER, "", 0,
+	    text, len, 9600, &r) == 0 && search(db, h, "w7q", out, &n) &&
+	    n == 1, "a text of many words not stored or not found");
+	free(text);
+}
+
 /* A server that is not there: no handle, no crash. */
 static void
 t_pg_refused(void)
@@ -1944,9 +1969,53 @@ t_pg_refused(void)
 	db_close(db);
 }
 
+/*
+ * An SQLite file moved into PostgreSQL (bridged -m): every table, with
+ * its ids, searchable there, new ids after the copied ones; a target
+ * that is not empty refused.
+ */
+static void
+t_pg_copy(const char *file)
+{
+	char		 target[1024], out[512], sql[128];
+	struct db	*src, *dst;
+	int64_t		 r, before;
+	uint64_t	 n = 0;
+
+	if (pgtest_target("t_db", "t_db", target, sizeof(target)) != 1)
+		return;
+	src = db_open(file, SYNC_NORMAL);
+	dst = db_connect(target, SYNC_NORMAL, pgtest_password());
+	if (src == NULL || dst == NULL) {
+		check("copy-open", 0, "cannot open both");
+		db_close(src);
+		db_close(dst);
+		return;
+	}
+	before = q_int(file, "SELECT max(id) FROM messages");
+	check("copy", db_copy(src, dst) == 0, "the copy failed");
+	check("copy-rows", q_int(target, "SELECT count(*) FROM messages") ==
+	    q_int(file, "SELECT count(*) FROM messages") &&
+	    q_int(target, "SELECT count(*) FROM conversations") ==
+	    q_int(file, "SELECT count(*) FROM conversations") &&
+	    q_int(target, "SELECT max(id) FROM messages") == before,
+	    "rows or ids differ");
+	(void)snprintf(sql, sizeof(sql), "SELECT count(*) FROM messages WHERE"
+	    " id = %lld", (long long)before);
+	check("copy-search", search(dst, A, "language", out, &n) && n == 1,
+	    "a copied message is not searchable");
+	check("copy-next-id", store(dst, A, 123456, ROLE_USER, "after the"
+	    " move", 9500, &r) == 0 && r > before,
+	    "a new row did not get an id after the copied ones");
+	check("copy-refuses-nonempty", db_copy(src, dst) == -1 &&
+	    q_int(target, sql) == 1, "a second copy was not refused");
+	db_close(src);
+	db_close(dst);
+}
+
 /* The cases that are not about files, on PostgreSQL. */
 static void
-t_pg(const char *bridged)
+t_pg(const char *bridged, const char *file)
 {
 	char		 target[1024];
 	struct db	*db;
@@ -1972,10 +2041,12 @@ t_pg(const char *bridged)
 	t_conversations(db, target);
 	t_search(db);
 	t_search_rollback(db);
+	t_pg_huge(db);
 	db_close(db);
 	t_pg_migrate(target);
 	t_pg_two(target);
 	t_pg_refused();
+	t_pg_copy(file);
 	/* The storage process in its sandbox, on an empty database. */
 	if (access(bridged, X_OK) == 0 &&
 	    pgtest_target("t_db", "t_db", target, sizeof(target)) == 1) {
@@ -2044,7 +2115,7 @@ main(void)
 	db_close(db);
 	t_integrity(file);
 	t_proc(bridged);
-	t_pg(bridged);
+	t_pg(bridged, file);
 
 	if (getenv("T_DB_KEEP") == NULL) {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
