@@ -421,6 +421,8 @@ enum imsg_type {
 	IMSG_CTL_IDENTITIES,	/* u32 id */
 	IMSG_CTL_EVENTS,	/* u32 id, str identity prefix or "",
 				   u32 count */
+	/* control -> parent: how many monitors are attached now */
+	IMSG_CTL_MONITORS,	/* u32 count; MONITOR lines only while > 0 */
 
 	IMSG_MAX
 };

@@ -63,6 +63,7 @@ static uint32_t		 next_gen = 1;
 static struct ev_timer	 restart_timer, stop_timer;
 static struct backoff	 backoff[PROC_MAX];
 static struct parent_stats stats;
+static uint32_t		 monitors;	/* bridgectl monitors attached */
 
 static int	parent_dispatch_control(struct child *, struct imsg *);
 static int	parent_dispatch_storage(struct child *, struct imsg *);
@@ -185,11 +186,12 @@ storage_session(struct child *w)
 }
 
 /*
- * An event: to `bridgectl monitor' with its time, and to the event
- * log in storage with the identity it concerns (NULL none).
+ * An event: to `bridgectl monitor' with its time while one is
+ * attached, and, if stored, to the event log in storage with the
+ * identity it concerns (NULL none).
  */
 static void
-event_send(const char *identity, const char *text)
+event_send(const char *identity, const char *text, int store)
 {
 	struct child	*c;
 	struct ibuf	*b;
@@ -197,7 +199,7 @@ event_send(const char *identity, const char *text)
 	time_t		 now = time(NULL);
 	char		 line[600], when[32];
 
-	if ((c = role_child(PROC_CONTROL)) != NULL) {
+	if (monitors > 0 && (c = role_child(PROC_CONTROL)) != NULL) {
 		gmtime_r(&now, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		snprintf(line, sizeof(line), "%s %s", when, text);
@@ -207,7 +209,7 @@ event_send(const char *identity, const char *text)
 		else
 			channel_send(&c->chan, b);
 	}
-	if ((c = role_child(PROC_STORAGE)) != NULL) {
+	if (store && (c = role_child(PROC_STORAGE)) != NULL) {
 		if ((b = channel_create(&c->chan, IMSG_PARENT_EVENT, 0,
 		    strlen(text) + 96)) == NULL ||
 		    ibuf_add_u64(b, (uint64_t)now) == -1 ||
@@ -229,7 +231,7 @@ parent_monitor(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	event_send(NULL, line);
+	event_send(NULL, line, 1);
 }
 
 /* An event of one identity ("" or NULL: not known yet). */
@@ -242,7 +244,31 @@ parent_event(const char *identity, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	event_send(identity, line);
+	event_send(identity, line, 1);
+}
+
+/*
+ * What a session tells. The event log keeps its connection and its
+ * authentication; the rest (prompts, answers, models, conversations)
+ * goes to the monitors alone: the log is for operators' questions
+ * about who came and what was done to them, not a second transcript.
+ */
+static void
+session_event(struct child *w, const char *text)
+{
+	static const char	*stored[] = { "connect", "disconnect", "auth" };
+	char			 line[512];
+	size_t			 i, n = strcspn(text, " ");
+	int			 store = 0;
+
+	for (i = 0; i < sizeof(stored) / sizeof(stored[0]); i++)
+		if (n == strlen(stored[i]) &&
+		    strncmp(text, stored[i], n) == 0)
+			store = 1;
+	if (!store && monitors == 0)
+		return;
+	snprintf(line, sizeof(line), "session %u: %s", w->sid, text);
+	event_send(w->identity, line, store);
 }
 
 /* Certificate and key for the template, if any listener wants TLS. */
@@ -845,6 +871,9 @@ child_gone(struct child *c, int status)
 	free(c);
 	if (id == PROC_STORAGE)
 		auth_storage_lost();
+	/* A new control has no monitor yet. */
+	if (id == PROC_CONTROL)
+		monitors = 0;
 	/* Orphans without a channel cannot be heard of again. */
 	for (c = TAILQ_FIRST(&children); c != NULL; c = w) {
 		w = TAILQ_NEXT(c, entry);
@@ -1254,6 +1283,11 @@ parent_dispatch_control(struct child *c, struct imsg *imsg)
 		return (0);
 	case IMSG_CTL_END_SESSIONS:
 		return (ctl_end_sessions(imsg));
+	case IMSG_CTL_MONITORS:
+		if (imsg->datalen != sizeof(v))
+			return (-1);
+		memcpy(&monitors, imsg->data, sizeof(monitors));
+		return (0);
 	}
 	return (-1);
 }
@@ -1308,7 +1342,7 @@ parent_dispatch_worker(struct child *c, struct imsg *imsg)
 			return (-1);
 		if ((esc = str_escape(s, strlen(s))) == NULL)
 			return (0);
-		parent_event(c->identity, "session %u: %s", c->sid, esc);
+		session_event(c, esc);
 		free(esc);
 		return (0);
 	case IMSG_WORKER_METRIC:
