@@ -1358,6 +1358,9 @@ struct tls;
 void		 worker_main(struct bridged_conf *, struct tls *, int,
 		    const sigset_t *) __attribute__((__noreturn__));
 
+/* template.c: the worker template (bridged-worker's main) */
+void		 tls_rehearse(struct tls *);
+
 /* parse.y */
 struct bridged_conf *parse_config(const char *);
 int		 cmdline_symset(char *);
