@@ -24,6 +24,13 @@ Floors:
            client of the fake upstream.
   memory   `loadgen serve` holding the same number of idle TLS
            sessions in one process.
+  process per client (connect): `loadgen fork`, a process holding as
+           much written memory as the template forking a child that
+           writes as many pages as a worker holding a session has
+           written and reads as many library pages as it has
+           referenced (both from the worker's /proc/PID/smaps_rollup),
+           then exits and is reaped: what a new process per client
+           costs on this machine before any TLS or protocol work.
 """
 
 import os
@@ -367,6 +374,40 @@ def new_daemon(up, **kw):
     return BenchDaemon(up, **kw)
 
 
+def rollup(pid):
+    """/proc/PID/smaps_rollup in KiB, by field."""
+    out = {}
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                p = line.split()
+                if len(p) >= 2 and p[0].endswith(":") and p[1].isdigit():
+                    out[p[0][:-1]] = int(p[1])
+    except OSError:
+        pass
+    return out
+
+
+def fork_floor(d):
+    """loadgen fork shaped like a worker of d: (result, shape)."""
+    p, ready = idle_hold(d.port, 1)
+    try:
+        time.sleep(0.3)
+        ws = [rollup(w) for w in d.role_pids("worker")]
+        w = max(ws, key=lambda r: r.get("Private_Dirty", 0))
+        t = rollup(d.role_pids("template")[0])
+    finally:
+        idle_release(p)
+    shape = {"anon": t.get("Anonymous", 0),
+             "write": w.get("Private_Dirty", 0) // 4,
+             "read": max(0, w.get("Referenced", 0) -
+                         w.get("Private_Dirty", 0)) // 4}
+    res, _ = run_loadgen(["-t", str(SECS), "-w", str(WARM), "-A",
+                          str(shape["anon"]), "-R", str(shape["read"]),
+                          "-W", str(shape["write"]), "fork"])
+    return res, shape
+
+
 def sec_connect(up):
     d = new_daemon(up)
     s = Serve(d, 2)
@@ -387,6 +428,7 @@ def sec_connect(up):
                 out[(name, n)] = measured(pid, ["-p", str(port)] +
                                           common + ["connect"],
                                           roles=name == "bridged")[0]
+        fk, shape = fork_floor(d)
     finally:
         if ng is not None:
             ng.stop()
@@ -426,6 +468,15 @@ def sec_connect(up):
     for n in (1, 16):
         roles_line(out[("bridged", n)], "%2d client%s: CPU per session" %
                    (n, "s" if n > 1 else " "))
+    head("connection setup: CPU per session",
+         "a process per client: fork+exit+wait, %.1f MiB written in the "
+         "parent, the child writing %d pages and reading %d (a worker's "
+         "counts)" % (shape["anon"] / 1024.0, shape["write"],
+                      shape["read"]))
+    for n in (1, 16):
+        row("%2d client%s: server CPU per session (ms)" %
+            (n, "s" if n > 1 else " "), out[("bridged", n)]["server_cpu_ms"],
+            float(fk["cpu_us_per_op"]) / 1000)
 
 
 def sec_chat(up, d):
