@@ -235,6 +235,32 @@ tls_rehearse(struct tls *tlsctx)
 	ibuf_free(sp.in);
 }
 
+#ifdef __GLIBC__
+/*
+ * Fill the holes of the template's heap, once, before it forks: what
+ * a worker then allocates comes from fresh pages at the top of the
+ * heap, together, instead of from free chunks scattered over pages it
+ * shares with the template, each of which it would have to copy. The
+ * fillers are never used or freed; they cost what the holes held.
+ */
+static void
+heap_plug(void)
+{
+	struct mallinfo2	 mi = mallinfo2();
+	char			*top, *p;
+	size_t			 sz;
+
+	top = (char *)sbrk(0) - mi.keepcost;
+	for (sz = 64 * 1024; sz >= 16; sz /= 2)
+		while ((p = malloc(sz)) != NULL) {
+			if (p + sz > top) {
+				free(p);	/* from the top: no hole left */
+				break;
+			}
+		}
+}
+#endif
+
 /* Retired and no worker left: nothing more to do. */
 static void
 template_leave_if_done(void)
@@ -402,6 +428,7 @@ main(int argc, char *argv[])
 	 * over the heap it shares with the template, each one copied.
 	 */
 	malloc_trim(0);
+	heap_plug();
 #endif
 	ev_signal(SIGCHLD, template_sigchld, NULL);
 	ev_signal(SIGTERM, template_sigterm, NULL);
