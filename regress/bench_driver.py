@@ -248,7 +248,7 @@ def run_loadgen(args, timeout=None):
     for line in p.stdout.splitlines():
         w = line.split()
         if w and "=" in line and w[0] in ("connect", "chat", "stream",
-                                         "http"):
+                                         "http", "fork"):
             res = dict(x.split("=", 1) for x in w[1:])
             res["mode"] = w[0]
         else:
