@@ -1374,7 +1374,8 @@ struct tls;
 void		 worker_main(struct bridged_conf *, struct tls *, int,
 		    const sigset_t *) __attribute__((__noreturn__));
 
-/* template.c: the worker template (bridged-worker's main) */
+/* tls_warm.c: handshakes in memory, no client on them */
+void		 tls_warm_up(struct tls *);
 void		 tls_rehearse(struct tls *);
 
 /* parse.y */

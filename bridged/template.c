@@ -11,7 +11,6 @@
 #include <sys/types.h>
 #include <sys/queue.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <errno.h>
@@ -43,7 +42,6 @@ static struct {
 	struct tls		*tlsctx;
 	TAILQ_HEAD(, forked)	 workers;
 	int			 retiring;
-	struct ibuf		*hello;		/* for tls_rehearse */
 } t;
 
 static void
@@ -92,147 +90,6 @@ tls_setup(int certident)
 	tls_ticket_nocache();
 	tls_material_wipe(&t.tlsm);
 	tls_config_clear_keys(t.tlscfg);
-}
-
-/* One side of a handshake held in memory: what it reads and writes. */
-struct tls_pipe {
-	struct ibuf	*in;
-	struct ibuf	*out;		/* NULL: written bytes are dropped */
-};
-
-static ssize_t
-tls_pipe_read(struct tls *ctx, void *buf, size_t len, void *arg)
-{
-	struct tls_pipe	*p = arg;
-	size_t		 n = ibuf_left(p->in);
-
-	(void)ctx;
-	if (n == 0)
-		return (TLS_WANT_POLLIN);
-	if (n > len)
-		n = len;
-	memcpy(buf, ibuf_data(p->in), n);
-	ibuf_consume(p->in, n);
-	return ((ssize_t)n);
-}
-
-static ssize_t
-tls_pipe_write(struct tls *ctx, const void *buf, size_t len, void *arg)
-{
-	struct tls_pipe	*p = arg;
-
-	(void)ctx;
-	if (p->out != NULL && ibuf_add(p->out, buf, len) == -1)
-		return (-1);
-	return ((ssize_t)len);
-}
-
-/*
- * One TLS handshake of the template with itself, in memory, and a byte
- * each way (the server's session ticket goes then): OpenSSL 3 fills
- * its caches of algorithms and names on first use, and a worker forked
- * after this finds them filled instead of writing them into pages it
- * shares with the template. The client's first flight is kept for
- * tls_rehearse; nothing else of it is.
- */
-static void
-tls_warm_up(void)
-{
-	struct tls_config	*ccfg;
-	struct tls		*client = NULL, *sconn = NULL;
-	struct tls_pipe		 cp, sp;
-	char			 c;
-	int			 i, sdone = 0, cdone = 0, r;
-
-	if (t.tlsctx == NULL)
-		return;
-	memset(&cp, 0, sizeof(cp));
-	memset(&sp, 0, sizeof(sp));
-	if ((cp.in = sp.out = ibuf_open(8192)) == NULL ||
-	    (sp.in = cp.out = ibuf_open(2048)) == NULL ||
-	    (ccfg = tls_config_new()) == NULL) {
-		ibuf_free(cp.in);
-		ibuf_free(sp.in);
-		return;
-	}
-	tls_config_insecure_noverifycert(ccfg);
-	tls_config_insecure_noverifyname(ccfg);
-	if ((client = tls_client()) == NULL ||
-	    tls_configure(client, ccfg) == -1 ||
-	    tls_connect_cbs(client, tls_pipe_read, tls_pipe_write, &cp,
-	    "localhost") == -1 ||
-	    tls_accept_cbs(t.tlsctx, &sconn, tls_pipe_read, tls_pipe_write,
-	    &sp) == -1)
-		goto done;
-	for (i = 0; i < 100 && !(sdone && cdone); i++) {
-		if (!cdone) {
-			if ((r = tls_handshake(client)) == -1)
-				goto done;
-			cdone = r == 0;
-		}
-		/* The ClientHello, before the server reads it. */
-		if (t.hello == NULL && ibuf_left(sp.in) > 0 &&
-		    (t.hello = ibuf_open(ibuf_left(sp.in))) != NULL &&
-		    ibuf_add(t.hello, ibuf_data(sp.in), ibuf_left(sp.in)) ==
-		    -1) {
-			ibuf_free(t.hello);
-			t.hello = NULL;
-		}
-		if (!sdone) {
-			if ((r = tls_handshake(sconn)) == -1)
-				goto done;
-			sdone = r == 0;
-		}
-	}
-	if (tls_write(sconn, "x", 1) == 1)
-		for (i = 0; i < 100 && tls_read(client, &c, 1) != 1; i++)
-			;
-	if (tls_write(client, "x", 1) == 1)
-		for (i = 0; i < 100 && tls_read(sconn, &c, 1) != 1; i++)
-			;
- done:
-	log_debug("%s: handshake %s", __func__, sdone && cdone ? "done" :
-	    "failed");
-	if (!(sdone && cdone)) {
-		ibuf_free(t.hello);
-		t.hello = NULL;
-	}
-	tls_free(sconn);
-	tls_free(client);
-	tls_config_free(ccfg);
-	ibuf_free(cp.in);
-	ibuf_free(sp.in);
-}
-
-/*
- * In a worker just forked, before it is ready: the server's half of a
- * handshake on the template's ClientHello, in memory, its answer
- * dropped. A new process pays for the first touch of every page it
- * uses (here a few microseconds each, the hypervisor's doing, more
- * than the handshake's own arithmetic); this pays it while the worker
- * waits for a client instead of while a client waits for the
- * greeting. Its keys and randomness are the worker's own and go with
- * it; no byte of it leaves the process.
- */
-void
-tls_rehearse(struct tls *tlsctx)
-{
-	struct tls	*sconn = NULL;
-	struct tls_pipe	 sp;
-
-	if (tlsctx == NULL || t.hello == NULL)
-		return;
-	memset(&sp, 0, sizeof(sp));
-	if ((sp.in = ibuf_open(ibuf_left(t.hello))) == NULL)
-		return;
-	if (ibuf_add(sp.in, ibuf_data(t.hello), ibuf_left(t.hello)) == 0 &&
-	    tls_accept_cbs(tlsctx, &sconn, tls_pipe_read, tls_pipe_write,
-	    &sp) == 0)
-		/* The answer is written at once: it waits for Finished. */
-		(void)tls_handshake(sconn);
-
-	tls_free(sconn);
-	ibuf_free(sp.in);
 }
 
 #ifdef __GLIBC__
@@ -409,7 +266,7 @@ main(int argc, char *argv[])
 	t.conf = child_config(&t.tlsm);
 	tls_setup(t.conf->g.identity == IDENTITY_CERTIFICATE);
 	tls_material_wipe(&t.tlsm);
-	tls_warm_up();
+	tls_warm_up(t.tlsctx);
 
 	memset(&sc, 0, sizeof(sc));
 	sc.user = t.conf->g.user[0] != '\0' ? t.conf->g.user : NULL;
