@@ -235,8 +235,8 @@ admit_open(struct db *db, const char *who, int64_t ms, uint64_t limit)
 static void
 t_pg_race(const char *target, struct db *a)
 {
-	const char		*who = "99999999999999999999999999999999999999999999"
-				    "99999999999999999999";
+	const char		*who = "99999999999999999999999999999999"
+				    "99999999999999999999999999999999";
 	struct db		*b;
 	struct limit_use	 ua, ub;
 	char			 sql[256];
@@ -258,8 +258,8 @@ t_pg_race(const char *target, struct db *a)
 	}
 	check("race-turns", ok && admitted == 3,
 	    "instances taking turns did not admit exactly the limit");
-	who = "88888888888888888888888888888888888888888888"
-	    "88888888888888888888";
+	who = "88888888888888888888888888888888"
+	    "88888888888888888888888888888888";
 	admitted = 0;
 	(void)admit_open(a, who, ms, 3);
 	(void)admit_open(b, who, ms, 3);

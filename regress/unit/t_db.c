@@ -2013,6 +2013,41 @@ t_pg_copy(const char *file)
 	db_close(dst);
 }
 
+/*
+ * A token revoked through another instance (a row changed in the
+ * database): storage tells its parent to end that identity's
+ * sessions within a few seconds.
+ */
+static void
+t_pg_proc_revoked(struct proc *p, const char *target)
+{
+	const char	*h = "b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1"
+			    "b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1";
+	struct imsg	 m;
+	struct ireader	 ir;
+	char		 sql[256];
+	int		 r, seen = 0;
+
+	(void)snprintf(sql, sizeof(sql), "INSERT INTO tokens (hash, created,"
+	    " revoked) VALUES ('%s', 1, extract(epoch from now())::bigint)"
+	    " RETURNING 1", h);
+	if (pgtest_int(target, sql) != 1) {
+		check("proc-revoked", 0, "cannot revoke in the database");
+		return;
+	}
+	while (!seen && (r = next_msg(&p->parent, &m, 6000)) == 1) {
+		if (m.hdr.type == IMSG_STORAGE_END_SESSIONS) {
+			ir_init(&ir, &m);
+			seen = strcmp(ir_str(&ir), h) == 0 &&
+			    strcmp(ir_str(&ir), "token revoked") == 0 &&
+			    ir_end(&ir) == 0;
+		}
+		imsg_free(&m);
+	}
+	check("proc-revoked", seen,
+	    "storage did not end the sessions of a token revoked elsewhere");
+}
+
 /* The cases that are not about files, on PostgreSQL. */
 static void
 t_pg(const char *bridged, const char *file)
@@ -2055,6 +2090,7 @@ t_pg(const char *bridged, const char *file)
 		if (r == 0) {
 			t_proc_session(&p);
 			t_proc_store(&p);
+			t_pg_proc_revoked(&p, target);
 			close(p.parent.fd);
 			imsgbuf_clear(&p.parent);
 			check("proc-parent-gone", proc_wait(&p) == 0,
