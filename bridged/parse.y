@@ -161,7 +161,6 @@ typedef struct {
 %token	TLS TOKEN TOKENS TYPE URL USER
 %token	AUTH DAY EVENTS FAILURES LIMITS MINUTE PER REQUESTS
 %token	RENEW WORKER
-%token	PASSWORD
 %token	DESCRIPTION ROLE SYSTEM TEMPERATURE
 %token	ERROR
 %token	<v.string>	STRING
@@ -232,7 +231,18 @@ main		: LISTEN ON STRING lopts	{ listen_add($3, &listenopts); }
 			    $2, "database") == -1)
 				YYERROR_TAKEN($2);
 		}
-		| DATABASE PASSWORD FILENAME STRING	{
+		/* "password" is no keyword: it may be a word elsewhere. */
+		| DATABASE STRING FILENAME STRING	{
+			if (strcmp($2, "password") != 0) {
+				yyerror("database %s file: did you mean"
+				    " `database password file'?", $2);
+				free($2);
+				$2 = NULL;
+				free($4);
+				YYERROR_TAKEN($4);
+			}
+			free($2);
+			$2 = NULL;
 			if (setstr(conf->g.db_password_file,
 			    sizeof(conf->g.db_password_file), $4,
 			    "database password file") == -1)
@@ -685,7 +695,6 @@ kw_lookup(const char *s)
 		{ "normal",		NORMAL },
 		{ "on",			ON },
 		{ "openai",		OPENAI },
-		{ "password",		PASSWORD },
 		{ "per",		PER },
 		{ "port",		PORT },
 		{ "prefork",		PREFORK },
