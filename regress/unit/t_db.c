@@ -2048,6 +2048,36 @@ t_pg_proc_revoked(struct proc *p, const char *target)
 	    "storage did not end the sessions of a token revoked elsewhere");
 }
 
+/*
+ * The server drops storage's connection: storage ends with a non-zero
+ * status at its next query (the parent starts another, which connects
+ * anew), rather than answering without its database.
+ */
+static void
+t_pg_proc_lost(struct proc *p, const char *target)
+{
+	struct wk	 w;
+	int		 r;
+
+	if (wk_new(p, &w, 40, A) == -1) {
+		check("proc-lost", 0, "cannot hand a channel");
+		return;
+	}
+	if (pgtest_int(target, "SELECT count(pg_terminate_backend(pid)) FROM"
+	    " pg_stat_activity WHERE datname = current_database() AND"
+	    " application_name = 'bridged' AND pid <> pg_backend_pid()") < 1) {
+		check("proc-lost", 0, "cannot end storage's connection");
+		return;
+	}
+	q_req(&w, IMSG_WORKER_COUNT, 41, 0, 0, 0);
+	wk_flush(&w);
+	r = proc_wait(p);
+	check("proc-lost", r != 0 && r != -1,
+	    "storage did not end when its connection was lost");
+	close(w.ib.fd);
+	imsgbuf_clear(&w.ib);
+}
+
 /* The cases that are not about files, on PostgreSQL. */
 static void
 t_pg(const char *bridged, const char *file)
@@ -2091,10 +2121,9 @@ t_pg(const char *bridged, const char *file)
 			t_proc_session(&p);
 			t_proc_store(&p);
 			t_pg_proc_revoked(&p, target);
+			t_pg_proc_lost(&p, target);
 			close(p.parent.fd);
 			imsgbuf_clear(&p.parent);
-			check("proc-parent-gone", proc_wait(&p) == 0,
-			    "storage did not exit 0 when its parent left");
 		} else if (p.pid > 0)
 			kill(p.pid, SIGKILL);
 	}
