@@ -327,6 +327,17 @@ pg_close(void *h)
 	free(db);
 }
 
+/*
+ * The server's notices and warnings go nowhere: their words may quote
+ * what was stored (a prompt), which no log line may hold.
+ */
+static void
+pg_notice(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
 /* The instance id leases name: host, pid, and a random part. */
 static void
 pg_instance(struct pgdb *db)
@@ -371,6 +382,7 @@ pg_open(const char *database, enum sync_mode sync, const char *password)
 		pg_close(db);
 		return (NULL);
 	}
+	(void)PQsetNoticeProcessor(db->conn, pg_notice, NULL);
 	(void)snprintf(db->label, sizeof(db->label), "postgresql %s:%s/%s",
 	    PQhost(db->conn), PQport(db->conn), PQdb(db->conn));
 	pg_instance(db);
