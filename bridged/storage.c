@@ -39,6 +39,7 @@
 /* A database several instances share: what the others did. */
 #define STORAGE_CLUSTER_POLL	2000		/* ms between looks */
 #define STORAGE_REVOKE_SLACK	10		/* s: clocks, late commits */
+#define STORAGE_REVOKE_BACK	300		/* s looked back at a start */
 /* An export goes out a page at a time, while control keeps up. */
 #define EXPORT_PAGE_ITEMS	256
 #define EXPORT_PAGE_BYTES	(1024 * 1024)
@@ -3171,7 +3172,8 @@ storage_open(void)
 	if (sandbox_enter(SANDBOX_STORAGE, &sc) == -1)
 		fatalx("storage sandbox failed");
 	if (db_shared(st.db)) {
-		st.revoked_since = (int64_t)time(NULL) - STORAGE_REVOKE_SLACK;
+		/* Started again: what was revoked while it was away too. */
+		st.revoked_since = (int64_t)time(NULL) - STORAGE_REVOKE_BACK;
 		ev_timer_add(&st.cluster_poll, STORAGE_CLUSTER_POLL);
 	}
 }
