@@ -39,6 +39,7 @@ static void	prompt_check_end(struct proto *);
  * this file, so a short reply leaves in one write.
  */
 
+/* Body text of the reply being built, dot-stuffed as it goes. */
 void
 out_body(struct proto *p, const char *s, size_t len)
 {
@@ -46,10 +47,7 @@ out_body(struct proto *p, const char *s, size_t len)
 		fatal("%s", __func__);
 }
 
-void
-out_line(struct proto *p, const char *fmt, ...)
-    __attribute__((__format__ (printf, 2, 3)));
-
+/* One formatted body line of the reply being built. */
 void
 out_line(struct proto *p, const char *fmt, ...)
 {
@@ -67,10 +65,7 @@ out_line(struct proto *p, const char *fmt, ...)
 	free(s);
 }
 
-void
-out_status(struct proto *p, const char *word, const char *fmt, ...)
-    __attribute__((__format__ (printf, 3, 4)));
-
+/* The status line that ends a reply: OK, ERR, MORE or BYE. */
 void
 out_status(struct proto *p, const char *word, const char *fmt, ...)
 {
@@ -86,6 +81,7 @@ out_status(struct proto *p, const char *word, const char *fmt, ...)
 	free(s);
 }
 
+/* Hand what the reply holds so far to the worker to write. */
 static void
 out_flush(struct proto *p)
 {
@@ -135,6 +131,7 @@ text_copy(char *dst, size_t size, const char *src)
 			*s = ' ';
 }
 
+/* An epoch time as ISO 8601 UTC, or "unknown". */
 void
 iso8601(uint64_t t, char *buf, size_t len)
 {
@@ -155,6 +152,7 @@ proto_reqid(struct proto *p)
 	return (p->nextid);
 }
 
+/* The stored name of a message role. */
 static const char *
 proto_role(uint32_t role)
 {
@@ -169,6 +167,7 @@ proto_role(uint32_t role)
 	return ("unknown");
 }
 
+/* A blank between words: space or tab. */
 int
 is_space(char c)
 {
@@ -190,12 +189,14 @@ line_is(const char *s, size_t len, const char *word)
 	return (len == wl && strncasecmp(s, word, wl) == 0);
 }
 
+/* Whether a line is the """ that opens or closes a block. */
 static int
 is_quotes(const char *s, size_t len)
 {
 	return (len == 3 && memcmp(s, "\"\"\"", 3) == 0);
 }
 
+/* Whether a line holds nothing but blanks (and a CR). */
 int
 is_blank(const char *s, size_t len)
 {
@@ -206,10 +207,6 @@ is_blank(const char *s, size_t len)
 	return (len == 0);
 }
 
-/*
- * Model lists.
- */
-
 /* The model that answered the prompt: the session's, or a fallback. */
 static const char *
 pr_model(const struct proto *p)
@@ -217,6 +214,7 @@ pr_model(const struct proto *p)
 	return (p->pr.answered[0] != '\0' ? p->pr.answered : p->model);
 }
 
+/* Forget the prompt in flight, wiping its text. */
 static void
 prompt_free(struct proto *p)
 {
@@ -367,6 +365,7 @@ role_find(const struct proto *p, const char *name)
 	return (NULL);
 }
 
+/* A generation of the session's model, with its role's settings. */
 static void
 gen_setup(struct proto *p, struct proto_gen *g, const char *sys,
     const struct proto_turn *v, size_t n)
@@ -444,6 +443,7 @@ prompt_trim(struct proto *p)
  * Commands.
  */
 
+/* HELP: the commands, one line each. */
 static void
 cmd_help(struct proto *p, const char *arg)
 {
@@ -488,6 +488,7 @@ cmd_help(struct proto *p, const char *arg)
 	out_status(p, "OK", "%s", "");
 }
 
+/* The INFO lines, with the message count when storage gave one. */
 static void
 info_reply(struct proto *p, int have, uint64_t count)
 {
@@ -510,6 +511,7 @@ info_reply(struct proto *p, int have, uint64_t count)
 	out_status(p, "OK", "%s", "");
 }
 
+/* INFO: asks storage for the count of messages first. */
 static void
 cmd_info(struct proto *p, const char *arg)
 {
@@ -522,6 +524,7 @@ cmd_info(struct proto *p, const char *arg)
 	p->op = OP_INFO;
 }
 
+/* IA, CHAT: chat mode, every line a prompt until BACK. */
 static void
 cmd_ia(struct proto *p, const char *arg)
 {
@@ -531,6 +534,7 @@ cmd_ia(struct proto *p, const char *arg)
 	out_status(p, "OK", "chat mode, BACK to return");
 }
 
+/* A prompt of the session takes its first step: the context. */
 static void
 prompt_start(struct proto *p, char *text, size_t len)
 {
@@ -567,12 +571,14 @@ prompt_line(struct proto *p, const char *s, size_t len)
 	prompt_start(p, text, len);
 }
 
+/* ASK: one line as a prompt, from command mode. */
 static void
 cmd_ask(struct proto *p, const char *arg)
 {
 	prompt_line(p, arg, strlen(arg));
 }
 
+/* AUTH: a token for the parent to check (token identities only). */
 static void
 cmd_auth(struct proto *p, const char *arg)
 {
@@ -627,18 +633,13 @@ cmd_usage(struct proto *p, const char *arg)
 	p->op = OP_USAGE;
 }
 
+/* EXIT, QUIT: BYE and close. */
 static void
 cmd_exit(struct proto *p, const char *arg)
 {
 	(void)arg;
 	proto_bye(p, NULL);
 }
-
-/*
- * Jobs: SUBMIT and DIALOGUE queue one in storage, JOBS lists them,
- * RESULT shows what is stored and follows the rest, KILL stops one.
- * Storage says which errors are the client's (a protocol code first).
- */
 
 #define ARG_NONE	0	/* none allowed */
 #define ARG_OPT		1
@@ -751,6 +752,7 @@ cmd_line(struct proto *p, const char *line)
  * Chat mode.
  */
 
+/* BACK: command mode, after a summary of what was said. */
 static void
 back_start(struct proto *p)
 {
@@ -783,6 +785,7 @@ back_end(struct proto *p, const char *what, const char *why)
 	op_done(p);
 }
 
+/* A """ block begins: its lines are gathered into one prompt. */
 static void
 ml_start(struct proto *p)
 {
@@ -794,6 +797,7 @@ ml_start(struct proto *p)
 	ibuf_reset(p->mlbuf);
 }
 
+/* The closing """: the block goes as one prompt, or its error. */
 static void
 ml_end(struct proto *p)
 {
@@ -832,6 +836,7 @@ line_bad(const char *s, size_t len)
 	return (NULL);
 }
 
+/* A line inside a """ block, bounded by the prompt limit. */
 static void
 ml_line(struct proto *p, struct pline *l)
 {
@@ -870,6 +875,7 @@ ml_line(struct proto *p, struct pline *l)
 	p->mllines++;
 }
 
+/* A line in chat mode: BACK, EXIT, QUIT, """ or a prompt. */
 static void
 chat_line(struct proto *p, const char *s, size_t len)
 {
@@ -929,6 +935,7 @@ proto_line(struct proto *p, struct pline *l)
  * storage; the status line comes when storage has answered.
  */
 
+/* The next step of a prompt once its context is in. */
 static void
 prompt_continue(struct proto *p)
 {
@@ -968,6 +975,7 @@ prompt_store_user(struct proto *p)
 	}
 }
 
+/* Send the context and the prompt to the provider. */
 static void
 prompt_send(struct proto *p)
 {
@@ -1013,6 +1021,7 @@ prompt_fail(struct proto *p, const char *code, const char *why)
 	prompt_check_end(p);
 }
 
+/* The status line of a prompt once storage has answered. */
 static void
 prompt_check_end(struct proto *p)
 {
@@ -1059,6 +1068,7 @@ prompt_check_end(struct proto *p)
 	op_done(p);
 }
 
+/* CANCEL: the prompt in flight stops. */
 static void
 prompt_cancel(struct proto *p)
 {
@@ -1069,6 +1079,7 @@ prompt_cancel(struct proto *p)
  * The queue of lines.
  */
 
+/* A whole line from the client: queued, or CANCEL at once. */
 static void
 queue_add(struct proto *p, const char *s, size_t len, int toolong)
 {
@@ -1135,6 +1146,7 @@ line_early(const struct proto *p, const struct pline *l)
 	    is_space(l->text[n + 3]));
 }
 
+/* Answer queued lines while nothing is awaited. */
 static void
 proto_run(struct proto *p)
 {
@@ -1199,6 +1211,7 @@ roles_copy(struct proto *p, const struct role_list *l)
 	return (0);
 }
 
+/* A session for a client, nothing sent yet. */
 struct proto *
 proto_new(const struct proto_ops *ops, void *arg,
     const struct proto_session *s)
@@ -1234,6 +1247,7 @@ proto_new(const struct proto_ops *ops, void *arg,
 	return (p);
 }
 
+/* End a session, wiping what it held of the client. */
 void
 proto_free(struct proto *p)
 {
@@ -1285,6 +1299,7 @@ proto_start(struct proto *p)
 	proto_done(p);
 }
 
+/* Bytes from the client, split into lines. */
 void
 proto_input(struct proto *p, const char *data, size_t len)
 {
@@ -1391,6 +1406,7 @@ proto_busy(const struct proto *p)
 	return (p->op != OP_NONE || !TAILQ_EMPTY(&p->queue));
 }
 
+/* Whether the session is over (BYE sent or EOF taken). */
 int
 proto_closed(const struct proto *p)
 {
@@ -1404,6 +1420,7 @@ proto_queued(const struct proto *p)
 	return (p->queued);
 }
 
+/* Bytes read from and written to the client so far. */
 void
 proto_counters(const struct proto *p, uint64_t *in, uint64_t *out)
 {
@@ -1415,6 +1432,7 @@ proto_counters(const struct proto *p, uint64_t *in, uint64_t *out)
  * Answers of the provider.
  */
 
+/* A model of the list the provider sends. */
 void
 proto_provider_model(struct proto *p, uint32_t id, const char *name,
     uint64_t inlimit, uint64_t outlimit)
@@ -1446,6 +1464,7 @@ proto_provider_answered(struct proto *p, uint32_t id, const char *model)
 	strlcpy(p->pr.answered, model, sizeof(p->pr.answered));
 }
 
+/* The model list is complete: answer the command. */
 void
 proto_provider_models_end(struct proto *p, uint32_t id)
 {
@@ -1461,6 +1480,7 @@ proto_provider_models_end(struct proto *p, uint32_t id)
 	proto_done(p);
 }
 
+/* A piece of an answer or a summary as it streams. */
 void
 proto_provider_chunk(struct proto *p, uint32_t id, const char *data,
     size_t len)
@@ -1531,6 +1551,7 @@ summary_done(struct proto *p)
 		p->ctx.dirty = 0;
 }
 
+/* The answer (or summary) is complete: store it. */
 void
 proto_provider_done(struct proto *p, uint32_t id, uint64_t tin,
     uint64_t tout, const char *finish)
@@ -1577,6 +1598,7 @@ proto_provider_done(struct proto *p, uint32_t id, uint64_t tin,
 	proto_done(p);
 }
 
+/* The provider failed a request: its code and text. */
 void
 proto_provider_error(struct proto *p, uint32_t id, const char *code,
     const char *text)
@@ -1645,6 +1667,7 @@ proto_provider_lost(struct proto *p)
  * Answers of storage.
  */
 
+/* Storage committed a message or a summary. */
 void
 proto_storage_stored(struct proto *p, uint32_t id, uint64_t rowid)
 {
@@ -1696,6 +1719,7 @@ proto_storage_stored(struct proto *p, uint32_t id, uint64_t rowid)
 	proto_done(p);
 }
 
+/* A stored message or summary: context, history or export. */
 void
 proto_storage_item(struct proto *p, uint32_t id, uint64_t rowid,
     uint64_t when, uint32_t role, const char *text, size_t len)
@@ -1734,6 +1758,7 @@ proto_storage_item(struct proto *p, uint32_t id, uint64_t rowid,
 	proto_done(p);
 }
 
+/* The last of a listing from storage. */
 void
 proto_storage_end(struct proto *p, uint32_t id, uint64_t count)
 {
@@ -1789,6 +1814,7 @@ proto_storage_line(struct proto *p, uint32_t id, const char *line)
 	proto_done(p);
 }
 
+/* Storage failed a request. */
 void
 proto_storage_error(struct proto *p, uint32_t id, const char *text)
 {

@@ -18,10 +18,11 @@
 
 #include "bridged.h"
 
-static void	cmd_history(struct proto *p, const char *arg, int kind);
-static int	conv_ref_ok(const char *ref);
-static void	import_end(struct proto *p);
+static void	cmd_history(struct proto *, const char *, int);
+static int	conv_ref_ok(const char *);
+static void	import_end(struct proto *);
 
+/* HISTORY or SUMMARIES: the last N of the conversation. */
 static void
 cmd_history(struct proto *p, const char *arg, int kind)
 {
@@ -52,12 +53,14 @@ cmd_history(struct proto *p, const char *arg, int kind)
 	p->op = OP_HISTORY;
 }
 
+/* HISTORY [N]: the last messages of the conversation. */
 void
 cmd_messages(struct proto *p, const char *arg)
 {
 	cmd_history(p, arg, HISTORY_MESSAGES);
 }
 
+/* SUMMARIES [N]: the last summaries of the conversation. */
 void
 cmd_summaries(struct proto *p, const char *arg)
 {

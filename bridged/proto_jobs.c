@@ -2,7 +2,8 @@
  * proto_jobs.c: the background jobs of a BRIDGE/1 session: SUBMIT and
  * DIALOGUE (storage keeps the job, the provider runs it), JOBS, KILL,
  * and RESULT, which prints a finished job's answer or follows a
- * running one as it streams, until CANCEL.
+ * running one as it streams, until CANCEL. Storage says which of its
+ * errors are the client's (a protocol code first).
  */
 
 #include <sys/types.h>
@@ -17,15 +18,12 @@
 
 #include "bridged.h"
 
-static int	job_id(struct proto *p, const char *arg, uint64_t *id);
-static void	job_submit(struct proto *p, int kind, int turns, const char *a, const char *b, const char *text);
-static int	dialogue_model(struct proto *p, const char *w, size_t len, char *out);
-static const char *	next_word(const char **s, size_t *len);
-static int	job_request(struct proto *p, uint32_t type, uint64_t id);
-void	proto_storage_job_line(struct proto *p, uint32_t id, uint64_t job, uint32_t state, const char *model, uint64_t created, uint64_t tout, const char *head);
-void	proto_storage_job_head(struct proto *p, uint32_t id, uint64_t job, uint32_t state);
-void	proto_storage_job_chunk(struct proto *p, uint32_t id, uint32_t kind, const char *text, size_t len);
-void	proto_storage_job_end(struct proto *p, uint32_t id, uint32_t state, const char *model, uint64_t tin, uint64_t tout, uint64_t ms, const char *finish, const char *code, const char *text);
+static int	job_id(struct proto *, const char *, uint64_t *);
+static void	job_submit(struct proto *, int, int, const char *,
+		    const char *, const char *);
+static int	dialogue_model(struct proto *, const char *, size_t, char *);
+static const char *next_word(const char **, size_t *);
+static int	job_request(struct proto *, uint32_t, uint64_t);
 
 /* An error of storage as a status line: its own code, or storage. */
 void

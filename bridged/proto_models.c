@@ -17,13 +17,14 @@
 
 #include "bridged.h"
 
-static int	pmodel_cmp(const void *a, const void *b);
-static void	mlist_copy(struct mlist *dst, const struct mlist *src);
-static const char *	model_base(const char *name);
-static void	models_request(struct proto *p, enum models_for mfor, const char *arg);
-static void	models_print(struct proto *p, const struct mlist *l);
-static void	model_set(struct proto *p, const struct pmodel *m);
+static int	pmodel_cmp(const void *, const void *);
+static void	mlist_copy(struct mlist *, const struct mlist *);
+static const char *model_base(const char *);
+static void	models_request(struct proto *, enum models_for, const char *);
+static void	models_print(struct proto *, const struct mlist *);
+static void	model_set(struct proto *, const struct pmodel *);
 
+/* Empty a model list. */
 void
 mlist_free(struct mlist *l)
 {
@@ -46,6 +47,7 @@ model_name_ok(const char *name)
 	return (1);
 }
 
+/* One more model of a list; -1 if the list is full. */
 int
 mlist_add(struct mlist *l, const char *name, uint64_t inlimit)
 {
@@ -62,6 +64,7 @@ mlist_add(struct mlist *l, const char *name, uint64_t inlimit)
 	return (0);
 }
 
+/* qsort(3) order of models: by name. */
 static int
 pmodel_cmp(const void *a, const void *b)
 {
@@ -70,6 +73,7 @@ pmodel_cmp(const void *a, const void *b)
 	return (strcmp(ma->name, mb->name));
 }
 
+/* Make dst a copy of src. */
 static void
 mlist_copy(struct mlist *dst, const struct mlist *src)
 {
@@ -91,6 +95,7 @@ model_base(const char *name)
 	return (name);
 }
 
+/* A model of the list by name, exact, then loosely; NULL if none. */
 const struct pmodel *
 mlist_find(const struct mlist *l, const char *name)
 {
@@ -139,6 +144,7 @@ models_received(struct proto *p, struct mlist *l)
 		p->ctx.inlimit = m->inlimit;
 }
 
+/* Ask the provider for the model lists, for LIST or CHANGE. */
 static void
 models_request(struct proto *p, enum models_for mfor, const char *arg)
 {
@@ -152,6 +158,7 @@ models_request(struct proto *p, enum models_for mfor, const char *arg)
 	strlcpy(p->marg, arg != NULL ? arg : "", sizeof(p->marg));
 }
 
+/* LIST-MODELS: the models of every provider. */
 void
 cmd_list(struct proto *p, const char *arg)
 {
@@ -159,6 +166,7 @@ cmd_list(struct proto *p, const char *arg)
 	models_request(p, MF_LIST, NULL);
 }
 
+/* CHANGE-MODEL: a model by name or number, or the menu. */
 void
 cmd_change(struct proto *p, const char *arg)
 {
@@ -170,6 +178,7 @@ cmd_change(struct proto *p, const char *arg)
 		models_request(p, MF_CHANGE, arg);
 }
 
+/* The numbered list, the current model marked. */
 static void
 models_print(struct proto *p, const struct mlist *l)
 {
@@ -243,6 +252,7 @@ model_choose(struct proto *p, const struct mlist *l, const char *arg)
 	model_set(p, m);
 }
 
+/* The lists are in: answer LIST-MODELS or CHANGE-MODEL. */
 void
 models_end(struct proto *p)
 {
