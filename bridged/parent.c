@@ -728,6 +728,9 @@ child_gone(struct child *c, int status)
 	free(c);
 	if (id == PROC_STORAGE)
 		auth_storage_lost();
+	/* A new control has no monitor yet. */
+	if (id == PROC_CONTROL)
+		peers_monitors(0);
 	/* Orphans without a channel cannot be heard of again. */
 	for (c = TAILQ_FIRST(&children); c != NULL; c = w) {
 		w = TAILQ_NEXT(c, entry);
@@ -1137,6 +1140,12 @@ parent_dispatch_control(struct child *c, struct imsg *imsg)
 		return (0);
 	case IMSG_CTL_END_SESSIONS:
 		return (ctl_end_sessions(imsg));
+	case IMSG_CTL_MONITORS:
+		if (imsg->datalen != sizeof(v))
+			return (-1);
+		memcpy(&v, imsg->data, sizeof(v));
+		peers_monitors(v);
+		return (0);
 	}
 	return (-1);
 }
@@ -1191,7 +1200,7 @@ parent_dispatch_worker(struct child *c, struct imsg *imsg)
 			return (-1);
 		if ((esc = str_escape(s, strlen(s))) == NULL)
 			return (0);
-		parent_event(c->identity, "session %u: %s", c->sid, esc);
+		session_event(c, esc);
 		free(esc);
 		return (0);
 	case IMSG_WORKER_METRIC:
