@@ -124,9 +124,9 @@ child_imsg(struct bridged_conf **confp, struct tls_material *tls,
 	case IMSG_CFG_TLS:
 	case IMSG_CFG_DONE:
 		return (child_config_imsg(confp, tls, imsg) == 1 ? 1 : 0);
-	case IMSG_CTL_VERBOSE:
+	case IMSG_PARENT_VERBOSE:
 		if (imsg->datalen != sizeof(v))
-			fatalx("%s: bad IMSG_CTL_VERBOSE", __func__);
+			fatalx("%s: bad IMSG_PARENT_VERBOSE", __func__);
 		memcpy(&v, imsg->data, sizeof(v));
 		log_setverbose(v);
 		return (0);

@@ -268,7 +268,7 @@ request_type(uint32_t kind)
 {
 	switch (kind) {
 	case CTL_MODELS:
-		return (IMSG_WORKER_MODELS);
+		return (IMSG_CTL_MODELS);
 	case CTL_EXPORT:
 		return (IMSG_CTL_EXPORT);
 	case CTL_PURGE:
@@ -683,7 +683,7 @@ control_answer(struct imsg *imsg)
 	if (ir_end(&ir) == -1)
 		fatalx("%s: bad %s from parent", __func__,
 		    imsg_type_name(imsg->hdr.type));
-	if (imsg->hdr.type == IMSG_CTL_MONITOR) {
+	if (imsg->hdr.type == IMSG_PARENT_MONITOR) {
 		TAILQ_FOREACH(c, &conns, entry)
 			if (c->monitor)
 				conn_reply(c, CTL_DATA, text);
@@ -691,8 +691,8 @@ control_answer(struct imsg *imsg)
 	}
 	if ((c = conn_find(imsg->hdr.peerid)) == NULL)
 		return;		/* the client left */
-	type = imsg->hdr.type == IMSG_CTL_DATA ? CTL_DATA :
-	    imsg->hdr.type == IMSG_CTL_END ? CTL_END : CTL_FAIL;
+	type = imsg->hdr.type == IMSG_PARENT_DATA ? CTL_DATA :
+	    imsg->hdr.type == IMSG_PARENT_END ? CTL_END : CTL_FAIL;
 	conn_reply(c, type, text);
 }
 
@@ -703,7 +703,7 @@ control_dispatch_parent(struct channel *ch, struct imsg *imsg)
 	if (child_imsg(&conf, NULL, imsg) != -1)
 		return;
 	switch (imsg->hdr.type) {
-	case IMSG_PARENT_CONTROL:
+	case IMSG_PARENT_CONTROL_SOCKET:
 		if (imsg->fd == -1 || listen_fd != -1)
 			fatalx("%s: bad control socket", __func__);
 		listen_fd = imsg->fd;
@@ -734,10 +734,10 @@ control_dispatch_parent(struct channel *ch, struct imsg *imsg)
 		}
 		imsg->fd = -1;
 		break;
-	case IMSG_CTL_DATA:
-	case IMSG_CTL_END:
-	case IMSG_CTL_FAIL:
-	case IMSG_CTL_MONITOR:
+	case IMSG_PARENT_DATA:
+	case IMSG_PARENT_END:
+	case IMSG_PARENT_FAIL:
+	case IMSG_PARENT_MONITOR:
 		control_answer(imsg);
 		break;
 	default:

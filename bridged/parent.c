@@ -201,7 +201,7 @@ event_send(const char *identity, const char *text)
 		gmtime_r(&now, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		snprintf(line, sizeof(line), "%s %s", when, text);
-		if ((b = channel_create(&c->chan, IMSG_CTL_MONITOR, 0,
+		if ((b = channel_create(&c->chan, IMSG_PARENT_MONITOR, 0,
 		    strlen(line) + 8)) == NULL || ibuf_add_str(b, line) == -1)
 			ibuf_free(b);
 		else
@@ -445,7 +445,7 @@ child_spawn(enum proc_id id)
 	    id == PROC_TEMPLATE ? &tlsm : NULL) == -1)
 		fatal("%s: config", __func__);
 	if (id == PROC_CONTROL)
-		channel_compose(&c->chan, IMSG_PARENT_CONTROL, 0,
+		channel_compose(&c->chan, IMSG_PARENT_CONTROL_SOCKET, 0,
 		    dup(ctl_fd), NULL, 0);
 	wire(c);
 	log_debug("%s: %s started, pid %d", __func__, proc_name(id),
@@ -1029,7 +1029,7 @@ set_verbose(int v)
 	parent_conf->g.verbose = v;
 	verbose = v;
 	TAILQ_FOREACH(c, &children, entry)
-		channel_compose(&c->chan, IMSG_CTL_VERBOSE, 0, -1, &level,
+		channel_compose(&c->chan, IMSG_PARENT_VERBOSE, 0, -1, &level,
 		    sizeof(level));
 }
 
@@ -1056,41 +1056,41 @@ ctl_status(struct child *ctl, uint32_t peer)
 	struct child	*c;
 	time_t		 up = time(NULL) - started;
 
-	ctl_line(ctl, peer, IMSG_CTL_DATA, "version: %s", BRIDGE_VERSION);
-	ctl_line(ctl, peer, IMSG_CTL_DATA, "uptime: %lld",
+	ctl_line(ctl, peer, IMSG_PARENT_DATA, "version: %s", BRIDGE_VERSION);
+	ctl_line(ctl, peer, IMSG_PARENT_DATA, "uptime: %lld",
 	    (long long)up);
-	ctl_line(ctl, peer, IMSG_CTL_DATA, "process: parent %d",
+	ctl_line(ctl, peer, IMSG_PARENT_DATA, "process: parent %d",
 	    (int)getpid());
 	TAILQ_FOREACH(c, &children, entry) {
 		if (c->id == PROC_WORKER)
-			ctl_line(ctl, peer, IMSG_CTL_DATA,
+			ctl_line(ctl, peer, IMSG_PARENT_DATA,
 			    "process: worker %d %s", (int)c->pid,
 			    !c->ready ? "starting" : c->retiring ? "stopping" :
 			    c->busy ? "busy" : "idle");
 		else if (c->id == PROC_TEMPLATE)
-			ctl_line(ctl, peer, IMSG_CTL_DATA,
+			ctl_line(ctl, peer, IMSG_PARENT_DATA,
 			    "process: template %d%s (layout %u, %u clients)",
 			    (int)c->pid, c->retiring ? " retired" :
 			    c->ready ? "" : " starting", c->gen, c->served);
 		else
-			ctl_line(ctl, peer, IMSG_CTL_DATA, "process: %s %d%s",
+			ctl_line(ctl, peer, IMSG_PARENT_DATA, "process: %s %d%s",
 			    proc_name(c->id), (int)c->pid, c->ready ? "" :
 			    " starting");
 	}
-	ctl_line(ctl, peer, IMSG_CTL_DATA, "workers: %d idle, %d busy",
+	ctl_line(ctl, peer, IMSG_PARENT_DATA, "workers: %d idle, %d busy",
 	    count_workers(0), count_workers(1));
-	ctl_line(ctl, peer, IMSG_CTL_DATA, "clients: max %d",
+	ctl_line(ctl, peer, IMSG_PARENT_DATA, "clients: max %d",
 	    parent_conf->g.max_clients);
-	ctl_line(ctl, peer, IMSG_CTL_DATA, "accepted: %llu",
+	ctl_line(ctl, peer, IMSG_PARENT_DATA, "accepted: %llu",
 	    (unsigned long long)stats.accepted);
-	ctl_line(ctl, peer, IMSG_CTL_DATA, "refused: %llu",
+	ctl_line(ctl, peer, IMSG_PARENT_DATA, "refused: %llu",
 	    (unsigned long long)stats.refused);
-	ctl_line(ctl, peer, IMSG_CTL_DATA, "restarts: %llu",
+	ctl_line(ctl, peer, IMSG_PARENT_DATA, "restarts: %llu",
 	    (unsigned long long)stats.restarts);
 	if (stats.last_restart[0] != '\0')
-		ctl_line(ctl, peer, IMSG_CTL_DATA, "last restart: %s",
+		ctl_line(ctl, peer, IMSG_PARENT_DATA, "last restart: %s",
 		    stats.last_restart);
-	ctl_line(ctl, peer, IMSG_CTL_END, "%s", "");
+	ctl_line(ctl, peer, IMSG_PARENT_END, "%s", "");
 }
 
 static void
@@ -1105,14 +1105,14 @@ ctl_sessions(struct child *ctl, uint32_t peer)
 			continue;
 		gmtime_r(&c->since, &tm);
 		strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		ctl_line(ctl, peer, IMSG_CTL_DATA,
+		ctl_line(ctl, peer, IMSG_PARENT_DATA,
 		    "%u %s %.12s %s %s %u %llu %llu", c->sid, c->addr,
 		    c->identity[0] != '\0' ? c->identity : "-",
 		    c->model[0] != '\0' ? c->model : "-", since,
 		    c->messages, (unsigned long long)c->bytes_in,
 		    (unsigned long long)c->bytes_out);
 	}
-	ctl_line(ctl, peer, IMSG_CTL_END, "%s", "");
+	ctl_line(ctl, peer, IMSG_PARENT_END, "%s", "");
 }
 
 static void
@@ -1126,7 +1126,7 @@ ctl_kill(struct child *ctl, uint32_t peer, uint32_t sid)
 		    !c->chan.dead)
 			break;
 	if (c == NULL) {
-		ctl_line(ctl, peer, IMSG_CTL_FAIL, "no session %u", sid);
+		ctl_line(ctl, peer, IMSG_PARENT_FAIL, "no session %u", sid);
 		return;
 	}
 	if ((b = channel_create(&c->chan, IMSG_PARENT_KILL, 0, 64)) ==
@@ -1134,7 +1134,7 @@ ctl_kill(struct child *ctl, uint32_t peer, uint32_t sid)
 		fatal("%s", __func__);
 	channel_send(&c->chan, b);
 	parent_event(c->identity, "kill session %u", sid);
-	ctl_line(ctl, peer, IMSG_CTL_END, "session %u ended", sid);
+	ctl_line(ctl, peer, IMSG_PARENT_END, "session %u ended", sid);
 }
 
 /*
@@ -1179,7 +1179,7 @@ metrics_line(void *arg, const char *line)
 	struct child	*ctl;
 
 	if ((ctl = role_child(PROC_CONTROL)) != NULL)
-		ctl_line(ctl, *peer, IMSG_CTL_DATA, "%s", line);
+		ctl_line(ctl, *peer, IMSG_PARENT_DATA, "%s", line);
 }
 
 /* show metrics: the counters, and the gauges as they are now. */
@@ -1199,7 +1199,7 @@ ctl_metrics(struct child *ctl, uint32_t peer)
 			g.idle_workers++;
 	}
 	metrics_write(&g, metrics_line, &peer);
-	ctl_line(ctl, peer, IMSG_CTL_END, "%s", "");
+	ctl_line(ctl, peer, IMSG_PARENT_END, "%s", "");
 }
 
 /* A request from bridgectl, validated by control, checked again here. */
@@ -1232,19 +1232,19 @@ parent_dispatch_control(struct child *c, struct imsg *imsg)
 		if (parent_reload() == -1) {
 			/* What is wrong, file:line, for bridgectl to print. */
 			for (i = 0; i < conf_errors_count(); i++)
-				ctl_line(c, peer, IMSG_CTL_DATA, "%s",
+				ctl_line(c, peer, IMSG_PARENT_DATA, "%s",
 				    conf_errors_get(i));
-			ctl_line(c, peer, IMSG_CTL_FAIL, "reload failed: "
+			ctl_line(c, peer, IMSG_PARENT_FAIL, "reload failed: "
 			    "the running configuration is kept");
 		} else
-			ctl_line(c, peer, IMSG_CTL_END, "reloaded");
+			ctl_line(c, peer, IMSG_PARENT_END, "reloaded");
 		return (0);
 	case IMSG_CTL_LOG:
 		if (imsg->datalen != sizeof(v))
 			return (-1);
 		memcpy(&v, imsg->data, sizeof(v));
 		set_verbose(v ? 2 : 0);
-		ctl_line(c, peer, IMSG_CTL_END, "logging %s",
+		ctl_line(c, peer, IMSG_PARENT_END, "logging %s",
 		    v ? "verbose" : "brief");
 		return (0);
 	case IMSG_CTL_METRICS:

@@ -10,7 +10,7 @@
  *
  * Workers (and control) reach it over their own channels, which the
  * parent hands over with IMSG_PARENT_CHANNEL. A worker asks for the
- * model list (IMSG_WORKER_MODELS, answered from a cache) or sends a
+ * model list (IMSG_WORKER_MODELS or IMSG_CTL_MODELS, answered from a cache) or sends a
  * context in parts (IMSG_WORKER_GEN_BEGIN, _PART..., _END); each piece
  * of the answer goes back as IMSG_PROVIDER_CHUNK as soon as it is
  * parsed. Every request gets exactly one last answer:
@@ -1207,7 +1207,7 @@ id_only(struct wchan *w, struct imsg *imsg, uint32_t *id)
 	return (0);
 }
 
-/* IMSG_WORKER_MODELS: the lists, from the caches or the APIs. */
+/* IMSG_WORKER_MODELS, IMSG_CTL_MODELS: the lists, from the caches or the APIs. */
 static void
 worker_models(struct wchan *w, struct imsg *imsg)
 {
@@ -1498,6 +1498,7 @@ provider_dispatch_worker(struct channel *ch, struct imsg *imsg)
 		return;
 	switch (imsg->hdr.type) {
 	case IMSG_WORKER_MODELS:
+	case IMSG_CTL_MODELS:
 		worker_models(w, imsg);
 		break;
 	case IMSG_WORKER_GEN_BEGIN:
