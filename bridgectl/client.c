@@ -40,20 +40,20 @@
 #define SPIN_DELAY		150	/* ms before the indicator shows */
 #define SPIN_STEP		100
 
-static void	usage(int) __attribute__((__noreturn__));
+static void	connect_usage(int) __attribute__((__noreturn__));
 static int	tcp_connect(void);
 static int	connect_wait(int, const struct sockaddr *, socklen_t);
 static int	fd_wait(int, int, uint64_t);
 static void	tls_start(const char *, int);
 static void	out(int, const char *, size_t);
-static void	out_line(int, const char *);
+static void	show_line(int, const char *);
 static void	spin_start(void);
 static void	spin_tick(void);
 static int	spin_timeout(void);
-static int	conn_write(void);
-static void	conn_read(void);
+static int	server_write(void);
+static void	server_read(void);
 static void	conn_eof(void) __attribute__((__noreturn__));
-static enum expect head(void);
+static enum expect expect_next(void);
 static void	push(enum expect);
 static void	set_model(const char *);
 static void	track(enum expect, const char *);
@@ -67,7 +67,7 @@ static void	footer(const char *);
 static void	show_ok(enum expect, const char *, const char *);
 static void	show_err(enum expect, const char *, const char *);
 static void	intro(void);
-static int	is_word(const char *, const char *);
+static int	line_is_word(const char *, const char *);
 static void	cancel(void);
 static char	*pipe_line(void);
 static void	run_pipe(void) __attribute__((__noreturn__));
@@ -76,7 +76,7 @@ struct client	 cl;
 
 /* The synopsis of connect, as in bridgectl(8); -h asks for it. */
 static void
-usage(int status)
+connect_usage(int status)
 {
 	fprintf(status ? stderr : stdout, "usage: bridgectl connect "
 	    "[-chkq] [-C cafile] [-p port] host[:port] | name\n");
@@ -326,7 +326,7 @@ out(int fd, const char *p, size_t n)
 
 /* A whole line of server text. */
 static void
-out_line(int fd, const char *s)
+show_line(int fd, const char *s)
 {
 	out(fd, s, strlen(s));
 	out(fd, "\n", 1);
@@ -384,7 +384,7 @@ spin_timeout(void)
 
 /* Write what is queued; -1 if the connection failed. */
 static int
-conn_write(void)
+server_write(void)
 {
 	ssize_t	 n;
 
@@ -401,7 +401,7 @@ conn_write(void)
 
 /* Read what the server sent and show it as it comes. */
 static void
-conn_read(void)
+server_read(void)
 {
 	char	 buf[16384];
 	ssize_t	 n;
@@ -465,13 +465,13 @@ io_poll(int want_stdin, int timeout)
 	}
 	signals_run();
 	if (n > 0 && pfd[1].revents != 0) {
-		if (conn_write() == -1) {
+		if (server_write() == -1) {
 			/* Show a BYE the server may have sent first. */
-			conn_read();
+			server_read();
 			cfatalx("%s port %s: %s", cl.host, cl.port,
 			    tls_error(cl.tls));
 		}
-		conn_read();
+		server_read();
 	}
 	spin_tick();
 	return (n > 0 && pfd[2].revents != 0);
@@ -479,7 +479,7 @@ io_poll(int want_stdin, int timeout)
 
 /* What the next reply answers; unasked replies count as commands. */
 static enum expect
-head(void)
+expect_next(void)
 {
 	return (cl.nq > 0 ? cl.q[0].what : EXP_COMMAND);
 }
@@ -550,7 +550,7 @@ reply_feed(void)
 			ibuf_consume(cl.rbuf, len);
 			continue;
 		}
-		what = head();
+		what = expect_next();
 		if (p[0] == '.' && n < 2 && memchr(p, '\n', n) == NULL)
 			break;
 		if ((p[0] == '.' && (p[1] == ' ' || p[1] == '\n' ||
@@ -591,7 +591,7 @@ reply_feed(void)
 static void
 body_piece(const char *p, size_t n)
 {
-	enum expect	 what = head();
+	enum expect	 what = expect_next();
 
 	spin_stop();
 	if (what == EXP_EXPORT && cl.exportfp != NULL) {
@@ -609,7 +609,7 @@ body_piece(const char *p, size_t n)
 static void
 body_line(const char *text)
 {
-	enum expect	 what = head();
+	enum expect	 what = expect_next();
 
 	spin_stop();
 	if ((what == EXP_INFO || what == EXP_INFO_QUIET) &&
@@ -623,7 +623,7 @@ body_line(const char *text)
 		return;
 	}
 	prompt_break();
-	out_line(STDOUT_FILENO, text);
+	show_line(STDOUT_FILENO, text);
 }
 
 /* A status line ends the reply at the head of the queue. */
@@ -689,7 +689,7 @@ status_line(enum reply_kind kind, const char *line, const char *text)
 		cl.errors++;
 		prompt_break();
 		warnx("unexpected line from %s port %s:", cl.host, cl.port);
-		out_line(STDERR_FILENO, line);
+		show_line(STDERR_FILENO, line);
 		break;
 	}
 	/* A CANCEL that came too late is a line of its own, answered. */
@@ -763,14 +763,14 @@ show_ok(enum expect what, const char *line, const char *text)
 	if (!cl.interactive) {
 		if (!cl.cmdmode && (what == EXP_COMMAND ||
 		    what == EXP_INFO) && *text != '\0')
-			out_line(STDOUT_FILENO, text);
+			show_line(STDOUT_FILENO, text);
 		return;
 	}
 	if (what == EXP_INFO_QUIET || what == EXP_HIDDEN ||
 	    what == EXP_AUTH_AUTO)
 		return;
 	if (cl.cmdmode) {
-		out_line(STDOUT_FILENO, line);
+		show_line(STDOUT_FILENO, line);
 		return;
 	}
 	switch (what) {
@@ -796,7 +796,7 @@ show_err(enum expect what, const char *line, const char *text)
 	char	 buf[STATUS_MAX + 16];
 
 	if (!cl.interactive || cl.cmdmode) {
-		out_line(STDERR_FILENO, line);
+		show_line(STDERR_FILENO, line);
 		return;
 	}
 	if (strncmp(text, "cancelled", 9) == 0) {
@@ -804,7 +804,7 @@ show_err(enum expect what, const char *line, const char *text)
 		return;
 	}
 	(void)snprintf(buf, sizeof(buf), "error: %s", text);
-	out_line(STDERR_FILENO, buf);
+	show_line(STDERR_FILENO, buf);
 	/* A command refused for want of AUTH, not a wrong AUTH. */
 	if (strncmp(text, "auth", 4) == 0 && what != EXP_AUTH &&
 	    !cl.auth_hinted) {
@@ -821,7 +821,7 @@ bye(enum expect what, const char *line, const char *text)
 {
 	if (what == EXP_QUIT || cl.quitting) {
 		if (cl.interactive && cl.cmdmode)
-			out_line(STDOUT_FILENO, line);
+			show_line(STDOUT_FILENO, line);
 		else if (cl.interactive)
 			dim_line(STDOUT_FILENO, *text != '\0' ? text : "bye");
 		client_exit(!cl.interactive && cl.errors > 0);
@@ -835,7 +835,7 @@ bye(enum expect what, const char *line, const char *text)
 
 /* Is the line this word alone, in any case? */
 static int
-is_word(const char *line, const char *word)
+line_is_word(const char *line, const char *word)
 {
 	return (strcasecmp(line, word) == 0);
 }
@@ -891,9 +891,10 @@ submit_raw(const char *line)
 		if (strcmp(line, BLOCK_MARK) == 0) {
 			block_start();
 			return;
-		} else if (is_word(line, "EXIT") || is_word(line, "QUIT"))
+		} else if (line_is_word(line, "EXIT") ||
+		    line_is_word(line, "QUIT"))
 			what = EXP_QUIT;
-		else if (is_word(line, "BACK"))
+		else if (line_is_word(line, "BACK"))
 			what = EXP_COMMAND;
 		else
 			what = EXP_PROMPT;
@@ -905,7 +906,8 @@ submit_raw(const char *line)
 			what = EXP_PROMPT;
 		else if (first_word(line, "AUTH"))
 			what = EXP_AUTH;
-		else if (is_word(line, "EXIT") || is_word(line, "QUIT"))
+		else if (line_is_word(line, "EXIT") ||
+		    line_is_word(line, "QUIT"))
 			what = EXP_QUIT;
 		else
 			what = EXP_COMMAND;
@@ -1052,7 +1054,7 @@ client_main(int argc, char *argv[])
 			cl.cmdmode = 1;
 			break;
 		case 'h':
-			usage(0);
+			connect_usage(0);
 		case 'k':
 			insecure = 1;
 			break;
@@ -1065,13 +1067,13 @@ client_main(int argc, char *argv[])
 			cl.quiet = 1;
 			break;
 		default:
-			usage(1);
+			connect_usage(1);
 		}
 	}
 	argc -= optind;
 	argv += optind;
 	if (argc != 1)
-		usage(1);
+		connect_usage(1);
 	if (cafile != NULL && insecure)
 		errx(1, "-C and -k cannot be used together");
 	if (!servers_lookup(argv[0], t) && target_hostport(argv[0], t) == -1)

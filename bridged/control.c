@@ -294,7 +294,7 @@ request_type(uint32_t kind)
 
 /* Requests that storage or the provider answer: checked, passed on. */
 static void
-control_request(struct ctl_conn *c, struct imsg *imsg)
+control_forward(struct ctl_conn *c, struct imsg *imsg)
 {
 	static uint32_t	 next_req = 1;
 	struct ctl_req	*r;
@@ -607,7 +607,7 @@ control_dispatch_client(struct channel *ch, struct imsg *imsg)
 	case CTL_EVENTS:
 	case CTL_JOBS:
 	case CTL_JOBKILL:
-		control_request(c, imsg);
+		control_forward(c, imsg);
 		return;
 	default:
 		conn_drop(c, "unknown request");

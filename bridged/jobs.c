@@ -81,7 +81,7 @@ static struct {
 	uint64_t		 context_max;
 } jb;
 
-static void	jobs_dispatch(struct channel *, struct imsg *);
+static void	provider_dispatch_jobs(struct channel *, struct imsg *);
 static void	jobs_closed(struct channel *);
 static void	job_run_turn(struct pjob *);
 static void	sink_chunk(void *, const char *, size_t);
@@ -597,7 +597,7 @@ job_ready_gone(struct imsg *imsg)
 
 /* What storage says about jobs. */
 static void
-jobs_dispatch(struct channel *ch, struct imsg *imsg)
+provider_dispatch_jobs(struct channel *ch, struct imsg *imsg)
 {
 	int	 rv = -1;
 
@@ -651,7 +651,7 @@ jobs_channel(int fd)
 	if (jb.have && !jb.ch.dead)
 		channel_shutdown(&jb.ch);
 	jobs_closed(&jb.ch);
-	channel_init(&jb.ch, fd, jobs_dispatch, jobs_closed, NULL);
+	channel_init(&jb.ch, fd, provider_dispatch_jobs, jobs_closed, NULL);
 	jb.have = 1;
 	channel_compose(&jb.ch, IMSG_PROVIDER_JOB_LIST, 0, -1, NULL, 0);
 }

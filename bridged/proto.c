@@ -1107,18 +1107,11 @@ cmd_convs(struct proto *p, const char *arg)
 	p->op = OP_CONVS;
 }
 
-/* A conversation's id or name as a client may give it. */
-static int
-conv_ref_ok(const char *ref)
-{
-	return (conv_name_valid(ref));
-}
-
 /* RESUME <id or name>: that conversation and its context. */
 static void
 cmd_resume(struct proto *p, const char *arg)
 {
-	if (!conv_ref_ok(arg)) {
+	if (!conv_name_valid(arg)) {
 		out_status(p, "ERR", "not-found no such conversation");
 		return;
 	}
@@ -1136,7 +1129,7 @@ cmd_delete(struct proto *p, const char *arg)
 {
 	struct ibuf	*b;
 
-	if (!conv_ref_ok(arg)) {
+	if (!conv_name_valid(arg)) {
 		out_status(p, "ERR", "not-found no such conversation");
 		return;
 	}
@@ -1201,7 +1194,7 @@ cmd_export(struct proto *p, const char *arg)
 	if (*w == '\0') {
 		snprintf(ref, sizeof(ref), "%llu", (unsigned long long)p->conv);
 		w = ref;
-	} else if (!conv_ref_ok(w)) {
+	} else if (!conv_name_valid(w)) {
 		out_status(p, "ERR", "not-found no such conversation");
 		return;
 	}
@@ -2032,7 +2025,7 @@ ml_line(struct proto *p, struct pline *l)
 }
 
 static void
-chat_line(struct proto *p, const char *s, size_t len)
+chat_mode_line(struct proto *p, const char *s, size_t len)
 {
 	if (line_is(s, len, "BACK"))
 		back_start(p);
@@ -2080,7 +2073,7 @@ proto_line(struct proto *p, struct pline *l)
 		model_choose(p, &p->menulist, l->text);
 		mlist_free(&p->menulist);
 	} else if (p->mode == MODE_CHAT)
-		chat_line(p, l->text, l->len);
+		chat_mode_line(p, l->text, l->len);
 	else
 		cmd_line(p, l->text);
 }

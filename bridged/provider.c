@@ -10,9 +10,9 @@
  *
  * Workers (and control) reach it over their own channels, which the
  * parent hands over with IMSG_PARENT_CHANNEL. A worker asks for the
- * model list (IMSG_WORKER_MODELS or IMSG_CTL_MODELS, answered from a cache) or sends a
- * context in parts (IMSG_WORKER_GEN_BEGIN, _PART..., _END); each piece
- * of the answer goes back as IMSG_PROVIDER_CHUNK as soon as it is
+ * model list (IMSG_WORKER_MODELS; control IMSG_CTL_MODELS; answered
+ * from a cache) or sends a context in parts (IMSG_WORKER_GEN_BEGIN,
+ * _PART..., _END); each piece of the answer goes back as IMSG_PROVIDER_CHUNK as soon as it is
  * parsed. Every request gets exactly one last answer:
  * IMSG_PROVIDER_MODELS_END, IMSG_PROVIDER_DONE or IMSG_PROVIDER_ERROR
  * (also after IMSG_WORKER_CANCEL, with code "cancelled"). A worker
@@ -53,15 +53,15 @@ static const struct api *const api_table[] = {
 
 struct req;
 
-struct wchan {
-	TAILQ_ENTRY(wchan)	 entry;
+struct peer {
+	TAILQ_ENTRY(peer)	 entry;
 	struct channel		 ch;
 	uint32_t		 wid;
 	TAILQ_HEAD(, req)	 reqs;
 	int			 nreqs;
 	int			 gone;
 };
-TAILQ_HEAD(wchan_list, wchan);
+TAILQ_HEAD(peer_list, peer);
 
 struct turn {
 	int			 role;
@@ -83,7 +83,7 @@ enum req_state {
 struct req {
 	TAILQ_ENTRY(req)	 entry;		/* w->reqs */
 	TAILQ_ENTRY(req)	 wentry;	/* pv.waiters */
-	struct wchan		*w;
+	struct peer		*w;
 	uint32_t		 id;
 	enum req_kind		 kind;
 	enum req_state		 state;
@@ -151,8 +151,8 @@ static struct {
 	struct pvd_list		 pvds;
 	int			 npvds;
 	struct ev_timer		 reap_timer;
-	struct wchan_list	 chans;
-	struct wchan_list	 dead;
+	struct peer_list	 chans;
+	struct peer_list	 dead;
 	struct req_list		 waiters;
 	struct gen_list		 gens;
 	int			 restart;	/* exit once idle */
@@ -163,8 +163,8 @@ static void	provider_dispatch_worker(struct channel *, struct imsg *);
 static void	provider_idle_check(void);
 static void	listing_start(struct pvd *);
 static void	listing_answer(void);
-static void	req_free(struct req *);
-static void	send_error(struct wchan *, uint32_t, const char *,
+static void	preq_free(struct req *);
+static void	send_error(struct peer *, uint32_t, const char *,
 		    const char *, ...)
 		    __attribute__((__format__ (printf, 4, 5)));
 
@@ -304,14 +304,14 @@ key_wipe(void)
 
 /* Whether a channel can take an answer. */
 static int
-wchan_ok(struct wchan *w)
+peer_ok(struct peer *w)
 {
 	return (!w->gone && !w->ch.dead);
 }
 
 /* Answer a request with IMSG_PROVIDER_ERROR: a code and one line. */
 static void
-send_error(struct wchan *w, uint32_t id, const char *code,
+send_error(struct peer *w, uint32_t id, const char *code,
     const char *fmt, ...)
 {
 	struct ibuf	*b;
@@ -319,7 +319,7 @@ send_error(struct wchan *w, uint32_t id, const char *code,
 	char		 text[800];
 	size_t		 i;
 
-	if (!wchan_ok(w))
+	if (!peer_ok(w))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
@@ -341,12 +341,12 @@ send_error(struct wchan *w, uint32_t id, const char *code,
 
 /* Forward text, in pieces that end on character boundaries. */
 static void
-send_chunk(struct wchan *w, uint32_t id, const char *text, size_t len)
+send_chunk(struct peer *w, uint32_t id, const char *text, size_t len)
 {
 	struct ibuf	*b;
 	size_t		 n;
 
-	while (len > 0 && wchan_ok(w)) {
+	while (len > 0 && peer_ok(w)) {
 		n = len;
 		if (n > PV_CHUNK_MAX) {
 			n = PV_CHUNK_MAX;
@@ -368,11 +368,11 @@ send_chunk(struct wchan *w, uint32_t id, const char *text, size_t len)
 
 /* The answer is complete: tokens, finish reason, who answered. */
 static void
-send_done(struct wchan *w, uint32_t id, const struct gen_result *res)
+send_done(struct peer *w, uint32_t id, const struct gen_result *res)
 {
 	struct ibuf	*b;
 
-	if (!wchan_ok(w))
+	if (!peer_ok(w))
 		return;
 	if ((b = channel_create(&w->ch, IMSG_PROVIDER_DONE, 0,
 	    MODEL_MAX_LEN + 96)) == NULL ||
@@ -694,7 +694,7 @@ listing_start(struct pvd *p)
 
 /* Send every provider's models, then the end with a note of failures. */
 static void
-send_models(struct wchan *w, uint32_t id)
+send_models(struct peer *w, uint32_t id)
 {
 	struct ibuf	*b;
 	struct pvd	*p, *failed = NULL;
@@ -711,7 +711,7 @@ send_models(struct wchan *w, uint32_t id)
 			    p->fail_text);
 			strlcat(note, one, sizeof(note));
 		}
-		for (i = 0; i < p->nmodels && wchan_ok(w); i++) {
+		for (i = 0; i < p->nmodels && peer_ok(w); i++) {
 			if (!pvd_allows(p, p->models[i].name) ||
 			    shown_name(p, p->models[i].name, name,
 			    sizeof(name)) == -1)
@@ -730,7 +730,7 @@ send_models(struct wchan *w, uint32_t id)
 			sent++;
 		}
 	}
-	if (!wchan_ok(w))
+	if (!peer_ok(w))
 		return;
 	/* Nothing to list and a provider failed: that is the answer. */
 	if (sent == 0 && failed != NULL) {
@@ -764,7 +764,7 @@ listing_answer(void)
 		TAILQ_REMOVE(&pv.waiters, r, wentry);
 		r->waiting = 0;
 		send_models(r->w, r->id);
-		req_free(r);
+		preq_free(r);
 	}
 }
 
@@ -1050,7 +1050,7 @@ gen_done(void *arg, struct xfer *x, const char *code, const char *text)
 
 /* The open request of a channel with this id, or NULL. */
 static struct req *
-req_find(struct wchan *w, uint32_t id)
+preq_find(struct peer *w, uint32_t id)
 {
 	struct req	*r;
 
@@ -1062,7 +1062,7 @@ req_find(struct wchan *w, uint32_t id)
 
 /* Open a request on a channel. */
 static struct req *
-req_new(struct wchan *w, uint32_t id, enum req_kind kind)
+preq_new(struct peer *w, uint32_t id, enum req_kind kind)
 {
 	struct req	*r;
 
@@ -1079,7 +1079,7 @@ req_new(struct wchan *w, uint32_t id, enum req_kind kind)
 
 /* Drop the context of a request; conversations are wiped. */
 static void
-req_drop_turns(struct req *r)
+preq_drop_turns(struct req *r)
 {
 	size_t	 i;
 
@@ -1098,7 +1098,7 @@ req_drop_turns(struct req *r)
 static void
 provider_idle_check(void)
 {
-	struct wchan	*w;
+	struct peer	*w;
 	struct pvd	*p;
 
 	if (!pv.restart || !TAILQ_EMPTY(&pv.gens))
@@ -1119,7 +1119,7 @@ provider_idle_check(void)
 
 /* Forget a request; its generation, if any, is stopped. */
 static void
-req_free(struct req *r)
+preq_free(struct req *r)
 {
 	gen_cancel(r->g);
 	r->g = NULL;
@@ -1127,7 +1127,7 @@ req_free(struct req *r)
 		TAILQ_REMOVE(&pv.waiters, r, wentry);
 		r->waiting = 0;
 	}
-	req_drop_turns(r);
+	preq_drop_turns(r);
 	TAILQ_REMOVE(&r->w->reqs, r, entry);
 	r->w->nreqs--;
 	free(r);
@@ -1135,9 +1135,9 @@ req_free(struct req *r)
 
 /* Free what was dropped, outside of the channel's own callbacks. */
 static void
-wchan_reap(void *arg)
+peer_reap(void *arg)
 {
-	struct wchan	*w;
+	struct peer	*w;
 
 	(void)arg;
 	while ((w = TAILQ_FIRST(&pv.dead)) != NULL) {
@@ -1149,7 +1149,7 @@ wchan_reap(void *arg)
 
 /* Close a channel and stop everything it asked for. */
 static void
-wchan_drop(struct wchan *w)
+peer_drop(struct peer *w)
 {
 	struct req	*r;
 
@@ -1158,7 +1158,7 @@ wchan_drop(struct wchan *w)
 	w->gone = 1;
 	channel_shutdown(&w->ch);
 	while ((r = TAILQ_FIRST(&w->reqs)) != NULL)
-		req_free(r);
+		preq_free(r);
 	TAILQ_REMOVE(&pv.chans, w, entry);
 	TAILQ_INSERT_TAIL(&pv.dead, w, entry);
 	if (!ev_timer_pending(&pv.reap_timer))
@@ -1167,21 +1167,21 @@ wchan_drop(struct wchan *w)
 
 /* A worker broke the protocol: log it and close its channel. */
 static void
-wchan_reject(struct wchan *w, struct imsg *imsg, const char *why)
+peer_reject(struct peer *w, struct imsg *imsg, const char *why)
 {
 	log_warnx("worker %u: bad %s (%s); closing its channel", w->wid,
 	    imsg_type_name(imsg->hdr.type), why);
-	wchan_drop(w);
+	peer_drop(w);
 }
 
 /* The worker went away: so do its requests. */
 static void
-wchan_closed(struct channel *ch)
+peer_closed(struct channel *ch)
 {
-	struct wchan	*w = ch->arg;
+	struct peer	*w = ch->arg;
 
 	log_debug("worker %u: channel closed", w->wid);
-	wchan_drop(w);
+	peer_drop(w);
 }
 
 /* ---- what workers ask --------------------------------------------- */
@@ -1197,19 +1197,19 @@ context_max(void)
 
 /* A message that is a request id alone; otherwise the channel goes. */
 static int
-id_only(struct wchan *w, struct imsg *imsg, uint32_t *id)
+id_only(struct peer *w, struct imsg *imsg, uint32_t *id)
 {
 	if (imsg->datalen != sizeof(*id)) {
-		wchan_reject(w, imsg, "length");
+		peer_reject(w, imsg, "length");
 		return (-1);
 	}
 	memcpy(id, imsg->data, sizeof(*id));
 	return (0);
 }
 
-/* IMSG_WORKER_MODELS, IMSG_CTL_MODELS: the lists, from the caches or the APIs. */
+/* IMSG_WORKER_MODELS, IMSG_CTL_MODELS: the lists, from caches or APIs. */
 static void
-worker_models(struct wchan *w, struct imsg *imsg)
+worker_models(struct peer *w, struct imsg *imsg)
 {
 	struct req	*r;
 	struct pvd	*p;
@@ -1218,8 +1218,8 @@ worker_models(struct wchan *w, struct imsg *imsg)
 
 	if (id_only(w, imsg, &id) == -1)
 		return;
-	if (req_find(w, id) != NULL) {
-		wchan_reject(w, imsg, "request id in use");
+	if (preq_find(w, id) != NULL) {
+		peer_reject(w, imsg, "request id in use");
 		return;
 	}
 	TAILQ_FOREACH(p, &pv.pvds, entry)
@@ -1233,7 +1233,7 @@ worker_models(struct wchan *w, struct imsg *imsg)
 		send_error(w, id, "busy", "too many requests at once");
 		return;
 	}
-	r = req_new(w, id, REQ_MODELS);
+	r = preq_new(w, id, REQ_MODELS);
 	r->state = RS_RUNNING;
 	r->waiting = 1;
 	TAILQ_INSERT_TAIL(&pv.waiters, r, wentry);
@@ -1245,7 +1245,7 @@ worker_models(struct wchan *w, struct imsg *imsg)
 
 /* IMSG_WORKER_GEN_BEGIN: open a request for a model. */
 static void
-worker_gen_begin(struct wchan *w, struct imsg *imsg)
+worker_gen_begin(struct peer *w, struct imsg *imsg)
 {
 	struct ireader	 ir;
 	struct req	*r;
@@ -1259,18 +1259,18 @@ worker_gen_begin(struct wchan *w, struct imsg *imsg)
 	max = ir_u32(&ir);
 	temp = ir_u32(&ir);
 	if (ir_end(&ir) == -1) {
-		wchan_reject(w, imsg, "length or strings");
+		peer_reject(w, imsg, "length or strings");
 		return;
 	}
-	if (req_find(w, id) != NULL) {
-		wchan_reject(w, imsg, "request id in use");
+	if (preq_find(w, id) != NULL) {
+		peer_reject(w, imsg, "request id in use");
 		return;
 	}
 	if (w->nreqs >= 2 * PV_REQS_MAX) {
-		wchan_reject(w, imsg, "too many open requests");
+		peer_reject(w, imsg, "too many open requests");
 		return;
 	}
-	r = req_new(w, id, REQ_GEN);
+	r = preq_new(w, id, REQ_GEN);
 	if (w->nreqs > PV_REQS_MAX) {
 		send_error(w, id, "busy", "too many requests at once");
 		r->state = RS_DISCARD;
@@ -1298,7 +1298,7 @@ worker_gen_begin(struct wchan *w, struct imsg *imsg)
 
 /* IMSG_WORKER_GEN_PART: text for the current turn. */
 static void
-worker_gen_part(struct wchan *w, struct imsg *imsg)
+worker_gen_part(struct peer *w, struct imsg *imsg)
 {
 	struct ireader	 ir;
 	struct req	*r;
@@ -1313,18 +1313,18 @@ worker_gen_part(struct wchan *w, struct imsg *imsg)
 	more = ir_u32(&ir);
 	data = ir_data(&ir, &len);
 	if (ir_end(&ir) == -1 || role >= ROLE_MAX || more > 1) {
-		wchan_reject(w, imsg, "length or values");
+		peer_reject(w, imsg, "length or values");
 		return;
 	}
-	if ((r = req_find(w, id)) == NULL || r->kind != REQ_GEN ||
+	if ((r = preq_find(w, id)) == NULL || r->kind != REQ_GEN ||
 	    r->state == RS_RUNNING) {
-		wchan_reject(w, imsg, "no such request being built");
+		peer_reject(w, imsg, "no such request being built");
 		return;
 	}
 	if (r->state == RS_DISCARD || r->err_code != NULL)
 		return;
 	if (r->open && (uint32_t)r->turns[r->nturns - 1].role != role) {
-		wchan_reject(w, imsg, "the role changes inside a turn");
+		peer_reject(w, imsg, "the role changes inside a turn");
 		return;
 	}
 	if (len > context_max() - r->bytes ||
@@ -1332,7 +1332,7 @@ worker_gen_part(struct wchan *w, struct imsg *imsg)
 		r->err_code = "too-long";
 		strlcpy(r->err_text, "the context is too large",
 		    sizeof(r->err_text));
-		req_drop_turns(r);
+		preq_drop_turns(r);
 		return;
 	}
 	if (!r->open) {
@@ -1357,7 +1357,7 @@ worker_gen_part(struct wchan *w, struct imsg *imsg)
 
 /* gen_sink of a worker's request: text goes out as CHUNKs. */
 static void
-req_text(void *arg, const char *text, size_t len)
+preq_text(void *arg, const char *text, size_t len)
 {
 	struct req	*r = arg;
 
@@ -1367,18 +1367,18 @@ req_text(void *arg, const char *text, size_t len)
 
 /* gen_sink: bytes the worker has yet to take; 0 if none. */
 static size_t
-req_queued(void *arg)
+preq_queued(void *arg)
 {
 	struct req	*r = arg;
 
-	if (!wchan_ok(r->w))
+	if (!peer_ok(r->w))
 		return (0);
 	return (r->w->ch.ibuf.queued);
 }
 
 /* gen_sink: the answer is complete. */
 static void
-req_done(void *arg, const struct gen_result *res)
+preq_done(void *arg, const struct gen_result *res)
 {
 	struct req	*r = arg;
 
@@ -1387,12 +1387,12 @@ req_done(void *arg, const struct gen_result *res)
 	    r->w->wid, r->id, res->finish, (unsigned long long)r->sent,
 	    (unsigned long long)(ev_now_ms() - r->started));
 	send_done(r->w, r->id, res);
-	req_free(r);
+	preq_free(r);
 }
 
 /* gen_sink: the generation failed. */
 static void
-req_error(void *arg, const char *code, const char *text)
+preq_error(void *arg, const char *code, const char *text)
 {
 	struct req	*r = arg;
 
@@ -1400,12 +1400,12 @@ req_error(void *arg, const char *code, const char *text)
 	log_info("worker %u: request %u failed: %s %s", r->w->wid, r->id,
 	    code, text);
 	send_error(r->w, r->id, code, "%s", text);
-	req_free(r);
+	preq_free(r);
 }
 
 /* The context is complete: send it upstream. */
 static void
-req_start(struct req *r)
+preq_start(struct req *r)
 {
 	struct gen_request	 rq;
 	struct gen_sink		 sink;
@@ -1426,50 +1426,50 @@ req_start(struct req *r)
 	rq.turns = at;
 	rq.nturns = r->nturns;
 	rq.set = r->set;
-	sink.text = req_text;
-	sink.queued = req_queued;
-	sink.done = req_done;
-	sink.error = req_error;
+	sink.text = preq_text;
+	sink.queued = preq_queued;
+	sink.done = preq_done;
+	sink.error = preq_error;
 	sink.arg = r;
 	r->state = RS_RUNNING;
 	r->g = gen_start(&rq, &sink, code, sizeof(code), text, sizeof(text));
 	free(at);
-	req_drop_turns(r);
+	preq_drop_turns(r);
 	if (r->g == NULL) {
 		send_error(r->w, r->id, code, "%s", text);
-		req_free(r);
+		preq_free(r);
 	}
 }
 
 /* IMSG_WORKER_GEN_END: the context is complete. */
 static void
-worker_gen_end(struct wchan *w, struct imsg *imsg)
+worker_gen_end(struct peer *w, struct imsg *imsg)
 {
 	struct req	*r;
 	uint32_t	 id;
 
 	if (id_only(w, imsg, &id) == -1)
 		return;
-	if ((r = req_find(w, id)) == NULL || r->kind != REQ_GEN ||
+	if ((r = preq_find(w, id)) == NULL || r->kind != REQ_GEN ||
 	    r->state == RS_RUNNING) {
-		wchan_reject(w, imsg, "no such request being built");
+		peer_reject(w, imsg, "no such request being built");
 		return;
 	}
 	if (r->state == RS_DISCARD) {
-		req_free(r);
+		preq_free(r);
 		return;
 	}
 	if (r->err_code != NULL) {
 		send_error(w, id, r->err_code, "%s", r->err_text);
-		req_free(r);
+		preq_free(r);
 		return;
 	}
-	req_start(r);
+	preq_start(r);
 }
 
 /* IMSG_WORKER_CANCEL: stop a request, if it is still open. */
 static void
-worker_cancel(struct wchan *w, struct imsg *imsg)
+worker_cancel(struct peer *w, struct imsg *imsg)
 {
 	struct req	*r;
 	uint32_t	 id;
@@ -1477,22 +1477,22 @@ worker_cancel(struct wchan *w, struct imsg *imsg)
 	if (id_only(w, imsg, &id) == -1)
 		return;
 	/* Already answered: the cancel crossed the answer. */
-	if ((r = req_find(w, id)) == NULL || r->state == RS_DISCARD)
+	if ((r = preq_find(w, id)) == NULL || r->state == RS_DISCARD)
 		return;
 	log_debug("worker %u: request %u cancelled", w->wid, id);
 	send_error(w, id, "cancelled", "cancelled");
 	if (r->state == RS_BUILDING) {
 		r->state = RS_DISCARD;
-		req_drop_turns(r);
+		preq_drop_turns(r);
 	} else
-		req_free(r);
+		preq_free(r);
 }
 
 /* One message from a worker (or control): validate, copy, call. */
 static void
 provider_dispatch_worker(struct channel *ch, struct imsg *imsg)
 {
-	struct wchan	*w = ch->arg;
+	struct peer	*w = ch->arg;
 
 	if (w->gone)
 		return;
@@ -1514,7 +1514,7 @@ provider_dispatch_worker(struct channel *ch, struct imsg *imsg)
 		worker_cancel(w, imsg);
 		break;
 	default:
-		wchan_reject(w, imsg, "unexpected type");
+		peer_reject(w, imsg, "unexpected type");
 		break;
 	}
 }
@@ -1523,10 +1523,10 @@ provider_dispatch_worker(struct channel *ch, struct imsg *imsg)
 
 /* A worker's (or control's) channel; one with the same id is replaced. */
 static void
-parent_channel(struct imsg *imsg)
+peer_open(struct imsg *imsg)
 {
 	struct ireader	 ir;
-	struct wchan	*w;
+	struct peer	*w;
 	uint32_t	 wid;
 
 	ir_init(&ir, imsg);
@@ -1539,7 +1539,7 @@ parent_channel(struct imsg *imsg)
 			break;
 	if (w != NULL) {
 		log_debug("worker %u: channel replaced", wid);
-		wchan_drop(w);
+		peer_drop(w);
 	}
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		fatal("%s", __func__);
@@ -1547,7 +1547,7 @@ parent_channel(struct imsg *imsg)
 	TAILQ_INIT(&w->reqs);
 	TAILQ_INSERT_TAIL(&pv.chans, w, entry);
 	channel_init(&w->ch, imsg->fd, provider_dispatch_worker,
-	    wchan_closed, w);
+	    peer_closed, w);
 	imsg->fd = -1;
 }
 
@@ -1609,7 +1609,7 @@ provider_dispatch_parent(struct channel *ch, struct imsg *imsg)
 	}
 	switch (imsg->hdr.type) {
 	case IMSG_PARENT_CHANNEL:
-		parent_channel(imsg);
+		peer_open(imsg);
 		break;
 	case IMSG_PARENT_JOBS:
 		if (imsg->datalen != 0 || imsg->fd == -1)
@@ -1653,7 +1653,7 @@ provider_main(void)
 	TAILQ_INIT(&pv.waiters);
 	TAILQ_INIT(&pv.pvds);
 	TAILQ_INIT(&pv.gens);
-	ev_timer_set(&pv.reap_timer, wchan_reap, NULL);
+	ev_timer_set(&pv.reap_timer, peer_reap, NULL);
 	jobs_init();
 
 	/* Everything that needs files comes before the sandbox. */

@@ -2646,7 +2646,7 @@ limit_text(char *buf, size_t len, uint64_t v)
 
 /* One line of token list; never the token, which is not stored. */
 static int
-token_row(const struct token_info *t, void *arg)
+token_line(const struct token_info *t, void *arg)
 {
 	char	 c[32], e[32], u[32], rq[24], tk[24], jb[24];
 	int64_t	 now = (int64_t)time(NULL);
@@ -2730,7 +2730,7 @@ control_table(struct wchan *w, struct imsg *imsg)
 	la.n = 0;
 	switch (imsg->hdr.type) {
 	case IMSG_CTL_TOKEN_LIST:
-		rv = db_token_list(st.db, token_row, &la);
+		rv = db_token_list(st.db, token_line, &la);
 		break;
 	case IMSG_CTL_USAGE:
 		if (n < 1 || n > 3660)

@@ -46,7 +46,7 @@ static struct {
 } t;
 
 static void
-usage(void)
+template_usage(void)
 {
 	extern char	*__progname;
 
@@ -249,7 +249,7 @@ template_sigterm(int sig, void *arg)
 }
 
 static void
-template_dispatch(struct channel *ch, struct imsg *imsg)
+template_dispatch_parent(struct channel *ch, struct imsg *imsg)
 {
 	struct ireader	 ir;
 	uint32_t	 wid;
@@ -293,11 +293,11 @@ main(int argc, char *argv[])
 			verbose++;
 			break;
 		default:
-			usage();
+			template_usage();
 		}
 	}
 	if (argc != optind)
-		usage();
+		template_usage();
 	/* A client that vanishes must not kill a worker mid-write. */
 	signal(SIGPIPE, SIG_IGN);
 
@@ -329,7 +329,7 @@ main(int argc, char *argv[])
 	ev_signal(SIGCHLD, template_sigchld, NULL);
 	ev_signal(SIGTERM, template_sigterm, NULL);
 	child_ready();
-	child_dispatch(template_dispatch);
+	child_dispatch(template_dispatch_parent);
 	ev_loop();
 	fatalx("event loop ended");
 }

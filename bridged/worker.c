@@ -90,10 +90,10 @@ static void	client_update(void);
 static void	client_write(void);
 static void	client_read(void);
 static void	session_begin(void);
-static void	storage_dispatch(struct channel *, struct imsg *);
-static void	storage_closed(struct channel *);
-static void	provider_dispatch(struct channel *, struct imsg *);
-static void	provider_closed(struct channel *);
+static void	worker_dispatch_storage(struct channel *, struct imsg *);
+static void	worker_storage_closed(struct channel *);
+static void	worker_dispatch_provider(struct channel *, struct imsg *);
+static void	worker_provider_closed(struct channel *);
 static void	op_event(void *, const char *);
 static void	idle_clock(void);
 
@@ -966,13 +966,14 @@ client_start(struct imsg *imsg)
  */
 
 static void
-storage_open(int fd)
+worker_storage_open(int fd)
 {
 	struct sreq	*r;
 
 	if (!w.storage.dead)
 		channel_shutdown(&w.storage);
-	channel_init(&w.storage, fd, storage_dispatch, storage_closed, NULL);
+	channel_init(&w.storage, fd, worker_dispatch_storage,
+	    worker_storage_closed, NULL);
 	TAILQ_FOREACH(r, &w.sreqs, entry)
 		if (sreq_send(r) == -1)
 			break;
@@ -980,7 +981,7 @@ storage_open(int fd)
 
 /* Reads that had begun to answer cannot be resumed; the rest wait. */
 static void
-storage_closed(struct channel *ch)
+worker_storage_closed(struct channel *ch)
 {
 	struct sreq	*r, *next;
 
@@ -999,7 +1000,7 @@ storage_closed(struct channel *ch)
 	}
 }
 
-static void	storage_dispatch_one(struct imsg *);
+static void	worker_storage_msg(struct imsg *);
 
 /* Storage's answers about jobs: 0, or -1 if malformed. */
 static int
@@ -1070,10 +1071,10 @@ storage_job_answer(struct imsg *imsg, struct ireader *ir, uint32_t id)
 }
 
 static void
-storage_dispatch(struct channel *ch, struct imsg *imsg)
+worker_dispatch_storage(struct channel *ch, struct imsg *imsg)
 {
 	(void)ch;
-	storage_dispatch_one(imsg);
+	worker_storage_msg(imsg);
 	client_update();
 }
 
@@ -1102,7 +1103,7 @@ storage_conv(struct ireader *ir, struct db_conv *c)
 }
 
 static void
-storage_dispatch_one(struct imsg *imsg)
+worker_storage_msg(struct imsg *imsg)
 {
 	static struct db_conv	 conv;
 	struct db_match	 m;
@@ -1233,17 +1234,17 @@ storage_dispatch_one(struct imsg *imsg)
 }
 
 static void
-provider_open(int fd)
+worker_provider_open(int fd)
 {
 	if (!w.provider.dead)
 		channel_shutdown(&w.provider);
 	w.provider_paused = 0;
-	channel_init(&w.provider, fd, provider_dispatch, provider_closed,
-	    NULL);
+	channel_init(&w.provider, fd, worker_dispatch_provider,
+	    worker_provider_closed, NULL);
 }
 
 static void
-provider_closed(struct channel *ch)
+worker_provider_closed(struct channel *ch)
 {
 	(void)ch;
 	log_warnx("provider channel closed");
@@ -1252,18 +1253,18 @@ provider_closed(struct channel *ch)
 		proto_provider_lost(w.proto);
 }
 
-static void	provider_dispatch_one(struct imsg *);
+static void	worker_provider_msg(struct imsg *);
 
 static void
-provider_dispatch(struct channel *ch, struct imsg *imsg)
+worker_dispatch_provider(struct channel *ch, struct imsg *imsg)
 {
 	(void)ch;
-	provider_dispatch_one(imsg);
+	worker_provider_msg(imsg);
 	client_update();
 }
 
 static void
-provider_dispatch_one(struct imsg *imsg)
+worker_provider_msg(struct imsg *imsg)
 {
 	struct ireader	 ir;
 	struct gate	*g;
@@ -1336,7 +1337,7 @@ provider_dispatch_one(struct imsg *imsg)
 }
 
 static void
-parent_dispatch(struct channel *ch, struct imsg *imsg)
+worker_dispatch_parent(struct channel *ch, struct imsg *imsg)
 {
 	struct ireader	 ir;
 	const char	*s, *m;
@@ -1361,9 +1362,9 @@ parent_dispatch(struct channel *ch, struct imsg *imsg)
 		fd = imsg->fd;
 		imsg->fd = -1;
 		if (imsg->hdr.type == IMSG_PARENT_STORAGE)
-			storage_open(fd);
+			worker_storage_open(fd);
 		else
-			provider_open(fd);
+			worker_provider_open(fd);
 		return;
 	case IMSG_PARENT_AUTH:
 		v = ir_u32(&ir);
@@ -1427,7 +1428,7 @@ worker_main(struct bridged_conf *conf, struct tls *tlsctx, int fd,
 		fatalx("sandbox");
 	sigprocmask(SIG_SETMASK, old, NULL);
 	child_ready();
-	child_dispatch(parent_dispatch);
+	child_dispatch(worker_dispatch_parent);
 	ev_loop();
 	fatalx("event loop ended");
 }

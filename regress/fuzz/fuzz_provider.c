@@ -112,10 +112,10 @@ channel(uint32_t wid)
 }
 
 /* A worker's channel by id. */
-static struct wchan *
+static struct peer *
 wfind(uint32_t wid)
 {
-	struct wchan	*w;
+	struct peer	*w;
 
 	TAILQ_FOREACH(w, &pv.chans, entry)
 		if (w->wid == wid)
@@ -314,7 +314,7 @@ setup(void)
 	TAILQ_INIT(&pv.waiters);
 	TAILQ_INIT(&pv.pvds);
 	TAILQ_INIT(&pv.gens);
-	ev_timer_set(&pv.reap_timer, wchan_reap, NULL);
+	ev_timer_set(&pv.reap_timer, peer_reap, NULL);
 	jobs_init();
 	if ((pv.conf = config_new()) == NULL)
 		abort();
@@ -345,7 +345,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int	 init;
 	struct fin	 f;
-	struct wchan	*w;
+	struct peer	*w;
 	struct ibuf	*b;
 	struct imsg	 imsg;
 	struct pvd	*p;
@@ -371,7 +371,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				jobs_open();
 			b = from_storage(&f, &type);
 			fuzz_imsg(&imsg, type, ibuf_data(b), ibuf_left(b));
-			jobs_dispatch(&jb.ch, &imsg);
+			provider_dispatch_jobs(&jb.ch, &imsg);
 			ibuf_free(b);
 			break;
 		case 1:
@@ -381,7 +381,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 3:
 			if (ev_timer_pending(&pv.reap_timer)) {
 				ev_timer_del(&pv.reap_timer);
-				wchan_reap(NULL);
+				peer_reap(NULL);
 			}
 			if (fin_u8(&f) & 1)
 				TAILQ_FOREACH(p, &pv.pvds, entry)
@@ -399,7 +399,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* Every peer goes: every request and transfer must go too. */
 	while ((w = TAILQ_FIRST(&pv.chans)) != NULL)
-		wchan_drop(w);
+		peer_drop(w);
 	if (jb.have && !jb.ch.dead)
 		channel_shutdown(&jb.ch);
 	jobs_closed(&jb.ch);
@@ -410,7 +410,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		models_forget(p);
 	}
 	ev_timer_del(&pv.reap_timer);
-	wchan_reap(NULL);
+	peer_reap(NULL);
 	if (nxfers != 0 || !TAILQ_EMPTY(&pv.waiters) ||
 	    !TAILQ_EMPTY(&pv.gens))
 		abort();
