@@ -1,6 +1,6 @@
 /*
  * bridgectl.h: the one header of bridgectl. It knows the daemon only
- * through lib/control.h.
+ * through lib/ctl.h.
  */
 
 #ifndef BRIDGECTL_H
@@ -13,7 +13,7 @@
 #include <tls.h>
 
 #include "util.h"
-#include "control.h"
+#include "ctl.h"
 
 enum action {
 	NONE,

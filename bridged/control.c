@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "bridged.h"
-#include "control.h"
+#include "ctl.h"
 
 #define CONTROL_MAXCONNS	32
 #define CTL_JOBS_MAX		1000		/* lines of show jobs */
