@@ -428,6 +428,10 @@ enum imsg_type {
 	/* control -> provider: the model list (PROVIDER_MODEL...,
 	   PROVIDER_MODELS_END, or PROVIDER_ERROR) */
 	IMSG_CTL_MODELS,	/* u32 request id */
+	/* storage, provider -> parent: this worker sent a malformed
+	   message; its channel is closed, the parent ends it */
+	IMSG_STORAGE_REJECT,	/* u32 worker id */
+	IMSG_PROVIDER_REJECT,	/* u32 worker id */
 
 	IMSG_MAX
 };
@@ -501,6 +505,8 @@ int		 child_imsg(struct bridged_conf **, struct tls_material *,
 		    struct imsg *);
 void		 child_dispatch(void (*)(struct channel *, struct imsg *));
 void		 child_ready(void);
+void		 child_bad(enum proc_id, const struct imsg *, const char *)
+		    __attribute__((__noreturn__));
 void		 tls_material_wipe(struct tls_material *);
 
 /* parent.c: a process the parent started, and its client if a worker */

@@ -502,8 +502,7 @@ control_dispatch_storage(struct channel *ch, struct imsg *imsg)
 		req_done(r, CTL_FAIL, s);
 		return;
 	}
-	fatalx("%s: bad %s from storage", __func__,
-	    imsg_type_name(imsg->hdr.type));
+	child_bad(PROC_STORAGE, imsg, r == NULL ? "no such request" : NULL);
 }
 
 static void
@@ -544,8 +543,7 @@ control_dispatch_provider(struct channel *ch, struct imsg *imsg)
 		req_done(r, CTL_FAIL, line);
 		return;
 	}
-	log_warnx("%s: bad %s from provider", __func__,
-	    imsg_type_name(imsg->hdr.type));
+	child_bad(PROC_PROVIDER, imsg, r == NULL ? "no such request" : NULL);
 }
 
 static void
@@ -564,6 +562,7 @@ static void
 control_dispatch_client(struct channel *ch, struct imsg *imsg)
 {
 	struct ctl_conn	*c = ch->arg;
+	struct ireader	 ir;
 	uint32_t	 v, type;
 
 	if (imsg->hdr.peerid != CTL_VERSION) {
@@ -614,12 +613,13 @@ control_dispatch_client(struct channel *ch, struct imsg *imsg)
 		return;
 	}
 	if (type == IMSG_CTL_KILL || type == IMSG_CTL_LOG) {
-		if (imsg->datalen != sizeof(v)) {
+		ir_init(&ir, imsg);
+		v = ir_u32(&ir);
+		if (ir_end(&ir) == -1) {
 			conn_drop(c, "malformed request");
 			return;
 		}
-		memcpy(&v, imsg->data, sizeof(v));
-		channel_compose(parent_chan, type, c->id, -1, &v, sizeof(v));
+		channel_compose_u32(parent_chan, type, c->id, v);
 	} else {
 		if (imsg->datalen != 0) {
 			conn_drop(c, "malformed request");
@@ -681,8 +681,7 @@ control_answer(struct imsg *imsg)
 	ir_init(&ir, imsg);
 	text = ir_str(&ir);
 	if (ir_end(&ir) == -1)
-		fatalx("%s: bad %s from parent", __func__,
-		    imsg_type_name(imsg->hdr.type));
+		child_bad(PROC_PARENT, imsg, NULL);
 	if (imsg->hdr.type == IMSG_PARENT_MONITOR) {
 		TAILQ_FOREACH(c, &conns, entry)
 			if (c->monitor)
@@ -705,7 +704,7 @@ control_dispatch_parent(struct channel *ch, struct imsg *imsg)
 	switch (imsg->hdr.type) {
 	case IMSG_PARENT_CONTROL_SOCKET:
 		if (imsg->fd == -1 || listen_fd != -1)
-			fatalx("%s: bad control socket", __func__);
+			child_bad(PROC_PARENT, imsg, "no descriptor or two");
 		listen_fd = imsg->fd;
 		imsg->fd = -1;
 		fd_nonblock(listen_fd);
@@ -714,7 +713,7 @@ control_dispatch_parent(struct channel *ch, struct imsg *imsg)
 	case IMSG_PARENT_STORAGE:
 	case IMSG_PARENT_PROVIDER:
 		if (imsg->fd == -1)
-			fatalx("%s: channel without a descriptor", __func__);
+			child_bad(PROC_PARENT, imsg, "no descriptor");
 		if (imsg->hdr.type == IMSG_PARENT_STORAGE) {
 			if (have_storage)
 				channel_shutdown(&storage_chan);
@@ -741,8 +740,7 @@ control_dispatch_parent(struct channel *ch, struct imsg *imsg)
 		control_answer(imsg);
 		break;
 	default:
-		fatalx("%s: unexpected %s", __func__,
-		    imsg_type_name(imsg->hdr.type));
+		child_bad(PROC_PARENT, imsg, "unexpected");
 	}
 }
 
@@ -765,8 +763,9 @@ control_main(void)
 	ev_signal(SIGTERM, control_sigterm, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	memset(&sc, 0, sizeof(sc));
-	sc.user = conf->g.user;
-	sc.chroot = conf->g.chroot;
+	/* As the other processes: "" is none (not root, or a test). */
+	sc.user = conf->g.user[0] != '\0' ? conf->g.user : NULL;
+	sc.chroot = conf->g.chroot[0] != '\0' ? conf->g.chroot : NULL;
 	export_init();
 	if (sandbox_enter(SANDBOX_CONTROL, &sc) == -1)
 		fatalx("control: cannot sandbox");

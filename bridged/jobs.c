@@ -571,12 +571,14 @@ job_part(struct imsg *imsg)
 static int
 job_ready_gone(struct imsg *imsg)
 {
+	struct ireader	 ir;
 	struct pjob	*j;
 	uint64_t	 id;
 
-	if (imsg->datalen != sizeof(id))
+	ir_init(&ir, imsg);
+	id = ir_u64(&ir);
+	if (ir_end(&ir) == -1)
 		return (-1);
-	memcpy(&id, imsg->data, sizeof(id));
 	if ((j = job_find((int64_t)id)) == NULL)
 		return (0);
 	if (imsg->hdr.type == IMSG_STORAGE_JOB_GONE) {
@@ -619,12 +621,8 @@ provider_dispatch_jobs(struct channel *ch, struct imsg *imsg)
 			break;
 		}
 	}
-	if (rv == -1) {
-		log_warnx("storage: bad %s on the jobs channel; closing it",
-		    imsg_type_name(imsg->hdr.type));
-		channel_shutdown(&jb.ch);
-		jobs_closed(&jb.ch);
-	}
+	if (rv == -1)
+		child_bad(PROC_STORAGE, imsg, "on the jobs channel");
 }
 
 /*

@@ -66,6 +66,8 @@ static struct parent_stats stats;
 
 static int	parent_dispatch_control(struct child *, struct imsg *);
 static int	parent_dispatch_storage(struct child *, struct imsg *);
+static int	parent_dispatch_provider(struct child *, struct imsg *);
+static struct child *worker_by_wid(uint32_t, uint32_t);
 static int	parent_dispatch_worker(struct child *, struct imsg *);
 static int	parent_dispatch_template(struct child *, struct imsg *);
 static void	parent_dispatch_child(struct channel *, struct imsg *);
@@ -100,6 +102,7 @@ static int (*const role_dispatch[PROC_MAX])(struct child *,
     struct imsg *) = {
 	[PROC_CONTROL] = parent_dispatch_control,
 	[PROC_STORAGE] = parent_dispatch_storage,
+	[PROC_PROVIDER] = parent_dispatch_provider,
 	[PROC_WORKER] = parent_dispatch_worker,
 	[PROC_TEMPLATE] = parent_dispatch_template,
 };
@@ -901,15 +904,37 @@ parent_child_closed(struct channel *ch)
 	}
 }
 
-/* Something wrong came from a child: it goes, and is replaced. */
+/*
+ * Something wrong came from a child (to us, or to storage or the
+ * provider, which closed its channel there): it goes, as if it had
+ * crashed, and is replaced; the parent itself goes on.
+ */
 static void
-child_reject(struct child *c, struct imsg *imsg)
+child_reject(struct child *c, const char *to, struct imsg *imsg)
 {
-	log_warnx("%s (pid %d) sent a bad %s; killing it",
-	    proc_name(c->id), (int)c->pid, imsg_type_name(imsg->hdr.type));
+	log_warnx("bad %s from %s (pid %d)%s%s; killing it",
+	    imsg_type_name(imsg->hdr.type), proc_name(c->id), (int)c->pid,
+	    to != NULL ? " to " : "", to != NULL ? to : "");
 	child_kill(c, SIGKILL);
 	c->busy = 1;
 	channel_shutdown(&c->chan);
+}
+
+/* STORAGE_REJECT, PROVIDER_REJECT: u32 worker id; that worker goes. */
+static int
+worker_rejected(struct child *from, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct child	*w;
+	uint32_t	 wid;
+
+	ir_init(&ir, imsg);
+	wid = ir_u32(&ir);
+	if (ir_end(&ir) == -1)
+		return (-1);
+	if ((w = worker_by_wid(wid, 0)) != NULL && !w->chan.dead)
+		child_reject(w, proc_name(from->id), imsg);
+	return (0);
 }
 
 /*
@@ -1023,14 +1048,12 @@ static void
 set_verbose(int v)
 {
 	struct child	*c;
-	uint32_t	 level = v;
 
 	log_setverbose(v);
 	parent_conf->g.verbose = v;
 	verbose = v;
 	TAILQ_FOREACH(c, &children, entry)
-		channel_compose(&c->chan, IMSG_PARENT_VERBOSE, 0, -1, &level,
-		    sizeof(level));
+		channel_compose_u32(&c->chan, IMSG_PARENT_VERBOSE, 0, v);
 }
 
 static void
@@ -1073,9 +1096,9 @@ ctl_status(struct child *ctl, uint32_t peer)
 			    (int)c->pid, c->retiring ? " retired" :
 			    c->ready ? "" : " starting", c->gen, c->served);
 		else
-			ctl_line(ctl, peer, IMSG_PARENT_DATA, "process: %s %d%s",
-			    proc_name(c->id), (int)c->pid, c->ready ? "" :
-			    " starting");
+			ctl_line(ctl, peer, IMSG_PARENT_DATA,
+			    "process: %s %d%s", proc_name(c->id), (int)c->pid,
+			    c->ready ? "" : " starting");
 	}
 	ctl_line(ctl, peer, IMSG_PARENT_DATA, "workers: %d idle, %d busy",
 	    count_workers(0), count_workers(1));
@@ -1206,9 +1229,11 @@ ctl_metrics(struct child *ctl, uint32_t peer)
 static int
 parent_dispatch_control(struct child *c, struct imsg *imsg)
 {
+	struct ireader	 ir;
 	uint32_t	 peer = imsg->hdr.peerid, v;
 	size_t		 i;
 
+	ir_init(&ir, imsg);
 	switch (imsg->hdr.type) {
 	case IMSG_CTL_STATUS:
 		if (imsg->datalen != 0)
@@ -1221,9 +1246,9 @@ parent_dispatch_control(struct child *c, struct imsg *imsg)
 		ctl_sessions(c, peer);
 		return (0);
 	case IMSG_CTL_KILL:
-		if (imsg->datalen != sizeof(v))
+		v = ir_u32(&ir);
+		if (ir_end(&ir) == -1)
 			return (-1);
-		memcpy(&v, imsg->data, sizeof(v));
 		ctl_kill(c, peer, v);
 		return (0);
 	case IMSG_CTL_RELOAD:
@@ -1240,9 +1265,9 @@ parent_dispatch_control(struct child *c, struct imsg *imsg)
 			ctl_line(c, peer, IMSG_PARENT_END, "reloaded");
 		return (0);
 	case IMSG_CTL_LOG:
-		if (imsg->datalen != sizeof(v))
+		v = ir_u32(&ir);
+		if (ir_end(&ir) == -1)
 			return (-1);
-		memcpy(&v, imsg->data, sizeof(v));
 		set_verbose(v ? 2 : 0);
 		ctl_line(c, peer, IMSG_PARENT_END, "logging %s",
 		    v ? "verbose" : "brief");
@@ -1325,9 +1350,10 @@ parent_dispatch_storage(struct child *c, struct imsg *imsg)
 	const char	*s;
 	char		*esc;
 
-	(void)c;
 	if (imsg->hdr.type == IMSG_STORAGE_TOKEN)
 		return (auth_storage(imsg));
+	if (imsg->hdr.type == IMSG_STORAGE_REJECT)
+		return (worker_rejected(c, imsg));
 	if (imsg->hdr.type != IMSG_STORAGE_EVENT)
 		return (-1);
 	ir_init(&ir, imsg);
@@ -1339,6 +1365,15 @@ parent_dispatch_storage(struct child *c, struct imsg *imsg)
 	parent_monitor("%s", esc);
 	free(esc);
 	return (0);
+}
+
+/* The provider tells of a worker it stopped listening to. */
+static int
+parent_dispatch_provider(struct child *c, struct imsg *imsg)
+{
+	if (imsg->hdr.type == IMSG_PROVIDER_REJECT)
+		return (worker_rejected(c, imsg));
+	return (-1);
 }
 
 /* The worker of a template, by its id (0: any generation). */
@@ -1478,7 +1513,7 @@ parent_dispatch_child(struct channel *ch, struct imsg *imsg)
 		break;
 	}
 	if (r == -1)
-		child_reject(c, imsg);
+		child_reject(c, NULL, imsg);
 }
 
 /* Where bridged-worker is: beside this program, else LIBEXECDIR. */

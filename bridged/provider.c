@@ -12,11 +12,13 @@
  * parent hands over with IMSG_PARENT_CHANNEL. A worker asks for the
  * model list (IMSG_WORKER_MODELS; control IMSG_CTL_MODELS; answered
  * from a cache) or sends a context in parts (IMSG_WORKER_GEN_BEGIN,
- * _PART..., _END); each piece of the answer goes back as IMSG_PROVIDER_CHUNK as soon as it is
- * parsed. Every request gets exactly one last answer:
- * IMSG_PROVIDER_MODELS_END, IMSG_PROVIDER_DONE or IMSG_PROVIDER_ERROR
- * (also after IMSG_WORKER_CANCEL, with code "cancelled"). A worker
- * that breaks the protocol loses its channel; the provider goes on.
+ * _PART..., _END); each piece of the answer goes back as
+ * IMSG_PROVIDER_CHUNK as soon as it is parsed. Every request gets
+ * exactly one last answer: IMSG_PROVIDER_MODELS_END, IMSG_PROVIDER_DONE
+ * or IMSG_PROVIDER_ERROR (also after IMSG_WORKER_CANCEL, with code
+ * "cancelled"). A worker that breaks the protocol loses its channel
+ * and the parent ends it; the provider goes on. Control breaking it
+ * is fatal here.
  */
 
 #include <sys/types.h>
@@ -1165,12 +1167,19 @@ peer_drop(struct peer *w)
 		ev_timer_add(&pv.reap_timer, 0);
 }
 
-/* A worker broke the protocol: log it and close its channel. */
+/*
+ * A peer broke the protocol. Control (worker id 0): this process
+ * leaves (child_bad). A worker: its channel is closed and the parent
+ * told to end it; the provider goes on.
+ */
 static void
 peer_reject(struct peer *w, struct imsg *imsg, const char *why)
 {
-	log_warnx("worker %u: bad %s (%s); closing its channel", w->wid,
-	    imsg_type_name(imsg->hdr.type), why);
+	if (w->wid == 0)
+		child_bad(PROC_CONTROL, imsg, why);
+	log_warnx("bad %s from worker %u: %s; closing its channel",
+	    imsg_type_name(imsg->hdr.type), w->wid, why);
+	channel_compose_u32(parent_chan, IMSG_PROVIDER_REJECT, 0, w->wid);
 	peer_drop(w);
 }
 
@@ -1199,11 +1208,14 @@ context_max(void)
 static int
 id_only(struct peer *w, struct imsg *imsg, uint32_t *id)
 {
-	if (imsg->datalen != sizeof(*id)) {
+	struct ireader	 ir;
+
+	ir_init(&ir, imsg);
+	*id = ir_u32(&ir);
+	if (ir_end(&ir) == -1) {
 		peer_reject(w, imsg, "length");
 		return (-1);
 	}
-	memcpy(id, imsg->data, sizeof(*id));
 	return (0);
 }
 
@@ -1496,6 +1508,11 @@ provider_dispatch_worker(struct channel *ch, struct imsg *imsg)
 
 	if (w->gone)
 		return;
+	/* Control (worker id 0) asks for the model list alone. */
+	if ((w->wid == 0) != (imsg->hdr.type == IMSG_CTL_MODELS)) {
+		peer_reject(w, imsg, "not from this peer");
+		return;
+	}
 	switch (imsg->hdr.type) {
 	case IMSG_WORKER_MODELS:
 	case IMSG_CTL_MODELS:
@@ -1533,7 +1550,7 @@ peer_open(struct imsg *imsg)
 	wid = ir_u32(&ir);
 	(void)ir_str(&ir);	/* the identity: not the provider's business */
 	if (ir_end(&ir) == -1 || imsg->fd == -1)
-		fatalx("%s: bad IMSG_PARENT_CHANNEL", __func__);
+		child_bad(PROC_PARENT, imsg, NULL);
 	TAILQ_FOREACH(w, &pv.chans, entry)
 		if (w->wid == wid)
 			break;
@@ -1613,13 +1630,12 @@ provider_dispatch_parent(struct channel *ch, struct imsg *imsg)
 		break;
 	case IMSG_PARENT_JOBS:
 		if (imsg->datalen != 0 || imsg->fd == -1)
-			fatalx("%s: bad IMSG_PARENT_JOBS", __func__);
+			child_bad(PROC_PARENT, imsg, NULL);
 		jobs_channel(imsg->fd);
 		imsg->fd = -1;
 		break;
 	default:
-		fatalx("%s: unexpected %s", __func__,
-		    imsg_type_name(imsg->hdr.type));
+		child_bad(PROC_PARENT, imsg, "unexpected");
 	}
 }
 

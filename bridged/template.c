@@ -272,7 +272,7 @@ template_dispatch_parent(struct channel *ch, struct imsg *imsg)
 		template_fork(wid, fd);
 		return;
 	}
-	fatalx("%s: bad %s", __func__, imsg_type_name(imsg->hdr.type));
+	child_bad(PROC_PARENT, imsg, NULL);
 }
 
 int

@@ -420,8 +420,7 @@ op_models(void *arg, uint32_t id)
 	(void)arg;
 	if (w.provider.dead)
 		return (-1);
-	return (channel_compose(&w.provider, IMSG_WORKER_MODELS, 0, -1, &id,
-	    sizeof(id)));
+	return (channel_compose_u32(&w.provider, IMSG_WORKER_MODELS, 0, id));
 }
 
 static int	sreq_add(uint32_t, uint32_t, struct ibuf *);
@@ -615,8 +614,7 @@ op_cancel(void *arg, uint32_t id)
 		gate_free(g);
 	}
 	if (!w.provider.dead)
-		channel_compose(&w.provider, IMSG_WORKER_CANCEL, 0, -1, &id,
-		    sizeof(id));
+		channel_compose_u32(&w.provider, IMSG_WORKER_CANCEL, 0, id);
 }
 
 /* A storage request failed: a generation waiting for it fails too. */
@@ -806,8 +804,7 @@ op_unfollow(void *arg, uint32_t id)
 	if ((r = sreq_find(id)) != NULL)
 		sreq_done(r);
 	if (!w.storage.dead)
-		channel_compose(&w.storage, IMSG_WORKER_UNFOLLOW, 0, -1, &id,
-		    sizeof(id));
+		channel_compose_u32(&w.storage, IMSG_WORKER_UNFOLLOW, 0, id);
 }
 
 static const struct proto_ops worker_ops = {
@@ -922,7 +919,7 @@ client_start(struct imsg *imsg)
 	    strlen(ident) > IDENTITY_LEN ||
 	    strlen(refuse) >= sizeof(w.refuse) ||
 	    port > 65535 || lport > 65535 || tls > 1)
-		fatalx("%s: bad IMSG_PARENT_CLIENT", __func__);
+		child_bad(PROC_PARENT, imsg, NULL);
 	if (w.state != W_IDLE) {
 		log_warnx("%s: a second client", __func__);
 		return;
@@ -1230,7 +1227,7 @@ worker_storage_msg(struct imsg *imsg)
 			return;
 		break;
 	}
-	fatalx("%s: bad %s", __func__, imsg_type_name(imsg->hdr.type));
+	child_bad(PROC_STORAGE, imsg, NULL);
 }
 
 static void
@@ -1333,7 +1330,7 @@ worker_provider_msg(struct imsg *imsg)
 			proto_provider_error(w.proto, id, s, t);
 		return;
 	}
-	fatalx("%s: bad %s", __func__, imsg_type_name(imsg->hdr.type));
+	child_bad(PROC_PROVIDER, imsg, NULL);
 }
 
 static void
@@ -1386,7 +1383,7 @@ worker_dispatch_parent(struct channel *ch, struct imsg *imsg)
 			worker_exit("killed");
 		return;
 	}
-	fatalx("%s: bad %s", __func__, imsg_type_name(imsg->hdr.type));
+	child_bad(PROC_PARENT, imsg, NULL);
 }
 
 /* The daemon stops: a client in session hears why before we go. */

@@ -138,6 +138,22 @@ channel_create(struct channel *ch, uint32_t type, uint32_t peerid,
 	return (imsg_create(&ch->ibuf, type, peerid, 0, hint));
 }
 
+/* A message whose payload is one u32 (ibuf_add_u32; ir_u32 reads it). */
+int
+channel_compose_u32(struct channel *ch, uint32_t type, uint32_t peerid,
+    uint32_t v)
+{
+	struct ibuf	*b;
+
+	if ((b = channel_create(ch, type, peerid, sizeof(v))) == NULL)
+		return (-1);
+	if (ibuf_add_u32(b, v) == -1) {
+		ibuf_free(b);
+		return (-1);
+	}
+	return (channel_send(ch, b));
+}
+
 /* Queue a message built with channel_create; the buffer is taken. */
 int
 channel_send(struct channel *ch, struct ibuf *b)

@@ -140,6 +140,8 @@ void		 channel_init(struct channel *, int,
 int		 channel_compose(struct channel *, uint32_t, uint32_t, int,
 		    const void *, size_t);
 struct ibuf	*channel_create(struct channel *, uint32_t, uint32_t, size_t);
+int		 channel_compose_u32(struct channel *, uint32_t, uint32_t,
+		    uint32_t);
 int		 channel_send(struct channel *, struct ibuf *);
 void		 channel_pause(struct channel *, int);
 void		 channel_shutdown(struct channel *);
