@@ -157,34 +157,67 @@ struct client {
 	uint64_t	 spin_next;
 };
 
+/*
+ * bridgectl connect, from the bottom up: term.c (the terminal, signals),
+ * replies.c (the reply queue and what the server says), conn.c (the
+ * connection and its poll loop), chat.c (a user's line as BRIDGE/1),
+ * tty.c (line editing), client.c (the command line, piped input).
+ * Each calls only those before it.
+ */
+
+/* term.c */
+extern struct client		 cl;
+extern int			 sigpipe[2];
+extern volatile sig_atomic_t	 got_int;
+void	 client_exit(int) __attribute__((__noreturn__));
+void	 cfatalx(const char *, ...)
+	    __attribute__((__format__ (printf, 1, 2), __noreturn__));
+void	 write_all(int, const char *, size_t);
+void	 out(int, const char *, size_t);
+void	 show_line(int, const char *);
+void	 dim_line(int, const char *);
+void	 spin_start(void);
+void	 spin_tick(void);
+void	 spin_stop(void);
+int	 spin_timeout(void);
+void	 signals_init(void);
+void	 signals_run(void);
+void	 prompt_break(void);
+void	 prompt_mend(void);
+void	 tty_wait(void);
+void	 tty_ahead(void);
+
+/* replies.c */
+void	 push(enum expect);
+void	 send_line(const char *, enum expect);
+void	 reply_feed(void);
+
+/* conn.c */
+int	 conn_connect(void);
+void	 conn_tls(const char *, int);
+int	 io_poll(int, int);
+void	 wait_replies(void);
+void	 send_token(void);
+
 /* chat.c */
+int	 first_word(const char *, const char *);
+void	 submit(const char *);
+void	 submit_raw(const char *);
 void	 chat_line(const char *);
 void	 block_start(void);
 void	 block_add(const char *);
 void	 block_send(void);
 void	 block_abandon(void);
-void	 export_done(int);
-void	 import_send(void);
+
+/* tty.c */
+void	 tty_init(void);
+void	 run_tty(void) __attribute__((__noreturn__));
+
+/* client.c */
+int	 client_main(int, char *[]);
 
 /* parser.c */
 struct parse_result *parse(int, char *[]);
-
-/* client.c */
-extern struct client	 cl;
-void	 client_exit(int) __attribute__((__noreturn__));
-void	 cfatalx(const char *, ...)
-	    __attribute__((__format__ (printf, 1, 2), __noreturn__));
-void	 write_all(int, const char *, size_t);
-void	 spin_stop(void);
-int	 io_poll(int, int);
-int	 first_word(const char *, const char *);
-void	 dim_line(int, const char *);
-void	 send_line(const char *, enum expect);
-void	 submit(const char *);
-void	 submit_raw(const char *);
-void	 send_token(void);
-void	 wait_replies(void);
-int	 client_main(int, char *[]);
 
 /* pin.c */
 int	 home_file(const char *, char *, size_t);
@@ -197,16 +230,5 @@ int	 target_hostport(const char *, struct target *);
 int	 servers_lookup(const char *, struct target *);
 char	*token_load(const struct target *);
 int	 token_valid(const char *, size_t);
-
-/* tty.c */
-extern int			 sigpipe[2];
-extern volatile sig_atomic_t	 got_int;
-void	 signals_init(void);
-void	 signals_run(void);
-void	 prompt_break(void);
-void	 tty_wait(void);
-void	 tty_init(void);
-void	 tty_ahead(void);
-void	 run_tty(void) __attribute__((__noreturn__));
 
 #endif /* BRIDGECTL_H */

@@ -38,8 +38,7 @@ static void	slash_import(const char *);
 static void	command_mode(void);
 static void	prompt_one(const char *);
 static int	is_special(const char *);
-static void	note(const char *, ...)
-		    __attribute__((__format__ (printf, 1, 2)));
+static int	line_is_word(const char *, const char *);
 
 /*
  * The commands. proto is the BRIDGE/1 command the line becomes, with
@@ -100,20 +99,6 @@ static const struct slash {
 	{ "usage",	   "USAGE",	    SL_OPT, EXP_COMMAND,
 	    "[DAYS]", "your use and limits" },
 };
-
-/* A line of the client's own, dim, on the terminal only. */
-static void
-note(const char *fmt, ...)
-{
-	va_list	 ap;
-	char	 buf[1024];
-
-	va_start(ap, fmt);
-	(void)vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	prompt_break();
-	dim_line(STDOUT_FILENO, buf);
-}
 
 /* /help: the commands and what a line without / does. */
 static void
@@ -187,24 +172,6 @@ slash_export(const char *arg)
 	free(line);
 }
 
-/* The end of an export: close the file; a failed one is removed. */
-void
-export_done(int ok)
-{
-	if (cl.exportfp == NULL)
-		return;
-	if (fclose(cl.exportfp) == EOF && ok) {
-		warn("%s", cl.exportpath);
-		ok = 0;
-		cl.errors++;
-	}
-	cl.exportfp = NULL;
-	if (!ok)
-		(void)unlink(cl.exportpath);
-	else if (cl.interactive)
-		note("exported to %s", cl.exportpath);
-}
-
 /* /import FILE: read it now; it goes when the server says MORE. */
 static void
 slash_import(const char *arg)
@@ -239,33 +206,6 @@ slash_import(const char *arg)
 	cl.importlen = off;
 	command_mode();
 	send_line("IMPORT", EXP_IMPORT);
-}
-
-/* The server said MORE to IMPORT: the file, dot-stuffed, then ".". */
-void
-import_send(void)
-{
-	char	*p, *nl, *end;
-
-	if (cl.import == NULL)
-		cfatalx("the server asked for an import nobody sent");
-	p = cl.import;
-	end = cl.import + cl.importlen;
-	while (p < end) {
-		if ((nl = memchr(p, '\n', end - p)) == NULL)
-			nl = end;
-		*nl = '\0';
-		if (nl > p && nl[-1] == '\r')
-			nl[-1] = '\0';
-		if (*p == '.' && ibuf_add(cl.wbuf, ".", 1) == -1)
-			cfatalx("out of memory");
-		send_line(p, EXP_NONE);
-		p = nl + 1;
-	}
-	free(cl.import);
-	cl.import = NULL;
-	cl.importlen = 0;
-	send_line(".", EXP_COMMAND);
 }
 
 /* A line that chat mode would take for one of its own words. */
@@ -424,4 +364,70 @@ chat_line(const char *line)
 		cfatalx("out of memory");
 	send_line(out, s->what);
 	free(out);
+}
+
+/* Is the line this word alone, in any case? */
+static int
+line_is_word(const char *line, const char *word)
+{
+	return (strcasecmp(line, word) == 0);
+}
+
+/* Does the line start with this command word? */
+int
+first_word(const char *line, const char *word)
+{
+	size_t	 n = strlen(word);
+
+	return (strncasecmp(line, word, n) == 0 &&
+	    (line[n] == '\0' || line[n] == ' '));
+}
+
+/* A line of the user's: a """ prompt's, a MORE answer, chat or -c. */
+void
+submit(const char *line)
+{
+	if (cl.block)
+		block_add(line);
+	else if (cl.more[0] != '\0') {
+		cl.more[0] = '\0';
+		send_line(line, EXP_COMMAND);
+	} else if (!cl.cmdmode)
+		chat_line(line);
+	else
+		submit_raw(line);
+}
+
+/* Send a BRIDGE/1 line, knowing what the server will make of it. */
+void
+submit_raw(const char *line)
+{
+	enum expect	 what;
+
+	if (cl.chat) {
+		if (strcmp(line, BLOCK_MARK) == 0) {
+			block_start();
+			return;
+		} else if (line_is_word(line, "EXIT") ||
+		    line_is_word(line, "QUIT"))
+			what = EXP_QUIT;
+		else if (line_is_word(line, "BACK"))
+			what = EXP_COMMAND;
+		else
+			what = EXP_PROMPT;
+	} else {
+		if (first_word(line, "INFO"))
+			what = EXP_INFO;
+		else if (first_word(line, "ASK") ||
+		    first_word(line, "RESULT"))
+			what = EXP_PROMPT;
+		else if (first_word(line, "AUTH"))
+			what = EXP_AUTH;
+		else if (line_is_word(line, "EXIT") ||
+		    line_is_word(line, "QUIT"))
+			what = EXP_QUIT;
+		else
+			what = EXP_COMMAND;
+	}
+	send_line(line, what);
 }

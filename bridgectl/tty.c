@@ -28,11 +28,7 @@
 #define PASTE_MS		15	/* input this close is one paste */
 #define HISTORY_SIZE		1000
 #define CTRL_C			0x03
-#define INPUT_AHEAD_MAX		(64 * 1024)	/* typed ahead, at most */
 
-static void	on_signal(int);
-static void	suspend(void);
-static void	prompt_mend(void);
 static int	tty_getc(EditLine *, wchar_t *);
 static unsigned char tty_intr(EditLine *, int);
 static char	*tty_prompt(EditLine *);
@@ -41,136 +37,6 @@ static int	stdin_pending(int);
 static void	hist_add(const char *);
 static void	paste(char *);
 static void	leave(void) __attribute__((__noreturn__));
-
-int			 sigpipe[2] = { -1, -1 };
-volatile sig_atomic_t	 got_int;
-static volatile sig_atomic_t got_winch, got_tstp, got_term;
-
-/* Note a signal; the loop acts on it through the self-pipe. */
-static void
-on_signal(int sig)
-{
-	int	 save_errno = errno;
-	ssize_t	 n;
-
-	switch (sig) {
-	case SIGINT:
-		got_int = 1;
-		break;
-	case SIGWINCH:
-		got_winch = 1;
-		break;
-	case SIGTSTP:
-		got_tstp = 1;
-		break;
-	default:
-		got_term = 1;
-		break;
-	}
-	n = write(sigpipe[1], "", 1);
-	(void)n;
-	errno = save_errno;
-}
-
-/* On a terminal we catch what would leave it in a raw state. */
-void
-signals_init(void)
-{
-	struct sigaction	 sa;
-	const int		 sigs[] = { SIGINT, SIGWINCH, SIGTSTP,
-				    SIGTERM, SIGHUP };
-	size_t			 i;
-
-	if (pipe(sigpipe) == -1)
-		err(1, "pipe");
-	if (fd_nonblock(sigpipe[0]) == -1 || fd_nonblock(sigpipe[1]) == -1 ||
-	    fd_cloexec(sigpipe[0]) == -1 || fd_cloexec(sigpipe[1]) == -1)
-		err(1, "fcntl");
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_signal;
-	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		if (sigaction(sigs[i], &sa, NULL) == -1)
-			err(1, "sigaction");
-}
-
-/* Act on the signals noted since last time, except SIGINT. */
-void
-signals_run(void)
-{
-	char	 buf[64];
-
-	while (sigpipe[0] != -1 && read(sigpipe[0], buf, sizeof(buf)) > 0)
-		;
-	if (got_term)
-		cfatalx("terminated by a signal");
-	if (got_winch) {
-		got_winch = 0;
-		if (cl.el != NULL)
-			el_resize(cl.el);
-	}
-	if (got_tstp) {
-		got_tstp = 0;
-		suspend();
-	}
-}
-
-/* Ctrl-Z: give the terminal back as we found it, stop, take it again. */
-static void
-suspend(void)
-{
-	struct sigaction	 sa;
-	struct termios		 cur;
-	int			 have;
-
-	spin_stop();
-	have = tcgetattr(STDIN_FILENO, &cur) == 0;
-	(void)tcsetattr(STDIN_FILENO, TCSADRAIN, &cl.tio);
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = SIG_DFL;
-	(void)sigaction(SIGTSTP, &sa, NULL);
-	(void)kill(getpid(), SIGTSTP);
-	sa.sa_handler = on_signal;
-	(void)sigaction(SIGTSTP, &sa, NULL);
-	if (have)
-		(void)tcsetattr(STDIN_FILENO, TCSADRAIN, &cur);
-	if (cl.at_prompt && cl.el != NULL)
-		el_set(cl.el, EL_REFRESH);
-}
-
-/* Server text while the prompt is up: leave the line, without echo. */
-void
-prompt_break(void)
-{
-	if (!cl.at_prompt || cl.broken)
-		return;
-	cl.broken = 1;
-	(void)tcgetattr(STDIN_FILENO, &cl.tio_edit);
-	(void)tcsetattr(STDIN_FILENO, TCSADRAIN, &cl.tio_wait);
-	write_all(STDOUT_FILENO, "\n", 1);
-}
-
-/* Back to libedit's terminal mode and draw the prompt again. */
-static void
-prompt_mend(void)
-{
-	if (!cl.broken)
-		return;
-	cl.broken = 0;
-	(void)tcsetattr(STDIN_FILENO, TCSADRAIN, &cl.tio_edit);
-	el_set(cl.el, EL_REFRESH);
-}
-
-/* Between prompts the terminal neither echoes nor waits for lines. */
-void
-tty_wait(void)
-{
-	if (!cl.interactive || cl.tty_waiting)
-		return;
-	(void)tcsetattr(STDIN_FILENO, TCSADRAIN, &cl.tio_wait);
-	cl.tty_waiting = 1;
-}
 
 /* libedit's reader: a key, while the connection is served. */
 static int
@@ -469,24 +335,4 @@ run_tty(void)
 			free(line);
 		}
 	}
-}
-
-/* Keep what was typed while replies came, for the next prompts. */
-void
-tty_ahead(void)
-{
-	char	 buf[1024];
-	ssize_t	 n;
-
-	if ((n = read(STDIN_FILENO, buf, sizeof(buf))) == -1) {
-		if (errno == EINTR || errno == EAGAIN)
-			return;
-		cfatalx("read: %s", strerror(errno));
-	}
-	if (n == 0)
-		cfatalx("the terminal is gone");
-	if (ibuf_left(cl.ahead) + n > INPUT_AHEAD_MAX)
-		return;		/* more than anyone types: dropped */
-	if (ibuf_add(cl.ahead, buf, n) == -1)
-		cfatalx("out of memory");
 }

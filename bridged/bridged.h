@@ -539,19 +539,22 @@ struct child {
 };
 TAILQ_HEAD(child_list, child);
 
-extern struct bridged_conf	*parent_conf;
-extern struct child_list	 children;
-
 void		 parent_main(struct bridged_conf *, const char *,
 		    const char *, int, int) __attribute__((__noreturn__));
 struct child	*parent_idle_worker(void);
+void		 parent_pool_update(void);
+
+/* peers.c */
+extern struct bridged_conf	*parent_conf;
+extern struct child_list	 children;
+
+struct child	*role_child(enum proc_id);
+struct child	*parent_storage(void);
+void		 storage_session(struct child *);
 void		 parent_monitor(const char *, ...)
 		    __attribute__((__format__ (printf, 1, 2)));
 void		 parent_event(const char *, const char *, ...)
 		    __attribute__((__format__ (printf, 2, 3)));
-struct child	*parent_storage(void);
-void		 parent_pool_update(void);
-void		 storage_session(struct child *);
 
 /* auth.c */
 int		 auth_load(const char *);
@@ -1125,7 +1128,7 @@ void		 xfer_free(struct xfer *);
 int		 xfer_start(struct xfer *);
 int		 xfer_restart(struct xfer *, const char *);
 
-/* provider.c */
+/* upstream.c: the providers, their keys, model lists and generations */
 struct gen;
 
 struct gen_request {
@@ -1152,10 +1155,21 @@ struct gen_sink {
 	void		*arg;
 };
 
-void		 provider_main(void);
+void		 upstream_load(const struct bridged_conf *, void (*)(void));
+void		 upstream_conf(const struct bridged_conf *);
+void		 upstream_wipe(void);
+int		 upstream_idle(void);
+int		 upstream_stale(void);
+void		 upstream_refresh(void);
+int		 upstream_listing(void);
+int		 upstream_models(int (*)(const char *, const struct api_model *,
+		    void *), void *, char *, size_t, const char **);
 struct gen	*gen_start(const struct gen_request *, const struct gen_sink *,
 		    char *, size_t, char *, size_t);
 void		 gen_cancel(struct gen *);
+
+/* provider.c */
+void		 provider_main(void);
 
 /* jobs.c: the provider's queue of background jobs */
 void		 jobs_init(void);

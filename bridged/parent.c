@@ -33,9 +33,6 @@
 #define RESTART_MAX	30000	/* ms, the longest pause */
 #define STOP_GRACE	1500	/* ms, then SIGKILL */
 
-struct bridged_conf	*parent_conf;
-struct child_list	 children = TAILQ_HEAD_INITIALIZER(children);
-
 /* Restarts: how many, of which role, and why the last one came. */
 struct parent_stats {
 	uint64_t		 accepted;
@@ -112,24 +109,6 @@ static const enum proc_id singletons[] = {
 	PROC_STORAGE, PROC_PROVIDER, PROC_CONTROL, PROC_TEMPLATE
 };
 
-/* The running process of a singleton role (a template not retired). */
-static struct child *
-role_child(enum proc_id id)
-{
-	struct child	*c;
-
-	TAILQ_FOREACH(c, &children, entry)
-		if (c->id == id && !c->chan.dead && !c->retiring)
-			return (c);
-	return (NULL);
-}
-
-struct child *
-parent_storage(void)
-{
-	return (role_child(PROC_STORAGE));
-}
-
 /* Signal a process of ours; one whose pid is not known yet is not. */
 static void
 child_kill(struct child *c, int sig)
@@ -150,102 +129,6 @@ parent_idle_worker(void)
 		    !c->busy && !c->retiring && !c->chan.dead)
 			return (c);
 	return (NULL);
-}
-
-/* How a worker's client authenticated, for show identities. */
-static const char *
-session_how(struct child *w)
-{
-	char	 h[IDENTITY_LEN + 1];
-
-	switch (parent_conf->g.identity) {
-	case IDENTITY_TOKEN:
-		return ("token");
-	case IDENTITY_CERTIFICATE:
-		/* A plain listener falls back to the address. */
-		sha256_hex(w->addr, strlen(w->addr), h);
-		return (strcmp(h, w->identity) == 0 ? "ip" : "certificate");
-	default:
-		return ("ip");
-	}
-}
-
-/* Storage learns which identity a worker's channel now speaks for. */
-void
-storage_session(struct child *w)
-{
-	struct child	*storage;
-	struct ibuf	*b;
-
-	if ((storage = parent_storage()) == NULL)
-		return;		/* the next storage gets it with the channel */
-	if ((b = channel_create(&storage->chan, IMSG_PARENT_SESSION, 0,
-	    128)) == NULL || ibuf_add_u32(b, w->wid) == -1 ||
-	    ibuf_add_str(b, w->identity) == -1 ||
-	    ibuf_add_str(b, session_how(w)) == -1)
-		fatal("%s", __func__);
-	channel_send(&storage->chan, b);
-}
-
-/*
- * An event: to `bridgectl monitor' with its time, and to the event
- * log in storage with the identity it concerns (NULL none).
- */
-static void
-event_send(const char *identity, const char *text)
-{
-	struct child	*c;
-	struct ibuf	*b;
-	struct tm	 tm;
-	time_t		 now = time(NULL);
-	char		 line[600], when[32];
-
-	if ((c = role_child(PROC_CONTROL)) != NULL) {
-		gmtime_r(&now, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		snprintf(line, sizeof(line), "%s %s", when, text);
-		if ((b = channel_create(&c->chan, IMSG_PARENT_MONITOR, 0,
-		    strlen(line) + 8)) == NULL || ibuf_add_str(b, line) == -1)
-			ibuf_free(b);
-		else
-			channel_send(&c->chan, b);
-	}
-	if ((c = role_child(PROC_STORAGE)) != NULL) {
-		if ((b = channel_create(&c->chan, IMSG_PARENT_EVENT, 0,
-		    strlen(text) + 96)) == NULL ||
-		    ibuf_add_u64(b, (uint64_t)now) == -1 ||
-		    ibuf_add_str(b, identity != NULL ? identity : "") == -1 ||
-		    ibuf_add_str(b, text) == -1)
-			ibuf_free(b);
-		else
-			channel_send(&c->chan, b);
-	}
-}
-
-/* An event of no one identity (restarts, reloads, refusals). */
-void
-parent_monitor(const char *fmt, ...)
-{
-	char		 line[512];
-	va_list		 ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	event_send(NULL, line);
-}
-
-/* An event of one identity ("" or NULL: not known yet). */
-void
-parent_event(const char *identity, const char *fmt, ...)
-{
-	char		 line[512];
-	va_list		 ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	event_send(identity, line);
 }
 
 /* Certificate and key for the template, if any listener wants TLS. */

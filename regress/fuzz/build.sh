@@ -119,9 +119,9 @@ build fuzz_imsg "" ""
 build fuzz_config "$(bsrc "^$")" "$ALL_LIBS"
 build fuzz_config_recv "$(bsrc "^$")" "$ALL_LIBS"
 build fuzz_storage "$(bsrc '^storage\.o$')" "$ALL_LIBS"
-build fuzz_provider "$(bsrc '^\(provider\|jobs\|xfer\)\.o$')" "$ALL_LIBS"
+build fuzz_provider "$(bsrc '^\(provider\|upstream\|jobs\|xfer\)\.o$')" "$ALL_LIBS"
 build fuzz_worker "$WSRC" "$TLS_LIBS $JANSSON_LIBS"
 build fuzz_parent "$(bsrc '^parent\.o$')" "$ALL_LIBS"
-build fuzz_reply_feed "bridgectl/tty.c bridgectl/pin.c bridgectl/parser.c \
- bridgectl/chat.c bridgectl/servers.c" \
+build fuzz_reply_feed "bridgectl/replies.c bridgectl/conn.c bridgectl/chat.c \
+ bridgectl/tty.c bridgectl/pin.c bridgectl/servers.c" \
  "$TLS_LIBS $EDIT_LIBS"

@@ -1,7 +1,7 @@
 /*
  * fuzz_provider.c: the provider process's handlers of what its peers
- * send (bridged/provider.c and jobs.c, included whole to reach their
- * static handlers): any message a worker writes, well formed or not,
+ * send (bridged/provider.c, upstream.c and jobs.c, included whole to
+ * reach their static handlers): any message a worker writes, well formed or not,
  * and any job message storage writes on the jobs channel, interleaved
  * with what the upstream transfers report. libcurl's part (xfer.c) is
  * replaced by a list of transfers that the input feeds, finishes or
@@ -12,6 +12,7 @@
  */
 
 #include "../../bridged/provider.c"
+#include "../../bridged/upstream.c"
 #include "../../bridged/jobs.c"
 
 #include <sys/socket.h>
@@ -337,8 +338,6 @@ setup(void)
 	TAILQ_INIT(&pv.chans);
 	TAILQ_INIT(&pv.dead);
 	TAILQ_INIT(&pv.waiters);
-	TAILQ_INIT(&pv.pvds);
-	TAILQ_INIT(&pv.gens);
 	ev_timer_set(&pv.reap_timer, peer_reap, NULL);
 	jobs_init();
 	if ((pv.conf = config_new()) == NULL)
@@ -413,7 +412,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				peer_reap(NULL);
 			}
 			if (fin_u8(&f) & 1)
-				TAILQ_FOREACH(p, &pv.pvds, entry)
+				TAILQ_FOREACH(p, &up.pvds, entry)
 					models_forget(p);
 			break;
 		default:
@@ -440,7 +439,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		channel_shutdown(&jb.ch);
 	jobs_closed(&jb.ch);
 	jb.have = 0;
-	TAILQ_FOREACH(p, &pv.pvds, entry) {
+	TAILQ_FOREACH(p, &up.pvds, entry) {
 		if (p->listing != NULL)
 			listing_end(p, "upstream", "over");
 		models_forget(p);
@@ -448,7 +447,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ev_timer_del(&pv.reap_timer);
 	peer_reap(NULL);
 	if (nxfers != 0 || !TAILQ_EMPTY(&pv.waiters) ||
-	    !TAILQ_EMPTY(&pv.gens))
+	    !TAILQ_EMPTY(&up.gens))
 		abort();
 	for (i = 0; i < npeers; i++)
 		close(peers[i]);

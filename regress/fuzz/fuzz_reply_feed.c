@@ -1,6 +1,7 @@
 /*
  * fuzz_reply_feed.c: bridgectl connect's reader of server replies
- * (reply_feed() in bridgectl/client.c, included whole to reach it):
+ * (reply_feed() in bridgectl/replies.c; term.c, whose client_exit()
+ * ends the program, is included whole so that exit() comes back here):
  * any bytes a server may send, in any pieces, against any queue of
  * replies bridgectl waits for, with terminal escaping on or off. A
  * server that breaks the protocol may end bridgectl (exit comes back
@@ -33,7 +34,7 @@
 void	fuzz_exit(int) __attribute__((__noreturn__));
 #define exit(s)		fuzz_exit(s)
 
-#include "../../bridgectl/client.c"
+#include "../../bridgectl/term.c"
 
 #undef exit
 
