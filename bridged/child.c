@@ -45,20 +45,23 @@ child_log_sink(int pri, const char *line)
 static void
 child_parent_closed(struct channel *ch)
 {
-	(void)ch;
+	if (ch->broken)
+		child_bad(PROC_PARENT, NULL, NULL);
 	_exit(0);
 }
 
 /*
- * A peer other than a worker sent what does not parse: a bug or an
- * attack, and this process cannot trust its state with that peer any
- * more. Say who and what, and leave; the parent starts us again.
+ * A peer other than a worker sent what does not parse (imsg, or NULL
+ * for a broken frame): a bug or an attack, and this process cannot
+ * trust its state with that peer any more. Say who and what, and
+ * leave; the parent starts us again.
  */
 void
 child_bad(enum proc_id peer, const struct imsg *imsg, const char *why)
 {
-	fatalx("bad %s from %s%s%s", imsg_type_name(imsg->hdr.type),
-	    proc_name(peer), why != NULL ? ": " : "", why != NULL ? why : "");
+	fatalx("bad %s from %s%s%s", imsg != NULL ?
+	    imsg_type_name(imsg->hdr.type) : "framing", proc_name(peer),
+	    why != NULL ? ": " : "", why != NULL ? why : "");
 }
 
 static void

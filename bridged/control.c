@@ -549,6 +549,9 @@ control_dispatch_provider(struct channel *ch, struct imsg *imsg)
 static void
 control_peer_closed(struct channel *ch)
 {
+	if (ch->broken)
+		child_bad(ch == &storage_chan ? PROC_STORAGE : PROC_PROVIDER,
+		    NULL, NULL);
 	if (ch == &storage_chan) {
 		have_storage = 0;
 		req_fail_all(0);

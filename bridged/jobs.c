@@ -634,7 +634,8 @@ jobs_closed(struct channel *ch)
 {
 	struct pjob	*j;
 
-	(void)ch;
+	if (ch->broken)
+		child_bad(PROC_STORAGE, NULL, NULL);
 	if (jb.have)
 		log_debug("jobs: the channel to storage closed");
 	jb.have = 0;

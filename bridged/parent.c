@@ -69,6 +69,8 @@ static int	parent_dispatch_worker(struct child *, struct imsg *);
 static int	parent_dispatch_template(struct child *, struct imsg *);
 static void	parent_dispatch_child(struct channel *, struct imsg *);
 static void	parent_child_closed(struct channel *);
+static void	child_reject(struct child *, const struct imsg *,
+		    const char *);
 static void	parent_roles_update(void *);
 static void	template_retire(struct child *, const char *);
 static void	child_last_words(struct child *);
@@ -774,6 +776,8 @@ parent_child_closed(struct channel *ch)
 {
 	struct child	*c = ch->arg;
 
+	if (ch->broken)
+		child_reject(c, NULL, NULL);
 	if (c->id != PROC_WORKER)
 		return;
 	c->busy = 1;	/* never hand it a client again */
@@ -788,16 +792,21 @@ parent_child_closed(struct channel *ch)
 }
 
 /*
- * Something wrong came from a child (to us, or to storage or the
- * provider, which closed its channel there): it goes, as if it had
- * crashed, and is replaced; the parent itself goes on.
+ * Something wrong came from a child: imsg to us (NULL: a broken
+ * frame), or a message to the process named by to, which closed the
+ * channel there. It goes, as if it had crashed, and is replaced; the
+ * parent itself goes on.
  */
 static void
-child_reject(struct child *c, const char *to, struct imsg *imsg)
+child_reject(struct child *c, const struct imsg *imsg, const char *to)
 {
-	log_warnx("bad %s from %s (pid %d)%s%s; killing it",
-	    imsg_type_name(imsg->hdr.type), proc_name(c->id), (int)c->pid,
-	    to != NULL ? " to " : "", to != NULL ? to : "");
+	if (to != NULL)
+		log_warnx("bad message from %s (pid %d) to %s; killing it",
+		    proc_name(c->id), (int)c->pid, to);
+	else
+		log_warnx("bad %s from %s (pid %d); killing it", imsg != NULL ?
+		    imsg_type_name(imsg->hdr.type) : "framing",
+		    proc_name(c->id), (int)c->pid);
 	child_kill(c, SIGKILL);
 	c->busy = 1;
 	channel_shutdown(&c->chan);
@@ -816,7 +825,7 @@ worker_rejected(struct child *from, struct imsg *imsg)
 	if (ir_end(&ir) == -1)
 		return (-1);
 	if ((w = worker_by_wid(wid, 0)) != NULL && !w->chan.dead)
-		child_reject(w, proc_name(from->id), imsg);
+		child_reject(w, NULL, proc_name(from->id));
 	return (0);
 }
 
@@ -1396,7 +1405,7 @@ parent_dispatch_child(struct channel *ch, struct imsg *imsg)
 		break;
 	}
 	if (r == -1)
-		child_reject(c, NULL, imsg);
+		child_reject(c, imsg, NULL);
 }
 
 /* Where bridged-worker is: beside this program, else LIBEXECDIR. */

@@ -388,17 +388,19 @@ peer_drop(struct peer *w)
 }
 
 /*
- * A peer broke the protocol. Control (worker id 0): this process
- * leaves (child_bad). A worker: its channel is closed and the parent
- * told to end it; the provider goes on.
+ * A peer broke the protocol (imsg, or NULL for a broken frame).
+ * Control (worker id 0): this process leaves (child_bad). A worker:
+ * its channel is closed and the parent told to end it; the provider
+ * goes on.
  */
 static void
 peer_reject(struct peer *w, struct imsg *imsg, const char *why)
 {
 	if (w->wid == 0)
 		child_bad(PROC_CONTROL, imsg, why);
-	log_warnx("bad %s from worker %u: %s; closing its channel",
-	    imsg_type_name(imsg->hdr.type), w->wid, why);
+	log_warnx("bad %s from worker %u%s%s; closing its channel",
+	    imsg != NULL ? imsg_type_name(imsg->hdr.type) : "framing",
+	    w->wid, why != NULL ? ": " : "", why != NULL ? why : "");
 	channel_compose_u32(parent_chan, IMSG_PROVIDER_REJECT, 0, w->wid);
 	peer_drop(w);
 }
@@ -409,6 +411,10 @@ peer_closed(struct channel *ch)
 {
 	struct peer	*w = ch->arg;
 
+	if (ch->broken) {
+		peer_reject(w, NULL, NULL);
+		return;
+	}
 	log_debug("worker %u: channel closed", w->wid);
 	peer_drop(w);
 }
@@ -831,7 +837,8 @@ provider_dispatch_parent(struct channel *ch, struct imsg *imsg)
 static void
 provider_parent_closed(struct channel *ch)
 {
-	(void)ch;
+	if (ch->broken)
+		child_bad(PROC_PARENT, NULL, NULL);
 	upstream_wipe();
 	_exit(0);
 }

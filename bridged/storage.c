@@ -250,17 +250,18 @@ wchan_new(int fd, uint32_t wid, const char *identity, int control, int jobs)
 }
 
 /*
- * A peer broke the rules. Control or the provider: this process
- * leaves (child_bad). A worker: its channel is closed and the parent
- * told to end it; storage goes on.
+ * A peer broke the rules (imsg, or NULL for a broken frame). Control
+ * or the provider: this process leaves (child_bad). A worker: its
+ * channel is closed and the parent told to end it; storage goes on.
  */
 static void
 wchan_reject(struct wchan *w, struct imsg *imsg, const char *why)
 {
 	if (w->control || w->jobs)
 		child_bad(w->jobs ? PROC_PROVIDER : PROC_CONTROL, imsg, why);
-	log_warnx("bad %s from worker %u: %s; closing its channel",
-	    imsg_type_name(imsg->hdr.type), w->wid, why);
+	log_warnx("bad %s from worker %u%s%s; closing its channel",
+	    imsg != NULL ? imsg_type_name(imsg->hdr.type) : "framing",
+	    w->wid, why != NULL ? ": " : "", why != NULL ? why : "");
 	channel_compose_u32(parent_chan, IMSG_STORAGE_REJECT, 0, w->wid);
 	wchan_drop(w);
 }
@@ -2809,6 +2810,10 @@ storage_worker_closed(struct channel *ch)
 {
 	struct wchan	*w = ch->arg;
 
+	if (ch->broken) {
+		wchan_reject(w, NULL, NULL);
+		return;
+	}
 	if (w->control || w->jobs)
 		log_debug("%s: channel closed", w->jobs ? "provider" :
 		    "control");
@@ -3058,7 +3063,8 @@ storage_sig(int sig, void *arg)
 static void
 storage_parent_closed(struct channel *ch)
 {
-	(void)ch;
+	if (ch->broken)
+		child_bad(PROC_PARENT, NULL, NULL);
 	storage_shutdown();
 	exit(0);
 }

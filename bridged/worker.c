@@ -982,7 +982,8 @@ worker_storage_closed(struct channel *ch)
 {
 	struct sreq	*r, *next;
 
-	(void)ch;
+	if (ch->broken)
+		child_bad(PROC_STORAGE, NULL, NULL);
 	log_warnx("storage channel closed");
 	for (r = TAILQ_FIRST(&w.sreqs); r != NULL; r = next) {
 		next = TAILQ_NEXT(r, entry);
@@ -1243,7 +1244,8 @@ worker_provider_open(int fd)
 static void
 worker_provider_closed(struct channel *ch)
 {
-	(void)ch;
+	if (ch->broken)
+		child_bad(PROC_PROVIDER, NULL, NULL);
 	log_warnx("provider channel closed");
 	w.provider_paused = 0;
 	if (w.proto != NULL)

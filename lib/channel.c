@@ -46,6 +46,7 @@ channel_init(struct channel *ch, int fd,
 	ch->events = 0;
 	ch->dead = 0;
 	ch->paused = 0;
+	ch->broken = 0;
 	channel_update(ch);
 }
 
@@ -72,7 +73,8 @@ channel_drain(struct channel *ch)
 
 	while (!ch->dead && !ch->paused) {
 		if ((r = imsg_get(&ch->ibuf, &imsg)) == -1) {
-			log_warnx("%s: bad message framing", __func__);
+			/* The owner says whose frame it was (closed()). */
+			ch->broken = errno == EBADMSG;
 			channel_fail(ch);
 			return (-1);
 		}

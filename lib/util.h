@@ -117,7 +117,8 @@ int		 ir_end(struct ireader *);
 /*
  * channel.c: an imsgbuf driven by the event loop. dispatch() gets each
  * whole message; closed() is called once, last, on EOF, a write error
- * or bad framing, and is where the owner may free the channel.
+ * or bad framing (broken is set then: whose fault is the owner's to
+ * say), and is where the owner may free the channel.
  */
 struct channel {
 	struct imsgbuf	 ibuf;
@@ -127,6 +128,7 @@ struct channel {
 	int		 events;
 	int		 paused;
 	int		 dead;
+	int		 broken;	/* closed for a bad frame */
 };
 
 /*

@@ -39,6 +39,7 @@ struct proc {
 	pid_t		 pid;
 	struct channel	 ch;		/* our end of its FD_PARENT */
 	char		 said[512];	/* its last warning or worse */
+	char		 log[PATH_MAX];	/* its stderr (it runs with -d) */
 };
 
 static int	 failures;
@@ -137,11 +138,10 @@ proc_start(struct proc *p, const char *name, char *const argv[])
 {
 	struct bridged_conf	*conf;
 	struct imsg		 m;
-	char			 log[PATH_MAX];
 	int			 sp[2], fd, r;
 
 	memset(p, 0, sizeof(*p));
-	(void)snprintf(log, sizeof(log), "%s/%s.log", dir, name);
+	(void)snprintf(p->log, sizeof(p->log), "%s/%s.log", dir, name);
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1)
 		return (-1);
 	switch (p->pid = fork()) {
@@ -153,8 +153,8 @@ proc_start(struct proc *p, const char *name, char *const argv[])
 			dup2(sp[1], FD_PARENT);
 			close(sp[1]);
 		}
-		if ((fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600)) !=
-		    -1)
+		if ((fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND,
+		    0600)) != -1)
 			dup2(fd, 2);
 		execv(argv[0], argv + 1);
 		_exit(127);
@@ -232,6 +232,18 @@ send_buf(struct imsgbuf *ib, uint32_t type, int fd, struct ibuf *b)
 	return (r);
 }
 
+/* A frame too short to be one: a header whose length is 4. */
+static int
+send_broken(struct imsgbuf *ib)
+{
+	struct imsg_hdr	 hdr;
+
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.type = IMSG_NONE + 1;
+	hdr.len = 4;
+	return (write(ib->fd, &hdr, sizeof(hdr)) == sizeof(hdr) ? 0 : -1);
+}
+
 /* A string as ibuf_add_str writes it but without its NUL. */
 static struct ibuf *
 str_unterminated(uint32_t id, int with_id, const char *s)
@@ -280,9 +292,28 @@ closed_by_peer(struct imsgbuf *ib)
 	return (r == -1);
 }
 
+/* Whether its stderr holds the text. */
+static int
+log_has(const struct proc *p, const char *text)
+{
+	char	 buf[8192];
+	ssize_t	 n;
+	int	 fd;
+
+	if ((fd = open(p->log, O_RDONLY)) == -1)
+		return (0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return (0);
+	buf[n] = '\0';
+	return (strstr(buf, text) != NULL);
+}
+
 /*
  * The process must die of the message: exit status 1, and its last
- * words name the type and the peer.
+ * words name the type and the peer (on its stderr alone when the
+ * channel to us is the one that broke).
  */
 static void
 expect_fatal(const char *name, struct proc *p, const char *type,
@@ -297,7 +328,8 @@ expect_fatal(const char *name, struct proc *p, const char *type,
 	(void)snprintf(want, sizeof(want), "bad %s from %s", type, peer);
 	(void)snprintf(why, sizeof(why), "exit %d, said \"%s\", want %s",
 	    st, p->said, want);
-	check(name, st == 1 && strstr(p->said, want) != NULL, why);
+	check(name, st == 1 && (strstr(p->said, want) != NULL ||
+	    log_has(p, want)), why);
 	channel_shutdown(&p->ch);
 }
 
@@ -382,6 +414,10 @@ t_storage(void)
 		imsgbuf_clear(&peer);
 		close(peer.fd);
 	}
+	if (start("storage-parent-framing", &p, storage_argv) == 0) {
+		send_broken(&p.ch.ibuf);
+		expect_fatal("storage-parent-framing", &p, "framing", "parent");
+	}
 	if (start("storage-provider", &p, storage_argv) == 0) {
 		hand_channel(&p, IMSG_PARENT_JOBS, 0, &peer);
 		send_raw(&peer, IMSG_PROVIDER_JOB_START, -1, "\1\0\0\0", 4);
@@ -400,6 +436,15 @@ t_storage(void)
 		send_raw(&peer, IMSG_WORKER_COUNT, -1, "\1\0", 2);
 		expect_reject("storage-worker", &p, &peer,
 		    IMSG_STORAGE_REJECT, 7, "IMSG_WORKER_COUNT");
+		/* A broken frame is a bad message too. */
+		hand_channel(&p, IMSG_PARENT_CHANNEL, 8, &peer);
+		if ((b = ibuf_open(128)) == NULL || ibuf_add_u32(b, 8) == -1 ||
+		    ibuf_add_str(b, IDENT) == -1 || ibuf_add_str(b, "ip") == -1)
+			exit(2);
+		send_buf(&p.ch.ibuf, IMSG_PARENT_SESSION, -1, b);
+		send_broken(&peer);
+		expect_reject("storage-worker-framing", &p, &peer,
+		    IMSG_STORAGE_REJECT, 8, "framing");
 		proc_end(&p);
 	}
 }
@@ -436,6 +481,14 @@ t_provider(void)
 		hand_channel(&p, IMSG_PARENT_CHANNEL, 0, &peer);
 		send_raw(&peer, IMSG_CTL_MODELS, -1, "\1\0", 2);
 		expect_fatal("provider-control", &p, "IMSG_CTL_MODELS",
+		    "control");
+		imsgbuf_clear(&peer);
+		close(peer.fd);
+	}
+	if (start("provider-control-framing", &p, provider_argv) == 0) {
+		hand_channel(&p, IMSG_PARENT_CHANNEL, 0, &peer);
+		send_broken(&peer);
+		expect_fatal("provider-control-framing", &p, "framing",
 		    "control");
 		imsgbuf_clear(&peer);
 		close(peer.fd);
@@ -477,6 +530,14 @@ t_control(void)
 		imsgbuf_clear(&peer);
 		close(peer.fd);
 	}
+	if (start("control-storage-framing", &p, control_argv) == 0) {
+		hand_channel(&p, IMSG_PARENT_STORAGE, 0, &peer);
+		send_broken(&peer);
+		expect_fatal("control-storage-framing", &p, "framing",
+		    "storage");
+		imsgbuf_clear(&peer);
+		close(peer.fd);
+	}
 	/* The provider's too: it used to be only a warning. */
 	if (start("control-provider", &p, control_argv) == 0) {
 		hand_channel(&p, IMSG_PARENT_PROVIDER, 0, &peer);
@@ -501,8 +562,12 @@ t_worker(void)
 	struct imsgbuf	 peer;
 	struct imsg	 m;
 	struct ibuf	*b;
-	const char	*names[3] = { "worker-parent", "worker-storage",
-			    "worker-provider" };
+	static const char *names[] = { "worker-parent", "worker-storage",
+			    "worker-provider", "worker-provider-framing" };
+	static const char *said[] = { "bad IMSG_PARENT_KILL from parent",
+			    "bad IMSG_STORAGE_END from storage",
+			    "bad IMSG_PROVIDER_MODEL from provider",
+			    "bad framing from provider" };
 	char		 why[768];
 	uint32_t	 wid, pid, status;
 	int		 i, sp[2], ok;
@@ -518,7 +583,7 @@ t_worker(void)
 	}
 	if (start("template", &p, template_argv) == -1)
 		return;
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 4; i++) {
 		memset(&wk, 0, sizeof(wk));
 		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1 ||
 		    (b = ibuf_open(8)) == NULL || ibuf_add_u32(b, i + 1) == -1)
@@ -544,6 +609,10 @@ t_worker(void)
 			b = str_unterminated(1, 1, "m");
 			send_buf(&peer, IMSG_PROVIDER_MODEL, -1, b);
 			break;
+		case 3:
+			hand_channel(&wk, IMSG_PARENT_PROVIDER, 0, &peer);
+			send_broken(&peer);
+			break;
 		}
 		(void)proc_read(&wk, 0, &m, WAIT_MS);
 		/* How it ended, as the template tells. */
@@ -565,10 +634,8 @@ t_worker(void)
 		    "said \"%s\"", ok ? "ended" : "no end told", status,
 		    wk.said);
 		check(names[i], ok && WIFEXITED(status) &&
-		    WEXITSTATUS(status) == 1 && strstr(wk.said, i == 0 ?
-		    "bad IMSG_PARENT_KILL from parent" : i == 1 ?
-		    "bad IMSG_STORAGE_END from storage" :
-		    "bad IMSG_PROVIDER_MODEL from provider") != NULL, why);
+		    WEXITSTATUS(status) == 1 && strstr(wk.said, said[i]) != NULL,
+		    why);
 		channel_shutdown(&wk.ch);
 		if (i > 0) {
 			imsgbuf_clear(&peer);
