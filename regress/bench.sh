@@ -6,7 +6,7 @@
 #
 #	BENCH_SECS=5	seconds measured per figure (after 1 s of warm-up)
 #	BENCH_IDLE=500	idle sessions held for the memory figure
-#	sh bench.sh [connect] [chat] [stream] [memory] [storage]
+#	sh bench.sh [connect] [chat] [stream] [memory] [scale] [storage]
 
 cd "$(dirname "$0")" || exit 1
 PYTHON=${PYTHON:-python3}

@@ -5,7 +5,7 @@ measured in the same run on the same machine. It prints; it never
 judges. Run by bench.sh after loadgen is built.
 
     BENCH_SECS=5 python3 bench_driver.py [section ...]
-    sections: connect chat stream memory (default: all)
+    sections: connect chat stream memory scale (default: all)
 
 Floors:
   connect  the same loadgen against nginx's `stream` TLS termination
@@ -24,6 +24,10 @@ Floors:
            client of the fake upstream.
   memory   `loadgen serve` holding the same number of idle TLS
            sessions in one process.
+  scale    two bridged on one PostgreSQL (Debian's, started here by
+           pgserver.py, fsync on) behind a real HAProxy in TCP mode,
+           against one of them direct: the chat round trip through the
+           balancer to two instances beside one instance alone.
 """
 
 import os
@@ -35,6 +39,7 @@ import time
 REGRESS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, REGRESS)
 import harness  # noqa: E402
+import pgserver  # noqa: E402
 
 LOADGEN = os.path.join(REGRESS, "loadgen")
 UPSTREAM = os.path.join(REGRESS, "bench_upstream.py")
@@ -438,6 +443,57 @@ def sec_stream(up, d):
     row("answers timed", "%d" % len(b), "%d" % len(fl), how="none")
 
 
+def sec_scale(up):
+    if not harness.pg_built():
+        print("\n(scale left out: bridged is built without PostgreSQL)")
+        return
+    try:
+        pg = pgserver.PgServer(fsync=True)
+    except pgserver.Unavailable as e:
+        print("\n(scale left out: PostgreSQL is not available: %s)" % e)
+        return
+    os.environ.update(pg.env())
+    ds, lb = [], None
+    try:
+        db = pg.create_database()
+        ds.append(new_daemon(up, backend="postgresql", pg_database=db))
+        ds.append(new_daemon(up, backend="postgresql", pg_database=db,
+                             certs=ds[0]))
+        try:
+            lb = harness.Balancer(ds)
+        except harness.Skip as e:
+            print("\n(scale left out: %s)" % e)
+            return
+        out = {}
+        for n in (1, 16):
+            common = ["-n", str(n), "-t", str(SECS), "-w", str(WARM)]
+            out[("direct", n)] = measured(ds[0].pid, common + [
+                "-p", str(ds[0].port), "-m", "bench", "chat"])[0]
+            out[("haproxy", n)] = run_loadgen(common + [
+                "-p", str(lb.port), "-m", "bench", "chat"])[0]
+    finally:
+        if lb is not None:
+            lb.stop()
+        for d in ds:
+            d.stop()
+        pg.stop()
+    head("several servers: chat round trip through HAProxy (TCP mode) to"
+         " two bridged on one PostgreSQL",
+         "one of the same bridged, direct (same PostgreSQL)", how="diff")
+    for n in (1, 16):
+        b, fl = out[("haproxy", n)], out[("direct", n)]
+        for p in ("p50", "p99"):
+            row("%2d session%s: round trip %s (ms)" % (
+                n, "s" if n > 1 else " ", p), ms(b, p + "_us"),
+                ms(fl, p + "_us"), " ms", how="diff")
+        row("%2d session%s: round trips/s (ratio)" % (
+            n, "s" if n > 1 else " "), float(b["rate"]), float(fl["rate"]))
+        for r in (b, fl):
+            if int(r["errors"]):
+                print("    errors: %s (%s)" % (r["errors"],
+                                               r.get("stderr", "")))
+
+
 def idle_hold(port, n):
     """Open n idle sessions; return the loadgen process once ready."""
     p = subprocess.Popen([LOADGEN, "-p", str(port), "-n", str(n), "-j",
@@ -512,7 +568,7 @@ def main():
     if not os.access(harness.BRIDGED, os.X_OK):
         print("bench: %s is not built" % harness.BRIDGED)
         return 1
-    want = sys.argv[1:] or ["connect", "chat", "stream", "memory"]
+    want = sys.argv[1:] or ["connect", "chat", "stream", "memory", "scale"]
     print("bridged benchmarks: %d cores, %.0f s per figure (BENCH_SECS), "
           "loadgen beside the daemon; figures only, never pass or fail" %
           (os.cpu_count(), SECS))
@@ -533,6 +589,8 @@ def main():
                         d.stop()
                 elif name == "memory":
                     sec_memory(up)
+                elif name == "scale":
+                    sec_scale(up)
                 else:
                     print("bench: unknown section %s" % name)
                     status = 1

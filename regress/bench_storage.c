@@ -36,6 +36,7 @@ struct session {
 	struct imsgbuf	 ib;
 	char		 identity[IDENTITY_LEN + 1];
 	uint64_t	 next;		/* key of the next STORE */
+	uint64_t	 conv;		/* its conversation, 0 until made */
 	uint32_t	 id;
 };
 
@@ -77,6 +78,35 @@ identity_of(int n, char *out)
 	sha256_hex(seed, strlen(seed), out);
 }
 
+/* Ask for a new unnamed conversation of the session's identity. */
+static void
+conv_new(struct session *s)
+{
+	struct ibuf	*b;
+
+	if ((b = imsg_create(&s->ib, IMSG_WORKER_CONV_NEW, 0, 0,
+	    64)) == NULL || ibuf_add_u32(b, ++s->id) == -1 ||
+	    ibuf_add_str(b, "") == -1 || ibuf_add_str(b, "bench") == -1 ||
+	    ibuf_add_str(b, "") == -1 || ibuf_add_str(b, "") == -1 ||
+	    imsg_close(&s->ib, b) == -1 || imsg_flush(&s->ib) == -1)
+		err(1, "conversation");
+}
+
+/* The conversation of an IMSG_STORAGE_CONV answer. */
+static uint64_t
+conv_of(struct imsg *m)
+{
+	struct ireader	 ir;
+	uint64_t	 conv;
+
+	ir_init(&ir, m);
+	(void)ir_u32(&ir);
+	conv = ir_u64(&ir);
+	if (ir.bad || conv == 0)
+		errx(1, "bad conversation answer");
+	return (conv);
+}
+
 /* Send the next STORE of a session. */
 static void
 store(struct session *s)
@@ -86,6 +116,7 @@ store(struct session *s)
 	if ((b = imsg_create(&s->ib, IMSG_WORKER_STORE, 0, 0,
 	    textlen + 64)) == NULL || ibuf_add_u32(b, ++s->id) == -1 ||
 	    ibuf_add_u64(b, s->next++) == -1 ||
+	    ibuf_add_u64(b, s->conv) == -1 ||
 	    ibuf_add_u32(b, ROLE_USER) == -1 ||
 	    ibuf_add_str(b, "bench") == -1 || ibuf_add_u64(b, 0) == -1 ||
 	    ibuf_add_data(b, text, textlen) == -1 ||
@@ -188,8 +219,9 @@ bench_storage(const char *bridged, enum sync_mode sync, int n, int secs,
 		pfd[i].fd = sp[1];
 		pfd[i].events = POLLIN;
 	}
+	/* Each session makes its conversation, then stores in it. */
 	for (i = 0; i < n; i++)
-		store(&ss[i]);
+		conv_new(&ss[i]);
 	/* The first second warms up; then count for secs seconds. */
 	t0 = now_s() + 1;
 	for (;;) {
@@ -201,12 +233,15 @@ bench_storage(const char *bridged, enum sync_mode sync, int n, int secs,
 			if (imsg_read(&ss[i].ib) <= 0 && errno != EAGAIN)
 				errx(1, "storage closed session %d", i);
 			while ((r = imsg_get(&ss[i].ib, &m)) == 1) {
-				if (m.hdr.type != IMSG_STORAGE_STORED)
+				if (m.hdr.type == IMSG_STORAGE_CONV &&
+				    ss[i].conv == 0)
+					ss[i].conv = conv_of(&m);
+				else if (m.hdr.type != IMSG_STORAGE_STORED)
 					errx(1, "session %d: answer type %u",
 					    i, m.hdr.type);
-				imsg_free(&m);
-				if (!warm)
+				else if (!warm)
 					done++;
+				imsg_free(&m);
 				store(&ss[i]);
 			}
 			if (r == -1)
@@ -233,15 +268,17 @@ bench_storage(const char *bridged, enum sync_mode sync, int n, int secs,
 
 /*
  * Messages per second of a plain loop, one transaction per insert,
- * over the same n identities in turn (so the same index pages).
+ * over the same n identities in turn (so the same index pages), each
+ * with its conversation as in storage.
  */
 static double
 bench_loop(enum sync_mode sync, int n, int secs, uint64_t *total)
 {
 	struct db	*db;
+	struct db_conv	 c;
 	char		 path[PATH_MAX], (*ids)[IDENTITY_LEN + 1];
 	double		 t0, t1;
-	int64_t		 rowid;
+	int64_t		 rowid, *convs;
 	uint64_t	 key = 0, done = 0;
 	int		 i;
 
@@ -249,17 +286,25 @@ bench_loop(enum sync_mode sync, int n, int secs, uint64_t *total)
 	    "loop-normal.db");
 	if ((db = db_open(path, sync)) == NULL)
 		errx(1, "db_open %s", path);
-	if ((ids = calloc(n, sizeof(*ids))) == NULL)
+	if ((ids = calloc(n, sizeof(*ids))) == NULL ||
+	    (convs = calloc(n, sizeof(*convs))) == NULL)
 		err(1, NULL);
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		identity_of(i, ids[i]);
+		if (db_conv_new(db, ids[i], "", "bench", "", "", 0, &c) != 0)
+			errx(1, "db_conv_new");
+		convs[i] = c.id;
+	}
 	t0 = now_s();
 	do {
-		if (db_store(db, ids[done % n], key++, ROLE_USER, "bench", 0,
-		    text, textlen, 0, &rowid) != 0)
+		i = done % n;
+		if (db_begin(db) == -1 || db_store(db, ids[i], convs[i],
+		    key++, ROLE_USER, "bench", 0, text, textlen, 0,
+		    &rowid) != 0 || db_commit(db) == -1)
 			errx(1, "db_store");
 		done++;
 	} while ((t1 = now_s()) - t0 < secs);
+	free(convs);
 	free(ids);
 	db_close(db);
 	*total = done;

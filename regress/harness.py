@@ -2,6 +2,13 @@
 harness.py: what the live tests share. It starts the fake upstream and
 a real bridged on loopback with a generated CA and server certificate,
 talks BRIDGE/1 over real TLS, and stops what it started, by pid.
+
+Storage backend: SQLite (a file in the daemon's directory), or
+PostgreSQL when the Daemon is made with backend="postgresql" or the
+environment says BRIDGED_TEST_BACKEND=postgresql (run.py does that for
+the `[pg]` runs): then each Daemon gets a new database on the server
+run.py started (regress/pgserver.py), and Daemon.sql() reads either.
+HAProxy (Balancer) puts a real TCP balancer in front of several.
 """
 
 import os
@@ -15,6 +22,8 @@ import sys
 import tempfile
 import time
 
+import pgserver
+
 REGRESS = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(REGRESS)
 BRIDGED = os.path.join(TOP, "bridged", "bridged")
@@ -27,6 +36,37 @@ FAKES = {"gemini": ("fake_gemini.py", "/v1beta"),
 TMP = os.path.join(REGRESS, "tmp")
 API_KEY = "fake-key-0123456789"
 IS_ROOT = os.geteuid() == 0
+BACKENDS = ("sqlite", "postgresql")
+
+
+def backend():
+    """The backend the tests of this run use by default."""
+    b = os.environ.get("BRIDGED_TEST_BACKEND", "sqlite")
+    if b not in BACKENDS:
+        raise ValueError("BRIDGED_TEST_BACKEND=%s: not one of %s" %
+                         (b, ", ".join(BACKENDS)))
+    return b
+
+
+def need_postgresql(bridged=True):
+    """Skip unless run.py started a PostgreSQL for this run (and, with
+    bridged, unless this bridged was built without its backend)."""
+    if not os.environ.get("BRIDGED_TEST_PG"):
+        raise Skip(os.environ.get("BRIDGED_TEST_PG_SKIP") or
+                   "PostgreSQL is not available to this run")
+    if bridged and not pg_built():
+        raise Skip("bridged is built without PostgreSQL (no libpq in %s)"
+                   % BRIDGED)
+
+
+def pg_built():
+    """Whether bridged links libpq, its PostgreSQL backend's library."""
+    try:
+        p = subprocess.run(["ldd", BRIDGED], capture_output=True,
+                           text=True, timeout=10)
+    except OSError:
+        return False
+    return "libpq" in p.stdout
 
 
 class Skip(Exception):
@@ -187,13 +227,26 @@ class Daemon:
 
     def __init__(self, upstream=None, extra="", prefork=2, max_clients=64,
                  timeout=300, provider_extra="", listen=None, start=True,
-                 key_file=True, user=None, providers=None, keys=None):
+                 key_file=True, user=None, providers=None, keys=None,
+                 backend=None, pg_database=None, certs=None):
         """providers: provider blocks replacing the Gemini one, where
         {dir} stands for the daemon's directory; keys: key files to
-        write there, {file name: key}."""
+        write there, {file name: key}; backend: sqlite or postgresql
+        (default: backend()); pg_database: an existing PostgreSQL
+        database to share with other daemons (default: a new one);
+        certs: another daemon whose CA and certificate to use (daemons
+        behind one balancer)."""
+        self.backend = backend or globals()["backend"]()
+        self.pgdb = None
+        if self.backend == "postgresql":
+            need_postgresql()
+            self.pgdb = pg_database or pgserver.new_database()
         self.dir = tmpdir("bridged-")
         os.chmod(self.dir, 0o755)
-        self.ca, self.crt, self.key = make_certs(self.dir)
+        if certs is not None:
+            self.ca, self.crt, self.key = certs.ca, certs.crt, certs.key
+        else:
+            self.ca, self.crt, self.key = make_certs(self.dir)
         self.port = free_port()
         self.sock = os.path.join(self.dir, "ctl.sock")
         self.dbdir = os.path.join(self.dir, "db")
@@ -221,6 +274,13 @@ class Daemon:
             listen = "listen on 127.0.0.1 port %d tls" % self.port
         keyline = ('api key file "%s"' % self.keyfile if key_file else
                    'api key env "BRIDGED_TEST_KEY"')
+        if self.pgdb:
+            self.db = None
+            database = 'database "%s"\ndatabase password file "%s"' % (
+                os.environ["BRIDGED_TEST_PG"].rsplit("/", 1)[0] + "/" +
+                self.pgdb, os.environ["BRIDGED_TEST_PG_PASSFILE"])
+        else:
+            database = 'database "%s"' % self.db
         self.conf = os.path.join(self.dir, "bridged.conf")
         with open(self.conf, "w") as f:
             f.write("""%s
@@ -228,7 +288,7 @@ tls certificate "%s"
 tls key "%s"
 user "%s"
 chroot "%s"
-database "%s"
+%s
 socket "%s"
 prefork %d
 max clients %d
@@ -236,7 +296,7 @@ timeout %d
 handshake timeout 3
 %s
 %s
-""" % (listen, self.crt, self.key, self.user, self.chroot, self.db,
+""" % (listen, self.crt, self.key, self.user, self.chroot, database,
        self.sock, prefork, max_clients, timeout, extra,
        providers.replace("{dir}", self.dir) if providers is not None else
        """provider "gemini" {
@@ -257,7 +317,9 @@ handshake timeout 3
 
     def start(self, env=None):
         self.log = open(self.logfile, "a")
-        e = dict(os.environ)
+        # libpq's own variables would let a broken `database password
+        # file' pass unseen: bridged gets none of them.
+        e = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         e["BRIDGED_TEST_KEY"] = API_KEY
         if env:
             e.update(env)
@@ -300,6 +362,57 @@ handshake timeout 3
     def logtext(self):
         with open(self.logfile, errors="replace") as f:
             return f.read()
+
+    def sql(self, query, *args):
+        """Rows of query (? placeholders) in this daemon's database, as
+        tuples; a statement that is not a SELECT is committed. SQLite
+        through Python's sqlite3, PostgreSQL through psql."""
+        if self.pgdb:
+            return pgserver.query(query, args, db=self.pgdb)
+        import sqlite3
+        con = sqlite3.connect(self.db, timeout=10)
+        try:
+            rows = con.execute(query, args).fetchall()
+            con.commit()
+            return rows
+        finally:
+            con.close()
+
+    def integrity(self):
+        """"ok", or what the database's own checker found: SQLite's
+        integrity_check, PostgreSQL's pg_amcheck (tables and indexes)."""
+        if self.pgdb:
+            return pgserver.amcheck(self.pgdb)
+        return self.sql("PRAGMA integrity_check")[0][0]
+
+    def dump(self):
+        """Every byte the database holds, as bytes: the SQLite file and
+        its WAL, or pg_dump of the PostgreSQL database."""
+        if self.pgdb:
+            return pgserver.dump(self.pgdb)
+        blob = b""
+        for sfx in ("", "-wal"):
+            if os.path.exists(self.db + sfx):
+                with open(self.db + sfx, "rb") as f:
+                    blob += f.read()
+        return blob
+
+    def database_away(self):
+        """Make the database unreachable to a storage process that
+        starts now: SQLite's directory renamed, or the PostgreSQL
+        database refusing connections."""
+        if self.pgdb:
+            pgserver.query("ALTER DATABASE %s ALLOW_CONNECTIONS false" %
+                           self.pgdb)
+        else:
+            os.rename(self.dbdir, self.dbdir + ".away")
+
+    def database_back(self):
+        if self.pgdb:
+            pgserver.query("ALTER DATABASE %s ALLOW_CONNECTIONS true" %
+                           self.pgdb)
+        else:
+            os.rename(self.dbdir + ".away", self.dbdir)
 
     def client(self, **kw):
         return Client(self.port, cafile=self.ca, **kw)
@@ -392,3 +505,118 @@ class Client:
             self.sock.close()
         except OSError:
             pass
+
+
+def haproxy_path():
+    """Debian's haproxy, or None."""
+    return shutil.which("haproxy") or (
+        "/usr/sbin/haproxy" if os.access("/usr/sbin/haproxy", os.X_OK)
+        else None)
+
+
+class Balancer:
+    """A real HAProxy in TCP mode on a loopback port in front of
+    daemons (their TLS passes through untouched), round robin. Each
+    server is checked every 300 ms the way an operator would: a TLS
+    connection that must bring the greeting's `. OK ` line; two failed
+    checks take a server out, one good one puts it back."""
+
+    def __init__(self, daemons, balance="roundrobin"):
+        exe = haproxy_path()
+        if exe is None:
+            raise Skip("HAProxy is not installed (configure installs "
+                       "Debian's haproxy)")
+        self.dir = tmpdir("haproxy-")
+        self.port = free_port()
+        self.stats = os.path.join(self.dir, "admin.sock")
+        self.conf = os.path.join(self.dir, "haproxy.cfg")
+        self.names = ["s%d" % i for i in range(len(daemons))]
+        servers = "".join(
+            "\tserver %s 127.0.0.1:%d check check-ssl verify none "
+            "inter 300ms fall 2 rise 1\n" % (n, dd.port)
+            for n, dd in zip(self.names, daemons))
+        with open(self.conf, "w") as f:
+            f.write("""global
+	maxconn 2000
+	stats socket %s mode 600 level admin
+
+defaults
+	mode tcp
+	timeout connect 2s
+	timeout client 120s
+	timeout server 120s
+	timeout check 2s
+
+frontend bridge
+	bind 127.0.0.1:%d
+	default_backend bridged
+
+backend bridged
+	balance %s
+	option tcp-check
+	tcp-check connect ssl
+	tcp-check expect string ". OK "
+%s""" % (self.stats, self.port, balance, servers))
+        self.logfile = os.path.join(self.dir, "haproxy.log")
+        self.log = open(self.logfile, "a")
+        self.proc = subprocess.Popen([exe, "-f", self.conf, "-db"],
+                                     stdout=self.log, stderr=self.log,
+                                     start_new_session=True)
+        self.pid = self.proc.pid
+        _running.append(self)
+        wait_for(lambda: self.states() and all(
+            v == "UP" for v in self.states().values()), timeout=15,
+            what="haproxy to see its servers up (see %s)" % self.logfile)
+
+    def admin(self, cmd):
+        """One command on HAProxy's stats socket; its answer."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.settimeout(5)
+            s.connect(self.stats)
+            s.sendall(cmd.encode() + b"\n")
+            out = b""
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    return out.decode(errors="replace")
+                out += d
+        except (OSError, socket.timeout):
+            return ""
+        finally:
+            s.close()
+
+    def states(self):
+        """{server name: UP, DOWN, ...} as HAProxy sees them now; INI
+        until its first check (HAProxy starts with every server up)."""
+        if self.proc.poll() is not None:
+            raise AssertionError("haproxy exited %s: %s" % (
+                self.proc.returncode, open(self.logfile).read()[-1000:]))
+        out = {}
+        lines = self.admin("show stat").splitlines()
+        if not lines:
+            return out
+        head = lines[0].lstrip("# ").split(",")
+        for line in lines[1:]:
+            row = dict(zip(head, line.split(",")))
+            if row.get("pxname") == "bridged" and row.get("svname") in \
+                    self.names:
+                chk = row.get("check_status", "").lstrip("* ")
+                out[row["svname"]] = "INI" if chk.startswith("INI") else \
+                    row.get("status", "").split(" ")[0]
+        return out
+
+    def client(self, daemon, **kw):
+        """A session through the balancer, checked against daemon's CA
+        (all daemons of a test share the harness's CA)."""
+        return Client(self.port, cafile=daemon.ca, **kw)
+
+    def stop(self):
+        if self in _running:
+            _running.remove(self)
+        if self.proc is None:
+            return
+        stop_pid(self.pid)
+        self.proc.wait()
+        self.log.close()
+        self.proc = None

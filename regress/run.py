@@ -6,6 +6,13 @@ configuration cases and the live test modules, prints `ok name` or
 
 usage: run.py [-k substring] [suite ...]
   suites: unit config fuzz live sandbox install (default: all)
+
+PostgreSQL: when Debian's postgresql is installed, run.py starts one
+server for the whole run (regress/pgserver.py), exports its address to
+the unit programs and live modules (BRIDGED_TEST_PG...), runs the
+modules of PG_MODULES a second time on it (names suffixed [pg]), and
+stops it by pid at the end, also when interrupted. When it cannot, it
+says so in one skip line per module it leaves out.
 """
 
 import importlib.util
@@ -22,9 +29,14 @@ os.environ.setdefault("LSAN_OPTIONS", "suppressions=%s:print_suppressions=0"
                       % os.path.join(REGRESS, "lsan.supp"))
 sys.path.insert(0, REGRESS)
 import harness  # noqa: E402
+import pgserver  # noqa: E402
 
 passed = failed = skipped = 0
 MODULE_LIMIT = 600      # seconds for one live module, a hang guard
+# Run again against PostgreSQL: storage, conversations, jobs, tokens and
+# limits, where the backend matters (test_scale.py runs on it alone).
+PG_MODULES = ["live/test_storage.py", "live/test_conversations.py",
+              "live/test_jobs.py", "live/test_tokens.py"]
 
 
 def result(name, ok, why=""):
@@ -105,7 +117,9 @@ def on_alarm(sig, frame):
     raise Hang("module took longer than %d s" % MODULE_LIMIT)
 
 
-def run_module(rel, k):
+def run_module(rel, k, tag=""):
+    """Every test_ function of one module (tag: what its names get
+    after the module's, e.g. [pg])."""
     path = os.path.join(REGRESS, rel)
     spec = importlib.util.spec_from_file_location(
         rel.replace("/", "_")[:-3], path)
@@ -115,7 +129,7 @@ def run_module(rel, k):
     try:
         spec.loader.exec_module(mod)
         tests = [n for n in dir(mod) if n.startswith("test_") and
-                 callable(getattr(mod, n)) and k in rel + ":" + n]
+                 callable(getattr(mod, n)) and k in rel + tag + ":" + n]
         tests.sort(key=lambda n: getattr(mod, n).__code__.co_firstlineno)
         if not tests:
             return
@@ -123,7 +137,7 @@ def run_module(rel, k):
             if hasattr(mod, "setup"):
                 mod.setup()
             for n in tests:
-                name = "%s:%s" % (rel, n)
+                name = "%s%s:%s" % (rel, tag, n)
                 t0 = time.monotonic()
                 try:
                     getattr(mod, n)()
@@ -147,9 +161,9 @@ def run_module(rel, k):
             finally:
                 harness.cleanup()
     except harness.Skip as e:
-        skip(rel, str(e))
+        skip(rel + tag, str(e))
     except Exception as e:
-        result(rel, False, "%s: %s" % (type(e).__name__, e))
+        result(rel + tag, False, "%s: %s" % (type(e).__name__, e))
     finally:
         signal.alarm(0)
 
@@ -161,6 +175,46 @@ def suite_live(k, sub="live"):
     for f in sorted(os.listdir(d)):
         if f.startswith("test_") and f.endswith(".py"):
             run_module(sub + "/" + f, k)
+    if sub == "live":
+        suite_live_pg(k)
+
+
+def suite_live_pg(k):
+    """PG_MODULES again with BRIDGED_TEST_BACKEND=postgresql."""
+    for rel in PG_MODULES:
+        try:
+            harness.need_postgresql()
+        except harness.Skip as e:
+            if k in rel + "[pg]":
+                skip(rel + "[pg]", str(e))
+            continue
+        os.environ["BRIDGED_TEST_BACKEND"] = "postgresql"
+        try:
+            run_module(rel, k, "[pg]")
+        finally:
+            del os.environ["BRIDGED_TEST_BACKEND"]
+
+
+def start_postgresql():
+    """The run's PostgreSQL, or None with BRIDGED_TEST_PG_SKIP saying
+    why not."""
+    os.environ.pop("BRIDGED_TEST_PG", None)
+    try:
+        pg = pgserver.PgServer()
+    except (pgserver.Unavailable, OSError, RuntimeError) as e:
+        why = "PostgreSQL is not available: %s" % e
+        os.environ["BRIDGED_TEST_PG_SKIP"] = why
+        print("skip postgresql: %s: the [pg] runs and the several-server "
+              "tests are skipped" % why, flush=True)
+        return None
+    os.environ.update(pg.env())
+    print("postgresql: %s on 127.0.0.1:%d for this run" %
+          (os.path.basename(os.path.dirname(pg.bin)), pg.port), flush=True)
+    return pg
+
+
+def on_term(sig, frame):
+    raise SystemExit(128 + sig)
 
 
 def main():
@@ -172,17 +226,28 @@ def main():
     suites = args or ["unit", "config", "fuzz", "live", "sandbox",
                       "install"]
     for s in suites:
-        if s == "unit":
-            suite_unit(k)
-        elif s == "config":
-            suite_config(k)
-        elif s == "fuzz":
-            suite_fuzz(k)
-        elif s in ("live", "sandbox", "install"):
-            suite_live(k, s)
-        else:
+        if s not in ("unit", "config", "fuzz", "live", "sandbox",
+                     "install"):
             print("unknown suite %s" % s)
             sys.exit(2)
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, on_term)
+    pg = None
+    if "unit" in suites or "live" in suites:
+        pg = start_postgresql()
+    try:
+        for s in suites:
+            if s == "unit":
+                suite_unit(k)
+            elif s == "config":
+                suite_config(k)
+            elif s == "fuzz":
+                suite_fuzz(k)
+            else:
+                suite_live(k, s)
+    finally:
+        if pg is not None:
+            pg.stop()
     print("%d passed, %d failed" % (passed, failed) +
           (", %d skipped" % skipped if skipped else ""))
     sys.exit(1 if failed else 0)

@@ -2,13 +2,13 @@
 Conversations through the real daemon: NEW, CONVERSATIONS, RESUME,
 DELETE, SYSTEM, the session starting in the most recently used one,
 and one identity never reaching another's. Two identities come from
-`identity token`; the database is checked with Python's sqlite3.
+`identity token`; the database is read back with Daemon.sql (both
+backends: run.py runs it on PostgreSQL too).
 """
 
 import hashlib
 import os
 import re
-import sqlite3
 import uuid
 
 from harness import Daemon, FakeUpstream
@@ -179,13 +179,9 @@ def test_other_identity():
     _, status = ok(b, "NEW " + name)
     assert conv_of(status)[0] != mine
     b.close()
-    db = sqlite3.connect(d.db)
-    try:
-        n = db.execute("SELECT count(*) FROM messages WHERE"
-                       " conversation_id = ? AND client_id = ?",
-                       (mine, sha(b"alpha-token"))).fetchone()[0]
-    finally:
-        db.close()
+    n = d.sql("SELECT count(*) FROM messages WHERE"
+              " conversation_id = ? AND client_id = ?",
+              mine, sha(b"alpha-token"))[0][0]
     assert n == 2, n
 
 
@@ -211,15 +207,10 @@ def test_delete_current_and_other():
     ids = [r[1] for r in listing(c)]
     assert keep not in ids and doomed not in ids and new in ids, ids
     c.close()
-    db = sqlite3.connect(d.db)
-    try:
-        left = db.execute("SELECT count(*) FROM messages WHERE"
-                          " conversation_id IN (?, ?)",
-                          (keep, doomed)).fetchone()[0]
-        convs = db.execute("SELECT count(*) FROM conversations WHERE"
-                           " id IN (?, ?)", (keep, doomed)).fetchone()[0]
-    finally:
-        db.close()
+    left = d.sql("SELECT count(*) FROM messages WHERE"
+                 " conversation_id IN (?, ?)", keep, doomed)[0][0]
+    convs = d.sql("SELECT count(*) FROM conversations WHERE"
+                  " id IN (?, ?)", keep, doomed)[0][0]
     assert left == 0 and convs == 0, (left, convs)
 
 
@@ -362,12 +353,8 @@ def send_import(c, data):
 
 
 def conv_count(ident):
-    db = sqlite3.connect(d.db)
-    try:
-        return db.execute("SELECT count(*) FROM conversations WHERE"
-                          " client_id = ?", (ident,)).fetchone()[0]
-    finally:
-        db.close()
+    return d.sql("SELECT count(*) FROM conversations WHERE"
+                 " client_id = ?", ident)[0][0]
 
 
 def test_import_round_trip():

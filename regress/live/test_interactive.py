@@ -7,7 +7,6 @@ their session (test_jobs.py).
 
 import hashlib
 import random
-import sqlite3
 import time
 
 from harness import Daemon, FakeUpstream, wait_for
@@ -30,14 +29,8 @@ def teardown():
 
 
 def rows(addr):
-    con = sqlite3.connect("file:%s?mode=ro" % d.db, uri=True, timeout=10)
-    try:
-        return con.execute(
-            "SELECT role, content FROM messages WHERE client_id = ?"
-            " ORDER BY id", (hashlib.sha256(addr.encode()).hexdigest(),)
-        ).fetchall()
-    finally:
-        con.close()
+    return d.sql("SELECT role, content FROM messages WHERE client_id = ?"
+                 " ORDER BY id", hashlib.sha256(addr.encode()).hexdigest())
 
 
 def leave_mid_answer(addr, first, prompt):

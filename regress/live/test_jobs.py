@@ -13,7 +13,6 @@ import os
 import random
 import re
 import signal
-import sqlite3
 import subprocess
 import time
 
@@ -91,11 +90,7 @@ def state(c, job):
 
 
 def db_rows(sql, *args):
-    con = sqlite3.connect("file:%s?mode=ro" % d.db, uri=True, timeout=10)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
+    return d.sql(sql, *args)
 
 
 def chunks(job):

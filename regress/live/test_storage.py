@@ -2,8 +2,9 @@
 Storage through the real daemon: what `. OK` promises is in the
 database, across kill -9 of storage, kill -9 of the whole process
 group, and a storage that stays down for a while. The database is read
-with Python's sqlite3, after the daemon has stopped where the brief
-says so.
+back (Daemon.sql: Python's sqlite3, or psql on PostgreSQL), after the
+daemon has stopped where the brief says so. run.py runs it on both
+backends.
 """
 
 import hashlib
@@ -12,12 +13,12 @@ import pwd
 import random
 import re
 import signal
-import sqlite3
 import stat
 import threading
 import time
 
-from harness import Daemon, FakeUpstream, IS_ROOT, wait_for, pid_alive
+from harness import Daemon, FakeUpstream, IS_ROOT, Skip, wait_for, \
+    pid_alive
 
 d = up = None
 IDENT = hashlib.sha256(b"127.0.0.1").hexdigest()
@@ -45,25 +46,12 @@ def teardown():
     up.stop()
 
 
-def db(ro=True):
-    uri = "file:%s%s" % (d.db, "?mode=ro" if ro else "")
-    return sqlite3.connect(uri, uri=True, timeout=10)
-
-
 def rows(sql, *args):
-    c = db()
-    try:
-        return c.execute(sql, args).fetchall()
-    finally:
-        c.close()
+    return d.sql(sql, *args)
 
 
 def integrity():
-    c = db()
-    try:
-        return c.execute("PRAGMA integrity_check").fetchone()[0]
-    finally:
-        c.close()
+    return d.integrity()
 
 
 def ask(c, prompt):
@@ -180,6 +168,9 @@ def test_summaries_kept_to_limit():
 
 
 def test_database_private():
+    if d.pgdb:
+        raise Skip("a SQLite file's mode and journal; PostgreSQL keeps "
+                   "its own files")
     st = os.stat(d.db)
     assert st.st_mode & 0o077 == 0, oct(st.st_mode)
     if IS_ROOT:
@@ -279,13 +270,14 @@ def test_kill9_process_group_while_50_chat():
 
 def storage_down(seconds):
     """Storage dies and cannot start again for a while."""
-    away = d.dbdir + ".away"
-    os.rename(d.dbdir, away)
-    old = storage_pid()
-    os.kill(old, signal.SIGKILL)
-    wait_for(lambda: not pid_alive(old), what="storage to die")
-    time.sleep(seconds)
-    os.rename(away, d.dbdir)
+    d.database_away()
+    try:
+        old = storage_pid()
+        os.kill(old, signal.SIGKILL)
+        wait_for(lambda: not pid_alive(old), what="storage to die")
+        time.sleep(seconds)
+    finally:
+        d.database_back()
 
 
 def test_prompt_waits_for_storage_restart():

@@ -9,7 +9,6 @@ ending live sessions, and no secret in the database, logs or events.
 import hashlib
 import os
 import shutil
-import sqlite3
 import subprocess
 import time
 
@@ -63,11 +62,7 @@ def generations():
 
 
 def db_rows(daemon, sql, args=()):
-    con = sqlite3.connect(daemon.db)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
+    return daemon.sql(sql, *args)
 
 
 def test_token_add_shown_once_and_stored_as_hash():
@@ -99,11 +94,8 @@ def test_token_expired_is_refused_like_a_wrong_one():
     tok, tid = add_token(d, "-e", "1")
     session(d, tok).close()
     # A day later, as far as storage can tell.
-    con = sqlite3.connect(d.db)
-    con.execute("UPDATE tokens SET expires = ? WHERE id = ?",
-                (int(time.time()) - 1, tid))
-    con.commit()
-    con.close()
+    d.sql("UPDATE tokens SET expires = ? WHERE id = ?",
+          int(time.time()) - 1, tid)
     c = d.client()
     _, status = c.ask("AUTH " + tok)
     assert status == ". ERR auth unknown token", status
@@ -317,11 +309,7 @@ def test_no_secret_in_database_logs_or_events():
         assert secret not in events, secret
         assert secret not in ev_db, secret
         assert secret not in d.logtext(), secret
-    blob = b""
-    for sfx in ("", "-wal"):
-        if os.path.exists(d.db + sfx):
-            with open(d.db + sfx, "rb") as f:
-                blob += f.read()
+    blob = d.dump()
     for secret in (tok, FILE_TOKEN, API_KEY):
         assert secret.encode() not in blob, secret
 
