@@ -422,6 +422,8 @@ enum imsg_type {
 	IMSG_CTL_IDENTITIES,	/* u32 id */
 	IMSG_CTL_EVENTS,	/* u32 id, str identity prefix or "",
 				   u32 count */
+	/* control -> parent: how many monitors are attached now */
+	IMSG_CTL_MONITORS,	/* u32 count; MONITOR lines only while > 0 */
 
 	/* parent -> control: the listening control socket (fd) */
 	IMSG_PARENT_CONTROL_SOCKET, /* empty */
@@ -555,6 +557,8 @@ void		 parent_monitor(const char *, ...)
 		    __attribute__((__format__ (printf, 1, 2)));
 void		 parent_event(const char *, const char *, ...)
 		    __attribute__((__format__ (printf, 2, 3)));
+void		 peers_monitors(uint32_t);
+void		 session_event(struct child *, const char *);
 
 /* auth.c */
 int		 auth_load(const char *);
@@ -1382,6 +1386,10 @@ void		 tls_ticket_nocache(void);
 struct tls;
 void		 worker_main(struct bridged_conf *, struct tls *, int,
 		    const sigset_t *) __attribute__((__noreturn__));
+
+/* tls_warm.c: handshakes in memory, no client on them */
+void		 tls_warm_up(struct tls *);
+void		 tls_rehearse(struct tls *);
 
 /* parse.y */
 struct bridged_conf *parse_config(const char *);

@@ -46,6 +46,7 @@ static int			 have_storage, have_provider;
 static struct bridged_conf	*conf;
 static int			 listen_fd = -1;
 static int			 nconns;
+static uint32_t			 monitors_told;	/* what the parent knows */
 static struct ev_timer		 pause_timer;
 static struct ev_timer		 reap_timer;
 
@@ -63,12 +64,32 @@ conn_find(uint32_t id)
 	return (NULL);
 }
 
+/*
+ * The parent sends monitor lines only while a monitor is attached:
+ * tell it the count whenever it changes.
+ */
+static void
+monitors_update(void)
+{
+	struct ctl_conn	*c;
+	uint32_t	 n = 0;
+
+	TAILQ_FOREACH(c, &conns, entry)
+		if (c->monitor && !c->chan.dead)
+			n++;
+	if (n == monitors_told)
+		return;
+	monitors_told = n;
+	channel_compose_u32(parent_chan, IMSG_CTL_MONITORS, 0, n);
+}
+
 static void
 conn_free(struct ctl_conn *c)
 {
 	TAILQ_REMOVE(&conns, c, entry);
 	nconns--;
 	free(c);
+	monitors_update();
 	if (listen_fd != -1 && !ev_timer_pending(&pause_timer))
 		ev_set(listen_fd, EV_READ, control_accept, NULL);
 }
@@ -597,6 +618,7 @@ control_dispatch_client(struct channel *ch, struct imsg *imsg)
 			return;
 		}
 		c->monitor = 1;
+		monitors_update();
 		return;
 	case CTL_MODELS:
 	case CTL_EXPORT:

@@ -733,6 +733,9 @@ child_gone(struct child *c, int status)
 	free(c);
 	if (id == PROC_STORAGE)
 		auth_storage_lost();
+	/* A new control has no monitor yet. */
+	if (id == PROC_CONTROL)
+		peers_monitors(0);
 	/* Orphans without a channel cannot be heard of again. */
 	for (c = TAILQ_FIRST(&children); c != NULL; c = w) {
 		w = TAILQ_NEXT(c, entry);
@@ -1171,6 +1174,12 @@ parent_dispatch_control(struct child *c, struct imsg *imsg)
 		return (0);
 	case IMSG_CTL_END_SESSIONS:
 		return (ctl_end_sessions(imsg));
+	case IMSG_CTL_MONITORS:
+		v = ir_u32(&ir);
+		if (ir_end(&ir) == -1)
+			return (-1);
+		peers_monitors(v);
+		return (0);
 	}
 	return (-1);
 }
@@ -1225,7 +1234,7 @@ parent_dispatch_worker(struct child *c, struct imsg *imsg)
 			return (-1);
 		if ((esc = str_escape(s, strlen(s))) == NULL)
 			return (0);
-		parent_event(c->identity, "session %u: %s", c->sid, esc);
+		session_event(c, esc);
 		free(esc);
 		return (0);
 	case IMSG_WORKER_METRIC:

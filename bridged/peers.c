@@ -18,6 +18,7 @@
 
 struct bridged_conf	*parent_conf;
 struct child_list	 children = TAILQ_HEAD_INITIALIZER(children);
+static uint32_t		 monitors;	/* bridgectl monitors attached */
 
 /* The running process of a singleton role (a template not retired). */
 struct child *
@@ -73,12 +74,20 @@ storage_session(struct child *w)
 	channel_send(&storage->chan, b);
 }
 
+/* How many monitors control has attached (control says, 0 if new). */
+void
+peers_monitors(uint32_t n)
+{
+	monitors = n;
+}
+
 /*
- * An event: to `bridgectl monitor' with its time, and to the event
- * log in storage with the identity it concerns (NULL none).
+ * An event: to `bridgectl monitor' with its time while one is
+ * attached, and, if stored, to the event log in storage with the
+ * identity it concerns (NULL none).
  */
 static void
-event_send(const char *identity, const char *text)
+event_send(const char *identity, const char *text, int store)
 {
 	struct child	*c;
 	struct ibuf	*b;
@@ -86,7 +95,7 @@ event_send(const char *identity, const char *text)
 	time_t		 now = time(NULL);
 	char		 line[600], when[32];
 
-	if ((c = role_child(PROC_CONTROL)) != NULL) {
+	if (monitors > 0 && (c = role_child(PROC_CONTROL)) != NULL) {
 		gmtime_r(&now, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		snprintf(line, sizeof(line), "%s %s", when, text);
@@ -96,7 +105,7 @@ event_send(const char *identity, const char *text)
 		else
 			channel_send(&c->chan, b);
 	}
-	if ((c = role_child(PROC_STORAGE)) != NULL) {
+	if (store && (c = role_child(PROC_STORAGE)) != NULL) {
 		if ((b = channel_create(&c->chan, IMSG_PARENT_EVENT, 0,
 		    strlen(text) + 96)) == NULL ||
 		    ibuf_add_u64(b, (uint64_t)now) == -1 ||
@@ -118,7 +127,7 @@ parent_monitor(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	event_send(NULL, line);
+	event_send(NULL, line, 1);
 }
 
 /* An event of one identity ("" or NULL: not known yet). */
@@ -131,5 +140,29 @@ parent_event(const char *identity, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	event_send(identity, line);
+	event_send(identity, line, 1);
+}
+
+/*
+ * What a session tells. The event log keeps its connection and its
+ * authentication; the rest (prompts, answers, models, conversations)
+ * goes to the monitors alone: the log is for operators' questions
+ * about who came and what was done to them, not a second transcript.
+ */
+void
+session_event(struct child *w, const char *text)
+{
+	static const char	*stored[] = { "connect", "disconnect", "auth" };
+	char			 line[512];
+	size_t			 i, n = strcspn(text, " ");
+	int			 store = 0;
+
+	for (i = 0; i < sizeof(stored) / sizeof(stored[0]); i++)
+		if (n == strlen(stored[i]) &&
+		    strncmp(text, stored[i], n) == 0)
+			store = 1;
+	if (!store && monitors == 0)
+		return;
+	snprintf(line, sizeof(line), "session %u: %s", w->sid, text);
+	event_send(w->identity, line, store);
 }

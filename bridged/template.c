@@ -11,7 +11,6 @@
 #include <sys/types.h>
 #include <sys/queue.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <errno.h>
@@ -93,70 +92,31 @@ tls_setup(int certident)
 	tls_config_clear_keys(t.tlscfg);
 }
 
+#ifdef __GLIBC__
 /*
- * One TLS handshake of the template with itself, over a socketpair, and
- * a byte each way (the server's session ticket goes then): OpenSSL 3
- * fills its caches of algorithms and names on first use, and a worker
- * forked after this finds them filled instead of writing them into
- * pages it shares with the template. Nothing of it is kept.
+ * Fill the holes of the template's heap, once, before it forks: what
+ * a worker then allocates comes from fresh pages at the top of the
+ * heap, together, instead of from free chunks scattered over pages it
+ * shares with the template, each of which it would have to copy. The
+ * fillers are never used or freed; they cost what the holes held.
  */
 static void
-tls_warm_up(void)
+heap_plug(void)
 {
-	struct tls_config	*ccfg;
-	struct tls		*client, *sconn = NULL;
-	char			 c;
-	int			 sp[2], i, sdone = 0, cdone = 0, r;
+	struct mallinfo2	 mi = mallinfo2();
+	char			*top, *p;
+	size_t			 sz;
 
-	if (t.tlsctx == NULL)
-		return;
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1) {
-		log_warn("%s: socketpair", __func__);
-		return;
-	}
-	fd_nonblock(sp[0]);
-	fd_nonblock(sp[1]);
-	if ((ccfg = tls_config_new()) == NULL ||
-	    (client = tls_client()) == NULL) {
-		tls_config_free(ccfg);
-		close(sp[0]);
-		close(sp[1]);
-		return;
-	}
-	tls_config_insecure_noverifycert(ccfg);
-	tls_config_insecure_noverifyname(ccfg);
-	if (tls_configure(client, ccfg) == -1 ||
-	    tls_accept_socket(t.tlsctx, &sconn, sp[0]) == -1 ||
-	    tls_connect_socket(client, sp[1], "localhost") == -1)
-		goto done;
-	for (i = 0; i < 100 && !(sdone && cdone); i++) {
-		if (!cdone) {
-			if ((r = tls_handshake(client)) == -1)
-				goto done;
-			cdone = r == 0;
+	top = (char *)sbrk(0) - mi.keepcost;
+	for (sz = 64 * 1024; sz >= 16; sz /= 2)
+		while ((p = malloc(sz)) != NULL) {
+			if (p + sz > top) {
+				free(p);	/* from the top: no hole left */
+				break;
+			}
 		}
-		if (!sdone) {
-			if ((r = tls_handshake(sconn)) == -1)
-				goto done;
-			sdone = r == 0;
-		}
-	}
-	if (tls_write(sconn, "x", 1) == 1)
-		for (i = 0; i < 100 && tls_read(client, &c, 1) != 1; i++)
-			;
-	if (tls_write(client, "x", 1) == 1)
-		for (i = 0; i < 100 && tls_read(sconn, &c, 1) != 1; i++)
-			;
- done:
-	log_debug("%s: handshake %s", __func__, sdone && cdone ? "done" :
-	    "failed");
-	if (sconn != NULL)
-		tls_free(sconn);
-	tls_free(client);
-	tls_config_free(ccfg);
-	close(sp[0]);
-	close(sp[1]);
 }
+#endif
 
 /* Retired and no worker left: nothing more to do. */
 static void
@@ -306,7 +266,7 @@ main(int argc, char *argv[])
 	t.conf = child_config(&t.tlsm);
 	tls_setup(t.conf->g.identity == IDENTITY_CERTIFICATE);
 	tls_material_wipe(&t.tlsm);
-	tls_warm_up();
+	tls_warm_up(t.tlsctx);
 
 	memset(&sc, 0, sizeof(sc));
 	sc.user = t.conf->g.user[0] != '\0' ? t.conf->g.user : NULL;
@@ -325,6 +285,7 @@ main(int argc, char *argv[])
 	 * over the heap it shares with the template, each one copied.
 	 */
 	malloc_trim(0);
+	heap_plug();
 #endif
 	ev_signal(SIGCHLD, template_sigchld, NULL);
 	ev_signal(SIGTERM, template_sigterm, NULL);

@@ -75,6 +75,8 @@ tls_ticket_nocache(void)
 		return;
 	(void)ctrl(server_ctx, SSL_CTRL_SET_SESS_CACHE_MODE,
 	    SSL_SESS_CACHE_OFF, NULL);
+	/* An idle session holds no record buffers (2 x 16 KiB and more). */
+	(void)ctrl(server_ctx, SSL_CTRL_MODE, SSL_MODE_RELEASE_BUFFERS, NULL);
 }
 
 #else

@@ -16,6 +16,9 @@
 #include <netinet/tcp.h>
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -837,6 +840,19 @@ cert_identity(void)
 	return (channel_send(parent_chan, b));
 }
 
+/*
+ * The handshake is over and the greeting on its way: what it allocated
+ * and freed goes back to the system, so that a session waiting for its
+ * next line holds only what it uses.
+ */
+static void
+worker_trim(void)
+{
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
+
 static void
 session_begin(void)
 {
@@ -892,6 +908,7 @@ session_begin(void)
 	ev_timer_add(&w.idle_timer, (uint64_t)w.conf->g.timeout * 1000);
 	proto_start(w.proto);
 	client_update();
+	worker_trim();
 }
 
 /* IMSG_PARENT_CLIENT: the socket, who is on it, and whether to serve. */
@@ -1425,6 +1442,8 @@ worker_main(struct bridged_conf *conf, struct tls *tlsctx, int fd,
 	ev_timer_set(&w.read_timer, read_again, NULL);
 	if (sandbox_narrow(SANDBOX_WORKER) == -1)
 		fatalx("sandbox");
+	/* Idle until the parent hears of it: rehearse TLS meanwhile. */
+	tls_rehearse(tlsctx);
 	sigprocmask(SIG_SETMASK, old, NULL);
 	child_ready();
 	child_dispatch(worker_dispatch_parent);

@@ -24,6 +24,13 @@ Floors:
            client of the fake upstream.
   memory   `loadgen serve` holding the same number of idle TLS
            sessions in one process.
+  process per client (connect): `loadgen fork`, a process holding as
+           much written memory as the template forking a child that
+           writes as many pages as a worker holding a session has
+           written and reads as many library pages as it has
+           referenced (both from the worker's /proc/PID/smaps_rollup),
+           then exits and is reaped: what a new process per client
+           costs on this machine before any TLS or protocol work.
   scale    two bridged on one PostgreSQL (Debian's, started here by
            pgserver.py, fsync on) behind a real HAProxy in TCP mode,
            against one of them direct: the chat round trip through the
@@ -246,7 +253,7 @@ def run_loadgen(args, timeout=None):
     for line in p.stdout.splitlines():
         w = line.split()
         if w and "=" in line and w[0] in ("connect", "chat", "stream",
-                                         "http"):
+                                         "http", "fork"):
             res = dict(x.split("=", 1) for x in w[1:])
             res["mode"] = w[0]
         else:
@@ -259,15 +266,67 @@ def run_loadgen(args, timeout=None):
     return res, rest
 
 
-def measured(pid, args):
-    """loadgen's result with the server's CPU per operation (ms)."""
+ROLES = ("parent", "template", "workers", "retired", "storage", "provider",
+         "control")
+
+
+def role_ticks(pid):
+    """CPU ticks of a bridged tree by role. A template's reaped workers
+    count as workers; the parent's reaped children are the retired
+    templates with their workers (each `worker renew` clients)."""
+    out = dict((r, 0) for r in ROLES)
+    for p in tree(pid):
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                st = f.read().split(")")[-1].split()
+        except OSError:
+            continue
+        own = int(st[11]) + int(st[12])
+        reaped = int(st[13]) + int(st[14])
+        title = harness.cmdline(p)
+        if p == pid:
+            out["parent"] += own
+            out["retired"] += reaped
+            continue
+        role = title.split()[1] if title.startswith("bridged: ") and \
+            len(title.split()) > 1 else "?"
+        if role == "template":
+            out["template"] += own
+            out["workers"] += reaped
+        elif role == "worker":
+            out["workers"] += own
+        elif role in out:
+            out[role] += own + reaped
+        else:
+            out.setdefault("?", 0)
+            out["?"] += own + reaped
+    return out
+
+
+def measured(pid, args, roles=False):
+    """loadgen's result with the server's CPU per operation (ms); with
+    roles, each role's too (res["roles"], ms per operation)."""
+    r0 = role_ticks(pid) if roles else None
     t0, f0 = cpu_ticks(pid), faults(pid)
     res, rest = run_loadgen(args)
     t1, f1 = cpu_ticks(pid), faults(pid)
+    r1 = role_ticks(pid) if roles else None
     ops = int(res.get("ops_all", "0"))
     res["server_cpu_ms"] = (t1 - t0) * 1e3 / HZ / ops if ops else None
     res["server_faults"] = float(f1 - f0) / ops if ops else None
+    if roles and ops:
+        res["roles"] = dict((k, (r1.get(k, 0) - r0.get(k, 0)) * 1e3 / HZ /
+                             ops) for k in r1)
     return res, rest
+
+
+def roles_line(res, what):
+    """Where bridged's CPU per operation went, by process role."""
+    r = res.get("roles")
+    if not r:
+        return
+    print("    %s, by process (ms): %s" % (what, "  ".join(
+        "%s %.2f" % (k, r[k]) for k in ROLES + ("?",) if r.get(k))))
 
 
 def f(v, unit=""):
@@ -320,6 +379,40 @@ def new_daemon(up, **kw):
     return BenchDaemon(up, **kw)
 
 
+def rollup(pid):
+    """/proc/PID/smaps_rollup in KiB, by field."""
+    out = {}
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                p = line.split()
+                if len(p) >= 2 and p[0].endswith(":") and p[1].isdigit():
+                    out[p[0][:-1]] = int(p[1])
+    except OSError:
+        pass
+    return out
+
+
+def fork_floor(d):
+    """loadgen fork shaped like a worker of d: (result, shape)."""
+    p, ready = idle_hold(d.port, 1)
+    try:
+        time.sleep(0.3)
+        ws = [rollup(w) for w in d.role_pids("worker")]
+        w = max(ws, key=lambda r: r.get("Private_Dirty", 0))
+        t = rollup(d.role_pids("template")[0])
+    finally:
+        idle_release(p)
+    shape = {"anon": t.get("Anonymous", 0),
+             "write": w.get("Private_Dirty", 0) // 4,
+             "read": max(0, w.get("Referenced", 0) -
+                         w.get("Private_Dirty", 0)) // 4}
+    res, _ = run_loadgen(["-t", str(SECS), "-w", str(WARM), "-A",
+                          str(shape["anon"]), "-R", str(shape["read"]),
+                          "-W", str(shape["write"]), "fork"])
+    return res, shape
+
+
 def sec_connect(up):
     d = new_daemon(up)
     s = Serve(d, 2)
@@ -338,7 +431,9 @@ def sec_connect(up):
             common = ["-n", str(n), "-t", str(SECS), "-w", str(WARM)] + fork
             for name, pid, port in servers:
                 out[(name, n)] = measured(pid, ["-p", str(port)] +
-                                          common + ["connect"])[0]
+                                          common + ["connect"],
+                                          roles=name == "bridged")[0]
+        fk, shape = fork_floor(d)
     finally:
         if ng is not None:
             ng.stop()
@@ -375,6 +470,18 @@ def sec_connect(up):
                 if int(r["errors"]):
                     print("    errors: %s (%s)" % (r["errors"],
                                                    r.get("stderr", "")))
+    for n in (1, 16):
+        roles_line(out[("bridged", n)], "%2d client%s: CPU per session" %
+                   (n, "s" if n > 1 else " "))
+    head("connection setup: CPU per session",
+         "a process per client: fork+exit+wait, %.1f MiB written in the "
+         "parent, the child writing %d pages and reading %d (a worker's "
+         "counts)" % (shape["anon"] / 1024.0, shape["write"],
+                      shape["read"]))
+    for n in (1, 16):
+        row("%2d client%s: server CPU per session (ms)" %
+            (n, "s" if n > 1 else " "), out[("bridged", n)]["server_cpu_ms"],
+            float(fk["cpu_us_per_op"]) / 1000)
 
 
 def sec_chat(up, d):
@@ -385,7 +492,7 @@ def sec_chat(up, d):
             "-p", str(up.port), "-g", harness.API_KEY, "-u", STREAM_PATH,
             "-m", "bench", "http"])[0]
         out[("bridged", n)] = measured(d.pid, common + [
-            "-p", str(d.port), "-m", "bench", "chat"])[0]
+            "-p", str(d.port), "-m", "bench", "chat"], roles=True)[0]
     head("chat round trip: ASK to `. OK` (fake upstream answering at once)",
          "one direct HTTP request to the same upstream, same concurrency",
          how="diff")
@@ -400,6 +507,8 @@ def sec_chat(up, d):
         row("%2d session%s: server CPU per prompt (ms)" % (
             n, "s" if n > 1 else " "), b["server_cpu_ms"],
             fl["server_cpu_ms"], " ms", how="diff")
+        roles_line(b, "%2d session%s: CPU per prompt" % (
+            n, "s" if n > 1 else " "))
         for r in (b, fl):
             if int(r["errors"]):
                 print("    errors: %s (%s)" % (r["errors"],

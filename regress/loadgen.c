@@ -20,6 +20,14 @@
  *   serve    a minimal libtls server (-c cert, -k key): handshake, the
  *            same greeting as bridged, then it reads until the client
  *            leaves. -f processes share the listening socket.
+ *   fork     the floor of a process per client, without TLS or sockets:
+ *            a process holding -A KiB of written memory (a template)
+ *            forks a child that writes -W of those pages, reads -R
+ *            pages of the libraries this program has mapped (libcrypto
+ *            and libssl first, as a worker's handshake does), and
+ *            exits; the parent reaps it, and again. The time of each
+ *            is one operation; the CPU is the parent's and the
+ *            children's.
  *
  * -f runs connect, chat or http in that many processes, so that the
  * load generator can use both cores as the daemon does.
@@ -38,6 +46,7 @@
  */
 
 #include <sys/types.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -50,6 +59,7 @@
 #include <err.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
@@ -74,7 +84,8 @@ enum mode {
 	M_STREAM,
 	M_IDLE,
 	M_HTTP,
-	M_SERVE
+	M_SERVE,
+	M_FORK
 };
 
 enum cstate {
@@ -170,7 +181,9 @@ usage(void)
 	    "               [-w secs] [-g apikey] -u path "
 	    "-p port http\n"
 	    "       loadgen [-f procs] [-h host] [-n conns] -c cert -k key "
-	    "-p port serve\n");
+	    "-p port serve\n"
+	    "       loadgen [-t secs] [-w secs] -A kib -R pages -W pages "
+	    "fork\n");
 	exit(2);
 }
 
@@ -1179,6 +1192,104 @@ seconds(const char *s)
 	return (d);
 }
 
+/* ---- fork: the floor of a process per client ---------------------- */
+
+#define FORK_SEGS	128
+
+/* The read-only segments of the loaded objects, crypto first. */
+static struct {
+	const char	*base;
+	size_t		 pages;
+	int		 crypto;
+}		 segs[FORK_SEGS];
+static size_t	 nsegs;
+
+static int
+fork_seg(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	uintptr_t	 a, e, pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	int		 i, crypto;
+
+	(void)size;
+	(void)arg;
+	crypto = info->dlpi_name != NULL &&
+	    (strstr(info->dlpi_name, "libcrypto") != NULL ||
+	    strstr(info->dlpi_name, "libssl") != NULL);
+	for (i = 0; i < info->dlpi_phnum && nsegs < FORK_SEGS; i++) {
+		if (info->dlpi_phdr[i].p_type != PT_LOAD ||
+		    (info->dlpi_phdr[i].p_flags & PF_W))
+			continue;
+		a = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
+		e = a + info->dlpi_phdr[i].p_memsz;
+		a &= ~(pg - 1);
+		segs[nsegs].base = (const char *)a;
+		segs[nsegs].pages = (e - a + pg - 1) / pg;
+		segs[nsegs].crypto = crypto;
+		nsegs++;
+	}
+	return (0);
+}
+
+/* In the child: read one byte of each of n pages, crypto first. */
+static unsigned
+fork_read(size_t n, const char *anon, size_t anonpages)
+{
+	volatile const char	*p;
+	size_t			 i, j, pg = (size_t)sysconf(_SC_PAGESIZE);
+	unsigned		 sum = 0;
+	int			 pass;
+
+	for (pass = 1; pass >= 0 && n > 0; pass--)
+		for (i = 0; i < nsegs && n > 0; i++) {
+			if (segs[i].crypto != pass)
+				continue;
+			for (j = 0; j < segs[i].pages && n > 0; j++, n--) {
+				p = segs[i].base + j * pg;
+				sum += *p;
+			}
+		}
+	/* More than the libraries hold: the rest in the written memory. */
+	for (i = 0; i < n && i < anonpages; i++) {
+		p = anon + i * pg;
+		sum += *p;
+	}
+	return (sum);
+}
+
+static void
+fork_floor(size_t kib, size_t rpages, size_t wpages)
+{
+	size_t	 pg = (size_t)sysconf(_SC_PAGESIZE), i, npages;
+	char	*mem;
+	pid_t	 pid;
+	uint64_t t0;
+	int	 status;
+
+	npages = (kib * 1024 + pg - 1) / pg;
+	if (wpages > npages)
+		wpages = npages;
+	if ((mem = mmap(NULL, npages * pg, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) == MAP_FAILED)
+		err(1, "mmap");
+	memset(mem, 1, npages * pg);
+	dl_iterate_phdr(fork_seg, NULL);
+	while (!quit && now_ns() < t_we) {
+		t0 = now_ns();
+		if ((pid = fork()) == -1)
+			err(1, "fork");
+		if (pid == 0) {
+			for (i = 0; i < wpages; i++)
+				mem[i * pg]++;
+			_exit(fork_read(rpages, mem, npages) == 1);
+		}
+		if (waitpid(pid, &status, 0) == -1)
+			err(1, "waitpid");
+		if (!WIFEXITED(status))
+			note_error("child did not exit");
+		record(t0, now_ns());
+	}
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -1187,10 +1298,20 @@ main(int argc, char *argv[])
 	const char	*cafile = NULL, *cert = NULL, *key = NULL;
 	double		 secs = 5, warm = 1;
 	int		 ch, procs = 1, tset = 0, nset = 0;
+	int		 fkib = -1, fread = 0, fwrite = 0;
 
-	while ((ch = getopt(argc, argv, "a:c:Ff:g:h:j:k:m:n:Pp:t:u:w:")) !=
-	    -1) {
+	while ((ch = getopt(argc, argv, "A:a:c:Ff:g:h:j:k:m:n:Pp:R:t:u:W:w:"))
+	    != -1) {
 		switch (ch) {
+		case 'A':
+			fkib = num(optarg, 0, 16 * 1024 * 1024, "-A");
+			break;
+		case 'R':
+			fread = num(optarg, 0, 1024 * 1024, "-R");
+			break;
+		case 'W':
+			fwrite = num(optarg, 0, 1024 * 1024, "-W");
+			break;
 		case 'a':
 			cafile = optarg;
 			break;
@@ -1258,8 +1379,22 @@ main(int argc, char *argv[])
 		mode = M_HTTP;
 	else if (strcmp(argv[0], "serve") == 0)
 		mode = M_SERVE;
+	else if (strcmp(argv[0], "fork") == 0)
+		mode = M_FORK;
 	else
 		usage();
+	if (mode == M_FORK) {
+		if (fkib == -1)
+			errx(2, "fork needs -A kib");
+		t_start = now_ns();
+		t_ws = t_start + (uint64_t)(warm * 1e9);
+		t_we = t_ws + (uint64_t)(secs * 1e9);
+		nconns = 1;
+		fork_floor(fkib, fread, fwrite);
+		t_we = t_we < now_ns() ? t_we : now_ns();
+		report(argv[0]);
+		return (0);
+	}
 	if (port == 0 && mode != M_SERVE)
 		errx(2, "-p port is needed");
 	if (mode == M_SERVE && (cert == NULL || key == NULL))

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import time
 
-from harness import Daemon, FakeUpstream, BRIDGECTL, wait_for
+from harness import Daemon, FakeUpstream, BRIDGECTL, Skip, wait_for
 
 d = up = None
 
@@ -95,6 +95,68 @@ def test_monitor_streams_events():
     finally:
         p.send_signal(signal.SIGINT)
         p.wait(timeout=5)
+
+
+def control_read():
+    """How often the control process has woken up to read (it sleeps
+    in poll until a channel or its socket has something)."""
+    pid = d.role_pids("control")[0]
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("voluntary_ctxt_switches:"):
+                    return int(line.split()[1])
+    except OSError as e:
+        raise Skip("/proc/%d/status: %s" % (pid, e))
+    raise Skip("no voluntary_ctxt_switches in /proc/%d/status" % pid)
+
+
+def sessions(n, prompt):
+    for i in range(n):
+        c = d.client()
+        chat(c, "%s %d" % (prompt, i))
+        c.ask("QUIT")
+        c.close()
+
+
+def test_monitor_lines_only_while_a_monitor_is_attached():
+    time.sleep(0.5)
+    before = control_read()
+    sessions(3, "unwatched")
+    time.sleep(0.5)
+    assert control_read() == before, "monitor lines with no monitor"
+    p = subprocess.Popen([BRIDGECTL, "-s", d.sock, "monitor"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)
+        sessions(1, "watched")
+        line = p.stdout.readline()
+        assert "connect session" in line, line
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=5)
+    # Detached again: the parent hears of it and stops.
+    time.sleep(0.5)
+    before = control_read()
+    sessions(2, "unwatched again")
+    time.sleep(0.5)
+    assert control_read() == before, "monitor lines after it left"
+
+
+def test_event_log_keeps_connections_not_prompts():
+    c = d.client()
+    chat(c, "not a log line")
+    c.ask("QUIT")
+    c.close()
+    wait_for(lambda: "disconnect session" in
+             d.ctl("show", "events", "-n", "5").stdout,
+             what="disconnect event")
+    out = d.ctl("show", "events", "-n", "1000", "-i", IDENT[:12]).stdout
+    for want in ("connect session", ": connect TLSv1.3",
+                 ": disconnect closed", "disconnect session"):
+        assert want in out, (want, out)
+    for unwanted in ("prompt bytes=", "answer model=", ": model "):
+        assert unwanted not in out, (unwanted, out)
 
 
 def test_export_json_and_markdown():

@@ -433,3 +433,32 @@ def test_workers_do_not_share_randomness():
         assert len(keys) == 200, "%d distinct key shares" % len(keys)
     finally:
         e.stop()
+
+
+def mapped_kib(pid, lib):
+    """KiB of lib's pages mapped in a process (smaps Rss)."""
+    total, cur = 0, False
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            p = line.split()
+            if "-" in p[0] and not p[0].endswith(":"):
+                cur = len(p) > 5 and os.path.basename(p[5]).startswith(lib)
+            elif cur and p[0] == "Rss:":
+                total += int(p[1])
+    return total
+
+
+def test_idle_worker_has_rehearsed_the_handshake():
+    """A ready worker has already run the server's half of a handshake
+    (tls_rehearse): the pages of libssl and libcrypto a client's
+    handshake uses are in place before any client comes."""
+    wait_for(lambda: "workers: 3 idle" in d.status(), what="3 idle")
+    t = template_pid(d)
+    idle = [p for p in children_of(t)
+            if cmdline(p).startswith("bridged: worker")]
+    assert idle, "no idle worker"
+    for p in idle:
+        for lib in ("libssl", "libcrypto"):
+            tmpl, got = mapped_kib(t, lib), mapped_kib(p, lib)
+            # Without the rehearsal an idle worker maps a small part.
+            assert got >= tmpl * 0.6, (p, lib, got, tmpl)
