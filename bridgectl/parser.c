@@ -260,6 +260,7 @@ set_option(int opt, const char *word)
 	}
 }
 
+/* The entry of a token table that a word matches, or NULL. */
 static const struct token *
 match_token(const char *word, const struct token *table)
 {

@@ -1397,4 +1397,254 @@ int		 cmdline_symset(char *);
 void		 config_print(const struct bridged_conf *);
 int		 is_loopback(const struct sockaddr_storage *);
 
+/*
+ * The session's insides, shared by its files only: proto.c (lines,
+ * modes, prompts and the answers of storage and provider),
+ * proto_models.c, proto_conv.c and proto_jobs.c (command families).
+ */
+#define PROTO_PROMPT_MAX	(8 * 1024 * 1024)	/* bytes of a prompt */
+#define PROTO_SUMMARY_MAX	(1024 * 1024)	/* bytes of a summary */
+#define PROTO_ANSWER_MAX	(IMSG_MAXSIZE - 64 * 1024) /* storable */
+#define PROTO_MODELS_MAX	1000
+#define PROTO_HISTORY_DEFAULT	20
+#define PROTO_HISTORY_MAX	1000
+
+#define PROTO_AUTH_TRIES 3	/* wrong tokens, then BYE */
+#define PROTO_USAGE_DEFAULT	7	/* days */
+#define PROTO_USAGE_MAX		366
+
+
+/* What the session waits for before it reads the next line. */
+enum proto_op {
+	OP_NONE,
+	OP_MODELS,
+	OP_INFO,
+	OP_HISTORY,
+	OP_PROMPT,
+	OP_BACK,
+	OP_AUTH,
+	OP_NEW,		/* NEW: the new conversation */
+	OP_RESUME,	/* RESUME: the conversation and its context */
+	OP_CONVS,	/* CONVERSATIONS */
+	OP_DELETE,	/* DELETE, then maybe NEW */
+	OP_SET,		/* SYSTEM: storage stores it */
+	OP_SEARCH,
+	OP_EXPORT,
+	OP_IMPORT,	/* storage makes the imported conversation */
+	OP_ROLE,	/* ROLE: storage sets the conversation's fields */
+	OP_SUBMIT,
+	OP_JOBS,
+	OP_RESULT,
+	OP_KILL,
+	OP_USAGE	/* USAGE: storage's lines */
+};
+
+enum models_for {
+	MF_LIST,
+	MF_MENU,
+	MF_CHANGE
+};
+
+enum store_state {
+	SS_NONE,
+	SS_PENDING,
+	SS_OK,
+	SS_FAILED
+};
+
+/* A line the client sent, waiting for its turn. */
+struct pline {
+	TAILQ_ENTRY(pline)	 entry;
+	int			 toolong;
+	size_t			 len;
+	char			 text[];	/* len bytes and a NUL */
+};
+
+struct pmodel {
+	char			 name[MODEL_MAX_LEN];
+	uint64_t		 inlimit;
+};
+
+struct mlist {
+	struct pmodel		*v;
+	size_t			 n;
+};
+
+/* The steps of a prompt, in order; only the first four can be cancelled. */
+enum prompt_step {
+	STEP_CONTEXT,		/* the stored context is still loading */
+	STEP_SUMMARY,		/* the memory manager summarizes first */
+	STEP_SUMSTORE,		/* its summary is being stored */
+	STEP_ANSWER,		/* the answer streams */
+	STEP_STORE		/* the answer ended: waiting for storage */
+};
+
+/* A prompt, or the summary BACK asks for. */
+struct prompt {
+	char			*text;
+	size_t			 len;
+	enum prompt_step	 step;
+	uint64_t		 t0;
+	uint32_t		 gen;		/* the answer */
+	uint32_t		 sum;		/* the summary */
+	uint32_t		 sumstore;
+	uint32_t		 ustore;
+	uint32_t		 mstore;
+	enum store_state	 ustate;
+	enum store_state	 mstate;
+	struct ibuf		*answer;	/* or the summary */
+	int			 toobig;
+	uint64_t		 tin;
+	uint64_t		 tout;
+	char			 finish[32];
+	char			 code[32];	/* set: it failed */
+	char			 why[PROTO_TEXT_MAX];
+	char			 serr[PROTO_TEXT_MAX];	/* storage */
+	char			 answered[MODEL_MAX_LEN]; /* "": p->model */
+	int			 ctxretry;	/* asked again */
+};
+
+struct proto {
+	const struct proto_ops	*ops;
+	void			*arg;
+	struct proto_session	 s;
+	char			 shortid[13];
+	int			 authfails;	/* wrong tokens */
+	char			 allowed[TOKEN_MODELS_MAX];	/* "" all */
+	uint32_t		 nextid;
+	int			 closed;
+	int			 eof;
+	int			 running;
+	int			 statedirty;
+
+	/* input */
+	struct ibuf		*part;		/* a line being read */
+	int			 discard;	/* it is too long */
+	TAILQ_HEAD(, pline)	 queue;
+	size_t			 queued;
+	int			 qquotes;	/* queued lines of """ */
+
+	/* output */
+	struct ibuf		*out;
+	struct reply_writer	 rw;
+	uint64_t		 bytes_in;
+	uint64_t		 bytes_out;
+
+	/* the session */
+	int			 mode;
+	char			 model[MODEL_MAX_LEN];
+	uint32_t		 messages;
+	int			 menu;		/* next line answers MORE */
+	struct mlist		 menulist;
+	struct mlist		 models;	/* the last list received */
+	struct mlist		 bgfetch;
+	uint32_t		 bgreq;
+	char			 mnote[PROTO_TEXT_MAX];	/* providers failed */
+
+	/* a multi-line prompt */
+	int			 ml;
+	struct ibuf		*mlbuf;
+	const char		*mlcode;
+	size_t			 mllines;
+	char			 mlwhy[80];
+
+	/* the configured roles, copied */
+	struct role_conf	*roles;
+	size_t			 nroles;
+	const struct role_conf	*newrole;	/* ROLE, until stored */
+
+	/* an IMPORT being received */
+	int			 imp;
+	struct ibuf		*impbuf;
+	const char		*imperr;
+
+	/* the conversation and its memory */
+	uint64_t		 conv;		/* 0 until storage named it */
+	char			 convname[CONV_NAME_MAX + 1];
+	char			 convrole[NAME_MAX_LEN];
+	char			*system;	/* NULL for none */
+	struct context		 ctx;
+	uint32_t		 ctxreq;	/* loading it */
+	int			 ctxready;
+
+	/* the command being answered */
+	enum proto_op		 op;
+	uint32_t		 req;
+	enum models_for		 mfor;
+	char			 marg[PROTO_ARG_MAX];
+	struct mlist		 fetch;
+	int			 hkind;
+	uint32_t		 hcount;
+	uint64_t		 ndeleted;	/* DELETE */
+	char			*newsystem;	/* SYSTEM, until stored */
+	struct export_state	 ex;		/* EXPORT */
+	uint64_t		 job;		/* RESULT, KILL */
+	int			 following;	/* RESULT streams live */
+	struct prompt		 pr;
+};
+
+/* proto.c */
+int		 context_load(struct proto *, const char *);
+uint32_t	 conv_set(struct proto *, int, const char *, const char *,
+		    const char *);
+const char	*err_code(const char *);
+int		 is_blank(const char *, size_t);
+int		 is_space(char);
+void		 iso8601(uint64_t, char *, size_t);
+const char	*line_bad(const char *, size_t);
+void		 op_done(struct proto *);
+void		 out_body(struct proto *, const char *, size_t);
+void		 out_line(struct proto *, const char *, ...)
+		    __attribute__((__format__ (printf, 2, 3)));
+void		 out_status(struct proto *, const char *, const char *, ...)
+		    __attribute__((__format__ (printf, 3, 4)));
+void		 proto_done(struct proto *);
+void		 proto_event(struct proto *, const char *, ...)
+		    __attribute__((__format__ (printf, 2, 3)));
+uint32_t	 proto_reqid(struct proto *);
+struct ibuf	*req_open(struct proto *, uint32_t);
+const struct role_conf *role_find(const struct proto *, const char *);
+int		 storage_send(struct proto *, uint32_t, struct ibuf *);
+void		 text_copy(char *, size_t, const char *);
+
+/* proto_models.c */
+void		 cmd_change(struct proto *, const char *);
+void		 cmd_list(struct proto *, const char *);
+int		 mlist_add(struct mlist *, const char *, uint64_t);
+const struct pmodel *mlist_find(const struct mlist *, const char *);
+void		 mlist_free(struct mlist *);
+void		 model_choose(struct proto *, const struct mlist *,
+		    const char *);
+int		 model_name_ok(const char *);
+void		 models_end(struct proto *);
+void		 models_received(struct proto *, struct mlist *);
+
+/* proto_conv.c */
+void		 cmd_convs(struct proto *, const char *);
+void		 cmd_delete(struct proto *, const char *);
+void		 cmd_export(struct proto *, const char *);
+void		 cmd_import(struct proto *, const char *);
+void		 cmd_messages(struct proto *, const char *);
+void		 cmd_new(struct proto *, const char *);
+void		 cmd_resume(struct proto *, const char *);
+void		 cmd_role(struct proto *, const char *);
+void		 cmd_roles(struct proto *, const char *);
+void		 cmd_search(struct proto *, const char *);
+void		 cmd_summaries(struct proto *, const char *);
+void		 cmd_system(struct proto *, const char *);
+int		 conv_new(struct proto *, const char *);
+void		 conv_ok(struct proto *, uint64_t, const char *);
+void		 export_out(struct proto *, char *);
+void		 import_line(struct proto *, struct pline *);
+void		 role_applied(struct proto *, const struct role_conf *);
+
+/* proto_jobs.c */
+void		 cmd_dialogue(struct proto *, const char *);
+void		 cmd_jobs(struct proto *, const char *);
+void		 cmd_kill(struct proto *, const char *);
+void		 cmd_result(struct proto *, const char *);
+void		 cmd_submit(struct proto *, const char *);
+void		 job_error(struct proto *, const char *);
+void		 result_cancel(struct proto *);
+
 #endif /* BRIDGED_H */

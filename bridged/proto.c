@@ -21,17 +21,6 @@
 
 #include "bridged.h"
 
-#define PROTO_PROMPT_MAX	(8 * 1024 * 1024)	/* bytes of a prompt */
-#define PROTO_SUMMARY_MAX	(1024 * 1024)	/* bytes of a summary */
-#define PROTO_ANSWER_MAX	(IMSG_MAXSIZE - 64 * 1024) /* storable */
-#define PROTO_MODELS_MAX	1000
-#define PROTO_HISTORY_DEFAULT	20
-#define PROTO_HISTORY_MAX	1000
-
-#define PROTO_AUTH_TRIES 3	/* wrong tokens, then BYE */
-#define PROTO_USAGE_DEFAULT	7	/* days */
-#define PROTO_USAGE_MAX		366
-
 /* The error codes of PROTOCOL.md, the only ones a client may see. */
 static const char *err_codes[] = {
 	"unknown-command", "bad-argument", "too-long", "bad-utf8",
@@ -39,178 +28,7 @@ static const char *err_codes[] = {
 	"auth", "cancelled", "storage", "internal", "not-found"
 };
 
-/* What the session waits for before it reads the next line. */
-enum proto_op {
-	OP_NONE,
-	OP_MODELS,
-	OP_INFO,
-	OP_HISTORY,
-	OP_PROMPT,
-	OP_BACK,
-	OP_AUTH,
-	OP_NEW,		/* NEW: the new conversation */
-	OP_RESUME,	/* RESUME: the conversation and its context */
-	OP_CONVS,	/* CONVERSATIONS */
-	OP_DELETE,	/* DELETE, then maybe NEW */
-	OP_SET,		/* SYSTEM: storage stores it */
-	OP_SEARCH,
-	OP_EXPORT,
-	OP_IMPORT,	/* storage makes the imported conversation */
-	OP_ROLE,	/* ROLE: storage sets the conversation's fields */
-	OP_SUBMIT,
-	OP_JOBS,
-	OP_RESULT,
-	OP_KILL,
-	OP_USAGE	/* USAGE: storage's lines */
-};
-
-enum models_for {
-	MF_LIST,
-	MF_MENU,
-	MF_CHANGE
-};
-
-enum store_state {
-	SS_NONE,
-	SS_PENDING,
-	SS_OK,
-	SS_FAILED
-};
-
-/* A line the client sent, waiting for its turn. */
-struct pline {
-	TAILQ_ENTRY(pline)	 entry;
-	int			 toolong;
-	size_t			 len;
-	char			 text[];	/* len bytes and a NUL */
-};
-
-struct pmodel {
-	char			 name[MODEL_MAX_LEN];
-	uint64_t		 inlimit;
-};
-
-struct mlist {
-	struct pmodel		*v;
-	size_t			 n;
-};
-
-/* The steps of a prompt, in order; only the first four can be cancelled. */
-enum prompt_step {
-	STEP_CONTEXT,		/* the stored context is still loading */
-	STEP_SUMMARY,		/* the memory manager summarizes first */
-	STEP_SUMSTORE,		/* its summary is being stored */
-	STEP_ANSWER,		/* the answer streams */
-	STEP_STORE		/* the answer ended: waiting for storage */
-};
-
-/* A prompt, or the summary BACK asks for. */
-struct prompt {
-	char			*text;
-	size_t			 len;
-	enum prompt_step	 step;
-	uint64_t		 t0;
-	uint32_t		 gen;		/* the answer */
-	uint32_t		 sum;		/* the summary */
-	uint32_t		 sumstore;
-	uint32_t		 ustore;
-	uint32_t		 mstore;
-	enum store_state	 ustate;
-	enum store_state	 mstate;
-	struct ibuf		*answer;	/* or the summary */
-	int			 toobig;
-	uint64_t		 tin;
-	uint64_t		 tout;
-	char			 finish[32];
-	char			 code[32];	/* set: it failed */
-	char			 why[PROTO_TEXT_MAX];
-	char			 serr[PROTO_TEXT_MAX];	/* storage */
-	char			 answered[MODEL_MAX_LEN]; /* "": p->model */
-	int			 ctxretry;	/* asked again */
-};
-
-struct proto {
-	const struct proto_ops	*ops;
-	void			*arg;
-	struct proto_session	 s;
-	char			 shortid[13];
-	int			 authfails;	/* wrong tokens */
-	char			 allowed[TOKEN_MODELS_MAX];	/* "" all */
-	uint32_t		 nextid;
-	int			 closed;
-	int			 eof;
-	int			 running;
-	int			 statedirty;
-
-	/* input */
-	struct ibuf		*part;		/* a line being read */
-	int			 discard;	/* it is too long */
-	TAILQ_HEAD(, pline)	 queue;
-	size_t			 queued;
-	int			 qquotes;	/* queued lines of """ */
-
-	/* output */
-	struct ibuf		*out;
-	struct reply_writer	 rw;
-	uint64_t		 bytes_in;
-	uint64_t		 bytes_out;
-
-	/* the session */
-	int			 mode;
-	char			 model[MODEL_MAX_LEN];
-	uint32_t		 messages;
-	int			 menu;		/* next line answers MORE */
-	struct mlist		 menulist;
-	struct mlist		 models;	/* the last list received */
-	struct mlist		 bgfetch;
-	uint32_t		 bgreq;
-	char			 mnote[PROTO_TEXT_MAX];	/* providers failed */
-
-	/* a multi-line prompt */
-	int			 ml;
-	struct ibuf		*mlbuf;
-	const char		*mlcode;
-	size_t			 mllines;
-	char			 mlwhy[80];
-
-	/* the configured roles, copied */
-	struct role_conf	*roles;
-	size_t			 nroles;
-	const struct role_conf	*newrole;	/* ROLE, until stored */
-
-	/* an IMPORT being received */
-	int			 imp;
-	struct ibuf		*impbuf;
-	const char		*imperr;
-
-	/* the conversation and its memory */
-	uint64_t		 conv;		/* 0 until storage named it */
-	char			 convname[CONV_NAME_MAX + 1];
-	char			 convrole[NAME_MAX_LEN];
-	char			*system;	/* NULL for none */
-	struct context		 ctx;
-	uint32_t		 ctxreq;	/* loading it */
-	int			 ctxready;
-
-	/* the command being answered */
-	enum proto_op		 op;
-	uint32_t		 req;
-	enum models_for		 mfor;
-	char			 marg[PROTO_ARG_MAX];
-	struct mlist		 fetch;
-	int			 hkind;
-	uint32_t		 hcount;
-	uint64_t		 ndeleted;	/* DELETE */
-	char			*newsystem;	/* SYSTEM, until stored */
-	struct export_state	 ex;		/* EXPORT */
-	uint64_t		 job;		/* RESULT, KILL */
-	int			 following;	/* RESULT streams live */
-	struct prompt		 pr;
-};
-
 static void	proto_run(struct proto *);
-static const char *line_bad(const char *, size_t);
-static void	proto_done(struct proto *);
 static void	prompt_continue(struct proto *);
 static void	prompt_send(struct proto *);
 static void	prompt_fail(struct proto *, const char *, const char *);
@@ -221,18 +39,16 @@ static void	prompt_check_end(struct proto *);
  * this file, so a short reply leaves in one write.
  */
 
-static void
+/* Body text of the reply being built, dot-stuffed as it goes. */
+void
 out_body(struct proto *p, const char *s, size_t len)
 {
 	if (reply_body(&p->rw, p->out, s, len) == -1)
 		fatal("%s", __func__);
 }
 
-static void
-out_line(struct proto *p, const char *fmt, ...)
-    __attribute__((__format__ (printf, 2, 3)));
-
-static void
+/* One formatted body line of the reply being built. */
+void
 out_line(struct proto *p, const char *fmt, ...)
 {
 	va_list	 ap;
@@ -249,11 +65,8 @@ out_line(struct proto *p, const char *fmt, ...)
 	free(s);
 }
 
-static void
-out_status(struct proto *p, const char *word, const char *fmt, ...)
-    __attribute__((__format__ (printf, 3, 4)));
-
-static void
+/* The status line that ends a reply: OK, ERR, MORE or BYE. */
+void
 out_status(struct proto *p, const char *word, const char *fmt, ...)
 {
 	va_list	 ap;
@@ -268,6 +81,7 @@ out_status(struct proto *p, const char *word, const char *fmt, ...)
 	free(s);
 }
 
+/* Hand what the reply holds so far to the worker to write. */
 static void
 out_flush(struct proto *p)
 {
@@ -281,7 +95,7 @@ out_flush(struct proto *p)
 }
 
 /* A monitor line for the parent. */
-static void
+void
 proto_event(struct proto *p, const char *fmt, ...)
 {
 	va_list	 ap;
@@ -294,7 +108,7 @@ proto_event(struct proto *p, const char *fmt, ...)
 }
 
 /* A code from the protocol's list, or NULL. */
-static const char *
+const char *
 err_code(const char *code)
 {
 	size_t	 i;
@@ -306,7 +120,7 @@ err_code(const char *code)
 }
 
 /* Copy a peer's text for a status line: bounded, on one line. */
-static void
+void
 text_copy(char *dst, size_t size, const char *src)
 {
 	char	*s;
@@ -317,7 +131,8 @@ text_copy(char *dst, size_t size, const char *src)
 			*s = ' ';
 }
 
-static void
+/* An epoch time as ISO 8601 UTC, or "unknown". */
+void
 iso8601(uint64_t t, char *buf, size_t len)
 {
 	struct tm	 tm;
@@ -329,7 +144,7 @@ iso8601(uint64_t t, char *buf, size_t len)
 }
 
 /* A request id of this session, never 0. */
-static uint32_t
+uint32_t
 proto_reqid(struct proto *p)
 {
 	if (++p->nextid == 0)
@@ -337,6 +152,7 @@ proto_reqid(struct proto *p)
 	return (p->nextid);
 }
 
+/* The stored name of a message role. */
 static const char *
 proto_role(uint32_t role)
 {
@@ -351,7 +167,8 @@ proto_role(uint32_t role)
 	return ("unknown");
 }
 
-static int
+/* A blank between words: space or tab. */
+int
 is_space(char c)
 {
 	return (c == ' ' || c == '\t');
@@ -372,13 +189,15 @@ line_is(const char *s, size_t len, const char *word)
 	return (len == wl && strncasecmp(s, word, wl) == 0);
 }
 
+/* Whether a line is the """ that opens or closes a block. */
 static int
 is_quotes(const char *s, size_t len)
 {
 	return (len == 3 && memcmp(s, "\"\"\"", 3) == 0);
 }
 
-static int
+/* Whether a line holds nothing but blanks (and a CR). */
+int
 is_blank(const char *s, size_t len)
 {
 	while (len > 0 && (is_space(*s) || *s == '\r')) {
@@ -388,125 +207,6 @@ is_blank(const char *s, size_t len)
 	return (len == 0);
 }
 
-/*
- * Model lists.
- */
-
-static void
-mlist_free(struct mlist *l)
-{
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
-}
-
-/* A name from the provider: printable, no spaces, bounded. */
-static int
-model_name_ok(const char *name)
-{
-	const unsigned char	*s;
-
-	if (*name == '\0' || strlen(name) >= MODEL_MAX_LEN)
-		return (0);
-	for (s = (const unsigned char *)name; *s != '\0'; s++)
-		if (*s <= 0x20 || *s == 0x7f)
-			return (0);
-	return (1);
-}
-
-static int
-mlist_add(struct mlist *l, const char *name, uint64_t inlimit)
-{
-	struct pmodel	*v;
-
-	if (!model_name_ok(name) || l->n >= PROTO_MODELS_MAX)
-		return (-1);
-	if ((v = recallocarray(l->v, l->n, l->n + 1, sizeof(*v))) == NULL)
-		fatal("%s", __func__);
-	l->v = v;
-	strlcpy(v[l->n].name, name, sizeof(v[l->n].name));
-	v[l->n].inlimit = inlimit;
-	l->n++;
-	return (0);
-}
-
-static int
-pmodel_cmp(const void *a, const void *b)
-{
-	const struct pmodel	*ma = a, *mb = b;
-
-	return (strcmp(ma->name, mb->name));
-}
-
-static void
-mlist_copy(struct mlist *dst, const struct mlist *src)
-{
-	mlist_free(dst);
-	if (src->n == 0)
-		return;
-	if ((dst->v = calloc(src->n, sizeof(*dst->v))) == NULL)
-		fatal("%s", __func__);
-	memcpy(dst->v, src->v, src->n * sizeof(*dst->v));
-	dst->n = src->n;
-}
-
-/* Names match alike with or without the API's "models/" prefix. */
-static const char *
-model_base(const char *name)
-{
-	if (strncmp(name, "models/", 7) == 0)
-		return (name + 7);
-	return (name);
-}
-
-static const struct pmodel *
-mlist_find(const struct mlist *l, const char *name)
-{
-	const struct pmodel	*m = NULL;
-	const char		*slash;
-	size_t			 i;
-
-	for (i = 0; i < l->n; i++)
-		if (strcmp(l->v[i].name, name) == 0)
-			return (&l->v[i]);
-	for (i = 0; i < l->n; i++)
-		if (strcasecmp(model_base(l->v[i].name),
-		    model_base(name)) == 0)
-			return (&l->v[i]);
-	/* A bare name that only one provider's "provider/model" has. */
-	for (i = 0; i < l->n; i++) {
-		if ((slash = strchr(l->v[i].name, '/')) == NULL ||
-		    strcmp(slash + 1, name) != 0)
-			continue;
-		if (m != NULL)
-			return (NULL);
-		m = &l->v[i];
-	}
-	return (m);
-}
-
-/* A fresh list replaces the last one; the model's limit comes with it. */
-static void
-models_received(struct proto *p, struct mlist *l)
-{
-	const struct pmodel	*m;
-	size_t			 i, n;
-
-	/* A token limited to some models sees only those. */
-	for (i = n = 0; i < l->n; i++)
-		if (limits_model_ok(p->allowed, l->v[i].name))
-			l->v[n++] = l->v[i];
-	l->n = n;
-	if (l->n > 0)
-		qsort(l->v, l->n, sizeof(*l->v), pmodel_cmp);
-	mlist_free(&p->models);
-	p->models = *l;
-	l->v = NULL;
-	l->n = 0;
-	if ((m = mlist_find(&p->models, p->model)) != NULL)
-		p->ctx.inlimit = m->inlimit;
-}
-
 /* The model that answered the prompt: the session's, or a fallback. */
 static const char *
 pr_model(const struct proto *p)
@@ -514,6 +214,7 @@ pr_model(const struct proto *p)
 	return (p->pr.answered[0] != '\0' ? p->pr.answered : p->model);
 }
 
+/* Forget the prompt in flight, wiping its text. */
 static void
 prompt_free(struct proto *p)
 {
@@ -523,7 +224,7 @@ prompt_free(struct proto *p)
 }
 
 /* The current command is answered: the next line may come. */
-static void
+void
 op_done(struct proto *p)
 {
 	p->op = OP_NONE;
@@ -538,7 +239,7 @@ op_done(struct proto *p)
  */
 
 /* A payload that begins with the request id. */
-static struct ibuf *
+struct ibuf *
 req_open(struct proto *p, uint32_t id)
 {
 	struct ibuf	*b;
@@ -550,7 +251,7 @@ req_open(struct proto *p, uint32_t id)
 }
 
 /* Hand a storage request to the worker: 0, or -1 if it cannot go. */
-static int
+int
 storage_send(struct proto *p, uint32_t type, struct ibuf *b)
 {
 	struct ireader	 ir;
@@ -587,7 +288,7 @@ store_message(struct proto *p, uint32_t id, int role, const char *model,
 }
 
 /* Set fields of the current conversation; the request id, or 0. */
-static uint32_t
+uint32_t
 conv_set(struct proto *p, int mask, const char *model, const char *role,
     const char *system)
 {
@@ -607,7 +308,7 @@ conv_set(struct proto *p, int mask, const char *model, const char *role,
  * Load a conversation (ref "": the identity's most recently used) and
  * its context; lines wait until it is in. 0, or -1 if not sent.
  */
-static int
+int
 context_load(struct proto *p, const char *ref)
 {
 	struct ibuf	*b;
@@ -651,7 +352,7 @@ conv_adopt(struct proto *p, const struct db_conv *c)
 
 /* The generation settings of a request. */
 /* A configured role by name, or NULL. */
-static const struct role_conf *
+const struct role_conf *
 role_find(const struct proto *p, const char *name)
 {
 	size_t	 i;
@@ -664,6 +365,7 @@ role_find(const struct proto *p, const char *name)
 	return (NULL);
 }
 
+/* A generation of the session's model, with its role's settings. */
 static void
 gen_setup(struct proto *p, struct proto_gen *g, const char *sys,
     const struct proto_turn *v, size_t n)
@@ -741,6 +443,7 @@ prompt_trim(struct proto *p)
  * Commands.
  */
 
+/* HELP: the commands, one line each. */
 static void
 cmd_help(struct proto *p, const char *arg)
 {
@@ -785,6 +488,7 @@ cmd_help(struct proto *p, const char *arg)
 	out_status(p, "OK", "%s", "");
 }
 
+/* The INFO lines, with the message count when storage gave one. */
 static void
 info_reply(struct proto *p, int have, uint64_t count)
 {
@@ -807,6 +511,7 @@ info_reply(struct proto *p, int have, uint64_t count)
 	out_status(p, "OK", "%s", "");
 }
 
+/* INFO: asks storage for the count of messages first. */
 static void
 cmd_info(struct proto *p, const char *arg)
 {
@@ -819,135 +524,7 @@ cmd_info(struct proto *p, const char *arg)
 	p->op = OP_INFO;
 }
 
-static void
-models_request(struct proto *p, enum models_for mfor, const char *arg)
-{
-	p->req = proto_reqid(p);
-	if (p->ops->models(p->arg, p->req) == -1) {
-		out_status(p, "ERR", "upstream provider restarting");
-		return;
-	}
-	p->op = OP_MODELS;
-	p->mfor = mfor;
-	strlcpy(p->marg, arg != NULL ? arg : "", sizeof(p->marg));
-}
-
-static void
-cmd_list(struct proto *p, const char *arg)
-{
-	(void)arg;
-	models_request(p, MF_LIST, NULL);
-}
-
-static void
-cmd_change(struct proto *p, const char *arg)
-{
-	if (arg == NULL)
-		models_request(p, MF_MENU, NULL);
-	else if (strlen(arg) >= PROTO_ARG_MAX)
-		out_status(p, "ERR", "bad-argument no such model");
-	else
-		models_request(p, MF_CHANGE, arg);
-}
-
-static void
-models_print(struct proto *p, const struct mlist *l)
-{
-	size_t	 i;
-	int	 cur;
-
-	for (i = 0; i < l->n; i++) {
-		cur = strcmp(l->v[i].name, p->model) == 0;
-		out_line(p, "%zu. %s%s", i + 1, l->v[i].name,
-		    cur ? " (current)" : "");
-	}
-}
-
-/*
- * Switch to a model: the conversation goes on with it (its context
- * kept) and remembers it.
- */
-static void
-model_set(struct proto *p, const struct pmodel *m)
-{
-	if (strcmp(p->model, m->name) != 0) {
-		strlcpy(p->model, m->name, sizeof(p->model));
-		p->ctx.inlimit = m->inlimit;
-		proto_event(p, "model %s", p->model);
-		if (p->conv != 0)
-			(void)conv_set(p, CONV_MODEL, p->model, "", "");
-	}
-	p->statedirty = 1;
-	out_status(p, "OK", "model %s", p->model);
-}
-
-/* Answer CHANGE-MODEL's choice: a number of the list, 0, or a name. */
-static void
-model_choose(struct proto *p, const struct mlist *l, const char *arg)
-{
-	const struct pmodel	*m;
-	const char		*errstr;
-	char			 word[PROTO_ARG_MAX];
-	size_t			 len;
-	long long		 k;
-
-	while (is_space(*arg))
-		arg++;
-	strlcpy(word, arg, sizeof(word));
-	len = strlen(word);
-	while (len > 0 && is_space(word[len - 1]))
-		word[--len] = '\0';
-	if (len == 0) {
-		out_status(p, "ERR", "bad-argument choose a number or a name");
-		return;
-	}
-	if (strspn(word, "0123456789") == len) {
-		k = strtonum(word, 0, (long long)l->n, &errstr);
-		if (errstr != NULL) {
-			out_status(p, "ERR", "bad-argument no model number"
-			    " %.16s, choose 0 to %zu", word, l->n);
-			return;
-		}
-		if (k == 0) {
-			out_status(p, "OK", "model %s",
-			    p->model[0] != '\0' ? p->model : "none");
-			return;
-		}
-		model_set(p, &l->v[k - 1]);
-		return;
-	}
-	if ((m = mlist_find(l, word)) == NULL) {
-		out_status(p, "ERR", "bad-argument no model named %.64s", word);
-		return;
-	}
-	model_set(p, m);
-}
-
-static void
-models_end(struct proto *p)
-{
-	switch (p->mfor) {
-	case MF_LIST:
-		models_print(p, &p->models);
-		/* With several providers, one that failed is named. */
-		out_status(p, "OK", "%zu models, current %s%s%s", p->models.n,
-		    p->model[0] != '\0' ? p->model : "none",
-		    p->mnote[0] != '\0' ? "; " : "", p->mnote);
-		break;
-	case MF_MENU:
-		models_print(p, &p->models);
-		out_line(p, "0. cancel");
-		out_status(p, "MORE", "choose a number");
-		mlist_copy(&p->menulist, &p->models);
-		p->menu = 1;
-		break;
-	case MF_CHANGE:
-		model_choose(p, &p->models, p->marg);
-		break;
-	}
-	op_done(p);
-}
-
+/* IA, CHAT: chat mode, every line a prompt until BACK. */
 static void
 cmd_ia(struct proto *p, const char *arg)
 {
@@ -957,6 +534,7 @@ cmd_ia(struct proto *p, const char *arg)
 	out_status(p, "OK", "chat mode, BACK to return");
 }
 
+/* A prompt of the session takes its first step: the context. */
 static void
 prompt_start(struct proto *p, char *text, size_t len)
 {
@@ -993,409 +571,14 @@ prompt_line(struct proto *p, const char *s, size_t len)
 	prompt_start(p, text, len);
 }
 
+/* ASK: one line as a prompt, from command mode. */
 static void
 cmd_ask(struct proto *p, const char *arg)
 {
 	prompt_line(p, arg, strlen(arg));
 }
 
-static void
-cmd_history(struct proto *p, const char *arg, int kind)
-{
-	struct ibuf	*b;
-	const char	*errstr;
-	long long	 n = PROTO_HISTORY_DEFAULT;
-
-	if (arg != NULL) {
-		n = strtonum(arg, 1, PROTO_HISTORY_MAX, &errstr);
-		if (errstr != NULL) {
-			out_status(p, "ERR", "bad-argument N must be 1 to %d",
-			    PROTO_HISTORY_MAX);
-			return;
-		}
-	}
-	p->req = proto_reqid(p);
-	p->hkind = kind;
-	p->hcount = 0;
-	b = req_open(p, p->req);
-	if (ibuf_add_u64(b, p->conv) == -1 ||
-	    ibuf_add_u32(b, (uint32_t)kind) == -1 ||
-	    ibuf_add_u32(b, (uint32_t)n) == -1)
-		fatal("%s", __func__);
-	if (storage_send(p, IMSG_WORKER_HISTORY, b) == -1) {
-		out_status(p, "ERR", "storage not available");
-		return;
-	}
-	p->op = OP_HISTORY;
-}
-
-static void
-cmd_messages(struct proto *p, const char *arg)
-{
-	cmd_history(p, arg, HISTORY_MESSAGES);
-}
-
-static void
-cmd_summaries(struct proto *p, const char *arg)
-{
-	cmd_history(p, arg, HISTORY_SUMMARIES);
-}
-
-/* `. OK conversation <id> <name or ->', the answer of NEW and RESUME. */
-static void
-conv_ok(struct proto *p, uint64_t id, const char *name)
-{
-	out_status(p, "OK", "conversation %llu %s", (unsigned long long)id,
-	    name[0] != '\0' ? name : "-");
-}
-
-/* Ask storage for a new conversation (name "" for none). */
-static int
-conv_new(struct proto *p, const char *name)
-{
-	struct ibuf	*b;
-
-	p->req = proto_reqid(p);
-	b = req_open(p, p->req);
-	if (ibuf_add_str(b, name) == -1 || ibuf_add_str(b, p->model) == -1 ||
-	    ibuf_add_str(b, "") == -1 || ibuf_add_str(b, "") == -1)
-		fatal("%s", __func__);
-	return (storage_send(p, IMSG_WORKER_CONV_NEW, b));
-}
-
-/* NEW [name]: a new, empty conversation becomes the current one. */
-static void
-cmd_new(struct proto *p, const char *arg)
-{
-	if (arg != NULL && !conv_name_valid(arg)) {
-		out_status(p, "ERR", "bad-argument a name is 1 to %d of"
-		    " A-Z a-z 0-9 . _ -", CONV_NAME_MAX);
-		return;
-	}
-	if (conv_new(p, arg != NULL ? arg : "") == -1) {
-		out_status(p, "ERR", "storage not available");
-		return;
-	}
-	p->op = OP_NEW;
-}
-
-/* CONVERSATIONS [N]: the identity's last N, most recently used first. */
-static void
-cmd_convs(struct proto *p, const char *arg)
-{
-	struct ibuf	*b;
-	const char	*errstr;
-	long long	 n = PROTO_HISTORY_DEFAULT;
-
-	if (arg != NULL) {
-		n = strtonum(arg, 1, PROTO_HISTORY_MAX, &errstr);
-		if (errstr != NULL) {
-			out_status(p, "ERR", "bad-argument N must be 1 to %d",
-			    PROTO_HISTORY_MAX);
-			return;
-		}
-	}
-	p->req = proto_reqid(p);
-	p->hcount = 0;
-	b = req_open(p, p->req);
-	if (ibuf_add_u32(b, (uint32_t)n) == -1)
-		fatal("%s", __func__);
-	if (storage_send(p, IMSG_WORKER_CONV_LIST, b) == -1) {
-		out_status(p, "ERR", "storage not available");
-		return;
-	}
-	p->op = OP_CONVS;
-}
-
-/* RESUME <id or name>: that conversation and its context. */
-static void
-cmd_resume(struct proto *p, const char *arg)
-{
-	if (!conv_name_valid(arg)) {
-		out_status(p, "ERR", "not-found no such conversation");
-		return;
-	}
-	if (context_load(p, arg) == -1) {
-		out_status(p, "ERR", "storage not available");
-		return;
-	}
-	p->req = p->ctxreq;
-	p->op = OP_RESUME;
-}
-
-/* DELETE <id or name>: the current one is replaced by a new one. */
-static void
-cmd_delete(struct proto *p, const char *arg)
-{
-	struct ibuf	*b;
-
-	if (!conv_name_valid(arg)) {
-		out_status(p, "ERR", "not-found no such conversation");
-		return;
-	}
-	p->req = proto_reqid(p);
-	p->ndeleted = 0;
-	b = req_open(p, p->req);
-	if (ibuf_add_str(b, arg) == -1)
-		fatal("%s", __func__);
-	if (storage_send(p, IMSG_WORKER_CONV_DELETE, b) == -1) {
-		out_status(p, "ERR", "storage not available");
-		return;
-	}
-	p->op = OP_DELETE;
-}
-
-/* SEARCH <words>: this identity's messages that have them all. */
-static void
-cmd_search(struct proto *p, const char *arg)
-{
-	struct ibuf	*b;
-	char		*words;
-	size_t		 len = strlen(arg);
-
-	while (len > 0 && is_space(arg[len - 1]))
-		len--;
-	if (len > DB_SEARCH_MAX) {
-		out_status(p, "ERR", "bad-argument search words are at most"
-		    " %d bytes", DB_SEARCH_MAX);
-		return;
-	}
-	p->req = proto_reqid(p);
-	p->hcount = 0;
-	b = req_open(p, p->req);
-	if ((words = strndup(arg, len)) == NULL ||
-	    ibuf_add_str(b, words) == -1)
-		fatal("%s", __func__);
-	free(words);
-	if (storage_send(p, IMSG_WORKER_SEARCH, b) == -1) {
-		out_status(p, "ERR", "storage not available");
-		return;
-	}
-	p->op = OP_SEARCH;
-}
-
-/* EXPORT [json|markdown] [conversation]: the current one by default. */
-static void
-cmd_export(struct proto *p, const char *arg)
-{
-	struct ibuf	*b;
-	char		 ref[32];
-	const char	*w = arg != NULL ? arg : "";
-	size_t		 wl;
-
-	p->ex.markdown = 0;
-	wl = strcspn(w, " \t");
-	if ((wl == 4 && strncasecmp(w, "json", 4) == 0) ||
-	    (wl == 8 && strncasecmp(w, "markdown", 8) == 0)) {
-		p->ex.markdown = wl == 8;
-		for (w += wl; is_space(*w); w++)
-			;
-	}
-	if (*w == '\0') {
-		snprintf(ref, sizeof(ref), "%llu", (unsigned long long)p->conv);
-		w = ref;
-	} else if (!conv_name_valid(w)) {
-		out_status(p, "ERR", "not-found no such conversation");
-		return;
-	}
-	p->req = proto_reqid(p);
-	b = req_open(p, p->req);
-	if (ibuf_add_str(b, w) == -1)
-		fatal("%s", __func__);
-	if (storage_send(p, IMSG_WORKER_EXPORT, b) == -1) {
-		out_status(p, "ERR", "storage not available");
-		return;
-	}
-	p->op = OP_EXPORT;
-}
-
-/* Storage set what ROLE asked: the session follows. */
-static void
-role_applied(struct proto *p, const struct role_conf *r)
-{
-	const struct pmodel	*m;
-
-	strlcpy(p->convrole, r->name, sizeof(p->convrole));
-	free(p->system);
-	p->system = NULL;
-	if (r->system[0] != '\0' && (p->system = strdup(r->system)) == NULL)
-		fatal("%s", __func__);
-	if (r->model[0] != '\0' && strcmp(r->model, p->model) != 0) {
-		strlcpy(p->model, r->model, sizeof(p->model));
-		p->ctx.inlimit = 0;
-		if ((m = mlist_find(&p->models, p->model)) != NULL)
-			p->ctx.inlimit = m->inlimit;
-	}
-	p->statedirty = 1;
-	proto_event(p, "role %s", r->name);
-}
-
-/* ROLES: the configured roles. */
-static void
-cmd_roles(struct proto *p, const char *arg)
-{
-	const struct role_conf	*r;
-	size_t			 i;
-
-	(void)arg;
-	for (i = 0; i < p->nroles; i++) {
-		r = &p->roles[i];
-		out_line(p, "%s %s%s%.*s", r->name,
-		    r->model[0] != '\0' ? r->model : "-",
-		    r->description[0] != '\0' ? " " : "",
-		    (int)strcspn(r->description, "\n"), r->description);
-	}
-	out_status(p, "OK", "%zu roles", p->nroles);
-}
-
-/* ROLE <name>: its system prompt, model and settings, for this one. */
-static void
-cmd_role(struct proto *p, const char *arg)
-{
-	const struct role_conf	*r;
-	int			 mask = CONV_SYSTEM | CONV_ROLE;
-
-	if ((r = role_find(p, arg)) == NULL) {
-		out_status(p, "ERR", "bad-argument no role named %.64s, see"
-		    " ROLES", arg);
-		return;
-	}
-	if (r->model[0] != '\0')
-		mask |= CONV_MODEL;
-	if ((p->req = conv_set(p, mask, r->model, r->name, r->system)) == 0) {
-		out_status(p, "ERR", "storage not available");
-		return;
-	}
-	p->newrole = r;
-	p->op = OP_ROLE;
-}
-
-/* IMPORT: the export comes next, dot-stuffed, up to a line ".". */
-static void
-cmd_import(struct proto *p, const char *arg)
-{
-	(void)arg;
-	if (p->impbuf == NULL && (p->impbuf = ibuf_open(4096)) == NULL)
-		fatal("%s", __func__);
-	ibuf_reset(p->impbuf);
-	p->imp = 1;
-	p->imperr = NULL;
-	out_status(p, "MORE", "send the export, end with a line \".\"");
-}
-
-/* The export is in: checked whole, then stored as a new conversation. */
-static void
-import_end(struct proto *p)
-{
-	struct ibuf	*b;
-	const char	*bad;
-	char		 why[PROTO_TEXT_MAX];
-
-	p->imp = 0;
-	if (p->imperr != NULL) {
-		out_status(p, "ERR", "bad-argument %s", p->imperr);
-		goto done;
-	}
-	p->req = proto_reqid(p);
-	b = req_open(p, p->req);
-	if ((bad = import_build(ibuf_data(p->impbuf), ibuf_left(p->impbuf),
-	    b, why, sizeof(why))) != NULL) {
-		ibuf_free(b);
-		text_copy(why, sizeof(why), bad);
-		out_status(p, "ERR", "bad-argument %s", why);
-		goto done;
-	}
-	if (storage_send(p, IMSG_WORKER_IMPORT, b) == -1)
-		out_status(p, "ERR", "storage not available");
-	else
-		p->op = OP_IMPORT;
- done:
-	explicit_bzero(ibuf_data(p->impbuf), ibuf_left(p->impbuf));
-	ibuf_reset(p->impbuf);
-}
-
-/* One line of an export being imported; what is wrong is kept. */
-static void
-import_line(struct proto *p, struct pline *l)
-{
-	const char	*s = l->text;
-	size_t		 len = l->len;
-
-	if (!l->toolong && len == 1 && s[0] == '.') {
-		import_end(p);
-		return;
-	}
-	if (p->imperr != NULL)
-		return;
-	if (l->toolong) {
-		p->imperr = "a line of the export is too long";
-		return;
-	}
-	if (len > 0 && s[0] == '.') {		/* dot-stuffed */
-		s++;
-		len--;
-	}
-	if (line_bad(s, len) != NULL) {
-		p->imperr = "the export is not valid UTF-8";
-		return;
-	}
-	if (ibuf_left(p->impbuf) + len + 1 > IMPORT_MAX) {
-		p->imperr = "the export is larger than 8 MiB";
-		return;
-	}
-	if (ibuf_add(p->impbuf, s, len) == -1 ||
-	    ibuf_add(p->impbuf, "\n", 1) == -1)
-		fatal("%s", __func__);
-}
-
-/* A line export.c made: into the body, NULL meaning no memory. */
-static void
-export_out(struct proto *p, char *line)
-{
-	if (line == NULL)
-		fatal("%s", __func__);
-	out_body(p, line, strlen(line));
-	out_body(p, "\n", 1);
-	free(line);
-}
-
-/* SYSTEM [text or -]: show, set or clear the system prompt. */
-static void
-cmd_system(struct proto *p, const char *arg)
-{
-	size_t	 len;
-
-	if (arg == NULL) {
-		if (p->system == NULL) {
-			out_status(p, "OK", "no system prompt");
-			return;
-		}
-		out_body(p, p->system, strlen(p->system));
-		if (p->system[strlen(p->system) - 1] != '\n')
-			out_body(p, "\n", 1);
-		out_status(p, "OK", "system prompt");
-		return;
-	}
-	len = strlen(arg);
-	while (len > 0 && is_space(arg[len - 1]))
-		len--;
-	if (len >= CONV_SYSTEM_MAX) {
-		out_status(p, "ERR", "bad-argument a system prompt is at most"
-		    " %d bytes", CONV_SYSTEM_MAX - 1);
-		return;
-	}
-	free(p->newsystem);
-	if ((p->newsystem = strndup(arg, len)) == NULL)
-		fatal("%s", __func__);
-	if (strcmp(p->newsystem, "-") == 0)
-		p->newsystem[0] = '\0';
-	if ((p->req = conv_set(p, CONV_SYSTEM, "", "", p->newsystem)) == 0) {
-		out_status(p, "ERR", "storage not available");
-		return;
-	}
-	p->op = OP_SET;
-}
-
+/* AUTH: a token for the parent to check (token identities only). */
 static void
 cmd_auth(struct proto *p, const char *arg)
 {
@@ -1450,348 +633,12 @@ cmd_usage(struct proto *p, const char *arg)
 	p->op = OP_USAGE;
 }
 
+/* EXIT, QUIT: BYE and close. */
 static void
 cmd_exit(struct proto *p, const char *arg)
 {
 	(void)arg;
 	proto_bye(p, NULL);
-}
-
-/*
- * Jobs: SUBMIT and DIALOGUE queue one in storage, JOBS lists them,
- * RESULT shows what is stored and follows the rest, KILL stops one.
- * Storage says which errors are the client's (a protocol code first).
- */
-
-/* An error of storage as a status line: its own code, or storage. */
-static void
-job_error(struct proto *p, const char *text)
-{
-	char	 code[32];
-	size_t	 n;
-
-	n = strcspn(text, " ");
-	if (n < sizeof(code)) {
-		memcpy(code, text, n);
-		code[n] = '\0';
-		if (err_code(code) != NULL && strcmp(code, "storage") != 0) {
-			out_status(p, "ERR", "%s", text);
-			return;
-		}
-	}
-	out_status(p, "ERR", "storage %s", text);
-}
-
-/* A job id as a client writes it. */
-static int
-job_id(struct proto *p, const char *arg, uint64_t *id)
-{
-	const char	*errstr;
-
-	*id = (uint64_t)strtonum(arg, 1, LLONG_MAX, &errstr);
-	if (errstr != NULL) {
-		out_status(p, "ERR", "bad-argument not a job id: %.32s", arg);
-		return (-1);
-	}
-	return (0);
-}
-
-/* Queue a job in storage; answered with its id. */
-static void
-job_submit(struct proto *p, int kind, int turns, const char *a,
-    const char *b, const char *text)
-{
-	struct ibuf	*q;
-	size_t		 len = strlen(text);
-
-	if (is_blank(text, len)) {
-		out_status(p, "ERR", "bad-argument empty prompt");
-		return;
-	}
-	if (len > PROTO_PROMPT_MAX) {
-		out_status(p, "ERR", "too-long the prompt is longer than %d "
-		    "bytes", PROTO_PROMPT_MAX);
-		return;
-	}
-	p->req = proto_reqid(p);
-	q = req_open(p, p->req);
-	/* A dialogue is a conversation of its own, not this one. */
-	if (ibuf_add_u64(q, p->ops->random(p->arg)) == -1 ||
-	    ibuf_add_u64(q, kind == JOB_SUBMIT ? p->conv : 0) == -1 ||
-	    ibuf_add_u32(q, (uint32_t)kind) == -1 ||
-	    ibuf_add_u32(q, (uint32_t)turns) == -1 ||
-	    ibuf_add_str(q, a) == -1 || ibuf_add_str(q, b) == -1 ||
-	    ibuf_add_data(q, text, len) == -1)
-		fatal("%s", __func__);
-	if (storage_send(p, IMSG_WORKER_SUBMIT, q) == -1) {
-		out_status(p, "ERR", "storage not available");
-		return;
-	}
-	p->op = OP_SUBMIT;
-	proto_event(p, "%s bytes=%zu", kind == JOB_SUBMIT ? "submit" :
-	    "dialogue", len);
-}
-
-/* SUBMIT <prompt>: a job answered with the conversation as stored. */
-static void
-cmd_submit(struct proto *p, const char *arg)
-{
-	if (p->model[0] == '\0') {
-		out_status(p, "ERR", "no-model no model chosen,"
-		    " see LIST-MODELS and CHANGE-MODEL");
-		return;
-	}
-	job_submit(p, JOB_SUBMIT, 1, p->model, "", arg);
-}
-
-/* A model named by DIALOGUE: one of the list, if there is a list. */
-static int
-dialogue_model(struct proto *p, const char *w, size_t len, char *out)
-{
-	const struct pmodel	*m;
-	char			 name[MODEL_MAX_LEN];
-
-	if (len == 0 || len >= sizeof(name)) {
-		out_status(p, "ERR", "bad-argument no model named %.*s",
-		    (int)(len > 64 ? 64 : len), w);
-		return (-1);
-	}
-	memcpy(name, w, len);
-	name[len] = '\0';
-	if (p->models.n > 0) {
-		if ((m = mlist_find(&p->models, name)) == NULL) {
-			out_status(p, "ERR", "bad-argument no model named %s",
-			    name);
-			return (-1);
-		}
-		strlcpy(out, m->name, MODEL_MAX_LEN);
-	} else if (!model_name_ok(name)) {
-		out_status(p, "ERR", "bad-argument no model named %s", name);
-		return (-1);
-	} else
-		strlcpy(out, name, MODEL_MAX_LEN);
-	return (0);
-}
-
-/* The next word of s: its start and length; s moves past it. */
-static const char *
-next_word(const char **s, size_t *len)
-{
-	const char	*w;
-
-	while (is_space(**s))
-		(*s)++;
-	w = *s;
-	while (**s != '\0' && !is_space(**s))
-		(*s)++;
-	*len = *s - w;
-	return (w);
-}
-
-/* DIALOGUE <turns> <model A> <model B> <opening>. */
-static void
-cmd_dialogue(struct proto *p, const char *arg)
-{
-	const char	*w, *errstr;
-	char		 nb[16], a[MODEL_MAX_LEN], b[MODEL_MAX_LEN];
-	size_t		 len;
-	long long	 turns;
-
-	w = next_word(&arg, &len);
-	if (len == 0 || len >= sizeof(nb))
-		goto usage;
-	memcpy(nb, w, len);
-	nb[len] = '\0';
-	turns = strtonum(nb, 2, JOB_TURNS_MAX, &errstr);
-	if (errstr != NULL) {
-		out_status(p, "ERR", "bad-argument turns must be 2 to %d",
-		    JOB_TURNS_MAX);
-		return;
-	}
-	w = next_word(&arg, &len);
-	if (len == 0 || dialogue_model(p, w, len, a) == -1)
-		goto fail;
-	w = next_word(&arg, &len);
-	if (len == 0 || dialogue_model(p, w, len, b) == -1)
-		goto fail;
-	while (is_space(*arg))
-		arg++;
-	if (*arg == '\0')
-		goto usage;
-	job_submit(p, JOB_DIALOGUE, (int)turns, a, b, arg);
-	return;
- fail:
-	if (len > 0)
-		return;
- usage:
-	out_status(p, "ERR", "bad-argument DIALOGUE <turns> <model A> "
-	    "<model B> <opening>");
-}
-
-/* JOBS [N]: the identity's last jobs. */
-static void
-cmd_jobs(struct proto *p, const char *arg)
-{
-	struct ibuf	*b;
-	const char	*errstr;
-	long long	 n = PROTO_HISTORY_DEFAULT;
-
-	if (arg != NULL) {
-		n = strtonum(arg, 1, PROTO_HISTORY_MAX, &errstr);
-		if (errstr != NULL) {
-			out_status(p, "ERR", "bad-argument N must be 1 to %d",
-			    PROTO_HISTORY_MAX);
-			return;
-		}
-	}
-	p->req = proto_reqid(p);
-	p->hcount = 0;
-	b = req_open(p, p->req);
-	if (ibuf_add_u32(b, (uint32_t)n) == -1)
-		fatal("%s", __func__);
-	if (storage_send(p, IMSG_WORKER_JOBS, b) == -1) {
-		out_status(p, "ERR", "storage not available");
-		return;
-	}
-	p->op = OP_JOBS;
-}
-
-/* RESULT and KILL name a job. */
-static int
-job_request(struct proto *p, uint32_t type, uint64_t id)
-{
-	struct ibuf	*b;
-
-	b = req_open(p, p->req);
-	if (ibuf_add_u64(b, id) == -1)
-		fatal("%s", __func__);
-	return (storage_send(p, type, b));
-}
-
-/* RESULT <id>: a job's output, followed while it runs. */
-static void
-cmd_result(struct proto *p, const char *arg)
-{
-	uint64_t	 id;
-
-	if (job_id(p, arg, &id) == -1)
-		return;
-	p->req = proto_reqid(p);
-	if (job_request(p, IMSG_WORKER_RESULT, id) == -1) {
-		out_status(p, "ERR", "storage not available");
-		return;
-	}
-	p->op = OP_RESULT;
-	p->job = id;
-	p->following = 0;
-}
-
-/* KILL <id>: stop a queued or running job. */
-static void
-cmd_kill(struct proto *p, const char *arg)
-{
-	uint64_t	 id;
-
-	if (job_id(p, arg, &id) == -1)
-		return;
-	p->req = proto_reqid(p);
-	if (job_request(p, IMSG_WORKER_KILL, id) == -1) {
-		out_status(p, "ERR", "storage not available");
-		return;
-	}
-	p->op = OP_KILL;
-	p->job = id;
-}
-
-/* CANCEL while following: the job goes on, the client stops reading. */
-static void
-result_cancel(struct proto *p)
-{
-	p->ops->unfollow(p->arg, p->req);
-	out_status(p, "ERR", "cancelled job %llu still running",
-	    (unsigned long long)p->job);
-	op_done(p);
-}
-
-/* One line of JOBS. */
-void
-proto_storage_job_line(struct proto *p, uint32_t id, uint64_t job,
-    uint32_t state, const char *model, uint64_t created, uint64_t tout,
-    const char *head)
-{
-	char	 t[32], h[JOB_HEAD_MAX];
-
-	if (p->closed || p->op != OP_JOBS || id != p->req)
-		return;
-	iso8601(created, t, sizeof(t));
-	text_copy(h, sizeof(h), head);
-	out_line(p, "%llu %s %s %s %llu %s", (unsigned long long)job,
-	    job_state_name(state), model, t, (unsigned long long)tout, h);
-	p->hcount++;
-	proto_done(p);
-}
-
-/* RESULT found the job: what is stored follows, then maybe live. */
-void
-proto_storage_job_head(struct proto *p, uint32_t id, uint64_t job,
-    uint32_t state)
-{
-	if (p->closed || p->op != OP_RESULT || id != p->req || job != p->job)
-		return;
-	p->following = state == JOB_QUEUED || state == JOB_RUNNING;
-	proto_event(p, "result job=%llu state=%s", (unsigned long long)job,
-	    job_state_name(state));
-}
-
-/* Output of the job RESULT shows: text, or a dialogue turn's header. */
-void
-proto_storage_job_chunk(struct proto *p, uint32_t id, uint32_t kind,
-    const char *text, size_t len)
-{
-	if (p->closed || p->op != OP_RESULT || id != p->req)
-		return;
-	if (kind == CHUNK_TURN) {
-		if (!p->rw.bol)
-			out_body(p, "\n", 1);
-		out_line(p, "--- %.*s", (int)(len > MODEL_MAX_LEN ?
-		    MODEL_MAX_LEN : len), text);
-	} else
-		out_body(p, text, len);
-	proto_done(p);
-}
-
-/* The job ended: its own status line ends RESULT. */
-void
-proto_storage_job_end(struct proto *p, uint32_t id, uint32_t state,
-    const char *model, uint64_t tin, uint64_t tout, uint64_t ms,
-    const char *finish, const char *code, const char *text)
-{
-	const char	*c;
-	char		 why[PROTO_TEXT_MAX];
-
-	if (p->closed || p->op != OP_RESULT || id != p->req)
-		return;
-	text_copy(why, sizeof(why), text);
-	if (state == JOB_DONE && finish[0] != '\0' &&
-	    strcmp(finish, "STOP") != 0 &&
-	    strspn(finish, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") == strlen(finish))
-		out_status(p, "OK", "model=%s in=%llu out=%llu ms=%llu "
-		    "finish=%s", model, (unsigned long long)tin,
-		    (unsigned long long)tout, (unsigned long long)ms, finish);
-	else if (state == JOB_DONE)
-		out_status(p, "OK", "model=%s in=%llu out=%llu ms=%llu", model,
-		    (unsigned long long)tin, (unsigned long long)tout,
-		    (unsigned long long)ms);
-	else if (state == JOB_CANCELLED)
-		out_status(p, "ERR", "cancelled job %llu was cancelled",
-		    (unsigned long long)p->job);
-	else {
-		if ((c = err_code(code)) == NULL)
-			c = "upstream";
-		out_status(p, "ERR", "%s %s", c, why);
-	}
-	op_done(p);
-	proto_done(p);
 }
 
 #define ARG_NONE	0	/* none allowed */
@@ -1905,6 +752,7 @@ cmd_line(struct proto *p, const char *line)
  * Chat mode.
  */
 
+/* BACK: command mode, after a summary of what was said. */
 static void
 back_start(struct proto *p)
 {
@@ -1937,6 +785,7 @@ back_end(struct proto *p, const char *what, const char *why)
 	op_done(p);
 }
 
+/* A """ block begins: its lines are gathered into one prompt. */
 static void
 ml_start(struct proto *p)
 {
@@ -1948,6 +797,7 @@ ml_start(struct proto *p)
 	ibuf_reset(p->mlbuf);
 }
 
+/* The closing """: the block goes as one prompt, or its error. */
 static void
 ml_end(struct proto *p)
 {
@@ -1976,7 +826,7 @@ ml_end(struct proto *p)
 }
 
 /* What is wrong with a line's bytes, or NULL. */
-static const char *
+const char *
 line_bad(const char *s, size_t len)
 {
 	if (memchr(s, '\0', len) != NULL)
@@ -1986,6 +836,7 @@ line_bad(const char *s, size_t len)
 	return (NULL);
 }
 
+/* A line inside a """ block, bounded by the prompt limit. */
 static void
 ml_line(struct proto *p, struct pline *l)
 {
@@ -2024,6 +875,7 @@ ml_line(struct proto *p, struct pline *l)
 	p->mllines++;
 }
 
+/* A line in chat mode: BACK, EXIT, QUIT, """ or a prompt. */
 static void
 chat_mode_line(struct proto *p, const char *s, size_t len)
 {
@@ -2083,6 +935,7 @@ proto_line(struct proto *p, struct pline *l)
  * storage; the status line comes when storage has answered.
  */
 
+/* The next step of a prompt once its context is in. */
 static void
 prompt_continue(struct proto *p)
 {
@@ -2122,6 +975,7 @@ prompt_store_user(struct proto *p)
 	}
 }
 
+/* Send the context and the prompt to the provider. */
 static void
 prompt_send(struct proto *p)
 {
@@ -2167,6 +1021,7 @@ prompt_fail(struct proto *p, const char *code, const char *why)
 	prompt_check_end(p);
 }
 
+/* The status line of a prompt once storage has answered. */
 static void
 prompt_check_end(struct proto *p)
 {
@@ -2213,6 +1068,7 @@ prompt_check_end(struct proto *p)
 	op_done(p);
 }
 
+/* CANCEL: the prompt in flight stops. */
 static void
 prompt_cancel(struct proto *p)
 {
@@ -2223,6 +1079,7 @@ prompt_cancel(struct proto *p)
  * The queue of lines.
  */
 
+/* A whole line from the client: queued, or CANCEL at once. */
 static void
 queue_add(struct proto *p, const char *s, size_t len, int toolong)
 {
@@ -2289,6 +1146,7 @@ line_early(const struct proto *p, const struct pline *l)
 	    is_space(l->text[n + 3]));
 }
 
+/* Answer queued lines while nothing is awaited. */
 static void
 proto_run(struct proto *p)
 {
@@ -2324,7 +1182,7 @@ proto_run(struct proto *p)
 }
 
 /* The end of every entry point: run the queue, write what is due. */
-static void
+void
 proto_done(struct proto *p)
 {
 	proto_run(p);
@@ -2353,6 +1211,7 @@ roles_copy(struct proto *p, const struct role_list *l)
 	return (0);
 }
 
+/* A session for a client, nothing sent yet. */
 struct proto *
 proto_new(const struct proto_ops *ops, void *arg,
     const struct proto_session *s)
@@ -2388,6 +1247,7 @@ proto_new(const struct proto_ops *ops, void *arg,
 	return (p);
 }
 
+/* End a session, wiping what it held of the client. */
 void
 proto_free(struct proto *p)
 {
@@ -2439,6 +1299,7 @@ proto_start(struct proto *p)
 	proto_done(p);
 }
 
+/* Bytes from the client, split into lines. */
 void
 proto_input(struct proto *p, const char *data, size_t len)
 {
@@ -2545,6 +1406,7 @@ proto_busy(const struct proto *p)
 	return (p->op != OP_NONE || !TAILQ_EMPTY(&p->queue));
 }
 
+/* Whether the session is over (BYE sent or EOF taken). */
 int
 proto_closed(const struct proto *p)
 {
@@ -2558,6 +1420,7 @@ proto_queued(const struct proto *p)
 	return (p->queued);
 }
 
+/* Bytes read from and written to the client so far. */
 void
 proto_counters(const struct proto *p, uint64_t *in, uint64_t *out)
 {
@@ -2569,6 +1432,7 @@ proto_counters(const struct proto *p, uint64_t *in, uint64_t *out)
  * Answers of the provider.
  */
 
+/* A model of the list the provider sends. */
 void
 proto_provider_model(struct proto *p, uint32_t id, const char *name,
     uint64_t inlimit, uint64_t outlimit)
@@ -2600,6 +1464,7 @@ proto_provider_answered(struct proto *p, uint32_t id, const char *model)
 	strlcpy(p->pr.answered, model, sizeof(p->pr.answered));
 }
 
+/* The model list is complete: answer the command. */
 void
 proto_provider_models_end(struct proto *p, uint32_t id)
 {
@@ -2615,6 +1480,7 @@ proto_provider_models_end(struct proto *p, uint32_t id)
 	proto_done(p);
 }
 
+/* A piece of an answer or a summary as it streams. */
 void
 proto_provider_chunk(struct proto *p, uint32_t id, const char *data,
     size_t len)
@@ -2685,6 +1551,7 @@ summary_done(struct proto *p)
 		p->ctx.dirty = 0;
 }
 
+/* The answer (or summary) is complete: store it. */
 void
 proto_provider_done(struct proto *p, uint32_t id, uint64_t tin,
     uint64_t tout, const char *finish)
@@ -2731,6 +1598,7 @@ proto_provider_done(struct proto *p, uint32_t id, uint64_t tin,
 	proto_done(p);
 }
 
+/* The provider failed a request: its code and text. */
 void
 proto_provider_error(struct proto *p, uint32_t id, const char *code,
     const char *text)
@@ -2799,6 +1667,7 @@ proto_provider_lost(struct proto *p)
  * Answers of storage.
  */
 
+/* Storage committed a message or a summary. */
 void
 proto_storage_stored(struct proto *p, uint32_t id, uint64_t rowid)
 {
@@ -2850,6 +1719,7 @@ proto_storage_stored(struct proto *p, uint32_t id, uint64_t rowid)
 	proto_done(p);
 }
 
+/* A stored message or summary: context, history or export. */
 void
 proto_storage_item(struct proto *p, uint32_t id, uint64_t rowid,
     uint64_t when, uint32_t role, const char *text, size_t len)
@@ -2888,6 +1758,7 @@ proto_storage_item(struct proto *p, uint32_t id, uint64_t rowid,
 	proto_done(p);
 }
 
+/* The last of a listing from storage. */
 void
 proto_storage_end(struct proto *p, uint32_t id, uint64_t count)
 {
@@ -2943,6 +1814,7 @@ proto_storage_line(struct proto *p, uint32_t id, const char *line)
 	proto_done(p);
 }
 
+/* Storage failed a request. */
 void
 proto_storage_error(struct proto *p, uint32_t id, const char *text)
 {

@@ -81,6 +81,7 @@ ibuf_reserve(struct ibuf *b, size_t n)
 	return (0);
 }
 
+/* Append len bytes, growing the buffer up to its limit. */
 int
 ibuf_add(struct ibuf *b, const void *data, size_t len)
 {
@@ -92,18 +93,21 @@ ibuf_add(struct ibuf *b, const void *data, size_t len)
 	return (0);
 }
 
+/* Append one byte. */
 int
 ibuf_add_u8(struct ibuf *b, uint8_t v)
 {
 	return (ibuf_add(b, &v, sizeof(v)));
 }
 
+/* Append a 32-bit number in host order (peers share a host). */
 int
 ibuf_add_u32(struct ibuf *b, uint32_t v)
 {
 	return (ibuf_add(b, &v, sizeof(v)));
 }
 
+/* Append a 64-bit number in host order. */
 int
 ibuf_add_u64(struct ibuf *b, uint64_t v)
 {
@@ -140,6 +144,7 @@ ibuf_add_data(struct ibuf *b, const void *data, size_t len)
 	return (0);
 }
 
+/* Append formatted text, without its NUL. */
 int
 ibuf_printf(struct ibuf *b, const char *fmt, ...)
 {
@@ -161,18 +166,21 @@ ibuf_printf(struct ibuf *b, const char *fmt, ...)
 	return (0);
 }
 
+/* The bytes not yet consumed. */
 void *
 ibuf_data(const struct ibuf *b)
 {
 	return (b->buf + b->rpos);
 }
 
+/* How many bytes are not yet consumed. */
 size_t
 ibuf_left(const struct ibuf *b)
 {
 	return (b->wpos - b->rpos);
 }
 
+/* Drop n bytes from the front. */
 void
 ibuf_consume(struct ibuf *b, size_t n)
 {
@@ -183,12 +191,14 @@ ibuf_consume(struct ibuf *b, size_t n)
 		b->rpos = b->wpos = 0;
 }
 
+/* Empty the buffer, keeping its memory. */
 void
 ibuf_reset(struct ibuf *b)
 {
 	b->rpos = b->wpos = 0;
 }
 
+/* The descriptor that goes with the message (closed if replaced). */
 void
 ibuf_fd_set(struct ibuf *b, int fd)
 {
@@ -206,6 +216,7 @@ ir_init(struct ireader *ir, const struct imsg *imsg)
 	ir->bad = 0;
 }
 
+/* The next n bytes of the payload, or NULL (and bad) past its end. */
 static const uint8_t *
 ir_take(struct ireader *ir, size_t n)
 {
@@ -221,6 +232,7 @@ ir_take(struct ireader *ir, size_t n)
 	return (p);
 }
 
+/* The next byte of the payload; 0 and bad past its end. */
 uint8_t
 ir_u8(struct ireader *ir)
 {
@@ -231,6 +243,7 @@ ir_u8(struct ireader *ir)
 	return (*p);
 }
 
+/* The next 32-bit number of the payload; 0 and bad past its end. */
 uint32_t
 ir_u32(struct ireader *ir)
 {
@@ -243,6 +256,7 @@ ir_u32(struct ireader *ir)
 	return (v);
 }
 
+/* The next 64-bit number of the payload; 0 and bad past its end. */
 uint64_t
 ir_u64(struct ireader *ir)
 {
@@ -275,6 +289,7 @@ ir_str(struct ireader *ir)
 	return ((const char *)p);
 }
 
+/* Data with a 32-bit length before it; NULL (and bad) if it overruns. */
 const void *
 ir_data(struct ireader *ir, size_t *lenp)
 {

@@ -13,6 +13,7 @@
 
 static void	channel_event(int, int, void *);
 
+/* Poll for what the channel needs: read unless paused, write if queued. */
 static void
 channel_update(struct channel *ch)
 {
@@ -32,6 +33,7 @@ channel_update(struct channel *ch)
 	}
 }
 
+/* A channel over a connected socket, on the event loop. */
 void
 channel_init(struct channel *ch, int fd,
     void (*dispatch)(struct channel *, struct imsg *),
@@ -86,6 +88,7 @@ channel_drain(struct channel *ch)
 	return (0);
 }
 
+/* The socket is ready: write what is queued, read and dispatch. */
 static void
 channel_event(int fd, int events, void *arg)
 {
@@ -117,6 +120,7 @@ channel_event(int fd, int events, void *arg)
 	channel_update(ch);
 }
 
+/* Queue a message with a payload and maybe a descriptor. */
 int
 channel_compose(struct channel *ch, uint32_t type, uint32_t peerid, int fd,
     const void *data, size_t len)
@@ -133,6 +137,7 @@ channel_compose(struct channel *ch, uint32_t type, uint32_t peerid, int fd,
 	return (0);
 }
 
+/* A message to fill with ibuf_add_* and channel_send(). */
 struct ibuf *
 channel_create(struct channel *ch, uint32_t type, uint32_t peerid,
     size_t hint)

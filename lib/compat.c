@@ -20,6 +20,7 @@
 #include "util.h"
 
 #ifndef HAVE_STRLCPY
+/* Copy with truncation; the length of src (OpenBSD's strlcpy). */
 size_t
 strlcpy(char *dst, const char *src, size_t size)
 {
@@ -33,6 +34,7 @@ strlcpy(char *dst, const char *src, size_t size)
 	return (len);
 }
 
+/* Append with truncation; the length tried (OpenBSD's strlcat). */
 size_t
 strlcat(char *dst, const char *src, size_t size)
 {
@@ -82,6 +84,7 @@ strtonum(const char *s, long long min, long long max, const char **errstr)
 #endif
 
 #ifndef HAVE_FREEZERO
+/* Wipe, then free. */
 void
 freezero(void *p, size_t len)
 {
@@ -160,6 +163,7 @@ setproctitle_init(int argc, char **argv)
 			return;
 }
 
+/* The title ps(1) shows: "name: text". */
 void
 setproctitle(const char *fmt, ...)
 {
@@ -183,6 +187,7 @@ setproctitle(const char *fmt, ...)
 }
 #endif
 
+/* Make a descriptor non-blocking. */
 int
 fd_nonblock(int fd)
 {
@@ -194,6 +199,7 @@ fd_nonblock(int fd)
 	return (0);
 }
 
+/* Close a descriptor on exec. */
 int
 fd_cloexec(int fd)
 {

@@ -39,6 +39,7 @@ static volatile sig_atomic_t sig_pending[NSIG];
 static int		 sigpipe[2] = { -1, -1 };
 static int		 running;
 
+/* Milliseconds of the monotonic clock. */
 uint64_t
 ev_now_ms(void)
 {
@@ -48,6 +49,7 @@ ev_now_ms(void)
 	return ((uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
+/* A signal: noted, and the self-pipe wakes the loop. */
 static void
 ev_sig_handler(int sig)
 {
@@ -58,6 +60,7 @@ ev_sig_handler(int sig)
 	errno = save;
 }
 
+/* The self-pipe is readable: run the handlers of the signals noted. */
 static void
 ev_sig_drain(int fd, int events, void *arg)
 {
@@ -77,6 +80,7 @@ ev_sig_drain(int fd, int events, void *arg)
 	}
 }
 
+/* The event loop, with its self-pipe for signals. */
 void
 ev_init(void)
 {
@@ -145,6 +149,7 @@ ev_set(int fd, int events, void (*cb)(int, int, void *), void *arg)
 		maxfd = fd;
 }
 
+/* Stop watching a descriptor. */
 void
 ev_del(int fd)
 {
@@ -155,6 +160,7 @@ ev_del(int fd)
 		maxfd--;
 }
 
+/* A timer that calls fn(arg); not armed yet. */
 void
 ev_timer_set(struct ev_timer *t, void (*cb)(void *), void *arg)
 {
@@ -181,6 +187,7 @@ ev_timer_add(struct ev_timer *t, uint64_t ms)
 		TAILQ_INSERT_TAIL(&timers, t, entry);
 }
 
+/* Disarm a timer. */
 void
 ev_timer_del(struct ev_timer *t)
 {
@@ -190,6 +197,7 @@ ev_timer_del(struct ev_timer *t)
 	t->armed = 0;
 }
 
+/* Whether a timer is armed. */
 int
 ev_timer_pending(const struct ev_timer *t)
 {
@@ -229,6 +237,7 @@ ev_run_timers(void)
 	}
 }
 
+/* How long poll(2) may sleep: until the next timer, -1 for none. */
 static int
 ev_poll_timeout(void)
 {
@@ -304,6 +313,7 @@ ev_loop(void)
 	return (0);
 }
 
+/* Make ev_loop() return after the current round. */
 void
 ev_break(void)
 {

@@ -17,6 +17,7 @@
 #define IMSG_READSIZE	65536
 #define IMSG_IOVMAX	64
 
+/* A message buffer over a socket, nothing queued. */
 void
 imsgbuf_init(struct imsgbuf *ib, int fd)
 {
@@ -212,6 +213,7 @@ imsg_close(struct imsgbuf *ib, struct ibuf *b)
 	return (0);
 }
 
+/* Queue a message of one piece, with a descriptor or -1. */
 int
 imsg_compose(struct imsgbuf *ib, uint32_t type, uint32_t peerid, pid_t pid,
     int fd, const void *data, size_t len)

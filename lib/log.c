@@ -36,6 +36,7 @@ log_init(int debug, int facility)
 	tzset();
 }
 
+/* The process name that log lines begin with. */
 void
 log_procinit(const char *name)
 {
@@ -43,18 +44,21 @@ log_procinit(const char *name)
 		log_procname = name;
 }
 
+/* Whether debug lines are logged. */
 void
 log_setverbose(int v)
 {
 	log_verbose = v;
 }
 
+/* Whether debug lines are logged. */
 int
 log_getverbose(void)
 {
 	return (log_verbose);
 }
 
+/* Where a child's lines go: to the parent, instead of syslog. */
 void
 log_setsink(void (*sink)(int, const char *))
 {
@@ -79,6 +83,7 @@ log_emit(int pri, const char *line)
 		syslog(pri, "%s", line);
 }
 
+/* Format one line and deliver it. */
 static void
 vlog(int pri, const char *fmt, va_list ap, const char *err)
 {
@@ -94,6 +99,7 @@ vlog(int pri, const char *fmt, va_list ap, const char *err)
 	errno = save;
 }
 
+/* A warning with the text of errno. */
 void
 log_warn(const char *fmt, ...)
 {
@@ -105,6 +111,7 @@ log_warn(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A warning. */
 void
 log_warnx(const char *fmt, ...)
 {
@@ -115,6 +122,7 @@ log_warnx(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A line of information. */
 void
 log_info(const char *fmt, ...)
 {
@@ -125,6 +133,7 @@ log_info(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A debug line, when verbose. */
 void
 log_debug(const char *fmt, ...)
 {
@@ -137,6 +146,7 @@ log_debug(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Log with the text of errno, and exit. */
 void
 fatal(const char *fmt, ...)
 {
@@ -149,6 +159,7 @@ fatal(const char *fmt, ...)
 	exit(1);
 }
 
+/* Log, and exit. */
 void
 fatalx(const char *fmt, ...)
 {

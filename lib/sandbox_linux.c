@@ -639,6 +639,7 @@ sandbox_sigusr2(int sig)
 	}
 }
 
+/* The tests' hook: SIGUSR2 makes a sandboxed process try a forbidden call. */
 static int
 test_hook(enum sandbox_role role)
 {
@@ -656,6 +657,7 @@ test_hook(enum sandbox_role role)
 }
 #endif
 
+/* Confine this process to what its role needs, for good. */
 int
 sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 {

@@ -5,6 +5,7 @@
 
 #include "util.h"
 
+/* No sandbox on this system: say so and fail. */
 int
 sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 {

@@ -35,6 +35,7 @@ struct sha256 {
 	uint64_t	 total;
 };
 
+/* Mix one 64-byte block into the state. */
 static void
 sha256_block(struct sha256 *c, const uint8_t *p)
 {
@@ -62,6 +63,7 @@ sha256_block(struct sha256 *c, const uint8_t *p)
 	c->h[4] += e; c->h[5] += f; c->h[6] += g; c->h[7] += h;
 }
 
+/* Hash more bytes. */
 static void
 sha256_update(struct sha256 *c, const uint8_t *p, size_t len)
 {
