@@ -80,7 +80,7 @@ identity_of(int n, char *out)
 
 /* Ask for a new unnamed conversation of the session's identity. */
 static void
-conv_new(struct session *s)
+session_conv(struct session *s)
 {
 	struct ibuf	*b;
 
@@ -221,7 +221,7 @@ bench_storage(const char *bridged, enum sync_mode sync, int n, int secs,
 	}
 	/* Each session makes its conversation, then stores in it. */
 	for (i = 0; i < n; i++)
-		conv_new(&ss[i]);
+		session_conv(&ss[i]);
 	/* The first second warms up; then count for secs seconds. */
 	t0 = now_s() + 1;
 	for (;;) {

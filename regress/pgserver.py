@@ -359,3 +359,31 @@ def query(sql, args=(), db=None):
                 % sql)
     return json.loads(rows[0][0], object_pairs_hook=lambda kv: tuple(
         v for _, v in kv))
+
+
+def main(argv):
+    """pgserver.py exec COMMAND...: COMMAND with a PostgreSQL of its own
+    (fsync on, as a real one), its address in the environment as run.py
+    gives it; the server is stopped by pid when COMMAND ends."""
+    import sys
+    if len(argv) < 2 or argv[0] != "exec":
+        sys.stderr.write("usage: pgserver.py exec command [arg ...]\n")
+        return 2
+    try:
+        pg = PgServer(fsync=True)
+    except Unavailable as e:
+        print("PostgreSQL is not available: %s" % e)
+        return 3
+    try:
+        env = dict(os.environ)
+        env.update(pg.env())
+        return subprocess.run(argv[1:], env=env).returncode
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        pg.stop()
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main(sys.argv[1:]))

@@ -541,7 +541,11 @@ def test_survives_restart():
     d.start()
     c = client(a)
     for t, i in zip(texts, ids):
-        body, status = c.ask("RESULT %d" % i)
+        # On PostgreSQL the new instance cannot tell the old one's
+        # lease from a live instance's: it runs the job again when
+        # the lease ends, and a RESULT that follows it then is told so.
+        body, status = result_final(c, i) if d.pgdb else \
+            c.ask("RESULT %d" % i)
         answer_ok(body, status, t)
         stored_pair(a, t)
     att = dict(db_rows("SELECT id, attempts FROM jobs WHERE id IN "

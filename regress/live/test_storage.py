@@ -213,7 +213,7 @@ def chat_while(tag, action, directive="[[fake:interval:25]]"):
     ts = [Chatter(tag, i, directive) for i in range(CLIENTS)]
     for t in ts:
         t.start()
-    action()
+    action(ts)
     for t in ts:
         t.join(120)
         assert not t.is_alive(), "a client hung"
@@ -223,7 +223,7 @@ def chat_while(tag, action, directive="[[fake:interval:25]]"):
 def test_kill9_storage_while_50_chat():
     killed = []
 
-    def killer():
+    def killer(ts):
         time.sleep(0.3)
         for _ in range(2):
             pid = storage_pid()
@@ -246,8 +246,12 @@ def test_kill9_storage_while_50_chat():
 
 
 def test_kill9_process_group_while_50_chat():
-    def killer():
-        time.sleep(0.6)
+    def killer(ts):
+        # Once the first answers are in (a loaded machine, a slower
+        # backend), while the rest are on their way.
+        wait_for(lambda: any(t.ok for t in ts), timeout=20,
+                 what="a first OK")
+        time.sleep(0.2)
         os.killpg(d.pid, signal.SIGKILL)
 
     ts = chat_while("k9g", killer)
