@@ -1218,7 +1218,12 @@ worker_storage_msg(struct imsg *imsg)
 			break;
 		if ((r = sreq_find(id)) == NULL)
 			return;
-		r->got = 1;
+		/* NEW and IMPORT are answered by the one CONV alone. */
+		if (r->type == IMSG_WORKER_CONV_NEW ||
+		    r->type == IMSG_WORKER_IMPORT)
+			sreq_done(r);
+		else
+			r->got = 1;
 		if (w.proto != NULL)
 			proto_storage_conv(w.proto, id, &conv);
 		return;
