@@ -18,6 +18,7 @@
 static void	usage(void) __attribute__((__noreturn__));
 static int	move_database(struct bridged_conf *, const char *);
 
+/* The synopsis of bridged. */
 static void
 usage(void)
 {
@@ -68,6 +69,7 @@ move_database(struct bridged_conf *conf, const char *from)
 	return (rv);
 }
 
+/* bridged: parse the configuration, then run as the parent or a role. */
 int
 main(int argc, char *argv[])
 {
