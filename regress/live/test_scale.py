@@ -38,8 +38,9 @@ def setup():
     extra = "identity token\n"
     a = Daemon(up, prefork=3, backend="postgresql", pg_database=dbname,
                extra=extra)
+    # B names the database with a conninfo string, A with a URI.
     b = Daemon(up, prefork=3, backend="postgresql", pg_database=dbname,
-               extra=extra, certs=a)
+               extra=extra, certs=a, conninfo=True)
     lb = Balancer([a, b])
 
 
@@ -342,3 +343,4 @@ def test_ok_means_committed():
         assert rows[0][1] == p and rows[1][1].startswith(echo_of(p)), rows
     for c in conns.values():
         c.close()
+
