@@ -348,6 +348,28 @@ def test_ok_means_committed():
         c.close()
 
 
+def test_operator_tables_shared_sessions_per_instance():
+    tok, tid = add_token(a, "-l", "operator-" + RUN[:4])
+    c = via(a, tok)
+    _, status = c.ask("SUBMIT seen from B %s" % RUN)
+    jid = int(status.split()[-1])
+    wait_for(lambda: job_state(c, jid) == "done", timeout=20,
+             what="the job done")
+    ident = sha(tok)[:12]
+    jobs = b.ctl("show", "jobs").stdout.splitlines()
+    assert [l for l in jobs if l.startswith("%d done %s " % (jid, ident))], \
+        jobs
+    assert [l for l in b.ctl("token", "list").stdout.splitlines()
+            if l.startswith("%d operator-" % tid)]
+    assert ident in b.ctl("show", "usage").stdout
+    assert "job %d: done" % jid in b.ctl("show", "events", "-n",
+                                          "1000").stdout
+    # The session is A's: B's table of live sessions does not have it.
+    assert ident in a.ctl("show", "sessions").stdout
+    assert ident not in b.ctl("show", "sessions").stdout
+    c.close()
+
+
 TABLES = ("conversations", "messages", "summaries", "jobs", "job_chunks",
           "tokens", "usage", "identities", "events")
 
