@@ -196,7 +196,7 @@ enum imsg_type {
 	IMSG_CFG_TLS,		/* data cert, data key, data ticket key
 				   (TLS_TICKET_KEY_LEN bytes) */
 	IMSG_CFG_DONE,		/* empty: configuration complete */
-	IMSG_CTL_VERBOSE,	/* u32 level */
+	IMSG_PARENT_VERBOSE,	/* u32 level: log verbosely (1) or not */
 
 	/* parent -> storage, provider: a worker's channel (fd) */
 	IMSG_PARENT_CHANNEL,	/* u32 worker id, str identity ("" idle) */
@@ -215,8 +215,7 @@ enum imsg_type {
 	IMSG_PARENT_AUTH,	/* u32 verdict (AUTH_*), str identity ("" if
 				   not), str models the token may use
 				   (comma-separated, "" all) */
-	/* parent -> control: the listening control socket (fd);
-	   parent -> storage: control's channel (fd) */
+	/* parent -> storage: control's channel (fd) */
 	IMSG_PARENT_CONTROL,	/* empty */
 	/* parent -> storage, provider: their channel for jobs (fd) */
 	IMSG_PARENT_JOBS,	/* empty */
@@ -357,16 +356,18 @@ enum imsg_type {
 				   u64 answer tokens, u64 ms, str finish */
 	IMSG_PROVIDER_JOB_FAIL,	/* u64 job id, str code, str text */
 
-	/* control <-> parent (peerid: the control client) */
-	IMSG_CTL_STATUS,	/* empty; answered with IMSG_CTL_DATA... */
-	IMSG_CTL_SESSIONS,
+	/* control -> parent (peerid: the control client); answered with
+	   PARENT_DATA..., then PARENT_END or PARENT_FAIL */
+	IMSG_CTL_STATUS,	/* empty */
+	IMSG_CTL_SESSIONS,	/* empty */
 	IMSG_CTL_KILL,		/* u32 session id */
-	IMSG_CTL_RELOAD,
+	IMSG_CTL_RELOAD,	/* empty */
 	IMSG_CTL_LOG,		/* u32 verbose */
-	IMSG_CTL_MONITOR,	/* parent -> control: str event line */
-	IMSG_CTL_DATA,		/* str line */
-	IMSG_CTL_END,		/* str text ("" for none) */
-	IMSG_CTL_FAIL,		/* str text */
+	/* parent -> control */
+	IMSG_PARENT_MONITOR,	/* str event line, for every monitor */
+	IMSG_PARENT_DATA,	/* str line */
+	IMSG_PARENT_END,	/* str text ("" for none) */
+	IMSG_PARENT_FAIL,	/* str text */
 
 	/* control -> storage; answered with ITEM.../END or ERROR */
 	IMSG_CTL_EXPORT,	/* u32 request id, str identity or prefix;
@@ -423,6 +424,16 @@ enum imsg_type {
 				   u32 count */
 	/* control -> parent: how many monitors are attached now */
 	IMSG_CTL_MONITORS,	/* u32 count; MONITOR lines only while > 0 */
+
+	/* parent -> control: the listening control socket (fd) */
+	IMSG_PARENT_CONTROL_SOCKET, /* empty */
+	/* control -> provider: the model list (PROVIDER_MODEL...,
+	   PROVIDER_MODELS_END, or PROVIDER_ERROR) */
+	IMSG_CTL_MODELS,	/* u32 request id */
+	/* storage, provider -> parent: this worker sent a malformed
+	   message; its channel is closed, the parent ends it */
+	IMSG_STORAGE_REJECT,	/* u32 worker id */
+	IMSG_PROVIDER_REJECT,	/* u32 worker id */
 
 	IMSG_MAX
 };
@@ -496,6 +507,8 @@ int		 child_imsg(struct bridged_conf **, struct tls_material *,
 		    struct imsg *);
 void		 child_dispatch(void (*)(struct channel *, struct imsg *));
 void		 child_ready(void);
+void		 child_bad(enum proc_id, const struct imsg *, const char *)
+		    __attribute__((__noreturn__));
 void		 tls_material_wipe(struct tls_material *);
 
 /* parent.c: a process the parent started, and its client if a worker */
@@ -1385,9 +1398,10 @@ void		 config_print(const struct bridged_conf *);
 int		 is_loopback(const struct sockaddr_storage *);
 
 /*
- * The session's insides, shared by its files only: proto.c (lines,
- * modes, prompts and the answers of storage and provider),
- * proto_models.c, proto_conv.c and proto_jobs.c (command families).
+ * The session's insides, shared by its files only: proto_base.c (replies,
+ * requests, model lists), the command families on it (proto_models.c,
+ * proto_conv.c, proto_jobs.c) and proto.c over them all (lines, modes,
+ * prompts, the command table and the peers' answers).
  */
 #define PROTO_PROMPT_MAX	(8 * 1024 * 1024)	/* bytes of a prompt */
 #define PROTO_SUMMARY_MAX	(1024 * 1024)	/* bytes of a summary */
@@ -1570,7 +1584,7 @@ struct proto {
 	struct prompt		 pr;
 };
 
-/* proto.c */
+/* proto_base.c */
 int		 context_load(struct proto *, const char *);
 uint32_t	 conv_set(struct proto *, int, const char *, const char *,
 		    const char *);
@@ -1579,13 +1593,17 @@ int		 is_blank(const char *, size_t);
 int		 is_space(char);
 void		 iso8601(uint64_t, char *, size_t);
 const char	*line_bad(const char *, size_t);
+int		 mlist_add(struct mlist *, const char *, uint64_t);
+const struct pmodel *mlist_find(const struct mlist *, const char *);
+void		 mlist_free(struct mlist *);
+int		 model_name_ok(const char *);
 void		 op_done(struct proto *);
 void		 out_body(struct proto *, const char *, size_t);
+void		 out_flush(struct proto *);
 void		 out_line(struct proto *, const char *, ...)
 		    __attribute__((__format__ (printf, 2, 3)));
 void		 out_status(struct proto *, const char *, const char *, ...)
 		    __attribute__((__format__ (printf, 3, 4)));
-void		 proto_done(struct proto *);
 void		 proto_event(struct proto *, const char *, ...)
 		    __attribute__((__format__ (printf, 2, 3)));
 uint32_t	 proto_reqid(struct proto *);
@@ -1597,12 +1615,8 @@ void		 text_copy(char *, size_t, const char *);
 /* proto_models.c */
 void		 cmd_change(struct proto *, const char *);
 void		 cmd_list(struct proto *, const char *);
-int		 mlist_add(struct mlist *, const char *, uint64_t);
-const struct pmodel *mlist_find(const struct mlist *, const char *);
-void		 mlist_free(struct mlist *);
 void		 model_choose(struct proto *, const struct mlist *,
 		    const char *);
-int		 model_name_ok(const char *);
 void		 models_end(struct proto *);
 void		 models_received(struct proto *, struct mlist *);
 
@@ -1631,6 +1645,13 @@ void		 cmd_jobs(struct proto *, const char *);
 void		 cmd_kill(struct proto *, const char *);
 void		 cmd_result(struct proto *, const char *);
 void		 cmd_submit(struct proto *, const char *);
+void		 job_answer_chunk(struct proto *, uint32_t, uint32_t,
+		    const char *, size_t);
+void		 job_answer_end(struct proto *, uint32_t, uint32_t,
+		    const char *, uint64_t, uint64_t, uint64_t, const char *, const char *, const char *);
+void		 job_answer_head(struct proto *, uint32_t, uint64_t, uint32_t);
+void		 job_answer_line(struct proto *, uint32_t, uint64_t, uint32_t,
+		    const char *, uint64_t, uint64_t, const char *);
 void		 job_error(struct proto *, const char *);
 void		 result_cancel(struct proto *);
 

@@ -325,8 +325,17 @@ def roles_line(res, what):
     r = res.get("roles")
     if not r:
         return
+    r = dict(r)
+    if r.get("retired"):
+        # A template retired during the run: its own CPU and its
+        # workers' reached the parent together; say them together.
+        r["template+workers"] = sum(r.pop(k, 0) for k in
+                                    ("template", "workers", "retired"))
     print("    %s, by process (ms): %s" % (what, "  ".join(
-        "%s %.2f" % (k, r[k]) for k in ROLES + ("?",) if r.get(k))))
+        "%s %.2f" % (k, r[k]) for k in ("parent", "template", "workers",
+                                         "template+workers", "storage",
+                                         "provider", "control", "?")
+        if r.get(k))))
 
 
 def f(v, unit=""):

@@ -389,6 +389,25 @@ def test_import_round_trip():
     b.close()
 
 
+def test_new_and_import_requests_end_with_their_answer():
+    """The worker forgets a NEW or IMPORT once storage answered it: it
+    keeps no request behind (which would make it search an ever longer
+    list, and 10 s later warn that storage did not answer)."""
+    import time
+    a = client("gamma-token")
+    for i in range(3):
+        ok(a, "NEW")
+    ok(a, "ASK .keep")
+    body, _ = ok(a, "EXPORT")
+    _, status = send_import(a, "\n".join(body).encode())
+    assert status.startswith(". OK conversation"), status
+    time.sleep(11.5)        # STORAGE_WAIT and its one-second check
+    ok(a, "ASK still here")
+    a.close()
+    late = [l for l in d.logtext().splitlines() if "did not answer" in l]
+    assert not late, late
+
+
 def test_import_refused_whole():
     c = client("gamma-token")
     ident = sha(b"gamma-token")
