@@ -113,8 +113,8 @@ static const char sql_conv_del_msg[] =
 static const char *const sql_conv_del_rest[] = {
 	"DELETE FROM summaries WHERE conversation_id = $1",
 	"DELETE FROM conversations WHERE id = $1",
-	"DELETE FROM job_chunks WHERE job_id IN (SELECT id FROM jobs"
-	" WHERE conversation_id = $1 AND state >= 2)",
+	("DELETE FROM job_chunks WHERE job_id IN (SELECT id FROM jobs"
+	" WHERE conversation_id = $1 AND state >= 2)"),
 	"DELETE FROM jobs WHERE conversation_id = $1 AND state >= 2",
 };
 /*

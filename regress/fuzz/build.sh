@@ -104,7 +104,7 @@ bsrc() {
 	awk '/^OBJS/ { f = 1 } f { print; if ($0 !~ /\\$/) exit }' \
 	    $R/bridged/Makefile | tr -d '\\' |
 	    sed 's/OBJS *=//' | tr ' \t' '\n\n' | grep '\.o$' |
-	    grep -v -e '^bridged\.o$' -e "$1" |
+	    grep -v -e '^main\.o$' -e "$1" |
 	    sed 's|^|bridged/|; s|\.o$|.c|'
 }
 

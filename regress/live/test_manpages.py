@@ -176,9 +176,9 @@ def test_ctl_commands():
 
 def test_synopsis_matches_usage():
     """bridged(8)'s SYNOPSIS names the flags of bridged's usage()."""
-    with open(os.path.join(TOP, "bridged", "bridged.c")) as f:
+    with open(os.path.join(TOP, "bridged", "main.c")) as f:
         m = re.search(r'usage: %s ([^\\"]*)', f.read())
-    assert m, "no usage line in bridged.c"
+    assert m, "no usage line in bridged/main.c"
     flags = set(re.findall(r"-([A-Za-z]+)", m.group(1)))
     letters = set("".join(flags))
     syn, on = [], False

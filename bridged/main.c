@@ -1,6 +1,7 @@
 /*
- * bridged.c: main. The same program is the parent and, executed again
- * with -P, each of the control, storage and provider processes.
+ * main.c: bridged's main(). The same program is the parent and,
+ * executed again with -P, each of the control, storage and provider
+ * processes.
  */
 
 #include <sys/types.h>
