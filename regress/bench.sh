@@ -37,5 +37,16 @@ if [ $want_storage = 1 ]; then
 	else
 		echo "  bench_storage is not built (make bench builds it)"
 	fi
+	echo
+	echo "storage: commit rate of the storage process on PostgreSQL" \
+	    "against a plain libpq loop"
+	if [ -x ./bench_storage ]; then
+		# A server of its own, fsync on, stopped by pid at the end.
+		out=$($PYTHON pgserver.py exec ./bench_storage -P 2>&1)
+		rc=$?
+		[ $rc = 0 ] || [ $rc = 3 ] || status=1
+		printf '%s\n' "$out" | grep -v ': schema version ' |
+		    sed 's/^/  /'
+	fi
 fi
 exit $status

@@ -4,10 +4,14 @@
  * serves N concurrent sessions, each with one STORE in flight at a
  * time as a worker has while it waits to say `. OK`; beside it, a
  * plain loop of SQLite inserts, one transaction each, on a database
- * opened with the same code and pragmas (db.c). Figures only: it never
- * passes or fails on time.
+ * opened with the same code and pragmas (db.c). With -P, the same
+ * storage on PostgreSQL (the database of $BRIDGED_TEST_PG, password in
+ * $BRIDGED_TEST_PG_PASSFILE: pgserver.py exec gives both) beside a
+ * plain libpq loop of the same INSERT into the same table, one
+ * synchronous commit each. Figures only: it never passes or fails on
+ * time.
  *
- * usage: bench_storage [-b bridged] [-n sessions] [-t seconds]
+ * usage: bench_storage [-P] [-b bridged] [-n sessions] [-t seconds]
  *        [-s normal|full|both] [-z bytes]
  */
 
@@ -26,7 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <libpq-fe.h>
 
 #include "bridged.h"
 
@@ -43,13 +50,14 @@ struct session {
 static char	 dir[PATH_MAX];
 static char	*text;
 static size_t	 textlen = 200;
+static char	 password[256];		/* PostgreSQL's, with -P */
 
 /* The options, on a mistake. */
 static void __attribute__((__noreturn__))
 usage(void)
 {
-	fprintf(stderr, "usage: bench_storage [-b bridged] [-n sessions]"
-	    " [-t seconds] [-s normal|full|both] [-z bytes]\n");
+	fprintf(stderr, "usage: bench_storage [-P] [-b bridged]"
+	    " [-n sessions] [-t seconds] [-s normal|full|both] [-z bytes]\n");
 	exit(1);
 }
 
@@ -131,6 +139,7 @@ start_storage(const char *bridged, const char *path, enum sync_mode sync,
 {
 	struct global_conf	 g;
 	struct imsg		 m;
+	struct ibuf		*b;
 	char			 log[PATH_MAX];
 	pid_t			 pid;
 	int			 sp[2], fd, ready = 0;
@@ -161,8 +170,15 @@ start_storage(const char *bridged, const char *path, enum sync_mode sync,
 	g.memory_limit = BRIDGED_MEMLIMIT;
 	g.sync = sync;
 	if (imsg_compose(parent, IMSG_CFG_GLOBAL, 0, 0, -1, &g,
-	    sizeof(g)) == -1 || imsg_compose(parent, IMSG_CFG_DONE, 0, 0, -1,
-	    NULL, 0) == -1 || imsg_flush(parent) == -1)
+	    sizeof(g)) == -1)
+		err(1, "config");
+	/* As the parent does: the password over the channel, never argv. */
+	if (*password != '\0' && ((b = imsg_create(parent,
+	    IMSG_CFG_DB_PASSWORD, 0, 0, strlen(password) + 8)) == NULL ||
+	    ibuf_add_str(b, password) == -1 || imsg_close(parent, b) == -1))
+		err(1, "config");
+	if (imsg_compose(parent, IMSG_CFG_DONE, 0, 0, -1, NULL, 0) == -1 ||
+	    imsg_flush(parent) == -1)
 		err(1, "config");
 	while (!ready) {
 		ssize_t	 n;
@@ -182,10 +198,13 @@ start_storage(const char *bridged, const char *path, enum sync_mode sync,
 	return (pid);
 }
 
-/* Messages per second committed by storage for n sessions. */
+/*
+ * Messages per second committed by storage for n sessions, on the
+ * SQLite file of this sync mode, or on database (PostgreSQL) if set.
+ */
 static double
-bench_storage(const char *bridged, enum sync_mode sync, int n, int secs,
-    uint64_t *total)
+bench_storage(const char *bridged, const char *database,
+    enum sync_mode sync, int n, int secs, uint64_t *total)
 {
 	struct session	*ss;
 	struct pollfd	*pfd;
@@ -198,8 +217,11 @@ bench_storage(const char *bridged, enum sync_mode sync, int n, int secs,
 	pid_t		 pid;
 	int		 i, sp[2], r, status, warm = 1;
 
-	dpath(path, sizeof(path), sync == SYNC_FULL ? "storage-full.db" :
-	    "storage-normal.db");
+	if (database != NULL)
+		(void)strlcpy(path, database, sizeof(path));
+	else
+		dpath(path, sizeof(path), sync == SYNC_FULL ?
+		    "storage-full.db" : "storage-normal.db");
 	pid = start_storage(bridged, path, sync, &parent);
 	if ((ss = calloc(n, sizeof(*ss))) == NULL ||
 	    (pfd = calloc(n, sizeof(*pfd))) == NULL)
@@ -311,6 +333,130 @@ bench_loop(enum sync_mode sync, int n, int secs, uint64_t *total)
 	return ((double)done / (t1 - t0));
 }
 
+/* One statement on c, or exit saying why. */
+static void
+pg_must(PGconn *c, const char *sql)
+{
+	PGresult	*r;
+
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK &&
+	    PQresultStatus(r) != PGRES_TUPLES_OK)
+		errx(1, "%s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+}
+
+/*
+ * Messages per second of a plain libpq loop on database: the INSERT
+ * storage makes, into the same table (made by storage before), one
+ * statement and so one synchronous commit each, over n identities in
+ * turn, each with a conversation of its own.
+ */
+static double
+bench_pg_loop(const char *database, int n, int secs, uint64_t *total)
+{
+	static const char	*keys[] = { "dbname", "password", NULL };
+	const char		*vals[3], *args[8];
+	char			 id[IDENTITY_LEN + 1], (*convs)[24], key[24];
+	char			 now[24];
+	PGconn			*c;
+	PGresult		*r;
+	double			 t0, t1;
+	uint64_t		 done = 0, k = (uint64_t)1 << 40;
+	int			 i;
+
+	vals[0] = database;
+	vals[1] = password;
+	vals[2] = NULL;
+	c = PQconnectdbParams(keys, vals, 1);
+	if (PQstatus(c) != CONNECTION_OK)
+		errx(1, "connect: %s", PQerrorMessage(c));
+	pg_must(c, "SET synchronous_commit = on");
+	if ((convs = calloc(n, sizeof(*convs))) == NULL)
+		err(1, NULL);
+	for (i = 0; i < n; i++) {
+		identity_of(i, id);
+		args[0] = id;
+		r = PQexecParams(c, "INSERT INTO conversations (client_id,"
+		    " model, created_at, last_used) VALUES ($1, 'bench', 0, 0)"
+		    " RETURNING id", 1, NULL, args, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK)
+			errx(1, "conversation: %s", PQerrorMessage(c));
+		(void)strlcpy(convs[i], PQgetvalue(r, 0, 0),
+		    sizeof(convs[i]));
+		PQclear(r);
+	}
+	t0 = now_s();
+	do {
+		i = done % n;
+		identity_of(i, id);
+		snprintf(key, sizeof(key), "%llu", (unsigned long long)k++);
+		snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+		args[0] = id;
+		args[1] = "user";
+		args[2] = text;
+		args[3] = now;
+		args[4] = "bench";
+		args[5] = NULL;
+		args[6] = key;
+		args[7] = convs[i];
+		r = PQexecParams(c, "INSERT INTO messages (client_id, role,"
+		    " content, timestamp, model, tokens, msgkey,"
+		    " conversation_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+		    8, NULL, args, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			errx(1, "insert: %s", PQerrorMessage(c));
+		PQclear(r);
+		done++;
+	} while ((t1 = now_s()) - t0 < secs);
+	free(convs);
+	PQfinish(c);
+	*total = done;
+	return ((double)done / (t1 - t0));
+}
+
+/* The password of $BRIDGED_TEST_PG_PASSFILE, its first line. */
+static void
+read_password(void)
+{
+	const char	*pf;
+	FILE		*f;
+
+	if ((pf = getenv("BRIDGED_TEST_PG_PASSFILE")) == NULL)
+		errx(1, "-P: BRIDGED_TEST_PG_PASSFILE is not set (run it with"
+		    " pgserver.py exec)");
+	if ((f = fopen(pf, "r")) == NULL)
+		err(1, "%s", pf);
+	if (fgets(password, sizeof(password), f) == NULL)
+		errx(1, "%s: empty", pf);
+	fclose(f);
+	password[strcspn(password, "\r\n")] = '\0';
+}
+
+/* PostgreSQL: storage, then the plain libpq loop, then the ratio. */
+static void
+bench_pg(const char *bridged, int n, int secs)
+{
+	const char	*database;
+	double		 rs, rl;
+	uint64_t	 ns, nl;
+
+	if ((database = getenv("BRIDGED_TEST_PG")) == NULL)
+		errx(1, "-P: BRIDGED_TEST_PG is not set (run it with"
+		    " pgserver.py exec)");
+	read_password();
+	rs = bench_storage(bridged, database, SYNC_NORMAL, n, secs, &ns);
+	rl = bench_pg_loop(database, n, secs, &nl);
+	printf("storage postgresql sessions=%d bytes=%zu: %.0f msgs/s"
+	    " (%llu in %d s)\n", n, textlen, rs, (unsigned long long)ns,
+	    secs);
+	printf("libpq loop, one synchronous commit per insert: %.0f msgs/s"
+	    " (%llu in %d s)\n", rl, (unsigned long long)nl, secs);
+	printf("ratio storage/loop postgresql: %.2f (target at least 0.5)\n",
+	    rl > 0 ? rs / rl : 0);
+	fflush(stdout);
+}
+
 /* Each sync level: storage, then the plain loop, then the ratio. */
 int
 main(int argc, char *argv[])
@@ -319,12 +465,15 @@ main(int argc, char *argv[])
 	const char	*errstr, *tmp, *modes = "both";
 	double		 rs, rl;
 	uint64_t	 ns, nl;
-	int		 ch, n = 100, secs = 3, m;
+	int		 ch, n = 100, secs = 3, m, pg = 0;
 
 	if (realpath("../bridged/bridged", bridged) == NULL)
 		(void)strlcpy(bridged, "../bridged/bridged", sizeof(bridged));
-	while ((ch = getopt(argc, argv, "b:n:s:t:z:")) != -1) {
+	while ((ch = getopt(argc, argv, "Pb:n:s:t:z:")) != -1) {
 		switch (ch) {
+		case 'P':
+			pg = 1;
+			break;
 		case 'b':
 			(void)strlcpy(bridged, optarg, sizeof(bridged));
 			break;
@@ -365,11 +514,15 @@ main(int argc, char *argv[])
 	    tmp) >= sizeof(dir) || mkdtemp(dir) == NULL)
 		err(1, "mkdtemp");
 
-	for (m = SYNC_NORMAL; m <= SYNC_FULL; m++) {
+	if (pg) {
+		bench_pg(bridged, n, secs);
+		modes = "";
+	}
+	for (m = SYNC_NORMAL; m <= SYNC_FULL && *modes != '\0'; m++) {
 		if ((m == SYNC_NORMAL && strcmp(modes, "full") == 0) ||
 		    (m == SYNC_FULL && strcmp(modes, "normal") == 0))
 			continue;
-		rs = bench_storage(bridged, m, n, secs, &ns);
+		rs = bench_storage(bridged, NULL, m, n, secs, &ns);
 		rl = bench_loop(m, n, secs, &nl);
 		printf("storage sync=%s sessions=%d bytes=%zu: %.0f msgs/s"
 		    " (%llu in %d s)\n", m == SYNC_FULL ? "full" : "normal", n,
