@@ -223,6 +223,21 @@ __lsan_is_turned_off(void)
 	return (san_sandboxed || prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 0);
 }
 #define SANITIZER_SANDBOXED()	(san_sandboxed = 1)
+
+/*
+ * AddressSanitizer's handler of SIGSEGV and SIGBUS opens /proc/self/maps
+ * to write its report, which no sandbox allows: the process would die
+ * of SIGSYS with nothing said. A crash stays a crash, ended by its own
+ * signal as in the normal build (ASAN_OPTIONS can still say otherwise).
+ */
+const char	*__asan_default_options(void);
+
+/* AddressSanitizer's hook: options before those of ASAN_OPTIONS. */
+const char *
+__asan_default_options(void)
+{
+	return ("handle_segv=0:handle_sigbus=0");
+}
 #else
 #define SANITIZER_SANDBOXED()	do { } while (0)
 #endif

@@ -36,6 +36,16 @@ FAKES = {"gemini": ("fake_gemini.py", "/v1beta"),
 TMP = os.path.join(REGRESS, "tmp")
 API_KEY = "fake-key-0123456789"
 IS_ROOT = os.geteuid() == 0
+
+
+def sanitized():
+    """Whether this build has the sanitizers (make SANITIZE=...)."""
+    try:
+        with open(os.path.join(TOP, "config.mk")) as f:
+            return any(l.startswith("SAN_FLAGS") and "-fsanitize" in l
+                       for l in f)
+    except OSError:
+        return False
 BACKENDS = ("sqlite", "postgresql")
 
 

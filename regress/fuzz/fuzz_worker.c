@@ -4,8 +4,8 @@
  * parent (a client, AUTH, KILL, anything), storage and the provider
  * (answers to the requests the worker really sent, and anything else),
  * with a plain-TCP client writing any bytes. A malformed message from
- * a peer is fatal to the worker by design: fatal() and exit() come
- * back here, and the worker is set up afresh.
+ * a peer is fatal to the worker by design: fatal(), exit() and
+ * _exit() come back here, and the worker is set up afresh.
  */
 
 #include <sys/types.h>
@@ -31,10 +31,12 @@
 
 void	fuzz_exit(int) __attribute__((__noreturn__));
 #define exit(s)		fuzz_exit(s)
+#define _exit(s)	fuzz_exit(s)
 
 #include "../../bridged/worker.c"
 
 #undef exit
+#undef _exit
 
 /*
  * An input that ends the worker (exit, fatal) jumps back here past

@@ -45,7 +45,13 @@ check() {
 		# -runs=0: the corpus only, each input checked for leaks.
 		if ./$t -runs=0 -close_fd_mask=3 -timeout=25 \
 		    -rss_limit_mb=4096 corpus/$t >"$log" 2>&1; then
-			echo "ok fuzz/$t: $n inputs"
+			# An exit 0 before the end is no pass either.
+			if grep -q '^Done ' "$log"; then
+				echo "ok fuzz/$t: $n inputs"
+			else
+				echo "FAIL fuzz/$t: exited before the end of" \
+				    "its corpus: $(tail -1 "$log")"
+			fi
 		else
 			echo "FAIL fuzz/$t: $(grep -E 'ERROR|SUMMARY|Running' \
 			    "$log" | tail -3 | tr '\n' ' ')"

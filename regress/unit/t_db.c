@@ -1848,6 +1848,8 @@ t_proc(const char *bridged)
 	t_proc_store(&p);
 	t_proc_control(&p);
 	/* That ended it; the parent would start it again. */
+	close(p.parent.fd);
+	imsgbuf_clear(&p.parent);
 	r = proc_start(&p, bridged, "proc.db", 0, NULL);
 	check("proc-restart", r == 0, "storage did not start again");
 	if (r == -1) {
