@@ -70,6 +70,7 @@ static const char *imsg_names[IMSG_MAX] = {
 	N(IMSG_CTL_METRICS), N(IMSG_CTL_END_SESSIONS), N(IMSG_CTL_TOKEN_ADD),
 	N(IMSG_CTL_TOKEN_LIST), N(IMSG_CTL_TOKEN_REVOKE), N(IMSG_CTL_USAGE),
 	N(IMSG_CTL_IDENTITIES), N(IMSG_CTL_EVENTS), N(IMSG_CTL_MONITORS),
+	N(IMSG_PARENT_MONITORED),
 };
 #undef N
 
@@ -126,6 +127,24 @@ proc_from_name(const char *name)
 		if (strcmp(name, proc_names[i]) == 0)
 			return (i);
 	return (-1);
+}
+
+/*
+ * Whether the event log keeps a session's event (by its first word):
+ * its connection and its authentication. The rest (prompts, answers,
+ * models, conversations) is for monitors alone.
+ */
+int
+event_stored(const char *text)
+{
+	static const char	*stored[] = { "connect", "disconnect", "auth" };
+	size_t			 i, n = strcspn(text, " ");
+
+	for (i = 0; i < sizeof(stored) / sizeof(stored[0]); i++)
+		if (n == strlen(stored[i]) &&
+		    strncmp(text, stored[i], n) == 0)
+			return (1);
+	return (0);
 }
 
 /* A conversation name: 1 to CONV_NAME_MAX of A-Za-z0-9._- */
