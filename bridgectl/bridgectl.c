@@ -87,13 +87,15 @@ ctl_connect(const char *path)
 	return (fd);
 }
 
-/* Send one request to the daemon. */
+/* Send one request to the daemon; b (NULL: no payload) is freed. */
 static void
-ctl_send(uint32_t type, const void *data, size_t len)
+ctl_send(uint32_t type, struct ibuf *b)
 {
-	if (imsg_compose(&ibuf, type, CTL_VERSION, 0, -1, data, len) == -1 ||
-	    imsg_flush(&ibuf) == -1)
+	if (imsg_compose(&ibuf, type, CTL_VERSION, 0, -1,
+	    b != NULL ? ibuf_data(b) : NULL, b != NULL ? ibuf_left(b) : 0) ==
+	    -1 || imsg_flush(&ibuf) == -1)
 		err(1, "send");
+	ibuf_free(b);
 }
 
 /*
@@ -152,7 +154,7 @@ ctl_read_answer(FILE *out)
 static int
 do_simple(uint32_t type)
 {
-	ctl_send(type, NULL, 0);
+	ctl_send(type, NULL);
 	return (ctl_read_answer(stdout));
 }
 
@@ -160,7 +162,23 @@ do_simple(uint32_t type)
 static int
 do_u32(uint32_t type, uint32_t v)
 {
-	ctl_send(type, &v, sizeof(v));
+	struct ibuf	*b;
+
+	if ((b = ibuf_open(8)) == NULL || ibuf_add_u32(b, v) == -1)
+		err(1, "request");
+	ctl_send(type, b);
+	return (ctl_read_answer(stdout));
+}
+
+/* A request with a 64-bit number. */
+static int
+do_u64(uint32_t type, uint64_t v)
+{
+	struct ibuf	*b;
+
+	if ((b = ibuf_open(8)) == NULL || ibuf_add_u64(b, v) == -1)
+		err(1, "request");
+	ctl_send(type, b);
 	return (ctl_read_answer(stdout));
 }
 
@@ -173,8 +191,7 @@ do_export(const char *identity, const char *format)
 	if ((b = ibuf_open(128)) == NULL || ibuf_add_str(b, identity) == -1 ||
 	    ibuf_add_str(b, format) == -1)
 		err(1, "export");
-	ctl_send(CTL_EXPORT, ibuf_data(b), ibuf_left(b));
-	ibuf_free(b);
+	ctl_send(CTL_EXPORT, b);
 	return (ctl_read_answer(stdout));
 }
 
@@ -200,8 +217,7 @@ do_purge(const char *identity, int force)
 	}
 	if ((b = ibuf_open(128)) == NULL || ibuf_add_str(b, identity) == -1)
 		err(1, "purge");
-	ctl_send(CTL_PURGE, ibuf_data(b), ibuf_left(b));
-	ibuf_free(b);
+	ctl_send(CTL_PURGE, b);
 	return (ctl_read_answer(stdout));
 }
 
@@ -215,8 +231,7 @@ do_query(uint32_t type, const char *identity, uint32_t n)
 	    ibuf_add_str(b, identity != NULL ? identity : "") == -1 ||
 	    ibuf_add_u32(b, n) == -1)
 		err(1, "query");
-	ctl_send(type, ibuf_data(b), ibuf_left(b));
-	ibuf_free(b);
+	ctl_send(type, b);
 	return (ctl_read_answer(stdout));
 }
 
@@ -234,8 +249,7 @@ do_token_add(struct parse_result *res)
 	    ibuf_add_u64(b, res->tokens) == -1 ||
 	    ibuf_add_u64(b, res->jobs) == -1)
 		err(1, "token add");
-	ctl_send(CTL_TOKEN_ADD, ibuf_data(b), ibuf_left(b));
-	ibuf_free(b);
+	ctl_send(CTL_TOKEN_ADD, b);
 	return (ctl_read_answer(stdout));
 }
 
@@ -284,7 +298,7 @@ main(int argc, char *argv[])
 	case SHOW_SESSIONS:
 		return (do_simple(CTL_SESSIONS));
 	case RELOAD:
-		ctl_send(CTL_RELOAD, NULL, 0);
+		ctl_send(CTL_RELOAD, NULL);
 		return (ctl_read_answer(stderr));
 	case LOG_VERBOSE:
 		return (do_u32(CTL_LOG, 1));
@@ -299,8 +313,7 @@ main(int argc, char *argv[])
 	case SHOW_JOBS:
 		return (do_simple(CTL_JOBS));
 	case KILL_JOB:
-		ctl_send(CTL_JOBKILL, &res->job, sizeof(res->job));
-		return (ctl_read_answer(stdout));
+		return (do_u64(CTL_JOBKILL, res->job));
 	case EXPORT:
 		return (do_export(res->identity, res->format));
 	case PURGE:

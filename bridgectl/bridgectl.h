@@ -1,6 +1,6 @@
 /*
  * bridgectl.h: the one header of bridgectl. It knows the daemon only
- * through lib/control.h.
+ * through lib/ctl.h.
  */
 
 #ifndef BRIDGECTL_H
@@ -13,7 +13,7 @@
 #include <tls.h>
 
 #include "util.h"
-#include "control.h"
+#include "ctl.h"
 
 enum action {
 	NONE,
@@ -174,7 +174,7 @@ void	 cfatalx(const char *, ...)
 	    __attribute__((__format__ (printf, 1, 2), __noreturn__));
 void	 write_all(int, const char *, size_t);
 void	 out(int, const char *, size_t);
-void	 out_line(int, const char *);
+void	 show_line(int, const char *);
 void	 dim_line(int, const char *);
 void	 spin_start(void);
 void	 spin_tick(void);

@@ -38,7 +38,7 @@ static void	slash_import(const char *);
 static void	command_mode(void);
 static void	prompt_one(const char *);
 static int	is_special(const char *);
-static int	is_word(const char *, const char *);
+static int	line_is_word(const char *, const char *);
 
 /*
  * The commands. proto is the BRIDGE/1 command the line becomes, with
@@ -368,7 +368,7 @@ chat_line(const char *line)
 
 /* Is the line this word alone, in any case? */
 static int
-is_word(const char *line, const char *word)
+line_is_word(const char *line, const char *word)
 {
 	return (strcasecmp(line, word) == 0);
 }
@@ -408,9 +408,10 @@ submit_raw(const char *line)
 		if (strcmp(line, BLOCK_MARK) == 0) {
 			block_start();
 			return;
-		} else if (is_word(line, "EXIT") || is_word(line, "QUIT"))
+		} else if (line_is_word(line, "EXIT") ||
+		    line_is_word(line, "QUIT"))
 			what = EXP_QUIT;
-		else if (is_word(line, "BACK"))
+		else if (line_is_word(line, "BACK"))
 			what = EXP_COMMAND;
 		else
 			what = EXP_PROMPT;
@@ -422,7 +423,8 @@ submit_raw(const char *line)
 			what = EXP_PROMPT;
 		else if (first_word(line, "AUTH"))
 			what = EXP_AUTH;
-		else if (is_word(line, "EXIT") || is_word(line, "QUIT"))
+		else if (line_is_word(line, "EXIT") ||
+		    line_is_word(line, "QUIT"))
 			what = EXP_QUIT;
 		else
 			what = EXP_COMMAND;

@@ -29,13 +29,13 @@
 #define DEFAULT_PORT		65432
 #define INPUT_MAX		(16 * 1024 * 1024)	/* a line of stdin */
 
-static void	usage(int) __attribute__((__noreturn__));
+static void	connect_usage(int) __attribute__((__noreturn__));
 static char	*pipe_line(void);
 static void	run_pipe(void) __attribute__((__noreturn__));
 
 /* The synopsis of connect, as in bridgectl(8); -h asks for it. */
 static void
-usage(int status)
+connect_usage(int status)
 {
 	fprintf(status ? stderr : stdout, "usage: bridgectl connect "
 	    "[-chkq] [-C cafile] [-p port] host[:port] | name\n");
@@ -138,7 +138,7 @@ client_main(int argc, char *argv[])
 			cl.cmdmode = 1;
 			break;
 		case 'h':
-			usage(0);
+			connect_usage(0);
 		case 'k':
 			insecure = 1;
 			break;
@@ -151,13 +151,13 @@ client_main(int argc, char *argv[])
 			cl.quiet = 1;
 			break;
 		default:
-			usage(1);
+			connect_usage(1);
 		}
 	}
 	argc -= optind;
 	argv += optind;
 	if (argc != 1)
-		usage(1);
+		connect_usage(1);
 	if (cafile != NULL && insecure)
 		errx(1, "-C and -k cannot be used together");
 	if (!servers_lookup(argv[0], t) && target_hostport(argv[0], t) == -1)

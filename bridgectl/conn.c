@@ -26,8 +26,8 @@
 
 static int	connect_wait(int, const struct sockaddr *, socklen_t);
 static int	fd_wait(int, int, uint64_t);
-static int	conn_write(void);
-static void	conn_read(void);
+static int	server_write(void);
+static void	server_read(void);
 static void	conn_eof(void) __attribute__((__noreturn__));
 static void	cancel(void);
 
@@ -166,7 +166,7 @@ conn_tls(const char *cafile, int insecure)
 
 /* Write what is queued; -1 if the connection failed. */
 static int
-conn_write(void)
+server_write(void)
 {
 	ssize_t	 n;
 
@@ -183,7 +183,7 @@ conn_write(void)
 
 /* Read what the server sent and show it as it comes. */
 static void
-conn_read(void)
+server_read(void)
 {
 	char	 buf[16384];
 	ssize_t	 n;
@@ -247,13 +247,13 @@ io_poll(int want_stdin, int timeout)
 	}
 	signals_run();
 	if (n > 0 && pfd[1].revents != 0) {
-		if (conn_write() == -1) {
+		if (server_write() == -1) {
 			/* Show a BYE the server may have sent first. */
-			conn_read();
+			server_read();
 			cfatalx("%s port %s: %s", cl.host, cl.port,
 			    tls_error(cl.tls));
 		}
-		conn_read();
+		server_read();
 	}
 	spin_tick();
 	return (n > 0 && pfd[2].revents != 0);

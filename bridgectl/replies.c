@@ -21,7 +21,7 @@
 
 #define STATUS_MAX		(64 * 1024)	/* a status or INFO line */
 
-static enum expect head(void);
+static enum expect expect_next(void);
 static void	set_model(const char *);
 static void	track(enum expect, const char *);
 static void	body_piece(const char *, size_t);
@@ -40,7 +40,7 @@ static void	import_send(void);
 
 /* What the next reply answers; unasked replies count as commands. */
 static enum expect
-head(void)
+expect_next(void)
 {
 	return (cl.nq > 0 ? cl.q[0].what : EXP_COMMAND);
 }
@@ -127,7 +127,7 @@ reply_feed(void)
 			ibuf_consume(cl.rbuf, len);
 			continue;
 		}
-		what = head();
+		what = expect_next();
 		if (p[0] == '.' && n < 2 && memchr(p, '\n', n) == NULL)
 			break;
 		if ((p[0] == '.' && (p[1] == ' ' || p[1] == '\n' ||
@@ -168,7 +168,7 @@ reply_feed(void)
 static void
 body_piece(const char *p, size_t n)
 {
-	enum expect	 what = head();
+	enum expect	 what = expect_next();
 
 	spin_stop();
 	if (what == EXP_EXPORT && cl.exportfp != NULL) {
@@ -186,7 +186,7 @@ body_piece(const char *p, size_t n)
 static void
 body_line(const char *text)
 {
-	enum expect	 what = head();
+	enum expect	 what = expect_next();
 
 	spin_stop();
 	if ((what == EXP_INFO || what == EXP_INFO_QUIET) &&
@@ -200,7 +200,7 @@ body_line(const char *text)
 		return;
 	}
 	prompt_break();
-	out_line(STDOUT_FILENO, text);
+	show_line(STDOUT_FILENO, text);
 }
 
 /* A status line ends the reply at the head of the queue. */
@@ -266,7 +266,7 @@ status_line(enum reply_kind kind, const char *line, const char *text)
 		cl.errors++;
 		prompt_break();
 		warnx("unexpected line from %s port %s:", cl.host, cl.port);
-		out_line(STDERR_FILENO, line);
+		show_line(STDERR_FILENO, line);
 		break;
 	}
 	/* A CANCEL that came too late is a line of its own, answered. */
@@ -328,14 +328,14 @@ show_ok(enum expect what, const char *line, const char *text)
 	if (!cl.interactive) {
 		if (!cl.cmdmode && (what == EXP_COMMAND ||
 		    what == EXP_INFO) && *text != '\0')
-			out_line(STDOUT_FILENO, text);
+			show_line(STDOUT_FILENO, text);
 		return;
 	}
 	if (what == EXP_INFO_QUIET || what == EXP_HIDDEN ||
 	    what == EXP_AUTH_AUTO)
 		return;
 	if (cl.cmdmode) {
-		out_line(STDOUT_FILENO, line);
+		show_line(STDOUT_FILENO, line);
 		return;
 	}
 	switch (what) {
@@ -361,7 +361,7 @@ show_err(enum expect what, const char *line, const char *text)
 	char	 buf[STATUS_MAX + 16];
 
 	if (!cl.interactive || cl.cmdmode) {
-		out_line(STDERR_FILENO, line);
+		show_line(STDERR_FILENO, line);
 		return;
 	}
 	if (strncmp(text, "cancelled", 9) == 0) {
@@ -369,7 +369,7 @@ show_err(enum expect what, const char *line, const char *text)
 		return;
 	}
 	(void)snprintf(buf, sizeof(buf), "error: %s", text);
-	out_line(STDERR_FILENO, buf);
+	show_line(STDERR_FILENO, buf);
 	/* A command refused for want of AUTH, not a wrong AUTH. */
 	if (strncmp(text, "auth", 4) == 0 && what != EXP_AUTH &&
 	    !cl.auth_hinted) {
@@ -386,7 +386,7 @@ bye(enum expect what, const char *line, const char *text)
 {
 	if (what == EXP_QUIT || cl.quitting) {
 		if (cl.interactive && cl.cmdmode)
-			out_line(STDOUT_FILENO, line);
+			show_line(STDOUT_FILENO, line);
 		else if (cl.interactive)
 			dim_line(STDOUT_FILENO, *text != '\0' ? text : "bye");
 		client_exit(!cl.interactive && cl.errors > 0);

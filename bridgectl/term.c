@@ -146,7 +146,7 @@ out(int fd, const char *p, size_t n)
 
 /* A whole line of server text. */
 void
-out_line(int fd, const char *s)
+show_line(int fd, const char *s)
 {
 	out(fd, s, strlen(s));
 	out(fd, "\n", 1);

@@ -196,7 +196,7 @@ enum imsg_type {
 	IMSG_CFG_TLS,		/* data cert, data key, data ticket key
 				   (TLS_TICKET_KEY_LEN bytes) */
 	IMSG_CFG_DONE,		/* empty: configuration complete */
-	IMSG_CTL_VERBOSE,	/* u32 level */
+	IMSG_PARENT_VERBOSE,	/* u32 level: log verbosely (1) or not */
 
 	/* parent -> storage, provider: a worker's channel (fd) */
 	IMSG_PARENT_CHANNEL,	/* u32 worker id, str identity ("" idle) */
@@ -215,8 +215,7 @@ enum imsg_type {
 	IMSG_PARENT_AUTH,	/* u32 verdict (AUTH_*), str identity ("" if
 				   not), str models the token may use
 				   (comma-separated, "" all) */
-	/* parent -> control: the listening control socket (fd);
-	   parent -> storage: control's channel (fd) */
+	/* parent -> storage: control's channel (fd) */
 	IMSG_PARENT_CONTROL,	/* empty */
 	/* parent -> storage, provider: their channel for jobs (fd) */
 	IMSG_PARENT_JOBS,	/* empty */
@@ -357,16 +356,18 @@ enum imsg_type {
 				   u64 answer tokens, u64 ms, str finish */
 	IMSG_PROVIDER_JOB_FAIL,	/* u64 job id, str code, str text */
 
-	/* control <-> parent (peerid: the control client) */
-	IMSG_CTL_STATUS,	/* empty; answered with IMSG_CTL_DATA... */
-	IMSG_CTL_SESSIONS,
+	/* control -> parent (peerid: the control client); answered with
+	   PARENT_DATA..., then PARENT_END or PARENT_FAIL */
+	IMSG_CTL_STATUS,	/* empty */
+	IMSG_CTL_SESSIONS,	/* empty */
 	IMSG_CTL_KILL,		/* u32 session id */
-	IMSG_CTL_RELOAD,
+	IMSG_CTL_RELOAD,	/* empty */
 	IMSG_CTL_LOG,		/* u32 verbose */
-	IMSG_CTL_MONITOR,	/* parent -> control: str event line */
-	IMSG_CTL_DATA,		/* str line */
-	IMSG_CTL_END,		/* str text ("" for none) */
-	IMSG_CTL_FAIL,		/* str text */
+	/* parent -> control */
+	IMSG_PARENT_MONITOR,	/* str event line, for every monitor */
+	IMSG_PARENT_DATA,	/* str line */
+	IMSG_PARENT_END,	/* str text ("" for none) */
+	IMSG_PARENT_FAIL,	/* str text */
 
 	/* control -> storage; answered with ITEM.../END or ERROR */
 	IMSG_CTL_EXPORT,	/* u32 request id, str identity or prefix;
@@ -426,6 +427,16 @@ enum imsg_type {
 	/* parent -> worker: whether a monitor is attached */
 	IMSG_PARENT_MONITORED,	/* u32 1 or 0; with 0 a worker sends only
 				   the events the log keeps (event_stored) */
+
+	/* parent -> control: the listening control socket (fd) */
+	IMSG_PARENT_CONTROL_SOCKET, /* empty */
+	/* control -> provider: the model list (PROVIDER_MODEL...,
+	   PROVIDER_MODELS_END, or PROVIDER_ERROR) */
+	IMSG_CTL_MODELS,	/* u32 request id */
+	/* storage, provider -> parent: this worker sent a malformed
+	   message; its channel is closed, the parent ends it */
+	IMSG_STORAGE_REJECT,	/* u32 worker id */
+	IMSG_PROVIDER_REJECT,	/* u32 worker id */
 
 	IMSG_MAX
 };
@@ -499,6 +510,8 @@ int		 child_imsg(struct bridged_conf **, struct tls_material *,
 		    struct imsg *);
 void		 child_dispatch(void (*)(struct channel *, struct imsg *));
 void		 child_ready(void);
+void		 child_bad(enum proc_id, const struct imsg *, const char *)
+		    __attribute__((__noreturn__));
 void		 tls_material_wipe(struct tls_material *);
 
 /* parent.c: a process the parent started, and its client if a worker */

@@ -45,16 +45,30 @@ child_log_sink(int pri, const char *line)
 static void
 child_parent_closed(struct channel *ch)
 {
-	(void)ch;
+	if (ch->broken)
+		child_bad(PROC_PARENT, NULL, NULL);
 	_exit(0);
+}
+
+/*
+ * A peer other than a worker sent what does not parse (imsg, or NULL
+ * for a broken frame): a bug or an attack, and this process cannot
+ * trust its state with that peer any more. Say who and what, and
+ * leave; the parent starts us again.
+ */
+void
+child_bad(enum proc_id peer, const struct imsg *imsg, const char *why)
+{
+	fatalx("bad %s from %s%s%s", imsg != NULL ?
+	    imsg_type_name(imsg->hdr.type) : "framing", proc_name(peer),
+	    why != NULL ? ": " : "", why != NULL ? why : "");
 }
 
 static void
 child_no_dispatch(struct channel *ch, struct imsg *imsg)
 {
 	(void)ch;
-	fatalx("%s: unexpected %s", __func__,
-	    imsg_type_name(imsg->hdr.type));
+	child_bad(PROC_PARENT, imsg, "unexpected now");
 }
 
 void
@@ -101,8 +115,7 @@ child_config_imsg(struct bridged_conf **confp, struct tls_material *tls,
 	int	 r;
 
 	if ((r = config_recv(confp, &pending, tls, imsg)) == -1)
-		fatalx("%s: bad %s from parent", __func__,
-		    imsg_type_name(imsg->hdr.type));
+		child_bad(PROC_PARENT, imsg, NULL);
 	return (r);
 }
 
@@ -115,6 +128,7 @@ int
 child_imsg(struct bridged_conf **confp, struct tls_material *tls,
     struct imsg *imsg)
 {
+	struct ireader	 ir;
 	uint32_t	 v;
 
 	switch (imsg->hdr.type) {
@@ -124,10 +138,11 @@ child_imsg(struct bridged_conf **confp, struct tls_material *tls,
 	case IMSG_CFG_TLS:
 	case IMSG_CFG_DONE:
 		return (child_config_imsg(confp, tls, imsg) == 1 ? 1 : 0);
-	case IMSG_CTL_VERBOSE:
-		if (imsg->datalen != sizeof(v))
-			fatalx("%s: bad IMSG_CTL_VERBOSE", __func__);
-		memcpy(&v, imsg->data, sizeof(v));
+	case IMSG_PARENT_VERBOSE:
+		ir_init(&ir, imsg);
+		v = ir_u32(&ir);
+		if (ir_end(&ir) == -1)
+			child_bad(PROC_PARENT, imsg, NULL);
 		log_setverbose(v);
 		return (0);
 	}
@@ -164,8 +179,8 @@ child_config(struct tls_material *tls)
 			if (r == -1)
 				fatalx("%s: bad framing from parent", __func__);
 			if ((done = child_imsg(&conf, tls, &imsg)) == -1)
-				fatalx("%s: unexpected %s", __func__,
-				    imsg_type_name(imsg.hdr.type));
+				child_bad(PROC_PARENT, &imsg,
+				    "before the configuration");
 			imsg_free(&imsg);
 		}
 	}

@@ -130,6 +130,7 @@ config_recv(struct bridged_conf **cur, struct bridged_conf **pending,
 	struct provider_conf	*p;
 	struct role_conf	*r;
 	struct global_conf	*g;
+	size_t			 i;
 
 	switch (imsg->hdr.type) {
 	case IMSG_CFG_GLOBAL:
@@ -159,6 +160,13 @@ config_recv(struct bridged_conf **cur, struct bridged_conf **pending,
 		TERMINATE(p->key_file);
 		TERMINATE(p->key_env);
 		TERMINATE(p->model);
+		TERMINATE(p->fallback);
+		for (i = 0; i < PROVIDER_MODELS_MAX; i++)
+			TERMINATE(p->models[i]);
+		if (p->nmodels < 0 || p->nmodels > PROVIDER_MODELS_MAX) {
+			free(p);
+			return (-1);
+		}
 		TAILQ_INSERT_TAIL(&(*pending)->providers, p, entry);
 		return (0);
 	case IMSG_CFG_ROLE:

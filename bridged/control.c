@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "bridged.h"
-#include "control.h"
+#include "ctl.h"
 
 #define CONTROL_MAXCONNS	32
 #define CTL_JOBS_MAX		1000		/* lines of show jobs */
@@ -80,7 +80,7 @@ monitors_update(void)
 	if (n == monitors_told)
 		return;
 	monitors_told = n;
-	channel_compose(parent_chan, IMSG_CTL_MONITORS, 0, -1, &n, sizeof(n));
+	channel_compose_u32(parent_chan, IMSG_CTL_MONITORS, 0, n);
 }
 
 static void
@@ -289,7 +289,7 @@ request_type(uint32_t kind)
 {
 	switch (kind) {
 	case CTL_MODELS:
-		return (IMSG_WORKER_MODELS);
+		return (IMSG_CTL_MODELS);
 	case CTL_EXPORT:
 		return (IMSG_CTL_EXPORT);
 	case CTL_PURGE:
@@ -315,7 +315,7 @@ request_type(uint32_t kind)
 
 /* Requests that storage or the provider answer: checked, passed on. */
 static void
-control_request(struct ctl_conn *c, struct imsg *imsg)
+control_forward(struct ctl_conn *c, struct imsg *imsg)
 {
 	static uint32_t	 next_req = 1;
 	struct ctl_req	*r;
@@ -523,8 +523,7 @@ control_dispatch_storage(struct channel *ch, struct imsg *imsg)
 		req_done(r, CTL_FAIL, s);
 		return;
 	}
-	fatalx("%s: bad %s from storage", __func__,
-	    imsg_type_name(imsg->hdr.type));
+	child_bad(PROC_STORAGE, imsg, r == NULL ? "no such request" : NULL);
 }
 
 static void
@@ -565,13 +564,15 @@ control_dispatch_provider(struct channel *ch, struct imsg *imsg)
 		req_done(r, CTL_FAIL, line);
 		return;
 	}
-	log_warnx("%s: bad %s from provider", __func__,
-	    imsg_type_name(imsg->hdr.type));
+	child_bad(PROC_PROVIDER, imsg, r == NULL ? "no such request" : NULL);
 }
 
 static void
 control_peer_closed(struct channel *ch)
 {
+	if (ch->broken)
+		child_bad(ch == &storage_chan ? PROC_STORAGE : PROC_PROVIDER,
+		    NULL, NULL);
 	if (ch == &storage_chan) {
 		have_storage = 0;
 		req_fail_all(0);
@@ -585,6 +586,7 @@ static void
 control_dispatch_client(struct channel *ch, struct imsg *imsg)
 {
 	struct ctl_conn	*c = ch->arg;
+	struct ireader	 ir;
 	uint32_t	 v, type;
 
 	if (imsg->hdr.peerid != CTL_VERSION) {
@@ -629,19 +631,20 @@ control_dispatch_client(struct channel *ch, struct imsg *imsg)
 	case CTL_EVENTS:
 	case CTL_JOBS:
 	case CTL_JOBKILL:
-		control_request(c, imsg);
+		control_forward(c, imsg);
 		return;
 	default:
 		conn_drop(c, "unknown request");
 		return;
 	}
 	if (type == IMSG_CTL_KILL || type == IMSG_CTL_LOG) {
-		if (imsg->datalen != sizeof(v)) {
+		ir_init(&ir, imsg);
+		v = ir_u32(&ir);
+		if (ir_end(&ir) == -1) {
 			conn_drop(c, "malformed request");
 			return;
 		}
-		memcpy(&v, imsg->data, sizeof(v));
-		channel_compose(parent_chan, type, c->id, -1, &v, sizeof(v));
+		channel_compose_u32(parent_chan, type, c->id, v);
 	} else {
 		if (imsg->datalen != 0) {
 			conn_drop(c, "malformed request");
@@ -703,9 +706,8 @@ control_answer(struct imsg *imsg)
 	ir_init(&ir, imsg);
 	text = ir_str(&ir);
 	if (ir_end(&ir) == -1)
-		fatalx("%s: bad %s from parent", __func__,
-		    imsg_type_name(imsg->hdr.type));
-	if (imsg->hdr.type == IMSG_CTL_MONITOR) {
+		child_bad(PROC_PARENT, imsg, NULL);
+	if (imsg->hdr.type == IMSG_PARENT_MONITOR) {
 		TAILQ_FOREACH(c, &conns, entry)
 			if (c->monitor)
 				conn_reply(c, CTL_DATA, text);
@@ -713,8 +715,8 @@ control_answer(struct imsg *imsg)
 	}
 	if ((c = conn_find(imsg->hdr.peerid)) == NULL)
 		return;		/* the client left */
-	type = imsg->hdr.type == IMSG_CTL_DATA ? CTL_DATA :
-	    imsg->hdr.type == IMSG_CTL_END ? CTL_END : CTL_FAIL;
+	type = imsg->hdr.type == IMSG_PARENT_DATA ? CTL_DATA :
+	    imsg->hdr.type == IMSG_PARENT_END ? CTL_END : CTL_FAIL;
 	conn_reply(c, type, text);
 }
 
@@ -725,9 +727,9 @@ control_dispatch_parent(struct channel *ch, struct imsg *imsg)
 	if (child_imsg(&conf, NULL, imsg) != -1)
 		return;
 	switch (imsg->hdr.type) {
-	case IMSG_PARENT_CONTROL:
+	case IMSG_PARENT_CONTROL_SOCKET:
 		if (imsg->fd == -1 || listen_fd != -1)
-			fatalx("%s: bad control socket", __func__);
+			child_bad(PROC_PARENT, imsg, "no descriptor or two");
 		listen_fd = imsg->fd;
 		imsg->fd = -1;
 		fd_nonblock(listen_fd);
@@ -736,7 +738,7 @@ control_dispatch_parent(struct channel *ch, struct imsg *imsg)
 	case IMSG_PARENT_STORAGE:
 	case IMSG_PARENT_PROVIDER:
 		if (imsg->fd == -1)
-			fatalx("%s: channel without a descriptor", __func__);
+			child_bad(PROC_PARENT, imsg, "no descriptor");
 		if (imsg->hdr.type == IMSG_PARENT_STORAGE) {
 			if (have_storage)
 				channel_shutdown(&storage_chan);
@@ -756,15 +758,14 @@ control_dispatch_parent(struct channel *ch, struct imsg *imsg)
 		}
 		imsg->fd = -1;
 		break;
-	case IMSG_CTL_DATA:
-	case IMSG_CTL_END:
-	case IMSG_CTL_FAIL:
-	case IMSG_CTL_MONITOR:
+	case IMSG_PARENT_DATA:
+	case IMSG_PARENT_END:
+	case IMSG_PARENT_FAIL:
+	case IMSG_PARENT_MONITOR:
 		control_answer(imsg);
 		break;
 	default:
-		fatalx("%s: unexpected %s", __func__,
-		    imsg_type_name(imsg->hdr.type));
+		child_bad(PROC_PARENT, imsg, "unexpected");
 	}
 }
 
@@ -787,8 +788,9 @@ control_main(void)
 	ev_signal(SIGTERM, control_sigterm, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	memset(&sc, 0, sizeof(sc));
-	sc.user = conf->g.user;
-	sc.chroot = conf->g.chroot;
+	/* As the other processes: "" is none (not root, or a test). */
+	sc.user = conf->g.user[0] != '\0' ? conf->g.user : NULL;
+	sc.chroot = conf->g.chroot[0] != '\0' ? conf->g.chroot : NULL;
 	export_init();
 	if (sandbox_enter(SANDBOX_CONTROL, &sc) == -1)
 		fatalx("control: cannot sandbox");

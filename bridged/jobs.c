@@ -81,7 +81,7 @@ static struct {
 	uint64_t		 context_max;
 } jb;
 
-static void	jobs_dispatch(struct channel *, struct imsg *);
+static void	provider_dispatch_jobs(struct channel *, struct imsg *);
 static void	jobs_closed(struct channel *);
 static void	job_run_turn(struct pjob *);
 static void	sink_chunk(void *, const char *, size_t);
@@ -571,12 +571,14 @@ job_part(struct imsg *imsg)
 static int
 job_ready_gone(struct imsg *imsg)
 {
+	struct ireader	 ir;
 	struct pjob	*j;
 	uint64_t	 id;
 
-	if (imsg->datalen != sizeof(id))
+	ir_init(&ir, imsg);
+	id = ir_u64(&ir);
+	if (ir_end(&ir) == -1)
 		return (-1);
-	memcpy(&id, imsg->data, sizeof(id));
 	if ((j = job_find((int64_t)id)) == NULL)
 		return (0);
 	if (imsg->hdr.type == IMSG_STORAGE_JOB_GONE) {
@@ -597,7 +599,7 @@ job_ready_gone(struct imsg *imsg)
 
 /* What storage says about jobs. */
 static void
-jobs_dispatch(struct channel *ch, struct imsg *imsg)
+provider_dispatch_jobs(struct channel *ch, struct imsg *imsg)
 {
 	int	 rv = -1;
 
@@ -619,12 +621,8 @@ jobs_dispatch(struct channel *ch, struct imsg *imsg)
 			break;
 		}
 	}
-	if (rv == -1) {
-		log_warnx("storage: bad %s on the jobs channel; closing it",
-		    imsg_type_name(imsg->hdr.type));
-		channel_shutdown(&jb.ch);
-		jobs_closed(&jb.ch);
-	}
+	if (rv == -1)
+		child_bad(PROC_STORAGE, imsg, "on the jobs channel");
 }
 
 /*
@@ -636,7 +634,8 @@ jobs_closed(struct channel *ch)
 {
 	struct pjob	*j;
 
-	(void)ch;
+	if (ch->broken)
+		child_bad(PROC_STORAGE, NULL, NULL);
 	if (jb.have)
 		log_debug("jobs: the channel to storage closed");
 	jb.have = 0;
@@ -651,7 +650,7 @@ jobs_channel(int fd)
 	if (jb.have && !jb.ch.dead)
 		channel_shutdown(&jb.ch);
 	jobs_closed(&jb.ch);
-	channel_init(&jb.ch, fd, jobs_dispatch, jobs_closed, NULL);
+	channel_init(&jb.ch, fd, provider_dispatch_jobs, jobs_closed, NULL);
 	jb.have = 1;
 	channel_compose(&jb.ch, IMSG_PROVIDER_JOB_LIST, 0, -1, NULL, 0);
 }

@@ -63,10 +63,14 @@ static struct parent_stats stats;
 
 static int	parent_dispatch_control(struct child *, struct imsg *);
 static int	parent_dispatch_storage(struct child *, struct imsg *);
+static int	parent_dispatch_provider(struct child *, struct imsg *);
+static struct child *worker_by_wid(uint32_t, uint32_t);
 static int	parent_dispatch_worker(struct child *, struct imsg *);
 static int	parent_dispatch_template(struct child *, struct imsg *);
 static void	parent_dispatch_child(struct channel *, struct imsg *);
 static void	parent_child_closed(struct channel *);
+static void	child_reject(struct child *, const struct imsg *,
+		    const char *);
 static void	parent_roles_update(void *);
 static void	template_retire(struct child *, const char *);
 static void	child_last_words(struct child *);
@@ -97,6 +101,7 @@ static int (*const role_dispatch[PROC_MAX])(struct child *,
     struct imsg *) = {
 	[PROC_CONTROL] = parent_dispatch_control,
 	[PROC_STORAGE] = parent_dispatch_storage,
+	[PROC_PROVIDER] = parent_dispatch_provider,
 	[PROC_WORKER] = parent_dispatch_worker,
 	[PROC_TEMPLATE] = parent_dispatch_template,
 };
@@ -328,7 +333,7 @@ child_spawn(enum proc_id id)
 	    id == PROC_TEMPLATE ? &tlsm : NULL) == -1)
 		fatal("%s: config", __func__);
 	if (id == PROC_CONTROL)
-		channel_compose(&c->chan, IMSG_PARENT_CONTROL, 0,
+		channel_compose(&c->chan, IMSG_PARENT_CONTROL_SOCKET, 0,
 		    dup(ctl_fd), NULL, 0);
 	wire(c);
 	log_debug("%s: %s started, pid %d", __func__, proc_name(id),
@@ -776,6 +781,8 @@ parent_child_closed(struct channel *ch)
 {
 	struct child	*c = ch->arg;
 
+	if (ch->broken)
+		child_reject(c, NULL, NULL);
 	if (c->id != PROC_WORKER)
 		return;
 	c->busy = 1;	/* never hand it a client again */
@@ -789,15 +796,42 @@ parent_child_closed(struct channel *ch)
 	}
 }
 
-/* Something wrong came from a child: it goes, and is replaced. */
+/*
+ * Something wrong came from a child: imsg to us (NULL: a broken
+ * frame), or a message to the process named by to, which closed the
+ * channel there. It goes, as if it had crashed, and is replaced; the
+ * parent itself goes on.
+ */
 static void
-child_reject(struct child *c, struct imsg *imsg)
+child_reject(struct child *c, const struct imsg *imsg, const char *to)
 {
-	log_warnx("%s (pid %d) sent a bad %s; killing it",
-	    proc_name(c->id), (int)c->pid, imsg_type_name(imsg->hdr.type));
+	if (to != NULL)
+		log_warnx("bad message from %s (pid %d) to %s; killing it",
+		    proc_name(c->id), (int)c->pid, to);
+	else
+		log_warnx("bad %s from %s (pid %d); killing it", imsg != NULL ?
+		    imsg_type_name(imsg->hdr.type) : "framing",
+		    proc_name(c->id), (int)c->pid);
 	child_kill(c, SIGKILL);
 	c->busy = 1;
 	channel_shutdown(&c->chan);
+}
+
+/* STORAGE_REJECT, PROVIDER_REJECT: u32 worker id; that worker goes. */
+static int
+worker_rejected(struct child *from, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct child	*w;
+	uint32_t	 wid;
+
+	ir_init(&ir, imsg);
+	wid = ir_u32(&ir);
+	if (ir_end(&ir) == -1)
+		return (-1);
+	if ((w = worker_by_wid(wid, 0)) != NULL && !w->chan.dead)
+		child_reject(w, NULL, proc_name(from->id));
+	return (0);
 }
 
 /*
@@ -911,14 +945,12 @@ static void
 set_verbose(int v)
 {
 	struct child	*c;
-	uint32_t	 level = v;
 
 	log_setverbose(v);
 	parent_conf->g.verbose = v;
 	verbose = v;
 	TAILQ_FOREACH(c, &children, entry)
-		channel_compose(&c->chan, IMSG_CTL_VERBOSE, 0, -1, &level,
-		    sizeof(level));
+		channel_compose_u32(&c->chan, IMSG_PARENT_VERBOSE, 0, v);
 }
 
 static void
@@ -944,41 +976,41 @@ ctl_status(struct child *ctl, uint32_t peer)
 	struct child	*c;
 	time_t		 up = time(NULL) - started;
 
-	ctl_line(ctl, peer, IMSG_CTL_DATA, "version: %s", BRIDGE_VERSION);
-	ctl_line(ctl, peer, IMSG_CTL_DATA, "uptime: %lld",
+	ctl_line(ctl, peer, IMSG_PARENT_DATA, "version: %s", BRIDGE_VERSION);
+	ctl_line(ctl, peer, IMSG_PARENT_DATA, "uptime: %lld",
 	    (long long)up);
-	ctl_line(ctl, peer, IMSG_CTL_DATA, "process: parent %d",
+	ctl_line(ctl, peer, IMSG_PARENT_DATA, "process: parent %d",
 	    (int)getpid());
 	TAILQ_FOREACH(c, &children, entry) {
 		if (c->id == PROC_WORKER)
-			ctl_line(ctl, peer, IMSG_CTL_DATA,
+			ctl_line(ctl, peer, IMSG_PARENT_DATA,
 			    "process: worker %d %s", (int)c->pid,
 			    !c->ready ? "starting" : c->retiring ? "stopping" :
 			    c->busy ? "busy" : "idle");
 		else if (c->id == PROC_TEMPLATE)
-			ctl_line(ctl, peer, IMSG_CTL_DATA,
+			ctl_line(ctl, peer, IMSG_PARENT_DATA,
 			    "process: template %d%s (layout %u, %u clients)",
 			    (int)c->pid, c->retiring ? " retired" :
 			    c->ready ? "" : " starting", c->gen, c->served);
 		else
-			ctl_line(ctl, peer, IMSG_CTL_DATA, "process: %s %d%s",
-			    proc_name(c->id), (int)c->pid, c->ready ? "" :
-			    " starting");
+			ctl_line(ctl, peer, IMSG_PARENT_DATA,
+			    "process: %s %d%s", proc_name(c->id), (int)c->pid,
+			    c->ready ? "" : " starting");
 	}
-	ctl_line(ctl, peer, IMSG_CTL_DATA, "workers: %d idle, %d busy",
+	ctl_line(ctl, peer, IMSG_PARENT_DATA, "workers: %d idle, %d busy",
 	    count_workers(0), count_workers(1));
-	ctl_line(ctl, peer, IMSG_CTL_DATA, "clients: max %d",
+	ctl_line(ctl, peer, IMSG_PARENT_DATA, "clients: max %d",
 	    parent_conf->g.max_clients);
-	ctl_line(ctl, peer, IMSG_CTL_DATA, "accepted: %llu",
+	ctl_line(ctl, peer, IMSG_PARENT_DATA, "accepted: %llu",
 	    (unsigned long long)stats.accepted);
-	ctl_line(ctl, peer, IMSG_CTL_DATA, "refused: %llu",
+	ctl_line(ctl, peer, IMSG_PARENT_DATA, "refused: %llu",
 	    (unsigned long long)stats.refused);
-	ctl_line(ctl, peer, IMSG_CTL_DATA, "restarts: %llu",
+	ctl_line(ctl, peer, IMSG_PARENT_DATA, "restarts: %llu",
 	    (unsigned long long)stats.restarts);
 	if (stats.last_restart[0] != '\0')
-		ctl_line(ctl, peer, IMSG_CTL_DATA, "last restart: %s",
+		ctl_line(ctl, peer, IMSG_PARENT_DATA, "last restart: %s",
 		    stats.last_restart);
-	ctl_line(ctl, peer, IMSG_CTL_END, "%s", "");
+	ctl_line(ctl, peer, IMSG_PARENT_END, "%s", "");
 }
 
 static void
@@ -993,14 +1025,14 @@ ctl_sessions(struct child *ctl, uint32_t peer)
 			continue;
 		gmtime_r(&c->since, &tm);
 		strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		ctl_line(ctl, peer, IMSG_CTL_DATA,
+		ctl_line(ctl, peer, IMSG_PARENT_DATA,
 		    "%u %s %.12s %s %s %u %llu %llu", c->sid, c->addr,
 		    c->identity[0] != '\0' ? c->identity : "-",
 		    c->model[0] != '\0' ? c->model : "-", since,
 		    c->messages, (unsigned long long)c->bytes_in,
 		    (unsigned long long)c->bytes_out);
 	}
-	ctl_line(ctl, peer, IMSG_CTL_END, "%s", "");
+	ctl_line(ctl, peer, IMSG_PARENT_END, "%s", "");
 }
 
 static void
@@ -1014,7 +1046,7 @@ ctl_kill(struct child *ctl, uint32_t peer, uint32_t sid)
 		    !c->chan.dead)
 			break;
 	if (c == NULL) {
-		ctl_line(ctl, peer, IMSG_CTL_FAIL, "no session %u", sid);
+		ctl_line(ctl, peer, IMSG_PARENT_FAIL, "no session %u", sid);
 		return;
 	}
 	if ((b = channel_create(&c->chan, IMSG_PARENT_KILL, 0, 64)) ==
@@ -1022,7 +1054,7 @@ ctl_kill(struct child *ctl, uint32_t peer, uint32_t sid)
 		fatal("%s", __func__);
 	channel_send(&c->chan, b);
 	parent_event(c->identity, "kill session %u", sid);
-	ctl_line(ctl, peer, IMSG_CTL_END, "session %u ended", sid);
+	ctl_line(ctl, peer, IMSG_PARENT_END, "session %u ended", sid);
 }
 
 /*
@@ -1067,7 +1099,7 @@ metrics_line(void *arg, const char *line)
 	struct child	*ctl;
 
 	if ((ctl = role_child(PROC_CONTROL)) != NULL)
-		ctl_line(ctl, *peer, IMSG_CTL_DATA, "%s", line);
+		ctl_line(ctl, *peer, IMSG_PARENT_DATA, "%s", line);
 }
 
 /* show metrics: the counters, and the gauges as they are now. */
@@ -1087,16 +1119,18 @@ ctl_metrics(struct child *ctl, uint32_t peer)
 			g.idle_workers++;
 	}
 	metrics_write(&g, metrics_line, &peer);
-	ctl_line(ctl, peer, IMSG_CTL_END, "%s", "");
+	ctl_line(ctl, peer, IMSG_PARENT_END, "%s", "");
 }
 
 /* A request from bridgectl, validated by control, checked again here. */
 static int
 parent_dispatch_control(struct child *c, struct imsg *imsg)
 {
+	struct ireader	 ir;
 	uint32_t	 peer = imsg->hdr.peerid, v;
 	size_t		 i;
 
+	ir_init(&ir, imsg);
 	switch (imsg->hdr.type) {
 	case IMSG_CTL_STATUS:
 		if (imsg->datalen != 0)
@@ -1109,9 +1143,9 @@ parent_dispatch_control(struct child *c, struct imsg *imsg)
 		ctl_sessions(c, peer);
 		return (0);
 	case IMSG_CTL_KILL:
-		if (imsg->datalen != sizeof(v))
+		v = ir_u32(&ir);
+		if (ir_end(&ir) == -1)
 			return (-1);
-		memcpy(&v, imsg->data, sizeof(v));
 		ctl_kill(c, peer, v);
 		return (0);
 	case IMSG_CTL_RELOAD:
@@ -1120,19 +1154,19 @@ parent_dispatch_control(struct child *c, struct imsg *imsg)
 		if (parent_reload() == -1) {
 			/* What is wrong, file:line, for bridgectl to print. */
 			for (i = 0; i < conf_errors_count(); i++)
-				ctl_line(c, peer, IMSG_CTL_DATA, "%s",
+				ctl_line(c, peer, IMSG_PARENT_DATA, "%s",
 				    conf_errors_get(i));
-			ctl_line(c, peer, IMSG_CTL_FAIL, "reload failed: "
+			ctl_line(c, peer, IMSG_PARENT_FAIL, "reload failed: "
 			    "the running configuration is kept");
 		} else
-			ctl_line(c, peer, IMSG_CTL_END, "reloaded");
+			ctl_line(c, peer, IMSG_PARENT_END, "reloaded");
 		return (0);
 	case IMSG_CTL_LOG:
-		if (imsg->datalen != sizeof(v))
+		v = ir_u32(&ir);
+		if (ir_end(&ir) == -1)
 			return (-1);
-		memcpy(&v, imsg->data, sizeof(v));
 		set_verbose(v ? 2 : 0);
-		ctl_line(c, peer, IMSG_CTL_END, "logging %s",
+		ctl_line(c, peer, IMSG_PARENT_END, "logging %s",
 		    v ? "verbose" : "brief");
 		return (0);
 	case IMSG_CTL_METRICS:
@@ -1143,9 +1177,9 @@ parent_dispatch_control(struct child *c, struct imsg *imsg)
 	case IMSG_CTL_END_SESSIONS:
 		return (ctl_end_sessions(imsg));
 	case IMSG_CTL_MONITORS:
-		if (imsg->datalen != sizeof(v))
+		v = ir_u32(&ir);
+		if (ir_end(&ir) == -1)
 			return (-1);
-		memcpy(&v, imsg->data, sizeof(v));
 		peers_monitors(v);
 		return (0);
 	}
@@ -1219,9 +1253,10 @@ parent_dispatch_storage(struct child *c, struct imsg *imsg)
 	const char	*s;
 	char		*esc;
 
-	(void)c;
 	if (imsg->hdr.type == IMSG_STORAGE_TOKEN)
 		return (auth_storage(imsg));
+	if (imsg->hdr.type == IMSG_STORAGE_REJECT)
+		return (worker_rejected(c, imsg));
 	if (imsg->hdr.type != IMSG_STORAGE_EVENT)
 		return (-1);
 	ir_init(&ir, imsg);
@@ -1233,6 +1268,15 @@ parent_dispatch_storage(struct child *c, struct imsg *imsg)
 	parent_monitor("%s", esc);
 	free(esc);
 	return (0);
+}
+
+/* The provider tells of a worker it stopped listening to. */
+static int
+parent_dispatch_provider(struct child *c, struct imsg *imsg)
+{
+	if (imsg->hdr.type == IMSG_PROVIDER_REJECT)
+		return (worker_rejected(c, imsg));
+	return (-1);
 }
 
 /* The worker of a template, by its id (0: any generation). */
@@ -1372,7 +1416,7 @@ parent_dispatch_child(struct channel *ch, struct imsg *imsg)
 		break;
 	}
 	if (r == -1)
-		child_reject(c, imsg);
+		child_reject(c, imsg, NULL);
 }
 
 /* Where bridged-worker is: beside this program, else LIBEXECDIR. */

@@ -126,7 +126,7 @@ event_send(const char *identity, const char *text, int store)
 		gmtime_r(&now, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		snprintf(line, sizeof(line), "%s %s", when, text);
-		if ((b = channel_create(&c->chan, IMSG_CTL_MONITOR, 0,
+		if ((b = channel_create(&c->chan, IMSG_PARENT_MONITOR, 0,
 		    strlen(line) + 8)) == NULL || ibuf_add_str(b, line) == -1)
 			ibuf_free(b);
 		else

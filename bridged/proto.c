@@ -877,7 +877,7 @@ ml_line(struct proto *p, struct pline *l)
 
 /* A line in chat mode: BACK, EXIT, QUIT, """ or a prompt. */
 static void
-chat_line(struct proto *p, const char *s, size_t len)
+chat_mode_line(struct proto *p, const char *s, size_t len)
 {
 	if (line_is(s, len, "BACK"))
 		back_start(p);
@@ -925,7 +925,7 @@ proto_line(struct proto *p, struct pline *l)
 		model_choose(p, &p->menulist, l->text);
 		mlist_free(&p->menulist);
 	} else if (p->mode == MODE_CHAT)
-		chat_line(p, l->text, l->len);
+		chat_mode_line(p, l->text, l->len);
 	else
 		cmd_line(p, l->text);
 }

@@ -19,7 +19,6 @@
 #include "bridged.h"
 
 static void	cmd_history(struct proto *, const char *, int);
-static int	conv_ref_ok(const char *);
 static void	import_end(struct proto *);
 
 /* HISTORY or SUMMARIES: the last N of the conversation. */
@@ -133,18 +132,11 @@ cmd_convs(struct proto *p, const char *arg)
 	p->op = OP_CONVS;
 }
 
-/* A conversation's id or name as a client may give it. */
-static int
-conv_ref_ok(const char *ref)
-{
-	return (conv_name_valid(ref));
-}
-
 /* RESUME <id or name>: that conversation and its context. */
 void
 cmd_resume(struct proto *p, const char *arg)
 {
-	if (!conv_ref_ok(arg)) {
+	if (!conv_name_valid(arg)) {
 		out_status(p, "ERR", "not-found no such conversation");
 		return;
 	}
@@ -162,7 +154,7 @@ cmd_delete(struct proto *p, const char *arg)
 {
 	struct ibuf	*b;
 
-	if (!conv_ref_ok(arg)) {
+	if (!conv_name_valid(arg)) {
 		out_status(p, "ERR", "not-found no such conversation");
 		return;
 	}
@@ -227,7 +219,7 @@ cmd_export(struct proto *p, const char *arg)
 	if (*w == '\0') {
 		snprintf(ref, sizeof(ref), "%llu", (unsigned long long)p->conv);
 		w = ref;
-	} else if (!conv_ref_ok(w)) {
+	} else if (!conv_name_valid(w)) {
 		out_status(p, "ERR", "not-found no such conversation");
 		return;
 	}

@@ -9,13 +9,15 @@
  *
  * Workers (and control) reach it over their own channels, which the
  * parent hands over with IMSG_PARENT_CHANNEL. A worker asks for the
- * model list (IMSG_WORKER_MODELS, answered from a cache) or sends a
- * context in parts (IMSG_WORKER_GEN_BEGIN, _PART..., _END); each piece
- * of the answer goes back as IMSG_PROVIDER_CHUNK as soon as it is
- * parsed. Every request gets exactly one last answer:
- * IMSG_PROVIDER_MODELS_END, IMSG_PROVIDER_DONE or IMSG_PROVIDER_ERROR
- * (also after IMSG_WORKER_CANCEL, with code "cancelled"). A worker
- * that breaks the protocol loses its channel; the provider goes on.
+ * model list (IMSG_WORKER_MODELS; control IMSG_CTL_MODELS; answered
+ * from a cache) or sends a context in parts (IMSG_WORKER_GEN_BEGIN,
+ * _PART..., _END); each piece of the answer goes back as
+ * IMSG_PROVIDER_CHUNK as soon as it is parsed. Every request gets
+ * exactly one last answer: IMSG_PROVIDER_MODELS_END, IMSG_PROVIDER_DONE
+ * or IMSG_PROVIDER_ERROR (also after IMSG_WORKER_CANCEL, with code
+ * "cancelled"). A worker that breaks the protocol loses its channel
+ * and the parent ends it; the provider goes on. Control breaking it
+ * is fatal here.
  */
 
 #include <sys/types.h>
@@ -41,15 +43,15 @@
 
 struct req;
 
-struct wchan {
-	TAILQ_ENTRY(wchan)	 entry;
+struct peer {
+	TAILQ_ENTRY(peer)	 entry;
 	struct channel		 ch;
 	uint32_t		 wid;
 	TAILQ_HEAD(, req)	 reqs;
 	int			 nreqs;
 	int			 gone;
 };
-TAILQ_HEAD(wchan_list, wchan);
+TAILQ_HEAD(peer_list, peer);
 
 struct turn {
 	int			 role;
@@ -71,7 +73,7 @@ enum req_state {
 struct req {
 	TAILQ_ENTRY(req)	 entry;		/* w->reqs */
 	TAILQ_ENTRY(req)	 wentry;	/* pv.waiters */
-	struct wchan		*w;
+	struct peer		*w;
 	uint32_t		 id;
 	enum req_kind		 kind;
 	enum req_state		 state;
@@ -94,15 +96,15 @@ TAILQ_HEAD(req_list, req);
 
 /* Where send_model() sends: a worker's request. */
 struct model_to {
-	struct wchan		*w;
+	struct peer		*w;
 	uint32_t		 id;
 };
 
 static struct {
 	struct bridged_conf	*conf;
 	struct ev_timer		 reap_timer;
-	struct wchan_list	 chans;
-	struct wchan_list	 dead;
+	struct peer_list	 chans;
+	struct peer_list	 dead;
 	struct req_list		 waiters;
 	int			 restart;	/* exit once idle */
 } pv;
@@ -111,8 +113,8 @@ static void	provider_dispatch_parent(struct channel *, struct imsg *);
 static void	provider_dispatch_worker(struct channel *, struct imsg *);
 static void	provider_idle_check(void);
 static void	listing_answer(void);
-static void	req_free(struct req *);
-static void	send_error(struct wchan *, uint32_t, const char *,
+static void	preq_free(struct req *);
+static void	send_error(struct peer *, uint32_t, const char *,
 		    const char *, ...)
 		    __attribute__((__format__ (printf, 4, 5)));
 
@@ -120,14 +122,14 @@ static void	send_error(struct wchan *, uint32_t, const char *,
 
 /* Whether a channel can take an answer. */
 static int
-wchan_ok(struct wchan *w)
+peer_ok(struct peer *w)
 {
 	return (!w->gone && !w->ch.dead);
 }
 
 /* Answer a request with IMSG_PROVIDER_ERROR: a code and one line. */
 static void
-send_error(struct wchan *w, uint32_t id, const char *code,
+send_error(struct peer *w, uint32_t id, const char *code,
     const char *fmt, ...)
 {
 	struct ibuf	*b;
@@ -135,7 +137,7 @@ send_error(struct wchan *w, uint32_t id, const char *code,
 	char		 text[800];
 	size_t		 i;
 
-	if (!wchan_ok(w))
+	if (!peer_ok(w))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
@@ -157,12 +159,12 @@ send_error(struct wchan *w, uint32_t id, const char *code,
 
 /* Forward text, in pieces that end on character boundaries. */
 static void
-send_chunk(struct wchan *w, uint32_t id, const char *text, size_t len)
+send_chunk(struct peer *w, uint32_t id, const char *text, size_t len)
 {
 	struct ibuf	*b;
 	size_t		 n;
 
-	while (len > 0 && wchan_ok(w)) {
+	while (len > 0 && peer_ok(w)) {
 		n = len;
 		if (n > PV_CHUNK_MAX) {
 			n = PV_CHUNK_MAX;
@@ -184,11 +186,11 @@ send_chunk(struct wchan *w, uint32_t id, const char *text, size_t len)
 
 /* The answer is complete: tokens, finish reason, who answered. */
 static void
-send_done(struct wchan *w, uint32_t id, const struct gen_result *res)
+send_done(struct peer *w, uint32_t id, const struct gen_result *res)
 {
 	struct ibuf	*b;
 
-	if (!wchan_ok(w))
+	if (!peer_ok(w))
 		return;
 	if ((b = channel_create(&w->ch, IMSG_PROVIDER_DONE, 0,
 	    MODEL_MAX_LEN + 96)) == NULL ||
@@ -210,7 +212,7 @@ send_model(const char *name, const struct api_model *m, void *arg)
 	struct model_to	*to = arg;
 	struct ibuf	*b;
 
-	if (!wchan_ok(to->w))
+	if (!peer_ok(to->w))
 		return (-1);
 	if ((b = channel_create(&to->w->ch, IMSG_PROVIDER_MODEL, 0,
 	    MODEL_MAX_LEN + 32)) == NULL || ibuf_add_u32(b, to->id) == -1 ||
@@ -227,7 +229,7 @@ send_model(const char *name, const struct api_model *m, void *arg)
 
 /* Send every provider's models, then the end with a note of failures. */
 static void
-send_models(struct wchan *w, uint32_t id)
+send_models(struct peer *w, uint32_t id)
 {
 	struct model_to	 to = { w, id };
 	struct ibuf	*b;
@@ -235,7 +237,7 @@ send_models(struct wchan *w, uint32_t id)
 	char		 note[PV_NOTE_MAX], one[PV_NOTE_LINE + 1];
 
 	if (upstream_models(send_model, &to, note, sizeof(note), &code) ==
-	    -1 || !wchan_ok(w))
+	    -1 || !peer_ok(w))
 		return;
 	/* Nothing to list and a provider failed: that is the answer. */
 	if (code != NULL) {
@@ -266,7 +268,7 @@ listing_answer(void)
 		TAILQ_REMOVE(&pv.waiters, r, wentry);
 		r->waiting = 0;
 		send_models(r->w, r->id);
-		req_free(r);
+		preq_free(r);
 	}
 }
 
@@ -274,7 +276,7 @@ listing_answer(void)
 
 /* The open request of a channel with this id, or NULL. */
 static struct req *
-req_find(struct wchan *w, uint32_t id)
+preq_find(struct peer *w, uint32_t id)
 {
 	struct req	*r;
 
@@ -286,7 +288,7 @@ req_find(struct wchan *w, uint32_t id)
 
 /* Open a request on a channel. */
 static struct req *
-req_new(struct wchan *w, uint32_t id, enum req_kind kind)
+preq_new(struct peer *w, uint32_t id, enum req_kind kind)
 {
 	struct req	*r;
 
@@ -303,7 +305,7 @@ req_new(struct wchan *w, uint32_t id, enum req_kind kind)
 
 /* Drop the context of a request; conversations are wiped. */
 static void
-req_drop_turns(struct req *r)
+preq_drop_turns(struct req *r)
 {
 	size_t	 i;
 
@@ -322,7 +324,7 @@ req_drop_turns(struct req *r)
 static void
 provider_idle_check(void)
 {
-	struct wchan	*w;
+	struct peer	*w;
 
 	if (!pv.restart || !upstream_idle())
 		return;
@@ -339,7 +341,7 @@ provider_idle_check(void)
 
 /* Forget a request; its generation, if any, is stopped. */
 static void
-req_free(struct req *r)
+preq_free(struct req *r)
 {
 	gen_cancel(r->g);
 	r->g = NULL;
@@ -347,7 +349,7 @@ req_free(struct req *r)
 		TAILQ_REMOVE(&pv.waiters, r, wentry);
 		r->waiting = 0;
 	}
-	req_drop_turns(r);
+	preq_drop_turns(r);
 	TAILQ_REMOVE(&r->w->reqs, r, entry);
 	r->w->nreqs--;
 	free(r);
@@ -355,9 +357,9 @@ req_free(struct req *r)
 
 /* Free what was dropped, outside of the channel's own callbacks. */
 static void
-wchan_reap(void *arg)
+peer_reap(void *arg)
 {
-	struct wchan	*w;
+	struct peer	*w;
 
 	(void)arg;
 	while ((w = TAILQ_FIRST(&pv.dead)) != NULL) {
@@ -369,7 +371,7 @@ wchan_reap(void *arg)
 
 /* Close a channel and stop everything it asked for. */
 static void
-wchan_drop(struct wchan *w)
+peer_drop(struct peer *w)
 {
 	struct req	*r;
 
@@ -378,30 +380,43 @@ wchan_drop(struct wchan *w)
 	w->gone = 1;
 	channel_shutdown(&w->ch);
 	while ((r = TAILQ_FIRST(&w->reqs)) != NULL)
-		req_free(r);
+		preq_free(r);
 	TAILQ_REMOVE(&pv.chans, w, entry);
 	TAILQ_INSERT_TAIL(&pv.dead, w, entry);
 	if (!ev_timer_pending(&pv.reap_timer))
 		ev_timer_add(&pv.reap_timer, 0);
 }
 
-/* A worker broke the protocol: log it and close its channel. */
+/*
+ * A peer broke the protocol (imsg, or NULL for a broken frame).
+ * Control (worker id 0): this process leaves (child_bad). A worker:
+ * its channel is closed and the parent told to end it; the provider
+ * goes on.
+ */
 static void
-wchan_reject(struct wchan *w, struct imsg *imsg, const char *why)
+peer_reject(struct peer *w, struct imsg *imsg, const char *why)
 {
-	log_warnx("worker %u: bad %s (%s); closing its channel", w->wid,
-	    imsg_type_name(imsg->hdr.type), why);
-	wchan_drop(w);
+	if (w->wid == 0)
+		child_bad(PROC_CONTROL, imsg, why);
+	log_warnx("bad %s from worker %u%s%s; closing its channel",
+	    imsg != NULL ? imsg_type_name(imsg->hdr.type) : "framing",
+	    w->wid, why != NULL ? ": " : "", why != NULL ? why : "");
+	channel_compose_u32(parent_chan, IMSG_PROVIDER_REJECT, 0, w->wid);
+	peer_drop(w);
 }
 
 /* The worker went away: so do its requests. */
 static void
-wchan_closed(struct channel *ch)
+peer_closed(struct channel *ch)
 {
-	struct wchan	*w = ch->arg;
+	struct peer	*w = ch->arg;
 
+	if (ch->broken) {
+		peer_reject(w, NULL, NULL);
+		return;
+	}
 	log_debug("worker %u: channel closed", w->wid);
-	wchan_drop(w);
+	peer_drop(w);
 }
 
 /* ---- what workers ask --------------------------------------------- */
@@ -417,27 +432,30 @@ context_max(void)
 
 /* A message that is a request id alone; otherwise the channel goes. */
 static int
-id_only(struct wchan *w, struct imsg *imsg, uint32_t *id)
+id_only(struct peer *w, struct imsg *imsg, uint32_t *id)
 {
-	if (imsg->datalen != sizeof(*id)) {
-		wchan_reject(w, imsg, "length");
+	struct ireader	 ir;
+
+	ir_init(&ir, imsg);
+	*id = ir_u32(&ir);
+	if (ir_end(&ir) == -1) {
+		peer_reject(w, imsg, "length");
 		return (-1);
 	}
-	memcpy(id, imsg->data, sizeof(*id));
 	return (0);
 }
 
-/* IMSG_WORKER_MODELS: the lists, from the caches or the APIs. */
+/* IMSG_WORKER_MODELS, IMSG_CTL_MODELS: the lists, from caches or APIs. */
 static void
-worker_models(struct wchan *w, struct imsg *imsg)
+worker_models(struct peer *w, struct imsg *imsg)
 {
 	struct req	*r;
 	uint32_t	 id;
 
 	if (id_only(w, imsg, &id) == -1)
 		return;
-	if (req_find(w, id) != NULL) {
-		wchan_reject(w, imsg, "request id in use");
+	if (preq_find(w, id) != NULL) {
+		peer_reject(w, imsg, "request id in use");
 		return;
 	}
 	if (!upstream_stale()) {
@@ -448,7 +466,7 @@ worker_models(struct wchan *w, struct imsg *imsg)
 		send_error(w, id, "busy", "too many requests at once");
 		return;
 	}
-	r = req_new(w, id, REQ_MODELS);
+	r = preq_new(w, id, REQ_MODELS);
 	r->state = RS_RUNNING;
 	r->waiting = 1;
 	TAILQ_INSERT_TAIL(&pv.waiters, r, wentry);
@@ -458,7 +476,7 @@ worker_models(struct wchan *w, struct imsg *imsg)
 
 /* IMSG_WORKER_GEN_BEGIN: open a request for a model. */
 static void
-worker_gen_begin(struct wchan *w, struct imsg *imsg)
+worker_gen_begin(struct peer *w, struct imsg *imsg)
 {
 	struct ireader	 ir;
 	struct req	*r;
@@ -472,18 +490,18 @@ worker_gen_begin(struct wchan *w, struct imsg *imsg)
 	max = ir_u32(&ir);
 	temp = ir_u32(&ir);
 	if (ir_end(&ir) == -1) {
-		wchan_reject(w, imsg, "length or strings");
+		peer_reject(w, imsg, "length or strings");
 		return;
 	}
-	if (req_find(w, id) != NULL) {
-		wchan_reject(w, imsg, "request id in use");
+	if (preq_find(w, id) != NULL) {
+		peer_reject(w, imsg, "request id in use");
 		return;
 	}
 	if (w->nreqs >= 2 * PV_REQS_MAX) {
-		wchan_reject(w, imsg, "too many open requests");
+		peer_reject(w, imsg, "too many open requests");
 		return;
 	}
-	r = req_new(w, id, REQ_GEN);
+	r = preq_new(w, id, REQ_GEN);
 	if (w->nreqs > PV_REQS_MAX) {
 		send_error(w, id, "busy", "too many requests at once");
 		r->state = RS_DISCARD;
@@ -511,7 +529,7 @@ worker_gen_begin(struct wchan *w, struct imsg *imsg)
 
 /* IMSG_WORKER_GEN_PART: text for the current turn. */
 static void
-worker_gen_part(struct wchan *w, struct imsg *imsg)
+worker_gen_part(struct peer *w, struct imsg *imsg)
 {
 	struct ireader	 ir;
 	struct req	*r;
@@ -526,18 +544,18 @@ worker_gen_part(struct wchan *w, struct imsg *imsg)
 	more = ir_u32(&ir);
 	data = ir_data(&ir, &len);
 	if (ir_end(&ir) == -1 || role >= ROLE_MAX || more > 1) {
-		wchan_reject(w, imsg, "length or values");
+		peer_reject(w, imsg, "length or values");
 		return;
 	}
-	if ((r = req_find(w, id)) == NULL || r->kind != REQ_GEN ||
+	if ((r = preq_find(w, id)) == NULL || r->kind != REQ_GEN ||
 	    r->state == RS_RUNNING) {
-		wchan_reject(w, imsg, "no such request being built");
+		peer_reject(w, imsg, "no such request being built");
 		return;
 	}
 	if (r->state == RS_DISCARD || r->err_code != NULL)
 		return;
 	if (r->open && (uint32_t)r->turns[r->nturns - 1].role != role) {
-		wchan_reject(w, imsg, "the role changes inside a turn");
+		peer_reject(w, imsg, "the role changes inside a turn");
 		return;
 	}
 	if (len > context_max() - r->bytes ||
@@ -545,7 +563,7 @@ worker_gen_part(struct wchan *w, struct imsg *imsg)
 		r->err_code = "too-long";
 		strlcpy(r->err_text, "the context is too large",
 		    sizeof(r->err_text));
-		req_drop_turns(r);
+		preq_drop_turns(r);
 		return;
 	}
 	if (!r->open) {
@@ -570,7 +588,7 @@ worker_gen_part(struct wchan *w, struct imsg *imsg)
 
 /* gen_sink of a worker's request: text goes out as CHUNKs. */
 static void
-req_text(void *arg, const char *text, size_t len)
+preq_text(void *arg, const char *text, size_t len)
 {
 	struct req	*r = arg;
 
@@ -580,18 +598,18 @@ req_text(void *arg, const char *text, size_t len)
 
 /* gen_sink: bytes the worker has yet to take; 0 if none. */
 static size_t
-req_queued(void *arg)
+preq_queued(void *arg)
 {
 	struct req	*r = arg;
 
-	if (!wchan_ok(r->w))
+	if (!peer_ok(r->w))
 		return (0);
 	return (r->w->ch.ibuf.queued);
 }
 
 /* gen_sink: the answer is complete. */
 static void
-req_done(void *arg, const struct gen_result *res)
+preq_done(void *arg, const struct gen_result *res)
 {
 	struct req	*r = arg;
 
@@ -600,12 +618,12 @@ req_done(void *arg, const struct gen_result *res)
 	    r->w->wid, r->id, res->finish, (unsigned long long)r->sent,
 	    (unsigned long long)(ev_now_ms() - r->started));
 	send_done(r->w, r->id, res);
-	req_free(r);
+	preq_free(r);
 }
 
 /* gen_sink: the generation failed. */
 static void
-req_error(void *arg, const char *code, const char *text)
+preq_error(void *arg, const char *code, const char *text)
 {
 	struct req	*r = arg;
 
@@ -613,12 +631,12 @@ req_error(void *arg, const char *code, const char *text)
 	log_info("worker %u: request %u failed: %s %s", r->w->wid, r->id,
 	    code, text);
 	send_error(r->w, r->id, code, "%s", text);
-	req_free(r);
+	preq_free(r);
 }
 
 /* The context is complete: send it upstream. */
 static void
-req_start(struct req *r)
+preq_start(struct req *r)
 {
 	struct gen_request	 rq;
 	struct gen_sink		 sink;
@@ -639,50 +657,50 @@ req_start(struct req *r)
 	rq.turns = at;
 	rq.nturns = r->nturns;
 	rq.set = r->set;
-	sink.text = req_text;
-	sink.queued = req_queued;
-	sink.done = req_done;
-	sink.error = req_error;
+	sink.text = preq_text;
+	sink.queued = preq_queued;
+	sink.done = preq_done;
+	sink.error = preq_error;
 	sink.arg = r;
 	r->state = RS_RUNNING;
 	r->g = gen_start(&rq, &sink, code, sizeof(code), text, sizeof(text));
 	free(at);
-	req_drop_turns(r);
+	preq_drop_turns(r);
 	if (r->g == NULL) {
 		send_error(r->w, r->id, code, "%s", text);
-		req_free(r);
+		preq_free(r);
 	}
 }
 
 /* IMSG_WORKER_GEN_END: the context is complete. */
 static void
-worker_gen_end(struct wchan *w, struct imsg *imsg)
+worker_gen_end(struct peer *w, struct imsg *imsg)
 {
 	struct req	*r;
 	uint32_t	 id;
 
 	if (id_only(w, imsg, &id) == -1)
 		return;
-	if ((r = req_find(w, id)) == NULL || r->kind != REQ_GEN ||
+	if ((r = preq_find(w, id)) == NULL || r->kind != REQ_GEN ||
 	    r->state == RS_RUNNING) {
-		wchan_reject(w, imsg, "no such request being built");
+		peer_reject(w, imsg, "no such request being built");
 		return;
 	}
 	if (r->state == RS_DISCARD) {
-		req_free(r);
+		preq_free(r);
 		return;
 	}
 	if (r->err_code != NULL) {
 		send_error(w, id, r->err_code, "%s", r->err_text);
-		req_free(r);
+		preq_free(r);
 		return;
 	}
-	req_start(r);
+	preq_start(r);
 }
 
 /* IMSG_WORKER_CANCEL: stop a request, if it is still open. */
 static void
-worker_cancel(struct wchan *w, struct imsg *imsg)
+worker_cancel(struct peer *w, struct imsg *imsg)
 {
 	struct req	*r;
 	uint32_t	 id;
@@ -690,27 +708,33 @@ worker_cancel(struct wchan *w, struct imsg *imsg)
 	if (id_only(w, imsg, &id) == -1)
 		return;
 	/* Already answered: the cancel crossed the answer. */
-	if ((r = req_find(w, id)) == NULL || r->state == RS_DISCARD)
+	if ((r = preq_find(w, id)) == NULL || r->state == RS_DISCARD)
 		return;
 	log_debug("worker %u: request %u cancelled", w->wid, id);
 	send_error(w, id, "cancelled", "cancelled");
 	if (r->state == RS_BUILDING) {
 		r->state = RS_DISCARD;
-		req_drop_turns(r);
+		preq_drop_turns(r);
 	} else
-		req_free(r);
+		preq_free(r);
 }
 
 /* One message from a worker (or control): validate, copy, call. */
 static void
 provider_dispatch_worker(struct channel *ch, struct imsg *imsg)
 {
-	struct wchan	*w = ch->arg;
+	struct peer	*w = ch->arg;
 
 	if (w->gone)
 		return;
+	/* Control (worker id 0) asks for the model list alone. */
+	if ((w->wid == 0) != (imsg->hdr.type == IMSG_CTL_MODELS)) {
+		peer_reject(w, imsg, "not from this peer");
+		return;
+	}
 	switch (imsg->hdr.type) {
 	case IMSG_WORKER_MODELS:
+	case IMSG_CTL_MODELS:
 		worker_models(w, imsg);
 		break;
 	case IMSG_WORKER_GEN_BEGIN:
@@ -726,7 +750,7 @@ provider_dispatch_worker(struct channel *ch, struct imsg *imsg)
 		worker_cancel(w, imsg);
 		break;
 	default:
-		wchan_reject(w, imsg, "unexpected type");
+		peer_reject(w, imsg, "unexpected type");
 		break;
 	}
 }
@@ -735,23 +759,23 @@ provider_dispatch_worker(struct channel *ch, struct imsg *imsg)
 
 /* A worker's (or control's) channel; one with the same id is replaced. */
 static void
-parent_channel(struct imsg *imsg)
+peer_open(struct imsg *imsg)
 {
 	struct ireader	 ir;
-	struct wchan	*w;
+	struct peer	*w;
 	uint32_t	 wid;
 
 	ir_init(&ir, imsg);
 	wid = ir_u32(&ir);
 	(void)ir_str(&ir);	/* the identity: not the provider's business */
 	if (ir_end(&ir) == -1 || imsg->fd == -1)
-		fatalx("%s: bad IMSG_PARENT_CHANNEL", __func__);
+		child_bad(PROC_PARENT, imsg, NULL);
 	TAILQ_FOREACH(w, &pv.chans, entry)
 		if (w->wid == wid)
 			break;
 	if (w != NULL) {
 		log_debug("worker %u: channel replaced", wid);
-		wchan_drop(w);
+		peer_drop(w);
 	}
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		fatal("%s", __func__);
@@ -759,7 +783,7 @@ parent_channel(struct imsg *imsg)
 	TAILQ_INIT(&w->reqs);
 	TAILQ_INSERT_TAIL(&pv.chans, w, entry);
 	channel_init(&w->ch, imsg->fd, provider_dispatch_worker,
-	    wchan_closed, w);
+	    peer_closed, w);
 	imsg->fd = -1;
 }
 
@@ -796,17 +820,16 @@ provider_dispatch_parent(struct channel *ch, struct imsg *imsg)
 	}
 	switch (imsg->hdr.type) {
 	case IMSG_PARENT_CHANNEL:
-		parent_channel(imsg);
+		peer_open(imsg);
 		break;
 	case IMSG_PARENT_JOBS:
 		if (imsg->datalen != 0 || imsg->fd == -1)
-			fatalx("%s: bad IMSG_PARENT_JOBS", __func__);
+			child_bad(PROC_PARENT, imsg, NULL);
 		jobs_channel(imsg->fd);
 		imsg->fd = -1;
 		break;
 	default:
-		fatalx("%s: unexpected %s", __func__,
-		    imsg_type_name(imsg->hdr.type));
+		child_bad(PROC_PARENT, imsg, "unexpected");
 	}
 }
 
@@ -814,7 +837,8 @@ provider_dispatch_parent(struct channel *ch, struct imsg *imsg)
 static void
 provider_parent_closed(struct channel *ch)
 {
-	(void)ch;
+	if (ch->broken)
+		child_bad(PROC_PARENT, NULL, NULL);
 	upstream_wipe();
 	_exit(0);
 }
@@ -838,7 +862,7 @@ provider_main(void)
 	TAILQ_INIT(&pv.chans);
 	TAILQ_INIT(&pv.dead);
 	TAILQ_INIT(&pv.waiters);
-	ev_timer_set(&pv.reap_timer, wchan_reap, NULL);
+	ev_timer_set(&pv.reap_timer, peer_reap, NULL);
 	jobs_init();
 
 	/* Everything that needs files comes before the sandbox. */

@@ -249,17 +249,20 @@ wchan_new(int fd, uint32_t wid, const char *identity, int control, int jobs)
 	return (w);
 }
 
-/* A worker broke the rules: log it and close its channel. */
+/*
+ * A peer broke the rules (imsg, or NULL for a broken frame). Control
+ * or the provider: this process leaves (child_bad). A worker: its
+ * channel is closed and the parent told to end it; storage goes on.
+ */
 static void
 wchan_reject(struct wchan *w, struct imsg *imsg, const char *why)
 {
 	if (w->control || w->jobs)
-		log_warnx("%s: bad %s (%s); closing its channel",
-		    w->jobs ? "provider" : "control",
-		    imsg_type_name(imsg->hdr.type), why);
-	else
-		log_warnx("worker %u: bad %s (%s); closing its channel",
-		    w->wid, imsg_type_name(imsg->hdr.type), why);
+		child_bad(w->jobs ? PROC_PROVIDER : PROC_CONTROL, imsg, why);
+	log_warnx("bad %s from worker %u%s%s; closing its channel",
+	    imsg != NULL ? imsg_type_name(imsg->hdr.type) : "framing",
+	    w->wid, why != NULL ? ": " : "", why != NULL ? why : "");
+	channel_compose_u32(parent_chan, IMSG_STORAGE_REJECT, 0, w->wid);
 	wchan_drop(w);
 }
 
@@ -1902,13 +1905,15 @@ static const char *
 provider_job_start(struct imsg *imsg)
 {
 	struct jdb_job	 job;
+	struct ireader	 ir;
 	struct ibuf	*b;
 	uint64_t	 jid;
 	int		 rv, again;
 
-	if (imsg->datalen != sizeof(jid))
+	ir_init(&ir, imsg);
+	jid = ir_u64(&ir);
+	if (ir_end(&ir) == -1)
 		return ("length");
-	memcpy(&jid, imsg->data, sizeof(jid));
 	if (jid > INT64_MAX)
 		return ("job id");
 	if ((rv = job_load((int64_t)jid, &job)) != 1 ||
@@ -2646,7 +2651,7 @@ limit_text(char *buf, size_t len, uint64_t v)
 
 /* One line of token list; never the token, which is not stored. */
 static int
-token_row(const struct token_info *t, void *arg)
+token_line(const struct token_info *t, void *arg)
 {
 	char	 c[32], e[32], u[32], rq[24], tk[24], jb[24];
 	int64_t	 now = (int64_t)time(NULL);
@@ -2730,7 +2735,7 @@ control_table(struct wchan *w, struct imsg *imsg)
 	la.n = 0;
 	switch (imsg->hdr.type) {
 	case IMSG_CTL_TOKEN_LIST:
-		rv = db_token_list(st.db, token_row, &la);
+		rv = db_token_list(st.db, token_line, &la);
 		break;
 	case IMSG_CTL_USAGE:
 		if (n < 1 || n > 3660)
@@ -2805,6 +2810,10 @@ storage_worker_closed(struct channel *ch)
 {
 	struct wchan	*w = ch->arg;
 
+	if (ch->broken) {
+		wchan_reject(w, NULL, NULL);
+		return;
+	}
 	if (w->control || w->jobs)
 		log_debug("%s: channel closed", w->jobs ? "provider" :
 		    "control");
@@ -2826,7 +2835,7 @@ parent_channel(struct imsg *imsg)
 	wid = ir_u32(&ir);
 	identity = ir_str(&ir);
 	if (ir_end(&ir) == -1 || imsg->fd == -1 || !identity_valid(identity))
-		fatalx("%s: bad IMSG_PARENT_CHANNEL", __func__);
+		child_bad(PROC_PARENT, imsg, NULL);
 	if ((old = wchan_find(wid)) != NULL) {
 		log_debug("worker %u: channel replaced", wid);
 		wchan_drop(old);
@@ -2840,7 +2849,7 @@ static void
 parent_control(struct imsg *imsg)
 {
 	if (imsg->datalen != 0 || imsg->fd == -1)
-		fatalx("%s: bad IMSG_PARENT_CONTROL", __func__);
+		child_bad(PROC_PARENT, imsg, NULL);
 	if (st.ctl != NULL) {
 		log_debug("control: channel replaced");
 		wchan_drop(st.ctl);
@@ -2854,7 +2863,7 @@ static void
 parent_jobs(struct imsg *imsg)
 {
 	if (imsg->datalen != 0 || imsg->fd == -1)
-		fatalx("%s: bad IMSG_PARENT_JOBS", __func__);
+		child_bad(PROC_PARENT, imsg, NULL);
 	if (st.jobs != NULL) {
 		log_debug("provider: jobs channel replaced");
 		wchan_drop(st.jobs);
@@ -2910,7 +2919,7 @@ parent_session(struct imsg *imsg)
 	how = ir_str(&ir);
 	if (ir_end(&ir) == -1 || imsg->fd != -1 ||
 	    !identity_valid(identity) || strlen(how) > 16)
-		fatalx("%s: bad IMSG_PARENT_SESSION", __func__);
+		child_bad(PROC_PARENT, imsg, NULL);
 	identity_seen(identity, how);
 	if ((w = wchan_find(wid)) == NULL) {
 		/* The worker may have gone already. */
@@ -2940,7 +2949,7 @@ parent_token(struct imsg *imsg)
 	hash = ir_str(&ir);
 	if (ir_end(&ir) == -1 || imsg->fd != -1 ||
 	    strlen(hash) != IDENTITY_LEN || !identity_valid(hash))
-		fatalx("%s: bad IMSG_PARENT_TOKEN", __func__);
+		child_bad(PROC_PARENT, imsg, NULL);
 	round_settle();
 	ok = db_token_check(st.db, hash, (int64_t)time(NULL), &t) == 1;
 	if ((b = channel_create(parent_chan, IMSG_STORAGE_TOKEN, 0,
@@ -2966,7 +2975,7 @@ parent_log_event(struct imsg *imsg)
 	text = ir_str(&ir);
 	if (ir_end(&ir) == -1 || imsg->fd != -1 || when > INT64_MAX ||
 	    !identity_valid(identity) || !utf8_valid(text, strlen(text)))
-		fatalx("%s: bad IMSG_PARENT_EVENT", __func__);
+		child_bad(PROC_PARENT, imsg, NULL);
 	event_store((int64_t)when, identity, text);
 }
 
@@ -3022,8 +3031,7 @@ storage_dispatch_parent(struct channel *ch, struct imsg *imsg)
 		parent_log_event(imsg);
 		break;
 	default:
-		fatalx("%s: unexpected %s", __func__,
-		    imsg_type_name(imsg->hdr.type));
+		child_bad(PROC_PARENT, imsg, "unexpected");
 	}
 }
 
@@ -3055,7 +3063,8 @@ storage_sig(int sig, void *arg)
 static void
 storage_parent_closed(struct channel *ch)
 {
-	(void)ch;
+	if (ch->broken)
+		child_bad(PROC_PARENT, NULL, NULL);
 	storage_shutdown();
 	exit(0);
 }

@@ -45,7 +45,7 @@ static struct {
 } t;
 
 static void
-usage(void)
+template_usage(void)
 {
 	extern char	*__progname;
 
@@ -209,7 +209,7 @@ template_sigterm(int sig, void *arg)
 }
 
 static void
-template_dispatch(struct channel *ch, struct imsg *imsg)
+template_dispatch_parent(struct channel *ch, struct imsg *imsg)
 {
 	struct ireader	 ir;
 	uint32_t	 wid;
@@ -232,7 +232,7 @@ template_dispatch(struct channel *ch, struct imsg *imsg)
 		template_fork(wid, fd);
 		return;
 	}
-	fatalx("%s: bad %s", __func__, imsg_type_name(imsg->hdr.type));
+	child_bad(PROC_PARENT, imsg, NULL);
 }
 
 int
@@ -253,11 +253,11 @@ main(int argc, char *argv[])
 			verbose++;
 			break;
 		default:
-			usage();
+			template_usage();
 		}
 	}
 	if (argc != optind)
-		usage();
+		template_usage();
 	/* A client that vanishes must not kill a worker mid-write. */
 	signal(SIGPIPE, SIG_IGN);
 
@@ -290,7 +290,7 @@ main(int argc, char *argv[])
 	ev_signal(SIGCHLD, template_sigchld, NULL);
 	ev_signal(SIGTERM, template_sigterm, NULL);
 	child_ready();
-	child_dispatch(template_dispatch);
+	child_dispatch(template_dispatch_parent);
 	ev_loop();
 	fatalx("event loop ended");
 }

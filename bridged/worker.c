@@ -94,10 +94,10 @@ static void	client_update(void);
 static void	client_write(void);
 static void	client_read(void);
 static void	session_begin(void);
-static void	storage_dispatch(struct channel *, struct imsg *);
-static void	storage_closed(struct channel *);
-static void	provider_dispatch(struct channel *, struct imsg *);
-static void	provider_closed(struct channel *);
+static void	worker_dispatch_storage(struct channel *, struct imsg *);
+static void	worker_storage_closed(struct channel *);
+static void	worker_dispatch_provider(struct channel *, struct imsg *);
+static void	worker_provider_closed(struct channel *);
 static void	op_event(void *, const char *);
 static void	idle_clock(void);
 
@@ -424,8 +424,7 @@ op_models(void *arg, uint32_t id)
 	(void)arg;
 	if (w.provider.dead)
 		return (-1);
-	return (channel_compose(&w.provider, IMSG_WORKER_MODELS, 0, -1, &id,
-	    sizeof(id)));
+	return (channel_compose_u32(&w.provider, IMSG_WORKER_MODELS, 0, id));
 }
 
 static int	sreq_add(uint32_t, uint32_t, struct ibuf *);
@@ -619,8 +618,7 @@ op_cancel(void *arg, uint32_t id)
 		gate_free(g);
 	}
 	if (!w.provider.dead)
-		channel_compose(&w.provider, IMSG_WORKER_CANCEL, 0, -1, &id,
-		    sizeof(id));
+		channel_compose_u32(&w.provider, IMSG_WORKER_CANCEL, 0, id);
 }
 
 /* A storage request failed: a generation waiting for it fails too. */
@@ -813,8 +811,7 @@ op_unfollow(void *arg, uint32_t id)
 	if ((r = sreq_find(id)) != NULL)
 		sreq_done(r);
 	if (!w.storage.dead)
-		channel_compose(&w.storage, IMSG_WORKER_UNFOLLOW, 0, -1, &id,
-		    sizeof(id));
+		channel_compose_u32(&w.storage, IMSG_WORKER_UNFOLLOW, 0, id);
 }
 
 static const struct proto_ops worker_ops = {
@@ -943,7 +940,7 @@ client_start(struct imsg *imsg)
 	    strlen(ident) > IDENTITY_LEN ||
 	    strlen(refuse) >= sizeof(w.refuse) ||
 	    port > 65535 || lport > 65535 || tls > 1)
-		fatalx("%s: bad IMSG_PARENT_CLIENT", __func__);
+		child_bad(PROC_PARENT, imsg, NULL);
 	if (w.state != W_IDLE) {
 		log_warnx("%s: a second client", __func__);
 		return;
@@ -987,13 +984,14 @@ client_start(struct imsg *imsg)
  */
 
 static void
-storage_open(int fd)
+worker_storage_open(int fd)
 {
 	struct sreq	*r;
 
 	if (!w.storage.dead)
 		channel_shutdown(&w.storage);
-	channel_init(&w.storage, fd, storage_dispatch, storage_closed, NULL);
+	channel_init(&w.storage, fd, worker_dispatch_storage,
+	    worker_storage_closed, NULL);
 	TAILQ_FOREACH(r, &w.sreqs, entry)
 		if (sreq_send(r) == -1)
 			break;
@@ -1001,11 +999,12 @@ storage_open(int fd)
 
 /* Reads that had begun to answer cannot be resumed; the rest wait. */
 static void
-storage_closed(struct channel *ch)
+worker_storage_closed(struct channel *ch)
 {
 	struct sreq	*r, *next;
 
-	(void)ch;
+	if (ch->broken)
+		child_bad(PROC_STORAGE, NULL, NULL);
 	log_warnx("storage channel closed");
 	for (r = TAILQ_FIRST(&w.sreqs); r != NULL; r = next) {
 		next = TAILQ_NEXT(r, entry);
@@ -1020,7 +1019,7 @@ storage_closed(struct channel *ch)
 	}
 }
 
-static void	storage_dispatch_one(struct imsg *);
+static void	worker_storage_msg(struct imsg *);
 
 /* Storage's answers about jobs: 0, or -1 if malformed. */
 static int
@@ -1091,10 +1090,10 @@ storage_job_answer(struct imsg *imsg, struct ireader *ir, uint32_t id)
 }
 
 static void
-storage_dispatch(struct channel *ch, struct imsg *imsg)
+worker_dispatch_storage(struct channel *ch, struct imsg *imsg)
 {
 	(void)ch;
-	storage_dispatch_one(imsg);
+	worker_storage_msg(imsg);
 	client_update();
 }
 
@@ -1123,7 +1122,7 @@ storage_conv(struct ireader *ir, struct db_conv *c)
 }
 
 static void
-storage_dispatch_one(struct imsg *imsg)
+worker_storage_msg(struct imsg *imsg)
 {
 	static struct db_conv	 conv;
 	struct db_match	 m;
@@ -1255,41 +1254,42 @@ storage_dispatch_one(struct imsg *imsg)
 			return;
 		break;
 	}
-	fatalx("%s: bad %s", __func__, imsg_type_name(imsg->hdr.type));
+	child_bad(PROC_STORAGE, imsg, NULL);
 }
 
 static void
-provider_open(int fd)
+worker_provider_open(int fd)
 {
 	if (!w.provider.dead)
 		channel_shutdown(&w.provider);
 	w.provider_paused = 0;
-	channel_init(&w.provider, fd, provider_dispatch, provider_closed,
-	    NULL);
+	channel_init(&w.provider, fd, worker_dispatch_provider,
+	    worker_provider_closed, NULL);
 }
 
 static void
-provider_closed(struct channel *ch)
+worker_provider_closed(struct channel *ch)
 {
-	(void)ch;
+	if (ch->broken)
+		child_bad(PROC_PROVIDER, NULL, NULL);
 	log_warnx("provider channel closed");
 	w.provider_paused = 0;
 	if (w.proto != NULL)
 		proto_provider_lost(w.proto);
 }
 
-static void	provider_dispatch_one(struct imsg *);
+static void	worker_provider_msg(struct imsg *);
 
 static void
-provider_dispatch(struct channel *ch, struct imsg *imsg)
+worker_dispatch_provider(struct channel *ch, struct imsg *imsg)
 {
 	(void)ch;
-	provider_dispatch_one(imsg);
+	worker_provider_msg(imsg);
 	client_update();
 }
 
 static void
-provider_dispatch_one(struct imsg *imsg)
+worker_provider_msg(struct imsg *imsg)
 {
 	struct ireader	 ir;
 	struct gate	*g;
@@ -1358,11 +1358,11 @@ provider_dispatch_one(struct imsg *imsg)
 			proto_provider_error(w.proto, id, s, t);
 		return;
 	}
-	fatalx("%s: bad %s", __func__, imsg_type_name(imsg->hdr.type));
+	child_bad(PROC_PROVIDER, imsg, NULL);
 }
 
 static void
-parent_dispatch(struct channel *ch, struct imsg *imsg)
+worker_dispatch_parent(struct channel *ch, struct imsg *imsg)
 {
 	struct ireader	 ir;
 	const char	*s, *m;
@@ -1387,9 +1387,9 @@ parent_dispatch(struct channel *ch, struct imsg *imsg)
 		fd = imsg->fd;
 		imsg->fd = -1;
 		if (imsg->hdr.type == IMSG_PARENT_STORAGE)
-			storage_open(fd);
+			worker_storage_open(fd);
 		else
-			provider_open(fd);
+			worker_provider_open(fd);
 		return;
 	case IMSG_PARENT_AUTH:
 		v = ir_u32(&ir);
@@ -1417,7 +1417,7 @@ parent_dispatch(struct channel *ch, struct imsg *imsg)
 			worker_exit("killed");
 		return;
 	}
-	fatalx("%s: bad %s", __func__, imsg_type_name(imsg->hdr.type));
+	child_bad(PROC_PARENT, imsg, NULL);
 }
 
 /* The daemon stops: a client in session hears why before we go. */
@@ -1461,7 +1461,7 @@ worker_main(struct bridged_conf *conf, struct tls *tlsctx, int fd,
 	tls_rehearse(tlsctx);
 	sigprocmask(SIG_SETMASK, old, NULL);
 	child_ready();
-	child_dispatch(parent_dispatch);
+	child_dispatch(worker_dispatch_parent);
 	ev_loop();
 	fatalx("event loop ended");
 }

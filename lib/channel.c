@@ -48,6 +48,7 @@ channel_init(struct channel *ch, int fd,
 	ch->events = 0;
 	ch->dead = 0;
 	ch->paused = 0;
+	ch->broken = 0;
 	channel_update(ch);
 }
 
@@ -74,7 +75,8 @@ channel_drain(struct channel *ch)
 
 	while (!ch->dead && !ch->paused) {
 		if ((r = imsg_get(&ch->ibuf, &imsg)) == -1) {
-			log_warnx("%s: bad message framing", __func__);
+			/* The owner says whose frame it was (closed()). */
+			ch->broken = errno == EBADMSG;
 			channel_fail(ch);
 			return (-1);
 		}
@@ -141,6 +143,22 @@ channel_create(struct channel *ch, uint32_t type, uint32_t peerid,
     size_t hint)
 {
 	return (imsg_create(&ch->ibuf, type, peerid, 0, hint));
+}
+
+/* A message whose payload is one u32 (ibuf_add_u32; ir_u32 reads it). */
+int
+channel_compose_u32(struct channel *ch, uint32_t type, uint32_t peerid,
+    uint32_t v)
+{
+	struct ibuf	*b;
+
+	if ((b = channel_create(ch, type, peerid, sizeof(v))) == NULL)
+		return (-1);
+	if (ibuf_add_u32(b, v) == -1) {
+		ibuf_free(b);
+		return (-1);
+	}
+	return (channel_send(ch, b));
 }
 
 /* Queue a message built with channel_create; the buffer is taken. */

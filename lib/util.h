@@ -117,7 +117,8 @@ int		 ir_end(struct ireader *);
 /*
  * channel.c: an imsgbuf driven by the event loop. dispatch() gets each
  * whole message; closed() is called once, last, on EOF, a write error
- * or bad framing, and is where the owner may free the channel.
+ * or bad framing (broken is set then: whose fault is the owner's to
+ * say), and is where the owner may free the channel.
  */
 struct channel {
 	struct imsgbuf	 ibuf;
@@ -127,6 +128,7 @@ struct channel {
 	int		 events;
 	int		 paused;
 	int		 dead;
+	int		 broken;	/* closed for a bad frame */
 };
 
 /*
@@ -140,6 +142,8 @@ void		 channel_init(struct channel *, int,
 int		 channel_compose(struct channel *, uint32_t, uint32_t, int,
 		    const void *, size_t);
 struct ibuf	*channel_create(struct channel *, uint32_t, uint32_t, size_t);
+int		 channel_compose_u32(struct channel *, uint32_t, uint32_t,
+		    uint32_t);
 int		 channel_send(struct channel *, struct ibuf *);
 void		 channel_pause(struct channel *, int);
 void		 channel_shutdown(struct channel *);

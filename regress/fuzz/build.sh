@@ -22,7 +22,7 @@ CF="-g -O1 -fno-omit-frame-pointer $SAN -fsanitize=fuzzer-no-link \
 LF="$SAN -fsanitize=fuzzer"
 WRAP="-Wl,--wrap=fatal,--wrap=fatalx,--wrap=getaddrinfo"
 mkdir -p obj
-HDRS="$R/lib/util.h $R/lib/control.h $R/bridged/bridged.h \
+HDRS="$R/lib/util.h $R/lib/ctl.h $R/bridged/bridged.h \
  $R/bridgectl/bridgectl.h fuzz.h fuzz_api.h"
 
 # obj SRC: compile SRC (path from here) into obj/ unless up to date.

@@ -6,6 +6,9 @@
  * with what the upstream transfers report. libcurl's part (xfer.c) is
  * replaced by a list of transfers that the input feeds, finishes or
  * fails in any order: a worker may cancel or vanish at any point.
+ * What a worker sends wrong closes its channel, never ends the
+ * provider; what storage or control sends wrong ends it (by design: a
+ * jump back here).
  */
 
 #include "../../bridged/provider.c"
@@ -113,10 +116,10 @@ channel(uint32_t wid)
 }
 
 /* A worker's channel by id. */
-static struct wchan *
+static struct peer *
 wfind(uint32_t wid)
 {
-	struct wchan	*w;
+	struct peer	*w;
 
 	TAILQ_FOREACH(w, &pv.chans, entry)
 		if (w->wid == wid)
@@ -285,6 +288,9 @@ from_storage(struct fin *f, uint32_t *type)
 	return (b);
 }
 
+static struct channel	 pchan;		/* to the parent */
+static int		 far_parent = -1;
+
 /* A jobs channel from the parent, storage at its far end. */
 static void
 jobs_open(void)
@@ -300,20 +306,39 @@ jobs_open(void)
 	jobs_channel(sv[0]);
 }
 
+/* What went to the parent (REJECTs) is read and forgotten. */
+static void
+parent_drain(void)
+{
+	char	 buf[4096];
+
+	(void)imsg_write(&pchan.ibuf);
+	while (read(far_parent, buf, sizeof(buf)) > 0)
+		;
+}
+
 /* One-time set-up: state as provider_main() leaves it. */
 static void
 setup(void)
 {
 	struct provider_conf	*pc;
-	int			 i;
+	int			 i, sv[2];
 
 	fuzz_quiet(0);
+	/* The provider tells the parent of the workers it drops. */
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1)
+		abort();
+	fd_nonblock(sv[0]);
+	fd_nonblock(sv[1]);
+	far_parent = sv[1];
+	channel_init(&pchan, sv[0], NULL, NULL, NULL);
+	parent_chan = &pchan;
 	signal(SIGPIPE, SIG_IGN);
 	setenv("FUZZ_KEY", "fuzz-key-0123", 1);
 	TAILQ_INIT(&pv.chans);
 	TAILQ_INIT(&pv.dead);
 	TAILQ_INIT(&pv.waiters);
-	ev_timer_set(&pv.reap_timer, wchan_reap, NULL);
+	ev_timer_set(&pv.reap_timer, peer_reap, NULL);
 	jobs_init();
 	if ((pv.conf = config_new()) == NULL)
 		abort();
@@ -344,7 +369,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int	 init;
 	struct fin	 f;
-	struct wchan	*w;
+	struct peer	*w;
 	struct ibuf	*b;
 	struct imsg	 imsg;
 	struct pvd	*p;
@@ -370,7 +395,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				jobs_open();
 			b = from_storage(&f, &type);
 			fuzz_imsg(&imsg, type, ibuf_data(b), ibuf_left(b));
-			jobs_dispatch(&jb.ch, &imsg);
+			/* Storage's bad message ends the provider: a jump. */
+			fuzz_fatal_armed = 1;
+			if (setjmp(fuzz_fatal_jmp) == 0)
+				provider_dispatch_jobs(&jb.ch, &imsg);
+			fuzz_fatal_armed = 0;
 			ibuf_free(b);
 			break;
 		case 1:
@@ -380,7 +409,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 3:
 			if (ev_timer_pending(&pv.reap_timer)) {
 				ev_timer_del(&pv.reap_timer);
-				wchan_reap(NULL);
+				peer_reap(NULL);
 			}
 			if (fin_u8(&f) & 1)
 				TAILQ_FOREACH(p, &up.pvds, entry)
@@ -390,15 +419,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if ((w = wfind(fin_u8(&f) % 4)) == NULL)
 				break;
 			b = request(&f, &type);
+			if (w->wid == 0 && type == IMSG_WORKER_MODELS)
+				type = IMSG_CTL_MODELS;
 			fuzz_imsg(&imsg, type, ibuf_data(b), ibuf_left(b));
-			provider_dispatch_worker(&w->ch, &imsg);
+			/* Control's (id 0) ends it too; a worker's may not. */
+			fuzz_fatal_armed = w->wid == 0;
+			if (setjmp(fuzz_fatal_jmp) == 0)
+				provider_dispatch_worker(&w->ch, &imsg);
+			fuzz_fatal_armed = 0;
 			ibuf_free(b);
+			parent_drain();
 			break;
 		}
 	}
 	/* Every peer goes: every request and transfer must go too. */
 	while ((w = TAILQ_FIRST(&pv.chans)) != NULL)
-		wchan_drop(w);
+		peer_drop(w);
 	if (jb.have && !jb.ch.dead)
 		channel_shutdown(&jb.ch);
 	jobs_closed(&jb.ch);
@@ -409,7 +445,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		models_forget(p);
 	}
 	ev_timer_del(&pv.reap_timer);
-	wchan_reap(NULL);
+	peer_reap(NULL);
 	if (nxfers != 0 || !TAILQ_EMPTY(&pv.waiters) ||
 	    !TAILQ_EMPTY(&up.gens))
 		abort();

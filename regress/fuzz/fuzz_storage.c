@@ -4,7 +4,8 @@
  * handlers): any message a worker or control can write, well formed
  * or not, in any order, with the parent naming and renaming sessions.
  * A compromised worker may get its channel closed, never crash
- * storage. The database is a real SQLite file (bridged/db.c).
+ * storage; what control or the provider sends wrong ends storage (by
+ * design: a jump back here). The database is a real SQLite file (bridged/db.c).
  */
 
 #include "../../bridged/storage.c"
@@ -301,7 +302,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				break;
 			b = request(&f, &type);
 			fuzz_imsg(&imsg, type, ibuf_data(b), ibuf_left(b));
-			storage_dispatch_jobs(&w->ch, &imsg);
+			/* The provider's bad message ends storage: a jump. */
+			fuzz_fatal_armed = 1;
+			if (setjmp(fuzz_fatal_jmp) == 0)
+				storage_dispatch_jobs(&w->ch, &imsg);
+			fuzz_fatal_armed = 0;
 			ibuf_free(b);
 			break;
 		case 2:
@@ -311,11 +316,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				break;
 			b = request(&f, &type);
 			fuzz_imsg(&imsg, type, ibuf_data(b), ibuf_left(b));
-			storage_dispatch_control(&w->ch, &imsg);
+			/* So does control's; a worker's may not. */
+			fuzz_fatal_armed = 1;
+			if (setjmp(fuzz_fatal_jmp) == 0)
+				storage_dispatch_control(&w->ch, &imsg);
+			fuzz_fatal_armed = 0;
 			ibuf_free(b);
 			break;
 		default:
-			if ((w = wchan_find(fin_u8(&f) % 4)) == NULL)
+			/* Control's and the jobs' channels are not workers'. */
+			if ((w = wchan_find(fin_u8(&f) % 4)) == NULL ||
+			    w->control || w->jobs)
 				break;
 			b = request(&f, &type);
 			fuzz_imsg(&imsg, type, ibuf_data(b), ibuf_left(b));

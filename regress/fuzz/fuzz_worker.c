@@ -169,8 +169,8 @@ start(struct fin *f)
 	w.conf->g.memory_limit = 1024 + fin_u16(f) * 16;
 	channel_init(&pchan, pair(&far_parent), NULL, NULL, NULL);
 	parent_chan = &pchan;
-	storage_open(pair(&far_storage));
-	provider_open(pair(&far_provider));
+	worker_storage_open(pair(&far_storage));
+	worker_provider_open(pair(&far_provider));
 
 	if ((b = held = ibuf_open(128)) == NULL)
 		abort();
@@ -185,7 +185,7 @@ start(struct fin *f)
 	ibuf_add_u32(b, 0);
 	fuzz_imsg(&imsg, IMSG_PARENT_CLIENT, ibuf_data(b), ibuf_left(b));
 	imsg.fd = pair(&far_client);
-	parent_dispatch(&pchan, &imsg);
+	worker_dispatch_parent(&pchan, &imsg);
 	ibuf_free(b);
 	held = NULL;
 }
@@ -467,18 +467,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 4:
 			held = b = from_storage(&f, &type);
 			fuzz_imsg(&imsg, type, ibuf_data(b), ibuf_left(b));
-			storage_dispatch(&w.storage, &imsg);
+			worker_dispatch_storage(&w.storage, &imsg);
 			break;
 		case 5:
 		case 6:
 			held = b = from_provider(&f, &type);
 			fuzz_imsg(&imsg, type, ibuf_data(b), ibuf_left(b));
-			provider_dispatch(&w.provider, &imsg);
+			worker_dispatch_provider(&w.provider, &imsg);
 			break;
 		case 7:
 			held = b = from_parent(&f, &type);
 			fuzz_imsg(&imsg, type, ibuf_data(b), ibuf_left(b));
-			parent_dispatch(&pchan, &imsg);
+			worker_dispatch_parent(&pchan, &imsg);
 			break;
 		case 8:
 			switch (fin_u8(&f) % 5) {
@@ -503,18 +503,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			/* A peer restarts: its channel closes, a new one comes. */
 			if (fin_u8(&f) & 1) {
 				if (!w.storage.dead) {
-					storage_closed(&w.storage);
+					worker_storage_closed(&w.storage);
 					channel_shutdown(&w.storage);
 				}
 				close(far_storage);
-				storage_open(pair(&far_storage));
+				worker_storage_open(pair(&far_storage));
 			} else {
 				if (!w.provider.dead) {
 					channel_shutdown(&w.provider);
-					provider_closed(&w.provider);
+					worker_provider_closed(&w.provider);
 				}
 				close(far_provider);
-				provider_open(pair(&far_provider));
+				worker_provider_open(pair(&far_provider));
 			}
 			break;
 		}

@@ -1636,10 +1636,12 @@ t_proc_control(struct proc *p)
 	wk_flush(&w);
 	check("proc-ctl-worker-refused", wk_answer(&w, &a, WAIT_MS) == -1,
 	    "a worker's EXPORT did not close its channel");
+	/* Control's malformed request ends storage (bridged(8)). */
 	q_str(&ctl, IMSG_CTL_EXPORT, 7, "XYZ");
 	wk_flush(&ctl);
 	check("proc-ctl-malformed", wk_answer(&ctl, &a, WAIT_MS) == -1 &&
-	    proc_alive(p), "a bad prefix did not close control's channel");
+	    proc_wait(p) == 1, "a bad prefix from control did not end "
+	    "storage with status 1");
 	close(w.ib.fd);
 	imsgbuf_clear(&w.ib);
 	close(ctl.ib.fd);
@@ -1793,6 +1795,14 @@ t_proc(const char *bridged)
 	t_proc_session(&p);
 	t_proc_store(&p);
 	t_proc_control(&p);
+	/* That ended it; the parent would start it again. */
+	r = proc_start(&p, bridged, "proc.db", 0, NULL);
+	check("proc-restart", r == 0, "storage did not start again");
+	if (r == -1) {
+		if (p.pid > 0)
+			kill(p.pid, SIGKILL);
+		return;
+	}
 	/* The parent goes away: storage finishes and leaves. */
 	close(p.parent.fd);
 	imsgbuf_clear(&p.parent);

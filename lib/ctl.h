@@ -1,5 +1,5 @@
 /*
- * lib/control.h: the control protocol between bridgectl and bridged's
+ * lib/ctl.h: the control protocol between bridgectl and bridged's
  * control process, over the control socket in imsg framing. Every
  * request carries CTL_VERSION in the header's peerid; a daemon of
  * another version answers CTL_FAIL.
