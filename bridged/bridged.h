@@ -1404,9 +1404,10 @@ void		 config_print(const struct bridged_conf *);
 int		 is_loopback(const struct sockaddr_storage *);
 
 /*
- * The session's insides, shared by its files only: proto.c (lines,
- * modes, prompts and the answers of storage and provider),
- * proto_models.c, proto_conv.c and proto_jobs.c (command families).
+ * The session's insides, shared by its files only: proto_base.c (replies,
+ * requests, model lists), the command families on it (proto_models.c,
+ * proto_conv.c, proto_jobs.c) and proto.c over them all (lines, modes,
+ * prompts, the command table and the peers' answers).
  */
 #define PROTO_PROMPT_MAX	(8 * 1024 * 1024)	/* bytes of a prompt */
 #define PROTO_SUMMARY_MAX	(1024 * 1024)	/* bytes of a summary */
@@ -1589,7 +1590,7 @@ struct proto {
 	struct prompt		 pr;
 };
 
-/* proto.c */
+/* proto_base.c */
 int		 context_load(struct proto *, const char *);
 uint32_t	 conv_set(struct proto *, int, const char *, const char *,
 		    const char *);
@@ -1598,13 +1599,17 @@ int		 is_blank(const char *, size_t);
 int		 is_space(char);
 void		 iso8601(uint64_t, char *, size_t);
 const char	*line_bad(const char *, size_t);
+int		 mlist_add(struct mlist *, const char *, uint64_t);
+const struct pmodel *mlist_find(const struct mlist *, const char *);
+void		 mlist_free(struct mlist *);
+int		 model_name_ok(const char *);
 void		 op_done(struct proto *);
 void		 out_body(struct proto *, const char *, size_t);
+void		 out_flush(struct proto *);
 void		 out_line(struct proto *, const char *, ...)
 		    __attribute__((__format__ (printf, 2, 3)));
 void		 out_status(struct proto *, const char *, const char *, ...)
 		    __attribute__((__format__ (printf, 3, 4)));
-void		 proto_done(struct proto *);
 void		 proto_event(struct proto *, const char *, ...)
 		    __attribute__((__format__ (printf, 2, 3)));
 uint32_t	 proto_reqid(struct proto *);
@@ -1616,12 +1621,8 @@ void		 text_copy(char *, size_t, const char *);
 /* proto_models.c */
 void		 cmd_change(struct proto *, const char *);
 void		 cmd_list(struct proto *, const char *);
-int		 mlist_add(struct mlist *, const char *, uint64_t);
-const struct pmodel *mlist_find(const struct mlist *, const char *);
-void		 mlist_free(struct mlist *);
 void		 model_choose(struct proto *, const struct mlist *,
 		    const char *);
-int		 model_name_ok(const char *);
 void		 models_end(struct proto *);
 void		 models_received(struct proto *, struct mlist *);
 
@@ -1650,6 +1651,13 @@ void		 cmd_jobs(struct proto *, const char *);
 void		 cmd_kill(struct proto *, const char *);
 void		 cmd_result(struct proto *, const char *);
 void		 cmd_submit(struct proto *, const char *);
+void		 job_answer_chunk(struct proto *, uint32_t, uint32_t,
+		    const char *, size_t);
+void		 job_answer_end(struct proto *, uint32_t, uint32_t,
+		    const char *, uint64_t, uint64_t, uint64_t, const char *, const char *, const char *);
+void		 job_answer_head(struct proto *, uint32_t, uint64_t, uint32_t);
+void		 job_answer_line(struct proto *, uint32_t, uint64_t, uint32_t,
+		    const char *, uint64_t, uint64_t, const char *);
 void		 job_error(struct proto *, const char *);
 void		 result_cancel(struct proto *);
 

@@ -21,136 +21,12 @@
 
 #include "bridged.h"
 
-/* The error codes of PROTOCOL.md, the only ones a client may see. */
-static const char *err_codes[] = {
-	"unknown-command", "bad-argument", "too-long", "bad-utf8",
-	"no-model", "upstream", "upstream-timeout", "rate-limited", "busy",
-	"auth", "cancelled", "storage", "internal", "not-found"
-};
 
 static void	proto_run(struct proto *);
 static void	prompt_continue(struct proto *);
 static void	prompt_send(struct proto *);
 static void	prompt_fail(struct proto *, const char *, const char *);
 static void	prompt_check_end(struct proto *);
-
-/*
- * Output: a reply is built in p->out and written once per call into
- * this file, so a short reply leaves in one write.
- */
-
-/* Body text of the reply being built, dot-stuffed as it goes. */
-void
-out_body(struct proto *p, const char *s, size_t len)
-{
-	if (reply_body(&p->rw, p->out, s, len) == -1)
-		fatal("%s", __func__);
-}
-
-/* One formatted body line of the reply being built. */
-void
-out_line(struct proto *p, const char *fmt, ...)
-{
-	va_list	 ap;
-	char	*s;
-	int	 n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n == -1)
-		fatal("%s", __func__);
-	out_body(p, s, n);
-	out_body(p, "\n", 1);
-	free(s);
-}
-
-/* The status line that ends a reply: OK, ERR, MORE or BYE. */
-void
-out_status(struct proto *p, const char *word, const char *fmt, ...)
-{
-	va_list	 ap;
-	char	*s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) == -1)
-		fatal("%s", __func__);
-	va_end(ap);
-	if (reply_status(&p->rw, p->out, word, "%s", s) == -1)
-		fatal("%s", __func__);
-	free(s);
-}
-
-/* Hand what the reply holds so far to the worker to write. */
-static void
-out_flush(struct proto *p)
-{
-	size_t	 n;
-
-	if ((n = ibuf_left(p->out)) == 0)
-		return;
-	p->bytes_out += n;
-	p->ops->write(p->arg, ibuf_data(p->out), n);
-	ibuf_reset(p->out);
-}
-
-/* A monitor line for the parent. */
-void
-proto_event(struct proto *p, const char *fmt, ...)
-{
-	va_list	 ap;
-	char	 line[512];
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	p->ops->event(p->arg, line);
-}
-
-/* A code from the protocol's list, or NULL. */
-const char *
-err_code(const char *code)
-{
-	size_t	 i;
-
-	for (i = 0; i < sizeof(err_codes) / sizeof(err_codes[0]); i++)
-		if (strcmp(code, err_codes[i]) == 0)
-			return (err_codes[i]);
-	return (NULL);
-}
-
-/* Copy a peer's text for a status line: bounded, on one line. */
-void
-text_copy(char *dst, size_t size, const char *src)
-{
-	char	*s;
-
-	strlcpy(dst, src, size);
-	for (s = dst; *s != '\0'; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			*s = ' ';
-}
-
-/* An epoch time as ISO 8601 UTC, or "unknown". */
-void
-iso8601(uint64_t t, char *buf, size_t len)
-{
-	struct tm	 tm;
-	time_t		 tt = (time_t)t;
-
-	if (gmtime_r(&tt, &tm) == NULL ||
-	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		strlcpy(buf, "unknown", len);
-}
-
-/* A request id of this session, never 0. */
-uint32_t
-proto_reqid(struct proto *p)
-{
-	if (++p->nextid == 0)
-		p->nextid = 1;
-	return (p->nextid);
-}
 
 /* The stored name of a message role. */
 static const char *
@@ -165,13 +41,6 @@ proto_role(uint32_t role)
 		return ("summary");
 	}
 	return ("unknown");
-}
-
-/* A blank between words: space or tab. */
-int
-is_space(char c)
-{
-	return (c == ' ' || c == '\t');
 }
 
 /* Does the line, trimmed, equal word (case-insensitive)? */
@@ -196,17 +65,6 @@ is_quotes(const char *s, size_t len)
 	return (len == 3 && memcmp(s, "\"\"\"", 3) == 0);
 }
 
-/* Whether a line holds nothing but blanks (and a CR). */
-int
-is_blank(const char *s, size_t len)
-{
-	while (len > 0 && (is_space(*s) || *s == '\r')) {
-		s++;
-		len--;
-	}
-	return (len == 0);
-}
-
 /* The model that answered the prompt: the session's, or a fallback. */
 static const char *
 pr_model(const struct proto *p)
@@ -221,50 +79,6 @@ prompt_free(struct proto *p)
 	freezero(p->pr.text, p->pr.len + 1);
 	ibuf_free(p->pr.answer);
 	memset(&p->pr, 0, sizeof(p->pr));
-}
-
-/* The current command is answered: the next line may come. */
-void
-op_done(struct proto *p)
-{
-	p->op = OP_NONE;
-	p->req = 0;
-	p->statedirty = 1;
-	p->mnote[0] = '\0';
-	mlist_free(&p->fetch);
-}
-
-/*
- * Requests to storage: a payload of IMSG_WORKER_*, request id first.
- */
-
-/* A payload that begins with the request id. */
-struct ibuf *
-req_open(struct proto *p, uint32_t id)
-{
-	struct ibuf	*b;
-
-	(void)p;
-	if ((b = ibuf_open(256)) == NULL || ibuf_add_u32(b, id) == -1)
-		fatal("%s", __func__);
-	return (b);
-}
-
-/* Hand a storage request to the worker: 0, or -1 if it cannot go. */
-int
-storage_send(struct proto *p, uint32_t type, struct ibuf *b)
-{
-	struct ireader	 ir;
-	struct imsg	 m;
-	uint32_t	 id;
-
-	memset(&m, 0, sizeof(m));
-	m.data = ibuf_data(b);
-	m.datalen = ibuf_left(b);
-	m.fd = -1;
-	ir_init(&ir, &m);
-	id = ir_u32(&ir);
-	return (p->ops->storage(p->arg, type, id, b));
 }
 
 /* Store a prompt or an answer in the current conversation. */
@@ -285,45 +99,6 @@ store_message(struct proto *p, uint32_t id, int role, const char *model,
 	    ibuf_add_data(b, text, len) == -1)
 		fatal("%s", __func__);
 	return (storage_send(p, IMSG_WORKER_STORE, b));
-}
-
-/* Set fields of the current conversation; the request id, or 0. */
-uint32_t
-conv_set(struct proto *p, int mask, const char *model, const char *role,
-    const char *system)
-{
-	struct ibuf	*b;
-	uint32_t	 id = proto_reqid(p);
-
-	b = req_open(p, id);
-	if (ibuf_add_u64(b, p->conv) == -1 ||
-	    ibuf_add_u32(b, (uint32_t)mask) == -1 ||
-	    ibuf_add_str(b, model) == -1 || ibuf_add_str(b, role) == -1 ||
-	    ibuf_add_str(b, system) == -1)
-		fatal("%s", __func__);
-	return (storage_send(p, IMSG_WORKER_CONV_SET, b) == -1 ? 0 : id);
-}
-
-/*
- * Load a conversation (ref "": the identity's most recently used) and
- * its context; lines wait until it is in. 0, or -1 if not sent.
- */
-int
-context_load(struct proto *p, const char *ref)
-{
-	struct ibuf	*b;
-
-	p->ctxreq = proto_reqid(p);
-	b = req_open(p, p->ctxreq);
-	if (ibuf_add_str(b, ref) == -1 || ibuf_add_str(b, p->model) == -1)
-		fatal("%s", __func__);
-	if (storage_send(p, IMSG_WORKER_CONTEXT, b) == -1) {
-		p->ctxreq = 0;
-		p->ctxready = 1;
-		return (-1);
-	}
-	p->ctxready = 0;
-	return (0);
 }
 
 /* A conversation storage named becomes the current one. */
@@ -351,20 +126,6 @@ conv_adopt(struct proto *p, const struct db_conv *c)
 }
 
 /* The generation settings of a request. */
-/* A configured role by name, or NULL. */
-const struct role_conf *
-role_find(const struct proto *p, const char *name)
-{
-	size_t	 i;
-
-	if (*name == '\0')
-		return (NULL);
-	for (i = 0; i < p->nroles; i++)
-		if (strcmp(p->roles[i].name, name) == 0)
-			return (&p->roles[i]);
-	return (NULL);
-}
-
 /* A generation of the session's model, with its role's settings. */
 static void
 gen_setup(struct proto *p, struct proto_gen *g, const char *sys,
@@ -825,17 +586,6 @@ ml_end(struct proto *p)
 	prompt_start(p, text, len);
 }
 
-/* What is wrong with a line's bytes, or NULL. */
-const char *
-line_bad(const char *s, size_t len)
-{
-	if (memchr(s, '\0', len) != NULL)
-		return ("line holds a NUL byte");
-	if (!utf8_valid(s, len))
-		return ("line is not valid UTF-8");
-	return (NULL);
-}
-
 /* A line inside a """ block, bounded by the prompt limit. */
 static void
 ml_line(struct proto *p, struct pline *l)
@@ -1182,7 +932,7 @@ proto_run(struct proto *p)
 }
 
 /* The end of every entry point: run the queue, write what is due. */
-void
+static void
 proto_done(struct proto *p)
 {
 	proto_run(p);
@@ -1978,5 +1728,43 @@ proto_storage_refused(struct proto *p, uint32_t id, const char *code,
 		return;
 	out_status(p, "ERR", "%s %s", c, why);
 	op_done(p);
+	proto_done(p);
+}
+
+/* A line of JOBS from storage. */
+void
+proto_storage_job_line(struct proto *p, uint32_t id, uint64_t job,
+    uint32_t state, const char *model, uint64_t created, uint64_t tout,
+    const char *head)
+{
+	job_answer_line(p, id, job, state, model, created, tout, head);
+	proto_done(p);
+}
+
+/* Storage found the job RESULT asks for. */
+void
+proto_storage_job_head(struct proto *p, uint32_t id, uint64_t job,
+    uint32_t state)
+{
+	job_answer_head(p, id, job, state);
+}
+
+/* Text of the job RESULT shows, stored or live. */
+void
+proto_storage_job_chunk(struct proto *p, uint32_t id, uint32_t kind,
+    const char *text, size_t len)
+{
+	job_answer_chunk(p, id, kind, text, len);
+	proto_done(p);
+}
+
+/* The end of the job RESULT shows. */
+void
+proto_storage_job_end(struct proto *p, uint32_t id, uint32_t state,
+    const char *model, uint64_t tin, uint64_t tout, uint64_t ms,
+    const char *finish, const char *code, const char *text)
+{
+	job_answer_end(p, id, state, model, tin, tout, ms, finish, code,
+	    text);
 	proto_done(p);
 }

@@ -277,7 +277,7 @@ result_cancel(struct proto *p)
 
 /* One line of JOBS. */
 void
-proto_storage_job_line(struct proto *p, uint32_t id, uint64_t job,
+job_answer_line(struct proto *p, uint32_t id, uint64_t job,
     uint32_t state, const char *model, uint64_t created, uint64_t tout,
     const char *head)
 {
@@ -290,12 +290,11 @@ proto_storage_job_line(struct proto *p, uint32_t id, uint64_t job,
 	out_line(p, "%llu %s %s %s %llu %s", (unsigned long long)job,
 	    job_state_name(state), model, t, (unsigned long long)tout, h);
 	p->hcount++;
-	proto_done(p);
 }
 
 /* RESULT found the job: what is stored follows, then maybe live. */
 void
-proto_storage_job_head(struct proto *p, uint32_t id, uint64_t job,
+job_answer_head(struct proto *p, uint32_t id, uint64_t job,
     uint32_t state)
 {
 	if (p->closed || p->op != OP_RESULT || id != p->req || job != p->job)
@@ -307,7 +306,7 @@ proto_storage_job_head(struct proto *p, uint32_t id, uint64_t job,
 
 /* Output of the job RESULT shows: text, or a dialogue turn's header. */
 void
-proto_storage_job_chunk(struct proto *p, uint32_t id, uint32_t kind,
+job_answer_chunk(struct proto *p, uint32_t id, uint32_t kind,
     const char *text, size_t len)
 {
 	if (p->closed || p->op != OP_RESULT || id != p->req)
@@ -319,12 +318,11 @@ proto_storage_job_chunk(struct proto *p, uint32_t id, uint32_t kind,
 		    MODEL_MAX_LEN : len), text);
 	} else
 		out_body(p, text, len);
-	proto_done(p);
 }
 
 /* The job ended: its own status line ends RESULT. */
 void
-proto_storage_job_end(struct proto *p, uint32_t id, uint32_t state,
+job_answer_end(struct proto *p, uint32_t id, uint32_t state,
     const char *model, uint64_t tin, uint64_t tout, uint64_t ms,
     const char *finish, const char *code, const char *text)
 {
@@ -353,5 +351,4 @@ proto_storage_job_end(struct proto *p, uint32_t id, uint32_t state,
 		out_status(p, "ERR", "%s %s", c, why);
 	}
 	op_done(p);
-	proto_done(p);
 }

@@ -19,50 +19,9 @@
 
 static int	pmodel_cmp(const void *, const void *);
 static void	mlist_copy(struct mlist *, const struct mlist *);
-static const char *model_base(const char *);
 static void	models_request(struct proto *, enum models_for, const char *);
 static void	models_print(struct proto *, const struct mlist *);
 static void	model_set(struct proto *, const struct pmodel *);
-
-/* Empty a model list. */
-void
-mlist_free(struct mlist *l)
-{
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
-}
-
-/* A name from the provider: printable, no spaces, bounded. */
-int
-model_name_ok(const char *name)
-{
-	const unsigned char	*s;
-
-	if (*name == '\0' || strlen(name) >= MODEL_MAX_LEN)
-		return (0);
-	for (s = (const unsigned char *)name; *s != '\0'; s++)
-		if (*s <= 0x20 || *s == 0x7f)
-			return (0);
-	return (1);
-}
-
-/* One more model of a list; -1 if the list is full. */
-int
-mlist_add(struct mlist *l, const char *name, uint64_t inlimit)
-{
-	struct pmodel	*v;
-
-	if (!model_name_ok(name) || l->n >= PROTO_MODELS_MAX)
-		return (-1);
-	if ((v = recallocarray(l->v, l->n, l->n + 1, sizeof(*v))) == NULL)
-		fatal("%s", __func__);
-	l->v = v;
-	strlcpy(v[l->n].name, name, sizeof(v[l->n].name));
-	v[l->n].inlimit = inlimit;
-	l->n++;
-	return (0);
-}
 
 /* qsort(3) order of models: by name. */
 static int
@@ -84,42 +43,6 @@ mlist_copy(struct mlist *dst, const struct mlist *src)
 		fatal("%s", __func__);
 	memcpy(dst->v, src->v, src->n * sizeof(*dst->v));
 	dst->n = src->n;
-}
-
-/* Names match alike with or without the API's "models/" prefix. */
-static const char *
-model_base(const char *name)
-{
-	if (strncmp(name, "models/", 7) == 0)
-		return (name + 7);
-	return (name);
-}
-
-/* A model of the list by name, exact, then loosely; NULL if none. */
-const struct pmodel *
-mlist_find(const struct mlist *l, const char *name)
-{
-	const struct pmodel	*m = NULL;
-	const char		*slash;
-	size_t			 i;
-
-	for (i = 0; i < l->n; i++)
-		if (strcmp(l->v[i].name, name) == 0)
-			return (&l->v[i]);
-	for (i = 0; i < l->n; i++)
-		if (strcasecmp(model_base(l->v[i].name),
-		    model_base(name)) == 0)
-			return (&l->v[i]);
-	/* A bare name that only one provider's "provider/model" has. */
-	for (i = 0; i < l->n; i++) {
-		if ((slash = strchr(l->v[i].name, '/')) == NULL ||
-		    strcmp(slash + 1, name) != 0)
-			continue;
-		if (m != NULL)
-			return (NULL);
-		m = &l->v[i];
-	}
-	return (m);
 }
 
 /* A fresh list replaces the last one; the model's limit comes with it. */
