@@ -29,6 +29,7 @@ static struct fail_slot	 fails[FAIL_SLOTS];
 static char	(*hashes)[IDENTITY_LEN + 1];
 static size_t	 nhashes;
 
+/* qsort(3) and bsearch(3) order of token hashes. */
 static int
 hash_cmp(const void *a, const void *b)
 {

@@ -16,6 +16,7 @@
 
 static void	usage(void) __attribute__((__noreturn__));
 
+/* The synopsis of bridged. */
 static void
 usage(void)
 {
@@ -26,6 +27,7 @@ usage(void)
 	exit(1);
 }
 
+/* bridged: parse the configuration, then run as the parent or a role. */
 int
 main(int argc, char *argv[])
 {

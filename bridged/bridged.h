@@ -1597,7 +1597,6 @@ uint32_t	 conv_set(struct proto *, int, const char *, const char *,
 const char	*err_code(const char *);
 int		 is_blank(const char *, size_t);
 int		 is_space(char);
-void		 iso8601(uint64_t, char *, size_t);
 const char	*line_bad(const char *, size_t);
 int		 mlist_add(struct mlist *, const char *, uint64_t);
 const struct pmodel *mlist_find(const struct mlist *, const char *);

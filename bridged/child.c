@@ -64,6 +64,7 @@ child_bad(enum proc_id peer, const struct imsg *imsg, const char *why)
 	    why != NULL ? ": " : "", why != NULL ? why : "");
 }
 
+/* Before the process is set up nothing may come from the parent. */
 static void
 child_no_dispatch(struct channel *ch, struct imsg *imsg)
 {
@@ -71,6 +72,7 @@ child_no_dispatch(struct channel *ch, struct imsg *imsg)
 	child_bad(PROC_PARENT, imsg, "unexpected now");
 }
 
+/* A child process: logging, title, event loop, its parent channel. */
 void
 child_init(enum proc_id id, int debug, int verbose)
 {

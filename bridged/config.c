@@ -26,6 +26,7 @@ config_new(void)
 	return (conf);
 }
 
+/* Free a configuration and everything it holds. */
 void
 config_free(struct bridged_conf *conf)
 {
@@ -87,6 +88,7 @@ config_send(struct channel *ch, const struct bridged_conf *conf,
 	return (channel_compose(ch, IMSG_CFG_DONE, 0, -1, NULL, 0));
 }
 
+/* IMSG_CFG_TLS: the certificate, key and ticket keys, copied. */
 static int
 config_recv_tls(struct tls_material *tls, struct imsg *imsg)
 {

@@ -53,6 +53,7 @@ static struct ev_timer		 reap_timer;
 static void	control_accept(int, int, void *);
 static int	req_line(struct ctl_req *, char *);
 
+/* The control client of this id, or NULL. */
 static struct ctl_conn *
 conn_find(uint32_t id)
 {
@@ -83,6 +84,7 @@ monitors_update(void)
 	channel_compose_u32(parent_chan, IMSG_CTL_MONITORS, 0, n);
 }
 
+/* Forget a control client; accept again if that was the limit. */
 static void
 conn_free(struct ctl_conn *c)
 {
@@ -94,6 +96,7 @@ conn_free(struct ctl_conn *c)
 		ev_set(listen_fd, EV_READ, control_accept, NULL);
 }
 
+/* A control client hung up. */
 static void
 conn_closed(struct channel *ch)
 {
@@ -139,6 +142,7 @@ conn_drop(struct ctl_conn *c, const char *why)
 	ev_timer_add(&reap_timer, 0);
 }
 
+/* The forwarded request of this id, or NULL. */
 static struct ctl_req *
 req_find(uint32_t id)
 {
@@ -177,6 +181,7 @@ req_fail_all(int models)
 	}
 }
 
+/* Whether s is a prefix of an identity: lowercase hex. */
 static int
 is_hex(const char *s)
 {
@@ -440,8 +445,6 @@ job_line(struct ctl_req *r, struct ireader *ir)
 	char		*esc, *line, when[32];
 	uint64_t	 id, created, tout;
 	uint32_t	 state;
-	time_t		 t;
-	struct tm	 tm;
 
 	id = ir_u64(ir);
 	state = ir_u32(ir);
@@ -452,10 +455,7 @@ job_line(struct ctl_req *r, struct ireader *ir)
 	head = ir_str(ir);
 	if (ir_end(ir) == -1 || state >= JOB_STATE_MAX)
 		return (-1);
-	t = (time_t)created;
-	if (gmtime_r(&t, &tm) == NULL ||
-	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		strlcpy(when, "unknown", sizeof(when));
+	iso8601(created, when, sizeof(when));
 	if ((esc = str_escape(head, strlen(head))) == NULL)
 		return (0);
 	if (asprintf(&line, "%llu %s %.12s %s %s %llu %s",
@@ -467,6 +467,7 @@ job_line(struct ctl_req *r, struct ireader *ir)
 	return (0);
 }
 
+/* Storage's answers, to the control client that asked. */
 static void
 control_dispatch_storage(struct channel *ch, struct imsg *imsg)
 {
@@ -526,6 +527,7 @@ control_dispatch_storage(struct channel *ch, struct imsg *imsg)
 	child_bad(PROC_STORAGE, imsg, r == NULL ? "no such request" : NULL);
 }
 
+/* The provider's answers (show models), to the client that asked. */
 static void
 control_dispatch_provider(struct channel *ch, struct imsg *imsg)
 {
@@ -567,6 +569,7 @@ control_dispatch_provider(struct channel *ch, struct imsg *imsg)
 	child_bad(PROC_PROVIDER, imsg, r == NULL ? "no such request" : NULL);
 }
 
+/* Storage or the provider went away: what waited on it fails. */
 static void
 control_peer_closed(struct channel *ch)
 {
@@ -582,6 +585,7 @@ control_peer_closed(struct channel *ch)
 	}
 }
 
+/* A request from bridgectl, checked and forwarded. */
 static void
 control_dispatch_client(struct channel *ch, struct imsg *imsg)
 {
@@ -654,6 +658,7 @@ control_dispatch_client(struct channel *ch, struct imsg *imsg)
 	}
 }
 
+/* The pause after EMFILE is over: accept again. */
 static void
 control_resume(void *arg)
 {
@@ -662,6 +667,7 @@ control_resume(void *arg)
 		ev_set(listen_fd, EV_READ, control_accept, NULL);
 }
 
+/* A new control client, up to the limit. */
 static void
 control_accept(int fd, int events, void *arg)
 {
@@ -720,6 +726,7 @@ control_answer(struct imsg *imsg)
 	conn_reply(c, type, text);
 }
 
+/* The parent: the socket, channels, answers and monitor lines. */
 static void
 control_dispatch_parent(struct channel *ch, struct imsg *imsg)
 {
@@ -769,6 +776,7 @@ control_dispatch_parent(struct channel *ch, struct imsg *imsg)
 	}
 }
 
+/* SIGTERM: leave. */
 static void
 control_sigterm(int sig, void *arg)
 {
@@ -777,6 +785,7 @@ control_sigterm(int sig, void *arg)
 	exit(0);
 }
 
+/* The control process: sandbox, then serve the socket. */
 void
 control_main(void)
 {

@@ -13,16 +13,6 @@
 
 #include "bridged.h"
 
-static void
-iso_time(uint64_t t, char *buf, size_t len)
-{
-	struct tm	 tm;
-	time_t		 tt = (time_t)t;
-
-	gmtime_r(&tt, &tm);
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /*
  * Before the sandbox: jansson seeds its hash tables from /dev/urandom
  * the first time it builds an object, which the sandbox forbids.
@@ -102,7 +92,7 @@ export_item(struct export_state *ex, uint64_t rowid, uint64_t t,
 	const char	*sep;
 	int		 section = role == ROLE_SUMMARY ? 2 : 1;
 
-	iso_time(t, when, sizeof(when));
+	iso8601(t, when, sizeof(when));
 	/* Summaries follow the messages: close one list, open the next. */
 	if (section == 2 && ex->section != 2) {
 		sep = ex->markdown ? "\n# Summaries\n" : "],\"summaries\":[";

@@ -110,6 +110,7 @@ listen_update(int on)
 	listen_set(on && !ev_timer_pending(&emfile_timer));
 }
 
+/* The pause after EMFILE is over: accept again. */
 static void
 listen_resume(void *arg)
 {

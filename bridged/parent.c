@@ -119,6 +119,7 @@ child_kill(struct child *c, int sig)
 		kill(c->pid, sig);
 }
 
+/* An idle worker of the current template, or NULL. */
 struct child *
 parent_idle_worker(void)
 {
@@ -377,6 +378,7 @@ worker_fork(struct child *t)
 	return (c);
 }
 
+/* Busy workers, or idle ones of the current template. */
 static int
 count_workers(int busy)
 {
@@ -746,6 +748,7 @@ child_gone(struct child *c, int status)
 	}
 }
 
+/* SIGCHLD: reap the children, restart what must run. */
 static void
 parent_sigchld(int sig, void *arg)
 {
@@ -901,6 +904,7 @@ parent_reload(void)
 	return (0);
 }
 
+/* SIGHUP: read the configuration again. */
 static void
 parent_sighup(int sig, void *arg)
 {
@@ -909,6 +913,7 @@ parent_sighup(int sig, void *arg)
 	parent_reload();
 }
 
+/* The grace after SIGTERM is over: SIGKILL what still runs. */
 static void
 parent_kill_all(void *arg)
 {
@@ -922,6 +927,7 @@ parent_kill_all(void *arg)
 	}
 }
 
+/* SIGTERM, SIGINT: tell every child to stop, then leave. */
 static void
 parent_sigterm(int sig, void *arg)
 {
@@ -941,6 +947,7 @@ parent_sigterm(int sig, void *arg)
 		ev_break();
 }
 
+/* Debug logging on or off, here and in every child. */
 static void
 set_verbose(int v)
 {
@@ -953,6 +960,7 @@ set_verbose(int v)
 		channel_compose_u32(&c->chan, IMSG_PARENT_VERBOSE, 0, v);
 }
 
+/* A line of an answer to a control client. */
 static void
 ctl_line(struct child *ctl, uint32_t peer, uint32_t type, const char *fmt,
     ...)
@@ -970,6 +978,7 @@ ctl_line(struct child *ctl, uint32_t peer, uint32_t type, const char *fmt,
 	channel_send(&ctl->chan, b);
 }
 
+/* show status: version, uptime, children and counters. */
 static void
 ctl_status(struct child *ctl, uint32_t peer)
 {
@@ -1013,18 +1022,17 @@ ctl_status(struct child *ctl, uint32_t peer)
 	ctl_line(ctl, peer, IMSG_PARENT_END, "%s", "");
 }
 
+/* show sessions: one line per client being served. */
 static void
 ctl_sessions(struct child *ctl, uint32_t peer)
 {
 	struct child	*c;
-	struct tm	 tm;
 	char		 since[32];
 
 	TAILQ_FOREACH(c, &children, entry) {
 		if (c->id != PROC_WORKER || !c->busy || c->sid == 0)
 			continue;
-		gmtime_r(&c->since, &tm);
-		strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		iso8601((uint64_t)c->since, since, sizeof(since));
 		ctl_line(ctl, peer, IMSG_PARENT_DATA,
 		    "%u %s %.12s %s %s %u %llu %llu", c->sid, c->addr,
 		    c->identity[0] != '\0' ? c->identity : "-",
@@ -1035,6 +1043,7 @@ ctl_sessions(struct child *ctl, uint32_t peer)
 	ctl_line(ctl, peer, IMSG_PARENT_END, "%s", "");
 }
 
+/* kill session: its worker says BYE and ends. */
 static void
 ctl_kill(struct child *ctl, uint32_t peer, uint32_t sid)
 {
@@ -1440,6 +1449,7 @@ find_programs(const char *argv0)
 		fatal("%s", worker_path);
 }
 
+/* The parent: start the children, then serve them until told to stop. */
 void
 parent_main(struct bridged_conf *conf, const char *file, const char *argv0,
     int dflag, int vflag)

@@ -118,13 +118,11 @@ event_send(const char *identity, const char *text, int store)
 {
 	struct child	*c;
 	struct ibuf	*b;
-	struct tm	 tm;
 	time_t		 now = time(NULL);
 	char		 line[600], when[32];
 
 	if (monitors > 0 && (c = role_child(PROC_CONTROL)) != NULL) {
-		gmtime_r(&now, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		iso8601((uint64_t)now, when, sizeof(when));
 		snprintf(line, sizeof(line), "%s %s", when, text);
 		if ((b = channel_create(&c->chan, IMSG_PARENT_MONITOR, 0,
 		    strlen(line) + 8)) == NULL || ibuf_add_str(b, line) == -1)

@@ -76,6 +76,7 @@ static const char *imsg_names[IMSG_MAX] = {
 };
 #undef N
 
+/* The name of a message type, for logs. */
 const char *
 imsg_type_name(uint32_t type)
 {
@@ -84,6 +85,7 @@ imsg_type_name(uint32_t type)
 	return (imsg_names[type]);
 }
 
+/* The name of a process role, as its title shows it. */
 const char *
 proc_name(enum proc_id id)
 {
@@ -92,6 +94,7 @@ proc_name(enum proc_id id)
 	return (proc_names[id]);
 }
 
+/* The name of a message role, or "unknown". */
 const char *
 role_name(enum msg_role role)
 {
@@ -109,6 +112,7 @@ job_state_name(int state)
 	return (job_state_names[state]);
 }
 
+/* The message role of a name, in any case, or -1. */
 int
 role_from_name(const char *name)
 {
@@ -120,6 +124,7 @@ role_from_name(const char *name)
 	return (-1);
 }
 
+/* The process role of a -P name, or -1. */
 int
 proc_from_name(const char *name)
 {

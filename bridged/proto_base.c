@@ -121,18 +121,6 @@ text_copy(char *dst, size_t size, const char *src)
 			*s = ' ';
 }
 
-/* An epoch time as ISO 8601 UTC, or "unknown". */
-void
-iso8601(uint64_t t, char *buf, size_t len)
-{
-	struct tm	 tm;
-	time_t		 tt = (time_t)t;
-
-	if (gmtime_r(&tt, &tm) == NULL ||
-	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		strlcpy(buf, "unknown", len);
-}
-
 /* A request id of this session, never 0. */
 uint32_t
 proto_reqid(struct proto *p)

@@ -44,6 +44,7 @@ static struct {
 	int			 retiring;
 } t;
 
+/* The synopsis of bridged-worker. */
 static void
 template_usage(void)
 {
@@ -208,6 +209,7 @@ template_sigterm(int sig, void *arg)
 	template_leave_if_done();
 }
 
+/* The parent: a worker to fork (a reload means a new template). */
 static void
 template_dispatch_parent(struct channel *ch, struct imsg *imsg)
 {
@@ -235,6 +237,7 @@ template_dispatch_parent(struct channel *ch, struct imsg *imsg)
 	child_bad(PROC_PARENT, imsg, NULL);
 }
 
+/* bridged-worker: a template that forks the workers of clients. */
 int
 main(int argc, char *argv[])
 {

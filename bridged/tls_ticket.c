@@ -32,6 +32,7 @@ typedef long (*ctx_ctrl)(SSL_CTX *, int, long, void *);
 static ticket_cb	 libtls_ticket_cb;
 static SSL_CTX		*server_ctx;
 
+/* libtls's ticket callback, answering 1 where it set up a new ticket. */
 static int
 ticket_cb_fixed(SSL *ssl, unsigned char *name, unsigned char *iv,
     EVP_CIPHER_CTX *ectx, void *hctx, int enc)

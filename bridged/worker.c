@@ -160,6 +160,7 @@ conn_read(void *buf, size_t len)
 	return (n);
 }
 
+/* Write to the client, through TLS or not, libtls's way. */
 static ssize_t
 conn_write(const void *buf, size_t len)
 {
@@ -242,6 +243,7 @@ client_update(void)
 	}
 }
 
+/* Exit once everything for the client is written. */
 static void
 worker_finish(void)
 {
@@ -251,6 +253,7 @@ worker_finish(void)
 	    "refused");
 }
 
+/* Write what the session has for the client, as far as it goes. */
 static void
 client_write(void)
 {
@@ -276,6 +279,7 @@ client_write(void)
 		worker_finish();
 }
 
+/* Read from the client into the session, a round at a time. */
 static void
 client_read(void)
 {
@@ -315,6 +319,7 @@ client_read(void)
 	}
 }
 
+/* The timer of a read that stopped to let others run. */
 static void
 read_again(void *arg)
 {
@@ -325,6 +330,7 @@ read_again(void *arg)
 	client_update();
 }
 
+/* One more step of the TLS handshake; the session once it is done. */
 static void
 handshake(void)
 {
@@ -347,6 +353,7 @@ handshake(void)
 	session_begin();
 }
 
+/* The client socket is ready: handshake, write, then read. */
 static void
 client_event(int fd, int events, void *arg)
 {
@@ -363,6 +370,7 @@ client_event(int fd, int events, void *arg)
 	client_update();
 }
 
+/* A client that never finishes its handshake is dropped. */
 static void
 handshake_timeout(void *arg)
 {
@@ -386,6 +394,7 @@ idle_timeout(void *arg)
 	proto_bye(w.proto, "idle timeout");
 }
 
+/* A client that does not read its last reply is dropped. */
 static void
 close_timeout(void *arg)
 {
@@ -397,6 +406,7 @@ close_timeout(void *arg)
  * The output functions of the session (struct proto_ops).
  */
 
+/* proto_ops: bytes for the client. */
 static void
 op_write(void *arg, const void *data, size_t len)
 {
@@ -407,6 +417,7 @@ op_write(void *arg, const void *data, size_t len)
 	client_update();
 }
 
+/* proto_ops: the session is over; exit once the rest is written. */
 static void
 op_close(void *arg)
 {
@@ -418,6 +429,7 @@ op_close(void *arg)
 	worker_finish();
 }
 
+/* proto_ops: ask the provider for the model lists. */
 static int
 op_models(void *arg, uint32_t id)
 {
@@ -667,6 +679,7 @@ storage_check(void *arg)
 	idle_clock();
 }
 
+/* Send a storage request; 0 while storage is away (sent again later). */
 static int
 sreq_send(struct sreq *r)
 {
@@ -701,6 +714,7 @@ sreq_add(uint32_t type, uint32_t id, struct ibuf *b)
 	return (0);
 }
 
+/* The storage request of this id, or NULL. */
 static struct sreq *
 sreq_find(uint32_t id)
 {
@@ -712,6 +726,7 @@ sreq_find(uint32_t id)
 	return (NULL);
 }
 
+/* Forget an answered storage request. */
 static void
 sreq_done(struct sreq *r)
 {
@@ -732,6 +747,7 @@ op_storage(void *arg, uint32_t type, uint32_t id, struct ibuf *b)
 	return (sreq_add(type, id, b));
 }
 
+/* proto_ops: the session's model and counters, for the parent. */
 static void
 op_state(void *arg, const char *model, uint32_t messages, uint64_t in,
     uint64_t out, int mode)
@@ -752,6 +768,7 @@ op_state(void *arg, const char *model, uint32_t messages, uint64_t in,
 	channel_send(parent_chan, b);
 }
 
+/* proto_ops: a monitor line, through the parent. */
 static void
 op_event(void *arg, const char *line)
 {
@@ -769,6 +786,7 @@ op_event(void *arg, const char *line)
 	channel_send(parent_chan, b);
 }
 
+/* proto_ops: the clock, in ms. */
 static uint64_t
 op_now(void *arg)
 {
@@ -776,6 +794,7 @@ op_now(void *arg)
 	return (ev_now_ms());
 }
 
+/* proto_ops: 64 random bits. */
 static uint64_t
 op_random(void *arg)
 {
@@ -857,6 +876,7 @@ worker_trim(void)
 #endif
 }
 
+/* The handshake is done: greet the client, or refuse it. */
 static void
 session_begin(void)
 {
@@ -983,6 +1003,7 @@ client_start(struct imsg *imsg)
  * Channels.
  */
 
+/* A channel to storage; requests not answered go again. */
 static void
 worker_storage_open(int fd)
 {
@@ -1089,6 +1110,7 @@ storage_job_answer(struct imsg *imsg, struct ireader *ir, uint32_t id)
 	return (-1);
 }
 
+/* Storage spoke: hand it on, then poll for what changed. */
 static void
 worker_dispatch_storage(struct channel *ch, struct imsg *imsg)
 {
@@ -1121,6 +1143,7 @@ storage_conv(struct ireader *ir, struct db_conv *c)
 	return (0);
 }
 
+/* One message from storage, to the session's handlers. */
 static void
 worker_storage_msg(struct imsg *imsg)
 {
@@ -1257,6 +1280,7 @@ worker_storage_msg(struct imsg *imsg)
 	child_bad(PROC_STORAGE, imsg, NULL);
 }
 
+/* A channel to the provider. */
 static void
 worker_provider_open(int fd)
 {
@@ -1267,6 +1291,7 @@ worker_provider_open(int fd)
 	    worker_provider_closed, NULL);
 }
 
+/* The provider went away: answers in flight fail. */
 static void
 worker_provider_closed(struct channel *ch)
 {
@@ -1280,6 +1305,7 @@ worker_provider_closed(struct channel *ch)
 
 static void	worker_provider_msg(struct imsg *);
 
+/* The provider spoke: hand it on, then poll for what changed. */
 static void
 worker_dispatch_provider(struct channel *ch, struct imsg *imsg)
 {
@@ -1288,6 +1314,7 @@ worker_dispatch_provider(struct channel *ch, struct imsg *imsg)
 	client_update();
 }
 
+/* One message from the provider, to the session's handlers. */
 static void
 worker_provider_msg(struct imsg *imsg)
 {
@@ -1361,6 +1388,7 @@ worker_provider_msg(struct imsg *imsg)
 	child_bad(PROC_PROVIDER, imsg, NULL);
 }
 
+/* The parent: the client socket, channels, auth, BYE. */
 static void
 worker_dispatch_parent(struct channel *ch, struct imsg *imsg)
 {

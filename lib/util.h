@@ -291,4 +291,7 @@ int		 fd_cloexec(int);
 int		 utf8_valid(const char *, size_t);
 void		 sha256_hex(const void *, size_t, char [65]);
 
+/* iso8601.c */
+void		 iso8601(uint64_t, char *, size_t);
+
 #endif /* BRIDGE_UTIL_H */
