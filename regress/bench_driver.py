@@ -373,11 +373,11 @@ def row(name, got, floor, unit="", how="ratio"):
                                       extra), flush=True)
 
 
-def head(title, floor, how="ratio"):
+def head(title, floor, how="ratio", names=("bridged", "floor")):
     print()
     print(title)
     print("  floor: " + floor)
-    print("  %-46s %11s %11s %10s" % ("", "bridged", "floor",
+    print("  %-46s %11s %11s %10s" % ("", names[0], names[1],
                                       "ratio" if how == "ratio"
                                       else "diff"))
 
@@ -611,7 +611,8 @@ def sec_scale(up):
         pg.stop()
     head("several servers: chat round trip through HAProxy (TCP mode) to"
          " two bridged on one PostgreSQL",
-         "one of the same bridged, direct (same PostgreSQL)", how="diff")
+         "one of the same bridged, direct (same PostgreSQL)", how="diff",
+         names=("haproxy", "direct"))
     for n in (1, 16):
         b, fl = out[("haproxy", n)], out[("direct", n)]
         for p in ("p50", "p99"):

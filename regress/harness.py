@@ -228,14 +228,16 @@ class Daemon:
     def __init__(self, upstream=None, extra="", prefork=2, max_clients=64,
                  timeout=300, provider_extra="", listen=None, start=True,
                  key_file=True, user=None, providers=None, keys=None,
-                 backend=None, pg_database=None, certs=None):
+                 backend=None, pg_database=None, certs=None,
+                 conninfo=False):
         """providers: provider blocks replacing the Gemini one, where
         {dir} stands for the daemon's directory; keys: key files to
         write there, {file name: key}; backend: sqlite or postgresql
         (default: backend()); pg_database: an existing PostgreSQL
         database to share with other daemons (default: a new one);
         certs: another daemon whose CA and certificate to use (daemons
-        behind one balancer)."""
+        behind one balancer); conninfo: name the PostgreSQL database
+        with a libpq conninfo string, not a URI."""
         self.backend = backend or globals()["backend"]()
         self.pgdb = None
         if self.backend == "postgresql":
@@ -276,9 +278,15 @@ class Daemon:
                    'api key env "BRIDGED_TEST_KEY"')
         if self.pgdb:
             self.db = None
+            base = os.environ["BRIDGED_TEST_PG"].rsplit("/", 1)[0]
+            if conninfo:
+                host, port = base.rsplit("@", 1)[1].rsplit(":", 1)
+                where = "host=%s port=%s user=%s dbname=%s" % (
+                    host, port, pgserver.ROLE, self.pgdb)
+            else:
+                where = base + "/" + self.pgdb
             database = 'database "%s"\ndatabase password file "%s"' % (
-                os.environ["BRIDGED_TEST_PG"].rsplit("/", 1)[0] + "/" +
-                self.pgdb, os.environ["BRIDGED_TEST_PG_PASSFILE"])
+                where, os.environ["BRIDGED_TEST_PG_PASSFILE"])
         else:
             database = 'database "%s"' % self.db
         self.conf = os.path.join(self.dir, "bridged.conf")

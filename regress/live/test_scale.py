@@ -7,7 +7,9 @@ B; a token issued on one works on both and its revocation through A's
 control socket ends its session on B within seconds; a per-identity
 limit holds, give or take the prompts in flight, while both instances
 serve that identity at once; `. OK` means the rows are committed (read
-back with psql at once). Identities are issued tokens (behind a
+back with psql at once); a SQLite database a real bridged wrote, moved
+into PostgreSQL with `bridged -m`, serves the same conversations, jobs,
+tokens and usage. Identities are issued tokens (behind a
 balancer every client has the balancer's address), one per test.
 """
 
@@ -16,12 +18,13 @@ import os
 import random
 import re
 import signal
+import subprocess
 import threading
 import time
 
 import pgserver
-from harness import Balancer, Daemon, FakeUpstream, need_postgresql, \
-    pid_alive, wait_for
+from harness import BRIDGED, Balancer, Daemon, FakeUpstream, \
+    need_postgresql, pid_alive, wait_for
 
 up = a = b = lb = None
 dbname = None
@@ -38,8 +41,9 @@ def setup():
     extra = "identity token\n"
     a = Daemon(up, prefork=3, backend="postgresql", pg_database=dbname,
                extra=extra)
+    # B names the database with a conninfo string, A with a URI.
     b = Daemon(up, prefork=3, backend="postgresql", pg_database=dbname,
-               extra=extra, certs=a)
+               extra=extra, certs=a, conninfo=True)
     lb = Balancer([a, b])
 
 
@@ -342,3 +346,136 @@ def test_ok_means_committed():
         assert rows[0][1] == p and rows[1][1].startswith(echo_of(p)), rows
     for c in conns.values():
         c.close()
+
+
+def test_operator_tables_shared_sessions_per_instance():
+    tok, tid = add_token(a, "-l", "operator-" + RUN[:4])
+    c = via(a, tok)
+    _, status = c.ask("SUBMIT seen from B %s" % RUN)
+    jid = int(status.split()[-1])
+    wait_for(lambda: job_state(c, jid) == "done", timeout=20,
+             what="the job done")
+    ident = sha(tok)[:12]
+    jobs = b.ctl("show", "jobs").stdout.splitlines()
+    assert [l for l in jobs if l.startswith("%d done %s " % (jid, ident))], \
+        jobs
+    assert [l for l in b.ctl("token", "list").stdout.splitlines()
+            if l.startswith("%d operator-" % tid)]
+    assert ident in b.ctl("show", "usage").stdout
+    assert "job %d: done" % jid in b.ctl("show", "events", "-n",
+                                          "1000").stdout
+    # The session is A's: B's table of live sessions does not have it.
+    assert ident in a.ctl("show", "sessions").stdout
+    assert ident not in b.ctl("show", "sessions").stdout
+    c.close()
+
+
+TABLES = ("conversations", "messages", "summaries", "jobs", "job_chunks",
+          "tokens", "usage", "identities", "events")
+
+
+def migrate(daemon, sqlite_path):
+    """bridged -f (daemon's configuration) -m sqlite_path, as bridged(8)
+    says: (exit status, output)."""
+    r = subprocess.run([BRIDGED, "-f", daemon.conf, "-m", sqlite_path],
+                       capture_output=True, text=True, timeout=120,
+                       env={k: v for k, v in os.environ.items()
+                            if not k.startswith("PG")})
+    return r.returncode, r.stdout + r.stderr
+
+
+def test_sqlite_database_moved_into_postgresql():
+    # A SQLite database as a real bridged wrote it: two conversations,
+    # a summary, a finished job, usage, events, a live and a revoked
+    # token.
+    s = Daemon(up, prefork=2, backend="sqlite", extra="identity token\n")
+    try:
+        tok, tid = add_token(s, "-l", "moved", "-r", "50")
+        gone, gid = add_token(s, "-l", "gone")
+        s.ctl("token", "revoke", str(gid))
+        c = s.client()
+        _, status = c.ask("AUTH " + tok)
+        assert status.startswith(". OK authenticated"), status
+        _, status = c.ask("NEW kept-" + RUN)
+        conv = status.split()[3]
+        for w in ("aardvark", "bandicoot"):
+            _, status = c.ask("ASK about the %s %s" % (w, RUN))
+            assert status.startswith(". OK model="), status
+        _, status = c.ask("SYSTEM be brief")
+        assert status.startswith(". OK"), status
+        c.ask("IA")
+        c.send("in chat %s" % RUN)
+        _, status = c.reply()
+        assert status.startswith(". OK model="), status
+        _, status = c.ask("BACK")
+        assert status.startswith(". OK"), status
+        _, status = c.ask("SUBMIT a job to move %s" % RUN)
+        jid = int(status.split()[-1])
+        wait_for(lambda: job_state(c, jid) == "done", timeout=20,
+                 what="the job done")
+        before = {k: c.ask(k) for k in ("HISTORY 50", "SUMMARIES",
+                                         "CONVERSATIONS", "RESULT %d" % jid,
+                                         "SEARCH bandicoot")}
+        _, status = c.ask("NEW other-" + RUN)
+        assert status.startswith(". OK conversation"), status
+        c.close()
+    finally:
+        s.stop()
+    counts = {t: s.sql("SELECT count(*) FROM " + t)[0][0] for t in TABLES}
+    assert all(counts[t] for t in TABLES if t != "job_chunks"), counts
+    newdb = pgserver.new_database()
+    p = Daemon(up, prefork=2, backend="postgresql", pg_database=newdb,
+               extra="identity token\n", certs=s, start=False)
+    rc, out = migrate(p, s.db)
+    assert rc == 0, out
+    moved = {t: pgserver.query("SELECT count(*) FROM " + t, db=newdb)[0][0]
+             for t in TABLES}
+    assert moved == counts, (moved, counts)
+    # Into a database that is not empty, nothing more is copied.
+    rc, out = migrate(p, s.db)
+    assert rc != 0, out
+    again = {t: pgserver.query("SELECT count(*) FROM " + t, db=newdb)[0][0]
+             for t in TABLES}
+    assert again == counts, (again, counts)
+
+    p.start()
+    try:
+        c = p.client()
+        _, status = c.ask("AUTH " + gone)
+        assert status == ". ERR auth unknown token", status
+        _, status = c.ask("AUTH " + tok)
+        assert status.startswith(". OK authenticated"), status
+        _, status = c.ask("RESUME kept-" + RUN)
+        assert status == ". OK conversation %s kept-%s" % (conv, RUN), \
+            status
+        after = {k: c.ask(k) for k in before}
+        # Ids, times and texts as they were. The listing has the
+        # conversation made after, and RESUME moved the last use; a
+        # match's line of context is each backend's own.
+        for k, (body, status) in before.items():
+            abody, astatus = after[k]
+            if k == "CONVERSATIONS":
+                body = [l.split(None, 3)[3] for l in body]
+                abody = [l.split(None, 3)[3] for l in abody
+                         if "other-" not in l]
+                status = astatus
+            elif k.startswith("SEARCH"):
+                body = [l for l in body if l.startswith("--- ")]
+                abody = [l for l in abody if l.startswith("--- ")]
+            assert (abody, astatus) == (body, status), \
+                (k, abody, astatus, body, status)
+        body, _ = c.ask("USAGE 1")
+        assert [l for l in body if l.startswith("limit requests-per-minute"
+                                                " 50 used ")], body
+        # New rows get new ids after the moved ones.
+        last = pgserver.query("SELECT max(id) FROM messages", db=newdb)
+        _, status = c.ask("ASK after the move %s" % RUN)
+        assert status.startswith(". OK model="), status
+        ids = pgserver.query("SELECT id FROM messages WHERE content = ?",
+                             ["after the move %s" % RUN], db=newdb)
+        assert len(ids) == 1 and ids[0][0] > last[0][0], (ids, last)
+        _, status = c.ask("SUBMIT a new job %s" % RUN)
+        assert int(status.split()[-1]) > jid, status
+        c.close()
+    finally:
+        p.stop()
