@@ -139,6 +139,7 @@ struct global_conf {
 	char			 user[NAME_MAX_LEN];
 	char			 chroot[PATH_MAX];
 	char			 database[PATH_MAX];
+	char			 db_password_file[PATH_MAX];
 	char			 socket[PATH_MAX];
 	int			 prefork;
 	int			 worker_renew;		/* clients a template */
@@ -179,6 +180,7 @@ struct bridged_conf {
 	struct listen_list	 listeners;
 	struct provider_list	 providers;
 	struct role_list	 roles;
+	char			*db_password;	/* storage's only, or NULL */
 };
 
 /*
@@ -424,6 +426,11 @@ enum imsg_type {
 				   u32 count */
 	/* control -> parent: how many monitors are attached now */
 	IMSG_CTL_MONITORS,	/* u32 count; MONITOR lines only while > 0 */
+	/* parent -> storage, before IMSG_CFG_DONE: `database password
+	   file''s contents (never logged, never in the configuration) */
+	IMSG_CFG_DB_PASSWORD,	/* str password */
+	/* storage -> parent: another instance revoked a token */
+	IMSG_STORAGE_END_SESSIONS, /* str identity, str reason */
 	/* parent -> worker: whether a monitor is attached */
 	IMSG_PARENT_MONITORED,	/* u32 1 or 0; with 0 a worker sends only
 				   the events the log keeps (event_stored) */
@@ -547,6 +554,7 @@ TAILQ_HEAD(child_list, child);
 void		 parent_main(struct bridged_conf *, const char *,
 		    const char *, int, int) __attribute__((__noreturn__));
 struct child	*parent_idle_worker(void);
+char		*parent_db_password(const char *);
 void		 parent_pool_update(void);
 
 /* peers.c */
@@ -663,6 +671,11 @@ struct db_match {
 };
 
 struct db	*db_open(const char *, enum sync_mode);
+struct db	*db_connect(const char *, enum sync_mode, const char *);
+const char	*db_kind(struct db *);
+int		 db_server(const char *);
+int		 db_shared(struct db *);
+int		 db_peer(struct db *, int *, int *);
 void		 db_close(struct db *);
 int		 db_sync(struct db *, enum sync_mode);
 int		 db_chown(struct db *, uid_t, gid_t);
@@ -670,7 +683,6 @@ int		 db_begin(struct db *);
 int		 db_commit(struct db *);
 void		 db_rollback(struct db *);
 int		 db_intx(struct db *);
-int		 db_text_valid(const char *, size_t);
 int		 db_store(struct db *, const char *, int64_t, uint64_t,
 		    enum msg_role, const char *, uint64_t, const char *, size_t,
 		    int64_t, int64_t *);
@@ -711,15 +723,16 @@ int		 db_conv_delete(struct db *, const char *, int64_t,
 int		 db_search(struct db *, const char *, const char *, uint32_t,
 		    int (*)(const struct db_match *, void *), void *,
 		    uint64_t *);
-struct sqlite3	*db_sqlite(struct db *);
-struct sqlite3_stmt;
-struct sqlite3_stmt *db_stmt(struct db *, const char *);
-int		 db_run(struct db *, struct sqlite3_stmt *);
-void		 db_fail(struct db *, struct sqlite3_stmt *);
-int64_t		 db_changes(struct db *);
-int64_t		 db_last_rowid(struct db *);
+void		*db_handle(struct db *);
+const struct db_backend *db_backend(struct db *);
 
-/* db_tokens.c */
+/* db_text.c: what every backend agrees on about stored text */
+int		 db_text_valid(const char *, size_t);
+const char	*db_role_name(enum msg_role);
+int		 db_role_parse(const char *, enum msg_role *);
+char		*db_search_words(const char *);
+
+/* db.c: tokens, usage, events (db_sqlite_*.c, db_pg_*.c do them) */
 struct token_info {
 	int64_t		 id;
 	char		 label[LABEL_MAX_LEN];
@@ -760,7 +773,7 @@ void		 limits_text(char *, size_t, const char *, uint64_t,
 int		 limits_model_ok(const char *, const char *);
 int		 limits_word_valid(const char *, size_t, const char *);
 
-/* db_usage.c */
+/* db.c: usage */
 struct usage_row {
 	const char	*identity;
 	const char	*day;
@@ -795,7 +808,7 @@ int		 db_identity_seen(struct db *, const char *, const char *,
 int		 db_identities(struct db *, int64_t,
 		    int (*)(const struct identity_row *, void *), void *);
 
-/* db_events.c */
+/* db.c: events */
 struct event_row {
 	int64_t		 id;
 	int64_t		 time;
@@ -807,8 +820,10 @@ int		 db_event_add(struct db *, int64_t, const char *,
 		    const char *, int);
 int		 db_events(struct db *, const char *, uint32_t,
 		    int (*)(const struct event_row *, void *), void *);
+int		 db_revoked_since(struct db *, int64_t,
+		    int (*)(const char *, void *), void *);
 
-/* jobs_db.c */
+/* jobs_db.c: the jobs interface */
 #define JOB_HEAD_MAX		(40 * 4 + 1)	/* 40 characters */
 #define JOB_TEXT_MAX		256		/* an error's text */
 
@@ -847,6 +862,11 @@ int		 jdb_list(struct jdb *, const char *, uint32_t,
 		    uint64_t *);
 int		 jdb_pending(struct jdb *,
 		    int (*)(int64_t, const char *, void *), void *);
+int		 jdb_claim(struct jdb *,
+		    int (*)(int64_t, const char *, void *), void *);
+int		 jdb_renew(struct jdb *);
+int		 jdb_release(struct jdb *);
+#define JOB_LEASE		10	/* s a job's lease lasts */
 int		 jdb_start(struct jdb *, int64_t, int64_t);
 int		 jdb_chunk(struct jdb *, int64_t, int, int, const char *,
 		    size_t);
@@ -858,6 +878,226 @@ int		 jdb_context(struct jdb *, int64_t, uint32_t, size_t,
 		    int (*)(int, const char *, size_t, void *), void *);
 int		 jdb_opening(struct jdb *, int64_t,
 		    int (*)(int, const char *, size_t, void *), void *);
+
+/*
+ * A storage backend: what db.c and jobs_db.c call. The first argument
+ * of each is the backend's own handle from open (jobs: from jobs_open).
+ */
+struct db_msg_ops {
+	int	(*store)(void *, const char *, int64_t, uint64_t,
+		    enum msg_role, const char *, uint64_t, const char *,
+		    size_t, int64_t, int64_t *);
+	int	(*summary)(void *, const char *, int64_t, uint64_t,
+		    const char *, size_t, int64_t, int, int64_t *);
+	int	(*history)(void *, int64_t, enum history_kind, uint32_t,
+		    size_t, int (*)(const struct db_item *, void *), void *,
+		    uint64_t *, int *);
+	int	(*context)(void *, int64_t, uint32_t, size_t,
+		    int (*)(const struct db_item *, void *), void *,
+		    uint64_t *, int *);
+	int	(*count)(void *, const char *, uint64_t *);
+	int	(*client_min)(void *, int, const char *, const char *, char *,
+		    size_t);
+	int	(*export)(void *, const char *, int64_t, int, int64_t *,
+		    uint32_t, size_t, int (*)(const struct db_item *, void *),
+		    void *);
+	int	(*purge)(void *, const char *, uint64_t *);
+	int	(*conv_owned)(void *, const char *, int64_t);
+	int	(*conv_touch)(void *, int64_t, int64_t);
+	int	(*conv_last)(void *, const char *, struct db_conv *);
+	int	(*conv_by_id)(void *, const char *, int64_t, struct db_conv *);
+	int	(*conv_by_name)(void *, const char *, const char *,
+		    struct db_conv *);
+	int	(*conv_new)(void *, const char *, const char *, const char *,
+		    const char *, const char *, int64_t, int64_t *);
+	int	(*conv_list)(void *, const char *, uint32_t,
+		    int (*)(const struct db_conv *, void *), void *,
+		    uint64_t *);
+	int	(*conv_set)(void *, const char *, int64_t, int, const char *,
+		    const char *, const char *, int64_t);
+	int	(*conv_delete)(void *, int64_t, uint64_t *);
+	int	(*search)(void *, const char *, const char *, uint32_t,
+		    int (*)(const struct db_match *, void *), void *,
+		    uint64_t *);
+};
+
+struct db_acct_ops {
+	int	(*token_add)(void *, const char *, const struct token_info *,
+		    int64_t, int64_t *);
+	int	(*token_get)(void *, const char *, struct token_info *);
+	int	(*token_used)(void *, int64_t, int64_t);
+	int	(*token_list)(void *,
+		    int (*)(const struct token_info *, void *), void *);
+	int	(*token_revoke)(void *, int64_t, int64_t,
+		    char [IDENTITY_LEN + 1]);
+	int	(*usage_now)(void *, const char *, int64_t,
+		    struct limit_use *);
+	int	(*usage_request)(void *, const char *, const char *, int64_t);
+	int	(*usage_tokens)(void *, const char *, const char *, int64_t,
+		    uint64_t, uint64_t);
+	int	(*usage_list)(void *, const char *, const char *,
+		    int (*)(const struct usage_row *, void *), void *);
+	int	(*identity_seen)(void *, const char *, const char *, int64_t);
+	int	(*identities)(void *, int64_t,
+		    int (*)(const struct identity_row *, void *), void *);
+	int	(*event_add)(void *, int64_t, const char *, const char *,
+		    int);
+	int	(*events)(void *, const char *, uint32_t,
+		    int (*)(const struct event_row *, void *), void *);
+	int	(*revoked_since)(void *, int64_t,
+		    int (*)(const char *, void *), void *);
+};
+
+struct db_job_ops {
+	void	*(*open)(void *);
+	void	 (*close)(void *);
+	int	 (*submit)(void *, const char *, int64_t, uint64_t, int, int,
+		    const char *, const char *, const char *, size_t, int64_t,
+		    int64_t *);
+	int	 (*get)(void *, int64_t, struct jdb_job *);
+	int64_t	 (*waiting)(void *, const char *);
+	int	 (*set_conv)(void *, int64_t, int64_t);
+	int	 (*demote)(void *, int64_t);
+	int	 (*purge)(void *, const char *, uint64_t *);
+	int	 (*list)(void *, const char *, uint32_t,
+		    int (*)(const struct jdb_job *, void *), void *,
+		    uint64_t *);
+	int	 (*pending)(void *, int (*)(int64_t, const char *, void *),
+		    void *);
+	int	 (*claim)(void *, int (*)(int64_t, const char *, void *),
+		    void *);
+	int	 (*renew)(void *);
+	int	 (*release)(void *);
+	int	 (*start)(void *, int64_t, int64_t);
+	int	 (*chunk)(void *, int64_t, int, int, const char *, size_t);
+	int	 (*finish)(void *, const struct jdb_job *, int64_t);
+	int	 (*chunks)(void *, int64_t,
+		    int (*)(int, const char *, size_t, void *), void *);
+	int	 (*turn_text)(void *, int64_t, int, struct ibuf *);
+	int	 (*context)(void *, int64_t, uint32_t, size_t,
+		    int (*)(int, const char *, size_t, void *), void *);
+	int	 (*prompt)(void *, int64_t,
+		    int (*)(int, const char *, size_t, void *), void *);
+};
+
+struct db_base_ops {
+	const char	 *name;
+	int		  shared;	/* several instances use one */
+	int		(*claims)(const char *);
+	void		*(*open)(const char *, enum sync_mode, const char *);
+	void		 (*close)(void *);
+	int		 (*sync)(void *, enum sync_mode);
+	int		 (*chown)(void *, uid_t, gid_t);
+	int		 (*begin)(void *);
+	int		 (*commit)(void *);
+	void		 (*rollback)(void *);
+	int		 (*intx)(void *);
+	int		 (*peer)(void *, int *, int *);
+};
+
+/* A table as db_copy.c moves it: columns as SQL lists them. */
+#define DB_ROW_MAX	24		/* columns */
+struct db_table {
+	int		 index;		/* in db_copy.c's list */
+	const char	*name;
+	const char	*columns;
+	int		 ncols;
+	int		 serial;	/* its id comes from a sequence */
+};
+
+/* A row: each column's text, NULL for SQL NULL. */
+struct db_row {
+	int		 n;
+	const char	*v[DB_ROW_MAX];
+};
+
+/* What moving a database takes (NULL: this backend cannot). */
+struct db_copy_ops {
+	int	(*dump)(void *, const struct db_table *,
+		    int (*)(const struct db_row *, void *), void *);
+	int	(*load)(void *, const struct db_table *,
+		    const struct db_row *);
+	int	(*count)(void *, const struct db_table *, int64_t *);
+	int	(*loaded)(void *);
+};
+
+struct db_backend {
+	const struct db_base_ops	*base;
+	const struct db_msg_ops		*msg;
+	const struct db_acct_ops	*acct;
+	const struct db_job_ops		*jobs;
+	const struct db_copy_ops	*copy;
+};
+
+/* db_copy.c */
+int		 db_copy(struct db *, struct db *);
+
+/* db_sqlite.c and its families */
+struct sqdb;
+struct sqlite3;
+struct sqlite3_stmt;
+extern const struct db_base_ops	 sqlite_base_ops;
+extern const struct db_msg_ops	 sqlite_msg_ops;
+extern const struct db_acct_ops	 sqlite_acct_ops;
+extern const struct db_job_ops	 sqlite_job_ops;
+extern const struct db_copy_ops	 sqlite_copy_ops;
+struct sqlite3	*sq_sqlite(struct sqdb *);
+const char	*sq_path(struct sqdb *);
+struct sqlite3_stmt *sq_stmt(struct sqdb *, const char *);
+int		 sq_run(struct sqdb *, struct sqlite3_stmt *);
+void		 sq_fail(struct sqdb *, struct sqlite3_stmt *);
+int64_t		 sq_changes(struct sqdb *);
+int64_t		 sq_last_rowid(struct sqdb *);
+/* db_sqlite_tokens.c, db_sqlite_events.c, for db_sqlite_usage.c's table */
+int		 sq_token_add(void *, const char *, const struct token_info *,
+		    int64_t, int64_t *);
+int		 sq_token_get(void *, const char *, struct token_info *);
+int		 sq_token_used(void *, int64_t, int64_t);
+int		 sq_token_list(void *,
+		    int (*)(const struct token_info *, void *), void *);
+int		 sq_token_revoke(void *, int64_t, int64_t,
+		    char [IDENTITY_LEN + 1]);
+int		 sq_revoked_since(void *, int64_t,
+		    int (*)(const char *, void *), void *);
+int		 sq_event_add(void *, int64_t, const char *, const char *,
+		    int);
+int		 sq_events(void *, const char *, uint32_t,
+		    int (*)(const struct event_row *, void *), void *);
+
+/* db_pg.c and its families */
+#define PQ_ARGS_MAX	24
+struct pgdb;
+struct pg_result;
+struct pq_args {
+	int		 n;
+	int		 overflow;
+	const char	*v[PQ_ARGS_MAX];
+	int		 len[PQ_ARGS_MAX];
+	int		 fmt[PQ_ARGS_MAX];
+	char		 num[PQ_ARGS_MAX][24];
+};
+extern const struct db_base_ops	 pg_base_ops;
+extern const struct db_msg_ops	 pg_msg_ops;
+extern const struct db_acct_ops	 pg_acct_ops;
+extern const struct db_job_ops	 pg_job_ops;
+extern const struct db_copy_ops	 pg_copy_ops;
+const char	*pq_instance(struct pgdb *);
+const char	*pq_label(struct pgdb *);
+void		 pa_init(struct pq_args *);
+void		 pa_data(struct pq_args *, const char *, size_t);
+void		 pa_text(struct pq_args *, const char *);
+void		 pa_null(struct pq_args *);
+void		 pa_opt(struct pq_args *, const char *);
+void		 pa_int(struct pq_args *, int64_t);
+struct pg_result *pq_query(struct pgdb *, const char *,
+		    const struct pq_args *);
+int64_t		 pq_cmd(struct pgdb *, const char *, const struct pq_args *);
+void		 pq_clear(struct pg_result *);
+int		 pq_rows(struct pg_result *);
+int		 pq_null(struct pg_result *, int, int);
+int64_t		 pq_int(struct pg_result *, int, int);
+const char	*pq_text(struct pg_result *, int, int);
+size_t		 pq_len(struct pg_result *, int, int);
 
 /* storage.c */
 #define STORAGE_HISTORY_MAX	10000		/* items per HISTORY */
@@ -1212,7 +1452,7 @@ int		 check_config(const struct bridged_conf *, const char *, int);
 
 /* config.c */
 int		 config_send(struct channel *, const struct bridged_conf *,
-		    const struct tls_material *);
+		    const struct tls_material *, const char *);
 struct bridged_conf *config_new(void);
 void		 config_free(struct bridged_conf *);
 int		 config_recv(struct bridged_conf **, struct bridged_conf **,

@@ -202,6 +202,34 @@ check_writable_as(const struct passwd *pw, const char *path)
 	return (WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1);
 }
 
+/*
+ * A database server (PostgreSQL): its password only in `database
+ * password file', which must be readable here (as the parent reads
+ * it). A URI's userinfo with a password or a conninfo password= in
+ * the configuration is refused.
+ */
+static int
+check_server(const struct bridged_conf *conf)
+{
+	const char	*d = conf->g.database, *at, *colon;
+	int		 bad = 0;
+
+	at = strchr(d, '@');
+	colon = strstr(d, "://") != NULL ? strchr(strstr(d, "://") + 3, ':') :
+	    NULL;
+	if (strstr(d, "password") != NULL ||
+	    (at != NULL && colon != NULL && colon < at)) {
+		conf_error("database: the string holds a password; put it in "
+		    "a file and name it with `database password file'");
+		bad++;
+	}
+	if (conf->g.db_password_file[0] != '\0' &&
+	    check_readable("database password file",
+	    conf->g.db_password_file) == -1)
+		bad++;
+	return (bad ? -1 : 0);
+}
+
 /* The database's directory (and file, if there) writable by the user. */
 static int
 check_database(const struct bridged_conf *conf, const struct passwd *pw)
@@ -210,6 +238,13 @@ check_database(const struct bridged_conf *conf, const struct passwd *pw)
 	struct passwd	*me;
 	char		 copy[PATH_MAX], *dir, who[64];
 
+	if (db_server(conf->g.database))
+		return (0);	/* check_server's */
+	if (conf->g.db_password_file[0] != '\0') {
+		conf_error("database password file: %s is a file, not a "
+		    "server", conf->g.database);
+		return (-1);
+	}
 	/* Not root, every process runs as the one who started bridged. */
 	(void)strlcpy(who, pw->pw_name, sizeof(who));
 	if (geteuid() != 0 && (me = getpwuid(geteuid())) != NULL)
@@ -319,6 +354,8 @@ check_config(const struct bridged_conf *conf, const char *file, int how)
 		if (check_user(conf, file, &pw) == -1)
 			bad++;
 		else if (check_database(conf, &pw) == -1)
+			bad++;
+		if (db_server(conf->g.database) && check_server(conf) == -1)
 			bad++;
 	}
 	if (conf->g.identity == IDENTITY_TOKEN &&

@@ -138,6 +138,7 @@ child_imsg(struct bridged_conf **confp, struct tls_material *tls,
 	case IMSG_CFG_PROVIDER:
 	case IMSG_CFG_ROLE:
 	case IMSG_CFG_TLS:
+	case IMSG_CFG_DB_PASSWORD:
 	case IMSG_CFG_DONE:
 		return (child_config_imsg(confp, tls, imsg) == 1 ? 1 : 0);
 	case IMSG_PARENT_VERBOSE:

@@ -36,6 +36,8 @@ config_free(struct bridged_conf *conf)
 
 	if (conf == NULL)
 		return;
+	if (conf->db_password != NULL)
+		freezero(conf->db_password, strlen(conf->db_password));
 	while ((l = TAILQ_FIRST(&conf->listeners)) != NULL) {
 		TAILQ_REMOVE(&conf->listeners, l, entry);
 		free(l);
@@ -52,10 +54,13 @@ config_free(struct bridged_conf *conf)
 	free(conf);
 }
 
-/* Queue the whole configuration (and TLS material, for a worker). */
+/*
+ * Queue the whole configuration (and TLS material, for a worker; the
+ * database password, for storage).
+ */
 int
 config_send(struct channel *ch, const struct bridged_conf *conf,
-    const struct tls_material *tls)
+    const struct tls_material *tls, const char *db_password)
 {
 	struct provider_conf	*p;
 	struct role_conf	*r;
@@ -79,6 +84,16 @@ config_send(struct channel *ch, const struct bridged_conf *conf,
 		    ibuf_add_data(b, tls->key, tls->keylen) == -1 ||
 		    ibuf_add_data(b, tls->ticket_key,
 		    sizeof(tls->ticket_key)) == -1) {
+			ibuf_free(b);
+			return (-1);
+		}
+		if (channel_send(ch, b) == -1)
+			return (-1);
+	}
+	if (db_password != NULL) {
+		if ((b = channel_create(ch, IMSG_CFG_DB_PASSWORD, 0,
+		    strlen(db_password) + 8)) == NULL ||
+		    ibuf_add_str(b, db_password) == -1) {
 			ibuf_free(b);
 			return (-1);
 		}
@@ -118,6 +133,21 @@ config_recv_tls(struct tls_material *tls, struct imsg *imsg)
 	return (0);
 }
 
+/* The database password, for storage alone. */
+static int
+config_recv_password(struct bridged_conf *conf, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	const char	*pw;
+
+	ir_init(&ir, imsg);
+	pw = ir_str(&ir);
+	if (ir_end(&ir) == -1 || *pw == '\0' ||
+	    (conf->db_password = strdup(pw)) == NULL)
+		return (-1);
+	return (0);
+}
+
 /* Force the strings of a struct from the parent to end. */
 #define TERMINATE(s)	((s)[sizeof(s) - 1] = '\0')
 
@@ -148,6 +178,7 @@ config_recv(struct bridged_conf **cur, struct bridged_conf **pending,
 		TERMINATE(g->user);
 		TERMINATE(g->chroot);
 		TERMINATE(g->database);
+		TERMINATE(g->db_password_file);
 		TERMINATE(g->socket);
 		TERMINATE(g->tokens);
 		return (0);
@@ -187,6 +218,10 @@ config_recv(struct bridged_conf **cur, struct bridged_conf **pending,
 		if (*pending == NULL || tls == NULL)
 			return (-1);
 		return (config_recv_tls(tls, imsg));
+	case IMSG_CFG_DB_PASSWORD:
+		if (*pending == NULL || (*pending)->db_password != NULL)
+			return (-1);
+		return (config_recv_password(*pending, imsg));
 	case IMSG_CFG_DONE:
 		if (*pending == NULL || imsg->datalen != 0)
 			return (-1);

@@ -289,6 +289,60 @@ child_signals(const sigset_t *old)
 	sigprocmask(SIG_SETMASK, old, NULL);
 }
 
+/*
+ * The contents of `database password file', read as root now (it may
+ * have changed since the last start of storage): its first line, or
+ * NULL (logged). Never on a command line, never logged.
+ */
+char *
+parent_db_password(const char *path)
+{
+	char	 buf[1024], *pw;
+	ssize_t	 n;
+	size_t	 len;
+	int	 fd;
+
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		log_warn("database password file %s", path);
+		return (NULL);
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0) {
+		log_warnx("database password file %s: %s", path,
+		    n == 0 ? "empty" : strerror(errno));
+		return (NULL);
+	}
+	buf[n] = '\0';
+	len = strcspn(buf, "\r\n");
+	buf[len] = '\0';
+	pw = len > 0 && strlen(buf) == len ? strdup(buf) : NULL;
+	if (pw == NULL)
+		log_warnx("database password file %s: no password on its "
+		    "first line", path);
+	explicit_bzero(buf, sizeof(buf));
+	return (pw);
+}
+
+/*
+ * Storage's configuration, with the database password when there is
+ * a file for it; without the file's password storage cannot connect,
+ * and starts again after the back-off (the file may be fixed).
+ */
+static void
+storage_config(struct child *c)
+{
+	const char	*path = parent_conf->g.db_password_file;
+	char		*pw = NULL;
+
+	if (path[0] != '\0' && (pw = parent_db_password(path)) == NULL)
+		log_warnx("storage: no database password");
+	if (config_send(&c->chan, parent_conf, NULL, pw) == -1)
+		fatal("%s: config", __func__);
+	if (pw != NULL)
+		freezero(pw, strlen(pw));
+}
+
 /* Fork and execute one process of a role that is not a worker. */
 static struct child *
 child_spawn(enum proc_id id)
@@ -330,8 +384,10 @@ child_spawn(enum proc_id id)
 	channel_init(&c->chan, sp[0], parent_dispatch_child,
 	    parent_child_closed, c);
 	TAILQ_INSERT_TAIL(&children, c, entry);
-	if (config_send(&c->chan, parent_conf,
-	    id == PROC_TEMPLATE ? &tlsm : NULL) == -1)
+	if (id == PROC_STORAGE)
+		storage_config(c);
+	else if (config_send(&c->chan, parent_conf,
+	    id == PROC_TEMPLATE ? &tlsm : NULL, NULL) == -1)
 		fatal("%s: config", __func__);
 	if (id == PROC_CONTROL)
 		channel_compose(&c->chan, IMSG_PARENT_CONTROL_SOCKET, 0,
@@ -852,7 +908,7 @@ send_config_all(void)
 		if (c->id == PROC_TEMPLATE)
 			template_retire(c, "reload");
 		else
-			config_send(&c->chan, parent_conf, NULL);
+			config_send(&c->chan, parent_conf, NULL, NULL);
 	}
 }
 
@@ -1264,6 +1320,8 @@ parent_dispatch_storage(struct child *c, struct imsg *imsg)
 
 	if (imsg->hdr.type == IMSG_STORAGE_TOKEN)
 		return (auth_storage(imsg));
+	if (imsg->hdr.type == IMSG_STORAGE_END_SESSIONS)
+		return (ctl_end_sessions(imsg));
 	if (imsg->hdr.type == IMSG_STORAGE_REJECT)
 		return (worker_rejected(c, imsg));
 	if (imsg->hdr.type != IMSG_STORAGE_EVENT)

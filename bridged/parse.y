@@ -231,6 +231,23 @@ main		: LISTEN ON STRING lopts	{ listen_add($3, &listenopts); }
 			    $2, "database") == -1)
 				YYERROR_TAKEN($2);
 		}
+		/* "password" is no keyword: it may be a word elsewhere. */
+		| DATABASE STRING FILENAME STRING	{
+			if (strcmp($2, "password") != 0) {
+				yyerror("database %s file: did you mean"
+				    " `database password file'?", $2);
+				free($2);
+				$2 = NULL;
+				free($4);
+				YYERROR_TAKEN($4);
+			}
+			free($2);
+			$2 = NULL;
+			if (setstr(conf->g.db_password_file,
+			    sizeof(conf->g.db_password_file), $4,
+			    "database password file") == -1)
+				YYERROR_TAKEN($4);
+		}
 		| DATABASE SYNC NORMAL		{ conf->g.sync = SYNC_NORMAL; }
 		| DATABASE SYNC FULL		{ conf->g.sync = SYNC_FULL; }
 		| DATABASE SYNC STRING		{
@@ -1747,6 +1764,11 @@ config_print(const struct bridged_conf *c)
 	print_str(g->database);
 	printf("\ndatabase sync %s\n", g->sync == SYNC_FULL ? "full" :
 	    "normal");
+	if (g->db_password_file[0] != '\0') {
+		printf("database password file ");
+		print_str(g->db_password_file);
+		printf("\n");
+	}
 	printf("socket ");
 	print_str(g->socket);
 	printf("\nprefork %d\n", g->prefork);

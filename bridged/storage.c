@@ -36,6 +36,10 @@
 /* A worker's channel stops being read while this much waits for it. */
 #define STORAGE_QUEUE_HIGH	(4 * 1024 * 1024)
 #define STORAGE_QUEUE_POLL	20		/* ms, to look again */
+/* A database several instances share: what the others did. */
+#define STORAGE_CLUSTER_POLL	2000		/* ms between looks */
+#define STORAGE_REVOKE_SLACK	10		/* s: clocks, late commits */
+#define STORAGE_REVOKE_BACK	300		/* s looked back at a start */
 /* An export goes out a page at a time, while control keeps up. */
 #define EXPORT_PAGE_ITEMS	256
 #define EXPORT_PAGE_BYTES	(1024 * 1024)
@@ -124,6 +128,8 @@ static struct {
 	int			 failed;	/* the transaction is lost */
 	struct ev_timer		 round_end;
 	struct ev_timer		 queue_poll;
+	struct ev_timer		 cluster_poll;
+	int64_t			 revoked_since;	/* looked for from */
 } st;
 
 struct item_arg {
@@ -137,6 +143,7 @@ static void	storage_dispatch_control(struct channel *, struct imsg *);
 static void	storage_worker_closed(struct channel *);
 static void	storage_round_end(void *);
 static void	storage_queue_poll(void *);
+static void	storage_cluster_poll(void *);
 static int	admit(const char *, const char *, const char *,
 		    const char **, char *, size_t);
 static void	storage_dispatch_jobs(struct channel *, struct imsg *);
@@ -3043,6 +3050,9 @@ storage_shutdown(void)
 		ev_timer_del(&st.round_end);
 		storage_round_end(NULL);
 	}
+	if (st.jdb != NULL && jdb_release(st.jdb) == -1)
+		log_warnx("cannot give back the leases of this instance's"
+		    " jobs");
 	jdb_close(st.jdb);
 	st.jdb = NULL;
 	db_close(st.db);
@@ -3069,7 +3079,67 @@ storage_parent_closed(struct channel *ch)
 	exit(0);
 }
 
-/* Open as root, give the files to the user, then sandbox. */
+/*
+ * A token revoked (maybe through another instance): its sessions on
+ * this one end, through the parent, as a revocation here ends them.
+ */
+static int
+cluster_revoked(const char *hash, void *arg)
+{
+	struct ibuf	*b;
+	const char	*reason = "token revoked";
+
+	(void)arg;
+	if (strlen(hash) != IDENTITY_LEN)
+		return (0);
+	if ((b = channel_create(parent_chan, IMSG_STORAGE_END_SESSIONS, 0,
+	    IDENTITY_LEN + strlen(reason) + 16)) == NULL ||
+	    ibuf_add_str(b, hash) == -1 || ibuf_add_str(b, reason) == -1)
+		fatal("%s", __func__);
+	channel_send(parent_chan, b);
+	return (0);
+}
+
+/* A job whose instance died is this one's now: the provider runs it. */
+static int
+cluster_claimed(int64_t id, const char *identity, void *arg)
+{
+	(void)arg;
+	job_event("job %lld: taken over from an instance that is gone",
+	    (long long)id);
+	jobs_tell(IMSG_STORAGE_JOB_QUEUED, id, identity);
+	return (0);
+}
+
+/*
+ * A database several instances share, every STORAGE_CLUSTER_POLL:
+ * keep the leases of this instance's jobs, take the jobs of instances
+ * that are gone, and end the sessions of tokens revoked elsewhere.
+ */
+static void
+storage_cluster_poll(void *arg)
+{
+	int64_t	 now = (int64_t)time(NULL);
+
+	(void)arg;
+	round_settle();
+	if (jdb_renew(st.jdb) == -1)
+		log_warnx("cannot renew the leases of this instance's jobs");
+	if (jdb_claim(st.jdb, cluster_claimed, NULL) == -1)
+		log_warnx("cannot look for jobs of instances that are gone");
+	if (db_revoked_since(st.db, st.revoked_since, cluster_revoked,
+	    NULL) == -1)
+		log_warnx("cannot look for revoked tokens");
+	else
+		st.revoked_since = now - STORAGE_REVOKE_SLACK;
+	ev_timer_add(&st.cluster_poll, STORAGE_CLUSTER_POLL);
+}
+
+/*
+ * Open as root (a file) or connect (a server, with the password the
+ * parent read), give the files to the user, then sandbox: with a
+ * server, no file and no connection but to its address.
+ */
 static void
 storage_open(void)
 {
@@ -3082,8 +3152,15 @@ storage_open(void)
 	st.sync = st.conf->g.sync;
 	/* Conversations are nobody else's business. */
 	umask(077);
-	if ((st.db = db_open(st.database, st.sync)) == NULL)
-		fatalx("cannot use database %s", st.database);
+	st.db = db_connect(st.database, st.sync, st.conf->db_password);
+	if (st.conf->db_password != NULL) {
+		freezero(st.conf->db_password, strlen(st.conf->db_password));
+		st.conf->db_password = NULL;
+	}
+	/* A server's string is not logged: it may name more than needed. */
+	if (st.db == NULL)
+		fatalx("cannot use database %s", db_server(st.database) ?
+		    "(a server; see the line above)" : st.database);
 	if ((st.jdb = jdb_open(st.db)) == NULL)
 		fatalx("cannot prepare the job queries of %s", st.database);
 	user = st.conf->g.user[0] != '\0' ? st.conf->g.user : NULL;
@@ -3098,9 +3175,16 @@ storage_open(void)
 	memset(&sc, 0, sizeof(sc));
 	sc.user = user;
 	sc.chroot = NULL;
-	sc.dbdir = dirname(dir);
+	if (db_peer(st.db, &sc.db_family, &sc.db_port) == -1)
+		fatalx("cannot tell the database's address");
+	sc.dbdir = sc.db_family == 0 ? dirname(dir) : NULL;
 	if (sandbox_enter(SANDBOX_STORAGE, &sc) == -1)
 		fatalx("storage sandbox failed");
+	if (db_shared(st.db)) {
+		/* Started again: what was revoked while it was away too. */
+		st.revoked_since = (int64_t)time(NULL) - STORAGE_REVOKE_BACK;
+		ev_timer_add(&st.cluster_poll, STORAGE_CLUSTER_POLL);
+	}
 }
 
 /* bridged -P storage: never returns. */
@@ -3113,11 +3197,16 @@ storage_main(void)
 	TAILQ_INIT(&st.followers);
 	ev_timer_set(&st.round_end, storage_round_end, NULL);
 	ev_timer_set(&st.queue_poll, storage_queue_poll, NULL);
+	ev_timer_set(&st.cluster_poll, storage_cluster_poll, NULL);
 
 	st.conf = child_config(NULL);
 	storage_open();
-	log_info("database %s open, schema version %d, sync %s",
-	    st.database, DB_VERSION, st.sync == SYNC_FULL ? "full" : "normal");
+	if (db_server(st.database))
+		log_info("database open (%s), commits synchronous",
+		    db_kind(st.db));
+	else
+		log_info("database %s open (%s), sync %s", st.database,
+		    db_kind(st.db), st.sync == SYNC_FULL ? "full" : "normal");
 
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);

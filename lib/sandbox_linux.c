@@ -66,10 +66,19 @@
 #ifndef LANDLOCK_ACCESS_FS_IOCTL_DEV
 #define LANDLOCK_ACCESS_FS_IOCTL_DEV		(1ULL << 15)
 #endif
+#ifndef LANDLOCK_RULE_NET_PORT
+#define LANDLOCK_RULE_NET_PORT			2
+#endif
 #define LL_NET_BIND_TCP				(1ULL << 0)
 #define LL_NET_CONNECT_TCP			(1ULL << 1)
 #define LL_SCOPE_ABSTRACT_UNIX_SOCKET		(1ULL << 0)
 #define LL_SCOPE_SIGNAL				(1ULL << 1)
+
+/* A network rule (ABI 4), as the kernel reads it. */
+struct ll_net_port_attr {
+	uint64_t	 allowed_access;
+	uint64_t	 port;
+};
 
 /* The ruleset attribute as of ABI 6; older kernels read a prefix. */
 struct ll_ruleset_attr {
@@ -127,6 +136,15 @@ static const char *const sys_storage[] = {
 	"fdatasync", "fsync", "ftruncate", "getcwd", "lstat", "openat",
 	"pread64", "pwrite64", "readlink", "readlinkat", "stat", "statx",
 	"unlink", "unlinkat",
+	NULL
+};
+
+/*
+ * storage with PostgreSQL: no file at all; the one connection it made
+ * before the sandbox (storage_net_rules allow sockets of its family).
+ */
+static const char *const sys_storage_net[] = {
+	"connect",
 	NULL
 };
 
@@ -324,6 +342,19 @@ provider_rules(scmp_filter_ctx ctx)
 }
 
 /*
+ * storage with a database server: sockets of the server's family only
+ * (Landlock narrows TCP connects to its port).
+ */
+static int
+storage_net_rules(scmp_filter_ctx ctx, int family)
+{
+	struct scmp_arg_cmp	 a;
+
+	a = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)family);
+	return (rule(ctx, SCMP_ACT_ALLOW, "socket", 1, &a));
+}
+
+/*
  * parent: processes and threads but no namespaces; clone3 is answered
  * ENOSYS so that glibc uses clone, whose flags can be checked.
  */
@@ -390,7 +421,7 @@ sandbox_sigsys(int sig, siginfo_t *si, void *uc)
  * raise(3)), 0 for none. NULL if it cannot be built.
  */
 static scmp_filter_ctx
-filter_build(enum sandbox_role role, pid_t self)
+filter_build(enum sandbox_role role, pid_t self, const struct sandbox_conf *sc)
 {
 	scmp_filter_ctx	 ctx;
 	uint32_t	 deflt = SCMP_ACT_KILL_PROCESS;
@@ -437,7 +468,11 @@ filter_build(enum sandbox_role role, pid_t self)
 			goto fail;
 		break;
 	case SANDBOX_STORAGE:
-		if (allow_list(ctx, sys_storage) == -1)
+		if (sc != NULL && sc->db_family != 0) {
+			if (allow_list(ctx, sys_storage_net) == -1 ||
+			    storage_net_rules(ctx, sc->db_family) == -1)
+				goto fail;
+		} else if (allow_list(ctx, sys_storage) == -1)
 			goto fail;
 		break;
 	case SANDBOX_PROVIDER:
@@ -461,12 +496,12 @@ filter_build(enum sandbox_role role, pid_t self)
 
 /* Build the role's filter and load it on every thread. */
 static int
-seccomp_enter(enum sandbox_role role)
+seccomp_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 {
 	scmp_filter_ctx	 ctx;
 	int		 rc, ret = 0;
 
-	if ((ctx = filter_build(role, getpid())) == NULL)
+	if ((ctx = filter_build(role, getpid(), sc)) == NULL)
 		return (-1);
 	if ((rc = seccomp_load(ctx)) < 0) {
 		log_warnx("%s: seccomp_load: %s", __func__, strerror(-rc));
@@ -506,6 +541,31 @@ ll_path(int rfd, const char *path, uint64_t rights, uint64_t handled)
 		log_warn("%s: landlock_add_rule %s", __func__, path);
 	close(fd);
 	return (rc == -1 ? -1 : 0);
+}
+
+/*
+ * Storage with a database server over TCP may connect to its port and
+ * no other (ABI 4); over a unix socket, to no TCP port. No file: no
+ * path rule at all.
+ */
+static int
+ll_db_port(int rfd, const struct sandbox_conf *sc, long abi)
+{
+	struct ll_net_port_attr	 np;
+
+	if (abi < 4 || sc->db_port <= 0 ||
+	    (sc->db_family != AF_INET && sc->db_family != AF_INET6))
+		return (0);
+	memset(&np, 0, sizeof(np));
+	np.allowed_access = LL_NET_CONNECT_TCP;
+	np.port = (uint64_t)sc->db_port;
+	if (syscall(SYS_landlock_add_rule, rfd, LANDLOCK_RULE_NET_PORT, &np,
+	    0) == -1) {
+		log_warn("%s: landlock_add_rule port %d", __func__,
+		    sc->db_port);
+		return (-1);
+	}
+	return (0);
 }
 
 /* Read only, for the provider: resolver, certificates, libraries. */
@@ -575,7 +635,9 @@ landlock_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 		log_warn("%s: landlock_create_ruleset", __func__);
 		return (-1);
 	}
-	if (role == SANDBOX_STORAGE) {
+	if (role == SANDBOX_STORAGE && sc->db_family != 0)
+		rc = ll_db_port(rfd, sc, abi);
+	else if (role == SANDBOX_STORAGE) {
 		/* SQLite seeds its generator from /dev/urandom. */
 		rc = ll_path(rfd, "/dev/urandom", LL_FS_RO, attr.fs);
 		if (rc == 0 && sc->dbdir != NULL)
@@ -727,7 +789,7 @@ sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 	if (test_hook(role) == -1)
 		return (-1);
 #endif
-	if (seccomp_enter(role) == -1)
+	if (seccomp_enter(role, sc) == -1)
 		return (-1);
 	SANITIZER_SANDBOXED();
 	log_debug("%s: %s sandboxed", __func__, name);
@@ -762,7 +824,7 @@ sandbox_prepare(enum sandbox_role role)
 		log_warnx("%s: role %d cannot be prepared", __func__, role);
 		return (-1);
 	}
-	if ((ctx = filter_build(role, 0)) == NULL)
+	if ((ctx = filter_build(role, 0, NULL)) == NULL)
 		return (-1);
 	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) == -1) {
 		log_warn("%s: pipe2", __func__);
@@ -820,7 +882,7 @@ sandbox_narrow(enum sandbox_role role)
 			log_warn("%s: seccomp", __func__);
 			return (-1);
 		}
-	} else if (seccomp_enter(role) == -1)
+	} else if (seccomp_enter(role, NULL) == -1)
 		return (-1);
 	log_debug("%s: %s sandboxed", __func__, role_names[role]);
 	return (0);

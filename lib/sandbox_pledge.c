@@ -16,7 +16,8 @@
  * control	stdio unix: bridgectl on the socket it was given.
  * storage	files in the database directory and /dev/urandom only
  *		(unveil), with fcntl locks (flock) and fchmod (fattr);
- *		channels (recvfd).
+ *		channels (recvfd). With PostgreSQL: no file, its one
+ *		connection (inet or unix).
  * provider	TCP and DNS, the CA bundle and resolver files read only.
  * worker	stdio recvfd: nothing but its client and its peers. The
  *		parent sets TCP_NODELAY before it passes the socket:
@@ -92,6 +93,8 @@ unveil_role(enum sandbox_role role, const struct sandbox_conf *sc)
 	case SANDBOX_PARENT:
 		return (0);
 	case SANDBOX_STORAGE:
+		if (sc->db_family != 0)
+			break;		/* a server's: no file at all */
 		/* SQLite seeds its generator from /dev/urandom. */
 		if (unveil_path("/dev/urandom", "r") == -1)
 			return (-1);
@@ -164,6 +167,7 @@ sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 	static const struct sandbox_conf	 none;
 	const struct role_sandbox		*r;
 	struct passwd				 pw;
+	const char				*promises;
 
 	if ((int)role < SANDBOX_PARENT || role > SANDBOX_TEMPLATE) {
 		log_warnx("%s: unknown role %d", __func__, role);
@@ -209,8 +213,13 @@ sandbox_enter(enum sandbox_role role, const struct sandbox_conf *sc)
 	if (test_hook(role) == -1)
 		return (-1);
 #endif
-	if (pledge(r->promises, NULL) == -1) {
-		log_warn("%s: pledge \"%s\"", r->name, r->promises);
+	promises = r->promises;
+	/* A database server: its connection, no file (nothing unveiled). */
+	if (role == SANDBOX_STORAGE && sc->db_family != 0)
+		promises = sc->db_family == AF_UNIX ? "stdio unix recvfd" :
+		    "stdio inet recvfd";
+	if (pledge(promises, NULL) == -1) {
+		log_warn("%s: pledge \"%s\"", r->name, promises);
 		return (-1);
 	}
 	log_debug("%s: %s sandboxed", __func__, r->name);

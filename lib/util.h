@@ -250,6 +250,8 @@ struct sandbox_conf {
 	const char	*user;		/* NULL: stay who we are */
 	const char	*chroot;	/* NULL: no chroot */
 	const char	*dbdir;		/* storage: the database directory */
+	int		 db_family;	/* storage: its server's, 0 none */
+	int		 db_port;	/* storage: its server's TCP port */
 };
 
 int		 sandbox_enter(enum sandbox_role, const struct sandbox_conf *);

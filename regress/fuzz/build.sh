@@ -75,7 +75,7 @@ target() {
 }
 
 # Everything a target may need beyond libc.
-ALL_LIBS="$TLS_LIBS $SQLITE_LIBS $CURL_LIBS $JANSSON_LIBS $SECCOMP_LIBS"
+ALL_LIBS="$TLS_LIBS $SQLITE_LIBS $PQ_LIBS $CURL_LIBS $JANSSON_LIBS $SECCOMP_LIBS"
 
 want() {
 	[ $# -eq 0 ] && return 0

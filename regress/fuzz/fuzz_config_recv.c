@@ -49,7 +49,7 @@ roundtrip(const struct bridged_conf *c, const struct tls_material *tls)
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1)
 		abort();
 	channel_init(&ch, sv[0], NULL, NULL, NULL);
-	if (config_send(&ch, c, tls->loaded ? tls : NULL) == -1 ||
+	if (config_send(&ch, c, tls->loaded ? tls : NULL, NULL) == -1 ||
 	    channel_flush(&ch) == -1)
 		abort();
 	imsgbuf_clear(&ch.ibuf);

@@ -1,9 +1,10 @@
 /*
  * t_acct.c: what bridged counts per identity, on a real SQLite file:
- * the limit decision (limits.c), issued tokens (db_tokens.c), usage
- * and the request window (db_usage.c) and the event log
- * (db_events.c), including a daily budget that survives closing and
- * reopening the database.
+ * the limit decision (limits.c), issued tokens, usage and the request
+ * window and the event log (db.c and its backends), including a daily
+ * budget that survives closing and reopening the database. With
+ * BRIDGED_TEST_PG the same on PostgreSQL (pg-...), and two instances
+ * counting against one limit.
  */
 
 #include <sys/types.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "bridged.h"
+#include "pgtest.h"
 
 #define A	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" \
 		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -24,6 +26,7 @@
 #define NOW	1764940000LL		/* 2025-12-05T13:06:40Z */
 
 static int	 failures;
+static const char *prefix = "";		/* "pg-" for PostgreSQL */
 static char	 file[PATH_MAX];
 
 /* One result line: ok, or FAIL with why. */
@@ -31,9 +34,9 @@ static void
 check(const char *name, int ok, const char *why)
 {
 	if (ok)
-		printf("ok %s\n", name);
+		printf("ok %s%s\n", prefix, name);
 	else {
-		printf("FAIL %s: %s\n", name, why);
+		printf("FAIL %s%s: %s\n", prefix, name, why);
 		failures++;
 	}
 }
@@ -206,6 +209,111 @@ t_events(struct db *db)
 	    "not the last 10 of one identity");
 }
 
+/*
+ * One admission as storage makes it, in a transaction of the given
+ * handle: the use counted, checked against the limit, the request
+ * counted. 1 admitted, 0 refused, -1.
+ */
+static int
+admit_open(struct db *db, const char *who, int64_t ms, uint64_t limit)
+{
+	struct limit_use	 u;
+
+	if (db_usage_now(db, who, ms, &u) == -1)
+		return (-1);
+	if (u.requests >= limit)
+		return (0);
+	return (db_usage_request(db, who, "m", ms) == -1 ? -1 : 1);
+}
+
+/*
+ * Two instances on one database count together: taking turns, they
+ * admit exactly the limit; both checking before either commits, they
+ * pass it by no more than the one prompt in flight, and no count is
+ * lost.
+ */
+static void
+t_pg_race(const char *target, struct db *a)
+{
+	const char		*who = "99999999999999999999999999999999"
+				    "99999999999999999999999999999999";
+	struct db		*b;
+	struct limit_use	 ua, ub;
+	char			 sql[256];
+	int64_t			 ms = NOW * 1000;
+	int			 i, r, admitted = 0, ok = 1;
+
+	if ((b = db_connect(target, SYNC_NORMAL, pgtest_password())) == NULL) {
+		check("race-open", 0, "a second instance cannot open");
+		return;
+	}
+	for (i = 0; i < 6; i++) {
+		struct db	*d = i % 2 ? b : a;
+
+		if (db_begin(d) == -1 || (r = admit_open(d, who, ms + i,
+		    3)) == -1 || db_commit(d) == -1)
+			ok = 0;
+		else
+			admitted += r;
+	}
+	check("race-turns", ok && admitted == 3,
+	    "instances taking turns did not admit exactly the limit");
+	who = "88888888888888888888888888888888"
+	    "88888888888888888888888888888888";
+	admitted = 0;
+	(void)admit_open(a, who, ms, 3);
+	(void)admit_open(b, who, ms, 3);
+	/*
+	 * Both check while the other's is in flight (two of three used),
+	 * then each counts and commits; the second count waits for the
+	 * first commit on the usage row, and adds to it.
+	 */
+	if (db_begin(a) == -1 || db_begin(b) == -1 ||
+	    db_usage_now(a, who, ms + 1, &ua) == -1 ||
+	    db_usage_now(b, who, ms + 2, &ub) == -1 ||
+	    ua.requests >= 3 || ub.requests >= 3 ||
+	    db_usage_request(a, who, "m", ms + 1) == -1 ||
+	    db_commit(a) == -1 ||
+	    db_usage_request(b, who, "m", ms + 2) == -1 ||
+	    db_commit(b) == -1)
+		ok = 0;
+	else
+		admitted = 2;
+	(void)snprintf(sql, sizeof(sql), "SELECT sum(prompts) FROM usage"
+	    " WHERE identity = '%s'", who);
+	check("race-in-flight", ok && admitted == 2 &&
+	    pgtest_int(target, sql) == 4 &&
+	    db_usage_now(a, who, ms + 3, &ua) == 0 && ua.requests == 4 &&
+	    admit_open(b, who, ms + 4, 3) == 0,
+	    "past the limit by more than the prompt in flight, a count lost,"
+	    " or admitted again past it");
+	db_close(b);
+}
+
+/* The same cases on PostgreSQL, and two instances' counts. */
+static void
+t_pg(void)
+{
+	char		 target[1024];
+	struct db	*db;
+
+	if (pgtest_target("t_acct", "t_acct", target, sizeof(target)) != 1)
+		return;
+	prefix = "pg-";
+	if ((db = db_connect(target, SYNC_NORMAL, pgtest_password())) ==
+	    NULL) {
+		check("open", 0, "db_connect failed");
+		prefix = "";
+		return;
+	}
+	t_tokens(db);
+	t_usage(db);
+	t_events(db);
+	t_pg_race(target, db);
+	db_close(db);
+	prefix = "";
+}
+
 int
 main(void)
 {
@@ -245,5 +353,6 @@ main(void)
 	(void)snprintf(file, sizeof(file), "%s/acct.db-shm", dir);
 	(void)unlink(file);
 	(void)rmdir(dir);
+	t_pg();
 	return (failures != 0);
 }

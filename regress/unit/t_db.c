@@ -1,8 +1,13 @@
 /*
- * t_db.c: bridged/db.c on real files in a temporary directory: the
- * schema and its migrations, WAL, dedupe, summary trimming, history
- * and context order and bounds, and an integrity check at the end.
- * A second connection of our own looks at the files from outside.
+ * t_db.c: the storage interface (bridged/db.c) on real files in a
+ * temporary directory: the schema and its migrations, WAL, dedupe,
+ * summary trimming, history and context order and bounds, and an
+ * integrity check at the end. A second connection of our own looks at
+ * the files from outside. With BRIDGED_TEST_PG (a conninfo string or
+ * URI of a PostgreSQL database the test may use; it works in a schema
+ * t_db of its own, dropped first), the same cases run against
+ * PostgreSQL (names pg-...), and its migrations and two instances'
+ * view of one database are tested; without it, a skip line says so.
  */
 
 #include <sys/types.h>
@@ -23,9 +28,11 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "bridged.h"
+#include "pgtest.h"
 
 #define A	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" \
 		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -35,6 +42,7 @@
 
 static int	 failures;
 static char	 dir[PATH_MAX];
+static const char *prefix = "";		/* "pg-" for PostgreSQL */
 
 struct got {
 	int		 n;
@@ -49,9 +57,9 @@ static void
 check(const char *name, int ok, const char *why)
 {
 	if (ok)
-		printf("ok %s\n", name);
+		printf("ok %s%s\n", prefix, name);
 	else {
-		printf("FAIL %s: %s\n", name, why);
+		printf("FAIL %s%s: %s\n", prefix, name, why);
 		failures++;
 	}
 }
@@ -66,13 +74,31 @@ path_of(char *buf, size_t len, const char *name)
 	}
 }
 
+/* Whether a database string is PostgreSQL's (as db.c decides). */
+static int
+is_pg(const char *database)
+{
+	return (strchr(database, '=') != NULL ||
+	    strncmp(database, "postgres", 8) == 0);
+}
+
 /* A query on our own connection: one integer, or -1 on error. */
 static long long
 q_int(const char *file, const char *sql)
 {
 	sqlite3		*sq;
 	sqlite3_stmt	*st;
+	PGresult	*res;
 	long long	 v = -1;
+
+	if (is_pg(file)) {
+		if ((res = pgtest_query(file, sql)) == NULL)
+			return (-1);
+		if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+			v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		PQclear(res);
+		return (v);
+	}
 
 	if (sqlite3_open_v2(file, &sq, SQLITE_OPEN_READWRITE, NULL) !=
 	    SQLITE_OK) {
@@ -115,8 +141,16 @@ q_text(const char *file, const char *sql, char *out, size_t len)
 static int
 q_exec(const char *file, const char *sql)
 {
-	sqlite3	*sq;
-	int	 rc;
+	sqlite3		*sq;
+	PGresult	*res;
+	int		 rc;
+
+	if (is_pg(file)) {
+		if ((res = pgtest_query(file, sql)) == NULL)
+			return (-1);
+		PQclear(res);
+		return (0);
+	}
 
 	if (sqlite3_open(file, &sq) != SQLITE_OK) {
 		sqlite3_close(sq);
@@ -578,9 +612,10 @@ t_conversations(struct db *db, const char *file)
 	    "the conversation or its messages remain");
 	check("conv-delete-search", search(db, A, "zebra", out, &n) && n == 0,
 	    "a deleted message is still found");
-	check("conv-delete-fts", q_exec(file, "INSERT INTO messages_fts"
-	    " (messages_fts) VALUES ('integrity-check')") == 0,
-	    "the full-text index is not in step");
+	if (!is_pg(file))
+		check("conv-delete-fts", q_exec(file, "INSERT INTO"
+		    " messages_fts (messages_fts) VALUES ('integrity-check')")
+		    == 0, "the full-text index is not in step");
 }
 
 /* SEARCH words with FTS5 syntax: searched literally, never an error. */
@@ -1002,6 +1037,8 @@ static int
 send_conf(struct proc *p, int keep, enum sync_mode sync)
 {
 	struct global_conf	 g;
+	struct ibuf		*b;
+	const char		*pw;
 
 	memset(&g, 0, sizeof(g));
 	(void)strlcpy(g.database, p->file, sizeof(g.database));
@@ -1012,8 +1049,20 @@ send_conf(struct proc *p, int keep, enum sync_mode sync)
 	g.sync = sync;
 	g.line_max = BRIDGED_LINEMAX;
 	if (imsg_compose(&p->parent, IMSG_CFG_GLOBAL, 0, 0, -1, &g,
-	    sizeof(g)) == -1 || imsg_compose(&p->parent, IMSG_CFG_DONE, 0, 0,
-	    -1, NULL, 0) == -1)
+	    sizeof(g)) == -1)
+		return (-1);
+	/* A server's password comes as the parent sends it: apart. */
+	if (is_pg(p->file) && (pw = pgtest_password()) != NULL) {
+		if ((b = ibuf_open(strlen(pw) + 8)) == NULL ||
+		    ibuf_add_str(b, pw) == -1 ||
+		    imsg_compose(&p->parent, IMSG_CFG_DB_PASSWORD, 0, 0, -1,
+		    ibuf_data(b), ibuf_left(b)) == -1) {
+			ibuf_free(b);
+			return (-1);
+		}
+		ibuf_free(b);
+	}
+	if (imsg_compose(&p->parent, IMSG_CFG_DONE, 0, 0, -1, NULL, 0) == -1)
 		return (-1);
 	return (imsg_flush(&p->parent));
 }
@@ -1030,7 +1079,10 @@ proc_start(struct proc *p, const char *bridged, const char *name,
 
 	memset(p, 0, sizeof(*p));
 	p->user = user;
-	path_of(p->file, sizeof(p->file), name);
+	if (is_pg(name))
+		(void)strlcpy(p->file, name, sizeof(p->file));
+	else
+		path_of(p->file, sizeof(p->file), name);
 	path_of(log, sizeof(log), "storage.log");
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1)
 		return (-1);
@@ -1826,6 +1878,268 @@ t_proc(const char *bridged)
 	t_proc_user(bridged);
 }
 
+/* The schema version PostgreSQL keeps, and a newer one refused. */
+static void
+t_pg_migrate(const char *target)
+{
+	struct db	*db;
+
+	check("migrate-version", q_int(target, "SELECT max(version) FROM"
+	    " schema_version") == 1, "schema_version is not 1");
+	db = db_connect(target, SYNC_NORMAL, pgtest_password());
+	check("migrate-again", db != NULL && q_int(target, "SELECT count(*)"
+	    " FROM schema_version") == 1, "a second open failed or changed it");
+	db_close(db);
+	(void)q_exec(target, "UPDATE schema_version SET version = 99");
+	db = db_connect(target, SYNC_NORMAL, pgtest_password());
+	check("migrate-newer", db == NULL, "a newer schema was used");
+	db_close(db);
+	(void)q_exec(target, "UPDATE schema_version SET version = 1");
+}
+
+/*
+ * Two instances on one database: what one commits the other sees at
+ * once, nothing before; a key stored through one is a duplicate
+ * through the other; a search finds what the other stored.
+ */
+static void
+t_pg_two(const char *target)
+{
+	const char	*f = "f0000000000000000000000000000000"
+			    "00000000000000000000000000000000";
+	struct db	*a, *b;
+	struct db_conv	 c;
+	char		 out[512];
+	uint64_t	 n = 0;
+	int64_t		 r1 = 0, r2 = 0;
+
+	a = db_connect(target, SYNC_FULL, pgtest_password());
+	b = db_connect(target, SYNC_FULL, pgtest_password());
+	if (a == NULL || b == NULL) {
+		check("two-open", 0, "a second handle cannot open");
+		db_close(a);
+		db_close(b);
+		return;
+	}
+	check("two-conv", db_conv_new(a, f, "shared", "", "", "", 9000, &c) ==
+	    0 && db_conv_find(b, f, "shared", &c) == DB_FOUND,
+	    "a conversation made by one is not found by the other");
+	check("two-begin", db_begin(a) == 0 && db_store(a, f, c.id, 77,
+	    ROLE_USER, "", 0, "wombat burrow", 13, 9001, &r1) == 0,
+	    "cannot store in a transaction");
+	check("two-unseen", db_count(b, f, &n) == 0 && n == 0,
+	    "the other saw an uncommitted row");
+	check("two-commit", db_commit(a) == 0 && db_count(b, f, &n) == 0 &&
+	    n == 1, "the other does not see a committed row");
+	check("two-dedupe", db_store(b, f, c.id, 77, ROLE_USER, "", 0,
+	    "wombat burrow", 13, 9002, &r2) == 1 && r2 == r1,
+	    "a key stored through one is new through the other");
+	check("two-search", search(b, f, "wombat", out, &n) && n == 1 &&
+	    strstr(out, "wombat") != NULL, "the other's message not found");
+	check("two-last", db_conv_last(b, f, &c) == DB_FOUND &&
+	    c.messages == 1, "the other's conversation is not the last");
+	db_close(a);
+	db_close(b);
+}
+
+/*
+ * A message of many different words, past what one tsvector holds
+ * (1 MB): stored whole, found by a word of its beginning.
+ */
+static void
+t_pg_huge(struct db *db)
+{
+	const char	*h = "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0"
+			    "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0";
+	char		*text, out[512];
+	size_t		 len = 0, cap = 1400000;
+	uint64_t	 n = 0;
+	int64_t		 r;
+	int		 i;
+
+	if ((text = malloc(cap)) == NULL)
+		return;
+	for (i = 0; len < cap - 32; i++)
+		len += (size_t)snprintf(text + len, cap - len, "w%dq ", i);
+	check("store-huge", db_store(db, h, cv(db, h), 1, ROLE_USER, "", 0,
+	    text, len, 9600, &r) == 0 && search(db, h, "w7q", out, &n) &&
+	    n == 1, "a text of many words not stored or not found");
+	free(text);
+}
+
+/* A server that is not there: no handle, no crash. */
+static void
+t_pg_refused(void)
+{
+	struct db	*db;
+
+	db = db_open("host=127.0.0.1 port=1 dbname=x connect_timeout=2",
+	    SYNC_NORMAL);
+	check("refused", db == NULL, "a handle without a server");
+	db_close(db);
+}
+
+/*
+ * An SQLite file moved into PostgreSQL (bridged -m): every table, with
+ * its ids, searchable there, new ids after the copied ones; a target
+ * that is not empty refused.
+ */
+static void
+t_pg_copy(const char *file)
+{
+	char		 target[1024], out[512], sql[128];
+	struct db	*src, *dst;
+	int64_t		 r, before;
+	uint64_t	 n = 0;
+
+	if (pgtest_target("t_db", "t_db", target, sizeof(target)) != 1)
+		return;
+	src = db_open(file, SYNC_NORMAL);
+	dst = db_connect(target, SYNC_NORMAL, pgtest_password());
+	if (src == NULL || dst == NULL) {
+		check("copy-open", 0, "cannot open both");
+		db_close(src);
+		db_close(dst);
+		return;
+	}
+	before = q_int(file, "SELECT max(id) FROM messages");
+	check("copy", db_copy(src, dst) == 0, "the copy failed");
+	check("copy-rows", q_int(target, "SELECT count(*) FROM messages") ==
+	    q_int(file, "SELECT count(*) FROM messages") &&
+	    q_int(target, "SELECT count(*) FROM conversations") ==
+	    q_int(file, "SELECT count(*) FROM conversations") &&
+	    q_int(target, "SELECT max(id) FROM messages") == before,
+	    "rows or ids differ");
+	(void)snprintf(sql, sizeof(sql), "SELECT count(*) FROM messages WHERE"
+	    " id = %lld", (long long)before);
+	check("copy-search", search(dst, A, "language", out, &n) && n == 1,
+	    "a copied message is not searchable");
+	check("copy-next-id", store(dst, A, 123456, ROLE_USER, "after the"
+	    " move", 9500, &r) == 0 && r > before,
+	    "a new row did not get an id after the copied ones");
+	check("copy-refuses-nonempty", db_copy(src, dst) == -1 &&
+	    q_int(target, sql) == 1, "a second copy was not refused");
+	db_close(src);
+	db_close(dst);
+}
+
+/*
+ * A token revoked through another instance (a row changed in the
+ * database): storage tells its parent to end that identity's
+ * sessions within a few seconds.
+ */
+static void
+t_pg_proc_revoked(struct proc *p, const char *target)
+{
+	const char	*h = "b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1"
+			    "b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1";
+	struct imsg	 m;
+	struct ireader	 ir;
+	char		 sql[256];
+	int		 r, seen = 0;
+
+	(void)snprintf(sql, sizeof(sql), "INSERT INTO tokens (hash, created,"
+	    " revoked) VALUES ('%s', 1, extract(epoch from now())::bigint)"
+	    " RETURNING 1", h);
+	if (pgtest_int(target, sql) != 1) {
+		check("proc-revoked", 0, "cannot revoke in the database");
+		return;
+	}
+	while (!seen && (r = next_msg(&p->parent, &m, 6000)) == 1) {
+		if (m.hdr.type == IMSG_STORAGE_END_SESSIONS) {
+			ir_init(&ir, &m);
+			seen = strcmp(ir_str(&ir), h) == 0 &&
+			    strcmp(ir_str(&ir), "token revoked") == 0 &&
+			    ir_end(&ir) == 0;
+		}
+		imsg_free(&m);
+	}
+	check("proc-revoked", seen,
+	    "storage did not end the sessions of a token revoked elsewhere");
+}
+
+/*
+ * The server drops storage's connection: storage ends with a non-zero
+ * status at its next query (the parent starts another, which connects
+ * anew), rather than answering without its database.
+ */
+static void
+t_pg_proc_lost(struct proc *p, const char *target)
+{
+	struct wk	 w;
+	int		 r;
+
+	if (wk_new(p, &w, 40, A) == -1) {
+		check("proc-lost", 0, "cannot hand a channel");
+		return;
+	}
+	if (pgtest_int(target, "SELECT count(pg_terminate_backend(pid)) FROM"
+	    " pg_stat_activity WHERE datname = current_database() AND"
+	    " application_name = 'bridged' AND pid <> pg_backend_pid()") < 1) {
+		check("proc-lost", 0, "cannot end storage's connection");
+		return;
+	}
+	q_req(&w, IMSG_WORKER_COUNT, 41, 0, 0, 0);
+	wk_flush(&w);
+	r = proc_wait(p);
+	check("proc-lost", r != 0 && r != -1,
+	    "storage did not end when its connection was lost");
+	close(w.ib.fd);
+	imsgbuf_clear(&w.ib);
+}
+
+/* The cases that are not about files, on PostgreSQL. */
+static void
+t_pg(const char *bridged, const char *file)
+{
+	char		 target[1024];
+	struct db	*db;
+	struct proc	 p;
+	int		 r;
+
+	if (pgtest_target("t_db", "t_db", target, sizeof(target)) != 1)
+		return;
+	prefix = "pg-";
+	if ((db = db_connect(target, SYNC_FULL, pgtest_password())) == NULL) {
+		check("open", 0, "db_connect failed");
+		prefix = "";
+		return;
+	}
+	check("kind", strcmp(db_kind(db), "postgresql") == 0 &&
+	    db_shared(db), "not the PostgreSQL backend");
+	t_store(db, target);
+	t_transaction(db, target);
+	t_summaries(db, target);
+	t_history(db);
+	t_context(db);
+	t_control(db);
+	t_conversations(db, target);
+	t_search(db);
+	t_search_rollback(db);
+	t_pg_huge(db);
+	db_close(db);
+	t_pg_migrate(target);
+	t_pg_two(target);
+	t_pg_refused();
+	t_pg_copy(file);
+	/* The storage process in its sandbox, on an empty database. */
+	if (access(bridged, X_OK) == 0 &&
+	    pgtest_target("t_db", "t_db", target, sizeof(target)) == 1) {
+		r = proc_start(&p, bridged, target, 0, NULL);
+		check("proc-start", r == 0, "storage did not say it is ready");
+		if (r == 0) {
+			t_proc_session(&p);
+			t_proc_store(&p);
+			t_pg_proc_revoked(&p, target);
+			t_pg_proc_lost(&p, target);
+			close(p.parent.fd);
+			imsgbuf_clear(&p.parent);
+		} else if (p.pid > 0)
+			kill(p.pid, SIGKILL);
+	}
+	prefix = "";
+}
+
 /* Unit cases on files, then the process cases. */
 int
 main(void)
@@ -1876,6 +2190,7 @@ main(void)
 	db_close(db);
 	t_integrity(file);
 	t_proc(bridged);
+	t_pg(bridged, file);
 
 	if (getenv("T_DB_KEEP") == NULL) {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

@@ -162,7 +162,7 @@ proc_start(struct proc *p, const char *name, char *const argv[])
 	close(sp[1]);
 	channel_init(&p->ch, sp[0], NULL, NULL, NULL);
 	conf = conf_make();
-	r = config_send(&p->ch, conf, NULL);
+	r = config_send(&p->ch, conf, NULL, NULL);
 	config_free(conf);
 	if (r == -1 || channel_flush(&p->ch) == -1)
 		return (-1);

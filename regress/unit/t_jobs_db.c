@@ -3,7 +3,11 @@
  * context is the conversation as stored when it was submitted, a
  * resent SUBMIT is one job, starting again discards the output, output
  * is kept only while a job runs, an ended job ends once, and the
- * pending list keeps the order of submission.
+ * pending list keeps the order of submission. With BRIDGED_TEST_PG the
+ * same on PostgreSQL (pg-...), and two instances on one database: a
+ * job is run by the one that holds its lease, one whose lease ran out
+ * is claimed by exactly one other, and the one that lost it can store
+ * nothing more of it.
  */
 
 #include <sys/types.h>
@@ -16,6 +20,7 @@
 #include <unistd.h>
 
 #include "bridged.h"
+#include "pgtest.h"
 
 #define ME	"11111111111111111111111111111111" \
 		"11111111111111111111111111111111"
@@ -23,6 +28,7 @@
 		"22222222222222222222222222222222"
 
 static int	 failures;
+static const char *prefix = "";		/* "pg-" for PostgreSQL */
 static int64_t	 ids[3];		/* t_pending's jobs, for t_list */
 
 /* One result line: ok, or FAIL with why. */
@@ -30,9 +36,9 @@ static void
 check(const char *name, int ok, const char *why)
 {
 	if (ok)
-		printf("ok %s\n", name);
+		printf("ok %s%s\n", prefix, name);
 	else {
-		printf("FAIL %s: %s\n", name, why);
+		printf("FAIL %s%s: %s\n", prefix, name, why);
 		failures++;
 	}
 }
@@ -272,6 +278,128 @@ t_purge(struct jdb *j)
 	check("id_not_reused", b > a, "the id of a deleted job again");
 }
 
+/* A pending or claimed job, counted. */
+static int
+counted(int64_t id, const char *client, void *arg)
+{
+	(void)id;
+	(void)client;
+	(*(int *)arg)++;
+	return (0);
+}
+
+/* Make a job's lease run out, as if its instance had died. */
+static void
+expire(const char *target, int64_t id)
+{
+	char	 sql[128];
+
+	(void)snprintf(sql, sizeof(sql), "UPDATE jobs SET lease_until = 0"
+	    " WHERE id = %lld RETURNING 1", (long long)id);
+	if (pgtest_int(target, sql) != 1) {
+		fprintf(stderr, "cannot expire job %lld\n", (long long)id);
+		exit(2);
+	}
+}
+
+/*
+ * Two instances, a and b, on one PostgreSQL database: leases, claims
+ * (FOR UPDATE SKIP LOCKED: a job claimed by one in an open transaction
+ * is skipped by the other, not waited for), renewal.
+ */
+static void
+t_leases(const char *target, struct db *da, struct jdb *a)
+{
+	struct db	*db;
+	struct jdb	*b;
+	struct jdb_job	 job;
+	char		 sql[160];
+	int64_t		 x, y, z;
+	int		 n = 0, m = 0;
+
+	if ((db = db_connect(target, SYNC_NORMAL, pgtest_password())) == NULL ||
+	    (b = jdb_open(db)) == NULL) {
+		check("lease-open", 0, "a second instance cannot open");
+		db_close(db);
+		return;
+	}
+	/* Nothing of a's to take while a lives. */
+	(void)jdb_claim(b, counted, &n);
+	if (jdb_submit(a, ME, 0, 900, JOB_SUBMIT, 1, "m", "", "lease", 5, 50,
+	    &x) != 0)
+		exit(2);
+	check("lease-held", jdb_claim(b, counted, &n) == 0 && n == 0 &&
+	    jdb_start(b, x, 51) == 0, "another instance took a live lease");
+	check("lease-owner-starts", jdb_start(a, x, 52) == 1 &&
+	    jdb_chunk(a, x, 0, CHUNK_TEXT, "part", 4) == 1,
+	    "the instance that holds the lease cannot run the job");
+	/* a dies: its lease runs out; b takes the job, exactly once. */
+	expire(target, x);
+	n = 0;
+	check("lease-claimed", jdb_claim(b, counted, &n) == 0 && n == 1 &&
+	    jdb_claim(b, counted, &m) == 0 && m == 0,
+	    "a job whose lease ran out not claimed once");
+	check("lease-lost", jdb_chunk(a, x, 0, CHUNK_TEXT, "late", 4) == 0 &&
+	    jdb_start(a, x, 53) == 0, "the old instance still stores output");
+	check("lease-restart", jdb_start(b, x, 54) == 1 &&
+	    jdb_get(b, x, &job) == 1 && job.state == JOB_RUNNING,
+	    "the new instance cannot start it again");
+	job.state = JOB_DONE;
+	check("lease-finish", jdb_finish(a, &job, 55) == 0 &&
+	    jdb_finish(b, &job, 56) == 1, "not finished by its holder alone");
+
+	/* Two expired jobs; b claims them in a transaction it keeps open. */
+	jdb_submit(a, ME, 0, 901, JOB_SUBMIT, 1, "m", "", "y", 1, 60, &y);
+	jdb_submit(a, ME, 0, 902, JOB_SUBMIT, 1, "m", "", "z", 1, 60, &z);
+	expire(target, y);
+	expire(target, z);
+	n = m = 0;
+	check("lease-skip-locked", db_begin(db) == 0 &&
+	    jdb_claim(b, counted, &n) == 0 && n == 2 &&
+	    jdb_claim(a, counted, &m) == 0 && m == 0 && db_commit(db) == 0,
+	    "a claimed job was taken twice or waited for");
+	(void)da;
+	/* b renews what it holds: the lease reaches into the future. */
+	(void)snprintf(sql, sizeof(sql), "SELECT count(*) FROM jobs WHERE"
+	    " id IN (%lld, %lld) AND lease_until > extract(epoch from now())"
+	    " + %d", (long long)y, (long long)z, JOB_LEASE / 2);
+	check("lease-renew", jdb_renew(b) == 0 && pgtest_int(target, sql) == 2,
+	    "leases not renewed");
+	jdb_close(b);
+	db_close(db);
+}
+
+/* Every case again on PostgreSQL, then the ones of two instances. */
+static void
+t_pg(void)
+{
+	char		 target[1024];
+	struct db	*db;
+	struct jdb	*j;
+	struct ibuf	*b;
+
+	if (pgtest_target("t_jobs_db", "t_jobs_db", target,
+	    sizeof(target)) != 1)
+		return;
+	prefix = "pg-";
+	if ((db = db_connect(target, SYNC_NORMAL, pgtest_password())) ==
+	    NULL || (j = jdb_open(db)) == NULL || (b = ibuf_open(1024)) ==
+	    NULL) {
+		check("open", 0, "cannot open");
+		exit(1);
+	}
+	t_context(db, j, b);
+	t_lifecycle(j, b);
+	t_pending(db, j, b);
+	t_list(j, b);
+	t_purge(j);
+	t_leases(target, db, j);
+	ibuf_free(b);
+	jdb_close(j);
+	db_close(db);
+	prefix = "";
+}
+
 int
 main(void)
 {
@@ -306,5 +434,6 @@ main(void)
 	snprintf(file, sizeof(file), "%s/bridged.db-shm", dir);
 	unlink(file);
 	rmdir(dir);
+	t_pg();
 	return (failures > 0);
 }

@@ -80,6 +80,8 @@ enum expect {
 #define F_NOCHROOT	0x20	/* conf: a chroot that does not exist */
 #define F_DROPFIRST	0x40	/* become the user before the sandbox */
 #define F_IA32		0x80	/* needs the i386 system call entry */
+#define F_DBNET		0x100	/* conf: storage of a database server on
+				   the test's TCP port (PostgreSQL) */
 
 struct tcase {
 	const char		*name;
@@ -418,6 +420,34 @@ fn_storage_ok(void)
 	CHECK(fcntl(dbfd, F_SETLK, &fl) == 0);
 	CHECK(close(dbfd) == 0);
 	return (0);
+}
+
+/* storage of a database server: the server's TCP port, no other. */
+static int
+fn_storage_server(void)
+{
+	struct sockaddr_in	 sin;
+	int			 s;
+
+	CHECK((s = tcp_connect()) != -1);
+	close(s);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons(tcpport == 65535 ? 1 : tcpport + 1);
+	CHECK((s = socket(AF_INET, SOCK_STREAM, 0)) != -1);
+	CHECK(connect(s, (struct sockaddr *)&sin, sizeof(sin)) == -1 &&
+	    errno == EACCES);
+	close(s);
+	return (0);
+}
+
+/* storage of a database server opens no file at all. */
+static int
+fn_storage_server_file(void)
+{
+	(void)open("/etc/hostname", O_RDONLY);
+	return (__LINE__);
 }
 
 /* Landlock: a world-readable file outside the directory is refused. */
@@ -885,6 +915,12 @@ static const struct tcase cases[] = {
 	    EXP_SIGSYS, NULL, 0 },
 	{ "storage-exec", SANDBOX_STORAGE, NULL, fn_exec, EXP_SIGSYS, NULL,
 	    0 },
+	{ "storage-server-net", SANDBOX_STORAGE, NULL, fn_storage_server,
+	    EXP_OK, NULL, F_LANDLOCK | F_DBNET },
+	{ "storage-server-file", SANDBOX_STORAGE, NULL,
+	    fn_storage_server_file, EXP_SIGSYS, NULL, F_DBNET },
+	{ "storage-server-unix", SANDBOX_STORAGE, NULL, fn_unix_socket,
+	    EXP_SIGSYS, NULL, F_DBNET },
 	{ "storage-fork", SANDBOX_STORAGE, NULL, fn_fork, EXP_SIGSYS, NULL,
 	    0 },
 
@@ -929,9 +965,15 @@ conf_for(const struct tcase *tc, struct sandbox_conf *sc)
 {
 	static char	 missing[PATH_MAX];
 
+	memset(sc, 0, sizeof(*sc));
 	sc->user = haveuser ? username : NULL;
 	sc->chroot = rootdir;
 	sc->dbdir = dbdir;
+	if (tc->flags & F_DBNET) {
+		sc->dbdir = NULL;
+		sc->db_family = AF_INET;
+		sc->db_port = tcpport;
+	}
 	if (tc->flags & F_NOUSER)
 		sc->user = "bridged-no-such-user";
 	if (tc->flags & F_NOCHROOT) {

@@ -1,7 +1,7 @@
 /*
- * db_tokens.c: issued tokens in SQLite. Only a token's SHA-256 is
- * stored, with its label, times, allowed models and own limits (NULL:
- * the global limit applies).
+ * db_sqlite_tokens.c: issued tokens in SQLite. Only a token's SHA-256
+ * is stored, with its label, times, allowed models and own limits
+ * (NULL: the global limit applies).
  */
 
 #include <sys/types.h>
@@ -26,6 +26,8 @@ static const char sql_list[] =
     " requests, tokens, jobs FROM tokens ORDER BY id";
 static const char sql_hash[] =
     "SELECT hash FROM tokens WHERE id = ?1 AND revoked IS NULL";
+static const char sql_revoked[] =
+    "SELECT hash FROM tokens WHERE revoked >= ?1 ORDER BY revoked";
 static const char sql_revoke[] =
     "UPDATE tokens SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL";
 
@@ -71,12 +73,13 @@ token_row(sqlite3_stmt *st, struct token_info *t)
 
 /* Store a new token's hash and settings; *id is its number. */
 int
-db_token_add(struct db *db, const char *hash, const struct token_info *t,
+sq_token_add(void *h, const char *hash, const struct token_info *t,
     int64_t now, int64_t *id)
 {
+	struct sqdb	*db = h;
 	sqlite3_stmt	*st;
 
-	if ((st = db_stmt(db, sql_add)) == NULL)
+	if ((st = sq_stmt(db, sql_add)) == NULL)
 		return (-1);
 	sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, t->label, -1, SQLITE_STATIC);
@@ -89,20 +92,21 @@ db_token_add(struct db *db, const char *hash, const struct token_info *t,
 	bind_limit(st, 6, t->limits.requests);
 	bind_limit(st, 7, t->limits.tokens);
 	bind_limit(st, 8, t->limits.jobs);
-	if (db_run(db, st) == -1)
+	if (sq_run(db, st) == -1)
 		return (-1);
-	*id = db_last_rowid(db);
+	*id = sq_last_rowid(db);
 	return (0);
 }
 
 /* The token with this hash, whatever its state: 1, 0 if none, -1. */
 int
-db_token_get(struct db *db, const char *hash, struct token_info *t)
+sq_token_get(void *h, const char *hash, struct token_info *t)
 {
+	struct sqdb	*db = h;
 	sqlite3_stmt	*st;
 	int		 rc, ret;
 
-	if ((st = db_stmt(db, sql_get)) == NULL)
+	if ((st = sq_stmt(db, sql_get)) == NULL)
 		return (-1);
 	sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -111,7 +115,7 @@ db_token_get(struct db *db, const char *hash, struct token_info *t)
 	} else if (rc == SQLITE_DONE)
 		ret = 0;
 	else {
-		db_fail(db, st);
+		sq_fail(db, st);
 		ret = -1;
 	}
 	sqlite3_reset(st);
@@ -119,41 +123,31 @@ db_token_get(struct db *db, const char *hash, struct token_info *t)
 	return (ret);
 }
 
-/*
- * Is this hash a live token (not revoked, not expired)? 1 and its
- * settings, its last use set to now; 0 if not; -1 on error.
- */
+/* A token was used now. */
 int
-db_token_check(struct db *db, const char *hash, int64_t now,
-    struct token_info *t)
+sq_token_used(void *h, int64_t id, int64_t now)
 {
+	struct sqdb	*db = h;
 	sqlite3_stmt	*st;
-	int		 r;
 
-	if ((r = db_token_get(db, hash, t)) != 1)
-		return (r);
-	if (t->revoked != 0 || (t->expires != 0 && t->expires <= now))
-		return (0);
-	if ((st = db_stmt(db, sql_used)) == NULL)
+	if ((st = sq_stmt(db, sql_used)) == NULL)
 		return (-1);
-	sqlite3_bind_int64(st, 1, t->id);
+	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, now);
-	if (db_run(db, st) == -1)
-		return (-1);
-	t->last_used = now;
-	return (1);
+	return (sq_run(db, st));
 }
 
 /* Every token, oldest first. */
 int
-db_token_list(struct db *db, int (*cb)(const struct token_info *, void *),
+sq_token_list(void *h, int (*cb)(const struct token_info *, void *),
     void *arg)
 {
+	struct sqdb	*db = h;
 	struct token_info	 t;
 	sqlite3_stmt		*st;
 	int			 rc, ret = 0;
 
-	if ((st = db_stmt(db, sql_list)) == NULL)
+	if ((st = sq_stmt(db, sql_list)) == NULL)
 		return (-1);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		token_row(st, &t);
@@ -163,7 +157,7 @@ db_token_list(struct db *db, int (*cb)(const struct token_info *, void *),
 		}
 	}
 	if (ret == 0 && rc != SQLITE_DONE) {
-		db_fail(db, st);
+		sq_fail(db, st);
 		ret = -1;
 	}
 	sqlite3_reset(st);
@@ -172,33 +166,63 @@ db_token_list(struct db *db, int (*cb)(const struct token_info *, void *),
 
 /* Revoke a live token: 1 and its hash, 0 if there is none, -1. */
 int
-db_token_revoke(struct db *db, int64_t id, int64_t now,
+sq_token_revoke(void *h, int64_t id, int64_t now,
     char hash[IDENTITY_LEN + 1])
 {
+	struct sqdb	*db = h;
 	sqlite3_stmt	*st;
-	const char	*h;
+	const char	*hh;
 	int		 rc, ret = 0;
 
-	if ((st = db_stmt(db, sql_hash)) == NULL)
+	if ((st = sq_stmt(db, sql_hash)) == NULL)
 		return (-1);
 	sqlite3_bind_int64(st, 1, id);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		h = (const char *)sqlite3_column_text(st, 0);
-		if (h != NULL && strlen(h) == IDENTITY_LEN) {
-			(void)strlcpy(hash, h, IDENTITY_LEN + 1);
+		hh = (const char *)sqlite3_column_text(st, 0);
+		if (hh != NULL && strlen(hh) == IDENTITY_LEN) {
+			(void)strlcpy(hash, hh, IDENTITY_LEN + 1);
 			ret = 1;
 		}
 	} else if (rc != SQLITE_DONE) {
-		db_fail(db, st);
+		sq_fail(db, st);
 		ret = -1;
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	if (ret != 1)
 		return (ret);
-	if ((st = db_stmt(db, sql_revoke)) == NULL)
+	if ((st = sq_stmt(db, sql_revoke)) == NULL)
 		return (-1);
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, now);
-	return (db_run(db, st) == -1 ? -1 : 1);
+	return (sq_run(db, st) == -1 ? -1 : 1);
+}
+
+/* The hashes of the tokens revoked at or after a time. */
+int
+sq_revoked_since(void *h, int64_t since, int (*cb)(const char *, void *),
+    void *arg)
+{
+	struct sqdb	*db = h;
+	sqlite3_stmt	*st;
+	const char	*hh;
+	int		 rc, ret = 0;
+
+	if ((st = sq_stmt(db, sql_revoked)) == NULL)
+		return (-1);
+	sqlite3_bind_int64(st, 1, since);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		hh = (const char *)sqlite3_column_text(st, 0);
+		if (hh != NULL && cb(hh, arg) == -1) {
+			ret = -1;
+			break;
+		}
+	}
+	if (ret == 0 && rc != SQLITE_DONE) {
+		sq_fail(db, st);
+		ret = -1;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return (ret);
 }

@@ -1,9 +1,9 @@
 /*
- * db_usage.c: what each identity uses, in SQLite: prompts and tokens
- * per identity, day (UTC) and model, the requests of the last minute,
- * the identities seen, and the limits that apply to one. The check of
- * a limit counts here, where the data is, in the caller's transaction,
- * so that several daemons sharing a database count together.
+ * db_sqlite_usage.c: what each identity uses, in SQLite: prompts and
+ * tokens per identity, day (UTC) and model, the requests of the last
+ * minute, the identities seen. The check of a limit counts here,
+ * where the data is, in the caller's transaction. Its table,
+ * sqlite_acct_ops, also holds the tokens' and the events' functions.
  */
 
 #include <sys/types.h>
@@ -59,13 +59,13 @@ static const char sql_identities[] =
 
 /* One integer pair from a one-row query with bound (text, x). */
 static int
-query_two(struct db *db, const char *sql, const char *a, int64_t bi,
+query_two(struct sqdb *db, const char *sql, const char *a, int64_t bi,
     const char *bs, int64_t *r1, int64_t *r2)
 {
 	sqlite3_stmt	*st;
 	int		 rc;
 
-	if ((st = db_stmt(db, sql)) == NULL)
+	if ((st = sq_stmt(db, sql)) == NULL)
 		return (-1);
 	sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
 	if (bs != NULL)
@@ -77,50 +77,21 @@ query_two(struct db *db, const char *sql, const char *a, int64_t bi,
 		if (r2 != NULL)
 			*r2 = sqlite3_column_int64(st, 1);
 	} else
-		db_fail(db, st);
+		sq_fail(db, st);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	return (rc == SQLITE_ROW ? 0 : -1);
 }
 
 /*
- * The limits of an identity: the global ones, each replaced by the
- * issued token's own where it has one, and the models the token may
- * use ("" all). For the prompt check here and for jobs.
- */
-int
-db_limits(struct db *db, const char *identity, const struct limits *global,
-    struct limits *out, char *models, size_t modelslen)
-{
-	struct token_info	 t;
-	int			 r;
-
-	*out = *global;
-	if (models != NULL && modelslen > 0)
-		models[0] = '\0';
-	if ((r = db_token_get(db, identity, &t)) == -1)
-		return (-1);
-	if (r == 0)
-		return (0);
-	if (t.limits.requests != LIMIT_INHERIT)
-		out->requests = t.limits.requests;
-	if (t.limits.tokens != LIMIT_INHERIT)
-		out->tokens = t.limits.tokens;
-	if (t.limits.jobs != LIMIT_INHERIT)
-		out->jobs = t.limits.jobs;
-	if (models != NULL && modelslen > 0)
-		(void)strlcpy(models, t.models, modelslen);
-	return (0);
-}
-
-/*
  * What an identity uses: requests of the last minute, tokens today,
  * jobs running.
  */
-int
-db_usage_now(struct db *db, const char *identity, int64_t now_ms,
+static int
+su_usage_now(void *h, const char *identity, int64_t now_ms,
     struct limit_use *u)
 {
+	struct sqdb	*db = h;
 	char	 day[LIMITS_DAY_LEN];
 	int64_t	 n, oldest, tokens;
 
@@ -150,71 +121,70 @@ bind_key(sqlite3_stmt *st, const char *identity, const char *day,
 }
 
 /* An admitted request: counted for the minute and as a prompt today. */
-int
-db_usage_request(struct db *db, const char *identity, const char *model,
+static int
+su_usage_request(void *h, const char *identity, const char *model,
     int64_t now_ms)
 {
+	struct sqdb	*db = h;
 	sqlite3_stmt	*st;
 	char		 day[LIMITS_DAY_LEN];
 
 	limits_day(now_ms / 1000, day);
-	if ((st = db_stmt(db, sql_prune)) == NULL)
+	if ((st = sq_stmt(db, sql_prune)) == NULL)
 		return (-1);
 	sqlite3_bind_text(st, 1, identity, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now_ms - WINDOW_MS);
-	if (db_run(db, st) == -1 || (st = db_stmt(db, sql_request)) == NULL)
+	if (sq_run(db, st) == -1 || (st = sq_stmt(db, sql_request)) == NULL)
 		return (-1);
 	sqlite3_bind_text(st, 1, identity, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now_ms);
-	if (db_run(db, st) == -1 || (st = db_stmt(db, sql_prompt)) == NULL)
+	if (sq_run(db, st) == -1 || (st = sq_stmt(db, sql_prompt)) == NULL)
 		return (-1);
 	bind_key(st, identity, day, model);
-	if (db_run(db, st) == -1 || (st = db_stmt(db, sql_touch)) == NULL)
+	if (sq_run(db, st) == -1 || (st = sq_stmt(db, sql_touch)) == NULL)
 		return (-1);
 	sqlite3_bind_text(st, 1, identity, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now_ms / 1000);
-	return (db_run(db, st));
+	return (sq_run(db, st));
 }
 
 /* Tokens an answer used, as the upstream counted them. */
-int
-db_usage_tokens(struct db *db, const char *identity, const char *model,
+static int
+su_usage_tokens(void *h, const char *identity, const char *model,
     int64_t now, uint64_t in, uint64_t out)
 {
+	struct sqdb	*db = h;
 	sqlite3_stmt	*st;
 	char		 day[LIMITS_DAY_LEN];
 
-	if (in > INT64_MAX / 2 || out > INT64_MAX / 2)
-		return (-1);
 	limits_day(now, day);
-	if ((st = db_stmt(db, sql_tokens)) == NULL)
+	if ((st = sq_stmt(db, sql_tokens)) == NULL)
 		return (-1);
 	bind_key(st, identity, day, model);
 	sqlite3_bind_int64(st, 4, (int64_t)in);
 	sqlite3_bind_int64(st, 5, (int64_t)out);
-	return (db_run(db, st));
+	return (sq_run(db, st));
 }
 
 /*
  * Usage rows since a day (YYYY-MM-DD), of the identities that begin
  * with prefix ("" all), by identity, day and model.
  */
-int
-db_usage_list(struct db *db, const char *prefix, const char *since,
+static int
+su_usage_list(void *h, const char *prefix, const char *since,
     int (*cb)(const struct usage_row *, void *), void *arg)
 {
+	struct sqdb	*db = h;
 	struct usage_row	 u;
 	sqlite3_stmt		*st;
 	char			 hi[IDENTITY_LEN + 2];
 	size_t			 len = strlen(prefix);
 	int			 rc, ret = 0;
 
-	if (len > IDENTITY_LEN)
-		return (-1);
 	memcpy(hi, prefix, len);
 	hi[len] = 'g';		/* above every hex digit */
 	hi[len + 1] = '\0';
-	if ((st = db_stmt(db, sql_list)) == NULL)
+	if ((st = sq_stmt(db, sql_list)) == NULL)
 		return (-1);
 	sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, hi, -1, SQLITE_STATIC);
@@ -234,7 +204,7 @@ db_usage_list(struct db *db, const char *prefix, const char *since,
 		}
 	}
 	if (ret == 0 && rc != SQLITE_DONE) {
-		db_fail(db, st);
+		sq_fail(db, st);
 		ret = -1;
 	}
 	sqlite3_reset(st);
@@ -243,32 +213,34 @@ db_usage_list(struct db *db, const char *prefix, const char *since,
 }
 
 /* An identity starts a session: seen now, authenticated by how. */
-int
-db_identity_seen(struct db *db, const char *identity, const char *how,
+static int
+su_identity_seen(void *h, const char *identity, const char *how,
     int64_t now)
 {
+	struct sqdb	*db = h;
 	sqlite3_stmt	*st;
 
-	if ((st = db_stmt(db, sql_seen)) == NULL)
+	if ((st = sq_stmt(db, sql_seen)) == NULL)
 		return (-1);
 	sqlite3_bind_text(st, 1, identity, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, how, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, now);
-	return (db_run(db, st));
+	return (sq_run(db, st));
 }
 
 /* Every identity seen, the most recent first, with today's tokens. */
-int
-db_identities(struct db *db, int64_t now,
+static int
+su_identities(void *h, int64_t now,
     int (*cb)(const struct identity_row *, void *), void *arg)
 {
+	struct sqdb	*db = h;
 	struct identity_row	 r;
 	sqlite3_stmt		*st;
 	char			 day[LIMITS_DAY_LEN];
 	int			 rc, ret = 0;
 
 	limits_day(now, day);
-	if ((st = db_stmt(db, sql_identities)) == NULL)
+	if ((st = sq_stmt(db, sql_identities)) == NULL)
 		return (-1);
 	sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -287,10 +259,27 @@ db_identities(struct db *db, int64_t now,
 		}
 	}
 	if (ret == 0 && rc != SQLITE_DONE) {
-		db_fail(db, st);
+		sq_fail(db, st);
 		ret = -1;
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	return (ret);
 }
+
+const struct db_acct_ops sqlite_acct_ops = {
+	.token_add = sq_token_add,
+	.token_get = sq_token_get,
+	.token_used = sq_token_used,
+	.token_list = sq_token_list,
+	.token_revoke = sq_token_revoke,
+	.usage_now = su_usage_now,
+	.usage_request = su_usage_request,
+	.usage_tokens = su_usage_tokens,
+	.usage_list = su_usage_list,
+	.identity_seen = su_identity_seen,
+	.identities = su_identities,
+	.event_add = sq_event_add,
+	.events = sq_events,
+	.revoked_since = sq_revoked_since,
+};

@@ -1,7 +1,8 @@
 /*
- * db_events.c: the event log in SQLite: connections, AUTH, limits
- * hit, kills, purges, reloads and token changes, with their time and
- * the identity they concern; only the newest `events keep' stay.
+ * db_sqlite_events.c: the event log in SQLite: connections, AUTH,
+ * limits hit, kills, purges, reloads and token changes, with their
+ * time and the identity they concern; only the newest `events keep'
+ * stay.
  */
 
 #include <sys/types.h>
@@ -26,13 +27,14 @@ static const char sql_of[] =
 
 /* Log one event; identity NULL or "" when it concerns none. */
 int
-db_event_add(struct db *db, int64_t when, const char *identity,
+sq_event_add(void *h, int64_t when, const char *identity,
     const char *text, int keep)
 {
+	struct sqdb	*db = h;
 	sqlite3_stmt	*st;
 	int64_t		 id;
 
-	if ((st = db_stmt(db, sql_add)) == NULL)
+	if ((st = sq_stmt(db, sql_add)) == NULL)
 		return (-1);
 	sqlite3_bind_int64(st, 1, when);
 	if (identity != NULL && *identity != '\0')
@@ -40,17 +42,17 @@ db_event_add(struct db *db, int64_t when, const char *identity,
 	else
 		sqlite3_bind_null(st, 2);
 	sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
-	if (db_run(db, st) == -1)
+	if (sq_run(db, st) == -1)
 		return (-1);
-	id = db_last_rowid(db);
+	id = sq_last_rowid(db);
 	/* Ids only grow: the newest `keep' are the last ids. */
 	if (keep < 1 || id <= keep)
 		return (0);
-	if ((st = db_stmt(db, sql_trim)) == NULL)
+	if ((st = sq_stmt(db, sql_trim)) == NULL)
 		return (-1);
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, keep);
-	return (db_run(db, st));
+	return (sq_run(db, st));
 }
 
 /*
@@ -58,9 +60,10 @@ db_event_add(struct db *db, int64_t when, const char *identity,
  * with prefix ("" every event).
  */
 int
-db_events(struct db *db, const char *prefix, uint32_t count,
+sq_events(void *h, const char *prefix, uint32_t count,
     int (*cb)(const struct event_row *, void *), void *arg)
 {
+	struct sqdb	*db = h;
 	struct event_row	*v;
 	sqlite3_stmt		*st;
 	const char		*s;
@@ -68,11 +71,9 @@ db_events(struct db *db, const char *prefix, uint32_t count,
 	size_t			 len = strlen(prefix), n = 0, i;
 	int			 rc = SQLITE_DONE, ret = 0;
 
-	if (len > IDENTITY_LEN || count == 0)
-		return (len > IDENTITY_LEN ? -1 : 0);
 	if ((v = calloc(count, sizeof(*v))) == NULL)
 		return (-1);
-	if ((st = db_stmt(db, len > 0 ? sql_of : sql_all)) == NULL) {
+	if ((st = sq_stmt(db, len > 0 ? sql_of : sql_all)) == NULL) {
 		free(v);
 		return (-1);
 	}
@@ -99,7 +100,7 @@ db_events(struct db *db, const char *prefix, uint32_t count,
 		n++;
 	}
 	if (ret == 0 && n < count && rc != SQLITE_DONE) {
-		db_fail(db, st);
+		sq_fail(db, st);
 		ret = -1;
 	}
 	sqlite3_reset(st);
