@@ -431,6 +431,9 @@ enum imsg_type {
 	IMSG_CFG_DB_PASSWORD,	/* str password */
 	/* storage -> parent: another instance revoked a token */
 	IMSG_STORAGE_END_SESSIONS, /* str identity, str reason */
+	/* parent -> worker: whether a monitor is attached */
+	IMSG_PARENT_MONITORED,	/* u32 1 or 0; with 0 a worker sends only
+				   the events the log keeps (event_stored) */
 
 	/* parent -> control: the listening control socket (fd) */
 	IMSG_PARENT_CONTROL_SOCKET, /* empty */
@@ -566,6 +569,8 @@ void		 parent_monitor(const char *, ...)
 void		 parent_event(const char *, const char *, ...)
 		    __attribute__((__format__ (printf, 2, 3)));
 void		 peers_monitors(uint32_t);
+void		 worker_monitored(struct child *);
+int		 peers_monitored(void);
 void		 session_event(struct child *, const char *);
 
 /* auth.c */
@@ -1432,6 +1437,7 @@ const char	*job_state_name(int);
 int		 role_from_name(const char *);
 int		 proc_from_name(const char *);
 int		 conv_name_valid(const char *);
+int		 event_stored(const char *);
 
 /* check.c */
 #define CHECK_START	0	/* before starting: every problem is fatal */

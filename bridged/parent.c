@@ -429,6 +429,8 @@ worker_fork(struct child *t)
 	ibuf_fd_set(b, sp[1]);
 	channel_send(&t->chan, b);
 	wire(c);
+	if (peers_monitored())
+		worker_monitored(c);
 	return (c);
 }
 

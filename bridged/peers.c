@@ -74,11 +74,38 @@ storage_session(struct child *w)
 	channel_send(&storage->chan, b);
 }
 
-/* How many monitors control has attached (control says, 0 if new). */
+/* Whether a monitor is attached. */
+int
+peers_monitored(void)
+{
+	return (monitors > 0);
+}
+
+/* Tell a worker whether a monitor is attached. */
+void
+worker_monitored(struct child *w)
+{
+	uint32_t	 on = monitors > 0;
+
+	if (w->id == PROC_WORKER && !w->chan.dead)
+		channel_compose(&w->chan, IMSG_PARENT_MONITORED, 0, -1, &on,
+		    sizeof(on));
+}
+
+/*
+ * How many monitors control has attached (control says; 0 when it is
+ * new). Workers hear of it when that changes between none and some.
+ */
 void
 peers_monitors(uint32_t n)
 {
+	struct child	*c;
+	int		 changed = (n > 0) != (monitors > 0);
+
 	monitors = n;
+	if (changed)
+		TAILQ_FOREACH(c, &children, entry)
+			worker_monitored(c);
 }
 
 /*
@@ -143,22 +170,17 @@ parent_event(const char *identity, const char *fmt, ...)
 
 /*
  * What a session tells. The event log keeps its connection and its
- * authentication; the rest (prompts, answers, models, conversations)
- * goes to the monitors alone: the log is for operators' questions
- * about who came and what was done to them, not a second transcript.
+ * authentication (event_stored); the rest (prompts, answers, models,
+ * conversations) goes to the monitors alone: the log is for operators'
+ * questions about who came and what was done to them, not a second
+ * transcript.
  */
 void
 session_event(struct child *w, const char *text)
 {
-	static const char	*stored[] = { "connect", "disconnect", "auth" };
-	char			 line[512];
-	size_t			 i, n = strcspn(text, " ");
-	int			 store = 0;
+	char	 line[512];
+	int	 store = event_stored(text);
 
-	for (i = 0; i < sizeof(stored) / sizeof(stored[0]); i++)
-		if (n == strlen(stored[i]) &&
-		    strncmp(text, stored[i], n) == 0)
-			store = 1;
 	if (!store && monitors == 0)
 		return;
 	snprintf(line, sizeof(line), "session %u: %s", w->sid, text);

@@ -73,6 +73,7 @@ static const char *imsg_names[IMSG_MAX] = {
 	N(IMSG_PARENT_CONTROL_SOCKET), N(IMSG_CTL_MODELS),
 	N(IMSG_STORAGE_REJECT), N(IMSG_PROVIDER_REJECT),
 	N(IMSG_CFG_DB_PASSWORD), N(IMSG_STORAGE_END_SESSIONS),
+	N(IMSG_PARENT_MONITORED),
 };
 #undef N
 
@@ -134,6 +135,24 @@ proc_from_name(const char *name)
 		if (strcmp(name, proc_names[i]) == 0)
 			return (i);
 	return (-1);
+}
+
+/*
+ * Whether the event log keeps a session's event (by its first word):
+ * its connection and its authentication. The rest (prompts, answers,
+ * models, conversations) is for monitors alone.
+ */
+int
+event_stored(const char *text)
+{
+	static const char	*stored[] = { "connect", "disconnect", "auth" };
+	size_t			 i, n = strcspn(text, " ");
+
+	for (i = 0; i < sizeof(stored) / sizeof(stored[0]); i++)
+		if (n == strlen(stored[i]) &&
+		    strncmp(text, stored[i], n) == 0)
+			return (1);
+	return (0);
 }
 
 /* A conversation name: 1 to CONV_NAME_MAX of A-Za-z0-9._- */

@@ -80,6 +80,7 @@ static struct worker {
 	int			 events;
 	int			 reading;
 	int			 busy;		/* a command is answered */
+	int			 monitored;	/* a monitor is attached */
 	struct ev_timer		 handshake_timer;
 	struct ev_timer		 idle_timer;
 	struct ev_timer		 storage_timer;
@@ -774,6 +775,9 @@ op_event(void *arg, const char *line)
 	struct ibuf	*b;
 
 	(void)arg;
+	/* Without a monitor the parent would only drop it. */
+	if (!w.monitored && !event_stored(line))
+		return;
 	if ((b = channel_create(parent_chan, IMSG_WORKER_EVENT, 0,
 	    strlen(line) + 8)) == NULL || ibuf_add_str(b, line) == -1) {
 		ibuf_free(b);
@@ -1424,6 +1428,12 @@ worker_dispatch_parent(struct channel *ch, struct imsg *imsg)
 		    strlen(m) >= TOKEN_MODELS_MAX || w.state != W_SESSION)
 			break;
 		proto_auth(w.proto, v, s, m);
+		return;
+	case IMSG_PARENT_MONITORED:
+		v = ir_u32(&ir);
+		if (ir_end(&ir) == -1 || v > 1)
+			break;
+		w.monitored = v;
 		return;
 	case IMSG_PARENT_KILL:
 		s = ir_str(&ir);

@@ -15,6 +15,9 @@ Floors:
            process per client. Together they are what TLS itself costs
            here. bench_setup.sh installs nginx; the driver starts it on
            loopback and stops it by pid.
+           The one-at-a-time figure (-i) leaves each server idle between
+           two clients, so that what bridged does after a client (fork
+           the next worker, rehearse its handshake) is off the path.
   chat     one direct HTTP request (keep-alive) from loadgen to the
            same fake upstream with the same kind of body, at the same
            concurrency: what the upstream itself costs. Server CPU per
@@ -54,6 +57,7 @@ SECS = float(os.environ.get("BENCH_SECS", "5"))
 WARM = 1.0
 IDLE_SESSIONS = int(os.environ.get("BENCH_IDLE", "500"))
 PREFORK = 16
+PACE_MS = 50            # connect: the pause of the one-at-a-time figure
 MODEL = "gemini-2.0-flash"
 STREAM_PATH = "/v1beta/models/%s:streamGenerateContent?alt=sse" % MODEL
 HZ = os.sysconf("SC_CLK_TCK")
@@ -442,6 +446,12 @@ def sec_connect(up):
                 out[(name, n)] = measured(pid, ["-p", str(port)] +
                                           common + ["connect"],
                                           roles=name == "bridged")[0]
+        # One client at a time with a pause between: what the server
+        # does between two clients is then off the next one's path.
+        for name, pid, port in servers:
+            out[(name, "paced")] = measured(pid, [
+                "-p", str(port), "-n", "1", "-i", str(PACE_MS), "-t",
+                str(SECS), "-w", str(WARM), "connect"])[0]
         fk, shape = fork_floor(d)
     finally:
         if ng is not None:
@@ -479,6 +489,10 @@ def sec_connect(up):
                 if int(r["errors"]):
                     print("    errors: %s (%s)" % (r["errors"],
                                                    r.get("stderr", "")))
+        b, fl = out[("bridged", "paced")], out[(name, "paced")]
+        for p in ("p50", "p99"):
+            row(" 1 client each %d ms: to greeting %s (ms)" %
+                (PACE_MS, p), ms(b, p + "_us"), ms(fl, p + "_us"))
     for n in (1, 16):
         roles_line(out[("bridged", n)], "%2d client%s: CPU per session" %
                    (n, "s" if n > 1 else " "))

@@ -30,7 +30,10 @@
  *            children's.
  *
  * -f runs connect, chat or http in that many processes, so that the
- * load generator can use both cores as the daemon does.
+ * load generator can use both cores as the daemon does. -i ms makes
+ * each connection of connect wait that long after the one before, so
+ * that what the server does between clients is not on the next one's
+ * path (one client at a time, not back to back).
  *
  * Cost: the handshake dominates. Measured on the project's two-core
  * machine (libretls on OpenSSL 3.0), a client handshake costs about
@@ -158,6 +161,7 @@ static unsigned int	 seqno;
 static char		 firsterr[256];
 static volatile sig_atomic_t quit;
 static int		 stdin_open = 1;
+static uint64_t		 pace_ms;	/* -i: pause between operations */
 static char		 greeting[128];
 static size_t		 greetlen;
 
@@ -172,9 +176,9 @@ static void
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: loadgen [-P] [-a cafile] [-f procs] [-h host] [-j handshakes] "
-	    "[-m text] [-n conns]\n"
-	    "               [-t secs] [-w secs] -p port "
+	    "usage: loadgen [-P] [-a cafile] [-f procs] [-h host] [-i ms] "
+	    "[-j handshakes] [-m text]\n"
+	    "               [-n conns] [-t secs] [-w secs] -p port "
 	    "connect|chat|stream|idle\n"
 	    "       loadgen [-F] [-f procs] [-h host] [-m text] [-n conns] "
 	    "[-t secs]\n"
@@ -418,6 +422,9 @@ conn_close(struct conn *c)
 		inprogress--;
 	c->state = mode == M_SERVE || mode == M_IDLE || over() ?
 	    S_DONE : S_FREE;
+	/* Paced: the server is left idle between one and the next. */
+	if (c->state == S_FREE && pace_ms > 0)
+		c->resume = now_ns() + pace_ms * 1000000ULL;
 }
 
 static void
@@ -469,7 +476,7 @@ on_status(struct conn *c, const char *st)
 		if (mode == M_CONNECT) {
 			record(c->t0, t);
 			conn_close(c);
-			if (c->state == S_FREE)
+			if (c->state == S_FREE && pace_ms == 0)
 				conn_start(c);
 			return (1);
 		}
@@ -1300,7 +1307,7 @@ main(int argc, char *argv[])
 	int		 ch, procs = 1, tset = 0, nset = 0;
 	int		 fkib = -1, fread = 0, fwrite = 0;
 
-	while ((ch = getopt(argc, argv, "A:a:c:Ff:g:h:j:k:m:n:Pp:R:t:u:W:w:"))
+	while ((ch = getopt(argc, argv, "A:a:c:Ff:g:h:i:j:k:m:n:Pp:R:t:u:W:w:"))
 	    != -1) {
 		switch (ch) {
 		case 'A':
@@ -1329,6 +1336,9 @@ main(int argc, char *argv[])
 			break;
 		case 'h':
 			host = optarg;
+			break;
+		case 'i':
+			pace_ms = num(optarg, 0, 60000, "-i");
 			break;
 		case 'j':
 			jmax = num(optarg, 1, 10000, "-j");

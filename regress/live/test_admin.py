@@ -143,6 +143,31 @@ def test_monitor_lines_only_while_a_monitor_is_attached():
     assert control_read() == before, "monitor lines after it left"
 
 
+def test_monitor_sees_a_session_that_began_before_it():
+    """Workers send their prompt lines only while a monitor is
+    attached: one already in session hears of the monitor too."""
+    c = d.client()
+    chat(c, "before the monitor")
+    p = subprocess.Popen([BRIDGECTL, "-s", d.sock, "monitor"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        chat(c, "while watched")
+        os.set_blocking(p.stdout.fileno(), False)
+        lines, end = "", time.monotonic() + 5
+        while ": prompt bytes=" not in lines and time.monotonic() < end:
+            lines += p.stdout.readline() or ""
+            time.sleep(0.05)
+        assert ": prompt bytes=" in lines, lines
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=5)
+    time.sleep(0.5)
+    chat(c, "after the monitor")
+    c.ask("QUIT")
+    c.close()
+
+
 def test_event_log_keeps_connections_not_prompts():
     c = d.client()
     chat(c, "not a log line")
