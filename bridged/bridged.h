@@ -680,6 +680,7 @@ void		 db_close(struct db *);
 int		 db_sync(struct db *, enum sync_mode);
 int		 db_chown(struct db *, uid_t, gid_t);
 int		 db_begin(struct db *);
+void		 db_take_turns(struct db *);
 int		 db_commit(struct db *);
 void		 db_rollback(struct db *);
 int		 db_intx(struct db *);
@@ -993,6 +994,7 @@ struct db_base_ops {
 	void		 (*rollback)(void *);
 	int		 (*intx)(void *);
 	int		 (*peer)(void *, int *, int *);
+	void		 (*turns)(void *);	/* NULL: one instance only */
 };
 
 /* A table as db_copy.c moves it: columns as SQL lists them. */

@@ -152,6 +152,14 @@ db_begin(struct db *db)
 	return (db->be->base->begin(db->h));
 }
 
+/* Several instances share the database: their rounds take turns. */
+void
+db_take_turns(struct db *db)
+{
+	if (db->be->base->turns != NULL)
+		db->be->base->turns(db->h);
+}
+
 /* COMMIT, durable on return; on failure the transaction is rolled back. */
 int
 db_commit(struct db *db)

@@ -26,6 +26,7 @@
 
 #define PG_VERSION		1		/* schema_version */
 #define PG_LOCK_KEY		0x62726764	/* "brgd": one migrator */
+#define PG_WRITE_KEY		0x62726777	/* "brgw": one writer at a time */
 #define PG_STMT_MAX		128		/* statements prepared */
 #define PG_LABEL_MAX		160
 
@@ -34,6 +35,7 @@ struct pgdb {
 	char		 label[PG_LABEL_MAX];	/* host, port, database */
 	char		 instance[64];		/* this process, for leases */
 	int		 intx;
+	int		 turns;		/* rounds take the write lock */
 	const char	*sql[PG_STMT_MAX];	/* prepared, by address */
 	int		 nstmt;
 };
@@ -404,6 +406,32 @@ pg_chown(void *h, uid_t uid, gid_t gid)
 	return (0);
 }
 
+/*
+ * Instances take turns: a round of one and a round of another would
+ * otherwise lock the same rows (an identity's usage, the conversation
+ * its sessions share) in different orders, and PostgreSQL would end
+ * one of them as a deadlock, failing every request of that round.
+ * Rounds are short and commit many requests each.
+ */
+static void
+pg_turns(void *h)
+{
+	struct pgdb	*db = h;
+
+	db->turns = 1;
+}
+
+/* The write lock of pg_turns(), until the transaction ends. */
+static int
+pg_write_lock(struct pgdb *db)
+{
+	char	 sql[64];
+
+	(void)snprintf(sql, sizeof(sql), "SELECT pg_advisory_xact_lock(%d)",
+	    PG_WRITE_KEY);
+	return (pg_exec(db, sql));
+}
+
 /* BEGIN: one transaction for a round of requests. */
 static int
 pg_begin(void *h)
@@ -417,6 +445,11 @@ pg_begin(void *h)
 	if (pg_exec(db, "BEGIN") == -1)
 		return (-1);
 	db->intx = 1;
+	if (db->turns && pg_write_lock(db) == -1) {
+		(void)pg_exec(db, "ROLLBACK");
+		db->intx = 0;
+		return (-1);
+	}
 	return (0);
 }
 
@@ -501,6 +534,7 @@ const struct db_base_ops pg_base_ops = {
 	.rollback = pg_rollback,
 	.intx = pg_intx,
 	.peer = pg_peer,
+	.turns = pg_turns,
 };
 
 /* This instance's id, as leases of jobs name it. */

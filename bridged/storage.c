@@ -3163,6 +3163,7 @@ storage_open(void)
 		    "(a server; see the line above)" : st.database);
 	if ((st.jdb = jdb_open(st.db)) == NULL)
 		fatalx("cannot prepare the job queries of %s", st.database);
+	db_take_turns(st.db);
 	user = st.conf->g.user[0] != '\0' ? st.conf->g.user : NULL;
 	if (user != NULL && geteuid() == 0) {
 		if ((pw = getpwnam(user)) == NULL)

@@ -290,6 +290,36 @@ t_pg_race(const char *target, struct db *a)
 	db_close(b);
 }
 
+/*
+ * Instances that take turns (storage's handles) hold the write lock
+ * for a round's transaction, and only then: the rounds of two could
+ * otherwise lock an identity's usage and its conversation in opposite
+ * orders and deadlock.
+ */
+static void
+t_pg_turns(const char *target)
+{
+	const char	*held = "SELECT count(*) FROM pg_locks WHERE"
+			    " locktype = 'advisory' AND classid = 0 AND"
+			    " objid = 1651664759 AND granted";
+	struct db	*a;
+	int		 plain, round, after;
+
+	if ((a = db_connect(target, SYNC_NORMAL, pgtest_password())) == NULL) {
+		check("turns-open", 0, "cannot open");
+		return;
+	}
+	plain = db_begin(a) == 0 ? (int)pgtest_int(target, held) : -1;
+	db_rollback(a);
+	db_take_turns(a);
+	round = db_begin(a) == 0 ? (int)pgtest_int(target, held) : -1;
+	after = db_commit(a) == 0 ? (int)pgtest_int(target, held) : -1;
+	check("turns-lock", plain == 0 && round == 1 && after == 0,
+	    "the write lock is not held exactly for a round of an instance"
+	    " that takes turns");
+	db_close(a);
+}
+
 /* The same cases on PostgreSQL, and two instances' counts. */
 static void
 t_pg(void)
@@ -310,6 +340,7 @@ t_pg(void)
 	t_usage(db);
 	t_events(db);
 	t_pg_race(target, db);
+	t_pg_turns(target);
 	db_close(db);
 	prefix = "";
 }
