@@ -625,7 +625,7 @@ const char	*import_build(const char *, size_t, struct ibuf *, char *,
 		    size_t);
 
 /* db.c */
-#define DB_VERSION		6		/* PRAGMA user_version */
+#define DB_VERSION		7		/* PRAGMA user_version */
 /* A stored text fits in one IMSG_STORAGE_ITEM. */
 #define DB_TEXT_MAX		(IMSG_MAXSIZE - 64)
 #define DB_CUT_ITEMS		1		/* left out for the count */
@@ -796,7 +796,7 @@ struct identity_row {
 
 int		 db_limits(struct db *, const char *, const struct limits *,
 		    struct limits *, char *, size_t);
-int		 db_usage_now(struct db *, const char *, int64_t,
+int		 db_usage_now(struct db *, const char *, int64_t, uint64_t,
 		    struct limit_use *);
 int		 db_usage_request(struct db *, const char *, const char *,
 		    int64_t);
@@ -931,7 +931,7 @@ struct db_acct_ops {
 		    int (*)(const struct token_info *, void *), void *);
 	int	(*token_revoke)(void *, int64_t, int64_t,
 		    char [IDENTITY_LEN + 1]);
-	int	(*usage_now)(void *, const char *, int64_t,
+	int	(*usage_now)(void *, const char *, int64_t, uint64_t,
 		    struct limit_use *);
 	int	(*usage_request)(void *, const char *, const char *, int64_t);
 	int	(*usage_tokens)(void *, const char *, const char *, int64_t,

@@ -18,8 +18,8 @@
 #define WINDOW_MS	60000		/* requests per minute */
 
 static const char sql_recent[] =
-    "SELECT count(*), coalesce(min(time), 0) FROM requests"
-    " WHERE identity = ?1 AND time > ?2";
+    "SELECT count(*), coalesce(min(time), 0) FROM (SELECT time FROM"
+    " requests WHERE identity = ?1 AND time > ?2 ORDER BY time LIMIT ?3)";
 static const char sql_today[] =
     "SELECT coalesce(sum(tokens_in + tokens_out), 0) FROM usage"
     " WHERE identity = ?1 AND day = ?2";
@@ -83,12 +83,38 @@ query_two(struct sqdb *db, const char *sql, const char *a, int64_t bi,
 	return (rc == SQLITE_ROW ? 0 : -1);
 }
 
+/* The oldest `upto' requests of the last minute: how many, the first. */
+static int
+su_recent(struct sqdb *db, const char *identity, int64_t since,
+    uint64_t upto, int64_t *n, int64_t *oldest)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	*n = *oldest = 0;
+	if (upto == 0)
+		return (0);
+	if ((st = sq_stmt(db, sql_recent)) == NULL)
+		return (-1);
+	sqlite3_bind_text(st, 1, identity, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, since);
+	sqlite3_bind_int64(st, 3, (int64_t)upto);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*n = sqlite3_column_int64(st, 0);
+		*oldest = sqlite3_column_int64(st, 1);
+	} else
+		sq_fail(db, st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return (rc == SQLITE_ROW ? 0 : -1);
+}
+
 /*
- * What an identity uses: requests of the last minute, tokens today,
- * jobs running.
+ * What an identity uses: requests of the last minute (up to `upto'),
+ * tokens today, jobs running.
  */
 static int
-su_usage_now(void *h, const char *identity, int64_t now_ms,
+su_usage_now(void *h, const char *identity, int64_t now_ms, uint64_t upto,
     struct limit_use *u)
 {
 	struct sqdb	*db = h;
@@ -96,7 +122,7 @@ su_usage_now(void *h, const char *identity, int64_t now_ms,
 	int64_t	 n, oldest, tokens;
 
 	limits_day(now_ms / 1000, day);
-	if (query_two(db, sql_recent, identity, now_ms - WINDOW_MS, NULL, &n,
+	if (su_recent(db, identity, now_ms - WINDOW_MS, upto, &n,
 	    &oldest) == -1 ||
 	    query_two(db, sql_today, identity, 0, day, &tokens, NULL) == -1)
 		return (-1);

@@ -2254,7 +2254,8 @@ admit(const char *identity, const char *model, const char *model_b,
 
 	if (db_limits(st.db, identity, &st.conf->g.limits, &lim, models,
 	    sizeof(models)) == -1 ||
-	    db_usage_now(st.db, identity, now_ms, &use) == -1)
+	    db_usage_now(st.db, identity, now_ms, lim.requests,
+	    &use) == -1)
 		return (-1);
 	if (!limits_model_ok(models, model) || (*model_b != '\0' &&
 	    !limits_model_ok(models, model_b))) {
@@ -2383,7 +2384,8 @@ worker_usage_get(struct wchan *w, struct imsg *imsg)
 		rv = db_limits(st.db, w->identity, &st.conf->g.limits, &lim,
 		    NULL, 0);
 	if (rv == 0)
-		rv = db_usage_now(st.db, w->identity, wall_ms(), &use);
+		rv = db_usage_now(st.db, w->identity, wall_ms(),
+		    lim.requests, &use);
 	if (rv == -1) {
 		answer_error(w, id, "database error");
 		return (NULL);

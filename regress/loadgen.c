@@ -7,8 +7,9 @@
  * Client modes (against bridged, or against `loadgen serve`):
  *   connect  each of -n slots loops: connect, TLS handshake, read the
  *            greeting reply, close; times connect-to-greeting.
- *   chat     -n sessions; each loops: NEW (not timed), then ASK and
- *            times the prompt up to its `. OK` status line.
+ *   chat     -n sessions; each loops: ASK, timed up to its `. OK`
+ *            status line; every -T prompts (25) it sends NEW first
+ *            (not timed), so that conversations grow to -T turns.
  *   stream   as chat, and prints the CLOCK_MONOTONIC time of the first
  *            body byte of every answer: `first <seq> <ns>`.
  *   idle     opens -n sessions, prints `ready <n>` once every greeting
@@ -122,6 +123,7 @@ struct conn {
 	uint64_t	 resume;	/* S_FREE: start again from then */
 	uint64_t	 first;		/* stream: first body byte */
 	unsigned int	 seq;		/* stream: the prompt's number */
+	unsigned int	 turns;		/* chat: prompts in its conversation */
 	char		 out[OUT_MAX];
 	size_t		 olen, ooff;
 	enum scan	 sc;
@@ -162,6 +164,7 @@ static char		 firsterr[256];
 static volatile sig_atomic_t quit;
 static int		 stdin_open = 1;
 static uint64_t		 pace_ms;	/* -i: pause between operations */
+static unsigned int	 turns_max = 25;	/* -T: prompts per conversation */
 static char		 greeting[128];
 static size_t		 greetlen;
 
@@ -178,7 +181,7 @@ usage(void)
 	fprintf(stderr,
 	    "usage: loadgen [-P] [-a cafile] [-f procs] [-h host] [-i ms] "
 	    "[-j handshakes] [-m text]\n"
-	    "               [-n conns] [-t secs] [-w secs] -p port "
+	    "               [-n conns] [-T turns] [-t secs] [-w secs] -p port "
 	    "connect|chat|stream|idle\n"
 	    "       loadgen [-F] [-f procs] [-h host] [-m text] [-n conns] "
 	    "[-t secs]\n"
@@ -436,6 +439,18 @@ conn_fail(struct conn *c, const char *why)
 	c->resume = now_ns() + 10000000ULL;
 }
 
+/* Send the next prompt and start its clock. */
+static void
+send_ask(struct conn *c)
+{
+	c->state = S_ASK;
+	c->seq = ++seqno;
+	c->turns++;
+	c->first = 0;
+	c->t0 = now_ns();
+	(void)send_line(c, "ASK %s #%u\n", text, c->seq);
+}
+
 /* The next timed prompt of a chat or stream session. */
 static void
 next_prompt(struct conn *c)
@@ -444,19 +459,15 @@ next_prompt(struct conn *c)
 		conn_close(c);
 		return;
 	}
+	if (c->turns > 0 && c->turns < turns_max) {
+		send_ask(c);
+		return;
+	}
+	c->turns = 0;
 	c->state = S_RESET;
 	(void)send_line(c, "NEW\n");
 }
 
-static void
-send_ask(struct conn *c)
-{
-	c->state = S_ASK;
-	c->seq = ++seqno;
-	c->first = 0;
-	c->t0 = now_ns();
-	(void)send_line(c, "ASK %s #%u\n", text, c->seq);
-}
 
 /* A status line came in; act on it. Returns 1 if c was closed. */
 static int
@@ -742,6 +753,7 @@ conn_start(struct conn *c)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->fd = fd;
 	c->sc = SC_START;
+	c->turns = 0;
 	inprogress++;
 	c->state = S_CONNECT;
 	c->want = POLLOUT;
@@ -1307,7 +1319,7 @@ main(int argc, char *argv[])
 	int		 ch, procs = 1, tset = 0, nset = 0;
 	int		 fkib = -1, fread = 0, fwrite = 0;
 
-	while ((ch = getopt(argc, argv, "A:a:c:Ff:g:h:i:j:k:m:n:Pp:R:t:u:W:w:"))
+	while ((ch = getopt(argc, argv, "A:a:c:Ff:g:h:i:j:k:m:n:Pp:R:T:t:u:W:w:"))
 	    != -1) {
 		switch (ch) {
 		case 'A':
@@ -1339,6 +1351,9 @@ main(int argc, char *argv[])
 			break;
 		case 'i':
 			pace_ms = num(optarg, 0, 60000, "-i");
+			break;
+		case 'T':
+			turns_max = num(optarg, 1, 100000, "-T");
 			break;
 		case 'j':
 			jmax = num(optarg, 1, 10000, "-j");
