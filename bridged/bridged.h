@@ -799,7 +799,7 @@ int		 db_limits(struct db *, const char *, const struct limits *,
 int		 db_usage_now(struct db *, const char *, int64_t, uint64_t,
 		    struct limit_use *);
 int		 db_usage_request(struct db *, const char *, const char *,
-		    int64_t);
+		    int64_t, int);
 int		 db_usage_tokens(struct db *, const char *, const char *,
 		    int64_t, uint64_t, uint64_t);
 int		 db_usage_list(struct db *, const char *, const char *,
@@ -933,7 +933,8 @@ struct db_acct_ops {
 		    char [IDENTITY_LEN + 1]);
 	int	(*usage_now)(void *, const char *, int64_t, uint64_t,
 		    struct limit_use *);
-	int	(*usage_request)(void *, const char *, const char *, int64_t);
+	int	(*usage_request)(void *, const char *, const char *, int64_t,
+		    int);
 	int	(*usage_tokens)(void *, const char *, const char *, int64_t,
 		    uint64_t, uint64_t);
 	int	(*usage_list)(void *, const char *, const char *,
@@ -1660,6 +1661,7 @@ int		 is_loopback(const struct sockaddr_storage *);
 
 #define PROTO_AUTH_TRIES 3	/* wrong tokens, then BYE */
 #define PROTO_USAGE_DEFAULT	7	/* days */
+#define PROTO_STATE_EVERY	1000	/* ms: the parent's view while busy */
 #define PROTO_USAGE_MAX		366
 
 
@@ -1765,6 +1767,7 @@ struct proto {
 	int			 eof;
 	int			 running;
 	int			 statedirty;
+	uint64_t		 state_ms;	/* when the parent last heard */
 
 	/* input */
 	struct ibuf		*part;		/* a line being read */

@@ -589,12 +589,16 @@ db_usage_now(struct db *db, const char *identity, int64_t now_ms,
 	    upto > INT64_MAX ? INT64_MAX : upto, u));
 }
 
-/* An admitted request: counted for the minute and as a prompt today. */
+/*
+ * An admitted request: a prompt today and, while a requests limit
+ * applies to the identity (`minute'), one of the minute's requests.
+ */
 int
 db_usage_request(struct db *db, const char *identity, const char *model,
-    int64_t now_ms)
+    int64_t now_ms, int minute)
 {
-	return (db->be->acct->usage_request(db->h, identity, model, now_ms));
+	return (db->be->acct->usage_request(db->h, identity, model, now_ms,
+	    minute));
 }
 
 /* Tokens an answer used, as the upstream counted them. */

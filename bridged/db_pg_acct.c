@@ -55,7 +55,8 @@ static const char sql_tokens[] =
     " DO UPDATE SET tokens_in = u.tokens_in + excluded.tokens_in,"
     " tokens_out = u.tokens_out + excluded.tokens_out";
 static const char sql_touch[] =
-    "UPDATE identities SET last_seen = $2 WHERE identity = $1";
+    "UPDATE identities SET last_seen = $2 WHERE identity = $1"
+    " AND last_seen < $2";
 static const char sql_usage_list[] =
     "SELECT identity, day, model, prompts, tokens_in, tokens_out FROM usage"
     " WHERE identity >= $1 AND identity < $2 AND day >= $3"
@@ -312,23 +313,36 @@ pu_now(void *h, const char *identity, int64_t now_ms, uint64_t upto,
 	return (0);
 }
 
-/* An admitted request: counted for the minute and as a prompt today. */
+/* One of the minute's requests; older ones go. */
 static int
-pu_request(void *h, const char *identity, const char *model, int64_t now_ms)
+pu_minute(struct pgdb *db, const char *identity, int64_t now_ms)
+{
+	struct pq_args	 a;
+
+	pa_init(&a);
+	pa_text(&a, identity);
+	pa_int(&a, now_ms - WINDOW_MS);
+	if (pq_cmd(db, sql_prune, &a) == -1)
+		return (-1);
+	pa_init(&a);
+	pa_text(&a, identity);
+	pa_int(&a, now_ms);
+	return (pq_cmd(db, sql_request, &a) == -1 ? -1 : 0);
+}
+
+/*
+ * An admitted request: a prompt today, and one of the minute's
+ * requests while a limit counts them.
+ */
+static int
+pu_request(void *h, const char *identity, const char *model, int64_t now_ms,
+    int minute)
 {
 	struct pq_args	 a;
 	char		 day[LIMITS_DAY_LEN];
 
 	limits_day(now_ms / 1000, day);
-	pa_init(&a);
-	pa_text(&a, identity);
-	pa_int(&a, now_ms - WINDOW_MS);
-	if (pq_cmd(h, sql_prune, &a) == -1)
-		return (-1);
-	pa_init(&a);
-	pa_text(&a, identity);
-	pa_int(&a, now_ms);
-	if (pq_cmd(h, sql_request, &a) == -1)
+	if (minute && pu_minute(h, identity, now_ms) == -1)
 		return (-1);
 	pa_init(&a);
 	pa_text(&a, identity);

@@ -218,8 +218,22 @@ static const char sq_schema_v6[] =
  * Version 7: messages are indexed for search in batches. A stored
  * message waits in search_pending until a batch is whole or a search
  * comes; deleting or changing one that waits does not touch the index.
+ * Usage rows live in their key's b-tree alone (WITHOUT ROWID): one
+ * page written a prompt, not two.
  */
 static const char sq_schema_v7[] =
+	"CREATE TABLE usage_v7 ("
+	" identity TEXT NOT NULL,"
+	" day TEXT NOT NULL,"
+	" model TEXT NOT NULL,"
+	" prompts INTEGER NOT NULL DEFAULT 0,"
+	" tokens_in INTEGER NOT NULL DEFAULT 0,"
+	" tokens_out INTEGER NOT NULL DEFAULT 0,"
+	" PRIMARY KEY (identity, day, model)) WITHOUT ROWID;"
+	"INSERT INTO usage_v7 SELECT identity, day, model, prompts,"
+	" tokens_in, tokens_out FROM usage;"
+	"DROP TABLE usage;"
+	"ALTER TABLE usage_v7 RENAME TO usage;"
 	"CREATE TABLE search_pending (id INTEGER PRIMARY KEY);"
 	"DROP TRIGGER messages_fts_insert;"
 	"DROP TRIGGER messages_fts_delete;"

@@ -47,7 +47,8 @@ static const char sql_seen[] =
     " VALUES (?1, ?2, ?3, ?3) ON CONFLICT (identity) DO UPDATE SET"
     " how = excluded.how, last_seen = excluded.last_seen";
 static const char sql_touch[] =
-    "UPDATE identities SET last_seen = ?2 WHERE identity = ?1";
+    "UPDATE identities SET last_seen = ?2 WHERE identity = ?1"
+    " AND last_seen < ?2";
 static const char sql_identities[] =
     "SELECT i.identity, i.how, i.first_seen, i.last_seen,"
     " (SELECT count(*) FROM conversations c"
@@ -146,16 +147,12 @@ bind_key(sqlite3_stmt *st, const char *identity, const char *day,
 	sqlite3_bind_text(st, 3, model, -1, SQLITE_STATIC);
 }
 
-/* An admitted request: counted for the minute and as a prompt today. */
+/* One of the minute's requests; older ones go. */
 static int
-su_usage_request(void *h, const char *identity, const char *model,
-    int64_t now_ms)
+su_minute(struct sqdb *db, const char *identity, int64_t now_ms)
 {
-	struct sqdb	*db = h;
 	sqlite3_stmt	*st;
-	char		 day[LIMITS_DAY_LEN];
 
-	limits_day(now_ms / 1000, day);
 	if ((st = sq_stmt(db, sql_prune)) == NULL)
 		return (-1);
 	sqlite3_bind_text(st, 1, identity, -1, SQLITE_STATIC);
@@ -164,7 +161,25 @@ su_usage_request(void *h, const char *identity, const char *model,
 		return (-1);
 	sqlite3_bind_text(st, 1, identity, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now_ms);
-	if (sq_run(db, st) == -1 || (st = sq_stmt(db, sql_prompt)) == NULL)
+	return (sq_run(db, st));
+}
+
+/*
+ * An admitted request: a prompt today, and one of the minute's
+ * requests while a limit counts them.
+ */
+static int
+su_usage_request(void *h, const char *identity, const char *model,
+    int64_t now_ms, int minute)
+{
+	struct sqdb	*db = h;
+	sqlite3_stmt	*st;
+	char		 day[LIMITS_DAY_LEN];
+
+	limits_day(now_ms / 1000, day);
+	if (minute && su_minute(db, identity, now_ms) == -1)
+		return (-1);
+	if ((st = sq_stmt(db, sql_prompt)) == NULL)
 		return (-1);
 	bind_key(st, identity, day, model);
 	if (sq_run(db, st) == -1 || (st = sq_stmt(db, sql_touch)) == NULL)

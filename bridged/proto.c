@@ -919,8 +919,11 @@ proto_run(struct proto *p)
 	p->running = 0;
 	if (p->closed)
 		return;
-	if (p->statedirty) {
+	/* Between commands, or once a second while a long run goes on. */
+	if (p->statedirty && (p->op == OP_NONE ||
+	    p->ops->now(p->arg) - p->state_ms >= PROTO_STATE_EVERY)) {
 		p->statedirty = 0;
+		p->state_ms = p->ops->now(p->arg);
 		p->ops->state(p->arg, p->model, p->messages, p->bytes_in,
 		    p->bytes_out, p->mode);
 	}

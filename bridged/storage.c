@@ -2272,7 +2272,8 @@ admit(const char *identity, const char *model, const char *model_b,
 		    (unsigned long long)allowed);
 		return (1);
 	}
-	if (db_usage_request(st.db, identity, model, now_ms) == -1) {
+	if (db_usage_request(st.db, identity, model, now_ms,
+	    lim.requests > 0) == -1) {
 		group_fail_if_lost();
 		return (-1);
 	}

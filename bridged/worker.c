@@ -37,6 +37,7 @@
 #define WORKER_PART_MAX		(1024 * 1024)	/* a GEN_PART */
 #define WORKER_CLOSE_WAIT	10		/* s, to write the last */
 #define WORKER_DRAIN_WAIT	3000		/* ms, channels at exit */
+#define WORKER_METRIC_HOLD	1000		/* ms a metric may wait */
 #define WORKER_REASON_MAX	256
 
 enum worker_state {
@@ -228,7 +229,7 @@ client_update(void)
 		if (ev == 0)
 			ev_del(w.fd);
 		else
-			ev_set(w.fd, ev, client_event, NULL);
+			ev_set(w.fd, ev | EV_EAGER, client_event, NULL);
 	}
 	/* A client that does not read must not make us hoard the answer. */
 	if (!w.provider.dead) {
@@ -365,7 +366,7 @@ client_event(int fd, int events, void *arg)
 	}
 	if ((events & (EV_WRITE | EV_READ)) && ibuf_left(w.out) > 0)
 		client_write();
-	if (events & (EV_READ | EV_WRITE))
+	if ((events & EV_READ) || ((events & EV_WRITE) && w.read_wants_write))
 		client_read();
 	client_update();
 }
@@ -406,14 +407,16 @@ close_timeout(void *arg)
  * The output functions of the session (struct proto_ops).
  */
 
-/* proto_ops: bytes for the client. */
+/*
+ * proto_ops: bytes for the client. They go out before the loop polls
+ * again (EV_EAGER), with whatever else this round writes: one record.
+ */
 static void
 op_write(void *arg, const void *data, size_t len)
 {
 	(void)arg;
 	if (ibuf_add(w.out, data, len) == -1)
 		fatal("%s", __func__);
-	client_write();
 	client_update();
 }
 
@@ -556,7 +559,8 @@ gen_metric(struct gate *g, const char *code, const char *limit,
 		ibuf_free(b);
 		return;
 	}
-	channel_send(parent_chan, b);
+	/* Counted only: it goes with the next message, or in a second. */
+	channel_send_later(parent_chan, b, WORKER_METRIC_HOLD);
 }
 
 /* A generation ended upstream: its tokens count for the identity. */

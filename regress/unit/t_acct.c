@@ -150,10 +150,11 @@ t_usage(struct db *db)
 	int64_t			 ms = NOW * 1000;
 	int			 n = 0;
 
-	check("usage-request", db_usage_request(db, A, "m1", ms - 61000) ==
-	    0 && db_usage_request(db, A, "m1", ms - 30000) == 0 &&
-	    db_usage_request(db, A, "m2", ms - 1000) == 0 &&
-	    db_usage_request(db, B, "m1", ms - 1000) == 0, "request failed");
+	check("usage-request", db_usage_request(db, A, "m1", ms - 61000,
+	    1) == 0 && db_usage_request(db, A, "m1", ms - 30000, 1) == 0 &&
+	    db_usage_request(db, A, "m2", ms - 1000, 1) == 0 &&
+	    db_usage_request(db, B, "m1", ms - 1000, 1) == 0 &&
+	    db_usage_request(db, B, "m1", ms - 500, 0) == 0, "request failed");
 	check("usage-window", db_usage_now(db, A, ms, 100, &u) == 0 &&
 	    u.requests == 2 && u.oldest_ms == ms - 30000,
 	    "the minute's requests miscounted");
@@ -161,6 +162,8 @@ t_usage(struct db *db)
 	    u.requests == 1 && u.oldest_ms == ms - 30000 &&
 	    db_usage_now(db, A, ms, 0, &u) == 0 && u.requests == 0,
 	    "the count went past the limit it was asked for");
+	check("usage-minute-uncounted", db_usage_now(db, B, ms, 100, &u) ==
+	    0 && u.requests == 1, "a request no limit counts was counted");
 	check("usage-tokens", db_usage_tokens(db, A, "m1", NOW, 100, 250) ==
 	    0 && db_usage_tokens(db, A, "m2", NOW, 1, 2) == 0 &&
 	    db_usage_tokens(db, A, "m1", NOW - 86400, 1000, 1000) == 0 &&
@@ -227,7 +230,7 @@ admit_open(struct db *db, const char *who, int64_t ms, uint64_t limit)
 		return (-1);
 	if (u.requests >= limit)
 		return (0);
-	return (db_usage_request(db, who, "m", ms) == -1 ? -1 : 1);
+	return (db_usage_request(db, who, "m", ms, 1) == -1 ? -1 : 1);
 }
 
 /*
@@ -276,9 +279,9 @@ t_pg_race(const char *target, struct db *a)
 	    db_usage_now(a, who, ms + 1, 3, &ua) == -1 ||
 	    db_usage_now(b, who, ms + 2, 3, &ub) == -1 ||
 	    ua.requests >= 3 || ub.requests >= 3 ||
-	    db_usage_request(a, who, "m", ms + 1) == -1 ||
+	    db_usage_request(a, who, "m", ms + 1, 1) == -1 ||
 	    db_commit(a) == -1 ||
-	    db_usage_request(b, who, "m", ms + 2) == -1 ||
+	    db_usage_request(b, who, "m", ms + 2, 1) == -1 ||
 	    db_commit(b) == -1)
 		ok = 0;
 	else
