@@ -23,6 +23,7 @@
 #define BRIDGED_SOCKET		"/var/run/bridged.sock"
 #define BRIDGED_PORT		65432
 #define BRIDGED_PREFORK		4
+#define PARENT_REFILL_WAIT	50		/* ms, a handshake's head start */
 #define BRIDGED_RENEW		256		/* clients, then a new template */
 #define BRIDGED_MAXCLIENTS	256
 #define BRIDGED_TIMEOUT		300		/* s, idle client */
