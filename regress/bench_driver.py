@@ -22,7 +22,10 @@ Floors:
            same fake upstream with the same kind of body, at the same
            concurrency: what the upstream itself costs. Server CPU per
            prompt is bridged's process tree (the upstream not counted)
-           beside the fake upstream's own CPU per request.
+           beside the fake upstream's own CPU per request. Each session
+           of bridged starts a new conversation every 25 prompts (NEW,
+           not timed), so that the context sent upstream grows as in a
+           real conversation.
   stream   the same first-event-to-first-byte time for a direct HTTP
            client of the fake upstream.
   memory   `loadgen serve` holding the same number of idle TLS
@@ -516,7 +519,8 @@ def sec_chat(up, d):
             "-m", "bench", "http"])[0]
         out[("bridged", n)] = measured(d.pid, common + [
             "-p", str(d.port), "-m", "bench", "chat"], roles=True)[0]
-    head("chat round trip: ASK to `. OK` (fake upstream answering at once)",
+    head("chat round trip: ASK to `. OK` (fake upstream answering at once,"
+         " 25-prompt conversations)",
          "one direct HTTP request to the same upstream, same concurrency",
          how="diff")
     for n in (1, 16):
