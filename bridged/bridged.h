@@ -1767,7 +1767,8 @@ struct proto {
 	int			 closed;
 	int			 eof;
 	int			 running;
-	int			 statedirty;
+	int			 statedirty;	/* model or mode: say now */
+	int			 statelazy;	/* counts: may wait */
 	uint64_t		 state_ms;	/* when the parent last heard */
 
 	/* input */
