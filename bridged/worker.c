@@ -135,13 +135,57 @@ worker_exit(const char *why)
 		op_event(NULL, line);
 		log_debug("session %u: %s", w.sid, line);
 	}
-	if (w.cctx != NULL)
+	if (w.cctx != NULL && w.fd != -1)
 		(void)tls_close(w.cctx);
 	drain_for(&w.storage, WORKER_DRAIN_WAIT);
 	drain_for(&w.provider, WORKER_DRAIN_WAIT);
 	drain_for(parent_chan, WORKER_DRAIN_WAIT);
 	/* What exit(3) would clean up goes with the process. */
 	_exit(0);
+}
+
+/* libtls reads the client's socket (once there is one) through this. */
+static ssize_t
+client_cb_read(struct tls *ctx, void *buf, size_t len, void *arg)
+{
+	ssize_t	 n;
+
+	(void)ctx;
+	(void)arg;
+	if ((n = read(w.fd, buf, len)) == -1 &&
+	    (errno == EAGAIN || errno == EINTR))
+		return (TLS_WANT_POLLIN);
+	return (n);
+}
+
+/* libtls writes to the client's socket through this. */
+static ssize_t
+client_cb_write(struct tls *ctx, const void *buf, size_t len, void *arg)
+{
+	ssize_t	 n;
+
+	(void)ctx;
+	(void)arg;
+	if ((n = write(w.fd, buf, len)) == -1 &&
+	    (errno == EAGAIN || errno == EINTR))
+		return (TLS_WANT_POLLOUT);
+	return (n);
+}
+
+/*
+ * The client's TLS state, made while the worker waits: only the socket
+ * is missing then, and the client does not wait for OpenSSL to make a
+ * connection (SSL_new is most of a millisecond in a new process).
+ */
+static void
+tls_prepare(void)
+{
+	if (w.tlsctx != NULL && tls_accept_cbs(w.tlsctx, &w.cctx, client_cb_read,
+	    client_cb_write, NULL) == -1) {
+		log_warnx("%s: tls_accept_cbs: %s", __func__,
+		    tls_error(w.tlsctx));
+		w.cctx = NULL;
+	}
 }
 
 /*
@@ -995,6 +1039,10 @@ client_start(struct imsg *imsg)
 	if ((w.out = ibuf_open(4096)) == NULL)
 		fatal("%s", __func__);
 	if (!w.tls) {
+		if (w.cctx != NULL) {
+			tls_free(w.cctx);
+			w.cctx = NULL;
+		}
 		session_begin();
 		return;
 	}
@@ -1003,11 +1051,10 @@ client_start(struct imsg *imsg)
 		    __func__);
 		worker_exit("no TLS");
 	}
-	if (tls_accept_socket(w.tlsctx, &w.cctx, w.fd) == -1) {
-		log_warnx("%s: tls_accept_socket: %s", __func__,
-		    tls_error(w.tlsctx));
-		worker_exit("tls_accept_socket failed");
-	}
+	if (w.cctx == NULL)
+		tls_prepare();
+	if (w.cctx == NULL)
+		worker_exit("tls_accept_cbs failed");
 	w.state = W_HANDSHAKE;
 	ev_timer_add(&w.handshake_timer,
 	    (uint64_t)w.conf->g.handshake_timeout * 1000);
@@ -1502,6 +1549,7 @@ worker_main(struct bridged_conf *conf, struct tls *tlsctx, int fd,
 		fatalx("sandbox");
 	/* Idle until the parent hears of it: rehearse TLS meanwhile. */
 	tls_rehearse(tlsctx);
+	tls_prepare();
 	sigprocmask(SIG_SETMASK, old, NULL);
 	child_ready();
 	child_dispatch(worker_dispatch_parent);
