@@ -144,7 +144,10 @@ worker_exit(const char *why)
 	_exit(0);
 }
 
-/* libtls reads the client's socket (once there is one) through this. */
+/*
+ * The client's socket, read (plain, or by libtls once there is one):
+ * bytes, 0 at EOF, -1 on error, TLS_WANT_POLLIN for none yet.
+ */
 static ssize_t
 client_cb_read(struct tls *ctx, void *buf, size_t len, void *arg)
 {
@@ -158,7 +161,7 @@ client_cb_read(struct tls *ctx, void *buf, size_t len, void *arg)
 	return (n);
 }
 
-/* libtls writes to the client's socket through this. */
+/* The client's socket, written (plain, or by libtls). */
 static ssize_t
 client_cb_write(struct tls *ctx, const void *buf, size_t len, void *arg)
 {
@@ -195,28 +198,18 @@ tls_prepare(void)
 static ssize_t
 conn_read(void *buf, size_t len)
 {
-	ssize_t	 n;
-
 	if (w.tls)
 		return (tls_read(w.cctx, buf, len));
-	if ((n = read(w.fd, buf, len)) == -1 &&
-	    (errno == EAGAIN || errno == EINTR))
-		return (TLS_WANT_POLLIN);
-	return (n);
+	return (client_cb_read(NULL, buf, len, NULL));
 }
 
 /* Write to the client, through TLS or not, libtls's way. */
 static ssize_t
 conn_write(const void *buf, size_t len)
 {
-	ssize_t	 n;
-
 	if (w.tls)
 		return (tls_write(w.cctx, buf, len));
-	if ((n = send(w.fd, buf, len, MSG_NOSIGNAL)) == -1 &&
-	    (errno == EAGAIN || errno == EINTR))
-		return (TLS_WANT_POLLOUT);
-	return (n);
+	return (client_cb_write(NULL, buf, len, NULL));
 }
 
 /* May the client's input be read now? */
