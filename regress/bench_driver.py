@@ -410,7 +410,8 @@ def rollup(pid):
 
 
 def fork_floor(d):
-    """loadgen fork shaped like a worker of d: (result, shape)."""
+    """loadgen fork shaped like a worker of d, and the same fork touching
+    no page: (result, bare result, shape)."""
     p, ready = idle_hold(d.port, 1)
     try:
         time.sleep(0.3)
@@ -426,7 +427,9 @@ def fork_floor(d):
     res, _ = run_loadgen(["-t", str(SECS), "-w", str(WARM), "-A",
                           str(shape["anon"]), "-R", str(shape["read"]),
                           "-W", str(shape["write"]), "fork"])
-    return res, shape
+    bare, _ = run_loadgen(["-t", str(SECS), "-w", str(WARM), "-A",
+                           str(shape["anon"]), "-R", "0", "-W", "0", "fork"])
+    return res, bare, shape
 
 
 def sec_connect(up):
@@ -455,7 +458,7 @@ def sec_connect(up):
             out[(name, "paced")] = measured(pid, [
                 "-p", str(port), "-n", "1", "-i", str(PACE_MS), "-t",
                 str(SECS), "-w", str(WARM), "connect"])[0]
-        fk, shape = fork_floor(d)
+        fk, bare, shape = fork_floor(d)
     finally:
         if ng is not None:
             ng.stop()
@@ -508,6 +511,12 @@ def sec_connect(up):
         row("%2d client%s: server CPU per session (ms)" %
             (n, "s" if n > 1 else " "), out[("bridged", n)]["server_cpu_ms"],
             float(fk["cpu_us_per_op"]) / 1000)
+    print("    the same fork touching no page: %.2f ms; each page a new"
+          " process first touches: %.1f us" % (
+              float(bare["cpu_us_per_op"]) / 1000,
+              max(0.0, float(fk["cpu_us_per_op"]) -
+                  float(bare["cpu_us_per_op"])) /
+              max(1, shape["read"] + shape["write"])))
 
 
 def sec_chat(up, d):
