@@ -1103,11 +1103,201 @@ int64_t		 pq_int(struct pg_result *, int, int);
 const char	*pq_text(struct pg_result *, int, int);
 size_t		 pq_len(struct pg_result *, int, int);
 
-/* storage.c */
+/* storage.c, storage_*.c: the storage process */
 #define STORAGE_HISTORY_MAX	10000		/* items per HISTORY */
 #define STORAGE_CONTEXT_MAX	100000		/* items per CONTEXT */
 #define STORAGE_SEARCH_MAX	20		/* matches per SEARCH */
+/* A peer's channel stops being read while this much waits for it. */
+#define STORAGE_QUEUE_HIGH	(4 * 1024 * 1024)
+#define STORAGE_QUEUE_POLL	20		/* ms, to look again */
+
+/* An export to control in progress: messages (section 0), then
+   summaries. */
+struct stor_export {
+	TAILQ_ENTRY(stor_export) entry;
+	struct wchan		*w;
+	uint32_t		 id;
+	char			 identity[IDENTITY_LEN + 1];
+	int			 section;
+	int64_t			 after;
+	uint64_t		 count;
+};
+TAILQ_HEAD(stor_export_list, stor_export);
+
+/* A peer's channel: a worker's, control's (wid 0, control set) or the
+   provider's for jobs (wid 0, jobs set). */
+struct wchan {
+	TAILQ_ENTRY(wchan)	 entry;
+	struct channel		 ch;
+	uint32_t		 wid;
+	int			 control;
+	int			 jobs;
+	char			 identity[IDENTITY_LEN + 1];
+	int			 full;	/* paused: answers pile up */
+	int			 refs;	/* requests naming it */
+	int			 gone;
+	struct stor_export_list	 exports;
+};
+TAILQ_HEAD(wchan_list, wchan);
+
+/* A write of the round, answered after the COMMIT (storage_round.c). */
+struct wreq {
+	TAILQ_ENTRY(wreq)	 entry;
+	struct wchan		*w;
+	uint32_t		 type;
+	uint32_t		 id;	/* the peer's request id */
+	/* How it is answered when it was committed; NULL: STORED rowid. */
+	void			(*answer)(struct wreq *);
+	const char		*error;	/* answer ERROR with this */
+	const char		*refused; /* or REFUSED with this code */
+	char			 why[128];	/* and this text */
+	int64_t			 rowid;	/* PURGE: rows deleted */
+	uint64_t		 count;	/* CONV_DELETE: messages */
+	struct db_conv		*conv;	/* CONV_NEW: answered with it */
+	char			 identity[IDENTITY_LEN + 1]; /* PURGE */
+	int			 dup;	/* SUBMIT: resent, queued before */
+	int64_t			 job;	/* a job's end: followers hear */
+	char			 errbuf[192];	/* what error points to */
+	const char		*code;	/* ADMIT: "" admitted */
+	char			 text[LIMITS_TEXT_MAX];
+};
+TAILQ_HEAD(wreq_list, wreq);
+
+/* A peer's message as a handler gets it: read past the request id. */
+struct ask {
+	struct wchan		*w;
+	struct ireader		 ir;
+	uint32_t		 type;
+	uint32_t		 id;	/* the peer's request id; 0: provider */
+};
+
+/* Where ITEM, CONV, MATCH or JOB_LINE answers of a read go. */
+struct item_arg {
+	struct wchan		*w;
+	uint32_t		 id;
+};
+
+/* Where LINE answers of a read go, counted. */
+struct line_arg {
+	struct wchan		*w;
+	uint32_t		 id;
+	uint64_t		 n;
+};
+
+/* A client following a job's output (RESULT). */
+struct follower {
+	TAILQ_ENTRY(follower)	 entry;
+	struct wchan		*w;
+	uint32_t		 id;	/* the RESULT's request id */
+	int64_t			 job;
+};
+TAILQ_HEAD(follower_list, follower);
+
+/* The storage process's state (storage.c's). */
+struct storage_state {
+	struct db		*db;
+	struct bridged_conf	*conf;
+	char			 database[PATH_MAX];
+	enum sync_mode		 sync;
+	int			 sync_pending;
+	struct wchan_list	 chans;
+	struct wchan_list	 dead;
+	struct wchan		*ctl;		/* control's channel */
+	struct wchan		*jobs;		/* the provider's, for jobs */
+	struct jdb		*jdb;
+	struct follower_list	 followers;
+	struct wreq_list	 round;
+	int			 writes;	/* in the open transaction */
+	int			 failed;	/* the transaction is lost */
+	struct ev_timer		 round_end;
+	struct ev_timer		 queue_poll;
+	struct ev_timer		 cluster_poll;
+	int64_t			 revoked_since;	/* looked for from */
+};
+extern struct storage_state stor;
+
+/* A handler of a peer's message: NULL, or why it is malformed. */
+typedef const char	*(*storage_fn)(struct ask *);
+
 void		 storage_main(void);
+/* storage_chan.c */
+struct wchan	*wchan_find(uint32_t);
+struct wchan	*wchan_new(int, uint32_t, const char *, int, int,
+		    void (*)(struct channel *, struct imsg *));
+void		 wchan_update(struct wchan *);
+void		 wchan_drop(struct wchan *);
+void		 wchan_reap(void);
+void		 wchan_reject(struct wchan *, struct imsg *, const char *);
+void		 follow_drop(struct wchan *, uint32_t);
+void		 answer_error(struct wchan *, uint32_t, const char *);
+void		 answer_refused(struct wchan *, uint32_t, const char *,
+		    const char *);
+int		 answer_conv(struct wchan *, uint32_t, const struct db_conv *);
+void		 answer_identity(struct wchan *, uint32_t, const char *);
+void		 answer_u64(struct wchan *, uint32_t, uint32_t, uint64_t);
+void		 answer_end(struct wchan *, uint32_t, int, uint64_t);
+int		 answer_line(struct line_arg *, const char *, ...)
+		    __attribute__((__format__ (printf, 2, 3)));
+int		 answer_item(const struct db_item *, void *);
+/* storage_round.c */
+struct wreq	*req_new(struct wchan *, uint32_t, uint32_t);
+struct wreq	*req_write(struct ask *);
+void		 req_refuse(struct wreq *, const char *, const char *, ...)
+		    __attribute__((__format__ (printf, 3, 4)));
+int		 group_join(void);
+void		 group_fail_if_lost(void);
+void		 round_settle(void);
+void		 storage_round_end(void *);
+void		 event_store(int64_t, const char *, const char *);
+void		 event_log(const char *, const char *, ...)
+		    __attribute__((__format__ (printf, 2, 3)));
+size_t		 read_bound(void);
+/* storage_conv.c */
+int		 conv_ref_ok(const char *);
+int		 conv_field_ok(const char *, size_t);
+void		 answer_req_conv(struct wreq *);
+const char	*worker_store(struct ask *);
+const char	*worker_summary(struct ask *);
+const char	*worker_read(struct ask *);
+const char	*worker_context(struct ask *);
+const char	*worker_conv_new(struct ask *);
+const char	*worker_conv_list(struct ask *);
+const char	*worker_conv_set(struct ask *);
+const char	*worker_conv_delete(struct ask *);
+const char	*worker_search(struct ask *);
+/* storage_export.c */
+void		 export_pump(struct wchan *);
+const char	*worker_export(struct ask *);
+const char	*worker_import(struct ask *);
+const char	*control_history(struct ask *);
+/* storage_jobs.c */
+void		 job_event(const char *, ...)
+		    __attribute__((__format__ (printf, 1, 2)));
+void		 jobs_tell(uint32_t, int64_t, const char *);
+int		 job_model_valid(const char *, int);
+int		 answer_chunk(struct wchan *, uint32_t, int, const char *,
+		    size_t);
+void		 followers_end(const struct jdb_job *);
+int		 job_load(int64_t, struct jdb_job *);
+void		 job_flushed(struct wreq *);
+const char	*worker_submit(struct ask *);
+const char	*worker_job_read(struct ask *);
+const char	*job_kill(struct ask *);
+/* storage_run.c */
+const char	*provider_job_list(struct ask *);
+const char	*provider_job_start(struct ask *);
+const char	*provider_job_chunk(struct ask *);
+const char	*provider_job_turn(struct ask *);
+const char	*provider_job_end(struct ask *);
+/* storage_acct.c */
+int		 admit(const char *, const char *, const char *,
+		    const char **, char *, size_t);
+const char	*worker_admit(struct ask *);
+const char	*worker_usage(struct ask *);
+const char	*worker_usage_get(struct ask *);
+const char	*control_token_add(struct ask *);
+const char	*control_token_revoke(struct ask *);
+const char	*control_table(struct ask *);
 
 /* sse.c */
 #define SSE_FIELDMAX		16	/* a data line's field over max */
@@ -1838,6 +2028,9 @@ struct proto {
 };
 
 /* proto_base.c */
+long long	 arg_count(struct proto *, const char *);
+void		 list_request(struct proto *, const char *, uint32_t,
+		    enum proto_op);
 int		 context_load(struct proto *, const char *);
 uint32_t	 conv_set(struct proto *, int, const char *, const char *,
 		    const char *);

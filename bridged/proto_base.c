@@ -199,6 +199,50 @@ storage_send(struct proto *p, uint32_t type, struct ibuf *b)
 	return (p->ops->storage(p->arg, type, id, b));
 }
 
+
+/*
+ * The optional N of HISTORY, SUMMARIES, CONVERSATIONS and JOBS: 1 to
+ * PROTO_HISTORY_MAX, PROTO_HISTORY_DEFAULT if absent; -1 after ERR.
+ */
+long long
+arg_count(struct proto *p, const char *arg)
+{
+	const char	*errstr;
+	long long	 n;
+
+	if (arg == NULL)
+		return (PROTO_HISTORY_DEFAULT);
+	n = strtonum(arg, 1, PROTO_HISTORY_MAX, &errstr);
+	if (errstr != NULL) {
+		out_status(p, "ERR", "bad-argument N must be 1 to %d",
+		    PROTO_HISTORY_MAX);
+		return (-1);
+	}
+	return (n);
+}
+
+/* Ask storage for a list of the last [N] (type: u32 id, u32 count);
+   its lines are answered under op. */
+void
+list_request(struct proto *p, const char *arg, uint32_t type,
+    enum proto_op op)
+{
+	struct ibuf	*b;
+	long long	 n;
+
+	if ((n = arg_count(p, arg)) == -1)
+		return;
+	p->req = proto_reqid(p);
+	p->hcount = 0;
+	b = req_open(p, p->req);
+	if (ibuf_add_u32(b, (uint32_t)n) == -1)
+		fatal("%s", __func__);
+	if (storage_send(p, type, b) == -1) {
+		out_status(p, "ERR", "storage not available");
+		return;
+	}
+	p->op = op;
+}
 /* Set fields of the current conversation; the request id, or 0. */
 uint32_t
 conv_set(struct proto *p, int mask, const char *model, const char *role,

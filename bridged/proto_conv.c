@@ -26,17 +26,10 @@ static void
 cmd_history(struct proto *p, const char *arg, int kind)
 {
 	struct ibuf	*b;
-	const char	*errstr;
-	long long	 n = PROTO_HISTORY_DEFAULT;
+	long long	 n;
 
-	if (arg != NULL) {
-		n = strtonum(arg, 1, PROTO_HISTORY_MAX, &errstr);
-		if (errstr != NULL) {
-			out_status(p, "ERR", "bad-argument N must be 1 to %d",
-			    PROTO_HISTORY_MAX);
-			return;
-		}
-	}
+	if ((n = arg_count(p, arg)) == -1)
+		return;
 	p->req = proto_reqid(p);
 	p->hkind = kind;
 	p->hcount = 0;
@@ -108,28 +101,7 @@ cmd_new(struct proto *p, const char *arg)
 void
 cmd_convs(struct proto *p, const char *arg)
 {
-	struct ibuf	*b;
-	const char	*errstr;
-	long long	 n = PROTO_HISTORY_DEFAULT;
-
-	if (arg != NULL) {
-		n = strtonum(arg, 1, PROTO_HISTORY_MAX, &errstr);
-		if (errstr != NULL) {
-			out_status(p, "ERR", "bad-argument N must be 1 to %d",
-			    PROTO_HISTORY_MAX);
-			return;
-		}
-	}
-	p->req = proto_reqid(p);
-	p->hcount = 0;
-	b = req_open(p, p->req);
-	if (ibuf_add_u32(b, (uint32_t)n) == -1)
-		fatal("%s", __func__);
-	if (storage_send(p, IMSG_WORKER_CONV_LIST, b) == -1) {
-		out_status(p, "ERR", "storage not available");
-		return;
-	}
-	p->op = OP_CONVS;
+	list_request(p, arg, IMSG_WORKER_CONV_LIST, OP_CONVS);
 }
 
 /* RESUME <id or name>: that conversation and its context. */

@@ -1,8 +1,9 @@
 /*
  * fuzz_storage.c: the storage process's handlers of what its peers
  * send (bridged/storage.c, included whole to reach its static
- * handlers): any message a worker or control can write, well formed
- * or not, in any order, with the parent naming and renaming sessions.
+ * dispatchers, which call the storage_*.c handlers it links): any
+ * message a worker or control can write, well formed or not, in any
+ * order, with the parent naming and renaming sessions.
  * A compromised worker may get its channel closed, never crash
  * storage; what control or the provider sends wrong ends storage (by
  * design: a jump back here). The database is a real SQLite file (bridged/db.c).
@@ -31,17 +32,17 @@ db_fresh(void)
 {
 	char	 p[PATH_MAX + 8];
 
-	if (st.jdb != NULL)
-		jdb_close(st.jdb);
-	if (st.db != NULL)
-		db_close(st.db);
+	if (stor.jdb != NULL)
+		jdb_close(stor.jdb);
+	if (stor.db != NULL)
+		db_close(stor.db);
 	unlink(dbpath);
 	snprintf(p, sizeof(p), "%s-wal", dbpath);
 	unlink(p);
 	snprintf(p, sizeof(p), "%s-shm", dbpath);
 	unlink(p);
-	if ((st.db = db_open(dbpath, SYNC_NORMAL)) == NULL ||
-	    (st.jdb = jdb_open(st.db)) == NULL)
+	if ((stor.db = db_open(dbpath, SYNC_NORMAL)) == NULL ||
+	    (stor.jdb = jdb_open(stor.db)) == NULL)
 		abort();
 }
 
@@ -55,16 +56,16 @@ setup(void)
 	if (mkdtemp(dir) == NULL)
 		abort();
 	snprintf(dbpath, sizeof(dbpath), "%s/bridged.db", dir);
-	TAILQ_INIT(&st.chans);
-	TAILQ_INIT(&st.dead);
-	TAILQ_INIT(&st.round);
-	TAILQ_INIT(&st.followers);
-	ev_timer_set(&st.round_end, storage_round_end, NULL);
-	ev_timer_set(&st.queue_poll, storage_queue_poll, NULL);
-	if ((st.conf = config_new()) == NULL)
+	TAILQ_INIT(&stor.chans);
+	TAILQ_INIT(&stor.dead);
+	TAILQ_INIT(&stor.round);
+	TAILQ_INIT(&stor.followers);
+	ev_timer_set(&stor.round_end, storage_round_end, NULL);
+	ev_timer_set(&stor.queue_poll, storage_queue_poll, NULL);
+	if ((stor.conf = config_new()) == NULL)
 		abort();
-	st.conf->g.summaries_keep = 3;
-	(void)strlcpy(st.database, dbpath, sizeof(st.database));
+	stor.conf->g.summaries_keep = 3;
+	(void)strlcpy(stor.database, dbpath, sizeof(stor.database));
 	db_fresh();
 	/* Storage tells the parent of job events. */
 	{
@@ -93,13 +94,16 @@ channel(uint32_t wid, const char *identity, int control)
 	fd_nonblock(sv[0]);
 	peers[npeers++] = sv[1];
 	if (control == 2)
-		return (wchan_new(sv[0], 0, "", 0, 1));
+		return (wchan_new(sv[0], 0, "", 0, 1,
+		    storage_dispatch_jobs));
 	if (control) {
-		if (st.ctl != NULL)
-			wchan_drop(st.ctl);
-		return (st.ctl = wchan_new(sv[0], 0, "", 1, 0));
+		if (stor.ctl != NULL)
+			wchan_drop(stor.ctl);
+		return (stor.ctl = wchan_new(sv[0], 0, "", 1, 0,
+		    storage_dispatch_control));
 	}
-	return (wchan_new(sv[0], wid, identity, 0, 0));
+	return (wchan_new(sv[0], wid, identity, 0, 0,
+	    storage_dispatch_worker));
 }
 
 /* The provider's jobs channel, if it is open. */
@@ -108,7 +112,7 @@ jobs_chan(void)
 {
 	struct wchan	*w;
 
-	TAILQ_FOREACH(w, &st.chans, entry)
+	TAILQ_FOREACH(w, &stor.chans, entry)
 		if (w->jobs && !w->gone)
 			return (w);
 	return (NULL);
@@ -124,12 +128,12 @@ timers(void)
 	(void)imsg_write(&pchan.ibuf);
 	while (read(far_parent, buf, sizeof(buf)) > 0)
 		;
-	if (ev_timer_pending(&st.round_end)) {
-		ev_timer_del(&st.round_end);
+	if (ev_timer_pending(&stor.round_end)) {
+		ev_timer_del(&stor.round_end);
 		storage_round_end(NULL);
 	}
-	if (ev_timer_pending(&st.queue_poll)) {
-		ev_timer_del(&st.queue_poll);
+	if (ev_timer_pending(&stor.queue_poll)) {
+		ev_timer_del(&stor.queue_poll);
 		storage_queue_poll(NULL);
 	}
 }
@@ -310,9 +314,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			ibuf_free(b);
 			break;
 		case 2:
-			if (st.ctl == NULL)
+			if (stor.ctl == NULL)
 				(void)channel(0, "", 1);
-			if ((w = st.ctl) == NULL)
+			if ((w = stor.ctl) == NULL)
 				break;
 			b = request(&f, &type);
 			fuzz_imsg(&imsg, type, ibuf_data(b), ibuf_left(b));
@@ -337,11 +341,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	timers();
 	/* Every channel goes; nothing may be left behind. */
-	while ((w = TAILQ_FIRST(&st.chans)) != NULL)
+	while ((w = TAILQ_FIRST(&stor.chans)) != NULL)
 		wchan_drop(w);
 	timers();
-	if (!TAILQ_EMPTY(&st.round) || !TAILQ_EMPTY(&st.dead) ||
-	    st.ctl != NULL || st.writes != 0)
+	if (!TAILQ_EMPTY(&stor.round) || !TAILQ_EMPTY(&stor.dead) ||
+	    stor.ctl != NULL || stor.writes != 0)
 		abort();
 	for (i = 0; i < npeers; i++)
 		close(peers[i]);
