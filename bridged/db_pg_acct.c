@@ -64,7 +64,9 @@ static const char sql_usage_list[] =
 static const char sql_seen[] =
     "INSERT INTO identities (identity, how, first_seen, last_seen)"
     " VALUES ($1, $2, $3, $3) ON CONFLICT (identity) DO UPDATE SET"
-    " how = excluded.how, last_seen = excluded.last_seen";
+    " how = excluded.how, last_seen = excluded.last_seen"
+    " WHERE identities.how <> excluded.how"
+    " OR identities.last_seen < excluded.last_seen";
 static const char sql_identities[] =
     "SELECT i.identity, i.how, i.first_seen, i.last_seen,"
     " (SELECT count(*) FROM conversations c"

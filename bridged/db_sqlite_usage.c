@@ -45,7 +45,9 @@ static const char sql_list[] =
 static const char sql_seen[] =
     "INSERT INTO identities (identity, how, first_seen, last_seen)"
     " VALUES (?1, ?2, ?3, ?3) ON CONFLICT (identity) DO UPDATE SET"
-    " how = excluded.how, last_seen = excluded.last_seen";
+    " how = excluded.how, last_seen = excluded.last_seen"
+    " WHERE identities.how <> excluded.how"
+    " OR identities.last_seen < excluded.last_seen";
 static const char sql_touch[] =
     "UPDATE identities SET last_seen = ?2 WHERE identity = ?1"
     " AND last_seen < ?2";

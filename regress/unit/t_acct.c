@@ -191,6 +191,45 @@ count_events(const struct event_row *e, void *arg)
 	return (0);
 }
 
+#define C	"cccccccccccccccccccccccccccccccc" \
+		"cccccccccccccccccccccccccccccccc"
+
+/* C's row of the identities seen, copied out. */
+static int
+identity_c(const struct identity_row *r, void *arg)
+{
+	struct identity_row	*out = arg;
+	static char		 how[32];
+
+	if (strcmp(r->identity, C) == 0) {
+		*out = *r;
+		(void)strlcpy(how, r->how, sizeof(how));
+		out->how = how;
+	}
+	return (0);
+}
+
+/* How an identity was last seen, and when: never back in time. */
+static void
+t_identities(struct db *db)
+{
+	struct identity_row	 r;
+
+	memset(&r, 0, sizeof(r));
+	check("identity-seen", db_identity_seen(db, C, "ip", NOW) == 0 &&
+	    db_identity_seen(db, C, "ip", NOW) == 0 &&
+	    db_identity_seen(db, C, "token", NOW) == 0 &&
+	    db_identities(db, NOW, identity_c, &r) == 0 &&
+	    r.first_seen == NOW && r.last_seen == NOW &&
+	    strcmp(r.how, "token") == 0, "first sightings wrong");
+	memset(&r, 0, sizeof(r));
+	check("identity-later", db_identity_seen(db, C, "token", NOW + 5) ==
+	    0 && db_identity_seen(db, C, "token", NOW + 3) == 0 &&
+	    db_identities(db, NOW, identity_c, &r) == 0 &&
+	    r.first_seen == NOW && r.last_seen == NOW + 5,
+	    "last seen went back in time, or did not move");
+}
+
 /* The event log keeps the newest `keep', filtered by identity. */
 static void
 t_events(struct db *db)
@@ -345,6 +384,7 @@ t_pg(void)
 	}
 	t_tokens(db);
 	t_usage(db);
+	t_identities(db);
 	t_events(db);
 	t_pg_race(target, db);
 	t_pg_turns(target);
@@ -377,13 +417,15 @@ main(void)
 	}
 	t_tokens(db);
 	t_usage(db);
+	t_identities(db);
 	t_events(db);
 	db_close(db);
 	/* A restart: the day's budget is what the file says. */
 	db = db_open(file, SYNC_NORMAL);
 	check("usage-survives-reopen", db != NULL &&
 	    db_usage_now(db, A, NOW * 1000, 100, &u) == 0 &&
-	    u.tokens == 353 && u.requests == 2, "usage lost when the database was reopened");
+	    u.tokens == 353 && u.requests == 2,
+	    "usage lost when the database was reopened");
 	db_close(db);
 	(void)unlink(file);
 	(void)snprintf(file, sizeof(file), "%s/acct.db-wal", dir);
