@@ -175,6 +175,7 @@ static void	conn_fail(struct conn *, const char *);
 static void	conn_read(struct conn *);
 static void	conn_io(struct conn *);
 
+/* How to call it; exit 2. */
 static void
 usage(void)
 {
@@ -204,6 +205,7 @@ now_ns(void)
 	return ((uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec);
 }
 
+/* SIGINT, SIGTERM: end the run and report. */
 static void
 on_signal(int sig)
 {
@@ -231,6 +233,7 @@ record(uint64_t t0, uint64_t t1)
 	samples[nsamples++] = t1 - t0;
 }
 
+/* Count an error; the first one is kept to be shown. */
 static void
 note_error(const char *what)
 {
@@ -239,6 +242,7 @@ note_error(const char *what)
 		snprintf(firsterr, sizeof(firsterr), "%s", what);
 }
 
+/* qsort(3) order of the latency samples. */
 static int
 cmp_u64(const void *a, const void *b)
 {
@@ -261,6 +265,7 @@ pct(double p)
 	return (samples[i] / 1000.0);
 }
 
+/* The result line: rate, percentiles, errors, our own CPU. */
 static void
 report(const char *name)
 {
@@ -309,6 +314,7 @@ resolve(void)
 
 /* ---- byte I/O, TLS or plain ----------------------------------------- */
 
+/* Read from a connection, TLS or plain; WANT with c->want set. */
 static ssize_t
 c_read(struct conn *c, void *buf, size_t len)
 {
@@ -330,6 +336,7 @@ c_read(struct conn *c, void *buf, size_t len)
 	return (n);
 }
 
+/* Write to a connection, TLS or plain; WANT with c->want set. */
 static ssize_t
 c_write(struct conn *c, const void *buf, size_t len)
 {
@@ -373,10 +380,12 @@ flush_out(struct conn *c)
 }
 
 /* Queue a line and start writing it. */
+/* Queue one line for the server. */
 static int
 send_line(struct conn *c, const char *fmt, ...)
     __attribute__((__format__(printf, 2, 3)));
 
+/* Queue one line for the server. */
 static int
 send_line(struct conn *c, const char *fmt, ...)
 {
@@ -402,6 +411,7 @@ over(void)
 	return (quit || now_ns() >= t_we);
 }
 
+/* Close a connection; free its slot for the next one. */
 static void
 conn_close(struct conn *c)
 {
@@ -430,6 +440,7 @@ conn_close(struct conn *c)
 		c->resume = now_ns() + pace_ms * 1000000ULL;
 }
 
+/* A connection failed: count it, close it, wait a little. */
 static void
 conn_fail(struct conn *c, const char *why)
 {
@@ -568,6 +579,7 @@ scan(struct conn *c, const char *p, size_t n)
 
 /* ---- HTTP floor --------------------------------------------------------- */
 
+/* The floor of chat: one POST to the upstream itself. */
 static void
 http_send(struct conn *c)
 {
@@ -732,6 +744,7 @@ http_input(struct conn *c, const char *p, size_t n)
 
 /* ---- the state machine ------------------------------------------------ */
 
+/* Open a new connection in this slot. */
 static void
 conn_start(struct conn *c)
 {
@@ -889,6 +902,7 @@ conn_io(struct conn *c)
 
 /* ---- the floor server ------------------------------------------------- */
 
+/* The floor server's listening socket; its port is printed. */
 static int
 serve_listen(void)
 {
@@ -955,6 +969,7 @@ all_settled(void)
 	return (1);
 }
 
+/* The poll loop of every mode (lfd: serve's socket, or -1). */
 static void
 loop(int lfd)
 {
@@ -1020,6 +1035,7 @@ loop(int lfd)
 	}
 }
 
+/* The floor server: procs processes on one socket, until signalled. */
 static void
 serve(int procs, const char *cert, const char *key)
 {
@@ -1082,6 +1098,7 @@ num(const char *s, long lo, long hi, const char *opt)
 	return ((int)v);
 }
 
+/* The slots, all in state st. */
 static void
 alloc_conns(enum cstate st)
 {
@@ -1096,6 +1113,7 @@ alloc_conns(enum cstate st)
 	}
 }
 
+/* Write it all, or die. */
 static void
 xwrite(int fd, const void *buf, size_t len)
 {
@@ -1198,6 +1216,7 @@ clients(int procs)
 		waitpid(kids[i], NULL, 0);
 }
 
+/* A number of seconds from the command line. */
 static double
 seconds(const char *s)
 {
@@ -1223,6 +1242,7 @@ static struct {
 }		 segs[FORK_SEGS];
 static size_t	 nsegs;
 
+/* dl_iterate_phdr(3): note the read-only segments of an object. */
 static int
 fork_seg(struct dl_phdr_info *info, size_t size, void *arg)
 {
@@ -1275,6 +1295,7 @@ fork_read(size_t n, const char *anon, size_t anonpages)
 	return (sum);
 }
 
+/* Fork, touch like a worker, exit, reap; again until the time is up. */
 static void
 fork_floor(size_t kib, size_t rpages, size_t wpages)
 {
@@ -1309,6 +1330,7 @@ fork_floor(size_t kib, size_t rpages, size_t wpages)
 	}
 }
 
+/* The mode named last, with the options before it. */
 int
 main(int argc, char *argv[])
 {
