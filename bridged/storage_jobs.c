@@ -406,6 +406,15 @@ job_cancel_state(struct jdb_job *job)
 	    (long long)job->id);
 }
 
+/* KILL of a job that has ended: say how it ended. */
+static void
+job_ended_already(struct wreq *r, const struct jdb_job *job)
+{
+	snprintf(r->errbuf, sizeof(r->errbuf), "bad-argument job %lld is %s"
+	    " already", (long long)job->id, job_state_name(job->state));
+	r->error = r->errbuf;
+}
+
 /*
  * IMSG_WORKER_KILL (this identity's job), IMSG_CTL_JOBKILL (any): u32
  * id, u64 job. A queued or running job is cancelled; it is a write,
@@ -443,10 +452,7 @@ job_kill(struct ask *a)
 		return (NULL);
 	}
 	if (job.state != JOB_QUEUED && job.state != JOB_RUNNING) {
-		snprintf(r->errbuf, sizeof(r->errbuf), "bad-argument job %llu "
-		    "is %s already", (unsigned long long)jid,
-		    job_state_name(job.state));
-		r->error = r->errbuf;
+		job_ended_already(r, &job);
 		return (NULL);
 	}
 	if (group_join() == -1)
@@ -458,10 +464,7 @@ job_kill(struct ask *a)
 		    (int64_t)time(NULL))) == 1)
 			r->elsewhere = 1;
 		else if (rv == 0 && jdb_get(stor.jdb, job.id, &job) == 1) {
-			snprintf(r->errbuf, sizeof(r->errbuf), "bad-argument "
-			    "job %llu is %s already", (unsigned long long)jid,
-			    job_state_name(job.state));
-			r->error = r->errbuf;
+			job_ended_already(r, &job);
 			return (NULL);
 		}
 	}
