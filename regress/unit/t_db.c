@@ -1903,7 +1903,8 @@ t_pg_migrate(const char *target)
 	check("migrate-v1-v2", db != NULL && q_int(target, "SELECT"
 	    " max(version) FROM schema_version") == 2 && q_int(target,
 	    "SELECT count(*) FROM information_schema.columns WHERE"
-	    " table_name = 'jobs' AND column_name = 'cancel_requested'") == 1,
+	    " table_schema = current_schema() AND table_name = 'jobs' AND"
+	    " column_name = 'cancel_requested'") == 1,
 	    "version 1 not migrated to 2");
 	db_close(db);
 }
