@@ -23,6 +23,7 @@
 #define BRIDGED_SOCKET		"/var/run/bridged.sock"
 #define BRIDGED_PORT		65432
 #define BRIDGED_PREFORK		4
+#define PARENT_REFILL_WAIT	50		/* ms, a handshake's head start */
 #define BRIDGED_RENEW		256		/* clients, then a new template */
 #define BRIDGED_MAXCLIENTS	256
 #define BRIDGED_TIMEOUT		300		/* s, idle client */
@@ -625,7 +626,7 @@ const char	*import_build(const char *, size_t, struct ibuf *, char *,
 		    size_t);
 
 /* db.c */
-#define DB_VERSION		6		/* PRAGMA user_version */
+#define DB_VERSION		7		/* PRAGMA user_version */
 /* A stored text fits in one IMSG_STORAGE_ITEM. */
 #define DB_TEXT_MAX		(IMSG_MAXSIZE - 64)
 #define DB_CUT_ITEMS		1		/* left out for the count */
@@ -796,10 +797,10 @@ struct identity_row {
 
 int		 db_limits(struct db *, const char *, const struct limits *,
 		    struct limits *, char *, size_t);
-int		 db_usage_now(struct db *, const char *, int64_t,
+int		 db_usage_now(struct db *, const char *, int64_t, uint64_t,
 		    struct limit_use *);
 int		 db_usage_request(struct db *, const char *, const char *,
-		    int64_t);
+		    int64_t, int);
 int		 db_usage_tokens(struct db *, const char *, const char *,
 		    int64_t, uint64_t, uint64_t);
 int		 db_usage_list(struct db *, const char *, const char *,
@@ -932,9 +933,10 @@ struct db_acct_ops {
 		    int (*)(const struct token_info *, void *), void *);
 	int	(*token_revoke)(void *, int64_t, int64_t,
 		    char [IDENTITY_LEN + 1]);
-	int	(*usage_now)(void *, const char *, int64_t,
+	int	(*usage_now)(void *, const char *, int64_t, uint64_t,
 		    struct limit_use *);
-	int	(*usage_request)(void *, const char *, const char *, int64_t);
+	int	(*usage_request)(void *, const char *, const char *, int64_t,
+		    int);
 	int	(*usage_tokens)(void *, const char *, const char *, int64_t,
 		    uint64_t, uint64_t);
 	int	(*usage_list)(void *, const char *, const char *,
@@ -1854,6 +1856,7 @@ int		 is_loopback(const struct sockaddr_storage *);
 
 #define PROTO_AUTH_TRIES 3	/* wrong tokens, then BYE */
 #define PROTO_USAGE_DEFAULT	7	/* days */
+#define PROTO_STATE_EVERY	1000	/* ms: the parent's view while busy */
 #define PROTO_USAGE_MAX		366
 
 
@@ -1958,7 +1961,9 @@ struct proto {
 	int			 closed;
 	int			 eof;
 	int			 running;
-	int			 statedirty;
+	int			 statedirty;	/* model or mode: say now */
+	int			 statelazy;	/* counts: may wait */
+	uint64_t		 state_ms;	/* when the parent last heard */
 
 	/* input */
 	struct ibuf		*part;		/* a line being read */

@@ -577,21 +577,28 @@ db_limits(struct db *db, const char *identity, const struct limits *global,
 /*
  * What an identity uses: requests of the last minute, tokens today,
  * jobs running. In the caller's transaction, where the counts are, so
- * that several daemons sharing a database count together.
+ * that several daemons sharing a database count together. Requests
+ * are counted up to `upto', the limit that applies (0: not counted),
+ * so that the count costs no more than the limit allows.
  */
 int
 db_usage_now(struct db *db, const char *identity, int64_t now_ms,
-    struct limit_use *u)
+    uint64_t upto, struct limit_use *u)
 {
-	return (db->be->acct->usage_now(db->h, identity, now_ms, u));
+	return (db->be->acct->usage_now(db->h, identity, now_ms,
+	    upto > INT64_MAX ? INT64_MAX : upto, u));
 }
 
-/* An admitted request: counted for the minute and as a prompt today. */
+/*
+ * An admitted request: a prompt today and, while a requests limit
+ * applies to the identity (`minute'), one of the minute's requests.
+ */
 int
 db_usage_request(struct db *db, const char *identity, const char *model,
-    int64_t now_ms)
+    int64_t now_ms, int minute)
 {
-	return (db->be->acct->usage_request(db->h, identity, model, now_ms));
+	return (db->be->acct->usage_request(db->h, identity, model, now_ms,
+	    minute));
 }
 
 /* Tokens an answer used, as the upstream counted them. */

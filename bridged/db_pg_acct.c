@@ -33,8 +33,9 @@ static const char sql_tok_revoke[] =
 static const char sql_tok_revoked[] =
     "SELECT hash FROM tokens WHERE revoked >= $1 ORDER BY revoked";
 static const char sql_recent[] =
-    "SELECT count(*), coalesce(min(time), 0) FROM requests"
-    " WHERE identity = $1 AND time > $2";
+    "SELECT count(*), coalesce(min(time), 0) FROM (SELECT time FROM"
+    " requests WHERE identity = $1 AND time > $2 ORDER BY time LIMIT $3)"
+    " AS r";
 static const char sql_today[] =
     "SELECT coalesce(sum(tokens_in + tokens_out), 0) FROM usage"
     " WHERE identity = $1 AND day = $2";
@@ -54,7 +55,8 @@ static const char sql_tokens[] =
     " DO UPDATE SET tokens_in = u.tokens_in + excluded.tokens_in,"
     " tokens_out = u.tokens_out + excluded.tokens_out";
 static const char sql_touch[] =
-    "UPDATE identities SET last_seen = $2 WHERE identity = $1";
+    "UPDATE identities SET last_seen = $2 WHERE identity = $1"
+    " AND last_seen < $2";
 static const char sql_usage_list[] =
     "SELECT identity, day, model, prompts, tokens_in, tokens_out FROM usage"
     " WHERE identity >= $1 AND identity < $2 AND day >= $3"
@@ -62,7 +64,9 @@ static const char sql_usage_list[] =
 static const char sql_seen[] =
     "INSERT INTO identities (identity, how, first_seen, last_seen)"
     " VALUES ($1, $2, $3, $3) ON CONFLICT (identity) DO UPDATE SET"
-    " how = excluded.how, last_seen = excluded.last_seen";
+    " how = excluded.how, last_seen = excluded.last_seen"
+    " WHERE identities.how <> excluded.how"
+    " OR identities.last_seen < excluded.last_seen";
 static const char sql_identities[] =
     "SELECT i.identity, i.how, i.first_seen, i.last_seen,"
     " (SELECT count(*) FROM conversations c"
@@ -262,15 +266,42 @@ pu_two(struct pgdb *db, const char *sql, const char *s, int64_t bi,
 	return (ok ? 0 : -1);
 }
 
-/* Requests of the last minute, tokens today, jobs running. */
+/* The oldest `upto' requests of the last minute: how many, the first. */
 static int
-pu_now(void *h, const char *identity, int64_t now_ms, struct limit_use *u)
+pu_recent(struct pgdb *db, const char *identity, int64_t since,
+    uint64_t upto, int64_t *n, int64_t *oldest)
+{
+	struct pq_args		 a;
+	struct pg_result	*r;
+	int			 ok;
+
+	*n = *oldest = 0;
+	if (upto == 0)
+		return (0);
+	pa_init(&a);
+	pa_text(&a, identity);
+	pa_int(&a, since);
+	pa_int(&a, (int64_t)upto);
+	if ((r = pq_query(db, sql_recent, &a)) == NULL)
+		return (-1);
+	if ((ok = pq_rows(r) == 1)) {
+		*n = pq_int(r, 0, 0);
+		*oldest = pq_int(r, 0, 1);
+	}
+	pq_clear(r);
+	return (ok ? 0 : -1);
+}
+
+/* Requests of the last minute (up to `upto'), tokens today, jobs running. */
+static int
+pu_now(void *h, const char *identity, int64_t now_ms, uint64_t upto,
+    struct limit_use *u)
 {
 	char	 day[LIMITS_DAY_LEN];
 	int64_t	 n, oldest, tokens;
 
 	limits_day(now_ms / 1000, day);
-	if (pu_two(h, sql_recent, identity, now_ms - WINDOW_MS, NULL, &n,
+	if (pu_recent(h, identity, now_ms - WINDOW_MS, upto, &n,
 	    &oldest) == -1 ||
 	    pu_two(h, sql_today, identity, 0, day, &tokens, NULL) == -1)
 		return (-1);
@@ -284,23 +315,36 @@ pu_now(void *h, const char *identity, int64_t now_ms, struct limit_use *u)
 	return (0);
 }
 
-/* An admitted request: counted for the minute and as a prompt today. */
+/* One of the minute's requests; older ones go. */
 static int
-pu_request(void *h, const char *identity, const char *model, int64_t now_ms)
+pu_minute(struct pgdb *db, const char *identity, int64_t now_ms)
+{
+	struct pq_args	 a;
+
+	pa_init(&a);
+	pa_text(&a, identity);
+	pa_int(&a, now_ms - WINDOW_MS);
+	if (pq_cmd(db, sql_prune, &a) == -1)
+		return (-1);
+	pa_init(&a);
+	pa_text(&a, identity);
+	pa_int(&a, now_ms);
+	return (pq_cmd(db, sql_request, &a) == -1 ? -1 : 0);
+}
+
+/*
+ * An admitted request: a prompt today, and one of the minute's
+ * requests while a limit counts them.
+ */
+static int
+pu_request(void *h, const char *identity, const char *model, int64_t now_ms,
+    int minute)
 {
 	struct pq_args	 a;
 	char		 day[LIMITS_DAY_LEN];
 
 	limits_day(now_ms / 1000, day);
-	pa_init(&a);
-	pa_text(&a, identity);
-	pa_int(&a, now_ms - WINDOW_MS);
-	if (pq_cmd(h, sql_prune, &a) == -1)
-		return (-1);
-	pa_init(&a);
-	pa_text(&a, identity);
-	pa_int(&a, now_ms);
-	if (pq_cmd(h, sql_request, &a) == -1)
+	if (minute && pu_minute(h, identity, now_ms) == -1)
 		return (-1);
 	pa_init(&a);
 	pa_text(&a, identity);

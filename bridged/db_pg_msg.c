@@ -81,7 +81,9 @@ static const char sql_conv_owned[] =
     "SELECT 1 FROM conversations WHERE id = $1 AND client_id = $2";
 static const char sql_conv_touch[] =
     "UPDATE conversations SET last_used = greatest(last_used, $2),"
-    " use_order = nextval('use_order_seq') WHERE id = $1";
+    " use_order = nextval('use_order_seq') WHERE id = $1 AND NOT"
+    " (last_used >= $2 AND use_order = (SELECT max(o.use_order)"
+    " FROM conversations o WHERE o.client_id = conversations.client_id))";
 static const char sql_conv_last[] =
     "SELECT " CONV_COLUMNS " FROM conversations c"
     " WHERE c.client_id = $1 ORDER BY c.use_order DESC LIMIT 1";

@@ -214,6 +214,44 @@ static const char sq_schema_v6[] =
 	"CREATE INDEX IF NOT EXISTS events_identity"
 	" ON events (identity, id);";
 
+/*
+ * Version 7: messages are indexed for search in batches. A stored
+ * message waits in search_pending until a batch is whole or a search
+ * comes; deleting or changing one that waits does not touch the index.
+ * Usage rows live in their key's b-tree alone (WITHOUT ROWID): one
+ * page written a prompt, not two.
+ */
+static const char sq_schema_v7[] =
+	"CREATE TABLE usage_v7 ("
+	" identity TEXT NOT NULL,"
+	" day TEXT NOT NULL,"
+	" model TEXT NOT NULL,"
+	" prompts INTEGER NOT NULL DEFAULT 0,"
+	" tokens_in INTEGER NOT NULL DEFAULT 0,"
+	" tokens_out INTEGER NOT NULL DEFAULT 0,"
+	" PRIMARY KEY (identity, day, model)) WITHOUT ROWID;"
+	"INSERT INTO usage_v7 SELECT identity, day, model, prompts,"
+	" tokens_in, tokens_out FROM usage;"
+	"DROP TABLE usage;"
+	"ALTER TABLE usage_v7 RENAME TO usage;"
+	"CREATE TABLE search_pending (id INTEGER PRIMARY KEY);"
+	"DROP TRIGGER messages_fts_insert;"
+	"DROP TRIGGER messages_fts_delete;"
+	"DROP TRIGGER messages_fts_update;"
+	"CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN"
+	" INSERT INTO search_pending (id) VALUES (new.id); END;"
+	"CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN"
+	" INSERT INTO messages_fts (messages_fts, rowid, content)"
+	" SELECT 'delete', old.id, old.content WHERE NOT EXISTS"
+	" (SELECT 1 FROM search_pending WHERE id = old.id);"
+	" DELETE FROM search_pending WHERE id = old.id; END;"
+	"CREATE TRIGGER messages_fts_update AFTER UPDATE OF content"
+	" ON messages BEGIN"
+	" INSERT INTO messages_fts (messages_fts, rowid, content)"
+	" SELECT 'delete', old.id, old.content WHERE NOT EXISTS"
+	" (SELECT 1 FROM search_pending WHERE id = old.id);"
+	" INSERT OR IGNORE INTO search_pending (id) VALUES (new.id); END;";
+
 #define DB_EXTRA_MAX	96		/* statements of the families */
 
 struct sqdb {
@@ -371,6 +409,10 @@ sq_migrate(struct sqdb *db, long long from)
 	}
 	if (from < 6) {
 		if (sq_exec(db, sq_schema_v6) == -1)
+			goto fail;
+	}
+	if (from < 7) {
+		if (sq_exec(db, sq_schema_v7) == -1)
 			goto fail;
 	}
 	(void)snprintf(sql, sizeof(sql), "PRAGMA application_id = %d;"

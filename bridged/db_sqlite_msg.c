@@ -46,8 +46,20 @@ enum msg_stmt {
 	ST_CONV_DEL_CHUNKS,
 	ST_CONV_DEL_JOBS,
 	ST_SEARCH,
+	ST_UNINDEXED,
+	ST_INDEX,
+	ST_INDEXED,
+	ST_INDEX_BEGIN,
+	ST_INDEX_COMMIT,
+	ST_INDEX_ROLLBACK,
 	ST_MAX
 };
+
+/*
+ * Messages wait in search_pending to be indexed for search together:
+ * a batch costs the FTS index about what one message alone would.
+ */
+#define SEARCH_BATCH	128
 
 /* The order of use: each use of a conversation comes after all others. */
 #define USE_NEXT \
@@ -127,7 +139,10 @@ static const char *const msg_sql[ST_MAX] = {
 	    "SELECT 1 FROM conversations WHERE id = ?1 AND client_id = ?2",
 	[ST_CONV_TOUCH] =
 	    "UPDATE conversations SET last_used = max(last_used, ?2),"
-	    " use_order = " USE_NEXT " WHERE id = ?1",
+	    " use_order = " USE_NEXT " WHERE id = ?1 AND NOT"
+	    " (last_used >= ?2 AND use_order = (SELECT max(o.use_order)"
+	    " FROM conversations o"
+	    " WHERE o.client_id = conversations.client_id))",
 	[ST_CONV_LAST] =
 	    "SELECT " CONV_COLUMNS " FROM conversations c"
 	    " WHERE c.client_id = ?1 ORDER BY c.use_order DESC LIMIT 1",
@@ -169,6 +184,20 @@ static const char *const msg_sql[ST_MAX] = {
 	    " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
 	    " WHERE messages_fts MATCH ?1 AND m.client_id = ?2"
 	    " ORDER BY m.id DESC LIMIT ?3",
+	[ST_UNINDEXED] =
+	    "SELECT count(*) FROM (SELECT 1 FROM search_pending LIMIT ?1)",
+	[ST_INDEX] =
+	    "INSERT INTO messages_fts (rowid, content) SELECT m.id, m.content"
+	    " FROM search_pending p JOIN messages m ON m.id = p.id"
+	    " ORDER BY p.id",
+	[ST_INDEXED] =
+	    "DELETE FROM search_pending",
+	[ST_INDEX_BEGIN] =
+	    "BEGIN IMMEDIATE",
+	[ST_INDEX_COMMIT] =
+	    "COMMIT",
+	[ST_INDEX_ROLLBACK] =
+	    "ROLLBACK",
 };
 
 
@@ -223,7 +252,60 @@ msg_done(struct sqdb *db, enum msg_stmt s)
 	return (rc == SQLITE_DONE ? 0 : -1);
 }
 
-/* A conversation was used now: it goes first in the list. */
+/*
+ * Index for search the messages waiting in search_pending, in the
+ * open transaction.
+ */
+static int
+sm_index(struct sqdb *db)
+{
+	if (msg_done(db, ST_INDEX) == -1 || msg_done(db, ST_INDEXED) == -1)
+		return (-1);
+	return (0);
+}
+
+/* A message was stored: index the batch once it is whole. */
+static int
+sm_index_batch(struct sqdb *db)
+{
+	sqlite3_stmt	*st = ms(db, ST_UNINDEXED);
+	int64_t		 n = 0;
+	int		 rc;
+
+	sqlite3_bind_int(st, 1, SEARCH_BATCH);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	else
+		msg_err(db, ST_UNINDEXED);
+	msg_reset(db, ST_UNINDEXED);
+	if (rc != SQLITE_ROW)
+		return (-1);
+	return (n >= SEARCH_BATCH ? sm_index(db) : 0);
+}
+
+/*
+ * Before a search: index what waits, in a transaction of its own
+ * unless the caller has one open.
+ */
+static int
+sm_index_all(struct sqdb *db)
+{
+	if (!sqlite3_get_autocommit(sq_sqlite(db)))
+		return (sm_index(db));
+	if (msg_done(db, ST_INDEX_BEGIN) == -1)
+		return (-1);
+	if (sm_index(db) == -1 || msg_done(db, ST_INDEX_COMMIT) == -1) {
+		if (!sqlite3_get_autocommit(sq_sqlite(db)))
+			(void)msg_done(db, ST_INDEX_ROLLBACK);
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * A conversation was used now: it goes first in the list (no write
+ * when it is first already and was used this second).
+ */
 static int
 sm_conv_touch(void *h, int64_t conv, int64_t now)
 {
@@ -272,6 +354,8 @@ sm_store(void *h, const char *client, int64_t conv, uint64_t key,
 		return (-1);
 	if (sq_changes(db) == 1) {
 		*rowid = sq_last_rowid(db);
+		if (sm_index_batch(db) == -1)
+			return (-1);
 		return (sm_conv_touch(db, conv, now));
 	}
 	sqlite3_bind_text(dup, 1, client, -1, SQLITE_STATIC);
@@ -876,7 +960,8 @@ sm_search(void *h, const char *client, const char *words, uint32_t max,
 	char		*q;
 	int		 rc, ret = 0;
 
-	if (msg_ready(db) == -1 || (q = db_search_words(words)) == NULL)
+	if (msg_ready(db) == -1 || sm_index_all(db) == -1 ||
+	    (q = db_search_words(words)) == NULL)
 		return (-1);
 	st = ms(db, ST_SEARCH);
 	sqlite3_bind_text(st, 1, q, -1, SQLITE_STATIC);

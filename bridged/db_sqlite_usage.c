@@ -18,8 +18,8 @@
 #define WINDOW_MS	60000		/* requests per minute */
 
 static const char sql_recent[] =
-    "SELECT count(*), coalesce(min(time), 0) FROM requests"
-    " WHERE identity = ?1 AND time > ?2";
+    "SELECT count(*), coalesce(min(time), 0) FROM (SELECT time FROM"
+    " requests WHERE identity = ?1 AND time > ?2 ORDER BY time LIMIT ?3)";
 static const char sql_today[] =
     "SELECT coalesce(sum(tokens_in + tokens_out), 0) FROM usage"
     " WHERE identity = ?1 AND day = ?2";
@@ -45,9 +45,12 @@ static const char sql_list[] =
 static const char sql_seen[] =
     "INSERT INTO identities (identity, how, first_seen, last_seen)"
     " VALUES (?1, ?2, ?3, ?3) ON CONFLICT (identity) DO UPDATE SET"
-    " how = excluded.how, last_seen = excluded.last_seen";
+    " how = excluded.how, last_seen = excluded.last_seen"
+    " WHERE identities.how <> excluded.how"
+    " OR identities.last_seen < excluded.last_seen";
 static const char sql_touch[] =
-    "UPDATE identities SET last_seen = ?2 WHERE identity = ?1";
+    "UPDATE identities SET last_seen = ?2 WHERE identity = ?1"
+    " AND last_seen < ?2";
 static const char sql_identities[] =
     "SELECT i.identity, i.how, i.first_seen, i.last_seen,"
     " (SELECT count(*) FROM conversations c"
@@ -83,12 +86,38 @@ query_two(struct sqdb *db, const char *sql, const char *a, int64_t bi,
 	return (rc == SQLITE_ROW ? 0 : -1);
 }
 
+/* The oldest `upto' requests of the last minute: how many, the first. */
+static int
+su_recent(struct sqdb *db, const char *identity, int64_t since,
+    uint64_t upto, int64_t *n, int64_t *oldest)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	*n = *oldest = 0;
+	if (upto == 0)
+		return (0);
+	if ((st = sq_stmt(db, sql_recent)) == NULL)
+		return (-1);
+	sqlite3_bind_text(st, 1, identity, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, since);
+	sqlite3_bind_int64(st, 3, (int64_t)upto);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*n = sqlite3_column_int64(st, 0);
+		*oldest = sqlite3_column_int64(st, 1);
+	} else
+		sq_fail(db, st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return (rc == SQLITE_ROW ? 0 : -1);
+}
+
 /*
- * What an identity uses: requests of the last minute, tokens today,
- * jobs running.
+ * What an identity uses: requests of the last minute (up to `upto'),
+ * tokens today, jobs running.
  */
 static int
-su_usage_now(void *h, const char *identity, int64_t now_ms,
+su_usage_now(void *h, const char *identity, int64_t now_ms, uint64_t upto,
     struct limit_use *u)
 {
 	struct sqdb	*db = h;
@@ -96,7 +125,7 @@ su_usage_now(void *h, const char *identity, int64_t now_ms,
 	int64_t	 n, oldest, tokens;
 
 	limits_day(now_ms / 1000, day);
-	if (query_two(db, sql_recent, identity, now_ms - WINDOW_MS, NULL, &n,
+	if (su_recent(db, identity, now_ms - WINDOW_MS, upto, &n,
 	    &oldest) == -1 ||
 	    query_two(db, sql_today, identity, 0, day, &tokens, NULL) == -1)
 		return (-1);
@@ -120,16 +149,12 @@ bind_key(sqlite3_stmt *st, const char *identity, const char *day,
 	sqlite3_bind_text(st, 3, model, -1, SQLITE_STATIC);
 }
 
-/* An admitted request: counted for the minute and as a prompt today. */
+/* One of the minute's requests; older ones go. */
 static int
-su_usage_request(void *h, const char *identity, const char *model,
-    int64_t now_ms)
+su_minute(struct sqdb *db, const char *identity, int64_t now_ms)
 {
-	struct sqdb	*db = h;
 	sqlite3_stmt	*st;
-	char		 day[LIMITS_DAY_LEN];
 
-	limits_day(now_ms / 1000, day);
 	if ((st = sq_stmt(db, sql_prune)) == NULL)
 		return (-1);
 	sqlite3_bind_text(st, 1, identity, -1, SQLITE_STATIC);
@@ -138,7 +163,25 @@ su_usage_request(void *h, const char *identity, const char *model,
 		return (-1);
 	sqlite3_bind_text(st, 1, identity, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now_ms);
-	if (sq_run(db, st) == -1 || (st = sq_stmt(db, sql_prompt)) == NULL)
+	return (sq_run(db, st));
+}
+
+/*
+ * An admitted request: a prompt today, and one of the minute's
+ * requests while a limit counts them.
+ */
+static int
+su_usage_request(void *h, const char *identity, const char *model,
+    int64_t now_ms, int minute)
+{
+	struct sqdb	*db = h;
+	sqlite3_stmt	*st;
+	char		 day[LIMITS_DAY_LEN];
+
+	limits_day(now_ms / 1000, day);
+	if (minute && su_minute(db, identity, now_ms) == -1)
+		return (-1);
+	if ((st = sq_stmt(db, sql_prompt)) == NULL)
 		return (-1);
 	bind_key(st, identity, day, model);
 	if (sq_run(db, st) == -1 || (st = sq_stmt(db, sql_touch)) == NULL)

@@ -57,7 +57,7 @@ static time_t		 started;
 static int		 stopping;
 static uint32_t		 next_wid = 1;
 static uint32_t		 next_gen = 1;
-static struct ev_timer	 restart_timer, stop_timer;
+static struct ev_timer	 restart_timer, stop_timer, refill_timer;
 static struct backoff	 backoff[PROC_MAX];
 static struct parent_stats stats;
 
@@ -603,9 +603,27 @@ parent_accept(struct listen_conf *l, int fd, struct sockaddr_storage *ss)
 		    t->served);
 		template_retire(t, why);
 		parent_roles_update(NULL);
+	} else if (parent_idle_worker() != NULL) {
+		/*
+		 * A fork and a new worker's rehearsal now would take the
+		 * CPU the client's handshake needs: the pool refills once
+		 * the worker says the session began (its first state), or
+		 * after PARENT_REFILL_WAIT, unless no worker is left idle.
+		 */
+		if (!ev_timer_pending(&refill_timer))
+			ev_timer_add(&refill_timer, PARENT_REFILL_WAIT);
 	} else
 		parent_pool_update();
 	return (parent_idle_worker() != NULL);
+}
+
+/* After a handshake: the pool refills (refill_timer, or a state). */
+static void
+parent_refill(void *arg)
+{
+	(void)arg;
+	ev_timer_del(&refill_timer);
+	parent_pool_update();
 }
 
 /* Start what is missing of storage, provider, control and template. */
@@ -1294,6 +1312,8 @@ parent_dispatch_worker(struct child *c, struct imsg *imsg)
 		    "WXYZ0123456789._-/:@") != strlen(s))
 			return (-1);
 		strlcpy(c->model, s, sizeof(c->model));
+		if (ev_timer_pending(&refill_timer))
+			parent_refill(NULL);
 		return (0);
 	case IMSG_WORKER_EVENT:
 		s = ir_str(&ir);
@@ -1563,6 +1583,7 @@ parent_main(struct bridged_conf *conf, const char *file, const char *argv0,
 	ev_signal(SIGTERM, parent_sigterm, NULL);
 	ev_signal(SIGINT, parent_sigterm, NULL);
 	ev_timer_set(&restart_timer, parent_roles_update, NULL);
+	ev_timer_set(&refill_timer, parent_refill, NULL);
 	if (sandbox_enter(SANDBOX_PARENT, NULL) == -1)
 		fatalx("cannot sandbox the parent");
 

@@ -645,6 +645,7 @@ syntax_error(void)
 		lerror(yylval.lineno, "syntax error");
 }
 
+/* bsearch(3) order of the keyword table. */
 static int
 kw_cmp(const void *k, const void *e)
 {
@@ -744,6 +745,7 @@ lgetc(void)
 	return (c);
 }
 
+/* Push a character back for lgetc to read again. */
 static void
 lungetc(int c)
 {
@@ -1124,6 +1126,7 @@ cmdline_symset(char *s)
 	return (ret);
 }
 
+/* The value of a macro, or NULL. */
 static char *
 symget(const char *name)
 {
@@ -1178,6 +1181,7 @@ setstr(char *dst, size_t len, char *s, const char *what)
 	return (ret);
 }
 
+/* A number within its bounds; else an error that says them. */
 static int
 inrange(const char *what, long long v, long long lo, long long hi)
 {
@@ -1189,6 +1193,7 @@ inrange(const char *what, long long v, long long lo, long long hi)
 	return (1);
 }
 
+/* A size within its bounds; else an error that says them in units. */
 static int
 sizerange(const char *what, long long v, long long lo, long long hi)
 {
@@ -1399,6 +1404,7 @@ is_loopback(const struct sockaddr_storage *ss)
 	return (0);
 }
 
+/* Whether an address is the wildcard (0.0.0.0 or ::). */
 static int
 is_any(const struct sockaddr_storage *ss)
 {
@@ -1432,6 +1438,7 @@ same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 	    a6->sin6_scope_id == b6->sin6_scope_id);
 }
 
+/* An address as numbers, for messages and -n. */
 static void
 print_addr(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
@@ -1595,6 +1602,7 @@ provider_end(void)
 	prov = NULL;
 }
 
+/* What a configuration holds before the file says otherwise. */
 static void
 conf_defaults(struct bridged_conf *c)
 {

@@ -919,8 +919,14 @@ proto_run(struct proto *p)
 	p->running = 0;
 	if (p->closed)
 		return;
-	if (p->statedirty) {
-		p->statedirty = 0;
+	/*
+	 * A new model or mode at once; new counts between commands, or
+	 * once a second while a long run goes on.
+	 */
+	if (p->statedirty || (p->statelazy && (p->op == OP_NONE ||
+	    p->ops->now(p->arg) - p->state_ms >= PROTO_STATE_EVERY))) {
+		p->statedirty = p->statelazy = 0;
+		p->state_ms = p->ops->now(p->arg);
 		p->ops->state(p->arg, p->model, p->messages, p->bytes_in,
 		    p->bytes_out, p->mode);
 	}
@@ -1435,7 +1441,7 @@ proto_storage_stored(struct proto *p, uint32_t id, uint64_t rowid)
 			pr->mstate = SS_OK;
 		}
 		p->messages++;
-		p->statedirty = 1;
+		p->statelazy = 1;
 		prompt_check_end(p);
 	} else if (p->op == OP_PROMPT && id == pr->sumstore) {
 		pr->sumstore = 0;

@@ -70,7 +70,8 @@ admit(const char *identity, const char *model, const char *model_b,
 
 	if (db_limits(stor.db, identity, &stor.conf->g.limits, &lim, models,
 	    sizeof(models)) == -1 ||
-	    db_usage_now(stor.db, identity, now_ms, &use) == -1)
+	    db_usage_now(stor.db, identity, now_ms, lim.requests,
+	    &use) == -1)
 		return (-1);
 	if (!limits_model_ok(models, model) || (*model_b != '\0' &&
 	    !limits_model_ok(models, model_b))) {
@@ -87,7 +88,8 @@ admit(const char *identity, const char *model, const char *model_b,
 		    (unsigned long long)allowed);
 		return (1);
 	}
-	if (db_usage_request(stor.db, identity, model, now_ms) == -1) {
+	if (db_usage_request(stor.db, identity, model, now_ms,
+	    lim.requests > 0) == -1) {
 		group_fail_if_lost();
 		return (-1);
 	}
@@ -206,7 +208,8 @@ worker_usage_get(struct ask *a)
 		rv = db_limits(stor.db, w->identity, &stor.conf->g.limits, &lim,
 		    NULL, 0);
 	if (rv == 0)
-		rv = db_usage_now(stor.db, w->identity, wall_ms(), &use);
+		rv = db_usage_now(stor.db, w->identity, wall_ms(),
+		    lim.requests, &use);
 	if (rv == -1) {
 		answer_error(w, a->id, "database error");
 		return (NULL);

@@ -9,7 +9,8 @@
  * The interposer also learns the server's SSL_CTX, so that the template
  * can turn off OpenSSL's session cache: a worker's cache dies with the
  * worker unused (resumption is by ticket), and filling it writes to
- * pages the worker shares with its template, each write a page copy.
+ * pages the worker shares with its template, each write a page copy;
+ * and can have records read whole (read-ahead).
  */
 
 #include <sys/types.h>
@@ -78,6 +79,12 @@ tls_ticket_nocache(void)
 	    SSL_SESS_CACHE_OFF, NULL);
 	/* An idle session holds no record buffers (2 x 16 KiB and more). */
 	(void)ctrl(server_ctx, SSL_CTRL_MODE, SSL_MODE_RELEASE_BUFFERS, NULL);
+	/*
+	 * A record in one read, not its header and then its body: what
+	 * arrived together is read together (the worker reads until
+	 * libtls wants more, so nothing waits unseen in its buffer).
+	 */
+	(void)ctrl(server_ctx, SSL_CTRL_SET_READ_AHEAD, 1, NULL);
 }
 
 #else

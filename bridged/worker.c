@@ -37,6 +37,7 @@
 #define WORKER_PART_MAX		(1024 * 1024)	/* a GEN_PART */
 #define WORKER_CLOSE_WAIT	10		/* s, to write the last */
 #define WORKER_DRAIN_WAIT	3000		/* ms, channels at exit */
+#define WORKER_METRIC_HOLD	1000		/* ms a metric may wait */
 #define WORKER_REASON_MAX	256
 
 enum worker_state {
@@ -134,7 +135,7 @@ worker_exit(const char *why)
 		op_event(NULL, line);
 		log_debug("session %u: %s", w.sid, line);
 	}
-	if (w.cctx != NULL)
+	if (w.cctx != NULL && w.fd != -1)
 		(void)tls_close(w.cctx);
 	drain_for(&w.storage, WORKER_DRAIN_WAIT);
 	drain_for(&w.provider, WORKER_DRAIN_WAIT);
@@ -144,34 +145,71 @@ worker_exit(const char *why)
 }
 
 /*
- * The client's socket: TLS or plain, non-blocking. Reads and writes
- * return bytes, 0 at EOF, -1 on error, TLS_WANT_POLLIN/POLLOUT.
+ * The client's socket, read (plain, or by libtls once there is one):
+ * bytes, 0 at EOF, -1 on error, TLS_WANT_POLLIN for none yet.
  */
 static ssize_t
-conn_read(void *buf, size_t len)
+client_cb_read(struct tls *ctx, void *buf, size_t len, void *arg)
 {
 	ssize_t	 n;
 
-	if (w.tls)
-		return (tls_read(w.cctx, buf, len));
+	(void)ctx;
+	(void)arg;
 	if ((n = read(w.fd, buf, len)) == -1 &&
 	    (errno == EAGAIN || errno == EINTR))
 		return (TLS_WANT_POLLIN);
 	return (n);
 }
 
+/* The client's socket, written (plain, or by libtls). */
+static ssize_t
+client_cb_write(struct tls *ctx, const void *buf, size_t len, void *arg)
+{
+	ssize_t	 n;
+
+	(void)ctx;
+	(void)arg;
+	if ((n = write(w.fd, buf, len)) == -1 &&
+	    (errno == EAGAIN || errno == EINTR))
+		return (TLS_WANT_POLLOUT);
+	return (n);
+}
+
+/*
+ * The client's TLS state, made while the worker waits: only the socket
+ * is missing then, and the client does not wait for OpenSSL to make a
+ * connection (SSL_new is most of a millisecond in a new process).
+ */
+static void
+tls_prepare(void)
+{
+	if (w.tlsctx != NULL && tls_accept_cbs(w.tlsctx, &w.cctx, client_cb_read,
+	    client_cb_write, NULL) == -1) {
+		log_warnx("%s: tls_accept_cbs: %s", __func__,
+		    tls_error(w.tlsctx));
+		w.cctx = NULL;
+	}
+}
+
+/*
+ * The client's socket: TLS or plain, non-blocking. Reads and writes
+ * return bytes, 0 at EOF, -1 on error, TLS_WANT_POLLIN/POLLOUT.
+ */
+static ssize_t
+conn_read(void *buf, size_t len)
+{
+	if (w.tls)
+		return (tls_read(w.cctx, buf, len));
+	return (client_cb_read(NULL, buf, len, NULL));
+}
+
 /* Write to the client, through TLS or not, libtls's way. */
 static ssize_t
 conn_write(const void *buf, size_t len)
 {
-	ssize_t	 n;
-
 	if (w.tls)
 		return (tls_write(w.cctx, buf, len));
-	if ((n = send(w.fd, buf, len, MSG_NOSIGNAL)) == -1 &&
-	    (errno == EAGAIN || errno == EINTR))
-		return (TLS_WANT_POLLOUT);
-	return (n);
+	return (client_cb_write(NULL, buf, len, NULL));
 }
 
 /* May the client's input be read now? */
@@ -228,7 +266,7 @@ client_update(void)
 		if (ev == 0)
 			ev_del(w.fd);
 		else
-			ev_set(w.fd, ev, client_event, NULL);
+			ev_set(w.fd, ev | EV_EAGER, client_event, NULL);
 	}
 	/* A client that does not read must not make us hoard the answer. */
 	if (!w.provider.dead) {
@@ -365,7 +403,7 @@ client_event(int fd, int events, void *arg)
 	}
 	if ((events & (EV_WRITE | EV_READ)) && ibuf_left(w.out) > 0)
 		client_write();
-	if (events & (EV_READ | EV_WRITE))
+	if ((events & EV_READ) || ((events & EV_WRITE) && w.read_wants_write))
 		client_read();
 	client_update();
 }
@@ -406,14 +444,16 @@ close_timeout(void *arg)
  * The output functions of the session (struct proto_ops).
  */
 
-/* proto_ops: bytes for the client. */
+/*
+ * proto_ops: bytes for the client. They go out before the loop polls
+ * again (EV_EAGER), with whatever else this round writes: one record.
+ */
 static void
 op_write(void *arg, const void *data, size_t len)
 {
 	(void)arg;
 	if (ibuf_add(w.out, data, len) == -1)
 		fatal("%s", __func__);
-	client_write();
 	client_update();
 }
 
@@ -556,7 +596,8 @@ gen_metric(struct gate *g, const char *code, const char *limit,
 		ibuf_free(b);
 		return;
 	}
-	channel_send(parent_chan, b);
+	/* Counted only: it goes with the next message, or in a second. */
+	channel_send_later(parent_chan, b, WORKER_METRIC_HOLD);
 }
 
 /* A generation ended upstream: its tokens count for the identity. */
@@ -794,14 +835,25 @@ op_now(void *arg)
 	return (ev_now_ms());
 }
 
-/* proto_ops: 64 random bits. */
+/*
+ * proto_ops: 64 random bits, a message key (no secret), drawn 32 at a
+ * time: a prompt takes two. The pool fills in the worker, never in the
+ * template, so no two workers share one.
+ */
 static uint64_t
 op_random(void *arg)
 {
+	static uint64_t	 pool[32];
+	static size_t	 left;
 	uint64_t	 v;
 
 	(void)arg;
-	arc4random_buf(&v, sizeof(v));
+	if (left == 0) {
+		arc4random_buf(pool, sizeof(pool));
+		left = sizeof(pool) / sizeof(pool[0]);
+	}
+	v = pool[--left];
+	pool[left] = 0;
 	return (v);
 }
 
@@ -980,6 +1032,10 @@ client_start(struct imsg *imsg)
 	if ((w.out = ibuf_open(4096)) == NULL)
 		fatal("%s", __func__);
 	if (!w.tls) {
+		if (w.cctx != NULL) {
+			tls_free(w.cctx);
+			w.cctx = NULL;
+		}
 		session_begin();
 		return;
 	}
@@ -988,11 +1044,10 @@ client_start(struct imsg *imsg)
 		    __func__);
 		worker_exit("no TLS");
 	}
-	if (tls_accept_socket(w.tlsctx, &w.cctx, w.fd) == -1) {
-		log_warnx("%s: tls_accept_socket: %s", __func__,
-		    tls_error(w.tlsctx));
-		worker_exit("tls_accept_socket failed");
-	}
+	if (w.cctx == NULL)
+		tls_prepare();
+	if (w.cctx == NULL)
+		worker_exit("tls_accept_cbs failed");
 	w.state = W_HANDSHAKE;
 	ev_timer_add(&w.handshake_timer,
 	    (uint64_t)w.conf->g.handshake_timeout * 1000);
@@ -1487,6 +1542,7 @@ worker_main(struct bridged_conf *conf, struct tls *tlsctx, int fd,
 		fatalx("sandbox");
 	/* Idle until the parent hears of it: rehearse TLS meanwhile. */
 	tls_rehearse(tlsctx);
+	tls_prepare();
 	sigprocmask(SIG_SETMASK, old, NULL);
 	child_ready();
 	child_dispatch(worker_dispatch_parent);

@@ -1,7 +1,8 @@
 /*
  * channel.c: an imsgbuf driven by the event loop. Reading is paced by
  * the owner (channel_pause), writing follows the queue: the channel
- * asks for EV_WRITE exactly while something is queued.
+ * asks for EV_WRITE exactly while something is queued, eagerly, so
+ * that a round's messages leave together before the loop polls.
  */
 
 #include <sys/types.h>
@@ -12,6 +13,7 @@
 #include "util.h"
 
 static void	channel_event(int, int, void *);
+static void	channel_release(struct channel *);
 
 /* Poll for what the channel needs: read unless paused, write if queued. */
 static void
@@ -22,14 +24,15 @@ channel_update(struct channel *ch)
 	if (ch->dead)
 		return;
 	ev = ch->paused ? 0 : EV_READ;
-	if (ch->ibuf.queued > 0)
+	if (ch->ibuf.queued > 0 && !ch->held)
 		ev |= EV_WRITE;
 	if (ev != ch->events) {
 		ch->events = ev;
 		if (ev == 0)
 			ev_del(ch->ibuf.fd);
 		else
-			ev_set(ch->ibuf.fd, ev, channel_event, ch);
+			ev_set(ch->ibuf.fd, ev | EV_EAGER, channel_event,
+			    ch);
 	}
 }
 
@@ -49,6 +52,8 @@ channel_init(struct channel *ch, int fd,
 	ch->dead = 0;
 	ch->paused = 0;
 	ch->broken = 0;
+	ch->held = 0;
+	ch->hold_set = 0;
 	channel_update(ch);
 }
 
@@ -133,6 +138,7 @@ channel_compose(struct channel *ch, uint32_t type, uint32_t peerid, int fd,
 	}
 	if (imsg_compose(&ch->ibuf, type, peerid, 0, fd, data, len) == -1)
 		return (-1);
+	channel_release(ch);
 	channel_update(ch);
 	return (0);
 }
@@ -161,6 +167,25 @@ channel_compose_u32(struct channel *ch, uint32_t type, uint32_t peerid,
 	return (channel_send(ch, b));
 }
 
+/* What waited goes now, with what is sent at once. */
+static void
+channel_release(struct channel *ch)
+{
+	ch->held = 0;
+	if (ch->hold_set)
+		ev_timer_del(&ch->hold);
+}
+
+/* The hold is over: write what waited. */
+static void
+channel_hold_end(void *arg)
+{
+	struct channel	*ch = arg;
+
+	channel_release(ch);
+	channel_update(ch);
+}
+
 /* Queue a message built with channel_create; the buffer is taken. */
 int
 channel_send(struct channel *ch, struct ibuf *b)
@@ -169,6 +194,34 @@ channel_send(struct channel *ch, struct ibuf *b)
 		ibuf_free(b);
 		errno = EPIPE;
 		return (-1);
+	}
+	if (imsg_close(&ch->ibuf, b) == -1)
+		return (-1);
+	channel_release(ch);
+	channel_update(ch);
+	return (0);
+}
+
+/*
+ * Queue a message that may wait up to `ms': it leaves with the next
+ * one sent at once, or when the time is up. For what the peer only
+ * counts, so that it is not woken for each.
+ */
+int
+channel_send_later(struct channel *ch, struct ibuf *b, uint64_t ms)
+{
+	if (ch->dead) {
+		ibuf_free(b);
+		errno = EPIPE;
+		return (-1);
+	}
+	if (ch->ibuf.queued == 0 && !ch->held) {
+		if (!ch->hold_set) {
+			ev_timer_set(&ch->hold, channel_hold_end, ch);
+			ch->hold_set = 1;
+		}
+		ch->held = 1;
+		ev_timer_add(&ch->hold, ms);
 	}
 	if (imsg_close(&ch->ibuf, b) == -1)
 		return (-1);
@@ -193,6 +246,7 @@ channel_shutdown(struct channel *ch)
 	if (ch->dead)
 		return;
 	ch->dead = 1;
+	channel_release(ch);
 	ev_del(ch->ibuf.fd);
 	imsgbuf_clear(&ch->ibuf);
 	close(ch->ibuf.fd);

@@ -126,7 +126,12 @@ ev_fork(void)
 	ev_init();
 }
 
-/* Watch fd for events (EV_READ|EV_WRITE); 0 events stops watching. */
+/*
+ * Watch fd for events (EV_READ|EV_WRITE); 0 events stops watching.
+ * EV_EAGER: while EV_WRITE is asked for, the callback is called with
+ * EV_WRITE before the loop polls, so that what the round queued goes
+ * out at once, in one write, and poll(2) waits only when it did not.
+ */
 void
 ev_set(int fd, int events, void (*cb)(int, int, void *), void *arg)
 {
@@ -254,6 +259,18 @@ ev_poll_timeout(void)
 	return ((int)(t->when - now));
 }
 
+/* Write for the eager descriptors that have something to write. */
+static void
+ev_eager(void)
+{
+	int	 fd;
+
+	for (fd = 0; fd <= maxfd && running; fd++)
+		if ((fds[fd].events & (EV_WRITE | EV_EAGER)) ==
+		    (EV_WRITE | EV_EAGER))
+			fds[fd].cb(fd, EV_WRITE, fds[fd].arg);
+}
+
 /* Loop until ev_break() or nothing is left to wait for. */
 int
 ev_loop(void)
@@ -264,6 +281,9 @@ ev_loop(void)
 	ev_init();
 	running = 1;
 	while (running) {
+		ev_eager();
+		if (!running)
+			break;
 		if (maxfd + 1 > npfds) {
 			if ((p = recallocarray(pfds, npfds, maxfd + 64,
 			    sizeof(*pfds))) == NULL)

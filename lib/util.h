@@ -115,47 +115,13 @@ const void	*ir_data(struct ireader *, size_t *);
 int		 ir_end(struct ireader *);
 
 /*
- * channel.c: an imsgbuf driven by the event loop. dispatch() gets each
- * whole message; closed() is called once, last, on EOF, a write error
- * or bad framing (broken is set then: whose fault is the owner's to
- * say), and is where the owner may free the channel.
- */
-struct channel {
-	struct imsgbuf	 ibuf;
-	void		(*dispatch)(struct channel *, struct imsg *);
-	void		(*closed)(struct channel *);
-	void		*arg;
-	int		 events;
-	int		 paused;
-	int		 dead;
-	int		 broken;	/* closed for a bad frame */
-};
-
-/*
- * dispatch() may call channel_shutdown() on its own channel; then
- * closed() is not called, the caller owns the cleanup. A channel is
- * never freed by this code.
- */
-void		 channel_init(struct channel *, int,
-		    void (*)(struct channel *, struct imsg *),
-		    void (*)(struct channel *), void *);
-int		 channel_compose(struct channel *, uint32_t, uint32_t, int,
-		    const void *, size_t);
-struct ibuf	*channel_create(struct channel *, uint32_t, uint32_t, size_t);
-int		 channel_compose_u32(struct channel *, uint32_t, uint32_t,
-		    uint32_t);
-int		 channel_send(struct channel *, struct ibuf *);
-void		 channel_pause(struct channel *, int);
-void		 channel_shutdown(struct channel *);
-int		 channel_flush(struct channel *);
-
-/*
  * event.c: a poll(2) loop with fd callbacks, one-shot timers and
  * signals delivered through a self-pipe.
  */
 #define EV_READ		0x01
 #define EV_WRITE	0x02
 #define EV_HUP		0x04	/* reported only: hangup or error */
+#define EV_EAGER	0x08	/* with EV_WRITE: tried before polling */
 
 struct ev_timer {
 	TAILQ_ENTRY(ev_timer)	 entry;
@@ -178,6 +144,45 @@ void		 ev_signal(int, void (*)(int, void *), void *);
 int		 ev_loop(void);
 void		 ev_break(void);
 uint64_t	 ev_now_ms(void);
+
+/*
+ * channel.c: an imsgbuf driven by the event loop. dispatch() gets each
+ * whole message; closed() is called once, last, on EOF, a write error
+ * or bad framing (broken is set then: whose fault is the owner's to
+ * say), and is where the owner may free the channel.
+ */
+struct channel {
+	struct imsgbuf	 ibuf;
+	void		(*dispatch)(struct channel *, struct imsg *);
+	void		(*closed)(struct channel *);
+	void		*arg;
+	int		 events;
+	int		 paused;
+	int		 dead;
+	int		 broken;	/* closed for a bad frame */
+	int		 held;		/* what is queued may wait */
+	int		 hold_set;
+	struct ev_timer	 hold;
+};
+
+/*
+ * dispatch() may call channel_shutdown() on its own channel; then
+ * closed() is not called, the caller owns the cleanup. A channel is
+ * never freed by this code.
+ */
+void		 channel_init(struct channel *, int,
+		    void (*)(struct channel *, struct imsg *),
+		    void (*)(struct channel *), void *);
+int		 channel_compose(struct channel *, uint32_t, uint32_t, int,
+		    const void *, size_t);
+struct ibuf	*channel_create(struct channel *, uint32_t, uint32_t, size_t);
+int		 channel_compose_u32(struct channel *, uint32_t, uint32_t,
+		    uint32_t);
+int		 channel_send(struct channel *, struct ibuf *);
+int		 channel_send_later(struct channel *, struct ibuf *, uint64_t);
+void		 channel_pause(struct channel *, int);
+void		 channel_shutdown(struct channel *);
+int		 channel_flush(struct channel *);
 
 /*
  * log.c: stderr in the foreground, syslog otherwise; a sandboxed child

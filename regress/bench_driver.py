@@ -22,7 +22,10 @@ Floors:
            same fake upstream with the same kind of body, at the same
            concurrency: what the upstream itself costs. Server CPU per
            prompt is bridged's process tree (the upstream not counted)
-           beside the fake upstream's own CPU per request.
+           beside the fake upstream's own CPU per request. Each session
+           of bridged starts a new conversation every 25 prompts (NEW,
+           not timed), so that the context sent upstream grows as in a
+           real conversation.
   stream   the same first-event-to-first-byte time for a direct HTTP
            client of the fake upstream.
   memory   `loadgen serve` holding the same number of idle TLS
@@ -407,7 +410,8 @@ def rollup(pid):
 
 
 def fork_floor(d):
-    """loadgen fork shaped like a worker of d: (result, shape)."""
+    """loadgen fork shaped like a worker of d, and the same fork touching
+    no page: (result, bare result, shape)."""
     p, ready = idle_hold(d.port, 1)
     try:
         time.sleep(0.3)
@@ -423,7 +427,9 @@ def fork_floor(d):
     res, _ = run_loadgen(["-t", str(SECS), "-w", str(WARM), "-A",
                           str(shape["anon"]), "-R", str(shape["read"]),
                           "-W", str(shape["write"]), "fork"])
-    return res, shape
+    bare, _ = run_loadgen(["-t", str(SECS), "-w", str(WARM), "-A",
+                           str(shape["anon"]), "-R", "0", "-W", "0", "fork"])
+    return res, bare, shape
 
 
 def sec_connect(up):
@@ -452,7 +458,7 @@ def sec_connect(up):
             out[(name, "paced")] = measured(pid, [
                 "-p", str(port), "-n", "1", "-i", str(PACE_MS), "-t",
                 str(SECS), "-w", str(WARM), "connect"])[0]
-        fk, shape = fork_floor(d)
+        fk, bare, shape = fork_floor(d)
     finally:
         if ng is not None:
             ng.stop()
@@ -505,6 +511,12 @@ def sec_connect(up):
         row("%2d client%s: server CPU per session (ms)" %
             (n, "s" if n > 1 else " "), out[("bridged", n)]["server_cpu_ms"],
             float(fk["cpu_us_per_op"]) / 1000)
+    print("    the same fork touching no page: %.2f ms; each page a new"
+          " process first touches: %.1f us" % (
+              float(bare["cpu_us_per_op"]) / 1000,
+              max(0.0, float(fk["cpu_us_per_op"]) -
+                  float(bare["cpu_us_per_op"])) /
+              max(1, shape["read"] + shape["write"])))
 
 
 def sec_chat(up, d):
@@ -516,7 +528,8 @@ def sec_chat(up, d):
             "-m", "bench", "http"])[0]
         out[("bridged", n)] = measured(d.pid, common + [
             "-p", str(d.port), "-m", "bench", "chat"], roles=True)[0]
-    head("chat round trip: ASK to `. OK` (fake upstream answering at once)",
+    head("chat round trip: ASK to `. OK` (fake upstream answering at once,"
+         " 25-prompt conversations)",
          "one direct HTTP request to the same upstream, same concurrency",
          how="diff")
     for n in (1, 16):

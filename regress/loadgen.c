@@ -7,8 +7,9 @@
  * Client modes (against bridged, or against `loadgen serve`):
  *   connect  each of -n slots loops: connect, TLS handshake, read the
  *            greeting reply, close; times connect-to-greeting.
- *   chat     -n sessions; each loops: NEW (not timed), then ASK and
- *            times the prompt up to its `. OK` status line.
+ *   chat     -n sessions; each loops: ASK, timed up to its `. OK`
+ *            status line; every -T prompts (25) it sends NEW first
+ *            (not timed), so that conversations grow to -T turns.
  *   stream   as chat, and prints the CLOCK_MONOTONIC time of the first
  *            body byte of every answer: `first <seq> <ns>`.
  *   idle     opens -n sessions, prints `ready <n>` once every greeting
@@ -122,6 +123,7 @@ struct conn {
 	uint64_t	 resume;	/* S_FREE: start again from then */
 	uint64_t	 first;		/* stream: first body byte */
 	unsigned int	 seq;		/* stream: the prompt's number */
+	unsigned int	 turns;		/* chat: prompts in its conversation */
 	char		 out[OUT_MAX];
 	size_t		 olen, ooff;
 	enum scan	 sc;
@@ -162,6 +164,7 @@ static char		 firsterr[256];
 static volatile sig_atomic_t quit;
 static int		 stdin_open = 1;
 static uint64_t		 pace_ms;	/* -i: pause between operations */
+static unsigned int	 turns_max = 25;	/* -T: prompts per conversation */
 static char		 greeting[128];
 static size_t		 greetlen;
 
@@ -172,13 +175,14 @@ static void	conn_fail(struct conn *, const char *);
 static void	conn_read(struct conn *);
 static void	conn_io(struct conn *);
 
+/* How to call it; exit 2. */
 static void
 usage(void)
 {
 	fprintf(stderr,
 	    "usage: loadgen [-P] [-a cafile] [-f procs] [-h host] [-i ms] "
 	    "[-j handshakes] [-m text]\n"
-	    "               [-n conns] [-t secs] [-w secs] -p port "
+	    "               [-n conns] [-T turns] [-t secs] [-w secs] -p port "
 	    "connect|chat|stream|idle\n"
 	    "       loadgen [-F] [-f procs] [-h host] [-m text] [-n conns] "
 	    "[-t secs]\n"
@@ -201,6 +205,7 @@ now_ns(void)
 	return ((uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec);
 }
 
+/* SIGINT, SIGTERM: end the run and report. */
 static void
 on_signal(int sig)
 {
@@ -228,6 +233,7 @@ record(uint64_t t0, uint64_t t1)
 	samples[nsamples++] = t1 - t0;
 }
 
+/* Count an error; the first one is kept to be shown. */
 static void
 note_error(const char *what)
 {
@@ -236,6 +242,7 @@ note_error(const char *what)
 		snprintf(firsterr, sizeof(firsterr), "%s", what);
 }
 
+/* qsort(3) order of the latency samples. */
 static int
 cmp_u64(const void *a, const void *b)
 {
@@ -258,6 +265,7 @@ pct(double p)
 	return (samples[i] / 1000.0);
 }
 
+/* The result line: rate, percentiles, errors, our own CPU. */
 static void
 report(const char *name)
 {
@@ -306,6 +314,7 @@ resolve(void)
 
 /* ---- byte I/O, TLS or plain ----------------------------------------- */
 
+/* Read from a connection, TLS or plain; WANT with c->want set. */
 static ssize_t
 c_read(struct conn *c, void *buf, size_t len)
 {
@@ -327,6 +336,7 @@ c_read(struct conn *c, void *buf, size_t len)
 	return (n);
 }
 
+/* Write to a connection, TLS or plain; WANT with c->want set. */
 static ssize_t
 c_write(struct conn *c, const void *buf, size_t len)
 {
@@ -370,10 +380,12 @@ flush_out(struct conn *c)
 }
 
 /* Queue a line and start writing it. */
+/* Queue one line for the server. */
 static int
 send_line(struct conn *c, const char *fmt, ...)
     __attribute__((__format__(printf, 2, 3)));
 
+/* Queue one line for the server. */
 static int
 send_line(struct conn *c, const char *fmt, ...)
 {
@@ -399,6 +411,7 @@ over(void)
 	return (quit || now_ns() >= t_we);
 }
 
+/* Close a connection; free its slot for the next one. */
 static void
 conn_close(struct conn *c)
 {
@@ -427,6 +440,7 @@ conn_close(struct conn *c)
 		c->resume = now_ns() + pace_ms * 1000000ULL;
 }
 
+/* A connection failed: count it, close it, wait a little. */
 static void
 conn_fail(struct conn *c, const char *why)
 {
@@ -434,6 +448,18 @@ conn_fail(struct conn *c, const char *why)
 	conn_close(c);
 	/* Do not spin on a refusing server. */
 	c->resume = now_ns() + 10000000ULL;
+}
+
+/* Send the next prompt and start its clock. */
+static void
+send_ask(struct conn *c)
+{
+	c->state = S_ASK;
+	c->seq = ++seqno;
+	c->turns++;
+	c->first = 0;
+	c->t0 = now_ns();
+	(void)send_line(c, "ASK %s #%u\n", text, c->seq);
 }
 
 /* The next timed prompt of a chat or stream session. */
@@ -444,19 +470,15 @@ next_prompt(struct conn *c)
 		conn_close(c);
 		return;
 	}
+	if (c->turns > 0 && c->turns < turns_max) {
+		send_ask(c);
+		return;
+	}
+	c->turns = 0;
 	c->state = S_RESET;
 	(void)send_line(c, "NEW\n");
 }
 
-static void
-send_ask(struct conn *c)
-{
-	c->state = S_ASK;
-	c->seq = ++seqno;
-	c->first = 0;
-	c->t0 = now_ns();
-	(void)send_line(c, "ASK %s #%u\n", text, c->seq);
-}
 
 /* A status line came in; act on it. Returns 1 if c was closed. */
 static int
@@ -557,6 +579,7 @@ scan(struct conn *c, const char *p, size_t n)
 
 /* ---- HTTP floor --------------------------------------------------------- */
 
+/* The floor of chat: one POST to the upstream itself. */
 static void
 http_send(struct conn *c)
 {
@@ -721,6 +744,7 @@ http_input(struct conn *c, const char *p, size_t n)
 
 /* ---- the state machine ------------------------------------------------ */
 
+/* Open a new connection in this slot. */
 static void
 conn_start(struct conn *c)
 {
@@ -742,6 +766,7 @@ conn_start(struct conn *c)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->fd = fd;
 	c->sc = SC_START;
+	c->turns = 0;
 	inprogress++;
 	c->state = S_CONNECT;
 	c->want = POLLOUT;
@@ -877,6 +902,7 @@ conn_io(struct conn *c)
 
 /* ---- the floor server ------------------------------------------------- */
 
+/* The floor server's listening socket; its port is printed. */
 static int
 serve_listen(void)
 {
@@ -943,6 +969,7 @@ all_settled(void)
 	return (1);
 }
 
+/* The poll loop of every mode (lfd: serve's socket, or -1). */
 static void
 loop(int lfd)
 {
@@ -1008,6 +1035,7 @@ loop(int lfd)
 	}
 }
 
+/* The floor server: procs processes on one socket, until signalled. */
 static void
 serve(int procs, const char *cert, const char *key)
 {
@@ -1070,6 +1098,7 @@ num(const char *s, long lo, long hi, const char *opt)
 	return ((int)v);
 }
 
+/* The slots, all in state st. */
 static void
 alloc_conns(enum cstate st)
 {
@@ -1084,6 +1113,7 @@ alloc_conns(enum cstate st)
 	}
 }
 
+/* Write it all, or die. */
 static void
 xwrite(int fd, const void *buf, size_t len)
 {
@@ -1186,6 +1216,7 @@ clients(int procs)
 		waitpid(kids[i], NULL, 0);
 }
 
+/* A number of seconds from the command line. */
 static double
 seconds(const char *s)
 {
@@ -1211,6 +1242,7 @@ static struct {
 }		 segs[FORK_SEGS];
 static size_t	 nsegs;
 
+/* dl_iterate_phdr(3): note the read-only segments of an object. */
 static int
 fork_seg(struct dl_phdr_info *info, size_t size, void *arg)
 {
@@ -1263,6 +1295,7 @@ fork_read(size_t n, const char *anon, size_t anonpages)
 	return (sum);
 }
 
+/* Fork, touch like a worker, exit, reap; again until the time is up. */
 static void
 fork_floor(size_t kib, size_t rpages, size_t wpages)
 {
@@ -1297,6 +1330,7 @@ fork_floor(size_t kib, size_t rpages, size_t wpages)
 	}
 }
 
+/* The mode named last, with the options before it. */
 int
 main(int argc, char *argv[])
 {
@@ -1307,7 +1341,7 @@ main(int argc, char *argv[])
 	int		 ch, procs = 1, tset = 0, nset = 0;
 	int		 fkib = -1, fread = 0, fwrite = 0;
 
-	while ((ch = getopt(argc, argv, "A:a:c:Ff:g:h:i:j:k:m:n:Pp:R:t:u:W:w:"))
+	while ((ch = getopt(argc, argv, "A:a:c:Ff:g:h:i:j:k:m:n:Pp:R:T:t:u:W:w:"))
 	    != -1) {
 		switch (ch) {
 		case 'A':
@@ -1339,6 +1373,9 @@ main(int argc, char *argv[])
 			break;
 		case 'i':
 			pace_ms = num(optarg, 0, 60000, "-i");
+			break;
+		case 'T':
+			turns_max = num(optarg, 1, 100000, "-T");
 			break;
 		case 'j':
 			jmax = num(optarg, 1, 10000, "-j");

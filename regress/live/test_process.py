@@ -93,6 +93,36 @@ def test_kill_worker_replaced():
     wait_for(lambda: "workers: 3 idle" in d.status(), what="3 idle")
 
 
+def test_burst_of_clients_all_greeted():
+    """More clients at once than workers are idle: each waits for a
+    worker (the parent stops accepting meanwhile) and is greeted; none
+    is reset. Then the pool is whole again."""
+    import threading
+    e = Daemon(up, prefork=2)
+    got, errors = [], []
+
+    def one():
+        try:
+            c = e.client()
+            got.append(c.greeting[1])
+            c.close()
+        except Exception as ex:     # noqa: BLE001 (reported below)
+            errors.append(repr(ex))
+    try:
+        for _ in range(3):
+            ts = [threading.Thread(target=one) for _ in range(12)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(60)
+        assert not errors, errors[:3]
+        assert len(got) == 36 and all(g.startswith(". OK bridged/")
+                                      for g in got), got[:3]
+        wait_for(lambda: "workers: 2 idle" in e.status(), what="2 idle")
+    finally:
+        e.stop()
+
+
 def test_restarts_counted():
     line = [l for l in d.status().splitlines() if l.startswith("restarts:")]
     assert line and int(line[0].split()[1]) >= 3, line

@@ -150,17 +150,24 @@ t_usage(struct db *db)
 	int64_t			 ms = NOW * 1000;
 	int			 n = 0;
 
-	check("usage-request", db_usage_request(db, A, "m1", ms - 61000) ==
-	    0 && db_usage_request(db, A, "m1", ms - 30000) == 0 &&
-	    db_usage_request(db, A, "m2", ms - 1000) == 0 &&
-	    db_usage_request(db, B, "m1", ms - 1000) == 0, "request failed");
-	check("usage-window", db_usage_now(db, A, ms, &u) == 0 &&
+	check("usage-request", db_usage_request(db, A, "m1", ms - 61000,
+	    1) == 0 && db_usage_request(db, A, "m1", ms - 30000, 1) == 0 &&
+	    db_usage_request(db, A, "m2", ms - 1000, 1) == 0 &&
+	    db_usage_request(db, B, "m1", ms - 1000, 1) == 0 &&
+	    db_usage_request(db, B, "m1", ms - 500, 0) == 0, "request failed");
+	check("usage-window", db_usage_now(db, A, ms, 100, &u) == 0 &&
 	    u.requests == 2 && u.oldest_ms == ms - 30000,
 	    "the minute's requests miscounted");
+	check("usage-window-bounded", db_usage_now(db, A, ms, 1, &u) == 0 &&
+	    u.requests == 1 && u.oldest_ms == ms - 30000 &&
+	    db_usage_now(db, A, ms, 0, &u) == 0 && u.requests == 0,
+	    "the count went past the limit it was asked for");
+	check("usage-minute-uncounted", db_usage_now(db, B, ms, 100, &u) ==
+	    0 && u.requests == 1, "a request no limit counts was counted");
 	check("usage-tokens", db_usage_tokens(db, A, "m1", NOW, 100, 250) ==
 	    0 && db_usage_tokens(db, A, "m2", NOW, 1, 2) == 0 &&
 	    db_usage_tokens(db, A, "m1", NOW - 86400, 1000, 1000) == 0 &&
-	    db_usage_now(db, A, ms, &u) == 0 && u.tokens == 353,
+	    db_usage_now(db, A, ms, 0, &u) == 0 && u.tokens == 353,
 	    "today's tokens miscounted");
 	check("usage-list", db_usage_list(db, "", "2025-12-05", count_rows,
 	    &n) == 0 && n == 3, "usage rows since today");
@@ -182,6 +189,45 @@ count_events(const struct event_row *e, void *arg)
 	if (v->n++ == 0)
 		(void)strlcpy(v->first, e->text, sizeof(v->first));
 	return (0);
+}
+
+#define C	"cccccccccccccccccccccccccccccccc" \
+		"cccccccccccccccccccccccccccccccc"
+
+/* C's row of the identities seen, copied out. */
+static int
+identity_c(const struct identity_row *r, void *arg)
+{
+	struct identity_row	*out = arg;
+	static char		 how[32];
+
+	if (strcmp(r->identity, C) == 0) {
+		*out = *r;
+		(void)strlcpy(how, r->how, sizeof(how));
+		out->how = how;
+	}
+	return (0);
+}
+
+/* How an identity was last seen, and when: never back in time. */
+static void
+t_identities(struct db *db)
+{
+	struct identity_row	 r;
+
+	memset(&r, 0, sizeof(r));
+	check("identity-seen", db_identity_seen(db, C, "ip", NOW) == 0 &&
+	    db_identity_seen(db, C, "ip", NOW) == 0 &&
+	    db_identity_seen(db, C, "token", NOW) == 0 &&
+	    db_identities(db, NOW, identity_c, &r) == 0 &&
+	    r.first_seen == NOW && r.last_seen == NOW &&
+	    strcmp(r.how, "token") == 0, "first sightings wrong");
+	memset(&r, 0, sizeof(r));
+	check("identity-later", db_identity_seen(db, C, "token", NOW + 5) ==
+	    0 && db_identity_seen(db, C, "token", NOW + 3) == 0 &&
+	    db_identities(db, NOW, identity_c, &r) == 0 &&
+	    r.first_seen == NOW && r.last_seen == NOW + 5,
+	    "last seen went back in time, or did not move");
 }
 
 /* The event log keeps the newest `keep', filtered by identity. */
@@ -219,11 +265,11 @@ admit_open(struct db *db, const char *who, int64_t ms, uint64_t limit)
 {
 	struct limit_use	 u;
 
-	if (db_usage_now(db, who, ms, &u) == -1)
+	if (db_usage_now(db, who, ms, limit, &u) == -1)
 		return (-1);
 	if (u.requests >= limit)
 		return (0);
-	return (db_usage_request(db, who, "m", ms) == -1 ? -1 : 1);
+	return (db_usage_request(db, who, "m", ms, 1) == -1 ? -1 : 1);
 }
 
 /*
@@ -269,12 +315,12 @@ t_pg_race(const char *target, struct db *a)
 	 * first commit on the usage row, and adds to it.
 	 */
 	if (db_begin(a) == -1 || db_begin(b) == -1 ||
-	    db_usage_now(a, who, ms + 1, &ua) == -1 ||
-	    db_usage_now(b, who, ms + 2, &ub) == -1 ||
+	    db_usage_now(a, who, ms + 1, 3, &ua) == -1 ||
+	    db_usage_now(b, who, ms + 2, 3, &ub) == -1 ||
 	    ua.requests >= 3 || ub.requests >= 3 ||
-	    db_usage_request(a, who, "m", ms + 1) == -1 ||
+	    db_usage_request(a, who, "m", ms + 1, 1) == -1 ||
 	    db_commit(a) == -1 ||
-	    db_usage_request(b, who, "m", ms + 2) == -1 ||
+	    db_usage_request(b, who, "m", ms + 2, 1) == -1 ||
 	    db_commit(b) == -1)
 		ok = 0;
 	else
@@ -283,7 +329,7 @@ t_pg_race(const char *target, struct db *a)
 	    " WHERE identity = '%s'", who);
 	check("race-in-flight", ok && admitted == 2 &&
 	    pgtest_int(target, sql) == 4 &&
-	    db_usage_now(a, who, ms + 3, &ua) == 0 && ua.requests == 4 &&
+	    db_usage_now(a, who, ms + 3, 10, &ua) == 0 && ua.requests == 4 &&
 	    admit_open(b, who, ms + 4, 3) == 0,
 	    "past the limit by more than the prompt in flight, a count lost,"
 	    " or admitted again past it");
@@ -338,6 +384,7 @@ t_pg(void)
 	}
 	t_tokens(db);
 	t_usage(db);
+	t_identities(db);
 	t_events(db);
 	t_pg_race(target, db);
 	t_pg_turns(target);
@@ -370,13 +417,15 @@ main(void)
 	}
 	t_tokens(db);
 	t_usage(db);
+	t_identities(db);
 	t_events(db);
 	db_close(db);
 	/* A restart: the day's budget is what the file says. */
 	db = db_open(file, SYNC_NORMAL);
 	check("usage-survives-reopen", db != NULL &&
-	    db_usage_now(db, A, NOW * 1000, &u) == 0 && u.tokens == 353 &&
-	    u.requests == 2, "usage lost when the database was reopened");
+	    db_usage_now(db, A, NOW * 1000, 100, &u) == 0 &&
+	    u.tokens == 353 && u.requests == 2,
+	    "usage lost when the database was reopened");
 	db_close(db);
 	(void)unlink(file);
 	(void)snprintf(file, sizeof(file), "%s/acct.db-wal", dir);

@@ -676,6 +676,49 @@ t_search_rollback(struct db *db)
 	    "a rolled back message is found");
 }
 
+/*
+ * SQLite indexes messages for search in batches: a stored message
+ * waits in search_pending until a batch is whole or a search comes;
+ * one deleted while it waits leaves the index in step.
+ */
+static void
+t_search_batch(struct db *db, const char *file)
+{
+	struct db_conv	 c;
+	char		 out[512], text[64];
+	uint64_t	 n, i;
+	int64_t		 r;
+	int		 ok = 1;
+
+	if (is_pg(file))
+		return;
+	(void)store(db, A, 81001, ROLE_USER, "wombat burrow", 9200, NULL);
+	check("search-batch-waits", q_int(file, "SELECT count(*) FROM"
+	    " search_pending") >= 1 && q_int(file, "SELECT count(*) FROM"
+	    " messages_fts WHERE messages_fts MATCH 'wombat'") == 0,
+	    "a stored message was indexed one by one");
+	check("search-batch-search", search(db, A, "wombat", out, &n) &&
+	    n == 1 && q_int(file, "SELECT count(*) FROM search_pending") == 0,
+	    "a search did not index what waited first");
+	if (db_conv_new(db, A, "doomed", "", "", "", 9300, &c) != 0 ||
+	    db_store(db, A, c.id, 81002, ROLE_USER, "gm", 0, "numbat den",
+	    10, 9301, &r) != 0 || db_conv_delete(db, A, c.id, &n) != 1)
+		ok = 0;
+	check("search-batch-delete", ok && search(db, A, "numbat", out, &n) &&
+	    n == 0 && q_exec(file, "INSERT INTO messages_fts (messages_fts)"
+	    " VALUES ('integrity-check')") == 0,
+	    "a message deleted before it was indexed broke the index");
+	for (i = 0, ok = 1; i < 128 && ok; i++) {
+		(void)snprintf(text, sizeof(text), "quoll number %llu",
+		    (unsigned long long)i);
+		ok = store(db, A, 82000 + i, ROLE_USER, text, 9400, NULL) == 0;
+	}
+	check("search-batch-whole", ok && q_int(file, "SELECT count(*) FROM"
+	    " search_pending") < 128 && q_int(file, "SELECT count(*) FROM"
+	    " messages_fts WHERE messages_fts MATCH 'quoll'") >= 1,
+	    "a whole batch was not indexed");
+}
+
 /* A messages table of the original bridge, without version or keys. */
 static void
 t_legacy(void)
@@ -2199,6 +2242,7 @@ main(void)
 	t_conversations(db, file);
 	t_search(db);
 	t_search_rollback(db);
+	t_search_batch(db, file);
 	db_close(db);
 	t_integrity(file);
 	t_proc(bridged);

@@ -2583,6 +2583,23 @@ t_reporting(void)
 	teardown();
 	end();
 
+	/* The parent hears a prompt's counts once, when it is over. */
+	begin("state_counts_wait");
+	setup(NULL);
+	input("IA\n");
+	{
+		int	 n = F.nstate;
+
+		input("q\n");
+		proto_storage_stored(F.p, F.ustore_id, 1);
+		CHECK(F.nstate == n);
+		answer("a", 3, 4);
+		proto_storage_stored(F.p, F.mstore_id, 2);
+		CHECK(F.nstate == n + 1 && F.state_messages == 2);
+	}
+	teardown();
+	end();
+
 	begin("events");
 	setup(NULL);
 	exchange("ASK hello\n", "a");
