@@ -866,7 +866,8 @@ int		 jdb_pending(struct jdb *,
 		    int (*)(int64_t, const char *, void *), void *);
 int		 jdb_claim(struct jdb *,
 		    int (*)(int64_t, const char *, void *), void *);
-int		 jdb_renew(struct jdb *);
+int		 jdb_renew(struct jdb *, int (*)(int64_t, void *), void *);
+int		 jdb_cancel(struct jdb *, int64_t, int64_t);
 int		 jdb_release(struct jdb *);
 #define JOB_LEASE		10	/* s a job's lease lasts */
 int		 jdb_start(struct jdb *, int64_t, int64_t);
@@ -969,7 +970,8 @@ struct db_job_ops {
 		    void *);
 	int	 (*claim)(void *, int (*)(int64_t, const char *, void *),
 		    void *);
-	int	 (*renew)(void *);
+	int	 (*renew)(void *, int (*)(int64_t, void *), void *);
+	int	 (*cancel)(void *, int64_t, int64_t);
 	int	 (*release)(void *);
 	int	 (*start)(void *, int64_t, int64_t);
 	int	 (*chunk)(void *, int64_t, int, int, const char *, size_t);
@@ -1156,6 +1158,7 @@ struct wreq {
 	struct db_conv		*conv;	/* CONV_NEW: answered with it */
 	char			 identity[IDENTITY_LEN + 1]; /* PURGE */
 	int			 dup;	/* SUBMIT: resent, queued before */
+	int			 elsewhere; /* KILL: asked of its instance */
 	int64_t			 job;	/* a job's end: followers hear */
 	char			 errbuf[192];	/* what error points to */
 	const char		*code;	/* ADMIT: "" admitted */
@@ -1280,6 +1283,7 @@ int		 answer_chunk(struct wchan *, uint32_t, int, const char *,
 void		 followers_end(const struct jdb_job *);
 int		 job_load(int64_t, struct jdb_job *);
 void		 job_flushed(struct wreq *);
+int		 job_cancelled_elsewhere(int64_t, void *);
 const char	*worker_submit(struct ask *);
 const char	*worker_job_read(struct ask *);
 const char	*job_kill(struct ask *);

@@ -24,7 +24,7 @@
 
 #include "bridged.h"
 
-#define PG_VERSION		1		/* schema_version */
+#define PG_VERSION		2		/* schema_version */
 #define PG_LOCK_KEY		0x62726764	/* "brgd": one migrator */
 #define PG_WRITE_KEY		0x62726777	/* "brgw": one writer at a time */
 #define PG_STMT_MAX		128		/* statements prepared */
@@ -167,9 +167,18 @@ static const char pg_schema_v1[] =
 	"CREATE AGGREGATE words_all (tsquery)"
 	" (SFUNC = tsquery_and, STYPE = tsquery);";
 
+/*
+ * Version 2: a KILL through another instance than the one running the
+ * job asks that one to stop it (when, 0 never asked).
+ */
+static const char pg_schema_v2[] =
+	"ALTER TABLE jobs ADD COLUMN IF NOT EXISTS cancel_requested bigint"
+	" NOT NULL DEFAULT 0;";
+
 /* Every version's step, in order: pg_steps[v - 1] makes version v. */
 static const char *const pg_steps[PG_VERSION] = {
 	pg_schema_v1,
+	pg_schema_v2,
 };
 
 /* Whether a database string is PostgreSQL's: a URI or a conninfo. */

@@ -60,8 +60,13 @@ static const char sql_claim[] =
     " FOR UPDATE SKIP LOCKED) AND (owner IS DISTINCT FROM $1"
     " OR $4::integer = 1) RETURNING id, client_id)"
     " SELECT id, client_id FROM c ORDER BY id";
+/* The leases go on; the jobs another instance asked to cancel come back. */
 static const char sql_renew[] =
-    "UPDATE jobs SET lease_until = $2 WHERE owner = $1 AND state < 2";
+    "WITH r AS (UPDATE jobs SET lease_until = $2 WHERE owner = $1"
+    " AND state < 2 RETURNING id, cancel_requested)"
+    " SELECT id FROM r WHERE cancel_requested > 0 ORDER BY id";
+static const char sql_cancel[] =
+    "UPDATE jobs SET cancel_requested = $2 WHERE id = $1 AND state < 2";
 static const char sql_release[] =
     "UPDATE jobs SET lease_until = 0 WHERE owner = $1 AND state < 2";
 static const char sql_start[] =
@@ -332,16 +337,38 @@ pj_claim(void *h, int (*cb)(int64_t, const char *, void *), void *arg)
 	return (pj_take(h, 0, cb, arg));
 }
 
-/* This instance still runs its jobs: their leases go on. */
+/*
+ * This instance still runs its jobs: their leases go on; cb gets each
+ * that another instance asked to cancel.
+ */
 static int
-pj_renew(void *h)
+pj_renew(void *h, int (*cb)(int64_t, void *), void *arg)
 {
-	struct pq_args	 a;
+	struct pq_args		 a;
+	struct pg_result	*r;
+	int			 i, ret = 0;
 
 	pa_init(&a);
 	pa_text(&a, pq_instance(h));
 	pa_int(&a, pj_lease());
-	return (pq_cmd(h, sql_renew, &a) == -1 ? -1 : 0);
+	if ((r = pq_query(h, sql_renew, &a)) == NULL)
+		return (-1);
+	for (i = 0; i < pq_rows(r) && ret == 0; i++)
+		ret = cb(pq_int(r, i, 0), arg) == -1 ? -1 : 0;
+	pq_clear(r);
+	return (ret);
+}
+
+/* Ask whoever runs a job to cancel it: 1 asked, 0 it has ended, -1. */
+static int
+pj_cancel(void *h, int64_t id, int64_t now)
+{
+	struct pq_args	 a;
+
+	pa_init(&a);
+	pa_int(&a, id);
+	pa_int(&a, now > 0 ? now : 1);
+	return ((int)pq_cmd(h, sql_cancel, &a));
 }
 
 /* This instance stops: its leases end now, for the next to take. */
@@ -579,6 +606,7 @@ const struct db_job_ops pg_job_ops = {
 	.pending = pj_pending,
 	.claim = pj_claim,
 	.renew = pj_renew,
+	.cancel = pj_cancel,
 	.release = pj_release,
 	.start = pj_start,
 	.chunk = pj_chunk,

@@ -641,11 +641,23 @@ sj_claim(void *h, int (*cb)(int64_t, const char *, void *), void *arg)
 	return (0);
 }
 
-/* No leases with one instance. */
+/* No leases with one instance, and none other to cancel its jobs. */
 static int
-sj_renew(void *h)
+sj_renew(void *h, int (*cb)(int64_t, void *), void *arg)
 {
 	(void)h;
+	(void)cb;
+	(void)arg;
+	return (0);
+}
+
+/* One instance runs every job: it cancels them itself (jdb_finish). */
+static int
+sj_cancel(void *h, int64_t id, int64_t now)
+{
+	(void)h;
+	(void)id;
+	(void)now;
 	return (0);
 }
 
@@ -670,6 +682,7 @@ const struct db_job_ops sqlite_job_ops = {
 	.pending = sj_pending,
 	.claim = sj_claim,
 	.renew = sj_renew,
+	.cancel = sj_cancel,
 	.release = sj_release,
 	.start = sj_start,
 	.chunk = sj_chunk,

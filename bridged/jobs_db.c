@@ -134,11 +134,26 @@ jdb_claim(struct jdb *j, int (*cb)(int64_t, const char *, void *),
 	return (j->ops->claim(j->h, cb, arg));
 }
 
-/* This instance runs its jobs still: their leases go on. */
+/*
+ * This instance runs its jobs still: their leases go on. cb gets each
+ * of them that another instance asked to cancel (jdb_cancel), in the
+ * same query.
+ */
 int
-jdb_renew(struct jdb *j)
+jdb_renew(struct jdb *j, int (*cb)(int64_t, void *), void *arg)
 {
-	return (j->ops->renew(j->h));
+	return (j->ops->renew(j->h, cb, arg));
+}
+
+/*
+ * Ask the instance that runs a queued or running job to cancel it: it
+ * hears at its next jdb_renew. 1 asked, 0 the job has ended (or, with
+ * a database of one instance, there is no other to ask), -1.
+ */
+int
+jdb_cancel(struct jdb *j, int64_t id, int64_t now)
+{
+	return (j->ops->cancel(j->h, id, now));
 }
 
 /*

@@ -489,8 +489,9 @@ cluster_claimed(int64_t id, const char *identity, void *arg)
 
 /*
  * A database several instances share, every STORAGE_CLUSTER_POLL:
- * keep the leases of this instance's jobs, take the jobs of instances
- * that are gone, and end the sessions of tokens revoked elsewhere.
+ * take the jobs of instances that are gone, keep the leases of this
+ * instance's jobs and stop those killed through another instance (the
+ * same query), and end the sessions of tokens revoked elsewhere.
  */
 static void
 storage_cluster_poll(void *arg)
@@ -499,10 +500,10 @@ storage_cluster_poll(void *arg)
 
 	(void)arg;
 	round_settle();
-	if (jdb_renew(stor.jdb) == -1)
-		log_warnx("cannot renew the leases of this instance's jobs");
 	if (jdb_claim(stor.jdb, cluster_claimed, NULL) == -1)
 		log_warnx("cannot look for jobs of instances that are gone");
+	if (jdb_renew(stor.jdb, job_cancelled_elsewhere, NULL) == -1)
+		log_warnx("cannot renew the leases of this instance's jobs");
 	if (db_revoked_since(stor.db, stor.revoked_since, cluster_revoked,
 	    NULL) == -1)
 		log_warnx("cannot look for revoked tokens");

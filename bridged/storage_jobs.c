@@ -396,10 +396,31 @@ worker_job_read(struct ask *a)
 	return (NULL);
 }
 
+/* A job as KILL leaves it: cancelled. */
+static void
+job_cancel_state(struct jdb_job *job)
+{
+	job->state = JOB_CANCELLED;
+	strlcpy(job->code, "cancelled", sizeof(job->code));
+	snprintf(job->text, sizeof(job->text), "job %lld cancelled",
+	    (long long)job->id);
+}
+
+/* KILL of a job that has ended: say how it ended. */
+static void
+job_ended_already(struct wreq *r, const struct jdb_job *job)
+{
+	snprintf(r->errbuf, sizeof(r->errbuf), "bad-argument job %lld is %s"
+	    " already", (long long)job->id, job_state_name(job->state));
+	r->error = r->errbuf;
+}
+
 /*
  * IMSG_WORKER_KILL (this identity's job), IMSG_CTL_JOBKILL (any): u32
  * id, u64 job. A queued or running job is cancelled; it is a write,
- * answered after its COMMIT.
+ * answered after its COMMIT. One that another instance runs (on a
+ * shared database) is marked for that one, which stops it at its next
+ * lease renewal.
  */
 const char *
 job_kill(struct ask *a)
@@ -431,23 +452,57 @@ job_kill(struct ask *a)
 		return (NULL);
 	}
 	if (job.state != JOB_QUEUED && job.state != JOB_RUNNING) {
-		snprintf(r->errbuf, sizeof(r->errbuf), "bad-argument job %llu "
-		    "is %s already", (unsigned long long)jid,
-		    job_state_name(job.state));
-		r->error = r->errbuf;
+		job_ended_already(r, &job);
 		return (NULL);
 	}
 	if (group_join() == -1)
 		return (NULL);
-	job.state = JOB_CANCELLED;
-	strlcpy(job.code, "cancelled", sizeof(job.code));
-	snprintf(job.text, sizeof(job.text), "job %llu cancelled",
-	    (unsigned long long)jid);
-	if (jdb_finish(stor.jdb, &job, (int64_t)time(NULL)) == -1) {
+	job_cancel_state(&job);
+	if ((rv = jdb_finish(stor.jdb, &job, (int64_t)time(NULL))) == 0) {
+		/* Another instance runs it: that one stops it. */
+		if ((rv = jdb_cancel(stor.jdb, job.id,
+		    (int64_t)time(NULL))) == 1)
+			r->elsewhere = 1;
+		else if (rv == 0 && jdb_get(stor.jdb, job.id, &job) == 1) {
+			job_ended_already(r, &job);
+			return (NULL);
+		}
+	}
+	if (rv != 1) {
 		r->error = "database error";
 		group_fail_if_lost();
 	}
 	return (NULL);
+}
+
+/*
+ * A job this instance runs was killed through another one (its lease
+ * renewal says so, storage_cluster_poll): it stops as a KILL here
+ * stops it. Its end is stored (a statement of its own: the poll runs
+ * between rounds) before the provider and its followers hear.
+ */
+int
+job_cancelled_elsewhere(int64_t id, void *arg)
+{
+	struct jdb_job	 job;
+	int		 rv;
+
+	(void)arg;
+	if (jdb_get(stor.jdb, id, &job) != 1 ||
+	    (job.state != JOB_QUEUED && job.state != JOB_RUNNING))
+		return (0);
+	job_cancel_state(&job);
+	if ((rv = jdb_finish(stor.jdb, &job, (int64_t)time(NULL))) != 1) {
+		if (rv == -1)
+			log_warnx("job %lld: cannot store its cancellation",
+			    (long long)id);
+		return (0);
+	}
+	job_event("job %lld: cancelled through another instance",
+	    (long long)id);
+	jobs_tell(IMSG_STORAGE_JOB_GONE, id, NULL);
+	followers_end(&job);
+	return (0);
 }
 
 /* A write about a job was committed: answer, tell, and tidy up. */
@@ -471,6 +526,13 @@ job_flushed(struct wreq *r)
 		answer_u64(r->w, r->type == IMSG_WORKER_KILL ?
 		    IMSG_STORAGE_STORED : IMSG_STORAGE_END, r->id,
 		    (uint64_t)r->job);
+		if (r->elsewhere) {
+			job_event("job %lld: cancel asked of the instance that"
+			    " runs it%s", (long long)r->job,
+			    r->type == IMSG_CTL_JOBKILL ? ", by the operator" :
+			    "");
+			return;
+		}
 		job_event("job %lld: cancelled%s", (long long)r->job,
 		    r->type == IMSG_CTL_JOBKILL ? " by the operator" : "");
 		jobs_tell(IMSG_STORAGE_JOB_GONE, r->job, NULL);

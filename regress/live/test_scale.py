@@ -6,14 +6,16 @@ through A, A then SIGKILLed with its whole process tree, is finished by
 B; a token issued on one works on both and its revocation through A's
 control socket ends its session on B within seconds; a per-identity
 limit holds, give or take the prompts in flight, while both instances
-serve that identity at once; `. OK` means the rows are committed (read
-back with psql at once); a SQLite database a real bridged wrote, moved
-into PostgreSQL with `bridged -m`, serves the same conversations, jobs,
-tokens and usage. Identities are issued tokens (behind a
+serve that identity at once; a job killed through B (KILL or bridgectl
+kill job) is stopped by A, which runs it, within a lease renewal;
+`. OK` means the rows are committed (read back with psql at once); a
+SQLite database a real bridged wrote, moved into PostgreSQL with
+`bridged -m`, serves the same conversations, jobs, tokens and usage. Identities are issued tokens (behind a
 balancer every client has the balancer's address), one per test.
 """
 
 import hashlib
+import json
 import os
 import random
 import re
@@ -21,6 +23,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.request
 
 import pgserver
 from harness import BRIDGED, Balancer, Daemon, FakeUpstream, \
@@ -479,3 +482,65 @@ def test_sqlite_database_moved_into_postgresql():
         c.close()
     finally:
         p.stop()
+
+
+LONG = "[[fake:interval:500]][[fake:repeat:30]]"     # about 15 s of stream
+KILL_SECS = 6   # a lease renewal every 2 s, on a loaded machine
+
+
+def upstream_closed():
+    """How many streams the fake upstream saw its client abandon."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/_fake/stats" %
+                                up.port, timeout=10) as r:
+        return json.loads(r.read())["client_closed"]
+
+
+def running_on_a(label):
+    """A job submitted through A, streaming from the upstream now."""
+    tok, _ = add_token(a, "-l", label)
+    p = "%s %s %s" % (label, RUN, LONG)
+    ca = via(a, tok)
+    _, status = ca.ask("SUBMIT " + p)
+    m = re.match(r"^\. OK job (\d+)$", status)
+    assert m, status
+    jid = int(m.group(1))
+    wait_for(lambda: generations(p) >= 1, timeout=15,
+             what="the job at the upstream")
+    assert job_state(ca, jid) == "running"
+    return tok, ca, jid
+
+
+def stopped_on_a(tok, ca, jid, closed):
+    """A, which runs the job, stops it: the upstream stream is dropped,
+    the job ends cancelled, and no answer is stored."""
+    t0 = time.monotonic()
+    wait_for(lambda: job_state(ca, jid) == "cancelled", timeout=KILL_SECS,
+             step=0.2, what="A to stop the job killed through B")
+    wait_for(lambda: upstream_closed() > closed, timeout=KILL_SECS,
+             step=0.2, what="A to drop the job's upstream stream")
+    assert time.monotonic() - t0 < KILL_SECS
+    rows = pgserver.query("SELECT role FROM messages WHERE client_id = ?",
+                          [sha(tok)], db=dbname)
+    assert ("model",) not in rows, rows
+    ca.close()
+
+
+def test_kill_through_the_other_instance_stops_the_job():
+    tok, ca, jid = running_on_a("killed-elsewhere")
+    closed = upstream_closed()
+    cb = via(b, tok)
+    assert cb.ask("KILL %d" % jid) == ([], ". OK job %d cancelled" % jid)
+    stopped_on_a(tok, ca, jid, closed)
+    # Once it has ended, either instance says so.
+    _, status = cb.ask("KILL %d" % jid)
+    assert status == ". ERR bad-argument job %d is cancelled already" % \
+        jid, status
+    cb.close()
+
+
+def test_bridgectl_kill_through_the_other_instance_stops_the_job():
+    tok, ca, jid = running_on_a("operator-elsewhere")
+    closed = upstream_closed()
+    r = b.ctl("kill", "job", str(jid))
+    assert r.stdout.strip() == "job %d cancelled" % jid, r.stdout
+    stopped_on_a(tok, ca, jid, closed)

@@ -1930,7 +1930,7 @@ t_pg_migrate(const char *target)
 	struct db	*db;
 
 	check("migrate-version", q_int(target, "SELECT max(version) FROM"
-	    " schema_version") == 1, "schema_version is not 1");
+	    " schema_version") == 2, "schema_version is not 2");
 	db = db_connect(target, SYNC_NORMAL, pgtest_password());
 	check("migrate-again", db != NULL && q_int(target, "SELECT count(*)"
 	    " FROM schema_version") == 1, "a second open failed or changed it");
@@ -1939,7 +1939,17 @@ t_pg_migrate(const char *target)
 	db = db_connect(target, SYNC_NORMAL, pgtest_password());
 	check("migrate-newer", db == NULL, "a newer schema was used");
 	db_close(db);
-	(void)q_exec(target, "UPDATE schema_version SET version = 1");
+	/* Version 1 (no job has a cancel asked of it) is brought to 2. */
+	(void)q_exec(target, "ALTER TABLE jobs DROP COLUMN cancel_requested;"
+	    " UPDATE schema_version SET version = 1");
+	db = db_connect(target, SYNC_NORMAL, pgtest_password());
+	check("migrate-v1-v2", db != NULL && q_int(target, "SELECT"
+	    " max(version) FROM schema_version") == 2 && q_int(target,
+	    "SELECT count(*) FROM information_schema.columns WHERE"
+	    " table_schema = current_schema() AND table_name = 'jobs' AND"
+	    " column_name = 'cancel_requested'") == 1,
+	    "version 1 not migrated to 2");
+	db_close(db);
 }
 
 /*

@@ -7,7 +7,8 @@
  * same on PostgreSQL (pg-...), and two instances on one database: a
  * job is run by the one that holds its lease, one whose lease ran out
  * is claimed by exactly one other, and the one that lost it can store
- * nothing more of it.
+ * nothing more of it; a job killed through one instance is stopped by
+ * the one that runs it, told at its lease renewal.
  */
 
 #include <sys/types.h>
@@ -288,6 +289,35 @@ counted(int64_t id, const char *client, void *arg)
 	return (0);
 }
 
+/* A job that renewal says was asked to cancel: seen[0] counts them,
+   seen[1] is the last. */
+static int
+asked(int64_t id, void *arg)
+{
+	int64_t	*seen = arg;
+
+	seen[0]++;
+	seen[1] = id;
+	return (0);
+}
+
+/*
+ * One instance (SQLite) cancels its jobs itself: there is no other
+ * to ask, and renewal never says that one was asked of it.
+ */
+static void
+t_cancel_one(struct jdb *j)
+{
+	int64_t	 x, seen[2] = { 0, 0 };
+
+	if (jdb_submit(j, ME, 0, 950, JOB_SUBMIT, 1, "m", "", "kill", 4, 70,
+	    &x) != 0)
+		exit(2);
+	check("cancel-none-to-ask", jdb_start(j, x, 71) == 1 &&
+	    jdb_cancel(j, x, 72) == 0 && jdb_renew(j, asked, seen) == 0 &&
+	    seen[0] == 0, "a database of one instance asked another");
+}
+
 /* Make a job's lease run out, as if its instance had died. */
 static void
 expire(const char *target, int64_t id)
@@ -314,7 +344,7 @@ t_leases(const char *target, struct db *da, struct jdb *a)
 	struct jdb	*b;
 	struct jdb_job	 job;
 	char		 sql[160];
-	int64_t		 x, y, z;
+	int64_t		 x, y, z, k, sa[2] = { 0, 0 }, sb[2] = { 0, 0 };
 	int		 n = 0, m = 0;
 
 	if ((db = db_connect(target, SYNC_NORMAL, pgtest_password())) == NULL ||
@@ -363,8 +393,26 @@ t_leases(const char *target, struct db *da, struct jdb *a)
 	(void)snprintf(sql, sizeof(sql), "SELECT count(*) FROM jobs WHERE"
 	    " id IN (%lld, %lld) AND lease_until > extract(epoch from now())"
 	    " + %d", (long long)y, (long long)z, JOB_LEASE / 2);
-	check("lease-renew", jdb_renew(b) == 0 && pgtest_int(target, sql) == 2,
-	    "leases not renewed");
+	check("lease-renew", jdb_renew(b, asked, sb) == 0 && sb[0] == 0 &&
+	    pgtest_int(target, sql) == 2, "leases not renewed");
+
+	/* KILL through b of a job that a runs: b cannot end it, but asks
+	   a, which hears at its next renewal, once it ends it. */
+	if (jdb_submit(a, ME, 0, 903, JOB_SUBMIT, 1, "m", "", "k", 1, 70,
+	    &k) != 0 || jdb_start(a, k, 71) != 1 || jdb_get(b, k, &job) != 1)
+		exit(2);
+	job.state = JOB_CANCELLED;
+	check("cancel-asked", jdb_finish(b, &job, 72) == 0 &&
+	    jdb_cancel(b, k, 73) == 1 && jdb_get(b, k, &job) == 1 &&
+	    job.state == JOB_RUNNING, "a KILL through b not asked of a");
+	job.state = JOB_CANCELLED;
+	check("cancel-heard", jdb_renew(b, asked, sb) == 0 && sb[0] == 0 &&
+	    jdb_renew(a, asked, sa) == 0 && sa[0] == 1 && sa[1] == k,
+	    "the instance running the job did not hear, or another did");
+	sa[0] = 0;
+	check("cancel-once", jdb_finish(a, &job, 74) == 1 &&
+	    jdb_renew(a, asked, sa) == 0 && sa[0] == 0 &&
+	    jdb_cancel(b, k, 75) == 0, "a cancelled job is heard of again");
 	jdb_close(b);
 	db_close(db);
 }
@@ -425,6 +473,7 @@ main(void)
 	t_pending(db, j, b);
 	t_list(j, b);
 	t_purge(j);
+	t_cancel_one(j);
 	ibuf_free(b);
 	jdb_close(j);
 	db_close(db);
