@@ -1,7 +1,8 @@
 /*
  * t_imsg.c: the framing of lib/imsg.c and the marshalling of lib/buf.c:
  * round trips, descriptor passing, reads split anywhere, large
- * messages, and hostile headers and payloads.
+ * messages, and hostile headers and payloads; lib/channel.c's held
+ * messages.
  */
 
 #include <sys/types.h>
@@ -445,6 +446,80 @@ test_buf(void)
 	CHECK("utf8.bad_cont", !utf8_valid("\xe6\x41\xa5", 3));
 }
 
+/* The timer of run_for: the loop ends. */
+static void
+run_stop(void *arg)
+{
+	(void)arg;
+	ev_break();
+}
+
+/* ev_loop until a timer of ms breaks it. */
+static void
+run_for(uint64_t ms)
+{
+	static struct ev_timer	 t;
+
+	ev_timer_set(&t, run_stop, NULL);
+	ev_timer_add(&t, ms);
+	ev_loop();
+	ev_timer_del(&t);
+}
+
+/* Bytes the peer end has now, without waiting. */
+static ssize_t
+peek_now(int fd)
+{
+	char	 buf[4096];
+	ssize_t	 n;
+
+	n = recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+	return (n == -1 && errno == EAGAIN ? 0 : n);
+}
+
+/*
+ * channel_send_later: a held message waits for the next one sent at
+ * once (and leaves with it, in order), or for its time to be up.
+ */
+static void
+test_channel_later(void)
+{
+	struct channel	 ch;
+	struct imsgbuf	 rd;
+	struct imsg	 imsg;
+	struct ibuf	*m;
+	int		 sp[2];
+
+	pair(sp);
+	ev_init();
+	channel_init(&ch, sp[0], NULL, NULL, NULL);
+	channel_pause(&ch, 1);
+	imsgbuf_init(&rd, sp[1]);
+	m = channel_create(&ch, 7, 0, 8);
+	ibuf_add_u32(m, 1);
+	channel_send_later(&ch, m, 300);
+	run_for(50);
+	CHECK("channel.later_waits", peek_now(sp[1]) == 0);
+	channel_compose_u32(&ch, 8, 0, 2);
+	run_for(10);
+	CHECK("channel.later_goes_with_next", get_one(&rd, &imsg) == 1 &&
+	    imsg.hdr.type == 7 && (imsg_free(&imsg), get_one(&rd, &imsg)) ==
+	    1 && imsg.hdr.type == 8);
+	imsg_free(&imsg);
+	m = channel_create(&ch, 9, 0, 8);
+	ibuf_add_u32(m, 3);
+	channel_send_later(&ch, m, 100);
+	run_for(30);
+	CHECK("channel.later_held", peek_now(sp[1]) == 0);
+	run_for(150);
+	CHECK("channel.later_in_time", get_one(&rd, &imsg) == 1 &&
+	    imsg.hdr.type == 9);
+	imsg_free(&imsg);
+	channel_shutdown(&ch);
+	imsgbuf_clear(&rd);
+	close(sp[1]);
+}
+
 /* Framing, then marshalling cases; exit 1 if one failed. */
 int
 main(void)
@@ -457,5 +532,6 @@ main(void)
 	test_bad_headers();
 	test_garbage();
 	test_buf();
+	test_channel_later();
 	return (failures ? 1 : 0);
 }
