@@ -241,6 +241,7 @@ listed(const struct jdb_job *job, void *arg)
 	return (ibuf_printf(arg, "%lld ", (long long)job->id));
 }
 
+/* A client lists its own jobs, newest first; control lists all. */
 static void
 t_list(struct jdb *j, struct ibuf *b)
 {
@@ -448,6 +449,7 @@ t_pg(void)
 	prefix = "";
 }
 
+/* The job table's cases on SQLite, then on PostgreSQL. */
 int
 main(void)
 {

@@ -55,7 +55,7 @@ kid(enum proc_id id, uint32_t wid, struct imsgbuf *far)
 	return (c);
 }
 
-/* Run the parent's event loop a while. */
+/* The timer of run(): the loop ends. */
 static void
 loop_stop(void *arg)
 {
