@@ -8,6 +8,7 @@
  */
 
 #include <sys/types.h>
+#include <sys/mman.h>
 #include <sys/queue.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -38,6 +39,8 @@
 #define WORKER_CLOSE_WAIT	10		/* s, to write the last */
 #define WORKER_DRAIN_WAIT	3000		/* ms, channels at exit */
 #define WORKER_METRIC_HOLD	1000		/* ms a metric may wait */
+#define WORKER_STACK_KEEP	4096		/* below the trimming frame */
+#define WORKER_STACK_TRIM	(256 * 1024)	/* what may be given back */
 #define WORKER_REASON_MAX	256
 
 enum worker_state {
@@ -923,9 +926,20 @@ cert_identity(void)
 static void
 worker_trim(void)
 {
+	volatile char	 here;
+	uintptr_t	 sp, pg = (uintptr_t)getpagesize();
+
 #ifdef __GLIBC__
 	malloc_trim(0);
 #endif
+	/*
+	 * The stack the handshake used below this frame, given back too
+	 * (madvise reaches what is mapped of the range, and says ENOMEM
+	 * for the rest): a margin of WORKER_STACK_KEEP stays.
+	 */
+	sp = ((uintptr_t)&here - WORKER_STACK_KEEP) & ~(pg - 1);
+	(void)madvise((void *)(sp - WORKER_STACK_TRIM), WORKER_STACK_TRIM,
+	    MADV_DONTNEED);
 }
 
 /* The handshake is done: greet the client, or refuse it. */
@@ -1174,13 +1188,17 @@ worker_dispatch_storage(struct channel *ch, struct imsg *imsg)
 	client_update();
 }
 
-/* IMSG_STORAGE_CONV after the request id, into *c. */
+/*
+ * IMSG_STORAGE_CONV after the request id, into *c. Field by field, not
+ * by clearing it first: *c is 16 KiB, most of it room for a system
+ * prompt, and each page written stays with the session.
+ */
 static int
 storage_conv(struct ireader *ir, struct db_conv *c)
 {
 	const char	*name, *model, *role, *system;
 
-	memset(c, 0, sizeof(*c));
+	c->created = 0;
 	c->id = (int64_t)ir_u64(ir);
 	c->last_used = (int64_t)ir_u64(ir);
 	c->messages = (int64_t)ir_u64(ir);

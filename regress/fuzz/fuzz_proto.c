@@ -27,6 +27,7 @@ static struct {
 	size_t		 out;
 } F;
 
+/* Output to the client: counted; none may follow the close. */
 static void
 f_write(void *arg, const void *data, size_t len)
 {
@@ -37,6 +38,7 @@ f_write(void *arg, const void *data, size_t len)
 	F.out += len;
 }
 
+/* The session closes the connection. */
 static void
 f_close(void *arg)
 {
@@ -44,6 +46,7 @@ f_close(void *arg)
 	F.closed = 1;
 }
 
+/* A models request: refused while the provider is down. */
 static int
 f_models(void *arg, uint32_t id)
 {
@@ -54,6 +57,7 @@ f_models(void *arg, uint32_t id)
 	return (0);
 }
 
+/* A generation request: it must be well formed; refused while down. */
 static int
 f_gen(void *arg, uint32_t id, const struct proto_gen *g)
 {
@@ -71,6 +75,7 @@ f_gen(void *arg, uint32_t id, const struct proto_gen *g)
 	return (0);
 }
 
+/* A generation cancelled: its id kept. */
 static void
 f_cancel(void *arg, uint32_t id)
 {
@@ -97,6 +102,7 @@ f_storage(void *arg, uint32_t type, uint32_t id, struct ibuf *b)
 	return (0);
 }
 
+/* The state for the parent: its model name must fit. */
 static void
 f_state(void *arg, const char *model, uint32_t messages, uint64_t in,
     uint64_t out, int mode)
@@ -110,6 +116,7 @@ f_state(void *arg, const char *model, uint32_t messages, uint64_t in,
 		abort();
 }
 
+/* A monitor line: it must be a terminated string. */
 static void
 f_event(void *arg, const char *line)
 {
@@ -117,6 +124,7 @@ f_event(void *arg, const char *line)
 	(void)strlen(line);
 }
 
+/* The clock, in ms, that the input moves. */
 static uint64_t
 f_now(void *arg)
 {
@@ -124,6 +132,7 @@ f_now(void *arg)
 	return (F.now);
 }
 
+/* Randomness that repeats, so a crash replays. */
 static uint64_t
 f_random(void *arg)
 {
@@ -131,6 +140,7 @@ f_random(void *arg)
 	return (++F.rnd * 0x9e3779b97f4a7c15ULL);
 }
 
+/* A token to check: a terminated string; refused when down says so. */
 static int
 f_auth(void *arg, const char *token)
 {
@@ -139,6 +149,7 @@ f_auth(void *arg, const char *token)
 	return (F.down & 4 ? -1 : 0);
 }
 
+/* The session stops following a job: nothing to check. */
 static void
 f_unfollow(void *arg, uint32_t id)
 {

@@ -59,6 +59,29 @@ def test_show_sessions_and_kill():
     assert r.returncode == 1 and "no session" in r.stderr, r
 
 
+def test_metrics_and_counts_of_an_open_session():
+    """A session still open: its prompts' metrics reach the parent
+    (they ride with the worker's next message, or come within a
+    second), and show sessions counts its messages once each prompt is
+    over."""
+    def prompts():
+        out = d.ctl("show", "metrics").stdout
+        return sum(int(l.rsplit(" ", 1)[1]) for l in out.splitlines()
+                   if l.startswith("bridged_prompts_total{"))
+    before = prompts()
+    c = d.client()
+    try:
+        for i in range(3):
+            chat(c, "counted %d" % i)
+        wait_for(lambda: prompts() >= before + 3, timeout=5,
+                 what="three more prompts in the metrics")
+        mine = [l for l in d.ctl("show", "sessions").stdout.splitlines()
+                if IDENT[:12] in l]
+        assert mine and int(mine[0].split()[5]) >= 6, mine
+    finally:
+        c.close()
+
+
 def test_show_models():
     out = d.ctl("show", "models").stdout.splitlines()
     names = [l.split()[0] for l in out]

@@ -132,6 +132,7 @@ t_tokens(struct db *db)
 	    "revoked twice");
 }
 
+/* Count the usage rows listed. */
 static int
 count_rows(const struct usage_row *u, void *arg)
 {
@@ -181,6 +182,7 @@ struct evs {
 	char	 first[64];
 };
 
+/* Count the events listed; keep the first one's text. */
 static int
 count_events(const struct event_row *e, void *arg)
 {
@@ -392,6 +394,7 @@ t_pg(void)
 	prefix = "";
 }
 
+/* The decision, the counts on SQLite and across a reopen, then PostgreSQL. */
 int
 main(void)
 {

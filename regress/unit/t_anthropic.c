@@ -329,6 +329,7 @@ t_headers(void)
 	result("headers", key && ver, "%d headers", h.n);
 }
 
+/* The Anthropic cases: request, events, errors, models, headers. */
 int
 main(void)
 {

@@ -645,6 +645,7 @@ t_worker(void)
 	proc_end(&p);
 }
 
+/* Each process in turn against malformed messages from its peers. */
 int
 main(void)
 {

@@ -777,6 +777,7 @@ t_stream(void)
 		result("stream-every-split", 1, "%s", "");
 }
 
+/* The Gemini cases, from the request body to a stream split anywhere. */
 int
 main(void)
 {

@@ -29,6 +29,7 @@ static int	 failures;
 	}								\
 } while (0)
 
+/* A connected unix socket pair, or exit. */
 static void
 pair(int sp[2])
 {
@@ -50,6 +51,7 @@ get_one(struct imsgbuf *ib, struct imsg *imsg)
 	return (r);
 }
 
+/* Each field type written and read back, then an empty message. */
 static void
 test_roundtrip(void)
 {
@@ -94,6 +96,7 @@ test_roundtrip(void)
 	close(sp[1]);
 }
 
+/* The reader refuses overruns, bad strings and trailing bytes. */
 static void
 test_reader_rejects(void)
 {
@@ -147,6 +150,7 @@ test_reader_rejects(void)
 	ibuf_free(b);
 }
 
+/* Descriptors passed in order with their messages; the sender's closed. */
 static void
 test_fd_passing(void)
 {
@@ -187,6 +191,7 @@ test_fd_passing(void)
 	close(sp[1]);
 }
 
+/* Two messages cut at every byte position both come out whole. */
 static void
 test_split_reads(void)
 {
@@ -250,6 +255,7 @@ test_split_reads(void)
 	free(wire);
 }
 
+/* An 8 MiB message gets through; one past the maximum is refused. */
 static void
 test_large(void)
 {
@@ -295,6 +301,7 @@ test_large(void)
 	free(big);
 }
 
+/* Hostile headers: bad lengths and flags, a missing fd, a cut body. */
 static void
 test_bad_headers(void)
 {
@@ -402,6 +409,7 @@ test_garbage(void)
 	_exit(0);
 }
 
+/* Buffer growth and printf, SHA-256 vectors, the UTF-8 check. */
 static void
 test_buf(void)
 {
@@ -437,6 +445,7 @@ test_buf(void)
 	CHECK("utf8.bad_cont", !utf8_valid("\xe6\x41\xa5", 3));
 }
 
+/* Framing, then marshalling cases; exit 1 if one failed. */
 int
 main(void)
 {

@@ -443,6 +443,7 @@ t_stream(void)
 		result("stream-every-split", 1, "%s", "");
 }
 
+/* The OpenAI-compatible cases, up to a stream split anywhere. */
 int
 main(void)
 {

@@ -63,6 +63,7 @@ loop_stop(void *arg)
 	ev_break();
 }
 
+/* Run the parent's event loop for ms milliseconds. */
 static void
 run(int ms)
 {
@@ -121,6 +122,7 @@ expect(const char *name, struct child *const *kids, const int *dead,
 	check(name, ok, why);
 }
 
+/* Children that misbehave are killed one by one; the rest are served. */
 int
 main(void)
 {

@@ -76,6 +76,7 @@ static const char	*tname;
 static char		 twhy[1024];
 static int		 tbad;
 
+/* Start a case: its name, no failure yet. */
 static void
 begin(const char *name)
 {
@@ -84,6 +85,7 @@ begin(const char *name)
 	twhy[0] = '\0';
 }
 
+/* End a case: ok, or FAIL with its first failed check. */
 static void
 end(void)
 {
@@ -94,6 +96,7 @@ end(void)
 		printf("ok %s\n", tname);
 }
 
+/* Record the case's first failed check, with its line. */
 static void
 check(int cond, int line, const char *fmt, ...)
 {
@@ -110,6 +113,7 @@ check(int cond, int line, const char *fmt, ...)
 }
 #define CHECK(c)	check((c), __LINE__, "%s", #c)
 
+/* Add formatted text to a buffer (the call log, the events). */
 static void
 append(struct ibuf *b, const char *fmt, ...)
 {
@@ -161,6 +165,7 @@ out_has(int line, const char *want)
 }
 #define HAS(w)	out_has(__LINE__, (w))
 
+/* The call log must contain want. */
 static void
 calls_has(int line, const char *want)
 {
@@ -174,6 +179,7 @@ calls_has(int line, const char *want)
 }
 #define CALLED(w)	calls_has(__LINE__, (w))
 
+/* The call log must not contain want. */
 static void
 calls_lack(int line, const char *want)
 {
@@ -190,6 +196,7 @@ calls_lack(int line, const char *want)
  * The fake worker.
  */
 
+/* The session's output to the client, kept for OUT and HAS. */
 static void
 f_write(void *arg, const void *data, size_t len)
 {
@@ -198,6 +205,7 @@ f_write(void *arg, const void *data, size_t len)
 		abort();
 }
 
+/* The session closed the connection: counted. */
 static void
 f_close(void *arg)
 {
@@ -205,6 +213,7 @@ f_close(void *arg)
 	F.closed++;
 }
 
+/* A models request, logged; refused while the provider is down. */
 static int
 f_models(void *arg, uint32_t id)
 {
@@ -217,6 +226,7 @@ f_models(void *arg, uint32_t id)
 	return (0);
 }
 
+/* A generation request: its model, system text and turns, logged. */
 static int
 f_gen(void *arg, uint32_t id, const struct proto_gen *g)
 {
@@ -243,6 +253,7 @@ f_gen(void *arg, uint32_t id, const struct proto_gen *g)
 	return (0);
 }
 
+/* The session cancels a generation: logged. */
 static void
 f_cancel(void *arg, uint32_t id)
 {
@@ -252,6 +263,7 @@ f_cancel(void *arg, uint32_t id)
 	append(F.calls, "cancel %u\n", id);
 }
 
+/* A STORE request: half of a prompt, its text and model, logged. */
 static int
 f_store(uint32_t id, struct ireader *ir)
 {
@@ -282,6 +294,7 @@ f_store(uint32_t id, struct ireader *ir)
 	return (0);
 }
 
+/* A SUMMARY request: its conversation and text, logged. */
 static int
 f_summary(uint32_t id, struct ireader *ir)
 {
@@ -426,6 +439,7 @@ f_storage(void *arg, uint32_t type, uint32_t id, struct ibuf *b)
 	return (rv);
 }
 
+/* The state the session reports to the parent, kept for checks. */
 static void
 f_state(void *arg, const char *model, uint32_t messages, uint64_t in,
     uint64_t out, int mode)
@@ -439,6 +453,7 @@ f_state(void *arg, const char *model, uint32_t messages, uint64_t in,
 	F.state_mode = mode;
 }
 
+/* A monitor line for the parent, kept in the event log. */
 static void
 f_event(void *arg, const char *line)
 {
@@ -446,6 +461,7 @@ f_event(void *arg, const char *line)
 	append(F.events, "%s\n", line);
 }
 
+/* The fake clock, in ms, that the cases move. */
 static uint64_t
 f_now(void *arg)
 {
@@ -453,6 +469,7 @@ f_now(void *arg)
 	return (F.now);
 }
 
+/* Randomness that repeats, so outputs can be compared. */
 static uint64_t
 f_random(void *arg)
 {
@@ -460,6 +477,7 @@ f_random(void *arg)
 	return (++F.rnd * 0x9e3779b97f4a7c15ULL);
 }
 
+/* A token to check, logged; the case gives the verdict. */
 static int
 f_auth(void *arg, const char *token)
 {
@@ -468,6 +486,7 @@ f_auth(void *arg, const char *token)
 	return (0);
 }
 
+/* The session stops following a job's RESULT: counted, logged. */
 static void
 f_unfollow(void *arg, uint32_t id)
 {
@@ -495,6 +514,7 @@ struct opts {
 	const char		*local;
 };
 
+/* End the session and clear the fake for the next case. */
 static void
 teardown(void)
 {
@@ -514,6 +534,7 @@ static const char *provider_models[] = {
 	"a/gemini-2.0-flash", "a/same", "b/claude-x", "b/same", NULL
 };
 
+/* The provider answers a models request with these names. */
 static void
 answer_models(uint32_t id, const char **names, uint64_t limit)
 {
@@ -588,6 +609,7 @@ setup(const struct opts *o)
 	take(F.calls);
 }
 
+/* Bytes from the client, as one read. */
 static void
 input(const char *s)
 {
@@ -623,6 +645,7 @@ exchange(const char *line, const char *reply)
  * Cases.
  */
 
+/* The greeting: identity, local address, context and models asked. */
 static void
 t_greeting(void)
 {
@@ -646,6 +669,7 @@ t_greeting(void)
 	end();
 }
 
+/* HELP in any case and spacing; it takes no argument. */
 static void
 t_help(void)
 {
@@ -672,6 +696,7 @@ t_help(void)
 	end();
 }
 
+/* Unknown commands, empty lines, chat words in command mode. */
 static void
 t_unknown(void)
 {
@@ -693,6 +718,7 @@ t_unknown(void)
 	end();
 }
 
+/* INFO, with storage answering, failing or down. */
 static void
 t_info(void)
 {
@@ -726,6 +752,7 @@ t_info(void)
 	end();
 }
 
+/* LIST-MODELS: sorted, bad names left out, errors, provider gone. */
 static void
 t_list_models(void)
 {
@@ -792,6 +819,7 @@ t_list_models(void)
 	end();
 }
 
+/* CHANGE-MODEL: the menu, a number, a name, several providers. */
 static void
 t_change_model(void)
 {
@@ -984,6 +1012,7 @@ t_change_model(void)
 	end();
 }
 
+/* Chat mode and ASK: stores, stuffing, UTF-8, context, no model. */
 static void
 t_chat(void)
 {
@@ -1182,6 +1211,7 @@ t_chat(void)
 	end();
 }
 
+/* Provider and storage failures during a prompt; stale ids ignored. */
 static void
 t_errors(void)
 {
@@ -1289,6 +1319,7 @@ t_errors(void)
 	end();
 }
 
+/* CANCEL mid-stream, before the context, when idle, with a queue. */
 static void
 t_cancel(void)
 {
@@ -1374,6 +1405,7 @@ t_cancel(void)
 	end();
 }
 
+/* Pipelined input answered in order, even byte by byte. */
 static void
 t_pipelining(void)
 {
@@ -1443,6 +1475,7 @@ t_pipelining(void)
 	end();
 }
 
+/* The line limit, bad UTF-8, NUL bytes, CR and CRLF. */
 static void
 t_lines(void)
 {
@@ -1550,6 +1583,7 @@ t_lines(void)
 	end();
 }
 
+/* """ blocks: CRLF, limits, bad UTF-8, nothing until the end. */
 static void
 t_multiline(void)
 {
@@ -1646,6 +1680,7 @@ t_multiline(void)
 	end();
 }
 
+/* BACK: out of chat mode, summarizing the conversation once. */
 static void
 t_back(void)
 {
@@ -1762,6 +1797,7 @@ t_back(void)
 	end();
 }
 
+/* The context loaded from storage at start, and NEW clearing it. */
 static void
 t_context(void)
 {
@@ -1856,6 +1892,7 @@ t_context(void)
 	end();
 }
 
+/* Past the memory or token limit: summarize first, else trim. */
 static void
 t_memory(void)
 {
@@ -2256,6 +2293,7 @@ t_conversations(void)
 	end();
 }
 
+/* HISTORY and SUMMARIES: items, arguments, storage errors. */
 static void
 t_history(void)
 {
@@ -2332,6 +2370,7 @@ t_history(void)
 	end();
 }
 
+/* USAGE lines from storage, and a rate-limited prompt refused. */
 static void
 t_usage(void)
 {
@@ -2367,6 +2406,7 @@ t_usage(void)
 	end();
 }
 
+/* AUTH in each identity mode; tokens accepted, refused, restricted. */
 static void
 t_auth(void)
 {
@@ -2480,6 +2520,7 @@ t_auth(void)
 	end();
 }
 
+/* EXIT and QUIT, the idle BYE, a BYE mid-stream, and EOF. */
 static void
 t_bye(void)
 {
@@ -2567,6 +2608,7 @@ t_bye(void)
 	end();
 }
 
+/* State and events for the parent; a status stays on one line. */
 static void
 t_reporting(void)
 {
@@ -2738,6 +2780,7 @@ t_jobs(void)
 	end();
 }
 
+/* Every group of session cases; non-zero if one failed. */
 int
 main(void)
 {

@@ -14,6 +14,7 @@
 
 static int	 failures;
 
+/* One result line: ok, or FAIL with why. */
 static void
 result(const char *name, int ok, const char *why)
 {
@@ -40,6 +41,7 @@ take(struct ibuf *b)
 	return (s);
 }
 
+/* The buffer must hold exactly want (it is reset). */
 static void
 expect(const char *name, struct ibuf *b, const char *want)
 {
@@ -67,6 +69,7 @@ block(struct ibuf *b, const char **frags, const char *word,
 		abort();
 }
 
+/* The writer: dot-stuffing over fragments, the LF, status lines. */
 static void
 t_writer(void)
 {
@@ -157,6 +160,7 @@ t_writer(void)
 	ibuf_free(b);
 }
 
+/* One line must read as kind want with text wanttext. */
 static void
 parse_case(const char *name, const char *line, enum reply_kind want,
     const char *wanttext)
@@ -172,6 +176,7 @@ parse_case(const char *name, const char *line, enum reply_kind want,
 	    strcmp(text, wanttext) == 0, why);
 }
 
+/* The reader's classification of body and status lines. */
 static void
 t_parse(void)
 {
@@ -307,6 +312,7 @@ t_large(void)
 	ibuf_free(b);
 }
 
+/* Writer, reader, round trips and a large body. */
 int
 main(void)
 {

@@ -15,6 +15,7 @@
 #ifndef __linux__
 #include <stdio.h>
 
+/* Not Linux: the whole program is a skip. */
 int
 main(void)
 {
@@ -109,6 +110,7 @@ static void	 err_exit(const char *) __attribute__((__noreturn__));
 /* Case helpers: a failed step returns its line number. */
 #define CHECK(x)	do { if (!(x)) return (__LINE__); } while (0)
 
+/* A connection to the test's TCP listener on loopback, or -1. */
 static int
 tcp_connect(void)
 {
@@ -197,6 +199,7 @@ fn_time(void)
 	return (0);
 }
 
+/* Opening a file, which the worker and control may not do. */
 static int
 fn_open(void)
 {
@@ -204,6 +207,7 @@ fn_open(void)
 	return (__LINE__);
 }
 
+/* A TCP socket, which the worker, control and storage may not make. */
 static int
 fn_socket(void)
 {
@@ -211,6 +215,7 @@ fn_socket(void)
 	return (__LINE__);
 }
 
+/* A new socket pair, which the worker may not make. */
 static int
 fn_socketpair(void)
 {
@@ -220,6 +225,7 @@ fn_socketpair(void)
 	return (__LINE__);
 }
 
+/* A unix socket, which storage may not make. */
 static int
 fn_unix_socket(void)
 {
@@ -227,6 +233,7 @@ fn_unix_socket(void)
 	return (__LINE__);
 }
 
+/* Connecting to the control socket, which the worker may not do. */
 static int
 fn_connect(void)
 {
@@ -239,6 +246,7 @@ fn_connect(void)
 	return (__LINE__);
 }
 
+/* Executing a program, which no child role may do. */
 static int
 fn_exec(void)
 {
@@ -248,6 +256,7 @@ fn_exec(void)
 	return (__LINE__);
 }
 
+/* A fork, which the worker, storage and the provider may not do. */
 static int
 fn_fork(void)
 {
@@ -271,6 +280,7 @@ fn_userns(void)
 	return (__LINE__);
 }
 
+/* Executable memory, which the worker may not map. */
 static int
 fn_execmem(void)
 {
@@ -279,6 +289,7 @@ fn_execmem(void)
 	return (__LINE__);
 }
 
+/* kill on another process (its parent), which the worker may not do. */
 static int
 fn_kill_other(void)
 {
@@ -286,6 +297,7 @@ fn_kill_other(void)
 	return (__LINE__);
 }
 
+/* ptrace, which neither the worker nor the parent may call. */
 static int
 fn_ptrace(void)
 {
@@ -293,6 +305,7 @@ fn_ptrace(void)
 	return (__LINE__);
 }
 
+/* A listening TCP socket, which the provider may not have. */
 static int
 fn_listen(void)
 {
@@ -340,6 +353,7 @@ prep_control(void)
 	return (connect(ctl_client, (struct sockaddr *)&sun, sizeof(sun)));
 }
 
+/* control: accept that connection, then read and write on it. */
 static int
 fn_control_ok(void)
 {
@@ -361,6 +375,7 @@ fn_control_ok(void)
  */
 static int	 dbfd = -1;
 
+/* storage: open the database file before the sandbox. */
 static int
 prep_storage(void)
 {
@@ -371,6 +386,7 @@ prep_storage(void)
 	return (dbfd == -1 ? -1 : 0);
 }
 
+/* storage: locks, writes, syncs, the WAL and shm files of SQLite. */
 static int
 fn_storage_ok(void)
 {
@@ -468,6 +484,7 @@ fn_storage_outside(void)
 	return (0);
 }
 
+/* Resolve localhost in a thread; *arg says whether it worked. */
 static void *
 resolve_thread(void *arg)
 {
@@ -521,6 +538,7 @@ prep_dns(void)
 	return (0);
 }
 
+/* provider: a name the fake resolver answers resolves to its address. */
 static int
 fn_provider_dns(void)
 {
@@ -557,6 +575,7 @@ fn_provider_files(void)
 	return (0);
 }
 
+/* A file opened for writing, which the provider may not do. */
 static int
 fn_provider_write(void)
 {
@@ -584,6 +603,7 @@ fn_parent_ok(void)
 	return (0);
 }
 
+/* mount, which the parent may not call. */
 static int
 fn_mount(void)
 {
@@ -591,6 +611,7 @@ fn_mount(void)
 	return (__LINE__);
 }
 
+/* io_uring setup, which the parent may not call. */
 static int
 fn_io_uring(void)
 {
@@ -601,6 +622,7 @@ fn_io_uring(void)
 	return (__LINE__);
 }
 
+/* Nothing: for the cases that inspect or expect a refusal. */
 static int
 fn_nothing(void)
 {
@@ -615,6 +637,7 @@ fn_env(void)
 	return (0);
 }
 
+/* One field of /proc/PID/status into out: NULL, or why not. */
 static const char *
 proc_field(pid_t pid, const char *field, char *out, size_t outlen)
 {
@@ -759,6 +782,7 @@ inspect_fds(pid_t pid, int noinet, int nodb)
 	return (why[0] != '\0' ? why : NULL);
 }
 
+/* storage: the status, and no internet socket among its fds. */
 static const char *
 inspect_storage(pid_t pid, const struct tcase *tc)
 {
@@ -769,6 +793,7 @@ inspect_storage(pid_t pid, const struct tcase *tc)
 	return (inspect_fds(pid, 1, 0));
 }
 
+/* provider: the status, and no database file among its fds. */
 static const char *
 inspect_provider(pid_t pid, const struct tcase *tc)
 {
@@ -960,6 +985,7 @@ static const struct tcase cases[] = {
 };
 #define NCASES	(sizeof(cases) / sizeof(cases[0]))
 
+/* The sandbox configuration a case enters its role with. */
 static void
 conf_for(const struct tcase *tc, struct sandbox_conf *sc)
 {
@@ -1040,6 +1066,7 @@ child_nested(const struct tcase *tc)
 	_exit(7);
 }
 
+/* One result line, ok or FAIL with why; a failure is remembered. */
 static void
 result(const char *name, const char *suffix, const char *why)
 {
@@ -1082,6 +1109,7 @@ verdict(const struct tcase *tc, int st, int line, char *buf, size_t len)
 	return (buf);
 }
 
+/* Run one case in a child, directly or nested, and print its result. */
 static void
 run_case(const struct tcase *tc, int nested)
 {
@@ -1220,6 +1248,7 @@ fake_dns(int s, int ctl)
 	}
 }
 
+/* A setup step failed: say which, with errno, and exit. */
 static void
 err_exit(const char *what)
 {
@@ -1227,6 +1256,7 @@ err_exit(const char *what)
 	exit(1);
 }
 
+/* The control socket, a TCP listener and the fake resolver's socket. */
 static void
 setup_sockets(void)
 {
@@ -1270,6 +1300,7 @@ setup_sockets(void)
 	dnsport = ntohs(sin.sin_port);
 }
 
+/* The paths under base that the cases use. */
 static void
 set_paths(void)
 {
@@ -1348,6 +1379,7 @@ cleanup(void)
 	(void)rmdir(base);
 }
 
+/* Every case directly and nested, or one case when executed nested. */
 int
 main(int argc, char *argv[])
 {

@@ -507,6 +507,7 @@ t_nul(void)
 	got_free(&g);
 }
 
+/* The SSE parser's cases; non-zero if one failed. */
 int
 main(void)
 {
