@@ -234,13 +234,14 @@ t_pending(struct db *db, struct jdb *j, struct ibuf *b)
 	ids[2] = d;
 }
 
-/* The newest jobs of one identity first. */
+/* A listed job: its id, to the buffer. */
 static int
 listed(const struct jdb_job *job, void *arg)
 {
 	return (ibuf_printf(arg, "%lld ", (long long)job->id));
 }
 
+/* The newest jobs of one identity first, or of everyone. */
 static void
 t_list(struct jdb *j, struct ibuf *b)
 {
@@ -448,6 +449,7 @@ t_pg(void)
 	prefix = "";
 }
 
+/* Every case on a SQLite file, then on PostgreSQL if there is one. */
 int
 main(void)
 {
