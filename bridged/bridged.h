@@ -1243,7 +1243,7 @@ int		 answer_line(struct line_arg *, const char *, ...)
 		    __attribute__((__format__ (printf, 2, 3)));
 int		 answer_item(const struct db_item *, void *);
 /* storage_round.c */
-struct wreq	*req_new(struct wchan *, uint32_t, uint32_t);
+struct wreq	*req_new(struct ask *);
 struct wreq	*req_write(struct ask *);
 void		 req_refuse(struct wreq *, const char *, const char *, ...)
 		    __attribute__((__format__ (printf, 3, 4)));

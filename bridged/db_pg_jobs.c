@@ -5,7 +5,10 @@
  * submitted to holds it first and renews it while it runs; jobs
  * whose lease ran out (their instance died) are claimed with FOR
  * UPDATE SKIP LOCKED by another, which runs them again from the
- * start. An instance that lost a lease stores nothing more of it.
+ * start. An instance that lost a lease stores nothing more of it. A
+ * job killed through another instance than its holder is marked
+ * (cancel_requested); the holder sees the mark when it renews its
+ * leases, and stops the job.
  */
 
 #include <sys/types.h>

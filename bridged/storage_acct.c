@@ -125,11 +125,10 @@ worker_admit(struct ask *a)
 		return ("length");
 	if (!model_valid(model))
 		return ("model");
-	r = req_new(w, a->type, a->id);
+	if ((r = req_write(a)) == NULL)
+		return (NULL);
 	r->answer = answer_admit;
 	r->code = "";
-	if (group_join() == -1)
-		return (NULL);
 	if (admit(w->identity, model, "", &r->code, r->text,
 	    sizeof(r->text)) == -1)
 		r->error = "database error";

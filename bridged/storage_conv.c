@@ -48,7 +48,7 @@ worker_store(struct ask *a)
 		return ("model");
 	if (tokens > INT64_MAX)
 		return ("tokens");
-	r = req_new(w, a->type, a->id);
+	r = req_new(a);
 	if (!db_text_valid(text, len)) {
 		log_warnx("worker %u: message not stored: too long, not"
 		    " UTF-8 or with NUL", w->wid);
@@ -88,7 +88,7 @@ worker_summary(struct ask *a)
 		return ("length");
 	if (conv > INT64_MAX)
 		return ("conversation");
-	r = req_new(w, a->type, a->id);
+	r = req_new(a);
 	if (len == 0 || !db_text_valid(text, len)) {
 		log_warnx("worker %u: summary not stored: empty, too long,"
 		    " not UTF-8 or with NUL", w->wid);
@@ -343,10 +343,9 @@ worker_conv_set(struct ask *a)
 	    !conv_field_ok(role, NAME_MAX_LEN) ||
 	    !conv_field_ok(system, CONV_SYSTEM_MAX))
 		return ("field");
-	r = req_new(w, a->type, a->id);
-	r->rowid = (int64_t)conv;
-	if (group_join() == -1)
+	if ((r = req_write(a)) == NULL)
 		return (NULL);
+	r->rowid = (int64_t)conv;
 	switch (db_conv_set(stor.db, w->identity, (int64_t)conv, (int)mask,
 	    model, system, role, (int64_t)time(NULL))) {
 	case 1:

@@ -174,7 +174,7 @@ control_history(struct ask *a)
 		return (NULL);
 	}
 	/* A purge is a write: answered after its COMMIT. */
-	r = req_new(w, a->type, a->id);
+	r = req_new(a);
 	r->answer = answer_purged;
 	if ((r->error = err) != NULL)
 		return (NULL);

@@ -222,7 +222,7 @@ worker_submit(struct ask *a)
 	    (kind == JOB_DIALOGUE && (turns < 2 || turns > JOB_TURNS_MAX)) ||
 	    conv > INT64_MAX || (kind == JOB_DIALOGUE && conv != 0))
 		return ("kind, turns, models or conversation");
-	r = req_new(w, a->type, a->id);
+	r = req_new(a);
 	r->answer = job_flushed;
 	if (len == 0 || !db_text_valid(text, len)) {
 		r->error = "bad-argument the prompt cannot be stored";
@@ -437,7 +437,7 @@ job_kill(struct ask *a)
 	if (jid > INT64_MAX)
 		return ("job id");
 	rv = job_load((int64_t)jid, &job);
-	r = req_new(w, a->type, a->id);
+	r = req_new(a);
 	r->answer = job_flushed;
 	r->job = (int64_t)jid;
 	r->rowid = (int64_t)jid;

@@ -20,18 +20,18 @@
 
 #include "bridged.h"
 
-/* Queue a write of this round; group_flush answers it. */
+/* Queue a write of a peer's message; group_flush answers it. */
 struct wreq *
-req_new(struct wchan *w, uint32_t type, uint32_t id)
+req_new(struct ask *a)
 {
 	struct wreq	*r;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		fatal("%s", __func__);
-	r->w = w;
-	r->type = type;
-	r->id = id;
-	w->refs++;
+	r->w = a->w;
+	r->type = a->type;
+	r->id = a->id;
+	r->w->refs++;
 	TAILQ_INSERT_TAIL(&stor.round, r, entry);
 	if (!ev_timer_pending(&stor.round_end))
 		ev_timer_add(&stor.round_end, 0);
@@ -47,7 +47,7 @@ req_write(struct ask *a)
 {
 	struct wreq	*r;
 
-	r = req_new(a->w, a->type, a->id);
+	r = req_new(a);
 	if (group_join() == -1)
 		return (NULL);
 	return (r);

@@ -10,8 +10,9 @@ serve that identity at once; a job killed through B (KILL or bridgectl
 kill job) is stopped by A, which runs it, within a lease renewal;
 `. OK` means the rows are committed (read back with psql at once); a
 SQLite database a real bridged wrote, moved into PostgreSQL with
-`bridged -m`, serves the same conversations, jobs, tokens and usage. Identities are issued tokens (behind a
-balancer every client has the balancer's address), one per test.
+`bridged -m`, serves the same conversations, jobs, tokens and usage.
+Identities are issued tokens (behind a balancer every client has the
+balancer's address), one per test.
 """
 
 import hashlib
@@ -193,10 +194,10 @@ def generations(text):
     return n
 
 
-def test_job_of_a_killed_instance_is_finished_by_the_other():
-    global a
-    tok, _ = add_token(a, "-l", "job")
-    p = "job outlives A %s %s" % (RUN, SLOW)
+def running_on_a(label, p):
+    """A job of prompt p submitted through A with a token of its own,
+    streaming from the upstream now: the token, the session, the job."""
+    tok, _ = add_token(a, "-l", label)
     c = via(a, tok)
     _, status = c.ask("SUBMIT " + p)
     m = re.match(r"^\. OK job (\d+)$", status)
@@ -205,6 +206,13 @@ def test_job_of_a_killed_instance_is_finished_by_the_other():
     wait_for(lambda: generations(p) >= 1, timeout=15,
              what="the job at the upstream")
     assert job_state(c, jid) == "running"
+    return tok, c, jid
+
+
+def test_job_of_a_killed_instance_is_finished_by_the_other():
+    global a
+    p = "job outlives A %s %s" % (RUN, SLOW)
+    tok, c, jid = running_on_a("job", p)
     c.close()
     kill_tree(a)
     wait_for(lambda: lb.states().get("s0") == "DOWN", timeout=10,
@@ -495,21 +503,6 @@ def upstream_closed():
         return json.loads(r.read())["client_closed"]
 
 
-def running_on_a(label):
-    """A job submitted through A, streaming from the upstream now."""
-    tok, _ = add_token(a, "-l", label)
-    p = "%s %s %s" % (label, RUN, LONG)
-    ca = via(a, tok)
-    _, status = ca.ask("SUBMIT " + p)
-    m = re.match(r"^\. OK job (\d+)$", status)
-    assert m, status
-    jid = int(m.group(1))
-    wait_for(lambda: generations(p) >= 1, timeout=15,
-             what="the job at the upstream")
-    assert job_state(ca, jid) == "running"
-    return tok, ca, jid
-
-
 def stopped_on_a(tok, ca, jid, closed):
     """A, which runs the job, stops it: the upstream stream is dropped,
     the job ends cancelled, and no answer is stored."""
@@ -526,7 +519,8 @@ def stopped_on_a(tok, ca, jid, closed):
 
 
 def test_kill_through_the_other_instance_stops_the_job():
-    tok, ca, jid = running_on_a("killed-elsewhere")
+    tok, ca, jid = running_on_a("killed-elsewhere", "killed-elsewhere"
+                                " %s %s" % (RUN, LONG))
     closed = upstream_closed()
     cb = via(b, tok)
     assert cb.ask("KILL %d" % jid) == ([], ". OK job %d cancelled" % jid)
@@ -539,7 +533,8 @@ def test_kill_through_the_other_instance_stops_the_job():
 
 
 def test_bridgectl_kill_through_the_other_instance_stops_the_job():
-    tok, ca, jid = running_on_a("operator-elsewhere")
+    tok, ca, jid = running_on_a("operator-elsewhere", "operator-elsewhere"
+                                " %s %s" % (RUN, LONG))
     closed = upstream_closed()
     r = b.ctl("kill", "job", str(jid))
     assert r.stdout.strip() == "job %d cancelled" % jid, r.stdout

@@ -234,14 +234,14 @@ t_pending(struct db *db, struct jdb *j, struct ibuf *b)
 	ids[2] = d;
 }
 
-/* The newest jobs of one identity first. */
+/* A listed job: its id, to the buffer. */
 static int
 listed(const struct jdb_job *job, void *arg)
 {
 	return (ibuf_printf(arg, "%lld ", (long long)job->id));
 }
 
-/* A client lists its own jobs, newest first; control lists all. */
+/* The newest jobs of one identity first, or of everyone. */
 static void
 t_list(struct jdb *j, struct ibuf *b)
 {
@@ -449,7 +449,7 @@ t_pg(void)
 	prefix = "";
 }
 
-/* The job table's cases on SQLite, then on PostgreSQL. */
+/* Every case on a SQLite file, then on PostgreSQL if there is one. */
 int
 main(void)
 {
