@@ -567,9 +567,9 @@ storage_open(void)
 	}
 }
 
-/* bridged -P storage: never returns. */
-void
-storage_main(void)
+/* The process's state before anything comes (the fuzzer's too). */
+static void
+storage_init(void)
 {
 	TAILQ_INIT(&stor.chans);
 	TAILQ_INIT(&stor.dead);
@@ -578,6 +578,13 @@ storage_main(void)
 	ev_timer_set(&stor.round_end, storage_round_end, NULL);
 	ev_timer_set(&stor.queue_poll, storage_queue_poll, NULL);
 	ev_timer_set(&stor.cluster_poll, storage_cluster_poll, NULL);
+}
+
+/* bridged -P storage: never returns. */
+void
+storage_main(void)
+{
+	storage_init();
 
 	stor.conf = child_config(NULL);
 	storage_open();

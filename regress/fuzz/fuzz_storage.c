@@ -56,12 +56,7 @@ setup(void)
 	if (mkdtemp(dir) == NULL)
 		abort();
 	snprintf(dbpath, sizeof(dbpath), "%s/bridged.db", dir);
-	TAILQ_INIT(&stor.chans);
-	TAILQ_INIT(&stor.dead);
-	TAILQ_INIT(&stor.round);
-	TAILQ_INIT(&stor.followers);
-	ev_timer_set(&stor.round_end, storage_round_end, NULL);
-	ev_timer_set(&stor.queue_poll, storage_queue_poll, NULL);
+	storage_init();
 	if ((stor.conf = config_new()) == NULL)
 		abort();
 	stor.conf->g.summaries_keep = 3;
