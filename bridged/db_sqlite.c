@@ -252,6 +252,12 @@ static const char sq_schema_v7[] =
 	" (SELECT 1 FROM search_pending WHERE id = old.id);"
 	" INSERT OR IGNORE INTO search_pending (id) VALUES (new.id); END;";
 
+/* Version v + 1 is sq_steps[v]: a new version is its text and a line. */
+static const char *const sq_steps[DB_VERSION] = {
+	sq_schema_v1, sq_schema_v2, sq_schema_v3, sq_schema_v4,
+	sq_schema_v5, sq_schema_v6, sq_schema_v7
+};
+
 #define DB_EXTRA_MAX	96		/* statements of the families */
 
 struct sqdb {
@@ -380,41 +386,18 @@ sq_adopt_legacy(struct sqdb *db)
 static int
 sq_migrate(struct sqdb *db, long long from)
 {
-	char	 sql[64];
+	char		 sql[64];
+	long long	 v;
 
 	if (from == DB_VERSION)
 		return (0);
 	if (sq_exec(db, "BEGIN IMMEDIATE") == -1)
 		return (-1);
-	if (from < 1) {
-		if (sq_adopt_legacy(db) == -1 ||
-		    sq_exec(db, sq_schema_v1) == -1)
+	if (from < 1 && sq_adopt_legacy(db) == -1)
+		goto fail;
+	for (v = from; v < DB_VERSION; v++)
+		if (sq_exec(db, sq_steps[v]) == -1)
 			goto fail;
-	}
-	if (from < 2) {
-		if (sq_exec(db, sq_schema_v2) == -1)
-			goto fail;
-	}
-	if (from < 3) {
-		if (sq_exec(db, sq_schema_v3) == -1)
-			goto fail;
-	}
-	if (from < 4) {
-		if (sq_exec(db, sq_schema_v4) == -1)
-			goto fail;
-	}
-	if (from < 5) {
-		if (sq_exec(db, sq_schema_v5) == -1)
-			goto fail;
-	}
-	if (from < 6) {
-		if (sq_exec(db, sq_schema_v6) == -1)
-			goto fail;
-	}
-	if (from < 7) {
-		if (sq_exec(db, sq_schema_v7) == -1)
-			goto fail;
-	}
 	(void)snprintf(sql, sizeof(sql), "PRAGMA application_id = %d;"
 	    " PRAGMA user_version = %d", DB_APPLICATION_ID, DB_VERSION);
 	if (sq_exec(db, sql) == -1 || sq_exec(db, "COMMIT") == -1)

@@ -14,6 +14,7 @@
 
 static void	channel_event(int, int, void *);
 static void	channel_release(struct channel *);
+static void	channel_hold_end(void *);
 
 /* Poll for what the channel needs: read unless paused, write if queued. */
 static void
@@ -53,7 +54,7 @@ channel_init(struct channel *ch, int fd,
 	ch->paused = 0;
 	ch->broken = 0;
 	ch->held = 0;
-	ch->hold_set = 0;
+	ev_timer_set(&ch->hold, channel_hold_end, ch);
 	channel_update(ch);
 }
 
@@ -172,8 +173,7 @@ static void
 channel_release(struct channel *ch)
 {
 	ch->held = 0;
-	if (ch->hold_set)
-		ev_timer_del(&ch->hold);
+	ev_timer_del(&ch->hold);
 }
 
 /* The hold is over: write what waited. */
@@ -216,10 +216,6 @@ channel_send_later(struct channel *ch, struct ibuf *b, uint64_t ms)
 		return (-1);
 	}
 	if (ch->ibuf.queued == 0 && !ch->held) {
-		if (!ch->hold_set) {
-			ev_timer_set(&ch->hold, channel_hold_end, ch);
-			ch->hold_set = 1;
-		}
 		ch->held = 1;
 		ev_timer_add(&ch->hold, ms);
 	}

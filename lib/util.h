@@ -161,8 +161,7 @@ struct channel {
 	int		 dead;
 	int		 broken;	/* closed for a bad frame */
 	int		 held;		/* what is queued may wait */
-	int		 hold_set;
-	struct ev_timer	 hold;
+	struct ev_timer	 hold;		/* until then */
 };
 
 /*
