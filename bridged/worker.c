@@ -997,6 +997,11 @@ session_begin(void)
 	op_event(NULL, line);
 	ev_timer_add(&w.idle_timer, (uint64_t)w.conf->g.timeout * 1000);
 	proto_start(w.proto);
+	/*
+	 * The client waits on the greeting: it goes now, before what this
+	 * round sent the peers and before the trimming.
+	 */
+	client_write();
 	client_update();
 	worker_trim();
 }
