@@ -55,6 +55,7 @@ import harness  # noqa: E402
 import pgserver  # noqa: E402
 
 LOADGEN = os.path.join(REGRESS, "loadgen")
+RELAY = os.path.join(REGRESS, "bench_relay")
 UPSTREAM = os.path.join(REGRESS, "bench_upstream.py")
 SECS = float(os.environ.get("BENCH_SECS", "5"))
 WARM = 1.0
@@ -130,6 +131,28 @@ class Serve:
         line = self.proc.stdout.readline().split()
         if len(line) != 2 or line[0] != "port":
             raise RuntimeError("loadgen serve did not start")
+        self.port = int(line[1])
+        self.pid = self.proc.pid
+
+    def stop(self):
+        harness.stop_pid(self.pid)
+        self.proc.wait()
+
+
+class Relay:
+    """bench_relay, the floor of the chat path: the same four processes
+    (a process per client, storage, provider) and the same hops and
+    commits, with nothing else in them."""
+
+    def __init__(self, d):
+        self.dir = harness.tmpdir("relay-")
+        self.proc = subprocess.Popen(
+            [RELAY, "-c", d.crt, "-k", d.key, "-d",
+             os.path.join(self.dir, "relay.db")], stdout=subprocess.PIPE,
+            text=True)
+        line = self.proc.stdout.readline().split()
+        if len(line) != 2 or line[0] != "port":
+            raise RuntimeError("bench_relay did not start")
         self.port = int(line[1])
         self.pid = self.proc.pid
 
@@ -528,6 +551,15 @@ def sec_chat(up, d):
             "-m", "bench", "http"])[0]
         out[("bridged", n)] = measured(d.pid, common + [
             "-p", str(d.port), "-m", "bench", "chat"], roles=True)[0]
+    relay = Relay(d) if os.access(RELAY, os.X_OK) else None
+    try:
+        for n in (1, 16) if relay is not None else ():
+            out[("relay", n)] = measured(relay.pid, [
+                "-n", str(n), "-t", str(SECS), "-w", str(WARM), "-p",
+                str(relay.port), "-m", "bench", "chat"])[0]
+    finally:
+        if relay is not None:
+            relay.stop()
     head("chat round trip: ASK to `. OK` (fake upstream answering at once,"
          " 25-prompt conversations)",
          "one direct HTTP request to the same upstream, same concurrency",
@@ -549,6 +581,30 @@ def sec_chat(up, d):
             if int(r["errors"]):
                 print("    errors: %s (%s)" % (r["errors"],
                                                r.get("stderr", "")))
+    if ("relay", 1) not in out:
+        print("\n(the chat path's floor left out: %s is not built)" % RELAY)
+        return
+    head("chat: bridged beside the floor of its shape",
+         "bench_relay (a process per client, storage, provider; the same "
+         "hops, 2 SQLite commits, TLS; nothing else) plus what one direct "
+         "HTTP request costs its client", how="diff")
+    for n in (1, 16):
+        b, rl, fl = out[("bridged", n)], out[("relay", n)], out[("floor", n)]
+        http = float(fl["cpu_us_per_op"]) / 1000
+        # Latencies add up only when nothing queues: one session.
+        for p in ("p50", "p99") if n == 1 else ():
+            row("%2d session%s: round trip %s (ms)" % (
+                n, "s" if n > 1 else " ", p), ms(b, p + "_us"),
+                ms(rl, p + "_us") + ms(fl, p + "_us"), " ms", how="diff")
+        row("%2d session%s: server CPU per prompt (ms)" % (
+            n, "s" if n > 1 else " "), b["server_cpu_ms"],
+            rl["server_cpu_ms"] + http, " ms", how="diff")
+        print("    %2d session%s: the floor is bench_relay %.3f ms + an "
+              "HTTP client's request %.3f ms" % (
+                  n, "s" if n > 1 else " ", rl["server_cpu_ms"], http))
+        if int(rl["errors"]):
+            print("    errors: %s (%s)" % (rl["errors"],
+                                           rl.get("stderr", "")))
 
 
 def deltas(lines, firsts):
