@@ -25,7 +25,12 @@ Floors:
            beside the fake upstream's own CPU per request. Each session
            of bridged starts a new conversation every 25 prompts (NEW,
            not timed), so that the context sent upstream grows as in a
-           real conversation.
+           real conversation. Beside it, the floor of the shape:
+           bench_relay, a process per client, a storage and a provider
+           process, for each ASK the same hops and two commits (one
+           INSERT each in a WAL SQLite file, synchronous NORMAL) and the
+           answer over TLS, with nothing else in them; to its CPU is
+           added what one direct HTTP request costs its client.
   stream   the same first-event-to-first-byte time for a direct HTTP
            client of the fake upstream.
   memory   `loadgen serve` holding the same number of idle TLS
