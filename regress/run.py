@@ -232,6 +232,10 @@ def main():
             sys.exit(2)
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, on_term)
+    # A suite started in the background (`make test &`) inherits SIGINT
+    # ignored, and so would every program it starts: tests that stop
+    # bridgectl with SIGINT, as Ctrl-C does, need it at its default.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     pg = None
     if "unit" in suites or "live" in suites:
         pg = start_postgresql()
