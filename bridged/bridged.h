@@ -1193,8 +1193,17 @@ struct follower {
 	struct wchan		*w;
 	uint32_t		 id;	/* the RESULT's request id */
 	int64_t			 job;
+	uint64_t		 sent;	/* chunks it has had */
+	time_t			 live;	/* when it last had one as it came */
+	int			 polled; /* in the poll under way */
 };
 TAILQ_HEAD(follower_list, follower);
+
+/* Reading a job's stored chunks for one follower. */
+struct follow_read {
+	struct follower		*f;
+	uint64_t		 read;	/* chunks read so far */
+};
 
 /* The storage process's state (storage.c's). */
 struct storage_state {
@@ -1281,6 +1290,8 @@ int		 job_model_valid(const char *, int);
 int		 answer_chunk(struct wchan *, uint32_t, int, const char *,
 		    size_t);
 void		 followers_end(const struct jdb_job *);
+void		 followers_restart(struct jdb_job *);
+void		 followers_poll(time_t);
 int		 job_load(int64_t, struct jdb_job *);
 void		 job_flushed(struct wreq *);
 int		 job_cancelled_elsewhere(int64_t, void *);

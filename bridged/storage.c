@@ -509,6 +509,7 @@ storage_cluster_poll(void *arg)
 		log_warnx("cannot look for revoked tokens");
 	else
 		stor.revoked_since = now - STORAGE_REVOKE_SLACK;
+	followers_poll((time_t)now);
 	ev_timer_add(&stor.cluster_poll, STORAGE_CLUSTER_POLL);
 }
 

@@ -17,6 +17,8 @@
 
 #include "bridged.h"
 
+#define FOLLOW_QUIET	2	/* s without output as it came: read on */
+
 /* A line for bridgectl monitor, through the parent. */
 void
 job_event(const char *fmt, ...)
@@ -152,6 +154,86 @@ followers_end(const struct jdb_job *job)
 		TAILQ_REMOVE(&stor.followers, f, entry);
 		f->w->refs--;
 		free(f);
+	}
+}
+
+/* A job runs again from the start: what they saw is gone, they hear. */
+void
+followers_restart(struct jdb_job *job)
+{
+	job->state = JOB_FAILED;
+	strlcpy(job->code, "upstream", sizeof(job->code));
+	snprintf(job->text, sizeof(job->text), "job %lld restarts from the "
+	    "start; RESULT %lld follows it again", (long long)job->id,
+	    (long long)job->id);
+	followers_end(job);
+}
+
+/* A stored chunk, to a follower that has not had it yet. */
+static int
+follow_stored_chunk(int kind, const char *text, size_t len, void *arg)
+{
+	struct follow_read	*fr = arg;
+
+	if (fr->read++ < fr->f->sent)
+		return (0);
+	fr->f->sent++;
+	return (answer_chunk(fr->f->w, fr->f->id, kind, text, len));
+}
+
+/*
+ * One follower that had no output as it came for a while: its job runs
+ * in another instance (or is quiet here). It gets what is stored past
+ * what it had, then the end if the job has ended; fewer chunks stored
+ * than it had means the job ran again from the start. 1 when f is
+ * gone, 0 when it follows on.
+ */
+static int
+follower_poll(struct follower *f)
+{
+	struct follow_read	 fr;
+	struct jdb_job		 job;
+
+	if (job_load(f->job, &job) != 1)
+		return (0);	/* the database may answer next time */
+	fr.f = f;
+	fr.read = 0;
+	if (jdb_chunks(stor.jdb, f->job, follow_stored_chunk, &fr) == -1)
+		return (0);
+	if (fr.read < f->sent) {
+		followers_restart(&job);
+		return (1);
+	}
+	if (job.state == JOB_QUEUED || job.state == JOB_RUNNING)
+		return (0);
+	followers_end(&job);
+	return (1);
+}
+
+/*
+ * With a database several instances share, every cluster poll: the
+ * followers of jobs that another instance runs have what it committed
+ * since, and its end. Each follower is looked at once, from the head
+ * again after each (an answer can drop followers of a channel).
+ */
+void
+followers_poll(time_t now)
+{
+	struct follower	*f;
+
+	/* Nothing pending: a read below commits nothing, ends no one. */
+	round_settle();
+	TAILQ_FOREACH(f, &stor.followers, entry)
+		f->polled = 0;
+	for (;;) {
+		TAILQ_FOREACH(f, &stor.followers, entry)
+			if (!f->polled)
+				break;
+		if (f == NULL)
+			return;
+		f->polled = 1;
+		if (now - f->live >= FOLLOW_QUIET)
+			(void)follower_poll(f);
 	}
 }
 
@@ -300,24 +382,15 @@ answer_job_line(const struct jdb_job *job, void *arg)
 	return (channel_send(&ia->w->ch, b));
 }
 
-/* One stored chunk of a job to the client that asked for RESULT. */
-static int
-answer_stored_chunk(int kind, const char *text, size_t len, void *arg)
-{
-	struct item_arg	*ia = arg;
-
-	return (answer_chunk(ia->w, ia->id, kind, text, len));
-}
-
 /* RESULT: the head, what is stored, then the end or live output. */
 static void
 job_result(struct wchan *w, uint32_t id, int64_t jid)
 {
-	struct follower	*f;
-	struct item_arg	 ia;
-	struct jdb_job	 job;
-	struct ibuf	*b;
-	char		 err[64];
+	struct follower		*f;
+	struct follow_read	 fr;
+	struct jdb_job		 job;
+	struct ibuf		*b;
+	char			 err[64];
 
 	switch (job_load(jid, &job)) {
 	case -1:
@@ -339,21 +412,24 @@ job_result(struct wchan *w, uint32_t id, int64_t jid)
 	    ibuf_add_u32(b, (uint32_t)job.state) == -1)
 		fatal("%s", __func__);
 	channel_send(&w->ch, b);
-	ia.w = w;
-	ia.id = id;
-	if (jdb_chunks(stor.jdb, jid, answer_stored_chunk, &ia) == -1) {
-		answer_error(w, id, "database error");
-		return;
-	}
-	if (job.state != JOB_QUEUED && job.state != JOB_RUNNING) {
-		answer_job_end(w, id, &job);
-		return;
-	}
 	if ((f = calloc(1, sizeof(*f))) == NULL)
 		fatal("%s", __func__);
 	f->w = w;
 	f->id = id;
 	f->job = jid;
+	f->live = time(NULL);
+	fr.f = f;
+	fr.read = 0;
+	if (jdb_chunks(stor.jdb, jid, follow_stored_chunk, &fr) == -1) {
+		free(f);
+		answer_error(w, id, "database error");
+		return;
+	}
+	if (job.state != JOB_QUEUED && job.state != JOB_RUNNING) {
+		free(f);
+		answer_job_end(w, id, &job);
+		return;
+	}
 	w->refs++;
 	TAILQ_INSERT_TAIL(&stor.followers, f, entry);
 }

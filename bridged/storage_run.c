@@ -184,15 +184,8 @@ provider_job_start(struct ask *a)
 		jobs_tell(IMSG_STORAGE_JOB_GONE, job.id, NULL);
 		return (NULL);
 	}
-	if (again) {
-		/* What they saw is gone: they follow it again. */
-		job.state = JOB_FAILED;
-		strlcpy(job.code, "upstream", sizeof(job.code));
-		snprintf(job.text, sizeof(job.text), "job %lld restarts "
-		    "from the start; RESULT %lld follows it again",
-		    (long long)job.id, (long long)job.id);
-		followers_end(&job);
-	}
+	if (again)
+		followers_restart(&job);
 	job_event("job %lld: running%s", (long long)job.id,
 	    again ? " again from the start" : "");
 	if ((b = channel_create(&stor.jobs->ch, IMSG_STORAGE_JOB_SPEC, 0,
@@ -246,8 +239,11 @@ provider_job_chunk(struct ask *a)
 		return (NULL);	/* not running: killed */
 	}
 	TAILQ_FOREACH(f, &stor.followers, entry)
-		if (f->job == (int64_t)jid)
+		if (f->job == (int64_t)jid) {
+			f->sent++;
+			f->live = time(NULL);
 			answer_chunk(f->w, f->id, (int)kind, text, len);
+		}
 	return (NULL);
 }
 

@@ -539,3 +539,22 @@ def test_bridgectl_kill_through_the_other_instance_stops_the_job():
     r = b.ctl("kill", "job", str(jid))
     assert r.stdout.strip() == "job %d cancelled" % jid, r.stdout
     stopped_on_a(tok, ca, jid, closed)
+
+
+def test_result_through_the_other_instance_follows_the_job():
+    """RESULT through B of a job that A runs: what A has stored, then
+    the rest as A commits it, while the job still runs, and its end."""
+    p = "followed-elsewhere %s [[fake:interval:300]][[fake:repeat:25]]" % RUN
+    tok, ca, jid = running_on_a("followed-elsewhere", p)
+    cb = via(b, tok)
+    cb.send("RESULT %d" % jid)
+    first = cb.readline()
+    assert first.startswith("Echo: "), first
+    # What B passed on came while A still ran the job, not at its end.
+    assert job_state(ca, jid) == "running"
+    body, status = cb.reply()
+    assert status.startswith(". OK model="), status
+    # The same answer, line for line, as A says of the finished job.
+    assert ca.ask("RESULT %d" % jid) == ([first] + body, status)
+    cb.close()
+    ca.close()
