@@ -1052,6 +1052,7 @@ const char	*sq_path(struct sqdb *);
 struct sqlite3_stmt *sq_stmt(struct sqdb *, const char *);
 int		 sq_run(struct sqdb *, struct sqlite3_stmt *);
 void		 sq_fail(struct sqdb *, struct sqlite3_stmt *);
+int		 sq_rows_end(struct sqdb *, struct sqlite3_stmt *, int, int);
 int64_t		 sq_changes(struct sqdb *);
 int64_t		 sq_last_rowid(struct sqdb *);
 /* db_sqlite_tokens.c, db_sqlite_events.c, for db_sqlite_usage.c's table */

@@ -657,6 +657,23 @@ sq_fail(struct sqdb *db, sqlite3_stmt *st)
 	sq_err(db, sqlite3_sql(st));
 }
 
+/*
+ * The end of a loop over a statement's rows (rc its last step, ret the
+ * loop's own 0 or -1): a step that failed is logged, the statement
+ * reset with its bindings cleared. 0 or -1.
+ */
+int
+sq_rows_end(struct sqdb *db, sqlite3_stmt *st, int rc, int ret)
+{
+	if (ret == 0 && rc != SQLITE_DONE) {
+		sq_fail(db, st);
+		ret = -1;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return (ret);
+}
+
 /* Rows the last statement changed. */
 int64_t
 sq_changes(struct sqdb *db)

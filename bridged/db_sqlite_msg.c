@@ -505,12 +505,7 @@ sm_newest(struct sqdb *db, enum msg_stmt sizes, enum msg_stmt rows,
 		}
 		(*sent)++;
 	}
-	if (ret == 0 && rc != SQLITE_DONE) {
-		msg_err(db, rows);
-		ret = -1;
-	}
-	msg_reset(db, rows);
-	return (ret);
+	return (sq_rows_end(db, ms(db, rows), rc, ret));
 }
 
 /* The last `count' messages or summaries of a conversation. */
@@ -889,12 +884,7 @@ sm_conv_list(void *h, const char *client, uint32_t count,
 		}
 		(*n)++;
 	}
-	if (ret == 0 && rc != SQLITE_DONE) {
-		msg_err(db, ST_CONV_LIST);
-		ret = -1;
-	}
-	msg_reset(db, ST_CONV_LIST);
-	return (ret);
+	return (sq_rows_end(db, ms(db, ST_CONV_LIST), rc, ret));
 }
 
 /* Set the fields of mask of the client's conversation: 1, 0 none, -1. */

@@ -156,12 +156,7 @@ sq_token_list(void *h, int (*cb)(const struct token_info *, void *),
 			break;
 		}
 	}
-	if (ret == 0 && rc != SQLITE_DONE) {
-		sq_fail(db, st);
-		ret = -1;
-	}
-	sqlite3_reset(st);
-	return (ret);
+	return (sq_rows_end(db, st, rc, ret));
 }
 
 /* Revoke a live token: 1 and its hash, 0 if there is none, -1. */
@@ -218,11 +213,5 @@ sq_revoked_since(void *h, int64_t since, int (*cb)(const char *, void *),
 			break;
 		}
 	}
-	if (ret == 0 && rc != SQLITE_DONE) {
-		sq_fail(db, st);
-		ret = -1;
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return (ret);
+	return (sq_rows_end(db, st, rc, ret));
 }

@@ -246,13 +246,7 @@ su_usage_list(void *h, const char *prefix, const char *since,
 			break;
 		}
 	}
-	if (ret == 0 && rc != SQLITE_DONE) {
-		sq_fail(db, st);
-		ret = -1;
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return (ret);
+	return (sq_rows_end(db, st, rc, ret));
 }
 
 /* An identity starts a session: seen now, authenticated by how. */
@@ -301,13 +295,7 @@ su_identities(void *h, int64_t now,
 			break;
 		}
 	}
-	if (ret == 0 && rc != SQLITE_DONE) {
-		sq_fail(db, st);
-		ret = -1;
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return (ret);
+	return (sq_rows_end(db, st, rc, ret));
 }
 
 const struct db_acct_ops sqlite_acct_ops = {
