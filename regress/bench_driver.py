@@ -15,6 +15,9 @@ Floors:
            process per client. Together they are what TLS itself costs
            here. bench_setup.sh installs nginx; the driver starts it on
            loopback and stops it by pid.
+           And bench_relay: a process per client, forked at accept from
+           a parent that configured the same libtls, nothing else (no
+           sandbox, no pool of workers ready).
            The one-at-a-time figure (-i) leaves each server idle between
            two clients, so that what bridged does after a client (fork
            the next worker, rehearse its handshake) is off the path.
@@ -34,7 +37,8 @@ Floors:
   stream   the same first-event-to-first-byte time for a direct HTTP
            client of the fake upstream.
   memory   `loadgen serve` holding the same number of idle TLS
-           sessions in one process.
+           sessions in one process; and bench_relay holding them, a
+           process per client: the floor of bridged's shape.
   process per client (connect): `loadgen fork`, a process holding as
            much written memory as the template forking a child that
            writes as many pages as a worker holding a session has
@@ -463,6 +467,7 @@ def fork_floor(d):
 def sec_connect(up):
     d = new_daemon(up)
     s = Serve(d, 2)
+    relay = Relay(d) if os.access(RELAY, os.X_OK) else None
     try:
         ng = Nginx(d)
     except RuntimeError as e:
@@ -472,6 +477,8 @@ def sec_connect(up):
     servers = [("bridged", d.pid, d.port), ("serve", s.pid, s.port)]
     if ng is not None:
         servers.insert(0, ("nginx", ng.pid, ng.port))
+    if relay is not None:
+        servers.append(("relay", relay.pid, relay.port))
     try:
         for n in (1, 16):
             fork = ["-f", "2"] if n > 1 else []
@@ -490,13 +497,18 @@ def sec_connect(up):
     finally:
         if ng is not None:
             ng.stop()
+        if relay is not None:
+            relay.stop()
         s.stop()
         d.stop()
     floors = [(name, label) for name, label in (
         ("nginx", "nginx stream TLS termination (same key and greeting, "
          "%d workers)" % os.cpu_count()),
         ("serve", "loadgen serve (same libtls, key and greeting; no "
-         "process per client)")) if (name, 1) in out]
+         "process per client)"),
+        ("relay", "bench_relay: a process per client, forked at accept "
+         "from a parent that configured the same libtls; no sandbox, "
+         "no pool")) if (name, 1) in out]
     for name, label in floors:
         head("connection setup: TCP connect, TLS handshake, greeting", label)
         for n in (1, 16):
@@ -756,6 +768,19 @@ def sec_memory(up):
         idle_release(p)
     finally:
         s.stop()
+    relay = None
+    if os.access(RELAY, os.X_OK):
+        r = Relay(d)
+        try:
+            time.sleep(0.2)
+            rbefore = pss_kib(r.pid)
+            p, rready = idle_hold(r.port, n)
+            time.sleep(0.5)
+            relay = ((pss_kib(r.pid) - rbefore) / rready / 1024.0
+                     if rready else None, rready)
+            idle_release(p)
+        finally:
+            r.stop()
     head("memory: proportional set size per idle session, %d open" % n,
          "loadgen serve holding as many TLS sessions in one process")
     per = (after - before) / ready / 1024.0 if ready else None
@@ -766,6 +791,13 @@ def sec_memory(up):
         fafter / 1024.0)
     print("  (bridged: %d processes idle, %d with the sessions open; "
           "%d workers)" % (nproc0, nproc1, len(busy)))
+    if relay is not None:
+        head("memory: proportional set size per idle session, %d open" % n,
+             "bench_relay, a process per client forked from a parent "
+             "that configured the same libtls (the handshake in the "
+             "child)")
+        row("PSS per idle session (MiB)", per, relay[0])
+        row("sessions open", "%d" % ready, "%d" % relay[1], how="none")
 
 
 def main():

@@ -11,6 +11,12 @@
  * and the bytes over Unix sockets: no event loop, no framing beyond
  * that, no parsing. Figures only; it never judges.
  *
+ * It is also the floor of a process per client: each connection is a
+ * fork of a parent that configured libtls once, its handshake done in
+ * the child, with no sandbox and no pool of processes made ready; its
+ * CPU per connection and memory per idle session are what that shape
+ * costs before anything of bridged's own.
+ *
  * usage: bench_relay -c cert -k key -d dbfile [-p port]
  * It prints "port N" once it listens; SIGTERM ends it and its processes.
  */
