@@ -106,36 +106,26 @@ hop_recv(int fd, char *buf)
 	return ((ssize_t)len);
 }
 
-/* A listening Unix socket in the abstract namespace. */
+/*
+ * A Unix socket of the relay's own, in the abstract namespace:
+ * listening on name, or connected to it.
+ */
 static int
-unix_listen(const char *name)
+unix_socket(const char *name, int listening)
 {
 	struct sockaddr_un	 sun;
+	socklen_t		 len = sizeof(sun);
 	int			 fd;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	(void)snprintf(sun.sun_path + 1, sizeof(sun.sun_path) - 1, "%s", name);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1 ||
-	    bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
-	    listen(fd, RELAY_LINKS) == -1)
+	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1)
+		err(1, "socket");
+	if (listening ? bind(fd, (struct sockaddr *)&sun, len) == -1 ||
+	    listen(fd, RELAY_LINKS) == -1 :
+	    connect(fd, (struct sockaddr *)&sun, len) == -1)
 		err(1, "unix socket %s", name);
-	return (fd);
-}
-
-/* A connection to one of the relay's own processes. */
-static int
-unix_connect(const char *name)
-{
-	struct sockaddr_un	 sun;
-	int			 fd;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	(void)snprintf(sun.sun_path + 1, sizeof(sun.sun_path) - 1, "%s", name);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1 ||
-	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
-		err(1, "connect %s", name);
 	return (fd);
 }
 
@@ -269,8 +259,8 @@ client_run(struct tls *srv, int fd, const char *greeting)
 		;
 	if (r == -1)
 		_exit(0);
-	sfd = unix_connect(sname);
-	pfd = unix_connect(pname);
+	sfd = unix_socket(sname, 0);
+	pfd = unix_socket(pname, 0);
 	if (client_write(c, greeting, strlen(greeting)) == -1)
 		_exit(0);
 	for (;;) {
@@ -364,8 +354,8 @@ main(int argc, char *argv[])
 	snprintf(pname, sizeof(pname), "bench_relay.%d.provider", getpid());
 	/* A group of its own: SIGTERM at the end reaches only the relay's. */
 	(void)setpgid(0, 0);
-	sl = unix_listen(sname);
-	pl_fd = unix_listen(pname);
+	sl = unix_socket(sname, 1);
+	pl_fd = unix_socket(pname, 1);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	signal(SIGPIPE, SIG_IGN);
