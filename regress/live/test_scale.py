@@ -544,8 +544,8 @@ def test_bridgectl_kill_through_the_other_instance_stops_the_job():
 def test_result_through_the_other_instance_follows_the_job():
     """RESULT through B of a job that A runs: what A has stored, then
     the rest as A commits it, while the job still runs, and its end."""
-    p = ("followed-elsewhere %s [[fake:interval:300]][[fake:repeat:40]]"
-         % RUN)    # about 12 s of stream: B reads on every 2 s
+    p = ("followed-elsewhere %s [[fake:interval:300]][[fake:repeat:25]]"
+         % RUN)    # about 15 s of stream; B reads on every 2 s
     tok, ca, jid = running_on_a("followed-elsewhere", p)
     cb = via(b, tok)
     cb.send("RESULT %d" % jid)
