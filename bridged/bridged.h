@@ -1200,12 +1200,6 @@ struct follower {
 };
 TAILQ_HEAD(follower_list, follower);
 
-/* Reading a job's stored chunks for one follower. */
-struct follow_read {
-	struct follower		*f;
-	uint64_t		 read;	/* chunks read so far */
-};
-
 /* The storage process's state (storage.c's). */
 struct storage_state {
 	struct db		*db;

@@ -19,6 +19,12 @@
 
 #define FOLLOW_QUIET	2	/* s without output as it came: read on */
 
+/* Reading a job's stored chunks for one follower. */
+struct follow_read {
+	struct follower		*f;
+	uint64_t		 read;	/* chunks read so far */
+};
+
 /* A line for bridgectl monitor, through the parent. */
 void
 job_event(const char *fmt, ...)
@@ -185,29 +191,35 @@ follow_stored_chunk(int kind, const char *text, size_t len, void *arg)
  * One follower that had no output as it came for a while: its job runs
  * in another instance (or is quiet here). It gets what is stored past
  * what it had, then the end if the job has ended; fewer chunks stored
- * than it had means the job ran again from the start. 1 when f is
- * gone, 0 when it follows on.
+ * than it had means the job ran again from the start. Either end frees
+ * every follower of the job.
  */
-static int
+static void
 follower_poll(struct follower *f)
 {
 	struct follow_read	 fr;
 	struct jdb_job		 job;
+	char			 err[64];
 
-	if (job_load(f->job, &job) != 1)
-		return (0);	/* the database may answer next time */
+	switch (job_load(f->job, &job)) {
+	case -1:
+		return;		/* tried again at the next poll */
+	case 0:
+		/* Purged with its identity's data meanwhile. */
+		snprintf(err, sizeof(err), "not-found no job %lld",
+		    (long long)f->job);
+		answer_error(f->w, f->id, err);
+		follow_drop(f->w, f->id);
+		return;
+	}
 	fr.f = f;
 	fr.read = 0;
 	if (jdb_chunks(stor.jdb, f->job, follow_stored_chunk, &fr) == -1)
-		return (0);
-	if (fr.read < f->sent) {
+		return;
+	if (fr.read < f->sent)
 		followers_restart(&job);
-		return (1);
-	}
-	if (job.state == JOB_QUEUED || job.state == JOB_RUNNING)
-		return (0);
-	followers_end(&job);
-	return (1);
+	else if (job.state != JOB_QUEUED && job.state != JOB_RUNNING)
+		followers_end(&job);
 }
 
 /*
@@ -233,7 +245,7 @@ followers_poll(time_t now)
 			return;
 		f->polled = 1;
 		if (now - f->live >= FOLLOW_QUIET)
-			(void)follower_poll(f);
+			follower_poll(f);
 	}
 }
 
