@@ -130,44 +130,42 @@ class BenchDaemon(harness.Daemon):
                          what="bridged to start (see %s)" % self.logfile)
 
 
-class Serve:
-    """`loadgen serve`, the floor server."""
+class FloorServer:
+    """A floor server of this directory's: started with argv, it prints
+    "port N" once it listens; stopped by pid."""
+
+    def __init__(self, argv):
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                                     text=True)
+        line = self.proc.stdout.readline().split()
+        if len(line) != 2 or line[0] != "port":
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError("%s did not start" % " ".join(argv[:2]))
+        self.port = int(line[1])
+        self.pid = self.proc.pid
+
+    def stop(self):
+        harness.stop_pid(self.pid)
+        self.proc.wait()
+
+
+class Serve(FloorServer):
+    """`loadgen serve`: the same libtls, no process per client."""
 
     def __init__(self, d, procs):
-        self.proc = subprocess.Popen(
-            [LOADGEN, "-c", d.crt, "-k", d.key, "-p", "0", "-f",
-             str(procs), "serve"], stdout=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline().split()
-        if len(line) != 2 or line[0] != "port":
-            raise RuntimeError("loadgen serve did not start")
-        self.port = int(line[1])
-        self.pid = self.proc.pid
-
-    def stop(self):
-        harness.stop_pid(self.pid)
-        self.proc.wait()
+        FloorServer.__init__(self, [LOADGEN, "-c", d.crt, "-k", d.key,
+                                    "-p", "0", "-f", str(procs), "serve"])
 
 
-class Relay:
-    """bench_relay, the floor of the chat path: the same four processes
-    (a process per client, storage, provider) and the same hops and
-    commits, with nothing else in them."""
+class Relay(FloorServer):
+    """bench_relay, the floor of bridged's shape: a process per client,
+    storage and provider, the same hops and commits, nothing else."""
 
     def __init__(self, d):
-        self.dir = harness.tmpdir("relay-")
-        self.proc = subprocess.Popen(
-            [RELAY, "-c", d.crt, "-k", d.key, "-d",
-             os.path.join(self.dir, "relay.db")], stdout=subprocess.PIPE,
-            text=True)
-        line = self.proc.stdout.readline().split()
-        if len(line) != 2 or line[0] != "port":
-            raise RuntimeError("bench_relay did not start")
-        self.port = int(line[1])
-        self.pid = self.proc.pid
-
-    def stop(self):
-        harness.stop_pid(self.pid)
-        self.proc.wait()
+        FloorServer.__init__(self, [RELAY, "-c", d.crt, "-k", d.key, "-d",
+                                    os.path.join(harness.tmpdir("relay-"),
+                                                 "relay.db")])
 
 
 class Nginx:

@@ -306,7 +306,8 @@ main(int argc, char *argv[])
 	struct tls		*srv;
 	struct pollfd		 pl;
 	const char		*cert = NULL, *key = NULL, *dbpath = NULL;
-	char			 greeting[128];
+	char			 greeting[128], *ep;
+	long			 lport;
 	pid_t			 peers[2];
 	int			 ch, lfd, sl, pl_fd, fd, one = 1, port = 0;
 
@@ -322,7 +323,11 @@ main(int argc, char *argv[])
 			key = optarg;
 			break;
 		case 'p':
-			port = atoi(optarg);
+			lport = strtol(optarg, &ep, 10);
+			if (*optarg == '\0' || *ep != '\0' || lport < 0 ||
+			    lport > 65535)
+				errx(2, "-p %s: not a port", optarg);
+			port = (int)lport;
 			break;
 		default:
 			goto usage;
