@@ -199,7 +199,6 @@ storage_send(struct proto *p, uint32_t type, struct ibuf *b)
 	return (p->ops->storage(p->arg, type, id, b));
 }
 
-
 /*
  * The optional N of HISTORY, SUMMARIES, CONVERSATIONS and JOBS: 1 to
  * PROTO_HISTORY_MAX, PROTO_HISTORY_DEFAULT if absent; -1 after ERR.
@@ -221,8 +220,10 @@ arg_count(struct proto *p, const char *arg)
 	return (n);
 }
 
-/* Ask storage for a list of the last [N] (type: u32 id, u32 count);
-   its lines are answered under op. */
+/*
+ * Ask storage for a list of the last [N] (type: u32 id, u32 count);
+ * its lines are answered under op.
+ */
 void
 list_request(struct proto *p, const char *arg, uint32_t type,
     enum proto_op op)
@@ -243,6 +244,7 @@ list_request(struct proto *p, const char *arg, uint32_t type,
 	}
 	p->op = op;
 }
+
 /* Set fields of the current conversation; the request id, or 0. */
 uint32_t
 conv_set(struct proto *p, int mask, const char *model, const char *role,

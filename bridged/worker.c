@@ -164,7 +164,11 @@ client_cb_read(struct tls *ctx, void *buf, size_t len, void *arg)
 	return (n);
 }
 
-/* The client's socket, written (plain, or by libtls). */
+/*
+ * The client's socket, written (plain, or by libtls). A client gone
+ * is an error here, never a SIGPIPE: a worker dead by a signal would
+ * retire its template.
+ */
 static ssize_t
 client_cb_write(struct tls *ctx, const void *buf, size_t len, void *arg)
 {
@@ -172,7 +176,7 @@ client_cb_write(struct tls *ctx, const void *buf, size_t len, void *arg)
 
 	(void)ctx;
 	(void)arg;
-	if ((n = write(w.fd, buf, len)) == -1 &&
+	if ((n = send(w.fd, buf, len, MSG_NOSIGNAL)) == -1 &&
 	    (errno == EAGAIN || errno == EINTR))
 		return (TLS_WANT_POLLOUT);
 	return (n);
