@@ -33,6 +33,7 @@
 #define PV_FLOW_POLL	20			/* ms */
 #define PV_BACKOFF	1000			/* ms, first retry */
 #define PV_BACKOFF_MAX	60000			/* ms */
+#define XFER_IDLE_CONNS	64	/* kept open to the upstreams between requests */
 
 static struct {
 	void			(*idle)(void);	/* after every batch */
@@ -676,6 +677,8 @@ xfer_init(void (*idle)(void))
 	if (curl_multi_setopt(xf.multi, CURLMOPT_SOCKETFUNCTION,
 	    curl_sock_cb) != CURLM_OK ||
 	    curl_multi_setopt(xf.multi, CURLMOPT_TIMERFUNCTION,
-	    curl_timer_cb) != CURLM_OK)
+	    curl_timer_cb) != CURLM_OK ||
+	    curl_multi_setopt(xf.multi, CURLMOPT_MAXCONNECTS,
+	    (long)XFER_IDLE_CONNS) != CURLM_OK)
 		fatalx("curl_multi_setopt failed");
 }
