@@ -1713,7 +1713,7 @@ struct proto_ops {
 	void		(*cancel)(void *, uint32_t);
 	int		(*storage)(void *, uint32_t, uint32_t, struct ibuf *);
 	void		(*state)(void *, const char *, uint32_t, uint64_t,
-			    uint64_t, int);
+			    uint64_t, int, int);
 	void		(*event)(void *, const char *);
 	uint64_t	(*now)(void *);		/* ms */
 	uint64_t	(*random)(void *);

@@ -921,14 +921,15 @@ proto_run(struct proto *p)
 		return;
 	/*
 	 * A new model or mode at once; new counts between commands, or
-	 * once a second while a long run goes on.
+	 * once a second while a long run goes on, and those may wait
+	 * for the worker's next message to the parent.
 	 */
 	if (p->statedirty || (p->statelazy && (p->op == OP_NONE ||
 	    p->ops->now(p->arg) - p->state_ms >= PROTO_STATE_EVERY))) {
-		p->statedirty = p->statelazy = 0;
 		p->state_ms = p->ops->now(p->arg);
 		p->ops->state(p->arg, p->model, p->messages, p->bytes_in,
-		    p->bytes_out, p->mode);
+		    p->bytes_out, p->mode, !p->statedirty);
+		p->statedirty = p->statelazy = 0;
 	}
 	if (p->eof && p->op == OP_NONE && TAILQ_EMPTY(&p->queue)) {
 		p->closed = 1;
@@ -1139,6 +1140,7 @@ proto_auth(struct proto *p, int verdict, const char *identity,
 			strlcpy(p->model, p->allowed, sizeof(p->model));
 			p->model[strcspn(p->model, ",")] = '\0';
 			p->ctx.inlimit = 0;
+			p->statedirty = 1;
 		}
 		models_received(p, &p->models);
 		out_status(p, "OK", "authenticated ID:%s", p->shortid);

@@ -165,7 +165,7 @@ op_done(struct proto *p)
 {
 	p->op = OP_NONE;
 	p->req = 0;
-	p->statedirty = 1;
+	p->statelazy = 1;	/* its counts; what it changed says so */
 	p->mnote[0] = '\0';
 	mlist_free(&p->fetch);
 }

@@ -795,10 +795,13 @@ op_storage(void *arg, uint32_t type, uint32_t id, struct ibuf *b)
 	return (sreq_add(type, id, b));
 }
 
-/* proto_ops: the session's model and counters, for the parent. */
+/*
+ * proto_ops: the session's model and counters, for the parent; new
+ * counts alone wait as a metric does, so that a prompt does not wake it.
+ */
 static void
 op_state(void *arg, const char *model, uint32_t messages, uint64_t in,
-    uint64_t out, int mode)
+    uint64_t out, int mode, int lazy)
 {
 	struct ibuf	*b;
 
@@ -813,7 +816,10 @@ op_state(void *arg, const char *model, uint32_t messages, uint64_t in,
 		ibuf_free(b);
 		return;
 	}
-	channel_send(parent_chan, b);
+	if (lazy)
+		channel_send_later(parent_chan, b, WORKER_METRIC_HOLD);
+	else
+		channel_send(parent_chan, b);
 }
 
 /* proto_ops: a monitor line, through the parent. */
