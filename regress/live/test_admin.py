@@ -39,14 +39,19 @@ def chat(c, prompt):
 def test_show_sessions_and_kill():
     c = d.client()
     chat(c, "hello sessions")
-    out = d.ctl("show", "sessions").stdout.splitlines()
-    mine = [l for l in out if IDENT[:12] in l]
-    assert len(mine) == 1, out
-    f = mine[0].split()
+
+    def mine():
+        out = d.ctl("show", "sessions").stdout.splitlines()
+        return [l for l in out if IDENT[:12] in l]
+    assert len(mine()) == 1, mine()
+    f = mine()[0].split()
     sid = f[0]
     assert f[1] == "127.0.0.1" and f[2] == IDENT[:12], f
     assert f[3] == "gemini-2.0-flash", f
-    assert int(f[5]) >= 2, f        # prompt and answer stored
+    # Prompt and answer stored: the counts come within a second.
+    wait_for(lambda: int(mine()[0].split()[5]) >= 2, timeout=3,
+             what="the session's two stored messages counted")
+    assert mine()[0].split()[0] == sid
     r = d.ctl("kill", "session", sid)
     assert "ended" in r.stdout
     body, status = c.reply()
