@@ -31,55 +31,32 @@
 static char *
 ant_request(const struct api_request *rq, size_t *lenp)
 {
-	json_t		*root, *msgs, *s;
-	char		*out;
-	size_t		 i;
+	struct jsonw	 w;
 	uint32_t	 max;
-	double		 temp;
 
-	if ((root = json_object()) == NULL)
-		return (NULL);
 	max = rq->set.max_tokens > 0 ? rq->set.max_tokens : rq->max_tokens;
 	if (max == 0)
 		max = PROVIDER_MAX_TOKENS;
-	if ((msgs = json_array()) == NULL ||
-	    json_object_set_new(root, "model", json_string(rq->model)) ==
-	    -1 || json_object_set_new(root, "max_tokens",
-	    json_integer(max)) == -1)
-		goto fail;
+	jw_init(&w, wire_body_hint(rq));
+	jw_raw(&w, "{\"model\":");
+	jw_str(&w, rq->model, strlen(rq->model));
+	jw_raw(&w, ",\"max_tokens\":");
+	jw_u64(&w, max);
 	if (rq->system != NULL && rq->system[0] != '\0') {
-		if ((s = json_string(rq->system)) == NULL ||
-		    json_object_set_new(root, "system", s) == -1)
-			goto fail;
+		jw_raw(&w, ",\"system\":");
+		jw_str(&w, rq->system, strlen(rq->system));
 	}
-	if (json_object_set_new(root, "messages", msgs) == -1)
-		goto fail;
-	for (i = 0; i < rq->nturns; i++) {
-		if (rq->turns[i].len == 0)
-			continue;
-		if (wire_add_turn(msgs, rq->turns[i].role == ROLE_MODEL ?
-		    "assistant" : "user", rq->turns[i].text,
-		    rq->turns[i].len) == -1)
-			goto fail;
-	}
-	if (json_array_size(msgs) == 0)
-		goto fail;
+	jw_raw(&w, ",\"messages\":");
+	if (wire_messages(&w, rq, NULL) == 0)
+		w.bad = EINVAL;
 	if (rq->set.temperature >= 0) {
 		/* Anthropic's range is 0 to 1. */
-		temp = rq->set.temperature > 1 ? 1 : rq->set.temperature;
-		if (json_object_set_new(root, "temperature",
-		    json_real(temp)) == -1)
-			goto fail;
+		jw_raw(&w, ",\"temperature\":");
+		jw_real(&w, rq->set.temperature > 1 ? 1 :
+		    rq->set.temperature);
 	}
-	if (json_object_set_new(root, "stream", json_true()) == -1)
-		goto fail;
-	out = wire_dump(root, lenp);
-	json_decref(root);
-	return (out);
- fail:
-	json_decref(root);
-	errno = EINVAL;
-	return (NULL);
+	jw_raw(&w, ",\"stream\":true}");
+	return (jw_end(&w, lenp));
 }
 
 /* The HTTP status an error type stands for, in a stream. */

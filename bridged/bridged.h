@@ -1474,12 +1474,29 @@ extern const struct api	 api_gemini;
 extern const struct api	 api_openai;
 extern const struct api	 api_anthropic;
 
+/* jsonw.c: a request body written as JSON text */
+struct jsonw {
+	char		*buf;
+	size_t		 len;
+	size_t		 size;
+	int		 bad;		/* errno that spoiled the body */
+};
+
+void		 jw_init(struct jsonw *, size_t);
+void		 jw_raw(struct jsonw *, const char *);
+void		 jw_text(struct jsonw *, const char *, size_t);
+void		 jw_str(struct jsonw *, const char *, size_t);
+void		 jw_u64(struct jsonw *, uint64_t);
+void		 jw_real(struct jsonw *, double);
+char		*jw_end(struct jsonw *, size_t *);
+
 /* wire.c: what every API file shares */
 struct json_t;
 
 int		 wire_u64(struct json_t *, uint64_t *);
-int		 wire_add_turn(struct json_t *, const char *, const char *,
-		    size_t);
+size_t		 wire_messages(struct jsonw *, const struct api_request *,
+		    const char *);
+size_t		 wire_body_hint(const struct api_request *);
 int64_t		 wire_count(struct json_t *, const char *);
 int		 wire_key_header(int (*)(void *, const char *), void *,
 		    const char *, const char *);
@@ -1493,7 +1510,6 @@ void		 wire_event_free(struct api_event *);
 void		 wire_error_init(struct api_error *, int);
 int		 wire_add_text(struct api_event *, const char *, size_t);
 int		 wire_model_name(const char *);
-char		*wire_dump(struct json_t *, size_t *);
 struct json_t	*wire_load(const char *, size_t);
 void		 wire_page_free(struct api_page *);
 int		 wire_page_add(struct api_page *, const char *, uint64_t,

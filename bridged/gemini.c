@@ -21,36 +21,10 @@
 #define GEM_TOKEN_MAX	4096		/* longest page token kept */
 #define GEM_DELAY_MAX	86400.0		/* s, longest retry delay */
 
-static json_t	*gem_text_part(const char *, size_t);
 static void	 gem_parse_details(json_t *, struct api_error *);
 static void	 gem_error_object(json_t *, struct api_error *);
 static unsigned int gem_methods(json_t *);
 static int	 gem_name_token(const char *, size_t);
-
-/* A parts array holding one text part. */
-static json_t *
-gem_text_part(const char *text, size_t len)
-{
-	json_t	*parts, *part, *s;
-
-	if ((s = json_stringn(text, len)) == NULL)
-		return (NULL);		/* not UTF-8 */
-	if ((part = json_object()) == NULL) {
-		json_decref(s);
-		return (NULL);
-	}
-	if (json_object_set_new(part, "text", s) == -1 ||
-	    (parts = json_array()) == NULL) {
-		json_decref(part);
-		return (NULL);
-	}
-	if (json_array_append_new(parts, part) == -1) {
-		json_decref(parts);
-		return (NULL);
-	}
-	return (parts);
-}
-
 
 /*
  * The body of a streamGenerateContent request.  Empty turns are left
@@ -62,79 +36,52 @@ gem_text_part(const char *text, size_t len)
 static char *
 gem_request(const struct api_request *rq, size_t *lenp)
 {
-	json_t		*root, *contents, *c = NULL, *parts, *si, *gc;
-	const char	*role, *lastrole = NULL;
-	char		*out = NULL;
+	struct jsonw	 w;
+	const char	*role, *last = NULL;
 	size_t		 i;
 	uint32_t	 max;
 
-	if ((root = json_object()) == NULL ||
-	    (contents = json_array()) == NULL) {
-		json_decref(root);
-		return (NULL);
-	}
-	if (json_object_set_new(root, "contents", contents) == -1)
-		goto fail;
+	jw_init(&w, wire_body_hint(rq));
+	jw_raw(&w, "{\"contents\":[");
 	for (i = 0; i < rq->nturns; i++) {
 		if (rq->turns[i].len == 0)
 			continue;
 		role = rq->turns[i].role == ROLE_MODEL ? "model" : "user";
-		if (c != NULL && strcmp(role, lastrole) == 0) {
-			parts = gem_text_part(rq->turns[i].text,
-			    rq->turns[i].len);
-			if (parts == NULL || json_array_extend(
-			    json_object_get(c, "parts"), parts) == -1) {
-				json_decref(parts);
-				goto fail;
-			}
-			json_decref(parts);
-			continue;
+		if (last != NULL && strcmp(role, last) == 0)
+			jw_raw(&w, "\"},{\"text\":\"");
+		else {
+			jw_raw(&w, last != NULL ? "\"}]},{\"role\":\"" :
+			    "{\"role\":\"");
+			jw_raw(&w, role);
+			jw_raw(&w, "\",\"parts\":[{\"text\":\"");
 		}
-		if ((c = json_object()) == NULL)
-			goto fail;
-		if (json_array_append_new(contents, c) == -1)
-			goto fail;
-		if (json_object_set_new(c, "role", json_string(role)) == -1)
-			goto fail;
-		if ((parts = gem_text_part(rq->turns[i].text,
-		    rq->turns[i].len)) == NULL)
-			goto fail;
-		if (json_object_set_new(c, "parts", parts) == -1)
-			goto fail;
-		lastrole = role;
+		jw_text(&w, rq->turns[i].text, rq->turns[i].len);
+		last = role;
 	}
-	if (json_array_size(contents) == 0)
-		goto fail;
+	if (last == NULL)
+		w.bad = EINVAL;
+	jw_raw(&w, "\"}]}]");
 	if (rq->system != NULL && rq->system[0] != '\0') {
-		if ((si = json_object()) == NULL)
-			goto fail;
-		if (json_object_set_new(root, "systemInstruction", si) == -1)
-			goto fail;
-		if ((parts = gem_text_part(rq->system,
-		    strlen(rq->system))) == NULL)
-			goto fail;
-		if (json_object_set_new(si, "parts", parts) == -1)
-			goto fail;
+		jw_raw(&w, ",\"systemInstruction\":{\"parts\":[{\"text\":");
+		jw_str(&w, rq->system, strlen(rq->system));
+		jw_raw(&w, "}]}");
 	}
 	max = rq->set.max_tokens > 0 ? rq->set.max_tokens : rq->max_tokens;
 	if (rq->set.temperature >= 0 || max > 0) {
-		if ((gc = json_object()) == NULL ||
-		    json_object_set_new(root, "generationConfig", gc) == -1)
-			goto fail;
-		if (rq->set.temperature >= 0 && json_object_set_new(gc,
-		    "temperature", json_real(rq->set.temperature)) == -1)
-			goto fail;
-		if (max > 0 && json_object_set_new(gc, "maxOutputTokens",
-		    json_integer(max)) == -1)
-			goto fail;
+		jw_raw(&w, ",\"generationConfig\":{");
+		if (rq->set.temperature >= 0) {
+			jw_raw(&w, "\"temperature\":");
+			jw_real(&w, rq->set.temperature);
+		}
+		if (max > 0) {
+			jw_raw(&w, rq->set.temperature >= 0 ?
+			    ",\"maxOutputTokens\":" : "\"maxOutputTokens\":");
+			jw_u64(&w, max);
+		}
+		jw_raw(&w, "}");
 	}
-	out = wire_dump(root, lenp);
-	json_decref(root);
-	return (out);
- fail:
-	json_decref(root);
-	errno = EINVAL;
-	return (NULL);
+	jw_raw(&w, "}");
+	return (jw_end(&w, lenp));
 }
 
 /* Parse a protobuf Duration such as "26s" or "0.25s"; -1 if bad. */

@@ -31,51 +31,28 @@
 static char *
 oai_request(const struct api_request *rq, size_t *lenp)
 {
-	json_t		*root, *msgs, *so;
-	char		*out;
-	size_t		 i, nturns = 0;
+	struct jsonw	 w;
 	uint32_t	 max;
 
-	if ((root = json_object()) == NULL)
-		return (NULL);
-	if ((msgs = json_array()) == NULL ||
-	    json_object_set_new(root, "model", json_string(rq->model)) ==
-	    -1 || json_object_set_new(root, "messages", msgs) == -1)
-		goto fail;
-	if (rq->system != NULL && rq->system[0] != '\0' &&
-	    wire_add_turn(msgs, "system", rq->system,
-	    strlen(rq->system)) == -1)
-		goto fail;
-	for (i = 0; i < rq->nturns; i++) {
-		if (rq->turns[i].len == 0)
-			continue;
-		if (wire_add_turn(msgs, rq->turns[i].role == ROLE_MODEL ?
-		    "assistant" : "user", rq->turns[i].text,
-		    rq->turns[i].len) == -1)
-			goto fail;
-		nturns++;
+	jw_init(&w, wire_body_hint(rq));
+	jw_raw(&w, "{\"model\":");
+	jw_str(&w, rq->model, strlen(rq->model));
+	jw_raw(&w, ",\"messages\":");
+	if (wire_messages(&w, rq, "system") == 0)
+		w.bad = EINVAL;
+	jw_raw(&w, ",\"stream_options\":{\"include_usage\":true},"
+	    "\"stream\":true");
+	if (rq->set.temperature >= 0) {
+		jw_raw(&w, ",\"temperature\":");
+		jw_real(&w, rq->set.temperature);
 	}
-	if (nturns == 0)
-		goto fail;
-	if ((so = json_object()) == NULL ||
-	    json_object_set_new(root, "stream_options", so) == -1 ||
-	    json_object_set_new(so, "include_usage", json_true()) == -1 ||
-	    json_object_set_new(root, "stream", json_true()) == -1)
-		goto fail;
-	if (rq->set.temperature >= 0 && json_object_set_new(root,
-	    "temperature", json_real(rq->set.temperature)) == -1)
-		goto fail;
 	max = rq->set.max_tokens > 0 ? rq->set.max_tokens : rq->max_tokens;
-	if (max > 0 && json_object_set_new(root, "max_tokens",
-	    json_integer(max)) == -1)
-		goto fail;
-	out = wire_dump(root, lenp);
-	json_decref(root);
-	return (out);
- fail:
-	json_decref(root);
-	errno = EINVAL;
-	return (NULL);
+	if (max > 0) {
+		jw_raw(&w, ",\"max_tokens\":");
+		jw_u64(&w, max);
+	}
+	jw_raw(&w, "}");
+	return (jw_end(&w, lenp));
 }
 
 /*

@@ -288,15 +288,17 @@ wire_model_name(const char *s)
 	return (1);
 }
 
-/* A JSON value as a compact string to free(3), its length in *lenp. */
-char *
-wire_dump(json_t *root, size_t *lenp)
+/* About how long a request body will be: its texts and some. */
+size_t
+wire_body_hint(const struct api_request *rq)
 {
-	char	*out;
+	size_t	 i, n = 512;
 
-	if ((out = json_dumps(root, JSON_COMPACT)) != NULL && lenp != NULL)
-		*lenp = strlen(out);
-	return (out);
+	if (rq->system != NULL)
+		n += strlen(rq->system);
+	for (i = 0; i < rq->nturns; i++)
+		n += rq->turns[i].len + 48;
+	return (n);
 }
 
 /* Parse untrusted JSON; integers come as reals, nothing overflows. */
@@ -388,47 +390,51 @@ wire_url(const char *base, const char *path, const char *value)
 }
 
 /*
- * Add a {role, content} turn to a message list (OpenAI and Anthropic);
- * a turn of the last one's role joins it.
+ * A message list of {role, content} (OpenAI and Anthropic): the system
+ * text first under system_role, if both are given; then the turns as
+ * user and assistant, empty ones left out and a run of one role joined
+ * by a blank line (some chat templates insist that roles alternate).
+ * Returns how many messages the turns made.
  */
-int
-wire_add_turn(json_t *msgs, const char *role, const char *text, size_t len)
+size_t
+wire_messages(struct jsonw *w, const struct api_request *rq,
+    const char *system_role)
 {
-	json_t		*last, *m, *s;
-	const char	*lrole, *old;
-	char		*joined;
-	size_t		 olen;
-	int		 rv;
+	const char	*role, *last = NULL;
+	size_t		 i, n = 0;
 
-	last = json_array_get(msgs, json_array_size(msgs) - 1);
-	lrole = json_string_value(json_object_get(last, "role"));
-	if (lrole != NULL && strcmp(lrole, role) == 0) {
-		/* Roles alternate: some chat templates insist on it. */
-		s = json_object_get(last, "content");
-		old = json_string_value(s);
-		olen = json_string_length(s);
-		if ((joined = malloc(olen + 2 + len)) == NULL)
-			return (-1);
-		memcpy(joined, old, olen);
-		memcpy(joined + olen, "\n\n", 2);
-		memcpy(joined + olen + 2, text, len);
-		rv = json_object_set_new(last, "content",
-		    json_stringn(joined, olen + 2 + len));
-		freezero(joined, olen + 2 + len);
-		return (rv);
+	jw_raw(w, "[");
+	if (system_role != NULL && rq->system != NULL &&
+	    rq->system[0] != '\0') {
+		jw_raw(w, "{\"role\":");
+		jw_str(w, system_role, strlen(system_role));
+		jw_raw(w, ",\"content\":");
+		jw_str(w, rq->system, strlen(rq->system));
+		jw_raw(w, "}");
+		last = system_role;
 	}
-	if ((s = json_stringn(text, len)) == NULL)
-		return (-1);		/* not UTF-8 */
-	if ((m = json_object()) == NULL) {
-		json_decref(s);
-		return (-1);
+	for (i = 0; i < rq->nturns; i++) {
+		if (rq->turns[i].len == 0)
+			continue;
+		role = rq->turns[i].role == ROLE_MODEL ? "assistant" : "user";
+		if (n > 0 && strcmp(role, last) == 0)
+			jw_raw(w, "\\n\\n");
+		else {
+			if (n > 0)
+				jw_raw(w, "\"}");
+			jw_raw(w, last != NULL ? ",{\"role\":\"" :
+			    "{\"role\":\"");
+			jw_raw(w, role);
+			jw_raw(w, "\",\"content\":\"");
+			n++;
+		}
+		jw_text(w, rq->turns[i].text, rq->turns[i].len);
+		last = role;
 	}
-	if (json_object_set_new(m, "role", json_string(role)) == -1 ||
-	    json_object_set_new(m, "content", s) == -1) {
-		json_decref(m);
-		return (-1);
-	}
-	return (json_array_append_new(msgs, m));
+	if (n > 0)
+		jw_raw(w, "\"}");
+	jw_raw(w, "]");
+	return (n);
 }
 
 /*

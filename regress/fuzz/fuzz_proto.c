@@ -105,9 +105,10 @@ f_storage(void *arg, uint32_t type, uint32_t id, struct ibuf *b)
 /* The state for the parent: its model name must fit. */
 static void
 f_state(void *arg, const char *model, uint32_t messages, uint64_t in,
-    uint64_t out, int mode)
+    uint64_t out, int mode, int lazy)
 {
 	(void)arg;
+	(void)lazy;
 	(void)messages;
 	(void)in;
 	(void)out;

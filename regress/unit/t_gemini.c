@@ -8,6 +8,7 @@
 
 #include <sys/types.h>
 
+#include <err.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,6 +155,86 @@ t_request(void)
 	s = greq(t, 1, NULL, NULL);
 	result("request-length", s != NULL && strstr(s, "\"abc\"") != NULL,
 	    "body %s", s ? s : "NULL");
+	free(s);
+}
+
+/*
+ * The body is written as JSON text: every byte a text may hold reads
+ * back as it was (controls escaped, NUL included, UTF-8 as it is), a
+ * text far larger than the first guess grows the buffer, a temperature
+ * stays a real.
+ */
+static void
+t_request_text(void)
+{
+	struct api_turn	 t[2];
+	struct api_request rq;
+	json_t		*root, *parts;
+	const char	*txt;
+	char		 every[160], *big, *s;
+	size_t		 n = 0, i, len, bigl = 300000;
+	int		 c;
+
+	for (c = 0; c < 0x80; c++)
+		every[n++] = (char)c;
+	memcpy(every + n, "\xc3\xa9\xe2\x80\xa8\xf0\x9f\x98\x80", 9);
+	n += 9;
+	t[0].role = ROLE_USER;
+	t[0].text = every;
+	t[0].len = n;
+	s = greq(t, 1, NULL, &len);
+	root = s != NULL ? json_loadb(s, len, JSON_ALLOW_NUL, NULL) : NULL;
+	parts = json_object_get(json_array_get(json_object_get(root,
+	    "contents"), 0), "parts");
+	txt = json_string_value(json_object_get(json_array_get(parts, 0),
+	    "text"));
+	result("request-every-byte", txt != NULL && json_string_length(
+	    json_object_get(json_array_get(parts, 0), "text")) == n &&
+	    memcmp(txt, every, n) == 0 && len == strlen(s) &&
+	    strchr(s, '\n') == NULL && strchr(s, '\t') == NULL,
+	    "body %s", s != NULL ? s : "NULL");
+	json_decref(root);
+	free(s);
+
+	if ((big = malloc(bigl)) == NULL)
+		err(1, NULL);
+	for (i = 0; i < bigl; i++)
+		big[i] = i % 7 == 0 ? '"' : 'a' + i % 26;
+	t[0].text = "short";
+	t[0].len = 5;
+	t[1].role = ROLE_USER;
+	t[1].text = big;
+	t[1].len = bigl;
+	s = greq(t, 2, NULL, &len);
+	root = s != NULL ? json_loadb(s, len, 0, NULL) : NULL;
+	parts = json_object_get(json_array_get(json_object_get(root,
+	    "contents"), 0), "parts");
+	txt = json_string_value(json_object_get(json_array_get(parts, 1),
+	    "text"));
+	result("request-big-text", txt != NULL && strlen(txt) == bigl &&
+	    memcmp(txt, big, bigl) == 0 && json_array_size(parts) == 2,
+	    "len %zu", s != NULL ? len : 0);
+	json_decref(root);
+	free(s);
+	free(big);
+
+	memset(&rq, 0, sizeof(rq));
+	rq.model = "gemini-2.0-flash";
+	rq.turns = t;
+	rq.nturns = 1;
+	rq.set.temperature = 1;
+	s = api_gemini.request(&rq, NULL);
+	root = s != NULL ? json_loads(s, 0, NULL) : NULL;
+	result("request-real", json_is_real(json_object_get(json_object_get(
+	    root, "generationConfig"), "temperature")) && strstr(s,
+	    "\"temperature\":1.0}") != NULL, "body %s", s ? s : "NULL");
+	json_decref(root);
+	free(s);
+	rq.set.temperature = 0.7;
+	s = api_gemini.request(&rq, NULL);
+	result("request-real-short", s != NULL &&
+	    strstr(s, "\"temperature\":0.7}") != NULL, "body %s",
+	    s ? s : "NULL");
 	free(s);
 }
 
@@ -782,6 +863,7 @@ int
 main(void)
 {
 	t_request();
+	t_request_text();
 	t_settings();
 	t_events();
 	t_events_hostile();

@@ -62,6 +62,7 @@ struct fake {
 	char		 state_model[MODEL_MAX_LEN];
 	uint32_t	 state_messages;
 	int		 state_mode;
+	int		 state_lazy;	/* the last state may wait */
 	uint64_t	 state_in;
 	uint64_t	 state_out;
 	uint32_t	 job_req;	/* SUBMIT, JOBS, RESULT, KILL */
@@ -442,10 +443,11 @@ f_storage(void *arg, uint32_t type, uint32_t id, struct ibuf *b)
 /* The state the session reports to the parent, kept for checks. */
 static void
 f_state(void *arg, const char *model, uint32_t messages, uint64_t in,
-    uint64_t out, int mode)
+    uint64_t out, int mode, int lazy)
 {
 	(void)arg;
 	F.nstate++;
+	F.state_lazy = lazy;
 	strlcpy(F.state_model, model, sizeof(F.state_model));
 	F.state_messages = messages;
 	F.state_in = in;
@@ -833,6 +835,7 @@ t_change_model(void)
 	input("3\n");
 	OUT(". OK model gemini-2.5-pro\n");
 	CHECK(strcmp(F.state_model, "gemini-2.5-pro") == 0);
+	CHECK(!F.state_lazy);		/* a new model goes at once */
 	input("ASK hi\n");
 	CHECK(strcmp(F.gen_model, "gemini-2.5-pro") == 0);
 	teardown();
@@ -2625,7 +2628,10 @@ t_reporting(void)
 	teardown();
 	end();
 
-	/* The parent hears a prompt's counts once, when it is over. */
+	/*
+	 * The parent hears a prompt's counts once, when it is over, and
+	 * they may wait for the worker's next message to it.
+	 */
 	begin("state_counts_wait");
 	setup(NULL);
 	input("IA\n");
@@ -2638,6 +2644,9 @@ t_reporting(void)
 		answer("a", 3, 4);
 		proto_storage_stored(F.p, F.mstore_id, 2);
 		CHECK(F.nstate == n + 1 && F.state_messages == 2);
+		CHECK(F.state_lazy);
+		input("BACK\n");
+		CHECK(F.state_mode == MODE_COMMAND && !F.state_lazy);
 	}
 	teardown();
 	end();
