@@ -94,6 +94,7 @@ build fuzz_sse "bridged/sse.c" ""
 build fuzz_reply "" ""
 API="bridged/gemini.c bridged/openai.c bridged/anthropic.c bridged/wire.c \
  bridged/jsonw.c bridged/sse.c"
+build fuzz_request "$API" "$JANSSON_LIBS"
 for api in gemini openai anthropic; do
 	build fuzz_${api}_stream "$API" "$JANSSON_LIBS"
 	build fuzz_${api}_models "$API" "$JANSSON_LIBS"

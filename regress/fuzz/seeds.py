@@ -190,6 +190,24 @@ def main():
     dictionary("fuzz_gemini_stream", GEM_WORDS)
     dictionary("fuzz_gemini_models", GEM_WORDS)
 
+    # fuzz_request: api, system, temperature, max tokens (the prompt's
+    # and the block's), turns of role and text.
+    def req(api, system, temp, turns):
+        b = u8(api) + run(system, 300) + u8(temp) + u16(0) + u8(0)
+        b += u8(len(turns))
+        for role, text in turns:
+            b += u8(role) + run(text, 300)
+        return b
+    talk = [(0, "hello \"you\"\n\\ \u00e9\u2028\U0001f600"), (1, "hi"),
+            (1, ""), (0, "x\x00y\x1f\x7f"), (0, "again")]
+    for api, name in ((0, "gemini"), (1, "openai"), (2, "anthropic")):
+        seed("fuzz_request", name, req(api, "be brief", 170, talk))
+        seed("fuzz_request", name + "_bad", req(api, "", 0,
+                                                [(0, b"\xc3(")]))
+    seed("fuzz_request", "empty", req(1, "", 255, [(0, ""), (1, "")]))
+    dictionary("fuzz_request", ["\"", "\\", "\n", "\x00", "\u2028",
+                                "\xc3\xa9"])
+
     seed("fuzz_sse", "events", b"\x00\x10\x02\x03\x07" +
          b"\xef\xbb\xbfevent: x\r\ndata: a\rdata:b\n\n: comment\n"
          b"id: 1\nretry: 5\ndata\n\n")
