@@ -195,9 +195,9 @@ db_owned_logged(struct db *db, const char *client, int64_t conv,
 }
 
 /*
- * Store a message unless (client, key) is stored already; either way
- * *rowid is the row's id and the return is 0 (new), 1 (duplicate) or
- * -1. Within a transaction the caller commits.
+ * Store a message unless its conversation holds its key already;
+ * either way *rowid is the row's id and the return is 0 (new), 1
+ * (duplicate) or -1. Within a transaction the caller commits.
  */
 int
 db_store(struct db *db, const char *client, int64_t conv, uint64_t key,

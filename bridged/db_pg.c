@@ -24,7 +24,7 @@
 
 #include "bridged.h"
 
-#define PG_VERSION		2		/* schema_version */
+#define PG_VERSION		3		/* schema_version */
 #define PG_LOCK_KEY		0x62726764	/* "brgd": one migrator */
 #define PG_WRITE_KEY		0x62726777	/* "brgw": one writer at a time */
 #define PG_STMT_MAX		128		/* statements prepared */
@@ -175,10 +175,21 @@ static const char pg_schema_v2[] =
 	"ALTER TABLE jobs ADD COLUMN IF NOT EXISTS cancel_requested bigint"
 	" NOT NULL DEFAULT 0;";
 
+/*
+ * Version 3: a message's key is unique within its conversation (as in
+ * SQLite's version 8): the index takes each new key beside its
+ * conversation's others, not anywhere among its client's.
+ */
+static const char pg_schema_v3[] =
+	"CREATE UNIQUE INDEX IF NOT EXISTS messages_conv_key"
+	" ON messages (conversation_id, msgkey);"
+	"DROP INDEX IF EXISTS messages_key;";
+
 /* Every version's step, in order: pg_steps[v - 1] makes version v. */
 static const char *const pg_steps[PG_VERSION] = {
 	pg_schema_v1,
 	pg_schema_v2,
+	pg_schema_v3,
 };
 
 /* Whether a database string is PostgreSQL's: a URI or a conninfo. */

@@ -22,9 +22,10 @@
 static const char sql_store[] =
     "INSERT INTO messages (client_id, role, content, timestamp, model,"
     " tokens, msgkey, conversation_id) VALUES ($1, $2, $3, $4, $5, $6,"
-    " $7, $8) ON CONFLICT (client_id, msgkey) DO NOTHING RETURNING id";
+    " $7, $8) ON CONFLICT (conversation_id, msgkey) DO NOTHING"
+    " RETURNING id";
 static const char sql_store_dup[] =
-    "SELECT id FROM messages WHERE client_id = $1 AND msgkey = $2";
+    "SELECT id FROM messages WHERE conversation_id = $1 AND msgkey = $2";
 static const char sql_summary[] =
     "INSERT INTO summaries (client_id, summary_text, created_at, last_msg,"
     " msgkey, conversation_id) VALUES ($1, $2, $3, (SELECT"
@@ -164,9 +165,9 @@ pm_one_id(struct pgdb *db, const char *sql, const struct pq_args *a,
 }
 
 /*
- * Store a message unless (client, key) is stored already; either way
- * *rowid is the row's id and the return is 0 (new), 1 (duplicate) or
- * -1.
+ * Store a message unless its conversation holds its key already;
+ * either way *rowid is the row's id and the return is 0 (new), 1
+ * (duplicate) or -1.
  */
 static int
 pm_store(void *h, const char *client, int64_t conv, uint64_t key,
@@ -193,7 +194,7 @@ pm_store(void *h, const char *client, int64_t conv, uint64_t key,
 	if (r == 1)
 		return (pm_conv_touch(h, conv, now));
 	pa_init(&a);
-	pa_text(&a, client);
+	pa_int(&a, conv);
 	pa_int(&a, (int64_t)key);
 	if ((r = pm_one_id(h, sql_store_dup, &a, rowid)) == 0)
 		log_warnx("%s: key neither new nor stored", __func__);

@@ -253,9 +253,22 @@ static const char sq_schema_v7[] =
 	" INSERT OR IGNORE INTO search_pending (id) VALUES (new.id); END;";
 
 /* Version v + 1 is sq_steps[v]: a new version is its text and a line. */
+/*
+ * Version 8: a message's key is unique within its conversation, not
+ * among all its client's messages. The keys are random; ordered by
+ * client they put each stored message on a page anywhere in the index
+ * (read, written, checkpointed), ordered by conversation on the pages
+ * the conversation's last messages are on. The client's messages
+ * stay indexed by messages_client.
+ */
+static const char sq_schema_v8[] =
+	"CREATE UNIQUE INDEX messages_conv_key"
+	" ON messages (conversation_id, msgkey);"
+	"DROP INDEX messages_key;";
+
 static const char *const sq_steps[DB_VERSION] = {
 	sq_schema_v1, sq_schema_v2, sq_schema_v3, sq_schema_v4,
-	sq_schema_v5, sq_schema_v6, sq_schema_v7
+	sq_schema_v5, sq_schema_v6, sq_schema_v7, sq_schema_v8
 };
 
 #define DB_EXTRA_MAX	96		/* statements of the families */

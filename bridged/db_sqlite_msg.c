@@ -77,9 +77,11 @@ static const char *const msg_sql[ST_MAX] = {
 	[ST_STORE] =
 	    "INSERT INTO messages (client_id, role, content, timestamp,"
 	    " model, tokens, msgkey, conversation_id) VALUES (?1, ?2, ?3,"
-	    " ?4, ?5, ?6, ?7, ?8) ON CONFLICT (client_id, msgkey) DO NOTHING",
+	    " ?4, ?5, ?6, ?7, ?8) ON CONFLICT (conversation_id, msgkey)"
+	    " DO NOTHING",
 	[ST_STORE_DUP] =
-	    "SELECT id FROM messages WHERE client_id = ?1 AND msgkey = ?2",
+	    "SELECT id FROM messages WHERE conversation_id = ?1"
+	    " AND msgkey = ?2",
 	[ST_SUMMARY] =
 	    "INSERT INTO summaries (client_id, summary_text, created_at,"
 	    " last_msg, msgkey, conversation_id) VALUES (?1, ?2, ?3,"
@@ -319,9 +321,9 @@ sm_conv_touch(void *h, int64_t conv, int64_t now)
 }
 
 /*
- * Store a message unless (client, key) is stored already; either way
- * *rowid is the row's id and the return is 0 (new), 1 (duplicate) or
- * -1.
+ * Store a message unless its conversation holds its key already;
+ * either way *rowid is the row's id and the return is 0 (new), 1
+ * (duplicate) or -1.
  */
 static int
 sm_store(void *h, const char *client, int64_t conv, uint64_t key,
@@ -358,7 +360,7 @@ sm_store(void *h, const char *client, int64_t conv, uint64_t key,
 			return (-1);
 		return (sm_conv_touch(db, conv, now));
 	}
-	sqlite3_bind_text(dup, 1, client, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(dup, 1, conv);
 	sqlite3_bind_int64(dup, 2, (int64_t)key);
 	if ((rc = sqlite3_step(dup)) == SQLITE_ROW) {
 		*rowid = sqlite3_column_int64(dup, 0);

@@ -251,11 +251,12 @@ t_create(void)
 	    " ('messages', 'summaries')") == 2, "tables missing");
 	check("create-indexes", q_int(file, "SELECT count(*) FROM"
 	    " sqlite_master WHERE type = 'index' AND name IN"
-	    " ('messages_key', 'messages_client', 'summaries_client')") == 3,
-	    "indexes missing");
+	    " ('messages_conv_key', 'messages_client', 'summaries_client')")
+	    == 3 && q_int(file, "SELECT count(*) FROM sqlite_master WHERE"
+	    " name = 'messages_key'") == 0, "indexes missing or left over");
 	check("create-unique", q_int(file, "SELECT \"unique\" FROM"
-	    " pragma_index_list('messages') WHERE name = 'messages_key'") == 1,
-	    "messages_key is not unique");
+	    " pragma_index_list('messages') WHERE name = 'messages_conv_key'")
+	    == 1, "messages_conv_key is not unique");
 	q_text(file, "PRAGMA journal_mode", mode, sizeof(mode));
 	check("wal", strcmp(mode, "wal") == 0, "journal_mode is not wal");
 	check("wal-files", store(db, A, 1, ROLE_USER, "x", 1, NULL) == 0 &&
@@ -754,6 +755,7 @@ t_legacy(void)
 static void
 t_store(struct db *db, const char *file)
 {
+	struct db_conv	 c;
 	int64_t		 r1 = 0, r2 = 0, r3 = 0;
 	uint64_t	 n = 0;
 	char		 big[64];
@@ -764,6 +766,13 @@ t_store(struct db *db, const char *file)
 	    1 && r2 == r1, "duplicate key stored twice");
 	check("dedupe-per-client", store(db, B, 42, ROLE_USER, "other", 1002,
 	    &r3) == 0 && r3 != r1, "same key of another client deduped");
+	check("dedupe-per-conversation", db_conv_new(db, A, "keys", "", "",
+	    "", 1002, &c) == 0 && db_store(db, A, c.id, 42, ROLE_USER,
+	    NULL, 0, "elsewhere", 9, 1002, &r3) == 0 && r3 != r1 &&
+	    db_store(db, A, c.id, 42, ROLE_USER, NULL, 0, "elsewhere", 9,
+	    1003, &r2) == 1 && r2 == r3,
+	    "a key is not one message per conversation");
+	(void)db_conv_delete(db, A, c.id, &n);
 	check("count", db_count(db, A, &n) == 0 && n == 1,
 	    "count of A is not 1");
 	check("store-model-row", q_int(file, "SELECT tokens FROM messages"
@@ -1930,7 +1939,7 @@ t_pg_migrate(const char *target)
 	struct db	*db;
 
 	check("migrate-version", q_int(target, "SELECT max(version) FROM"
-	    " schema_version") == 2, "schema_version is not 2");
+	    " schema_version") == 3, "schema_version is not 3");
 	db = db_connect(target, SYNC_NORMAL, pgtest_password());
 	check("migrate-again", db != NULL && q_int(target, "SELECT count(*)"
 	    " FROM schema_version") == 1, "a second open failed or changed it");
@@ -1939,16 +1948,25 @@ t_pg_migrate(const char *target)
 	db = db_connect(target, SYNC_NORMAL, pgtest_password());
 	check("migrate-newer", db == NULL, "a newer schema was used");
 	db_close(db);
-	/* Version 1 (no job has a cancel asked of it) is brought to 2. */
+	/*
+	 * Version 1 (no job has a cancel asked of it, keys unique by
+	 * client) is brought to 3.
+	 */
 	(void)q_exec(target, "ALTER TABLE jobs DROP COLUMN cancel_requested;"
+	    " DROP INDEX messages_conv_key;"
+	    " CREATE UNIQUE INDEX messages_key ON messages (client_id, msgkey);"
 	    " UPDATE schema_version SET version = 1");
 	db = db_connect(target, SYNC_NORMAL, pgtest_password());
-	check("migrate-v1-v2", db != NULL && q_int(target, "SELECT"
-	    " max(version) FROM schema_version") == 2 && q_int(target,
+	check("migrate-v1-v3", db != NULL && q_int(target, "SELECT"
+	    " max(version) FROM schema_version") == 3 && q_int(target,
 	    "SELECT count(*) FROM information_schema.columns WHERE"
 	    " table_schema = current_schema() AND table_name = 'jobs' AND"
-	    " column_name = 'cancel_requested'") == 1,
-	    "version 1 not migrated to 2");
+	    " column_name = 'cancel_requested'") == 1 && q_int(target,
+	    "SELECT count(*) FROM pg_indexes WHERE schemaname ="
+	    " current_schema() AND indexname = 'messages_conv_key'") == 1 &&
+	    q_int(target, "SELECT count(*) FROM pg_indexes WHERE schemaname ="
+	    " current_schema() AND indexname = 'messages_key'") == 0,
+	    "version 1 not migrated to 3");
 	db_close(db);
 }
 
