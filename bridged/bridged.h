@@ -1055,6 +1055,9 @@ void		 sq_fail(struct sqdb *, struct sqlite3_stmt *);
 int		 sq_rows_end(struct sqdb *, struct sqlite3_stmt *, int, int);
 int64_t		 sq_changes(struct sqdb *);
 int64_t		 sq_last_rowid(struct sqdb *);
+/* db_sqlite_vfs.c */
+const char	*sq_vfs(void);
+uint64_t	 sq_vfs_frames(void);
 /* db_sqlite_tokens.c, db_sqlite_events.c, for db_sqlite_usage.c's table */
 int		 sq_token_add(void *, const char *, const struct token_info *,
 		    int64_t, int64_t *);

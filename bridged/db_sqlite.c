@@ -545,7 +545,7 @@ sq_open(const char *path, enum sync_mode sync, const char *password)
 	/* Opened as root: a symbolic link is refused, not followed. */
 	if (sqlite3_open_v2(path, &db->sq, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
-	    NULL) != SQLITE_OK) {
+	    sq_vfs()) != SQLITE_OK) {
 		if (db->sq == NULL)
 			log_warnx("database %s: out of memory", path);
 		else
