@@ -847,6 +847,7 @@ struct jdb_job {
 	char		 text[JOB_TEXT_MAX];
 	char		 head[JOB_HEAD_MAX];	/* the prompt's beginning */
 	int64_t		 conv;		/* where a SUBMIT's answer goes */
+	int64_t		 attempts;	/* runs started: a new one restarts */
 };
 
 struct jdb	*jdb_open(struct db *);
@@ -874,7 +875,7 @@ int		 jdb_start(struct jdb *, int64_t, int64_t);
 int		 jdb_chunk(struct jdb *, int64_t, int, int, const char *,
 		    size_t);
 int		 jdb_finish(struct jdb *, const struct jdb_job *, int64_t);
-int		 jdb_chunks(struct jdb *, int64_t,
+int		 jdb_chunks(struct jdb *, int64_t, uint64_t,
 		    int (*)(int, const char *, size_t, void *), void *);
 int		 jdb_turn_text(struct jdb *, int64_t, int, struct ibuf *);
 int		 jdb_context(struct jdb *, int64_t, uint32_t, size_t,
@@ -976,7 +977,7 @@ struct db_job_ops {
 	int	 (*start)(void *, int64_t, int64_t);
 	int	 (*chunk)(void *, int64_t, int, int, const char *, size_t);
 	int	 (*finish)(void *, const struct jdb_job *, int64_t);
-	int	 (*chunks)(void *, int64_t,
+	int	 (*chunks)(void *, int64_t, uint64_t,
 		    int (*)(int, const char *, size_t, void *), void *);
 	int	 (*turn_text)(void *, int64_t, int, struct ibuf *);
 	int	 (*context)(void *, int64_t, uint32_t, size_t,
@@ -1197,7 +1198,8 @@ struct follower {
 	struct wchan		*w;
 	uint32_t		 id;	/* the RESULT's request id */
 	int64_t			 job;
-	uint64_t		 sent;	/* chunks it has had */
+	uint64_t		 sent;	/* chunks of the run it has had */
+	int64_t			 run;	/* that run's number (attempts) */
 	time_t			 live;	/* when it last had one as it came */
 	int			 polled; /* in the poll under way */
 };
@@ -1289,6 +1291,7 @@ int		 answer_chunk(struct wchan *, uint32_t, int, const char *,
 		    size_t);
 void		 followers_end(const struct jdb_job *);
 void		 followers_restart(struct jdb_job *);
+void		 followers_run(const struct jdb_job *);
 void		 followers_poll(time_t);
 int		 job_load(int64_t, struct jdb_job *);
 void		 job_flushed(struct wreq *);

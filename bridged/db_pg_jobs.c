@@ -22,7 +22,7 @@
 #define JOB_COLUMNS \
 	"id, client_id, kind, state, turns, model, model_b, created," \
 	" tokens_in, tokens_out, ms, finish, err_code, err_text," \
-	" substr(prompt, 1, 40), conversation_id"
+	" substr(prompt, 1, 40), conversation_id, attempts"
 
 static const char sql_submit[] =
     "INSERT INTO jobs (client_id, kind, state, turns, model, model_b,"
@@ -93,7 +93,8 @@ static const char sql_finish[] =
     " ms = $5, finish = $6, err_code = $7, err_text = $8,"
     " finished = $9 WHERE id = $1 AND state < 2 AND owner = $10";
 static const char sql_chunks[] =
-    "SELECT kind, text FROM job_chunks WHERE job_id = $1 ORDER BY seq";
+    "SELECT kind, text FROM job_chunks WHERE job_id = $1 AND seq > $2"
+    " ORDER BY seq";
 static const char sql_turn[] =
     "SELECT text FROM job_chunks WHERE job_id = $1 AND turn = $2"
     " AND kind = 0 ORDER BY seq";
@@ -253,6 +254,7 @@ pj_row(struct pg_result *r, int i, struct jdb_job *job)
 	(void)strlcpy(job->text, pq_text(r, i, 13), sizeof(job->text));
 	(void)strlcpy(job->head, pq_text(r, i, 14), sizeof(job->head));
 	job->conv = pq_int(r, i, 15);
+	job->attempts = pq_int(r, i, 16);
 }
 
 /* One job: 1 found, 0 none, -1. */
@@ -449,8 +451,8 @@ pj_finish(void *h, const struct jdb_job *job, int64_t now)
 
 /* The stored output of a job, in order. */
 static int
-pj_chunks(void *h, int64_t id, int (*cb)(int, const char *, size_t, void *),
-    void *arg)
+pj_chunks(void *h, int64_t id, uint64_t after,
+    int (*cb)(int, const char *, size_t, void *), void *arg)
 {
 	struct pq_args		 a;
 	struct pg_result	*r;
@@ -458,6 +460,7 @@ pj_chunks(void *h, int64_t id, int (*cb)(int, const char *, size_t, void *),
 
 	pa_init(&a);
 	pa_int(&a, id);
+	pa_int(&a, (int64_t)after);
 	if ((r = pq_query(h, sql_chunks, &a)) == NULL)
 		return (-1);
 	for (i = 0; i < pq_rows(r) && ret == 0; i++)

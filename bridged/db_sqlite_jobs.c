@@ -16,6 +16,12 @@
 
 #include "bridged.h"
 
+/* The columns of a job, as jdb_row reads them. */
+#define JOB_COLUMNS \
+	"id, client_id, kind, state, turns, model, model_b, created," \
+	" tokens_in, tokens_out, ms, finish, err_code, err_text," \
+	" substr(prompt, 1, 40), conversation_id, attempts"
+
 enum jdb_stmt {
 	JS_SUBMIT,
 	JS_SUBMIT_DUP,
@@ -53,19 +59,13 @@ static const char *const jdb_sql[JS_MAX] = {
 	[JS_SUBMIT_DUP] =
 	    "SELECT id FROM jobs WHERE client_id = ?1 AND jobkey = ?2",
 	[JS_GET] =
-	    "SELECT id, client_id, kind, state, turns, model, model_b,"
-	    " created, tokens_in, tokens_out, ms, finish, err_code, err_text,"
-	    " substr(prompt, 1, 40), conversation_id FROM jobs WHERE id = ?1",
+	    "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1",
 	[JS_LIST] =
-	    "SELECT id, client_id, kind, state, turns, model, model_b,"
-	    " created, tokens_in, tokens_out, ms, finish, err_code, err_text,"
-	    " substr(prompt, 1, 40), conversation_id FROM jobs"
+	    "SELECT " JOB_COLUMNS " FROM jobs"
 	    " WHERE client_id = ?1"
 	    " ORDER BY id DESC LIMIT ?2",
 	[JS_LIST_ALL] =
-	    "SELECT id, client_id, kind, state, turns, model, model_b,"
-	    " created, tokens_in, tokens_out, ms, finish, err_code, err_text,"
-	    " substr(prompt, 1, 40), conversation_id FROM jobs"
+	    "SELECT " JOB_COLUMNS " FROM jobs"
 	    " ORDER BY id DESC LIMIT ?1",
 	[JS_PENDING] =
 	    "SELECT id, client_id FROM jobs WHERE state < 2 ORDER BY id",
@@ -85,7 +85,7 @@ static const char *const jdb_sql[JS_MAX] = {
 	    " finished = ?9 WHERE id = ?1 AND state < 2",
 	[JS_CHUNKS] =
 	    "SELECT kind, text FROM job_chunks WHERE job_id = ?1"
-	    " ORDER BY seq",
+	    " AND seq > ?2 ORDER BY seq",
 	[JS_TURN] =
 	    "SELECT text FROM job_chunks WHERE job_id = ?1 AND turn = ?2"
 	    " AND kind = 0 ORDER BY seq",
@@ -335,6 +335,7 @@ jdb_row(sqlite3_stmt *st, struct jdb_job *job)
 	strlcpy(job->text, col_text(st, 13), sizeof(job->text));
 	strlcpy(job->head, col_text(st, 14), sizeof(job->head));
 	job->conv = sqlite3_column_int64(st, 15);
+	job->attempts = sqlite3_column_int64(st, 16);
 }
 
 /* One job: 1 found, 0 none, -1. */
@@ -473,7 +474,7 @@ sj_finish(void *h, const struct jdb_job *job, int64_t now)
 
 /* The stored output of a job, in order. */
 static int
-sj_chunks(void *h, int64_t id,
+sj_chunks(void *h, int64_t id, uint64_t after,
     int (*cb)(int, const char *, size_t, void *), void *arg)
 {
 	struct sqjobs	*j = h;
@@ -481,6 +482,7 @@ sj_chunks(void *h, int64_t id,
 	int		 rc, ret = 0;
 
 	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (int64_t)after);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		if (cb(sqlite3_column_int(st, 0), col_text(st, 1),
 		    (size_t)sqlite3_column_bytes(st, 1), arg) == -1) {

@@ -191,12 +191,14 @@ jdb_finish(struct jdb *j, const struct jdb_job *job, int64_t now)
 	return (j->ops->finish(j->h, job, now));
 }
 
-/* The stored output of a job, in order. */
+/* The stored output of a job's run, in order, past its first `after'. */
 int
-jdb_chunks(struct jdb *j, int64_t id,
+jdb_chunks(struct jdb *j, int64_t id, uint64_t after,
     int (*cb)(int, const char *, size_t, void *), void *arg)
 {
-	return (j->ops->chunks(j->h, id, cb, arg));
+	if (after > INT64_MAX)
+		return (0);
+	return (j->ops->chunks(j->h, id, after, cb, arg));
 }
 
 /* The text of one turn of a job's output, appended to b. */

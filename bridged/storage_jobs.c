@@ -19,12 +19,6 @@
 
 #define FOLLOW_QUIET	2	/* s without output as it came: read on */
 
-/* Reading a job's stored chunks for one follower. */
-struct follow_read {
-	struct follower		*f;
-	uint64_t		 read;	/* chunks read so far */
-};
-
 /* A line for bridgectl monitor, through the parent. */
 void
 job_event(const char *fmt, ...)
@@ -175,31 +169,39 @@ followers_restart(struct jdb_job *job)
 	followers_end(job);
 }
 
-/* A stored chunk, to a follower that has not had it yet. */
+/* The job's first run began here: its followers follow that run. */
+void
+followers_run(const struct jdb_job *job)
+{
+	struct follower	*f;
+
+	TAILQ_FOREACH(f, &stor.followers, entry)
+		if (f->job == job->id)
+			f->run = job->attempts;
+}
+
+/* A stored chunk past those the follower had. */
 static int
 follow_stored_chunk(int kind, const char *text, size_t len, void *arg)
 {
-	struct follow_read	*fr = arg;
+	struct follower	*f = arg;
 
-	if (fr->read++ < fr->f->sent)
-		return (0);
-	fr->f->sent++;
-	return (answer_chunk(fr->f->w, fr->f->id, kind, text, len));
+	f->sent++;
+	return (answer_chunk(f->w, f->id, kind, text, len));
 }
 
 /*
  * One follower that had no output as it came for a while: its job runs
  * in another instance (or is quiet here). It gets what is stored past
- * what it had, then the end if the job has ended; fewer chunks stored
- * than it had means the job ran again from the start. Either end frees
- * every follower of the job.
+ * what it had, then the end if the job has ended. A run that began
+ * since it had output is another answer: it hears that the job
+ * restarts. Either end frees every follower of the job.
  */
 static void
 follower_poll(struct follower *f)
 {
-	struct follow_read	 fr;
-	struct jdb_job		 job;
-	char			 err[64];
+	struct jdb_job	 job;
+	char		 err[64];
 
 	switch (job_load(f->job, &job)) {
 	case -1:
@@ -212,13 +214,17 @@ follower_poll(struct follower *f)
 		follow_drop(f->w, f->id);
 		return;
 	}
-	fr.f = f;
-	fr.read = 0;
-	if (jdb_chunks(stor.jdb, f->job, follow_stored_chunk, &fr) == -1)
+	if (job.attempts != f->run) {
+		if (f->sent > 0) {
+			followers_restart(&job);
+			return;
+		}
+		f->run = job.attempts;	/* it had nothing of the last */
+	}
+	if (jdb_chunks(stor.jdb, f->job, f->sent, follow_stored_chunk, f) ==
+	    -1)
 		return;
-	if (fr.read < f->sent)
-		followers_restart(&job);
-	else if (job.state != JOB_QUEUED && job.state != JOB_RUNNING)
+	if (job.state != JOB_QUEUED && job.state != JOB_RUNNING)
 		followers_end(&job);
 }
 
@@ -398,11 +404,10 @@ answer_job_line(const struct jdb_job *job, void *arg)
 static void
 job_result(struct wchan *w, uint32_t id, int64_t jid)
 {
-	struct follower		*f;
-	struct follow_read	 fr;
-	struct jdb_job		 job;
-	struct ibuf		*b;
-	char			 err[64];
+	struct follower	*f;
+	struct jdb_job	 job;
+	struct ibuf	*b;
+	char		 err[64];
 
 	switch (job_load(jid, &job)) {
 	case -1:
@@ -429,10 +434,9 @@ job_result(struct wchan *w, uint32_t id, int64_t jid)
 	f->w = w;
 	f->id = id;
 	f->job = jid;
+	f->run = job.attempts;
 	f->live = time(NULL);
-	fr.f = f;
-	fr.read = 0;
-	if (jdb_chunks(stor.jdb, jid, follow_stored_chunk, &fr) == -1) {
+	if (jdb_chunks(stor.jdb, jid, 0, follow_stored_chunk, f) == -1) {
 		free(f);
 		answer_error(w, id, "database error");
 		return;

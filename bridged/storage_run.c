@@ -184,8 +184,11 @@ provider_job_start(struct ask *a)
 		jobs_tell(IMSG_STORAGE_JOB_GONE, job.id, NULL);
 		return (NULL);
 	}
+	job.attempts++;		/* the run that just began */
 	if (again)
 		followers_restart(&job);
+	else
+		followers_run(&job);
 	job_event("job %lld: running%s", (long long)job.id,
 	    again ? " again from the start" : "");
 	if ((b = channel_create(&stor.jobs->ch, IMSG_STORAGE_JOB_SPEC, 0,

@@ -172,7 +172,7 @@ t_lifecycle(struct jdb *j, struct ibuf *b)
 	jdb_chunk(j, id, 0, CHUNK_TURN, "a", 1);
 	jdb_chunk(j, id, 0, CHUNK_TEXT, "old", 3);
 	check("start_again", jdb_start(j, id, 11) == 1, "not started");
-	jdb_chunks(j, id, collect, b);
+	jdb_chunks(j, id, 0, collect, b);
 	got = taken(b);
 	check("start_again_discards", strcmp(got, "") == 0, got);
 	jdb_chunk(j, id, 0, CHUNK_TURN, "a", 1);
@@ -180,10 +180,16 @@ t_lifecycle(struct jdb *j, struct ibuf *b)
 	jdb_chunk(j, id, 0, CHUNK_TEXT, "llo", 3);
 	jdb_chunk(j, id, 1, CHUNK_TURN, "b", 1);
 	jdb_chunk(j, id, 1, CHUNK_TEXT, "yes", 3);
-	jdb_chunks(j, id, collect, b);
+	jdb_chunks(j, id, 0, collect, b);
 	got = taken(b);
 	check("chunks_in_order", strcmp(got, "1:a|0:he|0:llo|1:b|0:yes") ==
 	    0, got);
+	jdb_chunks(j, id, 3, collect, b);
+	got = taken(b);
+	check("chunks_after", strcmp(got, "1:b|0:yes") == 0, got);
+	jdb_chunks(j, id, 5, collect, b);
+	got = taken(b);
+	check("chunks_after_all", strcmp(got, "") == 0, got);
 	jdb_turn_text(j, id, 0, b);
 	got = taken(b);
 	check("turn_text", strcmp(got, "hello") == 0, got);
@@ -192,6 +198,7 @@ t_lifecycle(struct jdb *j, struct ibuf *b)
 	check("get", job.state == JOB_RUNNING && job.kind == JOB_DIALOGUE &&
 	    job.turns == 3 && strcmp(job.model_b, "b") == 0 &&
 	    strcmp(job.client, ME) == 0, "fields");
+	check("get_attempts", job.attempts == 2, "two runs not counted");
 	job.state = JOB_DONE;
 	job.tout = 5;
 	check("finish", jdb_finish(j, &job, 12) == 1, "not finished");
