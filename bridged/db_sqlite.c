@@ -252,7 +252,6 @@ static const char sq_schema_v7[] =
 	" (SELECT 1 FROM search_pending WHERE id = old.id);"
 	" INSERT OR IGNORE INTO search_pending (id) VALUES (new.id); END;";
 
-/* Version v + 1 is sq_steps[v]: a new version is its text and a line. */
 /*
  * Version 8: a message's key is unique within its conversation, not
  * among all its client's messages. The keys are random; ordered by
@@ -266,6 +265,7 @@ static const char sq_schema_v8[] =
 	" ON messages (conversation_id, msgkey);"
 	"DROP INDEX messages_key;";
 
+/* Version v + 1 is sq_steps[v]: a new version is its text and a line. */
 static const char *const sq_steps[DB_VERSION] = {
 	sq_schema_v1, sq_schema_v2, sq_schema_v3, sq_schema_v4,
 	sq_schema_v5, sq_schema_v6, sq_schema_v7, sq_schema_v8

@@ -73,15 +73,21 @@ jw_text(struct jsonw *w, const char *s, size_t len)
 {
 	static const char	 hex[] = "0123456789abcdef";
 	const unsigned char	*p = (const unsigned char *)s;
-	size_t			 i, run;
+	size_t			 i, run, need = len;
 	char			*o;
 
 	if (!utf8_valid(s, len)) {
 		w->bad = EINVAL;
 		return;
 	}
-	/* Worst case, every byte as \u00XX. */
-	if (len > SIZE_MAX / 6 || jw_room(w, len * 6) == -1) {
+	/* Room for exactly what it becomes: \" \\ \n and the like, \u00XX. */
+	for (i = 0; i < len; i++)
+		if (p[i] == '"' || p[i] == '\\' || p[i] == '\b' ||
+		    p[i] == '\f' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t')
+			need += 1;
+		else if (p[i] < 0x20)
+			need += 5;
+	if (need < len || jw_room(w, need) == -1) {
 		if (!w->bad)
 			w->bad = ENOMEM;
 		return;
