@@ -559,3 +559,39 @@ def test_result_through_the_other_instance_follows_the_job():
     assert ca.ask("RESULT %d" % jid) == ([first] + body, status)
     cb.close()
     ca.close()
+
+
+def test_result_through_the_other_instance_hears_a_new_run():
+    """RESULT through B of a job that A runs again from the start (its
+    provider killed after B had the first lines, B's storage stopped
+    until the new run has more output than B had): B says it restarts,
+    and does not go on with the new run's output after the old's."""
+    p = ("rerun-elsewhere %s [[fake:interval:300]][[fake:repeat:25]]"
+         % RUN)
+    tok, ca, jid = running_on_a("rerun-elsewhere", p)
+    cb = via(b, tok)
+    cb.send("RESULT %d" % jid)
+    assert cb.readline().startswith("Echo: ")
+    # B reads nothing more while the new run outgrows what B had.
+    had = a.sql("SELECT count(*) FROM job_chunks WHERE job_id = ?",
+                jid)[0][0]
+    stor = b.role_pids("storage")[0]
+    os.kill(stor, signal.SIGSTOP)
+    try:
+        old = a.role_pids("provider")[0]
+        os.kill(old, signal.SIGKILL)
+        wait_for(lambda: a.sql("SELECT attempts FROM jobs WHERE id = ?",
+                               jid)[0][0] == 2, what="the new run on A")
+        wait_for(lambda: a.sql("SELECT count(*) FROM job_chunks WHERE"
+                               " job_id = ?", jid)[0][0] > had + 2,
+                 what="the new run past what B had")
+    finally:
+        os.kill(stor, signal.SIGCONT)
+    body, status = cb.reply()
+    assert status == (". ERR upstream job %d restarts from the start; "
+                      "RESULT %d follows it again" % (jid, jid)), \
+        (body, status)
+    _, status = ca.ask("KILL %d" % jid)
+    assert status.startswith(". OK"), status
+    cb.close()
+    ca.close()
