@@ -95,10 +95,8 @@ listen_set(int on)
 	TAILQ_FOREACH(l, listeners, entry) {
 		if (l->fd == -1)
 			continue;
-		if (on)
-			ev_set(l->fd, EV_READ, listen_accept, l);
-		else
-			ev_del(l->fd);
+		/* Off often and briefly (no worker idle): a pause. */
+		ev_set(l->fd, on ? EV_READ : 0, listen_accept, l);
 	}
 }
 

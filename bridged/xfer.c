@@ -85,7 +85,8 @@ curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *sockp)
 		break;
 	case CURL_POLL_REMOVE:
 	default:
-		ev_del(s);
+		/* Idle in the cache, or about to be closed: see ev_pause. */
+		ev_set(s, 0, NULL, NULL);
 		return (0);
 	}
 	ev_set(s, ev, curl_sock_event, NULL);

@@ -112,6 +112,7 @@ static const char *const role_names[] = {
  */
 static const char *const sys_base[] = {
 	"brk", "clock_getres", "clock_gettime", "clock_nanosleep", "close",
+	"epoll_create1", "epoll_ctl", "epoll_pwait", "epoll_wait",
 	"exit", "exit_group", "fcntl", "fstat", "futex", "getegid",
 	"geteuid", "getgid", "getpeername", "getpid", "getppid",
 	"getrandom", "getsockname", "getsockopt", "gettid",

@@ -115,8 +115,9 @@ const void	*ir_data(struct ireader *, size_t *);
 int		 ir_end(struct ireader *);
 
 /*
- * event.c: a poll(2) loop with fd callbacks, one-shot timers and
- * signals delivered through a self-pipe.
+ * event.c: an epoll(7) (elsewhere poll(2)) loop with fd callbacks,
+ * one-shot timers and signals delivered through a self-pipe. A watched
+ * descriptor is closed only after ev_del.
  */
 #define EV_READ		0x01
 #define EV_WRITE	0x02
