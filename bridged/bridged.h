@@ -1853,6 +1853,7 @@ void		 gate_free(struct gate *);
 /* worker.c: bridged-worker's main */
 /* tls_ticket.c: libtls on OpenSSL 3 */
 void		 tls_ticket_nocache(void);
+int		 tls_ticket_held(void);
 
 /* worker.c: one client, in a process forked from the template */
 struct tls;

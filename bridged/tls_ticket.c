@@ -11,6 +11,11 @@
  * worker unused (resumption is by ticket), and filling it writes to
  * pages the worker shares with its template, each write a page copy;
  * and can have records read whole (read-ahead).
+ *
+ * And it learns the client's SSL (the last one made in the worker), so
+ * that the worker can ask libssl whether it holds bytes of the client's
+ * still to be read, and wait for poll when it holds none instead of
+ * reading until the socket says EAGAIN.
  */
 
 #include <sys/types.h>
@@ -29,9 +34,14 @@ typedef int (*ticket_cb)(SSL *, unsigned char *, unsigned char *,
     EVP_CIPHER_CTX *, void *, int);
 typedef long (*callback_ctrl)(SSL_CTX *, int, void (*)(void));
 typedef long (*ctx_ctrl)(SSL_CTX *, int, long, void *);
+typedef SSL *(*ssl_new)(SSL_CTX *);
+typedef void (*ssl_free)(SSL *);
+typedef int (*ssl_has_pending)(const SSL *);
 
 static ticket_cb	 libtls_ticket_cb;
 static SSL_CTX		*server_ctx;
+static SSL		*last_ssl;	/* in a worker: the client's */
+static ssl_has_pending	 has_pending;
 
 /* libtls's ticket callback, answering 1 where it set up a new ticket. */
 static int
@@ -85,6 +95,45 @@ tls_ticket_nocache(void)
 	 * libtls wants more, so nothing waits unseen in its buffer).
 	 */
 	(void)ctrl(server_ctx, SSL_CTRL_SET_READ_AHEAD, 1, NULL);
+	has_pending = (ssl_has_pending)dlsym(RTLD_NEXT, "SSL_has_pending");
+}
+
+/* SSL_new, interposed: the last connection made is the client's. */
+SSL *
+SSL_new(SSL_CTX *ctx)
+{
+	static ssl_new	 real;
+
+	if (real == NULL &&
+	    (real = (ssl_new)dlsym(RTLD_NEXT, "SSL_new")) == NULL)
+		return (NULL);
+	return (last_ssl = real(ctx));
+}
+
+/* SSL_free, interposed: a connection freed is nobody's any more. */
+void
+SSL_free(SSL *ssl)
+{
+	static ssl_free	 real;
+
+	if (ssl != NULL && ssl == last_ssl)
+		last_ssl = NULL;
+	if (real == NULL &&
+	    (real = (ssl_free)dlsym(RTLD_NEXT, "SSL_free")) == NULL)
+		return;
+	real(ssl);
+}
+
+/*
+ * Whether libssl may hold bytes of the client's not read yet (records
+ * read ahead, or part of one): 0 only when it surely holds none.
+ */
+int
+tls_ticket_held(void)
+{
+	if (last_ssl == NULL || has_pending == NULL)
+		return (1);
+	return (has_pending(last_ssl));
 }
 
 #else
@@ -93,6 +142,13 @@ tls_ticket_nocache(void)
 void
 tls_ticket_nocache(void)
 {
+}
+
+/* LibreSSL: not known, so it may. */
+int
+tls_ticket_held(void)
+{
+	return (1);
 }
 
 #endif

@@ -361,6 +361,13 @@ client_read(void)
 		    (uint64_t)w.conf->g.timeout * 1000);
 		proto_input(w.proto, buf, n);
 		explicit_bzero(buf, n);
+		/*
+		 * Nothing held back (libssl has no bytes of the client's
+		 * left; a plain read did not fill the buffer): the rest
+		 * comes when poll says so, without a read that says EAGAIN.
+		 */
+		if (w.tls ? !tls_ticket_held() : (size_t)n < sizeof(buf))
+			break;
 	}
 }
 

@@ -34,6 +34,10 @@ Floors:
            INSERT each in a WAL SQLite file, synchronous NORMAL) and the
            answer over TLS, with nothing else in them; to its CPU is
            added what one direct HTTP request costs its client.
+           And 16 sessions chatting while BENCH_IDLE more are open and
+           idle, beside the same 16 alone: what idle sessions cost the
+           ones that work (storage and the provider watch a channel of
+           every session).
   stream   the same first-event-to-first-byte time for a direct HTTP
            client of the fake upstream.
   memory   `loadgen serve` holding the same number of idle TLS
@@ -629,6 +633,7 @@ def sec_chat(up, d):
             if int(r["errors"]):
                 print("    errors: %s (%s)" % (r["errors"],
                                                r.get("stderr", "")))
+    chat_idle(d, out[("bridged", 16)])
     if ("relay", 1) not in out:
         print("\n(the chat path's floor left out: %s is not built)" % RELAY)
         return
@@ -653,6 +658,25 @@ def sec_chat(up, d):
         if int(rl["errors"]):
             print("    errors: %s (%s)" % (rl["errors"],
                                            rl.get("stderr", "")))
+
+
+def chat_idle(d, alone):
+    """16 sessions chatting while IDLE_SESSIONS more are open and idle,
+    beside the same 16 alone: what idle sessions cost the others."""
+    p, ready = idle_hold(d.port, IDLE_SESSIONS)
+    try:
+        res = measured(d.pid, ["-n", "16", "-t", str(SECS), "-w",
+                               str(WARM), "-p", str(d.port), "-m", "bench",
+                               "chat"], roles=True)[0]
+    finally:
+        idle_release(p)
+    head("chat beside idle sessions: 16 sessions chatting, %d more open "
+         "and idle" % ready, "the same 16 sessions with none idle (above)")
+    row("16 sessions: server CPU per prompt (ms)", res["server_cpu_ms"],
+        alone["server_cpu_ms"], " ms")
+    row("16 sessions: round trips/s", float(res["rate"]),
+        float(alone["rate"]))
+    roles_line(res, "16 sessions, idle ones open: CPU per prompt")
 
 
 def deltas(lines, firsts):

@@ -585,6 +585,54 @@ def test_pipelining():
     c.close()
 
 
+def test_records_in_one_segment():
+    """Three TLS records in one TCP write: the worker reads them
+    together (read-ahead) and must answer all three, not wait on the
+    socket for what libssl already holds."""
+    raw = socket.create_connection(("127.0.0.1", d.port), timeout=20)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(inc, out, server_hostname="localhost")
+
+    def pump():
+        """Send what TLS wrote; feed it what the server sent."""
+        if out.pending:
+            raw.sendall(out.read())
+        data = raw.recv(65536)
+        if not data:
+            raise EOFError("server closed")
+        inc.write(data)
+
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            pump()
+    if out.pending:
+        raw.sendall(out.read())
+    text = b""
+
+    def read_until(n):
+        """Decrypt until n status lines have come."""
+        nonlocal text
+        while text.count(b"\n. OK") < n:
+            try:
+                text += tls.read(65536)
+            except ssl.SSLWantReadError:
+                pump()
+
+    read_until(1)                       # the greeting
+    for line in (b"INFO\n", b"HELP\n", b"INFO\n"):
+        tls.write(line)                 # one record each
+    raw.sendall(out.read())             # all three in one write
+    read_until(4)
+    assert text.count(b"\n. OK") == 4 and b"LIST-MODELS" in text, text
+    raw.close()
+
+
 def test_one_write_per_reply():
     """A short reply arrives whole: status line with its body."""
     c = d.client()
