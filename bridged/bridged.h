@@ -682,6 +682,8 @@ int		 db_sync(struct db *, enum sync_mode);
 int		 db_chown(struct db *, uid_t, gid_t);
 int		 db_begin(struct db *);
 void		 db_take_turns(struct db *);
+void		 db_background(struct db *);
+uint64_t	 db_checkpoints(struct db *);
 int		 db_commit(struct db *);
 void		 db_rollback(struct db *);
 int		 db_intx(struct db *);
@@ -1000,6 +1002,8 @@ struct db_base_ops {
 	int		 (*intx)(void *);
 	int		 (*peer)(void *, int *, int *);
 	void		 (*turns)(void *);	/* NULL: one instance only */
+	void		 (*background)(void *);	/* NULL: nothing beside */
+	uint64_t	 (*checkpoints)(void *);	/* NULL: none of its own */
 };
 
 /* A table as db_copy.c moves it: columns as SQL lists them. */
@@ -1059,6 +1063,11 @@ int64_t		 sq_last_rowid(struct sqdb *);
 /* db_sqlite_vfs.c */
 const char	*sq_vfs(void);
 uint64_t	 sq_vfs_frames(void);
+/* db_sqlite_ckpt.c */
+struct sq_ckpt;
+struct sq_ckpt	*sq_ckpt_start(struct sqlite3 *, const char *);
+uint64_t	 sq_ckpt_count(struct sq_ckpt *);
+void		 sq_ckpt_stop(struct sqlite3 *, struct sq_ckpt *);
 /* db_sqlite_tokens.c, db_sqlite_events.c, for db_sqlite_usage.c's table */
 int		 sq_token_add(void *, const char *, const struct token_info *,
 		    int64_t, int64_t *);

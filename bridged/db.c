@@ -160,6 +160,27 @@ db_take_turns(struct db *db)
 		db->be->base->turns(db->h);
 }
 
+/*
+ * The open database is storage's from now on (after its sandbox): the
+ * work a backend does beside the requests starts (SQLite: checkpoints
+ * in a thread of their own).
+ */
+void
+db_background(struct db *db)
+{
+	if (db->be->base->background != NULL)
+		db->be->base->background(db->h);
+}
+
+/* How many checkpoints the background work has run (SQLite's thread). */
+uint64_t
+db_checkpoints(struct db *db)
+{
+	if (db->be->base->checkpoints == NULL)
+		return (0);
+	return (db->be->base->checkpoints(db->h));
+}
+
 /* COMMIT, durable on return; on failure the transaction is rolled back. */
 int
 db_commit(struct db *db)

@@ -281,6 +281,7 @@ struct sqdb {
 	const char	*extra_sql[DB_EXTRA_MAX];
 	sqlite3_stmt	*extra[DB_EXTRA_MAX];
 	int		 nextra;
+	struct sq_ckpt	*ckpt;		/* checkpoints in a thread, or NULL */
 };
 
 /* Log SQLite's own words about the last failure. */
@@ -520,6 +521,7 @@ sq_close(void *h)
 
 	if (db == NULL)
 		return;
+	sq_ckpt_stop(db->sq, db->ckpt);
 	for (i = 0; i < db->nextra; i++)
 		sqlite3_finalize(db->extra[i]);
 	if (db->sq != NULL)
@@ -781,6 +783,25 @@ sq_peer(void *h, int *family, int *port)
 	return (0);
 }
 
+/* Storage's: checkpoints in a thread from now on (db_sqlite_ckpt.c). */
+static void
+sq_background(void *h)
+{
+	struct sqdb	*db = h;
+
+	if (db->ckpt == NULL)
+		db->ckpt = sq_ckpt_start(db->sq, db->path);
+}
+
+/* How many checkpoints the thread has run (0 without one). */
+static uint64_t
+sq_checkpoints(void *h)
+{
+	struct sqdb	*db = h;
+
+	return (sq_ckpt_count(db->ckpt));
+}
+
 const struct db_base_ops sqlite_base_ops = {
 	.name = "sqlite",
 	.shared = 0,
@@ -794,4 +815,6 @@ const struct db_base_ops sqlite_base_ops = {
 	.rollback = sq_rollback,
 	.intx = sq_intx,
 	.peer = sq_peer,
+	.background = sq_background,
+	.checkpoints = sq_checkpoints,
 };

@@ -561,6 +561,7 @@ storage_open(void)
 	sc.dbdir = sc.db_family == 0 ? dirname(dir) : NULL;
 	if (sandbox_enter(SANDBOX_STORAGE, &sc) == -1)
 		fatalx("storage sandbox failed");
+	db_background(stor.db);
 	if (db_shared(stor.db)) {
 		/* Started again: what was revoked while it was away too. */
 		stor.revoked_since = (int64_t)time(NULL) - STORAGE_REVOKE_BACK;

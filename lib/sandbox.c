@@ -102,9 +102,10 @@ limit(int resource, const char *name, rlim_t value)
 /*
  * No core files anywhere (they would hold keys and conversations), no
  * new processes where the role has no use for them. The provider keeps
- * RLIMIT_NPROC: its resolver starts threads; the worker template forks
- * the workers (each of them loses it). RLIMIT_FSIZE stays: with
- * -d, stderr may be a file.
+ * RLIMIT_NPROC: its resolver starts threads; so does storage, for the
+ * thread that checkpoints SQLite's WAL (their filters allow threads,
+ * not processes); the worker template forks the workers (each of them
+ * loses it). RLIMIT_FSIZE stays: with -d, stderr may be a file.
  */
 int
 sandbox_limits(enum sandbox_role role)
@@ -112,6 +113,7 @@ sandbox_limits(enum sandbox_role role)
 	if (limit(RLIMIT_CORE, "RLIMIT_CORE", 0) == -1)
 		return (-1);
 	if (role != SANDBOX_PROVIDER && role != SANDBOX_TEMPLATE &&
+	    role != SANDBOX_STORAGE &&
 	    limit(RLIMIT_NPROC, "RLIMIT_NPROC", 0) == -1)
 		return (-1);
 	return (0);

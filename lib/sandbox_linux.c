@@ -131,12 +131,15 @@ static const char *const sys_control[] = {
 	NULL
 };
 
-/* storage: SQLite on files in the database directory (Landlock). */
+/*
+ * storage: SQLite on files in the database directory (Landlock), and
+ * the thread that checkpoints its WAL.
+ */
 static const char *const sys_storage[] = {
 	"access", "faccessat", "faccessat2", "fchmod", "fchown",
 	"fdatasync", "fsync", "ftruncate", "getcwd", "lstat", "openat",
-	"pread64", "pwrite64", "readlink", "readlinkat", "stat", "statx",
-	"unlink", "unlinkat",
+	"pread64", "pwrite64", "readlink", "readlinkat", "rseq",
+	"set_robust_list", "stat", "statx", "unlink", "unlinkat",
 	NULL
 };
 
@@ -321,10 +324,25 @@ base_rules(scmp_filter_ctx ctx, enum sandbox_role role, pid_t self)
 }
 
 /*
+ * Threads yes, processes and namespaces no: clone3 cannot be inspected,
+ * so it fails and glibc falls back to clone.
+ */
+static int
+thread_rules(scmp_filter_ctx ctx)
+{
+	struct scmp_arg_cmp	 a;
+
+	a = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD | CLONE_NEWANY,
+	    CLONE_THREAD);
+	if (rule(ctx, SCMP_ACT_ALLOW, "clone", 1, &a) == -1)
+		return (-1);
+	return (rule(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL));
+}
+
+/*
  * provider: sockets for TCP over IPv4 and IPv6 and for the netlink
  * query getaddrinfo(3) makes; an AF_UNIX socket (nscd) is refused
- * politely. Files open read only. Threads yes, processes no: clone3
- * cannot be inspected, so it fails and glibc falls back to clone.
+ * politely. Files open read only. The threads of curl's resolver.
  */
 static int
 provider_rules(scmp_filter_ctx ctx)
@@ -348,13 +366,7 @@ provider_rules(scmp_filter_ctx ctx)
 	    O_RDONLY);
 	if (rule(ctx, SCMP_ACT_ALLOW, "openat", 1, a) == -1)
 		return (-1);
-	a[0] = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD | CLONE_NEWANY,
-	    CLONE_THREAD);
-	if (rule(ctx, SCMP_ACT_ALLOW, "clone", 1, a) == -1)
-		return (-1);
-	if (rule(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL) == -1)
-		return (-1);
-	return (0);
+	return (thread_rules(ctx));
 }
 
 /*
@@ -488,7 +500,8 @@ filter_build(enum sandbox_role role, pid_t self, const struct sandbox_conf *sc)
 			if (allow_list(ctx, sys_storage_net) == -1 ||
 			    storage_net_rules(ctx, sc->db_family) == -1)
 				goto fail;
-		} else if (allow_list(ctx, sys_storage) == -1)
+		} else if (allow_list(ctx, sys_storage) == -1 ||
+		    thread_rules(ctx) == -1)
 			goto fail;
 		break;
 	case SANDBOX_PROVIDER:

@@ -54,9 +54,10 @@ def teardown():
         up.stop()
 
 
-def status(pid):
+def status(pid, task=None):
     out = {}
-    with open("/proc/%d/status" % pid) as f:
+    with open("/proc/%d/status" % pid if task is None else
+              "/proc/%d/task/%d/status" % (pid, task)) as f:
         for line in f:
             k, _, v = line.partition(":")
             out[k] = v.strip()
@@ -207,6 +208,31 @@ def test_every_role_sandboxed():
     st = status(d.pid)
     assert st["Seccomp"] == "2" and st["NoNewPrivs"] == "1", st
     assert st["Uid"].split()[1] == "0", "the parent stays root"
+
+
+def test_storage_checkpoint_thread_sandboxed():
+    """Storage checkpoints SQLite's WAL in a thread of its own, started
+    after its sandbox: the thread has the same filter, no new
+    privileges and the same user, and its checkpoints (one every 1000
+    pages, about 90 prompts) run under them without storage dying."""
+    uid, gid = user_ids(d.user)
+    all_sandboxed(d)
+    pid = d.role_pids("storage")[0]
+    tasks = sorted(int(t) for t in os.listdir("/proc/%d/task" % pid))
+    assert len(tasks) == 2, "storage threads: %s" % tasks
+    for t in tasks:
+        st = status(pid, t)
+        assert st["Seccomp"] == "2" and st["NoNewPrivs"] == "1", st
+        want = "\t".join([str(uid)] * 4)
+        assert st["Uid"] == want, "thread %d: Uid %r" % (t, st["Uid"])
+    c = d.client()
+    try:
+        for i in range(300):
+            chat(c, "a prompt for the WAL %d" % i)
+    finally:
+        c.close()
+    assert d.role_pids("storage") == [pid], "storage restarted"
+    assert len(os.listdir("/proc/%d/task" % pid)) == 2, "thread gone"
 
 
 def test_busy_worker_sandboxed_in_chroot():

@@ -341,6 +341,59 @@ t_wal_frames(void)
 	db_close(db);
 }
 
+/*
+ * Storage's checkpoints run in a thread of their own: after 3000
+ * commits it has run some, the WAL has started over (it holds far
+ * fewer pages than were written), every message is in the file, and
+ * closing stops the thread. A writer flat out starts the WAL over at
+ * its bound all the same.
+ */
+static void
+t_checkpoint_thread(void)
+{
+	char		 file[PATH_MAX], wal[PATH_MAX], ok[32];
+	struct db	*db;
+	struct stat	 sb;
+	uint64_t	 before;
+	int		 i, stored = 0;
+
+	path_of(file, sizeof(file), "ckpt.db");
+	path_of(wal, sizeof(wal), "ckpt.db-wal");
+	if ((db = db_open(file, SYNC_NORMAL)) == NULL) {
+		check("checkpoint-thread", 0, "db_open failed");
+		return;
+	}
+	db_background(db);
+	before = sq_vfs_frames();
+	for (i = 0; i < 3000; i++) {
+		stored += store(db, A, 9000 + i, ROLE_USER,
+		    "a message for the checkpoint thread", 100 + i,
+		    NULL) == 0;
+		if (i % 100 == 99)
+			usleep(20000);	/* as clients do, not flat out */
+	}
+	for (i = 0; i < 500 && db_checkpoints(db) == 0; i++)
+		usleep(10000);
+	check("checkpoint-thread-ran", stored == 3000 &&
+	    db_checkpoints(db) > 0, "no checkpoint in the thread");
+	check("checkpoint-wal-over", stat(wal, &sb) == 0 &&
+	    (uint64_t)sb.st_size / 4096 < (sq_vfs_frames() - before) / 2,
+	    "the WAL did not start over");
+	before = sq_vfs_frames();
+	for (i = 0; i < 6000; i++)
+		stored += store(db, A, 20000 + i, ROLE_USER,
+		    "a message flat out", 100 + i, NULL) == 0;
+	check("checkpoint-wal-bound", stored == 9000 && stat(wal, &sb) == 0 &&
+	    sb.st_size <= 17000 * 4120 && sq_vfs_frames() - before > 17000,
+	    "the WAL grew past its bound");
+	db_close(db);
+	check("checkpoint-closed", stat(wal, &sb) == -1 &&
+	    q_int(file, "SELECT count(*) FROM messages WHERE msgkey >= 9000")
+	    == 9000 && (q_text(file, "PRAGMA integrity_check", ok,
+	    sizeof(ok)), strcmp(ok, "ok") == 0),
+	    "the file after closing is not whole");
+}
+
 /* What db_open must not touch. */
 static void
 t_refuse(void)
@@ -2303,6 +2356,7 @@ main(void)
 
 	t_create();
 	t_wal_frames();
+	t_checkpoint_thread();
 	t_refuse();
 	t_chown();
 	t_migrate_v1();
