@@ -175,20 +175,23 @@ def cmdline(pid):
         return ""
 
 
-def children_of(ppid):
-    """Pids whose parent is ppid."""
-    out = []
+def proc_stats():
+    """(pid, fields) of every process, fields those of /proc/PID/stat
+    after the command's name: state, ppid, pgrp, session, ..."""
     for e in os.listdir("/proc"):
         if not e.isdigit():
             continue
         try:
             with open("/proc/%s/stat" % e) as f:
-                st = f.read().split(")")[-1].split()
+                yield int(e), f.read().split(")")[-1].split()
         except OSError:
             continue
-        if int(st[1]) == ppid and st[0] != "Z":
-            out.append(int(e))
-    return sorted(out)
+
+
+def children_of(ppid):
+    """Pids whose parent is ppid (zombies left out)."""
+    return sorted(p for p, st in proc_stats()
+                  if int(st[1]) == ppid and st[0] != "Z")
 
 
 class FakeUpstream:

@@ -15,8 +15,8 @@ import socket
 import subprocess
 import time
 
-from harness import (BRIDGECTL, TOP, Skip, free_port, pid_alive, stop_pid,
-                     tmpdir, wait_for)
+from harness import (BRIDGECTL, TOP, Skip, free_port, pid_alive, proc_stats,
+                     stop_pid, tmpdir, wait_for)
 
 DEMO = os.path.join(TOP, "regress", "demo.sh")
 DEMODIR = os.path.join(TOP, "regress", "tmp", "demo")
@@ -31,18 +31,14 @@ def teardown():
 def procs():
     """{pid: (sid, cmdline)} of every live process."""
     out = {}
-    for e in os.listdir("/proc"):
-        if not e.isdigit():
-            continue
+    for pid, st in proc_stats():
         try:
-            with open("/proc/%s/stat" % e) as f:
-                st = f.read().split(")")[-1].split()
-            with open("/proc/%s/cmdline" % e, "rb") as f:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
         if st[0] != "Z":
-            out[int(e)] = (int(st[3]), cmd)
+            out[pid] = (int(st[3]), cmd)
     return out
 
 
