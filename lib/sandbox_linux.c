@@ -139,7 +139,8 @@ static const char *const sys_storage[] = {
 	"access", "faccessat", "faccessat2", "fchmod", "fchown",
 	"fdatasync", "fsync", "ftruncate", "getcwd", "lstat", "openat",
 	"pread64", "pwrite64", "readlink", "readlinkat", "rseq",
-	"set_robust_list", "stat", "statx", "unlink", "unlinkat",
+	"sched_getaffinity", "set_robust_list", "stat", "statx", "unlink",
+	"unlinkat",
 	NULL
 };
 
