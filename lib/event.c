@@ -360,14 +360,8 @@ ev_del(int fd)
 {
 	if (fd < 0 || fd >= nfds)
 		return;
-	if (fds[fd].events != 0)
-		nwatched--;
+	ev_pause(fd);
 	ev_kernel_del(fd);
-	fds[fd].events = 0;
-	fds[fd].cb = NULL;
-	fds[fd].arg = NULL;
-	while (maxfd >= 0 && fds[maxfd].events == 0)
-		maxfd--;
 }
 
 /* A timer that calls fn(arg); not armed yet. */
