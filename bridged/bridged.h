@@ -1862,7 +1862,7 @@ void		 gate_free(struct gate *);
 /* worker.c: bridged-worker's main */
 /* tls_ticket.c: libtls on OpenSSL 3 */
 void		 tls_ticket_nocache(void);
-int		 tls_ticket_held(void);
+int		 tls_client_pending(void);
 
 /* worker.c: one client, in a process forked from the template */
 struct tls;

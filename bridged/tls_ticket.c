@@ -129,7 +129,7 @@ SSL_free(SSL *ssl)
  * read ahead, or part of one): 0 only when it surely holds none.
  */
 int
-tls_ticket_held(void)
+tls_client_pending(void)
 {
 	if (last_ssl == NULL || has_pending == NULL)
 		return (1);
@@ -146,7 +146,7 @@ tls_ticket_nocache(void)
 
 /* LibreSSL: not known, so it may. */
 int
-tls_ticket_held(void)
+tls_client_pending(void)
 {
 	return (1);
 }

@@ -366,7 +366,7 @@ client_read(void)
 		 * left; a plain read did not fill the buffer): the rest
 		 * comes when poll says so, without a read that says EAGAIN.
 		 */
-		if (w.tls ? !tls_ticket_held() : (size_t)n < sizeof(buf))
+		if (w.tls ? !tls_client_pending() : (size_t)n < sizeof(buf))
 			break;
 	}
 }
