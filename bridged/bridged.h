@@ -1063,6 +1063,7 @@ int64_t		 sq_last_rowid(struct sqdb *);
 /* db_sqlite_vfs.c */
 const char	*sq_vfs(void);
 uint64_t	 sq_vfs_frames(void);
+uint64_t	 sq_vfs_writes(void);
 /* db_sqlite_ckpt.c */
 struct sq_ckpt;
 struct sq_ckpt	*sq_ckpt_start(struct sqlite3 *, const char *);

@@ -1,12 +1,17 @@
 /*
- * db_sqlite_vfs.c: SQLite's own unix VFS, but a WAL frame goes to the
- * file in one write(2) instead of two. SQLite writes each page of a
- * commit as a 24-byte frame header and then the page, at the offset
- * right after it: two system calls a page, the largest part of a
- * commit's cost in the storage process. Here the header waits for its
- * page and both go in one call. Any other call on the file writes a
- * waiting header first, so what reaches the file, and in which order
- * against reads, syncs and truncations, is what SQLite asked for.
+ * db_sqlite_vfs.c: SQLite's own unix VFS, but a commit's WAL frames go
+ * to the file in one write(2). SQLite writes each page of a commit as
+ * a 24-byte frame header and then the page, at the offsets that follow
+ * one another: two system calls a page, six pages a prompt's commit,
+ * the largest part of its cost in the storage process. Here the writes
+ * wait in memory while each goes on from where the last ended, and go
+ * out together when the frame that commits (a header whose size of the
+ * database is not 0) has its page; before any other call on the file
+ * (a read, a sync, a truncation, its size), before a write elsewhere in
+ * it, and when they pass WAL_HELD_MAX. So what reaches the file, and in
+ * which order against reads, syncs and truncations, is what SQLite
+ * asked for, and all of a commit is in the file before SQLite marks it
+ * committed in the WAL index, where other connections look for it.
  * Only the WAL is wrapped; every other file is the unix VFS's own.
  */
 
@@ -20,17 +25,18 @@
 #include "bridged.h"
 
 #define WAL_FRAME_HEADER	24
-#define WAL_PAGE_MAX		65536
+/* The unix VFS writes less than 128 KiB in one call. */
+#define WAL_HELD_MAX		(64 * 1024)
 
 /* A WAL file: the unix VFS's file follows this struct. */
 struct walfile {
 	sqlite3_file		 base;
 	sqlite3_file		*real;
-	sqlite3_int64		 held_at;	/* offset of a waiting header */
-	int			 held;
-	unsigned char		 header[WAL_FRAME_HEADER];
-	unsigned char		*frame;		/* header and page, joined */
-	int			 framesz;
+	unsigned char		*held;		/* writes that wait, joined */
+	int			 heldsz;	/* room in it */
+	int			 heldlen;
+	sqlite3_int64		 held_at;	/* where they go in the file */
+	int			 commit;	/* the held frame commits */
 };
 
 /* Room for the unix VFS's file after ours, aligned as it wants. */
@@ -39,60 +45,84 @@ struct walfile {
 
 static sqlite3_vfs	*unix_vfs;
 static sqlite3_vfs	 wal_vfs;
-static uint64_t		 frames_joined;
+static uint64_t		 frames_seen, writes_made;
 
-/* Write a waiting header as it came. */
+/* Write what waits, in one call. */
 static int
 wal_release(struct walfile *w)
 {
-	if (!w->held)
+	int	 len = w->heldlen;
+
+	if (len == 0)
 		return (SQLITE_OK);
-	w->held = 0;
-	return (w->real->pMethods->xWrite(w->real, w->header,
-	    WAL_FRAME_HEADER, w->held_at));
+	w->heldlen = 0;
+	writes_made++;
+	return (w->real->pMethods->xWrite(w->real, w->held, len, w->held_at));
 }
 
-/* A write: a frame header waits for its page, a page joins it. */
+/* Hold a write after the ones waiting; 0 if there is no room. */
+static int
+wal_hold(struct walfile *w, const void *buf, int amt, sqlite3_int64 off)
+{
+	unsigned char	*p;
+	int		 need = w->heldlen + amt;
+
+	if (need > WAL_HELD_MAX)
+		return (0);
+	if (need > w->heldsz) {
+		if ((p = sqlite3_realloc(w->held, need)) == NULL)
+			return (0);
+		w->held = p;
+		w->heldsz = need;
+	}
+	if (w->heldlen == 0)
+		w->held_at = off;
+	memcpy(w->held + w->heldlen, buf, amt);
+	w->heldlen = need;
+	return (1);
+}
+
+/* Is this write a frame header, and does its frame commit? */
+static int
+wal_commits(const unsigned char *buf, int amt)
+{
+	if (amt != WAL_FRAME_HEADER)
+		return (0);
+	frames_seen++;
+	/* Bytes 4-7: the database's size in pages after a commit, else 0. */
+	return ((buf[4] | buf[5] | buf[6] | buf[7]) != 0);
+}
+
+/*
+ * A write: held while the writes follow on from each other, out with
+ * the page of the frame that commits.
+ */
 static int
 wal_write(sqlite3_file *f, const void *buf, int amt, sqlite3_int64 off)
 {
 	struct walfile	*w = (struct walfile *)f;
-	unsigned char	*p;
-	int		 rc;
+	int		 rc, commit_page = w->commit;
 
-	if (w->held && off == w->held_at + WAL_FRAME_HEADER && amt > 0 &&
-	    amt <= WAL_PAGE_MAX) {
-		if (w->framesz < WAL_FRAME_HEADER + amt) {
-			/* No memory: the two writes SQLite asked for. */
-			if ((p = sqlite3_realloc(w->frame,
-			    WAL_FRAME_HEADER + amt)) == NULL) {
-				if ((rc = wal_release(w)) != SQLITE_OK)
-					return (rc);
-				return (w->real->pMethods->xWrite(w->real,
-				    buf, amt, off));
-			}
-			w->frame = p;
-			w->framesz = WAL_FRAME_HEADER + amt;
-		}
-		memcpy(w->frame, w->header, WAL_FRAME_HEADER);
-		memcpy(w->frame + WAL_FRAME_HEADER, buf, amt);
-		w->held = 0;
-		frames_joined++;
-		return (w->real->pMethods->xWrite(w->real, w->frame,
-		    WAL_FRAME_HEADER + amt, w->held_at));
-	}
-	if ((rc = wal_release(w)) != SQLITE_OK)
+	w->commit = amt > 0 && wal_commits(buf, amt);
+	if (w->heldlen > 0 && off != w->held_at + w->heldlen &&
+	    (rc = wal_release(w)) != SQLITE_OK)
 		return (rc);
-	if (amt == WAL_FRAME_HEADER) {
-		memcpy(w->header, buf, WAL_FRAME_HEADER);
-		w->held_at = off;
-		w->held = 1;
-		return (SQLITE_OK);
+	if (amt <= 0 || !wal_hold(w, buf, amt, off)) {
+		/* Too much, or no memory: what waits, then this one. */
+		if ((rc = wal_release(w)) != SQLITE_OK)
+			return (rc);
+		if (amt <= 0 || !wal_hold(w, buf, amt, off)) {
+			writes_made++;
+			return (w->real->pMethods->xWrite(w->real, buf, amt,
+			    off));
+		}
 	}
-	return (w->real->pMethods->xWrite(w->real, buf, amt, off));
+	if (commit_page)
+		return (wal_release(w));
+	return (SQLITE_OK);
 }
 
-/* Close: what waits is written, the joined copy wiped. */
+/* Close: what waits is written, the held copy wiped. */
 static int
 wal_close(sqlite3_file *f)
 {
@@ -100,16 +130,15 @@ wal_close(sqlite3_file *f)
 	int		 rc, rc2;
 
 	rc = wal_release(w);
-	if (w->frame != NULL) {
-		explicit_bzero(w->frame, w->framesz);
-		sqlite3_free(w->frame);
-		w->frame = NULL;
+	if (w->held != NULL) {
+		explicit_bzero(w->held, w->heldsz);
+		sqlite3_free(w->held);
+		w->held = NULL;
 	}
 	rc2 = w->real->pMethods->xClose(w->real);
 	return (rc != SQLITE_OK ? rc : rc2);
 }
-
-/* The other methods: the waiting header first, then the unix VFS's. */
+/* The other methods: what waits first, then the unix VFS's. */
 static int
 wal_read(sqlite3_file *f, void *buf, int amt, sqlite3_int64 off)
 {
@@ -121,7 +150,7 @@ wal_read(sqlite3_file *f, void *buf, int amt, sqlite3_int64 off)
 	return (w->real->pMethods->xRead(w->real, buf, amt, off));
 }
 
-/* Truncate, after the waiting header. */
+/* Truncate, after what waits. */
 static int
 wal_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
@@ -133,7 +162,7 @@ wal_truncate(sqlite3_file *f, sqlite3_int64 size)
 	return (w->real->pMethods->xTruncate(w->real, size));
 }
 
-/* Sync, after the waiting header. */
+/* Sync, after what waits. */
 static int
 wal_sync(sqlite3_file *f, int flags)
 {
@@ -145,7 +174,7 @@ wal_sync(sqlite3_file *f, int flags)
 	return (w->real->pMethods->xSync(w->real, flags));
 }
 
-/* The size, counting the waiting header. */
+/* The size, counting what waits. */
 static int
 wal_size(sqlite3_file *f, sqlite3_int64 *size)
 {
@@ -184,7 +213,7 @@ wal_reserved(sqlite3_file *f, int *out)
 	return (w->real->pMethods->xCheckReservedLock(w->real, out));
 }
 
-/* File controls, after the waiting header (some sync or size). */
+/* File controls, after what waits (some sync or size). */
 static int
 wal_control(sqlite3_file *f, int op, void *arg)
 {
@@ -274,9 +303,16 @@ sq_vfs(void)
 	return (wal_vfs.zName);
 }
 
-/* How many WAL frames went out whole, for the tests. */
+/* How many frames SQLite wrote to a WAL, for the tests. */
 uint64_t
 sq_vfs_frames(void)
 {
-	return (frames_joined);
+	return (frames_seen);
+}
+
+/* How many writes a WAL had, for the tests: one a commit. */
+uint64_t
+sq_vfs_writes(void)
+{
+	return (writes_made);
 }

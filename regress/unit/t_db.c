@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <err.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -304,10 +305,12 @@ copy_file(const char *from, const char *to)
 }
 
 /*
- * The WAL's frames go out whole (db_sqlite_vfs.c): each commit's
- * frames were joined, and a crash's copy of the files, the WAL not
- * yet checkpointed, is recovered by plain SQLite with every commit in
- * it (a frame out of place would end the recovery there).
+ * A commit's WAL frames go out in one write (db_sqlite_vfs.c): 40
+ * commits of several pages each are 40 writes, and a crash's copy of
+ * the files, the WAL not yet checkpointed, is recovered by plain
+ * SQLite with every commit in it (a frame out of place would end the
+ * recovery there). A commit larger than what is held at once, and one
+ * that rolls back, leave the same whole file.
  */
 static void
 t_wal_frames(void)
@@ -315,7 +318,8 @@ t_wal_frames(void)
 	char		 file[PATH_MAX], wal[PATH_MAX], copy[PATH_MAX];
 	char		 cwal[PATH_MAX], ok[32];
 	struct db	*db;
-	uint64_t	 before;
+	uint64_t	 before, writes;
+	char		*big;
 	int		 i, stored = 0;
 
 	path_of(file, sizeof(file), "frames.db");
@@ -327,17 +331,40 @@ t_wal_frames(void)
 		return;
 	}
 	before = sq_vfs_frames();
+	writes = sq_vfs_writes();
 	for (i = 0; i < 40; i++)
-		stored += store(db, A, 7000 + i, i % 2 ? ROLE_MODEL : ROLE_USER,
-		    "a message \"quoted\" and long enough to matter", 100 + i,
-		    NULL) == 0;
+		stored += db_begin(db) == 0 && store(db, A, 7000 + i,
+		    i % 2 ? ROLE_MODEL : ROLE_USER, "a message \"quoted\" and"
+		    " long enough to matter", 100 + i, NULL) == 0 &&
+		    db_commit(db) == 0;
 	check("wal-frames-whole", stored == 40 && sq_vfs_frames() >=
-	    before + 40, "fewer frames joined than commits");
+	    before + 80 && sq_vfs_writes() - writes == 40,
+	    "not one write of several frames a commit");
+	/* 1 MB: more pages than are held at once. */
+	if ((big = malloc(1024 * 1024 + 1)) == NULL)
+		err(1, NULL);
+	memset(big, 'x', 1024 * 1024);
+	big[1024 * 1024] = '\0';
+	stored += db_begin(db) == 0 && store(db, A, 7040, ROLE_USER, big, 100,
+	    NULL) == 0 && db_commit(db) == 0;
+	free(big);
+	/* A transaction that spilled pages to the WAL, then rolled back. */
+	if ((big = malloc(4 * 1024 * 1024 + 1)) == NULL)
+		err(1, NULL);
+	memset(big, 'y', 4 * 1024 * 1024);
+	big[4 * 1024 * 1024] = '\0';
+	if (db_begin(db) == 0) {
+		(void)store(db, A, 7041, ROLE_USER, big, 100, NULL);
+		db_rollback(db);
+	}
+	free(big);
+	stored += store(db, A, 7042, ROLE_USER, "after the rollback", 100,
+	    NULL) == 0;
 	check("wal-frames-crash", copy_file(file, copy) == 0 &&
-	    copy_file(wal, cwal) == 0 && q_int(copy, "SELECT count(*) FROM"
-	    " messages WHERE msgkey >= 7000") == 40 &&
+	    copy_file(wal, cwal) == 0 && stored == 42 && q_int(copy,
+	    "SELECT count(*) FROM messages WHERE msgkey >= 7000") == 42 &&
 	    (q_text(copy, "PRAGMA integrity_check", ok, sizeof(ok)),
-	    strcmp(ok, "ok") == 0), "the WAL of 40 commits was not recovered");
+	    strcmp(ok, "ok") == 0), "the WAL of 42 commits was not recovered");
 	db_close(db);
 }
 
