@@ -1152,6 +1152,7 @@ struct wchan {
 	char			 identity[IDENTITY_LEN + 1];
 	int			 full;	/* paused: answers pile up */
 	int			 refs;	/* requests naming it */
+	int			 waiting; /* writes of the round unanswered */
 	int			 gone;
 	struct stor_export_list	 exports;
 };
@@ -1168,6 +1169,7 @@ struct wreq {
 	const char		*error;	/* answer ERROR with this */
 	const char		*refused; /* or REFUSED with this code */
 	char			 why[128];	/* and this text */
+	int			 answered; /* before the COMMIT */
 	int64_t			 rowid;	/* PURGE: rows deleted */
 	uint64_t		 count;	/* CONV_DELETE: messages */
 	struct db_conv		*conv;	/* CONV_NEW: answered with it */
@@ -1231,6 +1233,7 @@ struct storage_state {
 	struct wreq_list	 round;
 	int			 writes;	/* in the open transaction */
 	int			 failed;	/* the transaction is lost */
+	int			 lost;		/* and so was the last one */
 	struct ev_timer		 round_end;
 	struct ev_timer		 queue_poll;
 	struct ev_timer		 cluster_poll;
@@ -1264,6 +1267,7 @@ int		 answer_item(const struct db_item *, void *);
 /* storage_round.c */
 struct wreq	*req_new(struct ask *);
 struct wreq	*req_write(struct ask *);
+void		 req_answer_early(struct wreq *);
 void		 req_refuse(struct wreq *, const char *, const char *, ...)
 		    __attribute__((__format__ (printf, 3, 4)));
 int		 group_join(void);

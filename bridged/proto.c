@@ -709,13 +709,14 @@ prompt_continue(struct proto *p)
 	prompt_send(p);
 }
 
-/* Store the user's prompt (once) and tell how that went. */
+/* Store the user's prompt (once, under its id if one was set aside). */
 static void
 prompt_store_user(struct proto *p)
 {
 	if (p->pr.ustate != SS_NONE)
 		return;
-	p->pr.ustore = proto_reqid(p);
+	if (p->pr.ustore == 0)
+		p->pr.ustore = proto_reqid(p);
 	p->pr.ustate = SS_PENDING;
 	if (store_message(p, p->pr.ustore, ROLE_USER, p->model, 0,
 	    p->pr.text, p->pr.len) == -1) {
@@ -725,7 +726,12 @@ prompt_store_user(struct proto *p)
 	}
 }
 
-/* Send the context and the prompt to the provider. */
+/*
+ * Send the context and the prompt to the provider, then store the
+ * prompt (its id comes first all the same): storage answers the
+ * generation's admission before it commits the prompt, so that both
+ * go on at once.
+ */
 static void
 prompt_send(struct proto *p)
 {
@@ -735,8 +741,9 @@ prompt_send(struct proto *p)
 	size_t			 n, len;
 	int			 rv;
 
-	prompt_store_user(p);
 	p->pr.step = STEP_ANSWER;
+	if (p->pr.ustate == SS_NONE && p->pr.ustore == 0)
+		p->pr.ustore = proto_reqid(p);
 	if (p->pr.answer == NULL && (p->pr.answer = ibuf_open(4096)) == NULL)
 		fatal("%s", __func__);
 	ibuf_reset(p->pr.answer);
@@ -750,7 +757,9 @@ prompt_send(struct proto *p)
 	if (rv == -1) {
 		p->pr.gen = 0;
 		prompt_fail(p, "upstream", "provider restarting");
+		return;
 	}
+	prompt_store_user(p);
 }
 
 /* The prompt failed: store it all the same, then say why. */

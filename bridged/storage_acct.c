@@ -112,7 +112,11 @@ answer_admit(struct wreq *r)
 	channel_send(&r->w->ch, b);
 }
 
-/* IMSG_WORKER_ADMIT: u32 id, str model; answered after the COMMIT. */
+/*
+ * IMSG_WORKER_ADMIT: u32 id, str model; answered before the COMMIT if
+ * it may be (req_answer_early), so that the prompt goes upstream while
+ * storage commits.
+ */
 const char *
 worker_admit(struct ask *a)
 {
@@ -132,6 +136,7 @@ worker_admit(struct ask *a)
 	if (admit(w->identity, model, "", &r->code, r->text,
 	    sizeof(r->text)) == -1)
 		r->error = "database error";
+	req_answer_early(r);
 	return (NULL);
 }
 

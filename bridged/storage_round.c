@@ -6,7 +6,8 @@
  * the writes came. A read commits and answers what is pending first,
  * then runs outside the transaction and is answered at once: it sees
  * exactly the writes before it, and a peer gets its answers in the
- * order it asked.
+ * order it asked. One answer may go before the COMMIT: a verdict the
+ * peer waits on to go on (req_answer_early).
  */
 
 #include <sys/types.h>
@@ -32,6 +33,7 @@ req_new(struct ask *a)
 	r->type = a->type;
 	r->id = a->id;
 	r->w->refs++;
+	r->w->waiting++;
 	TAILQ_INSERT_TAIL(&stor.round, r, entry);
 	if (!ev_timer_pending(&stor.round_end))
 		ev_timer_add(&stor.round_end, 0);
@@ -59,8 +61,30 @@ req_free(struct wreq *r)
 {
 	TAILQ_REMOVE(&stor.round, r, entry);
 	r->w->refs--;
+	if (!r->answered)
+		r->w->waiting--;
 	free(r->conv);
 	free(r);
+}
+
+/*
+ * Answer a write now, before its round's COMMIT, when nothing of the
+ * peer's is still to be answered before it and the last transaction
+ * was not lost: for ADMIT, whose verdict the worker waits on before
+ * it sends a prompt upstream. Should the COMMIT then fail, what it
+ * counted is lost with it; after that, verdicts wait for the COMMIT
+ * again until one succeeds.
+ */
+void
+req_answer_early(struct wreq *r)
+{
+	if (r->w->waiting > 1 || stor.failed || stor.lost || r->w->gone ||
+	    r->error != NULL || r->refused != NULL || r->answer == NULL)
+		return;
+	r->answer(r);
+	r->answered = 1;
+	r->w->waiting--;
+	channel_push(&r->w->ch);
 }
 
 /* The client asked for what is not there: say so after the round. */
@@ -118,9 +142,12 @@ group_flush(void)
 			db_rollback(stor.db);
 			log_warnx("transaction of %d writes lost", stor.writes);
 		}
+		stor.lost = stor.failed;
 	}
 	while ((r = TAILQ_FIRST(&stor.round)) != NULL) {
-		if (r->refused != NULL)
+		if (r->answered)
+			;	/* before the COMMIT */
+		else if (r->refused != NULL)
 			answer_refused(r->w, r->id, r->refused, r->why);
 		else if (r->error != NULL)
 			answer_error(r->w, r->id, r->error);

@@ -225,6 +225,19 @@ channel_send_later(struct channel *ch, struct ibuf *b, uint64_t ms)
 	return (0);
 }
 
+/*
+ * Write what is queued now rather than when the event loop comes
+ * round: for an answer the peer waits on while this process goes on
+ * with work of its own. A write that fails is tried again, and the
+ * failure handled, by the event loop.
+ */
+void
+channel_push(struct channel *ch)
+{
+	if (!ch->dead && ch->ibuf.queued > 0 && imsg_write(&ch->ibuf) == 0)
+		channel_update(ch);
+}
+
 /* Stop (1) or resume (0) reading: what the peer sends waits. */
 void
 channel_pause(struct channel *ch, int pause)

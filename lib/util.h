@@ -183,6 +183,7 @@ int		 channel_send_later(struct channel *, struct ibuf *, uint64_t);
 void		 channel_pause(struct channel *, int);
 void		 channel_shutdown(struct channel *);
 int		 channel_flush(struct channel *);
+void		 channel_push(struct channel *);
 
 /*
  * log.c: stderr in the foreground, syslog otherwise; a sandboxed child

@@ -1527,6 +1527,7 @@ wk_answer(struct wk *w, struct ans *a, int ms)
 		(void)strlcpy(a->text, s, sizeof(a->text));
 		break;
 	case IMSG_STORAGE_REFUSED:
+	case IMSG_STORAGE_ADMIT:	/* the code ("" admitted), the text */
 		s = ir_str(&ir);
 		(void)strlcpy(a->text, s, sizeof(a->text));
 		(void)ir_str(&ir);
@@ -1950,6 +1951,87 @@ t_proc_full(const char *bridged)
 	check("proc-full-integrity", strcmp(res, "ok") == 0, res);
 }
 
+/* Queue ADMIT of a prompt and a STORE of it, send both, read both. */
+static int
+admit_and_store(struct wk *w, uint32_t id, struct ans *a, struct ans *s)
+{
+	q_str(w, IMSG_WORKER_ADMIT, id, "gemini-test");
+	q_store(w, id + 1, id + 1, ROLE_USER, "a prompt", 8);
+	wk_flush(w);
+	return (wk_answer(w, a, WAIT_MS) == 1 && a->id == id &&
+	    wk_answer(w, s, WAIT_MS) == 1 && s->id == id + 1);
+}
+
+/* Let storage's WAL grow no more (1), or as far as before (0). */
+static int
+wal_frozen(struct proc *p, int frozen)
+{
+	struct rlimit	 rl;
+	struct stat	 sb;
+	char		 wal[PATH_MAX + 8];
+
+	if (prlimit(p->pid, RLIMIT_FSIZE, NULL, &rl) == -1)
+		return (-1);
+	rl.rlim_cur = rl.rlim_max;
+	if (frozen) {
+		(void)snprintf(wal, sizeof(wal), "%s-wal", p->file);
+		if (stat(wal, &sb) == -1)
+			return (-1);
+		rl.rlim_cur = sb.st_size;
+	}
+	return (prlimit(p->pid, RLIMIT_FSIZE, &rl, NULL));
+}
+
+/*
+ * ADMIT is answered before its round's COMMIT (storage_round.c): a
+ * prompt admitted in a round whose COMMIT then fails (the WAL may not
+ * grow) was told so at once, and its count is lost with the round;
+ * the round after a lost one answers ADMIT only after its COMMIT, so
+ * a failing database lets nothing more through; once a round commits
+ * again, ADMIT goes early again.
+ */
+static void
+t_proc_admit(const char *bridged)
+{
+	struct proc	 p;
+	struct wk	 w;
+	struct ans	 a, s;
+	int		 ok;
+
+	/* A limit, so that storage ignores SIGXFSZ; lowered below. */
+	if (proc_start(&p, bridged, "admit.db", 1 << 30, NULL) == -1) {
+		check("proc-admit-start", 0, "storage did not start");
+		return;
+	}
+	wk_new(&p, &w, 1, A);
+	ok = wk_conv(&w) == 0 && admit_and_store(&w, 1, &a, &s) &&
+	    a.type == IMSG_STORAGE_ADMIT && s.type == IMSG_STORAGE_STORED &&
+	    wal_frozen(&p, 1) == 0;
+	check("proc-admit-start", ok, "a prompt was not admitted and stored");
+	ok = admit_and_store(&w, 3, &a, &s);
+	check("proc-admit-early", ok && a.type == IMSG_STORAGE_ADMIT &&
+	    a.text[0] == '\0' && s.type == IMSG_STORAGE_ERROR,
+	    "ADMIT waited for a COMMIT that failed");
+	check("proc-admit-lost", q_int(p.file, "SELECT sum(prompts) FROM"
+	    " usage") == 1, "a lost round's count is in the table");
+	ok = admit_and_store(&w, 5, &a, &s);
+	check("proc-admit-after-loss", ok && a.type == IMSG_STORAGE_ERROR &&
+	    s.type == IMSG_STORAGE_ERROR, "ADMIT went before the COMMIT"
+	    " after a lost round");
+	ok = wal_frozen(&p, 0) == 0 && admit_and_store(&w, 7, &a, &s) &&
+	    a.type == IMSG_STORAGE_ADMIT && s.type == IMSG_STORAGE_STORED &&
+	    wal_frozen(&p, 1) == 0 && admit_and_store(&w, 9, &a, &s);
+	check("proc-admit-early-again", ok && a.type == IMSG_STORAGE_ADMIT &&
+	    a.text[0] == '\0' && s.type == IMSG_STORAGE_ERROR &&
+	    q_int(p.file, "SELECT sum(prompts) FROM usage") == 2,
+	    "ADMIT did not go early after a COMMIT");
+	close(w.ib.fd);
+	imsgbuf_clear(&w.ib);
+	close(p.parent.fd);
+	imsgbuf_clear(&p.parent);
+	proc_wait(&p);
+}
+
 /* The uid a process runs as, from /proc; -1 if unknown. */
 static long
 proc_uid(pid_t pid)
@@ -2071,6 +2153,7 @@ t_proc(const char *bridged)
 	} else
 		check("proc-restart", 0, "storage did not start again");
 	t_proc_full(bridged);
+	t_proc_admit(bridged);
 	t_proc_user(bridged);
 }
 
