@@ -6,6 +6,8 @@
 #
 #	BENCH_SECS=5	seconds measured per figure (after 1 s of warm-up)
 #	BENCH_IDLE=500	idle sessions held for the memory figure
+#	BENCH_CHAT_ROUNDS=3	runs of each chat figure, bridged and its
+#			floors taking turns; the median is printed
 #	sh bench.sh [connect] [chat] [stream] [memory] [scale] [storage]
 
 cd "$(dirname "$0")" || exit 1
