@@ -67,7 +67,7 @@ wal_hold(struct walfile *w, const void *buf, int amt, sqlite3_int64 off)
 	unsigned char	*p;
 	int		 need = w->heldlen + amt;
 
-	if (need > WAL_HELD_MAX)
+	if (amt <= 0 || need > WAL_HELD_MAX)
 		return (0);
 	if (need > w->heldsz) {
 		if ((p = sqlite3_realloc(w->held, need)) == NULL)
@@ -82,17 +82,6 @@ wal_hold(struct walfile *w, const void *buf, int amt, sqlite3_int64 off)
 	return (1);
 }
 
-/* Is this write a frame header, and does its frame commit? */
-static int
-wal_commits(const unsigned char *buf, int amt)
-{
-	if (amt != WAL_FRAME_HEADER)
-		return (0);
-	frames_seen++;
-	/* Bytes 4-7: the database's size in pages after a commit, else 0. */
-	return ((buf[4] | buf[5] | buf[6] | buf[7]) != 0);
-}
-
 /*
  * A write: held while the writes follow on from each other, out with
  * the page of the frame that commits.
@@ -100,22 +89,26 @@ wal_commits(const unsigned char *buf, int amt)
 static int
 wal_write(sqlite3_file *f, const void *buf, int amt, sqlite3_int64 off)
 {
-	struct walfile	*w = (struct walfile *)f;
-	int		 rc, commit_page = w->commit;
+	struct walfile		*w = (struct walfile *)f;
+	const unsigned char	*b = buf;
+	int			 rc, commit_page = w->commit;
 
-	w->commit = amt > 0 && wal_commits(buf, amt);
-	if (w->heldlen > 0 && off != w->held_at + w->heldlen &&
+	/* A frame header's bytes 4-7: the database's size after a commit. */
+	w->commit = 0;
+	if (amt == WAL_FRAME_HEADER) {
+		frames_seen++;
+		w->commit = (b[4] | b[5] | b[6] | b[7]) != 0;
+	}
+	if (w->heldlen > 0 && (off != w->held_at + w->heldlen ||
+	    w->heldlen + amt > WAL_HELD_MAX) &&
 	    (rc = wal_release(w)) != SQLITE_OK)
 		return (rc);
-	if (amt <= 0 || !wal_hold(w, buf, amt, off)) {
-		/* Too much, or no memory: what waits, then this one. */
+	if (!wal_hold(w, buf, amt, off)) {
+		/* Larger than is held, or no memory: as SQLite asked. */
 		if ((rc = wal_release(w)) != SQLITE_OK)
 			return (rc);
-		if (amt <= 0 || !wal_hold(w, buf, amt, off)) {
-			writes_made++;
-			return (w->real->pMethods->xWrite(w->real, buf, amt,
-			    off));
-		}
+		writes_made++;
+		return (w->real->pMethods->xWrite(w->real, buf, amt, off));
 	}
 	if (commit_page)
 		return (wal_release(w));
