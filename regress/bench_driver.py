@@ -81,7 +81,7 @@ UPSTREAM = os.path.join(REGRESS, "bench_upstream.py")
 SECS = float(os.environ.get("BENCH_SECS", "5"))
 WARM = 1.0
 IDLE_SESSIONS = int(os.environ.get("BENCH_IDLE", "500"))
-CHAT_ROUNDS = int(os.environ.get("BENCH_CHAT_ROUNDS", "3"))
+CHAT_ROUNDS = max(1, int(os.environ.get("BENCH_CHAT_ROUNDS", "3")))
 PREFORK = 16
 PACE_MS = 50            # connect: the pause of the one-at-a-time figure
 MODEL = "gemini-2.0-flash"
@@ -608,6 +608,10 @@ def median_of(runs):
         if v:
             out[k] = v[len(v) // 2]
     out["errors"] = str(sum(int(r.get("errors", "0")) for r in runs))
+    err = "; ".join(sorted(set(r["stderr"] for r in runs
+                               if r.get("stderr"))))
+    if err:
+        out["stderr"] = err
     if all(r.get("roles") for r in runs):
         out["roles"] = dict((k, sorted(r["roles"].get(k, 0) for r in runs)[
             len(runs) // 2]) for k in runs[0]["roles"])

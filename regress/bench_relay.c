@@ -618,8 +618,8 @@ provider_run(int lfd)
 		}
 		if ((pfd[0].revents & POLLIN) && n < RELAY_LINKS &&
 		    (fd = accept(lfd, NULL, NULL)) != -1) {
-			if ((s = malloc(sizeof(*s))) == NULL)
-				err(1, "malloc");
+			if ((s = calloc(1, sizeof(*s))) == NULL)
+				err(1, "calloc");
 			s->link = fd;
 			s->ufd = -1;
 			s->st = U_IDLE;
