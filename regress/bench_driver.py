@@ -42,6 +42,15 @@ Floors:
            The direct request, bridged and bench_relay take turns
            BENCH_CHAT_ROUNDS times (3); each figure is the median of
            its runs, so that the guest's drift weighs on all alike.
+           And the floor of the provider: bench_curl, the same
+           requests through libcurl's multi interface on epoll (a new
+           easy handle each, the options bridged sets) with each
+           streamed event parsed by jansson, as the provider makes
+           them, at the same concurrency, nothing else: the libraries
+           the design takes for the upstreams, alone. From it, the
+           shape's floor with them: bench_relay's CPU with its own
+           HTTP client's cost (loadgen's, the direct request's client)
+           taken out and libcurl's put in. It takes turns as well.
            And 16 sessions chatting while BENCH_IDLE more are open and
            idle, beside the same 16 alone: what idle sessions cost the
            ones that work (storage and the provider watch a channel of
@@ -77,6 +86,7 @@ import pgserver  # noqa: E402
 
 LOADGEN = os.path.join(REGRESS, "loadgen")
 RELAY = os.path.join(REGRESS, "bench_relay")
+CURL = os.path.join(REGRESS, "bench_curl")
 UPSTREAM = os.path.join(REGRESS, "bench_upstream.py")
 SECS = float(os.environ.get("BENCH_SECS", "5"))
 WARM = 1.0
@@ -299,23 +309,25 @@ def pss_kib(pid):
     return total
 
 
-def run_loadgen(args, timeout=None):
-    """Run loadgen; return (fields of its result line, other lines)."""
+def run_loadgen(args, timeout=None, prog=LOADGEN):
+    """Run loadgen (or bench_curl, which prints as it does); return
+    (fields of its result line, other lines)."""
     timeout = timeout or SECS + WARM + 60
-    p = subprocess.run([LOADGEN] + args, capture_output=True, text=True,
+    p = subprocess.run([prog] + args, capture_output=True, text=True,
                        timeout=timeout)
     res, rest = None, []
     for line in p.stdout.splitlines():
         w = line.split()
         if w and "=" in line and w[0] in ("connect", "chat", "stream",
-                                         "http", "fork"):
+                                         "http", "fork", "curl"):
             res = dict(x.split("=", 1) for x in w[1:])
             res["mode"] = w[0]
         else:
             rest.append(line)
     if res is None:
-        raise RuntimeError("loadgen %s: no result (%s)" % (
-            " ".join(args), (p.stderr or p.stdout).strip()[-300:]))
+        raise RuntimeError("%s %s: no result (%s)" % (
+            os.path.basename(prog), " ".join(args),
+            (p.stderr or p.stdout).strip()[-300:]))
     if p.stderr.strip():
         res["stderr"] = p.stderr.strip()
     return res, rest
@@ -640,6 +652,11 @@ def sec_chat(up, d):
                     runs.setdefault(("relay", n), []).append(measured(
                         relay.pid, common + ["-p", str(relay.port), "-m",
                                              "bench", "chat"])[0])
+                if os.access(CURL, os.X_OK):
+                    runs.setdefault(("curl", n), []).append(run_loadgen(
+                        common + ["-p", str(up.port), "-g",
+                                  harness.API_KEY, "-u", STREAM_PATH,
+                                  "-m", "bench"], prog=CURL)[0])
     finally:
         if relay is not None:
             relay.stop()
@@ -668,6 +685,7 @@ def sec_chat(up, d):
                 print("    errors: %s (%s)" % (r["errors"],
                                                r.get("stderr", "")))
     chat_idle(d, out[("bridged", 16)])
+    chat_curl(out)
     if ("relay", 1) not in out:
         print("\n(the chat path's floor left out: %s is not built)" % RELAY)
         return
@@ -688,6 +706,54 @@ def sec_chat(up, d):
         if int(rl["errors"]):
             print("    errors: %s (%s)" % (rl["errors"],
                                            rl.get("stderr", "")))
+        if ("curl", n) not in out:
+            continue
+        # bench_relay's provider has an HTTP client of loadgen's kind
+        # (hand-written, one poll loop): with libcurl's cost instead,
+        # the floor of the shape built on the libraries bridged takes.
+        c, fl = out[("curl", n)], out[("floor", n)]
+        if n == 1:
+            row(" 1 session : p50, libcurl's cost in (ms)",
+                ms(b, "p50_us"), ms(rl, "p50_us") + ms(c, "p50_us") -
+                ms(fl, "p50_us"), " ms", how="diff")
+        row("%2d session%s: CPU, libcurl's cost in (ms)" % (
+            n, "s" if n > 1 else " "), b["server_cpu_ms"],
+            rl["server_cpu_ms"] + (float(c["cpu_us_per_op"]) -
+                                   float(fl["cpu_us_per_op"])) / 1000.0,
+            " ms", how="diff")
+
+
+def chat_curl(out):
+    """bridged's provider beside libcurl and jansson doing its requests
+    alone (bench_curl); bench_curl beside loadgen's own HTTP client."""
+    if ("curl", 1) not in out:
+        print("\n(the provider's floor left out: %s is not built)" % CURL)
+        return
+    head("chat: the provider beside libcurl alone",
+         "bench_curl (the same requests through libcurl's multi interface"
+         " on epoll, a new easy handle each, every event parsed by"
+         " jansson; nothing else)", how="diff",
+         names=("provider", "bench_curl"))
+    for n in (1, 16):
+        b, c = out[("bridged", n)], out[("curl", n)]
+        row("%2d session%s: CPU per request (ms)" % (
+            n, "s" if n > 1 else " "), (b.get("roles") or {}).get(
+                "provider"), float(c["cpu_us_per_op"]) / 1000.0, " ms",
+            how="diff")
+        if int(c["errors"]):
+            print("    errors: %s (%s)" % (c["errors"], c.get("stderr", "")))
+    head("chat: libcurl beside a hand-written HTTP client",
+         "loadgen's http mode, the direct request above (one poll loop,"
+         " its own HTTP/1.1, as bench_relay's provider)", how="diff",
+         names=("bench_curl", "loadgen"))
+    for n in (1, 16):
+        c, fl = out[("curl", n)], out[("floor", n)]
+        if n == 1:
+            row(" 1 session : round trip p50 (ms)", ms(c, "p50_us"),
+                ms(fl, "p50_us"), " ms", how="diff")
+        row("%2d session%s: client CPU per request (ms)" % (
+            n, "s" if n > 1 else " "), float(c["cpu_us_per_op"]) / 1000.0,
+            float(fl["cpu_us_per_op"]) / 1000.0, " ms", how="diff")
 
 
 def chat_idle(d, alone):
