@@ -247,9 +247,10 @@ enum imsg_type {
 				   u32 max tokens (0: default),
 				   u32 temperature in thousandths
 				   (GEN_TEMP_NONE: default) */
-	IMSG_WORKER_GEN_PART,	/* u32 request id, u32 role, u32 more,
-				   data text: appended to the current turn
-				   while more is set */
+	IMSG_WORKER_GEN_PART,	/* u32 request id, then one or more
+				   pieces: u32 role, u32 more, data text,
+				   each appended to the current turn, which
+				   stays open while more is set */
 	IMSG_WORKER_GEN_END,	/* u32 request id: send it */
 	IMSG_WORKER_CANCEL,	/* u32 request id */
 

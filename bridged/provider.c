@@ -527,44 +527,51 @@ worker_gen_begin(struct peer *w, struct imsg *imsg)
 	r->bytes = strlen(system);
 }
 
-/* IMSG_WORKER_GEN_PART: text for the current turn. */
-static void
-worker_gen_part(struct peer *w, struct imsg *imsg)
+/*
+ * The pieces of a GEN_PART after its request id, each a u32 role, a u32
+ * more and data: how many, or -1 if one is malformed or there is none.
+ */
+static int
+gen_pieces_check(struct ireader ir)
 {
-	struct ireader	 ir;
-	struct req	*r;
-	struct turn	*t;
-	const void	*data;
+	uint32_t	 role, more;
 	size_t		 len;
-	uint32_t	 id, role, more;
+	int		 n = 0;
 
-	ir_init(&ir, imsg);
-	id = ir_u32(&ir);
-	role = ir_u32(&ir);
-	more = ir_u32(&ir);
-	data = ir_data(&ir, &len);
-	if (ir_end(&ir) == -1 || role >= ROLE_MAX || more > 1) {
-		peer_reject(w, imsg, "length or values");
-		return;
-	}
-	if ((r = preq_find(w, id)) == NULL || r->kind != REQ_GEN ||
-	    r->state == RS_RUNNING) {
-		peer_reject(w, imsg, "no such request being built");
-		return;
-	}
+	do {
+		role = ir_u32(&ir);
+		more = ir_u32(&ir);
+		(void)ir_data(&ir, &len);
+		if (ir.bad || role >= ROLE_MAX || more > 1)
+			return (-1);
+		n++;
+	} while (ir.left > 0);
+	return (n);
+}
+
+/*
+ * One piece of text for the request's turns: appended to the current
+ * turn, or the first of a new one, which stays open while more is set.
+ * -1 if the worker broke a rule; a context grown too large is the
+ * request's error, not the worker's.
+ */
+static int
+preq_add_piece(struct req *r, uint32_t role, uint32_t more,
+    const void *data, size_t len)
+{
+	struct turn	*t;
+
 	if (r->state == RS_DISCARD || r->err_code != NULL)
-		return;
-	if (r->open && (uint32_t)r->turns[r->nturns - 1].role != role) {
-		peer_reject(w, imsg, "the role changes inside a turn");
-		return;
-	}
+		return (0);
+	if (r->open && (uint32_t)r->turns[r->nturns - 1].role != role)
+		return (-1);
 	if (len > context_max() - r->bytes ||
 	    (!r->open && r->nturns >= PV_TURNS_MAX)) {
 		r->err_code = "too-long";
 		strlcpy(r->err_text, "the context is too large",
 		    sizeof(r->err_text));
 		preq_drop_turns(r);
-		return;
+		return (0);
 	}
 	if (!r->open) {
 		if (r->nturns == r->maxturns) {
@@ -584,6 +591,43 @@ worker_gen_part(struct peer *w, struct imsg *imsg)
 		fatal("%s", __func__);
 	r->bytes += len;
 	r->open = more;
+	return (0);
+}
+
+/*
+ * IMSG_WORKER_GEN_PART: a request id, then pieces of its turns' text in
+ * order (one message carries as many as fit, so that a conversation's
+ * context is a message or a few, not one for every turn).
+ */
+static void
+worker_gen_part(struct peer *w, struct imsg *imsg)
+{
+	struct ireader	 ir;
+	struct req	*r;
+	const void	*data;
+	size_t		 len;
+	uint32_t	 id, role, more;
+
+	ir_init(&ir, imsg);
+	id = ir_u32(&ir);
+	if (ir.bad || ir.left == 0 || gen_pieces_check(ir) == -1) {
+		peer_reject(w, imsg, "length or values");
+		return;
+	}
+	if ((r = preq_find(w, id)) == NULL || r->kind != REQ_GEN ||
+	    r->state == RS_RUNNING) {
+		peer_reject(w, imsg, "no such request being built");
+		return;
+	}
+	while (ir.left > 0) {
+		role = ir_u32(&ir);
+		more = ir_u32(&ir);
+		data = ir_data(&ir, &len);
+		if (preq_add_piece(r, role, more, data, len) == -1) {
+			peer_reject(w, imsg, "the role changes inside a turn");
+			return;
+		}
+	}
 }
 
 /* gen_sink of a worker's request: text goes out as CHUNKs. */

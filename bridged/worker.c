@@ -36,6 +36,7 @@
 #define WORKER_OUT_LOW		(256 * 1024)
 #define WORKER_IN_HIGH		(1024 * 1024)	/* stop reading */
 #define WORKER_PART_MAX		(1024 * 1024)	/* a GEN_PART */
+#define WORKER_PIECE_MAX	(WORKER_PART_MAX - 16)	/* of a turn, in one */
 #define WORKER_CLOSE_WAIT	10		/* s, to write the last */
 #define WORKER_DRAIN_WAIT	3000		/* ms, channels at exit */
 #define WORKER_METRIC_HOLD	1000		/* ms a metric may wait */
@@ -495,35 +496,52 @@ op_models(void *arg, uint32_t id)
 
 static int	sreq_add(uint32_t, uint32_t, struct ibuf *);
 
-/* One part of a turn, held until the generation is admitted. */
+/*
+ * One piece of a turn into the GEN_PART being filled (*part), which is
+ * held in the gate first and a new one begun (of hint bytes) if the
+ * piece would take it past WORKER_PART_MAX. len is at most
+ * WORKER_PIECE_MAX.
+ */
 static int
-gen_part(struct gate *g, int role, int more, const char *text, size_t len)
+gen_piece(struct gate *g, struct ibuf **part, size_t hint, int role,
+    int more, const char *text, size_t len)
 {
-	struct ibuf	*b;
+	struct ibuf	*b = *part;
 
-	if ((b = ibuf_open(len + 32)) == NULL ||
-	    ibuf_add_u32(b, g->id) == -1 ||
-	    ibuf_add_u32(b, (uint32_t)role) == -1 ||
-	    ibuf_add_u32(b, more ? 1 : 0) == -1 ||
-	    ibuf_add_data(b, text, len) == -1) {
-		ibuf_free(b);
-		return (-1);
+	if (b != NULL && ibuf_left(b) + 12 + len > WORKER_PART_MAX) {
+		*part = NULL;
+		if (gate_hold(g, IMSG_WORKER_GEN_PART, b) == -1)
+			return (-1);
+		b = NULL;
 	}
-	return (gate_hold(g, IMSG_WORKER_GEN_PART, b));
+	if (b == NULL) {
+		if ((b = ibuf_open(hint)) == NULL ||
+		    ibuf_add_u32(b, g->id) == -1) {
+			ibuf_free(b);
+			return (-1);
+		}
+		*part = b;
+	}
+	if (ibuf_add_u32(b, (uint32_t)role) == -1 ||
+	    ibuf_add_u32(b, more ? 1 : 0) == -1 ||
+	    ibuf_add_data(b, text, len) == -1)
+		return (-1);
+	return (0);
 }
 
 /*
  * Build the provider's messages of a generation into the gate: BEGIN,
- * each turn in parts well under the message size (more set on all but
- * its last), END. Turns of one role in a row are joined into one with
- * a blank line between (see proto_turn).
+ * the turns in pieces packed into GEN_PARTs of at most WORKER_PART_MAX
+ * bytes (a turn longer than a piece is split, more set on all its
+ * pieces but the last), END. Turns of one role in a row are joined
+ * into one with a blank line between (see proto_turn).
  */
 static int
 gen_build(struct gate *g, const struct proto_gen *pg)
 {
 	const struct proto_turn	*t = pg->turns;
-	struct ibuf		*b;
-	size_t			 i, off, len, n = pg->nturns;
+	struct ibuf		*b, *part = NULL;
+	size_t			 i, off, len, hint, n = pg->nturns;
 	int			 join, more;
 
 	if ((b = ibuf_open(strlen(pg->model) + strlen(pg->system) + 32)) ==
@@ -537,27 +555,38 @@ gen_build(struct gate *g, const struct proto_gen *pg)
 	}
 	if (gate_hold(g, IMSG_WORKER_GEN_BEGIN, b) == -1)
 		return (-1);
+	/* The size of the context, pieces' lengths and joins counted. */
+	for (hint = 16, i = 0; i < n && hint < WORKER_PART_MAX; i++)
+		hint += t[i].len + 2 * 14;
+	if (hint > WORKER_PART_MAX)
+		hint = WORKER_PART_MAX;
 	for (i = 0; i < n; i++) {
 		join = i + 1 < n && t[i + 1].role == t[i].role;
 		off = 0;
 		do {
 			len = t[i].len - off;
-			if (len > WORKER_PART_MAX)
-				len = WORKER_PART_MAX;
+			if (len > WORKER_PIECE_MAX)
+				len = WORKER_PIECE_MAX;
 			more = off + len < t[i].len || join;
-			if (gen_part(g, t[i].role, more, t[i].text + off,
-			    len) == -1)
-				return (-1);
+			if (gen_piece(g, &part, hint, t[i].role, more,
+			    t[i].text + off, len) == -1)
+				goto fail;
 			off += len;
 		} while (off < t[i].len);
-		if (join && gen_part(g, t[i].role, 1, "\n\n", 2) == -1)
-			return (-1);
+		if (join && gen_piece(g, &part, hint, t[i].role, 1, "\n\n",
+		    2) == -1)
+			goto fail;
 	}
+	if (part != NULL && gate_hold(g, IMSG_WORKER_GEN_PART, part) == -1)
+		return (-1);
 	if ((b = ibuf_open(8)) == NULL || ibuf_add_u32(b, g->id) == -1) {
 		ibuf_free(b);
 		return (-1);
 	}
 	return (gate_hold(g, IMSG_WORKER_GEN_END, b));
+fail:
+	ibuf_free(part);	/* wiped: it holds the conversation */
+	return (-1);
 }
 
 /*

@@ -134,6 +134,7 @@ request(struct fin *f, uint32_t *type)
 	struct ibuf	*b;
 	const uint8_t	*p;
 	size_t		 n;
+	int		 k;
 	static const char *models[] = { "gemini-2.0-flash", "",
 	    "g/gemini-2.0-flash", "o/gpt-4o", "x/y", "models/x" };
 
@@ -155,12 +156,18 @@ request(struct fin *f, uint32_t *type)
 		break;
 	case 2:
 	case 3:
+		/* A request id, then pieces: one, or a few, or a broken one. */
 		*type = IMSG_WORKER_GEN_PART;
 		ibuf_add_u32(b, fin_u8(f) % 8);
-		ibuf_add_u32(b, fin_u8(f) % 4);
-		ibuf_add_u32(b, fin_u8(f) % 3);
-		p = fin_bytes(f, 2048, &n);
-		ibuf_add_data(b, p, n);
+		k = 1 + fin_u8(f) % 4;
+		while (k-- > 0) {
+			ibuf_add_u32(b, fin_u8(f) % 4);
+			ibuf_add_u32(b, fin_u8(f) % 3);
+			p = fin_bytes(f, 2048, &n);
+			ibuf_add_data(b, p, n);
+		}
+		if (fin_u8(f) < 8)
+			ibuf_add_u32(b, fin_u32(f));
 		break;
 	case 4:
 		*type = IMSG_WORKER_GEN_END;
