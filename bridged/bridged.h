@@ -1511,6 +1511,12 @@ void		 jw_u64(struct jsonw *, uint64_t);
 void		 jw_real(struct jsonw *, double);
 char		*jw_end(struct jsonw *, size_t *);
 
+/* json_arena.c: jansson's memory for one event of a stream */
+void		 json_arena_init(void);
+void		 json_arena_open(void);
+void		 json_arena_close(void);
+size_t		 json_arena_peak(void);
+
 /* wire.c: what every API file shares */
 struct json_t;
 

@@ -248,11 +248,15 @@ xfer_event(void *arg, const char *event, const char *data, size_t len)
 {
 	struct xfer	*x = arg;
 	struct api_event ev;
+	int		 rv;
 
 	/* After the API's own end, nothing counts. */
 	if (x->ended)
 		return (0);
-	if (x->api->parse_event(event, data, len, &ev) == -1) {
+	json_arena_open();
+	rv = x->api->parse_event(event, data, len, &ev);
+	json_arena_close();
+	if (rv == -1) {
 		xfer_fail(x, "upstream", "%s: the API sent an event that is "
 		    "not JSON", x->sent > 0 ? "answer incomplete" :
 		    "no answer");
@@ -669,6 +673,7 @@ xfer_init(void (*idle)(void))
 {
 	xf.idle = idle;
 	TAILQ_INIT(&xf.xfers);
+	json_arena_init();
 	ev_timer_set(&xf.curl_timer, curl_timer_fire, NULL);
 	ev_timer_set(&xf.flow_timer, flow_fire, NULL);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)

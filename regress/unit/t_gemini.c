@@ -858,6 +858,67 @@ t_stream(void)
 		result("stream-every-split", 1, "%s", "");
 }
 
+/*
+ * Events parsed with jansson's memory from the provider's arena (as
+ * xfer_event does): the same results, the block used, an event larger
+ * than the block spilling to malloc, and jansson outside an event still
+ * on malloc.
+ */
+static void
+t_arena(void)
+{
+	const char	*small = "{\"candidates\": [{\"content\": {\"parts\": "
+	    "[{\"text\": \"one \"}, {\"text\": \"two\"}], \"role\": "
+	    "\"model\"}, \"finishReason\": \"STOP\"}], \"usageMetadata\": "
+	    "{\"promptTokenCount\": 7, \"candidatesTokenCount\": 3}}";
+	struct api_event e;
+	json_t		*outside;
+	char		*big;
+	size_t		 n = 200000, i;
+	int		 rv, ok;
+
+	json_arena_init();
+	outside = json_pack("{s:s}", "k", "made before any event");
+	json_arena_open();
+	rv = api_gemini.parse_event("", small, strlen(small), &e);
+	json_arena_close();
+	result("arena-event", rv == 0 && e.textlen == 7 &&
+	    memcmp(e.text, "one two", 7) == 0 && e.prompt == 7 &&
+	    e.answer == 3 && strcmp(e.finish, "STOP") == 0 &&
+	    json_arena_peak() > 0, "rv %d text %.*s peak %zu", rv,
+	    (int)e.textlen, e.text != NULL ? e.text : "", json_arena_peak());
+	wire_event_free(&e);
+
+	/* Many parts, each a text of 2 KB: more than the block holds. */
+	if ((big = malloc(n + 64)) == NULL)
+		err(1, NULL);
+	i = (size_t)snprintf(big, n, "{\"candidates\": [{\"content\": "
+	    "{\"parts\": [");
+	while (i + 2100 < n - 16) {
+		i += (size_t)snprintf(big + i, n - i, "%s{\"text\": \"",
+		    big[i - 1] == '[' ? "" : ", ");
+		memset(big + i, 'x', 2048);
+		i += 2048;
+		i += (size_t)snprintf(big + i, n - i, "\"}");
+	}
+	i += (size_t)snprintf(big + i, n - i, "]}}]}");
+	json_arena_open();
+	rv = api_gemini.parse_event("", big, i, &e);
+	json_arena_close();
+	ok = rv == 0 && e.textlen > 64 * 1024;
+	for (i = 0; ok && i < e.textlen; i++)
+		ok = e.text[i] == 'x';
+	result("arena-spills", ok, "rv %d textlen %zu", rv, e.textlen);
+	wire_event_free(&e);
+	free(big);
+
+	/* After events: what was made outside them is whole and freed. */
+	result("arena-outside", outside != NULL && strcmp(json_string_value(
+	    json_object_get(outside, "k")), "made before any event") == 0,
+	    "%s", "");
+	json_decref(outside);
+}
+
 /* The Gemini cases, from the request body to a stream split anywhere. */
 int
 main(void)
@@ -873,5 +934,6 @@ main(void)
 	t_errors();
 	t_durations();
 	t_stream();
+	t_arena();
 	return (failures > 0);
 }
