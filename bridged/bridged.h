@@ -1511,6 +1511,22 @@ void		 jw_u64(struct jsonw *, uint64_t);
 void		 jw_real(struct jsonw *, double);
 char		*jw_end(struct jsonw *, size_t *);
 
+/* jsonr.c: the common events of a stream read without jansson */
+struct jr_span {
+	const char	*p;	/* a value's first byte in the text */
+	size_t		 len;
+};
+int		 jr_check(const char *, size_t, struct jr_span *);
+int		 jr_type(const struct jr_span *);
+unsigned int	 jr_members(const struct jr_span *, const char *const *,
+		    struct jr_span *, size_t);
+int		 jr_get(const struct jr_span *, const char *, struct jr_span *);
+int		 jr_next(const struct jr_span *, size_t *, struct jr_span *);
+int		 jr_string(const struct jr_span *,
+		    int (*)(void *, const char *, size_t), void *);
+size_t		 jr_decode(const struct jr_span *, char *, size_t);
+int		 jr_digits_value(const struct jr_span *, uint64_t *);
+
 /* json_arena.c: jansson's memory for one event of a stream */
 void		 json_arena_init(void);
 void		 json_arena_open(void);
@@ -1529,6 +1545,10 @@ int		 wire_key_header(int (*)(void *, const char *), void *,
 		    const char *, const char *);
 const char	*wire_error_code(int);
 void		 wire_copy_word(char *, size_t, struct json_t *);
+void		 wire_copy_word_jr(char *, size_t, const struct jr_span *);
+int		 wire_count_jr(const struct jr_span *, int64_t *);
+int		 wire_add_text_jr(void *, const char *, size_t);
+extern int	 wire_json_fast;
 void		 wire_copy_line(char *, size_t, const char *, size_t);
 double		 wire_retry_after(const char *, time_t);
 const char	*wire_http_reason(int);

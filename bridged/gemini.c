@@ -22,6 +22,7 @@
 #define GEM_DELAY_MAX	86400.0		/* s, longest retry delay */
 
 static void	 gem_parse_details(json_t *, struct api_error *);
+static int	 gem_event_tree(const char *, size_t, struct api_event *);
 static void	 gem_error_object(json_t *, struct api_error *);
 static unsigned int gem_methods(json_t *);
 static int	 gem_name_token(const char *, size_t);
@@ -220,21 +221,104 @@ gem_finish(struct api_event *ev)
 		    "stopped the answer (%s)", f);
 }
 
+/* What an event's promptFeedback says: a refusal if it blocked. */
+static void
+gem_refusal(struct api_event *ev, const char *block)
+{
+	if (block[0] != '\0')
+		snprintf(ev->refusal, sizeof(ev->refusal), "the API blocked "
+		    "the prompt (%s); rephrase it", block);
+}
+
+/*
+ * gem_event_tree's reading of an event jsonr.c took, without jansson:
+ * 0 and ev filled, -1 if the text outgrew its room or memory, 1 if
+ * jansson must read it after all (an error object; a count written
+ * otherwise than in digits).
+ */
+static int
+gem_event_fast(const struct jr_span *root, struct api_event *ev)
+{
+	static const char *const rkeys[] = { "error", "candidates",
+	    "usageMetadata", "promptFeedback" };
+	static const char *const ckeys[] = { "finishReason", "content" };
+	static const char *const pkeys[] = { "text", "thought" };
+	static const char *const ukeys[] = { "promptTokenCount",
+	    "candidatesTokenCount" };
+	struct jr_span	 r[4], c[2], p[2], u[2], cand, parts, part, b;
+	unsigned int	 has, cm, pm, um;
+	size_t		 it = 0;
+	char		 block[40];
+
+	if (jr_type(root) != '{')
+		return (-1);
+	has = jr_members(root, rkeys, r, 4);
+	if ((has & 1) && jr_type(&r[0]) == '{')
+		return (1);
+	if ((has & 2) && jr_next(&r[1], &it, &cand) && jr_type(&cand) == '{') {
+		cm = jr_members(&cand, ckeys, c, 2);
+		wire_copy_word_jr(ev->finish, sizeof(ev->finish),
+		    cm & 1 ? &c[0] : NULL);
+		gem_finish(ev);
+		it = 0;
+		while ((cm & 2) && jr_get(&c[1], "parts", &parts) &&
+		    jr_next(&parts, &it, &part)) {
+			pm = jr_members(&part, pkeys, p, 2);
+			if (!(pm & 1) || jr_type(&p[0]) != '"' ||
+			    ((pm & 2) && jr_type(&p[1]) == 't'))
+				continue;
+			if (jr_string(&p[0], wire_add_text_jr, ev) == -1)
+				return (-1);
+		}
+	}
+	if ((has & 4) && jr_type(&r[2]) == '{') {
+		um = jr_members(&r[2], ukeys, u, 2);
+		if (wire_count_jr(um & 1 ? &u[0] : NULL, &ev->prompt) == -1 ||
+		    wire_count_jr(um & 2 ? &u[1] : NULL, &ev->answer) == -1)
+			return (1);
+	}
+	wire_copy_word_jr(block, sizeof(block), (has & 8) &&
+	    jr_get(&r[3], "blockReason", &b) ? &b : NULL);
+	gem_refusal(ev, block);
+	return (0);
+}
+
 /*
  * Parse one GenerateContentResponse (a stream event; the event field
  * is not used).  Returns -1 if it is not a JSON object or memory ran
- * out, else 0 with ev filled (release it with wire_event_free).
+ * out, else 0 with ev filled (release it with wire_event_free). The
+ * common events are read by jsonr.c; the rest, and any it does not
+ * take, by jansson.
  */
 static int
 gem_parse_event(const char *event, const char *data, size_t len,
     struct api_event *ev)
 {
+	struct jr_span	 root;
+	int		 rv;
+
+	(void)event;
+	wire_event_init(ev);
+	if (wire_json_fast && jr_check(data, len, &root)) {
+		if ((rv = gem_event_fast(&root, ev)) != 1) {
+			if (rv == -1)
+				wire_event_free(ev);
+			return (rv);
+		}
+		wire_event_free(ev);
+		wire_event_init(ev);
+	}
+	return (gem_event_tree(data, len, ev));
+}
+
+/* gem_parse_event by jansson's tree: every event. */
+static int
+gem_event_tree(const char *data, size_t len, struct api_event *ev)
+{
 	json_t		*root, *cand, *content, *parts, *part, *t, *u, *pf;
 	char		 block[40];
 	size_t		 i;
 
-	(void)event;
-	wire_event_init(ev);
 	if ((root = wire_load(data, len)) == NULL)
 		return (-1);
 	if (!json_is_object(root)) {
@@ -278,9 +362,7 @@ gem_parse_event(const char *event, const char *data, size_t len,
 	pf = json_object_get(root, "promptFeedback");
 	wire_copy_word(block, sizeof(block), json_object_get(pf,
 	    "blockReason"));
-	if (block[0] != '\0')
-		snprintf(ev->refusal, sizeof(ev->refusal), "the API blocked "
-		    "the prompt (%s); rephrase it", block);
+	gem_refusal(ev, block);
 	json_decref(root);
 	return (0);
 }

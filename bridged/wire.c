@@ -86,6 +86,68 @@ wire_copy_word(char *dst, size_t dsz, json_t *v)
 	dst[n] = '\0';
 }
 
+/* A word being copied from a string of jsonr.c, as wire_copy_word. */
+struct wire_word {
+	char	*dst;
+	size_t	 dsz, n;
+};
+
+/* jr_string's sink: letters, digits and '_' while there is room. */
+static int
+wire_word_add(void *arg, const char *s, size_t len)
+{
+	struct wire_word	*w = arg;
+	size_t			 i;
+
+	for (i = 0; i < len && w->n + 1 < w->dsz; i++)
+		if (isalnum((unsigned char)s[i]) || s[i] == '_')
+			w->dst[w->n++] = s[i];
+	return (0);
+}
+
+/* wire_copy_word for a value read by jsonr.c ("" if it is no string). */
+void
+wire_copy_word_jr(char *dst, size_t dsz, const struct jr_span *v)
+{
+	struct wire_word	 w;
+
+	w.dst = dst;
+	w.dsz = dsz;
+	w.n = 0;
+	if (v != NULL)
+		(void)jr_string(v, wire_word_add, &w);
+	dst[w.n] = '\0';
+}
+
+/*
+ * wire_count for a member's value read by jsonr.c (NULL: no such
+ * member): 0 and the count, or -1 as wire_count says when absent or
+ * no number; -1 (and *out untouched) for a count written otherwise
+ * than as plain digits, which jansson must read (a sign, a point, a
+ * string).
+ */
+int
+wire_count_jr(const struct jr_span *v, int64_t *out)
+{
+	uint64_t	 n;
+
+	if (v == NULL || (jr_type(v) != '"' && jr_type(v) != '0')) {
+		*out = -1;
+		return (0);
+	}
+	if (!jr_digits_value(v, &n))
+		return (-1);
+	*out = (int64_t)n;	/* at most 15 digits: under WIRE_COUNT_MAX */
+	return (0);
+}
+
+/* wire_add_text as jr_string's sink (arg: the event). */
+int
+wire_add_text_jr(void *arg, const char *s, size_t len)
+{
+	return (wire_add_text(arg, s, len));
+}
+
 /*
  * Copy text meant for one status line: controls become spaces, runs
  * of spaces shrink to one, invalid UTF-8 becomes '?', and a cut never
@@ -300,6 +362,9 @@ wire_body_hint(const struct api_request *rq)
 		n += rq->turns[i].len + 48;
 	return (n);
 }
+
+/* Events read by jsonr.c where it can (the fuzz target compares 0). */
+int	wire_json_fast = 1;
 
 /* Parse untrusted JSON; integers come as reals, nothing overflows. */
 json_t *

@@ -93,7 +93,7 @@ build() {
 build fuzz_sse "bridged/sse.c" ""
 build fuzz_reply "" ""
 API="bridged/gemini.c bridged/openai.c bridged/anthropic.c bridged/wire.c \
- bridged/jsonw.c bridged/sse.c"
+ bridged/jsonw.c bridged/jsonr.c bridged/sse.c"
 build fuzz_request "$API" "$JANSSON_LIBS"
 for api in gemini openai anthropic; do
 	build fuzz_${api}_stream "$API" "$JANSSON_LIBS"

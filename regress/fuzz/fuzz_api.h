@@ -56,14 +56,46 @@ header_check(void *arg, const char *line)
 #define TERMINATED(s)	(strnlen((s), sizeof(s)) < sizeof(s))
 
 #if !FUZZ_MODELS
+/*
+ * The same event read by jansson alone (wire_json_fast 0) must give
+ * what it gave: jsonr.c reads only what jansson reads the same.
+ */
+static void
+same_as_jansson(const char *event, const char *data, size_t len, int rv,
+    const struct api_event *ev)
+{
+	struct api_event	 a, b;
+	int			 rv2;
+
+	wire_json_fast = 0;
+	rv2 = FUZZ_API.parse_event(event, data, len, &b);
+	wire_json_fast = 1;
+	if (rv2 != rv)
+		abort();
+	if (rv == -1)
+		return;
+	a = *ev;
+	if (a.textlen != b.textlen || (a.textlen > 0 &&
+	    memcmp(a.text, b.text, a.textlen) != 0))
+		abort();
+	a.text = NULL;
+	a.textlen = 0;
+	wire_event_free(&b);
+	if (memcmp(&a, &b, sizeof(a)) != 0)
+		abort();
+}
+
 /* One event, as xfer.c hands it to the API. */
 static int
 on_event(void *arg, const char *event, const char *data, size_t len)
 {
 	struct api_event	 ev;
+	int			 rv;
 
 	(void)arg;
-	if (FUZZ_API.parse_event(event, data, len, &ev) == -1)
+	rv = FUZZ_API.parse_event(event, data, len, &ev);
+	same_as_jansson(event, data, len, rv, &ev);
+	if (rv == -1)
 		return (0);
 	if ((ev.text == NULL) != (ev.textlen == 0) ||
 	    (ev.text != NULL && strlen(ev.text) != ev.textlen) ||

@@ -859,8 +859,8 @@ t_stream(void)
 }
 
 /*
- * Events parsed with jansson's memory from the provider's arena (as
- * xfer_event does): the same results, the block used, an event larger
+ * Events parsed by jansson with its memory from the provider's arena
+ * (as xfer_event does): the same results, the block used, an event larger
  * than the block spilling to malloc, and jansson outside an event still
  * on malloc.
  */
@@ -878,6 +878,7 @@ t_arena(void)
 	int		 rv, ok;
 
 	json_arena_init();
+	wire_json_fast = 0;	/* jansson reads them all here */
 	outside = json_pack("{s:s}", "k", "made before any event");
 	json_arena_open();
 	rv = api_gemini.parse_event("", small, strlen(small), &e);
@@ -917,6 +918,111 @@ t_arena(void)
 	    json_object_get(outside, "k")), "made before any event") == 0,
 	    "%s", "");
 	json_decref(outside);
+	wire_json_fast = 1;
+}
+
+/* One event read with jsonr.c allowed and by jansson alone: the same? */
+static int
+same_both_ways(const char *data, size_t len, int *fast)
+{
+	struct api_event a, b;
+	int		 ra, rb, same;
+
+	json_arena_open();
+	ra = api_gemini.parse_event("", data, len, &a);
+	json_arena_close();
+	*fast = json_arena_peak() == 0;		/* jansson allocated nothing */
+	wire_json_fast = 0;
+	rb = api_gemini.parse_event("", data, len, &b);
+	wire_json_fast = 1;
+	same = ra == rb;
+	if (same && ra == 0) {
+		same = a.textlen == b.textlen && (a.textlen == 0 ||
+		    memcmp(a.text, b.text, a.textlen) == 0) &&
+		    strcmp(a.finish, b.finish) == 0 &&
+		    strcmp(a.stop_error, b.stop_error) == 0 &&
+		    strcmp(a.refusal, b.refusal) == 0 &&
+		    a.prompt == b.prompt && a.answer == b.answer &&
+		    a.has_error == b.has_error && a.end == b.end &&
+		    strcmp(a.err.message, b.err.message) == 0;
+		wire_event_free(&a);
+		wire_event_free(&b);
+	}
+	return (same);
+}
+
+/*
+ * Events jsonr.c reads (fast: jansson allocated nothing) and events it
+ * leaves to jansson: each gives what jansson alone gives.
+ */
+static void
+t_jsonr(void)
+{
+	static const struct {
+		const char	*name, *data;
+		int		 fast;
+	} c[] = {
+		{ "common", "{\"candidates\": [{\"content\": {\"parts\": "
+		    "[{\"text\": \"Echo: \"}], \"role\": \"model\"}, "
+		    "\"index\": 0}], \"usageMetadata\": {\"promptTokenCount\""
+		    ": 2, \"candidatesTokenCount\": 3, \"promptTokensDetails\": "
+		    "[{\"modality\": \"TEXT\", \"tokenCount\": 2}]}, "
+		    "\"modelVersion\": \"m\", \"responseId\": \"a0\"}", 1 },
+		{ "escapes", "{\"candidates\":[{\"content\":{\"parts\":[{"
+		    "\"text\":\"a\\\"b\\\\c\\/\\n\\t\\u00e9\\u20ac\\u0041"
+		    "\"}]}}]}", 1 },
+		{ "escaped-key", "{\"c\\u0061ndidates\":[{\"content\":{"
+		    "\"parts\":[{\"t\\u0065xt\":\"k\"}]}}]}", 1 },
+		{ "last-wins", "{\"candidates\":[{\"content\":{\"parts\":"
+		    "[{\"text\":\"one\"}]}}],\"candidates\":[{\"content\":"
+		    "{\"parts\":[{\"text\":\"two\",\"text\":\"three\"}]}}]}",
+		    1 },
+		{ "thought", "{\"candidates\":[{\"content\":{\"parts\":["
+		    "{\"text\":\"x\",\"thought\":true},{\"text\":\"y\","
+		    "\"thought\":false},7,{\"text\":5},{\"text\":\"z\"}]}}]}",
+		    1 },
+		{ "finish-block", "{\"candidates\":[{\"finishReason\":"
+		    "\"SAF-ETY\\u0000\"}],\"promptFeedback\":{\"blockReason\":"
+		    "\"OTHER\"}}", 0 },
+		{ "finish-safety", "{\"candidates\":[{\"finishReason\":"
+		    "\"SAFETY\"}],\"promptFeedback\":{\"blockReason\":"
+		    "\"OTHER\"}}", 1 },
+		{ "counts-odd", "{\"usageMetadata\":{\"promptTokenCount\":"
+		    "null,\"candidatesTokenCount\":[1]}}", 1 },
+		{ "count-string", "{\"usageMetadata\":{\"promptTokenCount\":"
+		    "\"12\"}}", 0 },
+		{ "count-real", "{\"usageMetadata\":{\"promptTokenCount\":"
+		    "12.5,\"candidatesTokenCount\":-1}}", 0 },
+		{ "exponent", "{\"x\":1e999}", 0 },
+		{ "long-number", "{\"x\":12345678901234567890}", 0 },
+		{ "surrogates", "{\"candidates\":[{\"content\":{\"parts\":[{"
+		    "\"text\":\"\\ud83d\\ude00\"}]}}]}", 0 },
+		{ "lone-surrogate", "{\"x\":\"\\ud83d\"}", 0 },
+		{ "bad-utf8", "{\"x\":\"\xc3\x28\"}", 0 },
+		{ "control", "{\"x\":\"a\tb\"}", 0 },
+		{ "trailing", "{} x", 0 },
+		{ "array", "[1, 2]", 1 },
+		{ "scalar", "\"text\"", 1 },
+		{ "deep", "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]"
+		    "]]]]]]]]]]]]]]]]]]]]]]]]]]]]}", 0 },
+		{ "error", "{\"error\":{\"code\":429,\"message\":\"slow\","
+		    "\"status\":\"RESOURCE_EXHAUSTED\"}}", 0 },
+		{ "error-not-object", "{\"error\":\"x\",\"candidates\":[{"
+		    "\"content\":{\"parts\":[{\"text\":\"ok\"}]}}]}", 1 },
+		{ "white-space", " \r\n\t{ \"candidates\" : [ { \"content\" :"
+		    " { \"parts\" : [ { \"text\" : \"w\" } ] } } ] } \n", 1 },
+	};
+	size_t	 i;
+	int	 fast, same;
+	char	 name[64];
+
+	json_arena_init();
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		same = same_both_ways(c[i].data, strlen(c[i].data), &fast);
+		snprintf(name, sizeof(name), "jsonr-%s", c[i].name);
+		result(name, same && fast == c[i].fast, "same %d, %s", same,
+		    fast ? "read without jansson" : "read by jansson");
+	}
 }
 
 /* The Gemini cases, from the request body to a stream split anywhere. */
@@ -935,5 +1041,6 @@ main(void)
 	t_durations();
 	t_stream();
 	t_arena();
+	t_jsonr();
 	return (failures > 0);
 }
