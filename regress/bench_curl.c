@@ -305,7 +305,7 @@ cmp_u64(const void *a, const void *b)
 	return (x < y ? -1 : x > y);
 }
 
-/* The sample at fraction p of the sorted round trips. */
+/* The sample at fraction p of the sorted round trips (nearest rank). */
 static uint64_t
 pctl(double p)
 {
@@ -313,8 +313,8 @@ pctl(double p)
 
 	if (nsamples == 0)
 		return (0);
-	i = (size_t)(p * (double)(nsamples - 1));
-	return (samples[i]);
+	i = (size_t)(p * (double)(nsamples - 1) + 0.5);
+	return (samples[i < nsamples ? i : nsamples - 1]);
 }
 
 /* The port given to -p, 1 to 65535; exits if it is not. */
