@@ -125,14 +125,15 @@ ant_parse_error(const char *body, size_t len, int http, struct api_error *e)
 	json_decref(root);
 }
 
-/* A stop_reason as the status line's word: STOP, MAX_TOKENS, ... */
+/*
+ * A stop_reason (its word, as wire_copy_word leaves it in w) as the
+ * status line's word: STOP, MAX_TOKENS, ...
+ */
 static void
-ant_finish(json_t *v, struct api_event *ev)
+ant_finish_word(char *w, struct api_event *ev)
 {
-	char	 w[API_FINISH_MAX];
 	size_t	 i;
 
-	wire_copy_word(w, sizeof(w), v);
 	if (w[0] == '\0')
 		return;
 	if (strcmp(w, "end_turn") == 0 || strcmp(w, "stop_sequence") == 0)
@@ -145,6 +146,19 @@ ant_finish(json_t *v, struct api_event *ev)
 			w[i] = toupper((unsigned char)w[i]);
 		strlcpy(ev->finish, w, sizeof(ev->finish));
 	}
+}
+
+static int	ant_event_tree(const char *, const char *, size_t,
+		    struct api_event *);
+
+/* A stop_reason as the status line's word. */
+static void
+ant_finish(json_t *v, struct api_event *ev)
+{
+	char	 w[API_FINISH_MAX];
+
+	wire_copy_word(w, sizeof(w), v);
+	ant_finish_word(w, ev);
 }
 
 /* Token counts of a usage object; cached input counts as input. */
@@ -182,20 +196,152 @@ ant_text(json_t *o, const char *kind, struct api_event *ev)
 }
 
 /*
+ * ant_usage for a usage object read by jsonr.c: 0, or 1 if jansson
+ * must read a count written otherwise than in digits.
+ */
+static int
+ant_usage_jr(const struct jr_span *u, struct api_event *ev)
+{
+	static const char *const keys[] = { "input_tokens",
+	    "cache_creation_input_tokens", "cache_read_input_tokens",
+	    "output_tokens" };
+	struct jr_span	 v[4];
+	unsigned int	 has;
+	int64_t		 n[4];
+	int		 i;
+
+	if (jr_type(u) != '{')
+		return (0);
+	has = jr_members(u, keys, v, 4);
+	for (i = 0; i < 4; i++)
+		if (wire_count_jr(has & (1U << i) ? &v[i] : NULL, &n[i]) == -1)
+			return (1);
+	if (n[0] >= 0) {
+		if (n[1] > 0)
+			n[0] += n[1];
+		if (n[2] > 0)
+			n[0] += n[2];
+		ev->prompt = n[0];
+	}
+	ev->answer = n[3];
+	return (0);
+}
+
+/* ant_text for a block read by jsonr.c. */
+static int
+ant_text_jr(const struct jr_span *o, const char *kind, struct api_event *ev)
+{
+	static const char *const keys[] = { "type", "text" };
+	struct jr_span	 v[2];
+	unsigned int	 has;
+	char		 w[32];
+	size_t		 n;
+
+	has = jr_members(o, keys, v, 2);
+	if (!(has & 1) || jr_type(&v[0]) != '"' ||
+	    (n = jr_decode(&v[0], w, sizeof(w))) != strlen(kind) ||
+	    memcmp(w, kind, n) != 0 || !(has & 2) || jr_type(&v[1]) != '"')
+		return (0);
+	return (jr_string(&v[1], wire_add_text_jr, ev));
+}
+
+/* A stop_reason read by jsonr.c (NULL: none) as the status line's word. */
+static void
+ant_finish_jr(const struct jr_span *v, struct api_event *ev)
+{
+	char	 w[API_FINISH_MAX];
+
+	wire_copy_word_jr(w, sizeof(w), v);
+	ant_finish_word(w, ev);
+}
+
+/*
+ * ant_event_tree's reading of an event jsonr.c took, without jansson:
+ * 0 and ev filled, -1 if not an object or the text outgrew its room or
+ * memory, 1 if jansson must read it (an error; a count written
+ * otherwise than in digits).
+ */
+static int
+ant_event_fast(const char *event, const struct jr_span *root,
+    struct api_event *ev)
+{
+	static const char *const rkeys[] = { "type", "message",
+	    "content_block", "delta", "usage", "error" };
+	struct jr_span	 r[6], m, v;
+	unsigned int	 has;
+	char		 type[32];
+	size_t		 n;
+
+	if (jr_type(root) != '{')
+		return (-1);
+	has = jr_members(root, rkeys, r, 6);
+	if ((has & 1) && jr_type(&r[0]) == '"') {
+		/* A type longer than any known is unknown: "" stands in. */
+		if ((n = jr_decode(&r[0], type, sizeof(type))) >= sizeof(type))
+			n = 0;
+		type[n] = '\0';
+	} else
+		(void)strlcpy(type, strlen(event) < sizeof(type) ? event : "",
+		    sizeof(type));
+	if (strcmp(type, "error") == 0 || ((has & 32) &&
+	    jr_type(&r[5]) == '{'))
+		return (1);
+	if (strcmp(type, "message_start") == 0) {
+		if ((has & 2) && jr_get(&r[1], "usage", &v) &&
+		    ant_usage_jr(&v, ev) == 1)
+			return (1);
+		ant_finish_jr((has & 2) && jr_get(&r[1], "stop_reason", &m) ?
+		    &m : NULL, ev);
+	} else if (strcmp(type, "content_block_start") == 0)
+		return ((has & 4) ? ant_text_jr(&r[2], "text", ev) : 0);
+	else if (strcmp(type, "content_block_delta") == 0)
+		return ((has & 8) ? ant_text_jr(&r[3], "text_delta", ev) : 0);
+	else if (strcmp(type, "message_delta") == 0) {
+		ant_finish_jr((has & 8) && jr_get(&r[3], "stop_reason", &m) ?
+		    &m : NULL, ev);
+		if ((has & 16) && ant_usage_jr(&r[4], ev) == 1)
+			return (1);
+	} else if (strcmp(type, "message_stop") == 0)
+		ev->end = 1;
+	return (0);
+}
+
+/*
  * Parse one event of a message stream.  The type is the data's own
  * "type" (the event field when it has none).  Unknown types are
  * skipped, as the API asks.  Returns -1 if the data is not a JSON
- * object or memory ran out.
+ * object or memory ran out. The common events are read by jsonr.c;
+ * the rest, and any it does not take, by jansson.
  */
 static int
 ant_parse_event(const char *event, const char *data, size_t len,
+    struct api_event *ev)
+{
+	struct jr_span	 root;
+	int		 rv;
+
+	wire_event_init(ev);
+	if (wire_json_fast && jr_check(data, len, &root)) {
+		if ((rv = ant_event_fast(event, &root, ev)) != 1) {
+			if (rv == -1)
+				wire_event_free(ev);
+			return (rv);
+		}
+		wire_event_free(ev);
+		wire_event_init(ev);
+	}
+	return (ant_event_tree(event, data, len, ev));
+}
+
+/* ant_parse_event by jansson's tree: every event. */
+static int
+ant_event_tree(const char *event, const char *data, size_t len,
     struct api_event *ev)
 {
 	json_t		*root, *msg;
 	const char	*type;
 	int		 rv = 0;
 
-	wire_event_init(ev);
 	if ((root = wire_load(data, len)) == NULL)
 		return (-1);
 	if (!json_is_object(root)) {

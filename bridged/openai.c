@@ -124,14 +124,15 @@ oai_parse_error(const char *body, size_t len, int http, struct api_error *e)
 	json_decref(root);
 }
 
-/* A finish_reason as the status line's word: STOP, MAX_TOKENS, ... */
+/*
+ * A finish_reason (its word, as wire_copy_word leaves it in w) as the
+ * status line's word: STOP, MAX_TOKENS, ...
+ */
 static void
-oai_finish(json_t *v, struct api_event *ev)
+oai_finish(char *w, struct api_event *ev)
 {
-	char	 w[API_FINISH_MAX];
 	size_t	 i;
 
-	wire_copy_word(w, sizeof(w), v);
 	if (w[0] == '\0')
 		return;
 	if (strcmp(w, "stop") == 0 || strcmp(w, "eos") == 0)
@@ -161,19 +162,72 @@ oai_event_error(json_t *err, struct api_event *ev)
 		    sizeof(ev->err.message));
 }
 
+static int	oai_event_tree(const char *, const char *, size_t,
+		    struct api_event *);
+
+/*
+ * oai_event_tree's reading of a chunk jsonr.c took, without jansson: 0
+ * and ev filled, -1 if not an object or the text outgrew its room or
+ * memory, 1 if jansson must read it (an error in any of its forms; a
+ * count written otherwise than in digits).
+ */
+static int
+oai_event_fast(const char *event, const struct jr_span *root,
+    struct api_event *ev)
+{
+	static const char *const rkeys[] = { "error", "object", "choices",
+	    "usage" };
+	static const char *const ckeys[] = { "delta", "finish_reason" };
+	static const char *const ukeys[] = { "prompt_tokens",
+	    "completion_tokens" };
+	struct jr_span	 r[4], c[2], u[2], choice, t;
+	unsigned int	 has, cm, um;
+	size_t		 it = 0;
+	char		 w[API_FINISH_MAX];
+
+	if (jr_type(root) != '{')
+		return (-1);
+	has = jr_members(root, rkeys, r, 4);
+	if (strcmp(event, "error") == 0 || ((has & 1) &&
+	    (jr_type(&r[0]) == '{' || jr_type(&r[0]) == '"')) ||
+	    ((has & 2) && jr_decode(&r[1], w, sizeof(w)) == 5 &&
+	    memcmp(w, "error", 5) == 0))
+		return (1);
+	if ((has & 4) && jr_next(&r[2], &it, &choice) &&
+	    jr_type(&choice) == '{') {
+		cm = jr_members(&choice, ckeys, c, 2);
+		if ((cm & 1) && jr_get(&c[0], "content", &t) &&
+		    jr_type(&t) == '"' &&
+		    jr_string(&t, wire_add_text_jr, ev) == -1)
+			return (-1);
+		wire_copy_word_jr(w, sizeof(w), cm & 2 ? &c[1] : NULL);
+		oai_finish(w, ev);
+	}
+	if ((has & 8) && jr_type(&r[3]) == '{') {
+		um = jr_members(&r[3], ukeys, u, 2);
+		if (wire_count_jr(um & 1 ? &u[0] : NULL, &ev->prompt) == -1 ||
+		    wire_count_jr(um & 2 ? &u[1] : NULL, &ev->answer) == -1)
+			return (1);
+	}
+	return (0);
+}
+
 /*
  * Parse one event of a chat completion stream: a chunk, [DONE], or an
  * error (a data: chunk holding one, or llama.cpp's "error:" field,
  * which sse.c hands over as an event named "error").  Reasoning text
  * (delta.reasoning, delta.reasoning_content) is never the answer.
- * Returns -1 if the data is not JSON or memory ran out.
+ * Returns -1 if the data is not JSON or memory ran out. The common
+ * chunks are read by jsonr.c; the rest, and any it does not take, by
+ * jansson.
  */
 static int
 oai_parse_event(const char *event, const char *data, size_t len,
     struct api_event *ev)
 {
-	json_t		*root, *err, *choice, *delta, *t, *u;
+	struct jr_span	 root;
 	size_t		 n = len;
+	int		 rv;
 
 	wire_event_init(ev);
 	while (n > 0 && (data[n - 1] == ' ' || data[n - 1] == '\n' ||
@@ -183,6 +237,26 @@ oai_parse_event(const char *event, const char *data, size_t len,
 		ev->end = 1;
 		return (0);
 	}
+	if (wire_json_fast && jr_check(data, len, &root)) {
+		if ((rv = oai_event_fast(event, &root, ev)) != 1) {
+			if (rv == -1)
+				wire_event_free(ev);
+			return (rv);
+		}
+		wire_event_free(ev);
+		wire_event_init(ev);
+	}
+	return (oai_event_tree(event, data, len, ev));
+}
+
+/* oai_parse_event by jansson's tree: every chunk. */
+static int
+oai_event_tree(const char *event, const char *data, size_t len,
+    struct api_event *ev)
+{
+	json_t		*root, *err, *choice, *delta, *t, *u;
+	char		 w[API_FINISH_MAX];
+
 	if ((root = wire_load(data, len)) == NULL)
 		return (-1);
 	if (!json_is_object(root)) {
@@ -206,7 +280,9 @@ oai_parse_event(const char *event, const char *data, size_t len,
 			wire_event_free(ev);
 			return (-1);
 		}
-		oai_finish(json_object_get(choice, "finish_reason"), ev);
+		wire_copy_word(w, sizeof(w), json_object_get(choice,
+		    "finish_reason"));
+		oai_finish(w, ev);
 	}
 	u = json_object_get(root, "usage");
 	if (json_is_object(u)) {

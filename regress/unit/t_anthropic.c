@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "bridged.h"
+#include "api_same.h"
 
 static int	 failures;
 
@@ -329,6 +330,53 @@ t_headers(void)
 	result("headers", key && ver, "%d headers", h.n);
 }
 
+/*
+ * Chunks jsonr.c reads (fast: jansson allocated nothing) and ones it
+ * leaves to jansson: each gives what jansson alone gives.
+ */
+static void
+t_jsonr(void)
+{
+	static const struct {
+		const char	*name, *event, *data;
+		int		 fast;
+	} c[] = {
+		{ "delta", "content_block_delta", "{\"type\":\"content_block_delta\","
+		    "\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":"
+		    "\"Hi \\n\"}}", 1 },
+		{ "start", "message_start", "{\"type\":\"message_start\",\"message\":"
+		    "{\"id\":\"m\",\"usage\":{\"input_tokens\":10,"
+		    "\"cache_read_input_tokens\":5,\"output_tokens\":1},"
+		    "\"stop_reason\":null}}", 1 },
+		{ "message-delta", "message_delta", "{\"type\":\"message_delta\","
+		    "\"delta\":{\"stop_reason\":\"max_tokens\"},\"usage\":"
+		    "{\"output_tokens\":7}}", 1 },
+		{ "block-start", "", "{\"type\":\"content_block_start\","
+		    "\"content_block\":{\"type\":\"text\",\"text\":\"a\"}}", 1 },
+		{ "thinking", "", "{\"type\":\"content_block_delta\",\"delta\":"
+		    "{\"type\":\"thinking_delta\",\"thinking\":\"hm\"}}", 1 },
+		{ "stop", "message_stop", "{\"type\":\"message_stop\"}", 1 },
+		{ "type-from-event", "message_stop", "{}", 1 },
+		{ "ping", "ping", "{\"type\":\"ping\"}", 1 },
+		{ "error", "error", "{\"type\":\"error\",\"error\":{\"type\":"
+		    "\"overloaded_error\",\"message\":\"busy\"}}", 0 },
+		{ "count-string", "", "{\"type\":\"message_delta\",\"usage\":"
+		    "{\"output_tokens\":\"7\"}}", 0 },
+	};
+	size_t	 i;
+	int	 fast, same;
+	char	 name[64];
+
+	json_arena_init();
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		same = same_both_ways(&api_anthropic, c[i].event, c[i].data,
+		    strlen(c[i].data), &fast);
+		snprintf(name, sizeof(name), "jsonr-%s", c[i].name);
+		result(name, same && fast == c[i].fast, "same %d, %s", same,
+		    fast ? "read without jansson" : "read by jansson");
+	}
+}
+
 /* The Anthropic cases: request, events, errors, models, headers. */
 int
 main(void)
@@ -338,5 +386,6 @@ main(void)
 	t_errors();
 	t_models();
 	t_headers();
+	t_jsonr();
 	return (failures > 0);
 }

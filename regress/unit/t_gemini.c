@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "bridged.h"
+#include "api_same.h"
 
 static int	 failures;
 
@@ -921,36 +922,6 @@ t_arena(void)
 	wire_json_fast = 1;
 }
 
-/* One event read with jsonr.c allowed and by jansson alone: the same? */
-static int
-same_both_ways(const char *data, size_t len, int *fast)
-{
-	struct api_event a, b;
-	int		 ra, rb, same;
-
-	json_arena_open();
-	ra = api_gemini.parse_event("", data, len, &a);
-	json_arena_close();
-	*fast = json_arena_peak() == 0;		/* jansson allocated nothing */
-	wire_json_fast = 0;
-	rb = api_gemini.parse_event("", data, len, &b);
-	wire_json_fast = 1;
-	same = ra == rb;
-	if (same && ra == 0) {
-		same = a.textlen == b.textlen && (a.textlen == 0 ||
-		    memcmp(a.text, b.text, a.textlen) == 0) &&
-		    strcmp(a.finish, b.finish) == 0 &&
-		    strcmp(a.stop_error, b.stop_error) == 0 &&
-		    strcmp(a.refusal, b.refusal) == 0 &&
-		    a.prompt == b.prompt && a.answer == b.answer &&
-		    a.has_error == b.has_error && a.end == b.end &&
-		    strcmp(a.err.message, b.err.message) == 0;
-		wire_event_free(&a);
-		wire_event_free(&b);
-	}
-	return (same);
-}
-
 /*
  * Events jsonr.c reads (fast: jansson allocated nothing) and events it
  * leaves to jansson: each gives what jansson alone gives.
@@ -1018,7 +989,8 @@ t_jsonr(void)
 
 	json_arena_init();
 	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
-		same = same_both_ways(c[i].data, strlen(c[i].data), &fast);
+		same = same_both_ways(&api_gemini, "", c[i].data,
+		    strlen(c[i].data), &fast);
 		snprintf(name, sizeof(name), "jsonr-%s", c[i].name);
 		result(name, same && fast == c[i].fast, "same %d, %s", same,
 		    fast ? "read without jansson" : "read by jansson");

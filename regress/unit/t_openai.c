@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "bridged.h"
+#include "api_same.h"
 
 static int	 failures;
 
@@ -443,6 +444,46 @@ t_stream(void)
 		result("stream-every-split", 1, "%s", "");
 }
 
+/*
+ * Chunks jsonr.c reads (fast: jansson allocated nothing) and ones it
+ * leaves to jansson: each gives what jansson alone gives.
+ */
+static void
+t_jsonr(void)
+{
+	static const struct {
+		const char	*name, *event, *data;
+		int		 fast;
+	} c[] = {
+		{ "chunk", "", "{\"id\":\"c1\",\"object\":\"chat.completion.chunk\","
+		    "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi \\\"you\\\""
+		    " \\u00e9\"},\"finish_reason\":null}]}", 1 },
+		{ "finish-usage", "", "{\"choices\":[{\"delta\":{},\"finish_reason\":"
+		    "\"length\"}],\"usage\":{\"prompt_tokens\":9,"
+		    "\"completion_tokens\":12}}", 1 },
+		{ "finish-other", "", "{\"choices\":[{\"delta\":{\"content\":5},"
+		    "\"finish_reason\":\"content_filter\"}]}", 1 },
+		{ "error-object", "", "{\"error\":{\"message\":\"no\",\"type\":"
+		    "\"x\"}}", 0 },
+		{ "error-string", "", "{\"error\":\"no\"}", 0 },
+		{ "object-error", "", "{\"object\":\"error\",\"message\":\"no\"}", 0 },
+		{ "event-error", "error", "{\"message\":\"no\"}", 0 },
+		{ "count-real", "", "{\"usage\":{\"prompt_tokens\":1.5}}", 0 },
+	};
+	size_t	 i;
+	int	 fast, same;
+	char	 name[64];
+
+	json_arena_init();
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		same = same_both_ways(&api_openai, c[i].event, c[i].data,
+		    strlen(c[i].data), &fast);
+		snprintf(name, sizeof(name), "jsonr-%s", c[i].name);
+		result(name, same && fast == c[i].fast, "same %d, %s", same,
+		    fast ? "read without jansson" : "read by jansson");
+	}
+}
+
 /* The OpenAI-compatible cases, up to a stream split anywhere. */
 int
 main(void)
@@ -453,5 +494,6 @@ main(void)
 	t_models();
 	t_urls();
 	t_stream();
+	t_jsonr();
 	return (failures > 0);
 }
