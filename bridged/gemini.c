@@ -261,8 +261,9 @@ gem_event_fast(const struct jr_span *root, struct api_event *ev)
 		    cm & 1 ? &c[0] : NULL);
 		gem_finish(ev);
 		it = 0;
-		while ((cm & 2) && jr_get(&c[1], "parts", &parts) &&
-		    jr_next(&parts, &it, &part)) {
+		if (!(cm & 2) || !jr_get(&c[1], "parts", &parts))
+			parts.p = NULL, parts.len = 0;	/* no parts */
+		while (jr_next(&parts, &it, &part)) {
 			pm = jr_members(&part, pkeys, p, 2);
 			if (!(pm & 1) || jr_type(&p[0]) != '"' ||
 			    ((pm & 2) && jr_type(&p[1]) == 't'))
