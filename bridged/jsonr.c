@@ -276,7 +276,7 @@ unsigned int
 jr_members(const struct jr_span *obj, const char *const *keys,
     struct jr_span *vals, size_t n)
 {
-	const char	*p, *end = obj->p + obj->len, *name;
+	const char	*p, *end, *name;
 	struct jr_span	 k, v;
 	char		 buf[JR_KEY_MAX];
 	size_t		 klen[32], len, i;
@@ -284,6 +284,7 @@ jr_members(const struct jr_span *obj, const char *const *keys,
 
 	if (jr_type(obj) != '{' || n > 32)
 		return (0);
+	end = obj->p + obj->len;
 	for (i = 0; i < n; i++)
 		klen[i] = strlen(keys[i]);
 	p = jr_ws(obj->p + 1, end);
@@ -324,10 +325,11 @@ jr_get(const struct jr_span *obj, const char *key, struct jr_span *val)
 int
 jr_next(const struct jr_span *arr, size_t *it, struct jr_span *val)
 {
-	const char	*p, *end = arr->p + arr->len;
+	const char	*p, *end;
 
 	if (jr_type(arr) != '[')
 		return (0);
+	end = arr->p + arr->len;
 	p = jr_ws(arr->p + (*it == 0 ? 1 : *it), end);
 	if (*p == ']')
 		return (0);
