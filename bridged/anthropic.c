@@ -317,20 +317,8 @@ static int
 ant_parse_event(const char *event, const char *data, size_t len,
     struct api_event *ev)
 {
-	struct jr_span	 root;
-	int		 rv;
-
-	wire_event_init(ev);
-	if (wire_json_fast && jr_check(data, len, &root)) {
-		if ((rv = ant_event_fast(event, &root, ev)) != 1) {
-			if (rv == -1)
-				wire_event_free(ev);
-			return (rv);
-		}
-		wire_event_free(ev);
-		wire_event_init(ev);
-	}
-	return (ant_event_tree(event, data, len, ev));
+	return (wire_parse_event(event, data, len, ev, ant_event_fast,
+	    ant_event_tree));
 }
 
 /* ant_parse_event by jansson's tree: every event. */

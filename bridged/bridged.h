@@ -1549,6 +1549,12 @@ void		 wire_copy_word_jr(char *, size_t, const struct jr_span *);
 int		 wire_count_jr(const struct jr_span *, int64_t *);
 int		 wire_add_text_jr(void *, const char *, size_t);
 extern int	 wire_json_fast;
+typedef int	(*wire_fast_reader)(const char *, const struct jr_span *,
+		    struct api_event *);
+typedef int	(*wire_tree_reader)(const char *, const char *, size_t,
+		    struct api_event *);
+int		 wire_parse_event(const char *, const char *, size_t,
+		    struct api_event *, wire_fast_reader, wire_tree_reader);
 void		 wire_copy_line(char *, size_t, const char *, size_t);
 double		 wire_retry_after(const char *, time_t);
 const char	*wire_http_reason(int);

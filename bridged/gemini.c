@@ -22,7 +22,8 @@
 #define GEM_DELAY_MAX	86400.0		/* s, longest retry delay */
 
 static void	 gem_parse_details(json_t *, struct api_error *);
-static int	 gem_event_tree(const char *, size_t, struct api_event *);
+static int	 gem_event_tree(const char *, const char *, size_t,
+		    struct api_event *);
 static void	 gem_error_object(json_t *, struct api_error *);
 static unsigned int gem_methods(json_t *);
 static int	 gem_name_token(const char *, size_t);
@@ -237,7 +238,8 @@ gem_refusal(struct api_event *ev, const char *block)
  * otherwise than in digits).
  */
 static int
-gem_event_fast(const struct jr_span *root, struct api_event *ev)
+gem_event_fast(const char *event, const struct jr_span *root,
+    struct api_event *ev)
 {
 	static const char *const rkeys[] = { "error", "candidates",
 	    "usageMetadata", "promptFeedback" };
@@ -250,6 +252,7 @@ gem_event_fast(const struct jr_span *root, struct api_event *ev)
 	size_t		 it = 0;
 	char		 block[40];
 
+	(void)event;		/* Gemini's events have no name */
 	if (jr_type(root) != '{')
 		return (-1);
 	has = jr_members(root, rkeys, r, 4);
@@ -295,31 +298,20 @@ static int
 gem_parse_event(const char *event, const char *data, size_t len,
     struct api_event *ev)
 {
-	struct jr_span	 root;
-	int		 rv;
-
-	(void)event;
-	wire_event_init(ev);
-	if (wire_json_fast && jr_check(data, len, &root)) {
-		if ((rv = gem_event_fast(&root, ev)) != 1) {
-			if (rv == -1)
-				wire_event_free(ev);
-			return (rv);
-		}
-		wire_event_free(ev);
-		wire_event_init(ev);
-	}
-	return (gem_event_tree(data, len, ev));
+	return (wire_parse_event(event, data, len, ev, gem_event_fast,
+	    gem_event_tree));
 }
 
 /* gem_parse_event by jansson's tree: every event. */
 static int
-gem_event_tree(const char *data, size_t len, struct api_event *ev)
+gem_event_tree(const char *event, const char *data, size_t len,
+    struct api_event *ev)
 {
 	json_t		*root, *cand, *content, *parts, *part, *t, *u, *pf;
 	char		 block[40];
 	size_t		 i;
 
+	(void)event;
 	if ((root = wire_load(data, len)) == NULL)
 		return (-1);
 	if (!json_is_object(root)) {

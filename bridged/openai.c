@@ -225,9 +225,7 @@ static int
 oai_parse_event(const char *event, const char *data, size_t len,
     struct api_event *ev)
 {
-	struct jr_span	 root;
 	size_t		 n = len;
-	int		 rv;
 
 	wire_event_init(ev);
 	while (n > 0 && (data[n - 1] == ' ' || data[n - 1] == '\n' ||
@@ -237,16 +235,8 @@ oai_parse_event(const char *event, const char *data, size_t len,
 		ev->end = 1;
 		return (0);
 	}
-	if (wire_json_fast && jr_check(data, len, &root)) {
-		if ((rv = oai_event_fast(event, &root, ev)) != 1) {
-			if (rv == -1)
-				wire_event_free(ev);
-			return (rv);
-		}
-		wire_event_free(ev);
-		wire_event_init(ev);
-	}
-	return (oai_event_tree(event, data, len, ev));
+	return (wire_parse_event(event, data, len, ev, oai_event_fast,
+	    oai_event_tree));
 }
 
 /* oai_parse_event by jansson's tree: every chunk. */

@@ -366,6 +366,32 @@ wire_body_hint(const struct api_request *rq)
 /* Events read by jsonr.c where it can (the fuzz target compares 0). */
 int	wire_json_fast = 1;
 
+/*
+ * One event of a stream, as every API file reads it: by its fast
+ * reader (jsonr.c) when jr_check takes the text and the reader does not
+ * hand it over (1), else by its jansson reader. ev is filled from
+ * nothing either way; -1 as the readers say (ev then released).
+ */
+int
+wire_parse_event(const char *event, const char *data, size_t len,
+    struct api_event *ev, wire_fast_reader fast, wire_tree_reader tree)
+{
+	struct jr_span	 root;
+	int		 rv;
+
+	wire_event_init(ev);
+	if (wire_json_fast && jr_check(data, len, &root)) {
+		if ((rv = fast(event, &root, ev)) != 1) {
+			if (rv == -1)
+				wire_event_free(ev);
+			return (rv);
+		}
+		wire_event_free(ev);
+		wire_event_init(ev);
+	}
+	return (tree(event, data, len, ev));
+}
+
 /* Parse untrusted JSON; integers come as reals, nothing overflows. */
 json_t *
 wire_load(const char *data, size_t len)
