@@ -38,3 +38,31 @@ same_both_ways(const struct api *api, const char *event, const char *data,
 	}
 	return (same);
 }
+
+/* A case: an event (named, or "") and whether jsonr.c should read it. */
+struct same_case {
+	const char	*name, *event, *data;
+	int		 fast;
+};
+
+/*
+ * Each case read both ways: one result line "jsonr-NAME" for each, by
+ * the program's own report function.
+ */
+static void
+same_cases(const struct api *api, const struct same_case *c, size_t n,
+    void (*report)(const char *, int, const char *, ...))
+{
+	size_t	 i;
+	int	 fast, same;
+	char	 name[64];
+
+	json_arena_init();
+	for (i = 0; i < n; i++) {
+		same = same_both_ways(api, c[i].event, c[i].data,
+		    strlen(c[i].data), &fast);
+		snprintf(name, sizeof(name), "jsonr-%s", c[i].name);
+		report(name, same && fast == c[i].fast, "same %d, %s", same,
+		    fast ? "read without jansson" : "read by jansson");
+	}
+}

@@ -337,10 +337,7 @@ t_headers(void)
 static void
 t_jsonr(void)
 {
-	static const struct {
-		const char	*name, *event, *data;
-		int		 fast;
-	} c[] = {
+	static const struct same_case c[] = {
 		{ "delta", "content_block_delta", "{\"type\":\"content_block_delta\","
 		    "\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":"
 		    "\"Hi \\n\"}}", 1 },
@@ -363,18 +360,7 @@ t_jsonr(void)
 		{ "count-string", "", "{\"type\":\"message_delta\",\"usage\":"
 		    "{\"output_tokens\":\"7\"}}", 0 },
 	};
-	size_t	 i;
-	int	 fast, same;
-	char	 name[64];
-
-	json_arena_init();
-	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
-		same = same_both_ways(&api_anthropic, c[i].event, c[i].data,
-		    strlen(c[i].data), &fast);
-		snprintf(name, sizeof(name), "jsonr-%s", c[i].name);
-		result(name, same && fast == c[i].fast, "same %d, %s", same,
-		    fast ? "read without jansson" : "read by jansson");
-	}
+	same_cases(&api_anthropic, c, sizeof(c) / sizeof(c[0]), result);
 }
 
 /* The Anthropic cases: request, events, errors, models, headers. */

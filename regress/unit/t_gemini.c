@@ -958,72 +958,58 @@ t_jsonr_parts(void)
 static void
 t_jsonr(void)
 {
-	static const struct {
-		const char	*name, *data;
-		int		 fast;
-	} c[] = {
-		{ "common", "{\"candidates\": [{\"content\": {\"parts\": "
+	static const struct same_case c[] = {
+		{ "common", "", "{\"candidates\": [{\"content\": {\"parts\": "
 		    "[{\"text\": \"Echo: \"}], \"role\": \"model\"}, "
 		    "\"index\": 0}], \"usageMetadata\": {\"promptTokenCount\""
 		    ": 2, \"candidatesTokenCount\": 3, \"promptTokensDetails\": "
 		    "[{\"modality\": \"TEXT\", \"tokenCount\": 2}]}, "
 		    "\"modelVersion\": \"m\", \"responseId\": \"a0\"}", 1 },
-		{ "escapes", "{\"candidates\":[{\"content\":{\"parts\":[{"
+		{ "escapes", "", "{\"candidates\":[{\"content\":{\"parts\":[{"
 		    "\"text\":\"a\\\"b\\\\c\\/\\n\\t\\u00e9\\u20ac\\u0041"
 		    "\"}]}}]}", 1 },
-		{ "escaped-key", "{\"c\\u0061ndidates\":[{\"content\":{"
+		{ "escaped-key", "", "{\"c\\u0061ndidates\":[{\"content\":{"
 		    "\"parts\":[{\"t\\u0065xt\":\"k\"}]}}]}", 1 },
-		{ "last-wins", "{\"candidates\":[{\"content\":{\"parts\":"
+		{ "last-wins", "", "{\"candidates\":[{\"content\":{\"parts\":"
 		    "[{\"text\":\"one\"}]}}],\"candidates\":[{\"content\":"
 		    "{\"parts\":[{\"text\":\"two\",\"text\":\"three\"}]}}]}",
 		    1 },
-		{ "thought", "{\"candidates\":[{\"content\":{\"parts\":["
+		{ "thought", "", "{\"candidates\":[{\"content\":{\"parts\":["
 		    "{\"text\":\"x\",\"thought\":true},{\"text\":\"y\","
 		    "\"thought\":false},7,{\"text\":5},{\"text\":\"z\"}]}}]}",
 		    1 },
-		{ "finish-block", "{\"candidates\":[{\"finishReason\":"
+		{ "finish-block", "", "{\"candidates\":[{\"finishReason\":"
 		    "\"SAF-ETY\\u0000\"}],\"promptFeedback\":{\"blockReason\":"
 		    "\"OTHER\"}}", 0 },
-		{ "finish-safety", "{\"candidates\":[{\"finishReason\":"
+		{ "finish-safety", "", "{\"candidates\":[{\"finishReason\":"
 		    "\"SAFETY\"}],\"promptFeedback\":{\"blockReason\":"
 		    "\"OTHER\"}}", 1 },
-		{ "counts-odd", "{\"usageMetadata\":{\"promptTokenCount\":"
+		{ "counts-odd", "", "{\"usageMetadata\":{\"promptTokenCount\":"
 		    "null,\"candidatesTokenCount\":[1]}}", 1 },
-		{ "count-string", "{\"usageMetadata\":{\"promptTokenCount\":"
+		{ "count-string", "", "{\"usageMetadata\":{\"promptTokenCount\":"
 		    "\"12\"}}", 0 },
-		{ "count-real", "{\"usageMetadata\":{\"promptTokenCount\":"
+		{ "count-real", "", "{\"usageMetadata\":{\"promptTokenCount\":"
 		    "12.5,\"candidatesTokenCount\":-1}}", 0 },
-		{ "exponent", "{\"x\":1e999}", 0 },
-		{ "long-number", "{\"x\":12345678901234567890}", 0 },
-		{ "surrogates", "{\"candidates\":[{\"content\":{\"parts\":[{"
+		{ "exponent", "", "{\"x\":1e999}", 0 },
+		{ "long-number", "", "{\"x\":12345678901234567890}", 0 },
+		{ "surrogates", "", "{\"candidates\":[{\"content\":{\"parts\":[{"
 		    "\"text\":\"\\ud83d\\ude00\"}]}}]}", 0 },
-		{ "lone-surrogate", "{\"x\":\"\\ud83d\"}", 0 },
-		{ "bad-utf8", "{\"x\":\"\xc3\x28\"}", 0 },
-		{ "control", "{\"x\":\"a\tb\"}", 0 },
-		{ "trailing", "{} x", 0 },
-		{ "array", "[1, 2]", 1 },
-		{ "scalar", "\"text\"", 1 },
-		{ "deep", "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]"
+		{ "lone-surrogate", "", "{\"x\":\"\\ud83d\"}", 0 },
+		{ "bad-utf8", "", "{\"x\":\"\xc3\x28\"}", 0 },
+		{ "control", "", "{\"x\":\"a\tb\"}", 0 },
+		{ "trailing", "", "{} x", 0 },
+		{ "array", "", "[1, 2]", 1 },
+		{ "scalar", "", "\"text\"", 1 },
+		{ "deep", "", "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]"
 		    "]]]]]]]]]]]]]]]]]]]]]]]]]]]]}", 0 },
-		{ "error", "{\"error\":{\"code\":429,\"message\":\"slow\","
+		{ "error", "", "{\"error\":{\"code\":429,\"message\":\"slow\","
 		    "\"status\":\"RESOURCE_EXHAUSTED\"}}", 0 },
-		{ "error-not-object", "{\"error\":\"x\",\"candidates\":[{"
+		{ "error-not-object", "", "{\"error\":\"x\",\"candidates\":[{"
 		    "\"content\":{\"parts\":[{\"text\":\"ok\"}]}}]}", 1 },
-		{ "white-space", " \r\n\t{ \"candidates\" : [ { \"content\" :"
+		{ "white-space", "", " \r\n\t{ \"candidates\" : [ { \"content\" :"
 		    " { \"parts\" : [ { \"text\" : \"w\" } ] } } ] } \n", 1 },
 	};
-	size_t	 i;
-	int	 fast, same;
-	char	 name[64];
-
-	json_arena_init();
-	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
-		same = same_both_ways(&api_gemini, "", c[i].data,
-		    strlen(c[i].data), &fast);
-		snprintf(name, sizeof(name), "jsonr-%s", c[i].name);
-		result(name, same && fast == c[i].fast, "same %d, %s", same,
-		    fast ? "read without jansson" : "read by jansson");
-	}
+	same_cases(&api_gemini, c, sizeof(c) / sizeof(c[0]), result);
 	t_jsonr_parts();
 }
 

@@ -451,10 +451,7 @@ t_stream(void)
 static void
 t_jsonr(void)
 {
-	static const struct {
-		const char	*name, *event, *data;
-		int		 fast;
-	} c[] = {
+	static const struct same_case c[] = {
 		{ "chunk", "", "{\"id\":\"c1\",\"object\":\"chat.completion.chunk\","
 		    "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi \\\"you\\\""
 		    " \\u00e9\"},\"finish_reason\":null}]}", 1 },
@@ -470,18 +467,7 @@ t_jsonr(void)
 		{ "event-error", "error", "{\"message\":\"no\"}", 0 },
 		{ "count-real", "", "{\"usage\":{\"prompt_tokens\":1.5}}", 0 },
 	};
-	size_t	 i;
-	int	 fast, same;
-	char	 name[64];
-
-	json_arena_init();
-	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
-		same = same_both_ways(&api_openai, c[i].event, c[i].data,
-		    strlen(c[i].data), &fast);
-		snprintf(name, sizeof(name), "jsonr-%s", c[i].name);
-		result(name, same && fast == c[i].fast, "same %d, %s", same,
-		    fast ? "read without jansson" : "read by jansson");
-	}
+	same_cases(&api_openai, c, sizeof(c) / sizeof(c[0]), result);
 }
 
 /* The OpenAI-compatible cases, up to a stream split anywhere. */
