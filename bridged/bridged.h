@@ -627,7 +627,7 @@ const char	*import_build(const char *, size_t, struct ibuf *, char *,
 		    size_t);
 
 /* db.c */
-#define DB_VERSION		8		/* PRAGMA user_version */
+#define DB_VERSION		9		/* PRAGMA user_version */
 /* A stored text fits in one IMSG_STORAGE_ITEM. */
 #define DB_TEXT_MAX		(IMSG_MAXSIZE - 64)
 #define DB_CUT_ITEMS		1		/* left out for the count */

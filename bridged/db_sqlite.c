@@ -265,10 +265,47 @@ static const char sq_schema_v8[] =
 	" ON messages (conversation_id, msgkey);"
 	"DROP INDEX messages_key;";
 
+/*
+ * Version 9: what waits to be indexed for search is every message
+ * above a mark, not a row of its own in search_pending: a stored
+ * message writes no page beyond its own and its indexes'. Every
+ * message at or below search_mark.upto is in messages_fts, none above
+ * it; one stored at or below it (its id freed by a deletion at the
+ * top) is indexed at once, and only those at or below it are taken
+ * out when deleted or changed. What waited at version 8 is indexed
+ * here.
+ */
+static const char sq_schema_v9[] =
+	"INSERT INTO messages_fts (rowid, content) SELECT m.id, m.content"
+	" FROM search_pending p JOIN messages m ON m.id = p.id"
+	" ORDER BY p.id;"
+	"CREATE TABLE search_mark (upto INTEGER NOT NULL);"
+	"INSERT INTO search_mark (upto) SELECT coalesce(max(id), 0)"
+	" FROM messages;"
+	"DROP TRIGGER messages_fts_insert;"
+	"DROP TRIGGER messages_fts_delete;"
+	"DROP TRIGGER messages_fts_update;"
+	"DROP TABLE search_pending;"
+	"CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages"
+	" WHEN new.id <= (SELECT upto FROM search_mark) BEGIN"
+	" INSERT INTO messages_fts (rowid, content)"
+	" VALUES (new.id, new.content); END;"
+	"CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages"
+	" WHEN old.id <= (SELECT upto FROM search_mark) BEGIN"
+	" INSERT INTO messages_fts (messages_fts, rowid, content)"
+	" VALUES ('delete', old.id, old.content); END;"
+	"CREATE TRIGGER messages_fts_update AFTER UPDATE OF content"
+	" ON messages WHEN old.id <= (SELECT upto FROM search_mark) BEGIN"
+	" INSERT INTO messages_fts (messages_fts, rowid, content)"
+	" VALUES ('delete', old.id, old.content);"
+	" INSERT INTO messages_fts (rowid, content)"
+	" VALUES (new.id, new.content); END;";
+
 /* Version v + 1 is sq_steps[v]: a new version is its text and a line. */
 static const char *const sq_steps[DB_VERSION] = {
 	sq_schema_v1, sq_schema_v2, sq_schema_v3, sq_schema_v4,
-	sq_schema_v5, sq_schema_v6, sq_schema_v7, sq_schema_v8
+	sq_schema_v5, sq_schema_v6, sq_schema_v7, sq_schema_v8,
+	sq_schema_v9
 };
 
 #define DB_EXTRA_MAX	96		/* statements of the families */

@@ -56,7 +56,7 @@ enum msg_stmt {
 };
 
 /*
- * Messages wait in search_pending to be indexed for search together:
+ * Messages above search_mark wait to be indexed for search together:
  * a batch costs the FTS index about what one message alone would.
  */
 #define SEARCH_BATCH	128
@@ -187,13 +187,15 @@ static const char *const msg_sql[ST_MAX] = {
 	    " WHERE messages_fts MATCH ?1 AND m.client_id = ?2"
 	    " ORDER BY m.id DESC LIMIT ?3",
 	[ST_UNINDEXED] =
-	    "SELECT count(*) FROM (SELECT 1 FROM search_pending LIMIT ?1)",
+	    "SELECT (SELECT max(id) FROM messages) -"
+	    " (SELECT upto FROM search_mark)",
 	[ST_INDEX] =
-	    "INSERT INTO messages_fts (rowid, content) SELECT m.id, m.content"
-	    " FROM search_pending p JOIN messages m ON m.id = p.id"
-	    " ORDER BY p.id",
+	    "INSERT INTO messages_fts (rowid, content) SELECT id, content"
+	    " FROM messages WHERE id > (SELECT upto FROM search_mark)"
+	    " ORDER BY id",
 	[ST_INDEXED] =
-	    "DELETE FROM search_pending",
+	    "UPDATE search_mark SET upto = (SELECT max(id) FROM messages)"
+	    " WHERE upto < (SELECT max(id) FROM messages)",
 	[ST_INDEX_BEGIN] =
 	    "BEGIN IMMEDIATE",
 	[ST_INDEX_COMMIT] =
@@ -255,8 +257,8 @@ msg_done(struct sqdb *db, enum msg_stmt s)
 }
 
 /*
- * Index for search the messages waiting in search_pending, in the
- * open transaction.
+ * Index for search the messages above the mark and raise it to the
+ * last, in the open transaction.
  */
 static int
 sm_index(struct sqdb *db)
@@ -266,7 +268,10 @@ sm_index(struct sqdb *db)
 	return (0);
 }
 
-/* A message was stored: index the batch once it is whole. */
+/*
+ * A message was stored: index the batch once it is whole (the ids
+ * above the mark, some perhaps freed since: a batch may be smaller).
+ */
 static int
 sm_index_batch(struct sqdb *db)
 {
@@ -274,7 +279,6 @@ sm_index_batch(struct sqdb *db)
 	int64_t		 n = 0;
 	int		 rc;
 
-	sqlite3_bind_int(st, 1, SEARCH_BATCH);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		n = sqlite3_column_int64(st, 0);
 	else

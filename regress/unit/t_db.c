@@ -679,6 +679,74 @@ t_migrate_v3(void)
 	db_close(db);
 }
 
+/*
+ * Version 8's search index: messages waiting in search_pending, with
+ * the triggers that kept it, as that version made them.
+ */
+static const char v8_search[] =
+	"DROP TRIGGER messages_fts_insert;"
+	"DROP TRIGGER messages_fts_delete;"
+	"DROP TRIGGER messages_fts_update;"
+	"DROP TABLE search_mark;"
+	"CREATE TABLE search_pending (id INTEGER PRIMARY KEY);"
+	"CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN"
+	" INSERT INTO search_pending (id) VALUES (new.id); END;"
+	"CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN"
+	" INSERT INTO messages_fts (messages_fts, rowid, content)"
+	" SELECT 'delete', old.id, old.content WHERE NOT EXISTS"
+	" (SELECT 1 FROM search_pending WHERE id = old.id);"
+	" DELETE FROM search_pending WHERE id = old.id; END;"
+	"CREATE TRIGGER messages_fts_update AFTER UPDATE OF content"
+	" ON messages BEGIN"
+	" INSERT INTO messages_fts (messages_fts, rowid, content)"
+	" SELECT 'delete', old.id, old.content WHERE NOT EXISTS"
+	" (SELECT 1 FROM search_pending WHERE id = old.id);"
+	" INSERT OR IGNORE INTO search_pending (id) VALUES (new.id); END;"
+	"PRAGMA user_version = 8;";
+
+/*
+ * Version 8 to 9: what waited in search_pending is indexed, the mark
+ * is set above every message, and search_pending goes.
+ */
+static void
+t_migrate_v8(void)
+{
+	char		 file[PATH_MAX], out[512];
+	struct db	*db;
+	uint64_t	 n = 0;
+
+	path_of(file, sizeof(file), "v8.db");
+	if (make_v3(file) == -1 || (db = db_open(file, SYNC_NORMAL)) == NULL) {
+		check("migrate-v8", 0, "cannot build a version 8 file");
+		return;
+	}
+	db_close(db);
+	if (q_exec(file, v8_search) == -1 || q_exec(file, "INSERT INTO"
+	    " messages (client_id, role, content, timestamp, msgkey,"
+	    " conversation_id) SELECT client_id, 'user', 'kiwi waiting', 300,"
+	    " 31, conversation_id FROM messages WHERE id = 1") == -1 ||
+	    q_int(file, "SELECT count(*) FROM search_pending") != 1) {
+		check("migrate-v8", 0, "cannot build a version 8 file");
+		return;
+	}
+	db = db_open(file, SYNC_NORMAL);
+	check("migrate-v8", db != NULL && q_int(file, "PRAGMA user_version") ==
+	    DB_VERSION && q_int(file, "SELECT count(*) FROM sqlite_schema"
+	    " WHERE name = 'search_pending'") == 0, "version 8 not migrated");
+	if (db == NULL)
+		return;
+	check("migrate-v8-indexed", q_int(file, "SELECT count(*) FROM"
+	    " messages_fts WHERE messages_fts MATCH 'kiwi'") == 1 &&
+	    q_int(file, "SELECT upto FROM search_mark") == 6 &&
+	    q_exec(file, "INSERT INTO messages_fts (messages_fts) VALUES"
+	    " ('integrity-check')") == 0,
+	    "what waited in search_pending was not indexed");
+	check("migrate-v8-search", search(db, A, "kiwi", out, &n) && n == 1 &&
+	    search(db, A, "green", out, &n) && n == 1,
+	    "messages are not found after the migration");
+	db_close(db);
+}
+
 /* Conversations: names, ownership, listing, setting, deleting. */
 static void
 t_conversations(struct db *db, const char *file)
@@ -819,10 +887,15 @@ t_search_rollback(struct db *db)
 	    "a rolled back message is found");
 }
 
+/* Messages of the file above the search mark: those waiting. */
+#define ABOVE_MARK	"SELECT count(*) FROM messages WHERE id >" \
+			" (SELECT upto FROM search_mark)"
+
 /*
  * SQLite indexes messages for search in batches: a stored message
- * waits in search_pending until a batch is whole or a search comes;
- * one deleted while it waits leaves the index in step.
+ * waits above search_mark until a batch is whole or a search comes;
+ * one deleted while it waits leaves the index in step, and one stored
+ * below the mark (its id freed at the top) is indexed at once.
  */
 static void
 t_search_batch(struct db *db, const char *file)
@@ -830,18 +903,23 @@ t_search_batch(struct db *db, const char *file)
 	struct db_conv	 c;
 	char		 out[512], text[64];
 	uint64_t	 n, i;
-	int64_t		 r;
+	int64_t		 r, freed;
 	int		 ok = 1;
 
 	if (is_pg(file))
 		return;
+	/* Ids freed at the top by the tests before come again first. */
+	freed = q_int(file, "SELECT upto - (SELECT coalesce(max(id), 0)"
+	    " FROM messages) FROM search_mark");
+	for (i = 0; (int64_t)i < freed && i < 1000; i++)
+		(void)store(db, A, 80500 + i, ROLE_USER, "filler", 9199, NULL);
 	(void)store(db, A, 81001, ROLE_USER, "wombat burrow", 9200, NULL);
-	check("search-batch-waits", q_int(file, "SELECT count(*) FROM"
-	    " search_pending") >= 1 && q_int(file, "SELECT count(*) FROM"
-	    " messages_fts WHERE messages_fts MATCH 'wombat'") == 0,
+	check("search-batch-waits", q_int(file, ABOVE_MARK) >= 1 &&
+	    q_int(file, "SELECT count(*) FROM messages_fts WHERE"
+	    " messages_fts MATCH 'wombat'") == 0,
 	    "a stored message was indexed one by one");
 	check("search-batch-search", search(db, A, "wombat", out, &n) &&
-	    n == 1 && q_int(file, "SELECT count(*) FROM search_pending") == 0,
+	    n == 1 && q_int(file, ABOVE_MARK) == 0,
 	    "a search did not index what waited first");
 	if (db_conv_new(db, A, "doomed", "", "", "", 9300, &c) != 0 ||
 	    db_store(db, A, c.id, 81002, ROLE_USER, "gm", 0, "numbat den",
@@ -856,10 +934,29 @@ t_search_batch(struct db *db, const char *file)
 		    (unsigned long long)i);
 		ok = store(db, A, 82000 + i, ROLE_USER, text, 9400, NULL) == 0;
 	}
-	check("search-batch-whole", ok && q_int(file, "SELECT count(*) FROM"
-	    " search_pending") < 128 && q_int(file, "SELECT count(*) FROM"
-	    " messages_fts WHERE messages_fts MATCH 'quoll'") >= 1,
+	check("search-batch-whole", ok && q_int(file, ABOVE_MARK) < 128 &&
+	    q_int(file, "SELECT count(*) FROM messages_fts WHERE"
+	    " messages_fts MATCH 'quoll'") >= 1,
 	    "a whole batch was not indexed");
+	/* The top messages indexed, then deleted: their ids come again. */
+	ok = db_conv_new(db, A, "top", "", "", "", 9500, &c) == 0 &&
+	    db_store(db, A, c.id, 83001, ROLE_USER, "gm", 0, "dingo one",
+	    9, 9501, &r) == 0 && db_store(db, A, c.id, 83002, ROLE_USER,
+	    "gm", 0, "dingo two", 9, 9502, &r) == 0 &&
+	    search(db, A, "dingo", out, &n) && n == 2 &&
+	    db_conv_delete(db, A, c.id, &n) == 1;
+	check("search-batch-delete-indexed", ok && search(db, A, "dingo", out,
+	    &n) && n == 0 && q_exec(file, "INSERT INTO messages_fts"
+	    " (messages_fts) VALUES ('integrity-check')") == 0,
+	    "an indexed message deleted is still in the index");
+	ok = store(db, A, 83003, ROLE_USER, "echidna spines", 9600, &r) == 0;
+	check("search-batch-reused-id", ok && r <= q_int(file, "SELECT upto"
+	    " FROM search_mark") && q_int(file, "SELECT count(*) FROM"
+	    " messages_fts WHERE messages_fts MATCH 'echidna'") == 1 &&
+	    search(db, A, "echidna", out, &n) && n == 1 && q_exec(file,
+	    "INSERT INTO messages_fts (messages_fts) VALUES"
+	    " ('integrity-check')") == 0,
+	    "a message stored under the mark was not indexed");
 }
 
 /* A messages table of the original bridge, without version or keys. */
@@ -2481,6 +2578,7 @@ main(void)
 	t_chown();
 	t_migrate_v1();
 	t_migrate_v3();
+	t_migrate_v8();
 	t_legacy();
 
 	path_of(file, sizeof(file), "main.db");
