@@ -42,9 +42,13 @@ def psql_as_role(password, db=pgserver.UNIT_DB):
 
 
 def postmaster_pid():
-    backend = int(pgserver.query("SELECT pg_backend_pid()")[0][0])
-    with open("/proc/%d/stat" % backend) as f:
-        return int(f.read().split(")")[-1].split()[1])
+    """The server's pid, from postmaster.pid in its data directory (a
+    backend's parent is not: the psql that asked has ended, and its
+    backend with it, before /proc could be read)."""
+    data = pgserver.query("SELECT setting FROM pg_settings"
+                          " WHERE name = 'data_directory'")[0][0]
+    with open(os.path.join(data, "postmaster.pid")) as f:
+        return int(f.readline())
 
 
 def uid_of(pid):
