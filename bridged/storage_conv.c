@@ -18,8 +18,8 @@
 #include "bridged.h"
 
 /*
- * IMSG_WORKER_STORE: u32 id, u64 key, u32 role, str model, u64 tokens,
- * data text. Returns why it is malformed, or NULL.
+ * IMSG_WORKER_STORE: u32 id, u64 key, u64 conversation, u32 role, str
+ * model, u64 tokens, data text. Returns why it is malformed, or NULL.
  */
 const char *
 worker_store(struct ask *a)
@@ -71,7 +71,7 @@ worker_store(struct ask *a)
 	return (NULL);
 }
 
-/* IMSG_WORKER_SUMMARY: u32 id, u64 key, data text. */
+/* IMSG_WORKER_SUMMARY: u32 id, u64 key, u64 conversation, data text. */
 const char *
 worker_summary(struct ask *a)
 {

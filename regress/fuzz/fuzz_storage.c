@@ -3,7 +3,8 @@
  * send (bridged/storage.c, included whole to reach its static
  * dispatchers, which call the storage_*.c handlers it links): any
  * message a worker or control can write, well formed or not, in any
- * order, with the parent naming and renaming sessions.
+ * order, with the parent naming and renaming sessions. Now and then
+ * the search index is compared with the messages it should hold.
  * A compromised worker may get its channel closed, never crash
  * storage; what control or the provider sends wrong ends storage (by
  * design: a jump back here). The database is a real SQLite file (bridged/db.c).
@@ -15,7 +16,10 @@
 
 #include <stdio.h>
 
+#include <sqlite3.h>
+
 #include "fuzz.h"
+#include "../unit/fts_check.h"
 
 #define IDENT_A	"3f1a9c0b22de0123456789abcdef0123456789abcdef0123456789abcdef"
 #define IDENT_B	"00000000000000000000000000000000000000000000000000000000000000ff"
@@ -133,17 +137,53 @@ timers(void)
 	}
 }
 
-/* A well-formed request of a worker, or control's. */
+/* A conversation as a client names it: a few ids and names. */
+static const char *
+conv_ref(struct fin *f)
+{
+	static const char *const refs[] = { "1", "2", "3", "4", "a", "b",
+	    "" };
+
+	return (refs[fin_u8(f) % (sizeof(refs) / sizeof(refs[0]))]);
+}
+
+/* Words a message may hold and a search may look for. */
+static const char *
+words(struct fin *f)
+{
+	static const char *const w[] = { "kiwi", "wombat burrow",
+	    "kiwi and wombat", "quokka", "" };
+
+	return (w[fin_u8(f) % (sizeof(w) / sizeof(w[0]))]);
+}
+
+/*
+ * A conversation id: mostly the identity's last used (ids only grow,
+ * so a small number soon names nobody's), else a small one.
+ */
+static uint64_t
+conv_id(struct fin *f, const char *identity)
+{
+	struct db_conv	 c;
+
+	if (fin_u8(f) & 3 && *identity != '\0' &&
+	    db_conv_last(stor.db, identity, &c) == DB_FOUND)
+		return ((uint64_t)c.id);
+	return (fin_u8(f) % 6);
+}
+
+/* A well-formed request of a worker (of identity), or control's. */
 static struct ibuf *
-request(struct fin *f, uint32_t *type)
+request(struct fin *f, uint32_t *type, const char *identity)
 {
 	struct ibuf	*b;
 	const uint8_t	*p;
+	const char	*t;
 	size_t		 n;
 
 	if ((b = ibuf_open(64)) == NULL)
 		abort();
-	switch (fin_u8(f) % 14) {
+	switch (fin_u8(f) % 17) {
 	case 7:
 		*type = IMSG_WORKER_SUBMIT;
 		ibuf_add_u32(b, fin_u8(f));
@@ -209,28 +249,38 @@ request(struct fin *f, uint32_t *type)
 		*type = IMSG_WORKER_STORE;
 		ibuf_add_u32(b, fin_u8(f));
 		ibuf_add_u64(b, fin_u8(f));
+		ibuf_add_u64(b, conv_id(f, identity));
 		ibuf_add_u32(b, fin_u8(f) % 3);
 		ibuf_add_str(b, fin_str(f, 140));
 		ibuf_add_u64(b, fin_u8(f) < 250 ? fin_u8(f) : fin_u64(f));
-		p = fin_bytes(f, 2048, &n);
-		ibuf_add_data(b, p, n);
+		if (fin_u8(f) & 1) {
+			p = fin_bytes(f, 2048, &n);
+			ibuf_add_data(b, p, n);
+		} else {
+			t = words(f);
+			ibuf_add_data(b, t, strlen(t));
+		}
 		break;
 	case 1:
 		*type = IMSG_WORKER_SUMMARY;
 		ibuf_add_u32(b, fin_u8(f));
 		ibuf_add_u64(b, fin_u8(f));
+		ibuf_add_u64(b, conv_id(f, identity));
 		p = fin_bytes(f, 2048, &n);
 		ibuf_add_data(b, p, n);
 		break;
 	case 2:
 		*type = IMSG_WORKER_HISTORY;
 		ibuf_add_u32(b, fin_u8(f));
+		ibuf_add_u64(b, conv_id(f, identity));
 		ibuf_add_u32(b, fin_u8(f) % 3);
 		ibuf_add_u32(b, fin_u8(f) < 250 ? fin_u8(f) : fin_u32(f));
 		break;
 	case 3:
 		*type = IMSG_WORKER_CONTEXT;
 		ibuf_add_u32(b, fin_u8(f));
+		ibuf_add_str(b, conv_ref(f));
+		ibuf_add_str(b, fin_u8(f) & 1 ? "gemini-2.0-flash" : "");
 		break;
 	case 4:
 		*type = IMSG_WORKER_COUNT;
@@ -241,6 +291,24 @@ request(struct fin *f, uint32_t *type)
 		ibuf_add_u32(b, fin_u8(f));
 		ibuf_add_str(b, fin_u8(f) & 1 ? fin_str(f, 70) :
 		    fin_u8(f) & 1 ? IDENT_A : "3f1a");
+		break;
+	case 14:
+		*type = IMSG_WORKER_SEARCH;
+		ibuf_add_u32(b, fin_u8(f));
+		ibuf_add_str(b, fin_u8(f) & 1 ? fin_str(f, 40) : words(f));
+		break;
+	case 15:
+		*type = IMSG_WORKER_CONV_NEW;
+		ibuf_add_u32(b, fin_u8(f));
+		ibuf_add_str(b, fin_u8(f) & 1 ? "" : conv_ref(f));
+		ibuf_add_str(b, "");
+		ibuf_add_str(b, "");
+		ibuf_add_str(b, "");
+		break;
+	case 16:
+		*type = IMSG_WORKER_CONV_DELETE;
+		ibuf_add_u32(b, fin_u8(f));
+		ibuf_add_str(b, conv_ref(f));
 		break;
 	default:
 		ibuf_free(b);
@@ -299,7 +367,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				(void)channel(0, "", 2);
 			if ((w = jobs_chan()) == NULL)
 				break;
-			b = request(&f, &type);
+			b = request(&f, &type, "");
 			fuzz_imsg(&imsg, type, ibuf_data(b), ibuf_left(b));
 			/* The provider's bad message ends storage: a jump. */
 			fuzz_fatal_armed = 1;
@@ -313,7 +381,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				(void)channel(0, "", 1);
 			if ((w = stor.ctl) == NULL)
 				break;
-			b = request(&f, &type);
+			b = request(&f, &type, "");
 			fuzz_imsg(&imsg, type, ibuf_data(b), ibuf_left(b));
 			/* So does control's; a worker's may not. */
 			fuzz_fatal_armed = 1;
@@ -327,7 +395,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if ((w = wchan_find(fin_u8(&f) % 4)) == NULL ||
 			    w->control || w->jobs)
 				break;
-			b = request(&f, &type);
+			b = request(&f, &type, w->identity);
 			fuzz_imsg(&imsg, type, ibuf_data(b), ibuf_left(b));
 			storage_dispatch_worker(&w->ch, &imsg);
 			ibuf_free(b);
@@ -341,6 +409,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	timers();
 	if (!TAILQ_EMPTY(&stor.round) || !TAILQ_EMPTY(&stor.dead) ||
 	    stor.ctl != NULL || stor.writes != 0)
+		abort();
+	/* The search index is the messages at or below the mark, exactly. */
+	if (runs % 50 == 0 && fts_in_step(dbpath) != 1)
 		abort();
 	for (i = 0; i < npeers; i++)
 		close(peers[i]);
