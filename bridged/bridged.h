@@ -407,6 +407,7 @@ enum imsg_type {
 	IMSG_STORAGE_LINE,	/* u32 request id, str line */
 	/* worker -> parent: one generation, for the metrics */
 	IMSG_WORKER_METRIC,	/* str model, str code ("" success),
+				   str limit ("" none reached),
 				   u64 tokens in, u64 tokens out,
 				   u64 ms to the first byte (0 none),
 				   u64 ms in all */

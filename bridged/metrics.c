@@ -95,10 +95,13 @@ count_code(struct coded *v, size_t *n, const char *code)
 		if (strcmp(v[i].code, code) == 0)
 			break;
 	if (i == *n) {
-		if (*n == METRICS_CODES - 1 && strcmp(code, "other") != 0) {
+		/* The last place is "other"'s: once it is taken, all go there. */
+		if (*n >= METRICS_CODES - 1 && strcmp(code, "other") != 0) {
 			count_code(v, n, "other");
 			return;
 		}
+		if (*n == METRICS_CODES)
+			return;
 		(void)strlcpy(v[i].code, code, sizeof(v[i].code));
 		(*n)++;
 	}

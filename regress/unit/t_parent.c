@@ -122,6 +122,65 @@ expect(const char *name, struct child *const *kids, const int *dead,
 	check(name, ok, why);
 }
 
+/* metrics_write's lines: counted, and the "other" error code's kept. */
+struct metric_lines {
+	int		 errors;	/* bridged_upstream_errors_total lines */
+	char		 other[128];
+};
+
+/* One line of metrics_write. */
+static void
+metric_line(void *arg, const char *line)
+{
+	struct metric_lines	*ml = arg;
+
+	if (strncmp(line, "bridged_upstream_errors_total{", 30) != 0)
+		return;
+	ml->errors++;
+	if (strstr(line, "code=\"other\"") != NULL)
+		(void)strlcpy(ml->other, line, sizeof(ml->other));
+}
+
+/*
+ * A worker reporting more error codes than the table keeps: the last
+ * place is "other", and it counts the rest.
+ */
+static void
+t_metric_codes(void)
+{
+	struct imsgbuf		 fw;
+	struct metric_lines	 ml;
+	struct child		*w;
+	struct ibuf		*b;
+	char			 code[16];
+	int			 i;
+
+	w = kid(PROC_WORKER, 14, &fw);
+	w->busy = 1;			/* a worker speaks of its client */
+	for (i = 0; i < 40; i++) {
+		(void)snprintf(code, sizeof(code), "code-%d", i);
+		if ((b = ibuf_open(64)) == NULL ||
+		    ibuf_add_str(b, "gemini-2.0-flash") == -1 ||
+		    ibuf_add_str(b, code) == -1 || ibuf_add_str(b, "") == -1 ||
+		    ibuf_add_u64(b, 1) == -1 || ibuf_add_u64(b, 1) == -1 ||
+		    ibuf_add_u64(b, 5) == -1 || ibuf_add_u64(b, 9) == -1 ||
+		    imsg_compose(&fw, IMSG_WORKER_METRIC, 0, 0, -1,
+		    ibuf_data(b), ibuf_left(b)) == -1)
+			exit(2);
+		ibuf_free(b);
+	}
+	if (imsg_flush(&fw) == -1)
+		exit(2);
+	run(300);
+	memset(&ml, 0, sizeof(ml));
+	metrics_write(&(struct metrics_gauges){ 0 }, metric_line, &ml);
+	check("parent-metric-codes", !w->chan.dead && ml.errors == 32 &&
+	    strstr(ml.other, "} 9") != NULL, "more codes than the table"
+	    " keeps were not counted as other");
+	kill(w->pid, SIGKILL);
+	(void)killed_by(w->pid, WAIT_MS);
+}
+
 /* Children that misbehave are killed one by one; the rest are served. */
 int
 main(void)
@@ -192,6 +251,8 @@ main(void)
 	}
 	dead[2] = 1;
 	expect("parent-control-framing", k, dead, 7);
+
+	t_metric_codes();
 
 	/* The provider, untouched all along, is still served. */
 	check("parent-goes-on", !k[1]->chan.dead, "the provider's channel "
