@@ -38,6 +38,10 @@ void	fuzz_exit(int) __attribute__((__noreturn__));
 #undef exit
 #undef _exit
 
+#ifndef nitems
+#define nitems(a)	(sizeof((a)) / sizeof((a)[0]))
+#endif
+
 /*
  * An input that ends the worker (exit, fatal) jumps back here past
  * whatever the exiting code held on its stack, which the process's
@@ -75,7 +79,9 @@ fuzz_exit(int status)
 	abort();
 }
 
-#define IDENT	"3f1a9c0b22de0123456789abcdef0123456789abcdef0123456789abcdef"
+/* An identity: 64 hex digits, as a SHA-256 in hex. */
+#define IDENT	"3f1a9c0b22de0123456789abcdef" \
+	    "0123456789abcdef0123456789abcdef4567"
 
 /* The far ends: parent, storage, provider, client. */
 static struct channel	 pchan;
@@ -241,6 +247,27 @@ pick(struct fin *f, uint32_t type)
 	return (b < 230 ? last_id[type] + 1 : fin_u32(f));
 }
 
+/* Printable ASCII (valid UTF-8) from the input, up to max bytes. */
+static const char *
+fin_text(struct fin *f, size_t max)
+{
+	static char	 ring[4][512];
+	static int	 next;
+	const uint8_t	*p;
+	size_t		 i, n;
+	char		*s;
+
+	if (max >= sizeof(ring[0]))
+		max = sizeof(ring[0]) - 1;
+	p = fin_bytes(f, max, &n);
+	s = ring[next];
+	next = (next + 1) % 4;
+	for (i = 0; i < n; i++)
+		s[i] = p[i] >= 0x20 && p[i] < 0x7f ? p[i] : 'a' + p[i] % 26;
+	s[n] = '\0';
+	return (s);
+}
+
 /* What storage says: answers to what the worker asked, or anything. */
 static struct ibuf *
 from_storage(struct fin *f, uint32_t *type)
@@ -248,16 +275,25 @@ from_storage(struct fin *f, uint32_t *type)
 	static const uint32_t asked[] = { IMSG_WORKER_STORE,
 	    IMSG_WORKER_SUMMARY, IMSG_WORKER_HISTORY, IMSG_WORKER_CONTEXT,
 	    IMSG_WORKER_COUNT, IMSG_WORKER_SUBMIT, IMSG_WORKER_JOBS,
-	    IMSG_WORKER_RESULT, IMSG_WORKER_KILL };
+	    IMSG_WORKER_RESULT, IMSG_WORKER_KILL, IMSG_WORKER_ADMIT,
+	    IMSG_WORKER_CONV_NEW, IMSG_WORKER_CONV_LIST,
+	    IMSG_WORKER_CONV_SET, IMSG_WORKER_CONV_DELETE,
+	    IMSG_WORKER_SEARCH, IMSG_WORKER_EXPORT, IMSG_WORKER_IMPORT,
+	    IMSG_WORKER_USAGE, IMSG_WORKER_USAGE_GET };
+	static const uint32_t convs[] = { IMSG_WORKER_CONTEXT,
+	    IMSG_WORKER_CONV_NEW, IMSG_WORKER_CONV_LIST,
+	    IMSG_WORKER_EXPORT, IMSG_WORKER_IMPORT };
+	static const char *codes[] = { "", "rate-limited", "quota",
+	    "not-allowed", "no-such-conversation", "bad-argument" };
 	struct ibuf	*b;
 	const uint8_t	*p;
 	size_t		 n;
 	uint32_t	 id;
 
-	id = pick(f, asked[fin_u8(f) % 9]);
+	id = pick(f, asked[fin_u8(f) % nitems(asked)]);
 	if ((b = ibuf_open(64)) == NULL)
 		abort();
-	switch (fin_u8(f) % 9) {
+	switch (fin_u8(f) % 15) {
 	case 5:
 		*type = IMSG_STORAGE_JOB_LINE;
 		ibuf_add_u32(b, id);
@@ -293,6 +329,58 @@ from_storage(struct fin *f, uint32_t *type)
 		ibuf_add_str(b, fin_str(f, 40));
 		ibuf_add_str(b, fin_str(f, 40));
 		ibuf_add_str(b, fin_str(f, 300));
+		break;
+	case 9:
+		*type = IMSG_STORAGE_ADMIT;
+		ibuf_add_u32(b, pick(f, IMSG_WORKER_ADMIT));
+		ibuf_add_str(b, fin_u8(f) < 200 ? codes[fin_u8(f) % 3] :
+		    fin_str(f, 40));
+		ibuf_add_str(b, fin_text(f, 200));
+		break;
+	case 10:
+		*type = IMSG_STORAGE_LINE;
+		ibuf_add_u32(b, fin_u8(f) & 1 ? pick(f, IMSG_WORKER_USAGE_GET) :
+		    id);
+		ibuf_add_str(b, fin_text(f, 300));
+		break;
+	case 11:
+		*type = IMSG_STORAGE_REFUSED;
+		ibuf_add_u32(b, id);
+		ibuf_add_str(b, codes[fin_u8(f) % nitems(codes)]);
+		ibuf_add_str(b, fin_text(f, 200));
+		break;
+	case 12:
+		*type = IMSG_STORAGE_DELETED;
+		ibuf_add_u32(b, fin_u8(f) & 1 ?
+		    pick(f, IMSG_WORKER_CONV_DELETE) : id);
+		ibuf_add_u64(b, fin_u8(f));
+		ibuf_add_u64(b, fin_u8(f) < 200 ? fin_u8(f) : fin_u64(f));
+		break;
+	case 13:
+		*type = IMSG_STORAGE_CONV;
+		ibuf_add_u32(b, fin_u8(f) < 200 ?
+		    pick(f, convs[fin_u8(f) % nitems(convs)]) : id);
+		ibuf_add_u64(b, 1 + fin_u8(f) % 16);
+		ibuf_add_u64(b, fin_u8(f) < 200 ? 1700000000 + fin_u16(f) :
+		    fin_u64(f));
+		ibuf_add_u64(b, fin_u8(f));
+		ibuf_add_str(b, fin_u8(f) & 1 ? "" : fin_text(f, 40));
+		ibuf_add_str(b, fin_u8(f) & 1 ? "g/gemini-2.0-flash" :
+		    fin_text(f, 140));
+		ibuf_add_str(b, fin_u8(f) & 1 ? "" : fin_text(f, 40));
+		ibuf_add_str(b, fin_u8(f) < 240 ? fin_text(f, 300) :
+		    fin_str(f, 300));
+		break;
+	case 14:
+		*type = IMSG_STORAGE_MATCH;
+		ibuf_add_u32(b, fin_u8(f) < 200 ?
+		    pick(f, IMSG_WORKER_SEARCH) : id);
+		ibuf_add_u64(b, 1 + fin_u8(f) % 16);
+		ibuf_add_u64(b, fin_u8(f));
+		ibuf_add_u64(b, 1700000000 + fin_u16(f));
+		ibuf_add_u32(b, fin_u8(f) % (ROLE_MAX + 1));
+		p = fin_bytes(f, 512, &n);
+		ibuf_add_data(b, p, n);
 		break;
 	case 0:
 		*type = IMSG_STORAGE_STORED;
@@ -385,18 +473,32 @@ static struct ibuf *
 from_parent(struct fin *f, uint32_t *type)
 {
 	struct ibuf	*b;
+	uint32_t	 v;
+	static const char *models[] = { "", "gemini-2.0-flash",
+	    "g/gemini-2.0-flash,o/gpt-4o", "o/*" };
 
 	if ((b = ibuf_open(64)) == NULL)
 		abort();
-	switch (fin_u8(f) % 4) {
+	switch (fin_u8(f) % 5) {
 	case 0:
 		*type = IMSG_PARENT_AUTH;
-		ibuf_add_u32(b, fin_u8(f) & 1);
-		ibuf_add_str(b, fin_u8(f) & 1 ? IDENT : "");
+		v = fin_u8(f);
+		v = v < 160 ? AUTH_ACCEPTED : v < 240 ? AUTH_REFUSED :
+		    v % 4;
+		ibuf_add_u32(b, v);
+		ibuf_add_str(b, v == AUTH_ACCEPTED || fin_u8(f) < 16 ?
+		    IDENT : "");
+		ibuf_add_str(b, fin_u8(f) < 200 ? models[fin_u8(f) % 4] :
+		    fin_text(f, 200));
 		break;
 	case 1:
 		*type = IMSG_PARENT_KILL;
 		ibuf_add_str(b, fin_str(f, 80));
+		break;
+	case 2:
+		*type = IMSG_PARENT_MONITORED;
+		v = fin_u8(f);
+		ibuf_add_u32(b, v < 250 ? v & 1 : v);
 		break;
 	default:
 		ibuf_free(b);
