@@ -87,7 +87,11 @@ xfer_restart(struct xfer *x, const char *url)
 	ibuf_reset(x->resp);
 	return (xfer_start(x));
 }
-#define IDENT	"3f1a9c0b22de0123456789abcdef0123456789abcdef0123456789abcdef"
+/* An identity: 64 hex digits, as a SHA-256 in hex. */
+#define IDENT	"3f1a9c0b22de0123456789abcdef" \
+	    "0123456789abcdef0123456789abcdef4567"
+#define IDENT2	"00000000000000000000000000000000" \
+	    "000000000000000000000000000000ff"
 
 static int	 peers[16];
 static int	 npeers;
@@ -134,6 +138,7 @@ request(struct fin *f, uint32_t *type)
 	struct ibuf	*b;
 	const uint8_t	*p;
 	size_t		 n;
+	uint32_t	 v;
 	int		 k;
 	static const char *models[] = { "gemini-2.0-flash", "",
 	    "g/gemini-2.0-flash", "o/gpt-4o", "x/y", "models/x" };
@@ -161,8 +166,10 @@ request(struct fin *f, uint32_t *type)
 		ibuf_add_u32(b, fin_u8(f) % 8);
 		k = 1 + fin_u8(f) % 4;
 		while (k-- > 0) {
-			ibuf_add_u32(b, fin_u8(f) % 4);
-			ibuf_add_u32(b, fin_u8(f) % 3);
+			v = fin_u8(f);
+			ibuf_add_u32(b, v < 240 ? v % ROLE_MAX : v % 4);
+			v = fin_u8(f);
+			ibuf_add_u32(b, v < 240 ? v & 1 : v % 3);
 			p = fin_bytes(f, 2048, &n);
 			ibuf_add_data(b, p, n);
 		}
@@ -249,6 +256,15 @@ upstream(struct fin *f)
 	}
 }
 
+/* A job id: one of a few (now and then 0, which is not one), or any. */
+static uint64_t
+job(struct fin *f)
+{
+	uint8_t	 v = fin_u8(f);
+
+	return (v < 248 ? v % 8 : fin_u64(f));
+}
+
 /* What storage sends on the jobs channel, well formed or not. */
 static struct ibuf *
 from_storage(struct fin *f, uint32_t *type)
@@ -256,35 +272,44 @@ from_storage(struct fin *f, uint32_t *type)
 	struct ibuf	*b;
 	const uint8_t	*p;
 	size_t		 n;
+	uint32_t	 v;
 
 	if ((b = ibuf_open(64)) == NULL)
 		abort();
 	switch (fin_u8(f) % 6) {
 	case 0:
 		*type = IMSG_STORAGE_JOB_QUEUED;
-		ibuf_add_u64(b, fin_u8(f) % 8);
-		ibuf_add_str(b, fin_u8(f) & 1 ? IDENT : fin_str(f, 80));
+		ibuf_add_u64(b, job(f));
+		v = fin_u8(f);
+		ibuf_add_str(b, v < 128 ? IDENT : v < 240 ? IDENT2 :
+		    fin_str(f, 80));
+		v = fin_u8(f);
+		ibuf_add_u32(b, v < 240 ? v % 4 : v < 248 ? JOBS_LIMIT_MAX :
+		    fin_u32(f));
 		break;
 	case 1:
 		*type = IMSG_STORAGE_JOB_SPEC;
-		ibuf_add_u64(b, fin_u8(f) % 8);
-		ibuf_add_u32(b, fin_u8(f) % 3);
-		ibuf_add_u32(b, fin_u8(f) % 60);
-		ibuf_add_str(b, fin_u8(f) & 1 ? "g/gemini-2.0-flash" :
+		ibuf_add_u64(b, job(f));
+		v = fin_u8(f);
+		ibuf_add_u32(b, v < 240 ? v % JOB_KIND_MAX : v % 3);
+		v = fin_u8(f);
+		ibuf_add_u32(b, v < 240 ? 1 + v % 6 : v % 60);
+		ibuf_add_str(b, fin_u8(f) < 200 ? "g/gemini-2.0-flash" :
 		    fin_str(f, 140));
-		ibuf_add_str(b, fin_u8(f) & 1 ? "" : "o/gpt-4o");
+		ibuf_add_str(b, fin_u8(f) < 64 ? "" : "o/gpt-4o");
 		break;
 	case 2:
 		*type = IMSG_STORAGE_JOB_PART;
-		ibuf_add_u64(b, fin_u8(f) % 8);
-		ibuf_add_u32(b, fin_u8(f) % 4);
+		ibuf_add_u64(b, job(f));
+		v = fin_u8(f);
+		ibuf_add_u32(b, v < 240 ? v % ROLE_MAX : v % 4);
 		p = fin_bytes(f, 2048, &n);
 		ibuf_add_data(b, p, n);
 		break;
 	case 3:
-		*type = fin_u8(f) & 1 ? IMSG_STORAGE_JOB_READY :
+		*type = fin_u8(f) < 192 ? IMSG_STORAGE_JOB_READY :
 		    IMSG_STORAGE_JOB_GONE;
-		ibuf_add_u64(b, fin_u8(f) % 8);
+		ibuf_add_u64(b, job(f));
 		break;
 	default:
 		ibuf_free(b);
