@@ -176,6 +176,7 @@ message(struct fin *f, uint32_t *type, uint32_t *peer, enum proc_id *role)
 {
 	struct ibuf	*b;
 	uint32_t	 v;
+	char		 code[16];
 	static const char *models[] = { "gemini-2.0-flash", "a\033[2J",
 	    "x y", "g/gemini-2.0-flash" };
 	static const char *codes[] = { "", "upstream", "rate-limited",
@@ -258,15 +259,13 @@ message(struct fin *f, uint32_t *type, uint32_t *peer, enum proc_id *role)
 		*type = IMSG_WORKER_METRIC;
 		ibuf_add_str(b, fin_u8(f) < 240 ? models[fin_u8(f) % 4] :
 		    fin_str(f, 140));
-		/*
-		 * Codes of a fixed few: more than METRICS_CODES different
-		 * ones overrun metrics.c's table (count_code), a bug of
-		 * bridged's to be fixed there first.
-		 */
-		ibuf_add_str(b, codes[fin_u8(f) % 7]);
+		/* Mostly known codes; some of many, so the tables fill. */
 		v = fin_u8(f);
-		ibuf_add_str(b, v < 192 ? "" : v < 240 ? "requests" :
-		    codes[v % 7]);
+		(void)snprintf(code, sizeof(code), "code-%u", fin_u8(f));
+		ibuf_add_str(b, v < 224 ? codes[v % 7] : code);
+		v = fin_u8(f);
+		ibuf_add_str(b, v < 192 ? "" : v < 224 ? "requests" :
+		    v < 240 ? codes[v % 7] : code);
 		ibuf_add_u64(b, fin_u8(f) < 240 ? fin_u16(f) : fin_u64(f));
 		ibuf_add_u64(b, fin_u8(f) < 240 ? fin_u16(f) : fin_u64(f));
 		ibuf_add_u64(b, fin_u16(f));

@@ -21,7 +21,7 @@
 #include "fuzz.h"
 #include "../unit/fts_check.h"
 
-#define IDENT_A	"3f1a9c0b22de0123456789abcdef0123456789abcdef0123456789abcdef"
+#define IDENT_A	"3f1a9c0b22de0123456789abcdef0123456789abcdef0123456789abcdef0123"
 #define IDENT_B	"00000000000000000000000000000000000000000000000000000000000000ff"
 
 static char	 dbpath[PATH_MAX];
