@@ -28,6 +28,7 @@ uint64_t	 fin_u64(struct fin *);
 const uint8_t	*fin_bytes(struct fin *, size_t, size_t *);
 /* A NUL-terminated copy of up to max bytes, in a static ring. */
 const char	*fin_str(struct fin *, size_t);
+const char	*fin_text(struct fin *, size_t);
 
 /*
  * A message as a peer would send it: the payload is either built by

@@ -88,6 +88,27 @@ fin_bytes(struct fin *f, size_t max, size_t *lenp)
 	return (p);
 }
 
+/* Printable ASCII (valid UTF-8) from the input, up to max bytes. */
+const char *
+fin_text(struct fin *f, size_t max)
+{
+	static char	 ring[4][512];
+	static int	 next;
+	const uint8_t	*p;
+	size_t		 i, n;
+	char		*s;
+
+	if (max >= sizeof(ring[0]))
+		max = sizeof(ring[0]) - 1;
+	p = fin_bytes(f, max, &n);
+	s = ring[next];
+	next = (next + 1) % 4;
+	for (i = 0; i < n; i++)
+		s[i] = p[i] >= 0x20 && p[i] < 0x7f ? p[i] : 'a' + p[i] % 26;
+	s[n] = '\0';
+	return (s);
+}
+
 /* A string: bytes up to the length, cut at a NUL, terminated. */
 const char *
 fin_str(struct fin *f, size_t max)

@@ -247,27 +247,6 @@ pick(struct fin *f, uint32_t type)
 	return (b < 230 ? last_id[type] + 1 : fin_u32(f));
 }
 
-/* Printable ASCII (valid UTF-8) from the input, up to max bytes. */
-static const char *
-fin_text(struct fin *f, size_t max)
-{
-	static char	 ring[4][512];
-	static int	 next;
-	const uint8_t	*p;
-	size_t		 i, n;
-	char		*s;
-
-	if (max >= sizeof(ring[0]))
-		max = sizeof(ring[0]) - 1;
-	p = fin_bytes(f, max, &n);
-	s = ring[next];
-	next = (next + 1) % 4;
-	for (i = 0; i < n; i++)
-		s[i] = p[i] >= 0x20 && p[i] < 0x7f ? p[i] : 'a' + p[i] % 26;
-	s[n] = '\0';
-	return (s);
-}
-
 /* What storage says: answers to what the worker asked, or anything. */
 static struct ibuf *
 from_storage(struct fin *f, uint32_t *type)
