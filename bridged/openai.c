@@ -227,11 +227,11 @@ oai_parse_event(const char *event, const char *data, size_t len,
 {
 	size_t		 n = len;
 
-	wire_event_init(ev);
 	while (n > 0 && (data[n - 1] == ' ' || data[n - 1] == '\n' ||
 	    data[n - 1] == '\r' || data[n - 1] == '\t'))
 		n--;
 	if (n == 6 && memcmp(data, "[DONE]", 6) == 0) {
+		wire_event_init(ev);
 		ev->end = 1;
 		return (0);
 	}
